@@ -1,0 +1,156 @@
+#include "format.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <sstream>
+
+namespace hetpipe::cli {
+
+std::string format_double(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, end);
+}
+
+nlohmann::json json_double(double v) {
+  if (!std::isfinite(v)) return format_double(v);
+  return v;
+}
+
+namespace {
+
+nlohmann::json json_value(const std::variant<double, std::int64_t, std::uint64_t>& v) {
+  return std::visit(
+      [](auto x) -> nlohmann::json {
+        if constexpr (std::is_same_v<decltype(x), double>)
+          return json_double(x);
+        else
+          return x;
+      },
+      v);
+}
+
+std::string text_value(const std::variant<double, std::int64_t, std::uint64_t>& v) {
+  return std::visit(
+      [](auto x) -> std::string {
+        if constexpr (std::is_same_v<decltype(x), double>)
+          return format_double(x);
+        else
+          return std::to_string(x);
+      },
+      v);
+}
+
+std::string shape_text(const std::vector<std::uint64_t>& shape) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+}  // namespace
+
+nlohmann::json to_json(const std::vector<stats_result>& results) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& r : results) {
+    nlohmann::json cols = nlohmann::json::array();
+    for (const auto& c : r.columns)
+      cols.push_back({{"count", c.count},
+                      {"nan_count", c.nan_count},
+                      {"min", json_value(c.min)},
+                      {"max", json_value(c.max)},
+                      {"sum", json_double(c.sum)},
+                      {"mean", json_double(c.mean)},
+                      {"variance", json_double(c.variance)},
+                      {"sample_variance", json_double(c.sample_variance)},
+                      {"std", json_double(c.std)}});
+    out.push_back({{"file", r.file},
+                   {"dtype", std::string(dtype_name(r.type))},
+                   {"shape", r.shape},
+                   {"columns", std::move(cols)}});
+  }
+  return out;
+}
+
+std::string to_table(const std::vector<stats_result>& results) {
+  std::ostringstream os;
+  const char* heads[] = {"column", "count", "nan", "min",      "max",
+                         "sum",    "mean",  "std", "variance", "sample_var"};
+  for (const auto& r : results) {
+    os << r.file << "  " << dtype_name(r.type) << " " << shape_text(r.shape) << "\n";
+    std::vector<std::vector<std::string>> rows;
+    rows.emplace_back(std::begin(heads), std::end(heads));
+    for (std::size_t i = 0; i < r.columns.size(); ++i) {
+      const auto& c = r.columns[i];
+      rows.push_back({std::to_string(i), std::to_string(c.count), std::to_string(c.nan_count),
+                      text_value(c.min), text_value(c.max), format_double(c.sum),
+                      format_double(c.mean), format_double(c.std), format_double(c.variance),
+                      format_double(c.sample_variance)});
+    }
+    std::vector<std::size_t> width(rows.front().size(), 0);
+    for (const auto& row : rows)
+      for (std::size_t k = 0; k < row.size(); ++k) width[k] = std::max(width[k], row[k].size());
+    for (const auto& row : rows) {
+      os << " ";
+      for (std::size_t k = 0; k < row.size(); ++k)
+        os << " " << std::string(width[k] - row[k].size(), ' ') << row[k];
+      os << "\n";
+    }
+  }
+  return os.str();
+}
+
+nlohmann::json to_json(const system_info& s) {
+  nlohmann::json devs = nlohmann::json::array();
+  for (const auto& d : s.devices)
+    devs.push_back({{"id", d.id},
+                    {"name", d.name},
+                    {"memory", d.total_memory},
+                    {"multiprocessors", d.multiprocessors},
+                    {"copy_engines", d.copy_engines},
+                    {"compute_capability", d.compute_capability}});
+  const auto& o = s.resolved;
+  return {{"version", s.version},
+          {"cuda_compiled", s.cuda_compiled},
+          {"cuda_architectures", s.cuda_architectures},
+          {"cuda_status", s.cuda_status},
+          {"devices", devs},
+          {"hardware_threads", s.hardware_threads},
+          {"device", std::string(device_mode_name(o.device))},
+          {"chunk_size", o.chunk_size},
+          {"slots", o.slots},
+          {"io_threads", o.io_threads},
+          {"cpu_lanes", s.cpu_lanes},
+          {"gpu_lanes", s.gpu_lanes},
+          {"gpu_buffers_per_lane", o.gpu_buffers},
+          {"host_pool_bytes", s.host_pool_bytes},
+          {"device_pool_bytes_per_gpu", s.device_pool_bytes}};
+}
+
+std::string to_text(const system_info& s) {
+  std::ostringstream os;
+  const auto& o = s.resolved;
+  os << "hetpipe " << s.version << "\n";
+  os << "build:    CUDA "
+     << (s.cuda_compiled ? "compiled in (sm_" + s.cuda_architectures + ")"
+                         : std::string("not compiled in"))
+     << ", OpenMP, libuv\n";
+  os << "cuda:     " << s.cuda_status << "\n";
+  if (s.devices.empty()) os << "devices:  none usable: CPU lanes only\n";
+  for (const auto& d : s.devices)
+    os << "device " << d.id << ": " << d.name << ", " << format_size(d.total_memory) << ", "
+       << d.multiprocessors << " SMs, " << d.copy_engines << " copy engines, sm_"
+       << d.compute_capability << "\n";
+  os << "host:     " << s.hardware_threads << " hardware threads\n";
+  os << "job:      --device " << device_mode_name(o.device) << ": " << s.cpu_lanes << " CPU lanes, "
+     << s.gpu_lanes << " GPU lanes (" << o.gpu_buffers << " device buffers each)\n";
+  os << "          --chunk-size " << format_size(o.chunk_size) << ", --slots " << o.slots
+     << " (host pool " << format_size(s.host_pool_bytes)
+     << (s.gpu_lanes ? ", pinned" : ", page-aligned") << "), --io-threads " << o.io_threads << "\n";
+  if (s.gpu_lanes)
+    os << "          device memory per GPU " << format_size(s.device_pool_bytes) << "\n";
+  return os.str();
+}
+
+}  // namespace hetpipe::cli

@@ -1,0 +1,23 @@
+// Text and JSON renderings of results for the command line.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <hetpipe/hetpipe.hpp>
+#include <nlohmann/json.hpp>
+
+namespace hetpipe::cli {
+
+// Shortest decimal text that parses back to the same double ("nan", "inf", "-inf" otherwise).
+std::string format_double(double v);
+// A double as JSON: a number that parses back to the same bits, or the strings "nan", "inf",
+// "-inf" (JSON has no non-finite numbers).
+nlohmann::json json_double(double v);
+
+nlohmann::json to_json(const std::vector<stats_result>& results);
+std::string to_table(const std::vector<stats_result>& results);
+nlohmann::json to_json(const system_info& s);
+std::string to_text(const system_info& s);
+
+}  // namespace hetpipe::cli

@@ -1,0 +1,198 @@
+#include "gen.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <vector>
+
+#include <hetpipe/error.hpp>
+
+namespace hetpipe::cli {
+
+namespace {
+
+// splitmix64: tiny, fast, and its output is fixed by the seed on every platform.
+struct rng {
+  std::uint64_t state;
+  std::uint64_t next() {
+    std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [0, 1) with 53 random bits: exact integer arithmetic, no libm.
+  double uniform() { return static_cast<double>(next() >> 11) * 0x1p-53; }
+  // Approximately normal(0, 1): sum of 12 uniforms minus 6 (Irwin–Hall), still libm-free.
+  double normal() {
+    double s = 0;
+    for (int i = 0; i < 12; ++i) s += uniform();
+    return s - 6.0;
+  }
+};
+
+double hard_value(rng& r) {
+  static const double special[] = {0.0,
+                                   -0.0,
+                                   1e300,
+                                   -1e300,
+                                   1e-300,
+                                   std::numeric_limits<double>::denorm_min(),
+                                   std::numeric_limits<double>::infinity(),
+                                   -std::numeric_limits<double>::infinity(),
+                                   std::numeric_limits<double>::quiet_NaN(),
+                                   1e16,
+                                   -1e16,
+                                   1.0};
+  const std::uint64_t k = r.next() % 64;
+  if (k < std::size(special)) return special[k];
+  return std::ldexp(r.uniform() - 0.5, static_cast<int>(r.next() % 200) - 100);
+}
+
+template <class T>
+void put(std::byte* out, double v, rng& r, const std::string& dist) {
+  T x;
+  if constexpr (std::is_floating_point_v<T>) {
+    x = static_cast<T>(v);
+  } else if (dist == "hard") {
+    x = static_cast<T>(r.next());  // every bit pattern, extremes included
+  } else {
+    const double lo = static_cast<double>(std::numeric_limits<T>::min());
+    const double hi = static_cast<double>(std::numeric_limits<T>::max());
+    const double span = std::is_signed_v<T> ? 1000.0 : 500.0;
+    const double c = std::is_signed_v<T> ? 0.0 : 1000.0;
+    x = static_cast<T>(std::clamp(std::round(c + v * span), lo, hi));
+  }
+  std::memcpy(out, &x, sizeof x);
+}
+
+std::string npy_descr(dtype t) {
+  switch (t) {
+    case dtype::u8:
+      return "|u1";
+    case dtype::i8:
+      return "|i1";
+    case dtype::u16:
+      return "<u2";
+    case dtype::i16:
+      return "<i2";
+    case dtype::u32:
+      return "<u4";
+    case dtype::i32:
+      return "<i4";
+    case dtype::u64:
+      return "<u8";
+    case dtype::i64:
+      return "<i8";
+    case dtype::f32:
+      return "<f4";
+    default:
+      return "<f8";
+  }
+}
+
+}  // namespace
+
+void generate(const gen_spec& spec) {
+  namespace fs = std::filesystem;
+  const fs::path out(spec.output);
+  const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  std::string tmpl = (dir / ("." + out.filename().string() + ".hetpipe-XXXXXX")).string();
+  const int fd = ::mkstemp(tmpl.data());
+  if (fd < 0) throw io_error(spec.output, std::strerror(errno), -errno);
+  FILE* f = ::fdopen(fd, "wb");
+  auto fail = [&](const std::string& why) {
+    if (f) std::fclose(f);
+    ::unlink(tmpl.c_str());
+    throw io_error(spec.output, why);
+  };
+  if (!f) fail("cannot open the temporary file");
+  if (spec.npy) {
+    std::string shape =
+        spec.cols == 1 ? "(" + std::to_string(spec.rows) + ",)"
+                       : "(" + std::to_string(spec.rows) + ", " + std::to_string(spec.cols) + ")";
+    std::string header = "{'descr': '" + npy_descr(spec.type) +
+                         "', 'fortran_order': False, 'shape': " + shape + ", }";
+    const std::size_t total = 10 + header.size() + 1;
+    header.append((64 - total % 64) % 64, ' ');
+    header.push_back('\n');
+    const auto len = static_cast<std::uint16_t>(header.size());
+    const unsigned char pre[10] = {0x93,
+                                   'N',
+                                   'U',
+                                   'M',
+                                   'P',
+                                   'Y',
+                                   1,
+                                   0,
+                                   static_cast<unsigned char>(len & 0xff),
+                                   static_cast<unsigned char>(len >> 8)};
+    if (std::fwrite(pre, 1, 10, f) != 10 ||
+        std::fwrite(header.data(), 1, header.size(), f) != header.size())
+      fail("write failed");
+  }
+  rng r{spec.seed};
+  const std::size_t size = dtype_size(spec.type);
+  const std::uint64_t total = spec.rows * spec.cols;
+  std::vector<std::byte> buf(std::size_t{1} << 22);
+  const std::size_t per_block = buf.size() / size;
+  for (std::uint64_t done = 0; done < total;) {
+    const std::size_t n =
+        static_cast<std::size_t>(std::min<std::uint64_t>(per_block, total - done));
+    for (std::size_t i = 0; i < n; ++i) {
+      const double v = spec.dist == "uniform" ? r.uniform()
+                       : spec.dist == "hard"  ? hard_value(r)
+                                              : r.normal();
+      std::byte* p = buf.data() + i * size;
+      switch (spec.type) {
+        case dtype::u8:
+          put<std::uint8_t>(p, v, r, spec.dist);
+          break;
+        case dtype::i8:
+          put<std::int8_t>(p, v, r, spec.dist);
+          break;
+        case dtype::u16:
+          put<std::uint16_t>(p, v, r, spec.dist);
+          break;
+        case dtype::i16:
+          put<std::int16_t>(p, v, r, spec.dist);
+          break;
+        case dtype::u32:
+          put<std::uint32_t>(p, v, r, spec.dist);
+          break;
+        case dtype::i32:
+          put<std::int32_t>(p, v, r, spec.dist);
+          break;
+        case dtype::u64:
+          put<std::uint64_t>(p, v, r, spec.dist);
+          break;
+        case dtype::i64:
+          put<std::int64_t>(p, v, r, spec.dist);
+          break;
+        case dtype::f32:
+          put<float>(p, v, r, spec.dist);
+          break;
+        case dtype::f64:
+          put<double>(p, v, r, spec.dist);
+          break;
+      }
+    }
+    if (std::fwrite(buf.data(), size, n, f) != n) fail(std::strerror(errno));
+    done += n;
+  }
+  if (std::fflush(f) != 0 || ::fsync(::fileno(f)) != 0) fail(std::strerror(errno));
+  if (std::fclose(f) != 0) {
+    f = nullptr;
+    fail(std::strerror(errno));
+  }
+  f = nullptr;
+  if (std::rename(tmpl.c_str(), spec.output.c_str()) != 0) fail(std::strerror(errno));
+}
+
+}  // namespace hetpipe::cli

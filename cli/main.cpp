@@ -1,0 +1,165 @@
+// The hetpipe command: argument parsing, output formatting, exit codes. Uses the public API only.
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <hetpipe/hetpipe.hpp>
+
+#include "format.hpp"
+#include "gen.hpp"
+
+namespace {
+
+std::atomic<bool> g_cancel{false};
+
+struct common {
+  std::string chunk_size, device = "auto", trace;
+  unsigned slots = 0, io_threads = 0, cpu_threads = 0, gpu_lanes = 0;
+  bool progress = false, no_progress = false, json = false;
+  int verbose = 0;
+
+  void add(CLI::App* app) {
+    app->add_option("--chunk-size", chunk_size, "bytes per chunk (K/M/G suffixes; default 4M)");
+    app->add_option("--slots", slots, "pinned host slots in the pool (default: from threads)");
+    app->add_option("--io-threads", io_threads, "libuv thread-pool size (default: cores, 4..16)");
+    app->add_option("--cpu-threads", cpu_threads, "CPU lanes (default: cores)");
+    app->add_option("--gpu-lanes", gpu_lanes, "GPU lanes per device (default 2)");
+    app->add_option("--device", device, "auto | cpu | gpu")
+        ->check(CLI::IsMember({"auto", "cpu", "gpu"}));
+    app->add_flag("--progress", progress, "show progress on stderr (default when a terminal)");
+    app->add_flag("--no-progress", no_progress, "never show progress");
+    app->add_flag("--json", json, "print the result as JSON");
+    app->add_option("--trace", trace, "write a Chrome trace-event JSON (open it in Perfetto)");
+    app->add_flag("-v,--verbose", verbose, "busy time per stage and lane on stderr");
+  }
+  hetpipe::options to_options() const {
+    hetpipe::options o;
+    if (!chunk_size.empty()) o.chunk_size = hetpipe::parse_size(chunk_size);
+    o.slots = slots;
+    o.io_threads = io_threads;
+    o.cpu_threads = cpu_threads;
+    o.gpu_lanes = gpu_lanes;
+    o.device = *hetpipe::parse_device_mode(device);
+    o.progress = !no_progress && (progress || ::isatty(STDERR_FILENO));
+    o.trace_path = trace;
+    o.verbose = verbose;
+    o.cancel = &g_cancel;
+    return o;
+  }
+};
+
+std::vector<hetpipe::input> to_inputs(const std::vector<std::string>& files) {
+  std::vector<hetpipe::input> in;
+  for (const auto& f : files) in.push_back({f, 0, std::nullopt});
+  return in;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "hetpipe: stream files through CPU threads and CUDA GPUs at the speed of the hardware"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("hetpipe ") + hetpipe::info({}).version);
+
+  common stats_opt;
+  std::vector<std::string> stats_files;
+  std::string stats_dtype;
+  auto* stats = app.add_subcommand("stats", "exact column statistics of .npy or raw binary files");
+  stats->add_option("files", stats_files, "files (.npy, or raw with --dtype; - = stdin)")
+      ->required();
+  stats->add_option("--dtype", stats_dtype,
+                    "element type of raw files: u8 i8 u16 i16 u32 i32 u64 i64 f32 f64");
+  stats_opt.add(stats);
+
+  common info_opt;
+  auto* info =
+      app.add_subcommand("info", "build, devices, and the lanes and pools a job would use");
+  info_opt.add(info);
+
+  common bench_opt;
+  std::vector<std::string> bench_files;
+  auto* bench = app.add_subcommand("bench", "measurements");
+  bench->require_subcommand(1);
+  auto* bench_read =
+      bench->add_subcommand("read", "read-only pass through the pipeline: the ceiling");
+  bench_read->add_option("files", bench_files, "files to read")->required();
+  bench_opt.add(bench_read);
+
+  hetpipe::cli::gen_spec gen;
+  std::string gen_dtype = "f32", gen_count;
+  auto* gen_cmd = app.add_subcommand("gen", "write deterministic sample data");
+  gen_cmd->add_option("--dtype", gen_dtype, "element type")->required();
+  gen_cmd->add_option("--rows", gen_count, "rows (elements for 1-D); K/M/G suffixes")->required();
+  gen_cmd->add_option("--cols", gen.cols, "columns (2-D .npy)");
+  gen_cmd->add_flag("--npy", gen.npy, "write a .npy file");
+  gen_cmd->add_option("--seed", gen.seed, "random seed");
+  gen_cmd->add_option("--dist", gen.dist, "normal | uniform | hard")
+      ->check(CLI::IsMember({"normal", "uniform", "hard"}));
+  gen_cmd->add_option("-o,--output", gen.output, "output file")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  hetpipe::install_signal_handlers(&g_cancel);
+  try {
+    if (*stats) {
+      std::optional<hetpipe::dtype> t;
+      if (!stats_dtype.empty()) {
+        t = hetpipe::parse_dtype(stats_dtype);
+        if (!t) throw hetpipe::usage_error("unknown --dtype '" + stats_dtype + "'");
+      }
+      const auto results = hetpipe::stats(stats_files, t, stats_opt.to_options());
+      if (stats_opt.json)
+        std::cout << hetpipe::cli::to_json(results).dump(2) << "\n";
+      else
+        std::cout << hetpipe::cli::to_table(results);
+    } else if (*info) {
+      const auto s = hetpipe::info(info_opt.to_options());
+      if (info_opt.json)
+        std::cout << hetpipe::cli::to_json(s).dump(2) << "\n";
+      else
+        std::cout << hetpipe::cli::to_text(s);
+    } else if (*bench_read) {
+      hetpipe::job_report rep;
+      const std::uint64_t bytes =
+          hetpipe::read_only(to_inputs(bench_files), bench_opt.to_options(), &rep);
+      const double gbps = rep.seconds > 0 ? static_cast<double>(bytes) / rep.seconds * 1e-9 : 0;
+      if (bench_opt.json)
+        std::cout
+            << nlohmann::json{{"bytes", bytes}, {"seconds", rep.seconds}, {"gb_per_s", gbps}}.dump()
+            << "\n";
+      else
+        std::printf("read %s in %.3f s: %.2f GB/s (%u CPU lanes, %u io threads, chunk %s)\n",
+                    hetpipe::format_size(bytes).c_str(), rep.seconds, gbps, rep.cpu_lanes,
+                    rep.resolved.io_threads, hetpipe::format_size(rep.resolved.chunk_size).c_str());
+    } else if (*gen_cmd) {
+      const auto t = hetpipe::parse_dtype(gen_dtype);
+      if (!t) throw hetpipe::usage_error("unknown --dtype '" + gen_dtype + "'");
+      gen.type = *t;
+      gen.rows = hetpipe::parse_size(gen_count);
+      if (gen.cols == 0) throw hetpipe::usage_error("--cols must be at least 1");
+      if (gen.cols > 1) gen.npy = true;
+      hetpipe::cli::generate(gen);
+    }
+  } catch (const hetpipe::cancelled&) {
+    std::fprintf(stderr, "hetpipe: interrupted\n");
+    return 130;
+  } catch (const hetpipe::usage_error& e) {
+    std::fprintf(stderr, "hetpipe: %s\n", e.what());
+    return 2;
+  } catch (const hetpipe::error& e) {
+    std::fprintf(stderr, "hetpipe: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "hetpipe: internal error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,12 @@
+# Every dependency comes from a Debian package listed in scripts/deps.txt.
+find_package(Threads REQUIRED)
+find_package(OpenMP REQUIRED COMPONENTS CXX)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(LIBUV REQUIRED IMPORTED_TARGET libuv)
+pkg_check_modules(GMP REQUIRED IMPORTED_TARGET gmp gmpxx)
+find_package(CLI11 CONFIG REQUIRED)
+find_package(nlohmann_json CONFIG REQUIRED)
+if(HETPIPE_TESTS)
+  find_package(Catch2 CONFIG REQUIRED)
+  pkg_check_modules(MPFR REQUIRED IMPORTED_TARGET mpfr)
+endif()

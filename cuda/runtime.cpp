@@ -1,0 +1,252 @@
+// CUDA runtime wrappers behind cuda/runtime.hpp. Plain C++ against the runtime API (no kernels),
+// compiled with the toolkit's include directory.
+#include "cuda/runtime.hpp"
+
+#include <cuda_runtime_api.h>
+
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <hetpipe/error.hpp>
+
+#include "cuda/check.cuh"
+
+namespace hetpipe::cuda {
+
+namespace detail {
+
+void throw_cuda_error(cudaError_t err, const char* call, const char* file, int line) {
+  (void)cudaGetLastError();
+  const std::string_view path(file);
+  const std::string_view base =
+      path.substr(path.find_last_of('/') +
+                  1);  // npos + 1 == 0  // clear a non-sticky error so it is reported once only
+  std::string msg = std::string(call) + " failed: " + cudaGetErrorString(err) + " (" +
+                    cudaGetErrorName(err) + ") at " + std::string(base) + ":" +
+                    std::to_string(line);
+  throw gpu_error(std::move(msg), static_cast<int>(err));
+}
+
+}  // namespace detail
+
+namespace {
+
+cudaStream_t to_stream(const stream& s) noexcept {
+  return static_cast<cudaStream_t>(s.handle());
+}
+
+std::string version_string(int v) {
+  return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10);
+}
+
+}  // namespace
+
+int device_count() noexcept {
+  int n = 0;  // cudaGetDeviceCount may leave it untouched when it fails
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+std::vector<device_info> devices() noexcept {
+  std::vector<device_info> out;
+  const int n = device_count();
+  if (n == 0) return out;
+  int previous = 0;
+  const bool restore = cudaGetDevice(&previous) == cudaSuccess;
+  try {
+    for (int i = 0; i < n; ++i) {
+      cudaDeviceProp prop{};
+      if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) continue;
+      device_info d;
+      d.id = i;
+      d.name = prop.name;
+      d.total_mem = prop.totalGlobalMem;
+      d.sms = prop.multiProcessorCount;
+      d.copy_engines = prop.asyncEngineCount;
+      d.cc_major = prop.major;
+      d.cc_minor = prop.minor;
+      std::size_t free_b = 0, total_b = 0;
+      if (cudaSetDevice(i) == cudaSuccess && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
+        d.free_mem = free_b;
+      out.push_back(std::move(d));
+    }
+  } catch (...) {  // std::bad_alloc: report what was gathered
+  }
+  if (restore) (void)cudaSetDevice(previous);
+  (void)cudaGetLastError();
+  return out;
+}
+
+std::string runtime_status() {
+  int rt = 0, drv = 0;
+  (void)cudaRuntimeGetVersion(&rt);
+  (void)cudaDriverGetVersion(&drv);  // 0 when no driver is installed
+  std::string s = "CUDA " + version_string(rt) + " runtime";
+  int n = 0;
+  const cudaError_t err = cudaGetDeviceCount(&n);
+  (void)cudaGetLastError();
+  if (drv == 0) return s + ", no CUDA driver (" + cudaGetErrorName(err) + ")";
+  s += ", driver " + version_string(drv);
+  if (err != cudaSuccess)
+    return s + ", no usable device (" + cudaGetErrorName(err) + ": " + cudaGetErrorString(err) +
+           ")";
+  return s + ", " + std::to_string(n) + (n == 1 ? " device" : " devices");
+}
+
+void* pinned_alloc(std::size_t bytes) {
+  if (bytes == 0) return nullptr;
+  void* p = nullptr;
+  HETPIPE_CUDA_CHECK(cudaHostAlloc(&p, bytes, cudaHostAllocPortable));
+  return p;
+}
+
+void pinned_free(void* h_ptr) noexcept {
+  if (h_ptr != nullptr && cudaFreeHost(h_ptr) != cudaSuccess) (void)cudaGetLastError();
+}
+
+void set_device(int device) {
+  HETPIPE_CUDA_CHECK(cudaSetDevice(device));
+}
+
+pinned_buffer& pinned_buffer::operator=(pinned_buffer&& o) noexcept {
+  if (this != &o) {
+    pinned_free(p_);
+    p_ = std::exchange(o.p_, nullptr);
+    n_ = std::exchange(o.n_, 0);
+  }
+  return *this;
+}
+
+// ---- stream
+
+stream::stream(int device) : device_(device) {
+  HETPIPE_CUDA_CHECK(cudaSetDevice(device));
+  cudaStream_t s = nullptr;
+  HETPIPE_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  h_ = s;
+}
+
+stream::~stream() {
+  if (h_ != nullptr && cudaStreamDestroy(static_cast<cudaStream_t>(h_)) != cudaSuccess)
+    (void)cudaGetLastError();
+}
+
+stream::stream(stream&& o) noexcept : h_(std::exchange(o.h_, nullptr)), device_(o.device_) {}
+
+stream& stream::operator=(stream&& o) noexcept {
+  if (this != &o) {
+    stream old(std::move(*this));  // destroyed at the end of this scope
+    h_ = std::exchange(o.h_, nullptr);
+    device_ = o.device_;
+  }
+  return *this;
+}
+
+void stream::synchronize() {
+  HETPIPE_CUDA_CHECK(cudaStreamSynchronize(to_stream(*this)));
+}
+
+bool stream::idle() const {
+  const cudaError_t err = cudaStreamQuery(static_cast<cudaStream_t>(h_));
+  if (err == cudaErrorNotReady) return false;
+  HETPIPE_CUDA_CHECK(err);
+  return true;
+}
+
+// ---- event
+
+event::event(bool timing) {
+  cudaEvent_t e = nullptr;
+  HETPIPE_CUDA_CHECK(
+      cudaEventCreateWithFlags(&e, timing ? cudaEventDefault : cudaEventDisableTiming));
+  h_ = e;
+}
+
+event::~event() {
+  if (h_ != nullptr && cudaEventDestroy(static_cast<cudaEvent_t>(h_)) != cudaSuccess)
+    (void)cudaGetLastError();
+}
+
+event::event(event&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
+
+event& event::operator=(event&& o) noexcept {
+  if (this != &o) {
+    event old(std::move(*this));
+    h_ = std::exchange(o.h_, nullptr);
+  }
+  return *this;
+}
+
+void event::record(const stream& s) {
+  HETPIPE_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(h_), to_stream(s)));
+}
+
+void event::make_wait(const stream& s) const {
+  HETPIPE_CUDA_CHECK(cudaStreamWaitEvent(to_stream(s), static_cast<cudaEvent_t>(h_), 0));
+}
+
+void event::synchronize() const {
+  HETPIPE_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(h_)));
+}
+
+bool event::ready() const {
+  const cudaError_t err = cudaEventQuery(static_cast<cudaEvent_t>(h_));
+  if (err == cudaErrorNotReady) return false;
+  HETPIPE_CUDA_CHECK(err);
+  return true;
+}
+
+float elapsed_ms(const event& start, const event& end) {
+  float ms = 0;
+  HETPIPE_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start.handle()),
+                                          static_cast<cudaEvent_t>(end.handle())));
+  return ms;
+}
+
+// ---- device memory
+
+device_buffer::device_buffer(std::size_t bytes) {
+  if (bytes == 0) return;
+  HETPIPE_CUDA_CHECK(cudaMalloc(&p_, bytes));
+  n_ = bytes;
+}
+
+device_buffer::~device_buffer() {
+  if (p_ != nullptr && cudaFree(p_) != cudaSuccess) (void)cudaGetLastError();
+}
+
+device_buffer& device_buffer::operator=(device_buffer&& o) noexcept {
+  if (this != &o) {
+    device_buffer old(std::move(*this));
+    p_ = std::exchange(o.p_, nullptr);
+    n_ = std::exchange(o.n_, 0);
+  }
+  return *this;
+}
+
+void copy_h2d_async(void* d_dst, const void* h_src, std::size_t n, const stream& s) {
+  if (n == 0) return;
+  HETPIPE_CUDA_CHECK(cudaMemcpyAsync(d_dst, h_src, n, cudaMemcpyHostToDevice, to_stream(s)));
+}
+
+void copy_d2h_async(void* h_dst, const void* d_src, std::size_t n, const stream& s) {
+  if (n == 0) return;
+  HETPIPE_CUDA_CHECK(cudaMemcpyAsync(h_dst, d_src, n, cudaMemcpyDeviceToHost, to_stream(s)));
+}
+
+void copy_d2h_async(void* h_dst, const void* d_src, std::size_t n, void* stream_handle) {
+  if (n == 0) return;
+  HETPIPE_CUDA_CHECK(cudaMemcpyAsync(h_dst, d_src, n, cudaMemcpyDeviceToHost,
+                                     static_cast<cudaStream_t>(stream_handle)));
+}
+
+void memset_async(void* d_ptr, int value, std::size_t n, const stream& s) {
+  if (n == 0) return;
+  HETPIPE_CUDA_CHECK(cudaMemsetAsync(d_ptr, value, n, to_stream(s)));
+}
+
+}  // namespace hetpipe::cuda

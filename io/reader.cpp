@@ -1,0 +1,907 @@
+// io::reader: one libuv loop on its own thread reads every input into pool slots.
+//
+// Framing rules (chunk ranges are nominal [a, b) in the input's data region, b = a + C):
+//   records     C = chunk_size rounded down to a record multiple (at least one record); the region
+//               size must be a multiple of the record size.
+//   whole_file  one chunk per non-empty input; an input larger than chunk_size is an error.
+//   lines       a record starts at 0 or after '\n'; a chunk owns the records that start in [a, b)
+//               and reads past b to finish its last one. A line's content (without its '\n') is at
+//               most max_record bytes, else input_error. When no record starts in [a, b) (a line
+//               longer than the chunk size, only possible when max_record >= chunk_size) the chunk
+//               is still delivered, with size 0, so that seq stays gapless.
+// Sequence numbers are given in reader order: a positional chunk gets its seq when its read is
+// issued, a sequential source's chunk when it is delivered (its input is then the current one).
+// Open and framing errors are raised when their input becomes current, so the first bad input in
+// order is the one reported, whatever order the opens finished in.
+#include "io/reader.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include "hetpipe/error.hpp"
+#include "io/uv_util.hpp"
+
+namespace hetpipe::io {
+
+namespace {
+
+// Sequential sources read this much ahead of a full chunk to learn whether it is the last one.
+constexpr std::size_t probe_bytes = 64 << 10;
+// Lines framing first reads this far past b (most lines end there); then doubles up to max_record.
+constexpr std::size_t lines_first_ext = 4096;
+
+std::string num(std::uint64_t v) {
+  return std::to_string(v);
+}
+
+// data[0, len) starts at a record start. True when no line's content exceeds max_record; an
+// unterminated remainder is accepted if it is no longer than max_record (the caller only passes
+// one at the end of the input).
+bool lines_within(const std::byte* data, std::size_t len, std::size_t max_record) {
+  std::size_t p = 0;
+  while (p < len) {
+    std::size_t w = std::min(len - p, max_record + 1);
+    const void* q = ::memrchr(data + p, '\n', w);
+    if (!q) return len - p <= max_record;
+    p = static_cast<std::size_t>(static_cast<const std::byte*>(q) - data) + 1;
+  }
+  return true;
+}
+
+std::exception_ptr line_too_long(const std::string& path, std::size_t max_record) {
+  return std::make_exception_ptr(
+      input_error(path, "a line longer than max_record bytes (" + num(max_record) + ")"));
+}
+
+std::exception_ptr uv_failure(const std::string& path, int code) {
+  return std::make_exception_ptr(io_error(path, detail::uv_words(code), code));
+}
+
+// Shared with the pool's listener: a release may still be running the listener after the reader
+// has gone, so the listener holds this, not the reader.
+struct waker {
+  std::mutex mu;
+  uv_async_t* async = nullptr;
+  void wake() {
+    std::lock_guard lk(mu);
+    if (async) uv_async_send(async);
+  }
+};
+
+}  // namespace
+
+struct input_state;
+
+struct read_op {  // one positional chunk read (several uv_fs_read calls when reads come up short)
+  uv_fs_t req;
+  reader::impl* self = nullptr;
+  input_state* in = nullptr;
+  unsigned slot = 0;
+  std::byte* base = nullptr;
+  chunk_info info;
+  std::uint64_t r0 = 0;   // region offset of slot byte 0
+  std::uint64_t pos = 0;  // region offset read up to
+  std::uint64_t end = 0;  // read target (exclusive)
+  // lines framing
+  std::uint64_t a = 0, b = 0, max_end = 0, s = 0, e_end = 0, search_from = 0;
+  bool s_known = false, owns_nothing = false;
+  std::size_t step = 0;
+};
+
+struct input_state {
+  enum class state { opening, ready, failed, reopen };
+  std::size_t index = 0;
+  const source* src = nullptr;
+  framing fr;
+  reader::impl* self = nullptr;
+  uv_fs_t req;  // stat, open and sequential reads: one at a time
+  bool req_busy = false;
+  bool reopening = false;
+  state st = state::opening;
+  std::exception_ptr err;
+  uv_file fd = -1;
+  bool owns_fd = true;
+  bool sequential = false;
+  bool issue_done = false;
+  unsigned inflight = 0;  // positional reads in flight
+  // positional
+  std::uint64_t region = 0, chunk_bytes = 0, n_chunks = 0, next_chunk = 0;
+  // sequential
+  struct {
+    std::uint64_t skip_left = 0;
+    std::optional<std::uint64_t> remaining;
+    std::vector<std::byte> scratch, carry;
+    bool has_slot = false, eof = false, probing = false, probe_done = false;
+    unsigned slot = 0;
+    std::byte* base = nullptr;
+    std::size_t have = 0, target = 0, ready_len = 0, probe_n = 0;
+    std::uint64_t index = 0, offset = 0;
+  } q;
+};
+
+struct reader::impl {
+  std::vector<source> inputs;
+  std::function<framing(std::size_t)> frame;
+  slot_pool& pool;
+  reader_config cfg;
+
+  std::function<void(chunk)> on_chunk;
+  std::function<void(std::exception_ptr)> on_done;
+
+  uv_loop_t loop;
+  uv_async_t async;
+  std::shared_ptr<waker> wk = std::make_shared<waker>();
+  std::thread thread;
+  bool started = false;
+
+  std::atomic<bool> cancel_requested{false};
+  std::atomic<std::uint64_t> retired{0};
+
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  bool done = false;
+
+  // Loop-thread state.
+  std::exception_ptr error;
+  bool finishing = false;
+  bool cancels_sent = false;
+  std::map<std::size_t, std::unique_ptr<input_state>> live;  // opened or opening, by input index
+  std::size_t next_open = 0, cur = 0;
+  std::uint64_t next_seq = 0;
+  std::uint64_t charged = 0;  // chunks holding a slot or delivered (window accounting)
+  unsigned active = 0;        // chunk reads in progress (max_inflight)
+  std::size_t reqs = 0;       // uv requests pending
+  std::vector<std::unique_ptr<read_op>> ops;
+  std::vector<read_op*> free_ops;
+
+  impl(std::vector<source> in, std::function<framing(std::size_t)> f, slot_pool& p, reader_config c)
+      : inputs(std::move(in)), frame(std::move(f)), pool(p), cfg(c) {
+    cfg.max_inflight = std::max(1u, cfg.max_inflight);
+    cfg.max_open_files = std::max(1u, cfg.max_open_files);
+    cfg.window = std::max<std::uint64_t>(1, cfg.window);
+  }
+
+  void fail(std::exception_ptr e) {
+    if (!error) error = std::move(e);
+  }
+
+  bool may_take_chunk() const {
+    return active < cfg.max_inflight &&
+           charged - retired.load(std::memory_order_acquire) < cfg.window;
+  }
+
+  // ---- opening -------------------------------------------------------------------------------
+
+  void open_ahead() {
+    while (!error && next_open < inputs.size() && live.size() < cfg.max_open_files) {
+      auto st = std::make_unique<input_state>();
+      input_state& in = *st;
+      in.index = next_open;
+      in.src = &inputs[next_open];
+      in.self = this;
+      live.emplace(next_open, std::move(st));
+      ++next_open;
+      try {
+        in.fr = frame(in.index);
+      } catch (...) {
+        in.st = input_state::state::failed;
+        in.err = std::current_exception();
+        continue;
+      }
+      if (in.src->path == "-") {
+        in.fd = 0;
+        in.owns_fd = false;
+        become_sequential(in);
+        continue;
+      }
+      // stat first, open after: opening a FIFO ahead would block a thread-pool thread until its
+      // writer comes (and an early open and close is visible to that writer). FIFOs and devices
+      // are opened when they become current.
+      submit_stat(in);
+    }
+  }
+
+  void submit_stat(input_state& in) {
+    in.req.data = &in;
+    int rc = uv_fs_stat(&loop, &in.req, in.src->path.c_str(), [](uv_fs_t* r) {
+      auto* in = static_cast<input_state*>(r->data);
+      in->self->on_stat(*in);
+    });
+    if (rc < 0) {
+      uv_fs_req_cleanup(&in.req);
+      in.st = input_state::state::failed;
+      in.err = uv_failure(in.src->path, rc);
+      return;
+    }
+    in.req_busy = true;
+    in.st = input_state::state::opening;
+    ++reqs;
+  }
+
+  void submit_open(input_state& in, int flags) {
+    in.req.data = &in;
+    int rc = uv_fs_open(&loop, &in.req, in.src->path.c_str(), flags, 0, [](uv_fs_t* r) {
+      auto* in = static_cast<input_state*>(r->data);
+      in->self->on_open(*in);
+    });
+    if (rc < 0) {
+      uv_fs_req_cleanup(&in.req);
+      in.st = input_state::state::failed;
+      in.err = uv_failure(in.src->path, rc);
+      return;
+    }
+    in.req_busy = true;
+    in.st = input_state::state::opening;
+    ++reqs;
+  }
+
+  void on_open(input_state& in) {
+    --reqs;
+    in.req_busy = false;
+    auto result = in.req.result;
+    uv_fs_req_cleanup(&in.req);
+    if (result < 0) {
+      in.st = input_state::state::failed;
+      in.err = uv_failure(in.src->path, int(result));
+    } else {
+      in.fd = uv_file(result);
+      if (error) {
+        in.st = input_state::state::failed;  // closed by finish()
+      } else if (in.reopening) {
+        become_sequential(in);
+      } else {
+        in.st = input_state::state::ready;
+      }
+    }
+    pump();
+  }
+
+  void on_stat(input_state& in) {
+    --reqs;
+    in.req_busy = false;
+    auto result = in.req.result;
+    uv_stat_t sb = in.req.statbuf;
+    uv_fs_req_cleanup(&in.req);
+    if (result < 0) {
+      in.st = input_state::state::failed;
+      in.err = uv_failure(in.src->path, int(result));
+    } else if (S_ISDIR(sb.st_mode)) {
+      in.st = input_state::state::failed;
+      in.err = std::make_exception_ptr(io_error(in.src->path, "is a directory", UV_EISDIR));
+    } else if (S_ISREG(sb.st_mode)) {
+      // The size seen here is the one the chunks are cut from; a file that shrinks later is an
+      // error at its read.
+      if (setup_positional(in, sb.st_size)) {
+        if (in.n_chunks == 0)
+          in.st = input_state::state::ready;  // empty: nothing to open
+        else if (!error)
+          submit_open(in, O_RDONLY);
+      }
+    } else {
+      in.st = input_state::state::reopen;  // FIFO, device: opened when it becomes current
+    }
+    pump();
+  }
+
+  // Slot-size requirements; a usage_error when the pool cannot hold a chunk.
+  bool check_slots(input_state& in, std::uint64_t need) {
+    if (pool.slot_bytes() >= need) return true;
+    in.st = input_state::state::failed;
+    in.err = std::make_exception_ptr(usage_error("slots of " + num(pool.slot_bytes()) +
+                                                 " bytes cannot hold a chunk of " + in.src->path +
+                                                 " (" + num(need) + " bytes needed)"));
+    return false;
+  }
+
+  std::uint64_t nominal_chunk(const framing& fr) const {
+    switch (fr.kind) {
+      case framing_kind::records:
+        return std::max<std::uint64_t>(fr.record_size,
+                                       cfg.chunk_size / fr.record_size * fr.record_size);
+      case framing_kind::whole_file:
+        return cfg.chunk_size;
+      case framing_kind::lines:
+        return cfg.chunk_size;
+    }
+    return cfg.chunk_size;
+  }
+
+  std::uint64_t slot_need(const framing& fr) const {
+    std::uint64_t c = nominal_chunk(fr);
+    return fr.kind == framing_kind::lines ? c + fr.max_record + 1 : c;
+  }
+
+  bool framing_valid(input_state& in) {
+    if (in.fr.kind == framing_kind::records && in.fr.record_size == 0) {
+      in.st = input_state::state::failed;
+      in.err = std::make_exception_ptr(usage_error("a record size of 0 bytes"));
+      return false;
+    }
+    return check_slots(in, slot_need(in.fr));
+  }
+
+  // False when the input is refused.
+  bool setup_positional(input_state& in, std::uint64_t size) {
+    const auto& path = in.src->path;
+    auto bad = [&](std::string reason) {
+      in.st = input_state::state::failed;
+      in.err = std::make_exception_ptr(input_error(path, std::move(reason)));
+      return false;
+    };
+    std::uint64_t off = in.src->offset;
+    if (off > size)
+      return bad("the data region starts at byte " + num(off) + ", beyond the end of the file (" +
+                 num(size) + " bytes)");
+    if (in.src->length && *in.src->length > size - off)
+      return bad("the data region (" + num(*in.src->length) + " bytes from byte " + num(off) +
+                 ") goes beyond the end of the file (" + num(size) + " bytes)");
+    if (!framing_valid(in)) return false;
+    in.region = in.src->length ? *in.src->length : size - off;
+    in.chunk_bytes = nominal_chunk(in.fr);
+    if (in.fr.kind == framing_kind::records && in.region % in.fr.record_size != 0)
+      return bad("size " + num(in.region) + " is not a multiple of the record size " +
+                 num(in.fr.record_size));
+    if (in.fr.kind == framing_kind::whole_file) {
+      if (in.region > cfg.chunk_size)
+        return bad("larger than the chunk size (" + num(cfg.chunk_size) +
+                   " bytes); raise --chunk-size");
+      in.chunk_bytes = std::max<std::uint64_t>(1, in.region);
+    }
+    in.n_chunks = (in.region + in.chunk_bytes - 1) / in.chunk_bytes;
+    in.sequential = false;
+    return true;
+  }
+
+  void become_sequential(input_state& in) {
+    in.sequential = true;
+    in.reopening = false;
+    if (!framing_valid(in)) return;
+    in.q.skip_left = in.src->offset;
+    in.q.remaining = in.src->length;
+    in.st = input_state::state::ready;
+  }
+
+  void close_fd(input_state& in) {
+    if (in.fd >= 0 && in.owns_fd) {
+      uv_fs_t r;
+      uv_fs_close(&loop, &r, in.fd, nullptr);  // synchronous: cheap for files opened read-only
+      uv_fs_req_cleanup(&r);
+    }
+    in.fd = -1;
+  }
+
+  // Closes and forgets an input once nothing more will be issued for it and nothing is pending.
+  void retire_input_if_done(input_state& in) {
+    if (!in.issue_done || in.inflight > 0 || in.req_busy || in.q.has_slot) return;
+    close_fd(in);
+    live.erase(in.index);
+  }
+
+  // ---- positional reads ----------------------------------------------------------------------
+
+  void issue_chunk(input_state& in, unsigned slot) {
+    if (ops.size() < cfg.max_inflight && free_ops.empty()) {
+      ops.push_back(std::make_unique<read_op>());
+      free_ops.push_back(ops.back().get());
+    }
+    read_op* op = free_ops.back();
+    free_ops.pop_back();
+    *op = read_op{};
+    op->self = this;
+    op->in = &in;
+    op->slot = slot;
+    op->base = pool.data(slot);
+    std::uint64_t k = in.next_chunk++;
+    std::uint64_t a = k * in.chunk_bytes;
+    std::uint64_t b = std::min(a + in.chunk_bytes, in.region);
+    op->info.input = in.index;
+    op->info.seq = next_seq++;
+    op->info.index = k;
+    op->info.offset = a;
+    op->info.last = k + 1 == in.n_chunks;
+    op->a = a;
+    op->b = b;
+    if (in.fr.kind == framing_kind::lines) {
+      op->r0 = a == 0 ? 0 : a - 1;
+      op->max_end = std::min<std::uint64_t>(b + in.fr.max_record, in.region);
+      op->step = std::min<std::size_t>(in.fr.max_record, lines_first_ext);
+      op->end = std::min<std::uint64_t>(b + op->step, op->max_end);
+      op->search_from = b == 0 ? 0 : b - 1;
+    } else {
+      op->r0 = a;
+      op->end = b;
+    }
+    op->pos = op->r0;
+    ++charged;
+    ++active;
+    ++in.inflight;
+    if (in.next_chunk == in.n_chunks) in.issue_done = true;
+    if (!submit_read(*op)) end_op(*op, true);
+  }
+
+  // False (and the job's error set) when libuv refused the request.
+  bool submit_read(read_op& op) {
+    uv_buf_t buf;
+    buf.base = reinterpret_cast<char*>(op.base + (op.pos - op.r0));
+    buf.len = std::min<std::uint64_t>(op.end - op.pos,
+                                      detail::max_bytes_per_call.load(std::memory_order_relaxed));
+    op.req.data = &op;
+    std::int64_t file_off = std::int64_t(op.in->src->offset + op.pos);
+    int rc = uv_fs_read(&loop, &op.req, op.in->fd, &buf, 1, file_off, [](uv_fs_t* r) {
+      auto* op = static_cast<read_op*>(r->data);
+      op->self->on_chunk_read(*op);
+    });
+    if (rc < 0) {
+      uv_fs_req_cleanup(&op.req);
+      fail(uv_failure(op.in->src->path, rc));
+      return false;
+    }
+    ++reqs;
+    return true;
+  }
+
+  // The op is over: its slot goes back to the pool unless it was delivered.
+  void end_op(read_op& op, bool release_slot) {
+    input_state& in = *op.in;
+    --active;
+    --in.inflight;
+    if (release_slot) {
+      --charged;
+      pool.release(op.slot);
+    }
+    free_ops.push_back(&op);
+    retire_input_if_done(in);
+  }
+
+  void on_chunk_read(read_op& op) {
+    --reqs;
+    auto result = op.req.result;
+    uv_fs_req_cleanup(&op.req);
+    const std::string& path = op.in->src->path;
+    if (result < 0) {
+      if (result != UV_ECANCELED || !error) fail(uv_failure(path, int(result)));
+    } else if (!error) {
+      if (result == 0)
+        fail(std::make_exception_ptr(io_error(path, "file shrank while reading", UV_EOF)));
+      else
+        op.pos += std::uint64_t(result);
+    }
+    if (error) {
+      end_op(op, true);
+      pump();
+      return;
+    }
+    if (op.pos < op.end || (op.in->fr.kind == framing_kind::lines && !lines_done(op))) {
+      // Short read or lines extension: read on, unless that failed.
+      if (op.pos < op.end && !error && submit_read(op)) return;
+      if (!error) return;  // lines_done submitted an extension
+      end_op(op, true);
+      pump();
+      return;
+    }
+    chunk c{op.slot, op.base, op.info};
+    c.info.size = std::size_t(op.end - op.a);
+    if (op.in->fr.kind == framing_kind::lines) {
+      if (op.owns_nothing) {
+        c.info.size = 0;
+      } else {
+        c.data = op.base + (op.s - op.r0);
+        c.info.offset = op.s;
+        c.info.size = std::size_t(op.e_end - op.s);
+      }
+    }
+    end_op(op, false);
+    deliver(c);
+    pump();
+  }
+
+  // Lines framing after a read reached op.end: find the chunk's first record and the end of its
+  // last, reading further when needed. False when a read was submitted or an error was raised.
+  bool lines_done(read_op& op) {
+    const std::byte* d = op.base;
+    auto at = [&](std::uint64_t region_off) { return d + (region_off - op.r0); };
+    if (!op.s_known) {
+      op.s_known = true;
+      if (op.a == 0) {
+        op.s = 0;
+      } else {
+        // positions a-1 .. b-2: a '\n' there starts a record in [a, b)
+        const void* q = std::memchr(at(op.a - 1), '\n', std::size_t(op.b - op.a));
+        if (!q) {
+          op.owns_nothing = true;
+          return true;
+        }
+        op.s = op.r0 + std::uint64_t(static_cast<const std::byte*>(q) - d) + 1;
+      }
+    }
+    const void* q = std::memchr(at(op.search_from), '\n', std::size_t(op.pos - op.search_from));
+    if (q) {
+      op.e_end = op.r0 + std::uint64_t(static_cast<const std::byte*>(q) - d) + 1;
+    } else if (op.pos == op.in->region) {
+      op.e_end = op.pos;
+    } else if (op.pos >= op.max_end) {
+      fail(line_too_long(op.in->src->path, op.in->fr.max_record));
+      return false;
+    } else {
+      op.search_from = op.pos;
+      op.step *= 2;
+      op.end = std::min<std::uint64_t>(op.pos + op.step, op.max_end);
+      submit_read(op);  // on failure the error is set and the caller ends the op
+      return false;
+    }
+    if (!lines_within(at(op.s), std::size_t(op.e_end - op.s), op.in->fr.max_record)) {
+      fail(line_too_long(op.in->src->path, op.in->fr.max_record));
+      return false;
+    }
+    return true;
+  }
+
+  // ---- sequential reads ----------------------------------------------------------------------
+
+  void submit_seq_read(input_state& in, std::byte* dst, std::size_t len) {
+    uv_buf_t buf;
+    buf.base = reinterpret_cast<char*>(dst);
+    buf.len = std::min(len, detail::max_bytes_per_call.load(std::memory_order_relaxed));
+    in.req.data = &in;
+    int rc = uv_fs_read(&loop, &in.req, in.fd, &buf, 1, -1, [](uv_fs_t* r) {
+      auto* in = static_cast<input_state*>(r->data);
+      in->self->on_seq_read(*in);
+    });
+    if (rc < 0) {
+      uv_fs_req_cleanup(&in.req);
+      fail(uv_failure(in.src->path, rc));
+      return;
+    }
+    in.req_busy = true;
+    ++reqs;
+  }
+
+  void release_seq_slot(input_state& in) {
+    if (!in.q.has_slot) return;
+    in.q.has_slot = false;
+    --active;
+    --charged;
+    pool.release(in.q.slot);
+  }
+
+  void on_seq_read(input_state& in) {
+    --reqs;
+    in.req_busy = false;
+    auto result = in.req.result;
+    uv_fs_req_cleanup(&in.req);
+    auto& q = in.q;
+    const std::string& path = in.src->path;
+    if (result < 0) {
+      if (result != UV_ECANCELED || !error) fail(uv_failure(path, int(result)));
+    } else if (!error) {
+      std::size_t n = std::size_t(result);
+      if (q.remaining && q.skip_left == 0) *q.remaining -= n;
+      if (n == 0 && q.skip_left == 0 && q.remaining && *q.remaining > 0) {
+        fail(std::make_exception_ptr(input_error(
+            path, "the input ended before the end of its data region (" + num(*in.src->length) +
+                      " bytes from byte " + num(in.src->offset) + ")")));
+      } else if (q.skip_left > 0) {
+        if (n == 0)
+          fail(std::make_exception_ptr(input_error(path, "the data region starts at byte " +
+                                                             num(in.src->offset) +
+                                                             ", beyond the end of the input")));
+        q.skip_left -= n;
+      } else if (q.probing) {
+        q.probing = false;
+        q.probe_done = true;
+        q.probe_n = n;
+      } else if (n == 0) {
+        q.eof = true;
+      } else {
+        q.have += n;
+      }
+    }
+    if (error) {
+      release_seq_slot(in);
+      retire_input_if_done(in);
+    }
+    pump();
+  }
+
+  void deliver_seq(input_state& in, std::size_t len, bool last) {
+    auto& q = in.q;
+    chunk c{q.slot, q.base, {}};
+    c.info.input = in.index;
+    c.info.seq = next_seq++;
+    c.info.index = q.index++;
+    c.info.offset = q.offset;
+    c.info.size = len;
+    c.info.last = last;
+    q.offset += len;
+    q.has_slot = false;
+    --active;
+    deliver(c);
+  }
+
+  // Drives the current sequential input as far as it can go without waiting. True when the input
+  // is finished.
+  bool seq_advance(input_state& in) {
+    auto& q = in.q;
+    const framing& fr = in.fr;
+    const std::string& path = in.src->path;
+    if (q.scratch.empty())
+      q.scratch.resize(std::min<std::uint64_t>(probe_bytes, nominal_chunk(fr)));
+    for (;;) {
+      if (error || in.req_busy) return false;
+      if (q.skip_left > 0) {
+        submit_seq_read(in, q.scratch.data(),
+                        std::min<std::uint64_t>(q.skip_left, q.scratch.size()));
+        return false;
+      }
+      if (q.probe_done) {
+        q.probe_done = false;
+        if (q.probe_n == 0) {
+          q.eof = true;
+          deliver_seq(in, q.ready_len, true);
+          in.issue_done = true;
+          return true;
+        }
+        if (fr.kind == framing_kind::whole_file) {
+          fail(std::make_exception_ptr(input_error(path, "larger than the chunk size (" +
+                                                             num(cfg.chunk_size) +
+                                                             " bytes); raise --chunk-size")));
+          release_seq_slot(in);
+          return false;
+        }
+        q.carry.assign(q.scratch.begin(), q.scratch.begin() + std::ptrdiff_t(q.probe_n));
+        deliver_seq(in, q.ready_len, false);
+        continue;
+      }
+      if (!q.has_slot) {
+        if (q.eof && q.carry.empty()) {
+          in.issue_done = true;
+          return true;
+        }
+        if (!may_take_chunk()) return false;
+        auto s = pool.try_acquire();
+        if (!s) return false;
+        q.has_slot = true;
+        q.slot = *s;
+        q.base = pool.data(*s);
+        ++charged;
+        ++active;
+        if (!q.carry.empty()) std::memcpy(q.base, q.carry.data(), q.carry.size());
+        q.have = q.carry.size();
+        q.carry.clear();
+        q.target = std::max<std::size_t>(std::size_t(nominal_chunk(fr)), q.have);
+      }
+      if (q.eof) {
+        std::uint64_t total = q.offset + q.have;
+        if (q.have == 0) {
+          release_seq_slot(in);
+        } else if (fr.kind == framing_kind::records && total % fr.record_size != 0) {
+          fail(std::make_exception_ptr(
+              input_error(path, "size " + num(total) + " is not a multiple of the record size " +
+                                    num(fr.record_size))));
+          release_seq_slot(in);
+          return false;
+        } else if (fr.kind == framing_kind::lines && !lines_within(q.base, q.have, fr.max_record)) {
+          fail(line_too_long(path, fr.max_record));
+          release_seq_slot(in);
+          return false;
+        } else {
+          deliver_seq(in, q.have, true);
+        }
+        in.issue_done = true;
+        return true;
+      }
+      if (q.have < q.target) {
+        std::size_t want = q.target - q.have;
+        if (q.remaining) {
+          if (*q.remaining == 0) {
+            q.eof = true;
+            continue;
+          }
+          want = std::size_t(std::min<std::uint64_t>(want, *q.remaining));
+        }
+        submit_seq_read(in, q.base + q.have, want);
+        return false;
+      }
+      // The slot is full: cut the chunk.
+      q.ready_len = q.have;
+      if (fr.kind == framing_kind::lines) {
+        const void* nl = ::memrchr(q.base, '\n', q.have);
+        if (!nl) {
+          if (q.have > fr.max_record) {
+            fail(line_too_long(path, fr.max_record));
+            release_seq_slot(in);
+            return false;
+          }
+          q.target = fr.max_record + 1;  // one line so far: let it grow to its limit
+          continue;
+        }
+        std::size_t cut = std::size_t(static_cast<const std::byte*>(nl) - q.base) + 1;
+        std::size_t tail = q.have - cut;
+        if (tail > fr.max_record || !lines_within(q.base, cut, fr.max_record)) {
+          fail(line_too_long(path, fr.max_record));
+          release_seq_slot(in);
+          return false;
+        }
+        q.ready_len = cut;
+        if (tail > 0) {
+          q.carry.assign(q.base + cut, q.base + q.have);
+          deliver_seq(in, cut, false);
+          continue;
+        }
+      }
+      // Read a little ahead to learn whether this chunk is the last one.
+      if (q.remaining && *q.remaining == 0) {
+        q.probe_done = true;
+        q.probe_n = 0;
+        continue;
+      }
+      std::size_t want = q.scratch.size();
+      if (q.remaining) want = std::size_t(std::min<std::uint64_t>(want, *q.remaining));
+      q.probing = true;
+      submit_seq_read(in, q.scratch.data(), want);
+      return false;
+    }
+  }
+
+  // ---- delivery, pumping, finishing ----------------------------------------------------------
+
+  void deliver(const chunk& c) {
+    try {
+      on_chunk(c);
+    } catch (...) {
+      fail(std::current_exception());
+      --charged;
+      try {
+        pool.release(c.slot);
+      } catch (...) {  // the callback released it before throwing
+      }
+    }
+  }
+
+  void cancel_pending() {
+    if (cancels_sent) return;
+    cancels_sent = true;
+    // uv_cancel succeeds only for requests still queued; running ones finish normally.
+    for (auto& op : ops)
+      if (std::find(free_ops.begin(), free_ops.end(), op.get()) == free_ops.end())
+        uv_cancel(reinterpret_cast<uv_req_t*>(&op->req));
+    for (auto& [i, in] : live) {
+      if (in->req_busy) uv_cancel(reinterpret_cast<uv_req_t*>(&in->req));
+    }
+    for (auto it = live.begin(); it != live.end();) {
+      input_state& in = *(it++)->second;
+      if (!in.req_busy) release_seq_slot(in);
+    }
+  }
+
+  void pump() {
+    if (finishing) return;
+    if (cancel_requested.load(std::memory_order_acquire))
+      fail(std::make_exception_ptr(cancelled()));
+    if (!error) {
+      open_ahead();
+      while (!error && cur < inputs.size()) {
+        auto it = live.find(cur);
+        if (it == live.end()) break;  // not opened yet (open_ahead is bounded)
+        input_state& in = *it->second;
+        if (in.st == input_state::state::opening) break;
+        if (in.st == input_state::state::failed) {
+          fail(in.err);
+          break;
+        }
+        if (in.st == input_state::state::reopen) {
+          in.reopening = true;
+          submit_open(in, O_RDONLY);
+          if (in.st == input_state::state::failed) continue;
+          break;
+        }
+        if (in.sequential) {
+          if (!seq_advance(in)) break;
+        } else if (in.next_chunk < in.n_chunks) {
+          if (!may_take_chunk()) break;
+          auto s = pool.try_acquire();
+          if (!s) break;  // the pool's listener wakes us
+          issue_chunk(in, *s);
+          continue;
+        }
+        in.issue_done = true;
+        ++cur;
+        retire_input_if_done(in);
+        open_ahead();
+      }
+    }
+    if (error) cancel_pending();
+    if (reqs == 0 && (error || (cur == inputs.size() && active == 0))) finish();
+  }
+
+  void finish() {
+    finishing = true;
+    for (auto& [i, in] : live) close_fd(*in);
+    live.clear();
+    pool.set_listener(nullptr);
+    {
+      std::lock_guard lk(wk->mu);
+      wk->async = nullptr;
+    }
+    uv_close(reinterpret_cast<uv_handle_t*>(&async), nullptr);
+  }
+
+  void run() {
+    pump();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    int rc = uv_loop_close(&loop);
+    if (rc != 0 && !error)
+      error = std::make_exception_ptr(
+          io_error("", "internal error: the libuv loop still had open handles", rc));
+    try {
+      on_done(error);
+    } catch (...) {  // nowhere to go: on_done must not throw
+    }
+    {
+      std::lock_guard lk(done_mu);
+      done = true;
+    }
+    done_cv.notify_all();
+  }
+};
+
+reader::reader(std::vector<source> inputs, std::function<framing(std::size_t)> frame,
+               slot_pool& pool, reader_config cfg)
+    : impl_(std::make_unique<impl>(std::move(inputs), std::move(frame), pool, cfg)) {}
+
+reader::~reader() {
+  if (!impl_->started) return;
+  cancel();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+void reader::start(std::function<void(chunk)> on_chunk,
+                   std::function<void(std::exception_ptr)> on_done) {
+  impl& m = *impl_;
+  if (m.started) throw std::logic_error("reader::start called twice");
+  if (m.cfg.chunk_size == 0) throw usage_error("a chunk size of 0 bytes");
+  m.on_chunk = std::move(on_chunk);
+  m.on_done = std::move(on_done);
+  detail::note_uv_use();
+  int rc = uv_loop_init(&m.loop);
+  if (rc < 0)
+    throw io_error("", "cannot start the reader's event loop: " + detail::uv_words(rc), rc);
+  m.async.data = &m;
+  rc = uv_async_init(&m.loop, &m.async, [](uv_async_t* a) { static_cast<impl*>(a->data)->pump(); });
+  if (rc < 0) {
+    uv_loop_close(&m.loop);
+    throw io_error("", "cannot start the reader's event loop: " + detail::uv_words(rc), rc);
+  }
+  m.wk->async = &m.async;
+  m.pool.set_listener([wk = m.wk] { wk->wake(); });
+  m.started = true;
+  m.thread = std::thread([&m] { m.run(); });
+}
+
+void reader::retire(std::uint64_t n) {
+  impl_->retired.fetch_add(n, std::memory_order_acq_rel);
+  impl_->wk->wake();
+}
+
+void reader::cancel() {
+  impl_->cancel_requested.store(true, std::memory_order_release);
+  impl_->wk->wake();
+}
+
+void reader::wait() {
+  if (!impl_->started) return;
+  std::unique_lock lk(impl_->done_mu);
+  impl_->done_cv.wait(lk, [&] { return impl_->done; });
+}
+
+}  // namespace hetpipe::io

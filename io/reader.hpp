@@ -1,0 +1,86 @@
+// io::reader streams inputs (files, FIFOs, standard input) into the slots of a slot_pool with
+// asynchronous libuv reads, cutting them into chunks as the operator's framing asks.
+//
+//   hetpipe::io::slot_pool pool(8, 4 << 20);
+//   hetpipe::io::reader rd({{"a.bin"}, {"b.bin"}}, [](std::size_t) { return framing::records(4); },
+//                          pool, {});
+//   rd.start([&](io::chunk c) { queue.push(c); },            // loop thread; don't block
+//            [&](std::exception_ptr e) { queue.close(e); }); // exactly once
+//   // consumer: work on c.data[0, c.info.size), then pool.release(c.slot); rd.retire();
+//   rd.wait();
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hetpipe/framing.hpp"
+#include "io/slot_pool.hpp"
+
+namespace hetpipe::io {
+
+struct source {
+  std::string path;          // "-" = standard input
+  std::uint64_t offset = 0;  // start of the data region (e.g. after an .npy header)
+  std::optional<std::uint64_t> length = std::nullopt;  // bytes of the region; default: to the end
+};
+
+// data points into the slot (inside it for lines framing); info.size bytes. The consumer owns the
+// slot until it calls slot_pool::release(slot), and then retires the chunk with reader::retire().
+struct chunk {
+  unsigned slot;
+  std::byte* data;
+  chunk_info info;
+};
+
+struct reader_config {
+  std::size_t chunk_size =
+      4 << 20;  // nominal chunk bytes (records: rounded down to a multiple, ≥ 1 record)
+  unsigned max_inflight = 8;     // uv_fs_read requests in flight at once (read-ahead)
+  std::uint64_t window = 64;     // at most this many chunks issued or delivered but not retired
+  unsigned max_open_files = 64;  // files open (or being opened) at once
+};
+
+// Reads every input in order; see reader.cpp for the framing rules. Regular files are read with
+// several positional reads in flight; "-", FIFOs and devices sequentially, one read at a time.
+class reader {
+ public:
+  // frame(i) gives input i's framing; it is called on the loop thread. Slots must hold chunk_size
+  // bytes (records: the rounded chunk size), and chunk_size + max_record + 1 for lines framing,
+  // else on_done gets a usage_error.
+  reader(std::vector<source> inputs, std::function<framing(std::size_t)> frame, slot_pool& pool,
+         reader_config cfg = {});
+  ~reader();  // cancels if still running, joins the loop thread; never throws
+  reader(const reader&) = delete;
+  reader& operator=(const reader&) = delete;
+
+  // Starts the libuv loop on its own thread (once). on_chunk runs on the loop thread as each
+  // chunk's read completes, in any order; it must not block for long. on_done(nullptr or the error)
+  // runs exactly once on the loop thread, after the last chunk was delivered or, on the first error
+  // or cancel, after every request in flight has finished and its slot went back to the pool. It
+  // must not destroy the reader. If on_chunk throws, that exception becomes the job's error and the
+  // reader releases the chunk's slot itself.
+  void start(std::function<void(chunk)> on_chunk, std::function<void(std::exception_ptr)> on_done);
+  void retire(std::uint64_t n = 1);  // thread-safe: n delivered chunks are done (window credit)
+  void cancel();                     // thread-safe, idempotent; on_done(cancelled) unless done
+  void wait();  // blocks until on_done has returned (returns at once if not started)
+
+  struct impl;
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+// Sets the libuv thread-pool size (UV_THREADPOOL_SIZE) if hetpipe made no libuv request yet in
+// this process; returns the size in effect (libuv reads the variable once, at first use; a
+// libuv user outside hetpipe that came first is not seen). n == 0 only queries. Call it early,
+// before other threads start: it uses setenv.
+//   set_io_threads(8) == 8 before the first reader; afterwards set_io_threads(2) == 8.
+unsigned set_io_threads(unsigned n);
+
+}  // namespace hetpipe::io

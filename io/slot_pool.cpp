@@ -1,0 +1,87 @@
+#include "io/slot_pool.hpp"
+
+#include <cstdlib>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+namespace hetpipe::io {
+
+namespace {
+constexpr std::size_t page = 4096;
+
+void* default_alloc(std::size_t bytes) {
+  return std::aligned_alloc(page, bytes);
+}
+void default_free(void* p) {
+  std::free(p);
+}
+}  // namespace
+
+slot_pool::slot_pool(unsigned count, std::size_t slot_bytes, alloc_fn alloc, free_fn free)
+    : count_(count), slot_bytes_(slot_bytes), free_(free) {
+  if (count == 0 || slot_bytes == 0)
+    throw std::invalid_argument("slot_pool: count and slot size must be positive");
+  if (!alloc) {
+    alloc = default_alloc;
+    free_ = default_free;
+  }
+  stride_ = (slot_bytes + page - 1) / page * page;
+  if (stride_ > SIZE_MAX / count) throw std::bad_alloc();
+  base_ = static_cast<std::byte*>(alloc(stride_ * count));
+  if (!base_) throw std::bad_alloc();
+  free_list_.reserve(count);
+  for (unsigned i = count; i-- > 0;) free_list_.push_back(i);  // slot 0 is handed out first
+  in_use_.assign(count, false);
+}
+
+slot_pool::~slot_pool() {
+  if (base_ && free_) free_(base_);
+}
+
+std::optional<unsigned> slot_pool::try_acquire() {
+  std::lock_guard lk(mu_);
+  if (free_list_.empty()) return std::nullopt;
+  unsigned s = free_list_.back();
+  free_list_.pop_back();
+  in_use_[s] = true;
+  return s;
+}
+
+unsigned slot_pool::acquire() {
+  std::unique_lock lk(mu_);
+  cv_.wait(lk, [&] { return !free_list_.empty(); });
+  unsigned s = free_list_.back();
+  free_list_.pop_back();
+  in_use_[s] = true;
+  return s;
+}
+
+void slot_pool::release(unsigned slot) {
+  std::shared_ptr<const std::function<void()>> listener;
+  {
+    std::lock_guard lk(mu_);
+    if (slot >= count_ || !in_use_[slot])
+      throw std::logic_error("slot_pool: release of slot " + std::to_string(slot) +
+                             " that is not in use");
+    in_use_[slot] = false;
+    free_list_.push_back(slot);
+    listener = listener_;
+  }
+  cv_.notify_one();
+  if (listener && *listener) (*listener)();
+}
+
+void slot_pool::set_listener(std::function<void()> on_release) {
+  auto p =
+      on_release ? std::make_shared<const std::function<void()>>(std::move(on_release)) : nullptr;
+  std::lock_guard lk(mu_);
+  listener_ = std::move(p);
+}
+
+unsigned slot_pool::available() const {
+  std::lock_guard lk(mu_);
+  return static_cast<unsigned>(free_list_.size());
+}
+
+}  // namespace hetpipe::io

@@ -1,0 +1,64 @@
+// A fixed pool of equal-size host buffers ("slots"), allocated once and reused for every chunk, so
+// memory does not grow with the input. The allocator is a hook: the pipeline passes a pinned-memory
+// allocator (cudaHostAlloc) without io/ ever seeing a CUDA header.
+//
+//   hetpipe::io::slot_pool pool(4, 1 << 20);
+//   unsigned s = pool.acquire();       // pool.available() == 3
+//   std::byte* p = pool.data(s);       // 1 MiB, page-aligned
+//   pool.release(s);                   // pool.available() == 4; the listener runs
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+namespace hetpipe::io {
+
+class slot_pool {
+ public:
+  using alloc_fn = void* (*)(std::size_t bytes);
+  using free_fn = void (*)(void*);
+
+  // One allocation of count × stride bytes, stride = slot_bytes rounded up to 4096, so every slot
+  // is page-aligned (also with a custom allocator that returns page-aligned memory, as
+  // cudaHostAlloc does). Without `alloc`, aligned_alloc(4096) and free. Throws std::bad_alloc when
+  // the allocator returns null, std::invalid_argument for count == 0 or slot_bytes == 0.
+  slot_pool(unsigned count, std::size_t slot_bytes, alloc_fn alloc = nullptr,
+            free_fn free = nullptr);
+  ~slot_pool();
+  slot_pool(const slot_pool&) = delete;
+  slot_pool& operator=(const slot_pool&) = delete;
+
+  unsigned count() const { return count_; }
+  std::size_t slot_bytes() const { return slot_bytes_; }
+  std::byte* data(unsigned slot) const { return base_ + std::size_t(slot) * stride_; }
+
+  std::optional<unsigned> try_acquire();  // thread-safe; nullopt when every slot is in use
+  unsigned acquire();                     // blocks until a slot is free
+  // Thread-safe, from any thread. Then calls the listener (outside the pool's lock). Releasing a
+  // slot that is not in use throws std::logic_error.
+  void release(unsigned slot);
+  // One listener at a time; io::reader installs its own for the time it runs (start .. on_done).
+  void set_listener(std::function<void()> on_release);
+  unsigned available() const;
+
+ private:
+  unsigned count_;
+  std::size_t slot_bytes_;
+  std::size_t stride_;
+  free_fn free_;
+  std::byte* base_ = nullptr;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<unsigned>
+      free_list_;  // stack: the most recently released slot is reused first (warm)
+  std::vector<bool> in_use_;
+  std::shared_ptr<const std::function<void()>> listener_;
+};
+
+}  // namespace hetpipe::io

@@ -1,0 +1,85 @@
+#include "io/uv_util.hpp"
+
+#include <uv.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+
+#include "io/reader.hpp"
+
+namespace hetpipe::io {
+
+namespace {
+// libuv 1.44: default 4, clamped to [1, 1024], read once (uv_once) at the first thread-pool use.
+constexpr unsigned uv_default_threads = 4;
+constexpr unsigned uv_max_threads = 1024;
+
+std::mutex threads_mu;
+bool uv_used = false;
+unsigned threads_in_effect = 0;
+
+unsigned threads_from_env() {
+  const char* v = std::getenv("UV_THREADPOOL_SIZE");
+  if (!v || !*v) return uv_default_threads;
+  long n = std::strtol(v, nullptr, 10);  // libuv uses atoi: garbage reads as 0, clamped to 1
+  if (n < 1) n = 1;
+  if (n > long(uv_max_threads)) n = uv_max_threads;
+  return unsigned(n);
+}
+}  // namespace
+
+unsigned set_io_threads(unsigned n) {
+  std::lock_guard lk(threads_mu);
+  if (uv_used) return threads_in_effect;
+  if (n > 0) {
+    if (n > uv_max_threads) n = uv_max_threads;
+    // setenv is not thread-safe against concurrent getenv: call this early, before other threads.
+    ::setenv("UV_THREADPOOL_SIZE", std::to_string(n).c_str(), 1);
+  }
+  return threads_from_env();
+}
+
+namespace detail {
+
+std::atomic<std::size_t> max_bytes_per_call{std::size_t(1) << 30};
+
+void note_uv_use() {
+  std::lock_guard lk(threads_mu);
+  if (uv_used) return;
+  uv_used = true;
+  threads_in_effect = threads_from_env();
+}
+
+std::string uv_words(int code) {
+  switch (code) {
+    case UV_EISDIR:
+      return "is a directory";
+    case UV_EACCES:
+    case UV_EPERM:
+      return "permission denied";
+    case UV_ENOENT:
+      return "no such file or directory";
+    case UV_ENOTDIR:
+      return "a component of the path is not a directory";
+    case UV_ELOOP:
+      return "too many levels of symbolic links";
+    case UV_ENOSPC:
+      return "no space left on the device";
+    case UV_EROFS:
+      return "read-only file system";
+    case UV_EMFILE:
+    case UV_ENFILE:
+      return "too many open files";
+    case UV_EIO:
+      return "input/output error";
+    case UV_EOF:
+      return "unexpected end of file";
+    default:
+      return uv_strerror(code);
+  }
+}
+
+}  // namespace detail
+}  // namespace hetpipe::io

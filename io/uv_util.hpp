@@ -1,0 +1,21 @@
+// Internal helpers shared by reader.cpp and writer.cpp (not part of the public API).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <string>
+
+namespace hetpipe::io::detail {
+
+// A libuv error code in plain words ("no such file or directory", "is a directory"...).
+std::string uv_words(int code);
+
+// Called before the first libuv request of this process: freezes the thread-pool size that
+// set_io_threads() reports from then on.
+void note_uv_use();
+
+// The most bytes one read or write call moves: 1 GiB (read(2) moves at most 0x7ffff000 bytes, so
+// larger chunks take several calls). Tests lower it to drive the code that continues short reads.
+extern std::atomic<std::size_t> max_bytes_per_call;
+
+}  // namespace hetpipe::io::detail

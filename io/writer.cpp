@@ -1,0 +1,422 @@
+// io::writer: ordered asynchronous writes on a libuv loop of its own, to a temporary file that is
+// renamed onto the destination on commit. Also the registry of temporary files that a second
+// SIGINT/SIGTERM removes.
+#include "io/writer.hpp"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <thread>
+
+#include "hetpipe/error.hpp"
+#include "io/uv_util.hpp"
+
+namespace hetpipe::io {
+
+// ---- temp-file registry and signal handlers ----------------------------------------------------
+
+namespace {
+
+constexpr int max_temps = 64;
+enum : int { entry_free = 0, entry_filling = 1, entry_active = 2 };
+struct temp_entry {
+  std::atomic<int> state{entry_free};
+  char path[PATH_MAX];
+};
+temp_entry temps[max_temps];
+static_assert(std::atomic<int>::is_always_lock_free, "the signal handler reads these");
+
+int register_temp(const std::string& p) {
+  if (p.size() >= PATH_MAX) return -1;
+  for (int i = 0; i < max_temps; ++i) {
+    int expected = entry_free;
+    if (temps[i].state.compare_exchange_strong(expected, entry_filling)) {
+      std::memcpy(temps[i].path, p.c_str(), p.size() + 1);
+      temps[i].state.store(entry_active);
+      return i;
+    }
+  }
+  return -1;  // full: this temp is still removed by abort(), only not by a second signal
+}
+
+void unregister_temp(int i) {
+  if (i >= 0) temps[i].state.store(entry_free);
+}
+
+std::atomic<std::atomic<bool>*> signal_flag{nullptr};
+std::atomic<int> signals_seen{0};
+static_assert(std::atomic<std::atomic<bool>*>::is_always_lock_free);
+
+extern "C" void on_signal(int sig) {
+  int n = signals_seen.fetch_add(1) + 1;
+  std::atomic<bool>* flag = signal_flag.load();
+  if (n == 1 && flag) {
+    flag->store(true);
+    return;
+  }
+  remove_registered_temps_now();
+  ::_exit(128 + sig);
+}
+
+}  // namespace
+
+void remove_registered_temps_now() {
+  for (auto& t : temps)
+    if (t.state.load() == entry_active) ::unlink(t.path);
+}
+
+void install_signal_handlers(std::atomic<bool>* cancel_flag) {
+  signal_flag.store(cancel_flag);
+  signals_seen.store(0);
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;  // the first signal only sets a flag: let blocked calls go on
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
+
+// ---- writer ------------------------------------------------------------------------------------
+
+namespace {
+
+constexpr unsigned file_writes_in_flight = 4;
+
+std::string errno_words(int e) {
+  return detail::uv_words(uv_translate_sys_error(e));
+}
+
+std::string random_suffix() {
+  static const char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  thread_local std::mt19937_64 gen{
+      std::random_device{}() ^
+      std::uint64_t(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+      std::uint64_t(::getpid())};
+  std::string s(6, 'x');
+  for (auto& c : s) c = alphabet[gen() % (sizeof alphabet - 1)];
+  return s;
+}
+
+}  // namespace
+
+struct writer::impl {
+  struct write_op {
+    uv_fs_t req;
+    impl* self;
+    std::vector<std::byte> bytes;
+    std::size_t done = 0;
+    std::int64_t offset = 0;  // -1 for standard output
+  };
+
+  std::string path, dir, temp;
+  bool to_stdout = false;
+  uv_file fd = -1;
+  int temp_entry = -1;
+  unsigned max_pending;
+  unsigned max_in_flight;
+
+  uv_loop_t loop;
+  uv_async_t async;
+  std::thread thread;
+  bool loop_running = false;
+
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::uint64_t, std::vector<std::byte>> queued;  // not yet handed to libuv
+  std::uint64_t next_seq = 0;                              // the next piece to hand to libuv
+  unsigned pending = 0;                                    // queued + being written
+  unsigned in_flight = 0;
+  bool stopping = false;
+  int error_code = 0;
+  std::string error_reason;
+  std::uint64_t written = 0;
+  std::uint64_t file_offset = 0;  // loop thread only
+  bool finished = false;          // committed or aborted
+  bool committed = false;
+  bool aborting = false;  // under mu: abort() was called
+
+  void set_error(int code, std::string reason) {  // under mu
+    if (error_code == 0) {
+      error_code = code;
+      error_reason = std::move(reason);
+    }
+  }
+
+  [[noreturn]] void throw_error() {  // under mu or after the loop stopped
+    throw io_error(path, error_reason, error_code);
+  }
+
+  // Loop thread: hand every piece that is next in order to libuv.
+  void issue() {
+    std::unique_lock lk(mu);
+    while (error_code == 0 && !aborting && in_flight < max_in_flight) {
+      auto it = queued.find(next_seq);
+      if (it == queued.end()) break;
+      auto* op = new write_op{};
+      op->self = this;
+      op->bytes = std::move(it->second);
+      queued.erase(it);
+      ++next_seq;
+      op->offset = to_stdout ? -1 : std::int64_t(file_offset);
+      file_offset += op->bytes.size();
+      if (op->bytes.empty()) {
+        delete op;
+        --pending;
+        cv.notify_all();
+        continue;
+      }
+      ++in_flight;
+      lk.unlock();
+      submit(op);
+      lk.lock();
+    }
+    if (stopping && in_flight == 0) {
+      lk.unlock();
+      if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&async)))
+        uv_close(reinterpret_cast<uv_handle_t*>(&async), nullptr);
+    }
+  }
+
+  void submit(write_op* op) {
+    uv_buf_t buf;
+    buf.base = reinterpret_cast<char*>(op->bytes.data() + op->done);
+    buf.len = std::min(op->bytes.size() - op->done,
+                       detail::max_bytes_per_call.load(std::memory_order_relaxed));
+    op->req.data = op;
+    std::int64_t off = op->offset < 0 ? -1 : op->offset + std::int64_t(op->done);
+    int rc = uv_fs_write(&loop, &op->req, fd, &buf, 1, off, [](uv_fs_t* r) {
+      auto* op = static_cast<write_op*>(r->data);
+      op->self->on_write(op);
+    });
+    if (rc < 0) {
+      uv_fs_req_cleanup(&op->req);
+      complete(op, rc);
+    }
+  }
+
+  void on_write(write_op* op) {
+    auto result = op->req.result;
+    uv_fs_req_cleanup(&op->req);
+    if (result < 0) return complete(op, int(result));
+    op->done += std::size_t(result);
+    {
+      std::lock_guard lk(mu);
+      written += std::uint64_t(result);
+    }
+    if (result == 0) return complete(op, UV_EIO);  // no progress: do not spin
+    if (op->done < op->bytes.size()) return submit(op);
+    complete(op, 0);
+  }
+
+  void complete(write_op* op, int code) {
+    delete op;
+    {
+      std::lock_guard lk(mu);
+      --in_flight;
+      --pending;
+      if (code < 0) set_error(code, "write failed: " + detail::uv_words(code));
+    }
+    cv.notify_all();
+    issue();
+  }
+
+  void start_loop() {
+    detail::note_uv_use();
+    int rc = uv_loop_init(&loop);
+    if (rc < 0) throw io_error(path, "cannot start the writer's event loop", rc);
+    async.data = this;
+    rc = uv_async_init(&loop, &async, [](uv_async_t* a) { static_cast<impl*>(a->data)->issue(); });
+    if (rc < 0) {
+      uv_loop_close(&loop);
+      throw io_error(path, "cannot start the writer's event loop", rc);
+    }
+    loop_running = true;
+    thread = std::thread([this] {
+      uv_run(&loop, UV_RUN_DEFAULT);
+      uv_loop_close(&loop);
+    });
+  }
+
+  // Lets the writes in flight finish, then ends the loop thread. Never throws.
+  void stop_loop() noexcept {
+    if (!loop_running) return;
+    {
+      std::lock_guard lk(mu);
+      stopping = true;
+    }
+    uv_async_send(&async);
+    thread.join();
+    loop_running = false;
+    cv.notify_all();
+  }
+
+  void remove_temp() noexcept {
+    if (!to_stdout && fd >= 0) ::close(fd);
+    fd = -1;
+    if (!temp.empty()) ::unlink(temp.c_str());
+    unregister_temp(temp_entry);
+    temp_entry = -1;
+    temp.clear();
+  }
+};
+
+writer::writer(std::string path, unsigned max_pending) : impl_(std::make_unique<impl>()) {
+  impl& m = *impl_;
+  m.path = std::move(path);
+  m.max_pending = std::max(1u, max_pending);
+  if (m.path == "-") {
+    m.to_stdout = true;
+    m.fd = STDOUT_FILENO;
+    m.max_in_flight = 1;  // standard output may be a pipe: one sequential write at a time
+  } else {
+    m.max_in_flight = file_writes_in_flight;
+    auto slash = m.path.rfind('/');
+    std::string base = slash == std::string::npos ? m.path : m.path.substr(slash + 1);
+    m.dir = slash == std::string::npos ? "." : slash == 0 ? "/" : m.path.substr(0, slash);
+    struct stat sb;
+    if (base.empty() || base == "." || base == ".." ||
+        (::stat(m.path.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode)))
+      throw io_error(m.path, "is a directory", UV_EISDIR);
+    std::string prefix =
+        (slash == std::string::npos ? "" : m.path.substr(0, slash + 1)) + "." + base + ".hetpipe-";
+    for (int attempt = 0;; ++attempt) {
+      std::string t = prefix + random_suffix();
+      // O_EXCL with mode 0666: the umask applies as for any new file (mkstemp would give 0600).
+      int fd = ::open(t.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+      if (fd >= 0) {
+        m.fd = fd;
+        m.temp = t;
+        break;
+      }
+      int e = errno;
+      if (e != EEXIST || attempt > 100)
+        throw io_error(m.path, "cannot create a file in " + m.dir + ": " + errno_words(e),
+                       uv_translate_sys_error(e));
+    }
+    m.temp_entry = register_temp(m.temp);
+  }
+  try {
+    m.start_loop();
+  } catch (...) {
+    m.remove_temp();
+    throw;
+  }
+}
+
+writer::~writer() {
+  if (!impl_->finished) abort();
+}
+
+void writer::write(std::uint64_t seq, std::vector<std::byte> bytes) {
+  impl& m = *impl_;
+  std::unique_lock lk(m.mu);
+  m.cv.wait(lk, [&] {
+    return m.error_code != 0 || m.stopping || m.pending < m.max_pending || seq == m.next_seq;
+  });
+  if (m.aborting) throw cancelled();  // abort() from another thread, e.g. on SIGINT
+  if (m.error_code != 0) m.throw_error();
+  if (m.stopping) throw std::logic_error("writer::write after commit()");
+  if (seq < m.next_seq || m.queued.count(seq))
+    throw std::logic_error("writer::write: piece " + std::to_string(seq) + " given twice");
+  m.queued.emplace(seq, std::move(bytes));
+  ++m.pending;
+  bool wake = seq == m.next_seq;
+  lk.unlock();
+  if (wake) uv_async_send(&m.async);
+}
+
+void writer::commit() {
+  impl& m = *impl_;
+  if (m.committed) return;
+  if (m.finished) throw std::logic_error("writer::commit after abort()");
+  std::uint64_t gap = 0;
+  bool has_gap = false;
+  {
+    std::unique_lock lk(m.mu);
+    m.cv.wait(lk, [&] {
+      if (m.error_code != 0) return true;
+      if (m.in_flight > 0) return false;
+      return m.queued.empty() || m.queued.begin()->first != m.next_seq;
+    });
+    if (m.error_code == 0 && !m.queued.empty()) {
+      has_gap = true;
+      gap = m.next_seq;
+    }
+  }
+  m.stop_loop();
+  auto fail = [&](int code, std::string reason) {
+    abort();
+    throw io_error(m.path, std::move(reason), code);
+  };
+  if (has_gap) {
+    abort();
+    throw std::logic_error("writer::commit: piece " + std::to_string(gap) + " was never written");
+  }
+  if (m.error_code != 0) fail(m.error_code, m.error_reason);
+  if (m.to_stdout) {
+    // A pipe or terminal cannot be synced (EINVAL); a redirected file can.
+    if (::fsync(STDOUT_FILENO) != 0 && errno != EINVAL && errno != EROFS && errno != ENOTSUP)
+      fail(uv_translate_sys_error(errno), "cannot flush standard output: " + errno_words(errno));
+    m.finished = m.committed = true;
+    return;
+  }
+  if (::fsync(m.fd) != 0)
+    fail(uv_translate_sys_error(errno), "cannot flush to disk: " + errno_words(errno));
+  int fd = m.fd;
+  m.fd = -1;
+  if (::close(fd) != 0) fail(uv_translate_sys_error(errno), "write failed: " + errno_words(errno));
+  if (::rename(m.temp.c_str(), m.path.c_str()) != 0)
+    fail(uv_translate_sys_error(errno), "cannot rename the finished output: " + errno_words(errno));
+  unregister_temp(m.temp_entry);
+  m.temp_entry = -1;
+  m.temp.clear();
+  m.finished = m.committed = true;
+  // Make the rename durable. The output is in place already; a folder that cannot be synced
+  // (EINVAL on some file systems) is not an error.
+  int dfd = ::open(m.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    int rc = ::fsync(dfd);
+    int e = errno;
+    ::close(dfd);
+    if (rc != 0 && e != EINVAL && e != ENOTSUP)
+      throw io_error(m.path, "cannot flush its folder to disk: " + errno_words(e),
+                     uv_translate_sys_error(e));
+  }
+}
+
+void writer::abort() {
+  impl& m = *impl_;
+  if (m.committed) return;
+  {
+    std::lock_guard lk(m.mu);
+    m.aborting = true;
+  }
+  m.stop_loop();
+  if (m.finished && m.temp.empty()) return;
+  {
+    std::lock_guard lk(m.mu);
+    m.queued.clear();
+    m.pending = 0;
+  }
+  m.remove_temp();
+  m.finished = true;
+}
+
+std::uint64_t writer::bytes_written() const {
+  std::lock_guard lk(impl_->mu);
+  return impl_->written;
+}
+
+}  // namespace hetpipe::io

@@ -1,0 +1,58 @@
+// io::writer writes pieces that arrive in any order (tagged with their sequence number) to one
+// output, in order, with asynchronous libuv writes; the output appears atomically on commit().
+//
+//   hetpipe::io::writer w("out.bin");   // creates ./.out.bin.hetpipe-a8Xk2q
+//   w.write(1, {b2});  w.write(0, {b0, b1});  // written as b0 b1 b2
+//   w.commit();                                // fsync, rename onto out.bin, fsync the folder
+//
+// Path "-" writes to standard output directly: nothing can be renamed or removed there, so an
+// error or abort leaves what was already written in place (commit() still waits and flushes).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace hetpipe::io {
+
+class writer {
+ public:
+  // Creates the temporary file ".NAME.hetpipe-XXXXXX" in the destination's folder (mode 0666 less
+  // the umask). Throws io_error(path, reason) when it cannot (folder missing or not writable,
+  // path is a directory).
+  explicit writer(std::string path, unsigned max_pending = 16);
+  ~writer();  // not committed → abort(); never throws
+  writer(const writer&) = delete;
+  writer& operator=(const writer&) = delete;
+
+  // Thread-safe. Pieces may come in any order; they are written in seq order (0, 1, 2, ... with
+  // no gaps). Blocks while max_pending pieces are queued, except for the piece the output waits
+  // for, which is always accepted (so out-of-order producers cannot deadlock). Throws io_error
+  // once a write has failed, std::logic_error for a repeated seq or after commit()/abort().
+  void write(std::uint64_t seq, std::vector<std::byte> bytes);
+  // Waits for every write, fsync, close, rename onto path (atomic), fsync the folder. On failure
+  // the temporary file is removed and io_error(path, reason) thrown; a gap in the sequence
+  // numbers (a piece never written) is a std::logic_error. A second commit() does nothing.
+  void commit();
+  void abort();  // stops writing and removes the temporary file; idempotent; never throws
+  std::uint64_t bytes_written() const;  // bytes that reached the file so far
+
+  struct impl;
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+// Temporary files being written are registered (up to 64 at once; more still work but are not
+// removed by a second signal). After install_signal_handlers(flag), the first SIGINT/SIGTERM sets
+// *flag (the pipeline then cancels and aborts its writers, which removes their temps); a second
+// one unlinks every registered temp file with async-signal-safe calls and _exit(130 or 143).
+// With a null flag the first signal does that already.
+void install_signal_handlers(std::atomic<bool>* cancel_flag);
+// Unlinks every registered temp file now (async-signal-safe).
+void remove_registered_temps_now();
+
+}  // namespace hetpipe::io

@@ -1,0 +1,95 @@
+// The operator interface: built-in operators (stats, ...) and a user's own go through it alike and
+// get the same overlap of reading and computing, scheduling, progress and tracing.
+//
+//   reduce_op:    chunk → partial (on a CPU lane: host(); on a GPU lane: device_reducer), partials
+//                 merged per input in sequence order (deterministic even for non-associative
+//                 merges).
+//   transform_op: chunk → output bytes, written to the input's output in order.
+//
+// Nothing here needs CUDA headers. A device implementation receives device pointers and a CUDA
+// stream as an opaque handle (cast it to cudaStream_t in a .cu file).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include <hetpipe/framing.hpp>
+
+namespace hetpipe {
+
+// An operator's per-chunk result, and an input's running total. Operators subclass it.
+class partial {
+ public:
+  virtual ~partial() = default;
+};
+
+struct stream_ref {
+  void* handle = nullptr;  // cudaStream_t
+  int device = 0;
+};
+
+// Device half of a reduction, one per GPU lane (so it may own device scratch and pinned result
+// buffers). `buffer` in [0, buffers) names the lane's in-flight slot: results of a launch with
+// buffer b must stay intact until collect(b) was called.
+class device_reducer {
+ public:
+  virtual ~device_reducer() = default;
+  // Enqueue the work on `stream` over `d_data` (info.size bytes, device-resident), including the
+  // copy of the results to host memory. Must not synchronise.
+  virtual void launch(const chunk_info& info, const std::byte* d_data, stream_ref stream,
+                      unsigned buffer) = 0;
+  // Called after everything launch() enqueued for `buffer` has completed.
+  virtual std::unique_ptr<partial> collect(const chunk_info& info, unsigned buffer) = 0;
+};
+
+class reduce_op {
+ public:
+  virtual ~reduce_op() = default;
+  // How input `input` is cut into chunks.
+  virtual framing frame(std::size_t input) const = 0;
+  // The running total of an input before any chunk (what an empty input reports).
+  virtual std::unique_ptr<partial> identity(std::size_t input) const = 0;
+  // One chunk on a CPU lane. Called concurrently from several threads.
+  virtual std::unique_ptr<partial> host(const chunk_info& info,
+                                        std::span<const std::byte> data) const = 0;
+  // total ⊕= next. Called for each input's chunks in index order, one call at a time.
+  virtual void merge(partial& total, partial& next) const = 0;
+  // A device implementation for a GPU lane on `device`, or nullptr (CPU lanes only).
+  // `max_chunk` bounds info.size.
+  virtual std::unique_ptr<device_reducer> make_device_reducer(int device, std::size_t max_chunk,
+                                                              unsigned buffers) const {
+    (void)device, (void)max_chunk, (void)buffers;
+    return nullptr;
+  }
+};
+
+// Device half of a transform, one per GPU lane. launch() enqueues the kernel and the copy of
+// the output into `h_out` (pinned, max_output bytes); collect() returns how many bytes are valid.
+class device_transformer {
+ public:
+  virtual ~device_transformer() = default;
+  virtual void launch(const chunk_info& info, const std::byte* d_data, std::byte* h_out,
+                      stream_ref stream, unsigned buffer) = 0;
+  virtual std::size_t collect(const chunk_info& info, unsigned buffer) = 0;
+};
+
+class transform_op {
+ public:
+  virtual ~transform_op() = default;
+  virtual framing frame(std::size_t input) const = 0;
+  // Output bytes of one chunk on a CPU lane (append to `out`). Called concurrently.
+  virtual void host(const chunk_info& info, std::span<const std::byte> data,
+                    std::vector<std::byte>& out) const = 0;
+  // Largest output of a chunk of `chunk_bytes` input bytes (sizes the GPU lane's buffers).
+  virtual std::size_t max_output(std::size_t chunk_bytes) const { return chunk_bytes; }
+  virtual std::unique_ptr<device_transformer> make_device_transformer(int device,
+                                                                      std::size_t max_chunk,
+                                                                      unsigned buffers) const {
+    (void)device, (void)max_chunk, (void)buffers;
+    return nullptr;
+  }
+};
+
+}  // namespace hetpipe

@@ -1,0 +1,45 @@
+// Options every command shares. Zero means "choose for me": resolve() fills in the defaults, which
+// `hetpipe info` prints.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace hetpipe {
+
+enum class device_mode : std::uint8_t {
+  automatic,  // GPU lanes and CPU lanes together when a GPU is usable, CPU lanes alone otherwise
+  cpu,        // CPU lanes only
+  gpu,        // GPU lanes only; an error where no GPU is usable
+};
+
+struct options {
+  std::size_t chunk_size = 0;  // bytes per chunk (default 4 MiB)
+  unsigned slots = 0;          // pinned host slots in the pool (memory = slots × chunk_size)
+  unsigned io_threads = 0;     // libuv thread-pool size (reads in flight follow from it)
+  unsigned cpu_threads = 0;    // CPU lanes (OpenMP threads)
+  unsigned gpu_lanes = 0;      // GPU lanes per device, each with its own streams and device buffers
+  unsigned gpu_buffers = 0;    // device buffers per GPU lane (≥ 2: copy of n+1 overlaps kernel n)
+  device_mode device = device_mode::automatic;
+  bool progress = false;   // bytes done, GB/s and ETA on stderr
+  std::string trace_path;  // Chrome trace-event JSON (open it in Perfetto)
+  int verbose = 0;         // 1: busy time per stage on stderr
+  // Set to true (from any thread, or a signal handler) to stop the job; run() then throws
+  // cancelled.
+  std::atomic<bool>* cancel = nullptr;
+};
+
+// Defaults measured on the machines we run on; see `hetpipe info` and bench/RESULTS.md.
+options resolve(const options& requested);
+
+// "4M", "512K", "1G", "65536" → bytes. Throws usage_error.
+std::size_t parse_size(std::string_view text);
+std::string format_size(std::uint64_t bytes);
+std::optional<device_mode> parse_device_mode(std::string_view text) noexcept;
+std::string_view device_mode_name(device_mode m) noexcept;
+
+}  // namespace hetpipe

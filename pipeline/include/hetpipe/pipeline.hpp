@@ -1,0 +1,63 @@
+// Running an operator over inputs: the engine that overlaps reading (libuv, pinned slots) with
+// computing (CPU lanes and GPU lanes pulling from one ready queue).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <hetpipe/operator.hpp>
+#include <hetpipe/options.hpp>
+
+namespace hetpipe {
+
+struct input {
+  std::string path;                     // "-" = standard input (read sequentially)
+  std::uint64_t offset = 0;             // first byte of the data region (e.g. after a header)
+  std::optional<std::uint64_t> length;  // bytes of the data region; default: to the end
+};
+
+struct lane_report {
+  std::string name;  // "cpu 0", "gpu 0.1" (device 0, lane 1)
+  std::uint64_t chunks = 0;
+  std::uint64_t bytes = 0;
+  double busy_seconds = 0;  // time spent computing (CPU) or waiting on the stream (GPU)
+};
+
+struct job_report {
+  options resolved;         // the options in effect, defaults filled in
+  std::uint64_t bytes = 0;  // input bytes processed
+  std::uint64_t chunks = 0;
+  double seconds = 0;        // wall time of the job, pool allocation excluded
+  double setup_seconds = 0;  // pool and device buffer allocation
+  unsigned cpu_lanes = 0;
+  unsigned gpu_lanes = 0;
+  std::vector<lane_report> lanes;
+};
+
+// Runs a reduction; returns one merged partial per input (op.identity() for an empty input).
+// Throws hetpipe::error (io_error, input_error, gpu_error, cancelled...) after every resource
+// was released.
+std::vector<std::unique_ptr<partial>> run(const reduce_op& op, const std::vector<input>& inputs,
+                                          const options& opt, job_report* report = nullptr);
+
+// Runs a transform; input i is written to outputs[i] through a temporary file that is renamed
+// only when the job succeeds ("-" writes to standard output).
+void run(const transform_op& op, const std::vector<input>& inputs,
+         const std::vector<std::string>& outputs, const options& opt, job_report* report = nullptr);
+
+// The read-only ceiling: the same pipeline with an operator that does nothing (CPU lanes only).
+// Returns the bytes read.
+std::uint64_t read_only(const std::vector<input>& inputs, const options& opt,
+                        job_report* report = nullptr);
+
+// SIGINT/SIGTERM set *flag (pass it as options::cancel: the job stops and removes its temporary
+// files); a second signal removes them at once and exits.
+void install_signal_handlers(std::atomic<bool>* flag);
+
+// Number of usable CUDA devices (0 without CUDA support, driver or device).
+int gpu_count() noexcept;
+
+}  // namespace hetpipe

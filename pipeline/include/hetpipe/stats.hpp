@@ -1,0 +1,49 @@
+// Column statistics: the result type of `hetpipe stats` and of hetpipe::stats().
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <hetpipe/dtype.hpp>
+#include <hetpipe/options.hpp>
+#include <hetpipe/pipeline.hpp>
+
+namespace hetpipe {
+
+// Exact statistics of one column. Sums are accumulated exactly (integers, or floats as integer
+// mantissas binned by exponent); every double below is the correctly rounded value of the exact
+// result, so it does not depend on chunk size, thread count or device.
+struct column_stats {
+  std::uint64_t count = 0;      // values, NaN excluded (infinities included)
+  std::uint64_t nan_count = 0;  // NaNs (float inputs only)
+  // Smallest and largest value: double for float inputs (-0 orders below +0), the exact integer
+  // for integer inputs. NaN (double) when count == 0.
+  std::variant<double, std::int64_t, std::uint64_t> min = 0.0, max = 0.0;
+  double sum = 0;              // correctly rounded exact sum (inf on overflow)
+  double mean = 0;             // correctly rounded sum / count
+  double variance = 0;         // population variance, from exact sums: (nΣx² − (Σx)²) / n²
+  double sample_variance = 0;  // (nΣx² − (Σx)²) / (n(n − 1))
+  double std = 0;              // correctly rounded sqrt of the exact population variance
+};
+
+struct stats_result {
+  std::string file;  // as given ("-" for standard input)
+  dtype type = dtype::u8;
+  std::vector<std::uint64_t> shape;  // rows (and columns for 2-D .npy)
+  std::vector<column_stats> columns;
+};
+
+// Statistics of each file: a .npy file (recognised by its magic; 1-D gives one column, 2-D C-order
+// one per column) or raw little-endian data of `raw_type` ("-" reads standard input). Throws
+// hetpipe::error naming the file for any bad input.
+//
+//   auto r = hetpipe::stats({"a.npy"}, std::nullopt, {});
+//   r[0].columns[0].mean;   // correctly rounded mean of the first column
+std::vector<stats_result> stats(const std::vector<std::string>& files,
+                                std::optional<dtype> raw_type, const options& opt,
+                                job_report* report = nullptr);
+
+}  // namespace hetpipe

@@ -1,0 +1,384 @@
+#include "pipeline/src/engine.hpp"
+
+#include <omp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include <hetpipe/error.hpp>
+
+#if HETPIPE_WITH_CUDA
+#include "cuda/runtime.hpp"
+#endif
+
+namespace hetpipe {
+
+int gpu_count() noexcept {
+#if HETPIPE_WITH_CUDA
+  // Initialising the runtime costs tens of milliseconds; ask once per process.
+  static const int count = cuda::device_count();
+  return count;
+#else
+  return 0;
+#endif
+}
+
+namespace detail {
+
+void ready_queue::push(io::chunk c) {
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(c);
+  }
+  cv_.notify_one();
+}
+
+std::optional<io::chunk> ready_queue::pop() {
+  std::unique_lock lock(mutex_);
+  cv_.wait(lock, [&] { return closed_ || !queue_.empty(); });
+  if (queue_.empty()) return std::nullopt;
+  io::chunk c = queue_.front();
+  queue_.pop_front();
+  return c;
+}
+
+void ready_queue::close() {
+  {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+  }
+  cv_.notify_all();
+}
+
+std::vector<io::chunk> ready_queue::abort() {
+  std::vector<io::chunk> dropped;
+  {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    dropped.assign(queue_.begin(), queue_.end());
+    queue_.clear();
+  }
+  cv_.notify_all();
+  return dropped;
+}
+
+std::vector<io::source> to_sources(const std::vector<input>& inputs) {
+  std::vector<io::source> out;
+  out.reserve(inputs.size());
+  for (const auto& in : inputs) out.push_back({in.path, in.offset, in.length});
+  return out;
+}
+
+engine::engine(const options& resolved, job_spec spec)
+    : opt_(resolved), spec_(std::move(spec)), trace_(!resolved.trace_path.empty()) {}
+
+engine::~engine() = default;
+
+void engine::fail(std::exception_ptr error) noexcept {
+  {
+    std::lock_guard lock(error_mutex_);
+    if (!error_) error_ = error;
+  }
+  if (failed_.exchange(true)) return;
+  try {
+    if (reader_) reader_->cancel();
+  } catch (...) {
+  }
+  for (const io::chunk& c : queue_.abort()) pool_->release(c.slot);
+}
+
+void engine::retire(std::uint64_t chunks) {
+  if (chunks && reader_) reader_->retire(chunks);
+}
+
+void engine::chunk_done(std::uint64_t bytes) {
+  bytes_done_.fetch_add(bytes, std::memory_order_relaxed);
+  chunks_done_.fetch_add(1, std::memory_order_relaxed);
+}
+
+job_report engine::report() const {
+  return report_;
+}
+
+void engine::cpu_lanes(unsigned count) {
+  std::vector<int> tracks(count);
+  for (unsigned i = 0; i < count; ++i) tracks[i] = trace_.track("cpu lane " + std::to_string(i));
+  std::vector<lane_report> reports(count);
+#pragma omp parallel num_threads(count)
+  {
+    const unsigned me = static_cast<unsigned>(omp_get_thread_num());
+    lane_report& rep = reports[me];
+    rep.name = "cpu " + std::to_string(me);
+    std::uint64_t busy = 0;
+    while (auto c = queue_.pop()) {
+      const std::uint64_t t0 = now_ns();
+      try {
+        if (!failed_.load(std::memory_order_relaxed))
+          spec_.host(c->info, std::span<const std::byte>(c->data, c->info.size));
+      } catch (...) {
+        fail(std::current_exception());
+      }
+      const std::uint64_t t1 = now_ns();
+      pool_->release(c->slot);
+      trace_.span(tracks[me], "host", t0, t1, c->info.seq, c->info.size);
+      busy += t1 - t0;
+      rep.chunks++;
+      rep.bytes += c->info.size;
+      chunk_done(c->info.size);
+    }
+    rep.busy_seconds = static_cast<double>(busy) * 1e-9;
+  }
+  std::lock_guard lock(lanes_mutex_);
+  for (auto& r : reports) lane_reports_.push_back(std::move(r));
+}
+
+#if HETPIPE_WITH_CUDA
+// One GPU lane: a copy stream and a compute stream, `buffers` device buffers used in a ring.
+// The H2D copy of chunk n+1 is issued while the kernel of chunk n runs; a chunk's pinned slot goes
+// back to the pool as soon as its copy has completed; its results are collected when the buffer
+// comes round again (or at the end).
+void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
+  const unsigned nbuf = opt_.gpu_buffers;
+  const int track =
+      trace_.track("gpu " + std::to_string(device) + " lane " + std::to_string(index));
+  lane_report rep;
+  rep.name = "gpu " + std::to_string(device) + "." + std::to_string(index);
+  struct inflight {
+    chunk_info info;
+    std::uint64_t issued_ns = 0;
+  };
+  std::vector<std::optional<inflight>> slots(nbuf);
+  std::optional<unsigned> held_slot;  // a pool slot whose H2D copy has not been seen complete
+  std::uint64_t busy = 0;
+  try {
+    cuda::set_device(device);
+    cuda::stream copy_stream(device), compute_stream(device);
+    std::vector<cuda::device_buffer> d_in;
+    std::vector<cuda::event> copied, done;
+    for (unsigned b = 0; b < nbuf; ++b) {
+      d_in.emplace_back(slot_bytes_);
+      copied.emplace_back(false);
+      done.emplace_back(false);
+    }
+    auto retire_buffer = [&](unsigned b) {
+      if (!slots[b]) return;
+      const std::uint64_t t0 = now_ns();
+      done[b].synchronize();
+      const std::uint64_t t1 = now_ns();
+      busy += t1 - t0;
+      trace_.span(track, "kernel", std::max(slots[b]->issued_ns, t0), t1, slots[b]->info.seq,
+                  slots[b]->info.size);
+      const chunk_info info = slots[b]->info;
+      slots[b].reset();
+      if (!failed_.load()) worker.collect(info, b);
+      rep.chunks++;
+      rep.bytes += info.size;
+      chunk_done(info.size);
+    };
+    unsigned next = 0;
+    while (auto c = queue_.pop()) {
+      held_slot = c->slot;
+      if (failed_.load()) break;
+      const unsigned b = next;
+      next = (next + 1) % nbuf;
+      retire_buffer(b);  // the buffer's previous chunk must be finished before it is overwritten
+      const std::uint64_t t0 = now_ns();
+      cuda::copy_h2d_async(d_in[b].get(), c->data, c->info.size, copy_stream);
+      copied[b].record(copy_stream);
+      copied[b].make_wait(compute_stream);
+      worker.launch(c->info, static_cast<const std::byte*>(d_in[b].get()),
+                    stream_ref{compute_stream.handle(), device}, b);
+      done[b].record(compute_stream);
+      slots[b] = inflight{c->info, 0};
+      // The kernel of the previous chunk runs meanwhile; the slot returns once its copy is done.
+      copied[b].synchronize();
+      const std::uint64_t t1 = now_ns();
+      pool_->release(*held_slot);
+      held_slot.reset();
+      slots[b]->issued_ns = t1;
+      trace_.span(track, "h2d", t0, t1, c->info.seq, c->info.size);
+    }
+    if (held_slot) pool_->release(*held_slot), held_slot.reset();
+    for (unsigned k = 0; k < nbuf; ++k) retire_buffer((next + k) % nbuf);
+    compute_stream.synchronize();
+    copy_stream.synchronize();
+  } catch (...) {
+    if (held_slot) pool_->release(*held_slot);
+    fail(std::current_exception());
+    // Drain whatever is still queued so the reader can finish; the job has failed.
+    while (auto c = queue_.pop()) pool_->release(c->slot);
+  }
+  rep.busy_seconds = static_cast<double>(busy) * 1e-9;
+  std::lock_guard lock(lanes_mutex_);
+  lane_reports_.push_back(std::move(rep));
+}
+#else
+void engine::gpu_lane(unsigned, int, gpu_worker&) {}
+#endif
+
+void engine::monitor() {
+  const bool tty_progress = opt_.progress;
+  const auto start = std::chrono::steady_clock::now();
+  auto last_print = start;
+  bool printed = false;
+  while (!finished_.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (opt_.cancel && opt_.cancel->load() && !failed_.load())
+      fail(std::make_exception_ptr(cancelled()));
+    const auto now = std::chrono::steady_clock::now();
+    if (tty_progress && now - last_print >= std::chrono::milliseconds(250)) {
+      last_print = now;
+      const double secs = std::chrono::duration<double>(now - start).count();
+      const std::uint64_t done = bytes_done_.load();
+      const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
+      char eta[32] = "";
+      if (total_bytes_ > done && rate > 0) {
+        const double left = static_cast<double>(total_bytes_ - done) / rate;
+        std::snprintf(eta, sizeof eta, "  ETA %.0fs", left);
+      }
+      std::string total = total_bytes_ ? " / " + format_size(total_bytes_) : std::string();
+      std::fprintf(stderr, "\rhetpipe: %s%s  %.2f GB/s%s   ", format_size(done).c_str(),
+                   total.c_str(), rate * 1e-9, eta);
+      std::fflush(stderr);
+      printed = true;
+    }
+  }
+  if (printed) std::fprintf(stderr, "\n");
+}
+
+void engine::run() {
+  const auto setup_start = std::chrono::steady_clock::now();
+  // Framing decides the slot size: lines framing reads past the chunk to finish its last record.
+  std::size_t extra = 0;
+  for (std::size_t i = 0; i < spec_.sources.size(); ++i) {
+    const framing f = spec_.frame(i);
+    if (f.kind == framing_kind::lines) extra = std::max(extra, f.max_record + 1);
+    if (f.kind == framing_kind::records && f.record_size > opt_.chunk_size)
+      throw usage_error("--chunk-size " + format_size(opt_.chunk_size) +
+                        " is smaller than one record (" + std::to_string(f.record_size) +
+                        " bytes)");
+  }
+  slot_bytes_ = opt_.chunk_size + extra;
+  for (const auto& s : spec_.sources) {
+    if (s.path == "-") continue;
+    struct stat st {};
+    if (::stat(s.path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      const std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
+      total_bytes_ += s.length ? *s.length : (size > s.offset ? size - s.offset : 0);
+    }
+  }
+
+  // Lanes: GPU lanes where asked for and possible, CPU lanes unless --device gpu.
+  std::vector<std::unique_ptr<gpu_worker>> workers;
+  std::vector<int> worker_device;
+  const int gpus = opt_.device == device_mode::cpu ? 0 : gpu_count();
+  if (opt_.device == device_mode::gpu && gpus == 0) {
+#if HETPIPE_WITH_CUDA
+    throw gpu_error("--device gpu: no usable CUDA device (" + cuda::runtime_status() + ")");
+#else
+    throw gpu_error("--device gpu: this hetpipe was built without CUDA");
+#endif
+  }
+  if (gpus > 0 && spec_.make_gpu) {
+    for (int d = 0; d < gpus; ++d)
+      for (unsigned l = 0; l < opt_.gpu_lanes; ++l) {
+#if HETPIPE_WITH_CUDA
+        cuda::set_device(d);  // the worker allocates its device memory on its lane's device
+#endif
+        auto w = spec_.make_gpu(d, slot_bytes_, opt_.gpu_buffers);
+        if (!w) break;
+        workers.push_back(std::move(w));
+        worker_device.push_back(d);
+      }
+  }
+  if (opt_.device == device_mode::gpu && workers.empty())
+    throw usage_error("--device gpu: this operation has no GPU implementation");
+  const unsigned ncpu = opt_.device == device_mode::gpu ? 0 : opt_.cpu_threads;
+  if (ncpu == 0 && workers.empty()) throw usage_error("no lanes to run on");
+
+  io::slot_pool::alloc_fn alloc = nullptr;
+  io::slot_pool::free_fn release = nullptr;
+#if HETPIPE_WITH_CUDA
+  if (!workers.empty()) {
+    alloc = &cuda::pinned_alloc;
+    release = &cuda::pinned_free;
+  }
+#endif
+  pool_ = std::make_unique<io::slot_pool>(opt_.slots, slot_bytes_, alloc, release);
+  io::set_io_threads(opt_.io_threads);
+  io::reader_config cfg;
+  cfg.chunk_size = opt_.chunk_size;
+  cfg.max_inflight = std::max(1u, std::min(opt_.slots, 2 * opt_.io_threads));
+  cfg.window = std::max<std::uint64_t>(16, std::uint64_t{4} * opt_.slots);
+  reader_ = std::make_unique<io::reader>(spec_.sources, spec_.frame, *pool_, cfg);
+  report_.setup_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - setup_start).count();
+
+  const auto start = std::chrono::steady_clock::now();
+  const int read_track = trace_.track("reader");
+  std::thread monitor_thread([this] { monitor(); });
+  reader_->start(
+      [this, read_track](io::chunk c) {
+        { const std::uint64_t t = now_ns(); trace_.span(read_track, "read", t, t, c.info.seq, c.info.size); }
+        if (failed_.load()) {
+          pool_->release(c.slot);
+          return;
+        }
+        queue_.push(c);
+      },
+      [this](std::exception_ptr e) {
+        if (e) fail(e);
+        queue_.close();
+      });
+  std::vector<std::thread> lanes;
+  for (std::size_t i = 0; i < workers.size(); ++i)
+    lanes.emplace_back([this, i, &workers, &worker_device] {
+      gpu_lane(static_cast<unsigned>(i), worker_device[i], *workers[i]);
+    });
+  if (ncpu > 0)
+    lanes.emplace_back([this, ncpu] {
+      try {
+        cpu_lanes(ncpu);
+      } catch (...) {
+        fail(std::current_exception());
+      }
+    });
+  for (auto& t : lanes) t.join();
+  reader_->wait();
+  finished_ = true;
+  monitor_thread.join();
+  workers.clear();  // device resources go before the pool they may reference
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  report_.resolved = opt_;
+  report_.bytes = bytes_done_.load();
+  report_.chunks = chunks_done_.load();
+  report_.seconds = secs;
+  report_.cpu_lanes = ncpu;
+  report_.gpu_lanes = static_cast<unsigned>(worker_device.size());
+  report_.lanes = lane_reports_;
+  if (!opt_.trace_path.empty() && !error_) trace_.write(opt_.trace_path);
+  if (opt_.verbose > 0) {
+    std::fprintf(stderr, "hetpipe: %s in %.3f s (%.2f GB/s), %llu chunks, setup %.3f s\n",
+                 format_size(report_.bytes).c_str(), secs,
+                 secs > 0 ? static_cast<double>(report_.bytes) / secs * 1e-9 : 0.0,
+                 static_cast<unsigned long long>(report_.chunks), report_.setup_seconds);
+    for (const auto& [stage, busy] : trace_.stage_totals())
+      std::fprintf(stderr, "hetpipe:   %-8s busy %8.3f s\n", stage.c_str(), busy);
+    for (const auto& l : report_.lanes)
+      std::fprintf(stderr, "hetpipe:   lane %-8s %6llu chunks %10s busy %.3f s\n", l.name.c_str(),
+                   static_cast<unsigned long long>(l.chunks), format_size(l.bytes).c_str(),
+                   l.busy_seconds);
+  }
+  reader_.reset();
+  pool_.reset();
+  if (error_) std::rethrow_exception(error_);
+}
+
+}  // namespace detail
+}  // namespace hetpipe

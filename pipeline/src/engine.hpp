@@ -1,0 +1,98 @@
+// The engine under run(): one libuv reader filling a fixed pool of (pinned) slots, one ready
+// queue, CPU lanes (OpenMP threads) and GPU lanes (a thread, streams and device buffers each)
+// pulling from it. The op-specific glue (reduce.cpp, transform.cpp) says what a lane does with a
+// chunk and calls retire() once a chunk's result is consumed (merged or handed to the writer).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include <hetpipe/pipeline.hpp>
+
+#include "io/reader.hpp"
+#include "io/slot_pool.hpp"
+#include "pipeline/src/trace.hpp"
+
+namespace hetpipe::detail {
+
+// What a GPU lane does with a device-resident chunk; the result is handed on in collect().
+class gpu_worker {
+ public:
+  virtual ~gpu_worker() = default;
+  virtual void launch(const chunk_info& info, const std::byte* d_data, stream_ref stream,
+                      unsigned buffer) = 0;
+  virtual void collect(const chunk_info& info, unsigned buffer) = 0;
+};
+
+struct job_spec {
+  std::vector<io::source> sources;
+  std::function<framing(std::size_t)> frame;
+  // A CPU lane's work on one chunk, result handed on before returning. Called concurrently.
+  std::function<void(const chunk_info&, std::span<const std::byte>)> host;
+  // A GPU lane's worker, or nullptr when the operator has no device implementation.
+  std::function<std::unique_ptr<gpu_worker>(int device, std::size_t max_chunk, unsigned buffers)>
+      make_gpu;
+};
+
+class ready_queue {
+ public:
+  void push(io::chunk c);
+  std::optional<io::chunk> pop();  // nullopt once closed and empty, or aborted
+  void close();                    // no more chunks will come
+  std::vector<io::chunk> abort();  // drop what is queued (the caller releases the slots)
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<io::chunk> queue_;
+  bool closed_ = false;
+};
+
+class engine {
+ public:
+  engine(const options& resolved, job_spec spec);
+  ~engine();
+  // Runs the job to the end; throws the first error after every thread was joined and every
+  // slot returned.
+  void run();
+  void retire(std::uint64_t chunks);
+  void fail(std::exception_ptr error) noexcept;
+  bool failed() const noexcept { return failed_.load(); }
+  job_report report() const;
+
+ private:
+  void cpu_lanes(unsigned count);
+  void gpu_lane(unsigned index, int device, gpu_worker& worker);
+  void monitor();
+  void chunk_done(std::uint64_t bytes);
+
+  options opt_;
+  job_spec spec_;
+  tracer trace_;
+  std::unique_ptr<io::slot_pool> pool_;
+  std::unique_ptr<io::reader> reader_;
+  ready_queue queue_;
+  std::atomic<bool> failed_{false};
+  std::mutex error_mutex_;
+  std::exception_ptr error_;
+  std::atomic<bool> finished_{false};
+  std::atomic<std::uint64_t> bytes_done_{0}, chunks_done_{0};
+  std::uint64_t total_bytes_ = 0;  // 0 when unknown (pipes)
+  std::size_t slot_bytes_ = 0;
+  job_report report_;
+  std::mutex lanes_mutex_;
+  std::vector<lane_report> lane_reports_;
+};
+
+std::vector<io::source> to_sources(const std::vector<input>& inputs);
+
+}  // namespace hetpipe::detail

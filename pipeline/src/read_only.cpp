@@ -1,0 +1,48 @@
+// The do-nothing operator behind `hetpipe bench read`: every operator is measured against it.
+#include <hetpipe/error.hpp>
+#include <hetpipe/pipeline.hpp>
+
+#include "io/writer.hpp"
+
+namespace hetpipe {
+
+namespace {
+
+struct byte_count final : partial {
+  std::uint64_t bytes = 0;
+};
+
+class nop_op final : public reduce_op {
+ public:
+  framing frame(std::size_t) const override { return framing::records(1); }
+  std::unique_ptr<partial> identity(std::size_t) const override {
+    return std::make_unique<byte_count>();
+  }
+  std::unique_ptr<partial> host(const chunk_info& info, std::span<const std::byte>) const override {
+    auto p = std::make_unique<byte_count>();
+    p->bytes = info.size;
+    return p;
+  }
+  void merge(partial& total, partial& next) const override {
+    static_cast<byte_count&>(total).bytes += static_cast<byte_count&>(next).bytes;
+  }
+};
+
+}  // namespace
+
+std::uint64_t read_only(const std::vector<input>& inputs, const options& opt, job_report* report) {
+  options o = opt;
+  if (o.device == device_mode::gpu)
+    throw usage_error("bench read measures reading alone: use --device cpu or auto");
+  o.device = device_mode::cpu;
+  nop_op op;
+  std::uint64_t total = 0;
+  for (auto& p : run(op, inputs, o, report)) total += static_cast<byte_count&>(*p).bytes;
+  return total;
+}
+
+void install_signal_handlers(std::atomic<bool>* flag) {
+  io::install_signal_handlers(flag);
+}
+
+}  // namespace hetpipe

@@ -1,0 +1,92 @@
+// run() for reductions: partials are merged per input in chunk order, so the result is the same
+// whatever lane computed which chunk (and deterministic even for a non-associative merge).
+#include <map>
+
+#include "pipeline/src/engine.hpp"
+
+namespace hetpipe {
+
+namespace {
+
+class merger {
+ public:
+  merger(const reduce_op& op, std::size_t inputs) : op_(op), pending_(inputs), next_(inputs, 0) {
+    totals_.reserve(inputs);
+    for (std::size_t i = 0; i < inputs; ++i) totals_.push_back(op.identity(i));
+  }
+  // Returns how many chunks were merged (and can be retired).
+  std::uint64_t deliver(const chunk_info& info, std::unique_ptr<partial> p) {
+    std::lock_guard lock(mutex_);
+    const std::size_t i = info.input;
+    if (info.index != next_[i]) {
+      pending_[i].emplace(info.index, std::move(p));
+      return 0;
+    }
+    op_.merge(*totals_[i], *p);
+    std::uint64_t merged = 1;
+    ++next_[i];
+    for (auto it = pending_[i].begin(); it != pending_[i].end() && it->first == next_[i];
+         it = pending_[i].erase(it)) {
+      op_.merge(*totals_[i], *it->second);
+      ++next_[i], ++merged;
+    }
+    return merged;
+  }
+  std::vector<std::unique_ptr<partial>> take() { return std::move(totals_); }
+
+ private:
+  const reduce_op& op_;
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<partial>> totals_;
+  std::vector<std::map<std::uint64_t, std::unique_ptr<partial>>> pending_;
+  std::vector<std::uint64_t> next_;
+};
+
+class reduce_worker final : public detail::gpu_worker {
+ public:
+  reduce_worker(std::unique_ptr<device_reducer> impl,
+                std::function<void(const chunk_info&, std::unique_ptr<partial>)> deliver)
+      : impl_(std::move(impl)), deliver_(std::move(deliver)) {}
+  void launch(const chunk_info& info, const std::byte* d_data, stream_ref stream,
+              unsigned buffer) override {
+    impl_->launch(info, d_data, stream, buffer);
+  }
+  void collect(const chunk_info& info, unsigned buffer) override {
+    deliver_(info, impl_->collect(info, buffer));
+  }
+
+ private:
+  std::unique_ptr<device_reducer> impl_;
+  std::function<void(const chunk_info&, std::unique_ptr<partial>)> deliver_;
+};
+
+}  // namespace
+
+std::vector<std::unique_ptr<partial>> run(const reduce_op& op, const std::vector<input>& inputs,
+                                          const options& opt, job_report* report) {
+  const options o = resolve(opt);
+  merger m(op, inputs.size());
+  detail::engine* eng = nullptr;
+  auto deliver = [&m, &eng](const chunk_info& info, std::unique_ptr<partial> p) {
+    eng->retire(m.deliver(info, std::move(p)));
+  };
+  detail::job_spec spec;
+  spec.sources = detail::to_sources(inputs);
+  spec.frame = [&op](std::size_t i) { return op.frame(i); };
+  spec.host = [&op, &deliver](const chunk_info& info, std::span<const std::byte> data) {
+    deliver(info, op.host(info, data));
+  };
+  spec.make_gpu = [&op, &deliver](int device, std::size_t max_chunk,
+                                  unsigned buffers) -> std::unique_ptr<detail::gpu_worker> {
+    auto impl = op.make_device_reducer(device, max_chunk, buffers);
+    if (!impl) return nullptr;
+    return std::make_unique<reduce_worker>(std::move(impl), deliver);
+  };
+  detail::engine e(o, std::move(spec));
+  eng = &e;
+  e.run();
+  if (report) *report = e.report();
+  return m.take();
+}
+
+}  // namespace hetpipe

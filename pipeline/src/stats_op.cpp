@@ -1,0 +1,199 @@
+// The stats operator: per-column exact accumulators (host/stats_host.hpp) computed by CPU lanes,
+// or by GPU lanes whose kernel (cuda/stats_kernels.hpp) bins the same exact integer sums; both
+// fold into the same big integers, so every device mode gives the same bits.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+#include <hetpipe/error.hpp>
+#include <hetpipe/stats.hpp>
+
+#include "host/stats_host.hpp"
+#include "io/npy.hpp"
+#include "pipeline/src/engine.hpp"
+
+#if HETPIPE_WITH_CUDA
+#include "cuda/runtime.hpp"
+#include "cuda/stats_kernels.hpp"
+#endif
+
+namespace hetpipe {
+
+namespace {
+
+struct stats_partial final : partial {
+  std::vector<host::column_acc> columns;
+};
+
+struct file_plan {
+  dtype type;
+  std::uint64_t cols;  // elements per row (1 for 1-D and raw data)
+};
+
+#if HETPIPE_WITH_CUDA
+class stats_device final : public device_reducer {
+ public:
+  stats_device(const std::vector<file_plan>& plans, unsigned buffers) : plans_(plans) {
+    std::size_t bytes = 0;
+    for (const auto& p : plans)
+      bytes = std::max(bytes, cuda::stats_result_bytes(static_cast<int>(p.type), p.cols));
+    for (unsigned b = 0; b < buffers; ++b) {
+      d_result_.emplace_back(bytes);
+      h_result_.emplace_back(bytes);
+    }
+  }
+  void launch(const chunk_info& info, const std::byte* d_data, stream_ref stream,
+              unsigned buffer) override {
+    const file_plan& p = plans_[info.input];
+    const std::size_t rows = info.size / (p.cols * dtype_size(p.type));
+    cuda::stats_launch(static_cast<int>(p.type), d_data, rows, p.cols, d_result_[buffer].get(),
+                       stream.handle);
+    cuda::copy_d2h_async(h_result_[buffer].get(), d_result_[buffer].get(),
+                         cuda::stats_result_bytes(static_cast<int>(p.type), p.cols), stream.handle);
+  }
+  std::unique_ptr<partial> collect(const chunk_info& info, unsigned buffer) override {
+    const file_plan& p = plans_[info.input];
+    auto out = std::make_unique<stats_partial>();
+    out->columns.resize(p.cols);
+    cuda::stats_fold(static_cast<int>(p.type), h_result_[buffer].get(), p.cols,
+                     out->columns.data());
+    return out;
+  }
+
+ private:
+  const std::vector<file_plan>& plans_;
+  std::vector<cuda::device_buffer> d_result_;
+  std::vector<cuda::pinned_buffer> h_result_;
+};
+#endif
+
+class stats_op final : public reduce_op {
+ public:
+  explicit stats_op(std::vector<file_plan> plans) : plans_(std::move(plans)) {}
+  framing frame(std::size_t i) const override {
+    return framing::records(std::max<std::uint64_t>(1, plans_[i].cols) *
+                            dtype_size(plans_[i].type));
+  }
+  std::unique_ptr<partial> identity(std::size_t i) const override {
+    auto p = std::make_unique<stats_partial>();
+    p->columns.resize(plans_[i].cols);
+    return p;
+  }
+  std::unique_ptr<partial> host(const chunk_info& info,
+                                std::span<const std::byte> data) const override {
+    const file_plan& p = plans_[info.input];
+    auto out = std::make_unique<stats_partial>();
+    out->columns.resize(p.cols);
+    const std::size_t rows = data.size() / (p.cols * dtype_size(p.type));
+    host::accumulate(p.type, data.data(), rows, p.cols, out->columns.data());
+    return out;
+  }
+  void merge(partial& total, partial& next) const override {
+    auto& t = static_cast<stats_partial&>(total);
+    auto& n = static_cast<stats_partial&>(next);
+    for (std::size_t c = 0; c < t.columns.size(); ++c) t.columns[c].merge(n.columns[c]);
+  }
+  std::unique_ptr<device_reducer> make_device_reducer(int, std::size_t,
+                                                      unsigned buffers) const override {
+#if HETPIPE_WITH_CUDA
+    return std::make_unique<stats_device>(plans_, buffers);
+#else
+    (void)buffers;
+    return nullptr;
+#endif
+  }
+
+ private:
+  std::vector<file_plan> plans_;
+};
+
+[[noreturn]] void throw_errno(const std::string& file, int err) {
+  std::string reason = std::strerror(err);
+  if (!reason.empty()) reason[0] = static_cast<char>(std::tolower(reason[0]));
+  throw io_error(file, reason, -err);
+}
+
+}  // namespace
+
+std::vector<stats_result> stats(const std::vector<std::string>& files,
+                                std::optional<dtype> raw_type, const options& opt,
+                                job_report* report) {
+  std::vector<file_plan> plans;
+  std::vector<input> inputs;
+  std::vector<stats_result> results(files.size());
+  std::vector<bool> raw(files.size(), true);
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const std::string& f = files[i];
+    stats_result& r = results[i];
+    r.file = f;
+    if (f == "-") {
+      if (!raw_type) throw usage_error("-: standard input is read as raw data: give its --dtype");
+      plans.push_back({*raw_type, 1});
+      inputs.push_back({f, 0, std::nullopt});
+      r.type = *raw_type;
+      continue;
+    }
+    const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw_errno(f, errno);
+    struct stat st {};
+    std::array<std::byte, 8> magic{};
+    ssize_t got = 0;
+    if (::fstat(fd, &st) != 0) {
+      const int err = errno;
+      ::close(fd);
+      throw_errno(f, err);
+    }
+    if (S_ISDIR(st.st_mode)) {
+      ::close(fd);
+      throw io_error(f, "is a directory", -EISDIR);
+    }
+    const bool regular = S_ISREG(st.st_mode);
+    if (regular) got = ::pread(fd, magic.data(), magic.size(), 0);
+    const int read_err = errno;
+    ::close(fd);
+    if (got < 0) throw_errno(f, read_err);
+    if (regular && io::looks_like_npy(std::span<const std::byte>(magic.data(), got))) {
+      const io::npy_header h = io::read_npy_header(f);
+      if (raw_type && *raw_type != h.type)
+        throw input_error(f, "--dtype " + std::string(dtype_name(*raw_type)) +
+                                 " does not match the .npy dtype " +
+                                 std::string(dtype_name(h.type)));
+      const std::uint64_t cols = h.shape.size() == 2 ? h.shape[1] : 1;
+      plans.push_back({h.type, cols});
+      inputs.push_back({f, h.data_offset, cols == 0 ? 0 : h.data_bytes});
+      r.type = h.type;
+      r.shape = h.shape;
+      raw[i] = false;
+      continue;
+    }
+    if (!raw_type)
+      throw input_error(f, "not a .npy file; give --dtype to read it as raw little-endian data");
+    const std::size_t size = dtype_size(*raw_type);
+    if (regular && static_cast<std::uint64_t>(st.st_size) % size != 0)
+      throw input_error(f, "size " + std::to_string(st.st_size) + " is not a multiple of the " +
+                               std::string(dtype_name(*raw_type)) + " element size (" +
+                               std::to_string(size) + " bytes)");
+    plans.push_back({*raw_type, 1});
+    inputs.push_back({f, 0, std::nullopt});
+    r.type = *raw_type;
+  }
+
+  stats_op op(plans);
+  auto totals = run(op, inputs, opt, report);
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    auto& p = static_cast<stats_partial&>(*totals[i]);
+    stats_result& r = results[i];
+    for (const auto& acc : p.columns) r.columns.push_back(host::finalize(plans[i].type, acc));
+    if (raw[i]) {
+      const auto& c = r.columns.front();
+      r.shape = {c.count + c.nan_count};
+    }
+  }
+  return results;
+}
+
+}  // namespace hetpipe

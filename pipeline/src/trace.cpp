@@ -1,0 +1,61 @@
+#include "pipeline/src/trace.hpp"
+
+#include <cstdio>
+#include <memory>
+
+#include <hetpipe/error.hpp>
+#include <nlohmann/json.hpp>
+
+namespace hetpipe::detail {
+
+int tracer::track(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  tracks_.push_back(name);
+  return static_cast<int>(tracks_.size()) - 1;
+}
+
+void tracer::span(int track, const char* stage, std::uint64_t begin_ns, std::uint64_t end_ns,
+                  std::uint64_t seq, std::uint64_t bytes) {
+  if (end_ns < begin_ns) end_ns = begin_ns;
+  std::lock_guard lock(mutex_);
+  totals_[stage] += end_ns - begin_ns;
+  if (record_) events_.push_back({track, stage, begin_ns, end_ns, seq, bytes});
+}
+
+std::map<std::string, double> tracer::stage_totals() const {
+  std::lock_guard lock(mutex_);
+  std::map<std::string, double> out;
+  for (const auto& [stage, ns] : totals_) out[stage] = static_cast<double>(ns) * 1e-9;
+  return out;
+}
+
+void tracer::write(const std::string& path) const {
+  std::lock_guard lock(mutex_);
+  nlohmann::json events = nlohmann::json::array();
+  for (std::size_t t = 0; t < tracks_.size(); ++t)
+    events.push_back({{"name", "thread_name"},
+                      {"ph", "M"},
+                      {"pid", 1},
+                      {"tid", t},
+                      {"args", {{"name", tracks_[t]}}}});
+  for (const auto& e : events_) {
+    const double ts = static_cast<double>(e.begin - std::min(e.begin, origin_)) * 1e-3;
+    const double dur = static_cast<double>(e.end - e.begin) * 1e-3;
+    events.push_back({{"name", e.stage},
+                      {"cat", e.stage},
+                      {"ph", "X"},
+                      {"pid", 1},
+                      {"tid", e.track},
+                      {"ts", ts},
+                      {"dur", dur},
+                      {"args", {{"seq", e.seq}, {"bytes", e.bytes}}}});
+  }
+  nlohmann::json doc = {{"traceEvents", std::move(events)}, {"displayTimeUnit", "ms"}};
+  const std::string text = doc.dump();
+  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), &std::fclose);
+  if (!f) throw io_error(path, "cannot write the trace file");
+  if (std::fwrite(text.data(), 1, text.size(), f.get()) != text.size())
+    throw io_error(path, "cannot write the trace file");
+}
+
+}  // namespace hetpipe::detail

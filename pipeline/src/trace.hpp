@@ -1,0 +1,48 @@
+// Tracing and stage accounting: spans per track (reader, each lane), written as Chrome
+// trace-event JSON that Perfetto opens; totals per stage for the -v summary.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace hetpipe::detail {
+
+inline std::uint64_t now_ns() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
+
+class tracer {
+ public:
+  explicit tracer(bool record_spans) : record_(record_spans), origin_(now_ns()) {}
+  bool recording() const { return record_; }
+  std::uint64_t origin() const { return origin_; }
+  // A track is a row in the trace viewer (a reader slot or a lane).
+  int track(const std::string& name);
+  // A finished span [begin, end) on a track; `bytes` is shown as an argument.
+  void span(int track, const char* stage, std::uint64_t begin_ns, std::uint64_t end_ns,
+            std::uint64_t seq, std::uint64_t bytes);
+  void write(const std::string& path) const;  // throws io_error
+  // Busy seconds per stage ("read", "h2d", "kernel", "host", "write", ...), all tracks together.
+  std::map<std::string, double> stage_totals() const;
+
+ private:
+  struct event {
+    int track;
+    const char* stage;
+    std::uint64_t begin, end, seq, bytes;
+  };
+  bool record_;
+  std::uint64_t origin_;
+  mutable std::mutex mutex_;
+  std::vector<std::string> tracks_;
+  std::vector<event> events_;
+  std::map<std::string, std::uint64_t> totals_;
+};
+
+}  // namespace hetpipe::detail

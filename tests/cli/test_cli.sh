@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# End-to-end checks of the hetpipe command: results, JSON, stdin, bad input (one clear line on
+# stderr, non-zero exit, nothing written), interruption. HETPIPE names the binary.
+set -uo pipefail
+: "${HETPIPE:?set HETPIPE to the hetpipe binary}"
+here=$(cd "$(dirname "$0")" && pwd)
+samples=$here/../../samples/data
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+
+# expect_error NAME EXPECTED_EXIT STDERR_PATTERN -- ARGS...: one line "hetpipe: ..." and no stdout.
+expect_error() {
+  local name=$1 code=$2 pattern=$3
+  shift 4
+  "$HETPIPE" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
+  local rc=$?
+  if [[ $rc -ne $code ]]; then bad "$name: exit $rc, expected $code ($(cat "$tmp/err"))"; return; fi
+  if [[ $(wc -l <"$tmp/err") -ne 1 ]] || ! grep -q "^hetpipe: .*$pattern" "$tmp/err"; then
+    bad "$name: stderr was: $(cat "$tmp/err")"; return
+  fi
+  [[ -s "$tmp/out" ]] && { bad "$name: wrote to stdout"; return; }
+  ok
+}
+
+# The sample job works and its JSON parses back to the same numbers in every device mode.
+"$HETPIPE" stats --dtype u16 "$samples"/weather.npy "$samples"/latency.npy "$samples"/counts.u16 \
+  >"$tmp/table" 2>"$tmp/err" && grep -q weather.npy "$tmp/table" && ok || bad "sample table: $(cat "$tmp/err")"
+"$HETPIPE" stats --json --device cpu --chunk-size 64K "$samples"/weather.npy >"$tmp/a.json" &&
+  "$HETPIPE" stats --json --device cpu --chunk-size 1M --cpu-threads 1 "$samples"/weather.npy >"$tmp/b.json" &&
+  cmp -s "$tmp/a.json" "$tmp/b.json" && ok || bad "JSON differs between chunk sizes"
+python3 - "$tmp/a.json" <<'PY' && ok || bad "JSON content"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert len(r) == 1 and r[0]["dtype"] == "f64" and r[0]["shape"] == [40000, 4], r[0]["shape"]
+c = r[0]["columns"]
+assert len(c) == 4
+for col in c:
+    assert col["count"] + col["nan_count"] == 40000
+    for k in ("min", "max", "sum", "mean", "variance", "sample_variance", "std"):
+        assert isinstance(col[k], float), (k, col[k])
+    assert col["min"] <= col["mean"] <= col["max"]
+    assert abs(col["std"] ** 2 - col["variance"]) <= 1e-12 * col["variance"]
+PY
+
+# Standard input gives the same result as the file.
+"$HETPIPE" stats --json --dtype u16 "$samples"/counts.u16 | sed 's#"file": ".*"#"file": "-"#' >"$tmp/f.json"
+cat "$samples"/counts.u16 | "$HETPIPE" stats --json --dtype u16 - >"$tmp/s.json" &&
+  cmp -s "$tmp/f.json" "$tmp/s.json" && ok || bad "stdin result differs from the file's"
+
+# gen is deterministic and its output reads back.
+"$HETPIPE" gen --dtype f32 --rows 100K --npy --seed 7 -o "$tmp/g1.npy" &&
+  "$HETPIPE" gen --dtype f32 --rows 100K --npy --seed 7 -o "$tmp/g2.npy" && cmp -s "$tmp/g1.npy" "$tmp/g2.npy" &&
+  "$HETPIPE" stats --json "$tmp/g1.npy" | grep -q '"count": 100000' && ok || bad "gen"
+
+# Trace and verbose summary.
+"$HETPIPE" stats --device cpu --chunk-size 64K --trace "$tmp/trace.json" -v "$samples"/latency.npy >/dev/null 2>"$tmp/v" &&
+  python3 -c "import json,sys; t=json.load(open(sys.argv[1]))['traceEvents']; assert any(e.get('name')=='host' for e in t); assert any(e.get('name')=='read' for e in t)" "$tmp/trace.json" &&
+  grep -q 'busy' "$tmp/v" && ok || bad "trace / -v"
+"$HETPIPE" bench read "$samples"/latency.npy | grep -q 'GB/s' && ok || bad "bench read"
+"$HETPIPE" info | grep -q 'CPU lanes' && "$HETPIPE" info --json | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["chunk_size"] > 0' && ok || bad "info"
+
+# Bad input: one line, non-zero exit, nothing on stdout.
+printf '12345' >"$tmp/odd.bin"
+printf '\x93NUMPY\x01\x00\x76\x00{' >"$tmp/trunc.npy"
+python3 - "$tmp" <<'PY'
+import struct, sys
+d = sys.argv[1]
+def npy(name, descr, shape, nbytes):
+    h = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (descr, shape)
+    h += " " * ((64 - (10 + len(h) + 1) % 64) % 64) + "\n"
+    open(f"{d}/{name}", "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + b"\x01" * nbytes)
+npy("lying.npy", "<f4", "(1000,)", 400)
+npy("big.npy", ">f4", "(10,)", 40)
+npy("cube.npy", "<f4", "(2, 2, 2)", 32)
+npy("obj.npy", "|O", "(2,)", 16)
+PY
+expect_error "missing file" 1 "$tmp/nope: no such file" -- stats --dtype f32 "$tmp/nope"
+expect_error "directory" 1 "$tmp: is a directory" -- stats --dtype f32 "$tmp"
+expect_error "size not a multiple" 1 "odd.bin: size 5 is not a multiple" -- stats --dtype f32 "$tmp/odd.bin"
+expect_error "raw without dtype" 1 "odd.bin: not a .npy file" -- stats "$tmp/odd.bin"
+expect_error "truncated npy header" 1 "trunc.npy: " -- stats "$tmp/trunc.npy"
+expect_error "lying npy header" 1 "lying.npy: .*truncated" -- stats "$tmp/lying.npy"
+expect_error "big-endian npy" 1 "big.npy: big-endian" -- stats "$tmp/big.npy"
+expect_error "3-D npy" 1 "cube.npy: " -- stats "$tmp/cube.npy"
+expect_error "object npy" 1 "obj.npy: " -- stats "$tmp/obj.npy"
+expect_error "unknown dtype" 2 "unknown --dtype 'f16'" -- stats --dtype f16 "$tmp/odd.bin"
+expect_error "bad chunk size" 2 "invalid size" -- stats --chunk-size 4X --dtype u8 "$tmp/odd.bin"
+expect_error "stdin without dtype" 2 "give its --dtype" -- stats -
+if ! "$HETPIPE" info --json | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["devices"] else 1)'; then
+  expect_error "--device gpu without a GPU" 1 "--device gpu: " -- stats --device gpu --dtype u8 "$tmp/odd.bin"
+fi
+# No permission: root reads anything, so run that case as an unprivileged user when we are root.
+printf 'abcd' >"$tmp/secret.bin"
+chmod 000 "$tmp/secret.bin"
+if [[ $(id -u) -eq 0 ]] && command -v setpriv >/dev/null; then
+  chmod 755 "$tmp"
+  out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$HETPIPE" stats --dtype u8 "$tmp/secret.bin" 2>&1 >/dev/null)
+  rc=$?
+  [[ $rc -eq 1 && "$out" == "hetpipe: $tmp/secret.bin: permission denied" ]] && ok || bad "no permission: rc $rc: $out"
+elif [[ $(id -u) -ne 0 ]]; then
+  expect_error "no permission" 1 "secret.bin: permission denied" -- stats --dtype u8 "$tmp/secret.bin"
+fi
+# gen into a folder that does not exist: error, nothing left behind.
+expect_error "gen to a missing folder" 1 "" -- gen --dtype u8 --rows 10 -o "$tmp/no/such/dir/x.bin"
+ls -a "$tmp" | grep -q hetpipe- && bad "temporary file left behind" || ok
+
+# Interrupt: a pipe that trickles data; SIGINT stops the job with status 130, promptly.
+mkfifo "$tmp/fifo"
+(while :; do head -c 4096 /dev/urandom; sleep 0.05; done >"$tmp/fifo") 2>/dev/null &
+feeder=$!
+"$HETPIPE" stats --dtype u8 "$tmp/fifo" >/dev/null 2>"$tmp/err" &
+job=$!
+sleep 0.5
+kill -INT $job
+for _ in $(seq 50); do kill -0 $job 2>/dev/null || break; sleep 0.1; done
+if kill -0 $job 2>/dev/null; then
+  bad "SIGINT did not stop the job within 5 s"; kill -9 $job
+else
+  wait $job; rc=$?
+  [[ $rc -eq 130 ]] && grep -q '^hetpipe: interrupted' "$tmp/err" && ok || bad "SIGINT: exit $rc, $(cat "$tmp/err")"
+fi
+kill $feeder 2>/dev/null; wait $feeder 2>/dev/null
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]

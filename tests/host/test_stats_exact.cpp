@@ -1,0 +1,322 @@
+// Exact stats on the CPU against an independent MPFR reference, bit for bit.
+#include <algorithm>
+#include <numeric>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "host/stats_data.hpp"
+#include "host/stats_host.hpp"
+#include "host/stats_reference.hpp"
+
+using namespace hetpipe;
+using namespace hetpipe::test;
+using host::column_acc;
+
+namespace {
+
+const char* shape_name(shape s) {
+  constexpr const char* names[] = {"mixed",    "typical",  "cancellation",
+                                   "specials", "constant", "tiny"};
+  return names[int(s)];
+}
+
+column_stats host_stats(dtype t, const std::vector<std::byte>& col) {
+  column_acc acc;
+  host::accumulate(t, col.data(), col.size() / dtype_size(t), 1, &acc);
+  return host::finalize(t, acc);
+}
+
+template <class T>
+std::vector<std::byte> bytes_of(std::initializer_list<T> values) {
+  std::vector<std::byte> out;
+  for (T v : values) put(out, v);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("Stats of random columns match the MPFR reference bit for bit", "[stats]") {
+  std::mt19937_64 rng(20240611);
+  const std::size_t sizes[] = {1, 2, 3, 7, 100, 4097, 30000};
+  for (dtype t : all_dtypes)
+    for (shape sh : all_shapes)
+      for (std::size_t n : sizes) {
+        const auto col = make_column(t, sh, n, rng);
+        INFO("dtype " << dtype_name(t) << ", shape " << shape_name(sh) << ", n " << n);
+        check_same(host_stats(t, col), reference_stats(t, col.data(), n));
+      }
+}
+
+TEST_CASE("Long columns cross every internal flush boundary and stay exact", "[stats]") {
+  // f32 flushes its 64-bit bins every 2^16 elements, f64 its 128-bit bins every 2^20.
+  std::mt19937_64 rng(7);
+  for (dtype t : {dtype::f32, dtype::f64, dtype::i32, dtype::u64, dtype::u8}) {
+    for (shape sh : {shape::mixed, shape::typical, shape::constant}) {
+      const std::size_t n = (t == dtype::f64 ? (1u << 20) : (1u << 17)) + 77;
+      const auto col = make_column(t, sh, n, rng);
+      INFO("dtype " << dtype_name(t) << ", shape " << shape_name(sh));
+      check_same(host_stats(t, col), reference_stats(t, col.data(), n));
+    }
+  }
+}
+
+TEST_CASE("Hand-picked hard cases give the correctly rounded results", "[stats]") {
+  using lim = std::numeric_limits<double>;
+  const double dmax = lim::max(), dmin = lim::denorm_min();
+
+  SECTION("catastrophic cancellation keeps the small term") {
+    const auto col = bytes_of<double>({1e16, 1.0, -1e16});
+    const auto s = host_stats(dtype::f64, col);
+    CHECK(s.sum == 1.0);
+    check_same(s, reference_stats(dtype::f64, col.data(), 3));
+  }
+  SECTION("huge and tiny magnitudes together") {
+    const auto col = bytes_of<double>({1e300, 1e-300, -1e300, dmin});
+    const auto s = host_stats(dtype::f64, col);
+    CHECK(s.sum == 1e-300);
+    check_same(s, reference_stats(dtype::f64, col.data(), 4));
+  }
+  SECTION("a subnormal mean rounds half to even") {
+    // (3·2^-1074 + 0) / 2 = 1.5·2^-1074 → 2·2^-1074
+    const auto col = bytes_of<double>({3 * dmin, 0.0});
+    const auto s = host_stats(dtype::f64, col);
+    CHECK(s.mean == 2 * dmin);
+    CHECK(s.variance == 0.0);  // 2.25·2^-2148 underflows
+    check_same(s, reference_stats(dtype::f64, col.data(), 2));
+  }
+  SECTION("sums past the largest double overflow to infinity, means do not") {
+    const auto col = bytes_of<double>({dmax, dmax});
+    const auto s = host_stats(dtype::f64, col);
+    CHECK(s.sum == lim::infinity());
+    CHECK(s.mean == dmax);
+    CHECK(s.variance == 0.0);
+    check_same(s, reference_stats(dtype::f64, col.data(), 2));
+    const auto spread = bytes_of<double>({dmax, -dmax});
+    const auto v = host_stats(dtype::f64, spread);
+    CHECK(v.variance == lim::infinity());
+    CHECK(v.std == dmax);
+    check_same(v, reference_stats(dtype::f64, spread.data(), 2));
+  }
+  SECTION("f32 extremes") {
+    using fl = std::numeric_limits<float>;
+    const auto col = bytes_of<float>({fl::max(), fl::denorm_min(), -fl::max(), -0.0f, 0.0f});
+    const auto s = host_stats(dtype::f32, col);
+    CHECK(s.sum == double(fl::denorm_min()));
+    CHECK(std::get<double>(s.min) == -double(fl::max()));
+    check_same(s, reference_stats(dtype::f32, col.data(), 5));
+  }
+  SECTION("negative zero orders below positive zero") {
+    const auto col = bytes_of<double>({0.0, -0.0});
+    const auto s = host_stats(dtype::f64, col);
+    CHECK(std::signbit(std::get<double>(s.min)));
+    CHECK_FALSE(std::signbit(std::get<double>(s.max)));
+    CHECK_FALSE(std::signbit(s.sum));  // an exact zero is +0
+    check_same(s, reference_stats(dtype::f64, col.data(), 2));
+  }
+  SECTION("integer extremes: squares past 128 bits") {
+    constexpr auto u64max = std::numeric_limits<std::uint64_t>::max();
+    const auto u = bytes_of<std::uint64_t>({u64max, u64max, u64max, 0});
+    const auto su = host_stats(dtype::u64, u);
+    CHECK(std::get<std::uint64_t>(su.max) == u64max);
+    check_same(su, reference_stats(dtype::u64, u.data(), 4));
+    constexpr auto i64min = std::numeric_limits<std::int64_t>::min();
+    constexpr auto i64max = std::numeric_limits<std::int64_t>::max();
+    const auto i = bytes_of<std::int64_t>({i64min, i64max, i64min, i64min});
+    const auto si = host_stats(dtype::i64, i);
+    CHECK(std::get<std::int64_t>(si.min) == i64min);
+    CHECK(std::get<std::int64_t>(si.max) == i64max);
+    check_same(si, reference_stats(dtype::i64, i.data(), 4));
+  }
+  SECTION("infinities: sums and means are infinite, or NaN with both signs") {
+    const double inf = lim::infinity(), nan = lim::quiet_NaN();
+    const auto pos = bytes_of<double>({1.0, inf, nan, 2.0});
+    const auto sp = host_stats(dtype::f64, pos);
+    CHECK(sp.count == 3);
+    CHECK(sp.nan_count == 1);
+    CHECK(sp.sum == inf);
+    CHECK(sp.mean == inf);
+    CHECK(std::isnan(sp.variance));
+    CHECK(std::get<double>(sp.max) == inf);
+    CHECK(std::get<double>(sp.min) == 1.0);
+    const auto both = bytes_of<float>({-INFINITY, 1.0f, INFINITY});
+    const auto sb = host_stats(dtype::f32, both);
+    CHECK(std::isnan(sb.sum));
+    CHECK(std::get<double>(sb.min) == -inf);
+    check_same(sb, reference_stats(dtype::f32, both.data(), 3));
+  }
+}
+
+TEST_CASE("Empty, all-NaN and single-element columns", "[stats]") {
+  for (dtype t : all_dtypes) {
+    INFO("dtype " << dtype_name(t));
+    column_acc empty;
+    host::accumulate(t, nullptr, 0, 1, &empty);
+    const auto e = host::finalize(t, empty);
+    CHECK(e.count == 0);
+    CHECK(std::isnan(std::get<double>(e.min)));
+    CHECK(std::isnan(std::get<double>(e.max)));
+    CHECK(e.sum == 0.0);
+    CHECK(std::isnan(e.mean));
+    CHECK(std::isnan(e.variance));
+    CHECK(std::isnan(e.std));
+
+    std::mt19937_64 rng(11 + int(t));
+    const auto one = make_column(t, shape::mixed, 1, rng);
+    const auto s = host_stats(t, one);
+    CHECK(s.count == 1);
+    CHECK(std::isnan(s.sample_variance));
+    CHECK(s.variance == 0.0);
+    CHECK(s.std == 0.0);
+    check_same(s, reference_stats(t, one.data(), 1));
+  }
+  for (dtype t : {dtype::f32, dtype::f64}) {
+    std::vector<std::byte> nans;
+    for (int i = 0; i < 1000; ++i)
+      t == dtype::f32 ? put(nans, (i % 2 ? -1 : 1) * std::numeric_limits<float>::quiet_NaN())
+                      : put(nans, std::bit_cast<double>(0x7ff0000000000001ull + i));
+    const auto s = host_stats(t, nans);
+    CHECK(s.count == 0);
+    CHECK(s.nan_count == 1000);
+    CHECK(std::isnan(std::get<double>(s.min)));
+    CHECK(s.sum == 0.0);
+    CHECK(std::isnan(s.mean));
+  }
+}
+
+TEST_CASE("Splitting a column anywhere and merging in any order gives identical bits", "[stats]") {
+  std::mt19937_64 rng(424242);
+  for (dtype t : all_dtypes)
+    for (shape sh : all_shapes) {
+      const std::size_t n = 5000 + rng() % 20000, es = dtype_size(t);
+      const auto col = make_column(t, sh, n, rng);
+      const auto whole = host_stats(t, col);
+      for (int trial = 0; trial < 3; ++trial) {
+        // Random cut points, pieces copied to odd addresses (unaligned), merged in random order.
+        std::vector<std::size_t> cuts = {0, n};
+        for (int k = 0; k < 1 + int(rng() % 8); ++k) cuts.push_back(rng() % (n + 1));
+        std::sort(cuts.begin(), cuts.end());
+        std::vector<column_acc> parts(cuts.size() - 1);
+        for (std::size_t k = 0; k + 1 < cuts.size(); ++k) {
+          std::vector<std::byte> piece(1 + (cuts[k + 1] - cuts[k]) * es);
+          std::copy(col.begin() + cuts[k] * es, col.begin() + cuts[k + 1] * es, piece.begin() + 1);
+          host::accumulate(t, piece.data() + 1, cuts[k + 1] - cuts[k], 1, &parts[k]);
+        }
+        std::shuffle(parts.begin(), parts.end(), rng);
+        column_acc total;
+        for (auto& p : parts) total.merge(p);
+        INFO("dtype " << dtype_name(t) << ", shape " << shape_name(sh) << ", trial " << trial);
+        CHECK(all_same(host::finalize(t, total), whole));
+        // Accumulating straight into one column_acc piece by piece is the same again.
+        column_acc running;
+        for (std::size_t k = 0; k + 1 < cuts.size(); ++k)
+          host::accumulate(t, col.data() + cuts[k] * es, cuts[k + 1] - cuts[k], 1, &running);
+        CHECK(running.s == total.s);
+        CHECK(running.q == total.q);
+        CHECK(all_same(host::finalize(t, running), whole));
+      }
+    }
+}
+
+TEST_CASE("Row-major blocks with several columns give each column its own stats", "[stats]") {
+  std::mt19937_64 rng(31337);
+  for (dtype t : all_dtypes) {
+    const std::size_t es = dtype_size(t);
+    for (std::size_t cols : {std::size_t(3), std::size_t(1000)}) {
+      const std::size_t rows = cols == 3 ? 5000 : 300;
+      // Column j gets shape j % 6 so the columns differ visibly.
+      std::vector<std::vector<std::byte>> columns;
+      for (std::size_t j = 0; j < cols; ++j)
+        columns.push_back(make_column(t, all_shapes[j % std::size(all_shapes)], rows, rng));
+      std::vector<std::byte> block(rows * cols * es);
+      for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t j = 0; j < cols; ++j)
+          std::memcpy(block.data() + (r * cols + j) * es, columns[j].data() + r * es, es);
+      std::vector<column_acc> acc(cols);
+      host::accumulate(t, block.data(), rows, cols, acc.data());
+      for (std::size_t j = 0; j < cols; ++j) {
+        INFO("dtype " << dtype_name(t) << ", cols " << cols << ", column " << j);
+        const auto got = host::finalize(t, acc[j]);
+        if (cols == 3)
+          check_same(got, reference_stats(t, columns[j].data(), rows));
+        else
+          CHECK(all_same(got, host_stats(t, columns[j])));
+      }
+    }
+  }
+}
+
+TEST_CASE("Order keys sort like the numbers and map back to them", "[stats]") {
+  std::mt19937_64 rng(99);
+  for (dtype t : all_dtypes) {
+    const std::size_t es = dtype_size(t);
+    const auto col = make_column(t, shape::mixed, 2000, rng);
+    for (std::size_t i = 0; i + 1 < 2000; ++i) {
+      const auto a = decode(t, col.data() + i * es), b = decode(t, col.data() + (i + 1) * es);
+      const auto ka = host::order_key(t, col.data() + i * es);
+      const auto kb = host::order_key(t, col.data() + (i + 1) * es);
+      INFO("dtype " << dtype_name(t) << ", element " << i);
+      CHECK((ka < kb) == less(a, b));
+      CHECK(same(host::key_value(t, ka), as_variant(a)));
+    }
+  }
+  const double inf = std::numeric_limits<double>::infinity();
+  for (double v : {-inf, -1.0, -0.0}) {
+    double w = v == -inf ? -1.0 : v == -1.0 ? -0.0 : 0.0;
+    CHECK(host::order_key(dtype::f64, reinterpret_cast<const std::byte*>(&v)) <
+          host::order_key(dtype::f64, reinterpret_cast<const std::byte*>(&w)));
+  }
+}
+
+TEST_CASE("GPU-style 128-bit bins fold into the same exact sums", "[stats]") {
+  // A lane that pre-sums mantissas into 128-bit bins by position must land on the same S and Q.
+  std::mt19937_64 rng(5);
+  const auto col = make_column(dtype::f64, shape::mixed, 3000, rng);
+  column_acc direct;
+  host::accumulate(dtype::f64, col.data(), 3000, 1, &direct);
+  column_acc binned;
+  for (std::size_t i = 0; i < 3000; ++i) {
+    std::uint64_t b;
+    std::memcpy(&b, col.data() + 8 * i, 8);
+    const int e = int(b >> 52) & 0x7ff;
+    const std::uint64_t m = (b & ((1ull << 52) - 1)) | (e ? 1ull << 52 : 0);
+    const int p = std::max(e, 1) - 1;
+    binned.add_s_bin(p, b >> 63 ? -__int128(m) : __int128(m));
+    binned.add_q_bin(2 * p, (unsigned __int128)m * m);
+  }
+  CHECK(binned.s == direct.s);
+  CHECK(binned.q == direct.q);
+  column_acc extremes;
+  const __int128 i128min = -(__int128(1) << 126) * 2;
+  extremes.add_s_bin(3, i128min);
+  extremes.add_q_bin(0, ~(unsigned __int128)0);
+  mpz_class want_s = -(mpz_class(1) << 130), want_q = (mpz_class(1) << 128) - 1;
+  CHECK(extremes.s == want_s);
+  CHECK(extremes.q == want_q);
+}
+
+TEST_CASE("Threads accumulating into distinct accumulators do not disturb each other", "[stats]") {
+  std::mt19937_64 rng(77);
+  for (dtype t : {dtype::f32, dtype::f64, dtype::i64}) {
+    const std::size_t n = 300000;
+    std::vector<std::vector<std::byte>> cols;
+    for (int k = 0; k < 4; ++k) cols.push_back(make_column(t, all_shapes[k], n, rng));
+    std::vector<column_acc> acc(4);
+    std::vector<std::thread> threads;
+    for (int k = 0; k < 4; ++k)
+      threads.emplace_back([&, k] {
+        // Many small calls interleave the threads' use of their scratch bins.
+        for (std::size_t r0 = 0; r0 < n; r0 += 1000)
+          host::accumulate(t, cols[k].data() + r0 * dtype_size(t),
+                           std::min<std::size_t>(1000, n - r0), 1, &acc[k]);
+      });
+    for (auto& th : threads) th.join();
+    for (int k = 0; k < 4; ++k) {
+      INFO("dtype " << dtype_name(t) << ", column " << k);
+      CHECK(all_same(host::finalize(t, acc[k]), host_stats(t, cols[k])));
+    }
+  }
+}

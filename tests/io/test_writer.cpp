@@ -1,0 +1,283 @@
+// io::writer: ordered writes, atomic commit, clean abort, errors, standard output and signals.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <algorithm>
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "hetpipe/error.hpp"
+#include "io/uv_util.hpp"
+#include "io/writer.hpp"
+#include "io_test_util.hpp"
+
+using namespace hetpipe;
+using namespace hetpipe::io;
+using namespace hetpipe::io::test;
+
+namespace {
+
+struct pieces {
+  std::vector<std::vector<std::byte>> parts;
+  std::vector<std::byte> all;
+  pieces(std::size_t n, std::uint64_t seed) {
+    std::mt19937 gen{std::uint32_t(seed)};
+    for (std::size_t i = 0; i < n; ++i) {
+      parts.push_back(random_bytes(gen() % 5000, seed * 1000 + i));  // some are empty
+      all.insert(all.end(), parts.back().begin(), parts.back().end());
+    }
+  }
+};
+
+bool is_temp_name(const std::string& name) {
+  return name.find(".hetpipe-") != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("Pieces given out of order are written in order", "[io][writer]") {
+  temp_dir dir;
+  pieces p(400, 1);
+  SECTION("one thread, shuffled, with room for every piece") {
+    std::vector<std::size_t> order(p.parts.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::shuffle(order.begin(), order.end(), std::mt19937(2));
+    writer w(dir.file("out"), unsigned(order.size()));
+    for (auto i : order) w.write(i, p.parts[i]);
+    w.commit();
+    REQUIRE(w.bytes_written() == p.all.size());
+  }
+  SECTION("lanes that take pieces in order and finish them in any order, with back-pressure") {
+    writer w(dir.file("out"), 8);
+    std::atomic<std::size_t> next{0};
+    std::vector<std::thread> th;
+    for (int t = 0; t < 4; ++t)
+      th.emplace_back([&, t] {
+        std::mt19937 gen(std::uint32_t(30 + t));
+        for (std::size_t i; (i = next++) < p.parts.size();) {
+          std::this_thread::sleep_for(std::chrono::microseconds(gen() % 300));
+          w.write(i, p.parts[i]);
+        }
+      });
+    for (auto& x : th) x.join();
+    w.commit();
+    REQUIRE(w.bytes_written() == p.all.size());
+  }
+  REQUIRE(read_file(dir.file("out")) == p.all);
+  REQUIRE(dir.listing() == std::set<std::string>{"out"});
+}
+
+TEST_CASE("Back-pressure never blocks the piece the output waits for", "[io][writer]") {
+  temp_dir dir;
+  pieces p(12, 3);
+  writer w(dir.file("out"), 2);
+  // Each piece on its own thread, started in reverse order: the later ones fill the queue and
+  // block, the earliest must still get in.
+  std::vector<std::thread> th;
+  for (std::size_t i = p.parts.size(); i-- > 0;) {
+    th.emplace_back([&, i] { w.write(i, p.parts[i]); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  for (auto& x : th) x.join();
+  w.commit();
+  REQUIRE(read_file(dir.file("out")) == p.all);
+}
+
+TEST_CASE("The output appears only on commit and atomically replaces an old file", "[io][writer]") {
+  temp_dir dir;
+  auto old = random_bytes(100, 4);
+  write_file(dir.file("out"), old);
+  pieces p(5, 5);
+  writer w(dir.file("out"));
+  for (std::size_t i = 0; i < p.parts.size(); ++i) w.write(i, p.parts[i]);
+  auto names = dir.listing();
+  REQUIRE(names.size() == 2);  // the old file and the hidden temp beside it
+  REQUIRE(std::count_if(names.begin(), names.end(), is_temp_name) == 1);
+  REQUIRE(read_file(dir.file("out")) == old);
+  w.commit();
+  w.commit();  // a second commit does nothing
+  REQUIRE(read_file(dir.file("out")) == p.all);
+  REQUIRE(dir.listing() == std::set<std::string>{"out"});
+  struct stat sb;
+  REQUIRE(::stat(dir.file("out").c_str(), &sb) == 0);
+  mode_t mask = ::umask(022);
+  ::umask(mask);
+  REQUIRE((sb.st_mode & 0777) == (0666 & ~mask));
+}
+
+TEST_CASE("Abort and the destructor leave the folder as it was", "[io][writer]") {
+  temp_dir dir;
+  write_file(dir.file("keep"), random_bytes(10, 6));
+  auto before = dir.listing();
+  pieces p(20, 7);
+  {
+    writer w(dir.file("out"));
+    for (std::size_t i = 0; i < 10; ++i) w.write(i, p.parts[i]);
+  }
+  REQUIRE(dir.listing() == before);
+  {
+    writer w(dir.file("out"));
+    w.write(1, p.parts[1]);  // waits for 0 forever: abort must not
+    w.abort();
+    w.abort();
+    REQUIRE(dir.listing() == before);
+    REQUIRE_THROWS_AS(w.write(0, p.parts[0]), hetpipe::cancelled);
+    REQUIRE_THROWS_AS(w.commit(), std::logic_error);
+  }
+  REQUIRE(dir.listing() == before);
+}
+
+TEST_CASE("A missing piece is a logic error at commit and leaves nothing", "[io][writer]") {
+  temp_dir dir;
+  writer w(dir.file("out"));
+  w.write(0, random_bytes(10, 8));
+  w.write(2, random_bytes(10, 9));
+  REQUIRE_THROWS_AS(w.commit(), std::logic_error);
+  REQUIRE(dir.listing().empty());
+}
+
+TEST_CASE("A folder that cannot be written is an io_error at construction", "[io][writer]") {
+  temp_dir dir;
+  try {
+    writer w(dir.file("no/such/folder/out"));
+    FAIL("no error");
+  } catch (const io_error& e) {
+    REQUIRE(e.file() == dir.file("no/such/folder/out"));
+    REQUIRE(e.code() == UV_ENOENT);
+    REQUIRE(e.reason().find("no such file or directory") != std::string::npos);
+  }
+  ::mkdir(dir.file("folder").c_str(), 0755);
+  REQUIRE_THROWS_AS(writer(dir.file("folder")), io_error);  // the destination is a directory
+  if (::geteuid() != 0) {
+    ::mkdir(dir.file("ro").c_str(), 0555);
+    try {
+      writer w(dir.file("ro/out"));
+      FAIL("no error");
+    } catch (const io_error& e) {
+      REQUIRE(e.code() == UV_EACCES);
+      REQUIRE(e.reason().find("permission denied") != std::string::npos);
+    }
+  } else {
+    // root writes into a 0555 folder; a file standing where a folder should be refuses root too.
+    write_file(dir.file("plain"), random_bytes(4, 10));
+    try {
+      writer w(dir.file("plain/out"));
+      FAIL("no error");
+    } catch (const io_error& e) {
+      REQUIRE(e.code() == UV_ENOTDIR);
+    }
+  }
+  auto names = dir.listing();
+  REQUIRE(std::none_of(names.begin(), names.end(), is_temp_name));
+}
+
+TEST_CASE("A failed write is reported by write() or commit() and leaves nothing behind",
+          "[io][writer]") {
+  temp_dir dir;
+  // RLIMIT_FSIZE makes writes past 64 KiB fail with EFBIG (SIGXFSZ ignored), for root too.
+  struct rlimit old_limit;
+  ::getrlimit(RLIMIT_FSIZE, &old_limit);
+  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = {64 << 10, old_limit.rlim_max};
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+  bool threw = false;
+  std::string reason;
+  try {
+    writer w(dir.file("out"), 4);
+    for (std::uint64_t i = 0; i < 64; ++i) w.write(i, random_bytes(4096, 100 + i));
+    w.commit();
+  } catch (const io_error& e) {
+    threw = true;
+    reason = e.reason();
+    REQUIRE(e.file() == dir.file("out"));
+  }
+  ::setrlimit(RLIMIT_FSIZE, &old_limit);
+  ::signal(SIGXFSZ, old_handler);
+  REQUIRE(threw);
+  REQUIRE(reason.find("write failed") == 0);
+  REQUIRE(dir.listing().empty());
+}
+
+TEST_CASE("Standard output (dash) is written in order and directly", "[io][writer][stdout]") {
+  temp_dir dir;
+  pieces p(50, 11);
+  std::cout.flush();
+  std::fflush(stdout);
+  int saved = ::dup(1);
+  int fd = ::open(dir.file("captured").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  REQUIRE(fd >= 0);
+  ::dup2(fd, 1);
+  ::close(fd);
+  std::uint64_t written = 0;
+  {
+    writer w("-", 64);
+    for (std::size_t i = p.parts.size(); i-- > 0;) w.write(i, p.parts[i]);
+    w.commit();
+    written = w.bytes_written();
+  }
+  ::dup2(saved, 1);
+  ::close(saved);
+  REQUIRE(written == p.all.size());
+  REQUIRE(read_file(dir.file("captured")) == p.all);
+  REQUIRE(dir.listing() == std::set<std::string>{"captured"});
+}
+
+TEST_CASE("A second SIGINT removes the temporary files and exits with 130",
+          "[io][writer][signal]") {
+  temp_dir dir;
+  std::cout.flush();
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    // Child: a writer with data in flight, then two signals. Exit codes report what went wrong.
+    static std::atomic<bool> flag{false};
+    install_signal_handlers(&flag);
+    writer w(dir.file("out"));
+    w.write(0, random_bytes(1000, 12));
+    w.write(1, random_bytes(1000, 13));
+    ::raise(SIGINT);
+    if (!flag.load()) ::_exit(2);  // the first signal only sets the flag
+    int temps = 0;
+    for (auto& e : fs::directory_iterator(dir.path)) temps += is_temp_name(e.path().filename());
+    if (temps != 1) ::_exit(3);  // the temp is still there after the first signal
+    ::raise(SIGINT);
+    ::_exit(4);  // not reached
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 130);
+  REQUIRE(dir.listing().empty());
+}
+
+TEST_CASE("remove_registered_temps_now unlinks the temps of live writers", "[io][writer][signal]") {
+  temp_dir dir;
+  writer a(dir.file("a")), b(dir.file("b"));
+  a.write(0, random_bytes(10, 14));
+  REQUIRE(dir.listing().size() == 2);
+  remove_registered_temps_now();
+  REQUIRE(dir.listing().empty());
+  a.abort();
+  b.abort();
+  REQUIRE(dir.listing().empty());
+}
+
+TEST_CASE("Short writes are continued until the piece is written", "[io][writer]") {
+  temp_dir dir;
+  detail::max_bytes_per_call = 61;
+  pieces p(30, 15);
+  {
+    writer w(dir.file("out"), 4);
+    for (std::size_t i = 0; i < p.parts.size(); ++i) w.write(i, p.parts[i]);
+    w.commit();
+  }
+  detail::max_bytes_per_call = std::size_t(1) << 30;
+  REQUIRE(read_file(dir.file("out")) == p.all);
+}

@@ -1,0 +1,223 @@
+// The engine through its public API: ordering, errors, small pools, cancellation, empty inputs.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include <hetpipe/hetpipe.hpp>
+
+#include "support/temp_dir.hpp"
+
+using namespace hetpipe;
+
+namespace {
+
+// Order-sensitive on purpose: the list of chunk offsets and a running polynomial hash over the
+// bytes in merge order. Any out-of-order merge changes the result.
+struct trail final : partial {
+  std::vector<std::uint64_t> offsets;
+  std::uint64_t hash = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t pow = 1;  // 31^bytes mod 2^64
+};
+
+class trail_op : public reduce_op {
+ public:
+  std::size_t record = 1;
+  std::function<void(const chunk_info&)> hook;
+  framing frame(std::size_t) const override { return framing::records(record); }
+  std::unique_ptr<partial> identity(std::size_t) const override {
+    return std::make_unique<trail>();
+  }
+  std::unique_ptr<partial> host(const chunk_info& info,
+                                std::span<const std::byte> data) const override {
+    if (hook) hook(info);
+    auto t = std::make_unique<trail>();
+    t->offsets.push_back(info.offset);
+    for (std::byte b : data) {
+      t->hash = t->hash * 31 + static_cast<unsigned char>(b);
+      t->pow *= 31;
+    }
+    t->bytes = data.size();
+    return t;
+  }
+  void merge(partial& total, partial& next) const override {
+    auto& a = static_cast<trail&>(total);
+    auto& b = static_cast<trail&>(next);
+    a.offsets.insert(a.offsets.end(), b.offsets.begin(), b.offsets.end());
+    a.hash = a.hash * b.pow + b.hash;
+    a.pow *= b.pow;
+    a.bytes += b.bytes;
+  }
+};
+
+std::vector<std::byte> random_bytes(std::size_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::byte> v(n);
+  for (auto& b : v) b = static_cast<std::byte>(rng());
+  return v;
+}
+
+std::uint64_t plain_hash(const std::vector<std::byte>& v) {
+  std::uint64_t h = 0;
+  for (std::byte b : v) h = h * 31 + static_cast<unsigned char>(b);
+  return h;
+}
+
+options cpu(std::size_t chunk, unsigned threads, unsigned slots = 0) {
+  options o;
+  o.device = device_mode::cpu;
+  o.chunk_size = chunk;
+  o.cpu_threads = threads;
+  o.slots = slots;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("a reduction merges chunks in input order whatever the lanes and chunk size",
+          "[pipeline]") {
+  test::temp_dir dir;
+  const auto data = random_bytes(1'000'003, 1);
+  test::write_file(dir.file("a"), data.data(), data.size());
+  trail_op op;
+  for (std::size_t chunk : {std::size_t{4096}, std::size_t{65536}, std::size_t{1} << 22})
+    for (unsigned threads : {1u, 2u, 7u}) {
+      INFO("chunk " << chunk << ", threads " << threads);
+      job_report rep;
+      auto out = run(op, {{dir.file("a")}}, cpu(chunk, threads), &rep);
+      const auto& t = static_cast<trail&>(*out[0]);
+      CHECK(t.bytes == data.size());
+      CHECK(t.hash == plain_hash(data));
+      REQUIRE(t.offsets.size() == (data.size() + chunk - 1) / chunk);
+      for (std::size_t i = 0; i < t.offsets.size(); ++i) CHECK(t.offsets[i] == i * chunk);
+      CHECK(rep.bytes == data.size());
+      CHECK(rep.cpu_lanes == threads);
+    }
+}
+
+TEST_CASE("several inputs each get their own result, empty ones the identity", "[pipeline]") {
+  test::temp_dir dir;
+  const auto a = random_bytes(70'000, 2), b = random_bytes(5, 3);
+  test::write_file(dir.file("a"), a.data(), a.size());
+  test::write_file(dir.file("empty"), "", 0);
+  test::write_file(dir.file("b"), b.data(), b.size());
+  trail_op op;
+  auto out = run(op, {{dir.file("a")}, {dir.file("empty")}, {dir.file("b")}}, cpu(4096, 2));
+  REQUIRE(out.size() == 3);
+  CHECK(static_cast<trail&>(*out[0]).hash == plain_hash(a));
+  CHECK(static_cast<trail&>(*out[1]).bytes == 0);
+  CHECK(static_cast<trail&>(*out[1]).offsets.empty());
+  CHECK(static_cast<trail&>(*out[2]).hash == plain_hash(b));
+  CHECK(run(op, {}, cpu(4096, 2)).empty());
+}
+
+TEST_CASE("a region of a file (offset and length) is all that is read", "[pipeline]") {
+  test::temp_dir dir;
+  const auto a = random_bytes(100'000, 4);
+  test::write_file(dir.file("a"), a.data(), a.size());
+  trail_op op;
+  auto out = run(op, {{dir.file("a"), 1000, 50'000}}, cpu(4096, 2));
+  const std::vector<std::byte> region(a.begin() + 1000, a.begin() + 51'000);
+  CHECK(static_cast<trail&>(*out[0]).hash == plain_hash(region));
+}
+
+TEST_CASE("a pool of one slot does not deadlock", "[pipeline]") {
+  test::temp_dir dir;
+  const auto a = random_bytes(300'000, 5);
+  test::write_file(dir.file("a"), a.data(), a.size());
+  trail_op op;
+  auto o = cpu(4096, 3, 1);
+  o.io_threads = 1;
+  auto out = run(op, {{dir.file("a")}, {dir.file("a")}}, o);
+  CHECK(static_cast<trail&>(*out[0]).hash == plain_hash(a));
+  CHECK(static_cast<trail&>(*out[1]).hash == plain_hash(a));
+}
+
+TEST_CASE("an error in one chunk stops the job promptly and surfaces the error", "[pipeline]") {
+  test::temp_dir dir;
+  const auto a = random_bytes(64 << 20, 6);
+  test::write_file(dir.file("a"), a.data(), a.size());
+  std::atomic<int> processed{0};
+  trail_op op;
+  op.hook = [&](const chunk_info& info) {
+    processed++;
+    if (info.index == 5) throw input_error("a", "bad record in chunk 5");
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE_THROWS_MATCHES(run(op, {{dir.file("a")}}, cpu(4096, 2)), input_error,
+                         Catch::Matchers::Message("a: bad record in chunk 5"));
+  // 16384 chunks in all: stopping promptly means far fewer were processed.
+  CHECK(processed.load() < 4000);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
+  // The engine is reusable afterwards (nothing left half-open).
+  op.hook = nullptr;
+  auto out = run(op, {{dir.file("a")}}, cpu(1 << 20, 2));
+  CHECK(static_cast<trail&>(*out[0]).hash == plain_hash(a));
+}
+
+TEST_CASE("cancellation stops a running job with hetpipe::cancelled", "[pipeline]") {
+  test::temp_dir dir;
+  const auto a = random_bytes(8 << 20, 7);
+  test::write_file(dir.file("a"), a.data(), a.size());
+  trail_op op;
+  op.hook = [](const chunk_info&) { std::this_thread::sleep_for(std::chrono::milliseconds(5)); };
+  std::atomic<bool> cancel{false};
+  auto o = cpu(4096, 2);
+  o.cancel = &cancel;
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    cancel = true;
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(run(op, {{dir.file("a")}}, o), cancelled);
+  stopper.join();
+  // 2048 chunks × 5 ms / 2 lanes would take 5 s.
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3));
+}
+
+TEST_CASE("a missing input fails the job with the file named", "[pipeline]") {
+  test::temp_dir dir;
+  trail_op op;
+  REQUIRE_THROWS_MATCHES(run(op, {{dir.file("nope")}}, cpu(4096, 2)), io_error,
+                         Catch::Matchers::Contains(dir.file("nope")));
+}
+
+TEST_CASE("the read-only pass reads every byte", "[pipeline]") {
+  test::temp_dir dir;
+  const auto a = random_bytes(1 << 20, 8);
+  test::write_file(dir.file("a"), a.data(), a.size());
+  job_report rep;
+  CHECK(read_only({{dir.file("a")}, {dir.file("a")}}, cpu(65536, 2), &rep) == 2u << 20);
+  CHECK(rep.chunks == 32);
+}
+
+TEST_CASE("--device gpu without a usable GPU is a clear error", "[pipeline]") {
+  if (gpu_count() > 0) return;  // covered by the [gpu] tests on a GPU machine
+  test::temp_dir dir;
+  const auto a = random_bytes(4096, 9);
+  test::write_file(dir.file("a"), a.data(), a.size());
+  options o;
+  o.device = device_mode::gpu;
+  REQUIRE_THROWS_MATCHES(stats({dir.file("a")}, dtype::u8, o), gpu_error,
+                         Catch::Matchers::Contains("--device gpu"));
+}
+
+TEST_CASE("options: sizes parse with suffixes and bad values are refused", "[pipeline]") {
+  CHECK(parse_size("4M") == 4u << 20);
+  CHECK(parse_size("512K") == 512u << 10);
+  CHECK(parse_size("1G") == 1u << 30);
+  CHECK(parse_size("65536") == 65536);
+  CHECK(parse_size("2MiB") == 2u << 20);
+  CHECK_THROWS_AS(parse_size("4X"), usage_error);
+  CHECK_THROWS_AS(parse_size(""), usage_error);
+  CHECK_THROWS_AS(parse_size("-1"), usage_error);
+  options o;
+  o.chunk_size = 100;
+  CHECK_THROWS_AS(resolve(o), usage_error);
+  const options d = resolve({});
+  CHECK(d.chunk_size == 4u << 20);
+  CHECK(d.slots >= 4);
+  CHECK(d.io_threads >= 4);
+}

@@ -1,0 +1,134 @@
+// Transforms through the engine: ordered output, atomic rename, nothing left behind on failure.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <fstream>
+#include <iterator>
+#include <thread>
+
+#include <hetpipe/hetpipe.hpp>
+
+#include "support/temp_dir.hpp"
+
+using namespace hetpipe;
+
+namespace {
+
+// Output of a chunk: its bytes reversed, then its chunk index as 8 bytes. Order-sensitive and
+// size-changing, so misplaced or missing pieces show.
+class reverse_op final : public transform_op {
+ public:
+  std::function<void(const chunk_info&)> hook;
+  framing frame(std::size_t) const override { return framing::records(1); }
+  void host(const chunk_info& info, std::span<const std::byte> data,
+            std::vector<std::byte>& out) const override {
+    if (hook) hook(info);
+    out.assign(data.rbegin(), data.rend());
+    const std::uint64_t idx = info.index;
+    const auto* p = reinterpret_cast<const std::byte*>(&idx);
+    out.insert(out.end(), p, p + sizeof idx);
+  }
+  std::size_t max_output(std::size_t chunk) const override { return chunk + 8; }
+};
+
+std::vector<std::byte> expected(const std::vector<std::byte>& in, std::size_t chunk) {
+  std::vector<std::byte> out;
+  for (std::size_t off = 0, i = 0; off < in.size(); off += chunk, ++i) {
+    const std::size_t n = std::min(chunk, in.size() - off);
+    out.insert(out.end(), std::make_reverse_iterator(in.begin() + off + n),
+               std::make_reverse_iterator(in.begin() + off));
+    const auto* p = reinterpret_cast<const std::byte*>(&i);
+    out.insert(out.end(), p, p + 8);
+  }
+  return out;
+}
+
+std::vector<std::byte> read_all(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::vector<char> v((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  return {reinterpret_cast<std::byte*>(v.data()),
+          reinterpret_cast<std::byte*>(v.data()) + v.size()};
+}
+
+std::vector<std::byte> random_bytes(std::size_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::byte> v(n);
+  for (auto& b : v) b = static_cast<std::byte>(rng());
+  return v;
+}
+
+std::size_t entries(const std::filesystem::path& dir) {
+  return static_cast<std::size_t>(std::distance(std::filesystem::directory_iterator(dir),
+                                                std::filesystem::directory_iterator()));
+}
+
+options cpu(std::size_t chunk, unsigned threads, unsigned slots = 0) {
+  options o;
+  o.device = device_mode::cpu;
+  o.chunk_size = chunk;
+  o.cpu_threads = threads;
+  o.slots = slots;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("a transform writes every input's output in chunk order", "[pipeline][transform]") {
+  test::temp_dir dir;
+  const auto a = random_bytes(1'000'001, 1), b = random_bytes(4096, 2);
+  test::write_file(dir.file("a"), a.data(), a.size());
+  test::write_file(dir.file("b"), b.data(), b.size());
+  test::write_file(dir.file("e"), "", 0);
+  reverse_op op;
+  for (std::size_t chunk : {std::size_t{4096}, std::size_t{1} << 20})
+    for (unsigned threads : {1u, 3u}) {
+      INFO("chunk " << chunk << " threads " << threads);
+      run(op, {{dir.file("a")}, {dir.file("b")}, {dir.file("e")}},
+          {dir.file("a.out"), dir.file("b.out"), dir.file("e.out")}, cpu(chunk, threads, 2));
+      CHECK(read_all(dir.file("a.out")) == expected(a, chunk));
+      CHECK(read_all(dir.file("b.out")) == expected(b, chunk));
+      CHECK(std::filesystem::exists(dir.file("e.out")));
+      CHECK(std::filesystem::file_size(dir.file("e.out")) == 0);
+      CHECK(entries(dir.path()) == 6);  // no temporary file left
+    }
+}
+
+TEST_CASE("a failing transform leaves no output and no temporary file", "[pipeline][transform]") {
+  test::temp_dir dir;
+  const auto a = random_bytes(2'000'000, 3);
+  test::write_file(dir.file("a"), a.data(), a.size());
+  reverse_op op;
+  op.hook = [](const chunk_info& info) {
+    if (info.index == 100) throw input_error("a", "corrupt chunk");
+  };
+  CHECK_THROWS_AS(run(op, {{dir.file("a")}}, {dir.file("a.out")}, cpu(4096, 2)), input_error);
+  CHECK_FALSE(std::filesystem::exists(dir.file("a.out")));
+  CHECK(entries(dir.path()) == 1);
+}
+
+TEST_CASE("a cancelled transform leaves no output and no temporary file", "[pipeline][transform]") {
+  test::temp_dir dir;
+  const auto a = random_bytes(4'000'000, 4);
+  test::write_file(dir.file("a"), a.data(), a.size());
+  reverse_op op;
+  op.hook = [](const chunk_info&) { std::this_thread::sleep_for(std::chrono::milliseconds(2)); };
+  std::atomic<bool> stop{false};
+  auto o = cpu(4096, 2);
+  o.cancel = &stop;
+  std::thread t([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    stop = true;
+  });
+  CHECK_THROWS_AS(run(op, {{dir.file("a")}}, {dir.file("a.out")}, o), cancelled);
+  t.join();
+  CHECK(entries(dir.path()) == 1);
+}
+
+TEST_CASE("a transform into a missing folder is an error naming the output",
+          "[pipeline][transform]") {
+  test::temp_dir dir;
+  test::write_file(dir.file("a"), "abc", 3);
+  reverse_op op;
+  CHECK_THROWS_MATCHES(run(op, {{dir.file("a")}}, {dir.file("no/such/out")}, cpu(4096, 1)),
+                       io_error, Catch::Matchers::Contains("no/such/out"));
+}
