@@ -158,10 +158,7 @@ std::vector<stats_result> stats(const std::vector<std::string>& files,
     if (got < 0) throw_errno(f, read_err);
     if (regular && io::looks_like_npy(std::span<const std::byte>(magic.data(), got))) {
       const io::npy_header h = io::read_npy_header(f);
-      if (raw_type && *raw_type != h.type)
-        throw input_error(f, "--dtype " + std::string(dtype_name(*raw_type)) +
-                                 " does not match the .npy dtype " +
-                                 std::string(dtype_name(h.type)));
+      // --dtype describes raw files; a .npy header names its own dtype.
       const std::uint64_t cols = h.shape.size() == 2 ? h.shape[1] : 1;
       plans.push_back({h.type, cols});
       inputs.push_back({f, h.data_offset, cols == 0 ? 0 : h.data_bytes});
