@@ -8,6 +8,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include <hetpipe/error.hpp>
 #include <hetpipe/stats.hpp>
@@ -140,7 +141,7 @@ std::vector<stats_result> stats(const std::vector<std::string>& files,
     const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw_errno(f, errno);
     struct stat st {};
-    std::array<std::byte, 8> magic{};
+    std::vector<std::byte> head(io::npy_max_preamble);
     ssize_t got = 0;
     if (::fstat(fd, &st) != 0) {
       const int err = errno;
@@ -152,12 +153,15 @@ std::vector<stats_result> stats(const std::vector<std::string>& files,
       throw io_error(f, "is a directory", -EISDIR);
     }
     const bool regular = S_ISREG(st.st_mode);
-    if (regular) got = ::pread(fd, magic.data(), magic.size(), 0);
+    if (regular) got = ::pread(fd, head.data(), head.size(), 0);
     const int read_err = errno;
     ::close(fd);
     if (got < 0) throw_errno(f, read_err);
-    if (regular && io::looks_like_npy(std::span<const std::byte>(magic.data(), got))) {
-      const io::npy_header h = io::read_npy_header(f);
+    if (regular && io::looks_like_npy(std::span<const std::byte>(head.data(), got))) {
+      // One read serves the magic check and the header (parse_npy needs at most npy_max_preamble).
+      const io::npy_header h = io::parse_npy(
+          f, std::span<const std::byte>(head.data(), static_cast<std::size_t>(got)),
+          static_cast<std::uint64_t>(st.st_size));
       // --dtype describes raw files; a .npy header names its own dtype.
       const std::uint64_t cols = h.shape.size() == 2 ? h.shape[1] : 1;
       plans.push_back({h.type, cols});
