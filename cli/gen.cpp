@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <bit>
 #include <cerrno>
 #include <cmath>
@@ -98,6 +99,36 @@ std::string npy_descr(dtype t) {
 }
 
 }  // namespace
+
+std::uint64_t parse_count(const std::string& text) {
+  std::uint64_t value = 0;
+  const char* end = text.data() + text.size();
+  auto [p, ec] = std::from_chars(text.data(), end, value);
+  std::uint64_t scale = 1;
+  if (p != end && p + 1 == end) {
+    switch (*p) {
+      case 'k':
+      case 'K':
+        scale = 1000;
+        break;
+      case 'm':
+      case 'M':
+        scale = 1000000;
+        break;
+      case 'g':
+      case 'G':
+        scale = 1000000000;
+        break;
+      default:
+        scale = 0;
+    }
+    ++p;
+  }
+  if (ec != std::errc() || p == text.data() || p != end || scale == 0 ||
+      value > std::numeric_limits<std::uint64_t>::max() / scale)
+    throw usage_error("invalid count '" + text + "' (examples: 1000, 100K, 4M, 1G)");
+  return value * scale;
+}
 
 void generate(const gen_spec& spec) {
   namespace fs = std::filesystem;

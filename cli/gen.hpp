@@ -18,6 +18,9 @@ struct gen_spec {
   std::string output;
 };
 
+// "100000", "100K", "4M", "1G" → a count (decimal: K = 1000). Throws usage_error.
+std::uint64_t parse_count(const std::string& text);
+
 // Writes through a temporary file in the destination folder, renamed on success.
 void generate(const gen_spec& spec);
 

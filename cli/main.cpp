@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
   std::string gen_dtype = "f32", gen_count;
   auto* gen_cmd = app.add_subcommand("gen", "write deterministic sample data");
   gen_cmd->add_option("--dtype", gen_dtype, "element type")->required();
-  gen_cmd->add_option("--rows", gen_count, "rows (elements for 1-D); K/M/G suffixes")->required();
+  gen_cmd->add_option("--rows", gen_count, "rows (elements for 1-D); K/M/G = 10^3/10^6/10^9")->required();
   gen_cmd->add_option("--cols", gen.cols, "columns (2-D .npy)");
   gen_cmd->add_flag("--npy", gen.npy, "write a .npy file");
   gen_cmd->add_option("--seed", gen.seed, "random seed");
@@ -143,7 +143,7 @@ int main(int argc, char** argv) {
       const auto t = hetpipe::parse_dtype(gen_dtype);
       if (!t) throw hetpipe::usage_error("unknown --dtype '" + gen_dtype + "'");
       gen.type = *t;
-      gen.rows = hetpipe::parse_size(gen_count);
+      gen.rows = hetpipe::cli::parse_count(gen_count);
       if (gen.cols == 0) throw hetpipe::usage_error("--cols must be at least 1");
       if (gen.cols > 1) gen.npy = true;
       hetpipe::cli::generate(gen);

@@ -6,6 +6,7 @@
 
 #include <hetpipe/hetpipe.hpp>
 
+#include "support/matchers.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace hetpipe;
@@ -147,7 +148,7 @@ TEST_CASE("bad inputs are clear errors naming the file", "[stats]") {
     INFO(file);
     REQUIRE_THROWS_MATCHES(
         stats({file}, t, cpu(4096, 2)), error,
-        Catch::Matchers::StartsWith(file + ": ") && Catch::Matchers::Contains(why));
+        test::what(Catch::Matchers::StartsWith(file + ": ") && Catch::Matchers::Contains(why)));
   };
   fails(dir.file("missing"), dtype::f32, "no such file");
   fails(dir.path().string(), dtype::f32, "is a directory");

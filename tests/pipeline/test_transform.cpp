@@ -8,6 +8,7 @@
 
 #include <hetpipe/hetpipe.hpp>
 
+#include "support/matchers.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace hetpipe;
@@ -130,5 +131,5 @@ TEST_CASE("a transform into a missing folder is an error naming the output",
   test::write_file(dir.file("a"), "abc", 3);
   reverse_op op;
   CHECK_THROWS_MATCHES(run(op, {{dir.file("a")}}, {dir.file("no/such/out")}, cpu(4096, 1)),
-                       io_error, Catch::Matchers::Contains("no/such/out"));
+                       io_error, test::what(Catch::Matchers::Contains("no/such/out")));
 }
