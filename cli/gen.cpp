@@ -3,9 +3,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <bit>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -168,50 +168,59 @@ void generate(const gen_spec& spec) {
         std::fwrite(header.data(), 1, header.size(), f) != header.size())
       fail("write failed");
   }
-  rng r{spec.seed};
+  // Element i comes from the generator of its block (i / block) seeded from (seed, block), so the
+  // bytes do not depend on the thread count and blocks fill in parallel.
+  constexpr std::uint64_t block = 1u << 16;
   const std::size_t size = dtype_size(spec.type);
   const std::uint64_t total = spec.rows * spec.cols;
-  std::vector<std::byte> buf(std::size_t{1} << 22);
-  const std::size_t per_block = buf.size() / size;
+  std::vector<std::byte> buf(std::size_t{64} << 20);
+  const std::size_t per_buf = buf.size() / size / block * block;
   for (std::uint64_t done = 0; done < total;) {
-    const std::size_t n =
-        static_cast<std::size_t>(std::min<std::uint64_t>(per_block, total - done));
-    for (std::size_t i = 0; i < n; ++i) {
-      const double v = spec.dist == "uniform" ? r.uniform()
-                       : spec.dist == "hard"  ? hard_value(r)
-                                              : r.normal();
-      std::byte* p = buf.data() + i * size;
-      switch (spec.type) {
-        case dtype::u8:
-          put<std::uint8_t>(p, v, r, spec.dist);
-          break;
-        case dtype::i8:
-          put<std::int8_t>(p, v, r, spec.dist);
-          break;
-        case dtype::u16:
-          put<std::uint16_t>(p, v, r, spec.dist);
-          break;
-        case dtype::i16:
-          put<std::int16_t>(p, v, r, spec.dist);
-          break;
-        case dtype::u32:
-          put<std::uint32_t>(p, v, r, spec.dist);
-          break;
-        case dtype::i32:
-          put<std::int32_t>(p, v, r, spec.dist);
-          break;
-        case dtype::u64:
-          put<std::uint64_t>(p, v, r, spec.dist);
-          break;
-        case dtype::i64:
-          put<std::int64_t>(p, v, r, spec.dist);
-          break;
-        case dtype::f32:
-          put<float>(p, v, r, spec.dist);
-          break;
-        case dtype::f64:
-          put<double>(p, v, r, spec.dist);
-          break;
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(per_buf, total - done));
+    const std::int64_t blocks = static_cast<std::int64_t>((n + block - 1) / block);
+#pragma omp parallel for schedule(static)
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      const std::uint64_t global = done / block + static_cast<std::uint64_t>(b);
+      rng r{rng{spec.seed ^ (global * 0xd1b54a32d192ed03ull)}.next()};
+      const std::size_t first = static_cast<std::size_t>(b) * block;
+      const std::size_t last = std::min<std::size_t>(n, first + block);
+      for (std::size_t i = first; i < last; ++i) {
+        const double v = spec.dist == "uniform" ? r.uniform()
+                         : spec.dist == "hard"  ? hard_value(r)
+                                                : r.normal();
+        std::byte* p = buf.data() + i * size;
+        switch (spec.type) {
+          case dtype::u8:
+            put<std::uint8_t>(p, v, r, spec.dist);
+            break;
+          case dtype::i8:
+            put<std::int8_t>(p, v, r, spec.dist);
+            break;
+          case dtype::u16:
+            put<std::uint16_t>(p, v, r, spec.dist);
+            break;
+          case dtype::i16:
+            put<std::int16_t>(p, v, r, spec.dist);
+            break;
+          case dtype::u32:
+            put<std::uint32_t>(p, v, r, spec.dist);
+            break;
+          case dtype::i32:
+            put<std::int32_t>(p, v, r, spec.dist);
+            break;
+          case dtype::u64:
+            put<std::uint64_t>(p, v, r, spec.dist);
+            break;
+          case dtype::i64:
+            put<std::int64_t>(p, v, r, spec.dist);
+            break;
+          case dtype::f32:
+            put<float>(p, v, r, spec.dist);
+            break;
+          case dtype::f64:
+            put<double>(p, v, r, spec.dist);
+            break;
+        }
       }
     }
     if (std::fwrite(buf.data(), size, n, f) != n) fail(std::strerror(errno));

@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <map>
@@ -34,6 +35,12 @@
 namespace hetpipe::io {
 
 namespace {
+
+std::uint64_t steady_ns() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
 
 // Sequential sources read this much ahead of a full chunk to learn whether it is the last one.
 constexpr std::size_t probe_bytes = 64 << 10;
@@ -96,6 +103,7 @@ struct read_op {  // one positional chunk read (several uv_fs_read calls when re
   std::uint64_t a = 0, b = 0, max_end = 0, s = 0, e_end = 0, search_from = 0;
   bool s_known = false, owns_nothing = false;
   std::size_t step = 0;
+  std::uint64_t t_begin = 0;  // steady_clock ns of the first request
 };
 
 struct input_state {
@@ -126,6 +134,7 @@ struct input_state {
     std::byte* base = nullptr;
     std::size_t have = 0, target = 0, ready_len = 0, probe_n = 0;
     std::uint64_t index = 0, offset = 0;
+    std::uint64_t t_begin = 0;  // steady_clock ns when the chunk's slot was taken
   } q;
 };
 
@@ -422,6 +431,7 @@ struct reader::impl {
       op->end = b;
     }
     op->pos = op->r0;
+    op->t_begin = steady_ns();
     ++charged;
     ++active;
     ++in.inflight;
@@ -489,7 +499,7 @@ struct reader::impl {
       pump();
       return;
     }
-    chunk c{op.slot, op.base, op.info};
+    chunk c{op.slot, op.base, op.info, op.t_begin, steady_ns()};
     c.info.size = std::size_t(op.end - op.a);
     if (op.in->fr.kind == framing_kind::lines) {
       if (op.owns_nothing) {
@@ -615,7 +625,7 @@ struct reader::impl {
 
   void deliver_seq(input_state& in, std::size_t len, bool last) {
     auto& q = in.q;
-    chunk c{q.slot, q.base, {}};
+    chunk c{q.slot, q.base, {}, q.t_begin, steady_ns()};
     c.info.input = in.index;
     c.info.seq = next_seq++;
     c.info.index = q.index++;
@@ -671,6 +681,7 @@ struct reader::impl {
         auto s = pool.try_acquire();
         if (!s) return false;
         q.has_slot = true;
+        q.t_begin = steady_ns();
         q.slot = *s;
         q.base = pool.data(*s);
         ++charged;

@@ -32,10 +32,14 @@ struct source {
 
 // data points into the slot (inside it for lines framing); info.size bytes. The consumer owns the
 // slot until it calls slot_pool::release(slot), and then retires the chunk with reader::retire().
+// read_begin_ns..read_end_ns (steady_clock): from the first read request for the chunk to its
+// last completion, as the event loop saw them (a request may wait for a free libuv thread).
 struct chunk {
   unsigned slot;
   std::byte* data;
   chunk_info info;
+  std::uint64_t read_begin_ns = 0;
+  std::uint64_t read_end_ns = 0;
 };
 
 struct reader_config {

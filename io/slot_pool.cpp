@@ -1,6 +1,10 @@
 #include "io/slot_pool.hpp"
 
+#include <sys/mman.h>
+
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -10,11 +14,31 @@ namespace hetpipe::io {
 namespace {
 constexpr std::size_t page = 4096;
 
+// Anonymous memory, transparent huge pages where the kernel allows, faulted in now: the pool is
+// set up once, so its page faults belong to the set-up, not to the first pass over the data.
+std::mutex mapped_mutex;
+std::map<void*, std::size_t> mapped;
+
 void* default_alloc(std::size_t bytes) {
-  return std::aligned_alloc(page, bytes);
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  ::madvise(p, bytes, MADV_HUGEPAGE);  // advice only: ignored where THP is off
+  auto* b = static_cast<volatile unsigned char*>(p);
+  for (std::size_t off = 0; off < bytes; off += page) b[off] = 0;
+  std::lock_guard lock(mapped_mutex);
+  mapped[p] = bytes;
+  return p;
 }
 void default_free(void* p) {
-  std::free(p);
+  std::size_t bytes = 0;
+  {
+    std::lock_guard lock(mapped_mutex);
+    auto it = mapped.find(p);
+    if (it == mapped.end()) return;
+    bytes = it->second;
+    mapped.erase(it);
+  }
+  ::munmap(p, bytes);
 }
 }  // namespace
 

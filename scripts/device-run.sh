@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/hetpipe-device}
 mkdir -p "$out"
 . .deps/env.sh
+# gmp.h lives in the multiarch include folder, which env.sh does not name
+export CPATH=$PWD/.deps/root/usr/include/x86_64-linux-gnu:$CPATH
 step() { echo "== $(date -u +%T) $*" | tee -a "$out/steps.log"; }
 
 step "machine"

@@ -141,39 +141,52 @@ void engine::cpu_lanes(unsigned count) {
 // The H2D copy of chunk n+1 is issued while the kernel of chunk n runs; a chunk's pinned slot goes
 // back to the pool as soon as its copy has completed; its results are collected when the buffer
 // comes round again (or at the end).
+//
+// Timing comes from CUDA events, not from host waits: every copy and kernel is bracketed by timing
+// events, placed on the host clock through one origin event whose completion the lane observed.
+// The "kernel" stage holds what the operator queued on the compute stream for the chunk (kernels
+// and its copy back of results).
 void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
   const unsigned nbuf = opt_.gpu_buffers;
-  const int track =
-      trace_.track("gpu " + std::to_string(device) + " lane " + std::to_string(index));
+  const int h2d_track =
+      trace_.track("gpu " + std::to_string(device) + " lane " + std::to_string(index) + " h2d");
+  const int kernel_track =
+      trace_.track("gpu " + std::to_string(device) + " lane " + std::to_string(index) + " kernel");
   lane_report rep;
   rep.name = "gpu " + std::to_string(device) + "." + std::to_string(index);
-  struct inflight {
-    chunk_info info;
-    std::uint64_t issued_ns = 0;
-  };
-  std::vector<std::optional<inflight>> slots(nbuf);
+  std::vector<std::optional<chunk_info>> slots(nbuf);
   std::optional<unsigned> held_slot;  // a pool slot whose H2D copy has not been seen complete
-  std::uint64_t busy = 0;
+  double busy_ms = 0;
   try {
     cuda::set_device(device);
     cuda::stream copy_stream(device), compute_stream(device);
     std::vector<cuda::device_buffer> d_in;
-    std::vector<cuda::event> copied, done;
+    std::vector<cuda::event> copy_begin, copied, kernel_begin, done;
     for (unsigned b = 0; b < nbuf; ++b) {
       d_in.emplace_back(slot_bytes_);
-      copied.emplace_back(false);
-      done.emplace_back(false);
+      copy_begin.emplace_back(true);
+      copied.emplace_back(true);
+      kernel_begin.emplace_back(true);
+      done.emplace_back(true);
     }
+    cuda::event origin(true);
+    origin.record(compute_stream);
+    origin.synchronize();
+    const std::uint64_t origin_ns = now_ns();
+    auto host_ns = [&](const cuda::event& e) {
+      const double ms = cuda::elapsed_ms(origin, e);
+      return origin_ns + static_cast<std::uint64_t>(std::max(0.0, ms) * 1e6);
+    };
     auto retire_buffer = [&](unsigned b) {
       if (!slots[b]) return;
-      const std::uint64_t t0 = now_ns();
       done[b].synchronize();
-      const std::uint64_t t1 = now_ns();
-      busy += t1 - t0;
-      trace_.span(track, "kernel", std::max(slots[b]->issued_ns, t0), t1, slots[b]->info.seq,
-                  slots[b]->info.size);
-      const chunk_info info = slots[b]->info;
+      const chunk_info info = *slots[b];
       slots[b].reset();
+      const std::uint64_t k0 = host_ns(kernel_begin[b]), k1 = host_ns(done[b]);
+      trace_.span(kernel_track, "kernel", k0, k1, info.seq, info.size);
+      trace_.span(h2d_track, "h2d", host_ns(copy_begin[b]), host_ns(copied[b]), info.seq,
+                  info.size);
+      busy_ms += cuda::elapsed_ms(kernel_begin[b], done[b]);
       if (!failed_.load()) worker.collect(info, b);
       rep.chunks++;
       rep.bytes += info.size;
@@ -186,21 +199,19 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
       const unsigned b = next;
       next = (next + 1) % nbuf;
       retire_buffer(b);  // the buffer's previous chunk must be finished before it is overwritten
-      const std::uint64_t t0 = now_ns();
+      copy_begin[b].record(copy_stream);
       cuda::copy_h2d_async(d_in[b].get(), c->data, c->info.size, copy_stream);
       copied[b].record(copy_stream);
       copied[b].make_wait(compute_stream);
+      kernel_begin[b].record(compute_stream);
       worker.launch(c->info, static_cast<const std::byte*>(d_in[b].get()),
                     stream_ref{compute_stream.handle(), device}, b);
       done[b].record(compute_stream);
-      slots[b] = inflight{c->info, 0};
+      slots[b] = c->info;
       // The kernel of the previous chunk runs meanwhile; the slot returns once its copy is done.
       copied[b].synchronize();
-      const std::uint64_t t1 = now_ns();
       pool_->release(*held_slot);
       held_slot.reset();
-      slots[b]->issued_ns = t1;
-      trace_.span(track, "h2d", t0, t1, c->info.seq, c->info.size);
     }
     if (held_slot) pool_->release(*held_slot), held_slot.reset();
     for (unsigned k = 0; k < nbuf; ++k) retire_buffer((next + k) % nbuf);
@@ -212,7 +223,7 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
     // Drain whatever is still queued so the reader can finish; the job has failed.
     while (auto c = queue_.pop()) pool_->release(c->slot);
   }
-  rep.busy_seconds = static_cast<double>(busy) * 1e-9;
+  rep.busy_seconds = busy_ms * 1e-3;
   std::lock_guard lock(lanes_mutex_);
   lane_reports_.push_back(std::move(rep));
 }
@@ -319,11 +330,21 @@ void engine::run() {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - setup_start).count();
 
   const auto start = std::chrono::steady_clock::now();
-  const int read_track = trace_.track("reader");
+  // Reads in flight overlap, so each goes on the first "read k" row that is free by its start:
+  // the number of rows used is the read concurrency the job reached. Called on the loop thread.
+  std::vector<std::pair<int, std::uint64_t>> read_rows;  // (track, end of its last span)
   std::thread monitor_thread([this] { monitor(); });
   reader_->start(
-      [this, read_track](io::chunk c) {
-        { const std::uint64_t t = now_ns(); trace_.span(read_track, "read", t, t, c.info.seq, c.info.size); }
+      [this, &read_rows](io::chunk c) {
+        if (trace_.recording() || opt_.verbose > 0) {
+          auto row = std::find_if(read_rows.begin(), read_rows.end(),
+                                  [&](const auto& r) { return r.second <= c.read_begin_ns; });
+          if (row == read_rows.end())
+            row = read_rows.insert(row,
+                                   {trace_.track("read " + std::to_string(read_rows.size())), 0});
+          row->second = std::max(row->second, c.read_end_ns);
+          trace_.span(row->first, "read", c.read_begin_ns, c.read_end_ns, c.info.seq, c.info.size);
+        }
         if (failed_.load()) {
           pool_->release(c.slot);
           return;
@@ -368,8 +389,13 @@ void engine::run() {
                  format_size(report_.bytes).c_str(), secs,
                  secs > 0 ? static_cast<double>(report_.bytes) / secs * 1e-9 : 0.0,
                  static_cast<unsigned long long>(report_.chunks), report_.setup_seconds);
-    for (const auto& [stage, busy] : trace_.stage_totals())
-      std::fprintf(stderr, "hetpipe:   %-8s busy %8.3f s\n", stage.c_str(), busy);
+    for (const auto& [stage, busy] : trace_.stage_totals()) {
+      if (stage == "read")  // time in flight as the event loop saw it, not thread time
+        std::fprintf(stderr, "hetpipe:   %-8s in flight %8.3f s (%.1f reads at once on average)\n",
+                     stage.c_str(), busy, secs > 0 ? busy / secs : 0.0);
+      else
+        std::fprintf(stderr, "hetpipe:   %-8s busy %8.3f s\n", stage.c_str(), busy);
+    }
     for (const auto& l : report_.lanes)
       std::fprintf(stderr, "hetpipe:   lane %-8s %6llu chunks %10s busy %.3f s\n", l.name.c_str(),
                    static_cast<unsigned long long>(l.chunks), format_size(l.bytes).c_str(),
