@@ -29,7 +29,7 @@ best() {  # best GB/s of $reps runs of: hetpipe ARGS (uses -v's summary line)
 
 gpu=$("$hp" info --json | python3 -c 'import json,sys; d=json.load(sys.stdin)["devices"]; print(d[0]["name"] if d else "")')
 cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
-echo "machine: $(nproc) cores ($cpu)${gpu:+, $gpu}; file $file ($size f32, hot cache); $(date -u +%F); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo "machine: $(nproc) cores ($cpu)${gpu:+, $gpu}; file $file ($size f32, hot cache); $(date -u +%F); commit ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
 ceiling=$(best bench read "$file")
 echo "| run | GB/s | vs read-only |"
 echo "|---|---|---|"

@@ -27,15 +27,34 @@ timeout 120 build/tests/test_gpu -r compact >"$out/test_gpu.log" 2>&1; echo "tes
 tail -3 "$out/test_gpu.log"
 
 step "benchmarks"
-size=${SIZE:-2G}
-timeout 240 env REPS=3 bench/stats.sh /dev/shm/hetpipe-bench "$size" >"$out/bench-stats.md" 2>&1
-echo "bench rc=$?"; cat "$out/bench-stats.md"
+size=${SIZE:-4G}
 f=/dev/shm/hetpipe-bench/f32-$size.npy
+timeout 300 env REPS=3 bench/stats.sh /dev/shm/hetpipe-bench "$size" >"$out/bench-stats.md" 2>&1
+echo "bench rc=$?"; cat "$out/bench-stats.md"
 for m in cpu gpu auto; do
   timeout 60 build/hetpipe stats --device $m -v --no-progress --json "$f" >"$out/stats-$m.json" 2>"$out/stats-$m.err"
-  echo "stats $m rc=$?"; cat "$out/stats-$m.err"
+  echo "stats $m rc=$?"; grep -v "lane cpu" "$out/stats-$m.err"
 done
 cmp <(grep -v seconds "$out/stats-cpu.json") <(grep -v seconds "$out/stats-gpu.json") && echo "cpu == gpu json"
 cmp <(grep -v seconds "$out/stats-cpu.json") <(grep -v seconds "$out/stats-auto.json") && echo "cpu == auto json"
+timeout 60 build/hetpipe stats --device gpu --no-progress --trace "$out/trace-gpu.json" "$f" >/dev/null
 timeout 60 build/hetpipe stats --device auto --no-progress --trace "$out/trace-auto.json" "$f" >/dev/null
+
+step "sweep (best of 3, GB/s)"
+gbps() { local b=0 g; for _ in 1 2 3; do
+  g=$(timeout 60 build/hetpipe "$@" -v --no-progress "$f" 2>&1 >/dev/null | sed -n 's/.*(\([0-9.]*\) GB\/s).*/\1/p' | head -1)
+  b=$(python3 -c "print(max($b, ${g:-0}))"); done; echo "$b"; }
+{
+for io in 8 16 32; do for c in 4M 16M; do
+  echo "bench read --io-threads $io --chunk-size $c: $(gbps bench read --io-threads $io --chunk-size $c)"
+done; done
+for c in 4M 16M; do for l in 2 4; do
+  echo "stats gpu --chunk-size $c --gpu-lanes $l: $(gbps stats --device gpu --chunk-size $c --gpu-lanes $l)"
+done; done
+for t in 2 4 8 16; do
+  echo "stats auto --cpu-threads $t: $(gbps stats --device auto --cpu-threads $t)"
+done
+} 2>&1 | tee "$out/sweep.txt"
 step "done"
+cd "$out" && tar czf logs.tgz *.log *.txt *.err *.json *.md 2>/dev/null && rm -f *.log *.err stats-*.json machine.txt info.txt
+ls "$out"

@@ -30,16 +30,29 @@ int gpu_count() noexcept {
 namespace detail {
 
 void ready_queue::push(io::chunk c) {
+  bool surplus = false;
   {
     std::lock_guard lock(mutex_);
     queue_.push_back(c);
+    surplus = queue_.size() > reserve_;
   }
   cv_.notify_one();
+  if (surplus) surplus_cv_.notify_one();
 }
 
 std::optional<io::chunk> ready_queue::pop() {
   std::unique_lock lock(mutex_);
   cv_.wait(lock, [&] { return closed_ || !queue_.empty(); });
+  if (queue_.empty()) return std::nullopt;
+  io::chunk c = queue_.front();
+  queue_.pop_front();
+  return c;
+}
+
+std::optional<io::chunk> ready_queue::pop_surplus() {
+  if (reserve_ == 0) return pop();
+  std::unique_lock lock(mutex_);
+  surplus_cv_.wait(lock, [&] { return closed_ || queue_.size() > reserve_; });
   if (queue_.empty()) return std::nullopt;
   io::chunk c = queue_.front();
   queue_.pop_front();
@@ -52,6 +65,7 @@ void ready_queue::close() {
     closed_ = true;
   }
   cv_.notify_all();
+  surplus_cv_.notify_all();
 }
 
 std::vector<io::chunk> ready_queue::abort() {
@@ -63,6 +77,7 @@ std::vector<io::chunk> ready_queue::abort() {
     queue_.clear();
   }
   cv_.notify_all();
+  surplus_cv_.notify_all();
   return dropped;
 }
 
@@ -114,7 +129,7 @@ void engine::cpu_lanes(unsigned count) {
     lane_report& rep = reports[me];
     rep.name = "cpu " + std::to_string(me);
     std::uint64_t busy = 0;
-    while (auto c = queue_.pop()) {
+    while (auto c = queue_.pop_surplus()) {
       const std::uint64_t t0 = now_ns();
       try {
         if (!failed_.load(std::memory_order_relaxed))
@@ -310,6 +325,9 @@ void engine::run() {
     throw usage_error("--device gpu: this operation has no GPU implementation");
   const unsigned ncpu = opt_.device == device_mode::gpu ? 0 : opt_.cpu_threads;
   if (ncpu == 0 && workers.empty()) throw usage_error("no lanes to run on");
+  // Hybrid: two chunks per GPU lane stay queued for the GPU lanes (one being copied, one next);
+  // CPU lanes take what piles up beyond that.
+  if (ncpu > 0 && !workers.empty()) queue_.set_reserve(2 * workers.size());
 
   io::slot_pool::alloc_fn alloc = nullptr;
   io::slot_pool::free_fn release = nullptr;

@@ -43,16 +43,23 @@ struct job_spec {
       make_gpu;
 };
 
+// Lanes of two kinds pull from it. First-call lanes (pop()) take any chunk. Helper lanes
+// (pop_surplus()) take one only while more than `reserve` chunks wait, or once the reader is done:
+// in a hybrid job the CPU lanes then take the chunks the GPU lanes cannot keep up with, instead
+// of racing them for every chunk (and slowing the reads they share the cores with).
 class ready_queue {
  public:
+  void set_reserve(std::size_t reserve) { reserve_ = reserve; }  // before the first push
   void push(io::chunk c);
-  std::optional<io::chunk> pop();  // nullopt once closed and empty, or aborted
-  void close();                    // no more chunks will come
-  std::vector<io::chunk> abort();  // drop what is queued (the caller releases the slots)
+  std::optional<io::chunk> pop();          // nullopt once closed and empty, or aborted
+  std::optional<io::chunk> pop_surplus();  // as pop(), leaving `reserve` chunks to pop()
+  void close();                            // no more chunks will come
+  std::vector<io::chunk> abort();          // drop what is queued (the caller releases the slots)
 
  private:
+  std::size_t reserve_ = 0;
   std::mutex mutex_;
-  std::condition_variable cv_;
+  std::condition_variable cv_, surplus_cv_;
   std::deque<io::chunk> queue_;
   bool closed_ = false;
 };
