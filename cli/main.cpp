@@ -25,7 +25,7 @@ struct common {
     app->add_option("--chunk-size", chunk_size, "bytes per chunk (K/M/G suffixes; default 4M)");
     app->add_option("--slots", slots, "pinned host slots in the pool (default: from threads)");
     app->add_option("--io-threads", io_threads, "libuv thread-pool size (default: cores, 4..16)");
-    app->add_option("--cpu-threads", cpu_threads, "CPU lanes (default: cores)");
+    app->add_option("--cpu-threads", cpu_threads, "CPU lanes (default: hardware threads; half of them beside GPU lanes)");
     app->add_option("--gpu-lanes", gpu_lanes, "GPU lanes per device (default 2)");
     app->add_option("--device", device, "auto | cpu | gpu")
         ->check(CLI::IsMember({"auto", "cpu", "gpu"}));
