@@ -153,4 +153,15 @@ std::string to_text(const system_info& s) {
   return os.str();
 }
 
+nlohmann::json to_json(const std::vector<checksum_result>& results, const checksum_spec& spec) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& r : results)
+    out.push_back({{"file", r.file},
+                   {"algorithm", std::string(checksum_algo_name(spec.algo))},
+                   {"keyed", spec.key.has_value()},
+                   {"digest", to_hex(r.digest)},
+                   {"bytes", r.bytes}});
+  return out;
+}
+
 }  // namespace hetpipe::cli

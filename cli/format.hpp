@@ -18,6 +18,8 @@ nlohmann::json json_double(double v);
 nlohmann::json to_json(const std::vector<stats_result>& results);
 std::string to_table(const std::vector<stats_result>& results);
 nlohmann::json to_json(const system_info& s);
+// [{"file", "algorithm", "digest" (hex), "bytes"}]
+nlohmann::json to_json(const std::vector<checksum_result>& results, const checksum_spec& spec);
 std::string to_text(const system_info& s);
 
 }  // namespace hetpipe::cli

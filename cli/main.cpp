@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <hetpipe/hetpipe.hpp>
 
+#include "checksum_cmd.hpp"
 #include "format.hpp"
 #include "gen.hpp"
 
@@ -25,7 +26,8 @@ struct common {
     app->add_option("--chunk-size", chunk_size, "bytes per chunk (K/M/G suffixes; default 4M)");
     app->add_option("--slots", slots, "pinned host slots in the pool (default: from threads)");
     app->add_option("--io-threads", io_threads, "libuv thread-pool size (default: cores, 4..16)");
-    app->add_option("--cpu-threads", cpu_threads, "CPU lanes (default: hardware threads; half of them beside GPU lanes)");
+    app->add_option("--cpu-threads", cpu_threads,
+                    "CPU lanes (default: hardware threads; half of them beside GPU lanes)");
     app->add_option("--gpu-lanes", gpu_lanes, "GPU lanes per device (default 2)");
     app->add_option("--device", device, "auto | cpu | gpu")
         ->check(CLI::IsMember({"auto", "cpu", "gpu"}));
@@ -75,6 +77,23 @@ int main(int argc, char** argv) {
                     "element type of raw files: u8 i8 u16 i16 u32 i32 u64 i64 f32 f64");
   stats_opt.add(stats);
 
+  common sum_opt;
+  std::vector<std::string> sum_files;
+  std::string sum_algo = "blake3", sum_check, sum_keyfile;
+  std::size_t sum_length = 32;
+  bool sum_recursive = false, sum_quiet = false;
+  auto* sum = app.add_subcommand(
+      "checksum", "BLAKE3, CRC32C or CRC32 digests, as b3sum / sha256sum print them");
+  sum->add_option("files", sum_files, "files (- = stdin; folders with -r)");
+  sum->add_option("-a,--algorithm", sum_algo, "blake3 | crc32c | crc32 (default blake3)")
+      ->check(CLI::IsMember({"blake3", "crc32c", "crc32"}));
+  sum->add_flag("-r,--recursive", sum_recursive, "walk folders (sorted, links to folders skipped)");
+  sum->add_option("-c,--check", sum_check, "verify the files listed in SUMFILE ('HEX  NAME')");
+  sum->add_flag("--quiet", sum_quiet, "with --check: print only the files that fail");
+  sum->add_option("-l,--length", sum_length, "BLAKE3 output bytes (extended output; default 32)");
+  sum->add_option("--keyed", sum_keyfile, "keyed BLAKE3 with the 32-byte key in KEYFILE");
+  sum_opt.add(sum);
+
   common info_opt;
   auto* info =
       app.add_subcommand("info", "build, devices, and the lanes and pools a job would use");
@@ -93,7 +112,8 @@ int main(int argc, char** argv) {
   std::string gen_dtype = "f32", gen_count;
   auto* gen_cmd = app.add_subcommand("gen", "write deterministic sample data");
   gen_cmd->add_option("--dtype", gen_dtype, "element type")->required();
-  gen_cmd->add_option("--rows", gen_count, "rows (elements for 1-D); K/M/G = 10^3/10^6/10^9")->required();
+  gen_cmd->add_option("--rows", gen_count, "rows (elements for 1-D); K/M/G = 10^3/10^6/10^9")
+      ->required();
   gen_cmd->add_option("--cols", gen.cols, "columns (2-D .npy)");
   gen_cmd->add_flag("--npy", gen.npy, "write a .npy file");
   gen_cmd->add_option("--seed", gen.seed, "random seed");
@@ -120,6 +140,28 @@ int main(int argc, char** argv) {
         std::cout << hetpipe::cli::to_json(results).dump(2) << "\n";
       else
         std::cout << hetpipe::cli::to_table(results);
+    } else if (*sum) {
+      hetpipe::checksum_spec spec;
+      spec.algo = *hetpipe::parse_checksum_algo(sum_algo);
+      spec.length = sum_length;
+      if (!sum_keyfile.empty()) spec.key = hetpipe::cli::read_key_file(sum_keyfile);
+      if (!sum_check.empty()) {
+        if (!sum_files.empty())
+          throw hetpipe::usage_error("--check reads the file names from SUMFILE; give no FILE");
+        return hetpipe::cli::check_sums(sum_check, spec, sum_opt.to_options(), sum_quiet,
+                                        std::cout);
+      }
+      if (sum_files.empty()) sum_files.push_back("-");
+      const auto files = hetpipe::expand_paths(sum_files, sum_recursive);
+      const auto results = hetpipe::checksum(files, spec, sum_opt.to_options());
+      if (sum_opt.json) {
+        std::cout << hetpipe::cli::to_json(results, spec).dump(2) << "\n";
+      } else {
+        std::string text;
+        for (const auto& r : results)
+          text += hetpipe::cli::sum_line(hetpipe::to_hex(r.digest), r.file) + "\n";
+        std::cout << text;
+      }
     } else if (*info) {
       const auto s = hetpipe::info(info_opt.to_options());
       if (info_opt.json)

@@ -4,6 +4,8 @@ find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(LIBUV REQUIRED IMPORTED_TARGET libuv)
 pkg_check_modules(GMP REQUIRED IMPORTED_TARGET gmp gmpxx)
+# ISA-L (libisal-dev ships libisal.pc): CRC32/CRC32C with PCLMULQDQ/AVX-512 picked at run time.
+pkg_check_modules(ISAL REQUIRED IMPORTED_TARGET libisal)
 find_package(CLI11 CONFIG REQUIRED)
 find_package(nlohmann_json CONFIG REQUIRED)
 if(HETPIPE_TESTS)

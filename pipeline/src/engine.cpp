@@ -59,6 +59,14 @@ std::optional<io::chunk> ready_queue::pop_surplus() {
   return c;
 }
 
+std::optional<io::chunk> ready_queue::try_pop(std::size_t max_size) {
+  std::lock_guard lock(mutex_);
+  if (queue_.empty() || queue_.front().info.size > max_size) return std::nullopt;
+  io::chunk c = queue_.front();
+  queue_.pop_front();
+  return c;
+}
+
 void ready_queue::close() {
   {
     std::lock_guard lock(mutex_);
@@ -163,14 +171,21 @@ void engine::cpu_lanes(unsigned count) {
 // and its copy back of results).
 void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
   const unsigned nbuf = opt_.gpu_buffers;
+  const std::size_t max_batch = std::max<std::size_t>(1, worker.max_batch());
+  constexpr std::size_t align = 256;
   const int h2d_track =
       trace_.track("gpu " + std::to_string(device) + " lane " + std::to_string(index) + " h2d");
   const int kernel_track =
       trace_.track("gpu " + std::to_string(device) + " lane " + std::to_string(index) + " kernel");
   lane_report rep;
   rep.name = "gpu " + std::to_string(device) + "." + std::to_string(index);
-  std::vector<std::optional<chunk_info>> slots(nbuf);
-  std::optional<unsigned> held_slot;  // a pool slot whose H2D copy has not been seen complete
+  struct batch {
+    std::vector<chunk_info> infos;
+    std::vector<std::size_t> offsets;
+    std::uint64_t bytes = 0;
+  };
+  std::vector<batch> batches(nbuf);
+  std::vector<io::chunk> held;  // pool slots whose H2D copies have not been seen complete
   double busy_ms = 0;
   try {
     cuda::set_device(device);
@@ -193,47 +208,68 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
       return origin_ns + static_cast<std::uint64_t>(std::max(0.0, ms) * 1e6);
     };
     auto retire_buffer = [&](unsigned b) {
-      if (!slots[b]) return;
+      batch& bt = batches[b];
+      if (bt.infos.empty()) return;
       done[b].synchronize();
-      const chunk_info info = *slots[b];
-      slots[b].reset();
-      const std::uint64_t k0 = host_ns(kernel_begin[b]), k1 = host_ns(done[b]);
-      trace_.span(kernel_track, "kernel", k0, k1, info.seq, info.size);
-      trace_.span(h2d_track, "h2d", host_ns(copy_begin[b]), host_ns(copied[b]), info.seq,
-                  info.size);
+      const chunk_info first = bt.infos.front();
+      trace_.span(kernel_track, "kernel", host_ns(kernel_begin[b]), host_ns(done[b]), first.seq,
+                  bt.bytes);
+      trace_.span(h2d_track, "h2d", host_ns(copy_begin[b]), host_ns(copied[b]), first.seq,
+                  bt.bytes);
       busy_ms += cuda::elapsed_ms(kernel_begin[b], done[b]);
-      if (!failed_.load()) worker.collect(info, b);
-      rep.chunks++;
-      rep.bytes += info.size;
-      chunk_done(info.size);
+      if (!failed_.load()) worker.collect(bt.infos, b);
+      rep.chunks += bt.infos.size();
+      rep.bytes += bt.bytes;
+      for (const auto& info : bt.infos) chunk_done(info.size);
+      bt.infos.clear();
+      bt.offsets.clear();
+      bt.bytes = 0;
     };
     unsigned next = 0;
     while (auto c = queue_.pop()) {
-      held_slot = c->slot;
+      held.push_back(*c);
       if (failed_.load()) break;
+      // Small chunks that are already waiting join this one, back to back in one device buffer.
+      std::size_t used = (c->info.size + align - 1) / align * align;
+      while (held.size() < max_batch && used < slot_bytes_) {
+        auto more = queue_.try_pop(slot_bytes_ - used);
+        if (!more) break;
+        held.push_back(*more);
+        used += (more->info.size + align - 1) / align * align;
+      }
       const unsigned b = next;
       next = (next + 1) % nbuf;
-      retire_buffer(b);  // the buffer's previous chunk must be finished before it is overwritten
+      retire_buffer(b);  // the buffer's previous batch must be finished before it is overwritten
+      batch& bt = batches[b];
       copy_begin[b].record(copy_stream);
-      cuda::copy_h2d_async(d_in[b].get(), c->data, c->info.size, copy_stream);
+      std::size_t off = 0;
+      for (const io::chunk& h : held) {
+        cuda::copy_h2d_async(static_cast<std::byte*>(d_in[b].get()) + off, h.data, h.info.size,
+                             copy_stream);
+        bt.infos.push_back(h.info);
+        bt.offsets.push_back(off);
+        bt.bytes += h.info.size;
+        off += (h.info.size + align - 1) / align * align;
+      }
       copied[b].record(copy_stream);
       copied[b].make_wait(compute_stream);
       kernel_begin[b].record(compute_stream);
-      worker.launch(c->info, static_cast<const std::byte*>(d_in[b].get()),
+      worker.launch(bt.infos, bt.offsets, static_cast<const std::byte*>(d_in[b].get()),
                     stream_ref{compute_stream.handle(), device}, b);
       done[b].record(compute_stream);
-      slots[b] = c->info;
-      // The kernel of the previous chunk runs meanwhile; the slot returns once its copy is done.
+      // The kernel of the previous batch runs meanwhile; the slots return once the copies are
+      // done.
       copied[b].synchronize();
-      pool_->release(*held_slot);
-      held_slot.reset();
+      for (const io::chunk& h : held) pool_->release(h.slot);
+      held.clear();
     }
-    if (held_slot) pool_->release(*held_slot), held_slot.reset();
+    for (const io::chunk& h : held) pool_->release(h.slot);
+    held.clear();
     for (unsigned k = 0; k < nbuf; ++k) retire_buffer((next + k) % nbuf);
     compute_stream.synchronize();
     copy_stream.synchronize();
   } catch (...) {
-    if (held_slot) pool_->release(*held_slot);
+    for (const io::chunk& h : held) pool_->release(h.slot);
     fail(std::current_exception());
     // Drain whatever is still queued so the reader can finish; the job has failed.
     while (auto c = queue_.pop()) pool_->release(c->slot);

@@ -25,12 +25,14 @@
 namespace hetpipe::detail {
 
 // What a GPU lane does with a device-resident chunk; the result is handed on in collect().
+// A batch is one chunk, or several small ones copied back to back (see device_reducer).
 class gpu_worker {
  public:
   virtual ~gpu_worker() = default;
-  virtual void launch(const chunk_info& info, const std::byte* d_data, stream_ref stream,
-                      unsigned buffer) = 0;
-  virtual void collect(const chunk_info& info, unsigned buffer) = 0;
+  virtual std::size_t max_batch() const { return 1; }
+  virtual void launch(std::span<const chunk_info> infos, std::span<const std::size_t> offsets,
+                      const std::byte* d_data, stream_ref stream, unsigned buffer) = 0;
+  virtual void collect(std::span<const chunk_info> infos, unsigned buffer) = 0;
 };
 
 struct job_spec {
@@ -53,8 +55,10 @@ class ready_queue {
   void push(io::chunk c);
   std::optional<io::chunk> pop();          // nullopt once closed and empty, or aborted
   std::optional<io::chunk> pop_surplus();  // as pop(), leaving `reserve` chunks to pop()
-  void close();                            // no more chunks will come
-  std::vector<io::chunk> abort();          // drop what is queued (the caller releases the slots)
+  // The first waiting chunk if it holds at most max_size bytes; never waits.
+  std::optional<io::chunk> try_pop(std::size_t max_size);
+  void close();                    // no more chunks will come
+  std::vector<io::chunk> abort();  // drop what is queued (the caller releases the slots)
 
  private:
   std::size_t reserve_ = 0;

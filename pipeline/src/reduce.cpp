@@ -1,6 +1,8 @@
 // run() for reductions: partials are merged per input in chunk order, so the result is the same
 // whatever lane computed which chunk (and deterministic even for a non-associative merge).
 #include <map>
+#include <stdexcept>
+#include <string>
 
 #include "pipeline/src/engine.hpp"
 
@@ -47,17 +49,24 @@ class reduce_worker final : public detail::gpu_worker {
   reduce_worker(std::unique_ptr<device_reducer> impl,
                 std::function<void(const chunk_info&, std::unique_ptr<partial>)> deliver)
       : impl_(std::move(impl)), deliver_(std::move(deliver)) {}
-  void launch(const chunk_info& info, const std::byte* d_data, stream_ref stream,
-              unsigned buffer) override {
-    impl_->launch(info, d_data, stream, buffer);
+  std::size_t max_batch() const override { return std::max<std::size_t>(1, impl_->max_batch()); }
+  void launch(std::span<const chunk_info> infos, std::span<const std::size_t> offsets,
+              const std::byte* d_data, stream_ref stream, unsigned buffer) override {
+    impl_->launch_batch(infos, offsets, d_data, stream, buffer);
   }
-  void collect(const chunk_info& info, unsigned buffer) override {
-    deliver_(info, impl_->collect(info, buffer));
+  void collect(std::span<const chunk_info> infos, unsigned buffer) override {
+    out_.clear();
+    impl_->collect_batch(infos, buffer, out_);
+    if (out_.size() != infos.size())
+      throw std::logic_error("a device reducer returned " + std::to_string(out_.size()) +
+                             " results for a batch of " + std::to_string(infos.size()) + " chunks");
+    for (std::size_t i = 0; i < infos.size(); ++i) deliver_(infos[i], std::move(out_[i]));
   }
 
  private:
   std::unique_ptr<device_reducer> impl_;
   std::function<void(const chunk_info&, std::unique_ptr<partial>)> deliver_;
+  std::vector<std::unique_ptr<partial>> out_;
 };
 
 }  // namespace

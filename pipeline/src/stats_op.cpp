@@ -159,9 +159,9 @@ std::vector<stats_result> stats(const std::vector<std::string>& files,
     if (got < 0) throw_errno(f, read_err);
     if (regular && io::looks_like_npy(std::span<const std::byte>(head.data(), got))) {
       // One read serves the magic check and the header (parse_npy needs at most npy_max_preamble).
-      const io::npy_header h = io::parse_npy(
-          f, std::span<const std::byte>(head.data(), static_cast<std::size_t>(got)),
-          static_cast<std::uint64_t>(st.st_size));
+      const io::npy_header h =
+          io::parse_npy(f, std::span<const std::byte>(head.data(), static_cast<std::size_t>(got)),
+                        static_cast<std::uint64_t>(st.st_size));
       // --dtype describes raw files; a .npy header names its own dtype.
       const std::uint64_t cols = h.shape.size() == 2 ? h.shape[1] : 1;
       plans.push_back({h.type, cols});

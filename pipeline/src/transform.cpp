@@ -91,11 +91,13 @@ class transform_worker final : public detail::gpu_worker {
       : impl_(std::move(impl)), max_out_(max_out), deliver_(std::move(deliver)) {
     for (unsigned b = 0; b < buffers; ++b) h_out_.emplace_back(std::max<std::size_t>(1, max_out));
   }
-  void launch(const chunk_info& info, const std::byte* d_data, stream_ref stream,
-              unsigned buffer) override {
-    impl_->launch(info, d_data, static_cast<std::byte*>(h_out_[buffer].get()), stream, buffer);
+  void launch(std::span<const chunk_info> infos, std::span<const std::size_t> offsets,
+              const std::byte* d_data, stream_ref stream, unsigned buffer) override {
+    impl_->launch(infos[0], d_data + offsets[0], static_cast<std::byte*>(h_out_[buffer].get()),
+                  stream, buffer);
   }
-  void collect(const chunk_info& info, unsigned buffer) override {
+  void collect(std::span<const chunk_info> infos, unsigned buffer) override {
+    const chunk_info& info = infos[0];
     const std::size_t n = impl_->collect(info, buffer);
     if (n > max_out_) throw error("", "device transform produced more than max_output bytes");
     const auto* h = static_cast<const std::byte*>(h_out_[buffer].get());

@@ -1,29 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end checks of the hetpipe command: results, JSON, stdin, bad input (one clear line on
 # stderr, non-zero exit, nothing written), interruption. HETPIPE names the binary.
-set -uo pipefail
-: "${HETPIPE:?set HETPIPE to the hetpipe binary}"
 here=$(cd "$(dirname "$0")" && pwd)
-samples=$here/../../samples/data
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-
-# expect_error NAME EXPECTED_EXIT STDERR_PATTERN -- ARGS...: one line "hetpipe: ..." and no stdout.
-expect_error() {
-  local name=$1 code=$2 pattern=$3
-  shift 4
-  "$HETPIPE" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
-  local rc=$?
-  if [[ $rc -ne $code ]]; then bad "$name: exit $rc, expected $code ($(cat "$tmp/err"))"; return; fi
-  if [[ $(wc -l <"$tmp/err") -ne 1 ]] || ! grep -q "^hetpipe: .*$pattern" "$tmp/err"; then
-    bad "$name: stderr was: $(cat "$tmp/err")"; return
-  fi
-  [[ -s "$tmp/out" ]] && { bad "$name: wrote to stdout"; return; }
-  ok
-}
+. "$here/lib.sh"
 
 # The sample job works and its JSON parses back to the same numbers in every device mode.
 "$HETPIPE" stats --dtype u16 "$samples"/weather.npy "$samples"/latency.npy "$samples"/counts.u16 \

@@ -1,4 +1,5 @@
-// Catch2 v2 matchers for exceptions: REQUIRE_THROWS_MATCHES(expr, type, test::what(string matcher)).
+// Catch2 v2 matchers for exceptions: REQUIRE_THROWS_MATCHES(expr, type, test::what(string
+// matcher)).
 #pragma once
 
 #include <exception>

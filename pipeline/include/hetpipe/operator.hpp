@@ -42,6 +42,21 @@ class device_reducer {
                       unsigned buffer) = 0;
   // Called after everything launch() enqueued for `buffer` has completed.
   virtual std::unique_ptr<partial> collect(const chunk_info& info, unsigned buffer) = 0;
+
+  // Small chunks in one launch (optional). With max_batch() > 1, a GPU lane that takes a chunk
+  // also takes the chunks already waiting, up to max_batch() in all and as many as fit its device
+  // buffer, copies them back to back (chunk i at d_data + offsets[i], offsets multiples of 256)
+  // and calls launch_batch() and collect_batch() once for all of them: 100 000 small files cost
+  // a few hundred launches, not 100 000. collect_batch appends one partial per chunk, in order.
+  virtual std::size_t max_batch() const { return 1; }
+  virtual void launch_batch(std::span<const chunk_info> infos, std::span<const std::size_t> offsets,
+                            const std::byte* d_data, stream_ref stream, unsigned buffer) {
+    launch(infos[0], d_data + offsets[0], stream, buffer);
+  }
+  virtual void collect_batch(std::span<const chunk_info> infos, unsigned buffer,
+                             std::vector<std::unique_ptr<partial>>& out) {
+    out.push_back(collect(infos[0], buffer));
+  }
 };
 
 class reduce_op {

@@ -1,0 +1,174 @@
+#include "checksum_cmd.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+
+#include <hetpipe/error.hpp>
+
+namespace hetpipe::cli {
+
+namespace {
+
+std::string errno_reason(int err) {
+  std::string reason = std::strerror(err);
+  if (!reason.empty()) reason[0] = static_cast<char>(std::tolower(reason[0]));
+  return reason;
+}
+
+bool is_hex(const std::string& s) {
+  return !s.empty() && s.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
+}
+
+}  // namespace
+
+std::string sum_line(const std::string& hex, const std::string& name) {
+  if (name.find_first_of("\\\n\r") == std::string::npos) return hex + "  " + name;
+  std::string esc;
+  for (char c : name) {
+    if (c == '\\')
+      esc += "\\\\";
+    else if (c == '\n')
+      esc += "\\n";
+    else if (c == '\r')
+      esc += "\\r";
+    else
+      esc += c;
+  }
+  return "\\" + hex + "  " + esc;
+}
+
+std::optional<sum_entry> parse_sum_line(const std::string& raw) {
+  std::string line = raw;
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  bool escaped = false;
+  if (!line.empty() && line[0] == '\\') {
+    escaped = true;
+    line.erase(0, 1);
+  }
+  const std::size_t sp = line.find(' ');
+  if (sp == std::string::npos || sp + 2 > line.size()) return std::nullopt;
+  std::string hex = line.substr(0, sp);
+  if (!is_hex(hex) || hex.size() % 2 != 0) return std::nullopt;
+  const char mode = line[sp + 1];
+  if (mode != ' ' && mode != '*') return std::nullopt;
+  std::string name = line.substr(sp + 2);
+  if (name.empty()) return std::nullopt;
+  if (escaped) {
+    std::string un;
+    for (std::size_t i = 0; i < name.size(); ++i) {
+      if (name[i] != '\\') {
+        un += name[i];
+        continue;
+      }
+      if (++i == name.size()) return std::nullopt;
+      if (name[i] == '\\')
+        un += '\\';
+      else if (name[i] == 'n')
+        un += '\n';
+      else if (name[i] == 'r')
+        un += '\r';
+      else
+        return std::nullopt;
+    }
+    name = un;
+  }
+  for (char& c : hex) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return sum_entry{hex, name, 0};
+}
+
+std::array<std::uint8_t, 32> read_key_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw io_error(path, errno_reason(errno), -errno);
+  std::array<std::uint8_t, 32> key{};
+  f.read(reinterpret_cast<char*>(key.data()), key.size());
+  const auto got = static_cast<std::size_t>(f.gcount());
+  char extra = 0;
+  const bool more = static_cast<bool>(f.get(extra));
+  if (got != key.size() || more)
+    throw input_error(path, "a BLAKE3 key file must hold exactly 32 bytes (this one has " +
+                                (more ? std::string("more") : std::to_string(got)) + ")");
+  return key;
+}
+
+int check_sums(const std::string& sum_file, const checksum_spec& spec, const options& opt,
+               bool quiet, std::ostream& out) {
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  if (sum_file != "-") {
+    file.open(sum_file);
+    if (!file) throw io_error(sum_file, errno_reason(errno), -errno);
+    in = &file;
+  }
+  const std::size_t want_hex = spec.algo == checksum_algo::blake3 ? 2 * spec.length : 8;
+  std::vector<sum_entry> entries;
+  std::size_t malformed = 0, unreadable = 0, failed = 0, n = 0;
+  for (std::string line; std::getline(*in, line);) {
+    ++n;
+    if (line.empty() || line[0] == '#') continue;
+    auto e = parse_sum_line(line);
+    if (!e || e->hex.size() != want_hex) {
+      ++malformed;
+      std::fprintf(
+          stderr, "hetpipe: %s:%zu: not a %s checksum line ('HEX  NAME', %zu hex digits)\n",
+          sum_file.c_str(), n, std::string(checksum_algo_name(spec.algo)).c_str(), want_hex);
+      continue;
+    }
+    e->line = n;
+    entries.push_back(std::move(*e));
+  }
+  if (in->bad()) throw io_error(sum_file, "read error");
+  if (entries.empty()) {
+    std::fprintf(stderr, "hetpipe: %s: no properly formatted checksum lines found\n",
+                 sum_file.c_str());
+    return 1;
+  }
+  // Files that cannot be opened are reported and left out of the job; the rest go in one job.
+  std::vector<std::string> names;
+  std::vector<std::size_t> which;
+  std::vector<bool> readable(entries.size(), false);
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const int fd = ::open(entries[i].name.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      std::fprintf(stderr, "hetpipe: %s: %s\n", entries[i].name.c_str(),
+                   errno_reason(errno).c_str());
+      continue;
+    }
+    ::close(fd);
+    readable[i] = true;
+    names.push_back(entries[i].name);
+    which.push_back(i);
+  }
+  std::vector<checksum_result> results;
+  if (!names.empty()) results = checksum(names, spec, opt);
+  std::vector<const checksum_result*> by_entry(entries.size(), nullptr);
+  for (std::size_t k = 0; k < which.size(); ++k) by_entry[which[k]] = &results[k];
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (!readable[i]) {
+      ++unreadable;
+      out << entries[i].name << ": FAILED open or read\n";
+      continue;
+    }
+    const bool ok = to_hex(by_entry[i]->digest) == entries[i].hex;
+    if (!ok) ++failed;
+    if (!ok || !quiet) out << entries[i].name << (ok ? ": OK\n" : ": FAILED\n");
+  }
+  out.flush();
+  if (malformed)
+    std::fprintf(stderr, "hetpipe: WARNING: %zu line%s improperly formatted\n", malformed,
+                 malformed == 1 ? " is" : "s are");
+  if (unreadable)
+    std::fprintf(stderr, "hetpipe: WARNING: %zu listed file%s could not be read\n", unreadable,
+                 unreadable == 1 ? "" : "s");
+  if (failed)
+    std::fprintf(stderr, "hetpipe: WARNING: %zu computed checksum%s did NOT match\n", failed,
+                 failed == 1 ? "" : "s");
+  return malformed || unreadable || failed ? 1 : 0;
+}
+
+}  // namespace hetpipe::cli

@@ -1,0 +1,35 @@
+// `hetpipe checksum`: digests in the format of b3sum / sha256sum, and --check.
+#pragma once
+
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <hetpipe/checksum.hpp>
+
+namespace hetpipe::cli {
+
+// "<hex>  <name>"; a name holding '\\' or a newline is escaped (\\ and \n) and the line starts
+// with a backslash, as b3sum and sha256sum do.
+std::string sum_line(const std::string& hex, const std::string& name);
+
+struct sum_entry {
+  std::string hex;   // lower case
+  std::string name;  // unescaped
+  std::size_t line = 0;
+};
+
+// Parses one line of a sum file; nullopt when it is not "<hex>  <name>" (or "<hex> *<name>").
+std::optional<sum_entry> parse_sum_line(const std::string& line);
+
+// Reads the 32-byte key of keyed BLAKE3 from a file (exactly 32 bytes). Throws input_error.
+std::array<std::uint8_t, 32> read_key_file(const std::string& path);
+
+// --check: verifies every file listed in sum_file; prints "name: OK" / "name: FAILED" (and
+// "FAILED open or read") on `out`, problems on stderr. Returns the exit status (0 all OK, 1
+// otherwise).
+int check_sums(const std::string& sum_file, const checksum_spec& spec, const options& opt,
+               bool quiet, std::ostream& out);
+
+}  // namespace hetpipe::cli

@@ -1,0 +1,57 @@
+// Whole-file digests computed chunk-parallel on CPU and GPU lanes and merged exactly: the chunk
+// size, the lanes and the thread count never change a digest.
+//
+//   hetpipe::checksum_spec spec;                        // BLAKE3, 32 bytes
+//   auto r = hetpipe::checksum({"a.bin", "b.bin"}, spec, hetpipe::options{});
+//   std::string hex = hetpipe::to_hex(r[0].digest);     // what b3sum prints
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <hetpipe/options.hpp>
+#include <hetpipe/pipeline.hpp>
+
+namespace hetpipe {
+
+enum class checksum_algo : std::uint8_t {
+  blake3,  // BLAKE3 (hash or keyed_hash), = b3sum
+  crc32c,  // CRC-32C (Castagnoli, iSCSI), check value 0xE3069283
+  crc32,   // CRC-32 (reflected 0x04C11DB7), = zlib's crc32()
+};
+
+std::optional<checksum_algo> parse_checksum_algo(std::string_view name) noexcept;
+std::string_view checksum_algo_name(checksum_algo a) noexcept;
+
+struct checksum_spec {
+  checksum_algo algo = checksum_algo::blake3;
+  std::size_t length = 32;                          // BLAKE3 output bytes (extended output)
+  std::optional<std::array<std::uint8_t, 32>> key;  // BLAKE3 keyed_hash
+};
+
+struct checksum_result {
+  std::string file;
+  std::vector<std::uint8_t> digest;  // CRCs: 4 bytes, big-endian (the 8 hex digits as printed)
+  std::uint64_t bytes = 0;
+};
+
+// Digests of each file ("-" = standard input, read sequentially). BLAKE3 pieces must be aligned
+// subtrees, so the chunk size is rounded down to a power of two (at least 4 KiB). Throws
+// hetpipe::error naming the file on any failure.
+std::vector<checksum_result> checksum(const std::vector<std::string>& files,
+                                      const checksum_spec& spec, const options& opt,
+                                      job_report* report = nullptr);
+
+// Lower-case hex of `bytes`.
+std::string to_hex(const std::vector<std::uint8_t>& bytes);
+
+// The files named by `paths`, in order; folders are walked (sorted by name, recursively) when
+// `recursive`, else they are an io_error "is a directory". "-" passes through. Throws io_error
+// for a path that does not exist.
+std::vector<std::string> expand_paths(const std::vector<std::string>& paths, bool recursive);
+
+}  // namespace hetpipe

@@ -1,0 +1,372 @@
+// hetpipe::checksum: CRC32, CRC32C and BLAKE3 as a reduction over chunks.
+//
+// Every chunk is a piece of its file; pieces are digested anywhere (CPU lanes through host/, GPU
+// lanes through cuda/) and merged per file in chunk order:
+//   CRC:    crc(a‖b) = crc_combine(crc(a), crc(b), |b|), exact GF(2) arithmetic;
+//   BLAKE3: with a power-of-two chunk size every piece is a subtree of the file's tree whose
+//           first BLAKE3 chunk is offset / 1024; the pieces' chaining values go through
+//           host::blake3::tree_merger, and a file of one piece is hashed as the root directly.
+#include <hetpipe/checksum.hpp>
+#include <hetpipe/error.hpp>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+
+#include "host/blake3.hpp"
+#include "host/crc.hpp"
+#if HETPIPE_WITH_CUDA
+#include "cuda/blake3_kernels.hpp"
+#include "cuda/crc_kernels.hpp"
+#include "cuda/runtime.hpp"
+#endif
+
+namespace hetpipe {
+namespace {
+
+namespace b3 = host::blake3;
+
+struct crc_partial final : partial {
+  std::uint32_t crc = 0;
+  std::uint64_t bytes = 0;
+};
+
+struct blake3_partial final : partial {
+  // A piece: its chaining value, or (root) the root node of a file that is one piece.
+  bool root = false;
+  b3::output_node node{};
+  b3::cv value{};
+  std::uint64_t chunks = 0;  // BLAKE3 chunks in the piece
+  std::uint64_t bytes = 0;
+  // A file's running total: the pieces merged so far.
+  std::optional<b3::tree_merger> merger;
+};
+
+host::crc_kind crc_kind_of(checksum_algo a) {
+  return a == checksum_algo::crc32 ? host::crc_kind::crc32 : host::crc_kind::crc32c;
+}
+
+std::uint64_t blake3_chunks(std::uint64_t bytes) {
+  return (bytes + b3::chunk_len - 1) / b3::chunk_len;
+}
+
+// The piece of one chunk: the root when the chunk is the whole file.
+std::unique_ptr<blake3_partial> blake3_piece(const chunk_info& info, const std::uint8_t* data,
+                                             const b3::key_words& key, std::uint32_t mode) {
+  auto out = std::make_unique<blake3_partial>();
+  out->bytes = info.size;
+  out->chunks = blake3_chunks(info.size);
+  if (info.index == 0 && info.last) {
+    out->root = true;
+    out->node = b3::piece_root(data, info.size, key, mode);
+  } else if (info.size > 0) {
+    out->value = b3::piece_cv(data, info.size, info.offset / b3::chunk_len, key, mode);
+  }
+  return out;
+}
+
+class checksum_op final : public reduce_op {
+ public:
+  explicit checksum_op(const checksum_spec& spec) : spec_(spec) {
+    if (spec.key) {
+      key_ = b3::keyed(spec.key->data());
+      mode_ = b3::flag_keyed_hash;
+    } else {
+      key_ = b3::iv_key();
+    }
+  }
+  framing frame(std::size_t) const override { return framing::records(1); }
+  std::unique_ptr<partial> identity(std::size_t) const override {
+    if (spec_.algo == checksum_algo::blake3) return std::make_unique<blake3_partial>();
+    return std::make_unique<crc_partial>();
+  }
+  std::unique_ptr<partial> host(const chunk_info& info,
+                                std::span<const std::byte> data) const override {
+    const auto* p = reinterpret_cast<const std::uint8_t*>(data.data());
+    if (spec_.algo == checksum_algo::blake3) return blake3_piece(info, p, key_, mode_);
+    auto out = std::make_unique<crc_partial>();
+    out->crc = host::crc_update(crc_kind_of(spec_.algo), 0, p, data.size());
+    out->bytes = data.size();
+    return out;
+  }
+  void merge(partial& total, partial& next) const override {
+    if (spec_.algo != checksum_algo::blake3) {
+      auto& t = static_cast<crc_partial&>(total);
+      auto& n = static_cast<crc_partial&>(next);
+      t.crc = host::crc_combine(crc_kind_of(spec_.algo), t.crc, n.crc, n.bytes);
+      t.bytes += n.bytes;
+      return;
+    }
+    auto& t = static_cast<blake3_partial&>(total);
+    auto& n = static_cast<blake3_partial&>(next);
+    t.bytes += n.bytes;
+    if (n.root) {
+      t.root = true;
+      t.node = n.node;
+      return;
+    }
+    if (n.bytes == 0) return;  // an empty last piece (a stream that ended on a chunk boundary)
+    if (!t.merger) t.merger.emplace(key_, mode_);
+    t.merger->push(n.value, n.chunks);
+  }
+  std::unique_ptr<device_reducer> make_device_reducer(int device, std::size_t max_chunk,
+                                                      unsigned buffers) const override;
+
+  // The digest of a file's merged total.
+  std::vector<std::uint8_t> digest(partial& total) const {
+    std::vector<std::uint8_t> out;
+    if (spec_.algo != checksum_algo::blake3) {
+      const std::uint32_t c = static_cast<crc_partial&>(total).crc;
+      return {std::uint8_t(c >> 24), std::uint8_t(c >> 16), std::uint8_t(c >> 8), std::uint8_t(c)};
+    }
+    auto& t = static_cast<blake3_partial&>(total);
+    b3::output_node node;
+    if (t.root)
+      node = t.node;
+    else if (t.merger && t.merger->pieces() >= 2)
+      node = t.merger->finish();
+    else if (!t.merger)
+      node = b3::piece_root(nullptr, 0, key_, mode_);  // empty input
+    else  // one non-root piece and nothing else: only a stream can end like this
+      throw std::logic_error("checksum: a single piece was not marked as the whole input");
+    out.resize(spec_.length);
+    b3::root_bytes(node, 0, out.data(), out.size());
+    return out;
+  }
+  std::uint64_t bytes(partial& total) const {
+    if (spec_.algo != checksum_algo::blake3) return static_cast<crc_partial&>(total).bytes;
+    return static_cast<blake3_partial&>(total).bytes;
+  }
+
+  const checksum_spec& spec() const { return spec_; }
+  const b3::key_words& key() const { return key_; }
+  std::uint32_t mode() const { return mode_; }
+
+ private:
+  checksum_spec spec_;
+  b3::key_words key_{};
+  std::uint32_t mode_ = 0;
+};
+
+#if HETPIPE_WITH_CUDA
+// One GPU lane's digests: one piece per chunk, many small chunks (files) per launch, the results
+// copied back on the lane's stream.
+class checksum_device final : public device_reducer {
+ public:
+  static constexpr std::size_t batch_limit = 4096;
+
+  checksum_device(const checksum_op& op, unsigned buffers)
+      : op_(op), blake_(op.spec().algo == checksum_algo::blake3) {
+    const std::size_t result_bytes =
+        batch_limit * (blake_ ? sizeof(cuda::blake3_result) : sizeof(std::uint32_t));
+    for (unsigned b = 0; b < buffers; ++b) {
+      slots_.push_back(std::make_unique<slot>());
+      slot& s = *slots_.back();
+      s.d_result = cuda::device_buffer(result_bytes);
+      s.h_result = cuda::pinned_buffer(result_bytes);
+      if (!blake_) s.d_workspace = cuda::device_buffer(cuda::crc_workspace_bytes(batch_limit));
+    }
+  }
+  std::size_t max_batch() const override { return batch_limit; }
+  void launch(const chunk_info& info, const std::byte* d_data, stream_ref stream,
+              unsigned buffer) override {
+    const std::size_t zero = 0;
+    launch_batch({&info, 1}, {&zero, 1}, d_data, stream, buffer);
+  }
+  void launch_batch(std::span<const chunk_info> infos, std::span<const std::size_t> offsets,
+                    const std::byte* d_data, stream_ref stream, unsigned buffer) override {
+    slot& s = *slots_[buffer];
+    const std::size_t n = infos.size();
+    if (blake_) {
+      s.b3_pieces.resize(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        const bool root = infos[i].index == 0 && infos[i].last;
+        s.b3_pieces[i] = {offsets[i], infos[i].size, root ? 0 : infos[i].offset / b3::chunk_len,
+                          root ? 1u : 0u, 0};
+      }
+      s.blake3.launch(d_data, s.b3_pieces.data(), n, op_.key().data(), op_.mode(),
+                      static_cast<cuda::blake3_result*>(s.d_result.get()), stream.handle);
+    } else {
+      s.crc_pieces.resize(n);
+      for (std::size_t i = 0; i < n; ++i) s.crc_pieces[i] = {offsets[i], infos[i].size};
+      const auto kind =
+          op_.spec().algo == checksum_algo::crc32 ? cuda::crc_kind::crc32 : cuda::crc_kind::crc32c;
+      cuda::crc_batch_from_host(kind, d_data, s.crc_pieces.data(), n, s.d_workspace.get(),
+                                s.d_workspace.size(), static_cast<std::uint32_t*>(s.d_result.get()),
+                                stream.handle);
+    }
+    const std::size_t each = blake_ ? sizeof(cuda::blake3_result) : sizeof(std::uint32_t);
+    cuda::copy_d2h_async(s.h_result.get(), s.d_result.get(), n * each, stream.handle);
+  }
+  std::unique_ptr<partial> collect(const chunk_info& info, unsigned buffer) override {
+    std::vector<std::unique_ptr<partial>> out;
+    collect_batch({&info, 1}, buffer, out);
+    return std::move(out[0]);
+  }
+  void collect_batch(std::span<const chunk_info> infos, unsigned buffer,
+                     std::vector<std::unique_ptr<partial>>& out) override {
+    const slot& s = *slots_[buffer];
+    for (std::size_t i = 0; i < infos.size(); ++i) {
+      const chunk_info& info = infos[i];
+      if (!blake_) {
+        auto p = std::make_unique<crc_partial>();
+        p->crc = static_cast<const std::uint32_t*>(s.h_result.get())[i];
+        p->bytes = info.size;
+        out.push_back(std::move(p));
+        continue;
+      }
+      const auto& r = static_cast<const cuda::blake3_result*>(s.h_result.get())[i];
+      auto p = std::make_unique<blake3_partial>();
+      p->bytes = info.size;
+      p->chunks = blake3_chunks(info.size);
+      if (info.index == 0 && info.last) {
+        p->root = true;
+        std::copy(std::begin(r.cv), std::end(r.cv), p->node.input_cv.begin());
+        std::copy(std::begin(r.block), std::end(r.block), p->node.block.begin());
+        p->node.block_len = r.block_len;
+        p->node.counter = r.counter;
+        p->node.flags = r.flags;
+      } else {
+        std::copy(std::begin(r.cv), std::end(r.cv), p->value.begin());
+      }
+      out.push_back(std::move(p));
+    }
+  }
+
+ private:
+  struct slot {
+    cuda::blake3_workspace blake3;
+    cuda::device_buffer d_workspace, d_result;
+    cuda::pinned_buffer h_result;
+    std::vector<cuda::blake3_piece> b3_pieces;
+    std::vector<cuda::crc_piece> crc_pieces;
+  };
+  const checksum_op& op_;
+  bool blake_;
+  std::vector<std::unique_ptr<slot>> slots_;
+};
+#endif
+
+std::unique_ptr<device_reducer> checksum_op::make_device_reducer(int, std::size_t,
+                                                                 unsigned buffers) const {
+#if HETPIPE_WITH_CUDA
+  return std::make_unique<checksum_device>(*this, buffers);
+#else
+  (void)buffers;
+  return nullptr;
+#endif
+}
+
+std::size_t floor_pow2(std::size_t x) {
+  return x == 0 ? 0 : std::size_t{1} << (std::bit_width(x) - 1);
+}
+
+void walk(const std::filesystem::path& dir, std::vector<std::string>& out) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<fs::directory_entry> entries;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    entries.push_back(*it);
+  if (ec) throw io_error(dir.string(), ec.message(), -ec.value());
+  std::sort(entries.begin(), entries.end(),
+            [](const auto& a, const auto& b) { return a.path().filename() < b.path().filename(); });
+  for (const auto& e : entries) {
+    // Like find(1): symbolic links to folders are not followed (no loops); links to files are.
+    if (e.is_symlink(ec) && e.is_directory(ec)) continue;
+    if (e.is_directory(ec))
+      walk(e.path(), out);
+    else if (e.is_regular_file(ec))
+      out.push_back(e.path().string());
+  }
+}
+
+}  // namespace
+
+std::optional<checksum_algo> parse_checksum_algo(std::string_view name) noexcept {
+  if (name == "blake3") return checksum_algo::blake3;
+  if (name == "crc32c") return checksum_algo::crc32c;
+  if (name == "crc32") return checksum_algo::crc32;
+  return std::nullopt;
+}
+
+std::string_view checksum_algo_name(checksum_algo a) noexcept {
+  switch (a) {
+    case checksum_algo::blake3:
+      return "blake3";
+    case checksum_algo::crc32c:
+      return "crc32c";
+    case checksum_algo::crc32:
+      return "crc32";
+  }
+  return "?";
+}
+
+std::string to_hex(const std::vector<std::uint8_t>& bytes) {
+  static const char digits[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(2 * bytes.size());
+  for (std::uint8_t b : bytes) {
+    s.push_back(digits[b >> 4]);
+    s.push_back(digits[b & 15]);
+  }
+  return s;
+}
+
+std::vector<std::string> expand_paths(const std::vector<std::string>& paths, bool recursive) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> out;
+  for (const auto& p : paths) {
+    if (p == "-") {
+      out.push_back(p);
+      continue;
+    }
+    std::error_code ec;
+    const fs::file_status st = fs::status(p, ec);
+    if (ec || !fs::exists(st)) {
+      const int err = ec ? ec.value() : ENOENT;
+      std::string reason = std::strerror(err);
+      if (!reason.empty()) reason[0] = static_cast<char>(std::tolower(reason[0]));
+      throw io_error(p, reason, -err);
+    }
+    if (fs::is_directory(st)) {
+      if (!recursive) throw io_error(p, "is a directory (-r walks folders)", -EISDIR);
+      walk(p, out);
+    } else {
+      out.push_back(p);
+    }
+  }
+  return out;
+}
+
+std::vector<checksum_result> checksum(const std::vector<std::string>& files,
+                                      const checksum_spec& spec, const options& opt,
+                                      job_report* report) {
+  if (spec.algo == checksum_algo::blake3) {
+    if (spec.length == 0) throw usage_error("--length must be at least 1");
+  } else {
+    if (spec.key) throw usage_error("a key is for BLAKE3 only (-a blake3)");
+    if (spec.length != 32) throw usage_error("--length is for BLAKE3 only (-a blake3)");
+  }
+  options o = opt;
+  if (o.chunk_size != 0) {
+    // BLAKE3 pieces must be whole subtrees: a power of two of 1 KiB chunks.
+    o.chunk_size = std::max<std::size_t>(4096, floor_pow2(o.chunk_size));
+  }
+  std::vector<input> inputs;
+  inputs.reserve(files.size());
+  for (const auto& f : files) inputs.push_back({f, 0, std::nullopt});
+  checksum_op op(spec);
+  auto totals = run(op, inputs, o, report);
+  std::vector<checksum_result> results(files.size());
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    results[i].file = files[i];
+    results[i].digest = op.digest(*totals[i]);
+    results[i].bytes = op.bytes(*totals[i]);
+  }
+  return results;
+}
+
+}  // namespace hetpipe

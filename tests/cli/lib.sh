@@ -1,0 +1,25 @@
+# Shared by the command-line tests (sourced): a temporary folder, pass/fail counting, and
+# expect_error. HETPIPE names the binary; `here` is the folder of the sourcing script.
+set -uo pipefail
+: "${HETPIPE:?set HETPIPE to the hetpipe binary}"
+samples=$here/../../samples/data
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+
+# expect_error NAME EXPECTED_EXIT STDERR_PATTERN -- ARGS...: one line "hetpipe: ..." and no stdout.
+expect_error() {
+  local name=$1 code=$2 pattern=$3
+  shift 4
+  "$HETPIPE" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
+  local rc=$?
+  if [[ $rc -ne $code ]]; then bad "$name: exit $rc, expected $code ($(cat "$tmp/err"))"; return; fi
+  if [[ $(wc -l <"$tmp/err") -ne 1 ]] || ! grep -q "^hetpipe: .*$pattern" "$tmp/err"; then
+    bad "$name: stderr was: $(cat "$tmp/err")"; return
+  fi
+  [[ -s "$tmp/out" ]] && { bad "$name: wrote to stdout"; return; }
+  ok
+}
+

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# `hetpipe checksum` end to end: digests equal b3sum and zlib, stdin, -r, --check (OK, FAILED,
+# missing, malformed), --json, keyed and extended BLAKE3, bad input. HETPIPE names the binary.
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+
+d=$tmp/data
+mkdir -p "$d/sub/deeper"
+python3 - "$d" <<'PY'
+import os, random, sys
+r = random.Random(5)
+d = sys.argv[1]
+sizes = {"empty": 0, "one": 1, "k1": 1024, "k1p": 1025, "odd": 70001, "m3": 3 * 2**20 + 333,
+         "sub/a": 4096, "sub/deeper/b": 5000, "sub/name with space": 10}
+for name, n in sizes.items():
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(bytes(r.getrandbits(8) for _ in range(n)) if n < 100000 else os.urandom(n))
+PY
+files=("$d/empty" "$d/one" "$d/k1" "$d/k1p" "$d/odd" "$d/m3")
+
+# BLAKE3 equals b3sum, for every chunk size (4K is the smallest; 16M is larger than every file).
+if command -v b3sum >/dev/null; then
+  b3sum "${files[@]}" >"$tmp/ref"
+  for c in 4K 8K 64K 1M 16M; do
+    "$HETPIPE" checksum --chunk-size "$c" "${files[@]}" >"$tmp/got" 2>"$tmp/err" &&
+      cmp -s "$tmp/ref" "$tmp/got" && ok || bad "blake3 --chunk-size $c differs from b3sum: $(diff "$tmp/ref" "$tmp/got" | head -3) $(cat "$tmp/err")"
+  done
+  b3sum --length 100 "$d/m3" >"$tmp/ref"
+  "$HETPIPE" checksum --chunk-size 64K --length 100 "$d/m3" >"$tmp/got" && cmp -s "$tmp/ref" "$tmp/got" &&
+    ok || bad "--length 100 differs from b3sum"
+  head -c 32 "$d/m3" >"$tmp/key"
+  b3sum --keyed "$d/odd" <"$tmp/key" >"$tmp/ref"
+  "$HETPIPE" checksum --keyed "$tmp/key" --chunk-size 8K "$d/odd" >"$tmp/got" && cmp -s "$tmp/ref" "$tmp/got" &&
+    ok || bad "--keyed differs from b3sum"
+else
+  echo "SKIP: b3sum not installed; BLAKE3 compared with the official vectors in test_host only" >&2
+fi
+
+# CRC32 equals zlib's crc32(), CRC32C the RFC 3720 check value.
+python3 - "${files[@]}" >"$tmp/ref" <<'PY'
+import sys, zlib
+for f in sys.argv[1:]:
+    print(f"{zlib.crc32(open(f, 'rb').read()):08x}  {f}")
+PY
+for c in 4K 1M; do
+  "$HETPIPE" checksum -a crc32 --chunk-size "$c" "${files[@]}" >"$tmp/got" && cmp -s "$tmp/ref" "$tmp/got" &&
+    ok || bad "crc32 --chunk-size $c differs from zlib"
+done
+printf 123456789 >"$d/check9"
+[[ $("$HETPIPE" checksum -a crc32c "$d/check9") == "e3069283  $d/check9" ]] && ok || bad "crc32c check value"
+
+# Standard input: named "-", same digest.
+[[ $(cat "$d/m3" | "$HETPIPE" checksum --chunk-size 64K) == "$("$HETPIPE" checksum "$d/m3" | cut -c1-64)  -" ]] &&
+  ok || bad "stdin digest"
+
+# -r walks folders in sorted order; a folder without -r is an error.
+"$HETPIPE" checksum -r "$d/sub" >"$tmp/got" &&
+  [[ $(cut -c67- "$tmp/got" | tr '\n' '|') == "$d/sub/a|$d/sub/deeper/b|$d/sub/name with space|" ]] &&
+  ok || bad "-r order: $(cat "$tmp/got")"
+expect_error "folder without -r" 1 "sub: is a directory" -- checksum "$d/sub"
+expect_error "missing file" 1 "nope: no such file or directory" -- checksum "$d/nope"
+head -c 31 "$d/m3" >"$tmp/shortkey"
+expect_error "short key file" 1 "shortkey: .*exactly 32 bytes" -- checksum --keyed "$tmp/shortkey" "$d/one"
+expect_error "--length with crc" 2 "BLAKE3 only" -- checksum -a crc32 --length 8 "$d/one"
+
+# --json
+"$HETPIPE" checksum --json -a crc32c "$d/check9" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+assert r == [{"file": sys.argv[1], "algorithm": "crc32c", "keyed": False, "digest": "e3069283", "bytes": 9}], r
+' "$d/check9" && ok || bad "--json"
+
+# --check: all OK, then one changed, one missing, one malformed line.
+(cd "$d" && "$HETPIPE" checksum one odd m3 sub/a >"$tmp/sums") || bad "writing sums"
+(cd "$d" && "$HETPIPE" checksum --check "$tmp/sums") >"$tmp/out" 2>"$tmp/err" &&
+  [[ $(cat "$tmp/out") == $'one: OK\nodd: OK\nm3: OK\nsub/a: OK' ]] && ok || bad "--check all OK: $(cat "$tmp/out" "$tmp/err")"
+cp "$d/odd" "$d/odd2"
+printf 'x' | dd of="$d/odd2" bs=1 seek=500 conv=notrunc 2>/dev/null
+sed -e 's# odd$# odd2#' -e 's# sub/a$# gone#' "$tmp/sums" >"$tmp/sums2"
+echo "not a checksum line" >>"$tmp/sums2"
+(cd "$d" && "$HETPIPE" checksum --check "$tmp/sums2") >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && $(cat "$tmp/out") == $'one: OK\nodd2: FAILED\nm3: OK\ngone: FAILED open or read' ]] &&
+  grep -q "sums2:5: not a blake3 checksum line" "$tmp/err" && grep -q "gone: no such file" "$tmp/err" &&
+  grep -q "1 computed checksum did NOT match" "$tmp/err" && ok ||
+  bad "--check failures: rc $rc: $(cat "$tmp/out" "$tmp/err")"
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]

@@ -1,0 +1,134 @@
+// hetpipe::checksum end to end on CPU lanes: the official BLAKE3 vectors and the CRC check values
+// through the chunk-parallel pipeline, for every chunk size and thread count; paths and errors.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <random>
+
+#include <hetpipe/hetpipe.hpp>
+
+#include "host/crc.hpp"
+#include "support/blake3_vectors.hpp"
+#include "support/matchers.hpp"
+#include "support/options.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace hetpipe;
+
+namespace {
+
+std::vector<std::uint8_t> random_bytes(std::size_t n, std::uint64_t seed) {
+  std::mt19937_64 g(seed);
+  std::vector<std::uint8_t> v(n);
+  for (auto& b : v) b = static_cast<std::uint8_t>(g());
+  return v;
+}
+
+const test::blake3_vectors& vectors() {
+  static const auto v =
+      test::load_blake3_vectors(std::string(HETPIPE_TEST_DATA) + "/blake3_test_vectors.json");
+  return v;
+}
+
+std::vector<std::uint8_t> prefix(const std::vector<std::uint8_t>& v, std::size_t n) {
+  return {v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n)};
+}
+
+}  // namespace
+
+TEST_CASE("checksum: the official BLAKE3 vectors for every chunk size and thread count",
+          "[checksum]") {
+  test::temp_dir dir;
+  const auto& vec = vectors();
+  std::vector<std::string> files;
+  for (const auto& c : vec.cases) {
+    const auto data = test::blake3_vector_input(c.input_len);
+    files.push_back(dir.file("in" + std::to_string(c.input_len)));
+    test::write_file(files.back(), data.data(), data.size());
+  }
+  std::array<std::uint8_t, 32> key{};
+  std::copy(vec.key.begin(), vec.key.end(), key.begin());
+  for (std::size_t chunk : {4096u, 8192u, 65536u, 1u << 20}) {
+    for (unsigned threads : {1u, 3u}) {
+      CAPTURE(chunk, threads);
+      checksum_spec plain;
+      plain.length = vec.cases[0].hash.size();  // the whole extended output
+      checksum_spec keyed = plain;
+      keyed.key = key;
+      const auto h = checksum(files, plain, test::cpu_options(chunk, threads));
+      const auto k = checksum(files, keyed, test::cpu_options(chunk, threads));
+      for (std::size_t i = 0; i < files.size(); ++i) {
+        CAPTURE(vec.cases[i].input_len);
+        CHECK(h[i].digest == vec.cases[i].hash);
+        CHECK(k[i].digest == vec.cases[i].keyed_hash);
+        CHECK(h[i].bytes == vec.cases[i].input_len);
+      }
+    }
+  }
+  // Default length: the first 32 bytes.
+  const auto d = checksum({files.back()}, checksum_spec{}, test::cpu_options(4096, 2));
+  CHECK(d[0].digest == prefix(vec.cases.back().hash, 32));
+}
+
+TEST_CASE("checksum: CRC check values and chunk-size independence", "[checksum]") {
+  test::temp_dir dir;
+  test::write_file(dir.file("nine"), "123456789", 9);
+  checksum_spec crc32{checksum_algo::crc32};
+  checksum_spec crc32c{checksum_algo::crc32c};
+  CHECK(to_hex(checksum({dir.file("nine")}, crc32, test::cpu_options(4096, 1))[0].digest) ==
+        "cbf43926");
+  CHECK(to_hex(checksum({dir.file("nine")}, crc32c, test::cpu_options(4096, 1))[0].digest) ==
+        "e3069283");
+  // Lengths around chunk boundaries; the reference is one pass over the whole buffer.
+  for (std::size_t n : {0u, 1u, 4095u, 4096u, 4097u, 3u * 65536u + 7u, 5u << 20}) {
+    const auto data = random_bytes(n, n + 1);
+    test::write_file(dir.file("r"), data.data(), data.size());
+    for (auto kind : {host::crc_kind::crc32, host::crc_kind::crc32c}) {
+      const std::uint32_t want = host::crc_update(kind, 0, data.data(), data.size());
+      const std::vector<std::uint8_t> want_bytes{std::uint8_t(want >> 24), std::uint8_t(want >> 16),
+                                                 std::uint8_t(want >> 8), std::uint8_t(want)};
+      const checksum_spec& spec = kind == host::crc_kind::crc32 ? crc32 : crc32c;
+      for (std::size_t chunk : {4096u, 65536u, 8u << 20})
+        for (unsigned threads : {1u, 2u}) {
+          CAPTURE(n, chunk, threads);
+          CHECK(checksum({dir.file("r")}, spec, test::cpu_options(chunk, threads))[0].digest ==
+                want_bytes);
+        }
+    }
+  }
+}
+
+TEST_CASE("checksum: a chunk size that is not a power of two gives the same digest", "[checksum]") {
+  test::temp_dir dir;
+  const auto data = random_bytes(1000003, 7);
+  test::write_file(dir.file("x"), data.data(), data.size());
+  const auto a = checksum({dir.file("x")}, checksum_spec{}, test::cpu_options(5000, 2));
+  const auto b = checksum({dir.file("x")}, checksum_spec{}, test::cpu_options(1u << 20, 1));
+  CHECK(a[0].digest == b[0].digest);
+}
+
+TEST_CASE("checksum: folders, missing files and bad specs", "[checksum]") {
+  namespace fs = std::filesystem;
+  test::temp_dir dir;
+  fs::create_directories(dir.path() / "d" / "z");
+  fs::create_directories(dir.path() / "d" / "a");
+  for (const char* f : {"d/z/1", "d/a/2", "d/b", "d/a/1"}) test::write_file(dir.file(f), "x", 1);
+  fs::create_directory_symlink(dir.path() / "d", dir.path() / "d" / "loop");
+  CHECK(expand_paths({dir.file("d")}, true) ==
+        std::vector<std::string>{dir.file("d/a/1"), dir.file("d/a/2"), dir.file("d/b"),
+                                 dir.file("d/z/1")});
+  CHECK(expand_paths({"-", dir.file("d/b")}, false) ==
+        std::vector<std::string>{"-", dir.file("d/b")});
+  REQUIRE_THROWS_MATCHES(expand_paths({dir.file("d")}, false), io_error,
+                         test::what(Catch::Matchers::Contains("d: is a directory")));
+  REQUIRE_THROWS_MATCHES(expand_paths({dir.file("none")}, true), io_error,
+                         test::what(Catch::Matchers::EndsWith("none: no such file or directory")));
+  REQUIRE_THROWS_MATCHES(checksum({dir.file("none")}, checksum_spec{}, test::cpu_options(4096, 1)),
+                         io_error, test::what(Catch::Matchers::Contains("none")));
+  checksum_spec bad{checksum_algo::crc32};
+  bad.length = 8;
+  CHECK_THROWS_AS(checksum({dir.file("d/b")}, bad, test::cpu_options(4096, 1)), usage_error);
+  checksum_spec zero;
+  zero.length = 0;
+  CHECK_THROWS_AS(checksum({dir.file("d/b")}, zero, test::cpu_options(4096, 1)), usage_error);
+}
