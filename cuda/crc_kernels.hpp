@@ -2,12 +2,15 @@
 // gets its standard CRC, bit-identical to hetpipe::host::crc_update(kind, 0, piece, len), so the
 // host joins GPU and CPU results with host::crc_combine.
 //
-//   std::vector<hetpipe::cuda::crc_piece> h_pieces = {{0, 65536}, {65536, 9}, {65545, 0}};
-//   hetpipe::cuda::device_buffer d_ws(hetpipe::cuda::crc_workspace_bytes(h_pieces.size()));
-//   hetpipe::cuda::crc_batch_from_host(hetpipe::cuda::crc_kind::crc32, d_data, h_pieces.data(),
-//       h_pieces.size(), d_ws.get(), d_ws.size(), d_crc, s.handle());
-//   // d_crc[1] == 0xCBF43926 once the stream has run, if bytes 65536.. are "123456789"; d_crc[2]
-//   == 0
+//   namespace hc = hetpipe::cuda;
+//   std::vector<hc::crc_piece> h_pieces = {{0, 65536}, {65536, 9}, {65545, 0}};
+//   hc::crc_workspace ws;  // one per stream; owns pinned descriptors and device workspace
+//   ws.launch(hc::crc_kind::crc32, d_data, h_pieces.data(), h_pieces.size(), d_crc, s.handle());
+//   // once the stream has run: d_crc[2] == 0, and d_crc[1] == 0xCBF43926 if the bytes at
+//   // 65536 are "123456789"
+//
+// Measured on an H200 (kernel only, data on the device): ~1.6 TB/s for 4096 x 64 KiB pieces,
+// ~1.75 TB/s for 16 MiB pieces, ~180 GB/s for 1 KiB pieces.
 //
 // How: every piece is cut into 32 KiB segments aligned to its end; one warp reads a segment in
 // coalesced 16-byte words (lane l takes words l, l+32, ...), each lane folds its words with

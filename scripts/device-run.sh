@@ -26,35 +26,48 @@ echo "ctest rc=$?"; grep -E "tests passed|Failed|Skipped|\*\*\*" "$out/ctest.log
 timeout 120 build/tests/test_gpu -r compact >"$out/test_gpu.log" 2>&1; echo "test_gpu rc=$?"
 tail -3 "$out/test_gpu.log"
 
-step "benchmarks"
+sections=${SECTIONS:-stats checksum}
 size=${SIZE:-4G}
 f=/dev/shm/hetpipe-bench/f32-$size.npy
-timeout 300 env REPS=3 bench/stats.sh /dev/shm/hetpipe-bench "$size" >"$out/bench-stats.md" 2>&1
-echo "bench rc=$?"; cat "$out/bench-stats.md"
-for m in cpu gpu auto; do
-  timeout 60 build/hetpipe stats --device $m -v --no-progress --json "$f" >"$out/stats-$m.json" 2>"$out/stats-$m.err"
-  echo "stats $m rc=$?"; grep -v "lane cpu" "$out/stats-$m.err"
-done
-cmp <(grep -v seconds "$out/stats-cpu.json") <(grep -v seconds "$out/stats-gpu.json") && echo "cpu == gpu json"
-cmp <(grep -v seconds "$out/stats-cpu.json") <(grep -v seconds "$out/stats-auto.json") && echo "cpu == auto json"
-timeout 60 build/hetpipe stats --device gpu --no-progress --trace "$out/trace-gpu.json" "$f" >/dev/null
-timeout 60 build/hetpipe stats --device auto --no-progress --trace "$out/trace-auto.json" "$f" >/dev/null
 
-step "sweep (best of 3, GB/s)"
-gbps() { local b=0 g; for _ in 1 2 3; do
-  g=$(timeout 60 build/hetpipe "$@" -v --no-progress "$f" 2>&1 >/dev/null | sed -n 's/.*(\([0-9.]*\) GB\/s).*/\1/p' | head -1)
-  b=$(python3 -c "print(max($b, ${g:-0}))"); done; echo "$b"; }
-{
-for io in 8 16 32; do for c in 4M 16M; do
-  echo "bench read --io-threads $io --chunk-size $c: $(gbps bench read --io-threads $io --chunk-size $c)"
-done; done
-for c in 4M 16M; do for l in 2 4; do
-  echo "stats gpu --chunk-size $c --gpu-lanes $l: $(gbps stats --device gpu --chunk-size $c --gpu-lanes $l)"
-done; done
-for t in 2 4 8 16; do
-  echo "stats auto --cpu-threads $t: $(gbps stats --device auto --cpu-threads $t)"
-done
-} 2>&1 | tee "$out/sweep.txt"
+if [[ " $sections " == *" stats "* ]]; then
+  step "stats benchmark"
+  timeout 300 env REPS=3 bench/stats.sh /dev/shm/hetpipe-bench "$size" >"$out/bench-stats.md" 2>&1
+  echo "bench rc=$?"; cat "$out/bench-stats.md"
+  for m in cpu gpu auto; do
+    timeout 60 build/hetpipe stats --device $m -v --no-progress --json "$f" >"$out/stats-$m.json" 2>"$out/stats-$m.err"
+    echo "stats $m rc=$?"; grep -v "lane cpu" "$out/stats-$m.err"
+  done
+  cmp <(grep -v seconds "$out/stats-cpu.json") <(grep -v seconds "$out/stats-gpu.json") && echo "cpu == gpu json"
+  cmp <(grep -v seconds "$out/stats-cpu.json") <(grep -v seconds "$out/stats-auto.json") && echo "cpu == auto json"
+  timeout 60 build/hetpipe stats --device gpu --no-progress --trace "$out/trace-gpu.json" "$f" >/dev/null
+  # The machine's own page-cache read rate, outside hetpipe: 16 dd processes on disjoint ranges.
+  python3 - "$f" <<'PY' | tee -a "$out/bench-stats.md"
+import os, subprocess, sys, time
+f = sys.argv[1]; n = os.path.getsize(f); k = 16; part = n // k // (1 << 20)
+t = time.perf_counter()
+ps = [subprocess.Popen(["dd", f"if={f}", "of=/dev/null", "bs=1M", f"skip={i * part}", f"count={part}"],
+                       stderr=subprocess.DEVNULL) for i in range(k)]
+for p in ps: p.wait()
+dt = time.perf_counter() - t
+print(f"| 16 x dd bs=1M (page cache to user memory, outside hetpipe) | {k * part * (1 << 20) / dt / 1e9:.2f} | |")
+PY
+fi
+
+if [[ " $sections " == *" checksum "* ]]; then
+  step "checksum benchmark"
+  timeout 330 env REPS=${CHECKSUM_REPS:-2} bench/checksum.sh /dev/shm/hetpipe-bench "$size" 20000 >"$out/bench-checksum.md" 2>&1
+  echo "checksum bench rc=$?"; cat "$out/bench-checksum.md"
+  big=/dev/shm/hetpipe-bench/random-$size.bin
+  for a in blake3 crc32c; do
+    timeout 60 build/hetpipe checksum -a $a --device auto -v --no-progress "$big" 2>&1 | grep -v "lane cpu" | tee -a "$out/checksum-v.txt"
+  done
+  timeout 60 build/hetpipe checksum -r --device gpu -v --no-progress /dev/shm/hetpipe-bench/small-20000 2>&1 >/dev/null | tee -a "$out/checksum-v.txt"
+  b3sum /dev/shm/hetpipe-bench/small-20000/f00012* | sort >"$out/b3.ref"
+  build/hetpipe checksum --device gpu /dev/shm/hetpipe-bench/small-20000/f00012* | sort | cmp - "$out/b3.ref" && echo "small files: gpu == b3sum"
+  cmp <(b3sum "$big") <(build/hetpipe checksum --device gpu "$big") && echo "big file: gpu == b3sum"
+  timeout 60 build/hetpipe checksum --device auto --no-progress --trace "$out/trace-checksum.json" "$big" >/dev/null
+fi
 step "done"
-cd "$out" && tar czf logs.tgz *.log *.txt *.err *.json *.md 2>/dev/null && rm -f *.log *.err stats-*.json machine.txt info.txt
+cd "$out" && tar czf logs.tgz *.log *.txt *.err *.json *.md *.ref 2>/dev/null && rm -f *.log *.err stats-*.json machine.txt info.txt *.ref checksum-v.txt
 ls "$out"

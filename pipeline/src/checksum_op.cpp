@@ -167,7 +167,6 @@ class checksum_device final : public device_reducer {
       slot& s = *slots_.back();
       s.d_result = cuda::device_buffer(result_bytes);
       s.h_result = cuda::pinned_buffer(result_bytes);
-      if (!blake_) s.d_workspace = cuda::device_buffer(cuda::crc_workspace_bytes(batch_limit));
     }
   }
   std::size_t max_batch() const override { return batch_limit; }
@@ -194,9 +193,8 @@ class checksum_device final : public device_reducer {
       for (std::size_t i = 0; i < n; ++i) s.crc_pieces[i] = {offsets[i], infos[i].size};
       const auto kind =
           op_.spec().algo == checksum_algo::crc32 ? cuda::crc_kind::crc32 : cuda::crc_kind::crc32c;
-      cuda::crc_batch_from_host(kind, d_data, s.crc_pieces.data(), n, s.d_workspace.get(),
-                                s.d_workspace.size(), static_cast<std::uint32_t*>(s.d_result.get()),
-                                stream.handle);
+      s.crc.launch(kind, d_data, s.crc_pieces.data(), n,
+                   static_cast<std::uint32_t*>(s.d_result.get()), stream.handle);
     }
     const std::size_t each = blake_ ? sizeof(cuda::blake3_result) : sizeof(std::uint32_t);
     cuda::copy_d2h_async(s.h_result.get(), s.d_result.get(), n * each, stream.handle);
@@ -238,8 +236,9 @@ class checksum_device final : public device_reducer {
 
  private:
   struct slot {
-    cuda::blake3_workspace blake3;
-    cuda::device_buffer d_workspace, d_result;
+    cuda::blake3_workspace blake3;  // their pinned descriptor copies keep launches asynchronous
+    cuda::crc_workspace crc;
+    cuda::device_buffer d_result;
     cuda::pinned_buffer h_result;
     std::vector<cuda::blake3_piece> b3_pieces;
     std::vector<cuda::crc_piece> crc_pieces;
