@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "hetpipe: stream files through CPU threads and CUDA GPUs at the speed of the hardware"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("hetpipe ") + hetpipe::info({}).version);
+  app.set_version_flag("--version", std::string("hetpipe ") + hetpipe::version());
 
   common stats_opt;
   std::vector<std::string> stats_files;

@@ -9,6 +9,10 @@
 
 namespace hetpipe {
 
+const char* version() noexcept {
+  return HETPIPE_VERSION;
+}
+
 system_info info(const options& opt) {
   system_info s;
   s.version = HETPIPE_VERSION;

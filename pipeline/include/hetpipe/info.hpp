@@ -34,4 +34,7 @@ struct system_info {
 
 system_info info(const options& opt);
 
+// The library's version ("0.1.0"); unlike info(), touches no device.
+const char* version() noexcept;
+
 }  // namespace hetpipe
