@@ -287,8 +287,14 @@ void engine::monitor() {
   const auto start = std::chrono::steady_clock::now();
   auto last_print = start;
   bool printed = false;
-  while (!finished_.load()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  while (true) {
+    {
+      // Woken at once when the job ends (a plain sleep here once added up to 50 ms to every job).
+      std::unique_lock lock(monitor_mutex_);
+      if (monitor_cv_.wait_for(lock, std::chrono::milliseconds(50),
+                               [&] { return finished_.load(); }))
+        break;
+    }
     if (opt_.cancel && opt_.cancel->load() && !failed_.load())
       fail(std::make_exception_ptr(cancelled()));
     const auto now = std::chrono::steady_clock::now();
@@ -424,11 +430,15 @@ void engine::run() {
     });
   for (auto& t : lanes) t.join();
   reader_->wait();
-  finished_ = true;
-  monitor_thread.join();
-  workers.clear();  // device resources go before the pool they may reference
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  {
+    std::lock_guard lock(monitor_mutex_);
+    finished_ = true;
+  }
+  monitor_cv_.notify_all();
+  monitor_thread.join();
+  workers.clear();  // device resources go before the pool they may reference
 
   report_.resolved = opt_;
   report_.bytes = bytes_done_.load();

@@ -96,6 +96,8 @@ class engine {
   std::mutex error_mutex_;
   std::exception_ptr error_;
   std::atomic<bool> finished_{false};
+  std::mutex monitor_mutex_;
+  std::condition_variable monitor_cv_;
   std::atomic<std::uint64_t> bytes_done_{0}, chunks_done_{0};
   std::uint64_t total_bytes_ = 0;  // 0 when unknown (pipes)
   std::size_t slot_bytes_ = 0;
