@@ -354,8 +354,17 @@ struct reader::impl {
     if (in.src->length && *in.src->length > size - off)
       return bad("the data region (" + num(*in.src->length) + " bytes from byte " + num(off) +
                  ") goes beyond the end of the file (" + num(size) + " bytes)");
-    if (!framing_valid(in)) return false;
+    if (in.fr.kind == framing_kind::records && in.fr.record_size == 0) {
+      in.st = input_state::state::failed;
+      in.err = std::make_exception_ptr(usage_error("a record size of 0 bytes"));
+      return false;
+    }
     in.region = in.src->length ? *in.src->length : size - off;
+    // A file smaller than a chunk needs a slot of its own size only (the pool may have been sized
+    // for a job of small files); lines framing reads past a chunk, so it needs the full slot.
+    std::uint64_t need = slot_need(in.fr);
+    if (in.fr.kind != framing_kind::lines) need = std::min<std::uint64_t>(need, in.region);
+    if (!check_slots(in, need)) return false;
     in.chunk_bytes = nominal_chunk(in.fr);
     if (in.fr.kind == framing_kind::records && in.region % in.fr.record_size != 0)
       return bad("size " + num(in.region) + " is not a multiple of the record size " +

@@ -193,7 +193,7 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
     std::vector<cuda::device_buffer> d_in;
     std::vector<cuda::event> copy_begin, copied, kernel_begin, done;
     for (unsigned b = 0; b < nbuf; ++b) {
-      d_in.emplace_back(slot_bytes_);
+      d_in.emplace_back(gpu_buffer_bytes_);
       copy_begin.emplace_back(true);
       copied.emplace_back(true);
       kernel_begin.emplace_back(true);
@@ -231,8 +231,8 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
       if (failed_.load()) break;
       // Small chunks that are already waiting join this one, back to back in one device buffer.
       std::size_t used = (c->info.size + align - 1) / align * align;
-      while (held.size() < max_batch && used < slot_bytes_) {
-        auto more = queue_.try_pop(slot_bytes_ - used);
+      while (held.size() < max_batch && used < gpu_buffer_bytes_) {
+        auto more = queue_.try_pop(gpu_buffer_bytes_ - used);
         if (!more) break;
         held.push_back(*more);
         used += (more->info.size + align - 1) / align * align;
@@ -331,13 +331,27 @@ void engine::run() {
                         " bytes)");
   }
   slot_bytes_ = opt_.chunk_size + extra;
+  // Sizes, for the progress total and for jobs of small files: when every input is a regular file
+  // smaller than a chunk (and no framing reads past a chunk), slots only need to hold the largest
+  // file. 20 000 files of 64 KiB then take 64 KiB slots, not 4 MiB ones (less memory to pin and
+  // fault in), while GPU lanes keep chunk-sized device buffers to batch many files per launch.
+  bool all_small = extra == 0;
+  std::uint64_t largest = 0;
   for (const auto& s : spec_.sources) {
-    if (s.path == "-") continue;
     struct stat st {};
-    if (::stat(s.path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-      const std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
-      total_bytes_ += s.length ? *s.length : (size > s.offset ? size - s.offset : 0);
+    if (s.path == "-" || ::stat(s.path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      all_small = false;
+      continue;
     }
+    const std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
+    const std::uint64_t region = s.length ? *s.length : (size > s.offset ? size - s.offset : 0);
+    total_bytes_ += region;
+    largest = std::max(largest, region);
+  }
+  gpu_buffer_bytes_ = slot_bytes_;
+  if (all_small && largest < opt_.chunk_size) {
+    constexpr std::uint64_t page = 4096;
+    slot_bytes_ = static_cast<std::size_t>(std::max(page, (largest + page - 1) / page * page));
   }
 
   // Lanes: GPU lanes where asked for and possible, CPU lanes unless --device gpu.
@@ -357,7 +371,7 @@ void engine::run() {
 #if HETPIPE_WITH_CUDA
         cuda::set_device(d);  // the worker allocates its device memory on its lane's device
 #endif
-        auto w = spec_.make_gpu(d, slot_bytes_, opt_.gpu_buffers);
+        auto w = spec_.make_gpu(d, gpu_buffer_bytes_, opt_.gpu_buffers);
         if (!w) break;
         workers.push_back(std::move(w));
         worker_device.push_back(d);

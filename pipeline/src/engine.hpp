@@ -101,6 +101,7 @@ class engine {
   std::atomic<std::uint64_t> bytes_done_{0}, chunks_done_{0};
   std::uint64_t total_bytes_ = 0;  // 0 when unknown (pipes)
   std::size_t slot_bytes_ = 0;
+  std::size_t gpu_buffer_bytes_ = 0;  // a GPU lane's device buffer: a chunk, or a batch of files
   job_report report_;
   std::mutex lanes_mutex_;
   std::vector<lane_report> lane_reports_;
