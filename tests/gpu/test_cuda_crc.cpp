@@ -16,6 +16,7 @@
 #include "cuda/crc_kernels.hpp"
 #include "cuda/runtime.hpp"
 #include "host/crc.hpp"
+#include "support/random.hpp"
 
 namespace {
 
@@ -31,16 +32,7 @@ const char* name(hc::crc_kind k) {
   return k == hc::crc_kind::crc32 ? "crc32" : "crc32c";
 }
 
-std::vector<std::uint8_t> random_bytes(std::size_t n, std::mt19937_64& g) {
-  std::vector<std::uint8_t> v(n);
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const std::uint64_t r = g();
-    std::memcpy(v.data() + i, &r, 8);
-  }
-  for (; i < n; ++i) v[i] = static_cast<std::uint8_t>(g());
-  return v;
-}
+using hetpipe::test::random_bytes;
 
 // How the descriptors reach the GPU.
 enum class via { host_copy, device_array, workspace };

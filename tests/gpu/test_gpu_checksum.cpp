@@ -5,6 +5,7 @@
 
 #include <hetpipe/hetpipe.hpp>
 
+#include "support/random.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace hetpipe;
@@ -27,8 +28,7 @@ TEST_CASE("GPU and hybrid checksums equal the CPU for every algorithm and chunk 
   std::vector<std::string> files;
   std::mt19937_64 g(3);
   for (std::size_t n : {0u, 1u, 1023u, 1024u, 1025u, 4096u, 70001u, (3u << 20) + 5u, 9u << 20}) {
-    std::vector<std::uint8_t> v(n);
-    for (auto& b : v) b = static_cast<std::uint8_t>(g());
+    const auto v = test::random_bytes(n, g);
     files.push_back(dir.file("f" + std::to_string(n)));
     test::write_file(files.back(), v.data(), v.size());
   }

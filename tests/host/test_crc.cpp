@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include "host/crc.hpp"
+#include "support/random.hpp"
 
 using hetpipe::host::crc_kind;
 namespace hh = hetpipe::host;
@@ -46,16 +47,7 @@ std::uint32_t reference_crc(crc_kind k, const std::uint8_t* p, std::size_t n) {
   return reverse_bits(r) ^ 0xFFFFFFFFu;
 }
 
-std::vector<std::uint8_t> random_bytes(std::size_t n, std::mt19937_64& g) {
-  std::vector<std::uint8_t> v(n);
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const std::uint64_t r = g();
-    std::memcpy(v.data() + i, &r, 8);
-  }
-  for (; i < n; ++i) v[i] = static_cast<std::uint8_t>(g());
-  return v;
-}
+using hetpipe::test::random_bytes;
 
 std::uint32_t crc_of(crc_kind k, const std::vector<std::uint8_t>& v, std::size_t from = 0,
                      std::size_t to = SIZE_MAX) {

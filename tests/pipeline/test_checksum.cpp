@@ -11,18 +11,13 @@
 #include "support/blake3_vectors.hpp"
 #include "support/matchers.hpp"
 #include "support/options.hpp"
+#include "support/random.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace hetpipe;
+using test::random_bytes;
 
 namespace {
-
-std::vector<std::uint8_t> random_bytes(std::size_t n, std::uint64_t seed) {
-  std::mt19937_64 g(seed);
-  std::vector<std::uint8_t> v(n);
-  for (auto& b : v) b = static_cast<std::uint8_t>(g());
-  return v;
-}
 
 const test::blake3_vectors& vectors() {
   static const auto v =
