@@ -37,20 +37,15 @@ class prefix_retirer {
   std::uint64_t next_ = 0;
 };
 
+// Each output is written as pieces 0 (the operator's prologue), 1 + chunk index, ...
 class outputs_state {
  public:
-  outputs_state(const std::vector<std::string>& paths, unsigned window)
-      : paths_(paths), window_(window), outs_(paths.size()) {}
+  outputs_state(const transform_op& op, const std::vector<std::string>& paths, unsigned window)
+      : op_(op), paths_(paths), window_(window), outs_(paths.size()) {}
 
   void deliver(const chunk_info& info, std::vector<std::byte> bytes) {
-    io::writer* w = nullptr;
-    {
-      std::lock_guard lock(mutex_);
-      auto& o = outs_[info.input];
-      if (!o.w) o.w = std::make_unique<io::writer>(paths_[info.input], window_);
-      w = o.w.get();
-    }
-    w->write(info.index, std::move(bytes));
+    io::writer* w = open(info.input);
+    w->write(info.index + 1, std::move(bytes));
     bool complete = false;
     {
       std::lock_guard lock(mutex_);
@@ -62,21 +57,43 @@ class outputs_state {
     if (complete) w->commit();
   }
 
-  // Inputs that produced no chunk (empty) still get their (empty) output.
+  // Inputs that produced no chunk (empty) still get their output: prologue and empty_output.
   void finish_empty() {
-    for (std::size_t i = 0; i < outs_.size(); ++i)
-      if (!outs_[i].w) {
-        outs_[i].w = std::make_unique<io::writer>(paths_[i], window_);
-        outs_[i].w->commit();
+    for (std::size_t i = 0; i < outs_.size(); ++i) {
+      bool fresh = false;
+      {
+        std::lock_guard lock(mutex_);
+        fresh = !outs_[i].w;
       }
+      if (!fresh) continue;
+      io::writer* w = open(i);
+      std::vector<std::byte> tail;
+      op_.empty_output(i, tail);
+      w->write(1, std::move(tail));
+      w->commit();
+    }
   }
 
  private:
+  // The input's writer, created (with its prologue as piece 0) on first use.
+  io::writer* open(std::size_t input) {
+    std::lock_guard lock(mutex_);
+    auto& o = outs_[input];
+    if (!o.w) {
+      o.w = std::make_unique<io::writer>(paths_[input], window_);
+      std::vector<std::byte> head;
+      op_.prologue(input, head);
+      o.w->write(0, std::move(head));
+    }
+    return o.w.get();
+  }
+
   struct out {
     std::unique_ptr<io::writer> w;
     std::uint64_t pieces = 0;
     std::optional<std::uint64_t> total;
   };
+  const transform_op& op_;
   const std::vector<std::string>& paths_;
   unsigned window_;
   std::mutex mutex_;
@@ -119,7 +136,7 @@ void run(const transform_op& op, const std::vector<input>& inputs,
   if (outputs.size() != inputs.size()) throw usage_error("a transform needs one output per input");
   const options o = resolve(opt);
   const unsigned window = std::max(16u, 4 * o.slots);  // the engine's reader window
-  outputs_state outs(outputs, window + 1);
+  outputs_state outs(op, outputs, window + 2);         // + the piece awaited + the prologue
   prefix_retirer retirer;
   detail::engine* eng = nullptr;
   auto deliver = [&](const chunk_info& info, std::vector<std::byte> bytes) {

@@ -94,6 +94,50 @@ TEST_CASE("a transform writes every input's output in chunk order", "[pipeline][
     }
 }
 
+namespace {
+
+// A header before the first chunk, and a trailer standing for an empty input.
+class framed_op final : public transform_op {
+ public:
+  framing frame(std::size_t) const override { return framing::records(1); }
+  void host(const chunk_info&, std::span<const std::byte> data,
+            std::vector<std::byte>& out) const override {
+    out.assign(data.begin(), data.end());
+  }
+  void prologue(std::size_t input, std::vector<std::byte>& out) const override {
+    const std::string h = "HEAD" + std::to_string(input) + ":";
+    for (char c : h) out.push_back(static_cast<std::byte>(c));
+  }
+  void empty_output(std::size_t, std::vector<std::byte>& out) const override {
+    for (char c : std::string("EMPTY")) out.push_back(static_cast<std::byte>(c));
+  }
+};
+
+std::vector<std::byte> bytes_of(const std::string& s) {
+  std::vector<std::byte> v;
+  for (char c : s) v.push_back(static_cast<std::byte>(c));
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("a transform's prologue comes first, and an empty input gets empty_output",
+          "[pipeline][transform]") {
+  test::temp_dir dir;
+  const auto a = random_bytes(300'001, 4);
+  test::write_file(dir.file("a"), a.data(), a.size());
+  test::write_file(dir.file("e"), "", 0);
+  framed_op op;
+  for (std::size_t chunk : {std::size_t{4096}, std::size_t{1} << 20}) {
+    run(op, {{dir.file("e")}, {dir.file("a")}}, {dir.file("e.out"), dir.file("a.out")},
+        cpu(chunk, 2, 3));
+    auto want = bytes_of("HEAD1:");
+    want.insert(want.end(), a.begin(), a.end());
+    CHECK(read_all(dir.file("a.out")) == want);
+    CHECK(read_all(dir.file("e.out")) == bytes_of("HEAD0:EMPTY"));
+  }
+}
+
 TEST_CASE("a failing transform leaves no output and no temporary file", "[pipeline][transform]") {
   test::temp_dir dir;
   const auto a = random_bytes(2'000'000, 3);

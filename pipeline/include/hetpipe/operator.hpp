@@ -99,6 +99,16 @@ class transform_op {
                     std::vector<std::byte>& out) const = 0;
   // Largest output of a chunk of `chunk_bytes` input bytes (sizes the GPU lane's buffers).
   virtual std::size_t max_output(std::size_t chunk_bytes) const { return chunk_bytes; }
+  // Bytes an output starts with, before the first chunk's output (a file header). Called once per
+  // input, from any thread.
+  virtual void prologue(std::size_t input, std::vector<std::byte>& out) const {
+    (void)input, (void)out;
+  }
+  // What follows the prologue when the input is empty (it produces no chunk), e.g. the one empty,
+  // authenticated final record of an encrypted stream.
+  virtual void empty_output(std::size_t input, std::vector<std::byte>& out) const {
+    (void)input, (void)out;
+  }
   virtual std::unique_ptr<device_transformer> make_device_transformer(int device,
                                                                       std::size_t max_chunk,
                                                                       unsigned buffers) const {
