@@ -63,6 +63,18 @@ head -c 31 "$d/m3" >"$tmp/shortkey"
 expect_error "short key file" 1 "shortkey: .*exactly 32 bytes" -- checksum --keyed "$tmp/shortkey" "$d/one"
 expect_error "--length with crc" 2 "BLAKE3 only" -- checksum -a crc32 --length 8 "$d/one"
 
+# An unreadable file (as an unprivileged user when we are root, who reads anything).
+printf 'abcd' >"$tmp/secret"
+chmod 000 "$tmp/secret"
+if [[ $(id -u) -eq 0 ]] && command -v setpriv >/dev/null; then
+  chmod 755 "$tmp"
+  out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$HETPIPE" checksum "$tmp/secret" 2>&1 >/dev/null)
+  rc=$?
+  [[ $rc -eq 1 && "$out" == "hetpipe: $tmp/secret: permission denied" ]] && ok || bad "unreadable: rc $rc: $out"
+elif [[ $(id -u) -ne 0 ]]; then
+  expect_error "unreadable" 1 "secret: permission denied" -- checksum "$tmp/secret"
+fi
+
 # --json
 "$HETPIPE" checksum --json -a crc32c "$d/check9" | python3 -c '
 import json, sys
