@@ -17,10 +17,12 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -112,8 +114,15 @@ struct input_state {
   const source* src = nullptr;
   framing fr;
   reader::impl* self = nullptr;
-  uv_fs_t req;  // stat, open and sequential reads: one at a time
+  uv_fs_t req;  // open (FIFOs, devices) and sequential reads: one at a time
   bool req_busy = false;
+  // stat + open of a regular file in one trip through the thread pool (see submit_stat_open)
+  uv_work_t work;
+  bool work_busy = false;
+  int w_error = 0;  // negative errno of stat/open/fstat
+  unsigned w_mode = 0;
+  std::uint64_t w_size = 0;
+  int w_fd = -1;
   bool reopening = false;
   state st = state::opening;
   std::exception_ptr err;
@@ -216,23 +225,48 @@ struct reader::impl {
       // stat first, open after: opening a FIFO ahead would block a thread-pool thread until its
       // writer comes (and an early open and close is visible to that writer). FIFOs and devices
       // are opened when they become current.
-      submit_stat(in);
+      submit_stat_open(in);
     }
   }
 
-  void submit_stat(input_state& in) {
-    in.req.data = &in;
-    int rc = uv_fs_stat(&loop, &in.req, in.src->path.c_str(), [](uv_fs_t* r) {
-      auto* in = static_cast<input_state*>(r->data);
-      in->self->on_stat(*in);
-    });
+  // stat, then for a regular file open and fstat (the size of the file actually opened), in one
+  // thread-pool job: one trip per small file instead of two. FIFOs and devices are not opened
+  // here: opening a FIFO blocks until its writer comes, and an early open and close is visible
+  // to that writer; they are opened when they become current.
+  void submit_stat_open(input_state& in) {
+    in.work.data = &in;
+    const int rc = uv_queue_work(
+        &loop, &in.work,
+        [](uv_work_t* w) {
+          auto* in = static_cast<input_state*>(w->data);
+          const char* path = in->src->path.c_str();
+          struct stat sb {};
+          if (::stat(path, &sb) != 0) {
+            in->w_error = -errno;
+            return;
+          }
+          if (S_ISREG(sb.st_mode)) {
+            const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0 || ::fstat(fd, &sb) != 0) {
+              in->w_error = -errno;
+              if (fd >= 0) ::close(fd);
+              return;
+            }
+            in->w_fd = fd;
+          }
+          in->w_mode = sb.st_mode;
+          in->w_size = static_cast<std::uint64_t>(sb.st_size);
+        },
+        [](uv_work_t* w, int status) {
+          auto* in = static_cast<input_state*>(w->data);
+          in->self->on_stat_open(*in, status);
+        });
     if (rc < 0) {
-      uv_fs_req_cleanup(&in.req);
       in.st = input_state::state::failed;
       in.err = uv_failure(in.src->path, rc);
       return;
     }
-    in.req_busy = true;
+    in.work_busy = true;
     in.st = input_state::state::opening;
     ++reqs;
   }
@@ -275,26 +309,28 @@ struct reader::impl {
     pump();
   }
 
-  void on_stat(input_state& in) {
+  void on_stat_open(input_state& in, int status) {
     --reqs;
-    in.req_busy = false;
-    auto result = in.req.result;
-    uv_stat_t sb = in.req.statbuf;
-    uv_fs_req_cleanup(&in.req);
-    if (result < 0) {
+    in.work_busy = false;
+    const int fd = in.w_fd;
+    in.w_fd = -1;
+    if (status < 0 || in.w_error < 0) {
+      if (fd >= 0) ::close(fd);
       in.st = input_state::state::failed;
-      in.err = uv_failure(in.src->path, int(result));
-    } else if (S_ISDIR(sb.st_mode)) {
+      in.err = uv_failure(in.src->path, status < 0 ? status : in.w_error);
+    } else if (S_ISDIR(in.w_mode)) {
       in.st = input_state::state::failed;
       in.err = std::make_exception_ptr(io_error(in.src->path, "is a directory", UV_EISDIR));
-    } else if (S_ISREG(sb.st_mode)) {
+    } else if (S_ISREG(in.w_mode)) {
+      in.fd = fd;  // closed with the input (retire_input_if_done, finish)
       // The size seen here is the one the chunks are cut from; a file that shrinks later is an
       // error at its read.
-      if (setup_positional(in, sb.st_size)) {
-        if (in.n_chunks == 0)
-          in.st = input_state::state::ready;  // empty: nothing to open
-        else if (!error)
-          submit_open(in, O_RDONLY);
+      if (!setup_positional(in, in.w_size)) {
+        // refused: the fd is closed when the input is retired
+      } else if (error) {
+        in.st = input_state::state::failed;  // closed by finish()
+      } else {
+        in.st = input_state::state::ready;
       }
     } else {
       in.st = input_state::state::reopen;  // FIFO, device: opened when it becomes current
@@ -400,7 +436,7 @@ struct reader::impl {
 
   // Closes and forgets an input once nothing more will be issued for it and nothing is pending.
   void retire_input_if_done(input_state& in) {
-    if (!in.issue_done || in.inflight > 0 || in.req_busy || in.q.has_slot) return;
+    if (!in.issue_done || in.inflight > 0 || in.req_busy || in.work_busy || in.q.has_slot) return;
     close_fd(in);
     live.erase(in.index);
   }
@@ -797,6 +833,7 @@ struct reader::impl {
         uv_cancel(reinterpret_cast<uv_req_t*>(&op->req));
     for (auto& [i, in] : live) {
       if (in->req_busy) uv_cancel(reinterpret_cast<uv_req_t*>(&in->req));
+      if (in->work_busy) uv_cancel(reinterpret_cast<uv_req_t*>(&in->work));
     }
     for (auto it = live.begin(); it != live.end();) {
       input_state& in = *(it++)->second;
