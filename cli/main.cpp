@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <hetpipe/hetpipe.hpp>
 
+#include "age_cmd.hpp"
 #include "checksum_cmd.hpp"
 #include "format.hpp"
 #include "gen.hpp"
@@ -94,6 +95,46 @@ int main(int argc, char** argv) {
   sum->add_option("--keyed", sum_keyfile, "keyed BLAKE3 with the 32-byte key in KEYFILE");
   sum_opt.add(sum);
 
+  std::string keygen_out = "-";
+  auto* keygen = app.add_subcommand("keygen", "a new age X25519 identity (AGE-SECRET-KEY-1...)");
+  keygen->add_option("-o,--output", keygen_out, "identity file (mode 0600; default stdout)");
+
+  common enc_opt;
+  hetpipe::encrypt_spec enc;
+  std::string enc_in = "-", enc_out = "-", enc_pass_env;
+  bool enc_pass = false;
+  auto* encrypt = app.add_subcommand("encrypt", "age v1 encryption (interoperates with age)");
+  encrypt->add_option("input", enc_in, "file to encrypt (default: stdin)");
+  encrypt->add_option("-o,--output", enc_out, "output file (default: stdout)");
+  encrypt->add_option("-r,--recipient", enc.recipients, "an age1... recipient (repeatable)")
+      ->allow_extra_args(false);
+  encrypt
+      ->add_option("-R,--recipients-file", enc.recipient_files,
+                   "a file of age1... recipients (repeatable)")
+      ->allow_extra_args(false);
+  encrypt->add_flag("-p,--passphrase", enc_pass, "encrypt with a passphrase (scrypt)");
+  encrypt->add_option("--passphrase-env", enc_pass_env,
+                      "read the passphrase from this environment variable (for scripts)");
+  encrypt->add_option("--work-factor", enc.scrypt_log2_work, "scrypt log2(N) (default 18)");
+  encrypt->add_flag("-a,--armor", enc.armor, "PEM-like ASCII output");
+  enc_opt.add(encrypt);
+
+  common dec_opt;
+  hetpipe::decrypt_spec dec;
+  std::string dec_in = "-", dec_out = "-", dec_pass_env;
+  bool dec_pass = false;
+  auto* decrypt = app.add_subcommand("decrypt", "age v1 decryption (binary or armored)");
+  decrypt->add_option("input", dec_in, "file to decrypt (default: stdin)");
+  decrypt->add_option("-o,--output", dec_out, "output file (default: stdout)");
+  decrypt->add_option("-i,--identity", dec.identity_files, "an identity file (repeatable)")
+      ->allow_extra_args(false);
+  decrypt->add_flag("-p,--passphrase", dec_pass, "the file was encrypted with a passphrase");
+  decrypt->add_option("--passphrase-env", dec_pass_env,
+                      "read the passphrase from this environment variable (for scripts)");
+  decrypt->add_option("--max-work-factor", dec.max_scrypt_log2_work,
+                      "refuse passphrase files costlier than scrypt log2(N) (default 22)");
+  dec_opt.add(decrypt);
+
   common info_opt;
   auto* info =
       app.add_subcommand("info", "build, devices, and the lanes and pools a job would use");
@@ -162,6 +203,20 @@ int main(int argc, char** argv) {
           text += hetpipe::cli::sum_line(hetpipe::to_hex(r.digest), r.file) + "\n";
         std::cout << text;
       }
+    } else if (*keygen) {
+      const std::string recipient = hetpipe::cli::write_new_key(keygen_out);
+      if (keygen_out != "-") std::fprintf(stderr, "Public key: %s\n", recipient.c_str());
+    } else if (*encrypt) {
+      if (enc_pass || !enc_pass_env.empty())
+        enc.passphrase = hetpipe::cli::read_passphrase(enc_pass_env, true);
+      if (enc_out == "-" && !enc.armor && ::isatty(STDOUT_FILENO))
+        throw hetpipe::usage_error(
+            "refusing to write binary ciphertext to a terminal: use -o FILE or -a");
+      hetpipe::encrypt(enc_in, enc_out, enc, enc_opt.to_options());
+    } else if (*decrypt) {
+      if (dec_pass || !dec_pass_env.empty() || dec.identity_files.empty())
+        dec.passphrase = hetpipe::cli::read_passphrase(dec_pass_env, false);
+      hetpipe::decrypt(dec_in, dec_out, dec, dec_opt.to_options());
     } else if (*info) {
       const auto s = hetpipe::info(info_opt.to_options());
       if (info_opt.json)

@@ -6,6 +6,10 @@ pkg_check_modules(LIBUV REQUIRED IMPORTED_TARGET libuv)
 pkg_check_modules(GMP REQUIRED IMPORTED_TARGET gmp gmpxx)
 # ISA-L (libisal-dev ships libisal.pc): CRC32/CRC32C with PCLMULQDQ/AVX-512 picked at run time.
 pkg_check_modules(ISAL REQUIRED IMPORTED_TARGET libisal)
+# libspng (libspng-dev ships spng.pc, which requires zlib.pc): PNG for the image filters.
+pkg_check_modules(SPNG REQUIRED IMPORTED_TARGET spng)
+# OpenSSL 3 (libssl-dev): the age format's primitives (host/age.cpp); libcrypto only.
+find_package(OpenSSL 3 REQUIRED COMPONENTS Crypto)
 find_package(CLI11 CONFIG REQUIRED)
 find_package(nlohmann_json CONFIG REQUIRED)
 if(HETPIPE_TESTS)

@@ -2,6 +2,7 @@
 // live in the user's own .cu files and meet the engine through hetpipe::device_reducer.
 #pragma once
 
+#include <hetpipe/age.hpp>
 #include <hetpipe/checksum.hpp>
 #include <hetpipe/dtype.hpp>
 #include <hetpipe/error.hpp>

@@ -1,0 +1,471 @@
+// hetpipe::encrypt / decrypt: the age v1 payload as a transform.
+//
+// Encryption: the header (stanzas, MAC) and the 16-byte payload nonce are the output's prologue;
+// a pipeline chunk at payload offset o holds age chunks o / 64 KiB, ... and is sealed as a whole
+// (host::age::seal_chunks on a CPU lane, the ChaCha20-Poly1305 kernel on a GPU lane); the last
+// age chunk of the input carries the last flag. Chunk sizes are multiples of 64 KiB.
+// Decryption: the header is read, an identity or the passphrase unwraps the file key, the MAC is
+// checked, and the payload (after header and nonce) goes through the pipeline in chunks of whole
+// sealed chunks (64 KiB + 16): every chunk is authenticated before any of its bytes are handed to
+// the ordered writer, and any failure fails the job (the temporary output is removed).
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <hetpipe/age.hpp>
+#include <hetpipe/error.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "host/age.hpp"
+#include "io/writer.hpp"
+#if HETPIPE_WITH_CUDA
+#include "cuda/chacha_kernels.hpp"
+#include "cuda/runtime.hpp"
+#endif
+
+namespace hetpipe {
+namespace {
+
+namespace age = host::age;
+
+std::string errno_reason(int err) {
+  std::string reason = std::strerror(err);
+  if (!reason.empty()) reason[0] = static_cast<char>(std::tolower(reason[0]));
+  return reason;
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw io_error(path, errno_reason(errno), -errno);
+  std::ostringstream s;
+  s << f.rdbuf();
+  if (f.bad()) throw io_error(path, "read error");
+  return s.str();
+}
+
+// Reads all of fd (a pipe or a file) into memory.
+std::vector<std::uint8_t> read_all_fd(int fd, const std::string& name,
+                                      std::vector<std::uint8_t> have = {}) {
+  std::uint8_t buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw io_error(name, errno_reason(errno), -errno);
+    }
+    have.insert(have.end(), buf, buf + n);
+  }
+  return have;
+}
+
+#if HETPIPE_WITH_CUDA
+// A GPU lane's half of seal_op / open_op: one ChaCha20-Poly1305 launch over all the age chunks of
+// a pipeline chunk, the result (and, when opening, each chunk's verdict) copied back on the lane's
+// stream. collect() refuses a chunk whose tag did not verify before its bytes go anywhere.
+class aead_device final : public device_transformer {
+ public:
+  aead_device(bool sealing, const age::stream_key& key, std::string file, std::size_t max_out,
+              unsigned buffers)
+      : sealing_(sealing), key_(key), file_(std::move(file)) {
+    for (unsigned b = 0; b < buffers; ++b) {
+      auto s = std::make_unique<slot>();
+      s->d_out = cuda::device_buffer(max_out);
+      if (!sealing) {
+        const std::size_t max_chunks = max_out / age::chunk_size + 2;
+        s->d_ok = cuda::device_buffer(max_chunks * sizeof(std::uint32_t));
+        s->h_ok = cuda::pinned_buffer(max_chunks * sizeof(std::uint32_t));
+      }
+      slots_.push_back(std::move(s));
+    }
+  }
+  void launch(const chunk_info& info, const std::byte* d_data, std::byte* h_out, stream_ref stream,
+              unsigned buffer) override {
+    slot& s = *slots_[buffer];
+    const std::size_t n = info.size;
+    cuda::aead_batch b;
+    b.final_is_last = info.last;
+    if (sealing_) {
+      b.first_counter = info.offset / age::chunk_size;
+      b.chunks = static_cast<std::uint32_t>((n + age::chunk_size - 1) / age::chunk_size);
+      b.last_len = static_cast<std::uint32_t>(n - (std::size_t{b.chunks} - 1) * age::chunk_size);
+      s.out_bytes = cuda::sealed_bytes(b);
+      s.ws.seal(key_.bytes.data(), b, d_data, s.d_out.get(), stream.handle);
+    } else {
+      b.first_counter = info.offset / age::sealed_chunk_size;
+      try {  // the lengths an age file can have, as on the CPU
+        s.out_bytes = age::opened_size(n, info.last, b.first_counter);
+      } catch (const error& e) {
+        throw input_error(file_, e.reason() + " (truncated or damaged file)");
+      }
+      b.chunks =
+          static_cast<std::uint32_t>((n + age::sealed_chunk_size - 1) / age::sealed_chunk_size);
+      b.last_len = static_cast<std::uint32_t>(
+          n - (std::size_t{b.chunks} - 1) * age::sealed_chunk_size - age::tag_len);
+      s.chunks = b.chunks;
+      s.first = b.first_counter;
+      s.ws.open(key_.bytes.data(), b, d_data, s.d_out.get(),
+                static_cast<std::uint32_t*>(s.d_ok.get()), stream.handle);
+      cuda::copy_d2h_async(s.h_ok.get(), s.d_ok.get(), b.chunks * sizeof(std::uint32_t),
+                           stream.handle);
+    }
+    cuda::copy_d2h_async(h_out, s.d_out.get(), s.out_bytes, stream.handle);
+  }
+  std::size_t collect(const chunk_info&, unsigned buffer) override {
+    const slot& s = *slots_[buffer];
+    if (!sealing_) {
+      const auto* ok = static_cast<const std::uint32_t*>(s.h_ok.get());
+      for (std::uint32_t c = 0; c < s.chunks; ++c)
+        if (ok[c] != 1)
+          throw input_error(file_, "payload chunk " + std::to_string(s.first + c) +
+                                       " failed authentication: the file was modified, "
+                                       "truncated or extended");
+    }
+    return s.out_bytes;
+  }
+
+ private:
+  struct slot {
+    cuda::aead_workspace ws;
+    cuda::device_buffer d_out, d_ok;
+    cuda::pinned_buffer h_ok;
+    std::size_t out_bytes = 0;
+    std::uint32_t chunks = 0;
+    std::uint64_t first = 0;
+  };
+  bool sealing_;
+  age::stream_key key_;
+  std::string file_;
+  std::vector<std::unique_ptr<slot>> slots_;
+};
+#endif
+
+class seal_op final : public transform_op {
+ public:
+  seal_op(std::vector<std::byte> prologue, const age::stream_key& key)
+      : prologue_(std::move(prologue)), key_(key) {}
+  framing frame(std::size_t) const override { return framing::records(1); }
+  void host(const chunk_info& info, std::span<const std::byte> data,
+            std::vector<std::byte>& out) const override {
+    out.resize(age::sealed_size(data.size(), info.last));
+    age::seal_chunks(key_, info.offset / age::chunk_size, info.last,
+                     reinterpret_cast<const std::uint8_t*>(data.data()), data.size(),
+                     reinterpret_cast<std::uint8_t*>(out.data()));
+  }
+  std::size_t max_output(std::size_t chunk) const override {
+    return chunk + age::tag_len * (chunk / age::chunk_size + 1);
+  }
+  void prologue(std::size_t, std::vector<std::byte>& out) const override {
+    out.insert(out.end(), prologue_.begin(), prologue_.end());
+  }
+  void empty_output(std::size_t, std::vector<std::byte>& out) const override {
+    out.resize(age::sealed_size(0, true));
+    age::seal_chunks(key_, 0, true, nullptr, 0, reinterpret_cast<std::uint8_t*>(out.data()));
+  }
+  std::unique_ptr<device_transformer> make_device_transformer(int, std::size_t max_chunk,
+                                                              unsigned buffers) const override {
+#if HETPIPE_WITH_CUDA
+    return std::make_unique<aead_device>(true, key_, std::string(), max_output(max_chunk), buffers);
+#else
+    (void)max_chunk, (void)buffers;
+    return nullptr;
+#endif
+  }
+
+ private:
+  std::vector<std::byte> prologue_;
+  age::stream_key key_;
+};
+
+class open_op final : public transform_op {
+ public:
+  open_op(std::string file, const age::stream_key& key) : file_(std::move(file)), key_(key) {}
+  framing frame(std::size_t) const override { return framing::records(1); }
+  void host(const chunk_info& info, std::span<const std::byte> data,
+            std::vector<std::byte>& out) const override {
+    const std::uint64_t first = info.offset / age::sealed_chunk_size;
+    out.resize(opened_size(info, data.size()));
+    if (!age::open_chunks(key_, first, info.last,
+                          reinterpret_cast<const std::uint8_t*>(data.data()), data.size(),
+                          reinterpret_cast<std::uint8_t*>(out.data())))
+      throw auth_failure(info, data.size());
+  }
+  void empty_output(std::size_t, std::vector<std::byte>&) const override {
+    throw input_error(file_, "the payload is missing: the file is truncated");
+  }
+  std::size_t max_output(std::size_t chunk) const override { return chunk; }
+  std::unique_ptr<device_transformer> make_device_transformer(int, std::size_t max_chunk,
+                                                              unsigned buffers) const override {
+#if HETPIPE_WITH_CUDA
+    return std::make_unique<aead_device>(false, key_, file_, max_output(max_chunk), buffers);
+#else
+    (void)max_chunk, (void)buffers;
+    return nullptr;
+#endif
+  }
+
+  std::size_t opened_size(const chunk_info& info, std::size_t n) const {
+    try {
+      return age::opened_size(n, info.last, info.offset / age::sealed_chunk_size);
+    } catch (const error& e) {
+      throw input_error(file_, e.reason() + " (truncated or damaged file)");
+    }
+  }
+  input_error auth_failure(const chunk_info& info, std::size_t n) const {
+    const std::uint64_t first = info.offset / age::sealed_chunk_size;
+    const std::uint64_t last = first + (n + age::sealed_chunk_size - 1) / age::sealed_chunk_size;
+    return input_error(file_, "payload chunks " + std::to_string(first) + ".." +
+                                  std::to_string(last - 1) +
+                                  " failed authentication: the file was modified, truncated or "
+                                  "extended");
+  }
+
+ private:
+  std::string file_;
+  age::stream_key key_;
+};
+
+// Options for the payload: chunks of whole age chunks (plain or sealed).
+options payload_options(const options& opt, std::size_t unit) {
+  options o = opt;
+  const std::size_t want = o.chunk_size ? o.chunk_size : (std::size_t{4} << 20);
+  o.chunk_size = std::max<std::size_t>(1, want / age::chunk_size) * unit;
+  return o;
+}
+
+std::vector<age::recipient> collect_recipients(const encrypt_spec& spec) {
+  std::vector<age::recipient> to;
+  for (const auto& r : spec.recipients) {
+    try {
+      to.push_back(age::parse_recipient(r));
+    } catch (const error& e) {
+      throw input_error(r, "not an age recipient (" + e.reason() + ")");
+    }
+  }
+  for (const auto& f : spec.recipient_files) {
+    const std::string text = read_text_file(f);
+    std::istringstream lines(text);
+    std::size_t n = 0;
+    for (std::string line; std::getline(lines, line);) {
+      ++n;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      const auto b = line.find_first_not_of(" \t");
+      if (b == std::string::npos || line[b] == '#') continue;
+      const auto e = line.find_last_not_of(" \t");
+      try {
+        to.push_back(age::parse_recipient(line.substr(b, e - b + 1)));
+      } catch (const error& err) {
+        throw input_error(f + ":" + std::to_string(n), err.reason());
+      }
+    }
+  }
+  return to;
+}
+
+// The temporary path beside `output` for the binary form of an armored output.
+std::string temp_beside(const std::string& output) {
+  namespace fs = std::filesystem;
+  const fs::path out = output == "-" ? fs::temp_directory_path() / "stdout" : fs::path(output);
+  const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  std::string tmpl = (dir / ("." + out.filename().string() + ".hetpipe-age-XXXXXX")).string();
+  const int fd = ::mkstemp(tmpl.data());
+  if (fd < 0) throw io_error(output, errno_reason(errno), -errno);
+  ::close(fd);
+  return tmpl;
+}
+
+void write_whole(const std::string& output, const std::uint8_t* data, std::size_t len) {
+  io::writer w(output);
+  w.write(0, std::vector<std::byte>(reinterpret_cast<const std::byte*>(data),
+                                    reinterpret_cast<const std::byte*>(data) + len));
+  w.commit();
+}
+
+// The file's header and payload nonce, read without consuming more of a stream than they take.
+struct head_info {
+  std::vector<std::uint8_t> bytes;  // header, then the 16-byte nonce
+  age::parsed_header parsed;
+  bool armored = false;
+  std::vector<std::uint8_t> whole;  // armored: the whole input
+};
+
+head_info read_head(const std::string& input) {
+  head_info h;
+  const bool is_stdin = input == "-";
+  const int fd = is_stdin ? 0 : ::open(input.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw io_error(input, errno_reason(errno), -errno);
+  struct closer {
+    int fd;
+    bool owned;
+    ~closer() {
+      if (owned) ::close(fd);
+    }
+  } c{fd, !is_stdin};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw io_error(input, errno_reason(errno), -errno);
+  if (S_ISDIR(st.st_mode)) throw io_error(input, "is a directory", -EISDIR);
+  // Byte by byte: a stream must not be read past the nonce (the pipeline reads the rest). Headers
+  // are a few hundred bytes.
+  std::optional<std::size_t> end;
+  constexpr std::size_t max_header = 1 << 20;
+  while (!end) {
+    std::uint8_t b;
+    const ssize_t n = ::read(fd, &b, 1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw io_error(input, errno_reason(errno), -errno);
+    }
+    if (n == 0) {
+      if (h.bytes.empty()) throw input_error(input, "empty file: not an age file");
+      break;
+    }
+    h.bytes.push_back(b);
+    if (h.bytes.size() <= 64 && age::is_armored(h.bytes.data(), h.bytes.size()) &&
+        h.bytes.size() >= 11) {
+      h.armored = true;
+      h.whole = read_all_fd(fd, input, std::move(h.bytes));
+      return h;
+    }
+    if (h.bytes.back() == '\n') end = age::find_header_end(h.bytes.data(), h.bytes.size());
+    if (h.bytes.size() > max_header) throw input_error(input, "header longer than 1 MiB");
+  }
+  if (!end) {
+    // Not an age header: let the parser say why.
+    age::parse_header(h.bytes.data(), h.bytes.size(), input);
+    throw input_error(input, "truncated header");
+  }
+  h.parsed = age::parse_header(h.bytes.data(), h.bytes.size(), input);
+  std::uint8_t nonce[age::nonce_len];
+  std::size_t got = 0;
+  while (got < age::nonce_len) {
+    const ssize_t n = ::read(fd, nonce + got, age::nonce_len - got);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw io_error(input, errno_reason(errno), -errno);
+    }
+    if (n == 0) throw input_error(input, "truncated after the header (no payload nonce)");
+    got += static_cast<std::size_t>(n);
+  }
+  h.bytes.insert(h.bytes.end(), nonce, nonce + age::nonce_len);
+  return h;
+}
+
+std::optional<age::file_key> unwrap_key(const std::string& input, const age::header& hdr,
+                                        const decrypt_spec& spec) {
+  age::check_scrypt_alone(hdr);
+  const bool scrypt = hdr.stanzas.size() == 1 && hdr.stanzas[0].type == "scrypt";
+  if (scrypt) {
+    if (!spec.passphrase)
+      throw input_error(input, "encrypted with a passphrase: give the passphrase, not -i");
+    auto fk = age::unwrap_scrypt(hdr.stanzas[0], *spec.passphrase, spec.max_scrypt_log2_work);
+    if (!fk) throw input_error(input, "wrong passphrase");
+    return fk;
+  }
+  if (spec.identity_files.empty())
+    throw input_error(input, "encrypted to recipients: give an identity file (-i)");
+  std::vector<age::identity> ids;
+  for (const auto& f : spec.identity_files) {
+    auto some = age::parse_identity_file(read_text_file(f), f);
+    for (auto& id : some) ids.push_back(id);
+  }
+  auto fk = age::unwrap(hdr, ids);
+  if (!fk) throw input_error(input, "no identity matched any of the file's recipients");
+  return fk;
+}
+
+}  // namespace
+
+void encrypt(const std::string& input, const std::string& output, const encrypt_spec& spec,
+             const options& opt, job_report* report) {
+  std::vector<age::stanza> stanzas;
+  age::file_key fk = age::generate_file_key();
+  if (spec.fixed_file_key)
+    std::copy(spec.fixed_file_key->begin(), spec.fixed_file_key->end(), fk.bytes.begin());
+  const auto to = collect_recipients(spec);
+  if (spec.passphrase) {
+    if (!to.empty()) throw usage_error("a passphrase cannot be combined with recipients");
+    stanzas.push_back(age::wrap_scrypt(fk, *spec.passphrase, spec.scrypt_log2_work));
+  } else {
+    if (to.empty()) throw usage_error("no recipients: give -r, -R or a passphrase (-p)");
+    for (const auto& r : to) stanzas.push_back(age::wrap_x25519(fk, r));
+  }
+  const std::string header = age::seal_header(std::move(stanzas), fk);
+  std::uint8_t nonce[age::nonce_len];
+  age::random_bytes(nonce, sizeof nonce);
+  if (spec.fixed_nonce) std::copy(spec.fixed_nonce->begin(), spec.fixed_nonce->end(), nonce);
+  const age::stream_key key = age::payload_key(fk, nonce);
+  std::vector<std::byte> prologue(header.size() + age::nonce_len);
+  std::memcpy(prologue.data(), header.data(), header.size());
+  std::memcpy(prologue.data() + header.size(), nonce, age::nonce_len);
+
+  seal_op op(std::move(prologue), key);
+  const options o = payload_options(opt, age::chunk_size);
+  if (!spec.armor) {
+    run(op, {{input}}, {output}, o, report);
+    return;
+  }
+  // Armor: the binary file first (beside the output), then its PEM form through a writer.
+  const std::string tmp = temp_beside(output);
+  struct remover {
+    std::string path;
+    ~remover() { ::unlink(path.c_str()); }
+  } rm{tmp};
+  run(op, {{input}}, {tmp}, o, report);
+  const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw io_error(tmp, errno_reason(errno), -errno);
+  struct stat st {};
+  ::fstat(fd, &st);
+  const auto size = static_cast<std::size_t>(st.st_size);
+  void* map = size ? ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0) : nullptr;
+  ::close(fd);
+  if (map == MAP_FAILED) throw io_error(tmp, errno_reason(errno), -errno);
+  const std::string text = age::armor(static_cast<const std::uint8_t*>(map), size);
+  if (map) ::munmap(map, size);
+  write_whole(output, reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
+}
+
+void decrypt(const std::string& input, const std::string& output, const decrypt_spec& spec,
+             const options& opt, job_report* report) {
+  head_info h = read_head(input);
+  if (h.armored) {
+    // Armored files are decoded and decrypted in memory, on the CPU.
+    const std::vector<std::uint8_t> plain =
+        spec.passphrase && spec.identity_files.empty()
+            ? age::decrypt_with_passphrase(h.whole.data(), h.whole.size(), *spec.passphrase,
+                                           spec.max_scrypt_log2_work, input)
+            : [&] {
+                std::vector<age::identity> ids;
+                for (const auto& f : spec.identity_files)
+                  for (auto& id : age::parse_identity_file(read_text_file(f), f)) ids.push_back(id);
+                return age::decrypt(h.whole.data(), h.whole.size(), ids, input);
+              }();
+    write_whole(output, plain.data(), plain.size());
+    return;
+  }
+  const auto fk = unwrap_key(input, h.parsed.hdr, spec);
+  if (!age::verify_header_mac(*fk, h.bytes.data(), h.parsed))
+    throw input_error(input, "the header's MAC does not verify: the header was modified");
+  const age::stream_key key = age::payload_key(*fk, h.bytes.data() + h.parsed.payload_offset);
+  open_op op(input, key);
+  // A file is read from after the nonce; standard input has been read up to there already.
+  const std::uint64_t offset = input == "-" ? 0 : h.bytes.size();
+  run(op, {{input, offset, std::nullopt}}, {output}, payload_options(opt, age::sealed_chunk_size),
+      report);
+}
+
+age_key generate_age_key() {
+  const age::identity id = age::generate_identity();
+  return {age::encode_identity(id), age::encode_recipient(age::recipient_of(id))};
+}
+
+std::string age_recipient_of(const std::string& identity) {
+  return age::encode_recipient(age::recipient_of(age::parse_identity(identity)));
+}
+
+}  // namespace hetpipe

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# `hetpipe keygen / encrypt / decrypt` end to end: interoperability with the age command both ways
+# (sizes around the 64 KiB chunk, binary and armored), passphrases, standard streams, and every
+# bad input: a clear error, a non-zero exit and no output file. HETPIPE names the binary.
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+
+d=$tmp/age
+mkdir -p "$d"
+"$HETPIPE" keygen -o "$d/key.txt" 2>"$tmp/err" && [[ $(stat -c %a "$d/key.txt") == 600 ]] &&
+  grep -q "^Public key: age1" "$tmp/err" && ok || bad "keygen: $(cat "$tmp/err")"
+expect_error "keygen does not overwrite" 1 "key.txt: exists already" -- keygen -o "$d/key.txt"
+R=$(sed -n 's/^# public key: //p' "$d/key.txt")
+"$HETPIPE" keygen >"$d/other.txt" && ok || bad "keygen to stdout"
+
+have_age=0
+command -v age >/dev/null && have_age=1
+[[ $have_age -eq 1 ]] || echo "SKIP: age not installed; interoperability not checked" >&2
+for n in 0 1 65535 65536 65537 3000000; do
+  head -c "$n" /dev/urandom >"$d/p"
+  for c in 64K 4M; do
+    "$HETPIPE" encrypt -r "$R" --chunk-size "$c" -o "$d/p.age" "$d/p" &&
+      "$HETPIPE" decrypt -i "$d/key.txt" --chunk-size "$c" -o "$d/p.out" "$d/p.age" &&
+      cmp -s "$d/p" "$d/p.out" && ok || bad "round trip n=$n chunk $c"
+    rm -f "$d/p.out"
+  done
+  if [[ $have_age -eq 1 ]]; then
+    age -d -i "$d/key.txt" "$d/p.age" | cmp -s - "$d/p" && ok || bad "hetpipe -> age, n=$n"
+    age -r "$R" -o "$d/a.age" "$d/p" && "$HETPIPE" decrypt -i "$d/key.txt" -o "$d/a.out" "$d/a.age" &&
+      cmp -s "$d/p" "$d/a.out" && ok || bad "age -> hetpipe, n=$n"
+    "$HETPIPE" encrypt -a -r "$R" -o "$d/p.asc" "$d/p" && age -d -i "$d/key.txt" "$d/p.asc" | cmp -s - "$d/p" &&
+      ok || bad "hetpipe -a -> age, n=$n"
+    age -a -r "$R" -o "$d/a.asc" "$d/p" && "$HETPIPE" decrypt -i "$d/key.txt" -o "$d/a2.out" "$d/a.asc" &&
+      cmp -s "$d/p" "$d/a2.out" && ok || bad "age -a -> hetpipe, n=$n"
+    rm -f "$d/a.out" "$d/a2.out"
+  fi
+done
+
+# Several recipients, a recipients file, standard streams, a passphrase from the environment.
+R2=$(sed -n 's/^# public key: //p' "$d/other.txt")
+printf '# team\n%s\n\n%s\n' "$R" "$R2" >"$d/recipients"
+head -c 200000 /dev/urandom >"$d/p"
+cat "$d/p" | "$HETPIPE" encrypt -R "$d/recipients" | "$HETPIPE" decrypt -i "$d/other.txt" | cmp -s - "$d/p" &&
+  ok || bad "stdin to stdout with a recipients file"
+export HETPIPE_TEST_PW="correct horse battery staple"
+"$HETPIPE" encrypt --passphrase-env HETPIPE_TEST_PW --work-factor 10 -o "$d/pw.age" "$d/p" &&
+  "$HETPIPE" decrypt --passphrase-env HETPIPE_TEST_PW -o "$d/pw.out" "$d/pw.age" && cmp -s "$d/p" "$d/pw.out" &&
+  ok || bad "passphrase round trip"
+HETPIPE_TEST_PW=wrong expect_error "wrong passphrase" 1 "pw.age: wrong passphrase" -- decrypt --passphrase-env HETPIPE_TEST_PW -o "$d/x.out" "$d/pw.age"
+expect_error "passphrase with recipients" 2 "cannot be combined" -- encrypt --passphrase-env HETPIPE_TEST_PW -r "$R" -o "$d/x.age" "$d/p"
+
+# Bad inputs: each a one-line error, exit 1, and no output file.
+"$HETPIPE" encrypt -r "$R" -o "$d/good.age" "$d/p"
+size=$(stat -c %s "$d/good.age")
+flip() {  # flip FILE OFFSET: XOR one byte with 1 (always a change)
+  python3 -c 'import sys; p, i = sys.argv[1], int(sys.argv[2]); b = bytearray(open(p, "rb").read()); b[i] ^= 1; open(p, "wb").write(b)' "$1" "$2"
+}
+cp "$d/good.age" "$d/flip.age" && flip "$d/flip.age" $((size - 1000))
+expect_error "modified chunk" 1 "flip.age: .*failed authentication" -- decrypt -i "$d/key.txt" -o "$d/x.out" "$d/flip.age"
+head -c $((size - 70000)) "$d/good.age" >"$d/trunc.age"
+expect_error "truncated file" 1 "trunc.age: .*failed authentication" -- decrypt -i "$d/key.txt" -o "$d/x.out" "$d/trunc.age"
+python3 - "$d/good.age" "$d/nofinal.age" "$d/extra.age" "$d/nopayload.age" <<'PY'
+import sys
+data = open(sys.argv[1], "rb").read()
+end = data.index(b"\n---") + 1
+end = data.index(b"\n", end) + 1 + 16  # header, then the nonce
+payload = data[end:]
+full = 65536 + 16
+open(sys.argv[2], "wb").write(data[:end] + payload[:3 * full])   # whole chunks, final one missing
+open(sys.argv[3], "wb").write(data + b"trailing data")            # data after the final chunk
+open(sys.argv[4], "wb").write(data[:end])                         # no payload at all
+PY
+expect_error "missing final chunk" 1 "nofinal.age: .*failed authentication" -- decrypt -i "$d/key.txt" -o "$d/x.out" "$d/nofinal.age"
+expect_error "data after the final chunk" 1 "extra.age: .*failed authentication" -- decrypt -i "$d/key.txt" -o "$d/x.out" "$d/extra.age"
+expect_error "no payload" 1 "nopayload.age: the payload is missing" -- decrypt -i "$d/key.txt" -o "$d/x.out" "$d/nopayload.age"
+expect_error "wrong key" 1 "good.age: no identity matched" -- decrypt -i "$d/other.txt" -o "$d/x.out" "$d/good.age"
+cp "$d/good.age" "$d/hdr.age" && flip "$d/hdr.age" $(($(grep -abo -- '-> X25519 ' "$d/good.age" | head -1 | cut -d: -f1) + 10))
+expect_error "corrupted header" 1 "hdr.age: " -- decrypt -i "$d/key.txt" -o "$d/x.out" "$d/hdr.age"
+python3 - "$d/good.age" "$d/mac.age" <<'PY'
+import sys
+data = bytearray(open(sys.argv[1], "rb").read())
+i = data.index(b"\n--- ") + 5
+data[i] = ord("A") if data[i] != ord("A") else ord("B")
+open(sys.argv[2], "wb").write(data)
+PY
+expect_error "header MAC" 1 "mac.age: .*MAC" -- decrypt -i "$d/key.txt" -o "$d/x.out" "$d/mac.age"
+printf 'not an age file\n' >"$d/text"
+expect_error "not an age file" 1 "text: " -- decrypt -i "$d/key.txt" -o "$d/x.out" "$d/text"
+expect_error "bad recipient" 1 "age1bogus" -- encrypt -r age1bogus -o "$d/x.age" "$d/p"
+[[ ! -e "$d/x.out" && ! -e "$d/x.age" ]] && ok || bad "an output file was left behind"
+ls -a "$d" | grep -q hetpipe- && bad "temporary file left behind" || ok
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]
