@@ -1,0 +1,92 @@
+// The image model of `hetpipe image` and its codecs: binary PNM (P5 graymap, P6 pixmap) written
+// here from the Netpbm format description, and PNG through libspng. CUDA-free; C++17 (nvcc reads
+// it through cuda/image_kernels.hpp).
+//
+//   namespace img = hetpipe::host::img;
+//   img::image a = img::decode_image(bytes.data(), bytes.size());   // PNM or PNG, by magic
+//   // a.shape: {width, height, channels, maxval}; a.samples: interleaved, row-major uint16
+//   std::vector<std::uint8_t> png = img::encode_png(a);
+//
+// Samples are kept as uint16 for both depths (exact for 8 and 16 bits, one code path). Codec
+// errors are hetpipe::input_error with an empty file name: the caller knows the file and rethrows
+// with it (input_error(name, e.reason())).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace hetpipe::host::img {
+
+// Limits on every image decoded or produced: width and height in 1..max_dimension, at most
+// max_pixels pixels (16384 x 16384 = 2^28 fits; the caps keep every index and every sum of the
+// filters within 64 bits).
+constexpr std::uint32_t max_dimension = 1u << 20;
+constexpr std::uint64_t max_pixels = std::uint64_t{1} << 31;
+
+struct image_shape {
+  std::uint32_t width = 0;
+  std::uint32_t height = 0;
+  std::uint32_t channels = 0;  // 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA
+  std::uint32_t maxval = 255;  // the largest sample value, 1..65535 (PNG: 255 or 65535)
+
+  // Bits per sample on output: 8 when maxval <= 255 (one byte per sample), else 16.
+  std::uint32_t depth() const { return maxval <= 255 ? 8 : 16; }
+  std::uint64_t pixels() const { return std::uint64_t{width} * height; }
+  std::size_t samples() const { return static_cast<std::size_t>(pixels()) * channels; }
+  bool has_alpha() const { return channels == 2 || channels == 4; }
+  std::uint32_t color_channels() const { return has_alpha() ? channels - 1 : channels; }
+  bool operator==(const image_shape& o) const {
+    return width == o.width && height == o.height && channels == o.channels && maxval == o.maxval;
+  }
+  bool operator!=(const image_shape& o) const { return !(*this == o); }
+};
+
+// Throws input_error when the shape breaks a limit above (or has channels not in 1..4, maxval
+// not in 1..65535).
+void check_shape(const image_shape& s);
+
+// "1920x1080 RGB 8-bit" (for messages).
+std::string describe(const image_shape& s);
+
+struct image {
+  image_shape shape;
+  // Interleaved samples, row-major: pixel (x, y) channel c at (y * width + x) * channels + c,
+  // every value <= shape.maxval.
+  std::vector<std::uint16_t> samples;
+};
+
+// --- PNM (binary P5 / P6) ---
+//
+// Header: the magic, then width, height and maxval as decimal numbers separated by whitespace
+// (space, \t, \n, \v, \f, \r) and comments ('#' to the end of the line), then exactly one
+// whitespace character, then the raster: width * height * channels samples, one byte each when
+// maxval <= 255, else two bytes, most significant first.
+// Strict: every sample must be <= maxval, and nothing may follow the raster (multi-image PNM
+// streams are refused, so a file is one image). P1-P4 (plain and bitmap) and P7 (PAM) are refused.
+image decode_pnm(const void* data, std::size_t size);
+// P5 for 1 channel, P6 for 3 channels ("P5\n<w> <h>\n<maxval>\n" then the raster); an image with
+// alpha cannot be written as PNM (input_error).
+std::vector<std::uint8_t> encode_pnm(const image& im);
+
+// --- PNG (libspng) ---
+//
+// Decodes gray, gray + alpha, RGB and RGBA at 8 and 16 bits. Gray at 1, 2 or 4 bits is scaled to
+// 8 bits (v * 255 / (2^d - 1), exact); a palette image becomes RGB, or RGBA when it has a tRNS
+// chunk. The tRNS colour key of a gray or RGB image is ignored (no alpha channel is made), and so
+// are gamma and colour-space chunks: samples are taken as stored.
+image decode_png(const void* data, std::size_t size);
+// Gray, gray + alpha, RGB or RGBA at 8 bits (maxval <= 255) or 16 bits. A maxval other than 255 or
+// 65535 is rescaled to the full range (v * full / maxval, rounded half up) since PNG has no
+// maxval. compression_level: zlib's 0..9.
+std::vector<std::uint8_t> encode_png(const image& im, int compression_level = 6);
+
+enum class image_format { unknown, pnm, png };
+// By magic: "P1".."P7" is pnm (decode_pnm refuses all but P5/P6 with a clear reason), the 8-byte
+// PNG signature is png.
+image_format sniff_format(const void* data, std::size_t size);
+// decode_pnm or decode_png by sniff_format; input_error for anything else.
+image decode_image(const void* data, std::size_t size);
+
+}  // namespace hetpipe::host::img

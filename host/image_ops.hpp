@@ -1,0 +1,153 @@
+// The filters of `hetpipe image` on the CPU, their exact integer definitions, and the parser of an
+// ops list. cuda/image_kernels.hpp runs the same chain on the GPU with the same arithmetic
+// (host/image_math.hpp), so both give the same bytes. CUDA-free; C++17.
+//
+//   namespace img = hetpipe::host::img;
+//   auto ops = img::parse_ops("gray,blur:sigma=1.5,sobel,resize:0.5");
+//   img::image out = img::apply(in, ops);          // one thread
+//   img::image out4 = img::apply(in, ops, 4);      // OpenMP over rows
+//
+// Definitions (v: a sample, maxval: the image's largest value; "round" is round half up; every
+// operation keeps maxval):
+//
+// gray      Y = (299 R + 587 G + 114 B + 500) / 1000, floor division (BT.601 luma rounded half
+//           up). A gray image is unchanged; alpha is dropped (gray + alpha -> gray, RGBA -> gray).
+// blur:sigma=S (or blur:S), 0 < S <= 64
+//           Separable Gaussian of radius r = ceil(3 S). Weights w_k = exp(-k^2 / (2 S^2)),
+//           |k| <= r, in double on the host, then integers q_k = q_-k summing to exactly 2^16
+//           by largest remainders: e_k = 65536 w_k / sum(w), q_k = floor(e_k); of the leftover
+//           L = 65536 - sum(q), an odd unit goes to q_0 and the rest, one unit per side, to the
+//           L/2 pairs +-k with the largest e_k - q_k (ties: smaller k). Horizontal pass H(x, y) =
+//           sum_k q_k v(x + k, y) (uint32, no rounding), vertical pass A = sum_k q_k H(x, y + k)
+//           (uint64, no rounding), result round(A / 2^32) clamped to maxval. Coordinates outside
+//           the image are clamped to the edge (replicated border). Every channel, alpha included
+//           (not premultiplied).
+// sobel     Per colour channel, replicated border: gx = [-1 0 1; -2 0 2; -1 0 1],
+//           gy = [-1 -2 -1; 0 0 0; 1 2 1] (rows top to bottom), result round(sqrt(gx^2 + gy^2))
+//           computed exactly in integers, clamped to maxval. Alpha is copied.
+// resize:F (F > 0) or resize:WxH
+//           Target W' = max(1, floor(W F + 1/2)) and likewise H' (or W x H as given). Two 1-D
+//           passes, horizontal then vertical, each rounding its result half up to an integer
+//           sample. Per axis, n source samples to m: m < n is an exact area average (output i
+//           covers [i n/m, (i+1) n/m) of the source; sum of coverage * v over n), m > n is bilinear
+//           with pixel centres at source coordinate (i + 1/2) n/m - 1/2 (clamped to the edge), all
+//           weights exact rationals with denominator 2m; m == n copies. The scale is n/m, not 1/F,
+//           so the image's edges map onto each other. Every channel, alpha included.
+// invert    maxval - v on colour channels; alpha is copied.
+// threshold:T (0 <= T <= 65535)
+//           maxval if v >= T else 0, on colour channels; alpha is copied.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <hetpipe/error.hpp>
+
+#include "host/image.hpp"
+#include "host/image_math.hpp"
+
+namespace hetpipe::host::img {
+
+enum class op_kind { gray, blur, sobel, resize, invert, threshold };
+
+struct op {
+  op_kind kind = op_kind::gray;
+  double sigma = 0;         // blur
+  double factor = 0;        // resize by a factor (> 0), or 0 with width and height set
+  std::uint32_t width = 0;  // resize to width x height
+  std::uint32_t height = 0;
+  std::uint32_t threshold = 0;  // threshold
+};
+
+// "gray,blur:sigma=1.5,sobel,resize:0.5,resize:640x480,invert,threshold:128" -> ops, in order.
+// Names and keys are lower case; spaces around items are allowed. Throws hetpipe::usage_error
+// naming the item and what is wrong (unknown op, missing or bad argument, out of range). An empty
+// string is an empty list.
+std::vector<op> parse_ops(std::string_view list);
+
+// The canonical text of one op ("blur:sigma=1.5"), as parse_ops reads it back.
+std::string to_string(const op& o);
+
+// The shape after `o`. Throws input_error (empty file name) when a resize gives an image beyond
+// the limits of host/image.hpp. Inline (below), like make_blur_kernel: the GPU launcher uses both
+// and hetpipe_cuda does not link hetpipe_host.
+inline image_shape output_shape(const image_shape& in, const op& o);
+
+// The integer half kernel of blur:sigma (definition above). Throws usage_error for a sigma out of
+// (0, max_blur_sigma].
+inline blur_kernel make_blur_kernel(double sigma);
+
+// The chain `ops` applied to `in` on the CPU. threads > 1 splits the rows of each pass among that
+// many OpenMP threads; 1 runs everything on the calling thread (what a pipeline that already runs
+// one image per thread wants).
+image apply(const image& in, const std::vector<op>& ops, int threads = 1);
+image apply(const image& in, const op& o, int threads = 1);
+
+// --- inline definitions ---
+
+inline image_shape output_shape(const image_shape& in, const op& o) {
+  image_shape out = in;
+  if (o.kind == op_kind::gray) {
+    out.channels = 1;
+  } else if (o.kind == op_kind::resize) {
+    if (o.factor > 0) {
+      const auto scaled = [&](std::uint32_t n) {
+        const double v = std::floor(static_cast<double>(n) * o.factor + 0.5);
+        return v < 1 ? 1.0 : v;
+      };
+      const double w = scaled(in.width), h = scaled(in.height);
+      if (w > max_dimension || h > max_dimension || w * h > static_cast<double>(max_pixels))
+        throw input_error("", "resize:" + std::to_string(o.factor) + " of a " +
+                                  std::to_string(in.width) + "x" + std::to_string(in.height) +
+                                  " image is larger than the limit of " +
+                                  std::to_string(max_dimension) + " pixels a side and " +
+                                  std::to_string(max_pixels) + " pixels");
+      out.width = static_cast<std::uint32_t>(w);
+      out.height = static_cast<std::uint32_t>(h);
+    } else {
+      out.width = o.width;
+      out.height = o.height;
+    }
+  }
+  return out;
+}
+
+inline blur_kernel make_blur_kernel(double sigma) {
+  if (!(sigma > 0 && sigma <= max_blur_sigma))
+    throw usage_error("blur: sigma must be in (0, " + std::to_string(max_blur_sigma) + "], not " +
+                      std::to_string(sigma));
+  blur_kernel k;
+  k.radius = static_cast<int>(std::ceil(3 * sigma));
+  if (k.radius > max_blur_radius) k.radius = max_blur_radius;
+  double w[max_blur_radius + 1];
+  double sum = 0;
+  for (int i = 0; i <= k.radius; ++i) {
+    w[i] = std::exp(-static_cast<double>(i) * i / (2 * sigma * sigma));
+    sum += i == 0 ? w[i] : 2 * w[i];
+  }
+  // Largest remainders, kept symmetric: floors first, an odd leftover unit to the centre, then one
+  // unit to each side of the pairs with the largest fractions (ties: smaller |k| first). The
+  // leftover is < 2r + 1 units, so every q_k is its exact value rounded down or up.
+  double frac[max_blur_radius + 1];
+  std::uint32_t total = 0;
+  for (int i = 0; i <= k.radius; ++i) {
+    const double exact = blur_one * w[i] / sum;
+    k.q[i] = static_cast<std::uint32_t>(std::floor(exact));
+    frac[i] = exact - k.q[i];
+    total += i == 0 ? k.q[i] : 2 * k.q[i];
+  }
+  std::uint32_t left = blur_one - total;
+  if (left % 2 == 1) ++k.q[0], --left;
+  int order[max_blur_radius];
+  for (int i = 0; i < k.radius; ++i) order[i] = i + 1;
+  std::stable_sort(order, order + k.radius, [&](int a, int b) { return frac[a] > frac[b]; });
+  for (std::uint32_t i = 0; i < left / 2; ++i) ++k.q[order[i]];
+  return k;
+}
+
+}  // namespace hetpipe::host::img

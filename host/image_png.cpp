@@ -1,0 +1,156 @@
+// PNG from and to memory through libspng's documented API (contract: image.hpp).
+#include <spng.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include <hetpipe/error.hpp>
+
+#include "host/image.hpp"
+
+namespace hetpipe::host::img {
+namespace {
+
+[[noreturn]] void fail(const std::string& reason) {
+  throw input_error("", reason);
+}
+
+struct ctx_free {
+  void operator()(spng_ctx* c) const { spng_ctx_free(c); }
+};
+using ctx_ptr = std::unique_ptr<spng_ctx, ctx_free>;
+
+void check(int err, const char* what) {
+  if (err != 0) fail(std::string("bad PNG: ") + spng_strerror(err) + " (" + what + ")");
+}
+
+}  // namespace
+
+image decode_png(const void* data, std::size_t size) {
+  ctx_ptr ctx(spng_ctx_new(0));
+  if (!ctx) throw std::bad_alloc();
+  check(spng_set_png_buffer(ctx.get(), data, size), "reading the buffer");
+  check(spng_set_image_limits(ctx.get(), max_dimension, max_dimension), "setting limits");
+  spng_ihdr ihdr{};
+  check(spng_get_ihdr(ctx.get(), &ihdr), "header");
+  image im;
+  im.shape.width = ihdr.width;
+  im.shape.height = ihdr.height;
+  const int depth = ihdr.bit_depth;
+  switch (ihdr.color_type) {
+    case SPNG_COLOR_TYPE_GRAYSCALE:
+      im.shape.channels = 1;
+      break;
+    case SPNG_COLOR_TYPE_GRAYSCALE_ALPHA:
+      im.shape.channels = 2;
+      break;
+    case SPNG_COLOR_TYPE_TRUECOLOR:
+      im.shape.channels = 3;
+      break;
+    case SPNG_COLOR_TYPE_TRUECOLOR_ALPHA:
+      im.shape.channels = 4;
+      break;
+    case SPNG_COLOR_TYPE_INDEXED: {
+      spng_trns trns{};
+      im.shape.channels = spng_get_trns(ctx.get(), &trns) == 0 ? 4 : 3;
+      break;
+    }
+    default:
+      fail("bad PNG: colour type " + std::to_string(ihdr.color_type));
+  }
+  const bool indexed = ihdr.color_type == SPNG_COLOR_TYPE_INDEXED;
+  const bool wide = !indexed && depth == 16;
+  im.shape.maxval = wide ? 65535 : 255;
+  check_shape(im.shape);
+
+  // Native layout (host-endian 16-bit samples, low depths packed), except palettes: expanded by
+  // libspng to RGBA8 (tRNS applied) and the alpha dropped below when there is no tRNS.
+  const int fmt = indexed ? SPNG_FMT_RGBA8 : SPNG_FMT_PNG;
+  std::size_t len = 0;
+  check(spng_decoded_image_size(ctx.get(), fmt, &len), "image size");
+  std::vector<std::uint8_t> raw(len);
+  check(spng_decode_image(ctx.get(), raw.data(), len, fmt, indexed ? SPNG_DECODE_TRNS : 0),
+        "pixel data");
+
+  const std::size_t n = im.shape.samples();
+  im.samples.resize(n);
+  std::uint16_t* out = im.samples.data();
+  if (indexed) {
+    const std::uint32_t ch = im.shape.channels;
+    for (std::size_t px = 0; px < im.shape.pixels(); ++px)
+      for (std::uint32_t c = 0; c < ch; ++c) out[px * ch + c] = raw[px * 4 + c];
+  } else if (wide) {
+    if (len != n * 2) fail("bad PNG: unexpected decoded size");
+    std::memcpy(out, raw.data(), len);
+  } else if (depth == 8) {
+    if (len != n) fail("bad PNG: unexpected decoded size");
+    for (std::size_t i = 0; i < n; ++i) out[i] = raw[i];
+  } else {
+    // Gray at 1, 2 or 4 bits, rows packed most significant bits first; scaled to 0..255.
+    const std::size_t stride = (std::size_t{im.shape.width} * depth + 7) / 8;
+    if (len != stride * im.shape.height) fail("bad PNG: unexpected decoded size");
+    const unsigned scale = 255u / ((1u << depth) - 1);
+    const unsigned mask = (1u << depth) - 1;
+    for (std::uint32_t y = 0; y < im.shape.height; ++y) {
+      const std::uint8_t* row = raw.data() + y * stride;
+      for (std::uint32_t x = 0; x < im.shape.width; ++x) {
+        const std::size_t bit = std::size_t{x} * depth;
+        const unsigned v = (row[bit / 8] >> (8 - depth - bit % 8)) & mask;
+        out[std::size_t{y} * im.shape.width + x] = static_cast<std::uint16_t>(v * scale);
+      }
+    }
+  }
+  return im;
+}
+
+std::vector<std::uint8_t> encode_png(const image& im, int compression_level) {
+  check_shape(im.shape);
+  if (im.samples.size() != im.shape.samples())
+    fail("image has " + std::to_string(im.samples.size()) + " samples, its shape says " +
+         std::to_string(im.shape.samples()));
+  static const std::uint8_t color_type[] = {
+      0, SPNG_COLOR_TYPE_GRAYSCALE, SPNG_COLOR_TYPE_GRAYSCALE_ALPHA, SPNG_COLOR_TYPE_TRUECOLOR,
+      SPNG_COLOR_TYPE_TRUECOLOR_ALPHA};
+  const bool wide = im.shape.maxval > 255;
+  const std::uint32_t full = wide ? 65535 : 255;
+  const std::size_t n = im.samples.size();
+  std::vector<std::uint8_t> raw(n * (wide ? 2 : 1));
+  const std::uint32_t m = im.shape.maxval;
+  if (wide) {
+    auto* w = reinterpret_cast<std::uint16_t*>(raw.data());  // vector storage: aligned
+    for (std::size_t i = 0; i < n; ++i)
+      w[i] = static_cast<std::uint16_t>(m == full ? im.samples[i]
+                                                  : (2ull * im.samples[i] * full + m) / (2ull * m));
+  } else {
+    for (std::size_t i = 0; i < n; ++i)
+      raw[i] = static_cast<std::uint8_t>(m == full ? im.samples[i]
+                                                   : (2u * im.samples[i] * full + m) / (2u * m));
+  }
+
+  ctx_ptr ctx(spng_ctx_new(SPNG_CTX_ENCODER));
+  if (!ctx) throw std::bad_alloc();
+  check(spng_set_option(ctx.get(), SPNG_ENCODE_TO_BUFFER, 1), "encoder option");
+  check(spng_set_option(ctx.get(), SPNG_IMG_COMPRESSION_LEVEL, compression_level),
+        "compression level");
+  spng_ihdr ihdr{};
+  ihdr.width = im.shape.width;
+  ihdr.height = im.shape.height;
+  ihdr.bit_depth = wide ? 16 : 8;
+  ihdr.color_type = color_type[im.shape.channels];
+  check(spng_set_ihdr(ctx.get(), &ihdr), "encoding the header");
+  check(spng_encode_image(ctx.get(), raw.data(), raw.size(), SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE),
+        "encoding the pixels");
+  std::size_t len = 0;
+  int err = 0;
+  void* buf = spng_get_png_buffer(ctx.get(), &len, &err);
+  check(err, "encoded buffer");
+  if (!buf) fail("PNG encoder produced no output");
+  std::vector<std::uint8_t> out(static_cast<std::uint8_t*>(buf),
+                                static_cast<std::uint8_t*>(buf) + len);
+  std::free(buf);
+  return out;
+}
+
+}  // namespace hetpipe::host::img

@@ -1,0 +1,211 @@
+// Binary PNM (P5/P6) from and to memory, written from the Netpbm format description, plus the
+// shape checks and format sniffing shared by the codecs (contract: image.hpp).
+#include <cstring>
+#include <string>
+
+#include <hetpipe/error.hpp>
+
+#include "host/image.hpp"
+
+namespace hetpipe::host::img {
+namespace {
+
+[[noreturn]] void fail(const std::string& reason) {
+  throw input_error("", reason);
+}
+
+bool is_space(std::uint8_t c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+// Reads the header fields one by one from p[0..n).
+class header_reader {
+ public:
+  header_reader(const std::uint8_t* p, std::size_t n) : p_(p), n_(n) {}
+
+  // Whitespace and comments, then a decimal number.
+  std::uint64_t number(const char* what) {
+    skip_space_and_comments();
+    if (i_ == n_) fail(std::string("PNM header ends before the ") + what);
+    if (p_[i_] < '0' || p_[i_] > '9')
+      fail(std::string("malformed PNM header: expected the ") + what +
+           " (a decimal number), found " + shown(p_[i_]));
+    std::uint64_t v = 0;
+    while (i_ < n_ && p_[i_] >= '0' && p_[i_] <= '9') {
+      v = v * 10 + (p_[i_++] - '0');
+      if (v > 0xFFFFFFFFu) fail(std::string("malformed PNM header: the ") + what + " is too large");
+    }
+    if (i_ < n_ && !is_space(p_[i_]) && p_[i_] != '#')
+      fail(std::string("malformed PNM header: ") + shown(p_[i_]) + " after the " + what);
+    return v;
+  }
+
+  // The single whitespace character after maxval (a comment there runs to its line end, which
+  // is then the delimiter). Returns the offset of the raster.
+  std::size_t raster_start() {
+    if (i_ < n_ && p_[i_] == '#') {
+      while (i_ < n_ && p_[i_] != '\n' && p_[i_] != '\r') ++i_;
+    }
+    if (i_ == n_) fail("PNM header ends before the pixel data (no whitespace after maxval)");
+    return i_ + 1;  // number() left us on whitespace
+  }
+
+ private:
+  void skip_space_and_comments() {
+    while (i_ < n_) {
+      if (is_space(p_[i_])) {
+        ++i_;
+      } else if (p_[i_] == '#') {
+        while (i_ < n_ && p_[i_] != '\n' && p_[i_] != '\r') ++i_;
+      } else {
+        break;
+      }
+    }
+  }
+  static std::string shown(std::uint8_t c) {
+    if (c >= 0x21 && c < 0x7F) return std::string("'") + static_cast<char>(c) + "'";
+    return "byte " + std::to_string(c);
+  }
+
+  const std::uint8_t* p_;
+  std::size_t n_;
+  std::size_t i_ = 2;  // after the magic
+};
+
+}  // namespace
+
+void check_shape(const image_shape& s) {
+  if (s.channels < 1 || s.channels > 4)
+    fail(std::to_string(s.channels) + " channels per pixel (1 to 4 are supported)");
+  if (s.maxval < 1 || s.maxval > 65535)
+    fail("maxval " + std::to_string(s.maxval) + " is not in 1..65535");
+  if (s.width == 0 || s.height == 0)
+    fail("empty image (" + std::to_string(s.width) + "x" + std::to_string(s.height) + ")");
+  if (s.width > max_dimension || s.height > max_dimension || s.pixels() > max_pixels)
+    fail("image of " + std::to_string(s.width) + "x" + std::to_string(s.height) +
+         " is larger than the limit of " + std::to_string(max_dimension) + " pixels a side and " +
+         std::to_string(max_pixels) + " pixels");
+}
+
+std::string describe(const image_shape& s) {
+  static const char* const kinds[] = {"", "gray", "gray+alpha", "RGB", "RGBA"};
+  std::string r = std::to_string(s.width) + "x" + std::to_string(s.height) + " " +
+                  (s.channels <= 4 ? kinds[s.channels] : "?") + " " + std::to_string(s.depth()) +
+                  "-bit";
+  if (s.maxval != 255 && s.maxval != 65535) r += " (maxval " + std::to_string(s.maxval) + ")";
+  return r;
+}
+
+image decode_pnm(const void* data, std::size_t size) {
+  const auto* p = static_cast<const std::uint8_t*>(data);
+  if (size < 2 || p[0] != 'P') fail("not a PNM file (no 'P' magic)");
+  if (p[1] < '1' || p[1] > '7') fail("not a PNM file (unknown magic)");
+  if (p[1] != '5' && p[1] != '6') {
+    static const char* const names[] = {"plain PBM", "plain PGM", "plain PPM", "PBM bitmap",
+                                        "",          "",          "PAM"};
+    fail(std::string("unsupported PNM format P") + static_cast<char>(p[1]) + " (" +
+         names[p[1] - '1'] + "); only binary P5 (gray) and P6 (RGB) are supported");
+  }
+  if (size > 2 && !is_space(p[2]) && p[2] != '#')
+    fail("malformed PNM header: no whitespace after the magic");
+  header_reader h(p, size);
+  image im;
+  im.shape.channels = p[1] == '5' ? 1 : 3;
+  const std::uint64_t w = h.number("width");
+  const std::uint64_t hh = h.number("height");
+  const std::uint64_t maxval = h.number("maxval");
+  if (maxval == 0 || maxval > 65535)
+    fail("PNM maxval " + std::to_string(maxval) + " is not in 1..65535");
+  if (w == 0 || hh == 0) fail("empty image (" + std::to_string(w) + "x" + std::to_string(hh) + ")");
+  im.shape.width = static_cast<std::uint32_t>(w);
+  im.shape.height = static_cast<std::uint32_t>(hh);
+  im.shape.maxval = static_cast<std::uint32_t>(maxval);
+  check_shape(im.shape);
+  const std::size_t start = h.raster_start();
+  const std::size_t n = im.shape.samples();
+  const std::size_t bytes_per = maxval > 255 ? 2 : 1;
+  const std::size_t need = n * bytes_per;
+  const std::size_t have = size - start;
+  if (have < need)
+    fail("PNM pixel data truncated: " + std::to_string(need - have) + " bytes missing (" +
+         std::to_string(need) + " expected for " + describe(im.shape) + ", " +
+         std::to_string(have) + " present)");
+  if (have > need)
+    fail(std::to_string(have - need) +
+         " bytes after the PNM pixel data (multi-image PNM streams are not supported)");
+  im.samples.resize(n);
+  const std::uint8_t* r = p + start;
+  std::uint32_t largest = 0;
+  std::uint16_t* out = im.samples.data();
+  if (bytes_per == 1) {
+    for (std::size_t i = 0; i < n; ++i) {
+      out[i] = r[i];
+      largest = largest > r[i] ? largest : r[i];
+    }
+  } else {
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint32_t v = (std::uint32_t{r[2 * i]} << 8) | r[2 * i + 1];
+      out[i] = static_cast<std::uint16_t>(v);
+      largest = largest > v ? largest : v;
+    }
+  }
+  if (largest > maxval) {
+    std::size_t i = 0;
+    while (out[i] <= maxval) ++i;
+    const std::size_t px = i / im.shape.channels;
+    fail("PNM sample value " + std::to_string(out[i]) + " exceeds maxval " +
+         std::to_string(maxval) + " at pixel (" + std::to_string(px % im.shape.width) + ", " +
+         std::to_string(px / im.shape.width) + ")");
+  }
+  return im;
+}
+
+std::vector<std::uint8_t> encode_pnm(const image& im) {
+  check_shape(im.shape);
+  if (im.shape.channels != 1 && im.shape.channels != 3)
+    fail("a " + describe(im.shape) +
+         " image cannot be written as PNM (P5/P6 hold gray or RGB "
+         "without alpha); write PNG");
+  if (im.samples.size() != im.shape.samples())
+    fail("image has " + std::to_string(im.samples.size()) + " samples, its shape says " +
+         std::to_string(im.shape.samples()));
+  const std::string header =
+      std::string(im.shape.channels == 1 ? "P5" : "P6") + "\n" + std::to_string(im.shape.width) +
+      " " + std::to_string(im.shape.height) + "\n" + std::to_string(im.shape.maxval) + "\n";
+  const std::size_t n = im.samples.size();
+  const bool wide = im.shape.maxval > 255;
+  std::vector<std::uint8_t> out(header.size() + n * (wide ? 2 : 1));
+  std::memcpy(out.data(), header.data(), header.size());
+  std::uint8_t* w = out.data() + header.size();
+  const std::uint16_t* s = im.samples.data();
+  if (wide) {
+    for (std::size_t i = 0; i < n; ++i) {
+      w[2 * i] = static_cast<std::uint8_t>(s[i] >> 8);
+      w[2 * i + 1] = static_cast<std::uint8_t>(s[i]);
+    }
+  } else {
+    for (std::size_t i = 0; i < n; ++i) w[i] = static_cast<std::uint8_t>(s[i]);
+  }
+  return out;
+}
+
+image_format sniff_format(const void* data, std::size_t size) {
+  static const std::uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  const auto* p = static_cast<const std::uint8_t*>(data);
+  if (size >= 8 && std::memcmp(p, png_sig, 8) == 0) return image_format::png;
+  if (size >= 2 && p[0] == 'P' && p[1] >= '1' && p[1] <= '7') return image_format::pnm;
+  return image_format::unknown;
+}
+
+image decode_image(const void* data, std::size_t size) {
+  switch (sniff_format(data, size)) {
+    case image_format::pnm:
+      return decode_pnm(data, size);
+    case image_format::png:
+      return decode_png(data, size);
+    default:
+      fail("not a PNM or PNG image (unknown magic)");
+  }
+}
+
+}  // namespace hetpipe::host::img

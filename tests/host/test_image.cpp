@@ -1,0 +1,558 @@
+// The image filters on hand-checked pixels, the integer helpers they share with the GPU, the PNM
+// and PNG codecs (round trips, PNG files built byte by byte here, every refusal), and the ops-list
+// parser.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include <hetpipe/error.hpp>
+
+#include "host/crc.hpp"
+#include "host/image.hpp"
+#include "host/image_ops.hpp"
+
+namespace img = hetpipe::host::img;
+using Catch::Matchers::Contains;
+
+namespace {
+
+using u16v = std::vector<std::uint16_t>;
+
+img::image make(std::uint32_t w, std::uint32_t h, std::uint32_t ch, std::uint32_t maxval, u16v s) {
+  img::image im;
+  im.shape = {w, h, ch, maxval};
+  REQUIRE(s.size() == im.shape.samples());
+  im.samples = std::move(s);
+  return im;
+}
+
+img::image random_image(std::uint32_t w, std::uint32_t h, std::uint32_t ch, std::uint32_t maxval,
+                        std::uint64_t seed) {
+  std::mt19937_64 g(seed);
+  img::image im;
+  im.shape = {w, h, ch, maxval};
+  im.samples.resize(im.shape.samples());
+  for (auto& v : im.samples) v = static_cast<std::uint16_t>(g() % (maxval + 1));
+  return im;
+}
+
+img::image run(const img::image& in, const char* ops, int threads = 1) {
+  return img::apply(in, img::parse_ops(ops), threads);
+}
+
+std::vector<std::uint8_t> bytes(const std::string& s) {
+  return {s.begin(), s.end()};
+}
+
+std::string decode_error(const std::vector<std::uint8_t>& b) {
+  try {
+    img::decode_image(b.data(), b.size());
+  } catch (const hetpipe::input_error& e) {
+    CHECK(e.file().empty());
+    return e.reason();
+  }
+  return "(no error)";
+}
+
+std::string parse_error(const char* list) {
+  try {
+    img::parse_ops(list);
+  } catch (const hetpipe::usage_error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// --- a PNG writer for tests: chunks with CRC32, zlib with stored (uncompressed) blocks ---
+
+void put32(std::vector<std::uint8_t>& v, std::uint32_t x) {
+  for (int s = 24; s >= 0; s -= 8) v.push_back(static_cast<std::uint8_t>(x >> s));
+}
+
+void chunk(std::vector<std::uint8_t>& png, const char* type,
+           const std::vector<std::uint8_t>& data) {
+  put32(png, static_cast<std::uint32_t>(data.size()));
+  std::vector<std::uint8_t> body(type, type + 4);
+  body.insert(body.end(), data.begin(), data.end());
+  png.insert(png.end(), body.begin(), body.end());
+  put32(png,
+        hetpipe::host::crc_update(hetpipe::host::crc_kind::crc32, 0, body.data(), body.size()));
+}
+
+std::vector<std::uint8_t> zlib_stored(const std::vector<std::uint8_t>& raw) {
+  std::vector<std::uint8_t> z = {0x78, 0x01};
+  const std::size_t n = raw.size();  // tests keep it < 65536: one final stored block
+  z.push_back(1);
+  z.push_back(static_cast<std::uint8_t>(n));
+  z.push_back(static_cast<std::uint8_t>(n >> 8));
+  z.push_back(static_cast<std::uint8_t>(~n));
+  z.push_back(static_cast<std::uint8_t>(~n >> 8));
+  z.insert(z.end(), raw.begin(), raw.end());
+  std::uint32_t a = 1, b = 0;
+  for (std::uint8_t c : raw) a = (a + c) % 65521, b = (b + a) % 65521;
+  put32(z, (b << 16) | a);
+  return z;
+}
+
+// scanlines: each row already starts with its filter byte (0 = none).
+std::vector<std::uint8_t> make_png(
+    std::uint32_t w, std::uint32_t h, std::uint8_t depth, std::uint8_t color,
+    const std::vector<std::uint8_t>& scanlines,
+    const std::vector<std::pair<const char*, std::vector<std::uint8_t>>>& extra = {}) {
+  std::vector<std::uint8_t> png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  std::vector<std::uint8_t> ihdr;
+  put32(ihdr, w);
+  put32(ihdr, h);
+  ihdr.insert(ihdr.end(), {depth, color, 0, 0, 0});
+  chunk(png, "IHDR", ihdr);
+  for (const auto& [type, data] : extra) chunk(png, type, data);
+  chunk(png, "IDAT", zlib_stored(scanlines));
+  chunk(png, "IEND", {});
+  return png;
+}
+
+// The blur by its definition, straight from the 2-D sum (no separable passes, no scratch rows).
+img::image reference_blur(const img::image& in, double sigma) {
+  const img::blur_kernel k = img::make_blur_kernel(sigma);
+  img::image out = in;
+  const auto& s = in.shape;
+  for (std::int64_t y = 0; y < s.height; ++y)
+    for (std::int64_t x = 0; x < s.width; ++x)
+      for (std::uint32_t c = 0; c < s.channels; ++c) {
+        std::uint64_t acc = 0;
+        for (int dy = -k.radius; dy <= k.radius; ++dy)
+          for (int dx = -k.radius; dx <= k.radius; ++dx) {
+            const auto yy = img::clamp_index(y + dy, s.height);
+            const auto xx = img::clamp_index(x + dx, s.width);
+            acc += std::uint64_t{k.q[std::abs(dy)]} * k.q[std::abs(dx)] *
+                   in.samples[(yy * s.width + xx) * s.channels + c];
+          }
+        const std::uint64_t v = (acc + (1ull << 31)) >> 32;
+        out.samples[(y * s.width + x) * s.channels + c] =
+            static_cast<std::uint16_t>(std::min<std::uint64_t>(v, s.maxval));
+      }
+  return out;
+}
+
+}  // namespace
+
+// --- integer helpers ---
+
+TEST_CASE("luma is BT.601 in integers, rounded half up", "[image]") {
+  CHECK(img::luma(255, 0, 0) == 76);  // 76.245 + 0.5
+  CHECK(img::luma(0, 255, 0) == 150);
+  CHECK(img::luma(0, 0, 255) == 29);
+  CHECK(img::luma(255, 255, 255) == 255);
+  CHECK(img::luma(65535, 65535, 65535) == 65535);
+  CHECK(img::luma(100, 150, 200) == 141);  // 141.25
+  CHECK(img::luma(0, 0, 5) == 1);          // 0.57
+  CHECK(img::luma(0, 0, 4) == 0);          // 0.456
+}
+
+TEST_CASE("isqrt_round is round(sqrt(s)) exactly, ties impossible", "[image]") {
+  CHECK(img::isqrt_round(0) == 0);
+  CHECK(img::isqrt_round(1) == 1);
+  CHECK(img::isqrt_round(2) == 1);
+  CHECK(img::isqrt_round(3) == 2);
+  CHECK(img::isqrt_round(6) == 2);
+  CHECK(img::isqrt_round(7) == 3);
+  for (std::uint64_t m :
+       {2ull, 3ull, 255ull, 1000ull, 65535ull, 262140ull, 370727ull, 67108863ull}) {
+    CHECK(img::isqrt_round(m * m) == m);
+    CHECK(img::isqrt_round(m * m + m) == m);  // sqrt < m + 1/2
+    CHECK(img::isqrt_round(m * m + m + 1) == m + 1);
+    CHECK(img::isqrt_round(m * m - 1) == m);
+  }
+  // Every s up to 2^22 and around every square up to 2^40, against the definition.
+  for (std::uint64_t v = 0; v < (1u << 22); ++v) {
+    const std::uint64_t r = img::isqrt_round(v);
+    // r = round(sqrt(v)) <=> (r - 1/2)^2 <= v < (r + 1/2)^2 <=> r^2 - r < v <= r^2 + r.
+    if (v != 0 && !(r * r - r < v && v <= r * r + r)) FAIL("isqrt_round(" << v << ") = " << r);
+  }
+  for (std::uint64_t m = 2; m < (1u << 20); m += 997)
+    for (std::uint64_t v = m * m - m; v <= m * m + m + 1; ++v) {
+      const std::uint64_t r = img::isqrt_round(v);
+      if (!(r * r - r < v && v <= r * r + r)) FAIL("isqrt_round(" << v << ") = " << r);
+    }
+  CHECK(img::sobel_magnitude(3, 4, 255) == 5);
+  CHECK(img::sobel_magnitude(-1, 2, 255) == 2);  // 2.236
+  CHECK(img::sobel_magnitude(1000, 0, 255) == 255);
+  CHECK(img::sobel_magnitude(-262140, -262140, 65535) == 65535);
+}
+
+TEST_CASE("blur weights are symmetric integers summing to exactly 2^16", "[image]") {
+  for (double sigma : {0.1, 0.5, 0.7, 1.0, 1.5, 2.0, 3.3, 10.0, 64.0}) {
+    CAPTURE(sigma);
+    const img::blur_kernel k = img::make_blur_kernel(sigma);
+    CHECK(k.radius == static_cast<int>(std::ceil(3 * sigma)));
+    std::uint64_t sum = k.q[0];
+    double wsum = 1;
+    for (int i = 1; i <= k.radius; ++i) {
+      sum += 2 * k.q[i];
+      wsum += 2 * std::exp(-i * i / (2 * sigma * sigma));
+    }
+    CHECK(sum == img::blur_one);
+    for (int i = 0; i <= k.radius; ++i)
+      CHECK(std::abs(k.q[i] - 65536 * std::exp(-i * i / (2 * sigma * sigma)) / wsum) < 1);
+  }
+  // sigma = 1: 65536 w_k / sum(w) = 26152.16, 15862.09, 3539.31, 290.52: floors leave 2 units,
+  // one pair, to k = 3 (largest fraction).
+  const img::blur_kernel k = img::make_blur_kernel(1.0);
+  CHECK(k.radius == 3);
+  CHECK(k.q[1] == 15862);
+  CHECK(k.q[2] == 3539);
+  CHECK(k.q[3] == 291);
+  CHECK(k.q[0] == 65536 - 2 * (15862 + 3539 + 291));
+  CHECK_THROWS_AS(img::make_blur_kernel(0), hetpipe::usage_error);
+  CHECK_THROWS_AS(img::make_blur_kernel(64.5), hetpipe::usage_error);
+}
+
+TEST_CASE("resize taps: area coverage sums to n, bilinear weights to 2m", "[image]") {
+  for (std::uint64_t n : {2u, 3u, 7u, 100u, 1920u})
+    for (std::uint64_t m = 1; m < n; m += (n > 20 ? 17 : 1)) {
+      for (std::uint64_t i = 0; i < m; ++i) {
+        std::uint64_t f = 0, l = 0, cov = 0;
+        img::area_span(i, n, m, &f, &l);
+        for (std::uint64_t j = f; j <= l; ++j) {
+          const auto c = img::area_coverage(i, j, n, m);
+          CHECK(c >= 1);
+          CHECK(c <= m);
+          cov += c;
+        }
+        CHECK(cov == n);
+      }
+    }
+  const img::bilinear_tap t = img::bilinear_at(1, 2, 4);  // s = 0.25
+  CHECK(t.j0 == 0);
+  CHECK(t.j1 == 1);
+  CHECK(t.t == 2);  // of 8
+}
+
+// --- operations ---
+
+TEST_CASE("gray: BT.601 luma of RGB, alpha dropped, gray unchanged", "[image]") {
+  const auto rgb = make(3, 1, 3, 255, {255, 0, 0, 0, 255, 0, 100, 150, 200});
+  const auto g = run(rgb, "gray");
+  CHECK(g.shape == img::image_shape{3, 1, 1, 255});
+  CHECK(g.samples == u16v{76, 150, 141});
+
+  const auto rgba = make(1, 2, 4, 65535, {1000, 2000, 3000, 7, 65535, 65535, 65535, 0});
+  const auto g16 = run(rgba, "gray");
+  CHECK(g16.shape == img::image_shape{1, 2, 1, 65535});
+  CHECK(g16.samples == u16v{1815, 65535});  // 1815.5 - 0.5: (1815000 + 500) / 1000
+
+  const auto ga = make(2, 1, 2, 255, {10, 200, 20, 100});
+  CHECK(run(ga, "gray").samples == u16v{10, 20});
+  const auto gray = make(1, 3, 1, 255, {1, 2, 3});
+  CHECK(run(gray, "gray").samples == gray.samples);
+}
+
+TEST_CASE("invert and threshold act on colour channels and keep alpha", "[image]") {
+  const auto rgba = make(2, 1, 4, 255, {0, 127, 128, 9, 255, 1, 200, 250});
+  CHECK(run(rgba, "invert").samples == u16v{255, 128, 127, 9, 0, 254, 55, 250});
+  CHECK(run(rgba, "threshold:128").samples == u16v{0, 0, 255, 9, 255, 0, 255, 250});
+  const auto g = make(3, 1, 1, 1000, {0, 999, 1000});
+  CHECK(run(g, "invert").samples == u16v{1000, 1, 0});
+  CHECK(run(g, "threshold:999").samples == u16v{0, 1000, 1000});
+  CHECK(run(g, "threshold:0").samples == u16v{1000, 1000, 1000});
+}
+
+TEST_CASE("blur of an impulse is the outer product of the integer weights", "[image]") {
+  u16v s(49, 0);
+  s[3 * 7 + 3] = 255;
+  const auto in = make(7, 7, 1, 255, s);
+  const auto out = run(in, "blur:sigma=1");
+  const img::blur_kernel k = img::make_blur_kernel(1.0);
+  for (int y = 0; y < 7; ++y)
+    for (int x = 0; x < 7; ++x) {
+      const std::uint64_t a = 255ull * k.q[std::abs(x - 3)] * k.q[std::abs(y - 3)];
+      CHECK(out.samples[y * 7 + x] == (a + (1ull << 31)) >> 32);
+    }
+  CHECK(k.q[0] == 26152);
+  CHECK(out.samples[3 * 7 + 3] == 41);  // 255 * 26152^2 / 2^32 = 40.61
+}
+
+TEST_CASE("blur keeps constant images, 1x1 images and matches the 2-D definition", "[image]") {
+  const auto c = make(5, 3, 3, 65535, u16v(45, 40000));
+  CHECK(run(c, "blur:sigma=2.5").samples == c.samples);
+  const auto one = make(1, 1, 4, 255, {1, 2, 3, 4});
+  CHECK(run(one, "blur:sigma=3").samples == one.samples);
+  const auto step = make(4, 1, 1, 255, {0, 0, 0, 255});  // border replicated: 255 beyond the end
+  CHECK(run(step, "blur:0.5").samples == reference_blur(step, 0.5).samples);
+  for (auto [w, h, ch, maxval] : {std::array<std::uint32_t, 4>{1, 9, 1, 255},
+                                  {9, 1, 3, 255},
+                                  {7, 5, 4, 65535},
+                                  {13, 11, 2, 1000},
+                                  {3, 3, 3, 255}})
+    for (double sigma : {0.3, 0.7, 1.0, 2.0}) {
+      CAPTURE(w, h, ch, maxval, sigma);
+      const auto in = random_image(w, h, ch, maxval, w * 100 + h);
+      const auto ref = reference_blur(in, sigma);
+      CHECK(img::apply(in, {img::op{img::op_kind::blur, sigma}}).samples == ref.samples);
+      CHECK(img::apply(in, {img::op{img::op_kind::blur, sigma}}, 2).samples == ref.samples);
+    }
+}
+
+TEST_CASE("sobel of a vertical step edge and on every colour channel", "[image]") {
+  const auto step = make(4, 3, 1, 255, {0, 0, 10, 10, 0, 0, 10, 10, 0, 0, 10, 10});
+  CHECK(run(step, "sobel").samples == u16v{0, 40, 40, 0, 0, 40, 40, 0, 0, 40, 40, 0});
+  const auto big = make(4, 1, 1, 255, {0, 0, 255, 255});
+  CHECK(run(big, "sobel").samples == u16v{0, 255, 255, 0});  // 1020 clamped
+  // Horizontal step in 16-bit: gy = 4 * 100 on the rows next to it.
+  const auto hstep = make(2, 3, 1, 65535, {0, 0, 0, 0, 100, 100});
+  CHECK(run(hstep, "sobel").samples == u16v{0, 0, 400, 400, 400, 400});
+  // gx = 3, gy = 4 at the centre of a 3x3 with one corner pixel: p22 = 1 -> gx = 1, gy = 1 ->
+  // round(1.414) = 1; p02 = 2, p22 = 1 -> gx = 3, gy = 1 - 2 = -1 -> round(3.16) = 3.
+  const auto corner = make(3, 3, 1, 255, {0, 0, 2, 0, 0, 0, 0, 0, 1});
+  CHECK(run(corner, "sobel").samples[4] == 3);
+  const auto rgba = make(1, 1, 4, 255, {9, 8, 7, 77});
+  CHECK(run(rgba, "sobel").samples == u16v{0, 0, 0, 77});
+}
+
+TEST_CASE("resize down averages areas, up interpolates pixel centres", "[image]") {
+  const auto in =
+      make(4, 4, 1, 255, {10, 20, 0, 2, 30, 40, 4, 6, 100, 100, 255, 255, 200, 200, 255, 255});
+  const auto half = run(in, "resize:0.5");
+  CHECK(half.shape == img::image_shape{2, 2, 1, 255});
+  CHECK(half.samples == u16v{25, 3, 150, 255});
+  CHECK(run(in, "resize:2x2").samples == half.samples);
+
+  // 3 -> 2: output 0 = (2 * 0 + 1 * 90) / 3, output 1 = (1 * 90 + 2 * 180) / 3.
+  CHECK(run(make(3, 1, 1, 255, {0, 90, 180}), "resize:2x1").samples == u16v{30, 150});
+  CHECK(run(make(1, 3, 1, 255, {0, 90, 180}), "resize:1x2").samples == u16v{30, 150});
+
+  const auto up = run(make(2, 2, 1, 255, {0, 100, 100, 200}), "resize:2");
+  CHECK(up.shape == img::image_shape{4, 4, 1, 255});
+  CHECK(up.samples ==
+        u16v{0, 25, 75, 100, 25, 50, 100, 125, 75, 100, 150, 175, 100, 125, 175, 200});
+  // Rounding half up: 0.5 -> 1, 1.5 -> 2.
+  CHECK(run(make(2, 1, 1, 255, {0, 2}), "resize:4x1").samples == u16v{0, 1, 2, 2});
+  const auto px = run(make(1, 1, 3, 65535, {1, 2, 65535}), "resize:3");
+  CHECK(px.shape == img::image_shape{3, 3, 3, 65535});
+  for (std::size_t i = 0; i < px.samples.size(); i += 3)
+    CHECK(u16v(px.samples.begin() + i, px.samples.begin() + i + 3) == u16v{1, 2, 65535});
+  // Rounded target sizes; a factor of 1 changes nothing.
+  CHECK(img::output_shape({5, 3, 1, 255}, img::parse_ops("resize:0.5")[0]) ==
+        img::image_shape{3, 2, 1, 255});
+  CHECK(img::output_shape({1, 1, 1, 255}, img::parse_ops("resize:0.1")[0]) ==
+        img::image_shape{1, 1, 1, 255});
+  const auto r = random_image(7, 5, 3, 255, 3);
+  CHECK(run(r, "resize:1").samples == r.samples);
+  CHECK_THROWS_AS(img::output_shape({65536, 65536, 1, 255}, img::parse_ops("resize:2")[0]),
+                  hetpipe::input_error);
+}
+
+TEST_CASE("a chain runs in order and threads change nothing", "[image]") {
+  const auto in = random_image(61, 37, 3, 255, 11);
+  const auto a = run(in, "gray,blur:sigma=1.5,sobel,resize:0.5");
+  CHECK(a.shape == img::image_shape{31, 19, 1, 255});
+  CHECK(run(in, "gray,blur:sigma=1.5,sobel,resize:0.5", 2).samples == a.samples);
+  auto step = run(in, "gray");
+  step = run(step, "blur:1.5");
+  step = run(step, "sobel");
+  step = run(step, "resize:0.5");
+  CHECK(step.samples == a.samples);
+  const auto in16 = random_image(33, 65, 4, 65535, 12);
+  CHECK(run(in16, "blur:sigma=0.7,invert,threshold:32768,resize:1.7", 1).samples ==
+        run(in16, "blur:sigma=0.7,invert,threshold:32768,resize:1.7", 2).samples);
+}
+
+// --- ops list ---
+
+TEST_CASE("ops lists parse in order, with canonical text", "[image]") {
+  const auto ops = img::parse_ops(
+      " gray, blur:sigma=1.5 ,sobel,resize:0.5,resize:640x480,invert,threshold:128,blur:2");
+  REQUIRE(ops.size() == 8);
+  CHECK(ops[0].kind == img::op_kind::gray);
+  CHECK(ops[1].kind == img::op_kind::blur);
+  CHECK(ops[1].sigma == 1.5);
+  CHECK(ops[2].kind == img::op_kind::sobel);
+  CHECK(ops[3].factor == 0.5);
+  CHECK(ops[4].width == 640);
+  CHECK(ops[4].height == 480);
+  CHECK(ops[5].kind == img::op_kind::invert);
+  CHECK(ops[6].threshold == 128);
+  CHECK(ops[7].sigma == 2.0);
+  std::string joined;
+  for (const auto& o : ops) joined += (joined.empty() ? "" : ",") + img::to_string(o);
+  CHECK(joined ==
+        "gray,blur:sigma=1.5,sobel,resize:0.5,resize:640x480,invert,threshold:128,blur:sigma=2");
+  CHECK(img::parse_ops("").empty());
+}
+
+TEST_CASE("bad ops lists are refused with the item and the reason", "[image]") {
+  CHECK_THAT(parse_error("gray,sharpen"), Contains("'sharpen'") && Contains("unknown operation"));
+  CHECK_THAT(parse_error("blur"), Contains("needs an argument"));
+  CHECK_THAT(parse_error("blur:sigma=0"), Contains("greater than 0"));
+  CHECK_THAT(parse_error("blur:sigma=65"), Contains("at most 64"));
+  CHECK_THAT(parse_error("blur:sigma=abc"), Contains("'abc' is not a number"));
+  CHECK_THAT(parse_error("blur:sigma=nan"), Contains("not a number"));
+  CHECK_THAT(parse_error("resize:0"), Contains("greater than 0"));
+  CHECK_THAT(parse_error("resize:-2"), Contains("greater than 0"));
+  CHECK_THAT(parse_error("resize:1.5.2"), Contains("not a number"));
+  CHECK_THAT(parse_error("resize:0x5"), Contains("at least 1"));
+  CHECK_THAT(parse_error("resize:10x"), Contains("not a non-negative integer"));
+  CHECK_THAT(parse_error("resize:2000000x1"), Contains("larger than"));
+  CHECK_THAT(parse_error("threshold:70000"), Contains("larger than 65535"));
+  CHECK_THAT(parse_error("threshold:-1"), Contains("not a non-negative integer"));
+  CHECK_THAT(parse_error("invert:3"), Contains("takes no argument"));
+  CHECK_THAT(parse_error("gray,,sobel"), Contains("empty item"));
+  CHECK_THAT(parse_error("gray,"), Contains("empty item"));
+}
+
+// --- PNM ---
+
+TEST_CASE("PNM round trips: P5/P6, 8 and 16 bits, any maxval", "[image]") {
+  for (auto [ch, maxval] : {std::pair<std::uint32_t, std::uint32_t>{1, 255},
+                            {3, 255},
+                            {1, 65535},
+                            {3, 65535},
+                            {1, 1},
+                            {3, 1000},
+                            {1, 256}}) {
+    CAPTURE(ch, maxval);
+    const auto in = random_image(17, 5, ch, maxval, ch * 7 + maxval);
+    const auto enc = img::encode_pnm(in);
+    const std::string head =
+        std::string(ch == 1 ? "P5" : "P6") + "\n17 5\n" + std::to_string(maxval) + "\n";
+    CHECK(std::string(enc.begin(), enc.begin() + head.size()) == head);
+    CHECK(enc.size() == head.size() + in.samples.size() * (maxval > 255 ? 2 : 1));
+    const auto out = img::decode_image(enc.data(), enc.size());
+    CHECK(out.shape == in.shape);
+    CHECK(out.samples == in.samples);
+  }
+}
+
+TEST_CASE("PNM headers: comments and any whitespace, 16-bit big-endian", "[image]") {
+  const auto a = bytes("P5 # a comment\n2\t# another\r\n 1\f\v255\n\x07\xff");
+  const auto im = img::decode_pnm(a.data(), a.size());
+  CHECK(im.shape == img::image_shape{2, 1, 1, 255});
+  CHECK(im.samples == u16v{7, 255});
+  // A comment right after maxval runs to its newline, the delimiter.
+  const auto b = bytes("P6\n1 1\n65535#x\n\x01\x02\x03\x04\x05\x06");
+  const auto rgb = img::decode_pnm(b.data(), b.size());
+  CHECK(rgb.samples == u16v{0x0102, 0x0304, 0x0506});
+  // The raster may start with a whitespace byte: only one delimiter is consumed.
+  const auto c = bytes("P5\n1 1\n255\n\n");
+  CHECK(img::decode_pnm(c.data(), c.size()).samples == u16v{10});
+}
+
+TEST_CASE("bad PNM files are refused with a clear reason", "[image]") {
+  CHECK_THAT(decode_error(bytes("P5\n2 2\n255\n\x01\x02\x03")),
+             Contains("truncated") && Contains("1 bytes missing"));
+  CHECK_THAT(decode_error(bytes("P6\n2 1\n65535\n\x01")), Contains("11 bytes missing"));
+  CHECK_THAT(decode_error(bytes("P5\n1 1\n255\n\x01\x02")), Contains("1 bytes after"));
+  CHECK_THAT(decode_error(bytes("P4\n8 1\n\xff")), Contains("unsupported PNM format P4"));
+  CHECK_THAT(decode_error(bytes("P7\nWIDTH 1\n")), Contains("P7") && Contains("PAM"));
+  CHECK_THAT(decode_error(bytes("P2\n1 1\n255\n7\n")), Contains("P2"));
+  CHECK_THAT(decode_error(bytes("P5\n1 1\n0\n\x00")), Contains("maxval 0"));
+  CHECK_THAT(decode_error(bytes("P5\n1 1\n65536\n\x00\x00")), Contains("maxval 65536"));
+  CHECK_THAT(decode_error(bytes("P5\n0 1\n255\n")), Contains("empty image"));
+  CHECK_THAT(decode_error(bytes("P5\n2000000 1\n255\n")), Contains("larger than the limit"));
+  CHECK_THAT(decode_error(bytes("P5\n99999999999 1\n255\n")), Contains("too large"));
+  CHECK_THAT(decode_error(bytes("P5\n1 x\n255\n")), Contains("height") && Contains("'x'"));
+  CHECK_THAT(decode_error(bytes("P5\n12a 1\n255\n")), Contains("'a' after the width"));
+  CHECK_THAT(decode_error(bytes("P5\n1 1\n")), Contains("ends before the maxval"));
+  CHECK_THAT(decode_error(bytes("P5\n1 1\n255")), Contains("ends before the pixel data"));
+  CHECK_THAT(decode_error(bytes("P5\n1 1 # no end")), Contains("ends before the maxval"));
+  CHECK_THAT(decode_error(bytes("P51 1 255\n\x00")), Contains("no whitespace after the magic"));
+  CHECK_THAT(decode_error(bytes("P5\n2 1\n100\n\x05\x65")),
+             Contains("sample value 101 exceeds maxval 100 at pixel (1, 0)"));
+  CHECK_THAT(decode_error(bytes("GIF89a")), Contains("not a PNM or PNG"));
+  CHECK_THAT(decode_error({}), Contains("not a PNM or PNG"));
+  const auto rgba = make(1, 1, 4, 255, {1, 2, 3, 4});
+  try {
+    img::encode_pnm(rgba);
+    FAIL("no error");
+  } catch (const hetpipe::input_error& e) {
+    CHECK_THAT(e.reason(), Contains("cannot be written as PNM"));
+  }
+}
+
+TEST_CASE("a 16384x16384 PNM decodes", "[image]") {
+  std::string head = "P5\n16384 16384\n255\n";
+  std::vector<std::uint8_t> f(head.begin(), head.end());
+  f.resize(head.size() + 16384ull * 16384, 7);
+  const auto im = img::decode_pnm(f.data(), f.size());
+  CHECK(im.shape.pixels() == 16384ull * 16384);
+}
+
+// --- PNG ---
+
+TEST_CASE("PNG round trips: gray, gray+alpha, RGB, RGBA at 8 and 16 bits", "[image]") {
+  for (std::uint32_t ch = 1; ch <= 4; ++ch)
+    for (std::uint32_t maxval : {255u, 65535u}) {
+      CAPTURE(ch, maxval);
+      const auto in = random_image(13, 6, ch, maxval, ch * 31 + maxval);
+      const auto enc = img::encode_png(in);
+      CHECK(img::sniff_format(enc.data(), enc.size()) == img::image_format::png);
+      const auto out = img::decode_image(enc.data(), enc.size());
+      CHECK(out.shape == in.shape);
+      CHECK(out.samples == in.samples);
+    }
+  // No maxval in PNG: rescaled to the full range.
+  const auto odd = make(3, 1, 1, 1000, {0, 500, 1000});
+  const auto enc = img::encode_png(odd);
+  const auto out = img::decode_png(enc.data(), enc.size());
+  CHECK(out.shape == img::image_shape{3, 1, 1, 65535});
+  CHECK(out.samples == u16v{0, 32768, 65535});  // 32767.5 rounded up
+  const auto low = make(2, 1, 1, 1, {0, 1});
+  const auto enc1 = img::encode_png(low);
+  CHECK(img::decode_png(enc1.data(), enc1.size()).samples == u16v{0, 255});
+}
+
+TEST_CASE("PNG files built byte by byte decode to the expected samples", "[image]") {
+  // 16-bit gray, big-endian in the file.
+  const auto g16 = make_png(2, 1, 16, 0, {0, 0x01, 0x02, 0xFF, 0xFE});
+  const auto a = img::decode_png(g16.data(), g16.size());
+  CHECK(a.shape == img::image_shape{2, 1, 1, 65535});
+  CHECK(a.samples == u16v{0x0102, 0xFFFE});
+  // 1-bit and 2-bit gray scaled to 0..255.
+  const auto g1 = make_png(10, 1, 1, 0, {0, 0b10110000, 0b01000000});
+  CHECK(img::decode_png(g1.data(), g1.size()).samples ==
+        u16v{255, 0, 255, 255, 0, 0, 0, 0, 0, 255});
+  const auto g2 = make_png(3, 2, 2, 0, {0, 0b00011011, 0, 0b11100000});
+  CHECK(img::decode_png(g2.data(), g2.size()).samples == u16v{0, 85, 170, 255, 170, 0});
+  // Palette -> RGB, or RGBA with tRNS.
+  const std::vector<std::uint8_t> plte = {10, 20, 30, 40, 50, 60};
+  const auto p = make_png(3, 1, 8, 3, {0, 1, 0, 1}, {{"PLTE", plte}});
+  const auto rgb = img::decode_png(p.data(), p.size());
+  CHECK(rgb.shape == img::image_shape{3, 1, 3, 255});
+  CHECK(rgb.samples == u16v{40, 50, 60, 10, 20, 30, 40, 50, 60});
+  const auto pt = make_png(2, 1, 8, 3, {0, 0, 1}, {{"PLTE", plte}, {"tRNS", {128}}});
+  const auto rgba = img::decode_png(pt.data(), pt.size());
+  CHECK(rgba.shape == img::image_shape{2, 1, 4, 255});
+  CHECK(rgba.samples == u16v{10, 20, 30, 128, 40, 50, 60, 255});
+  // 8-bit RGBA, sub filter on the second pixel.
+  const auto f = make_png(2, 1, 8, 6, {1, 1, 2, 3, 4, 1, 1, 1, 1});
+  CHECK(img::decode_png(f.data(), f.size()).samples == u16v{1, 2, 3, 4, 2, 3, 4, 5});
+}
+
+TEST_CASE("bad PNG files are refused with a clear reason", "[image]") {
+  auto good = make_png(2, 1, 8, 0, {0, 1, 2});
+  REQUIRE_NOTHROW(img::decode_png(good.data(), good.size()));
+  auto crc = good;
+  crc[8 + 4 + 4 + 13] ^= 1;  // IHDR's CRC
+  CHECK_THAT(decode_error(crc), Contains("bad PNG"));
+  auto cut = good;
+  cut.resize(cut.size() - 20);
+  CHECK_THAT(decode_error(cut), Contains("bad PNG"));
+  auto junk = good;
+  for (std::size_t i = 8; i < junk.size(); ++i) junk[i] = static_cast<std::uint8_t>(i * 37);
+  CHECK_THAT(decode_error(junk), Contains("bad PNG"));
+  const auto short_data = make_png(4, 2, 8, 0, {0, 1, 2, 3, 4});  // 5 of 10 scanline bytes
+  CHECK_THAT(decode_error(short_data), Contains("bad PNG"));
+  const auto no_plte = make_png(1, 1, 8, 3, {0, 0});
+  CHECK_THAT(decode_error(no_plte), Contains("bad PNG"));
+  const auto huge = make_png(2000000, 1, 8, 0, {0});
+  CHECK_THAT(decode_error(huge), Contains("bad PNG"));
+  const auto bad_depth = make_png(1, 1, 3, 0, {0, 0});
+  CHECK_THAT(decode_error(bad_depth), Contains("bad PNG"));
+}
