@@ -18,13 +18,12 @@ key=$dir/bench-key.txt
 R=$(sed -n 's/^# public key: //p' "$key")
 cat "$plain" >/dev/null
 
-gbps() { python3 -c "import sys; t=sys.argv[2]; print('FAIL' if t.startswith('FAIL') else f'{int(sys.argv[1]) / float(t) / 1e9:.2f}')" "$1" "$2"; }
-t() { python3 bench/best_time.py "$reps" "$@"; }
+. bench/lib.sh
 
-gpu=$("$hp" info --json | python3 -c 'import json,sys; d=json.load(sys.stdin)["devices"]; print(d[0]["name"] if d else "")')
+gpu=$(gpu_name)
 modes="cpu"
 [[ -n $gpu ]] && modes="cpu gpu auto"
-echo "machine: $(nproc) threads ($(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1))${gpu:+, $gpu}; $(date -u +%F); commit ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
+machine_line "$gpu"
 echo "file: $size of random bytes, hot cache; output in the same folder"
 echo "| run | GB/s |"
 echo "|---|---|"

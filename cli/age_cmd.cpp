@@ -20,12 +20,6 @@ namespace hetpipe::cli {
 
 namespace {
 
-std::string errno_reason(int err) {
-  std::string reason = std::strerror(err);
-  if (!reason.empty()) reason[0] = static_cast<char>(std::tolower(reason[0]));
-  return reason;
-}
-
 // One line from the terminal, echo off.
 std::string prompt(int tty, const char* text) {
   if (::write(tty, text, std::strlen(text)) < 0) throw usage_error("cannot write to the terminal");

@@ -15,12 +15,6 @@ namespace hetpipe::cli {
 
 namespace {
 
-std::string errno_reason(int err) {
-  std::string reason = std::strerror(err);
-  if (!reason.empty()) reason[0] = static_cast<char>(std::tolower(reason[0]));
-  return reason;
-}
-
 bool is_hex(const std::string& s) {
   return !s.empty() && s.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
 }

@@ -34,12 +34,6 @@ namespace {
 
 namespace age = host::age;
 
-std::string errno_reason(int err) {
-  std::string reason = std::strerror(err);
-  if (!reason.empty()) reason[0] = static_cast<char>(std::tolower(reason[0]));
-  return reason;
-}
-
 std::string read_text_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw io_error(path, errno_reason(errno), -errno);

@@ -326,9 +326,7 @@ std::vector<std::string> expand_paths(const std::vector<std::string>& paths, boo
     const fs::file_status st = fs::status(p, ec);
     if (ec || !fs::exists(st)) {
       const int err = ec ? ec.value() : ENOENT;
-      std::string reason = std::strerror(err);
-      if (!reason.empty()) reason[0] = static_cast<char>(std::tolower(reason[0]));
-      throw io_error(p, reason, -err);
+      throw io_error(p, errno_reason(err), -err);
     }
     if (fs::is_directory(st)) {
       if (!recursive) throw io_error(p, "is a directory (-r walks folders)", -EISDIR);

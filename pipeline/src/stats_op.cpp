@@ -113,9 +113,7 @@ class stats_op final : public reduce_op {
 };
 
 [[noreturn]] void throw_errno(const std::string& file, int err) {
-  std::string reason = std::strerror(err);
-  if (!reason.empty()) reason[0] = static_cast<char>(std::tolower(reason[0]));
-  throw io_error(file, reason, -err);
+  throw io_error(file, errno_reason(err), -err);
 }
 
 }  // namespace

@@ -10,24 +10,13 @@
 #include <hetpipe/hetpipe.hpp>
 
 #include "support/age_files.hpp"
+#include "support/options.hpp"
 #include "support/random.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace hetpipe;
 using test::payload_of;
 using test::read_all;
-
-namespace {
-
-options with(device_mode m, std::size_t chunk) {
-  options o;
-  o.device = m;
-  o.chunk_size = chunk;
-  o.cpu_threads = 2;
-  return o;
-}
-
-}  // namespace
 
 TEST_CASE("GPU and hybrid age encryption equal the CPU byte for byte", "[gpu][age]") {
   test::temp_dir dir;
@@ -46,14 +35,15 @@ TEST_CASE("GPU and hybrid age encryption equal the CPU byte for byte", "[gpu][ag
     CAPTURE(n);
     const auto data = test::random_bytes(n, n);
     test::write_file(dir.file("p"), data.data(), data.size());
-    encrypt(dir.file("p"), dir.file("cpu.age"), e, with(device_mode::cpu, 1u << 20));
+    encrypt(dir.file("p"), dir.file("cpu.age"), e,
+            test::device_options(device_mode::cpu, 1u << 20));
     const auto want = payload_of(read_all(dir.file("cpu.age")));
     for (std::size_t chunk : {65536u, 1u << 20, 4u << 20})
       for (auto mode : {device_mode::gpu, device_mode::automatic}) {
         CAPTURE(chunk, static_cast<int>(mode));
-        encrypt(dir.file("p"), dir.file("g.age"), e, with(mode, chunk));
+        encrypt(dir.file("p"), dir.file("g.age"), e, test::device_options(mode, chunk));
         CHECK((payload_of(read_all(dir.file("g.age"))) == want));
-        decrypt(dir.file("cpu.age"), dir.file("g.out"), d, with(mode, chunk));
+        decrypt(dir.file("cpu.age"), dir.file("g.out"), d, test::device_options(mode, chunk));
         CHECK((read_all(dir.file("g.out")) == data));
       }
   }
@@ -61,8 +51,8 @@ TEST_CASE("GPU and hybrid age encryption equal the CPU byte for byte", "[gpu][ag
   auto bad = read_all(dir.file("cpu.age"));
   bad[bad.size() - 70000] ^= 1;
   test::write_file(dir.file("bad.age"), bad.data(), bad.size());
-  CHECK_THROWS_AS(
-      decrypt(dir.file("bad.age"), dir.file("bad.out"), d, with(device_mode::gpu, 1u << 20)),
-      input_error);
+  CHECK_THROWS_AS(decrypt(dir.file("bad.age"), dir.file("bad.out"), d,
+                          test::device_options(device_mode::gpu, 1u << 20)),
+                  input_error);
   CHECK_FALSE(std::filesystem::exists(dir.file("bad.out")));
 }

@@ -5,22 +5,11 @@
 
 #include <hetpipe/hetpipe.hpp>
 
+#include "support/options.hpp"
 #include "support/random.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace hetpipe;
-
-namespace {
-
-options with(device_mode m, std::size_t chunk) {
-  options o;
-  o.device = m;
-  o.chunk_size = chunk;
-  o.cpu_threads = 2;
-  return o;
-}
-
-}  // namespace
 
 TEST_CASE("GPU and hybrid checksums equal the CPU for every algorithm and chunk size",
           "[gpu][checksum]") {
@@ -40,11 +29,11 @@ TEST_CASE("GPU and hybrid checksums equal the CPU for every algorithm and chunk 
   specs[3].algo = checksum_algo::crc32;
   specs[4].algo = checksum_algo::crc32c;
   for (const auto& spec : specs) {
-    const auto want = checksum(files, spec, with(device_mode::cpu, 1u << 20));
+    const auto want = checksum(files, spec, test::device_options(device_mode::cpu, 1u << 20));
     for (std::size_t chunk : {4096u, 65536u, 1u << 20, 16u << 20})
       for (auto mode : {device_mode::gpu, device_mode::automatic}) {
         CAPTURE(checksum_algo_name(spec.algo), spec.length, chunk, static_cast<int>(mode));
-        const auto got = checksum(files, spec, with(mode, chunk));
+        const auto got = checksum(files, spec, test::device_options(mode, chunk));
         for (std::size_t i = 0; i < files.size(); ++i) {
           CAPTURE(files[i]);
           CHECK(to_hex(got[i].digest) == to_hex(want[i].digest));

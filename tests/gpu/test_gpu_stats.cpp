@@ -3,19 +3,12 @@
 
 #include <hetpipe/hetpipe.hpp>
 
+#include "support/options.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace hetpipe;
 
 namespace {
-
-options with(device_mode m, std::size_t chunk, unsigned cpu_threads = 2) {
-  options o;
-  o.device = m;
-  o.chunk_size = chunk;
-  o.cpu_threads = cpu_threads;
-  return o;
-}
 
 template <class T>
 std::vector<T> random_ints(std::size_t n, std::uint64_t seed) {
@@ -48,15 +41,15 @@ TEST_CASE("GPU and hybrid stats equal the CPU bit for bit for every dtype", "[gp
   for (const auto& [name, type] : cases) {
     INFO(name);
     const std::vector<std::string> in{dir.file(name)};
-    const auto cpu = stats(in, type, with(device_mode::cpu, 1 << 20));
+    const auto cpu = stats(in, type, test::device_options(device_mode::cpu, 1 << 20));
     for (std::size_t chunk : {std::size_t{4096}, std::size_t{1} << 20, std::size_t{64} << 20}) {
       INFO("chunk " << chunk);
       job_report rep;
-      const auto gpu = stats(in, type, with(device_mode::gpu, chunk), &rep);
+      const auto gpu = stats(in, type, test::device_options(device_mode::gpu, chunk), &rep);
       CHECK(rep.gpu_lanes > 0);
       CHECK(rep.cpu_lanes == 0);
       CHECK(test::same_results(cpu, gpu));
-      const auto hybrid = stats(in, type, with(device_mode::automatic, chunk));
+      const auto hybrid = stats(in, type, test::device_options(device_mode::automatic, chunk));
       CHECK(test::same_results(cpu, hybrid));
     }
   }
@@ -79,8 +72,8 @@ TEST_CASE("GPU stats of a 2-D .npy with many columns equal the CPU", "[gpu][stat
   bytes.append(reinterpret_cast<const char*>(d.data()), d.size() * sizeof(double));
   test::write_file(dir.file("m.npy"), bytes.data(), bytes.size());
   const std::vector<std::string> in{dir.file("m.npy")};
-  const auto cpu = stats(in, std::nullopt, with(device_mode::cpu, 1 << 16));
-  const auto gpu = stats(in, std::nullopt, with(device_mode::gpu, 1 << 16));
+  const auto cpu = stats(in, std::nullopt, test::device_options(device_mode::cpu, 1 << 16));
+  const auto gpu = stats(in, std::nullopt, test::device_options(device_mode::gpu, 1 << 16));
   REQUIRE(cpu[0].columns.size() == cols);
   CHECK(test::same_results(cpu, gpu));
 }
@@ -89,10 +82,11 @@ TEST_CASE("a GPU job with a pool of one slot finishes", "[gpu][pipeline]") {
   test::temp_dir dir;
   auto d = test::hard_doubles(100'000, 9);
   test::write_vector(dir.file("x.bin"), d);
-  options o = with(device_mode::gpu, 4096);
+  options o = test::device_options(device_mode::gpu, 4096);
   o.slots = 1;
   o.gpu_lanes = 1;
   const auto one = stats({dir.file("x.bin")}, dtype::f64, o);
-  const auto cpu = stats({dir.file("x.bin")}, dtype::f64, with(device_mode::cpu, 1 << 20));
+  const auto cpu =
+      stats({dir.file("x.bin")}, dtype::f64, test::device_options(device_mode::cpu, 1 << 20));
   CHECK(test::same_results(one, cpu));
 }

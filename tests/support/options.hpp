@@ -1,4 +1,4 @@
-// Job options for tests: a CPU-only job with a given chunk size and lane count.
+// Job options for tests.
 #pragma once
 
 #include <hetpipe/options.hpp>
@@ -10,6 +10,15 @@ inline options cpu_options(std::size_t chunk, unsigned threads) {
   o.device = device_mode::cpu;
   o.chunk_size = chunk;
   o.cpu_threads = threads;
+  return o;
+}
+
+// A job in device mode m (GPU tests), with a given chunk size and CPU lane count.
+inline options device_options(device_mode m, std::size_t chunk, unsigned cpu_threads = 2) {
+  options o;
+  o.device = m;
+  o.chunk_size = chunk;
+  o.cpu_threads = cpu_threads;
   return o;
 }
 

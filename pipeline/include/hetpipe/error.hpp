@@ -3,6 +3,8 @@
 // what().
 #pragma once
 
+#include <cctype>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -54,6 +56,14 @@ class usage_error : public error {
  public:
   explicit usage_error(std::string reason) : error("", std::move(reason)) {}
 };
+
+// strerror(err) starting in lower case, as reasons read: "no such file or directory".
+inline std::string errno_reason(int err) {
+  std::string reason = std::strerror(err);
+  if (!reason.empty())
+    reason[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(reason[0])));
+  return reason;
+}
 
 // The job was cancelled (SIGINT/SIGTERM or options::cancel).
 class cancelled : public error {

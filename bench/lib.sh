@@ -1,0 +1,9 @@
+# Shared by the benchmark scripts (sourced): timing and the machine line.
+# t CMD...: best whole-process wall time of REPS runs; gbps BYTES SECONDS.
+t() { python3 bench/best_time.py "$reps" "$@"; }
+gbps() { python3 -c "import sys; t=sys.argv[2]; print('FAIL' if t.startswith('FAIL') else f'{int(sys.argv[1]) / float(t) / 1e9:.2f}')" "$1" "$2"; }
+# gpu_name: the first CUDA device's name, or nothing.
+gpu_name() { "$hp" info --json | python3 -c 'import json,sys; d=json.load(sys.stdin)["devices"]; print(d[0]["name"] if d else "")'; }
+machine_line() {
+  echo "machine: $(nproc) threads ($(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1))${1:+, $1}; $(date -u +%F); commit ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
+}
