@@ -28,7 +28,7 @@ timeout 120 build/tests/test_gpu -r compact >"$out/test_gpu.log" 2>&1; echo "tes
 tail -3 "$out/test_gpu.log"
 fi
 
-sections=${SECTIONS:-stats checksum}
+sections=${SECTIONS:-stats checksum encrypt}
 size=${SIZE:-4G}
 f=/dev/shm/hetpipe-bench/f32-$size.npy
 
@@ -70,6 +70,12 @@ if [[ " $sections " == *" checksum "* ]]; then
   cmp <(b3sum "$big") <(build/hetpipe checksum --device gpu "$big") && echo "big file: gpu == b3sum"
   timeout 60 build/hetpipe checksum --device auto --no-progress --trace "$out/trace-checksum.json" "$big" >/dev/null
 fi
+if [[ " $sections " == *" encrypt "* ]]; then
+  step "encrypt benchmark"
+  timeout 300 env REPS=${ENCRYPT_REPS:-2} bench/encrypt.sh /dev/shm/hetpipe-bench "$size" >"$out/bench-encrypt.md" 2>&1
+  echo "encrypt bench rc=$?"; cat "$out/bench-encrypt.md"
+fi
+
 if [[ " $sections " == *" chunks "* ]]; then
   step "chunk-size sweep (steady-state GB/s from -v, best of 3)"
   [[ -f $f ]] || build/hetpipe gen --dtype f32 --rows $(( $(numfmt --from=iec "$size") / 4 )) --npy -o "$f"
