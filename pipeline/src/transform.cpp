@@ -4,7 +4,9 @@
 // Chunks are retired in sequence order only (the contiguous prefix of handed-over chunks), which
 // turns the reader's window into a bound on how far ahead of the oldest unfinished chunk any
 // output can be: a writer never queues more than `window` pieces, so lanes never block on it.
+#include <algorithm>
 #include <set>
+#include <stdexcept>
 
 #include <hetpipe/error.hpp>
 
@@ -44,17 +46,38 @@ class outputs_state {
       : op_(op), paths_(paths), window_(window), outs_(paths.size()) {}
 
   void deliver(const chunk_info& info, std::vector<std::byte> bytes) {
-    io::writer* w = open(info.input);
-    w->write(info.index + 1, std::move(bytes));
-    bool complete = false;
+    if (!skipped(info.input)) {
+      io::writer* w = open(info.input);
+      try {
+        w->write(info.index + 1, std::move(bytes));
+      } catch (const std::logic_error&) {
+        if (!skipped(info.input)) throw;  // the input was skipped meanwhile: its writer aborted
+      }
+    }
+    count(info);
+  }
+
+  // The operator refused this input: no output for it (its temporary file goes), the job goes on.
+  void skip(const chunk_info& info, const input_skipped& e, const std::string& file) {
+    io::writer* w = nullptr;
     {
       std::lock_guard lock(mutex_);
       auto& o = outs_[info.input];
-      ++o.pieces;
-      if (info.last) o.total = info.index + 1;
-      complete = o.total && o.pieces == *o.total;
+      if (!o.skipped) {
+        o.skipped = true;
+        skipped_.push_back({info.input, e.file().empty() ? file : e.file(), e.reason()});
+      }
+      w = o.w.get();
     }
-    if (complete) w->commit();
+    if (w) w->abort();
+    count(info);
+  }
+
+  std::vector<skipped_input> take_skipped() {
+    std::lock_guard lock(mutex_);
+    std::sort(skipped_.begin(), skipped_.end(),
+              [](const auto& a, const auto& b) { return a.input < b.input; });
+    return std::move(skipped_);
   }
 
   // Inputs that produced no chunk (empty) still get their output: prologue and empty_output.
@@ -63,18 +86,43 @@ class outputs_state {
       bool fresh = false;
       {
         std::lock_guard lock(mutex_);
-        fresh = !outs_[i].w;
+        fresh = !outs_[i].w && !outs_[i].skipped;
       }
       if (!fresh) continue;
-      io::writer* w = open(i);
       std::vector<std::byte> tail;
-      op_.empty_output(i, tail);
+      try {
+        op_.empty_output(i, tail);
+      } catch (const input_skipped& e) {
+        std::lock_guard lock(mutex_);
+        outs_[i].skipped = true;
+        skipped_.push_back({i, e.file().empty() ? paths_[i] : e.file(), e.reason()});
+        continue;
+      }
+      io::writer* w = open(i);
       w->write(1, std::move(tail));
       w->commit();
     }
   }
 
  private:
+  bool skipped(std::size_t input) {
+    std::lock_guard lock(mutex_);
+    return outs_[input].skipped;
+  }
+
+  // Counts a chunk of an input; the last one commits its output (unless the input was skipped).
+  void count(const chunk_info& info) {
+    io::writer* w = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      auto& o = outs_[info.input];
+      ++o.pieces;
+      if (info.last) o.total = info.index + 1;
+      if (o.total && o.pieces == *o.total && !o.skipped) w = o.w.get();
+    }
+    if (w) w->commit();
+  }
+
   // The input's writer, created (with its prologue as piece 0) on first use.
   io::writer* open(std::size_t input) {
     std::lock_guard lock(mutex_);
@@ -92,20 +140,26 @@ class outputs_state {
     std::unique_ptr<io::writer> w;
     std::uint64_t pieces = 0;
     std::optional<std::uint64_t> total;
+    bool skipped = false;
   };
   const transform_op& op_;
   const std::vector<std::string>& paths_;
   unsigned window_;
   std::mutex mutex_;
   std::vector<out> outs_;
+  std::vector<skipped_input> skipped_;
 };
 
 #if HETPIPE_WITH_CUDA
 class transform_worker final : public detail::gpu_worker {
  public:
   transform_worker(std::unique_ptr<device_transformer> impl, std::size_t max_out, unsigned buffers,
-                   std::function<void(const chunk_info&, std::vector<std::byte>)> deliver)
-      : impl_(std::move(impl)), max_out_(max_out), deliver_(std::move(deliver)) {
+                   std::function<void(const chunk_info&, std::vector<std::byte>)> deliver,
+                   std::function<void(const chunk_info&, const input_skipped&)> skip)
+      : impl_(std::move(impl)),
+        max_out_(max_out),
+        deliver_(std::move(deliver)),
+        skip_(std::move(skip)) {
     for (unsigned b = 0; b < buffers; ++b) h_out_.emplace_back(std::max<std::size_t>(1, max_out));
   }
   void launch(std::span<const chunk_info> infos, std::span<const std::size_t> offsets,
@@ -115,7 +169,13 @@ class transform_worker final : public detail::gpu_worker {
   }
   void collect(std::span<const chunk_info> infos, unsigned buffer) override {
     const chunk_info& info = infos[0];
-    const std::size_t n = impl_->collect(info, buffer);
+    std::size_t n = 0;
+    try {
+      n = impl_->collect(info, buffer);
+    } catch (const input_skipped& e) {
+      skip_(info, e);
+      return;
+    }
     if (n > max_out_) throw error("", "device transform produced more than max_output bytes");
     const auto* h = static_cast<const std::byte*>(h_out_[buffer].get());
     deliver_(info, std::vector<std::byte>(h, h + n));
@@ -126,6 +186,7 @@ class transform_worker final : public detail::gpu_worker {
   std::size_t max_out_;
   std::vector<cuda::pinned_buffer> h_out_;
   std::function<void(const chunk_info&, std::vector<std::byte>)> deliver_;
+  std::function<void(const chunk_info&, const input_skipped&)> skip_;
 };
 #endif
 
@@ -143,23 +204,32 @@ void run(const transform_op& op, const std::vector<input>& inputs,
     outs.deliver(info, std::move(bytes));
     eng->retire(retirer.done(info.seq));
   };
+  auto skip = [&](const chunk_info& info, const input_skipped& e) {
+    outs.skip(info, e, inputs[info.input].path);
+    eng->retire(retirer.done(info.seq));
+  };
   detail::job_spec spec;
   spec.sources = detail::to_sources(inputs);
   spec.frame = [&op](std::size_t i) { return op.frame(i); };
-  spec.host = [&op, &deliver](const chunk_info& info, std::span<const std::byte> data) {
+  spec.host = [&op, &deliver, &skip](const chunk_info& info, std::span<const std::byte> data) {
     std::vector<std::byte> out;
-    op.host(info, data, out);
+    try {
+      op.host(info, data, out);
+    } catch (const input_skipped& e) {
+      skip(info, e);
+      return;
+    }
     deliver(info, std::move(out));
   };
-  spec.make_gpu = [&op, &deliver](int device, std::size_t max_chunk,
-                                  unsigned buffers) -> std::unique_ptr<detail::gpu_worker> {
+  spec.make_gpu = [&op, &deliver, &skip](int device, std::size_t max_chunk,
+                                         unsigned buffers) -> std::unique_ptr<detail::gpu_worker> {
 #if HETPIPE_WITH_CUDA
     auto impl = op.make_device_transformer(device, max_chunk, buffers);
     if (!impl) return nullptr;
     return std::make_unique<transform_worker>(std::move(impl), op.max_output(max_chunk), buffers,
-                                              deliver);
+                                              deliver, skip);
 #else
-    (void)device, (void)max_chunk, (void)buffers, (void)deliver;
+    (void)device, (void)max_chunk, (void)buffers, (void)deliver, (void)skip;
     return nullptr;
 #endif
   };
@@ -167,7 +237,13 @@ void run(const transform_op& op, const std::vector<input>& inputs,
   eng = &e;
   e.run();
   outs.finish_empty();
-  if (report) *report = e.report();
+  auto skipped = outs.take_skipped();
+  if (report) {
+    *report = e.report();
+    report->skipped = std::move(skipped);
+  } else if (!skipped.empty()) {
+    throw input_error(skipped.front().file, skipped.front().reason);
+  }
 }
 
 }  // namespace hetpipe

@@ -138,6 +138,54 @@ TEST_CASE("a transform's prologue comes first, and an empty input gets empty_out
   }
 }
 
+namespace {
+
+// Refuses inputs whose first byte is 'B' (in their first chunk), copies the others.
+class picky_op final : public transform_op {
+ public:
+  framing frame(std::size_t) const override { return framing::records(1); }
+  void host(const chunk_info& info, std::span<const std::byte> data,
+            std::vector<std::byte>& out) const override {
+    if (info.index == 0 && !data.empty() && data[0] == std::byte{'B'})
+      throw input_skipped("", "starts with B");
+    out.assign(data.begin(), data.end());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an input the operator skips gets no output, and the others go on",
+          "[pipeline][transform]") {
+  test::temp_dir dir;
+  auto good = random_bytes(100'000, 5), bad = random_bytes(100'000, 6);
+  good[0] = std::byte{'G'};
+  bad[0] = std::byte{'B'};
+  test::write_file(dir.file("good"), good.data(), good.size());
+  test::write_file(dir.file("bad"), bad.data(), bad.size());
+  picky_op op;
+  for (std::size_t chunk : {std::size_t{4096}, std::size_t{1} << 20}) {
+    job_report rep;
+    run(op, {{dir.file("good")}, {dir.file("bad")}, {dir.file("good")}},
+        {dir.file("g1.out"), dir.file("b.out"), dir.file("g2.out")}, cpu(chunk, 2, 3), &rep);
+    CHECK(read_all(dir.file("g1.out")) == good);
+    CHECK(read_all(dir.file("g2.out")) == good);
+    CHECK_FALSE(std::filesystem::exists(dir.file("b.out")));
+    REQUIRE(rep.skipped.size() == 1);
+    CHECK(rep.skipped[0].input == 1);
+    CHECK(rep.skipped[0].file == dir.file("bad"));
+    CHECK(rep.skipped[0].reason == "starts with B");
+    CHECK(entries(dir.path()) == 4);  // no temporary file left
+    std::filesystem::remove(dir.file("g1.out"));
+    std::filesystem::remove(dir.file("g2.out"));
+  }
+  // Without a report the skipped input is an error after the job (the good output is written).
+  REQUIRE_THROWS_MATCHES(run(op, {{dir.file("good")}, {dir.file("bad")}},
+                             {dir.file("g1.out"), dir.file("b.out")}, cpu(4096, 2, 3)),
+                         input_error, test::what(Catch::Matchers::EndsWith("bad: starts with B")));
+  CHECK(std::filesystem::exists(dir.file("g1.out")));
+  CHECK_FALSE(std::filesystem::exists(dir.file("b.out")));
+}
+
 TEST_CASE("a failing transform leaves no output and no temporary file", "[pipeline][transform]") {
   test::temp_dir dir;
   const auto a = random_bytes(2'000'000, 3);

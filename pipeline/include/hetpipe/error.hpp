@@ -41,6 +41,14 @@ class input_error : public error {
   using error::error;
 };
 
+// Thrown by a transform operator for one input it cannot process (a malformed image in a batch):
+// that input gets no output, the job goes on with the others, and run() lists it in
+// job_report::skipped. Other errors stop the whole job.
+class input_skipped : public input_error {
+ public:
+  using input_error::input_error;
+};
+
 // A CUDA call failed, or a GPU was asked for where there is none; code() is the cudaError_t value.
 class gpu_error : public error {
  public:

@@ -26,6 +26,12 @@ struct lane_report {
   double busy_seconds = 0;  // time spent computing (CPU) or waiting on the stream (GPU)
 };
 
+struct skipped_input {
+  std::size_t input = 0;  // index in the job's inputs
+  std::string file;
+  std::string reason;
+};
+
 struct job_report {
   options resolved;         // the options in effect, defaults filled in
   std::uint64_t bytes = 0;  // input bytes processed
@@ -35,6 +41,7 @@ struct job_report {
   unsigned cpu_lanes = 0;
   unsigned gpu_lanes = 0;
   std::vector<lane_report> lanes;
+  std::vector<skipped_input> skipped;  // transforms: inputs an operator refused (input_skipped)
 };
 
 // Runs a reduction; returns one merged partial per input (op.identity() for an empty input).
@@ -44,7 +51,9 @@ std::vector<std::unique_ptr<partial>> run(const reduce_op& op, const std::vector
                                           const options& opt, job_report* report = nullptr);
 
 // Runs a transform; input i is written to outputs[i] through a temporary file that is renamed
-// only when the job succeeds ("-" writes to standard output).
+// only when the job succeeds ("-" writes to standard output). An input whose operator threw
+// input_skipped gets no output (its temporary file is removed) and is listed in report->skipped;
+// without a report, the first such input is thrown as an input_error after the job.
 void run(const transform_op& op, const std::vector<input>& inputs,
          const std::vector<std::string>& outputs, const options& opt, job_report* report = nullptr);
 
