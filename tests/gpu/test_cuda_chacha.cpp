@@ -18,6 +18,7 @@
 #include "cuda/chacha_kernels.hpp"
 #include "cuda/runtime.hpp"
 #include "support/chacha_reference.hpp"
+#include "support/hex.hpp"
 #include "support/random.hpp"
 
 namespace {
@@ -28,23 +29,10 @@ using bytes = std::vector<std::uint8_t>;
 using hetpipe::test::random_bytes;
 
 bytes hex(const std::string& s) {
-  bytes out;
-  int hi = -1;
-  for (char c : s) {
-    const int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (v < 0) continue;
-    if (hi < 0) {
-      hi = v;
-    } else {
-      out.push_back(static_cast<std::uint8_t>(hi * 16 + v));
-      hi = -1;
-    }
-  }
-  return out;
+  return hetpipe::test::from_hex(s);
 }
-
 bytes str(const char* s) {
-  return bytes(s, s + std::strlen(s));
+  return hetpipe::test::bytes_of(s);
 }
 
 const char* sunscreen =

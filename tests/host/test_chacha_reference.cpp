@@ -15,6 +15,7 @@
 
 #include "cuda/chacha_device.cuh"
 #include "support/chacha_reference.hpp"
+#include "support/hex.hpp"
 #include "support/random.hpp"
 
 #ifdef HETPIPE_TEST_OPENSSL
@@ -28,26 +29,10 @@ namespace cd = hetpipe::cuda::chacha_detail;
 using bytes = std::vector<std::uint8_t>;
 
 bytes hex(const std::string& s) {
-  bytes out;
-  int hi = -1;
-  for (char c : s) {
-    int v = c >= '0' && c <= '9'   ? c - '0'
-            : c >= 'a' && c <= 'f' ? c - 'a' + 10
-            : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                   : -1;
-    if (v < 0) continue;
-    if (hi < 0) {
-      hi = v;
-    } else {
-      out.push_back(static_cast<std::uint8_t>(hi * 16 + v));
-      hi = -1;
-    }
-  }
-  return out;
+  return hetpipe::test::from_hex(s);
 }
-
 bytes str(const char* s) {
-  return bytes(s, s + std::strlen(s));
+  return hetpipe::test::bytes_of(s);
 }
 
 const bytes key_00_1f =
