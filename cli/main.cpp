@@ -99,6 +99,13 @@ int main(int argc, char** argv) {
   auto* keygen = app.add_subcommand("keygen", "a new age X25519 identity (AGE-SECRET-KEY-1...)");
   keygen->add_option("-o,--output", keygen_out, "identity file (mode 0600; default stdout)");
 
+  // -p and --passphrase-env, as encrypt and decrypt share them.
+  auto add_passphrase = [](CLI::App* sub, bool& flag, std::string& env, const char* what) {
+    sub->add_flag("-p,--passphrase", flag, what);
+    sub->add_option("--passphrase-env", env,
+                    "read the passphrase from this environment variable (for scripts)");
+  };
+
   common enc_opt;
   hetpipe::encrypt_spec enc;
   std::string enc_in = "-", enc_out = "-", enc_pass_env;
@@ -112,9 +119,7 @@ int main(int argc, char** argv) {
       ->add_option("-R,--recipients-file", enc.recipient_files,
                    "a file of age1... recipients (repeatable)")
       ->allow_extra_args(false);
-  encrypt->add_flag("-p,--passphrase", enc_pass, "encrypt with a passphrase (scrypt)");
-  encrypt->add_option("--passphrase-env", enc_pass_env,
-                      "read the passphrase from this environment variable (for scripts)");
+  add_passphrase(encrypt, enc_pass, enc_pass_env, "encrypt with a passphrase (scrypt)");
   encrypt->add_option("--work-factor", enc.scrypt_log2_work, "scrypt log2(N) (default 18)");
   encrypt->add_flag("-a,--armor", enc.armor, "PEM-like ASCII output");
   enc_opt.add(encrypt);
@@ -128,9 +133,7 @@ int main(int argc, char** argv) {
   decrypt->add_option("-o,--output", dec_out, "output file (default: stdout)");
   decrypt->add_option("-i,--identity", dec.identity_files, "an identity file (repeatable)")
       ->allow_extra_args(false);
-  decrypt->add_flag("-p,--passphrase", dec_pass, "the file was encrypted with a passphrase");
-  decrypt->add_option("--passphrase-env", dec_pass_env,
-                      "read the passphrase from this environment variable (for scripts)");
+  add_passphrase(decrypt, dec_pass, dec_pass_env, "the file was encrypted with a passphrase");
   decrypt->add_option("--max-work-factor", dec.max_scrypt_log2_work,
                       "refuse passphrase files costlier than scrypt log2(N) (default 22)");
   dec_opt.add(decrypt);

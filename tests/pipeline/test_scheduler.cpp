@@ -8,6 +8,7 @@
 #include <hetpipe/hetpipe.hpp>
 
 #include "support/matchers.hpp"
+#include "support/options.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace hetpipe;
@@ -66,15 +67,6 @@ std::uint64_t plain_hash(const std::vector<std::byte>& v) {
   return h;
 }
 
-options cpu(std::size_t chunk, unsigned threads, unsigned slots = 0) {
-  options o;
-  o.device = device_mode::cpu;
-  o.chunk_size = chunk;
-  o.cpu_threads = threads;
-  o.slots = slots;
-  return o;
-}
-
 }  // namespace
 
 TEST_CASE("a reduction merges chunks in input order whatever the lanes and chunk size",
@@ -87,7 +79,7 @@ TEST_CASE("a reduction merges chunks in input order whatever the lanes and chunk
     for (unsigned threads : {1u, 2u, 7u}) {
       INFO("chunk " << chunk << ", threads " << threads);
       job_report rep;
-      auto out = run(op, {{dir.file("a")}}, cpu(chunk, threads), &rep);
+      auto out = run(op, {{dir.file("a")}}, test::cpu_options(chunk, threads), &rep);
       const auto& t = static_cast<trail&>(*out[0]);
       CHECK(t.bytes == data.size());
       CHECK(t.hash == plain_hash(data));
@@ -105,13 +97,14 @@ TEST_CASE("several inputs each get their own result, empty ones the identity", "
   test::write_file(dir.file("empty"), "", 0);
   test::write_file(dir.file("b"), b.data(), b.size());
   trail_op op;
-  auto out = run(op, {{dir.file("a")}, {dir.file("empty")}, {dir.file("b")}}, cpu(4096, 2));
+  auto out =
+      run(op, {{dir.file("a")}, {dir.file("empty")}, {dir.file("b")}}, test::cpu_options(4096, 2));
   REQUIRE(out.size() == 3);
   CHECK(static_cast<trail&>(*out[0]).hash == plain_hash(a));
   CHECK(static_cast<trail&>(*out[1]).bytes == 0);
   CHECK(static_cast<trail&>(*out[1]).offsets.empty());
   CHECK(static_cast<trail&>(*out[2]).hash == plain_hash(b));
-  CHECK(run(op, {}, cpu(4096, 2)).empty());
+  CHECK(run(op, {}, test::cpu_options(4096, 2)).empty());
 }
 
 TEST_CASE("a region of a file (offset and length) is all that is read", "[pipeline]") {
@@ -119,7 +112,7 @@ TEST_CASE("a region of a file (offset and length) is all that is read", "[pipeli
   const auto a = random_bytes(100'000, 4);
   test::write_file(dir.file("a"), a.data(), a.size());
   trail_op op;
-  auto out = run(op, {{dir.file("a"), 1000, 50'000}}, cpu(4096, 2));
+  auto out = run(op, {{dir.file("a"), 1000, 50'000}}, test::cpu_options(4096, 2));
   const std::vector<std::byte> region(a.begin() + 1000, a.begin() + 51'000);
   CHECK(static_cast<trail&>(*out[0]).hash == plain_hash(region));
 }
@@ -129,7 +122,7 @@ TEST_CASE("a pool of one slot does not deadlock", "[pipeline]") {
   const auto a = random_bytes(300'000, 5);
   test::write_file(dir.file("a"), a.data(), a.size());
   trail_op op;
-  auto o = cpu(4096, 3, 1);
+  auto o = test::cpu_options(4096, 3, 1);
   o.io_threads = 1;
   auto out = run(op, {{dir.file("a")}, {dir.file("a")}}, o);
   CHECK(static_cast<trail&>(*out[0]).hash == plain_hash(a));
@@ -147,14 +140,14 @@ TEST_CASE("an error in one chunk stops the job promptly and surfaces the error",
     if (info.index == 5) throw input_error("a", "bad record in chunk 5");
   };
   const auto t0 = std::chrono::steady_clock::now();
-  REQUIRE_THROWS_MATCHES(run(op, {{dir.file("a")}}, cpu(4096, 2)), input_error,
+  REQUIRE_THROWS_MATCHES(run(op, {{dir.file("a")}}, test::cpu_options(4096, 2)), input_error,
                          test::what(Catch::Matchers::Equals("a: bad record in chunk 5")));
   // 16384 chunks in all: stopping promptly means far fewer were processed.
   CHECK(processed.load() < 4000);
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
   // The engine is reusable afterwards (nothing left half-open).
   op.hook = nullptr;
-  auto out = run(op, {{dir.file("a")}}, cpu(1 << 20, 2));
+  auto out = run(op, {{dir.file("a")}}, test::cpu_options(1 << 20, 2));
   CHECK(static_cast<trail&>(*out[0]).hash == plain_hash(a));
 }
 
@@ -165,7 +158,7 @@ TEST_CASE("cancellation stops a running job with hetpipe::cancelled", "[pipeline
   trail_op op;
   op.hook = [](const chunk_info&) { std::this_thread::sleep_for(std::chrono::milliseconds(5)); };
   std::atomic<bool> cancel{false};
-  auto o = cpu(4096, 2);
+  auto o = test::cpu_options(4096, 2);
   o.cancel = &cancel;
   std::thread stopper([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -181,7 +174,7 @@ TEST_CASE("cancellation stops a running job with hetpipe::cancelled", "[pipeline
 TEST_CASE("a missing input fails the job with the file named", "[pipeline]") {
   test::temp_dir dir;
   trail_op op;
-  REQUIRE_THROWS_MATCHES(run(op, {{dir.file("nope")}}, cpu(4096, 2)), io_error,
+  REQUIRE_THROWS_MATCHES(run(op, {{dir.file("nope")}}, test::cpu_options(4096, 2)), io_error,
                          test::what(Catch::Matchers::Contains(dir.file("nope"))));
 }
 
@@ -190,7 +183,8 @@ TEST_CASE("the read-only pass reads every byte", "[pipeline]") {
   const auto a = random_bytes(1 << 20, 8);
   test::write_file(dir.file("a"), a.data(), a.size());
   job_report rep;
-  CHECK(read_only({{dir.file("a")}, {dir.file("a")}}, cpu(65536, 2), &rep) == 2u << 20);
+  CHECK(read_only({{dir.file("a")}, {dir.file("a")}}, test::cpu_options(65536, 2), &rep) ==
+        2u << 20);
   CHECK(rep.chunks == 32);
 }
 

@@ -7,19 +7,12 @@
 #include <hetpipe/hetpipe.hpp>
 
 #include "support/matchers.hpp"
+#include "support/options.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace hetpipe;
 
 namespace {
-
-options cpu(std::size_t chunk, unsigned threads) {
-  options o;
-  o.device = device_mode::cpu;
-  o.chunk_size = chunk;
-  o.cpu_threads = threads;
-  return o;
-}
 
 std::string npy_bytes(const std::string& descr, const std::string& shape, const void* data,
                       std::size_t n, bool fortran = false) {
@@ -47,7 +40,7 @@ void write_string(const std::string& path, const std::string& s) {
 TEST_CASE("stats of a small array are the textbook values", "[stats]") {
   test::temp_dir dir;
   test::write_vector(dir.file("x.f64"), std::vector<double>{1, 2, 3, 4});
-  const auto r = stats({dir.file("x.f64")}, dtype::f64, cpu(4096, 2));
+  const auto r = stats({dir.file("x.f64")}, dtype::f64, test::cpu_options(4096, 2));
   REQUIRE(r.size() == 1);
   REQUIRE(r[0].columns.size() == 1);
   const auto& c = r[0].columns[0];
@@ -67,7 +60,7 @@ TEST_CASE("sums are exact where a float running sum is not", "[stats]") {
   test::temp_dir dir;
   // A float running sum gives 0 here; the exact sum is 1.
   test::write_vector(dir.file("x.f64"), std::vector<double>{1e16, 1.0, -1e16});
-  const auto& c = stats({dir.file("x.f64")}, dtype::f64, cpu(4096, 1))[0].columns[0];
+  const auto& c = stats({dir.file("x.f64")}, dtype::f64, test::cpu_options(4096, 1))[0].columns[0];
   CHECK(c.sum == 1.0);
   CHECK(c.mean == 1.0 / 3.0);
 }
@@ -76,11 +69,11 @@ TEST_CASE("integer stats keep exact extremes", "[stats]") {
   test::temp_dir dir;
   test::write_vector(dir.file("x.i64"), std::vector<std::int64_t>{INT64_MIN, INT64_MAX, -1, 0, 7});
   test::write_vector(dir.file("x.u64"), std::vector<std::uint64_t>{UINT64_MAX, 3});
-  auto r = stats({dir.file("x.i64")}, dtype::i64, cpu(4096, 2));
+  auto r = stats({dir.file("x.i64")}, dtype::i64, test::cpu_options(4096, 2));
   CHECK(std::get<std::int64_t>(r[0].columns[0].min) == INT64_MIN);
   CHECK(std::get<std::int64_t>(r[0].columns[0].max) == INT64_MAX);
   CHECK(r[0].columns[0].sum == 5.0);  // −2^63 + (2^63 − 1) − 1 + 0 + 7
-  r = stats({dir.file("x.u64")}, dtype::u64, cpu(4096, 2));
+  r = stats({dir.file("x.u64")}, dtype::u64, test::cpu_options(4096, 2));
   CHECK(std::get<std::uint64_t>(r[0].columns[0].max) == UINT64_MAX);
   CHECK(r[0].columns[0].sum == std::ldexp(1.0, 64));  // 2^64 + 2 rounds to 2^64
 }
@@ -94,17 +87,20 @@ TEST_CASE("stats are bit-identical for every chunk size and thread count", "[sta
   const std::string m = npy_bytes("<f8", "(40000, 10)", d.data(), 400'000 * sizeof(double));
   write_string(dir.file("m.npy"), m);
   const std::vector<std::string> files{dir.file("m.npy")};
-  const auto ref_d = stats({dir.file("d")}, dtype::f64, cpu(1 << 20, 1));
-  const auto ref_f = stats({dir.file("f")}, dtype::f32, cpu(1 << 20, 1));
-  const auto ref_m = stats(files, std::nullopt, cpu(1 << 20, 1));
+  const auto ref_d = stats({dir.file("d")}, dtype::f64, test::cpu_options(1 << 20, 1));
+  const auto ref_f = stats({dir.file("f")}, dtype::f32, test::cpu_options(1 << 20, 1));
+  const auto ref_m = stats(files, std::nullopt, test::cpu_options(1 << 20, 1));
   REQUIRE(ref_m[0].columns.size() == 10);
   CHECK(ref_m[0].shape == std::vector<std::uint64_t>{40000, 10});
   for (std::size_t chunk : {std::size_t{4096}, std::size_t{12345 * 8}, std::size_t{8} << 20})
     for (unsigned threads : {1u, 2u, 5u}) {
       INFO("chunk " << chunk << " threads " << threads);
-      CHECK(test::same_results(ref_d, stats({dir.file("d")}, dtype::f64, cpu(chunk, threads))));
-      CHECK(test::same_results(ref_f, stats({dir.file("f")}, dtype::f32, cpu(chunk, threads))));
-      CHECK(test::same_results(ref_m, stats(files, std::nullopt, cpu(chunk, threads))));
+      CHECK(test::same_results(
+          ref_d, stats({dir.file("d")}, dtype::f64, test::cpu_options(chunk, threads))));
+      CHECK(test::same_results(
+          ref_f, stats({dir.file("f")}, dtype::f32, test::cpu_options(chunk, threads))));
+      CHECK(
+          test::same_results(ref_m, stats(files, std::nullopt, test::cpu_options(chunk, threads))));
     }
 }
 
@@ -114,7 +110,8 @@ TEST_CASE("NaN is counted and excluded, infinities propagate", "[stats]") {
   test::write_vector(dir.file("a"), std::vector<double>{1.0, NAN, 3.0});
   test::write_vector(dir.file("b"), std::vector<double>{1.0, inf, 3.0});
   test::write_vector(dir.file("c"), std::vector<double>{-inf, inf});
-  const auto r = stats({dir.file("a"), dir.file("b"), dir.file("c")}, dtype::f64, cpu(4096, 2));
+  const auto r =
+      stats({dir.file("a"), dir.file("b"), dir.file("c")}, dtype::f64, test::cpu_options(4096, 2));
   CHECK(r[0].columns[0].count == 2);
   CHECK(r[0].columns[0].nan_count == 1);
   CHECK(r[0].columns[0].mean == 2.0);
@@ -127,7 +124,7 @@ TEST_CASE("NaN is counted and excluded, infinities propagate", "[stats]") {
 TEST_CASE("an empty input has count 0 and NaN statistics", "[stats]") {
   test::temp_dir dir;
   test::write_file(dir.file("e"), "", 0);
-  const auto r = stats({dir.file("e")}, dtype::f32, cpu(4096, 2));
+  const auto r = stats({dir.file("e")}, dtype::f32, test::cpu_options(4096, 2));
   REQUIRE(r[0].columns.size() == 1);
   CHECK(r[0].columns[0].count == 0);
   CHECK(std::isnan(r[0].columns[0].mean));
@@ -147,7 +144,7 @@ TEST_CASE("bad inputs are clear errors naming the file", "[stats]") {
   auto fails = [&](const std::string& file, std::optional<dtype> t, const std::string& why) {
     INFO(file);
     REQUIRE_THROWS_MATCHES(
-        stats({file}, t, cpu(4096, 2)), error,
+        stats({file}, t, test::cpu_options(4096, 2)), error,
         test::what(Catch::Matchers::StartsWith(file + ": ") && Catch::Matchers::Contains(why)));
   };
   fails(dir.file("missing"), dtype::f32, "no such file");
@@ -159,5 +156,5 @@ TEST_CASE("bad inputs are clear errors naming the file", "[stats]") {
   fails(dir.file("be.npy"), std::nullopt, "big-endian");
   fails(dir.file("fortran.npy"), std::nullopt, "Fortran");
   fails(dir.file("trunc.npy"), std::nullopt, "");
-  CHECK_THROWS_AS(stats({"-"}, std::nullopt, cpu(4096, 2)), usage_error);
+  CHECK_THROWS_AS(stats({"-"}, std::nullopt, test::cpu_options(4096, 2)), usage_error);
 }

@@ -9,6 +9,7 @@
 #include <hetpipe/hetpipe.hpp>
 
 #include "support/matchers.hpp"
+#include "support/options.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace hetpipe;
@@ -63,15 +64,6 @@ std::size_t entries(const std::filesystem::path& dir) {
                                                 std::filesystem::directory_iterator()));
 }
 
-options cpu(std::size_t chunk, unsigned threads, unsigned slots = 0) {
-  options o;
-  o.device = device_mode::cpu;
-  o.chunk_size = chunk;
-  o.cpu_threads = threads;
-  o.slots = slots;
-  return o;
-}
-
 }  // namespace
 
 TEST_CASE("a transform writes every input's output in chunk order", "[pipeline][transform]") {
@@ -85,7 +77,8 @@ TEST_CASE("a transform writes every input's output in chunk order", "[pipeline][
     for (unsigned threads : {1u, 3u}) {
       INFO("chunk " << chunk << " threads " << threads);
       run(op, {{dir.file("a")}, {dir.file("b")}, {dir.file("e")}},
-          {dir.file("a.out"), dir.file("b.out"), dir.file("e.out")}, cpu(chunk, threads, 2));
+          {dir.file("a.out"), dir.file("b.out"), dir.file("e.out")},
+          test::cpu_options(chunk, threads, 2));
       CHECK(read_all(dir.file("a.out")) == expected(a, chunk));
       CHECK(read_all(dir.file("b.out")) == expected(b, chunk));
       CHECK(std::filesystem::exists(dir.file("e.out")));
@@ -130,7 +123,7 @@ TEST_CASE("a transform's prologue comes first, and an empty input gets empty_out
   framed_op op;
   for (std::size_t chunk : {std::size_t{4096}, std::size_t{1} << 20}) {
     run(op, {{dir.file("e")}, {dir.file("a")}}, {dir.file("e.out"), dir.file("a.out")},
-        cpu(chunk, 2, 3));
+        test::cpu_options(chunk, 2, 3));
     auto want = bytes_of("HEAD1:");
     want.insert(want.end(), a.begin(), a.end());
     CHECK(read_all(dir.file("a.out")) == want);
@@ -166,7 +159,8 @@ TEST_CASE("an input the operator skips gets no output, and the others go on",
   for (std::size_t chunk : {std::size_t{4096}, std::size_t{1} << 20}) {
     job_report rep;
     run(op, {{dir.file("good")}, {dir.file("bad")}, {dir.file("good")}},
-        {dir.file("g1.out"), dir.file("b.out"), dir.file("g2.out")}, cpu(chunk, 2, 3), &rep);
+        {dir.file("g1.out"), dir.file("b.out"), dir.file("g2.out")}, test::cpu_options(chunk, 2, 3),
+        &rep);
     CHECK(read_all(dir.file("g1.out")) == good);
     CHECK(read_all(dir.file("g2.out")) == good);
     CHECK_FALSE(std::filesystem::exists(dir.file("b.out")));
@@ -179,9 +173,10 @@ TEST_CASE("an input the operator skips gets no output, and the others go on",
     std::filesystem::remove(dir.file("g2.out"));
   }
   // Without a report the skipped input is an error after the job (the good output is written).
-  REQUIRE_THROWS_MATCHES(run(op, {{dir.file("good")}, {dir.file("bad")}},
-                             {dir.file("g1.out"), dir.file("b.out")}, cpu(4096, 2, 3)),
-                         input_error, test::what(Catch::Matchers::EndsWith("bad: starts with B")));
+  REQUIRE_THROWS_MATCHES(
+      run(op, {{dir.file("good")}, {dir.file("bad")}}, {dir.file("g1.out"), dir.file("b.out")},
+          test::cpu_options(4096, 2, 3)),
+      input_error, test::what(Catch::Matchers::EndsWith("bad: starts with B")));
   CHECK(std::filesystem::exists(dir.file("g1.out")));
   CHECK_FALSE(std::filesystem::exists(dir.file("b.out")));
 }
@@ -194,7 +189,8 @@ TEST_CASE("a failing transform leaves no output and no temporary file", "[pipeli
   op.hook = [](const chunk_info& info) {
     if (info.index == 100) throw input_error("a", "corrupt chunk");
   };
-  CHECK_THROWS_AS(run(op, {{dir.file("a")}}, {dir.file("a.out")}, cpu(4096, 2)), input_error);
+  CHECK_THROWS_AS(run(op, {{dir.file("a")}}, {dir.file("a.out")}, test::cpu_options(4096, 2)),
+                  input_error);
   CHECK_FALSE(std::filesystem::exists(dir.file("a.out")));
   CHECK(entries(dir.path()) == 1);
 }
@@ -206,7 +202,7 @@ TEST_CASE("a cancelled transform leaves no output and no temporary file", "[pipe
   reverse_op op;
   op.hook = [](const chunk_info&) { std::this_thread::sleep_for(std::chrono::milliseconds(2)); };
   std::atomic<bool> stop{false};
-  auto o = cpu(4096, 2);
+  auto o = test::cpu_options(4096, 2);
   o.cancel = &stop;
   std::thread t([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -222,6 +218,7 @@ TEST_CASE("a transform into a missing folder is an error naming the output",
   test::temp_dir dir;
   test::write_file(dir.file("a"), "abc", 3);
   reverse_op op;
-  CHECK_THROWS_MATCHES(run(op, {{dir.file("a")}}, {dir.file("no/such/out")}, cpu(4096, 1)),
-                       io_error, test::what(Catch::Matchers::Contains("no/such/out")));
+  CHECK_THROWS_MATCHES(
+      run(op, {{dir.file("a")}}, {dir.file("no/such/out")}, test::cpu_options(4096, 1)), io_error,
+      test::what(Catch::Matchers::Contains("no/such/out")));
 }

@@ -5,11 +5,12 @@
 
 namespace hetpipe::test {
 
-inline options cpu_options(std::size_t chunk, unsigned threads) {
+inline options cpu_options(std::size_t chunk, unsigned threads, unsigned slots = 0) {
   options o;
   o.device = device_mode::cpu;
   o.chunk_size = chunk;
   o.cpu_threads = threads;
+  o.slots = slots;
   return o;
 }
 
