@@ -249,4 +249,13 @@ void memset_async(void* d_ptr, int value, std::size_t n, const stream& s) {
   HETPIPE_CUDA_CHECK(cudaMemsetAsync(d_ptr, value, n, to_stream(s)));
 }
 
+void memset_async(void* d_ptr, int value, std::size_t n, void* stream_handle) {
+  if (n == 0) return;
+  HETPIPE_CUDA_CHECK(cudaMemsetAsync(d_ptr, value, n, static_cast<cudaStream_t>(stream_handle)));
+}
+
+void stream_synchronize(void* stream_handle) {
+  HETPIPE_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream_handle)));
+}
+
 }  // namespace hetpipe::cuda

@@ -134,5 +134,8 @@ void copy_d2h_async(void* h_dst, const void* d_src, std::size_t n, const stream&
 // The same on a raw cudaStream_t handle (hetpipe::stream_ref::handle).
 void copy_d2h_async(void* h_dst, const void* d_src, std::size_t n, void* stream_handle);
 void memset_async(void* d_ptr, int value, std::size_t n, const stream& s);
+void memset_async(void* d_ptr, int value, std::size_t n, void* stream_handle);
+// Blocks until the work queued on a raw cudaStream_t handle has completed.
+void stream_synchronize(void* stream_handle);
 
 }  // namespace hetpipe::cuda

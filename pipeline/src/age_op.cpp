@@ -71,6 +71,7 @@ class aead_device final : public device_transformer {
     for (unsigned b = 0; b < buffers; ++b) {
       auto s = std::make_unique<slot>();
       s->d_out = cuda::device_buffer(max_out);
+      s->h_out = cuda::pinned_buffer(std::max<std::size_t>(1, max_out));
       if (!sealing) {
         const std::size_t max_chunks = max_out / age::chunk_size + 2;
         s->d_ok = cuda::device_buffer(max_chunks * sizeof(std::uint32_t));
@@ -79,8 +80,10 @@ class aead_device final : public device_transformer {
       slots_.push_back(std::move(s));
     }
   }
-  void launch(const chunk_info& info, const std::byte* d_data, std::byte* h_out, stream_ref stream,
-              unsigned buffer) override {
+  void launch(std::span<const chunk_info> infos, std::span<const std::size_t> offsets,
+              const std::byte* d_batch, stream_ref stream, unsigned buffer) override {
+    const chunk_info& info = infos[0];  // max_batch() == 1
+    const std::byte* d_data = d_batch + offsets[0];
     slot& s = *slots_[buffer];
     const std::size_t n = info.size;
     cuda::aead_batch b;
@@ -109,9 +112,10 @@ class aead_device final : public device_transformer {
       cuda::copy_d2h_async(s.h_ok.get(), s.d_ok.get(), b.chunks * sizeof(std::uint32_t),
                            stream.handle);
     }
-    cuda::copy_d2h_async(h_out, s.d_out.get(), s.out_bytes, stream.handle);
+    cuda::copy_d2h_async(s.h_out.get(), s.d_out.get(), s.out_bytes, stream.handle);
   }
-  std::size_t collect(const chunk_info&, unsigned buffer) override {
+  void collect(const chunk_info&, std::size_t, unsigned buffer,
+               std::vector<std::byte>& out) override {
     const slot& s = *slots_[buffer];
     if (!sealing_) {
       const auto* ok = static_cast<const std::uint32_t*>(s.h_ok.get());
@@ -121,14 +125,15 @@ class aead_device final : public device_transformer {
                                        " failed authentication: the file was modified, "
                                        "truncated or extended");
     }
-    return s.out_bytes;
+    const auto* h = static_cast<const std::byte*>(s.h_out.get());
+    out.insert(out.end(), h, h + s.out_bytes);
   }
 
  private:
   struct slot {
     cuda::aead_workspace ws;
     cuda::device_buffer d_out, d_ok;
-    cuda::pinned_buffer h_ok;
+    cuda::pinned_buffer h_out, h_ok;
     std::size_t out_bytes = 0;
     std::uint32_t chunks = 0;
     std::uint64_t first = 0;
@@ -152,7 +157,7 @@ class seal_op final : public transform_op {
                      reinterpret_cast<const std::uint8_t*>(data.data()), data.size(),
                      reinterpret_cast<std::uint8_t*>(out.data()));
   }
-  std::size_t max_output(std::size_t chunk) const override {
+  static std::size_t max_output(std::size_t chunk) {
     return chunk + age::tag_len * (chunk / age::chunk_size + 1);
   }
   void prologue(std::size_t, std::vector<std::byte>& out) const override {
@@ -193,11 +198,10 @@ class open_op final : public transform_op {
   void empty_output(std::size_t, std::vector<std::byte>&) const override {
     throw input_error(file_, "the payload is missing: the file is truncated");
   }
-  std::size_t max_output(std::size_t chunk) const override { return chunk; }
   std::unique_ptr<device_transformer> make_device_transformer(int, std::size_t max_chunk,
                                                               unsigned buffers) const override {
 #if HETPIPE_WITH_CUDA
-    return std::make_unique<aead_device>(false, key_, file_, max_output(max_chunk), buffers);
+    return std::make_unique<aead_device>(false, key_, file_, max_chunk, buffers);
 #else
     (void)max_chunk, (void)buffers;
     return nullptr;

@@ -186,6 +186,7 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
   };
   std::vector<batch> batches(nbuf);
   std::vector<io::chunk> held;  // pool slots whose H2D copies have not been seen complete
+  std::vector<std::span<const std::byte>> staged;  // what is copied for each held chunk
   double busy_ms = 0;
   try {
     cuda::set_device(device);
@@ -240,16 +241,43 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
       const unsigned b = next;
       next = (next + 1) % nbuf;
       retire_buffer(b);  // the buffer's previous batch must be finished before it is overwritten
+      // The worker's host stage (the chunk itself, unless it decodes or reshapes it); a chunk it
+      // hands on at once (a skipped input) leaves the batch and its slot goes back now.
+      staged.clear();
+      std::size_t need = 0;
+      for (std::size_t k = 0; k < held.size();) {
+        const io::chunk& h = held[k];
+        auto s = worker.stage(h.info, std::span<const std::byte>(h.data, h.info.size), b);
+        if (!s) {
+          rep.chunks++;
+          rep.bytes += h.info.size;
+          chunk_done(h.info.size);
+          pool_->release(h.slot);
+          held.erase(held.begin() + static_cast<std::ptrdiff_t>(k));
+          continue;
+        }
+        staged.push_back(*s);
+        need += (s->size() + align - 1) / align * align;
+        ++k;
+      }
+      if (held.empty()) continue;
+      if (need > d_in[b].size())  // staged bytes beyond a chunk (decoded images); buffer b is idle
+      {
+        const std::size_t grown = std::max(need, d_in[b].size() + d_in[b].size() / 2);
+        d_in[b] = cuda::device_buffer();  // freed first: the two need not fit at once
+        d_in[b] = cuda::device_buffer(grown);
+      }
       batch& bt = batches[b];
       copy_begin[b].record(copy_stream);
       std::size_t off = 0;
-      for (const io::chunk& h : held) {
-        cuda::copy_h2d_async(static_cast<std::byte*>(d_in[b].get()) + off, h.data, h.info.size,
-                             copy_stream);
+      for (std::size_t k = 0; k < held.size(); ++k) {
+        const io::chunk& h = held[k];
+        cuda::copy_h2d_async(static_cast<std::byte*>(d_in[b].get()) + off, staged[k].data(),
+                             staged[k].size(), copy_stream);
         bt.infos.push_back(h.info);
         bt.offsets.push_back(off);
         bt.bytes += h.info.size;
-        off += (h.info.size + align - 1) / align * align;
+        off += (staged[k].size() + align - 1) / align * align;
       }
       copied[b].record(copy_stream);
       copied[b].make_wait(compute_stream);

@@ -30,6 +30,14 @@ class gpu_worker {
  public:
   virtual ~gpu_worker() = default;
   virtual std::size_t max_batch() const { return 1; }
+  // The bytes to copy for a chunk (see device_transformer::stage), or nullopt when the chunk was
+  // handed on already (its input skipped): it leaves the batch.
+  virtual std::optional<std::span<const std::byte>> stage(const chunk_info& info,
+                                                          std::span<const std::byte> data,
+                                                          unsigned buffer) {
+    (void)info, (void)buffer;
+    return data;
+  }
   virtual void launch(std::span<const chunk_info> infos, std::span<const std::size_t> offsets,
                       const std::byte* d_data, stream_ref stream, unsigned buffer) = 0;
   virtual void collect(std::span<const chunk_info> infos, unsigned buffer) = 0;

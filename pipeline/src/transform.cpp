@@ -153,38 +153,40 @@ class outputs_state {
 #if HETPIPE_WITH_CUDA
 class transform_worker final : public detail::gpu_worker {
  public:
-  transform_worker(std::unique_ptr<device_transformer> impl, std::size_t max_out, unsigned buffers,
+  transform_worker(std::unique_ptr<device_transformer> impl,
                    std::function<void(const chunk_info&, std::vector<std::byte>)> deliver,
                    std::function<void(const chunk_info&, const input_skipped&)> skip)
-      : impl_(std::move(impl)),
-        max_out_(max_out),
-        deliver_(std::move(deliver)),
-        skip_(std::move(skip)) {
-    for (unsigned b = 0; b < buffers; ++b) h_out_.emplace_back(std::max<std::size_t>(1, max_out));
+      : impl_(std::move(impl)), deliver_(std::move(deliver)), skip_(std::move(skip)) {}
+  std::size_t max_batch() const override { return impl_->max_batch(); }
+  std::optional<std::span<const std::byte>> stage(const chunk_info& info,
+                                                  std::span<const std::byte> data,
+                                                  unsigned buffer) override {
+    try {
+      return impl_->stage(info, data, buffer);
+    } catch (const input_skipped& e) {
+      skip_(info, e);
+      return std::nullopt;
+    }
   }
   void launch(std::span<const chunk_info> infos, std::span<const std::size_t> offsets,
               const std::byte* d_data, stream_ref stream, unsigned buffer) override {
-    impl_->launch(infos[0], d_data + offsets[0], static_cast<std::byte*>(h_out_[buffer].get()),
-                  stream, buffer);
+    impl_->launch(infos, offsets, d_data, stream, buffer);
   }
   void collect(std::span<const chunk_info> infos, unsigned buffer) override {
-    const chunk_info& info = infos[0];
-    std::size_t n = 0;
-    try {
-      n = impl_->collect(info, buffer);
-    } catch (const input_skipped& e) {
-      skip_(info, e);
-      return;
+    for (std::size_t i = 0; i < infos.size(); ++i) {
+      std::vector<std::byte> out;
+      try {
+        impl_->collect(infos[i], i, buffer, out);
+      } catch (const input_skipped& e) {
+        skip_(infos[i], e);
+        continue;
+      }
+      deliver_(infos[i], std::move(out));
     }
-    if (n > max_out_) throw error("", "device transform produced more than max_output bytes");
-    const auto* h = static_cast<const std::byte*>(h_out_[buffer].get());
-    deliver_(info, std::vector<std::byte>(h, h + n));
   }
 
  private:
   std::unique_ptr<device_transformer> impl_;
-  std::size_t max_out_;
-  std::vector<cuda::pinned_buffer> h_out_;
   std::function<void(const chunk_info&, std::vector<std::byte>)> deliver_;
   std::function<void(const chunk_info&, const input_skipped&)> skip_;
 };
@@ -226,8 +228,7 @@ void run(const transform_op& op, const std::vector<input>& inputs,
 #if HETPIPE_WITH_CUDA
     auto impl = op.make_device_transformer(device, max_chunk, buffers);
     if (!impl) return nullptr;
-    return std::make_unique<transform_worker>(std::move(impl), op.max_output(max_chunk), buffers,
-                                              deliver, skip);
+    return std::make_unique<transform_worker>(std::move(impl), deliver, skip);
 #else
     (void)device, (void)max_chunk, (void)buffers, (void)deliver, (void)skip;
     return nullptr;

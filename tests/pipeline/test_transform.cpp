@@ -30,7 +30,6 @@ class reverse_op final : public transform_op {
     const auto* p = reinterpret_cast<const std::byte*>(&idx);
     out.insert(out.end(), p, p + sizeof idx);
   }
-  std::size_t max_output(std::size_t chunk) const override { return chunk + 8; }
 };
 
 std::vector<std::byte> expected(const std::vector<std::byte>& in, std::size_t chunk) {

@@ -80,14 +80,34 @@ class reduce_op {
   }
 };
 
-// Device half of a transform, one per GPU lane. launch() enqueues the kernel and the copy of
-// the output into `h_out` (pinned, max_output bytes); collect() returns how many bytes are valid.
+// Device half of a transform, one per GPU lane. A batch is one chunk, or several small ones (see
+// device_reducer::max_batch); `buffer` in [0, buffers) names the lane's in-flight slot, as for a
+// reducer: what launch() wrote for `buffer` must stay intact until its chunks were collected.
 class device_transformer {
  public:
   virtual ~device_transformer() = default;
-  virtual void launch(const chunk_info& info, const std::byte* d_data, std::byte* h_out,
-                      stream_ref stream, unsigned buffer) = 0;
-  virtual std::size_t collect(const chunk_info& info, unsigned buffer) = 0;
+  virtual std::size_t max_batch() const { return 1; }
+  // Host work before the copy to the device, on the lane's thread (optional): returns the bytes to
+  // copy for this chunk, either `data` itself, a part of it, or host memory the transformer owns
+  // for `buffer` (pinned, for full copy speed) that stays valid until launch(). They may be larger
+  // than the chunk: the lane's device buffer grows to fit. Decoding a compressed image goes here,
+  // overlapping the device's work on other chunks. May throw input_skipped: the chunk then leaves
+  // the batch.
+  virtual std::span<const std::byte> stage(const chunk_info& info, std::span<const std::byte> data,
+                                           unsigned buffer) {
+    (void)info, (void)buffer;
+    return data;
+  }
+  // Enqueue on `stream` the work over the batch (chunk i's staged bytes at d_data + offsets[i],
+  // device-resident) and the copy of its outputs into host memory the transformer owns for
+  // `buffer`. Must not synchronise.
+  virtual void launch(std::span<const chunk_info> infos, std::span<const std::size_t> offsets,
+                      const std::byte* d_data, stream_ref stream, unsigned buffer) = 0;
+  // After everything launch() enqueued for `buffer` has completed: append the output of the
+  // batch's chunk `i` (infos[i]) to `out`. Called for i = 0, 1, ... in order; may throw
+  // input_skipped (that chunk's input gets no output) or any error (the job fails).
+  virtual void collect(const chunk_info& info, std::size_t i, unsigned buffer,
+                       std::vector<std::byte>& out) = 0;
 };
 
 class transform_op {
@@ -97,8 +117,6 @@ class transform_op {
   // Output bytes of one chunk on a CPU lane (append to `out`). Called concurrently.
   virtual void host(const chunk_info& info, std::span<const std::byte> data,
                     std::vector<std::byte>& out) const = 0;
-  // Largest output of a chunk of `chunk_bytes` input bytes (sizes the GPU lane's buffers).
-  virtual std::size_t max_output(std::size_t chunk_bytes) const { return chunk_bytes; }
   // Bytes an output starts with, before the first chunk's output (a file header). Called once per
   // input, from any thread.
   virtual void prologue(std::size_t input, std::vector<std::byte>& out) const {
