@@ -165,6 +165,38 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"normal", "uniform", "hard"}));
   gen_cmd->add_option("-o,--output", gen.output, "output file")->required();
 
+  common img_opt;
+  hetpipe::image_spec img_spec;
+  std::vector<std::string> img_files;
+  std::string img_out, img_format = "same";
+  bool img_recursive = false;
+  auto* image = app.add_subcommand(
+      "image", "filter chains over PNM/PNG images (gray, blur, sobel, resize, invert, threshold)");
+  img_opt.add(image);
+  image
+      ->add_option("--ops", img_spec.ops, "ops in order, e.g. gray,blur:sigma=1.5,sobel,resize:0.5")
+      ->required();
+  image->add_option("-o,--output", img_out, "output folder (created); names are kept")->required();
+  image->add_option("--format", img_format, "same | pnm | png (default: each input's own)")
+      ->check(CLI::IsMember({"same", "pnm", "png"}));
+  image->add_option("--png-level", img_spec.png_level, "zlib level of PNG outputs, 0..9 (6)");
+  image->add_flag("-r,--recursive", img_recursive,
+                  "walk folders (*.pgm *.ppm *.pnm *.png), keeping their layout under -o");
+  image->add_option("INPUT", img_files, "images or (with -r) folders")->required();
+
+  hetpipe::image_set_spec gset;
+  std::string gset_size = "640x480", gset_format = "pnm";
+  auto* gen_images = app.add_subcommand("gen-images", "write a deterministic set of test images");
+  gen_images->add_option("--size", gset_size, "WIDTHxHEIGHT (default 640x480)");
+  gen_images->add_option("--channels", gset.channels, "1 gray, 2 gray+alpha, 3 RGB, 4 RGBA");
+  gen_images->add_option("--depth", gset.depth, "8 or 16 bits per sample");
+  gen_images->add_option("--count", gset.count, "number of images (default 1)");
+  gen_images->add_option("--format", gset_format, "pnm | png")
+      ->check(CLI::IsMember({"pnm", "png"}));
+  gen_images->add_option("--seed", gset.seed, "random seed");
+  gen_images->add_option("--prefix", gset.prefix, "file name prefix (default img)");
+  gen_images->add_option("-o,--output", gset.outdir, "output folder (created)")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -239,6 +271,51 @@ int main(int argc, char** argv) {
         std::printf("read %s in %.3f s: %.2f GB/s (%u CPU lanes, %u io threads, chunk %s)\n",
                     hetpipe::format_size(bytes).c_str(), rep.seconds, gbps, rep.cpu_lanes,
                     rep.resolved.io_threads, hetpipe::format_size(rep.resolved.chunk_size).c_str());
+    } else if (*image) {
+      img_spec.format = img_format == "png"   ? hetpipe::image_output::png
+                        : img_format == "pnm" ? hetpipe::image_output::pnm
+                                              : hetpipe::image_output::same;
+      hetpipe::check_image_spec(img_spec);
+      const auto files = hetpipe::plan_images(img_files, img_recursive, img_out, img_spec.format);
+      hetpipe::job_report rep;
+      hetpipe::run_images(img_spec, files, img_opt.to_options(), &rep);
+      for (const auto& sk : rep.skipped)
+        std::fprintf(stderr, "hetpipe: %s: %s\n", sk.file.c_str(), sk.reason.c_str());
+      const std::size_t written = files.size() - rep.skipped.size();
+      if (img_opt.json) {
+        nlohmann::json bad = nlohmann::json::array();
+        for (const auto& sk : rep.skipped)
+          bad.push_back({{"file", sk.file}, {"reason", sk.reason}});
+        std::cout << nlohmann::json{{"images", files.size()},
+                                    {"written", written},
+                                    {"failed", bad},
+                                    {"bytes", rep.bytes},
+                                    {"seconds", rep.seconds},
+                                    {"cpu_lanes", rep.cpu_lanes},
+                                    {"gpu_lanes", rep.gpu_lanes}}
+                         .dump(2)
+                  << "\n";
+      }
+      if (!rep.skipped.empty()) {
+        std::fprintf(stderr, "hetpipe: %zu of %zu images failed; the other %zu were written\n",
+                     rep.skipped.size(), files.size(), written);
+        return 1;
+      }
+    } else if (*gen_images) {
+      const auto x = gset_size.find('x');
+      try {
+        if (x == std::string::npos) throw std::invalid_argument("no x");
+        std::size_t used = 0;
+        gset.width = static_cast<std::uint32_t>(std::stoul(gset_size.substr(0, x), &used));
+        if (used != x) throw std::invalid_argument("width");
+        gset.height = static_cast<std::uint32_t>(std::stoul(gset_size.substr(x + 1), &used));
+        if (used != gset_size.size() - x - 1) throw std::invalid_argument("height");
+      } catch (const std::logic_error&) {
+        throw hetpipe::usage_error("--size must be WIDTHxHEIGHT, e.g. 1920x1080, not '" +
+                                   gset_size + "'");
+      }
+      gset.format = gset_format == "png" ? hetpipe::image_output::png : hetpipe::image_output::pnm;
+      hetpipe::generate_images(gset);
     } else if (*gen_cmd) {
       const auto t = hetpipe::parse_dtype(gen_dtype);
       if (!t) throw hetpipe::usage_error("unknown --dtype '" + gen_dtype + "'");

@@ -295,4 +295,63 @@ image_result image_workspace::run(const std::uint16_t* d_in, const host::img::im
   return {cur, shapes.back()};
 }
 
+namespace {
+
+__global__ void unpack_kernel(const std::uint8_t* __restrict__ src, img::sample_layout layout,
+                              u64 n, u32 maxval, u16* __restrict__ dst, unsigned long long* bad) {
+  for (u64 i = blockIdx.x * u64{blockDim.x} + threadIdx.x; i < n;
+       i += u64{gridDim.x} * blockDim.x) {
+    u32 v;
+    if (layout == img::sample_layout::u8)
+      v = src[i];
+    else if (layout == img::sample_layout::u16be)
+      v = (u32{src[2 * i]} << 8) | src[2 * i + 1];
+    else
+      v = reinterpret_cast<const u16*>(src)[i];
+    dst[i] = static_cast<u16>(v);
+    if (v > maxval) atomicMin(bad, (static_cast<unsigned long long>(i) << 16) | v);
+  }
+}
+
+__global__ void pack_kernel(const u16* __restrict__ src, u64 n, img::sample_layout layout,
+                            std::uint8_t* __restrict__ dst) {
+  for (u64 i = blockIdx.x * u64{blockDim.x} + threadIdx.x; i < n;
+       i += u64{gridDim.x} * blockDim.x) {
+    const u16 v = src[i];
+    if (layout == img::sample_layout::u8) {
+      dst[i] = static_cast<std::uint8_t>(v);
+    } else if (layout == img::sample_layout::u16be) {
+      dst[2 * i] = static_cast<std::uint8_t>(v >> 8);
+      dst[2 * i + 1] = static_cast<std::uint8_t>(v);
+    } else {
+      reinterpret_cast<u16*>(dst)[i] = v;
+    }
+  }
+}
+
+}  // namespace
+
+void unpack_samples(const void* d_src, img::sample_layout layout, std::uint64_t n,
+                    std::uint32_t maxval, std::uint16_t* d_dst, unsigned long long* d_bad,
+                    void* stream) {
+  if (n == 0) return;
+  if (!d_src || !d_dst || !d_bad) throw gpu_error("unpack_samples: null pointer");
+  if (layout == img::sample_layout::u16 && reinterpret_cast<std::uintptr_t>(d_src) % 2 != 0)
+    throw gpu_error("unpack_samples: u16 samples are not 2-byte aligned");
+  unpack_kernel<<<blocks_for(n), block_threads, 0, static_cast<cudaStream_t>(stream)>>>(
+      static_cast<const std::uint8_t*>(d_src), layout, n, maxval, d_dst, d_bad);
+  check_launch();
+}
+
+void pack_samples(const std::uint16_t* d_src, std::uint64_t n, img::sample_layout layout,
+                  void* d_dst, void* stream) {
+  if (n == 0) return;
+  if (!d_src || !d_dst) throw gpu_error("pack_samples: null pointer");
+  if (layout == img::sample_layout::u16 && reinterpret_cast<std::uintptr_t>(d_dst) % 2 != 0)
+    throw gpu_error("pack_samples: u16 samples are not 2-byte aligned");
+  pack_kernel<<<blocks_for(n), block_threads, 0, static_cast<cudaStream_t>(stream)>>>(
+      d_src, n, layout, static_cast<std::uint8_t*>(d_dst));
+  check_launch();
+}
+
 }  // namespace hetpipe::cuda

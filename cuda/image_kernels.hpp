@@ -56,4 +56,23 @@ class image_workspace {
   std::optional<event> done_;  // the last run has finished with the buffers
 };
 
+// Rasters to and from the workspace's uint16 samples, on `stream`:
+// unpack_samples widens n samples of `layout` at d_src (2-byte aligned for u16) into d_dst and
+// checks them against maxval: of the samples above it, the one with the smallest index i is
+// recorded as (i << 16 | value) by an atomic minimum on *d_bad, which the caller sets to
+// no_bad_sample first (bad_sample_index / bad_sample_value take it apart).
+// pack_samples narrows n samples into `layout` at d_dst (u8 keeps the low byte: samples <= 255).
+constexpr unsigned long long no_bad_sample = ~0ull;
+constexpr std::uint64_t bad_sample_index(unsigned long long v) {
+  return v >> 16;
+}
+constexpr std::uint32_t bad_sample_value(unsigned long long v) {
+  return static_cast<std::uint32_t>(v & 0xFFFF);
+}
+void unpack_samples(const void* d_src, host::img::sample_layout layout, std::uint64_t n,
+                    std::uint32_t maxval, std::uint16_t* d_dst, unsigned long long* d_bad,
+                    void* stream);
+void pack_samples(const std::uint16_t* d_src, std::uint64_t n, host::img::sample_layout layout,
+                  void* d_dst, void* stream);
+
 }  // namespace hetpipe::cuda

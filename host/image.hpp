@@ -57,6 +57,17 @@ struct image {
   std::vector<std::uint16_t> samples;
 };
 
+// How the samples of a raster lie in memory. The GPU path moves rasters (a PNM file's pixel data
+// as it is, a decoded PNG's samples), not images; image::samples is the u16 layout.
+enum class sample_layout : std::uint8_t {
+  u8,     // one byte per sample (maxval <= 255)
+  u16be,  // two bytes per sample, most significant first (PNM with maxval > 255)
+  u16,    // host-order uint16
+};
+constexpr std::size_t bytes_per_sample(sample_layout l) {
+  return l == sample_layout::u8 ? 1 : 2;
+}
+
 // --- PNM (binary P5 / P6) ---
 //
 // Header: the magic, then width, height and maxval as decimal numbers separated by whitespace
@@ -66,6 +77,22 @@ struct image {
 // Strict: every sample must be <= maxval, and nothing may follow the raster (multi-image PNM
 // streams are refused, so a file is one image). P1-P4 (plain and bitmap) and P7 (PAM) are refused.
 image decode_pnm(const void* data, std::size_t size);
+// A PNM file without its samples: the shape and where the raster starts, after every check of
+// decode_pnm but the sample values (the raster is exactly shape.samples() samples of
+// pnm_layout(shape)). The GPU path copies the raster as it is and checks the values there.
+struct pnm_header {
+  image_shape shape;
+  std::size_t raster_offset = 0;
+};
+pnm_header read_pnm_header(const void* data, std::size_t size);
+constexpr sample_layout pnm_layout(const image_shape& s) {
+  return s.maxval > 255 ? sample_layout::u16be : sample_layout::u8;
+}
+// The header encode_pnm writes ("P5\n<w> <h>\n<maxval>\n", or P6); input_error for an image with
+// alpha (P5/P6 hold gray or RGB only).
+std::string pnm_header_text(const image_shape& s);
+// The reason decode_pnm gives for sample `index` (of the raster) holding `value` > maxval.
+std::string pnm_bad_sample(const image_shape& s, std::size_t index, std::uint32_t value);
 // P5 for 1 channel, P6 for 3 channels ("P5\n<w> <h>\n<maxval>\n" then the raster); an image with
 // alpha cannot be written as PNM (input_error).
 std::vector<std::uint8_t> encode_pnm(const image& im);
@@ -81,6 +108,10 @@ image decode_png(const void* data, std::size_t size);
 // 65535 is rescaled to the full range (v * full / maxval, rounded half up) since PNG has no
 // maxval. compression_level: zlib's 0..9.
 std::vector<std::uint8_t> encode_png(const image& im, int compression_level = 6);
+// The same from shape.samples() samples at `samples` in layout u8 (maxval <= 255) or u16, as the
+// GPU path copies them back.
+std::vector<std::uint8_t> encode_png(const image_shape& shape, const void* samples,
+                                     sample_layout layout, int compression_level = 6);
 
 enum class image_format { unknown, pnm, png };
 // By magic: "P1".."P7" is pnm (decode_pnm refuses all but P5/P6 with a clear reason), the 8-byte

@@ -105,42 +105,28 @@ image decode_png(const void* data, std::size_t size) {
   return im;
 }
 
-std::vector<std::uint8_t> encode_png(const image& im, int compression_level) {
-  check_shape(im.shape);
-  if (im.samples.size() != im.shape.samples())
-    fail("image has " + std::to_string(im.samples.size()) + " samples, its shape says " +
-         std::to_string(im.shape.samples()));
+namespace {
+
+// 8-bit samples (wide false) or host-order 16-bit ones, already scaled to the full range.
+std::vector<std::uint8_t> encode_raw(const image_shape& shape, const void* raw, std::size_t bytes,
+                                     bool wide, int compression_level) {
   static const std::uint8_t color_type[] = {
       0, SPNG_COLOR_TYPE_GRAYSCALE, SPNG_COLOR_TYPE_GRAYSCALE_ALPHA, SPNG_COLOR_TYPE_TRUECOLOR,
       SPNG_COLOR_TYPE_TRUECOLOR_ALPHA};
-  const bool wide = im.shape.maxval > 255;
-  const std::uint32_t full = wide ? 65535 : 255;
-  const std::size_t n = im.samples.size();
-  std::vector<std::uint8_t> raw(n * (wide ? 2 : 1));
-  const std::uint32_t m = im.shape.maxval;
-  if (wide) {
-    auto* w = reinterpret_cast<std::uint16_t*>(raw.data());  // vector storage: aligned
-    for (std::size_t i = 0; i < n; ++i)
-      w[i] = static_cast<std::uint16_t>(m == full ? im.samples[i]
-                                                  : (2ull * im.samples[i] * full + m) / (2ull * m));
-  } else {
-    for (std::size_t i = 0; i < n; ++i)
-      raw[i] = static_cast<std::uint8_t>(m == full ? im.samples[i]
-                                                   : (2u * im.samples[i] * full + m) / (2u * m));
-  }
-
   ctx_ptr ctx(spng_ctx_new(SPNG_CTX_ENCODER));
   if (!ctx) throw std::bad_alloc();
   check(spng_set_option(ctx.get(), SPNG_ENCODE_TO_BUFFER, 1), "encoder option");
   check(spng_set_option(ctx.get(), SPNG_IMG_COMPRESSION_LEVEL, compression_level),
         "compression level");
   spng_ihdr ihdr{};
-  ihdr.width = im.shape.width;
-  ihdr.height = im.shape.height;
+  ihdr.width = shape.width;
+  ihdr.height = shape.height;
   ihdr.bit_depth = wide ? 16 : 8;
-  ihdr.color_type = color_type[im.shape.channels];
+  ihdr.color_type = color_type[shape.channels];
   check(spng_set_ihdr(ctx.get(), &ihdr), "encoding the header");
-  check(spng_encode_image(ctx.get(), raw.data(), raw.size(), SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE),
+  // libspng reads the buffer only; its API takes a non-const pointer.
+  check(spng_encode_image(ctx.get(), const_cast<void*>(raw), bytes, SPNG_FMT_PNG,
+                          SPNG_ENCODE_FINALIZE),
         "encoding the pixels");
   std::size_t len = 0;
   int err = 0;
@@ -151,6 +137,61 @@ std::vector<std::uint8_t> encode_png(const image& im, int compression_level) {
                                 static_cast<std::uint8_t*>(buf) + len);
   std::free(buf);
   return out;
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> encode_png(const image& im, int compression_level) {
+  check_shape(im.shape);
+  if (im.samples.size() != im.shape.samples())
+    fail("image has " + std::to_string(im.samples.size()) + " samples, its shape says " +
+         std::to_string(im.shape.samples()));
+  const bool wide = im.shape.maxval > 255;
+  const std::uint32_t full = wide ? 65535 : 255;
+  const std::uint32_t m = im.shape.maxval;
+  if (m == 65535)
+    return encode_raw(im.shape, im.samples.data(), im.samples.size() * 2, true, compression_level);
+  const std::size_t n = im.samples.size();
+  std::vector<std::uint8_t> raw(n * (wide ? 2 : 1));
+  if (wide) {
+    auto* w = reinterpret_cast<std::uint16_t*>(raw.data());  // vector storage: aligned
+    for (std::size_t i = 0; i < n; ++i)
+      w[i] = static_cast<std::uint16_t>((2ull * im.samples[i] * full + m) / (2ull * m));
+  } else {
+    for (std::size_t i = 0; i < n; ++i)
+      raw[i] = static_cast<std::uint8_t>(m == full ? im.samples[i]
+                                                   : (2u * im.samples[i] * full + m) / (2u * m));
+  }
+  return encode_raw(im.shape, raw.data(), raw.size(), wide, compression_level);
+}
+
+std::vector<std::uint8_t> encode_png(const image_shape& shape, const void* samples,
+                                     sample_layout layout, int compression_level) {
+  check_shape(shape);
+  const bool full = shape.maxval == 255 || shape.maxval == 65535;
+  const bool wide = shape.maxval > 255;
+  if (full && layout == (wide ? sample_layout::u16 : sample_layout::u8))
+    return encode_raw(shape, samples, shape.samples() * bytes_per_sample(layout), wide,
+                      compression_level);
+  // Anything else (a maxval to rescale, another layout): through an image.
+  image im;
+  im.shape = shape;
+  im.samples.resize(shape.samples());
+  const auto* p = static_cast<const std::uint8_t*>(samples);
+  for (std::size_t i = 0; i < im.samples.size(); ++i) {
+    switch (layout) {
+      case sample_layout::u8:
+        im.samples[i] = p[i];
+        break;
+      case sample_layout::u16be:
+        im.samples[i] = static_cast<std::uint16_t>((p[2 * i] << 8) | p[2 * i + 1]);
+        break;
+      case sample_layout::u16:
+        std::memcpy(&im.samples[i], p + 2 * i, 2);
+        break;
+    }
+  }
+  return encode_png(im, compression_level);
 }
 
 }  // namespace hetpipe::host::img

@@ -96,7 +96,7 @@ std::string describe(const image_shape& s) {
   return r;
 }
 
-image decode_pnm(const void* data, std::size_t size) {
+pnm_header read_pnm_header(const void* data, std::size_t size) {
   const auto* p = static_cast<const std::uint8_t*>(data);
   if (size < 2 || p[0] != 'P') fail("not a PNM file (no 'P' magic)");
   if (p[1] < '1' || p[1] > '7') fail("not a PNM file (unknown magic)");
@@ -109,35 +109,49 @@ image decode_pnm(const void* data, std::size_t size) {
   if (size > 2 && !is_space(p[2]) && p[2] != '#')
     fail("malformed PNM header: no whitespace after the magic");
   header_reader h(p, size);
-  image im;
-  im.shape.channels = p[1] == '5' ? 1 : 3;
+  pnm_header r;
+  r.shape.channels = p[1] == '5' ? 1 : 3;
   const std::uint64_t w = h.number("width");
   const std::uint64_t hh = h.number("height");
   const std::uint64_t maxval = h.number("maxval");
   if (maxval == 0 || maxval > 65535)
     fail("PNM maxval " + std::to_string(maxval) + " is not in 1..65535");
   if (w == 0 || hh == 0) fail("empty image (" + std::to_string(w) + "x" + std::to_string(hh) + ")");
-  im.shape.width = static_cast<std::uint32_t>(w);
-  im.shape.height = static_cast<std::uint32_t>(hh);
-  im.shape.maxval = static_cast<std::uint32_t>(maxval);
-  check_shape(im.shape);
-  const std::size_t start = h.raster_start();
-  const std::size_t n = im.shape.samples();
-  const std::size_t bytes_per = maxval > 255 ? 2 : 1;
-  const std::size_t need = n * bytes_per;
-  const std::size_t have = size - start;
+  r.shape.width = static_cast<std::uint32_t>(w);
+  r.shape.height = static_cast<std::uint32_t>(hh);
+  r.shape.maxval = static_cast<std::uint32_t>(maxval);
+  check_shape(r.shape);
+  r.raster_offset = h.raster_start();
+  const std::size_t need = r.shape.samples() * bytes_per_sample(pnm_layout(r.shape));
+  const std::size_t have = size - r.raster_offset;
   if (have < need)
     fail("PNM pixel data truncated: " + std::to_string(need - have) + " bytes missing (" +
-         std::to_string(need) + " expected for " + describe(im.shape) + ", " +
-         std::to_string(have) + " present)");
+         std::to_string(need) + " expected for " + describe(r.shape) + ", " + std::to_string(have) +
+         " present)");
   if (have > need)
     fail(std::to_string(have - need) +
          " bytes after the PNM pixel data (multi-image PNM streams are not supported)");
+  return r;
+}
+
+std::string pnm_bad_sample(const image_shape& s, std::size_t index, std::uint32_t value) {
+  const std::size_t px = index / s.channels;
+  return "PNM sample value " + std::to_string(value) + " exceeds maxval " +
+         std::to_string(s.maxval) + " at pixel (" + std::to_string(px % s.width) + ", " +
+         std::to_string(px / s.width) + ")";
+}
+
+image decode_pnm(const void* data, std::size_t size) {
+  const pnm_header h = read_pnm_header(data, size);
+  image im;
+  im.shape = h.shape;
+  const std::size_t n = im.shape.samples();
   im.samples.resize(n);
-  const std::uint8_t* r = p + start;
+  const std::uint8_t* r = static_cast<const std::uint8_t*>(data) + h.raster_offset;
+  const std::uint32_t maxval = im.shape.maxval;
   std::uint32_t largest = 0;
   std::uint16_t* out = im.samples.data();
-  if (bytes_per == 1) {
+  if (pnm_layout(im.shape) == sample_layout::u8) {
     for (std::size_t i = 0; i < n; ++i) {
       out[i] = r[i];
       largest = largest > r[i] ? largest : r[i];
@@ -152,26 +166,25 @@ image decode_pnm(const void* data, std::size_t size) {
   if (largest > maxval) {
     std::size_t i = 0;
     while (out[i] <= maxval) ++i;
-    const std::size_t px = i / im.shape.channels;
-    fail("PNM sample value " + std::to_string(out[i]) + " exceeds maxval " +
-         std::to_string(maxval) + " at pixel (" + std::to_string(px % im.shape.width) + ", " +
-         std::to_string(px / im.shape.width) + ")");
+    fail(pnm_bad_sample(im.shape, i, out[i]));
   }
   return im;
 }
 
+std::string pnm_header_text(const image_shape& s) {
+  check_shape(s);
+  if (s.channels != 1 && s.channels != 3)
+    fail("a " + describe(s) +
+         " image cannot be written as PNM (P5/P6 hold gray or RGB without alpha); write PNG");
+  return std::string(s.channels == 1 ? "P5" : "P6") + "\n" + std::to_string(s.width) + " " +
+         std::to_string(s.height) + "\n" + std::to_string(s.maxval) + "\n";
+}
+
 std::vector<std::uint8_t> encode_pnm(const image& im) {
-  check_shape(im.shape);
-  if (im.shape.channels != 1 && im.shape.channels != 3)
-    fail("a " + describe(im.shape) +
-         " image cannot be written as PNM (P5/P6 hold gray or RGB "
-         "without alpha); write PNG");
+  const std::string header = pnm_header_text(im.shape);
   if (im.samples.size() != im.shape.samples())
     fail("image has " + std::to_string(im.samples.size()) + " samples, its shape says " +
          std::to_string(im.shape.samples()));
-  const std::string header =
-      std::string(im.shape.channels == 1 ? "P5" : "P6") + "\n" + std::to_string(im.shape.width) +
-      " " + std::to_string(im.shape.height) + "\n" + std::to_string(im.shape.maxval) + "\n";
   const std::size_t n = im.samples.size();
   const bool wide = im.shape.maxval > 255;
   std::vector<std::uint8_t> out(header.size() + n * (wide ? 2 : 1));

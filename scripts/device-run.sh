@@ -75,6 +75,11 @@ if [[ " $sections " == *" encrypt "* ]]; then
   timeout 300 env REPS=${ENCRYPT_REPS:-2} bench/encrypt.sh /dev/shm/hetpipe-bench "$size" >"$out/bench-encrypt.md" 2>&1
   echo "encrypt bench rc=$?"; cat "$out/bench-encrypt.md"
 fi
+if [[ " $sections " == *" image "* ]]; then
+  step "image benchmark"
+  timeout 300 env REPS=${IMAGE_REPS:-2} bench/image.sh /dev/shm/hetpipe-bench >"$out/bench-image.md" 2>&1
+  echo "image bench rc=$?"; cat "$out/bench-image.md"
+fi
 
 if [[ " $sections " == *" chunks "* ]]; then
   step "chunk-size sweep (steady-state GB/s from -v, best of 3)"

@@ -7,6 +7,7 @@
 #include <hetpipe/dtype.hpp>
 #include <hetpipe/error.hpp>
 #include <hetpipe/framing.hpp>
+#include <hetpipe/image.hpp>
 #include <hetpipe/info.hpp>
 #include <hetpipe/operator.hpp>
 #include <hetpipe/options.hpp>

@@ -1,0 +1,78 @@
+// Batch image filters: a chain of ops (gray, blur, sobel, resize, invert, threshold) over many
+// PNM/PNG files, one image per chunk, on CPU lanes and GPU lanes together. The definitions of the
+// ops (exact integer arithmetic, identical bytes on CPU and GPU) are in host/image_ops.hpp and
+// the README.
+//
+//   hetpipe::image_spec spec;
+//   spec.ops = "gray,blur:sigma=2,sobel";
+//   auto files = hetpipe::plan_images({"photos"}, true, "out", spec.format);
+//   hetpipe::job_report rep;
+//   hetpipe::run_images(spec, files, hetpipe::options{}, &rep);
+//   for (auto& s : rep.skipped) std::cerr << s.file << ": " << s.reason << "\n";
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <hetpipe/options.hpp>
+#include <hetpipe/pipeline.hpp>
+
+namespace hetpipe {
+
+enum class image_output : std::uint8_t {
+  same,  // each output in its input's format
+  pnm,   // P5 (gray) or P6 (RGB); an image with alpha cannot be written (that file is skipped)
+  png,
+};
+
+struct image_spec {
+  std::string ops;  // "gray,blur:sigma=1.5,sobel,resize:0.5" (empty: no op, a format conversion)
+  image_output format = image_output::same;
+  int png_level = 6;  // zlib compression level of PNG outputs, 0..9
+};
+
+// Throws usage_error naming the bad item of spec.ops, or a bad png_level.
+void check_image_spec(const image_spec& spec);
+
+struct image_file {
+  std::string input;
+  std::string output;
+};
+
+// The inputs named by `paths` and their outputs under `outdir`. A file keeps its name; a file
+// found in a folder (walked when `recursive`, sorted by name, only *.pgm *.ppm *.pnm *.png in any
+// letter case) keeps its path below that folder. With format pnm or png the extension becomes
+// .pnm or .png. Throws io_error for a missing path or a folder without `recursive`, usage_error
+// when two inputs would write the same output or an output would replace its own input.
+std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool recursive,
+                                    const std::string& outdir, image_output format);
+
+// Runs the chain over every file; writes each output through a temporary file renamed on success
+// (creating its folder). A bad image (malformed header, truncated pixel data, unsupported format,
+// an output its format cannot hold) gets no output and is listed in report->skipped with its
+// reason; the others are written. Without a report, the first bad image is thrown after the job.
+// Options: chunk_size must hold the largest file (0: sized to it); slots default to what fits in
+// 2 GiB of chunks. Other errors (I/O, CUDA) stop the job.
+void run_images(const image_spec& spec, const std::vector<image_file>& files, const options& opt,
+                job_report* report = nullptr);
+
+// A deterministic image set for samples, tests and benchmarks (the same bytes on every machine
+// for the same spec): smooth gradients, shapes, edges and noise, so filters and PNG compression
+// see realistic content. Files are <prefix>-<6-digit index>.<pgm|ppm|png> in outdir (created),
+// each written through a temporary file renamed on success; OpenMP across images.
+struct image_set_spec {
+  std::uint32_t width = 640, height = 480;
+  std::uint32_t channels = 3;  // 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA (PNM: 1 or 3)
+  std::uint32_t depth = 8;     // 8 or 16 bits per sample
+  std::size_t count = 1;
+  image_output format = image_output::pnm;  // pnm or png (same is pnm)
+  std::uint64_t seed = 1;
+  std::string outdir;
+  std::string prefix = "img";
+};
+// Returns the paths written, in index order. Throws usage_error for a bad spec, io_error.
+std::vector<std::string> generate_images(const image_set_spec& spec);
+
+}  // namespace hetpipe

@@ -1,0 +1,400 @@
+// hetpipe::run_images: a transform with one chunk per image file.
+//
+// CPU lane: decode (PNM or PNG), the chain of host::img::apply, encode.
+// GPU lane: the host stage reads a PNM header (the raster is copied as it lies in the pinned slot)
+// or decodes a PNG into pinned staging, on the lane's thread while the device works on the
+// previous batch; on the device the raster is widened to uint16, the whole chain runs in the lane's
+// image_workspace and the result is narrowed to its output layout; one copy back per batch; the
+// lane's thread then writes the PNM header or encodes the PNG. Small images go several per batch.
+#include <hetpipe/error.hpp>
+#include <hetpipe/image.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+
+#include "host/image.hpp"
+#include "host/image_ops.hpp"
+#if HETPIPE_WITH_CUDA
+#include "cuda/image_kernels.hpp"
+#include "cuda/runtime.hpp"
+#endif
+
+namespace hetpipe {
+namespace {
+
+namespace img = host::img;
+namespace fs = std::filesystem;
+
+// What an input becomes: its decoded shape, the chain's output shape and the output's encoding.
+struct plan {
+  img::image_shape in, out;
+  img::image_format format = img::image_format::pnm;  // of the output
+};
+
+class image_op final : public transform_op {
+ public:
+  image_op(const image_spec& spec, const std::vector<image_file>& files)
+      : ops_(img::parse_ops(spec.ops)),
+        format_(spec.format),
+        level_(spec.png_level),
+        files_(files) {}
+
+  framing frame(std::size_t) const override { return framing::whole_file(); }
+
+  const std::vector<img::op>& ops() const { return ops_; }
+  int level() const { return level_; }
+  const std::string& file(std::size_t input) const { return files_[input].input; }
+
+  // The output shape and format of an input of shape `in` read as `from`; throws input_error.
+  plan make_plan(const img::image_shape& in, img::image_format from) const {
+    plan p;
+    p.in = in;
+    p.out = in;
+    for (const auto& o : ops_) p.out = img::output_shape(p.out, o);
+    p.format =
+        format_ == image_output::same
+            ? from
+            : (format_ == image_output::png ? img::image_format::png : img::image_format::pnm);
+    if (p.format == img::image_format::pnm) (void)img::pnm_header_text(p.out);  // alpha: refused
+    return p;
+  }
+
+  void host(const chunk_info& info, std::span<const std::byte> data,
+            std::vector<std::byte>& out) const override {
+    try {
+      const img::image_format from = img::sniff_format(data.data(), data.size());
+      const img::image in = img::decode_image(data.data(), data.size());
+      const plan p = make_plan(in.shape, from);
+      const img::image res = img::apply(in, ops_);
+      const std::vector<std::uint8_t> bytes =
+          p.format == img::image_format::png ? img::encode_png(res, level_) : img::encode_pnm(res);
+      const auto* b = reinterpret_cast<const std::byte*>(bytes.data());
+      out.assign(b, b + bytes.size());
+    } catch (const input_error& e) {
+      throw input_skipped(file(info.input), e.reason());
+    }
+  }
+
+  // An empty file produces no chunk.
+  void empty_output(std::size_t input, std::vector<std::byte>&) const override {
+    throw input_skipped(file(input), "empty file (not a PNM or PNG image)");
+  }
+
+  std::unique_ptr<device_transformer> make_device_transformer(int, std::size_t,
+                                                              unsigned buffers) const override;
+
+ private:
+  std::vector<img::op> ops_;
+  image_output format_;
+  int level_;
+  const std::vector<image_file>& files_;
+};
+
+#if HETPIPE_WITH_CUDA
+class image_device final : public device_transformer {
+ public:
+  static constexpr std::size_t batch = 64;
+  static constexpr std::size_t align = 256;
+
+  image_device(const image_op& op, unsigned buffers) : op_(op), bufs_(buffers) {
+    for (auto& b : bufs_) {
+      b.d_bad = cuda::device_buffer(batch * sizeof(unsigned long long));
+      b.h_bad = cuda::pinned_buffer(batch * sizeof(unsigned long long));
+    }
+  }
+
+  std::size_t max_batch() const override { return batch; }
+
+  std::span<const std::byte> stage(const chunk_info& info, std::span<const std::byte> data,
+                                   unsigned buffer) override {
+    buf& b = bufs_[buffer];
+    item it;
+    try {
+      const img::image_format from = img::sniff_format(data.data(), data.size());
+      if (from == img::image_format::pnm) {
+        const img::pnm_header h = img::read_pnm_header(data.data(), data.size());
+        it.p = op_.make_plan(h.shape, from);
+        it.layout = img::pnm_layout(h.shape);
+        it.staged =
+            data.subspan(h.raster_offset, h.shape.samples() * img::bytes_per_sample(it.layout));
+      } else {
+        const img::image im = img::decode_image(data.data(), data.size());  // PNG, or throws
+        it.p = op_.make_plan(im.shape, from);
+        it.layout = img::sample_layout::u16;
+        const std::size_t n = im.samples.size() * sizeof(std::uint16_t);
+        const std::size_t k = b.pending.size();
+        if (b.staging.size() <= k) b.staging.resize(k + 1);
+        grow(b.staging[k], n);
+        std::memcpy(b.staging[k].get(), im.samples.data(), n);
+        it.staged = {static_cast<const std::byte*>(b.staging[k].get()), n};
+      }
+    } catch (const input_error& e) {
+      throw input_skipped(op_.file(info.input), e.reason());
+    }
+    b.pending.push_back(it);
+    return it.staged;
+  }
+
+  void launch(std::span<const chunk_info> infos, std::span<const std::size_t> offsets,
+              const std::byte* d_data, stream_ref stream, unsigned buffer) override {
+    buf& b = bufs_[buffer];
+    b.launched.swap(b.pending);
+    b.pending.clear();
+    if (b.launched.size() != infos.size()) throw gpu_error("image: batch does not match its stage");
+    std::size_t total = 0;
+    for (item& it : b.launched) {
+      it.out_layout = it.p.format == img::image_format::pnm ? img::pnm_layout(it.p.out)
+                      : it.p.out.maxval > 255               ? img::sample_layout::u16
+                                                            : img::sample_layout::u8;
+      it.out_offset = total;
+      it.out_bytes = it.p.out.samples() * img::bytes_per_sample(it.out_layout);
+      total += (it.out_bytes + align - 1) / align * align;
+    }
+    // Buffer `buffer` is idle (its previous batch was collected): growing it waits for nothing.
+    grow(b.d_out, total);
+    grow(b.h_out, total);
+    auto* bad = static_cast<unsigned long long*>(b.d_bad.get());
+    cuda::memset_async(bad, 0xFF, infos.size() * sizeof(unsigned long long), stream.handle);
+    for (std::size_t i = 0; i < infos.size(); ++i) {
+      const item& it = b.launched[i];
+      const std::uint64_t n = it.p.in.samples();
+      if (d_samples_.size() < n * 2) {
+        // The previous image of this lane may still be reading it.
+        cuda::stream_synchronize(stream.handle);
+        d_samples_ = cuda::device_buffer();
+        d_samples_ = cuda::device_buffer(std::max<std::size_t>(n * 2, d_samples_.size() * 3 / 2));
+      }
+      auto* samples = static_cast<std::uint16_t*>(d_samples_.get());
+      cuda::unpack_samples(d_data + offsets[i], it.layout, n, it.p.in.maxval, samples, bad + i,
+                           stream.handle);
+      const cuda::image_result r = ws_.run(samples, it.p.in, op_.ops(), stream.handle);
+      cuda::pack_samples(r.d_samples, it.p.out.samples(), it.out_layout,
+                         static_cast<std::byte*>(b.d_out.get()) + it.out_offset, stream.handle);
+    }
+    cuda::copy_d2h_async(b.h_out.get(), b.d_out.get(), total, stream.handle);
+    cuda::copy_d2h_async(b.h_bad.get(), bad, infos.size() * sizeof(unsigned long long),
+                         stream.handle);
+  }
+
+  void collect(const chunk_info& info, std::size_t i, unsigned buffer,
+               std::vector<std::byte>& out) override {
+    const buf& b = bufs_[buffer];
+    const item& it = b.launched[i];
+    const unsigned long long bad = static_cast<const unsigned long long*>(b.h_bad.get())[i];
+    if (bad != cuda::no_bad_sample)
+      throw input_skipped(
+          op_.file(info.input),
+          img::pnm_bad_sample(it.p.in, cuda::bad_sample_index(bad), cuda::bad_sample_value(bad)));
+    const auto* raster = static_cast<const std::byte*>(b.h_out.get()) + it.out_offset;
+    try {
+      if (it.p.format == img::image_format::pnm) {
+        const std::string head = img::pnm_header_text(it.p.out);
+        const auto* h = reinterpret_cast<const std::byte*>(head.data());
+        out.reserve(head.size() + it.out_bytes);
+        out.assign(h, h + head.size());
+        out.insert(out.end(), raster, raster + it.out_bytes);
+      } else {
+        const auto png = img::encode_png(it.p.out, raster, it.out_layout, op_.level());
+        const auto* p = reinterpret_cast<const std::byte*>(png.data());
+        out.assign(p, p + png.size());
+      }
+    } catch (const input_error& e) {
+      throw input_skipped(op_.file(info.input), e.reason());
+    }
+  }
+
+ private:
+  struct item {
+    plan p;
+    img::sample_layout layout = img::sample_layout::u8;  // of the staged raster
+    std::span<const std::byte> staged;
+    img::sample_layout out_layout = img::sample_layout::u8;
+    std::size_t out_offset = 0, out_bytes = 0;
+  };
+  struct buf {
+    std::vector<item> pending, launched;       // staged for the next launch; in flight
+    std::vector<cuda::pinned_buffer> staging;  // decoded PNG samples, one per pending item
+    cuda::device_buffer d_out, d_bad;
+    cuda::pinned_buffer h_out, h_bad;
+  };
+  template <class Buffer>
+  static void grow(Buffer& b, std::size_t n) {
+    if (b.size() >= n) return;
+    const std::size_t size = std::max(n, b.size() + b.size() / 2);
+    b = Buffer();  // freed first: the two need not fit at once
+    b = Buffer(size);
+  }
+
+  const image_op& op_;
+  std::vector<buf> bufs_;
+  cuda::image_workspace ws_;
+  cuda::device_buffer d_samples_;
+};
+#endif
+
+std::unique_ptr<device_transformer> image_op::make_device_transformer(int, std::size_t,
+                                                                      unsigned buffers) const {
+#if HETPIPE_WITH_CUDA
+  return std::make_unique<image_device>(*this, buffers);
+#else
+  (void)buffers;
+  return nullptr;
+#endif
+}
+
+bool is_image_name(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext == ".pgm" || ext == ".ppm" || ext == ".pnm" || ext == ".png";
+}
+
+fs::path with_format(fs::path p, image_output format) {
+  if (format == image_output::pnm) p.replace_extension(".pnm");
+  if (format == image_output::png) p.replace_extension(".png");
+  return p;
+}
+
+[[noreturn]] void throw_io(const std::string& path, int err) {
+  throw io_error(path, errno_reason(err), -err);
+}
+
+}  // namespace
+
+void check_image_spec(const image_spec& spec) {
+  const auto ops = host::img::parse_ops(spec.ops);
+  for (const auto& o : ops)
+    if (o.kind == host::img::op_kind::blur) (void)host::img::make_blur_kernel(o.sigma);
+  if (spec.png_level < 0 || spec.png_level > 9)
+    throw usage_error("the PNG compression level must be in 0..9, not " +
+                      std::to_string(spec.png_level));
+}
+
+std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool recursive,
+                                    const std::string& outdir, image_output format) {
+  std::vector<image_file> out;
+  const fs::path dest(outdir);
+  for (const auto& p : paths) {
+    if (p == "-") throw usage_error("image: standard input is not supported; name the files");
+    std::error_code ec;
+    const fs::file_status st = fs::status(p, ec);
+    if (ec || !fs::exists(st)) throw_io(p, ec ? ec.value() : ENOENT);
+    if (!fs::is_directory(st)) {
+      out.push_back({p, (dest / with_format(fs::path(p).filename(), format)).string()});
+      continue;
+    }
+    if (!recursive) throw io_error(p, "is a directory (-r walks folders)", -EISDIR);
+    std::vector<fs::path> found;
+    fs::recursive_directory_iterator it(p, fs::directory_options::follow_directory_symlink, ec);
+    if (ec) throw_io(p, ec.value());
+    for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (ec) throw_io(it->path().string(), ec.value());
+      if (it->is_regular_file(ec) && is_image_name(it->path())) found.push_back(it->path());
+    }
+    if (ec) throw_io(p, ec.value());
+    std::sort(found.begin(), found.end());
+    for (const auto& f : found)
+      out.push_back({f.string(), (dest / with_format(f.lexically_relative(p), format)).string()});
+  }
+  // Two inputs into one output, or an output over its own input: refused before anything runs.
+  std::map<std::string, std::size_t> seen;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const std::string key = fs::weakly_canonical(out[i].output).string();
+    if (auto [at, fresh] = seen.emplace(key, i); !fresh)
+      throw usage_error("image: " + out[at->second].input + " and " + out[i].input +
+                        " would both be written to " + out[i].output);
+    std::error_code ec;
+    if (fs::equivalent(out[i].input, out[i].output, ec))
+      throw usage_error("image: the output " + out[i].output + " is its own input " + out[i].input +
+                        " (choose another -o folder)");
+  }
+  return out;
+}
+
+void run_images(const image_spec& spec, const std::vector<image_file>& files, const options& opt,
+                job_report* report) {
+  check_image_spec(spec);
+  // Files that cannot be read, or that a chunk cannot hold, are reported like bad images; the
+  // chunk is sized to the largest of the others.
+  constexpr std::uint64_t max_chunk = std::uint64_t{1} << 30;
+  std::vector<skipped_input> early;
+  std::vector<image_file> run_files;
+  std::vector<std::size_t> index;  // run_files[k] is files[index[k]]
+  std::uint64_t largest = 0;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const std::string& f = files[i].input;
+    const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat st {};
+    if (fd < 0 || ::fstat(fd, &st) != 0) {
+      const int err = errno;
+      if (fd >= 0) ::close(fd);
+      early.push_back({i, f, errno_reason(err)});
+      continue;
+    }
+    ::close(fd);
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    if (!S_ISREG(st.st_mode)) {
+      early.push_back({i, f, "not a regular file"});
+      continue;
+    }
+    const std::uint64_t cap = opt.chunk_size ? opt.chunk_size : max_chunk;
+    if (size > cap) {
+      early.push_back({i, f,
+                       "larger than the chunk size (" + format_size(cap) + "; one image is one " +
+                           "chunk" + (opt.chunk_size ? ", raise --chunk-size)" : ")")});
+      continue;
+    }
+    largest = std::max(largest, size);
+    run_files.push_back(files[i]);
+    index.push_back(i);
+  }
+  for (const auto& f : run_files) {
+    std::error_code ec;
+    const fs::path parent = fs::path(f.output).parent_path();
+    if (!parent.empty()) fs::create_directories(parent, ec);
+    if (ec) throw io_error(parent.string(), errno_reason(ec.value()), -ec.value());
+  }
+
+  job_report rep;
+  if (!run_files.empty()) {
+    options o = opt;
+    if (o.chunk_size == 0) {
+      constexpr std::uint64_t page = 4096;
+      o.chunk_size = static_cast<std::size_t>(std::max(page, (largest + page - 1) / page * page));
+    }
+    if (o.slots == 0) {
+      // The default (reads in flight + every lane's chunk), within 2 GiB of pinned slots.
+      constexpr std::uint64_t budget = std::uint64_t{2} << 30;
+      const options d = resolve(o);
+      o.slots = static_cast<unsigned>(std::clamp<std::uint64_t>(budget / o.chunk_size, 2, d.slots));
+    }
+    const image_op op(spec, run_files);
+    std::vector<input> inputs;
+    std::vector<std::string> outputs;
+    for (const auto& f : run_files) {
+      inputs.push_back({f.input, 0, std::nullopt});
+      outputs.push_back(f.output);
+    }
+    run(op, inputs, outputs, o, &rep);
+    for (auto& s : rep.skipped) s.input = index[s.input];
+  } else {
+    rep.resolved = resolve(opt);
+  }
+  rep.skipped.insert(rep.skipped.end(), early.begin(), early.end());
+  std::sort(rep.skipped.begin(), rep.skipped.end(),
+            [](const auto& a, const auto& b) { return a.input < b.input; });
+  if (report) {
+    *report = std::move(rep);
+  } else if (!rep.skipped.empty()) {
+    throw input_error(rep.skipped.front().file, rep.skipped.front().reason);
+  }
+}
+
+}  // namespace hetpipe

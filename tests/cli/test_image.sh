@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# `hetpipe image` end to end: names and folder layout kept under -o, format conversion, a batch
+# with bad files (each reported on its own line, the others written, exit 1, nothing partial left),
+# usage errors. HETPIPE names the binary.
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+
+d=$tmp/img
+mkdir -p "$d/in/sub"
+"$HETPIPE" gen-images --size 33x17 --channels 3 --count 3 --prefix rgb -o "$d/in" &&
+  "$HETPIPE" gen-images --size 20x9 --channels 1 --depth 16 --count 2 --prefix g16 -o "$d/in/sub" &&
+  "$HETPIPE" gen-images --size 8x5 --channels 4 --format png --count 2 --prefix rgba -o "$d/in/sub" &&
+  ok || bad "gen-images"
+[[ -f $d/in/rgb-000002.ppm && -f $d/in/sub/g16-000001.pgm && -f $d/in/sub/rgba-000000.png ]] &&
+  ok || bad "gen-images names: $(ls -R "$d/in")"
+echo "not an image" >"$d/in/notes.txt"
+
+# A folder walk keeps the layout and skips files that are not images by name.
+"$HETPIPE" image -r --ops gray,blur:sigma=1.5,sobel -o "$d/out" "$d/in" 2>"$tmp/err" &&
+  [[ ! -s $tmp/err ]] && ok || bad "image -r: $(cat "$tmp/err")"
+[[ $(find "$d/out" -type f | wc -l) -eq 7 && ! -e $d/out/notes.txt ]] && ok ||
+  bad "image -r outputs: $(find "$d/out" -type f)"
+head -c 2 "$d/out/rgb-000000.ppm" | grep -q P5 && ok || bad "gray output is not P5"
+head -c 2 "$d/out/sub/g16-000000.pgm" | grep -q P5 && grep -qa "^65535$" "$d/out/sub/g16-000000.pgm" &&
+  ok || bad "16-bit output"
+head -c 4 "$d/out/sub/rgba-000000.png" | grep -q PNG && ok || bad "PNG output keeps PNG"
+
+# Deterministic: the same bytes for another chunk size and lane count.
+"$HETPIPE" image -r --ops gray,blur:sigma=1.5,sobel --cpu-threads 1 --slots 1 -o "$d/out2" "$d/in" &&
+  diff -r "$d/out" "$d/out2" >/dev/null && ok || bad "outputs depend on lanes or slots"
+
+# --format converts and changes the extension; an image with alpha cannot become PNM.
+"$HETPIPE" image --ops invert --format png -o "$d/png" "$d/in"/rgb-*.ppm && ls "$d/png"/rgb-00000{0,1,2}.png >/dev/null &&
+  ok || bad "--format png: $(ls "$d/png")"
+"$HETPIPE" image --ops invert --format pnm -o "$d/pnm" "$d/png/rgb-000000.png" "$d/in/sub/rgba-000000.png" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && -f $d/pnm/rgb-000000.pnm && ! -e $d/pnm/rgba-000000.pnm ]] && grep -q "rgba-000000.png: .*cannot be written as PNM" "$tmp/err" &&
+  ok || bad "--format pnm with alpha: rc=$rc $(cat "$tmp/err")"
+# invert twice gives the input back, through PNG and PNM.
+cmp -s "$d/pnm/rgb-000000.pnm" "$d/in/rgb-000000.ppm" && ok || bad "invert twice through PNG"
+
+# A batch with bad files: each named with its reason, the good ones written, exit 1, nothing else.
+mkdir -p "$d/mix"
+cp "$d/in/rgb-000000.ppm" "$d/in/rgb-000001.ppm" "$d/mix/"
+head -c 100 "$d/in/rgb-000002.ppm" >"$d/mix/cut.ppm"
+printf 'P6\n3 x\n' >"$d/mix/header.ppm"
+printf 'P3\n1 1\n255\n0 0 0\n' >"$d/mix/plain.ppm"
+: >"$d/mix/empty.pgm"
+printf 'hello' >"$d/mix/text.png"
+"$HETPIPE" image -r --ops blur:1 -o "$d/mixout" "$d/mix" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 ]] && ok || bad "bad batch exit $rc"
+grep -q "^hetpipe: $d/mix/cut.ppm: PNM pixel data truncated" "$tmp/err" && ok || bad "truncated: $(cat "$tmp/err")"
+grep -q "^hetpipe: $d/mix/header.ppm: malformed PNM header" "$tmp/err" && ok || bad "header: $(cat "$tmp/err")"
+grep -q "^hetpipe: $d/mix/plain.ppm: unsupported PNM format P3" "$tmp/err" && ok || bad "plain: $(cat "$tmp/err")"
+grep -q "^hetpipe: $d/mix/empty.pgm: empty file" "$tmp/err" && ok || bad "empty: $(cat "$tmp/err")"
+grep -q "^hetpipe: $d/mix/text.png: not a PNM or PNG image" "$tmp/err" && ok || bad "text: $(cat "$tmp/err")"
+grep -q "^hetpipe: 5 of 7 images failed; the other 2 were written$" "$tmp/err" && ok || bad "summary: $(cat "$tmp/err")"
+[[ $(wc -l <"$tmp/err") -eq 6 && ! -s $tmp/out ]] && ok || bad "bad batch output: $(cat "$tmp/err")"
+[[ $(ls -A "$d/mixout" | sort | tr '\n' ' ') == "rgb-000000.ppm rgb-000001.ppm " ]] && ok ||
+  bad "bad batch left: $(ls -A "$d/mixout")"
+
+# --json for tools.
+"$HETPIPE" image -r --json --ops gray -o "$d/json" "$d/mix" >"$tmp/out" 2>/dev/null
+grep -q '"written": 2' "$tmp/out" && grep -q '"reason": "empty file' "$tmp/out" && ok ||
+  bad "--json: $(cat "$tmp/out")"
+
+# Usage errors: one line, exit 2 (or 1 for files), no output folder content.
+expect_error "bad op" 2 "unknown op" -- image --ops gray,blurr -o "$d/x" "$d/in/rgb-000000.ppm"
+expect_error "bad sigma" 2 "sigma" -- image --ops blur:sigma=0 -o "$d/x" "$d/in/rgb-000000.ppm"
+expect_error "folder without -r" 1 "is a directory" -- image --ops gray -o "$d/x" "$d/in"
+expect_error "missing input" 1 "nope.ppm: no such file" -- image --ops gray -o "$d/x" "$d/nope.ppm"
+expect_error "two inputs, one output" 2 "would both be written" -- image --ops gray -o "$d/x" "$d/in/rgb-000000.ppm" "$d/in/../in/rgb-000000.ppm"
+expect_error "output over its input" 2 "is its own input" -- image --ops gray -o "$d/in" "$d/in/rgb-000000.ppm"
+expect_error "bad png level" 2 "compression level" -- image --ops gray --png-level 12 -o "$d/x" "$d/in/rgb-000000.ppm"
+expect_error "gen-images size" 2 "WIDTHxHEIGHT" -- gen-images --size 10 -o "$d/x"
+[[ ! -e $d/x ]] && ok || bad "a refused job created $d/x"
+if ! "$HETPIPE" info --json | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["devices"] else 1)'; then
+  expect_error "--device gpu without a GPU" 1 "--device gpu: " -- image --device gpu --ops gray -o "$d/x" "$d/in/rgb-000000.ppm"
+fi
+
+echo "image CLI: $pass passed, $fail failed"
+[[ $fail -eq 0 ]]

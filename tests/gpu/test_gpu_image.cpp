@@ -1,0 +1,187 @@
+// hetpipe::run_images on GPU lanes and in hybrid mode against CPU lanes: the same output bytes for
+// every format, depth and shape (small images batched, large ones alone), and the same verdict
+// on bad files. Also the raster unpack/pack kernels against the host codecs.
+#ifdef HETPIPE_WITH_CUDA
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <map>
+
+#include <hetpipe/hetpipe.hpp>
+
+#include "cuda/image_kernels.hpp"
+#include "cuda/runtime.hpp"
+#include "host/image_ops.hpp"
+#include "support/images.hpp"
+#include "support/options.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace hetpipe;
+namespace img = hetpipe::host::img;
+namespace hc = hetpipe::cuda;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Runs the job with CPU lanes into out-cpu/ and in `mode` into out-<mode>/; checks the same files
+// were written with the same bytes and the same files skipped for the same reasons.
+void same_as_cpu(const test::temp_dir& dir, const std::string& ops, device_mode mode,
+                 image_output format = image_output::same, unsigned gpu_lanes = 0) {
+  image_spec spec;
+  spec.ops = ops;
+  spec.format = format;
+  const auto cpu = plan_images({dir.file("in")}, true, dir.file("out-cpu"), format);
+  const auto dev = plan_images({dir.file("in")}, true, dir.file("out-dev"), format);
+  fs::remove_all(dir.path() / "out-cpu");
+  fs::remove_all(dir.path() / "out-dev");
+  job_report want_rep, got_rep;
+  run_images(spec, cpu, test::cpu_options(0, 2), &want_rep);
+  options o = test::device_options(mode, 0);
+  o.gpu_lanes = gpu_lanes;
+  run_images(spec, dev, o, &got_rep);
+  CHECK(got_rep.gpu_lanes > 0);
+  REQUIRE(got_rep.skipped.size() == want_rep.skipped.size());
+  for (std::size_t i = 0; i < want_rep.skipped.size(); ++i) {
+    CHECK(got_rep.skipped[i].input == want_rep.skipped[i].input);
+    CHECK(got_rep.skipped[i].reason == want_rep.skipped[i].reason);
+  }
+  for (std::size_t i = 0; i < cpu.size(); ++i) {
+    CAPTURE(cpu[i].input);
+    CHECK(fs::exists(cpu[i].output) == fs::exists(dev[i].output));
+    if (fs::exists(cpu[i].output))
+      CHECK(test::file_bytes(cpu[i].output) == test::file_bytes(dev[i].output));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("GPU image lanes write the CPU's bytes for every format, depth and shape",
+          "[gpu][image]") {
+  test::temp_dir dir;
+  fs::create_directories(dir.path() / "in");
+  struct item {
+    const char* name;
+    std::uint32_t w, h, ch, maxval;
+    bool png;
+  };
+  const item items[] = {
+      {"a.ppm", 37, 21, 3, 255, false},      {"b.pgm", 1, 1, 1, 255, false},
+      {"c.pgm", 1, 40, 1, 1000, false},      {"d.png", 29, 3, 3, 65535, true},
+      {"e.png", 17, 9, 4, 255, true},        {"f.ppm", 50, 1, 3, 65535, false},
+      {"g.png", 8, 8, 2, 255, true},         {"h.ppm", 1920, 1080, 3, 255, false},
+      {"i.pgm", 2001, 999, 1, 65535, false}, {"j.png", 640, 480, 3, 255, true},
+  };
+  std::uint64_t seed = 1;
+  for (const auto& it : items)
+    test::write_image(dir.file(std::string("in/") + it.name),
+                      test::random_image(it.w, it.h, it.ch, it.maxval, seed++), it.png);
+  for (const char* ops : {"gray,blur:sigma=2,sobel", "resize:0.5,invert", "blur:1.5,resize:2",
+                          "threshold:100,resize:7x3", ""}) {
+    CAPTURE(ops);
+    same_as_cpu(dir, ops, device_mode::gpu);
+    same_as_cpu(dir, ops, device_mode::automatic);
+  }
+  same_as_cpu(dir, "sobel", device_mode::gpu, image_output::png);
+  same_as_cpu(dir, "gray", device_mode::gpu, image_output::pnm);  // alpha dropped: all writable
+  same_as_cpu(dir, "invert", device_mode::gpu, image_output::pnm, 1);  // alpha: refused
+}
+
+TEST_CASE("GPU image lanes batch many small images and report bad ones like the CPU",
+          "[gpu][image]") {
+  test::temp_dir dir;
+  fs::create_directories(dir.path() / "in");
+  for (int i = 0; i < 300; ++i) {
+    const std::uint32_t w = 1 + i % 23, h = 1 + i % 17, ch = i % 3 == 0 ? 1 : 3;
+    char name[32];
+    std::snprintf(name, sizeof name, "in/s%03d.%s", i,
+                  i % 5 == 0 ? "png"
+                  : ch == 1  ? "pgm"
+                             : "ppm");
+    test::write_image(dir.file(name), test::random_image(w, h, ch, i % 7 == 0 ? 65535 : 255, i),
+                      i % 5 == 0);
+  }
+  // Bad ones among them: a sample above maxval (found on the device), a truncated raster, a
+  // malformed header, a cut PNG.
+  std::string over = "P5\n3 2\n100\n";
+  over += std::string{10, 20, 30, 40, static_cast<char>(200), static_cast<char>(101)};
+  test::write_bytes(dir.file("in/s100x.pgm"), {over.begin(), over.end()});
+  auto pnm = img::encode_pnm(test::random_image(5, 5, 3, 255, 1));
+  pnm.pop_back();
+  test::write_bytes(dir.file("in/s101x.ppm"), pnm);
+  test::write_bytes(dir.file("in/s102x.ppm"), {'P', '6', ' ', 'x'});
+  auto png = img::encode_png(test::random_image(30, 30, 3, 255, 2));
+  png.resize(png.size() - 20);
+  test::write_bytes(dir.file("in/s103x.png"), png);
+  same_as_cpu(dir, "gray,blur:sigma=1,sobel", device_mode::gpu, image_output::same, 1);
+  same_as_cpu(dir, "blur:0.7,invert", device_mode::automatic);
+  // The device's own finding names the first bad sample as the CPU decoder does.
+  job_report rep;
+  image_spec spec;
+  spec.ops = "invert";
+  run_images(spec, {{dir.file("in/s100x.pgm"), dir.file("o.pgm")}},
+             test::device_options(device_mode::gpu, 0), &rep);
+  REQUIRE(rep.skipped.size() == 1);
+  CHECK(rep.skipped[0].reason == "PNM sample value 200 exceeds maxval 100 at pixel (1, 1)");
+}
+
+TEST_CASE("GPU image lanes take a 16384 x 16384 image", "[gpu][image]") {
+  test::temp_dir dir;
+  fs::create_directories(dir.path() / "in");
+  const img::image big = test::random_image(16384, 16384, 1, 255, 3);
+  test::write_image(dir.file("in/big.pgm"), big, false);
+  image_spec spec;
+  spec.ops = "blur:sigma=1,resize:0.25";
+  job_report rep;
+  run_images(spec, {{dir.file("in/big.pgm"), dir.file("out.pgm")}},
+             test::device_options(device_mode::gpu, 0), &rep);
+  CHECK(rep.skipped.empty());
+  const img::image want = img::apply(big, img::parse_ops(spec.ops), 16);
+  const img::image got = test::read_image(dir.file("out.pgm"));
+  CHECK(got.shape == want.shape);
+  CHECK(got.samples == want.samples);
+}
+
+TEST_CASE("unpack_samples and pack_samples move rasters exactly", "[gpu][image]") {
+  hc::stream s(0);
+  const img::image im = test::random_image(97, 13, 3, 65535, 4);
+  for (auto layout : {img::sample_layout::u8, img::sample_layout::u16be, img::sample_layout::u16}) {
+    CAPTURE(static_cast<int>(layout));
+    img::image src = im;
+    if (layout == img::sample_layout::u8)
+      for (auto& v : src.samples) v &= 0xFF;
+    const std::size_t n = src.samples.size();
+    std::vector<std::uint8_t> raster(n * img::bytes_per_sample(layout));
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint16_t v = src.samples[i];
+      if (layout == img::sample_layout::u8) raster[i] = static_cast<std::uint8_t>(v);
+      if (layout == img::sample_layout::u16be) raster[2 * i] = v >> 8, raster[2 * i + 1] = v & 0xFF;
+      if (layout == img::sample_layout::u16) std::memcpy(&raster[2 * i], &v, 2);
+    }
+    hc::device_buffer d_raster(raster.size()), d_samples(n * 2), d_back(raster.size()), d_bad(8);
+    hc::copy_h2d_async(d_raster.get(), raster.data(), raster.size(), s);
+    unsigned long long bad = hc::no_bad_sample;
+    hc::copy_h2d_async(d_bad.get(), &bad, 8, s);
+    // maxval 1000: the first sample above it is found, whatever thread sees it.
+    hc::unpack_samples(d_raster.get(), layout, n, 1000,
+                       static_cast<std::uint16_t*>(d_samples.get()),
+                       static_cast<unsigned long long*>(d_bad.get()), s.handle());
+    hc::pack_samples(static_cast<const std::uint16_t*>(d_samples.get()), n, layout, d_back.get(),
+                     s.handle());
+    std::vector<std::uint16_t> samples(n);
+    std::vector<std::uint8_t> back(raster.size());
+    hc::copy_d2h_async(samples.data(), d_samples.get(), n * 2, s);
+    hc::copy_d2h_async(back.data(), d_back.get(), back.size(), s);
+    hc::copy_d2h_async(&bad, d_bad.get(), 8, s);
+    s.synchronize();
+    CHECK(samples == src.samples);
+    CHECK(back == raster);
+    std::size_t first = 0;
+    while (first < n && src.samples[first] <= 1000) ++first;
+    REQUIRE(first < n);
+    CHECK(hc::bad_sample_index(bad) == first);
+    CHECK(hc::bad_sample_value(bad) == src.samples[first]);
+  }
+}
+
+#endif

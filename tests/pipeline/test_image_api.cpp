@@ -1,0 +1,260 @@
+// hetpipe::run_images on CPU lanes: outputs equal host::img::apply for every format, depth and
+// shape, whatever the chunk size and lane count; bad files are reported one by one and leave no
+// output; plan_images maps inputs to outputs.
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <map>
+
+#include <hetpipe/hetpipe.hpp>
+
+#include "host/image_ops.hpp"
+#include "support/images.hpp"
+#include "support/matchers.hpp"
+#include "support/options.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace hetpipe;
+namespace img = hetpipe::host::img;
+namespace fs = std::filesystem;
+using Catch::Matchers::Contains;
+
+namespace {
+
+struct sample {
+  std::string name;
+  img::image im;
+  bool png;
+};
+
+// Gray and RGB, 8 and 16 bits, PNM and PNG, odd sizes, 1x1 and 1xN.
+std::vector<sample> samples() {
+  return {
+      {"a.ppm", test::random_image(37, 21, 3, 255, 1), false},
+      {"b.pgm", test::random_image(1, 1, 1, 255, 2), false},
+      {"c.pgm", test::random_image(1, 40, 1, 1000, 3), false},
+      {"d.png", test::random_image(29, 3, 3, 65535, 4), true},
+      {"e.png", test::random_image(17, 9, 4, 255, 5), true},
+      {"f.ppm", test::random_image(50, 1, 3, 65535, 6), false},
+      {"g.png", test::random_image(8, 8, 2, 255, 7), true},
+  };
+}
+
+std::vector<image_file> write_samples(const test::temp_dir& dir, const std::vector<sample>& s) {
+  fs::create_directories(dir.path() / "in");
+  std::vector<image_file> files;
+  for (const auto& x : s) {
+    test::write_image(dir.file("in/" + x.name), x.im, x.png);
+    files.push_back({dir.file("in/" + x.name), dir.file("out/" + x.name)});
+  }
+  return files;
+}
+
+std::size_t entries(const fs::path& p) {
+  return static_cast<std::size_t>(
+      std::distance(fs::directory_iterator(p), fs::directory_iterator()));
+}
+
+}  // namespace
+
+TEST_CASE("run_images writes each image filtered exactly as host::img::apply",
+          "[pipeline][image]") {
+  test::temp_dir dir;
+  const auto s = samples();
+  const auto files = write_samples(dir, s);
+  for (const char* ops : {"gray,blur:sigma=1.5,sobel", "resize:0.5,invert", "blur:2,resize:3x5",
+                          "threshold:100", ""}) {
+    for (unsigned threads : {1u, 3u}) {
+      CAPTURE(ops, threads);
+      image_spec spec;
+      spec.ops = ops;
+      job_report rep;
+      run_images(spec, files, test::cpu_options(0, threads), &rep);
+      CHECK(rep.skipped.empty());
+      CHECK(rep.chunks == s.size());
+      for (std::size_t i = 0; i < s.size(); ++i) {
+        CAPTURE(s[i].name);
+        const auto bytes = test::file_bytes(files[i].output);
+        REQUIRE(bytes.size() > 8);
+        CHECK(img::sniff_format(bytes.data(), bytes.size()) ==
+              (s[i].png ? img::image_format::png : img::image_format::pnm));
+        const img::image want = img::apply(s[i].im, img::parse_ops(ops));
+        const img::image got = img::decode_image(bytes.data(), bytes.size());
+        CHECK(got.shape == want.shape);
+        CHECK(got.samples == want.samples);
+      }
+    }
+  }
+}
+
+TEST_CASE("run_images gives the same bytes for any chunk size, slot count and lane count",
+          "[pipeline][image]") {
+  test::temp_dir dir;
+  auto files = write_samples(dir, samples());
+  image_spec spec;
+  spec.ops = "gray,blur:sigma=1,sobel";
+  run_images(spec, files, test::cpu_options(0, 1));
+  std::vector<std::vector<std::uint8_t>> first;
+  for (const auto& f : files) first.push_back(test::file_bytes(f.output));
+  for (auto [chunk, threads, slots] :
+       {std::tuple{std::size_t{1} << 20, 2u, 1u}, std::tuple{std::size_t{64} << 10, 4u, 3u}}) {
+    CAPTURE(chunk, threads, slots);
+    fs::remove_all(dir.path() / "out");
+    run_images(spec, files, test::cpu_options(chunk, threads, slots));
+    for (std::size_t i = 0; i < files.size(); ++i)
+      CHECK(test::file_bytes(files[i].output) == first[i]);
+  }
+}
+
+TEST_CASE("run_images converts between PNM and PNG with --format", "[pipeline][image]") {
+  test::temp_dir dir;
+  const auto s = samples();
+  auto files = write_samples(dir, s);
+  image_spec spec;
+  spec.ops = "invert";
+  spec.format = image_output::png;
+  const auto png = plan_images({dir.file("in")}, true, dir.file("png"), image_output::png);
+  REQUIRE(png.size() == s.size());
+  job_report rep;
+  run_images(spec, png, test::cpu_options(0, 2), &rep);
+  CHECK(rep.skipped.empty());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    CHECK(fs::path(png[i].output).extension() == ".png");
+    const img::image got = test::read_image(png[i].output);
+    img::image want = img::apply(s[i].im, img::parse_ops("invert"));
+    if (want.shape.maxval != 255 && want.shape.maxval != 65535) {
+      CHECK(got.shape.maxval == 65535);  // PNG has no maxval: rescaled to the full range
+      continue;
+    }
+    CHECK(got.samples == want.samples);
+  }
+  // Back to PNM: the images with alpha cannot be written and are reported, the rest are exact.
+  spec.format = image_output::pnm;
+  const auto pnm = plan_images({dir.file("png")}, true, dir.file("pnm"), image_output::pnm);
+  run_images(spec, pnm, test::cpu_options(0, 2), &rep);
+  REQUIRE(rep.skipped.size() == 2);  // e (RGBA) and g (gray + alpha)
+  for (const auto& sk : rep.skipped) CHECK_THAT(sk.reason, Contains("cannot be written as PNM"));
+  CHECK_FALSE(fs::exists(dir.file("pnm/e.pnm")));
+  CHECK(test::read_image(dir.file("pnm/a.pnm")).samples == s[0].im.samples);
+  CHECK(entries(dir.path() / "pnm") == s.size() - 2);  // no temporary file left
+}
+
+TEST_CASE("run_images reports every bad file with its reason and writes the others",
+          "[pipeline][image]") {
+  test::temp_dir dir;
+  fs::create_directories(dir.path() / "in");
+  const img::image good = test::random_image(13, 7, 3, 255, 9);
+  test::write_image(dir.file("in/good.ppm"), good, false);
+  auto pnm = img::encode_pnm(good);
+  auto truncated = pnm;
+  truncated.resize(truncated.size() - 5);
+  test::write_bytes(dir.file("in/truncated.ppm"), truncated);
+  test::write_bytes(dir.file("in/header.ppm"), {'P', '6', '\n', '1', '3', ' ', 'x', '\n'});
+  test::write_bytes(dir.file("in/plain.ppm"), {'P', '3', '\n', '1', ' ', '1', '\n', '2', '5', '5',
+                                               '\n', '0', ' ', '0', ' ', '0', '\n'});
+  test::write_bytes(dir.file("in/text.png"), {'h', 'e', 'l', 'l', 'o'});
+  test::write_bytes(dir.file("in/empty.pgm"), {});
+  // maxval 100, one sample 200: refused with its position.
+  std::string over = "P5\n3 2\n100\n";
+  over += std::string{10, 20, 30, 40, static_cast<char>(200), 60};
+  test::write_bytes(dir.file("in/over.pgm"), {over.begin(), over.end()});
+  auto png = img::encode_png(good);
+  png.resize(png.size() / 2);
+  test::write_bytes(dir.file("in/cut.png"), png);
+
+  const auto files = plan_images({dir.file("in")}, true, dir.file("out"), image_output::same);
+  REQUIRE(files.size() == 8);
+  image_spec spec;
+  spec.ops = "blur:1";
+  job_report rep;
+  run_images(spec, files, test::cpu_options(0, 2), &rep);
+  std::map<std::string, std::string> why;
+  for (const auto& sk : rep.skipped) why[fs::path(sk.file).filename().string()] = sk.reason;
+  CHECK(why.size() == 7);
+  CHECK_THAT(why["truncated.ppm"], Contains("truncated"));
+  CHECK_THAT(why["header.ppm"], Contains("malformed PNM header"));
+  CHECK_THAT(why["plain.ppm"], Contains("unsupported PNM format P3"));
+  CHECK_THAT(why["text.png"], Contains("not a PNM or PNG image"));
+  CHECK_THAT(why["empty.pgm"], Contains("empty file"));
+  CHECK_THAT(why["over.pgm"], Contains("exceeds maxval 100 at pixel (1, 1)"));
+  CHECK_THAT(why["cut.png"], Contains("PNG"));
+  CHECK(test::read_image(dir.file("out/good.ppm")).samples ==
+        img::apply(good, img::parse_ops("blur:1")).samples);
+  CHECK(entries(dir.path() / "out") == 1);  // no output, no temporary file for a bad one
+
+  // Without a report, the first bad file is thrown after the good ones were written.
+  fs::remove_all(dir.path() / "out");
+  CHECK_THROWS_MATCHES(run_images(spec, files, test::cpu_options(0, 1)), input_error,
+                       test::what(Contains("cut.png: bad PNG")));  // the first in input order
+  CHECK(fs::exists(dir.file("out/good.ppm")));
+}
+
+TEST_CASE("run_images reports files it cannot read or a chunk cannot hold", "[pipeline][image]") {
+  test::temp_dir dir;
+  fs::create_directories(dir.path() / "in");
+  test::write_image(dir.file("in/small.pgm"), test::random_image(8, 8, 1, 255, 1), false);
+  test::write_image(dir.file("in/big.pgm"), test::random_image(100, 100, 1, 255, 2), false);
+  std::vector<image_file> files = {{dir.file("in/small.pgm"), dir.file("out/small.pgm")},
+                                   {dir.file("in/big.pgm"), dir.file("out/big.pgm")},
+                                   {dir.file("in/gone.pgm"), dir.file("out/gone.pgm")}};
+  image_spec spec;
+  spec.ops = "invert";
+  job_report rep;
+  run_images(spec, files, test::cpu_options(4096, 1), &rep);
+  REQUIRE(rep.skipped.size() == 2);
+  CHECK(rep.skipped[0].input == 1);
+  CHECK_THAT(rep.skipped[0].reason, Contains("raise --chunk-size"));
+  CHECK(rep.skipped[1].input == 2);
+  CHECK_THAT(rep.skipped[1].reason, Contains("no such file"));
+  CHECK(fs::exists(dir.file("out/small.pgm")));
+  CHECK_FALSE(fs::exists(dir.file("out/big.pgm")));
+}
+
+TEST_CASE("plan_images keeps names and folder layout, refuses clashes", "[pipeline][image]") {
+  test::temp_dir dir;
+  fs::create_directories(dir.path() / "in/sub");
+  const auto im = test::random_image(2, 2, 1, 255, 1);
+  test::write_image(dir.file("in/x.pgm"), im, false);
+  test::write_image(dir.file("in/sub/y.PGM"), im, false);
+  test::write_bytes(dir.file("in/readme.txt"), {'h', 'i'});
+  test::write_image(dir.file("z.pgm"), im, false);
+
+  auto files =
+      plan_images({dir.file("in"), dir.file("z.pgm")}, true, dir.file("o"), image_output::same);
+  REQUIRE(files.size() == 3);  // readme.txt is not taken from a folder
+  CHECK(files[0].input == dir.file("in/sub/y.PGM"));
+  CHECK(files[0].output == dir.file("o/sub/y.PGM"));
+  CHECK(files[1].output == dir.file("o/x.pgm"));
+  CHECK(files[2].output == dir.file("o/z.pgm"));
+  CHECK(plan_images({dir.file("z.pgm")}, false, dir.file("o"), image_output::png)[0].output ==
+        dir.file("o/z.png"));
+  // A named file is taken whatever its name (and refused later if it is no image).
+  CHECK(plan_images({dir.file("in/readme.txt")}, false, "o", image_output::same).size() == 1);
+
+  CHECK_THROWS_MATCHES(plan_images({dir.file("in")}, false, dir.file("o"), image_output::same),
+                       io_error, test::what(Contains("is a directory")));
+  CHECK_THROWS_MATCHES(plan_images({dir.file("nope")}, false, dir.file("o"), image_output::same),
+                       io_error, test::what(Contains("no such file")));
+  CHECK_THROWS_MATCHES(plan_images({dir.file("in/x.pgm"), dir.file("in/sub/../x.pgm")}, false,
+                                   dir.file("o"), image_output::same),
+                       usage_error, test::what(Contains("would both be written to")));
+  CHECK_THROWS_MATCHES(
+      plan_images({dir.file("in/x.pgm")}, false, dir.file("in"), image_output::same), usage_error,
+      test::what(Contains("is its own input")));
+  CHECK(fs::exists(dir.file("in/x.pgm")));
+}
+
+TEST_CASE("check_image_spec refuses bad ops and levels", "[pipeline][image]") {
+  image_spec s;
+  s.ops = "gray,blurr";
+  CHECK_THROWS_AS(check_image_spec(s), usage_error);
+  s.ops = "blur:sigma=0";
+  CHECK_THROWS_AS(check_image_spec(s), usage_error);
+  s.ops = "gray";
+  s.png_level = 10;
+  CHECK_THROWS_AS(check_image_spec(s), usage_error);
+  s.png_level = 9;
+  CHECK_NOTHROW(check_image_spec(s));
+}
