@@ -54,8 +54,10 @@ __global__ void point_kernel(const u16* __restrict__ in, u16* __restrict__ out, 
 
 // Horizontal blur: a block takes blur_tile pixels of a row with r replicated pixels each side into
 // shared memory, then each thread sums the taps of its samples. Rows: blockIdx.y, grid-stride.
-__global__ void blur_h_kernel(const u16* __restrict__ in, u32* __restrict__ out, u32 w, u32 h,
-                              u32 ch, img::blur_kernel k) {
+// H: the horizontal sums' type, u32 for samples <= 255 and u64 above (image_math.hpp).
+template <class H>
+__global__ void blur_h_kernel(const u16* __restrict__ in, H* __restrict__ out, u32 w, u32 h, u32 ch,
+                              img::blur_kernel k) {
   extern __shared__ u16 tile[];  // (blur_tile + 2r) * ch samples
   __shared__ u32 q[img::max_blur_radius + 1];
   const int r = k.radius;
@@ -76,8 +78,8 @@ __global__ void blur_h_kernel(const u16* __restrict__ in, u32* __restrict__ out,
       const u32 px = i / ch;
       if (x0 + px >= w) break;  // i only grows
       const u16* c = tile + (px + r) * ch + i % ch;
-      u32 acc = q[0] * u32{c[0]};
-      for (int t = 1; t <= r; ++t) acc += q[t] * (u32{c[-t * static_cast<int>(ch)]} + c[t * ch]);
+      H acc = H{q[0]} * c[0];
+      for (int t = 1; t <= r; ++t) acc += H{q[t]} * (H{c[-t * static_cast<int>(ch)]} + c[t * ch]);
       out[(y * w + x0) * ch + i] = acc;
     }
   }
@@ -85,7 +87,8 @@ __global__ void blur_h_kernel(const u16* __restrict__ in, u32* __restrict__ out,
 
 // Vertical blur: one thread per output sample; a warp reads 32 neighbouring samples of a row per
 // tap (coalesced, the rows above and below are reused from L1/L2 by the neighbouring rows' blocks).
-__global__ void blur_v_kernel(const u32* __restrict__ in, u16* __restrict__ out, u64 row, u32 h,
+template <class H>
+__global__ void blur_v_kernel(const H* __restrict__ in, u16* __restrict__ out, u64 row, u32 h,
                               img::blur_kernel k, u32 maxval) {
   __shared__ u32 q[img::max_blur_radius + 1];
   const int r = k.radius;
@@ -186,7 +189,8 @@ void check_launch() {
 
 // Scratch bytes `o` needs on an image of shape s (0 when none).
 std::size_t scratch_bytes(const img::image_shape& s, const img::op& o) {
-  if (o.kind == img::op_kind::blur) return s.samples() * sizeof(u32);
+  if (o.kind == img::op_kind::blur)
+    return s.samples() * (img::blur_wide_sums(s.maxval) ? sizeof(u64) : sizeof(u32));
   if (o.kind == img::op_kind::resize) {
     const img::image_shape t = img::output_shape(s, o);
     if (t.width != s.width && t.height != s.height)
@@ -253,15 +257,24 @@ image_result image_workspace::run(const std::uint16_t* d_in, const host::img::im
         break;
       case img::op_kind::blur: {
         const img::blur_kernel& kern = kernels[next_kernel++];
-        auto* const d_sums = static_cast<u32*>(d_tmp_.get());
         const dim3 grid((a.width + blur_tile - 1) / blur_tile,
                         std::min<u32>(a.height, static_cast<u32>(max_grid_y)));
         const std::size_t shared = (blur_tile + 2 * kern.radius) * a.channels * sizeof(u16);
-        blur_h_kernel<<<grid, block_threads, shared, s>>>(cur, d_sums, a.width, a.height,
-                                                          a.channels, kern);
-        check_launch();
-        blur_v_kernel<<<blocks_for(n), block_threads, 0, s>>>(
-            d_sums, dst, u64{a.width} * a.channels, a.height, kern, a.maxval);
+        if (img::blur_wide_sums(a.maxval)) {
+          auto* const d_sums = static_cast<u64*>(d_tmp_.get());
+          blur_h_kernel<u64><<<grid, block_threads, shared, s>>>(cur, d_sums, a.width, a.height,
+                                                                 a.channels, kern);
+          check_launch();
+          blur_v_kernel<u64><<<blocks_for(n), block_threads, 0, s>>>(
+              d_sums, dst, u64{a.width} * a.channels, a.height, kern, a.maxval);
+        } else {
+          auto* const d_sums = static_cast<u32*>(d_tmp_.get());
+          blur_h_kernel<u32><<<grid, block_threads, shared, s>>>(cur, d_sums, a.width, a.height,
+                                                                 a.channels, kern);
+          check_launch();
+          blur_v_kernel<u32><<<blocks_for(n), block_threads, 0, s>>>(
+              d_sums, dst, u64{a.width} * a.channels, a.height, kern, a.maxval);
+        }
         break;
       }
       case img::op_kind::sobel:

@@ -16,13 +16,20 @@
 
 namespace hetpipe::host::img {
 
-// Blur weights are integers that sum to exactly blur_one (2^16).
-constexpr unsigned blur_shift = 16;
+// Blur weights are integers that sum to exactly blur_one (2^24): fine enough that a 16-bit
+// image's blur is within a fraction of a level of the real-valued one. The horizontal sums fit in
+// 32 bits for samples <= 255 (255 * 2^24 < 2^32) and take 64 bits above; the vertical sums
+// (< 65536 * 2^48) fit in 64 bits.
+constexpr unsigned blur_shift = 24;
 constexpr std::uint32_t blur_one = 1u << blur_shift;
 // r = ceil(3 sigma) is capped by sigma <= max_blur_sigma; the half kernel travels by value as a
 // kernel parameter (4 * 193 bytes), so no device memory is needed for it.
 constexpr double max_blur_sigma = 64.0;
 constexpr int max_blur_radius = 192;
+// Whether the horizontal sums of an image with this maxval need 64 bits.
+constexpr bool blur_wide_sums(std::uint32_t maxval) {
+  return maxval > 255;
+}
 
 // The half kernel q[0..radius]: q[k] weighs the samples at offset -k and +k.
 struct blur_kernel {
@@ -39,8 +46,8 @@ HETPIPE_HD inline std::int64_t clamp_index(std::int64_t i, std::int64_t n) {
   return i < 0 ? 0 : (i >= n ? n - 1 : i);
 }
 
-// The vertical blur accumulator sum_k q_k H_k (H = horizontal sums, both passes weigh by 2^-16)
-// as a sample: round half up at 2^32, clamp to maxval.
+// The vertical blur accumulator sum_k q_k H_k (H = horizontal sums, both passes weigh by 2^-24)
+// as a sample: round half up at 2^48, clamp to maxval.
 HETPIPE_HD inline std::uint32_t blur_finish(std::uint64_t acc, std::uint32_t maxval) {
   const std::uint64_t v = (acc + (std::uint64_t{1} << (2 * blur_shift - 1))) >> (2 * blur_shift);
   return v > maxval ? maxval : static_cast<std::uint32_t>(v);

@@ -162,12 +162,13 @@ image gray(const image& in, int threads) {
   return out;
 }
 
-image blur(const image& in, double sigma, int threads) {
-  const blur_kernel k = make_blur_kernel(sigma);
+// H: the horizontal sums' type, u32 for samples <= 255 and u64 above (image_math.hpp).
+template <class H>
+image blur_with(const image& in, const blur_kernel& k, int threads) {
   const int r = k.radius;
   const std::size_t ch = in.shape.channels;
   const std::size_t w = in.shape.width, h = in.shape.height, row = w * ch;
-  std::vector<u32> sums(in.samples.size());
+  std::vector<H> sums(in.samples.size());
   // Horizontal: the row with r replicated pixels on each side, then every tap over the whole row.
   for_rows<std::vector<u16>>(h, threads, [&](std::size_t y, std::vector<u16>& pad) {
     pad.resize((w + 2 * r) * ch);
@@ -177,34 +178,40 @@ image blur(const image& in, double sigma, int threads) {
       std::memcpy(&pad[(w + r + i) * ch], s + (w - 1) * ch, ch * sizeof(u16));
     }
     std::memcpy(&pad[r * ch], s, row * sizeof(u16));
-    u32* d = sums.data() + y * row;
+    H* d = sums.data() + y * row;
     const u16* c = pad.data() + r * ch;
-    for (std::size_t i = 0; i < row; ++i) d[i] = k.q[0] * u32{c[i]};
+    for (std::size_t i = 0; i < row; ++i) d[i] = H{k.q[0]} * c[i];
     for (int t = 1; t <= r; ++t) {
-      const u32 q = k.q[t];
+      const H q = k.q[t];
       const u16* lo = c - t * ch;
       const u16* hi = c + t * ch;
-      // q (u32{lo} + hi) may pass 2^32 only if the total did; the total is < 2^32.
-      for (std::size_t i = 0; i < row; ++i) d[i] += q * (u32{lo[i]} + hi[i]);
+      // q (lo + hi) may pass the type's range only if the total did; the total fits.
+      for (std::size_t i = 0; i < row; ++i) d[i] += q * (H{lo[i]} + hi[i]);
     }
   });
   image out = make_output(in.shape);
   const u32 maxval = in.shape.maxval;
   for_rows<std::vector<u64>>(h, threads, [&](std::size_t y, std::vector<u64>& acc) {
     acc.resize(row);
-    const u32* c = sums.data() + y * row;
+    const H* c = sums.data() + y * row;
     for (std::size_t i = 0; i < row; ++i) acc[i] = u64{k.q[0]} * c[i];
     for (int t = 1; t <= r; ++t) {
       const u64 q = k.q[t];
-      const u32* lo = sums.data() + clamp_index(static_cast<i64>(y) - t, h) * row;
-      const u32* hi = sums.data() + clamp_index(static_cast<i64>(y) + t, h) * row;
-      // Two 32x32->64 products (pmuludq) rather than one 64x64 product of the 33-bit pair sum.
+      const H* lo = sums.data() + clamp_index(static_cast<i64>(y) - t, h) * row;
+      const H* hi = sums.data() + clamp_index(static_cast<i64>(y) + t, h) * row;
+      // Two products (32x32->64 pmuludq for u32 sums) rather than one of the wider pair sum.
       for (std::size_t i = 0; i < row; ++i) acc[i] += q * lo[i] + q * hi[i];
     }
     u16* d = out.samples.data() + y * row;
     for (std::size_t i = 0; i < row; ++i) d[i] = static_cast<u16>(blur_finish(acc[i], maxval));
   });
   return out;
+}
+
+image blur(const image& in, double sigma, int threads) {
+  const blur_kernel k = make_blur_kernel(sigma);
+  return blur_wide_sums(in.shape.maxval) ? blur_with<u64>(in, k, threads)
+                                         : blur_with<u32>(in, k, threads);
 }
 
 image sobel(const image& in, int threads) {

@@ -14,12 +14,14 @@
 //           up). A gray image is unchanged; alpha is dropped (gray + alpha -> gray, RGBA -> gray).
 // blur:sigma=S (or blur:S), 0 < S <= 64
 //           Separable Gaussian of radius r = ceil(3 S). Weights w_k = exp(-k^2 / (2 S^2)),
-//           |k| <= r, in double on the host, then integers q_k = q_-k summing to exactly 2^16
-//           by largest remainders: e_k = 65536 w_k / sum(w), q_k = floor(e_k); of the leftover
-//           L = 65536 - sum(q), an odd unit goes to q_0 and the rest, one unit per side, to the
-//           L/2 pairs +-k with the largest e_k - q_k (ties: smaller k). Horizontal pass H(x, y) =
-//           sum_k q_k v(x + k, y) (uint32, no rounding), vertical pass A = sum_k q_k H(x, y + k)
-//           (uint64, no rounding), result round(A / 2^32) clamped to maxval. Coordinates outside
+//           |k| <= r, in double on the host, then integers q_k = q_-k summing to exactly
+//           N = 2^24 by largest remainders: e_k = N w_k / sum(w), q_k = floor(e_k); of the
+//           leftover L = N - sum(q), an odd unit goes to q_0 and the rest, one unit per side, to
+//           the L/2 pairs +-k with the largest e_k - q_k (ties: smaller k). Horizontal pass
+//           H(x, y) = sum_k q_k v(x + k, y) (no rounding: uint32 when maxval <= 255, else uint64),
+//           vertical pass A = sum_k q_k H(x, y + k) (uint64, no rounding), result
+//           round(A / 2^48) clamped to maxval. (2^24 weight units keep 16-bit results within a
+//           fraction of a level of the real-valued filter; 2^16 units did not.) Coordinates outside
 //           the image are clamped to the edge (replicated border). Every channel, alpha included
 //           (not premultiplied).
 // sobel     Per colour channel, replicated border: gx = [-1 0 1; -2 0 2; -1 0 1],

@@ -98,10 +98,11 @@ def make_image(rng, w, h, channels, maxval):
     return np.clip(np.rint(a * maxval), 0, maxval).astype(np.int64)
 
 
-# (name, width, height, channels, maxval). The 16-bit images have edges of about a third of the
-# range: blur's 2^16-unit kernel (image_ops.hpp) is within 1 of scipy there, but not on 16-bit
-# full-range noise (0 / 65535), where its fixed-point weights can put it 2 or more away.
+# (name, width, height, channels, maxval). noise16 is full-range 16-bit noise (each sample 0 or
+# 65535), the hardest case for blur's fixed-point weights: with 2^16 weight units it was 2 or
+# more away from scipy; with 2^24 (image_ops.hpp) it must be within 1.
 IMAGES = [
+    ("noise16.pgm", 64, 64, 1, 65535),
     ("rgb64x48.ppm", 64, 48, 3, 255),
     ("gray64x48.pgm", 64, 48, 1, 255),
     ("rgb33x17.ppm", 33, 17, 3, 255),
@@ -230,9 +231,11 @@ def op_tolerance(item):
 # 4 sqrt(2) = 5.66, hence 6 after rounding.
 CHAINS = [
     ("gray", 1),
+    ("blur:sigma=0.7", 1),
     ("blur:sigma=1", 1),
     ("blur:sigma=1.5", 1),
     ("blur:sigma=2", 1),
+    ("blur:sigma=5", 1),
     ("sobel", 1),
     ("gray,blur:sigma=2,sobel", 6),
     ("resize:0.5", 1),
@@ -312,7 +315,10 @@ def main():
         os.mkdir(indir)
         inputs = {}
         for name, w, h, channels, maxval in IMAGES:
-            a = make_image(rng, w, h, channels, maxval)
+            if name.startswith("noise"):
+                a = (rng.rand(h, w) < 0.5).astype(np.int64) * maxval
+            else:
+                a = make_image(rng, w, h, channels, maxval)
             path = os.path.join(indir, name)
             write_pnm(path, a, maxval)
             back, mv = read_pnm(path)

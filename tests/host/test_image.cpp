@@ -134,7 +134,7 @@ img::image reference_blur(const img::image& in, double sigma) {
             acc += std::uint64_t{k.q[std::abs(dy)]} * k.q[std::abs(dx)] *
                    in.samples[(yy * s.width + xx) * s.channels + c];
           }
-        const std::uint64_t v = (acc + (1ull << 31)) >> 32;
+        const std::uint64_t v = (acc + (1ull << 47)) >> 48;
         out.samples[(y * s.width + x) * s.channels + c] =
             static_cast<std::uint16_t>(std::min<std::uint64_t>(v, s.maxval));
       }
@@ -187,7 +187,7 @@ TEST_CASE("isqrt_round is round(sqrt(s)) exactly, ties impossible", "[image]") {
   CHECK(img::sobel_magnitude(-262140, -262140, 65535) == 65535);
 }
 
-TEST_CASE("blur weights are symmetric integers summing to exactly 2^16", "[image]") {
+TEST_CASE("blur weights are symmetric integers summing to exactly 2^24", "[image]") {
   for (double sigma : {0.1, 0.5, 0.7, 1.0, 1.5, 2.0, 3.3, 10.0, 64.0}) {
     CAPTURE(sigma);
     const img::blur_kernel k = img::make_blur_kernel(sigma);
@@ -200,16 +200,16 @@ TEST_CASE("blur weights are symmetric integers summing to exactly 2^16", "[image
     }
     CHECK(sum == img::blur_one);
     for (int i = 0; i <= k.radius; ++i)
-      CHECK(std::abs(k.q[i] - 65536 * std::exp(-i * i / (2 * sigma * sigma)) / wsum) < 1);
+      CHECK(std::abs(k.q[i] - 16777216 * std::exp(-i * i / (2 * sigma * sigma)) / wsum) < 1);
   }
-  // sigma = 1: 65536 w_k / sum(w) = 26152.16, 15862.09, 3539.31, 290.52: floors leave 2 units,
-  // one pair, to k = 3 (largest fraction).
+  // sigma = 1: 2^24 w_k / sum(w) = 6694952.74, 4060694.10, 906063.32, 74374.21: floors leave 2
+  // units, one pair, to k = 2 (largest fraction of k >= 1).
   const img::blur_kernel k = img::make_blur_kernel(1.0);
   CHECK(k.radius == 3);
-  CHECK(k.q[1] == 15862);
-  CHECK(k.q[2] == 3539);
-  CHECK(k.q[3] == 291);
-  CHECK(k.q[0] == 65536 - 2 * (15862 + 3539 + 291));
+  CHECK(k.q[1] == 4060694);
+  CHECK(k.q[2] == 906064);
+  CHECK(k.q[3] == 74374);
+  CHECK(k.q[0] == (1u << 24) - 2 * (4060694 + 906064 + 74374));
   CHECK_THROWS_AS(img::make_blur_kernel(0), hetpipe::usage_error);
   CHECK_THROWS_AS(img::make_blur_kernel(64.5), hetpipe::usage_error);
 }
@@ -273,10 +273,10 @@ TEST_CASE("blur of an impulse is the outer product of the integer weights", "[im
   for (int y = 0; y < 7; ++y)
     for (int x = 0; x < 7; ++x) {
       const std::uint64_t a = 255ull * k.q[std::abs(x - 3)] * k.q[std::abs(y - 3)];
-      CHECK(out.samples[y * 7 + x] == (a + (1ull << 31)) >> 32);
+      CHECK(out.samples[y * 7 + x] == (a + (1ull << 47)) >> 48);
     }
-  CHECK(k.q[0] == 26152);
-  CHECK(out.samples[3 * 7 + 3] == 41);  // 255 * 26152^2 / 2^32 = 40.61
+  CHECK(k.q[0] == 6694952);
+  CHECK(out.samples[3 * 7 + 3] == 41);  // 255 * 6694952^2 / 2^48 = 40.61
 }
 
 TEST_CASE("blur keeps constant images, 1x1 images and matches the 2-D definition", "[image]") {
