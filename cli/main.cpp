@@ -295,7 +295,10 @@ int main(int argc, char** argv) {
                                     {"gpu_lanes", rep.gpu_lanes}}
                          .dump(2)
                   << "\n";
-      }
+      } else if (rep.skipped.empty())
+        std::printf("%zu images written to %s in %.3f s (%s read, %u CPU lanes, %u GPU lanes)\n",
+                    written, img_out.c_str(), rep.seconds, hetpipe::format_size(rep.bytes).c_str(),
+                    rep.cpu_lanes, rep.gpu_lanes);
       if (!rep.skipped.empty()) {
         std::fprintf(stderr, "hetpipe: %zu of %zu images failed; the other %zu were written\n",
                      rep.skipped.size(), files.size(), written);

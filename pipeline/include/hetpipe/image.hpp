@@ -54,7 +54,7 @@ std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool 
 // an output its format cannot hold) gets no output and is listed in report->skipped with its
 // reason; the others are written. Without a report, the first bad image is thrown after the job.
 // Options: chunk_size must hold the largest file (0: sized to it); slots default to what fits in
-// 2 GiB of chunks. Other errors (I/O, CUDA) stop the job.
+// 1 GiB of chunks. Other errors (I/O, CUDA) stop the job.
 void run_images(const image_spec& spec, const std::vector<image_file>& files, const options& opt,
                 job_report* report = nullptr);
 
