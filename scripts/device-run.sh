@@ -29,6 +29,7 @@ tail -3 "$out/test_gpu.log"
 fi
 
 sections=${SECTIONS:-stats checksum encrypt}
+mkdir -p /dev/shm/hetpipe-bench
 size=${SIZE:-4G}
 f=/dev/shm/hetpipe-bench/f32-$size.npy
 
@@ -77,7 +78,9 @@ if [[ " $sections " == *" encrypt "* ]]; then
 fi
 if [[ " $sections " == *" image "* ]]; then
   step "image benchmark"
-  timeout 300 env REPS=${IMAGE_REPS:-2} bench/image.sh /dev/shm/hetpipe-bench >"$out/bench-image.md" 2>&1
+  # 2000 HD images (12 GB) and BIG_COUNT 8192^2 (64 MiB each) in /dev/shm next to their outputs.
+  timeout ${IMAGE_TIMEOUT:-400} env REPS=${IMAGE_REPS:-1} BIG_COUNT=${BIG_COUNT:-100} \
+    bench/image.sh /dev/shm/hetpipe-bench >"$out/bench-image.md" 2>&1
   echo "image bench rc=$?"; cat "$out/bench-image.md"
 fi
 

@@ -166,10 +166,8 @@ class image_device final : public device_transformer {
       const item& it = b.launched[i];
       const std::uint64_t n = it.p.in.samples();
       if (d_samples_.size() < n * 2) {
-        // The previous image of this lane may still be reading it.
-        cuda::stream_synchronize(stream.handle);
-        d_samples_ = cuda::device_buffer();
-        d_samples_ = cuda::device_buffer(std::max<std::size_t>(n * 2, d_samples_.size() * 3 / 2));
+        cuda::stream_synchronize(stream.handle);  // the lane's previous image may still read it
+        grow(d_samples_, n * 2);
       }
       auto* samples = static_cast<std::uint16_t*>(d_samples_.get());
       cuda::unpack_samples(d_data + offsets[i], it.layout, n, it.p.in.maxval, samples, bad + i,
