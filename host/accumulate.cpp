@@ -15,15 +15,10 @@
 #include <memory>
 #include <type_traits>
 
+#include "host/clones.hpp"
 #include "host/stats_host.hpp"
 
-// AVX2 clones of the vectorisable passes, picked at load time; the default clone is baseline
-// x86-64.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(HETPIPE_NO_CLONES)
-#define HETPIPE_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define HETPIPE_CLONES
-#endif
+// The vectorisable passes carry AVX2 clones (host/clones.hpp).
 
 namespace hetpipe::host {
 namespace {

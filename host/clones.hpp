@@ -1,0 +1,9 @@
+// HETPIPE_CLONES: AVX2 clones of vectorisable functions, picked at load time; the default clone is
+// baseline x86-64 (no -march: the binary runs on other machines).
+#pragma once
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(HETPIPE_NO_CLONES)
+#define HETPIPE_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define HETPIPE_CLONES
+#endif
