@@ -222,11 +222,20 @@ image_result image_workspace::run(const std::uint16_t* d_in, const host::img::im
 
   if (!done_) done_.emplace(false);
   if (d_buf_[0].size() < buf_bytes || d_buf_[1].size() < buf_bytes || d_tmp_.size() < tmp_bytes) {
-    done_->synchronize();  // never-recorded events count as complete
-    for (auto& b : d_buf_)
-      if (b.size() < buf_bytes) b = device_buffer(std::max(buf_bytes, b.size() + b.size() / 2));
-    if (d_tmp_.size() < tmp_bytes)
-      d_tmp_ = device_buffer(std::max(tmp_bytes, d_tmp_.size() + d_tmp_.size() / 2));
+    // The previous run, and whatever this stream queued after it that reads its result (a copy
+    // back, a pack), must be done with the buffers. Never-recorded events count as complete.
+    done_->synchronize();
+    HETPIPE_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream)));
+    // Each old buffer goes before its successor comes: the two need not fit at once.
+    const auto grow = [](device_buffer& b, std::size_t need) {
+      if (b.size() >= need) return;
+      const std::size_t size = std::max(need, b.size() + b.size() / 2);
+      b = device_buffer();
+      b = device_buffer(size);
+    };
+    grow(d_buf_[0], buf_bytes);
+    grow(d_buf_[1], buf_bytes);
+    grow(d_tmp_, tmp_bytes);
   }
   const auto s = static_cast<cudaStream_t>(stream);
   HETPIPE_CUDA_CHECK(cudaStreamWaitEvent(s, static_cast<cudaEvent_t>(done_->handle()), 0));

@@ -27,7 +27,7 @@ struct image_result {
   host::img::image_shape shape;
 };
 
-// Owns two ping-pong sample buffers, a scratch buffer (blur's 32-bit row sums, resize's first pass)
+// Owns two ping-pong sample buffers, a scratch buffer (blur's row sums, resize's first pass)
 // and an event, on the current device (the one current at the first run). Buffers grow as needed
 // and are kept for the next run. Runs through one workspace are ordered among themselves (a run's
 // stream first waits for the previous run, whatever its stream): one workspace per stream.
@@ -42,8 +42,8 @@ class image_workspace {
   // memory, 2-byte aligned; read, never written). Returns where the result will be once the
   // stream has run and its shape: a buffer of this workspace, valid until the next run, or d_in
   // itself when no op changes anything (empty list, resize to the same size). Waits on the host
-  // only to grow a buffer (until the previous run finished). Throws usage_error / input_error like
-  // host::img::apply for a bad op or shape, gpu_error for a failed launch.
+  // only to grow a buffer (until the previous run and `stream` finished). Throws usage_error /
+  // input_error like host::img::apply for a bad op or shape, gpu_error for a failed launch.
   image_result run(const std::uint16_t* d_in, const host::img::image_shape& in,
                    const std::vector<host::img::op>& ops, void* stream);
 

@@ -104,6 +104,8 @@ std::vector<std::uint8_t> encode_pnm(const image& im);
 // chunk. The tRNS colour key of a gray or RGB image is ignored (no alpha channel is made), and so
 // are gamma and colour-space chunks: samples are taken as stored.
 image decode_png(const void* data, std::size_t size);
+// The shape decode_png would give, from the header alone (cheap); input_error as decode_png.
+image_shape read_png_shape(const void* data, std::size_t size);
 // Gray, gray + alpha, RGB or RGBA at 8 bits (maxval <= 255) or 16 bits. A maxval other than 255 or
 // 65535 is rescaled to the full range (v * full / maxval, rounded half up) since PNG has no
 // maxval. compression_level: zlib's 0..9.

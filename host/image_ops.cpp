@@ -164,48 +164,114 @@ image gray(const image& in, int threads) {
   return out;
 }
 
+// The two passes of blur over one row, as loops the compiler vectorises; the AVX2 clones
+// (host/clones.hpp) matter here: baseline x86-64 has no packed 32-bit multiply.
+// Horizontal: c is the row with r replicated pixels before and after it.
+template <class H>
+[[gnu::always_inline]] inline void blur_h_row(const u16* c, std::size_t row, std::size_t ch,
+                                              const blur_kernel& k, H* d) {
+  for (std::size_t i = 0; i < row; ++i) d[i] = H{k.q[0]} * c[i];
+  for (int t = 1; t <= k.radius; ++t) {
+    const H q = k.q[t];
+    const u16* lo = c - t * ch;
+    const u16* hi = c + t * ch;
+    // q (lo + hi) may pass the type's range only if the total did; the total fits.
+    for (std::size_t i = 0; i < row; ++i) d[i] += q * (H{lo[i]} + hi[i]);
+  }
+}
+// Vertical: rows[r + t] holds the horizontal sums of image row y + t (clamped), |t| <= r.
+template <class H>
+[[gnu::always_inline]] inline void blur_v_row(const H* const* rows, std::size_t row,
+                                              const blur_kernel& k, u32 maxval, u64* acc,
+                                              u16* d) {
+  const int r = k.radius;
+  for (std::size_t i = 0; i < row; ++i) acc[i] = u64{k.q[0]} * rows[r][i];
+  for (int t = 1; t <= r; ++t) {
+    const u64 q = k.q[t];
+    const H* lo = rows[r - t];
+    const H* hi = rows[r + t];
+    // Two products (32x32->64 pmuludq for u32 sums) rather than one of the wider pair sum.
+    for (std::size_t i = 0; i < row; ++i) acc[i] += q * lo[i] + q * hi[i];
+  }
+  for (std::size_t i = 0; i < row; ++i) d[i] = static_cast<u16>(blur_finish(acc[i], maxval));
+}
+HETPIPE_CLONES void blur_h_u32(const u16* c, std::size_t row, std::size_t ch, const blur_kernel& k,
+                               u32* d) {
+  blur_h_row(c, row, ch, k, d);
+}
+HETPIPE_CLONES void blur_h_u64(const u16* c, std::size_t row, std::size_t ch, const blur_kernel& k,
+                               u64* d) {
+  blur_h_row(c, row, ch, k, d);
+}
+HETPIPE_CLONES void blur_v_u32(const u32* const* rows, std::size_t row, const blur_kernel& k,
+                               u32 maxval, u64* acc, u16* d) {
+  blur_v_row(rows, row, k, maxval, acc, d);
+}
+HETPIPE_CLONES void blur_v_u64(const u64* const* rows, std::size_t row, const blur_kernel& k,
+                               u32 maxval, u64* acc, u16* d) {
+  blur_v_row(rows, row, k, maxval, acc, d);
+}
+inline void blur_h(const u16* c, std::size_t row, std::size_t ch, const blur_kernel& k, u32* d) {
+  blur_h_u32(c, row, ch, k, d);
+}
+inline void blur_h(const u16* c, std::size_t row, std::size_t ch, const blur_kernel& k, u64* d) {
+  blur_h_u64(c, row, ch, k, d);
+}
+inline void blur_v(const u32* const* rows, std::size_t row, const blur_kernel& k, u32 maxval,
+                   u64* acc, u16* d) {
+  blur_v_u32(rows, row, k, maxval, acc, d);
+}
+inline void blur_v(const u64* const* rows, std::size_t row, const blur_kernel& k, u32 maxval,
+                   u64* acc, u16* d) {
+  blur_v_u64(rows, row, k, maxval, acc, d);
+}
+
+// A thread's state for blur_with: the horizontal sums of the last 2r + 1 image rows it needed
+// (image row j in ring slot j % (2r + 1)), so that neither pass leaves the cache on large images
+// and no image-sized buffer of sums exists.
+template <class H>
+struct blur_ring {
+  std::vector<u16> pad;
+  std::vector<H> sums;
+  std::vector<const H*> rows;
+  std::vector<u64> acc;
+  i64 lo = 0, hi = -1;  // image rows [lo, hi] whose sums are in the ring
+};
+
 // H: the horizontal sums' type, u32 for samples <= 255 and u64 above (image_math.hpp).
 template <class H>
 image blur_with(const image& in, const blur_kernel& k, int threads) {
   const int r = k.radius;
   const std::size_t ch = in.shape.channels;
   const std::size_t w = in.shape.width, h = in.shape.height, row = w * ch;
-  std::vector<H> sums(in.samples.size());
-  // Horizontal: the row with r replicated pixels on each side, then every tap over the whole row.
-  for_rows<std::vector<u16>>(h, threads, [&](std::size_t y, std::vector<u16>& pad) {
-    pad.resize((w + 2 * r) * ch);
+  const std::size_t slots = 2 * static_cast<std::size_t>(r) + 1;
+  // The row with r replicated pixels on each side, then its horizontal sums into its ring slot.
+  const auto horizontal = [&](std::size_t y, blur_ring<H>& st) {
+    st.pad.resize((w + 2 * r) * ch);
     const u16* s = in.samples.data() + y * row;
     for (int i = 0; i < r; ++i) {
-      std::memcpy(&pad[i * ch], s, ch * sizeof(u16));
-      std::memcpy(&pad[(w + r + i) * ch], s + (w - 1) * ch, ch * sizeof(u16));
+      std::memcpy(&st.pad[i * ch], s, ch * sizeof(u16));
+      std::memcpy(&st.pad[(w + r + i) * ch], s + (w - 1) * ch, ch * sizeof(u16));
     }
-    std::memcpy(&pad[r * ch], s, row * sizeof(u16));
-    H* d = sums.data() + y * row;
-    const u16* c = pad.data() + r * ch;
-    for (std::size_t i = 0; i < row; ++i) d[i] = H{k.q[0]} * c[i];
-    for (int t = 1; t <= r; ++t) {
-      const H q = k.q[t];
-      const u16* lo = c - t * ch;
-      const u16* hi = c + t * ch;
-      // q (lo + hi) may pass the type's range only if the total did; the total fits.
-      for (std::size_t i = 0; i < row; ++i) d[i] += q * (H{lo[i]} + hi[i]);
-    }
-  });
+    std::memcpy(&st.pad[r * ch], s, row * sizeof(u16));
+    blur_h(st.pad.data() + r * ch, row, ch, k, st.sums.data() + (y % slots) * row);
+  };
   image out = make_output(in.shape);
   const u32 maxval = in.shape.maxval;
-  for_rows<std::vector<u64>>(h, threads, [&](std::size_t y, std::vector<u64>& acc) {
-    acc.resize(row);
-    const H* c = sums.data() + y * row;
-    for (std::size_t i = 0; i < row; ++i) acc[i] = u64{k.q[0]} * c[i];
-    for (int t = 1; t <= r; ++t) {
-      const u64 q = k.q[t];
-      const H* lo = sums.data() + clamp_index(static_cast<i64>(y) - t, h) * row;
-      const H* hi = sums.data() + clamp_index(static_cast<i64>(y) + t, h) * row;
-      // Two products (32x32->64 pmuludq for u32 sums) rather than one of the wider pair sum.
-      for (std::size_t i = 0; i < row; ++i) acc[i] += q * lo[i] + q * hi[i];
-    }
-    u16* d = out.samples.data() + y * row;
-    for (std::size_t i = 0; i < row; ++i) d[i] = static_cast<u16>(blur_finish(acc[i], maxval));
+  for_rows<blur_ring<H>>(h, threads, [&](std::size_t y, blur_ring<H>& st) {
+    st.sums.resize(slots * row);
+    st.acc.resize(row);
+    st.rows.resize(slots);
+    // The sums of rows y - r .. y + r (clamped) must be in the ring.
+    const i64 need_lo = std::max<i64>(0, static_cast<i64>(y) - r);
+    const i64 need_hi = std::min<i64>(static_cast<i64>(h) - 1, static_cast<i64>(y) + r);
+    if (need_lo < st.lo || need_lo > st.hi + 1) st.lo = need_lo, st.hi = need_lo - 1;
+    for (i64 j = st.hi + 1; j <= need_hi; ++j) horizontal(static_cast<std::size_t>(j), st);
+    st.hi = std::max(st.hi, need_hi);
+    st.lo = std::max(st.lo, st.hi - static_cast<i64>(slots) + 1);
+    for (int t = -r; t <= r; ++t)
+      st.rows[t + r] = st.sums.data() + (clamp_index(static_cast<i64>(y) + t, h) % slots) * row;
+    blur_v(st.rows.data(), row, k, maxval, st.acc.data(), out.samples.data() + y * row);
   });
   return out;
 }

@@ -28,42 +28,60 @@ void check(int err, const char* what) {
 
 }  // namespace
 
-image decode_png(const void* data, std::size_t size) {
+namespace {
+
+// A decoder over the buffer with its header read: the IHDR and the shape decode_png gives.
+ctx_ptr open_png(const void* data, std::size_t size, spng_ihdr& ihdr, image_shape& shape) {
   ctx_ptr ctx(spng_ctx_new(0));
   if (!ctx) throw std::bad_alloc();
   check(spng_set_png_buffer(ctx.get(), data, size), "reading the buffer");
   check(spng_set_image_limits(ctx.get(), max_dimension, max_dimension), "setting limits");
-  spng_ihdr ihdr{};
   check(spng_get_ihdr(ctx.get(), &ihdr), "header");
-  image im;
-  im.shape.width = ihdr.width;
-  im.shape.height = ihdr.height;
-  const int depth = ihdr.bit_depth;
+  shape.width = ihdr.width;
+  shape.height = ihdr.height;
   switch (ihdr.color_type) {
     case SPNG_COLOR_TYPE_GRAYSCALE:
-      im.shape.channels = 1;
+      shape.channels = 1;
       break;
     case SPNG_COLOR_TYPE_GRAYSCALE_ALPHA:
-      im.shape.channels = 2;
+      shape.channels = 2;
       break;
     case SPNG_COLOR_TYPE_TRUECOLOR:
-      im.shape.channels = 3;
+      shape.channels = 3;
       break;
     case SPNG_COLOR_TYPE_TRUECOLOR_ALPHA:
-      im.shape.channels = 4;
+      shape.channels = 4;
       break;
     case SPNG_COLOR_TYPE_INDEXED: {
       spng_trns trns{};
-      im.shape.channels = spng_get_trns(ctx.get(), &trns) == 0 ? 4 : 3;
+      shape.channels = spng_get_trns(ctx.get(), &trns) == 0 ? 4 : 3;
       break;
     }
     default:
       fail("bad PNG: colour type " + std::to_string(ihdr.color_type));
   }
   const bool indexed = ihdr.color_type == SPNG_COLOR_TYPE_INDEXED;
+  shape.maxval = !indexed && ihdr.bit_depth == 16 ? 65535 : 255;
+  check_shape(shape);
+  return ctx;
+}
+
+}  // namespace
+
+image_shape read_png_shape(const void* data, std::size_t size) {
+  spng_ihdr ihdr{};
+  image_shape shape;
+  open_png(data, size, ihdr, shape);
+  return shape;
+}
+
+image decode_png(const void* data, std::size_t size) {
+  spng_ihdr ihdr{};
+  image im;
+  ctx_ptr ctx = open_png(data, size, ihdr, im.shape);
+  const int depth = ihdr.bit_depth;
+  const bool indexed = ihdr.color_type == SPNG_COLOR_TYPE_INDEXED;
   const bool wide = !indexed && depth == 16;
-  im.shape.maxval = wide ? 65535 : 255;
-  check_shape(im.shape);
 
   // Native layout (host-endian 16-bit samples, low depths packed), except palettes: expanded by
   // libspng to RGBA8 (tRNS applied) and the alpha dropped below when there is no tRNS.

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <thread>
 
 #include <hetpipe/error.hpp>
@@ -227,7 +228,16 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
       bt.bytes = 0;
     };
     unsigned next = 0;
-    while (auto c = queue_.pop()) {
+    // The next chunk; when none is waiting, the batches in flight are collected before the lane
+    // blocks. A transform retires chunks in sequence order only, and the reader stops a window
+    // ahead of the oldest unretired chunk: a lane that slept on a batch it had not collected
+    // could hold up every other lane, and the reader, forever.
+    const auto next_chunk = [&]() -> std::optional<io::chunk> {
+      if (auto c = queue_.try_pop(std::numeric_limits<std::size_t>::max())) return c;
+      for (unsigned k = 0; k < nbuf; ++k) retire_buffer((next + k) % nbuf);
+      return queue_.pop();
+    };
+    while (auto c = next_chunk()) {
       held.push_back(*c);
       if (failed_.load()) break;
       // Small chunks that are already waiting join this one, back to back in one device buffer.

@@ -70,6 +70,10 @@ class image_op final : public transform_op {
             std::vector<std::byte>& out) const override {
     try {
       const img::image_format from = img::sniff_format(data.data(), data.size());
+      // A PNM's header and plan are checked before its samples, as on a GPU lane (which checks
+      // the samples on the device): the same file gets the same reason on either.
+      if (from == img::image_format::pnm)
+        (void)make_plan(img::read_pnm_header(data.data(), data.size()).shape, from);
       const img::image in = img::decode_image(data.data(), data.size());
       const plan p = make_plan(in.shape, from);
       const img::image res = img::apply(in, ops_);
@@ -103,7 +107,8 @@ class image_device final : public device_transformer {
   static constexpr std::size_t batch = 64;
   static constexpr std::size_t align = 256;
 
-  image_device(const image_op& op, unsigned buffers) : op_(op), bufs_(buffers) {
+  image_device(const image_op& op, unsigned buffers)
+      : op_(op), bufs_(buffers), budget_(cuda::current_device_memory() / 4) {
     for (auto& b : bufs_) {
       b.d_bad = cuda::device_buffer(batch * sizeof(unsigned long long));
       b.h_bad = cuda::pinned_buffer(batch * sizeof(unsigned long long));
@@ -111,6 +116,33 @@ class image_device final : public device_transformer {
   }
 
   std::size_t max_batch() const override { return batch; }
+
+  // An image whose chain would need more than a quarter of the device's memory (the raster, its
+  // samples, the workspace's two images and row sums, the packed output: about 16 bytes per
+  // sample of the largest image in the chain) runs on the lane's thread instead: it works there,
+  // where the device could run out of memory and fail the job. A file that does not parse goes
+  // to stage(), which reports it.
+  bool prefer_host(const chunk_info&, std::span<const std::byte> data) override {
+    img::image_shape s;
+    std::uint64_t largest = 0;
+    try {
+      const img::image_format from = img::sniff_format(data.data(), data.size());
+      if (from == img::image_format::pnm)
+        s = img::read_pnm_header(data.data(), data.size()).shape;
+      else if (from == img::image_format::png)
+        s = img::read_png_shape(data.data(), data.size());
+      else
+        return false;
+      largest = s.samples();
+      for (const auto& o : op_.ops()) {
+        s = img::output_shape(s, o);
+        largest = std::max<std::uint64_t>(largest, s.samples());
+      }
+    } catch (const input_error&) {
+      return false;
+    }
+    return 16 * largest > budget_;
+  }
 
   std::span<const std::byte> stage(const chunk_info& info, std::span<const std::byte> data,
                                    unsigned buffer) override {
@@ -232,6 +264,7 @@ class image_device final : public device_transformer {
 
   const image_op& op_;
   std::vector<buf> bufs_;
+  std::size_t budget_;  // device bytes one image may take
   cuda::image_workspace ws_;
   cuda::device_buffer d_samples_;
 };

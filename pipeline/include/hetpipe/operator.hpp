@@ -87,9 +87,16 @@ class device_transformer {
  public:
   virtual ~device_transformer() = default;
   virtual std::size_t max_batch() const { return 1; }
+  // Whether this chunk should rather run on the host (transform_op::host, on the lane's thread),
+  // e.g. an image too large for the device's memory. Called before stage().
+  virtual bool prefer_host(const chunk_info& info, std::span<const std::byte> data) {
+    (void)info, (void)data;
+    return false;
+  }
   // Host work before the copy to the device, on the lane's thread (optional): returns the bytes to
   // copy for this chunk, either `data` itself, a part of it, or host memory the transformer owns
-  // for `buffer` (pinned, for full copy speed) that stays valid until launch(). They may be larger
+  // for `buffer` (pinned, for full copy speed) that stays valid until the next stage() call for
+  // the same buffer (the copy is asynchronous: it may still run after launch()). They may be larger
   // than the chunk: the lane's device buffer grows to fit. Decoding a compressed image goes here,
   // overlapping the device's work on other chunks. May throw input_skipped: the chunk then leaves
   // the batch.
@@ -100,7 +107,7 @@ class device_transformer {
   }
   // Enqueue on `stream` the work over the batch (chunk i's staged bytes at d_data + offsets[i],
   // device-resident) and the copy of its outputs into host memory the transformer owns for
-  // `buffer`. Must not synchronise.
+  // `buffer`. Must not synchronise (except, rarely, to grow its own buffers).
   virtual void launch(std::span<const chunk_info> infos, std::span<const std::size_t> offsets,
                       const std::byte* d_data, stream_ref stream, unsigned buffer) = 0;
   // After everything launch() enqueued for `buffer` has completed: append the output of the
