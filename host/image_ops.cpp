@@ -182,8 +182,7 @@ template <class H>
 // Vertical: rows[r + t] holds the horizontal sums of image row y + t (clamped), |t| <= r.
 template <class H>
 [[gnu::always_inline]] inline void blur_v_row(const H* const* rows, std::size_t row,
-                                              const blur_kernel& k, u32 maxval, u64* acc,
-                                              u16* d) {
+                                              const blur_kernel& k, u32 maxval, u64* acc, u16* d) {
   const int r = k.radius;
   for (std::size_t i = 0; i < row; ++i) acc[i] = u64{k.q[0]} * rows[r][i];
   for (int t = 1; t <= r; ++t) {
@@ -294,25 +293,30 @@ inline u32 isqrt_round_small(u32 s) {
 
 // One row of Sobel magnitudes over every sample (alpha too: the caller copies it back). a, b, c
 // are the rows above, at and below, each with one replicated pixel before and after it (a[-ch]
-// and a[row + ch - 1] are readable). Written so that the compiler vectorises it.
-HETPIPE_CLONES void sobel_row_8(const u16* a, const u16* b, const u16* c, std::size_t row,
-                                std::size_t ch, u32 maxval, u16* d) {
+// and a[row + ch - 1] are readable). Written so that the compiler vectorises it; `magnitude`
+// maps (gx, gy) to the sample.
+template <class Magnitude>
+[[gnu::always_inline]] inline void sobel_row(const u16* a, const u16* b, const u16* c,
+                                             std::size_t row, std::size_t ch, u16* d,
+                                             Magnitude magnitude) {
   for (std::size_t i = 0; i < row; ++i) {
     const std::int32_t gx =
         (a[i + ch] + 2 * b[i + ch] + c[i + ch]) - (a[i - ch] + 2 * b[i - ch] + c[i - ch]);
     const std::int32_t gy = (c[i - ch] + 2 * c[i] + c[i + ch]) - (a[i - ch] + 2 * a[i] + a[i + ch]);
-    const u32 m = isqrt_round_small(static_cast<u32>(gx * gx + gy * gy));
-    d[i] = static_cast<u16>(m > maxval ? maxval : m);
+    d[i] = static_cast<u16>(magnitude(gx, gy));
   }
+}
+HETPIPE_CLONES void sobel_row_8(const u16* a, const u16* b, const u16* c, std::size_t row,
+                                std::size_t ch, u32 maxval, u16* d) {
+  sobel_row(a, b, c, row, ch, d, [maxval](std::int32_t gx, std::int32_t gy) {
+    const u32 m = isqrt_round_small(static_cast<u32>(gx * gx + gy * gy));
+    return m > maxval ? maxval : m;
+  });
 }
 HETPIPE_CLONES void sobel_row_16(const u16* a, const u16* b, const u16* c, std::size_t row,
                                  std::size_t ch, u32 maxval, u16* d) {
-  for (std::size_t i = 0; i < row; ++i) {
-    const std::int32_t gx =
-        (a[i + ch] + 2 * b[i + ch] + c[i + ch]) - (a[i - ch] + 2 * b[i - ch] + c[i - ch]);
-    const std::int32_t gy = (c[i - ch] + 2 * c[i] + c[i + ch]) - (a[i - ch] + 2 * a[i] + a[i + ch]);
-    d[i] = static_cast<u16>(sobel_magnitude(gx, gy, maxval));
-  }
+  sobel_row(a, b, c, row, ch, d,
+            [maxval](std::int32_t gx, std::int32_t gy) { return sobel_magnitude(gx, gy, maxval); });
 }
 
 image sobel(const image& in, int threads) {
