@@ -61,7 +61,9 @@ PY
 
 gpu=$(gpu_name)
 modes="cpu"
-[[ -n $gpu ]] && modes="cpu gpu auto"
+# mode[:GPU lanes per device]; the 4-lane runs tell whether more lane threads (header parsing,
+# PNG coding, output commits) pay for image jobs.
+[[ -n $gpu ]] && modes="cpu gpu gpu:4 auto auto:4"
 have_cv2=""
 python3 -c 'import cv2' 2>/dev/null && have_cv2=$(python3 -c 'import cv2; print(cv2.__version__)')
 machine_line "$gpu"
@@ -89,15 +91,18 @@ for name in hd big; do
   fi
   row "read-only ceiling (bench read)" "$(t "$hp" bench read "$set"/*)"
   sums="" same=1
-  for m in $modes; do
-    row "image -r --device $m" "$(best "$hp" image --ops "$ops" --device "$m" --no-progress -r -o "$out" "$set/")"
+  for mode in $modes; do
+    m=${mode%%:*} lanes=()
+    [[ $mode == *:* ]] && lanes=(--gpu-lanes "${mode#*:}")
+    row "image -r --device $m ${lanes[*]}" \
+      "$(best "$hp" image --ops "$ops" --device "$m" "${lanes[@]}" --no-progress -r -o "$out" "$set/")"
     [[ $modes == cpu ]] && continue
     # Every mode must write the same bytes: the last run's outputs, by checksum.
     s=$("$hp" checksum -r --no-progress "$out" | sort) || s="(no output)"
     if [[ -z $sums ]]; then
       sums=$s
     elif [[ $s != "$sums" ]]; then
-      echo "(OUTPUTS OF --device $m DIFFER FROM --device cpu)"
+      echo "(OUTPUTS OF --device $mode DIFFER FROM --device cpu)"
       same=0
     fi
   done
