@@ -324,6 +324,7 @@ int main(int argc, char** argv) {
                                    gset_size + "'");
       }
       gset.format = gset_format == "png" ? hetpipe::image_output::png : hetpipe::image_output::pnm;
+      gset.cancel = &g_cancel;
       hetpipe::generate_images(gset);
     } else if (*gen_cmd) {
       const auto t = hetpipe::parse_dtype(gen_dtype);

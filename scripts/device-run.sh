@@ -24,7 +24,7 @@ if [[ -z ${SKIP_TESTS:-} ]]; then
 step "tests"
 timeout 300 ctest --test-dir build --output-on-failure -j8 >"$out/ctest.log" 2>&1
 echo "ctest rc=$?"; grep -E "tests passed|Failed|Skipped|\*\*\*" "$out/ctest.log" | head -30
-timeout 120 build/tests/test_gpu -r compact >"$out/test_gpu.log" 2>&1; echo "test_gpu rc=$?"
+timeout 240 build/tests/test_gpu -r compact >"$out/test_gpu.log" 2>&1; echo "test_gpu rc=$?"
 tail -3 "$out/test_gpu.log"
 fi
 

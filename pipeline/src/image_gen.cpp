@@ -267,6 +267,7 @@ std::vector<std::string> generate_images(const image_set_spec& spec) {
   for (std::int64_t i = 0; i < count; ++i) {
     if (failed.load(std::memory_order_relaxed)) continue;
     try {
+      if (spec.cancel && spec.cancel->load()) throw cancelled();
       const auto index = static_cast<std::size_t>(i);
       char num[32];
       std::snprintf(num, sizeof num, "%06zu", index);

@@ -11,6 +11,7 @@
 //   for (auto& s : rep.skipped) std::cerr << s.file << ": " << s.reason << "\n";
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -71,6 +72,9 @@ struct image_set_spec {
   std::uint64_t seed = 1;
   std::string outdir;
   std::string prefix = "img";
+  // Set to true (from any thread or a signal handler) to stop: the images being written are
+  // finished (whole files only), no new one starts, and cancelled is thrown.
+  std::atomic<bool>* cancel = nullptr;
 };
 // Returns the paths written, in index order. Throws usage_error for a bad spec, io_error.
 std::vector<std::string> generate_images(const image_set_spec& spec);
