@@ -50,14 +50,21 @@ std::optional<io::chunk> ready_queue::pop() {
   return c;
 }
 
-std::optional<io::chunk> ready_queue::pop_surplus() {
+std::optional<io::chunk> ready_queue::pop_surplus(
+    const std::function<bool(const io::chunk&)>& accept) {
   if (reserve_ == 0) return pop();
   std::unique_lock lock(mutex_);
-  surplus_cv_.wait(lock, [&] { return closed_ || queue_.size() > reserve_; });
-  if (queue_.empty()) return std::nullopt;
-  io::chunk c = queue_.front();
-  queue_.pop_front();
-  return c;
+  while (true) {
+    surplus_cv_.wait(lock, [&] { return closed_ || queue_.size() > reserve_; });
+    if (queue_.empty()) return std::nullopt;
+    if (!accept || accept(queue_.front())) {
+      io::chunk c = queue_.front();
+      queue_.pop_front();
+      return c;
+    }
+    // Refused: a GPU lane will take it. Look again soon (the rates and the queue change).
+    surplus_cv_.wait_for(lock, std::chrono::milliseconds(1));
+  }
 }
 
 std::optional<io::chunk> ready_queue::try_pop(std::size_t max_size) {
@@ -129,6 +136,23 @@ job_report engine::report() const {
 }
 
 void engine::cpu_lanes(unsigned count) {
+  // Beside GPU lanes, a CPU lane takes a chunk only when it should finish it before the GPU lanes
+  // would have finished everything left at their measured rate: a slow lane must not hold up the
+  // end of the job (one 64 MiB image can take a CPU core a second, the GPU a few milliseconds).
+  // Until both rates are measured, and when the job's size is unknown, it takes what it gets.
+  const auto accept = [this](const io::chunk& c) {
+    const double cpu = cpu_ns_per_byte_.load(std::memory_order_relaxed);
+    const std::uint64_t gpu_bytes = gpu_bytes_done_.load(std::memory_order_relaxed);
+    const std::uint64_t gpu_start = gpu_start_ns_.load(std::memory_order_relaxed);
+    const std::uint64_t now = now_ns();
+    if (cpu <= 0 || gpu_bytes == 0 || gpu_start == 0 || now <= gpu_start || total_bytes_ == 0)
+      return true;
+    const double gpu_bytes_per_ns =
+        static_cast<double>(gpu_bytes) / static_cast<double>(now - gpu_start);
+    const std::uint64_t done = bytes_done_.load(std::memory_order_relaxed);
+    const double left = total_bytes_ > done ? static_cast<double>(total_bytes_ - done) : 0.0;
+    return static_cast<double>(c.info.size) * cpu <= left / gpu_bytes_per_ns;
+  };
   std::vector<int> tracks(count);
   for (unsigned i = 0; i < count; ++i) tracks[i] = trace_.track("cpu lane " + std::to_string(i));
   std::vector<lane_report> reports(count);
@@ -138,7 +162,7 @@ void engine::cpu_lanes(unsigned count) {
     lane_report& rep = reports[me];
     rep.name = "cpu " + std::to_string(me);
     std::uint64_t busy = 0;
-    while (auto c = queue_.pop_surplus()) {
+    while (auto c = queue_.pop_surplus(accept)) {
       const std::uint64_t t0 = now_ns();
       try {
         if (!failed_.load(std::memory_order_relaxed))
@@ -147,6 +171,12 @@ void engine::cpu_lanes(unsigned count) {
         fail(std::current_exception());
       }
       const std::uint64_t t1 = now_ns();
+      if (c->info.size > 0) {
+        // A running estimate of one CPU lane's cost per byte (races between lanes are harmless).
+        const double x = static_cast<double>(t1 - t0) / static_cast<double>(c->info.size);
+        const double old = cpu_ns_per_byte_.load(std::memory_order_relaxed);
+        cpu_ns_per_byte_.store(old > 0 ? 0.75 * old + 0.25 * x : x, std::memory_order_relaxed);
+      }
       pool_->release(c->slot);
       trace_.span(tracks[me], "host", t0, t1, c->info.seq, c->info.size);
       busy += t1 - t0;
@@ -219,6 +249,7 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
       trace_.span(h2d_track, "h2d", host_ns(copy_begin[b]), host_ns(copied[b]), first.seq,
                   bt.bytes);
       busy_ms += cuda::elapsed_ms(kernel_begin[b], done[b]);
+      gpu_bytes_done_.fetch_add(bt.bytes, std::memory_order_relaxed);
       if (!failed_.load()) worker.collect(bt.infos, b);
       rep.chunks += bt.infos.size();
       rep.bytes += bt.bytes;
@@ -278,6 +309,8 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
         d_in[b] = cuda::device_buffer(grown);
       }
       batch& bt = batches[b];
+      std::uint64_t unset = 0;
+      gpu_start_ns_.compare_exchange_strong(unset, now_ns(), std::memory_order_relaxed);
       copy_begin[b].record(copy_stream);
       std::size_t off = 0;
       for (std::size_t k = 0; k < held.size(); ++k) {

@@ -61,8 +61,10 @@ class ready_queue {
  public:
   void set_reserve(std::size_t reserve) { reserve_ = reserve; }  // before the first push
   void push(io::chunk c);
-  std::optional<io::chunk> pop();          // nullopt once closed and empty, or aborted
-  std::optional<io::chunk> pop_surplus();  // as pop(), leaving `reserve` chunks to pop()
+  std::optional<io::chunk> pop();  // nullopt once closed and empty, or aborted
+  // As pop(), leaving `reserve` chunks to pop(), and only a chunk that `accept` (called under the
+  // queue's lock) takes; a refused chunk stays first for pop().
+  std::optional<io::chunk> pop_surplus(const std::function<bool(const io::chunk&)>& accept = {});
   // The first waiting chunk if it holds at most max_size bytes; never waits.
   std::optional<io::chunk> try_pop(std::size_t max_size);
   void close();                    // no more chunks will come
@@ -107,6 +109,9 @@ class engine {
   std::mutex monitor_mutex_;
   std::condition_variable monitor_cv_;
   std::atomic<std::uint64_t> bytes_done_{0}, chunks_done_{0};
+  // Hybrid scheduling (cpu_lanes): one CPU lane's cost per byte, and the GPU lanes' progress.
+  std::atomic<double> cpu_ns_per_byte_{0};
+  std::atomic<std::uint64_t> gpu_bytes_done_{0}, gpu_start_ns_{0};
   std::uint64_t total_bytes_ = 0;  // 0 when unknown (pipes)
   std::size_t slot_bytes_ = 0;
   std::size_t gpu_buffer_bytes_ = 0;  // a GPU lane's device buffer: a chunk, or a batch of files
