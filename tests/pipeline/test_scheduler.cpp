@@ -7,6 +7,7 @@
 
 #include <hetpipe/hetpipe.hpp>
 
+#include "pipeline/src/engine.hpp"
 #include "support/matchers.hpp"
 #include "support/options.hpp"
 #include "support/temp_dir.hpp"
@@ -215,4 +216,40 @@ TEST_CASE("options: sizes parse with suffixes and bad values are refused", "[pip
   CHECK(d.chunk_size == 4u << 20);
   CHECK(d.slots >= 4);
   CHECK(d.io_threads >= 4);
+}
+
+TEST_CASE("CPU lanes beside GPU lanes take surplus chunks they accept, and leave the rest",
+          "[pipeline][scheduler]") {
+  using hetpipe::detail::ready_queue;
+  const auto chunk = [](std::size_t size, std::uint64_t seq) {
+    io::chunk c{};
+    c.info.size = size;
+    c.info.seq = seq;
+    return c;
+  };
+  const auto small = [](const io::chunk& c) { return c.info.size < 100; };
+  ready_queue q;
+  q.set_reserve(1);
+  q.push(chunk(1000, 0));  // refused by the helper lanes
+  q.push(chunk(10, 1));
+  q.push(chunk(10, 2));
+  // A first-call lane (a GPU lane) takes the refused chunk a little later; meanwhile the helper
+  // lane waits rather than take it.
+  std::thread gpu([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    auto c = q.pop();
+    REQUIRE(c);
+    CHECK(c->info.seq == 0);
+  });
+  auto c = q.pop_surplus(small);
+  REQUIRE(c);
+  CHECK(c->info.seq == 1);
+  gpu.join();
+  // One chunk left, the reserve is 1: no surplus until the reader is done.
+  q.close();
+  c = q.pop_surplus(small);
+  REQUIRE(c);
+  CHECK(c->info.seq == 2);
+  CHECK_FALSE(q.pop_surplus(small));
+  CHECK_FALSE(q.pop());
 }
