@@ -10,6 +10,7 @@
 #include <hetpipe/image.hpp>
 
 #include <fcntl.h>
+#include <omp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,10 +41,13 @@ struct plan {
 
 class image_op final : public transform_op {
  public:
-  image_op(const image_spec& spec, const std::vector<image_file>& files)
+  // threads: OpenMP threads per image on a CPU lane (more than one when there are fewer images
+  // than lanes).
+  image_op(const image_spec& spec, const std::vector<image_file>& files, int threads)
       : ops_(img::parse_ops(spec.ops)),
         format_(spec.format),
         level_(spec.png_level),
+        threads_(threads),
         files_(files) {}
 
   framing frame(std::size_t) const override { return framing::whole_file(); }
@@ -76,7 +80,10 @@ class image_op final : public transform_op {
         (void)make_plan(img::read_pnm_header(data.data(), data.size()).shape, from);
       const img::image in = img::decode_image(data.data(), data.size());
       const plan p = make_plan(in.shape, from);
-      const img::image res = img::apply(in, ops_);
+      // The lanes are an OpenMP region already: the rows' region nests inside it (this lane's
+      // own setting; other lanes and threads are not touched).
+      if (threads_ > 1 && omp_get_max_active_levels() < 2) omp_set_max_active_levels(2);
+      const img::image res = img::apply(in, ops_, threads_);
       const std::vector<std::uint8_t> bytes =
           p.format == img::image_format::png ? img::encode_png(res, level_) : img::encode_pnm(res);
       const auto* b = reinterpret_cast<const std::byte*>(bytes.data());
@@ -98,6 +105,7 @@ class image_op final : public transform_op {
   std::vector<img::op> ops_;
   image_output format_;
   int level_;
+  int threads_;
   const std::vector<image_file>& files_;
 };
 
@@ -407,7 +415,12 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
       const options d = resolve(o);
       o.slots = static_cast<unsigned>(std::clamp<std::uint64_t>(budget / o.chunk_size, 2, d.slots));
     }
-    const image_op op(spec, run_files);
+    // Fewer images than CPU lanes (one huge image, say): each image's rows are split among the
+    // idle lanes' share of threads.
+    const options r = resolve(o);
+    const std::size_t lanes = o.device == device_mode::gpu ? 0 : r.cpu_threads;
+    const int per_image = run_files.size() < lanes ? static_cast<int>(lanes / run_files.size()) : 1;
+    const image_op op(spec, run_files, per_image);
     std::vector<input> inputs;
     std::vector<std::string> outputs;
     for (const auto& f : run_files) {

@@ -258,3 +258,16 @@ TEST_CASE("check_image_spec refuses bad ops and levels", "[pipeline][image]") {
   s.png_level = 9;
   CHECK_NOTHROW(check_image_spec(s));
 }
+
+TEST_CASE("an image alone splits its rows among the idle lanes' threads, same bytes",
+          "[pipeline][image]") {
+  test::temp_dir dir;
+  const img::image im = test::random_image(301, 203, 3, 255, 11);
+  test::write_image(dir.file("a.ppm"), im, false);
+  image_spec spec;
+  spec.ops = "gray,blur:sigma=2,sobel,resize:0.7";
+  const std::vector<image_file> one = {{dir.file("a.ppm"), dir.file("out/a.ppm")}};
+  run_images(spec, one, test::cpu_options(0, 4));  // 4 lanes, 1 image: 4 threads on its rows
+  CHECK(test::read_image(dir.file("out/a.ppm")).samples ==
+        img::apply(im, img::parse_ops(spec.ops)).samples);
+}
