@@ -254,10 +254,10 @@ void memset_async(void* d_ptr, int value, std::size_t n, void* stream_handle) {
   HETPIPE_CUDA_CHECK(cudaMemsetAsync(d_ptr, value, n, static_cast<cudaStream_t>(stream_handle)));
 }
 
-std::size_t current_device_memory() {
+std::size_t current_device_free_memory() {
   std::size_t free = 0, total = 0;
   HETPIPE_CUDA_CHECK(cudaMemGetInfo(&free, &total));
-  return total;
+  return free;
 }
 
 void stream_synchronize(void* stream_handle) {

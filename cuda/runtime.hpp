@@ -33,8 +33,8 @@ struct device_info {
 // (needed for free_mem) and leaves the calling thread's current device as it was.
 std::vector<device_info> devices() noexcept;
 
-// Total memory of the calling thread's current device (cudaMemGetInfo); throws gpu_error.
-std::size_t current_device_memory();
+// Free memory of the calling thread's current device now (cudaMemGetInfo); throws gpu_error.
+std::size_t current_device_free_memory();
 
 // One line for logs and `--version`, e.g. "CUDA 13.0 runtime, driver 12.8, 1 device" or
 // "CUDA 13.0 runtime, no CUDA driver (cudaErrorInsufficientDriver)". Never throws a gpu_error.

@@ -4,9 +4,11 @@
 #include "host/image_ops.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <string>
 
 #include <hetpipe/error.hpp>
@@ -129,13 +131,26 @@ void for_rows(std::size_t rows, int threads, Body body) {
     for (std::size_t y = 0; y < rows; ++y) body(y, scratch);
     return;
   }
+  // An exception must not leave an OpenMP region (nor skip the loop's barrier): each row catches
+  // its own, the first is kept, the other rows are skipped, and it is rethrown after the region.
+  std::exception_ptr error;
+  std::atomic<bool> failed{false};
 #pragma omp parallel num_threads(threads)
   {
     Scratch scratch;
 #pragma omp for schedule(static)
-    for (std::ptrdiff_t y = 0; y < static_cast<std::ptrdiff_t>(rows); ++y)
-      body(static_cast<std::size_t>(y), scratch);
+    for (std::ptrdiff_t y = 0; y < static_cast<std::ptrdiff_t>(rows); ++y) {
+      if (failed.load(std::memory_order_relaxed)) continue;
+      try {
+        body(static_cast<std::size_t>(y), scratch);
+      } catch (...) {
+#pragma omp critical(hetpipe_for_rows)
+        if (!error) error = std::current_exception();
+        failed = true;
+      }
+    }
   }
+  if (error) std::rethrow_exception(error);
 }
 
 struct none {};

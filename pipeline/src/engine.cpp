@@ -63,7 +63,7 @@ std::optional<io::chunk> ready_queue::pop_surplus(
       return c;
     }
     // Refused: a GPU lane will take it. Look again soon (the rates and the queue change).
-    surplus_cv_.wait_for(lock, std::chrono::milliseconds(1));
+    surplus_cv_.wait_for(lock, std::chrono::milliseconds(2));
   }
 }
 
@@ -137,21 +137,33 @@ job_report engine::report() const {
 
 void engine::cpu_lanes(unsigned count) {
   // Beside GPU lanes, a CPU lane takes a chunk only when it should finish it before the GPU lanes
-  // would have finished everything left at their measured rate: a slow lane must not hold up the
-  // end of the job (one 64 MiB image can take a CPU core a second, the GPU a few milliseconds).
-  // Until both rates are measured, and when the job's size is unknown, it takes what it gets.
+  // would have finished everything else left at their measured rate: a slow lane must not hold
+  // up the end of the job (one 64 MiB image can take a CPU core a second, the GPU milliseconds).
+  // Work the CPU lanes hold counts as theirs, not the GPU's. Until one CPU chunk has been timed,
+  // one CPU lane at a time takes a chunk (the probe); until the GPU lanes have finished a batch,
+  // CPU lanes take what they get. Called under the queue's lock; a true answer takes the chunk.
   const auto accept = [this](const io::chunk& c) {
+    const auto take = [&] {
+      cpu_claimed_bytes_.fetch_add(c.info.size, std::memory_order_relaxed);
+      cpu_claimed_chunks_.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    };
+    // Nothing to balance: sizes unknown (a pipe among the inputs), the job failing or cancelled,
+    // or no GPU lane left to take the chunk.
+    if (!sizes_known_ || failed_.load() || gpu_lanes_running_.load() == 0) return take();
     const double cpu = cpu_ns_per_byte_.load(std::memory_order_relaxed);
+    if (cpu <= 0) return cpu_claimed_chunks_.load(std::memory_order_relaxed) == 0 && take();
     const std::uint64_t gpu_bytes = gpu_bytes_done_.load(std::memory_order_relaxed);
     const std::uint64_t gpu_start = gpu_start_ns_.load(std::memory_order_relaxed);
     const std::uint64_t now = now_ns();
-    if (cpu <= 0 || gpu_bytes == 0 || gpu_start == 0 || now <= gpu_start || total_bytes_ == 0)
-      return true;
+    if (gpu_bytes == 0 || gpu_start == 0 || now <= gpu_start) return take();
     const double gpu_bytes_per_ns =
         static_cast<double>(gpu_bytes) / static_cast<double>(now - gpu_start);
     const std::uint64_t done = bytes_done_.load(std::memory_order_relaxed);
-    const double left = total_bytes_ > done ? static_cast<double>(total_bytes_ - done) : 0.0;
-    return static_cast<double>(c.info.size) * cpu <= left / gpu_bytes_per_ns;
+    const std::uint64_t claimed = cpu_claimed_bytes_.load(std::memory_order_relaxed);
+    const double left =
+        total_bytes_ > done + claimed ? static_cast<double>(total_bytes_ - done - claimed) : 0.0;
+    return static_cast<double>(c.info.size) * cpu <= left / gpu_bytes_per_ns && take();
   };
   std::vector<int> tracks(count);
   for (unsigned i = 0; i < count; ++i) tracks[i] = trace_.track("cpu lane " + std::to_string(i));
@@ -183,6 +195,8 @@ void engine::cpu_lanes(unsigned count) {
       rep.chunks++;
       rep.bytes += c->info.size;
       chunk_done(c->info.size);
+      cpu_claimed_bytes_.fetch_sub(c->info.size, std::memory_order_relaxed);
+      cpu_claimed_chunks_.fetch_sub(1, std::memory_order_relaxed);
     }
     rep.busy_seconds = static_cast<double>(busy) * 1e-9;
   }
@@ -208,6 +222,9 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
       trace_.track("gpu " + std::to_string(device) + " lane " + std::to_string(index) + " h2d");
   const int kernel_track =
       trace_.track("gpu " + std::to_string(device) + " lane " + std::to_string(index) + " kernel");
+  const int host_track =
+      trace_.track("gpu " + std::to_string(device) + " lane " + std::to_string(index) + " host");
+  std::uint64_t host_work_ns = 0;  // chunks this lane ran on the host (prefer_host)
   lane_report rep;
   rep.name = "gpu " + std::to_string(device) + "." + std::to_string(index);
   struct batch {
@@ -288,7 +305,25 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
       std::size_t need = 0;
       for (std::size_t k = 0; k < held.size();) {
         const io::chunk& h = held[k];
-        auto s = worker.stage(h.info, std::span<const std::byte>(h.data, h.info.size), b);
+        const std::span<const std::byte> data(h.data, h.info.size);
+        if (failed_.load()) break;  // the slots go back below; nothing more is worth doing
+        if (worker.prefer_host(h.info, data)) {
+          // Host work on this thread: first hand on the batches this lane holds (a transform
+          // retires in order; the other lanes must not wait on them meanwhile).
+          for (unsigned j = 0; j < nbuf; ++j) retire_buffer((next + j) % nbuf);
+          const std::uint64_t t0 = now_ns();
+          spec_.host(h.info, data);
+          const std::uint64_t t1 = now_ns();
+          trace_.span(host_track, "host", t0, t1, h.info.seq, h.info.size);
+          host_work_ns += t1 - t0;
+          rep.chunks++;
+          rep.bytes += h.info.size;
+          chunk_done(h.info.size);
+          pool_->release(h.slot);
+          held.erase(held.begin() + static_cast<std::ptrdiff_t>(k));
+          continue;
+        }
+        auto s = worker.stage(h.info, data, b);
         if (!s) {
           rep.chunks++;
           rep.bytes += h.info.size;
@@ -301,6 +336,7 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
         need += (s->size() + align - 1) / align * align;
         ++k;
       }
+      if (failed_.load()) break;
       if (held.empty()) continue;
       if (need > d_in[b].size())  // staged bytes beyond a chunk (decoded images); buffer b is idle
       {
@@ -345,7 +381,7 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
     // Drain whatever is still queued so the reader can finish; the job has failed.
     while (auto c = queue_.pop()) pool_->release(c->slot);
   }
-  rep.busy_seconds = busy_ms * 1e-3;
+  rep.busy_seconds = busy_ms * 1e-3 + static_cast<double>(host_work_ns) * 1e-9;
   std::lock_guard lock(lanes_mutex_);
   lane_reports_.push_back(std::move(rep));
 }
@@ -412,6 +448,7 @@ void engine::run() {
     struct stat st {};
     if (s.path == "-" || ::stat(s.path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
       all_small = false;
+      sizes_known_ = false;
       continue;
     }
     const std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
@@ -501,9 +538,11 @@ void engine::run() {
         queue_.close();
       });
   std::vector<std::thread> lanes;
+  gpu_lanes_running_ = static_cast<unsigned>(workers.size());
   for (std::size_t i = 0; i < workers.size(); ++i)
     lanes.emplace_back([this, i, &workers, &worker_device] {
       gpu_lane(static_cast<unsigned>(i), worker_device[i], *workers[i]);
+      gpu_lanes_running_.fetch_sub(1);  // CPU lanes then take whatever is left
     });
   if (ncpu > 0)
     lanes.emplace_back([this, ncpu] {

@@ -30,6 +30,12 @@ class gpu_worker {
  public:
   virtual ~gpu_worker() = default;
   virtual std::size_t max_batch() const { return 1; }
+  // Whether the chunk should rather run on the host (job_spec::host, on the lane's thread), e.g.
+  // an image too large for the device (see device_transformer::prefer_host).
+  virtual bool prefer_host(const chunk_info& info, std::span<const std::byte> data) {
+    (void)info, (void)data;
+    return false;
+  }
   // The bytes to copy for a chunk (see device_transformer::stage), or nullopt when the chunk was
   // handed on already (its input skipped): it leaves the batch.
   virtual std::optional<std::span<const std::byte>> stage(const chunk_info& info,
@@ -111,7 +117,10 @@ class engine {
   std::atomic<std::uint64_t> bytes_done_{0}, chunks_done_{0};
   // Hybrid scheduling (cpu_lanes): one CPU lane's cost per byte, and the GPU lanes' progress.
   std::atomic<double> cpu_ns_per_byte_{0};
+  std::atomic<std::uint64_t> cpu_claimed_bytes_{0}, cpu_claimed_chunks_{0};
   std::atomic<std::uint64_t> gpu_bytes_done_{0}, gpu_start_ns_{0};
+  std::atomic<unsigned> gpu_lanes_running_{0};
+  bool sizes_known_ = true;        // every input a regular file: total_bytes_ is the job's size
   std::uint64_t total_bytes_ = 0;  // 0 when unknown (pipes)
   std::size_t slot_bytes_ = 0;
   std::size_t gpu_buffer_bytes_ = 0;  // a GPU lane's device buffer: a chunk, or a batch of files

@@ -115,8 +115,7 @@ class image_device final : public device_transformer {
   static constexpr std::size_t batch = 64;
   static constexpr std::size_t align = 256;
 
-  image_device(const image_op& op, unsigned buffers)
-      : op_(op), bufs_(buffers), budget_(cuda::current_device_memory() / 4) {
+  image_device(const image_op& op, unsigned buffers) : op_(op), bufs_(buffers) {
     for (auto& b : bufs_) {
       b.d_bad = cuda::device_buffer(batch * sizeof(unsigned long long));
       b.h_bad = cuda::pinned_buffer(batch * sizeof(unsigned long long));
@@ -125,11 +124,12 @@ class image_device final : public device_transformer {
 
   std::size_t max_batch() const override { return batch; }
 
-  // An image whose chain would need more than a quarter of the device's memory (the raster, its
-  // samples, the workspace's two images and row sums, the packed output: about 16 bytes per
-  // sample of the largest image in the chain) runs on the lane's thread instead: it works there,
-  // where the device could run out of memory and fail the job. A file that does not parse goes
-  // to stage(), which reports it.
+  // An image whose chain needs more device memory than this lane holds already plus half of what
+  // the device has free now (the raster, its samples, the workspace's two images and row sums,
+  // the packed output: about 16 bytes per sample of the largest image in the chain) runs on the
+  // lane's thread instead: it works there, where the device could run out of memory and fail
+  // the job. Other lanes' growth shows in the free memory. A file that does not parse goes to
+  // stage(), which reports it.
   bool prefer_host(const chunk_info&, std::span<const std::byte> data) override {
     img::image_shape s;
     std::uint64_t largest = 0;
@@ -149,7 +149,10 @@ class image_device final : public device_transformer {
     } catch (const input_error&) {
       return false;
     }
-    return 16 * largest > budget_;
+    const std::uint64_t need = 16 * largest;
+    const std::uint64_t held = ws_.bytes() + d_samples_.size();
+    if (need <= held) return false;
+    return need - held > cuda::current_device_free_memory() / 2;
   }
 
   std::span<const std::byte> stage(const chunk_info& info, std::span<const std::byte> data,
@@ -272,7 +275,6 @@ class image_device final : public device_transformer {
 
   const image_op& op_;
   std::vector<buf> bufs_;
-  std::size_t budget_;  // device bytes one image may take
   cuda::image_workspace ws_;
   cuda::device_buffer d_samples_;
 };

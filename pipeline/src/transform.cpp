@@ -154,21 +154,16 @@ class outputs_state {
 class transform_worker final : public detail::gpu_worker {
  public:
   transform_worker(std::unique_ptr<device_transformer> impl,
-                   std::function<void(const chunk_info&, std::span<const std::byte>)> host,
                    std::function<void(const chunk_info&, std::vector<std::byte>)> deliver,
                    std::function<void(const chunk_info&, const input_skipped&)> skip)
-      : impl_(std::move(impl)),
-        host_(std::move(host)),
-        deliver_(std::move(deliver)),
-        skip_(std::move(skip)) {}
+      : impl_(std::move(impl)), deliver_(std::move(deliver)), skip_(std::move(skip)) {}
   std::size_t max_batch() const override { return impl_->max_batch(); }
+  bool prefer_host(const chunk_info& info, std::span<const std::byte> data) override {
+    return impl_->prefer_host(info, data);
+  }
   std::optional<std::span<const std::byte>> stage(const chunk_info& info,
                                                   std::span<const std::byte> data,
                                                   unsigned buffer) override {
-    if (impl_->prefer_host(info, data)) {
-      host_(info, data);  // delivers or skips
-      return std::nullopt;
-    }
     try {
       return impl_->stage(info, data, buffer);
     } catch (const input_skipped& e) {
@@ -195,7 +190,6 @@ class transform_worker final : public detail::gpu_worker {
 
  private:
   std::unique_ptr<device_transformer> impl_;
-  std::function<void(const chunk_info&, std::span<const std::byte>)> host_;
   std::function<void(const chunk_info&, std::vector<std::byte>)> deliver_;
   std::function<void(const chunk_info&, const input_skipped&)> skip_;
 };
@@ -222,8 +216,7 @@ void run(const transform_op& op, const std::vector<input>& inputs,
   detail::job_spec spec;
   spec.sources = detail::to_sources(inputs);
   spec.frame = [&op](std::size_t i) { return op.frame(i); };
-  const auto host = [&op, &deliver, &skip](const chunk_info& info,
-                                           std::span<const std::byte> data) {
+  spec.host = [&op, &deliver, &skip](const chunk_info& info, std::span<const std::byte> data) {
     std::vector<std::byte> out;
     try {
       op.host(info, data, out);
@@ -233,16 +226,14 @@ void run(const transform_op& op, const std::vector<input>& inputs,
     }
     deliver(info, std::move(out));
   };
-  spec.host = host;
-  spec.make_gpu = [&op, host, &deliver, &skip](
-                      int device, std::size_t max_chunk,
-                      unsigned buffers) -> std::unique_ptr<detail::gpu_worker> {
+  spec.make_gpu = [&op, &deliver, &skip](int device, std::size_t max_chunk,
+                                         unsigned buffers) -> std::unique_ptr<detail::gpu_worker> {
 #if HETPIPE_WITH_CUDA
     auto impl = op.make_device_transformer(device, max_chunk, buffers);
     if (!impl) return nullptr;
-    return std::make_unique<transform_worker>(std::move(impl), host, deliver, skip);
+    return std::make_unique<transform_worker>(std::move(impl), deliver, skip);
 #else
-    (void)device, (void)max_chunk, (void)buffers, (void)host, (void)deliver, (void)skip;
+    (void)device, (void)max_chunk, (void)buffers, (void)deliver, (void)skip;
     return nullptr;
 #endif
   };
