@@ -122,7 +122,9 @@ struct writer::impl {
     std::vector<std::byte> bytes;
     std::size_t done = 0;
     std::int64_t offset = 0;  // -1 for standard output
+    std::uint64_t begin_ns = 0;
   };
+  writer::observer observer;
 
   std::string path, dir, temp;
   bool to_stdout = false;
@@ -193,7 +195,14 @@ struct writer::impl {
     }
   }
 
+  static std::uint64_t now_ns() {
+    return std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::steady_clock::now().time_since_epoch())
+                             .count());
+  }
+
   void submit(write_op* op) {
+    if (op->begin_ns == 0) op->begin_ns = now_ns();
     uv_buf_t buf;
     buf.base = reinterpret_cast<char*>(op->bytes.data() + op->done);
     buf.len = std::min(op->bytes.size() - op->done,
@@ -221,6 +230,7 @@ struct writer::impl {
     }
     if (result == 0) return complete(op, UV_EIO);  // no progress: do not spin
     if (op->done < op->bytes.size()) return submit(op);
+    if (observer) observer(op->begin_ns, now_ns(), op->bytes.size());
     complete(op, 0);
   }
 
@@ -321,6 +331,10 @@ writer::writer(std::string path, unsigned max_pending) : impl_(std::make_unique<
 
 writer::~writer() {
   if (!impl_->finished) abort();
+}
+
+void writer::observe(observer f) {
+  impl_->observer = std::move(f);
 }
 
 void writer::write(std::uint64_t seq, std::vector<std::byte> bytes) {

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +39,12 @@ class writer {
   // numbers (a piece never written) is a std::logic_error. A second commit() does nothing.
   void commit();
   void abort();  // stops writing and removes the temporary file; idempotent; never throws
+  // Called on the writer's own thread after each piece reached the file: when its first write
+  // call was issued and when its last one returned (steady_clock nanoseconds), and its bytes.
+  // For traces. Set it before the first write().
+  using observer =
+      std::function<void(std::uint64_t begin_ns, std::uint64_t end_ns, std::uint64_t bytes)>;
+  void observe(observer f);
   std::uint64_t bytes_written() const;  // bytes that reached the file so far
 
   struct impl;

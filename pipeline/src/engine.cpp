@@ -126,6 +126,16 @@ void engine::retire(std::uint64_t chunks) {
   if (chunks && reader_) reader_->retire(chunks);
 }
 
+void engine::trace_write(std::uint64_t begin_ns, std::uint64_t end_ns, std::uint64_t bytes) {
+  std::lock_guard lock(write_rows_mutex_);
+  auto row = std::find_if(write_rows_.begin(), write_rows_.end(),
+                          [&](const auto& r) { return r.second <= begin_ns; });
+  if (row == write_rows_.end())
+    row = write_rows_.insert(row, {trace_.track("write " + std::to_string(write_rows_.size())), 0});
+  row->second = std::max(row->second, end_ns);
+  trace_.span(row->first, "write", begin_ns, end_ns, 0, bytes);
+}
+
 void engine::chunk_done(std::uint64_t bytes) {
   bytes_done_.fetch_add(bytes, std::memory_order_relaxed);
   chunks_done_.fetch_add(1, std::memory_order_relaxed);

@@ -92,6 +92,9 @@ class engine {
   // slot returned.
   void run();
   void retire(std::uint64_t chunks);
+  // A write of `bytes` to an output in [begin, end) (steady_clock ns), for the trace and -v:
+  // each on the first "write k" row free by its start. Any thread.
+  void trace_write(std::uint64_t begin_ns, std::uint64_t end_ns, std::uint64_t bytes);
   void fail(std::exception_ptr error) noexcept;
   bool failed() const noexcept { return failed_.load(); }
   job_report report() const;
@@ -125,6 +128,8 @@ class engine {
   std::size_t slot_bytes_ = 0;
   std::size_t gpu_buffer_bytes_ = 0;  // a GPU lane's device buffer: a chunk, or a batch of files
   job_report report_;
+  std::mutex write_rows_mutex_;
+  std::vector<std::pair<int, std::uint64_t>> write_rows_;  // (track, end of its last span)
   std::mutex lanes_mutex_;
   std::vector<lane_report> lane_reports_;
 };

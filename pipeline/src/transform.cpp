@@ -42,8 +42,13 @@ class prefix_retirer {
 // Each output is written as pieces 0 (the operator's prologue), 1 + chunk index, ...
 class outputs_state {
  public:
-  outputs_state(const transform_op& op, const std::vector<std::string>& paths, unsigned window)
-      : op_(op), paths_(paths), window_(window), outs_(paths.size()) {}
+  outputs_state(const transform_op& op, const std::vector<std::string>& paths, unsigned window,
+                io::writer::observer observer)
+      : op_(op),
+        paths_(paths),
+        window_(window),
+        observer_(std::move(observer)),
+        outs_(paths.size()) {}
 
   void deliver(const chunk_info& info, std::vector<std::byte> bytes) {
     if (!skipped(info.input)) {
@@ -129,6 +134,7 @@ class outputs_state {
     auto& o = outs_[input];
     if (!o.w) {
       o.w = std::make_unique<io::writer>(paths_[input], window_);
+      o.w->observe(observer_);
       std::vector<std::byte> head;
       op_.prologue(input, head);
       o.w->write(0, std::move(head));
@@ -145,6 +151,7 @@ class outputs_state {
   const transform_op& op_;
   const std::vector<std::string>& paths_;
   unsigned window_;
+  io::writer::observer observer_;
   std::mutex mutex_;
   std::vector<out> outs_;
   std::vector<skipped_input> skipped_;
@@ -202,9 +209,18 @@ void run(const transform_op& op, const std::vector<input>& inputs,
   if (outputs.size() != inputs.size()) throw usage_error("a transform needs one output per input");
   const options o = resolve(opt);
   const unsigned window = std::max(16u, 4 * o.slots);  // the engine's reader window
-  outputs_state outs(op, outputs, window + 2);         // + the piece awaited + the prologue
-  prefix_retirer retirer;
   detail::engine* eng = nullptr;
+  // Writes are traced while the engine exists (writers aborted later, when `outs` goes, may
+  // still finish a write).
+  std::mutex trace_mutex;
+  detail::engine* tracing = nullptr;
+  // + the piece awaited + the prologue
+  outputs_state outs(op, outputs, window + 2,
+                     [&](std::uint64_t begin, std::uint64_t end, std::uint64_t bytes) {
+                       std::lock_guard lock(trace_mutex);
+                       if (tracing) tracing->trace_write(begin, end, bytes);
+                     });
+  prefix_retirer retirer;
   auto deliver = [&](const chunk_info& info, std::vector<std::byte> bytes) {
     outs.deliver(info, std::move(bytes));
     eng->retire(retirer.done(info.seq));
@@ -239,6 +255,15 @@ void run(const transform_op& op, const std::vector<input>& inputs,
   };
   detail::engine e(o, std::move(spec));
   eng = &e;
+  tracing = &e;
+  struct stop_tracing {
+    std::mutex& m;
+    detail::engine*& t;
+    ~stop_tracing() {
+      std::lock_guard lock(m);
+      t = nullptr;
+    }
+  } stop{trace_mutex, tracing};
   e.run();
   outs.finish_empty();
   auto skipped = outs.take_skipped();

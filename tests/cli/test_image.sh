@@ -60,6 +60,16 @@ grep -q "^hetpipe: 5 of 7 images failed; the other 2 were written$" "$tmp/err" &
 [[ $(ls -A "$d/mixout" | sort | tr '\n' ' ') == "rgb-000000.ppm rgb-000001.ppm " ]] && ok ||
   bad "bad batch left: $(ls -A "$d/mixout")"
 
+# The trace shows reads, host work and the writes of the outputs.
+"$HETPIPE" image -r --ops gray --trace "$tmp/trace.json" -o "$d/traced" "$d/in" >/dev/null &&
+  python3 - "$tmp/trace.json" <<'PY' && ok || bad "trace of an image job"
+import json, sys
+ev = json.load(open(sys.argv[1]))
+ev = ev["traceEvents"] if isinstance(ev, dict) else ev
+names = {e.get("name") for e in ev}
+sys.exit(0 if {"read", "host", "write"} <= names else 1)
+PY
+
 # --json for tools.
 "$HETPIPE" image -r --json --ops gray -o "$d/json" "$d/mix" >"$tmp/out" 2>/dev/null
 grep -q '"written": 2' "$tmp/out" && grep -q '"reason": "empty file' "$tmp/out" && ok ||
