@@ -260,6 +260,11 @@ std::size_t current_device_free_memory() {
   return free;
 }
 
+void record_event(void* event_handle, void* stream_handle) {
+  HETPIPE_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event_handle),
+                                     static_cast<cudaStream_t>(stream_handle)));
+}
+
 void stream_synchronize(void* stream_handle) {
   HETPIPE_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream_handle)));
 }

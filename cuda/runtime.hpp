@@ -138,6 +138,8 @@ void copy_d2h_async(void* h_dst, const void* d_src, std::size_t n, const stream&
 void copy_d2h_async(void* h_dst, const void* d_src, std::size_t n, void* stream_handle);
 void memset_async(void* d_ptr, int value, std::size_t n, const stream& s);
 void memset_async(void* d_ptr, int value, std::size_t n, void* stream_handle);
+// cudaEventRecord(event, stream) on raw handles.
+void record_event(void* event_handle, void* stream_handle);
 // Blocks until the work queued on a raw cudaStream_t handle has completed.
 void stream_synchronize(void* stream_handle);
 

@@ -109,9 +109,11 @@ class aead_device final : public device_transformer {
       s.first = b.first_counter;
       s.ws.open(key_.bytes.data(), b, d_data, s.d_out.get(),
                 static_cast<std::uint32_t*>(s.d_ok.get()), stream.handle);
+      mark_copy_back(stream);
       cuda::copy_d2h_async(s.h_ok.get(), s.d_ok.get(), b.chunks * sizeof(std::uint32_t),
                            stream.handle);
     }
+    if (sealing_) mark_copy_back(stream);
     cuda::copy_d2h_async(s.h_out.get(), s.d_out.get(), s.out_bytes, stream.handle);
   }
   void collect(const chunk_info&, std::size_t, unsigned buffer,

@@ -197,6 +197,7 @@ class checksum_device final : public device_reducer {
                    static_cast<std::uint32_t*>(s.d_result.get()), stream.handle);
     }
     const std::size_t each = blake_ ? sizeof(cuda::blake3_result) : sizeof(std::uint32_t);
+    mark_copy_back(stream);
     cuda::copy_d2h_async(s.h_result.get(), s.d_result.get(), n * each, stream.handle);
   }
   std::unique_ptr<partial> collect(const chunk_info& info, unsigned buffer) override {

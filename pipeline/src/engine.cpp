@@ -28,6 +28,16 @@ int gpu_count() noexcept {
 #endif
 }
 
+void mark_copy_back(stream_ref s) {
+#if HETPIPE_WITH_CUDA
+  if (!s.copy_back || !s.copy_back_set) return;
+  cuda::record_event(s.copy_back, s.handle);
+  *s.copy_back_set = true;
+#else
+  (void)s;
+#endif
+}
+
 namespace detail {
 
 void ready_queue::push(io::chunk c) {
@@ -232,6 +242,8 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
       trace_.track("gpu " + std::to_string(device) + " lane " + std::to_string(index) + " h2d");
   const int kernel_track =
       trace_.track("gpu " + std::to_string(device) + " lane " + std::to_string(index) + " kernel");
+  const int d2h_track =
+      trace_.track("gpu " + std::to_string(device) + " lane " + std::to_string(index) + " d2h");
   const int host_track =
       trace_.track("gpu " + std::to_string(device) + " lane " + std::to_string(index) + " host");
   std::uint64_t host_work_ns = 0;  // chunks this lane ran on the host (prefer_host)
@@ -250,12 +262,14 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
     cuda::set_device(device);
     cuda::stream copy_stream(device), compute_stream(device);
     std::vector<cuda::device_buffer> d_in;
-    std::vector<cuda::event> copy_begin, copied, kernel_begin, done;
+    std::vector<cuda::event> copy_begin, copied, kernel_begin, copy_back, done;
+    std::unique_ptr<bool[]> copy_back_set(new bool[nbuf]());  // the operator marked its D2H
     for (unsigned b = 0; b < nbuf; ++b) {
       d_in.emplace_back(gpu_buffer_bytes_);
       copy_begin.emplace_back(true);
       copied.emplace_back(true);
       kernel_begin.emplace_back(true);
+      copy_back.emplace_back(true);
       done.emplace_back(true);
     }
     cuda::event origin(true);
@@ -271,8 +285,14 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
       if (bt.infos.empty()) return;
       done[b].synchronize();
       const chunk_info first = bt.infos.front();
-      trace_.span(kernel_track, "kernel", host_ns(kernel_begin[b]), host_ns(done[b]), first.seq,
-                  bt.bytes);
+      if (copy_back_set[b]) {
+        trace_.span(kernel_track, "kernel", host_ns(kernel_begin[b]), host_ns(copy_back[b]),
+                    first.seq, bt.bytes);
+        trace_.span(d2h_track, "d2h", host_ns(copy_back[b]), host_ns(done[b]), first.seq, bt.bytes);
+      } else {
+        trace_.span(kernel_track, "kernel", host_ns(kernel_begin[b]), host_ns(done[b]), first.seq,
+                    bt.bytes);
+      }
       trace_.span(h2d_track, "h2d", host_ns(copy_begin[b]), host_ns(copied[b]), first.seq,
                   bt.bytes);
       busy_ms += cuda::elapsed_ms(kernel_begin[b], done[b]);
@@ -371,8 +391,10 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
       copied[b].record(copy_stream);
       copied[b].make_wait(compute_stream);
       kernel_begin[b].record(compute_stream);
-      worker.launch(bt.infos, bt.offsets, static_cast<const std::byte*>(d_in[b].get()),
-                    stream_ref{compute_stream.handle(), device}, b);
+      copy_back_set[b] = false;
+      worker.launch(
+          bt.infos, bt.offsets, static_cast<const std::byte*>(d_in[b].get()),
+          stream_ref{compute_stream.handle(), device, copy_back[b].handle(), &copy_back_set[b]}, b);
       done[b].record(compute_stream);
       // The kernel of the previous batch runs meanwhile; the slots return once the copies are
       // done.

@@ -219,6 +219,7 @@ class image_device final : public device_transformer {
       cuda::pack_samples(r.d_samples, it.p.out.samples(), it.out_layout,
                          static_cast<std::byte*>(b.d_out.get()) + it.out_offset, stream.handle);
     }
+    mark_copy_back(stream);
     cuda::copy_d2h_async(b.h_out.get(), b.d_out.get(), total, stream.handle);
     cuda::copy_d2h_async(b.h_bad.get(), bad, infos.size() * sizeof(unsigned long long),
                          stream.handle);

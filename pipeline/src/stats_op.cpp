@@ -53,6 +53,7 @@ class stats_device final : public device_reducer {
     const std::size_t rows = info.size / (p.cols * dtype_size(p.type));
     cuda::stats_launch(static_cast<int>(p.type), d_data, rows, p.cols, d_result_[buffer].get(),
                        stream.handle);
+    mark_copy_back(stream);
     cuda::copy_d2h_async(h_result_[buffer].get(), d_result_[buffer].get(),
                          cuda::stats_result_bytes(static_cast<int>(p.type), p.cols), stream.handle);
   }

@@ -51,6 +51,7 @@ class histogram_device final : public hetpipe::device_reducer {
     histogram_kernel<<<264, 256, 0, stream>>>(reinterpret_cast<const unsigned char*>(d_data),
                                               info.size, d_bins_[b]);
     check(cudaPeekAtLastError(), "histogram_kernel");
+    hetpipe::mark_copy_back(s);  // the trace shows the kernel and the copy back apart
     check(cudaMemcpyAsync(h_bins_[b], d_bins_[b], 256 * sizeof(unsigned long long),
                           cudaMemcpyDeviceToHost, stream),
           "cudaMemcpyAsync");

@@ -28,7 +28,14 @@ class partial {
 struct stream_ref {
   void* handle = nullptr;  // cudaStream_t
   int device = 0;
+  void* copy_back = nullptr;      // engine's cudaEvent_t for mark_copy_back (may be null)
+  bool* copy_back_set = nullptr;  // set by mark_copy_back
 };
+
+// Marks on `s` where an operator's copies of results back to the host begin: call it after its
+// last kernel and before its first device-to-host copy. The trace then shows the kernel and the
+// D2H copy as two spans; without the mark, the kernel span includes the copy back.
+void mark_copy_back(stream_ref s);
 
 // Device half of a reduction, one per GPU lane (so it may own device scratch and pinned result
 // buffers). `buffer` in [0, buffers) names the lane's in-flight slot: results of a launch with
