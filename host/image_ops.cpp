@@ -158,7 +158,7 @@ struct none {};
 image make_output(const image_shape& s) {
   image out;
   out.shape = s;
-  out.samples.resize(s.samples());
+  out.samples = take_samples(s.samples());
   return out;
 }
 
@@ -549,7 +549,11 @@ image apply(const image& in, const op& o, int threads) {
 image apply(const image& in, const std::vector<op>& ops, int threads) {
   if (ops.empty()) return in;
   image cur = apply(in, ops[0], threads);
-  for (std::size_t i = 1; i < ops.size(); ++i) cur = apply(cur, ops[i], threads);
+  for (std::size_t i = 1; i < ops.size(); ++i) {
+    image next = apply(cur, ops[i], threads);
+    recycle_samples(std::move(cur.samples));
+    cur = std::move(next);
+  }
   return cur;
 }
 

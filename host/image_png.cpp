@@ -93,7 +93,7 @@ image decode_png(const void* data, std::size_t size) {
         "pixel data");
 
   const std::size_t n = im.shape.samples();
-  im.samples.resize(n);
+  im.samples = take_samples(n);
   std::uint16_t* out = im.samples.data();
   if (indexed) {
     const std::uint32_t ch = im.shape.channels;

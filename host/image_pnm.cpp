@@ -1,5 +1,6 @@
 // Binary PNM (P5/P6) from and to memory, written from the Netpbm format description, plus the
 // shape checks and format sniffing shared by the codecs (contract: image.hpp).
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -74,6 +75,48 @@ class header_reader {
 
 }  // namespace
 
+namespace {
+
+// Buffers under 1 MiB are cheap to allocate; at most 4 are kept per thread.
+constexpr std::size_t recycle_min_samples = std::size_t{1} << 19;
+constexpr std::size_t recycle_max_buffers = 4;
+thread_local std::vector<std::vector<std::uint16_t>> recycled;
+
+}  // namespace
+
+std::vector<std::uint16_t> take_samples(std::size_t n) {
+  if (n >= recycle_min_samples) {
+    // The smallest kept buffer that holds n samples without growing.
+    auto best = recycled.end();
+    for (auto it = recycled.begin(); it != recycled.end(); ++it)
+      if (it->capacity() >= n && (best == recycled.end() || it->capacity() < best->capacity()))
+        best = it;
+    if (best != recycled.end()) {
+      std::vector<std::uint16_t> v = std::move(*best);
+      recycled.erase(best);
+      v.resize(n);  // within capacity: no allocation; new elements zeroed, kept ones as they are
+      return v;
+    }
+  }
+  return std::vector<std::uint16_t>(n);
+}
+
+void recycle_samples(std::vector<std::uint16_t>&& v) noexcept {
+  if (v.capacity() < recycle_min_samples) return;
+  try {
+    if (recycled.size() == recycle_max_buffers) {
+      // Replace the smallest kept buffer if this one is larger.
+      auto small = std::min_element(
+          recycled.begin(), recycled.end(),
+          [](const auto& a, const auto& b) { return a.capacity() < b.capacity(); });
+      if (small->capacity() < v.capacity()) *small = std::move(v);
+      return;
+    }
+    recycled.push_back(std::move(v));
+  } catch (...) {
+  }
+}
+
 void check_shape(const image_shape& s) {
   if (s.channels < 1 || s.channels > 4)
     fail(std::to_string(s.channels) + " channels per pixel (1 to 4 are supported)");
@@ -146,7 +189,7 @@ image decode_pnm(const void* data, std::size_t size) {
   image im;
   im.shape = h.shape;
   const std::size_t n = im.shape.samples();
-  im.samples.resize(n);
+  im.samples = take_samples(n);
   const std::uint8_t* r = static_cast<const std::uint8_t*>(data) + h.raster_offset;
   const std::uint32_t maxval = im.shape.maxval;
   std::uint32_t largest = 0;

@@ -78,14 +78,16 @@ class image_op final : public transform_op {
       // the samples on the device): the same file gets the same reason on either.
       if (from == img::image_format::pnm)
         (void)make_plan(img::read_pnm_header(data.data(), data.size()).shape, from);
-      const img::image in = img::decode_image(data.data(), data.size());
+      img::image in = img::decode_image(data.data(), data.size());
       const plan p = make_plan(in.shape, from);
       // The lanes are an OpenMP region already: the rows' region nests inside it (this lane's
       // own setting; other lanes and threads are not touched).
       if (threads_ > 1 && omp_get_max_active_levels() < 2) omp_set_max_active_levels(2);
-      const img::image res = img::apply(in, ops_, threads_);
+      img::image res = img::apply(in, ops_, threads_);
+      img::recycle_samples(std::move(in.samples));
       const std::vector<std::uint8_t> bytes =
           p.format == img::image_format::png ? img::encode_png(res, level_) : img::encode_pnm(res);
+      img::recycle_samples(std::move(res.samples));
       const auto* b = reinterpret_cast<const std::byte*>(bytes.data());
       out.assign(b, b + bytes.size());
     } catch (const input_error& e) {
@@ -168,7 +170,7 @@ class image_device final : public device_transformer {
         it.staged =
             data.subspan(h.raster_offset, h.shape.samples() * img::bytes_per_sample(it.layout));
       } else {
-        const img::image im = img::decode_image(data.data(), data.size());  // PNG, or throws
+        img::image im = img::decode_image(data.data(), data.size());  // PNG, or throws
         it.p = op_.make_plan(im.shape, from);
         it.layout = img::sample_layout::u16;
         const std::size_t n = im.samples.size() * sizeof(std::uint16_t);
@@ -176,6 +178,7 @@ class image_device final : public device_transformer {
         if (b.staging.size() <= k) b.staging.resize(k + 1);
         grow(b.staging[k], n);
         std::memcpy(b.staging[k].get(), im.samples.data(), n);
+        img::recycle_samples(std::move(im.samples));
         it.staged = {static_cast<const std::byte*>(b.staging[k].get()), n};
       }
     } catch (const input_error& e) {
