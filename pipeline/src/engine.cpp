@@ -333,6 +333,15 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
       // hands on at once (a skipped input) leaves the batch and its slot goes back now.
       staged.clear();
       std::size_t need = 0;
+      // A chunk handed on without the device (run on the host, or skipped): its slot goes back.
+      const auto handed_on = [&](std::size_t k) {
+        const io::chunk& h = held[k];
+        rep.chunks++;
+        rep.bytes += h.info.size;
+        chunk_done(h.info.size);
+        pool_->release(h.slot);
+        held.erase(held.begin() + static_cast<std::ptrdiff_t>(k));
+      };
       for (std::size_t k = 0; k < held.size();) {
         const io::chunk& h = held[k];
         const std::span<const std::byte> data(h.data, h.info.size);
@@ -346,20 +355,12 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
           const std::uint64_t t1 = now_ns();
           trace_.span(host_track, "host", t0, t1, h.info.seq, h.info.size);
           host_work_ns += t1 - t0;
-          rep.chunks++;
-          rep.bytes += h.info.size;
-          chunk_done(h.info.size);
-          pool_->release(h.slot);
-          held.erase(held.begin() + static_cast<std::ptrdiff_t>(k));
+          handed_on(k);
           continue;
         }
         auto s = worker.stage(h.info, data, b);
         if (!s) {
-          rep.chunks++;
-          rep.bytes += h.info.size;
-          chunk_done(h.info.size);
-          pool_->release(h.slot);
-          held.erase(held.begin() + static_cast<std::ptrdiff_t>(k));
+          handed_on(k);
           continue;
         }
         staged.push_back(*s);
