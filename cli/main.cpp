@@ -205,8 +205,16 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // Bad usage, as every other error: one line, exit 2.
+    std::fprintf(stderr, "hetpipe: %s (see --help)\n", e.what());
+    return 2;
   }
 
   hetpipe::install_signal_handlers(&g_cancel);

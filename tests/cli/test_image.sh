@@ -84,6 +84,8 @@ expect_error "two inputs, one output" 2 "would both be written" -- image --ops g
 expect_error "output over its input" 2 "is its own input" -- image --ops gray -o "$d/in" "$d/in/rgb-000000.ppm"
 expect_error "bad png level" 2 "compression level" -- image --ops gray --png-level 12 -o "$d/x" "$d/in/rgb-000000.ppm"
 expect_error "gen-images size" 2 "WIDTHxHEIGHT" -- gen-images --size 10 -o "$d/x"
+expect_error "unknown --format" 2 "--format: jpg" -- image --ops gray --format jpg -o "$d/x" "$d/in/rgb-000000.ppm"
+expect_error "no --ops" 2 "--ops is required" -- image -o "$d/x" "$d/in/rgb-000000.ppm"
 [[ ! -e $d/x ]] && ok || bad "a refused job created $d/x"
 if ! "$HETPIPE" info --json | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["devices"] else 1)'; then
   expect_error "--device gpu without a GPU" 1 "--device gpu: " -- image --device gpu --ops gray -o "$d/x" "$d/in/rgb-000000.ppm"
