@@ -19,8 +19,8 @@ namespace {
 namespace hc = hetpipe::cuda;
 namespace img = hetpipe::host::img;
 
-img::image random_image(std::uint32_t w, std::uint32_t h, std::uint32_t ch, std::uint32_t maxval,
-                        std::uint64_t seed) {
+img::image edged_image(std::uint32_t w, std::uint32_t h, std::uint32_t ch, std::uint32_t maxval,
+                       std::uint64_t seed) {
   std::mt19937_64 g(seed);
   img::image im;
   im.shape = {w, h, ch, maxval};
@@ -83,7 +83,7 @@ TEST_CASE("GPU image chains give the CPU's bytes on odd sizes, 8 and 16 bits", "
     for (std::uint32_t maxval : {255u, 65535u, 1000u})
       for (const char* chain : chains) {
         CAPTURE(sz.w, sz.h, sz.ch, maxval, chain);
-        const auto in = random_image(sz.w, sz.h, sz.ch, maxval, seed++);
+        const auto in = edged_image(sz.w, sz.h, sz.ch, maxval, seed++);
         const auto ops = img::parse_ops(chain);
         const auto cpu = img::apply(in, ops);
         const auto gpu = gpu_apply(ws, in, ops, s);
@@ -107,7 +107,7 @@ TEST_CASE("GPU image chains on 1920x1080 and large blur radii", "[gpu][image]") 
   for (const auto& [sz, chain] : cases)
     for (std::uint32_t maxval : {255u, 65535u}) {
       CAPTURE(sz.w, sz.h, sz.ch, maxval, chain);
-      const auto in = random_image(sz.w, sz.h, sz.ch, maxval, seed++);
+      const auto in = edged_image(sz.w, sz.h, sz.ch, maxval, seed++);
       const auto ops = img::parse_ops(chain);
       const auto cpu = img::apply(in, ops, 4);
       const auto gpu = gpu_apply(ws, in, ops, s);
@@ -120,7 +120,7 @@ TEST_CASE("GPU image run: an empty chain returns the input, bad ops throw before
           "[gpu][image]") {
   hc::stream s(0);
   hc::image_workspace ws;
-  const auto in = random_image(3, 2, 1, 255, 7);
+  const auto in = edged_image(3, 2, 1, 255, 7);
   hc::device_buffer d_in(in.samples.size() * 2);
   const auto* d = static_cast<const std::uint16_t*>(d_in.get());
   const hc::image_result r = ws.run(d, in.shape, {}, s.handle());

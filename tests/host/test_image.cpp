@@ -17,6 +17,7 @@
 #include "host/crc.hpp"
 #include "host/image.hpp"
 #include "host/image_ops.hpp"
+#include "support/images.hpp"
 
 namespace img = hetpipe::host::img;
 using Catch::Matchers::Contains;
@@ -33,15 +34,7 @@ img::image make(std::uint32_t w, std::uint32_t h, std::uint32_t ch, std::uint32_
   return im;
 }
 
-img::image random_image(std::uint32_t w, std::uint32_t h, std::uint32_t ch, std::uint32_t maxval,
-                        std::uint64_t seed) {
-  std::mt19937_64 g(seed);
-  img::image im;
-  im.shape = {w, h, ch, maxval};
-  im.samples.resize(im.shape.samples());
-  for (auto& v : im.samples) v = static_cast<std::uint16_t>(g() % (maxval + 1));
-  return im;
-}
+using hetpipe::test::random_image;
 
 img::image run(const img::image& in, const char* ops, int threads = 1) {
   return img::apply(in, img::parse_ops(ops), threads);
