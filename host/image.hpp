@@ -67,6 +67,10 @@ enum class sample_layout : std::uint8_t {
 constexpr std::size_t bytes_per_sample(sample_layout l) {
   return l == sample_layout::u8 ? 1 : 2;
 }
+// n samples into a raster of `layout` at dst (u8 keeps the low byte), and back; any alignment.
+// (The GPU path does the same on the device: cuda/image_kernels.hpp pack_samples.)
+void pack_raster(const std::uint16_t* samples, std::size_t n, sample_layout layout, void* dst);
+void unpack_raster(const void* src, std::size_t n, sample_layout layout, std::uint16_t* samples);
 
 // Sample buffers of large images are reused per thread instead of being mapped and zeroed afresh
 // (an 8192 x 8192 16-bit image is 128 MiB; page faults were a third of the CPU time of such
@@ -103,6 +107,9 @@ std::string pnm_bad_sample(const image_shape& s, std::size_t index, std::uint32_
 // P5 for 1 channel, P6 for 3 channels ("P5\n<w> <h>\n<maxval>\n" then the raster); an image with
 // alpha cannot be written as PNM (input_error).
 std::vector<std::uint8_t> encode_pnm(const image& im);
+// Bytes encode_pnm writes; writes them to dst (pnm_size(s) bytes) without a vector of its own.
+std::size_t pnm_size(const image_shape& s);
+void encode_pnm(const image& im, void* dst);
 
 // --- PNG (libspng) ---
 //

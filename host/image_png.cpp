@@ -195,20 +195,7 @@ std::vector<std::uint8_t> encode_png(const image_shape& shape, const void* sampl
   image im;
   im.shape = shape;
   im.samples.resize(shape.samples());
-  const auto* p = static_cast<const std::uint8_t*>(samples);
-  for (std::size_t i = 0; i < im.samples.size(); ++i) {
-    switch (layout) {
-      case sample_layout::u8:
-        im.samples[i] = p[i];
-        break;
-      case sample_layout::u16be:
-        im.samples[i] = static_cast<std::uint16_t>((p[2 * i] << 8) | p[2 * i + 1]);
-        break;
-      case sample_layout::u16:
-        std::memcpy(&im.samples[i], p + 2 * i, 2);
-        break;
-    }
-  }
+  unpack_raster(samples, im.samples.size(), layout, im.samples.data());
   return encode_png(im, compression_level);
 }
 

@@ -184,29 +184,51 @@ std::string pnm_bad_sample(const image_shape& s, std::size_t index, std::uint32_
          std::to_string(px / s.width) + ")";
 }
 
+void pack_raster(const std::uint16_t* s, std::size_t n, sample_layout layout, void* dst) {
+  auto* w = static_cast<std::uint8_t*>(dst);
+  switch (layout) {
+    case sample_layout::u8:
+      for (std::size_t i = 0; i < n; ++i) w[i] = static_cast<std::uint8_t>(s[i]);
+      break;
+    case sample_layout::u16be:
+      for (std::size_t i = 0; i < n; ++i) {
+        w[2 * i] = static_cast<std::uint8_t>(s[i] >> 8);
+        w[2 * i + 1] = static_cast<std::uint8_t>(s[i]);
+      }
+      break;
+    case sample_layout::u16:
+      std::memcpy(dst, s, 2 * n);
+      break;
+  }
+}
+
+void unpack_raster(const void* src, std::size_t n, sample_layout layout, std::uint16_t* out) {
+  const auto* r = static_cast<const std::uint8_t*>(src);
+  switch (layout) {
+    case sample_layout::u8:
+      for (std::size_t i = 0; i < n; ++i) out[i] = r[i];
+      break;
+    case sample_layout::u16be:
+      for (std::size_t i = 0; i < n; ++i)
+        out[i] = static_cast<std::uint16_t>((std::uint32_t{r[2 * i]} << 8) | r[2 * i + 1]);
+      break;
+    case sample_layout::u16:
+      std::memcpy(out, src, 2 * n);
+      break;
+  }
+}
+
 image decode_pnm(const void* data, std::size_t size) {
   const pnm_header h = read_pnm_header(data, size);
   image im;
   im.shape = h.shape;
   const std::size_t n = im.shape.samples();
   im.samples = take_samples(n);
-  const std::uint8_t* r = static_cast<const std::uint8_t*>(data) + h.raster_offset;
+  unpack_raster(static_cast<const std::uint8_t*>(data) + h.raster_offset, n, pnm_layout(h.shape),
+                im.samples.data());
+  const std::uint16_t* out = im.samples.data();
   const std::uint32_t maxval = im.shape.maxval;
-  std::uint32_t largest = 0;
-  std::uint16_t* out = im.samples.data();
-  if (pnm_layout(im.shape) == sample_layout::u8) {
-    for (std::size_t i = 0; i < n; ++i) {
-      out[i] = r[i];
-      largest = largest > r[i] ? largest : r[i];
-    }
-  } else {
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::uint32_t v = (std::uint32_t{r[2 * i]} << 8) | r[2 * i + 1];
-      out[i] = static_cast<std::uint16_t>(v);
-      largest = largest > v ? largest : v;
-    }
-  }
-  if (largest > maxval) {
+  if (maxval < 65535 && *std::max_element(out, out + n) > maxval) {
     std::size_t i = 0;
     while (out[i] <= maxval) ++i;
     fail(pnm_bad_sample(im.shape, i, out[i]));
@@ -223,25 +245,23 @@ std::string pnm_header_text(const image_shape& s) {
          std::to_string(s.height) + "\n" + std::to_string(s.maxval) + "\n";
 }
 
-std::vector<std::uint8_t> encode_pnm(const image& im) {
+std::size_t pnm_size(const image_shape& s) {
+  return pnm_header_text(s).size() + s.samples() * bytes_per_sample(pnm_layout(s));
+}
+
+void encode_pnm(const image& im, void* dst) {
   const std::string header = pnm_header_text(im.shape);
   if (im.samples.size() != im.shape.samples())
     fail("image has " + std::to_string(im.samples.size()) + " samples, its shape says " +
          std::to_string(im.shape.samples()));
-  const std::size_t n = im.samples.size();
-  const bool wide = im.shape.maxval > 255;
-  std::vector<std::uint8_t> out(header.size() + n * (wide ? 2 : 1));
-  std::memcpy(out.data(), header.data(), header.size());
-  std::uint8_t* w = out.data() + header.size();
-  const std::uint16_t* s = im.samples.data();
-  if (wide) {
-    for (std::size_t i = 0; i < n; ++i) {
-      w[2 * i] = static_cast<std::uint8_t>(s[i] >> 8);
-      w[2 * i + 1] = static_cast<std::uint8_t>(s[i]);
-    }
-  } else {
-    for (std::size_t i = 0; i < n; ++i) w[i] = static_cast<std::uint8_t>(s[i]);
-  }
+  std::memcpy(dst, header.data(), header.size());
+  pack_raster(im.samples.data(), im.samples.size(), pnm_layout(im.shape),
+              static_cast<std::uint8_t*>(dst) + header.size());
+}
+
+std::vector<std::uint8_t> encode_pnm(const image& im) {
+  std::vector<std::uint8_t> out(pnm_size(im.shape));
+  encode_pnm(im, out.data());
   return out;
 }
 

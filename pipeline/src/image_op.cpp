@@ -85,11 +85,15 @@ class image_op final : public transform_op {
       if (threads_ > 1 && omp_get_max_active_levels() < 2) omp_set_max_active_levels(2);
       img::image res = img::apply(in, ops_, threads_);
       img::recycle_samples(std::move(in.samples));
-      const std::vector<std::uint8_t> bytes =
-          p.format == img::image_format::png ? img::encode_png(res, level_) : img::encode_pnm(res);
+      if (p.format == img::image_format::png) {
+        const std::vector<std::uint8_t> png = img::encode_png(res, level_);
+        const auto* b = reinterpret_cast<const std::byte*>(png.data());
+        out.assign(b, b + png.size());
+      } else {
+        out.resize(img::pnm_size(res.shape));  // written once, straight into the output
+        img::encode_pnm(res, out.data());
+      }
       img::recycle_samples(std::move(res.samples));
-      const auto* b = reinterpret_cast<const std::byte*>(bytes.data());
-      out.assign(b, b + bytes.size());
     } catch (const input_error& e) {
       throw input_skipped(file(info.input), e.reason());
     }
