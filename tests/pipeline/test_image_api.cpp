@@ -259,7 +259,7 @@ TEST_CASE("check_image_spec refuses bad ops and levels", "[pipeline][image]") {
   CHECK_NOTHROW(check_image_spec(s));
 }
 
-TEST_CASE("an image alone splits its rows among the idle lanes' threads, same bytes",
+TEST_CASE("an image alone, its rows split among the idle lanes' threads, gives the same bytes",
           "[pipeline][image]") {
   test::temp_dir dir;
   const img::image im = test::random_image(301, 203, 3, 255, 11);
