@@ -21,10 +21,7 @@ using test::read_all;
 TEST_CASE("GPU and hybrid age encryption equal the CPU byte for byte", "[gpu][age]") {
   test::temp_dir dir;
   const age_key key = generate_age_key();
-  {
-    std::ofstream k(dir.file("key.txt"));
-    k << key.identity << "\n";
-  }
+  test::write_identity(dir.file("key.txt"), key);
   encrypt_spec e;
   e.recipients = {key.recipient};
   e.fixed_file_key = std::array<std::uint8_t, 16>{7, 7, 7, 1, 2, 3};

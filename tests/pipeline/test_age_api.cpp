@@ -34,10 +34,7 @@ encrypt_spec fixed_spec(const std::string& recipient) {
 TEST_CASE("age: the same ciphertext for every chunk size and thread count", "[age]") {
   test::temp_dir dir;
   const age_key key = generate_age_key();
-  {
-    std::ofstream k(dir.file("key.txt"));
-    k << key.identity << "\n";
-  }
+  test::write_identity(dir.file("key.txt"), key);
   decrypt_spec d;
   d.identity_files = {dir.file("key.txt")};
   for (std::size_t n : {0u, 1u, 65535u, 65536u, 65537u, 5u << 20}) {

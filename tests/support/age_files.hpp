@@ -1,4 +1,5 @@
-// Reading whole files and the payload of age files, for the encryption tests.
+// Reading whole files and the payload of age files, and writing identity files, for the
+// encryption tests.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -10,7 +11,16 @@
 #include <string_view>
 #include <vector>
 
+#include <hetpipe/age.hpp>
+
 namespace hetpipe::test {
+
+// Writes key's identity as an age identity file at path; returns path.
+inline std::string write_identity(const std::string& path, const age_key& key) {
+  std::ofstream k(path);
+  k << key.identity << "\n";
+  return path;
+}
 
 inline std::vector<std::uint8_t> read_all(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
