@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "host/image.hpp"
+#include "support/temp_dir.hpp"
 
 namespace hetpipe::test {
 
@@ -20,17 +21,6 @@ inline host::img::image random_image(std::uint32_t w, std::uint32_t h, std::uint
   im.samples.resize(im.shape.samples());
   for (auto& v : im.samples) v = static_cast<std::uint16_t>(g() % (maxval + 1));
   return im;
-}
-
-inline std::vector<std::uint8_t> file_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-inline void write_bytes(const std::string& path, const std::vector<std::uint8_t>& b) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-  if (!f) throw std::runtime_error("cannot write " + path);
 }
 
 // PNG when `png`, else PNM (P5 / P6).

@@ -1,0 +1,720 @@
+// GPU lanes without a GPU: the engine's lane code against the fake CUDA runtime
+// (support/fake_cuda.hpp), with operators whose "kernels" are host functions queued on the lane's
+// stream. What it proves: every chunk is copied from its pinned slot before the slot is reused,
+// computed once and collected from the right buffer; small chunks batch; staged (grown) chunks,
+// host-preferred and skipped chunks keep the output in order; every failure (launch, kernel
+// fault, collect, device memory, cancellation) ends the job with its error, no output file and no
+// leaked memory; CPU lanes beside slow GPU lanes take their share; the trace shows copy, kernel and
+// copy back in order. It cannot prove a real kernel right: the [gpu] tests do that on a device.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include <hetpipe/hetpipe.hpp>
+
+#include "cuda/runtime.hpp"
+#include "support/fake_cuda.hpp"
+#include "support/matchers.hpp"
+#include "support/random.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace hetpipe;
+namespace fc = hetpipe::fake_cuda;
+
+namespace {
+
+std::uint64_t mix(std::uint64_t x) {  // splitmix64's finaliser: a byte's position, scrambled
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// "f3" (GCC 12 warns falsely about "f" + std::to_string(i)).
+std::string numbered(const char* prefix, std::size_t i) {
+  std::string s = prefix;
+  s += std::to_string(i);
+  return s;
+}
+
+// ---- A reduction: position-weighted byte sums. A byte missed, repeated, misplaced or read from a
+// reused slot changes the result; merges check that chunks arrive in input order.
+
+struct raw_sums {
+  std::uint64_t sum = 0, weighted = 0, bytes = 0;
+};
+
+raw_sums sum_bytes(std::uint64_t offset, const std::uint8_t* p, std::size_t n) {
+  raw_sums r;
+  for (std::size_t i = 0; i < n; ++i) {
+    r.sum += p[i];
+    r.weighted += (p[i] + 1u) * mix(offset + i);
+  }
+  r.bytes = n;
+  return r;
+}
+
+struct sums final : partial {
+  raw_sums s;
+  std::uint64_t first = 0;  // offset of the chunk (of the first merged chunk)
+  std::uint64_t end = 0;    // offset after the last merged chunk
+  bool in_order = true;
+};
+
+struct hooks {
+  // Called in every device kernel and host call, with the chunk (failure injection, delays).
+  std::function<void(const chunk_info&)> kernel, host;
+  std::optional<std::uint64_t> fail_launch_seq, fail_collect_seq;
+};
+
+class sums_op;
+
+class sums_device final : public device_reducer {
+ public:
+  sums_device(const sums_op& op, std::size_t batch, unsigned buffers);
+  std::size_t max_batch() const override { return batch_; }
+  void launch(const chunk_info& info, const std::byte* d_data, stream_ref stream,
+              unsigned buffer) override {
+    const std::size_t zero = 0;
+    launch_batch({&info, 1}, {&zero, 1}, d_data, stream, buffer);
+  }
+  void launch_batch(std::span<const chunk_info> infos, std::span<const std::size_t> offsets,
+                    const std::byte* d_data, stream_ref stream, unsigned buffer) override;
+  std::unique_ptr<partial> collect(const chunk_info&, unsigned) override {
+    throw std::logic_error("collect_batch is used");
+  }
+  void collect_batch(std::span<const chunk_info> infos, unsigned buffer,
+                     std::vector<std::unique_ptr<partial>>& out) override;
+
+ private:
+  const sums_op& op_;
+  std::size_t batch_;
+  std::vector<cuda::device_buffer> d_res_;
+  std::vector<cuda::pinned_buffer> h_res_;
+};
+
+class sums_op final : public reduce_op {
+ public:
+  std::size_t batch = 1;
+  hooks on;
+  mutable std::atomic<std::uint64_t> device_chunks{0}, host_chunks{0};
+
+  framing frame(std::size_t) const override { return framing::records(1); }
+  std::unique_ptr<partial> identity(std::size_t) const override { return std::make_unique<sums>(); }
+  std::unique_ptr<partial> host(const chunk_info& info,
+                                std::span<const std::byte> data) const override {
+    if (on.host) on.host(info);
+    auto p = std::make_unique<sums>();
+    p->s = sum_bytes(info.offset, reinterpret_cast<const std::uint8_t*>(data.data()), data.size());
+    p->first = info.offset;
+    p->end = info.offset + data.size();
+    host_chunks++;
+    return p;
+  }
+  void merge(partial& total, partial& next) const override {
+    auto& t = static_cast<sums&>(total);
+    auto& n = static_cast<sums&>(next);
+    t.in_order = t.in_order && n.in_order && t.end == n.first;
+    t.end = n.end;
+    t.s.sum += n.s.sum;
+    t.s.weighted += n.s.weighted;
+    t.s.bytes += n.s.bytes;
+  }
+  std::unique_ptr<device_reducer> make_device_reducer(int, std::size_t,
+                                                      unsigned buffers) const override {
+    return std::make_unique<sums_device>(*this, batch, buffers);
+  }
+};
+
+sums_device::sums_device(const sums_op& op, std::size_t batch, unsigned buffers)
+    : op_(op), batch_(batch) {
+  for (unsigned b = 0; b < buffers; ++b) {
+    d_res_.emplace_back(batch * sizeof(raw_sums));
+    h_res_.emplace_back(batch * sizeof(raw_sums));
+  }
+}
+
+void sums_device::launch_batch(std::span<const chunk_info> infos,
+                               std::span<const std::size_t> offsets, const std::byte* d_data,
+                               stream_ref stream, unsigned buffer) {
+  // (No Catch assertions here: lanes run on their own threads, and Catch's are not thread-safe.)
+  if (infos.size() > batch_) throw std::logic_error("a batch larger than max_batch()");
+  for (std::size_t i = 0; i < infos.size(); ++i) {
+    if (op_.on.fail_launch_seq == infos[i].seq) throw gpu_error("launch refused (test)");
+    const auto* p = reinterpret_cast<const std::uint8_t*>(d_data + offsets[i]);
+    auto* out = static_cast<raw_sums*>(d_res_[buffer].get()) + i;
+    fc::launch(stream.handle, [this, p, out, info = infos[i]] {
+      fc::check_device(p, info.size);
+      fc::check_device(out, sizeof *out);
+      if (op_.on.kernel) op_.on.kernel(info);
+      *out = sum_bytes(info.offset, p, info.size);
+    });
+  }
+  mark_copy_back(stream);
+  cuda::copy_d2h_async(h_res_[buffer].get(), d_res_[buffer].get(), infos.size() * sizeof(raw_sums),
+                       stream.handle);
+}
+
+void sums_device::collect_batch(std::span<const chunk_info> infos, unsigned buffer,
+                                std::vector<std::unique_ptr<partial>>& out) {
+  const auto* r = static_cast<const raw_sums*>(h_res_[buffer].get());
+  for (std::size_t i = 0; i < infos.size(); ++i) {
+    if (op_.on.fail_collect_seq == infos[i].seq) throw std::runtime_error("collect failed (test)");
+    auto p = std::make_unique<sums>();
+    p->s = r[i];
+    p->first = infos[i].offset;
+    p->end = infos[i].offset + infos[i].size;
+    out.push_back(std::move(p));
+    op_.device_chunks++;
+  }
+}
+
+// ---- A transform: each byte XOR its scrambled position, then the chunk's index as 8 bytes
+// (order-sensitive and size-changing). On the device, every third chunk is staged "encoded" at
+// twice its size in the transformer's pinned memory (a decoded image is larger than its file):
+// the lane's device buffer must grow. Chunks may be sent to the host, and inputs refused.
+
+void xor_chunk(const chunk_info& info, const std::uint8_t* in, std::uint8_t* out) {
+  for (std::size_t i = 0; i < info.size; ++i)
+    out[i] = static_cast<std::uint8_t>(in[i] ^ mix(info.offset + i));
+  std::memcpy(out + info.size, &info.index, 8);
+}
+
+class xor_op;
+
+class xor_device final : public device_transformer {
+ public:
+  xor_device(const xor_op& op, unsigned buffers)
+      : op_(op),
+        staging_(buffers),
+        expanded_(buffers),
+        fresh_(buffers, true),
+        out_(buffers),
+        d_out_(buffers),
+        h_out_(buffers) {}
+  std::size_t max_batch() const override;
+  bool prefer_host(const chunk_info& info, std::span<const std::byte>) override;
+  std::span<const std::byte> stage(const chunk_info& info, std::span<const std::byte> data,
+                                   unsigned buffer) override;
+  void launch(std::span<const chunk_info> infos, std::span<const std::size_t> offsets,
+              const std::byte* d_data, stream_ref stream, unsigned buffer) override;
+  void collect(const chunk_info& info, std::size_t i, unsigned buffer,
+               std::vector<std::byte>& out) override;
+
+ private:
+  const xor_op& op_;
+  std::vector<std::vector<cuda::pinned_buffer>> staging_;  // per buffer: this batch's staged
+  std::vector<std::set<std::uint64_t>> expanded_;          // per buffer: seqs staged encoded
+  std::vector<bool> fresh_;                                // per buffer: launched since staging
+  std::vector<std::vector<std::size_t>> out_;              // per buffer: output offsets
+  std::vector<cuda::device_buffer> d_out_;
+  std::vector<cuda::pinned_buffer> h_out_;
+};
+
+class xor_op final : public transform_op {
+ public:
+  std::size_t batch = 1;
+  bool expand = true;        // every third chunk staged encoded at twice its size
+  bool host_seventh = true;  // every seventh chunk preferred on the host
+  std::set<std::size_t> skip_at_stage, skip_at_collect;  // inputs refused (on the host too)
+  hooks on;
+  mutable std::atomic<std::uint64_t> device_chunks{0}, host_chunks{0};
+
+  framing frame(std::size_t) const override { return framing::records(1); }
+  void host(const chunk_info& info, std::span<const std::byte> data,
+            std::vector<std::byte>& out) const override {
+    if (on.host) on.host(info);
+    if (skip_at_stage.count(info.input) || skip_at_collect.count(info.input))
+      throw input_skipped(numbered("input ", info.input), "refused (test)");
+    out.resize(data.size() + 8);
+    xor_chunk(info, reinterpret_cast<const std::uint8_t*>(data.data()),
+              reinterpret_cast<std::uint8_t*>(out.data()));
+    host_chunks++;
+  }
+  std::unique_ptr<device_transformer> make_device_transformer(int, std::size_t,
+                                                              unsigned buffers) const override {
+    return std::make_unique<xor_device>(*this, buffers);
+  }
+};
+
+std::size_t xor_device::max_batch() const {
+  return op_.batch;
+}
+
+bool xor_device::prefer_host(const chunk_info& info, std::span<const std::byte>) {
+  return op_.host_seventh && info.seq % 7 == 3;
+}
+
+std::span<const std::byte> xor_device::stage(const chunk_info& info,
+                                             std::span<const std::byte> data, unsigned buffer) {
+  if (fresh_[buffer]) {  // the previous batch on this buffer was copied long ago
+    staging_[buffer].clear();
+    expanded_[buffer].clear();
+    fresh_[buffer] = false;
+  }
+  if (op_.skip_at_stage.count(info.input))
+    throw input_skipped(numbered("input ", info.input), "refused (test)");
+  if (!op_.expand || info.seq % 3 != 1) return data;
+  cuda::pinned_buffer& s = staging_[buffer].emplace_back(2 * data.size() + 1);
+  auto* p = static_cast<std::uint8_t*>(s.get());
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    p[2 * i] = static_cast<std::uint8_t>(data[i]) ^ 0x5A;
+    p[2 * i + 1] = static_cast<std::uint8_t>(~static_cast<std::uint8_t>(data[i]));
+  }
+  expanded_[buffer].insert(info.seq);
+  return {static_cast<const std::byte*>(s.get()), 2 * data.size()};
+}
+
+void xor_device::launch(std::span<const chunk_info> infos, std::span<const std::size_t> offsets,
+                        const std::byte* d_data, stream_ref stream, unsigned buffer) {
+  if (infos.size() > op_.batch) throw std::logic_error("a batch larger than max_batch()");
+  fresh_[buffer] = true;
+  std::vector<std::size_t>& out = out_[buffer];
+  out.clear();
+  std::size_t total = 0;
+  for (const auto& info : infos) {
+    if (op_.on.fail_launch_seq == info.seq) throw gpu_error("launch refused (test)");
+    out.push_back(total);
+    total += info.size + 8;
+  }
+  if (d_out_[buffer].size() < total) {  // grows rarely; cudaFree synchronises
+    d_out_[buffer] = cuda::device_buffer(total);
+    h_out_[buffer] = cuda::pinned_buffer(total);
+  }
+  for (std::size_t i = 0; i < infos.size(); ++i) {
+    const bool encoded = expanded_[buffer].count(infos[i].seq) > 0;
+    const auto* src = reinterpret_cast<const std::uint8_t*>(d_data + offsets[i]);
+    auto* dst = static_cast<std::uint8_t*>(d_out_[buffer].get()) + out[i];
+    fc::launch(stream.handle, [this, src, dst, encoded, info = infos[i]] {
+      fc::check_device(src, encoded ? 2 * info.size : info.size);
+      fc::check_device(dst, info.size + 8);
+      if (op_.on.kernel) op_.on.kernel(info);
+      std::vector<std::uint8_t> plain;
+      const std::uint8_t* in = src;
+      if (encoded) {
+        plain.resize(info.size);
+        for (std::size_t j = 0; j < info.size; ++j) {
+          plain[j] = src[2 * j] ^ 0x5A;
+          if (src[2 * j + 1] != static_cast<std::uint8_t>(~plain[j]))
+            throw std::logic_error("staged bytes damaged before the kernel ran");
+        }
+        in = plain.data();
+      }
+      xor_chunk(info, in, dst);
+    });
+  }
+  mark_copy_back(stream);
+  cuda::copy_d2h_async(h_out_[buffer].get(), d_out_[buffer].get(), total, stream.handle);
+}
+
+void xor_device::collect(const chunk_info& info, std::size_t i, unsigned buffer,
+                         std::vector<std::byte>& out) {
+  if (op_.on.fail_collect_seq == info.seq) throw std::runtime_error("collect failed (test)");
+  if (op_.skip_at_collect.count(info.input))
+    throw input_skipped(numbered("input ", info.input), "refused (test)");
+  const auto* p = static_cast<const std::byte*>(h_out_[buffer].get()) + out_[buffer][i];
+  out.assign(p, p + info.size + 8);
+  op_.device_chunks++;
+}
+
+// Where two byte strings first differ (the shorter one's size when one is a prefix), or -1; cheaper
+// to report than the bytes themselves.
+long first_difference(const std::vector<std::uint8_t>& a, const std::vector<std::uint8_t>& b) {
+  const auto d = std::mismatch(a.begin(), a.end(), b.begin(), b.end());
+  if (d.first == a.end() && d.second == b.end()) return -1;
+  return static_cast<long>(d.first - a.begin());
+}
+
+std::vector<std::uint8_t> expected_xor(const std::vector<std::uint8_t>& in, std::size_t chunk) {
+  std::vector<std::uint8_t> out;
+  for (std::size_t off = 0, k = 0; off < in.size(); off += chunk, ++k) {
+    chunk_info info;
+    info.index = k;
+    info.offset = off;
+    info.size = std::min(chunk, in.size() - off);
+    const std::size_t at = out.size();
+    out.resize(at + info.size + 8);
+    xor_chunk(info, in.data() + off, out.data() + at);
+  }
+  return out;
+}
+
+options lane_options(device_mode m, std::size_t chunk, unsigned slots, unsigned lanes,
+                     unsigned buffers, unsigned cpu_threads = 2) {
+  options o;
+  o.device = m;
+  o.chunk_size = chunk;
+  o.slots = slots;
+  o.gpu_lanes = lanes;
+  o.gpu_buffers = buffers;
+  o.cpu_threads = cpu_threads;
+  return o;
+}
+
+std::set<std::string> names_in(const std::filesystem::path& dir) {
+  std::set<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    out.insert(e.path().filename().string());
+  return out;
+}
+
+// After every job: no memory error, nothing left allocated, every H2D copy from pinned memory.
+void check_device_clean() {
+  const auto v = fc::violations();
+  for (const auto& s : v) UNSCOPED_INFO("violation: " << s);
+  CHECK(v.empty());
+  const auto c = fc::stats();
+  CHECK(c.live_device_allocs == 0);
+  CHECK(c.live_pinned_allocs == 0);
+  CHECK(c.pageable_h2d == 0);
+}
+
+struct fake_device_fixture {
+  fake_device_fixture() { fc::reset(); }
+  ~fake_device_fixture() { fc::reset(); }
+};
+
+}  // namespace
+
+TEST_CASE_METHOD(fake_device_fixture, "the fake device is what the engine sees", "[fake_gpu]") {
+  CHECK(gpu_count() == fc::device_count);
+  // A stream runs its work in order and asynchronously; an event orders a second stream.
+  cuda::set_device(0);
+  cuda::stream a(0), b(0);
+  cuda::device_buffer d(64);
+  cuda::pinned_buffer h(64);
+  std::memset(h.get(), 7, 64);
+  std::atomic<bool> release{false};
+  fc::launch(a.handle(), [&] {
+    while (!release) std::this_thread::yield();
+  });
+  cuda::copy_h2d_async(d.get(), h.get(), 64, a);
+  cuda::event copied;
+  copied.record(a);
+  copied.make_wait(b);
+  cuda::pinned_buffer back(64);
+  cuda::copy_d2h_async(back.get(), d.get(), 64, b);
+  CHECK_FALSE(a.idle());
+  CHECK_FALSE(copied.ready());
+  release = true;
+  b.synchronize();
+  CHECK(static_cast<const unsigned char*>(back.get())[63] == 7);
+  // Out of bounds is a violation and a sticky error.
+  CHECK_THROWS_AS(cuda::copy_h2d_async(static_cast<std::byte*>(d.get()) + 1, h.get(), 64, a),
+                  gpu_error);
+  CHECK(fc::violations().size() == 1);
+  CHECK_THROWS_AS(a.synchronize(), gpu_error);
+}
+
+TEST_CASE_METHOD(fake_device_fixture,
+                 "GPU lanes reduce every chunk once, in order, whatever the lanes, buffers, "
+                 "slots and batches",
+                 "[fake_gpu]") {
+  test::temp_dir dir;
+  const std::vector<std::size_t> sizes = {0, 1, 255, 4096, 100'000, (1u << 20) + 7};
+  std::vector<input> inputs;
+  std::vector<raw_sums> want;
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    const auto bytes = test::random_bytes(sizes[i], 100 + i);
+    test::write_bytes(dir.file(numbered("f", i)), bytes);
+    inputs.push_back({dir.file(numbered("f", i))});
+    want.push_back(sum_bytes(0, bytes.data(), bytes.size()));
+  }
+  fc::set_jitter(20);
+  for (device_mode m : {device_mode::gpu, device_mode::automatic})
+    for (std::size_t chunk : {std::size_t{4096}, std::size_t{65536}})
+      for (unsigned slots : {1u, 4u})
+        for (unsigned lanes : {1u, 2u})
+          for (unsigned buffers : {2u, 3u})
+            for (std::size_t batch : {std::size_t{1}, std::size_t{16}}) {
+              INFO(device_mode_name(m) << " chunk " << chunk << " slots " << slots << " lanes "
+                                       << lanes << " buffers " << buffers << " batch " << batch);
+              sums_op op;
+              op.batch = batch;
+              job_report rep;
+              auto got = run(op, inputs, lane_options(m, chunk, slots, lanes, buffers), &rep);
+              REQUIRE(got.size() == inputs.size());
+              std::uint64_t chunks = 0;
+              for (std::size_t i = 0; i < inputs.size(); ++i) {
+                const auto& s = static_cast<const sums&>(*got[i]);
+                CHECK(s.in_order);
+                CHECK(s.s.bytes == want[i].bytes);
+                CHECK(s.s.sum == want[i].sum);
+                CHECK(s.s.weighted == want[i].weighted);
+                chunks += (sizes[i] + chunk - 1) / chunk;
+              }
+              CHECK(rep.chunks == chunks);
+              CHECK(rep.gpu_lanes == lanes * fc::device_count);
+              CHECK(op.device_chunks + op.host_chunks == chunks);
+              if (m == device_mode::gpu) CHECK(op.host_chunks == 0);
+              check_device_clean();
+            }
+}
+
+TEST_CASE_METHOD(fake_device_fixture, "many small files go to the device in batches",
+                 "[fake_gpu]") {
+  test::temp_dir dir;
+  std::vector<input> inputs;
+  std::vector<raw_sums> want;
+  std::mt19937_64 g(7);
+  for (int i = 0; i < 300; ++i) {
+    const auto bytes = test::random_bytes(g() % 5000, g);
+    test::write_bytes(dir.file(numbered("s", i)), bytes);
+    inputs.push_back({dir.file(numbered("s", i))});
+    want.push_back(sum_bytes(0, bytes.data(), bytes.size()));
+  }
+  sums_op op;
+  op.batch = 32;
+  // A slow device: files pile up in the ready queue and leave it in batches.
+  op.on.kernel = [](const chunk_info&) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  };
+  job_report rep;
+  auto got = run(op, inputs, lane_options(device_mode::gpu, 1 << 16, 16, 1, 2), &rep);
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const auto& s = static_cast<const sums&>(*got[i]);
+    CHECK(s.s.weighted == want[i].weighted);
+    CHECK(s.s.bytes == want[i].bytes);
+  }
+  const auto c = fc::stats();
+  const std::uint64_t nonempty = rep.chunks;
+  CHECK(op.device_chunks == nonempty);
+  // One copy back per batch: far fewer than one per file.
+  CHECK(c.d2h * 4 < nonempty);
+  check_device_clean();
+}
+
+TEST_CASE_METHOD(fake_device_fixture,
+                 "GPU lanes transform: the bytes of the CPU path, with staged (larger), batched, "
+                 "host-preferred and refused chunks",
+                 "[fake_gpu]") {
+  test::temp_dir dir;
+  const std::vector<std::size_t> sizes = {300'001, 4096, 0, 1000, 5000, 70'000};
+  std::vector<std::vector<std::uint8_t>> data;
+  std::vector<input> inputs;
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    data.push_back(test::random_bytes(sizes[i], 200 + i));
+    test::write_bytes(dir.file(numbered("in", i)), data.back());
+    inputs.push_back({dir.file(numbered("in", i))});
+  }
+  fc::set_jitter(20);
+  for (device_mode m : {device_mode::gpu, device_mode::automatic})
+    for (std::size_t chunk : {std::size_t{4096}, std::size_t{65536}})
+      for (unsigned slots : {1u, 4u})
+        for (unsigned lanes : {1u, 2u})
+          for (std::size_t batch : {std::size_t{1}, std::size_t{8}}) {
+            INFO(device_mode_name(m) << " chunk " << chunk << " slots " << slots << " lanes "
+                                     << lanes << " batch " << batch);
+            const std::filesystem::path out = dir.path() / "out";
+            std::filesystem::remove_all(out);
+            std::filesystem::create_directory(out);
+            std::vector<std::string> outputs;
+            for (std::size_t i = 0; i < sizes.size(); ++i)
+              outputs.push_back((out / numbered("o", i)).string());
+            xor_op op;
+            op.batch = batch;
+            op.skip_at_stage = {3};
+            op.skip_at_collect = {4};
+            job_report rep;
+            run(op, inputs, outputs, lane_options(m, chunk, slots, lanes, 2), &rep);
+            std::set<std::size_t> skipped;
+            for (const auto& s : rep.skipped) skipped.insert(s.input);
+            CHECK(skipped == std::set<std::size_t>{3, 4});
+            CHECK(names_in(out) == std::set<std::string>{"o0", "o1", "o2", "o5"});
+            for (std::size_t i : {0u, 1u, 2u, 5u}) {
+              INFO("input " << i);
+              CHECK(first_difference(test::file_bytes(outputs[i]), expected_xor(data[i], chunk)) ==
+                    -1);
+            }
+            CHECK(op.device_chunks > 0);
+            if (m == device_mode::gpu) CHECK(op.host_chunks > 0);  // every seventh chunk
+            check_device_clean();
+          }
+}
+
+namespace {
+
+enum class failure { launch, kernel, collect };
+
+// Fails chunk seq 5 in the way given; returns the job's error message.
+std::string failed_reduce(const std::vector<input>& inputs, failure how, const options& o) {
+  sums_op op;
+  op.batch = 4;
+  if (how == failure::launch) op.on.fail_launch_seq = 5;
+  if (how == failure::collect) op.on.fail_collect_seq = 5;
+  if (how == failure::kernel)
+    op.on.kernel = [](const chunk_info& c) {
+      if (c.seq == 5) throw std::runtime_error("bad address (test)");
+    };
+  try {
+    run(op, inputs, o);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+}  // namespace
+
+TEST_CASE_METHOD(fake_device_fixture,
+                 "a failure on a GPU lane ends the job with its error, leaving no output and no "
+                 "device memory",
+                 "[fake_gpu]") {
+  test::temp_dir dir;
+  const auto bytes = test::random_bytes(500'000, 9);
+  test::write_bytes(dir.file("in"), bytes);
+  fc::set_jitter(20);
+  const std::map<failure, std::string> expect = {{failure::launch, "launch refused (test)"},
+                                                 {failure::kernel, "kernel failed: bad address"},
+                                                 {failure::collect, "collect failed (test)"}};
+  for (auto [how, message] : expect)
+    for (device_mode m : {device_mode::gpu, device_mode::automatic})
+      for (unsigned slots : {1u, 4u}) {
+        INFO("failure " << static_cast<int>(how) << " " << device_mode_name(m) << " slots "
+                        << slots);
+        // The CPU lanes may finish chunk 5 first in auto mode: then the job succeeds.
+        const options o = lane_options(m, 4096, slots, 2, 2);
+        const std::string got = failed_reduce({{dir.file("in")}}, how, o);
+        if (m == device_mode::gpu || got != "no error")
+          CHECK_THAT(got, Catch::Matchers::Contains(message));
+        fc::reset();  // the sticky error of a kernel fault lasts until the device is reset
+
+        xor_op op;
+        op.batch = 4;
+        if (how == failure::launch) op.on.fail_launch_seq = 5;
+        if (how == failure::collect) op.on.fail_collect_seq = 5;
+        if (how == failure::kernel)
+          op.on.kernel = [](const chunk_info& c) {
+            if (c.seq == 5) throw std::runtime_error("bad address (test)");
+          };
+        op.host_seventh = false;
+        if (m == device_mode::gpu) {
+          CHECK_THROWS_WITH(run(op, {{dir.file("in")}}, {dir.file("out")}, o),
+                            Catch::Matchers::Contains(message));
+          CHECK(names_in(dir.path()) == std::set<std::string>{"in"});
+        } else {
+          try {
+            run(op, {{dir.file("in")}}, {dir.file("out")}, o);
+            CHECK(first_difference(test::file_bytes(dir.file("out")), expected_xor(bytes, 4096)) ==
+                  -1);
+            std::filesystem::remove(dir.file("out"));
+          } catch (const std::exception& e) {
+            CHECK_THAT(std::string(e.what()), Catch::Matchers::Contains(message));
+          }
+          CHECK(names_in(dir.path()) == std::set<std::string>{"in"});
+        }
+        CHECK(fc::violations().empty());
+        CHECK(fc::stats().live_device_allocs == 0);
+        CHECK(fc::stats().live_pinned_allocs == 0);
+        fc::reset();
+      }
+}
+
+TEST_CASE_METHOD(fake_device_fixture,
+                 "a GPU lane that cannot get its device memory fails the job cleanly",
+                 "[fake_gpu]") {
+  test::temp_dir dir;
+  test::write_bytes(dir.file("in"), test::random_bytes(100'000, 3));
+  fc::set_device_memory(16 << 10);  // less than one 64 KiB device buffer
+  xor_op op;
+  CHECK_THROWS_WITH(run(op, {{dir.file("in")}}, {dir.file("out")},
+                        lane_options(device_mode::gpu, 1 << 16, 4, 1, 2)),
+                    Catch::Matchers::Contains("out of memory"));
+  CHECK(names_in(dir.path()) == std::set<std::string>{"in"});
+  CHECK(fc::stats().live_device_allocs == 0);
+  CHECK(fc::stats().live_pinned_allocs == 0);
+}
+
+TEST_CASE_METHOD(fake_device_fixture, "cancelling a job with GPU lanes stops it cleanly",
+                 "[fake_gpu]") {
+  test::temp_dir dir;
+  test::write_bytes(dir.file("in"), test::random_bytes(1'000'000, 4));
+  std::atomic<bool> cancel{false};
+  xor_op op;
+  op.on.kernel = [&](const chunk_info& c) {
+    if (c.seq >= 10) cancel = true;  // (seq 10 itself goes to the host)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  };
+  options o = lane_options(device_mode::gpu, 4096, 4, 2, 2);
+  o.cancel = &cancel;
+  CHECK_THROWS_AS(run(op, {{dir.file("in")}}, {dir.file("out")}, o), cancelled);
+  CHECK(names_in(dir.path()) == std::set<std::string>{"in"});
+  check_device_clean();
+}
+
+TEST_CASE_METHOD(fake_device_fixture, "CPU lanes beside slow GPU lanes take a share of the work",
+                 "[fake_gpu]") {
+  test::temp_dir dir;
+  const auto bytes = test::random_bytes(2'000'000, 5);
+  test::write_bytes(dir.file("in"), bytes);
+  sums_op op;
+  op.on.kernel = [](const chunk_info&) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  };
+  job_report rep;
+  auto got =
+      run(op, {{dir.file("in")}}, lane_options(device_mode::automatic, 16384, 16, 1, 2), &rep);
+  const auto& s = static_cast<const sums&>(*got[0]);
+  const raw_sums want = sum_bytes(0, bytes.data(), bytes.size());
+  CHECK(s.in_order);
+  CHECK(s.s.weighted == want.weighted);
+  std::uint64_t cpu = 0, gpu = 0;
+  for (const auto& l : rep.lanes) (l.name.rfind("cpu", 0) == 0 ? cpu : gpu) += l.chunks;
+  CHECK(cpu + gpu == rep.chunks);
+  CHECK(cpu == op.host_chunks);
+  CHECK(cpu > 0);
+  CHECK(gpu > 0);
+  check_device_clean();
+}
+
+TEST_CASE_METHOD(fake_device_fixture,
+                 "the trace of a GPU lane shows each batch's copy, kernel and copy back in order",
+                 "[fake_gpu]") {
+  test::temp_dir dir;
+  test::write_bytes(dir.file("in"), test::random_bytes(400'000, 6));
+  fc::set_jitter(100);
+  xor_op op;
+  op.host_seventh = false;
+  options o = lane_options(device_mode::gpu, 16384, 4, 1, 2);
+  o.trace_path = dir.file("trace.json");
+  run(op, {{dir.file("in")}}, {dir.file("out")}, o);
+  const auto doc = nlohmann::json::parse(test::file_bytes(dir.file("trace.json")));
+  std::map<int, std::string> track;
+  struct span {
+    double begin, end;
+  };
+  std::map<std::string, std::map<std::uint64_t, span>> by_stage;  // stage → seq → span
+  for (const auto& e : doc["traceEvents"]) {
+    if (e["ph"] == "M") {
+      track[e["tid"].get<int>()] = e["args"]["name"].get<std::string>();
+      continue;
+    }
+    const std::string& name = track[e["tid"].get<int>()];
+    if (name.rfind("gpu 0 lane 0", 0) != 0) continue;
+    const double ts = e["ts"].get<double>();
+    by_stage[e["name"].get<std::string>()][e["args"]["seq"].get<std::uint64_t>()] = {
+        ts, ts + e["dur"].get<double>()};
+  }
+  REQUIRE(by_stage["h2d"].size() > 3);
+  CHECK(by_stage["kernel"].size() == by_stage["h2d"].size());
+  CHECK(by_stage["d2h"].size() == by_stage["h2d"].size());
+  for (const auto& [seq, h2d] : by_stage["h2d"]) {
+    INFO("seq " << seq);
+    const span k = by_stage["kernel"][seq], d = by_stage["d2h"][seq];
+    CHECK(h2d.end <= k.begin + 1);  // µs, rounding
+    CHECK(k.end <= d.begin + 1);
+    CHECK(d.begin <= d.end);
+  }
+  check_device_clean();
+}

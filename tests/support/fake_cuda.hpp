@@ -1,0 +1,55 @@
+// A fake CUDA runtime for tests: GPU lanes on a machine without a GPU.
+//
+// fake_cuda.cpp defines every function of cuda/runtime.hpp with host threads, so the engine's GPU
+// lane code (copies, events, double buffering, batching, staging, failures) runs and is checked
+// wherever CUDA is compiled in, CI included. A test executable gets it instead of the real runtime
+// by compiling fake_cuda.cpp: the linker then never pulls runtime.cpp's object out of
+// libhetpipe_cuda.a (a runtime function missing here would show as a "multiple definition" link
+// error, never as a silent mix). Kernels are host functions queued with launch().
+//
+// It behaves as the CUDA runtime does where the engine depends on it: a stream runs its work in
+// order on its own thread, asynchronously to the caller (with optional random delays to widen
+// races); an event completes when its stream reaches it; make_wait orders two streams; freeing
+// memory waits for queued work, as cudaFree does; a failed kernel is a sticky error every later
+// call reports. And it checks what a GPU would not: every copy, memset and kernel access lies in
+// live device memory within one allocation, and H2D copies come from pinned memory. A violation
+// is recorded (violations()) and becomes the sticky error, so the job fails.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace hetpipe::fake_cuda {
+
+inline constexpr int device_count = 2;  // fixed: the engine asks once per process
+
+// Between tests: waits until no queued work is left, clears the sticky error, the violations and
+// the counters, and sets the defaults (no jitter, 8 GiB per device).
+void reset();
+// Random delay of up to `max_us` microseconds before each queued operation (0: none).
+void set_jitter(unsigned max_us);
+// Device memory per device: cudaMalloc beyond it fails with an out-of-memory gpu_error, and
+// current_device_free_memory() reports what is left.
+void set_device_memory(std::size_t bytes);
+
+// A kernel: `work` runs on the stream's thread, in order with the copies queued on it. An exception
+// from it is a kernel fault: it becomes the sticky error. Skipped once a sticky error is set.
+void launch(void* stream_handle, std::function<void()> work);
+// For kernels: records a violation (and throws) unless [p, p + n) lies in one live device
+// allocation.
+void check_device(const void* p, std::size_t n);
+
+struct counters {
+  std::uint64_t h2d = 0, d2h = 0, memsets = 0, launches = 0;
+  std::uint64_t pageable_h2d = 0;  // H2D copies whose source is not pinned (slow on a real GPU)
+  std::uint64_t device_allocs = 0, pinned_allocs = 0;
+  std::uint64_t live_device_allocs = 0, live_pinned_allocs = 0;  // not yet freed
+  std::uint64_t streams = 0;                                     // streams created
+};
+counters stats();
+std::vector<std::string> violations();
+
+}  // namespace hetpipe::fake_cuda
