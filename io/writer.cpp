@@ -126,6 +126,7 @@ struct writer::impl {
     std::uint64_t begin_ns = 0;
   };
   writer::observer observer;
+  writer::recycler recycler;
 
   std::string path, dir, temp;
   bool to_stdout = false;
@@ -235,6 +236,12 @@ struct writer::impl {
   }
 
   void complete(write_op* op, int code) {
+    if (code == 0 && recycler) {
+      try {
+        recycler(std::move(op->bytes));
+      } catch (...) {  // only memory for later pieces is lost
+      }
+    }
     delete op;
     {
       std::lock_guard lk(mu);
@@ -333,6 +340,10 @@ writer::~writer() {
 
 void writer::observe(observer f) {
   impl_->observer = std::move(f);
+}
+
+void writer::recycle(recycler f) {
+  impl_->recycler = std::move(f);
 }
 
 void writer::write(std::uint64_t seq, std::vector<std::byte> bytes) {

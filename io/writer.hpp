@@ -45,6 +45,11 @@ class writer {
   using observer =
       std::function<void(std::uint64_t begin_ns, std::uint64_t end_ns, std::uint64_t bytes)>;
   void observe(observer f);
+  // Called on the writer's own thread with each piece's bytes once they reached the file, so
+  // the producer can reuse the memory (already mapped) for its next piece. Set it before the
+  // first write().
+  using recycler = std::function<void(std::vector<std::byte>&&)>;
+  void recycle(recycler f);
   std::uint64_t bytes_written() const;  // bytes that reached the file so far
 
   struct impl;

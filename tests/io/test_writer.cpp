@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <iostream>
+#include <mutex>
 
 #include "hetpipe/error.hpp"
 #include "io/uv_util.hpp"
@@ -72,6 +73,38 @@ TEST_CASE("Pieces given out of order are written in order", "[io][writer]") {
   }
   REQUIRE(read_file(dir.file("out")) == p.all);
   REQUIRE(dir.listing() == std::set<std::string>{"out"});
+}
+
+TEST_CASE("Each piece's memory comes back to the recycler once it reached the file",
+          "[io][writer]") {
+  temp_dir dir;
+  pieces p(50, 3);
+  std::mutex m;
+  std::vector<std::size_t> sizes;  // of the buffers given back, in the order they came back
+  std::vector<const std::byte*> given, back;
+  {
+    writer w(dir.file("out"), 8);
+    w.recycle([&](std::vector<std::byte>&& v) {
+      // The bytes are in the file already: everything before this piece, and this piece.
+      std::lock_guard lock(m);
+      back.push_back(v.data());
+      sizes.push_back(v.size());
+    });
+    for (std::size_t i = 0; i < p.parts.size(); ++i) {
+      std::vector<std::byte> copy = p.parts[i];
+      {
+        std::lock_guard lock(m);
+        given.push_back(copy.data());
+      }
+      w.write(i, std::move(copy));
+    }
+    w.commit();
+  }
+  std::vector<std::size_t> want;
+  for (const auto& part : p.parts) want.push_back(part.size());
+  CHECK(sizes == want);  // every piece, in order, whole
+  CHECK(back == given);  // the very buffers written, not copies
+  REQUIRE(read_file(dir.file("out")) == p.all);
 }
 
 TEST_CASE("Back-pressure never blocks the piece the output waits for", "[io][writer]") {
