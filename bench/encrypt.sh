@@ -28,6 +28,12 @@ echo "file: $size of random bytes, hot cache; output in the same folder"
 echo "| run | GB/s |"
 echo "|---|---|"
 echo "| read-only ceiling (bench read) | $(gbps "$bytes" "$(t "$hp" bench read "$plain")") |"
+# What the output path allows: the same pipeline and writer copying (temp file, fsync, rename), and
+# cp (no fsync), into the same folder.
+echo "| copy ceiling (bench copy) | $(gbps "$bytes" "$(t "$hp" bench copy --no-progress "$plain" -o "$dir/copy.bin")") |"
+rm -f "$dir/copy.bin"
+echo "| cp | $(gbps "$bytes" "$(t cp "$plain" "$dir/copy.bin")") |"
+rm -f "$dir/copy.bin"
 if command -v age >/dev/null; then
   echo "| age -r (encrypt) | $(gbps "$bytes" "$(t age -r "$R" -o "$dir/age.age" "$plain")") |"
   echo "| age -d (decrypt) | $(gbps "$bytes" "$(t age -d -i "$key" -o "$dir/age.out" "$dir/age.age")") |"

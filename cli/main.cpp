@@ -157,6 +157,13 @@ int main(int argc, char** argv) {
       bench->add_subcommand("read", "read-only pass through the pipeline: the ceiling");
   bench_read->add_option("files", bench_files, "files to read")->required();
   bench_opt.add(bench_read);
+  common copy_opt;
+  std::string copy_in, copy_out;
+  auto* bench_copy = bench->add_subcommand(
+      "copy", "copy through the pipeline and its ordered writer: the ceiling of transforms");
+  bench_copy->add_option("file", copy_in, "file to copy")->required();
+  bench_copy->add_option("-o,--output", copy_out, "where the copy goes")->required();
+  copy_opt.add(bench_copy);
 
   hetpipe::cli::gen_spec gen;
   std::string gen_dtype = "f32", gen_count;
@@ -285,6 +292,19 @@ int main(int argc, char** argv) {
         std::printf("read %s in %.3f s: %.2f GB/s (%u CPU lanes, %u io threads, chunk %s)\n",
                     hetpipe::format_size(bytes).c_str(), rep.seconds, gbps, rep.cpu_lanes,
                     rep.resolved.io_threads, hetpipe::format_size(rep.resolved.chunk_size).c_str());
+    } else if (*bench_copy) {
+      hetpipe::job_report rep;
+      const std::uint64_t bytes =
+          hetpipe::copy_only(to_inputs({copy_in}), {copy_out}, copy_opt.to_options(), &rep);
+      const double gbps = rep.seconds > 0 ? static_cast<double>(bytes) / rep.seconds * 1e-9 : 0;
+      if (copy_opt.json)
+        std::cout
+            << nlohmann::json{{"bytes", bytes}, {"seconds", rep.seconds}, {"gb_per_s", gbps}}.dump()
+            << "\n";
+      else
+        std::printf("copied %s in %.3f s: %.2f GB/s (%u CPU lanes, chunk %s)\n",
+                    hetpipe::format_size(bytes).c_str(), rep.seconds, gbps, rep.cpu_lanes,
+                    hetpipe::format_size(rep.resolved.chunk_size).c_str());
     } else if (*image) {
       img_spec.format = img_format == "png"   ? hetpipe::image_output::png
                         : img_format == "pnm" ? hetpipe::image_output::pnm

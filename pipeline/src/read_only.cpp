@@ -1,4 +1,5 @@
-// The do-nothing operator behind `hetpipe bench read`: every operator is measured against it.
+// The do-nothing operator behind `hetpipe bench read` (every operator is measured against it) and
+// the copy behind `hetpipe bench copy` (what a transform's output path allows).
 #include <hetpipe/error.hpp>
 #include <hetpipe/pipeline.hpp>
 
@@ -28,13 +29,36 @@ class nop_op final : public reduce_op {
   }
 };
 
+class copy_op final : public transform_op {
+ public:
+  framing frame(std::size_t) const override { return framing::records(1); }
+  void host(const chunk_info&, std::span<const std::byte> data,
+            std::vector<std::byte>& out) const override {
+    out.assign(data.begin(), data.end());
+  }
+};
+
+options cpu_lanes_only(const options& opt, const char* what) {
+  if (opt.device == device_mode::gpu)
+    throw usage_error(std::string(what) + ": use --device cpu or auto");
+  options o = opt;
+  o.device = device_mode::cpu;
+  return o;
+}
+
 }  // namespace
 
+std::uint64_t copy_only(const std::vector<input>& inputs, const std::vector<std::string>& outputs,
+                        const options& opt, job_report* report) {
+  job_report rep;
+  run(copy_op(), inputs, outputs,
+      cpu_lanes_only(opt, "bench copy measures reading and writing alone"), &rep);
+  if (report) *report = rep;
+  return rep.bytes;
+}
+
 std::uint64_t read_only(const std::vector<input>& inputs, const options& opt, job_report* report) {
-  options o = opt;
-  if (o.device == device_mode::gpu)
-    throw usage_error("bench read measures reading alone: use --device cpu or auto");
-  o.device = device_mode::cpu;
+  const options o = cpu_lanes_only(opt, "bench read measures reading alone");
   nop_op op;
   std::uint64_t total = 0;
   for (auto& p : run(op, inputs, o, report)) total += static_cast<byte_count&>(*p).bytes;

@@ -39,6 +39,8 @@ cat "$samples"/counts.u16 | "$HETPIPE" stats --json --dtype u16 - >"$tmp/s.json"
   python3 -c "import json,sys; t=json.load(open(sys.argv[1]))['traceEvents']; assert any(e.get('name')=='host' for e in t); assert any(e.get('name')=='read' for e in t)" "$tmp/trace.json" &&
   grep -q 'busy' "$tmp/v" && ok || bad "trace / -v"
 "$HETPIPE" bench read "$samples"/latency.npy | grep -q 'GB/s' && ok || bad "bench read"
+"$HETPIPE" bench copy "$samples"/latency.npy -o "$tmp/copy.npy" | grep -q 'GB/s' &&
+  cmp -s "$samples"/latency.npy "$tmp/copy.npy" && ok || bad "bench copy writes the same bytes"
 "$HETPIPE" info | grep -q 'CPU lanes' && "$HETPIPE" info --json | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["chunk_size"] > 0' && ok || bad "info"
 
 # Bad input: one line, non-zero exit, nothing on stdout.

@@ -62,6 +62,12 @@ void run(const transform_op& op, const std::vector<input>& inputs,
 std::uint64_t read_only(const std::vector<input>& inputs, const options& opt,
                         job_report* report = nullptr);
 
+// The copy ceiling of transforms: the same pipeline with an operator that copies each chunk to
+// its output (ordered writer, temporary file, fsync, rename; CPU lanes only). Returns the bytes
+// copied.
+std::uint64_t copy_only(const std::vector<input>& inputs, const std::vector<std::string>& outputs,
+                        const options& opt, job_report* report = nullptr);
+
 // SIGINT/SIGTERM set *flag (pass it as options::cancel: the job stops and removes its temporary
 // files); a second signal removes them at once and exits.
 void install_signal_handlers(std::atomic<bool>* flag);
