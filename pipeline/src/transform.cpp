@@ -5,8 +5,13 @@
 // turns the reader's window into a bound on how far ahead of the oldest unfinished chunk any
 // output can be: a writer never queues more than `window` pieces, so lanes never block on it.
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <set>
 #include <stdexcept>
+#include <thread>
+#include <utility>
 
 #include <hetpipe/error.hpp>
 
@@ -69,6 +74,87 @@ class buffer_pool {
   const std::size_t limit_;
 };
 
+// Finished outputs are committed (fsync, rename, folder fsync) on a few threads of their own, not
+// on the lane that delivered the last chunk: on ext4 an fsync takes the better part of a
+// millisecond, and fsyncs from several threads share journal commits (500 small images to ext4
+// on the 2-core box: 0.75 s with lanes committing, 0.29 s with no fsync at all). At most
+// `max_pending` outputs wait, each holding its writer's thread. The first failure fails the job
+// through on_error and is rethrown by finish().
+class committer {
+ public:
+  committer(unsigned threads, std::size_t max_pending,
+            std::function<void(std::exception_ptr)> on_error)
+      : threads_(threads), max_pending_(max_pending), on_error_(std::move(on_error)) {}
+  ~committer() {
+    try {
+      finish();
+    } catch (...) {  // already reported through on_error
+    }
+  }
+  committer(const committer&) = delete;
+  committer& operator=(const committer&) = delete;
+
+  void submit(io::writer* w) {
+    std::unique_lock lock(mutex_);
+    if (closing_) {  // finished already: commit here
+      lock.unlock();
+      w->commit();
+      return;
+    }
+    if (workers_.empty())
+      for (unsigned t = 0; t < threads_; ++t) workers_.emplace_back([this] { work(); });
+    room_.wait(lock, [&] { return queue_.size() < max_pending_; });
+    queue_.push_back(w);
+    ready_.notify_one();
+  }
+
+  // Commits what is queued and waits for it; rethrows the first failure.
+  void finish() {
+    {
+      std::lock_guard lock(mutex_);
+      closing_ = true;
+    }
+    ready_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+  }
+
+ private:
+  void work() {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      ready_.wait(lock, [&] { return closing_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      io::writer* w = queue_.front();
+      queue_.pop_front();
+      room_.notify_one();
+      lock.unlock();
+      try {
+        w->commit();
+      } catch (...) {
+        const auto e = std::current_exception();
+        {
+          std::lock_guard guard(mutex_);
+          if (!error_) error_ = e;
+        }
+        on_error_(e);
+      }
+      lock.lock();
+    }
+  }
+
+  const unsigned threads_;
+  const std::size_t max_pending_;
+  std::function<void(std::exception_ptr)> on_error_;
+  std::mutex mutex_;
+  std::condition_variable ready_, room_;
+  std::deque<io::writer*> queue_;
+  bool closing_ = false;
+  std::exception_ptr error_;
+  std::vector<std::thread> workers_;
+};
+
 // Each output is written as pieces 0 (the operator's prologue), 1 + chunk index, ...
 class outputs_state {
  public:
@@ -80,6 +166,10 @@ class outputs_state {
         observer_(std::move(observer)),
         pool_(pool),
         outs_(paths.size()) {}
+
+  // Where finished outputs go to be committed (before the first chunk; else they are committed on
+  // the delivering thread).
+  void commit_through(committer* c) { committer_ = c; }
 
   void deliver(const chunk_info& info, std::vector<std::byte> bytes) {
     if (!skipped(info.input)) {
@@ -156,7 +246,11 @@ class outputs_state {
       if (info.last) o.total = info.index + 1;
       if (o.total && o.pieces == *o.total && !o.skipped) w = o.w.get();
     }
-    if (w) w->commit();
+    if (!w) return;
+    if (committer_)
+      committer_->submit(w);
+    else
+      w->commit();
   }
 
   // The input's writer, created (with its prologue as piece 0) on first use.
@@ -185,6 +279,7 @@ class outputs_state {
   unsigned window_;
   io::writer::observer observer_;
   buffer_pool& pool_;
+  committer* committer_ = nullptr;
   std::mutex mutex_;
   std::vector<out> outs_;
   std::vector<skipped_input> skipped_;
@@ -245,8 +340,8 @@ void run(const transform_op& op, const std::vector<input>& inputs,
   const options o = resolve(opt);
   const unsigned window = std::max(16u, 4 * o.slots);  // the engine's reader window
   detail::engine* eng = nullptr;
-  // Writes are traced while the engine exists (writers aborted later, when `outs` goes, may
-  // still finish a write).
+  // Writes are traced, and failed commits fail the job, while the engine exists (writers
+  // aborted later, when `outs` goes, may still finish a write).
   std::mutex trace_mutex;
   detail::engine* tracing = nullptr;
   // Output memory kept for reuse: what the pool holds for input (slots × chunk size) again.
@@ -259,6 +354,14 @@ void run(const transform_op& op, const std::vector<input>& inputs,
         if (tracing) tracing->trace_write(begin, end, bytes);
       },
       pool);
+  // Declared after `outs` (whose writers it commits) and before the engine: when the job fails,
+  // the engine goes first (its lanes were joined) and this then commits the outputs that were
+  // complete, as the lanes would have.
+  committer commits(4, 64, [&](std::exception_ptr error) {
+    std::lock_guard lock(trace_mutex);
+    if (tracing) tracing->fail(error);
+  });
+  outs.commit_through(&commits);
   prefix_retirer retirer;
   auto deliver = [&](const chunk_info& info, std::vector<std::byte> bytes) {
     outs.deliver(info, std::move(bytes));
@@ -306,6 +409,7 @@ void run(const transform_op& op, const std::vector<input>& inputs,
     }
   } stop{trace_mutex, tracing};
   e.run();
+  commits.finish();
   outs.finish_empty();
   auto skipped = outs.take_skipped();
   if (report) {

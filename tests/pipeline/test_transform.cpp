@@ -221,3 +221,39 @@ TEST_CASE("a transform into a missing folder is an error naming the output",
       run(op, {{dir.file("a")}}, {dir.file("no/such/out")}, test::cpu_options(4096, 1)), io_error,
       test::what(Catch::Matchers::Contains("no/such/out")));
 }
+
+TEST_CASE("outputs are committed off the lanes; one that cannot be committed fails the job",
+          "[pipeline][transform]") {
+  test::temp_dir dir;
+  std::vector<input> in;
+  std::vector<std::string> out;
+  for (int i = 0; i < 200; ++i) {  // more than the committer's queue holds
+    const std::string name = "in" + std::to_string(i);
+    const auto bytes = random_bytes(9000 + i, 10 + i);
+    test::write_file(dir.file(name), bytes.data(), bytes.size());
+    in.push_back({dir.file(name)});
+    out.push_back(dir.file("out" + std::to_string(i)));
+  }
+  reverse_op op;
+  SECTION("every output is in place when run() returns") {
+    run(op, in, out, test::cpu_options(1 << 20, 2));
+    for (int i = 0; i < 200; ++i) {
+      const auto want = expected(read_all(in[i].path), 1 << 20);
+      CHECK(read_all(out[i]) == want);
+    }
+  }
+  SECTION("a directory put where an output goes: its rename fails, and so does the job") {
+    // One lane, 4 KiB chunks: input 150's writer exists (chunk 0 delivered) when chunk 1 puts
+    // the directory in the way.
+    op.hook = [&](const chunk_info& info) {
+      if (info.input == 150 && info.index == 1)
+        std::filesystem::create_directories(out[150] + "/blocker");
+    };
+    CHECK_THROWS_MATCHES(run(op, in, out, test::cpu_options(4096, 1)), io_error,
+                         test::what(Catch::Matchers::Contains("out150") &&
+                                    Catch::Matchers::Contains("cannot rename")));
+    CHECK(std::filesystem::is_directory(out[150]));
+    for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+      CHECK(e.path().filename().string().find(".hetpipe-") == std::string::npos);
+  }
+}
