@@ -99,6 +99,12 @@ namespace {
 // rwsem_spin_on_owner under pwrite.
 constexpr unsigned writes_in_flight = 1;
 
+// A file output starts its loop thread only once it holds more than this many pieces: an output of
+// one chunk (an image, a small file: the prologue and one piece) is written whole by commit(), on
+// the committing thread, without a thread, an event loop and four thread hand-offs of its own
+// (about 160 us per output on the 2-core machine, measured with 1000 small outputs).
+constexpr unsigned lazy_pieces = 2;
+
 std::string errno_words(int e) {
   return detail::uv_words(uv_translate_sys_error(e));
 }
@@ -326,12 +332,7 @@ writer::writer(std::string path, unsigned max_pending) : impl_(std::make_unique<
     }
     m.temp_entry = register_temp(m.temp);
   }
-  try {
-    m.start_loop();
-  } catch (...) {
-    m.remove_temp();
-    throw;
-  }
+  if (m.to_stdout) m.start_loop();  // a stream: written as it comes (files: see lazy_pieces)
 }
 
 writer::~writer() {
@@ -360,6 +361,11 @@ void writer::write(std::uint64_t seq, std::vector<std::byte> bytes) {
   m.queued.emplace(seq, std::move(bytes));
   ++m.pending;
   bool wake = seq == m.next_seq;
+  if (!m.loop_running) {
+    if (m.pending <= lazy_pieces && m.pending < m.max_pending) return;  // commit() writes them
+    m.start_loop();  // under mu: the loop thread's first issue() waits for it
+    wake = true;
+  }
   lk.unlock();
   if (wake) uv_async_send(&m.async);
 }
@@ -370,14 +376,29 @@ void writer::commit() {
   if (m.finished) throw std::logic_error("writer::commit after abort()");
   std::uint64_t gap = 0;
   bool has_gap = false;
+  std::map<std::uint64_t, std::vector<std::byte>> pieces;  // written here (no loop started)
   {
     std::unique_lock lk(m.mu);
-    m.cv.wait(lk, [&] {
-      if (m.error_code != 0) return true;
-      if (m.in_flight > 0) return false;
-      return m.queued.empty() || m.queued.begin()->first != m.next_seq;
-    });
-    if (m.error_code == 0 && !m.queued.empty()) {
+    if (m.loop_running)
+      m.cv.wait(lk, [&] {
+        if (m.error_code != 0) return true;
+        if (m.in_flight > 0) return false;
+        return m.queued.empty() || m.queued.begin()->first != m.next_seq;
+      });
+    else {
+      pieces.swap(m.queued);
+      m.pending = 0;
+      m.stopping = true;  // later write() calls are errors, as after a loop's commit
+    }
+    bool lazy_gap = false;
+    for (const auto& piece : pieces) {
+      if (piece.first != m.next_seq) {
+        lazy_gap = true;
+        break;
+      }
+      ++m.next_seq;
+    }
+    if (m.error_code == 0 && (!m.queued.empty() || lazy_gap)) {
       has_gap = true;
       gap = m.next_seq;
     }
@@ -392,6 +413,31 @@ void writer::commit() {
     throw std::logic_error("writer::commit: piece " + std::to_string(gap) + " was never written");
   }
   if (m.error_code != 0) fail(m.error_code, m.error_reason);
+  for (auto& [seq, bytes] : pieces) {
+    const std::uint64_t begin = impl::now_ns();
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      const std::size_t n =
+          std::min(bytes.size() - done, detail::max_bytes_per_call.load(std::memory_order_relaxed));
+      const ssize_t r = ::pwrite(m.fd, bytes.data() + done, n, off_t(m.file_offset + done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) fail(uv_translate_sys_error(errno), "write failed: " + errno_words(errno));
+      if (r == 0) fail(UV_EIO, "write failed: " + detail::uv_words(UV_EIO));
+      done += std::size_t(r);
+    }
+    m.file_offset += bytes.size();
+    {
+      std::lock_guard lk(m.mu);
+      m.written += bytes.size();
+    }
+    if (m.observer && !bytes.empty()) m.observer(begin, impl::now_ns(), bytes.size());
+    if (m.recycler) {
+      try {
+        m.recycler(std::move(bytes));
+      } catch (...) {
+      }
+    }
+  }
   if (m.to_stdout) {
     // A pipe or terminal cannot be synced (EINVAL); a redirected file can.
     if (::fsync(STDOUT_FILENO) != 0 && errno != EINVAL && errno != EROFS && errno != ENOTSUP)

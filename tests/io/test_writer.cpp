@@ -167,6 +167,23 @@ TEST_CASE("Abort and the destructor leave the folder as it was", "[io][writer]")
   REQUIRE(dir.listing() == before);
 }
 
+TEST_CASE("A small output is written whole by commit(); a write after commit is an error",
+          "[io][writer]") {
+  temp_dir dir;
+  const auto head = random_bytes(100, 5), body = random_bytes(300'000, 6);
+  writer w(dir.file("out"));
+  w.write(1, body);  // out of order: still written in order
+  w.write(0, head);
+  REQUIRE(dir.listing().size() == 1);  // the temporary file, empty so far
+  w.commit();
+  REQUIRE(w.bytes_written() == head.size() + body.size());
+  auto want = head;
+  want.insert(want.end(), body.begin(), body.end());
+  REQUIRE(read_file(dir.file("out")) == want);
+  REQUIRE_THROWS_AS(w.write(2, head), std::logic_error);
+  REQUIRE(dir.listing() == std::set<std::string>{"out"});
+}
+
 TEST_CASE("A missing piece is a logic error at commit and leaves nothing", "[io][writer]") {
   temp_dir dir;
   writer w(dir.file("out"));
@@ -222,9 +239,15 @@ TEST_CASE("A failed write is reported by write() or commit() and leaves nothing 
   REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
   bool threw = false;
   std::string reason;
+  // Many pieces go through the writer's loop; one large piece is written by commit() itself.
+  const bool one_piece = GENERATE(false, true);
+  INFO((one_piece ? "one 256 KiB piece" : "64 pieces of 4 KiB"));
   try {
     writer w(dir.file("out"), 4);
-    for (std::uint64_t i = 0; i < 64; ++i) w.write(i, random_bytes(4096, 100 + i));
+    if (one_piece)
+      w.write(0, random_bytes(256 << 10, 99));
+    else
+      for (std::uint64_t i = 0; i < 64; ++i) w.write(i, random_bytes(4096, 100 + i));
     w.commit();
   } catch (const io_error& e) {
     threw = true;
