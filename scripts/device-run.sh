@@ -95,6 +95,10 @@ if [[ " $sections " == *" chunks "* ]]; then
   for c in 256K 512K 1M 2M 4M; do for io in 16 32; do
     echo "bench read --chunk-size $c --io-threads $io: $(v bench read --chunk-size $c --io-threads $io "$f")"
   done; done
+  for c in 1M 4M; do  # the CPU-only default is 1 MiB (measured on the 2-core box only)
+    echo "stats --device cpu --chunk-size $c: $(v stats --device cpu --chunk-size $c "$f")"
+    echo "checksum --device cpu --chunk-size $c: $(v checksum --device cpu --chunk-size $c "$f")"
+  done
   for c in 512K 1M 2M; do
     echo "stats --device gpu --chunk-size $c: $(v stats --device gpu --chunk-size $c "$f")"
     echo "stats --device auto --chunk-size $c: $(v stats --device auto --chunk-size $c "$f")"
