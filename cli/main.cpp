@@ -55,6 +55,19 @@ struct common {
   }
 };
 
+// `bench read` / `bench copy`: what was moved, how fast, with which lanes and chunks.
+void print_bench(const char* verb, std::uint64_t bytes, const hetpipe::job_report& rep, bool json) {
+  const double gbps = rep.seconds > 0 ? static_cast<double>(bytes) / rep.seconds * 1e-9 : 0;
+  if (json)
+    std::cout
+        << nlohmann::json{{"bytes", bytes}, {"seconds", rep.seconds}, {"gb_per_s", gbps}}.dump()
+        << "\n";
+  else
+    std::printf("%s %s in %.3f s: %.2f GB/s (%u CPU lanes, %u io threads, chunk %s)\n", verb,
+                hetpipe::format_size(bytes).c_str(), rep.seconds, gbps, rep.cpu_lanes,
+                rep.resolved.io_threads, hetpipe::format_size(rep.resolved.chunk_size).c_str());
+}
+
 std::vector<hetpipe::input> to_inputs(const std::vector<std::string>& files) {
   std::vector<hetpipe::input> in;
   for (const auto& f : files) in.push_back({f, 0, std::nullopt});
@@ -283,28 +296,12 @@ int main(int argc, char** argv) {
       hetpipe::job_report rep;
       const std::uint64_t bytes =
           hetpipe::read_only(to_inputs(bench_files), bench_opt.to_options(), &rep);
-      const double gbps = rep.seconds > 0 ? static_cast<double>(bytes) / rep.seconds * 1e-9 : 0;
-      if (bench_opt.json)
-        std::cout
-            << nlohmann::json{{"bytes", bytes}, {"seconds", rep.seconds}, {"gb_per_s", gbps}}.dump()
-            << "\n";
-      else
-        std::printf("read %s in %.3f s: %.2f GB/s (%u CPU lanes, %u io threads, chunk %s)\n",
-                    hetpipe::format_size(bytes).c_str(), rep.seconds, gbps, rep.cpu_lanes,
-                    rep.resolved.io_threads, hetpipe::format_size(rep.resolved.chunk_size).c_str());
+      print_bench("read", bytes, rep, bench_opt.json);
     } else if (*bench_copy) {
       hetpipe::job_report rep;
       const std::uint64_t bytes =
           hetpipe::copy_only(to_inputs({copy_in}), {copy_out}, copy_opt.to_options(), &rep);
-      const double gbps = rep.seconds > 0 ? static_cast<double>(bytes) / rep.seconds * 1e-9 : 0;
-      if (copy_opt.json)
-        std::cout
-            << nlohmann::json{{"bytes", bytes}, {"seconds", rep.seconds}, {"gb_per_s", gbps}}.dump()
-            << "\n";
-      else
-        std::printf("copied %s in %.3f s: %.2f GB/s (%u CPU lanes, chunk %s)\n",
-                    hetpipe::format_size(bytes).c_str(), rep.seconds, gbps, rep.cpu_lanes,
-                    hetpipe::format_size(rep.resolved.chunk_size).c_str());
+      print_bench("copied", bytes, rep, copy_opt.json);
     } else if (*image) {
       img_spec.format = img_format == "png"   ? hetpipe::image_output::png
                         : img_format == "pnm" ? hetpipe::image_output::pnm

@@ -112,15 +112,6 @@ void set_device(int device) {
   HETPIPE_CUDA_CHECK(cudaSetDevice(device));
 }
 
-pinned_buffer& pinned_buffer::operator=(pinned_buffer&& o) noexcept {
-  if (this != &o) {
-    pinned_free(p_);
-    p_ = std::exchange(o.p_, nullptr);
-    n_ = std::exchange(o.n_, 0);
-  }
-  return *this;
-}
-
 // ---- stream
 
 stream::stream(int device) : device_(device) {
@@ -133,17 +124,6 @@ stream::stream(int device) : device_(device) {
 stream::~stream() {
   if (h_ != nullptr && cudaStreamDestroy(static_cast<cudaStream_t>(h_)) != cudaSuccess)
     (void)cudaGetLastError();
-}
-
-stream::stream(stream&& o) noexcept : h_(std::exchange(o.h_, nullptr)), device_(o.device_) {}
-
-stream& stream::operator=(stream&& o) noexcept {
-  if (this != &o) {
-    stream old(std::move(*this));  // destroyed at the end of this scope
-    h_ = std::exchange(o.h_, nullptr);
-    device_ = o.device_;
-  }
-  return *this;
 }
 
 void stream::synchronize() {
@@ -169,16 +149,6 @@ event::event(bool timing) {
 event::~event() {
   if (h_ != nullptr && cudaEventDestroy(static_cast<cudaEvent_t>(h_)) != cudaSuccess)
     (void)cudaGetLastError();
-}
-
-event::event(event&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
-
-event& event::operator=(event&& o) noexcept {
-  if (this != &o) {
-    event old(std::move(*this));
-    h_ = std::exchange(o.h_, nullptr);
-  }
-  return *this;
 }
 
 void event::record(const stream& s) {
@@ -217,15 +187,6 @@ device_buffer::device_buffer(std::size_t bytes) {
 
 device_buffer::~device_buffer() {
   if (p_ != nullptr && cudaFree(p_) != cudaSuccess) (void)cudaGetLastError();
-}
-
-device_buffer& device_buffer::operator=(device_buffer&& o) noexcept {
-  if (this != &o) {
-    device_buffer old(std::move(*this));
-    p_ = std::exchange(o.p_, nullptr);
-    n_ = std::exchange(o.n_, 0);
-  }
-  return *this;
 }
 
 void copy_h2d_async(void* d_dst, const void* h_src, std::size_t n, const stream& s) {

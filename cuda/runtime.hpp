@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace hetpipe::cuda {
@@ -55,7 +56,14 @@ class pinned_buffer {
   explicit pinned_buffer(std::size_t bytes) : p_(pinned_alloc(bytes)), n_(bytes) {}
   ~pinned_buffer() { pinned_free(p_); }
   pinned_buffer(pinned_buffer&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr, o.n_ = 0; }
-  pinned_buffer& operator=(pinned_buffer&& o) noexcept;
+  pinned_buffer& operator=(pinned_buffer&& o) noexcept {
+    if (this != &o) {
+      pinned_free(p_);
+      p_ = std::exchange(o.p_, nullptr);
+      n_ = std::exchange(o.n_, 0);
+    }
+    return *this;
+  }
   pinned_buffer(const pinned_buffer&) = delete;
   pinned_buffer& operator=(const pinned_buffer&) = delete;
   void* get() const noexcept { return p_; }
@@ -73,8 +81,15 @@ class stream {
  public:
   explicit stream(int device);
   ~stream();
-  stream(stream&& o) noexcept;
-  stream& operator=(stream&& o) noexcept;
+  stream(stream&& o) noexcept : h_(std::exchange(o.h_, nullptr)), device_(o.device_) {}
+  stream& operator=(stream&& o) noexcept {
+    if (this != &o) {
+      stream old(std::move(*this));  // destroyed at the end of this scope
+      h_ = std::exchange(o.h_, nullptr);
+      device_ = o.device_;
+    }
+    return *this;
+  }
   stream(const stream&) = delete;
   stream& operator=(const stream&) = delete;
 
@@ -93,8 +108,14 @@ class event {
  public:
   explicit event(bool timing = false);
   ~event();
-  event(event&& o) noexcept;
-  event& operator=(event&& o) noexcept;
+  event(event&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
+  event& operator=(event&& o) noexcept {
+    if (this != &o) {
+      event old(std::move(*this));
+      h_ = std::exchange(o.h_, nullptr);
+    }
+    return *this;
+  }
   event(const event&) = delete;
   event& operator=(const event&) = delete;
 
@@ -118,7 +139,14 @@ class device_buffer {
   explicit device_buffer(std::size_t bytes);
   ~device_buffer();
   device_buffer(device_buffer&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr, o.n_ = 0; }
-  device_buffer& operator=(device_buffer&& o) noexcept;
+  device_buffer& operator=(device_buffer&& o) noexcept {
+    if (this != &o) {
+      device_buffer old(std::move(*this));
+      p_ = std::exchange(o.p_, nullptr);
+      n_ = std::exchange(o.n_, 0);
+    }
+    return *this;
+  }
   device_buffer(const device_buffer&) = delete;
   device_buffer& operator=(const device_buffer&) = delete;
 

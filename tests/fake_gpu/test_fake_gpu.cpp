@@ -547,16 +547,23 @@ namespace {
 
 enum class failure { launch, kernel, collect };
 
-// Fails chunk seq 5 in the way given; returns the job's error message.
+// Chunk seq 5 fails on the device in the way given.
+hooks failing(failure how) {
+  hooks on;
+  if (how == failure::launch) on.fail_launch_seq = 5;
+  if (how == failure::collect) on.fail_collect_seq = 5;
+  if (how == failure::kernel)
+    on.kernel = [](const chunk_info& c) {
+      if (c.seq == 5) throw std::runtime_error("bad address (test)");
+    };
+  return on;
+}
+
+// Returns the job's error message.
 std::string failed_reduce(const std::vector<input>& inputs, failure how, const options& o) {
   sums_op op;
   op.batch = 4;
-  if (how == failure::launch) op.on.fail_launch_seq = 5;
-  if (how == failure::collect) op.on.fail_collect_seq = 5;
-  if (how == failure::kernel)
-    op.on.kernel = [](const chunk_info& c) {
-      if (c.seq == 5) throw std::runtime_error("bad address (test)");
-    };
+  op.on = failing(how);
   try {
     run(op, inputs, o);
   } catch (const std::exception& e) {
@@ -592,12 +599,7 @@ TEST_CASE_METHOD(fake_device_fixture,
 
         xor_op op;
         op.batch = 4;
-        if (how == failure::launch) op.on.fail_launch_seq = 5;
-        if (how == failure::collect) op.on.fail_collect_seq = 5;
-        if (how == failure::kernel)
-          op.on.kernel = [](const chunk_info& c) {
-            if (c.seq == 5) throw std::runtime_error("bad address (test)");
-          };
+        op.on = failing(how);
         op.host_seventh = false;
         if (m == device_mode::gpu) {
           CHECK_THROWS_WITH(run(op, {{dir.file("in")}}, {dir.file("out")}, o),

@@ -391,15 +391,6 @@ void set_device(int device) {
   fc::current_device = device;
 }
 
-pinned_buffer& pinned_buffer::operator=(pinned_buffer&& o) noexcept {
-  if (this != &o) {
-    pinned_free(p_);
-    p_ = std::exchange(o.p_, nullptr);
-    n_ = std::exchange(o.n_, 0);
-  }
-  return *this;
-}
-
 stream::stream(int device) : device_(device) {
   set_device(device);
   auto* s = new fake_stream(device);
@@ -424,17 +415,6 @@ stream::~stream() {
   delete s;  // runs what is queued first
 }
 
-stream::stream(stream&& o) noexcept : h_(std::exchange(o.h_, nullptr)), device_(o.device_) {}
-
-stream& stream::operator=(stream&& o) noexcept {
-  if (this != &o) {
-    stream old(std::move(*this));
-    h_ = std::exchange(o.h_, nullptr);
-    device_ = o.device_;
-  }
-  return *this;
-}
-
 void stream::synchronize() {
   stream_synchronize(h_);
 }
@@ -455,16 +435,6 @@ event::~event() {
   auto* e = static_cast<fake_event*>(h_);
   fc::wait_event(e);  // its record may still be queued: the stream writes into it
   delete e;
-}
-
-event::event(event&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
-
-event& event::operator=(event&& o) noexcept {
-  if (this != &o) {
-    event old(std::move(*this));
-    h_ = std::exchange(o.h_, nullptr);
-  }
-  return *this;
 }
 
 void event::record(const stream& s) {
@@ -547,15 +517,6 @@ device_buffer::~device_buffer() {
     }
   }
   std::free(p_);
-}
-
-device_buffer& device_buffer::operator=(device_buffer&& o) noexcept {
-  if (this != &o) {
-    device_buffer old(std::move(*this));
-    p_ = std::exchange(o.p_, nullptr);
-    n_ = std::exchange(o.n_, 0);
-  }
-  return *this;
 }
 
 void copy_h2d_async(void* d_dst, const void* h_src, std::size_t n, const stream& s) {
