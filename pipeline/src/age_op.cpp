@@ -356,8 +356,8 @@ head_info read_head(const std::string& input) {
   return h;
 }
 
-std::optional<age::file_key> unwrap_key(const std::string& input, const age::header& hdr,
-                                        const decrypt_spec& spec) {
+std::optional<age::file_key> unwrap_key_of(const std::string& input, const age::header& hdr,
+                                           const decrypt_spec& spec) {
   age::check_scrypt_alone(hdr);
   const bool scrypt = hdr.stanzas.size() == 1 && hdr.stanzas[0].type == "scrypt";
   if (scrypt) {
@@ -377,6 +377,18 @@ std::optional<age::file_key> unwrap_key(const std::string& input, const age::hea
   auto fk = age::unwrap(hdr, ids);
   if (!fk) throw input_error(input, "no identity matched any of the file's recipients");
   return fk;
+}
+
+// The file key; a malformed stanza (host/age reports it without a file: the stanza does not know
+// where it came from) is an error of this input.
+std::optional<age::file_key> unwrap_key(const std::string& input, const age::header& hdr,
+                                        const decrypt_spec& spec) {
+  try {
+    return unwrap_key_of(input, hdr, spec);
+  } catch (const input_error& e) {
+    if (!e.file().empty()) throw;
+    throw input_error(input, e.reason());
+  }
 }
 
 }  // namespace

@@ -76,6 +76,15 @@ expect_error "no payload" 1 "nopayload.age: the payload is missing" -- decrypt -
 expect_error "wrong key" 1 "good.age: no identity matched" -- decrypt -i "$d/other.txt" -o "$d/x.out" "$d/good.age"
 cp "$d/good.age" "$d/hdr.age" && flip "$d/hdr.age" $(($(grep -abo -- '-> X25519 ' "$d/good.age" | head -1 | cut -d: -f1) + 10))
 expect_error "corrupted header" 1 "hdr.age: " -- decrypt -i "$d/key.txt" -o "$d/x.out" "$d/hdr.age"
+python3 - "$d/good.age" "$d/share.age" <<'PY'
+import sys
+data = bytearray(open(sys.argv[1], "rb").read())
+i = data.index(b"-> X25519 ") + len(b"-> X25519 ") + 42   # the share's 43rd (last) character
+abc = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+data[i] = abc[abc.index(data[i]) | 1]   # its two unused low bits are no longer zero
+open(sys.argv[2], "wb").write(data)
+PY
+expect_error "non-canonical X25519 share" 1 "share.age: X25519 stanza share is not canonical" -- decrypt -i "$d/key.txt" -o "$d/x.out" "$d/share.age"
 python3 - "$d/good.age" "$d/mac.age" <<'PY'
 import sys
 data = bytearray(open(sys.argv[1], "rb").read())
