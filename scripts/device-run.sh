@@ -95,7 +95,7 @@ if [[ " $sections " == *" chunks "* ]]; then
   for c in 256K 512K 1M 2M 4M; do for io in 16 32; do
     echo "bench read --chunk-size $c --io-threads $io: $(v bench read --chunk-size $c --io-threads $io "$f")"
   done; done
-  for c in 1M 4M; do  # the CPU-only default is 1 MiB (measured on the 2-core box only)
+  for c in 1M 4M; do  # CPU lanes alone: does a pool that fits the last-level cache help?
     echo "stats --device cpu --chunk-size $c: $(v stats --device cpu --chunk-size $c "$f")"
     echo "checksum --device cpu --chunk-size $c: $(v checksum --device cpu --chunk-size $c "$f")"
   done

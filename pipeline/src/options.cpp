@@ -10,14 +10,7 @@
 namespace hetpipe {
 
 namespace {
-// With GPU lanes, 4 MiB: 73 GB/s hot reads on the H100 box, near-peak H2D copies. CPU lanes alone,
-// 1 MiB: the pool (slots x chunk) then fits in the last-level cache, so a lane reads its chunk
-// from cache right after the read copied it there. On the 2-core box (32 MiB L3, 10 slots), 1 MiB
-// against 4 MiB: read ceiling 7.4-8.7 against 5.7-6.6 GB/s, BLAKE3 of 512 MiB 0.23 against
-// 0.26 s (user time 0.21-0.29 against 0.39-0.42 s), CRC32C 0.09-0.10 against 0.11-0.14 s, f32
-// stats 3.9-4.1 against 3.8-4.0 GB/s.
-constexpr std::size_t kGpuChunk = std::size_t{4} << 20;
-constexpr std::size_t kCpuChunk = std::size_t{1} << 20;
+constexpr std::size_t kDefaultChunk = std::size_t{4} << 20;  // 4 MiB: 73 GB/s hot reads on H100 box
 constexpr std::size_t kMinChunk = 4096;
 constexpr std::size_t kMaxChunk = std::size_t{1} << 30;
 }  // namespace
@@ -25,13 +18,13 @@ constexpr std::size_t kMaxChunk = std::size_t{1} << 30;
 options resolve(const options& requested) {
   options o = requested;
   const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-  const bool gpus = o.device != device_mode::cpu && gpu_count() > 0;
-  if (o.chunk_size == 0) o.chunk_size = gpus ? kGpuChunk : kCpuChunk;
+  if (o.chunk_size == 0) o.chunk_size = kDefaultChunk;
   if (o.chunk_size < kMinChunk || o.chunk_size > kMaxChunk)
     throw usage_error("--chunk-size must be between 4K and 1G");
   // libuv's pool runs the reads; 16 threads were needed to pass PCIe speed on the H100 box.
   if (o.io_threads == 0) o.io_threads = std::clamp(hw, 4u, 16u);
   if (o.io_threads > 1024) throw usage_error("--io-threads must be at most 1024");
+  const bool gpus = o.device != device_mode::cpu && gpu_count() > 0;
   // Beside GPU lanes, CPU lanes share the cores with the reads that feed every lane: on the H200
   // box (16 threads, 4 GiB f32 stats, hot cache) 2-8 CPU lanes kept the read ceiling (28.3 GB/s),
   // 16 dropped the job to 21.3 GB/s. Half the hardware threads, then.

@@ -213,10 +213,7 @@ TEST_CASE("options: sizes parse with suffixes and bad values are refused", "[pip
   o.chunk_size = 100;
   CHECK_THROWS_AS(resolve(o), usage_error);
   const options d = resolve({});
-  CHECK(d.chunk_size == (gpu_count() > 0 ? 4u << 20 : 1u << 20));  // 1 MiB for CPU lanes alone
-  options cpu;
-  cpu.device = device_mode::cpu;
-  CHECK(resolve(cpu).chunk_size == 1u << 20);
+  CHECK(d.chunk_size == 4u << 20);
   CHECK(d.slots >= 4);
   CHECK(d.io_threads >= 4);
 }
