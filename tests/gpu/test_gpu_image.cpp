@@ -148,7 +148,7 @@ TEST_CASE("GPU image lanes take a 16384 x 16384 image", "[gpu][image]") {
   CHECK(got.samples == want.samples);
 }
 
-TEST_CASE("unpack_samples and pack_samples move rasters exactly", "[gpu][image]") {
+TEST_CASE("unpack_samples and pack_samples move rasters exactly", "[gpu][image][kernels]") {
   hc::stream s(0);
   const img::image im = test::random_image(97, 13, 3, 65535, 4);
   for (auto layout : {img::sample_layout::u8, img::sample_layout::u16be, img::sample_layout::u16}) {

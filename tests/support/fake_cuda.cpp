@@ -308,6 +308,20 @@ void check_device(const void* p, std::size_t n) {
   throw std::logic_error(what);
 }
 
+void stream_wait_event(void* stream_handle, void* event_handle) {
+  throw_if_sticky();
+  auto* e = static_cast<fake_event*>(event_handle);
+  std::uint64_t g;
+  {
+    std::lock_guard lock(e->m);
+    g = e->recorded;
+  }
+  to_stream(stream_handle)->push([e, g] {
+    std::unique_lock lock(e->m);
+    e->cv.wait(lock, [&] { return e->completed >= g; });
+  });
+}
+
 counters stats() {
   std::lock_guard lock(st().m);
   counters c = st().c;
@@ -442,17 +456,7 @@ void event::record(const stream& s) {
 }
 
 void event::make_wait(const stream& s) const {
-  fc::throw_if_sticky();
-  auto* e = static_cast<fake_event*>(h_);
-  std::uint64_t g;
-  {
-    std::lock_guard lock(e->m);
-    g = e->recorded;
-  }
-  fc::to_stream(s.handle())->push([e, g] {
-    std::unique_lock lock(e->m);
-    e->cv.wait(lock, [&] { return e->completed >= g; });
-  });
+  fc::stream_wait_event(s.handle(), h_);
 }
 
 void event::synchronize() const {

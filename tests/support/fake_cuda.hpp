@@ -5,7 +5,8 @@
 // wherever CUDA is compiled in, CI included. A test executable gets it instead of the real runtime
 // by compiling fake_cuda.cpp: the linker then never pulls runtime.cpp's object out of
 // libhetpipe_cuda.a (a runtime function missing here would show as a "multiple definition" link
-// error, never as a silent mix). Kernels are host functions queued with launch().
+// error, never as a silent mix). Kernels are host functions queued with launch(); the image
+// kernels (cuda/image_kernels.hpp) have host stand-ins in fake_cuda_image.cpp.
 //
 // It behaves as the CUDA runtime does where the engine depends on it: a stream runs its work in
 // order on its own thread, asynchronously to the caller (with optional random delays to widen
@@ -41,6 +42,9 @@ void launch(void* stream_handle, std::function<void()> work);
 // For kernels: records a violation (and throws) unless [p, p + n) lies in one live device
 // allocation.
 void check_device(const void* p, std::size_t n);
+// cudaStreamWaitEvent on raw handles: work queued on the stream later waits for the event's last
+// record (what fake kernel launchers need where the real ones call the CUDA API).
+void stream_wait_event(void* stream_handle, void* event_handle);
 
 struct counters {
   std::uint64_t h2d = 0, d2h = 0, memsets = 0, launches = 0;
