@@ -357,9 +357,7 @@ void unpack_samples(const void* d_src, img::sample_layout layout, std::uint64_t 
                     std::uint32_t maxval, std::uint16_t* d_dst, unsigned long long* d_bad,
                     void* stream) {
   if (n == 0) return;
-  if (!d_src || !d_dst || !d_bad) throw gpu_error("unpack_samples: null pointer");
-  if (layout == img::sample_layout::u16 && reinterpret_cast<std::uintptr_t>(d_src) % 2 != 0)
-    throw gpu_error("unpack_samples: u16 samples are not 2-byte aligned");
+  check_raster_args("unpack_samples", d_src, d_dst, d_bad, layout);
   unpack_kernel<<<blocks_for(n), block_threads, 0, static_cast<cudaStream_t>(stream)>>>(
       static_cast<const std::uint8_t*>(d_src), layout, n, maxval, d_dst, d_bad);
   check_launch();
@@ -368,9 +366,7 @@ void unpack_samples(const void* d_src, img::sample_layout layout, std::uint64_t 
 void pack_samples(const std::uint16_t* d_src, std::uint64_t n, img::sample_layout layout,
                   void* d_dst, void* stream) {
   if (n == 0) return;
-  if (!d_src || !d_dst) throw gpu_error("pack_samples: null pointer");
-  if (layout == img::sample_layout::u16 && reinterpret_cast<std::uintptr_t>(d_dst) % 2 != 0)
-    throw gpu_error("pack_samples: u16 samples are not 2-byte aligned");
+  check_raster_args("pack_samples", d_dst, d_src, d_src, layout);
   pack_kernel<<<blocks_for(n), block_threads, 0, static_cast<cudaStream_t>(stream)>>>(
       d_src, n, layout, static_cast<std::uint8_t*>(d_dst));
   check_launch();

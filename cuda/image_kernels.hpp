@@ -15,7 +15,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
+
+#include <hetpipe/error.hpp>
 
 #include "cuda/runtime.hpp"
 #include "host/image_ops.hpp"
@@ -69,6 +72,14 @@ constexpr std::uint64_t bad_sample_index(unsigned long long v) {
 constexpr std::uint32_t bad_sample_value(unsigned long long v) {
   return static_cast<std::uint32_t>(v & 0xFFFF);
 }
+// The argument checks both take (every implementation: the kernels, the tests' stand-ins).
+inline void check_raster_args(const char* what, const void* raster, const void* samples,
+                              const void* bad, host::img::sample_layout layout) {
+  if (!raster || !samples || !bad) throw gpu_error(std::string(what) + ": null pointer");
+  if (layout == host::img::sample_layout::u16 && reinterpret_cast<std::uintptr_t>(raster) % 2 != 0)
+    throw gpu_error(std::string(what) + ": u16 samples are not 2-byte aligned");
+}
+
 void unpack_samples(const void* d_src, host::img::sample_layout layout, std::uint64_t n,
                     std::uint32_t maxval, std::uint16_t* d_dst, unsigned long long* d_bad,
                     void* stream);

@@ -71,9 +71,7 @@ void unpack_samples(const void* d_src, img::sample_layout layout, std::uint64_t 
                     std::uint32_t maxval, std::uint16_t* d_dst, unsigned long long* d_bad,
                     void* stream) {
   if (n == 0) return;
-  if (!d_src || !d_dst || !d_bad) throw gpu_error("unpack_samples: null pointer");
-  if (layout == img::sample_layout::u16 && reinterpret_cast<std::uintptr_t>(d_src) % 2 != 0)
-    throw gpu_error("unpack_samples: u16 samples are not 2-byte aligned");
+  check_raster_args("unpack_samples", d_src, d_dst, d_bad, layout);
   fc::launch(stream, [=] {
     const auto* src = static_cast<const std::uint8_t*>(d_src);
     fc::check_device(src, n * img::bytes_per_sample(layout));
@@ -96,9 +94,7 @@ void unpack_samples(const void* d_src, img::sample_layout layout, std::uint64_t 
 void pack_samples(const std::uint16_t* d_src, std::uint64_t n, img::sample_layout layout,
                   void* d_dst, void* stream) {
   if (n == 0) return;
-  if (!d_src || !d_dst) throw gpu_error("pack_samples: null pointer");
-  if (layout == img::sample_layout::u16 && reinterpret_cast<std::uintptr_t>(d_dst) % 2 != 0)
-    throw gpu_error("pack_samples: u16 samples are not 2-byte aligned");
+  check_raster_args("pack_samples", d_dst, d_src, d_src, layout);
   fc::launch(stream, [=] {
     auto* dst = static_cast<std::uint8_t*>(d_dst);
     fc::check_device(d_src, n * sizeof(std::uint16_t));
