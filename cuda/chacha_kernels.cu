@@ -268,16 +268,6 @@ __global__ void poly1305_kernel(key_arg key, const u8* __restrict__ msg, u64 len
   for (int i = 0; i < 16; ++i) out[i] = static_cast<u8>(tag[i / 4] >> (8 * (i % 4)));
 }
 
-void check_batch(const aead_batch& b, const void* d_in, const void* d_out) {
-  if (b.last_len > chunk_bytes)
-    throw gpu_error("aead: last_len " + std::to_string(b.last_len) + " exceeds 65536");
-  if (b.chunks > static_cast<u32>(INT_MAX))
-    throw gpu_error("aead: " + std::to_string(b.chunks) + " chunks in one batch");
-  if (b.first_counter > UINT64_MAX - (b.chunks - 1))
-    throw gpu_error("aead: STREAM counter overflows 2^64");
-  if (d_in == nullptr || d_out == nullptr) throw gpu_error("aead: null buffer");
-}
-
 template <bool Seal>
 void launch_chunks(const std::uint8_t key[32], const aead_batch& b, const void* d_in, void* d_out,
                    u32* d_ok, void* stream) {
@@ -303,16 +293,14 @@ void launch_chunks(const std::uint8_t key[32], const aead_batch& b, const void* 
 void aead_workspace::seal(const std::uint8_t key[32], const aead_batch& b, const void* d_plain,
                           void* d_sealed, void* stream) {
   if (b.chunks == 0) return;
-  check_batch(b, d_plain, d_sealed);
+  check_aead_args(b, d_plain, d_sealed, nullptr, false);
   launch_chunks<true>(key, b, d_plain, d_sealed, nullptr, stream);
 }
 
 void aead_workspace::open(const std::uint8_t key[32], const aead_batch& b, const void* d_sealed,
                           void* d_plain, std::uint32_t* d_ok, void* stream) {
   if (b.chunks == 0) return;
-  check_batch(b, d_sealed, d_plain);
-  if (d_ok == nullptr || reinterpret_cast<std::uintptr_t>(d_ok) % 4 != 0)
-    throw gpu_error("aead: d_ok is null or not 4-byte aligned");
+  check_aead_args(b, d_sealed, d_plain, d_ok, true);
   launch_chunks<false>(key, b, d_sealed, d_plain, d_ok, stream);
 }
 

@@ -24,8 +24,12 @@
 // shared-memory copies of the keystream and the one-time keys are cleared before a block exits).
 #pragma once
 
+#include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <string>
+
+#include <hetpipe/error.hpp>
 
 namespace hetpipe::cuda {
 
@@ -59,6 +63,21 @@ constexpr std::size_t sealed_bytes(const aead_batch& b) {
 // aligned d_plain and d_sealed take the fast path; cudaMalloc memory is). Throws
 // hetpipe::gpu_error for a bad batch (last_len > 65536, chunk count beyond 2^31 - 1, counter
 // overflow) or a failed launch.
+// The argument checks of seal and open (d_ok: open's flags; nullptr for seal), shared by every
+// implementation (the kernels, the tests' stand-ins).
+inline void check_aead_args(const aead_batch& b, const void* d_in, const void* d_out,
+                            const std::uint32_t* d_ok, bool opening) {
+  if (b.last_len > age_chunk_bytes)
+    throw gpu_error("aead: last_len " + std::to_string(b.last_len) + " exceeds 65536");
+  if (b.chunks > static_cast<std::uint32_t>(INT_MAX))
+    throw gpu_error("aead: " + std::to_string(b.chunks) + " chunks in one batch");
+  if (b.first_counter > UINT64_MAX - (b.chunks - 1))
+    throw gpu_error("aead: STREAM counter overflows 2^64");
+  if (d_in == nullptr || d_out == nullptr) throw gpu_error("aead: null buffer");
+  if (opening && (d_ok == nullptr || reinterpret_cast<std::uintptr_t>(d_ok) % 4 != 0))
+    throw gpu_error("aead: d_ok is null or not 4-byte aligned");
+}
+
 class aead_workspace {
  public:
   aead_workspace() = default;
