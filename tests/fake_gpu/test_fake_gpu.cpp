@@ -25,6 +25,7 @@
 
 #include "cuda/runtime.hpp"
 #include "support/fake_cuda.hpp"
+#include "support/images.hpp"
 #include "support/matchers.hpp"
 #include "support/random.hpp"
 #include "support/temp_dir.hpp"
@@ -718,5 +719,51 @@ TEST_CASE_METHOD(fake_device_fixture,
     CHECK(k.end <= d.begin + 1);
     CHECK(d.begin <= d.end);
   }
+  check_device_clean();
+}
+
+TEST_CASE_METHOD(fake_device_fixture,
+                 "an image too large for the device's free memory runs on its GPU lane's thread",
+                 "[fake_gpu][image]") {
+  // 96 MiB per device: a 2048 x 2048 image needs about 16 bytes per sample (64 MiB) on the
+  // device, more than half of what is free once the lanes hold their buffers; 64 x 64 ones do not.
+  fc::set_device_memory(96u << 20);
+  test::temp_dir dir;
+  std::filesystem::create_directories(dir.path() / "in");
+  test::write_image(dir.file("in/big.pgm"), test::random_image(2048, 2048, 1, 255, 1), false);
+  for (int i = 0; i < 20; ++i)
+    test::write_image(dir.file(numbered("in/small", i) + ".ppm"),
+                      test::random_image(64, 64, 3, 255, 10 + i), false);
+  image_spec spec;
+  spec.ops = "gray,blur:sigma=1.5,sobel";
+  const auto cpu = plan_images({dir.file("in")}, true, dir.file("out-cpu"), image_output::same);
+  const auto dev = plan_images({dir.file("in")}, true, dir.file("out-dev"), image_output::same);
+  run_images(spec, cpu, lane_options(device_mode::cpu, 0, 0, 0, 0));
+  options o = lane_options(device_mode::gpu, 0, 0, 1, 2);
+  o.trace_path = dir.file("trace.json");
+  job_report rep;
+  run_images(spec, dev, o, &rep);
+  CHECK(rep.skipped.empty());
+  for (std::size_t i = 0; i < cpu.size(); ++i) {
+    INFO(cpu[i].input);
+    CHECK(first_difference(test::file_bytes(cpu[i].output), test::file_bytes(dev[i].output)) == -1);
+  }
+  // The trace: the big image (its file's bytes) as host work on a GPU lane; the small ones on
+  // the device.
+  const auto doc = nlohmann::json::parse(test::file_bytes(dir.file("trace.json")));
+  std::map<int, std::string> track;
+  std::uint64_t host_bytes = 0, kernels = 0;
+  const auto big_bytes = std::filesystem::file_size(dir.file("in/big.pgm"));
+  for (const auto& e : doc["traceEvents"])
+    if (e["ph"] == "M") track[e["tid"].get<int>()] = e["args"]["name"].get<std::string>();
+  for (const auto& e : doc["traceEvents"]) {
+    if (e["ph"] == "M") continue;
+    const std::string& name = track[e["tid"].get<int>()];
+    if (name.rfind("gpu", 0) != 0) continue;
+    if (e["name"] == "host") host_bytes += e["args"]["bytes"].get<std::uint64_t>();
+    if (e["name"] == "kernel") ++kernels;
+  }
+  CHECK(host_bytes == big_bytes);
+  CHECK(kernels > 0);
   check_device_clean();
 }
