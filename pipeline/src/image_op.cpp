@@ -345,6 +345,13 @@ std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool 
     if (ec) throw_io(p, ec.value());
     for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
       if (ec) throw_io(it->path().string(), ec.value());
+      // The output folder inside an input folder is not walked: a second run would take the
+      // first one's outputs as inputs (as `cp -r` refuses to copy a folder into itself).
+      std::error_code same_ec;
+      if (it->is_directory(ec) && fs::equivalent(it->path(), dest, same_ec)) {
+        it.disable_recursion_pending();
+        continue;
+      }
       if (it->is_regular_file(ec) && is_image_name(it->path())) found.push_back(it->path());
     }
     if (ec) throw_io(p, ec.value());

@@ -230,6 +230,12 @@ TEST_CASE("plan_images keeps names and folder layout, refuses clashes", "[pipeli
   CHECK(files[2].output == dir.file("o/z.pgm"));
   CHECK(plan_images({dir.file("z.pgm")}, false, dir.file("o"), image_output::png)[0].output ==
         dir.file("o/z.png"));
+  // An output folder inside the input folder is not walked (it holds an earlier run's outputs).
+  fs::create_directories(dir.path() / "o");
+  test::write_image(dir.file("o/x.pgm"), im, false);
+  files = plan_images({dir.file(".")}, true, dir.file("o"), image_output::same);
+  for (const auto& f : files) CHECK(f.input.find("/o/") == std::string::npos);
+  CHECK(files.size() == 3);
   // A named file is taken whatever its name (and refused later if it is no image).
   CHECK(plan_images({dir.file("in/readme.txt")}, false, "o", image_output::same).size() == 1);
 
