@@ -492,4 +492,11 @@ std::uint64_t writer::bytes_written() const {
   return impl_->written;
 }
 
+std::uint64_t writer::bytes_queued() const {
+  std::lock_guard lk(impl_->mu);
+  std::uint64_t n = 0;
+  for (const auto& [seq, bytes] : impl_->queued) n += bytes.size();
+  return n;
+}
+
 }  // namespace hetpipe::io

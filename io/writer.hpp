@@ -51,6 +51,7 @@ class writer {
   using recycler = std::function<void(std::vector<std::byte>&&)>;
   void recycle(recycler f);
   std::uint64_t bytes_written() const;  // bytes that reached the file so far
+  std::uint64_t bytes_queued() const;   // bytes of pieces held, not yet handed to the file
 
   struct impl;
 

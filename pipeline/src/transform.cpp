@@ -78,13 +78,18 @@ class buffer_pool {
 // on the lane that delivered the last chunk: on ext4 an fsync takes the better part of a
 // millisecond, and fsyncs from several threads share journal commits (500 small images to ext4
 // on the 2-core box: 0.75 s with lanes committing, 0.29 s with no fsync at all). At most
-// `max_pending` outputs wait, each holding its writer's thread. The first failure fails the job
-// through on_error and is rethrown by finish().
+// `max_pending` outputs wait, holding at most `max_bytes` of output not yet written (a small
+// output's writer keeps its bytes until commit() writes them: see io/writer.cpp), or one output
+// whatever its size. The first failure fails the job through on_error and is rethrown by
+// finish().
 class committer {
  public:
-  committer(unsigned threads, std::size_t max_pending,
+  committer(unsigned threads, std::size_t max_pending, std::uint64_t max_bytes,
             std::function<void(std::exception_ptr)> on_error)
-      : threads_(threads), max_pending_(max_pending), on_error_(std::move(on_error)) {}
+      : threads_(threads),
+        max_pending_(max_pending),
+        max_bytes_(max_bytes),
+        on_error_(std::move(on_error)) {}
   ~committer() {
     try {
       finish();
@@ -103,8 +108,12 @@ class committer {
     }
     if (workers_.empty())
       for (unsigned t = 0; t < threads_; ++t) workers_.emplace_back([this] { work(); });
-    room_.wait(lock, [&] { return queue_.size() < max_pending_; });
-    queue_.push_back(w);
+    const std::uint64_t bytes = w->bytes_queued();
+    room_.wait(lock, [&] {
+      return held_ == 0 || (queue_.size() < max_pending_ && held_ + bytes <= max_bytes_);
+    });
+    queue_.push_back({w, bytes});
+    held_ += bytes;
     ready_.notify_one();
   }
 
@@ -126,30 +135,39 @@ class committer {
     while (true) {
       ready_.wait(lock, [&] { return closing_ || !queue_.empty(); });
       if (queue_.empty()) return;
-      io::writer* w = queue_.front();
+      const auto [w, bytes] = queue_.front();
       queue_.pop_front();
-      room_.notify_one();
       lock.unlock();
+      std::exception_ptr failure;
       try {
         w->commit();
       } catch (...) {
-        const auto e = std::current_exception();
-        {
-          std::lock_guard guard(mutex_);
-          if (!error_) error_ = e;
-        }
-        on_error_(e);
+        failure = std::current_exception();
       }
       lock.lock();
+      held_ -= bytes;  // written (or dropped) now
+      room_.notify_all();
+      if (failure) {
+        if (!error_) error_ = failure;
+        lock.unlock();
+        on_error_(failure);
+        lock.lock();
+      }
     }
   }
 
   const unsigned threads_;
   const std::size_t max_pending_;
+  const std::uint64_t max_bytes_;
   std::function<void(std::exception_ptr)> on_error_;
   std::mutex mutex_;
   std::condition_variable ready_, room_;
-  std::deque<io::writer*> queue_;
+  struct waiting {
+    io::writer* w;
+    std::uint64_t bytes;  // its output bytes not yet written when it was queued
+  };
+  std::deque<waiting> queue_;
+  std::uint64_t held_ = 0;  // bytes of the outputs queued or being committed
   bool closing_ = false;
   std::exception_ptr error_;
   std::vector<std::thread> workers_;
@@ -357,7 +375,8 @@ void run(const transform_op& op, const std::vector<input>& inputs,
   // Declared after `outs` (whose writers it commits) and before the engine: when the job fails,
   // the engine goes first (its lanes were joined) and this then commits the outputs that were
   // complete, as the lanes would have.
-  committer commits(4, 64, [&](std::exception_ptr error) {
+  // Outputs waiting for a commit hold at most what the input pool holds (slots x chunk size).
+  committer commits(4, 64, std::uint64_t{o.slots} * o.chunk_size, [&](std::exception_ptr error) {
     std::lock_guard lock(trace_mutex);
     if (tracing) tracing->fail(error);
   });
