@@ -6,11 +6,16 @@
 // fault, collect, device memory, cancellation) ends the job with its error, no output file and no
 // leaked memory; CPU lanes beside slow GPU lanes take their share; the trace shows copy, kernel and
 // copy back in order. It cannot prove a real kernel right: the [gpu] tests do that on a device.
+#define CATCH_CONFIG_EXTERNAL_INTERFACES  // TestEventListenerBase, for the hang watchdog
 #include <catch2/catch.hpp>
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -380,6 +385,38 @@ void check_device_clean() {
   CHECK(c.live_pinned_allocs == 0);
   CHECK(c.pageable_h2d == 0);
 }
+
+// A test case of this binary that still runs after 200 s has hung (the longest takes about 20 s):
+// print every thread's stack (with gdb, where installed) and the fake streams, then abort, so that
+// CTest shows where instead of a bare timeout at 300 s.
+std::atomic<std::int64_t> case_started{0};  // steady_clock seconds at the current case's start
+
+std::int64_t now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+struct hang_watchdog : Catch::TestEventListenerBase {
+  using TestEventListenerBase::TestEventListenerBase;
+  void testCaseStarting(const Catch::TestCaseInfo&) override {
+    case_started = now_s();
+    static const bool started = [] {
+      std::thread([] {
+        while (now_s() - case_started < 200) std::this_thread::sleep_for(std::chrono::seconds(5));
+        std::fprintf(stderr, "test_fake_gpu: a test case still runs after 200 s; fake streams:\n%s",
+                     fc::describe_streams().c_str());
+        const std::string gdb = "gdb -p " + std::to_string(::getpid()) +
+                                " -batch -ex 'thread apply all bt' 1>&2 2>/dev/null";
+        if (std::system(gdb.c_str()) != 0) std::fprintf(stderr, "(no gdb for the stacks)\n");
+        std::abort();
+      }).detach();
+      return true;
+    }();
+    (void)started;
+  }
+};
+CATCH_REGISTER_LISTENER(hang_watchdog)
 
 struct fake_device_fixture {
   fake_device_fixture() { fc::reset(); }

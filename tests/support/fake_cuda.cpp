@@ -129,6 +129,11 @@ class fake_stream {
     std::lock_guard lock(m_);
     return completed_ == submitted_;
   }
+  std::string describe() {
+    std::lock_guard lock(m_);
+    return "device " + std::to_string(device_) + ": " + std::to_string(completed_) + " of " +
+           std::to_string(submitted_) + " operations done";
+  }
 
  private:
   static std::uint64_t next_seed() {
@@ -320,6 +325,13 @@ void stream_wait_event(void* stream_handle, void* event_handle) {
     std::unique_lock lock(e->m);
     e->cv.wait(lock, [&] { return e->completed >= g; });
   });
+}
+
+std::string describe_streams() {
+  std::lock_guard lock(streams_mutex);
+  std::string out;
+  for (fake_stream* s : streams) out += "  stream " + s->describe() + "\n";
+  return out.empty() ? "  no live stream\n" : out;
 }
 
 counters stats() {

@@ -46,6 +46,9 @@ void check_device(const void* p, std::size_t n);
 // record (what fake kernel launchers need where the real ones call the CUDA API).
 void stream_wait_event(void* stream_handle, void* event_handle);
 
+// Every live stream's device, operations queued and completed (for a hang report).
+std::string describe_streams();
+
 struct counters {
   std::uint64_t h2d = 0, d2h = 0, memsets = 0, launches = 0;
   std::uint64_t pageable_h2d = 0;  // H2D copies whose source is not pinned (slow on a real GPU)
