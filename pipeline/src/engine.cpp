@@ -40,15 +40,17 @@ void mark_copy_back(stream_ref s) {
 
 namespace detail {
 
-void ready_queue::push(io::chunk c) {
+bool ready_queue::push(io::chunk c) {
   bool surplus = false;
   {
     std::lock_guard lock(mutex_);
+    if (closed_) return false;
     queue_.push_back(c);
     surplus = queue_.size() > reserve_;
   }
   cv_.notify_one();
   if (surplus) surplus_cv_.notify_one();
+  return true;
 }
 
 std::optional<io::chunk> ready_queue::pop() {
@@ -560,11 +562,9 @@ void engine::run() {
           row->second = std::max(row->second, c.read_end_ns);
           trace_.span(row->first, "read", c.read_begin_ns, c.read_end_ns, c.info.seq, c.info.size);
         }
-        if (failed_.load()) {
-          pool_->release(c.slot);
-          return;
-        }
-        queue_.push(c);
+        // A chunk read while the job failed (the queue may be aborted between the check and the
+        // push: it then refuses the chunk) goes straight back to the pool.
+        if (failed_.load() || !queue_.push(c)) pool_->release(c.slot);
       },
       [this](std::exception_ptr e) {
         if (e) fail(e);

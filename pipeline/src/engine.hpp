@@ -66,7 +66,7 @@ struct job_spec {
 class ready_queue {
  public:
   void set_reserve(std::size_t reserve) { reserve_ = reserve; }  // before the first push
-  void push(io::chunk c);
+  bool push(io::chunk c);  // false once closed or aborted: the caller keeps the chunk's slot
   std::optional<io::chunk> pop();  // nullopt once closed and empty, or aborted
   // As pop(), leaving `reserve` chunks to pop(), and only a chunk that `accept` (called under the
   // queue's lock) takes; a refused chunk stays first for pop().

@@ -252,4 +252,13 @@ TEST_CASE("CPU lanes beside GPU lanes take surplus chunks they accept, and leave
   CHECK(c->info.seq == 2);
   CHECK_FALSE(q.pop_surplus(small));
   CHECK_FALSE(q.pop());
+  // A chunk pushed after the end (a read that raced a failed job) is refused, not queued where no
+  // lane would take it (its slot would never go back).
+  CHECK_FALSE(q.push(chunk(10, 3)));
+  CHECK_FALSE(q.pop());
+  ready_queue aborted;
+  CHECK(aborted.push(chunk(10, 0)));
+  CHECK(aborted.abort().size() == 1);
+  CHECK_FALSE(aborted.push(chunk(10, 1)));
+  CHECK_FALSE(aborted.pop());
 }
