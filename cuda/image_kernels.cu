@@ -269,21 +269,20 @@ image_result image_workspace::run(const std::uint16_t* d_in, const host::img::im
         const dim3 grid((a.width + blur_tile - 1) / blur_tile,
                         std::min<u32>(a.height, static_cast<u32>(max_grid_y)));
         const std::size_t shared = (blur_tile + 2 * kern.radius) * a.channels * sizeof(u16);
-        if (img::blur_wide_sums(a.maxval)) {
-          auto* const d_sums = static_cast<u64*>(d_tmp_.get());
-          blur_h_kernel<u64><<<grid, block_threads, shared, s>>>(cur, d_sums, a.width, a.height,
+        // Row sums of 64 bits where 32 could overflow (16-bit images), else 32.
+        const auto blur = [&](auto sum_type) {
+          using Sum = decltype(sum_type);
+          auto* const d_sums = static_cast<Sum*>(d_tmp_.get());
+          blur_h_kernel<Sum><<<grid, block_threads, shared, s>>>(cur, d_sums, a.width, a.height,
                                                                  a.channels, kern);
           check_launch();
-          blur_v_kernel<u64><<<blocks_for(n), block_threads, 0, s>>>(
+          blur_v_kernel<Sum><<<blocks_for(n), block_threads, 0, s>>>(
               d_sums, dst, u64{a.width} * a.channels, a.height, kern, a.maxval);
-        } else {
-          auto* const d_sums = static_cast<u32*>(d_tmp_.get());
-          blur_h_kernel<u32><<<grid, block_threads, shared, s>>>(cur, d_sums, a.width, a.height,
-                                                                 a.channels, kern);
-          check_launch();
-          blur_v_kernel<u32><<<blocks_for(n), block_threads, 0, s>>>(
-              d_sums, dst, u64{a.width} * a.channels, a.height, kern, a.maxval);
-        }
+        };
+        if (img::blur_wide_sums(a.maxval))
+          blur(u64{});
+        else
+          blur(u32{});
         break;
       }
       case img::op_kind::sobel:

@@ -155,7 +155,7 @@ struct writer::impl {
   int error_code = 0;
   std::string error_reason;
   std::uint64_t written = 0;
-  std::uint64_t file_offset = 0;  // loop thread only
+  std::uint64_t file_offset = 0;  // the loop thread's, or commit()'s when no loop ran
   bool finished = false;          // committed or aborted
   bool committed = false;
   bool aborting = false;  // under mu: abort() was called
@@ -237,17 +237,22 @@ struct writer::impl {
     }
     if (result == 0) return complete(op, UV_EIO);  // no progress: do not spin
     if (op->done < op->bytes.size()) return submit(op);
-    if (observer) observer(op->begin_ns, now_ns(), op->bytes.size());
+    piece_written(op->begin_ns, std::move(op->bytes));
     complete(op, 0);
   }
 
-  void complete(write_op* op, int code) {
-    if (code == 0 && recycler) {
-      try {
-        recycler(std::move(op->bytes));
-      } catch (...) {  // only memory for later pieces is lost
-      }
+  // A piece reached the file (on the loop thread, or in commit() when no loop ran): the trace
+  // sees it, and its memory goes back to the producer.
+  void piece_written(std::uint64_t begin_ns, std::vector<std::byte>&& bytes) {
+    if (observer && !bytes.empty()) observer(begin_ns, now_ns(), bytes.size());
+    if (!recycler) return;
+    try {
+      recycler(std::move(bytes));
+    } catch (...) {  // only memory for later pieces is lost
     }
+  }
+
+  void complete(write_op* op, int code) {
     delete op;
     {
       std::lock_guard lk(mu);
@@ -430,13 +435,7 @@ void writer::commit() {
       std::lock_guard lk(m.mu);
       m.written += bytes.size();
     }
-    if (m.observer && !bytes.empty()) m.observer(begin, impl::now_ns(), bytes.size());
-    if (m.recycler) {
-      try {
-        m.recycler(std::move(bytes));
-      } catch (...) {
-      }
-    }
+    m.piece_written(begin, std::move(bytes));
   }
   if (m.to_stdout) {
     // A pipe or terminal cannot be synced (EINVAL); a redirected file can.

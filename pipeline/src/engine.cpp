@@ -139,13 +139,7 @@ void engine::retire(std::uint64_t chunks) {
 }
 
 void engine::trace_write(std::uint64_t begin_ns, std::uint64_t end_ns, std::uint64_t bytes) {
-  std::lock_guard lock(write_rows_mutex_);
-  auto row = std::find_if(write_rows_.begin(), write_rows_.end(),
-                          [&](const auto& r) { return r.second <= begin_ns; });
-  if (row == write_rows_.end())
-    row = write_rows_.insert(row, {trace_.track("write " + std::to_string(write_rows_.size())), 0});
-  row->second = std::max(row->second, end_ns);
-  trace_.span(row->first, "write", begin_ns, end_ns, 0, bytes);
+  write_rows_.span("write", begin_ns, end_ns, 0, bytes);
 }
 
 void engine::chunk_done(std::uint64_t bytes) {
@@ -240,14 +234,11 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
   const unsigned nbuf = opt_.gpu_buffers;
   const std::size_t max_batch = std::max<std::size_t>(1, worker.max_batch());
   constexpr std::size_t align = 256;
-  const int h2d_track =
-      trace_.track("gpu " + std::to_string(device) + " lane " + std::to_string(index) + " h2d");
-  const int kernel_track =
-      trace_.track("gpu " + std::to_string(device) + " lane " + std::to_string(index) + " kernel");
-  const int d2h_track =
-      trace_.track("gpu " + std::to_string(device) + " lane " + std::to_string(index) + " d2h");
-  const int host_track =
-      trace_.track("gpu " + std::to_string(device) + " lane " + std::to_string(index) + " host");
+  const std::string lane = "gpu " + std::to_string(device) + " lane " + std::to_string(index);
+  const int h2d_track = trace_.track(lane + " h2d");
+  const int kernel_track = trace_.track(lane + " kernel");
+  const int d2h_track = trace_.track(lane + " d2h");
+  const int host_track = trace_.track(lane + " host");
   std::uint64_t host_work_ns = 0;  // chunks this lane ran on the host (prefer_host)
   lane_report rep;
   rep.name = "gpu " + std::to_string(device) + "." + std::to_string(index);
@@ -371,8 +362,7 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
       }
       if (failed_.load()) break;
       if (held.empty()) continue;
-      if (need > d_in[b].size())  // staged bytes beyond a chunk (decoded images); buffer b is idle
-      {
+      if (need > d_in[b].size()) {  // staged bytes beyond a chunk (decoded images); b is idle
         const std::size_t grown = std::max(need, d_in[b].size() + d_in[b].size() / 2);
         d_in[b] = cuda::device_buffer();  // freed first: the two need not fit at once
         d_in[b] = cuda::device_buffer(grown);
@@ -547,21 +537,13 @@ void engine::run() {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - setup_start).count();
 
   const auto start = std::chrono::steady_clock::now();
-  // Reads in flight overlap, so each goes on the first "read k" row that is free by its start:
-  // the number of rows used is the read concurrency the job reached. Called on the loop thread.
-  std::vector<std::pair<int, std::uint64_t>> read_rows;  // (track, end of its last span)
+  // Reads in flight overlap: the "read k" rows used are the read concurrency the job reached.
+  span_rows read_rows(trace_, "read");
   std::thread monitor_thread([this] { monitor(); });
   reader_->start(
       [this, &read_rows](io::chunk c) {
-        if (trace_.recording() || opt_.verbose > 0) {
-          auto row = std::find_if(read_rows.begin(), read_rows.end(),
-                                  [&](const auto& r) { return r.second <= c.read_begin_ns; });
-          if (row == read_rows.end())
-            row = read_rows.insert(row,
-                                   {trace_.track("read " + std::to_string(read_rows.size())), 0});
-          row->second = std::max(row->second, c.read_end_ns);
-          trace_.span(row->first, "read", c.read_begin_ns, c.read_end_ns, c.info.seq, c.info.size);
-        }
+        if (trace_.recording() || opt_.verbose > 0)
+          read_rows.span("read", c.read_begin_ns, c.read_end_ns, c.info.seq, c.info.size);
         // A chunk read while the job failed (the queue may be aborted between the check and the
         // push: it then refuses the chunk) goes straight back to the pool.
         if (failed_.load() || !queue_.push(c)) pool_->release(c.slot);

@@ -128,8 +128,7 @@ class engine {
   std::size_t slot_bytes_ = 0;
   std::size_t gpu_buffer_bytes_ = 0;  // a GPU lane's device buffer: a chunk, or a batch of files
   job_report report_;
-  std::mutex write_rows_mutex_;
-  std::vector<std::pair<int, std::uint64_t>> write_rows_;  // (track, end of its last span)
+  span_rows write_rows_{trace_, "write"};
   std::mutex lanes_mutex_;
   std::vector<lane_report> lane_reports_;
 };

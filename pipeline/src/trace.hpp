@@ -2,6 +2,7 @@
 // trace-event JSON that Perfetto opens; totals per stage for the -v summary.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -43,6 +44,30 @@ class tracer {
   std::vector<std::string> tracks_;
   std::vector<event> events_;
   std::map<std::string, std::uint64_t> totals_;
+};
+
+// Spans that overlap (reads in flight, writes of several outputs) on rows "NAME 0", "NAME 1", ...:
+// each goes on the first row free by its start, so the rows used show the concurrency reached.
+// Thread-safe.
+class span_rows {
+ public:
+  span_rows(tracer& t, std::string name) : t_(t), name_(std::move(name)) {}
+  void span(const char* stage, std::uint64_t begin_ns, std::uint64_t end_ns, std::uint64_t seq,
+            std::uint64_t bytes) {
+    std::lock_guard lock(mutex_);
+    auto row = std::find_if(rows_.begin(), rows_.end(),
+                            [&](const auto& r) { return r.second <= begin_ns; });
+    if (row == rows_.end())
+      row = rows_.insert(row, {t_.track(name_ + " " + std::to_string(rows_.size())), 0});
+    row->second = std::max(row->second, end_ns);
+    t_.span(row->first, stage, begin_ns, end_ns, seq, bytes);
+  }
+
+ private:
+  tracer& t_;
+  std::string name_;
+  std::mutex mutex_;
+  std::vector<std::pair<int, std::uint64_t>> rows_;  // (track, end of its last span)
 };
 
 }  // namespace hetpipe::detail

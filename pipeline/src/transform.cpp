@@ -110,7 +110,7 @@ class committer {
       for (unsigned t = 0; t < threads_; ++t) workers_.emplace_back([this] { work(); });
     const std::uint64_t bytes = w->bytes_queued();
     room_.wait(lock, [&] {
-      return held_ == 0 || (queue_.size() < max_pending_ && held_ + bytes <= max_bytes_);
+      return queue_.size() < max_pending_ && (held_ == 0 || held_ + bytes <= max_bytes_);
     });
     queue_.push_back({w, bytes});
     held_ += bytes;

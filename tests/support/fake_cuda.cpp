@@ -234,12 +234,10 @@ void copy_on(fake_stream* s, void* dst, const void* src, std::size_t n, dir d) {
                        " outside any device allocation");
       throw gpu_error("fake CUDA: " + st().sticky, illegal_address);
     }
-    if (d == dir::h2d) {
-      ++st().c.h2d;
-      if (!inside(st().pinned, host, n, [](std::size_t x) { return x; })) ++st().c.pageable_h2d;
-    } else {
+    if (d == dir::d2h)
       ++st().c.d2h;
-    }
+    else if (!inside(st().pinned, host, n, [](std::size_t x) { return x; }))
+      ++st().c.pageable_h2d;
   }
   s->push([=] {
     {
@@ -264,7 +262,6 @@ void memset_on(fake_stream* s, void* d_ptr, int value, std::size_t n) {
                        " outside any device allocation");
       throw gpu_error("fake CUDA: " + st().sticky, illegal_address);
     }
-    ++st().c.memsets;
   }
   s->push([=] {
     if (!sticky()) std::memset(d_ptr, value, n);
@@ -295,10 +292,6 @@ void set_device_memory(std::size_t bytes) {
 void launch(void* stream_handle, std::function<void()> work) {
   fake_stream* s = to_stream(stream_handle);
   throw_if_sticky();
-  {
-    std::lock_guard lock(st().m);
-    ++st().c.launches;
-  }
   s->push([work = std::move(work)] {
     if (!sticky()) work();
   });
@@ -395,7 +388,6 @@ void* pinned_alloc(std::size_t bytes) {
   if (!p) throw gpu_error("fake CUDA: cudaHostAlloc: out of memory", 2);
   std::lock_guard lock(fc::st().m);
   fc::st().pinned[reinterpret_cast<std::uintptr_t>(p)] = bytes;
-  ++fc::st().c.pinned_allocs;
   return p;
 }
 
@@ -423,10 +415,6 @@ stream::stream(int device) : device_(device) {
   {
     std::lock_guard lock(fc::streams_mutex);
     fc::streams.insert(s);
-  }
-  {
-    std::lock_guard lock(fc::st().m);
-    ++fc::st().c.streams;
   }
   h_ = s;
 }
@@ -514,7 +502,6 @@ device_buffer::device_buffer(std::size_t bytes) {
   std::memset(p, 0xCD, n);  // what uninitialised device memory holds here
   std::lock_guard lock(fc::st().m);
   fc::st().device[reinterpret_cast<std::uintptr_t>(p)] = {bytes, d};
-  ++fc::st().c.device_allocs;
   p_ = p;
   n_ = bytes;
 }

@@ -50,11 +50,9 @@ void stream_wait_event(void* stream_handle, void* event_handle);
 std::string describe_streams();
 
 struct counters {
-  std::uint64_t h2d = 0, d2h = 0, memsets = 0, launches = 0;
+  std::uint64_t d2h = 0;           // device-to-host copies queued
   std::uint64_t pageable_h2d = 0;  // H2D copies whose source is not pinned (slow on a real GPU)
-  std::uint64_t device_allocs = 0, pinned_allocs = 0;
   std::uint64_t live_device_allocs = 0, live_pinned_allocs = 0;  // not yet freed
-  std::uint64_t streams = 0;                                     // streams created
 };
 counters stats();
 std::vector<std::string> violations();
