@@ -64,6 +64,46 @@ TEST_CASE("Long columns cross every internal flush boundary and stay exact", "[s
   }
 }
 
+TEST_CASE("f32 blocks summed in doubles stay exact at the edges of their exponent window",
+          "[stats]") {
+  // accumulate() sums an f32 block of 4096 without bins when its nonzero exponent fields E lie in
+  // [E_lo, E_hi] with E_hi − max(E_lo, 1) + 1 ≤ 21 (host/accumulate.cpp). These blocks sit at the
+  // edge of that window and just past it, at the top, middle and bottom of the f32 range, with
+  // all-ones mantissas (the largest sums of squares a window holds) and both signs.
+  std::mt19937_64 rng(99);
+  const auto f32_of = [](std::uint32_t sign, std::uint32_t e, std::uint32_t frac) {
+    return std::bit_cast<float>(sign << 31 | e << 23 | frac);
+  };
+  for (const int width : {20, 21, 22, 26, 32})
+    for (const std::uint32_t e_hi : {254u, 140u, 21u, 20u})
+      for (const int signs : {0, 1, 2}) {  // all positive, all negative, mixed
+        const std::uint32_t e_lo = e_hi >= std::uint32_t(width) ? e_hi - width + 1 : 0;
+        std::vector<std::byte> col;
+        for (int i = 0; i < 3 * 4096 + 5; ++i) {
+          const std::uint32_t sign = signs == 2 ? std::uint32_t(rng() & 1) : std::uint32_t(signs);
+          std::uint32_t e = i % 7 == 0   ? e_lo
+                            : i % 3 == 0 ? e_hi
+                                         : e_lo + rng() % (e_hi - e_lo + 1);
+          const std::uint32_t frac = i % 5 == 0 ? 0x7fffffu : std::uint32_t(rng() & 0x7fffffu);
+          put(col, f32_of(sign, e, frac));
+        }
+        INFO("window " << width << ", E_hi " << e_hi << ", signs " << signs);
+        check_same(host_stats(dtype::f32, col),
+                   reference_stats(dtype::f32, col.data(), 3 * 4096 + 5));
+      }
+  // Zeros in narrow blocks: only their order keys tell the min or max (−0 below +0).
+  for (const float z : {0.0f, -0.0f})
+    for (const float v : {1.5f, -1.5f}) {
+      std::vector<std::byte> col;
+      for (int i = 0; i < 5000; ++i) put(col, i == 1234 ? z : v * float(1 + i % 9));
+      INFO("zero " << z << " among " << v);
+      check_same(host_stats(dtype::f32, col), reference_stats(dtype::f32, col.data(), 5000));
+    }
+  std::vector<std::byte> zeros;
+  for (int i = 0; i < 9000; ++i) put(zeros, i % 3 ? 0.0f : -0.0f);
+  check_same(host_stats(dtype::f32, zeros), reference_stats(dtype::f32, zeros.data(), 9000));
+}
+
 TEST_CASE("Hand-picked hard cases give the correctly rounded results", "[stats]") {
   using lim = std::numeric_limits<double>;
   const double dmax = lim::max(), dmin = lim::denorm_min();
