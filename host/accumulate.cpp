@@ -116,20 +116,29 @@ HETPIPE_CLONES scan_result<double> scan_f64(const std::byte* p, std::size_t n) {
 // f32 blocks whose nonzero elements span few exponents are summed exactly in doubles, without
 // bins (vectorised; about 3x the binned loop on such data, measured on an AMD EPYC). With p0 =
 // max(E_lo, 1) − 1 for the smallest nonzero exponent field E_lo of the block, E_hi the largest, D =
-// E_hi − p0 and at most m = 2^fast_log2m elements per accumulator:
+// E_hi − p0 and at most m = 2^g elements per accumulator:
 //   s: every x is a multiple of u = 2^(p0 − 149) and |x| < 2^(D + 23)·u, so each running sum is a
-//      multiple of u below 2^(D + 23 + log2 m)·u ≤ 2^52·u: no addition rounds.
-//   q: x² is exact in a double (48-bit significand). With σ = 2^k, k = 2(E_hi − 126) + log2 m + 1,
-//      x² < 2^(k − log2 m − 1), so t = fl(σ + x²) lies in [σ, 2σ]: h = t − σ is exact and a
-//      multiple of 2^(k − 52), and l = x² − h (the rounding error of t, |l| ≤ 2^(k − 53)) is exact
-//      and a multiple of u². The sums of h stay below 2^(k − 1), those of l below
-//      2^(2D + 2 + log2 m)·u² ≤ 2^52·u²: again no addition rounds.
-// Hence D ≤ fast_max_span. fl(σ + x·x) and x·x − h have the same value with or without FMA
+//      multiple of u below 2^(D + 23 + g)·u ≤ 2^52·u: no addition rounds.
+//   q: x² is exact in a double (48-bit significand). With σ = 2^k, k = 2(E_hi − 126) + g + 1,
+//      x² < 2^(k − g − 1), so t = fl(σ + x²) lies in [σ, 2σ]: h = t − σ is exact and a multiple of
+//      2^(k − 52) = 2^(2D + g − 5)·u², and l = x² − h (the rounding error of t, |l| ≤ 2^(k − 53))
+//      is exact and a multiple of u². The sums of h stay below 2^(k − 1), those of l below
+//      2^(2D + 2g − 6)·u² ≤ 2^52·u²: again no addition rounds.
+// Hence D ≤ 29 − g (fast_window). fl(σ + x·x) and x·x − h have the same value with or without FMA
 // contraction, because x·x is exact.
 constexpr int fast_accs = 16;
-constexpr int fast_log2m = 8;  // blocks of up to fast_accs << fast_log2m elements
-constexpr int fast_max_span = 21;
-static_assert(fast_log2m + fast_max_span + 23 <= 52 && 2 * fast_max_span + 2 + fast_log2m <= 52);
+constexpr std::size_t fast_retry = 1024;  // a block too wide is retried on its first 1024
+
+// g for a block of n ≤ 4096 elements, and the widest window D it allows.
+constexpr int fast_log2m(std::size_t n) {
+  return n <= fast_retry ? 6 : 8;
+}
+constexpr int fast_window(std::size_t n) {
+  return 29 - fast_log2m(n);
+}
+static_assert(fast_window(4096) == 21 && fast_window(1024) == 23);
+static_assert(fast_log2m(4096) + fast_window(4096) + 23 <= 52 &&
+              fast_log2m(1024) + fast_window(1024) + 23 <= 52 && fast_log2m(1024) >= 5);
 
 struct fast_sums {
   double s[fast_accs], h[fast_accs], l[fast_accs];
@@ -312,6 +321,7 @@ class float_binner {
   unsigned lo_e2_ = nexp, hi_e2_ = 0;  // ... since the last fold into level 2 (f32)
   unsigned narrow_blocks_ = 0;         // sum_narrow() blocks since the last fold_l2()
   unsigned narrow_skip_ = 0;           // blocks left that skip sum_narrow()
+  unsigned fail_streak_ = 0;           // sum_narrow() failures in a row
   S kmin_, kmax_;
   std::uint64_t n_ = 0, nan_ = 0, pinf_ = 0, ninf_ = 0;
 
@@ -429,31 +439,24 @@ class float_binner {
     narrow_blocks_ = 0;
   }
 
+  enum class narrow { summed, wide, special };
+
   // f32: sums a block of finite elements straight into level 2 when its exponents are few enough
-  // for fast_sums_f32 (see there); false leaves the block to the bins.
-  bool sum_narrow(const std::byte* p, std::size_t n, std::size_t ahead) {
+  // for fast_sums_f32 (see there); otherwise the block is left to the bins.
+  narrow sum_narrow(const std::byte* p, std::size_t n, std::size_t ahead) {
     if constexpr (!two_level) {
-      return false;
+      return narrow::special;
     } else {
-      static_assert(tr::block <= std::size_t(fast_accs) << fast_log2m);
+      static_assert(tr::block <= std::size_t(fast_accs) << 8);
       light_scan ls;
       scan_light_f32(p, n, ls);
-      // Blocks that fail (inf or NaN, a wide window) suggest wide data: the next few go straight
-      // to the bins, without the light pass (6% of the binned path's time).
-      constexpr unsigned skip_after_fail = 8;
-      if (ls.amax >= 0x7f800000u) {
-        narrow_skip_ = skip_after_fail;
-        return false;
-      }
+      if (ls.amax >= 0x7f800000u) return narrow::special;  // inf or NaN
       const bool zeros_only = ls.anz1 == ~0u;
       const int e_lo = zeros_only ? 0 : int((ls.anz1 + 1) >> tr::fbits);
       const int e_hi = int(ls.amax >> tr::fbits);
       const int p0 = position(unsigned(e_lo));
       const int span = e_hi - p0;
-      if (span > fast_max_span) {
-        narrow_skip_ = skip_after_fail;
-        return false;
-      }
+      if (span > fast_window(n)) return narrow::wide;
       if (ls.lo == 0 || ls.hi == 0) {
         // min or max is a zero: only the keys tell −0 from +0.
         const scan_result<F> r = scan_f32(p, n);
@@ -463,8 +466,8 @@ class float_binner {
         kmin_ = std::min(kmin_, signed_key(std::bit_cast<B>(ls.lo)));
         kmax_ = std::max(kmax_, signed_key(std::bit_cast<B>(ls.hi)));
       }
-      if (zeros_only) return true;
-      const int k = 2 * (e_hi - 126) + fast_log2m + 1;
+      if (zeros_only) return narrow::summed;
+      const int g = fast_log2m(n), k = 2 * (e_hi - 126) + g + 1;
       fast_sums f;
       fast_sums_f32(p, n, ahead, std::ldexp(1.0, k), f);
       // Each sum is an integer multiple of its unit below 2^53: the scaled values convert exactly.
@@ -476,16 +479,15 @@ class float_binner {
         h += std::int64_t(f.h[j] * to_h);
         l += std::int64_t(f.l[j] * to_l);
       }
-      // h counts units of 2^(k − 52) = 2^(2·span + 3)·u².
-      const i128 q = (i128(h) << (2 * span + 3)) + l;
-      const unsigned e = unsigned(p0) + 1;  // position(e) == p0
+      const i128 q = (i128(h) << (2 * span + g - 5)) + l;  // h counts units of 2^(k − 52)
+      const unsigned e = unsigned(p0) + 1;                 // position(e) == p0
       s2_[e] += s;
       q2_[e] += u128(q);
       lo_e2_ = std::min(lo_e2_, e);
       hi_e2_ = std::max(hi_e2_, e);
       // A block adds below 2^(2·21 + 46 + 12) = 2^100 to a q2_ bin.
       if (++narrow_blocks_ == (1u << 20)) fold_l2();
-      return true;
+      return narrow::summed;
     }
   }
 
@@ -522,14 +524,28 @@ class float_binner {
 
   void process(const std::byte* p, std::size_t n) {
     while (n) {
-      const std::size_t m = std::min({n, tr::block, tr::flush_every - since_flush_});
+      std::size_t m = std::min({n, tr::block, tr::flush_every - since_flush_});
       if (narrow_skip_ > 0) {
         --narrow_skip_;
-      } else if (sum_narrow(p, m, std::min(n - m, tr::block) * sizeof(B))) {
-        n_ += m;
-        p += m * sizeof(B);
-        n -= m;
-        continue;
+      } else {
+        const std::size_t ahead = std::min(n - m, tr::block) * sizeof(B);
+        narrow r = sum_narrow(p, m, ahead);
+        if (r == narrow::wide && m > fast_retry) {
+          // Usually one outlier (a value near zero) widens the window: the block's first quarter
+          // may still be narrow, and only the part holding the outlier goes to the bins.
+          m = fast_retry;
+          r = sum_narrow(p, m, ahead);
+        }
+        if (r == narrow::summed) {
+          fail_streak_ = 0;
+          n_ += m;
+          p += m * sizeof(B);
+          n -= m;
+          continue;
+        }
+        // Failing again and again means wide data: then skip the light pass (6% of the bins'
+        // time) for up to 64 blocks, doubling.
+        if (++fail_streak_ >= 3) narrow_skip_ = 1u << std::min(fail_streak_ - 3, 6u);
       }
       scan_result<F> r;
       if constexpr (std::is_same_v<F, float>)

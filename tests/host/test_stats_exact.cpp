@@ -1,5 +1,6 @@
 // Exact stats on the CPU against an independent MPFR reference, bit for bit.
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 #include <random>
 #include <string>
@@ -28,6 +29,27 @@ column_stats host_stats(dtype t, const std::vector<std::byte>& col) {
   column_acc acc;
   host::accumulate(t, col.data(), col.size() / dtype_size(t), 1, &acc);
   return host::finalize(t, acc);
+}
+
+// Σx and Σx² of f32 data as the exact integers column_acc holds (units 2^−149 and 2^−298), from
+// the bits: sensitive to an error of one unit, which the rounded results could hide.
+std::pair<mpz_class, mpz_class> exact_sums_f32(const std::vector<std::byte>& col) {
+  mpz_class s, q;
+  for (std::size_t i = 0; i + 4 <= col.size(); i += 4) {
+    std::uint32_t b;
+    std::memcpy(&b, col.data() + i, 4);
+    const unsigned e = (b >> 23) & 0xff, f = b & 0x7fffff;
+    if (e == 0xff) continue;
+    const mpz_class m = e ? f | 0x800000u : f;
+    const unsigned p = e ? e - 1 : 0;
+    const mpz_class x = m << p;
+    if (b >> 31)
+      s -= x;
+    else
+      s += x;
+    q += x * x;
+  }
+  return {s, q};
 }
 
 template <class T>
@@ -67,28 +89,41 @@ TEST_CASE("Long columns cross every internal flush boundary and stay exact", "[s
 TEST_CASE("f32 blocks summed in doubles stay exact at the edges of their exponent window",
           "[stats]") {
   // accumulate() sums an f32 block of 4096 without bins when its nonzero exponent fields E lie in
-  // [E_lo, E_hi] with E_hi − max(E_lo, 1) + 1 ≤ 21 (host/accumulate.cpp). These blocks sit at the
-  // edge of that window and just past it, at the top, middle and bottom of the f32 range, with
-  // all-ones mantissas (the largest sums of squares a window holds) and both signs.
+  // [E_lo, E_hi] with E_hi − max(E_lo, 1) + 1 ≤ 21, and retries a wider one on its first 1024
+  // with a window of 23 (host/accumulate.cpp). These blocks sit at the edges of those windows and
+  // past them, at the top, middle and bottom of the f32 range, with all-ones mantissas (the
+  // largest sums of squares a window holds) and both signs.
   std::mt19937_64 rng(99);
   const auto f32_of = [](std::uint32_t sign, std::uint32_t e, std::uint32_t frac) {
     return std::bit_cast<float>(sign << 31 | e << 23 | frac);
   };
-  for (const int width : {20, 21, 22, 26, 32})
+  for (const int width : {20, 21, 22, 23, 24, 25, 26, 32})
     for (const std::uint32_t e_hi : {254u, 140u, 21u, 20u})
-      for (const int signs : {0, 1, 2}) {  // all positive, all negative, mixed
+      for (const int signs : {0, 1, 2, 3}) {  // all positive, all negative, mixed; 3: dense
         const std::uint32_t e_lo = e_hi >= std::uint32_t(width) ? e_hi - width + 1 : 0;
         std::vector<std::byte> col;
         for (int i = 0; i < 3 * 4096 + 5; ++i) {
-          const std::uint32_t sign = signs == 2 ? std::uint32_t(rng() & 1) : std::uint32_t(signs);
+          const std::uint32_t sign = signs == 2 ? std::uint32_t(rng() & 1) : signs == 1;
           std::uint32_t e = i % 7 == 0   ? e_lo
                             : i % 3 == 0 ? e_hi
                                          : e_lo + rng() % (e_hi - e_lo + 1);
-          const std::uint32_t frac = i % 5 == 0 ? 0x7fffffu : std::uint32_t(rng() & 0x7fffffu);
+          std::uint32_t frac = i % 5 == 0 ? 0x7fffffu : std::uint32_t(rng() & 0x7fffffu);
+          if (signs == 3) {
+            // The largest values first, then odd multiples of the window's unit: the running
+            // sums are as large as the window allows when the low bits arrive.
+            const bool tail = i % 1024 >= 960;
+            e = tail ? std::max(e_lo, 1u) : e_hi;
+            frac = tail ? 1 : 0x7fffffu;
+          }
           put(col, f32_of(sign, e, frac));
         }
         INFO("window " << width << ", E_hi " << e_hi << ", signs " << signs);
-        check_same(host_stats(dtype::f32, col),
+        column_acc acc;
+        host::accumulate(dtype::f32, col.data(), col.size() / 4, 1, &acc);
+        const auto [s, q] = exact_sums_f32(col);
+        CHECK(acc.s == s);
+        CHECK(acc.q == q);
+        check_same(host::finalize(dtype::f32, acc),
                    reference_stats(dtype::f32, col.data(), 3 * 4096 + 5));
       }
   // Zeros in narrow blocks: only their order keys tell the min or max (−0 below +0).
