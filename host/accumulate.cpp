@@ -17,6 +17,7 @@
 #include <limits>
 #include <memory>
 #include <type_traits>
+#include <vector>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -41,7 +42,10 @@ inline T load(const std::byte* p) {
 }
 
 constexpr std::size_t block_elems = 4096;  // integers: unaligned input is copied in blocks
-constexpr std::size_t gather_rows = 2048;  // multi-column tiles
+// Multi-column blocks are transposed in bands of about band_bytes (cache-resident), at most
+// max_band_rows rows.
+constexpr std::size_t band_bytes = 512 << 10;
+constexpr std::size_t max_band_rows = 16384;
 
 // ---------------------------------------------------------------------------------------------
 // Floats
@@ -775,18 +779,37 @@ void run(Kernel& k, const std::byte* data, std::size_t rows, std::size_t cols, c
     k.end();
     return;
   }
-  // Columns one at a time, gathered into contiguous tiles.
-  alignas(64) std::byte tile[gather_rows * Size];
+  // Bands of rows, each transposed (read once, row after row) into a scratch buffer that holds
+  // every column of the band contiguously; then each column of it folds into its accumulator.
+  // (Gathering one column at a time from the whole block read it from memory once per column: a
+  // job over 256 MiB of 16 / 256 f32 columns ran at 2.1-2.4 / 1.4-1.5 GB/s, now 4.0-4.4 / 2.6-3.2
+  // on the 2-core development box.)
   const std::size_t stride = cols * Size;
-  for (std::size_t j = 0; j < cols; ++j) {
-    k.begin(acc[j]);
-    for (std::size_t r0 = 0; r0 < rows; r0 += gather_rows) {
-      const std::size_t m = std::min(gather_rows, rows - r0);
-      const std::byte* src = data + r0 * stride + j * Size;
-      for (std::size_t i = 0; i < m; ++i) std::memcpy(tile + i * Size, src + i * stride, Size);
-      k.process(tile, m);
+  // Very wide rows: still 8 rows per band (each column's fold costs an end()), up to 16 MiB.
+  const std::size_t band = std::clamp<std::size_t>(
+      band_bytes / stride, std::clamp<std::size_t>((16 << 20) / stride, 1, 8), max_band_rows);
+  // Columns one cache line more than a multiple of 64 bytes apart: a multiple of 4 KiB would put
+  // every column's stores in the same L1 set.
+  const std::size_t pitch = (band * Size + 64 - 1) / 64 * 64 / Size + 64 / Size;
+  thread_local std::vector<std::byte> scratch;
+  scratch.resize(std::max(scratch.size(), pitch * stride));
+  std::byte* t = scratch.data();
+  for (std::size_t r0 = 0; r0 < rows; r0 += band) {
+    const std::size_t m = std::min(band, rows - r0);
+    const std::byte* b = data + r0 * stride;
+    // Loads stream through the band; the stores of 16 rows fill one cache line per column.
+    for (std::size_t i = 0; i < m; ++i) {
+      const std::byte* row = b + i * stride;
+      // The row 8 rows ahead (a prefetch past the end of the block cannot fault).
+      for (std::size_t o = 0; o < stride; o += 64) __builtin_prefetch(row + 8 * stride + o);
+      for (std::size_t j = 0; j < cols; ++j)
+        std::memcpy(t + (j * pitch + i) * Size, row + j * Size, Size);
     }
-    k.end();
+    for (std::size_t j = 0; j < cols; ++j) {
+      k.begin(acc[j]);
+      k.process(t + j * pitch * Size, m);
+      k.end();
+    }
   }
 }
 
