@@ -7,8 +7,8 @@
 // store-to-load forwarding. A separate, vectorised pass over each L1-sized block (pass 1) finds the
 // min/max keys, the exponent range touched (so flushes scan only that range), the count of zero
 // exponents and whether any NaN/inf is present (rare: a scalar slow path redoes pass 1).
-// f32 blocks whose exponents span a narrow window (most real data) skip the bins: a lighter
-// pass 1 and exact sums in doubles (sum_narrow, fast_sums_f32).
+// Blocks whose exponents span a narrow window (most real data) skip the bins: a lighter pass 1
+// and exact sums in doubles (sum_narrow, host/narrow_sums.hpp).
 // Integers: plain sums in machine integers sized so that a block cannot overflow.
 #include <algorithm>
 #include <bit>
@@ -19,11 +19,8 @@
 #include <type_traits>
 #include <vector>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
-
 #include "host/clones.hpp"
+#include "host/narrow_sums.hpp"
 #include "host/stats_host.hpp"
 
 // The vectorisable passes carry AVX2 clones (host/clones.hpp).
@@ -42,10 +39,11 @@ inline T load(const std::byte* p) {
 }
 
 constexpr std::size_t block_elems = 4096;  // integers: unaligned input is copied in blocks
-// Multi-column blocks are transposed in bands of about band_bytes (cache-resident), at most
-// max_band_rows rows.
-constexpr std::size_t band_bytes = 512 << 10;
-constexpr std::size_t max_band_rows = 16384;
+// Multi-column blocks are transposed in bands of as many rows as fit band_bytes of scratch: the
+// whole block, for most. (Each column's fold into its accumulator ends with an end(), which for
+// data of many exponents costs as much as tens of thousands of elements: bands of 16384 rows made
+// 3 mixed f64 columns 5 times slower.)
+constexpr std::size_t band_bytes = 16 << 20;
 
 // ---------------------------------------------------------------------------------------------
 // Floats
@@ -117,171 +115,6 @@ HETPIPE_CLONES scan_result<double> scan_f64(const std::byte* p, std::size_t n) {
   return scan_impl<double>(p, n);
 }
 
-// f32 blocks whose nonzero elements span few exponents are summed exactly in doubles, without
-// bins (vectorised; about 3x the binned loop on such data, measured on an AMD EPYC). With p0 =
-// max(E_lo, 1) − 1 for the smallest nonzero exponent field E_lo of the block, E_hi the largest, D =
-// E_hi − p0 and at most m = 2^g elements per accumulator:
-//   s: every x is a multiple of u = 2^(p0 − 149) and |x| < 2^(D + 23)·u, so each running sum is a
-//      multiple of u below 2^(D + 23 + g)·u ≤ 2^52·u: no addition rounds.
-//   q: x² is exact in a double (48-bit significand). With σ = 2^k, k = 2(E_hi − 126) + g + 1,
-//      x² < 2^(k − g − 1), so t = fl(σ + x²) lies in [σ, 2σ]: h = t − σ is exact and a multiple of
-//      2^(k − 52) = 2^(2D + g − 5)·u², and l = x² − h (the rounding error of t, |l| ≤ 2^(k − 53))
-//      is exact and a multiple of u². The sums of h stay below 2^(k − 1), those of l below
-//      2^(2D + 2g − 6)·u² ≤ 2^52·u²: again no addition rounds.
-// Hence D ≤ 29 − g (fast_window). fl(σ + x·x) and x·x − h have the same value with or without FMA
-// contraction, because x·x is exact.
-constexpr int fast_accs = 16;
-constexpr std::size_t fast_retry = 1024;  // a block too wide is retried on its first 1024
-
-// g for a block of n ≤ 4096 elements, and the widest window D it allows.
-constexpr int fast_log2m(std::size_t n) {
-  return n <= fast_retry ? 6 : 8;
-}
-constexpr int fast_window(std::size_t n) {
-  return 29 - fast_log2m(n);
-}
-static_assert(fast_window(4096) == 21 && fast_window(1024) == 23);
-static_assert(fast_log2m(4096) + fast_window(4096) + 23 <= 52 &&
-              fast_log2m(1024) + fast_window(1024) + 23 <= 52 && fast_log2m(1024) >= 5);
-
-struct fast_sums {
-  double s[fast_accs], h[fast_accs], l[fast_accs];
-};
-
-// What sum_narrow() needs to know of an f32 block before summing it: its smallest and largest
-// value (meaningless when the block holds a NaN), its largest |bits| (≥ 0x7f800000 when it holds
-// an inf or a NaN) and its smallest nonzero |bits|, less one (~0u when all are ±0). Lighter than
-// scan_f32, which also finds the smallest |bits| and counts zeros for the bins.
-struct light_scan {
-  float lo, hi;
-  std::uint32_t amax, anz1;
-};
-
-// Portable versions; fast_sums_f32 and scan_light_f32 pick the AVX2 ones where the CPU has them.
-// Element x into accumulator j (see above).
-inline void fast_add(fast_sums& r, std::size_t j, double x, double sigma) {
-  const double x2 = x * x;
-  const double hi = (x2 + sigma) - sigma;
-  r.s[j] += x;
-  r.h[j] += hi;
-  r.l[j] += x2 - hi;
-}
-
-void fast_sums_f32_generic(const std::byte* p, std::size_t n, double sigma, fast_sums& r) {
-  r = {};
-  for (std::size_t i = 0; i < n; ++i)
-    fast_add(r, i % fast_accs, load<float>(p + i * sizeof(float)), sigma);
-}
-
-void scan_light_generic(const std::byte* p, std::size_t n, light_scan& r) {
-  r = {std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(), 0, ~0u};
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto b = load<std::uint32_t>(p + i * 4);
-    const float x = std::bit_cast<float>(b);
-    r.lo = x < r.lo ? x : r.lo;
-    r.hi = x > r.hi ? x : r.hi;
-    r.amax = std::max(r.amax, b & 0x7fffffffu);
-    r.anz1 = std::min(r.anz1, (b & 0x7fffffffu) - 1);
-  }
-}
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(HETPIPE_NO_CLONES)
-#define HETPIPE_FAST_AVX2 1
-// The sums with element i in accumulator i % 16: four registers of four doubles per sum. (GCC's
-// vectorisation of the portable loop spilled the accumulators.) fl(σ + x·x) by FMA, which gives
-// the same value (x·x is exact) on the multiply pipes, leaving the add pipes to the sums.
-__attribute__((target("avx2,fma"))) void fast_sums_f32_avx2(const std::byte* p, std::size_t n,
-                                                            std::size_t ahead, double sigma,
-                                                            fast_sums& r) {
-  static_assert(fast_accs == 16);
-  const float* v = reinterpret_cast<const float*>(p);  // read only through _mm_loadu_ps
-  const __m256d sg = _mm256_set1_pd(sigma);
-  __m256d s[4], h[4], l[4];
-  for (int k = 0; k < 4; ++k) s[k] = h[k] = l[k] = _mm256_setzero_pd();
-  const std::size_t full = n / fast_accs * fast_accs;
-  const std::byte* pf = p + n * sizeof(float);
-  for (std::size_t i = 0; i < full; i += fast_accs) {
-    if (ahead >= 64) {  // one line of the next block per line of this one
-      __builtin_prefetch(pf);
-      pf += 64;
-      ahead -= 64;
-    }
-    for (int k = 0; k < 4; ++k) {
-      const __m256d x = _mm256_cvtps_pd(_mm_loadu_ps(v + i + 4 * k));
-      const __m256d hi = _mm256_sub_pd(_mm256_fmadd_pd(x, x, sg), sg);
-      s[k] = _mm256_add_pd(s[k], x);
-      h[k] = _mm256_add_pd(h[k], hi);
-      l[k] = _mm256_add_pd(l[k], _mm256_fmsub_pd(x, x, hi));  // x·x − hi: exact
-    }
-  }
-  for (int k = 0; k < 4; ++k) {
-    _mm256_storeu_pd(r.s + 4 * k, s[k]);
-    _mm256_storeu_pd(r.h + 4 * k, h[k]);
-    _mm256_storeu_pd(r.l + 4 * k, l[k]);
-  }
-  for (std::size_t i = full; i < n; ++i)
-    fast_add(r, i - full, load<float>(p + i * sizeof(float)), sigma);
-}
-
-__attribute__((target("avx2"))) void scan_light_avx2(const std::byte* p, std::size_t n,
-                                                     light_scan& r) {
-  const float* v = reinterpret_cast<const float*>(p);
-  const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff), one = _mm256_set1_epi32(1);
-  // Two sets of running values: one set's chains alone left half the issue slots idle.
-  __m256 lo[2], hi[2];
-  __m256i amax[2], anz1[2];
-  for (int k = 0; k < 2; ++k) {
-    lo[k] = _mm256_set1_ps(std::numeric_limits<float>::infinity());
-    hi[k] = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
-    amax[k] = _mm256_setzero_si256();
-    anz1[k] = _mm256_set1_epi32(-1);
-  }
-  const std::size_t full = n / 16 * 16;
-  for (std::size_t i = 0; i < full; i += 16)
-    for (int k = 0; k < 2; ++k) {
-      const __m256 x = _mm256_loadu_ps(v + i + 8 * k);
-      lo[k] = _mm256_min_ps(lo[k], x);
-      hi[k] = _mm256_max_ps(hi[k], x);
-      const __m256i a = _mm256_and_si256(_mm256_castps_si256(x), abs_mask);
-      amax[k] = _mm256_max_epu32(amax[k], a);
-      anz1[k] = _mm256_min_epu32(anz1[k], _mm256_sub_epi32(a, one));
-    }
-  alignas(32) float l8[16], h8[16];
-  alignas(32) std::uint32_t a8[16], z8[16];
-  for (int k = 0; k < 2; ++k) {
-    _mm256_store_ps(l8 + 8 * k, lo[k]);
-    _mm256_store_ps(h8 + 8 * k, hi[k]);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(a8 + 8 * k), amax[k]);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(z8 + 8 * k), anz1[k]);
-  }
-  scan_light_generic(p + full * 4, n - full, r);
-  for (int k = 0; k < 16; ++k) {
-    r.lo = l8[k] < r.lo ? l8[k] : r.lo;
-    r.hi = h8[k] > r.hi ? h8[k] : r.hi;
-    r.amax = std::max(r.amax, a8[k]);
-    r.anz1 = std::min(r.anz1, z8[k]);
-  }
-}
-#endif
-
-// `ahead` bytes after the block are prefetched meanwhile (as bin_block does).
-void fast_sums_f32(const std::byte* p, std::size_t n, [[maybe_unused]] std::size_t ahead,
-                   double sigma, fast_sums& r) {
-#ifdef HETPIPE_FAST_AVX2
-  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (avx2) return fast_sums_f32_avx2(p, n, ahead, sigma, r);
-#endif
-  fast_sums_f32_generic(p, n, sigma, r);
-}
-
-void scan_light_f32(const std::byte* p, std::size_t n, light_scan& r) {
-#ifdef HETPIPE_FAST_AVX2
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2) return scan_light_avx2(p, n, r);
-#endif
-  scan_light_generic(p, n, r);
-}
-
 template <class F>
 class float_binner {
   using tr = float_traits<F>;
@@ -318,11 +151,14 @@ class float_binner {
   // straight into the mpz, every 2^20 elements and at end(): its Q bins are already 128-bit.)
   i128 s2_[two_level ? nexp : 1] = {};
   u128 q2_[two_level ? nexp : 1] = {};
+  // f64: the narrow blocks' sums per p0 (Σx² of one block may take 183 bits).
+  i128 ns_[two_level ? 1 : nexp] = {};
+  narrow::u256 nq_[two_level ? 1 : nexp] = {};
 
   column_acc* acc_ = nullptr;
   std::size_t since_flush_ = 0;
   unsigned lo_e_ = nexp, hi_e_ = 0;    // exponent fields touched since the last flush
-  unsigned lo_e2_ = nexp, hi_e2_ = 0;  // ... since the last fold into level 2 (f32)
+  unsigned lo_e2_ = nexp, hi_e2_ = 0;  // ... since fold_l2() (f32: e; f64: p0 of ns_/nq_)
   unsigned narrow_blocks_ = 0;         // sum_narrow() blocks since the last fold_l2()
   unsigned narrow_skip_ = 0;           // blocks left that skip sum_narrow()
   unsigned fail_streak_ = 0;           // sum_narrow() failures in a row
@@ -428,7 +264,8 @@ class float_binner {
     since_flush_ = 0;
   }
 
-  // f32: level 2 into the mpz sums (at end(), and before its bins could overflow).
+  // Level 2 (f32) and the narrow blocks' sums (f64) into the mpz sums: at end(), and before a bin
+  // could overflow.
   void fold_l2() {
     if constexpr (two_level) {
       for (unsigned e = lo_e2_; e <= hi_e2_; ++e) {
@@ -437,62 +274,80 @@ class float_binner {
         s2_[e] = 0;
         q2_[e] = 0;
       }
+    } else {
+      for (unsigned p0 = lo_e2_; p0 <= hi_e2_; ++p0) {
+        acc_->add_s_bin(int(p0), ns_[p0]);
+        acc_->add_q_bin(int(2 * p0), nq_[p0].lo);  // Σx² ≥ 0: hi is its upper half
+        acc_->add_q_bin(int(2 * p0 + 128), nq_[p0].hi);
+        ns_[p0] = 0;
+        nq_[p0] = {};
+      }
     }
     lo_e2_ = nexp;
     hi_e2_ = 0;
     narrow_blocks_ = 0;
   }
 
-  enum class narrow { summed, wide, special };
+  enum class outcome { summed, wide, special };
 
-  // f32: sums a block of finite elements straight into level 2 when its exponents are few enough
-  // for fast_sums_f32 (see there); otherwise the block is left to the bins.
-  narrow sum_narrow(const std::byte* p, std::size_t n, std::size_t ahead) {
+  // Sums a block of finite elements exactly when its exponents span a narrow enough window
+  // (host/narrow_sums.hpp): f32 into level 2, f64 into ns_/nq_. Otherwise the block is left to
+  // the bins.
+  outcome sum_narrow(const std::byte* p, std::size_t n, std::size_t ahead) {
     if constexpr (!two_level) {
-      return narrow::special;
-    } else {
-      static_assert(tr::block <= std::size_t(fast_accs) << 8);
-      light_scan ls;
-      scan_light_f32(p, n, ls);
-      if (ls.amax >= 0x7f800000u) return narrow::special;  // inf or NaN
-      const bool zeros_only = ls.anz1 == ~0u;
-      const int e_lo = zeros_only ? 0 : int((ls.anz1 + 1) >> tr::fbits);
-      const int e_hi = int(ls.amax >> tr::fbits);
-      const int p0 = position(unsigned(e_lo));
-      const int span = e_hi - p0;
-      if (span > fast_window(n)) return narrow::wide;
-      if (ls.lo == 0 || ls.hi == 0) {
-        // min or max is a zero: only the keys tell −0 from +0.
-        const scan_result<F> r = scan_f32(p, n);
-        kmin_ = std::min(kmin_, r.kmin);
-        kmax_ = std::max(kmax_, r.kmax);
-      } else {
-        kmin_ = std::min(kmin_, signed_key(std::bit_cast<B>(ls.lo)));
-        kmax_ = std::max(kmax_, signed_key(std::bit_cast<B>(ls.hi)));
-      }
-      if (zeros_only) return narrow::summed;
-      const int g = fast_log2m(n), k = 2 * (e_hi - 126) + g + 1;
-      fast_sums f;
-      fast_sums_f32(p, n, ahead, std::ldexp(1.0, k), f);
-      // Each sum is an integer multiple of its unit below 2^53: the scaled values convert exactly.
-      const double to_s = std::ldexp(1.0, 149 - p0), to_h = std::ldexp(1.0, 52 - k),
-                   to_l = std::ldexp(1.0, 298 - 2 * p0);
-      std::int64_t s = 0, h = 0, l = 0;
-      for (int j = 0; j < fast_accs; ++j) {
-        s += std::int64_t(f.s[j] * to_s);
-        h += std::int64_t(f.h[j] * to_h);
-        l += std::int64_t(f.l[j] * to_l);
-      }
-      const i128 q = (i128(h) << (2 * span + g - 5)) + l;  // h counts units of 2^(k − 52)
-      const unsigned e = unsigned(p0) + 1;                 // position(e) == p0
-      s2_[e] += s;
-      q2_[e] += u128(q);
-      lo_e2_ = std::min(lo_e2_, e);
-      hi_e2_ = std::max(hi_e2_, e);
-      // A block adds below 2^(2·21 + 46 + 12) = 2^100 to a q2_ bin.
-      if (++narrow_blocks_ == (1u << 20)) fold_l2();
-      return narrow::summed;
+      static const bool enabled = narrow::f64_enabled();
+      if (!enabled) return outcome::special;
     }
+    constexpr B exp_mask = B((B(1) << tr::ebits) - 1) << tr::fbits;
+    narrow::light<F, B> ls;
+    narrow::scan(p, n, ls);
+    if (ls.amax >= exp_mask) return outcome::special;  // inf or NaN
+    const bool zeros_only = ls.anz1 == ~B(0);
+    const int e_lo = zeros_only ? 0 : int((ls.anz1 + 1) >> tr::fbits);
+    const int e_hi = int(ls.amax >> tr::fbits);
+    const int p0 = position(unsigned(e_lo)), span = e_hi - p0;
+    if constexpr (two_level) {
+      if (span > narrow::window_f32(n)) return outcome::wide;
+    } else {
+      if (!zeros_only &&
+          (p0 < narrow::min_p0_f64 || e_hi > narrow::max_e_f64 || span > narrow::window_f64(n)))
+        return outcome::wide;
+    }
+    if (ls.lo == 0 || ls.hi == 0) {
+      // min or max is a zero: only the keys tell −0 from +0.
+      scan_result<F> r;
+      if constexpr (two_level)
+        r = scan_f32(p, n);
+      else
+        r = scan_f64(p, n);
+      kmin_ = std::min(kmin_, r.kmin);
+      kmax_ = std::max(kmax_, r.kmax);
+    } else {
+      kmin_ = std::min(kmin_, signed_key(std::bit_cast<B>(ls.lo)));
+      kmax_ = std::max(kmax_, signed_key(std::bit_cast<B>(ls.hi)));
+    }
+    if (zeros_only) return outcome::summed;
+    unsigned bin;
+    if constexpr (two_level) {
+      std::int64_t s;
+      i128 q;
+      narrow::sum_f32(p, n, ahead, p0, e_hi, s, q);
+      bin = unsigned(p0) + 1;  // position(bin) == p0
+      s2_[bin] += s;
+      q2_[bin] += u128(q);
+    } else {
+      i128 s;
+      narrow::u256 q;
+      narrow::sum_f64(p, n, ahead, p0, e_hi, s, q);
+      bin = unsigned(p0);
+      ns_[bin] += s;
+      nq_[bin].add(q);
+    }
+    lo_e2_ = std::min(lo_e2_, bin);
+    hi_e2_ = std::max(hi_e2_, bin);
+    // A block adds below 2^108 (f32 Σx²; f64 Σx: 2^108) to a 128-bit bin.
+    if (++narrow_blocks_ == (1u << 18)) fold_l2();
+    return outcome::summed;
   }
 
   // min/max and counts of a block holding inf or NaN.
@@ -533,14 +388,15 @@ class float_binner {
         --narrow_skip_;
       } else {
         const std::size_t ahead = std::min(n - m, tr::block) * sizeof(B);
-        narrow r = sum_narrow(p, m, ahead);
-        if (r == narrow::wide && m > fast_retry) {
+        outcome r = sum_narrow(p, m, ahead);
+        constexpr std::size_t retry = two_level ? narrow::retry_f32 : narrow::retry_f64;
+        if (r == outcome::wide && m > retry) {
           // Usually one outlier (a value near zero) widens the window: the block's first quarter
           // may still be narrow, and only the part holding the outlier goes to the bins.
-          m = fast_retry;
+          m = retry;
           r = sum_narrow(p, m, ahead);
         }
-        if (r == narrow::summed) {
+        if (r == outcome::summed) {
           fail_streak_ = 0;
           n_ += m;
           p += m * sizeof(B);
@@ -785,12 +641,13 @@ void run(Kernel& k, const std::byte* data, std::size_t rows, std::size_t cols, c
   // job over 256 MiB of 16 / 256 f32 columns ran at 2.1-2.4 / 1.4-1.5 GB/s, now 4.0-4.4 / 2.6-3.2
   // on the 2-core development box.)
   const std::size_t stride = cols * Size;
-  // Very wide rows: still 8 rows per band (each column's fold costs an end()), up to 16 MiB.
-  const std::size_t band = std::clamp<std::size_t>(
-      band_bytes / stride, std::clamp<std::size_t>((16 << 20) / stride, 1, 8), max_band_rows);
-  // Columns one cache line more than a multiple of 64 bytes apart: a multiple of 4 KiB would put
-  // every column's stores in the same L1 set.
-  const std::size_t pitch = (band * Size + 64 - 1) / 64 * 64 / Size + 64 / Size;
+  const std::size_t band = std::clamp<std::size_t>(band_bytes / stride, 1, rows);
+  // Columns a whole number of cache lines apart, but not of 4 KiB pages: that would put every
+  // column's stores in the same L1 set.
+  std::size_t pitch_bytes = band * Size;
+  if (pitch_bytes >= 64) pitch_bytes = (pitch_bytes + 63) / 64 * 64;
+  if (pitch_bytes % 4096 == 0) pitch_bytes += 64;
+  const std::size_t pitch = pitch_bytes / Size;
   thread_local std::vector<std::byte> scratch;
   scratch.resize(std::max(scratch.size(), pitch * stride));
   std::byte* t = scratch.data();
