@@ -71,7 +71,7 @@ inline void check_aead_args(const aead_batch& b, const void* d_in, const void* d
     throw gpu_error("aead: last_len " + std::to_string(b.last_len) + " exceeds 65536");
   if (b.chunks > static_cast<std::uint32_t>(INT_MAX))
     throw gpu_error("aead: " + std::to_string(b.chunks) + " chunks in one batch");
-  if (b.first_counter > UINT64_MAX - (b.chunks - 1))
+  if (b.chunks != 0 && b.first_counter > UINT64_MAX - (b.chunks - 1))
     throw gpu_error("aead: STREAM counter overflows 2^64");
   if (d_in == nullptr || d_out == nullptr) throw gpu_error("aead: null buffer");
   if (opening && (d_ok == nullptr || reinterpret_cast<std::uintptr_t>(d_ok) % 4 != 0))

@@ -843,12 +843,16 @@ std::size_t sealed_size(std::size_t n, bool ends_payload) {
   return n + tag_len * ((n + chunk_size - 1) / chunk_size);
 }
 
-void seal_chunks(const stream_key& key, std::uint64_t first_counter, bool ends_payload,
-                 const std::uint8_t* in, std::size_t n, std::uint8_t* out) {
+void check_seal_lengths(std::size_t n, bool ends_payload, std::uint64_t first_counter) {
   if (!ends_payload && (n == 0 || n % chunk_size != 0))
     throw usage_error("a buffer that does not end the age payload must hold whole 64 KiB chunks");
   if (ends_payload && n == 0 && first_counter != 0)
     throw usage_error("the final age chunk may only be empty when the whole payload is");
+}
+
+void seal_chunks(const stream_key& key, std::uint64_t first_counter, bool ends_payload,
+                 const std::uint8_t* in, std::size_t n, std::uint8_t* out) {
+  check_seal_lengths(n, ends_payload, first_counter);
   aead_session s(key.bytes.data(), true);
   std::uint64_t counter = first_counter;
   std::size_t off = 0;

@@ -182,6 +182,9 @@ bool open_chunk(const stream_key& key, std::uint64_t counter, bool last, const s
 // payload is empty (n == 0, first_counter == 0). Thread-safe (one EVP context per thread); in and
 // out must not overlap.
 std::size_t sealed_size(std::size_t n, bool ends_payload);  // n + 16 per chunk
+// The lengths a buffer of plaintext may have at a STREAM counter (usage_error otherwise): whole
+// chunks unless it ends the payload, and empty only as the whole payload.
+void check_seal_lengths(std::size_t n, bool ends_payload, std::uint64_t first_counter);
 void seal_chunks(const stream_key& key, std::uint64_t first_counter, bool ends_payload,
                  const std::uint8_t* in, std::size_t n, std::uint8_t* out);
 // The sealed counterpart: whole sealed chunks unless ends_payload. Lengths no age file can have

@@ -90,6 +90,9 @@ class aead_device final : public device_transformer {
     b.final_is_last = info.last;
     if (sealing_) {
       b.first_counter = info.offset / age::chunk_size;
+      age::check_seal_lengths(n, info.last, b.first_counter);  // as on the CPU
+      // The reader never hands over an empty chunk (an empty input is sealed whole on the host).
+      if (n == 0) throw usage_error("an empty age payload has no GPU path");
       b.chunks = static_cast<std::uint32_t>((n + age::chunk_size - 1) / age::chunk_size);
       b.last_len = static_cast<std::uint32_t>(n - (std::size_t{b.chunks} - 1) * age::chunk_size);
       s.out_bytes = cuda::sealed_bytes(b);
@@ -231,11 +234,12 @@ class open_op final : public transform_op {
   age::stream_key key_;
 };
 
-// Options for the payload: chunks of whole age chunks (plain or sealed).
+// Options for the payload: chunks of whole age chunks (plain or sealed), within the sizes options
+// accept (1 GiB of plaintext is more than 1 GiB sealed).
 options payload_options(const options& opt, std::size_t unit) {
   options o = opt;
   const std::size_t want = o.chunk_size ? o.chunk_size : (std::size_t{4} << 20);
-  o.chunk_size = std::max<std::size_t>(1, want / age::chunk_size) * unit;
+  o.chunk_size = std::clamp<std::size_t>(want / age::chunk_size, 1, max_chunk_size / unit) * unit;
   return o;
 }
 

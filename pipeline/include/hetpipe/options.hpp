@@ -33,6 +33,9 @@ struct options {
   std::atomic<bool>* cancel = nullptr;
 };
 
+// The chunk sizes resolve() accepts.
+inline constexpr std::size_t min_chunk_size = 4096, max_chunk_size = std::size_t{1} << 30;
+
 // Defaults measured on the machines we run on; see `hetpipe info` and bench/RESULTS.md.
 options resolve(const options& requested);
 
