@@ -654,11 +654,12 @@ void run(Kernel& k, const std::byte* data, std::size_t rows, std::size_t cols, c
   for (std::size_t r0 = 0; r0 < rows; r0 += band) {
     const std::size_t m = std::min(band, rows - r0);
     const std::byte* b = data + r0 * stride;
+    const std::size_t ahead = std::max<std::size_t>(8 * stride, 4096) / 64 * 64;
     // Loads stream through the band; the stores of 16 rows fill one cache line per column.
     for (std::size_t i = 0; i < m; ++i) {
       const std::byte* row = b + i * stride;
-      // The row 8 rows ahead (a prefetch past the end of the block cannot fault).
-      for (std::size_t o = 0; o < stride; o += 64) __builtin_prefetch(row + 8 * stride + o);
+      // The row at least 4 KiB (and 8 rows) ahead: a prefetch past the block cannot fault.
+      for (std::size_t o = 0; o < stride; o += 64) __builtin_prefetch(row + ahead + o);
       for (std::size_t j = 0; j < cols; ++j)
         std::memcpy(t + (j * pitch + i) * Size, row + j * Size, Size);
     }
