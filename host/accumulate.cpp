@@ -12,7 +12,6 @@
 // Integers: plain sums in machine integers sized so that a block cannot overflow.
 #include <algorithm>
 #include <bit>
-#include <cmath>
 #include <cstring>
 #include <limits>
 #include <memory>
