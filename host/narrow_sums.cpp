@@ -78,6 +78,15 @@ inline double extract(double sigma, double y, double& r) {
 // ---------------------------------------------------------------------------------------------
 // Scans
 
+// r takes in one more element's (or one vector lane's) values.
+template <class F, class B>
+inline void fold(light<F, B>& r, F lo, F hi, B amax, B anz1) {
+  r.lo = lo < r.lo ? lo : r.lo;
+  r.hi = hi > r.hi ? hi : r.hi;
+  r.amax = std::max(r.amax, amax);
+  r.anz1 = std::min(r.anz1, anz1);
+}
+
 template <class F, class B>
 void scan_generic(const std::byte* p, std::size_t n, light<F, B>& r) {
   constexpr B abs_mask = ~B(0) >> 1;
@@ -85,10 +94,7 @@ void scan_generic(const std::byte* p, std::size_t n, light<F, B>& r) {
   for (std::size_t i = 0; i < n; ++i) {
     const B b = load<B>(p + i * sizeof(B));
     const F x = std::bit_cast<F>(b);
-    r.lo = x < r.lo ? x : r.lo;
-    r.hi = x > r.hi ? x : r.hi;
-    r.amax = std::max(r.amax, B(b & abs_mask));
-    r.anz1 = std::min(r.anz1, B((b & abs_mask) - 1));
+    fold(r, x, x, B(b & abs_mask), B((b & abs_mask) - 1));
   }
 }
 
@@ -124,12 +130,7 @@ __attribute__((target("avx2"))) void scan_avx2(const std::byte* p, std::size_t n
     _mm256_store_si256(reinterpret_cast<__m256i*>(z8 + 8 * k), anz1[k]);
   }
   scan_generic(p + full * 4, n - full, r);
-  for (int k = 0; k < 16; ++k) {
-    r.lo = l8[k] < r.lo ? l8[k] : r.lo;
-    r.hi = h8[k] > r.hi ? h8[k] : r.hi;
-    r.amax = std::max(r.amax, a8[k]);
-    r.anz1 = std::min(r.anz1, z8[k]);
-  }
+  for (int k = 0; k < 16; ++k) fold(r, l8[k], h8[k], a8[k], z8[k]);
 }
 
 // |bits| < 2^63, so signed 64-bit compares order them (AVX2 has no unsigned 64-bit min/max).
@@ -165,12 +166,8 @@ __attribute__((target("avx2"))) void scan_avx2(const std::byte* p, std::size_t n
     _mm256_store_si256(reinterpret_cast<__m256i*>(z4 + 4 * k), anz[k]);
   }
   scan_generic(p + full * 8, n - full, r);
-  for (int k = 0; k < 8; ++k) {
-    r.lo = l4[k] < r.lo ? l4[k] : r.lo;
-    r.hi = h4[k] > r.hi ? h4[k] : r.hi;
-    r.amax = std::max(r.amax, a4[k]);
-    if (z4[k] != 0x7fffffffffffffffu) r.anz1 = std::min(r.anz1, z4[k] - 1);
-  }
+  for (int k = 0; k < 8; ++k)  // anz1 form: all ones for "no nonzero element"
+    fold(r, l4[k], h4[k], a4[k], z4[k] == 0x7fffffffffffffffu ? ~std::uint64_t(0) : z4[k] - 1);
 }
 #endif
 
