@@ -12,6 +12,7 @@
 // Samples are uint16 on the device too (8-bit images included): one kernel per op for both depths.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -30,10 +31,26 @@ struct image_result {
   host::img::image_shape shape;
 };
 
-// Owns two ping-pong sample buffers, a scratch buffer (blur's row sums, resize's first pass)
-// and an event, on the current device (the one current at the first run). Buffers grow as needed
-// and are kept for the next run. Runs through one workspace are ordered among themselves (a run's
-// stream first waits for the previous run, whatever its stream): one workspace per stream.
+// The device memory a run of `ops` on an image of shape `in` needs: each of the workspace's two
+// sample buffers, and its scratch buffer (blur's row sums; resize's first pass and tap tables).
+// Throws input_error like run for a resize beyond the limits.
+struct image_workspace_sizes {
+  std::size_t buffer = 0;
+  std::size_t scratch = 0;
+};
+inline image_workspace_sizes image_workspace_needs(const host::img::image_shape& in,
+                                                   const std::vector<host::img::op>& ops);
+
+// The size a buffer of `have` bytes is replaced with to hold `need` (`have` when it does): at
+// least 1.5 times the old one, so that a series of growing images reallocates rarely.
+constexpr std::size_t grown_size(std::size_t have, std::size_t need) {
+  return have >= need ? have : std::max(need, have + have / 2);
+}
+
+// Owns two ping-pong sample buffers, a scratch buffer (blur's row sums, resize's first pass and
+// tap tables) and an event, on the current device (the one current at the first run). Buffers grow
+// as needed and are kept for the next run. Runs through one workspace are ordered among themselves
+// (a run's stream first waits for the previous run, whatever its stream): one workspace per stream.
 class image_workspace {
  public:
   image_workspace() = default;
@@ -52,6 +69,17 @@ class image_workspace {
 
   // Device memory held now.
   std::size_t bytes() const noexcept { return d_buf_[0].size() + d_buf_[1].size() + d_tmp_.size(); }
+
+  // The device memory run(d_in, in, ops, ...) would add to bytes() (0 when the buffers are large
+  // enough); throws like image_workspace_needs.
+  std::size_t growth(const host::img::image_shape& in,
+                     const std::vector<host::img::op>& ops) const {
+    const image_workspace_sizes n = image_workspace_needs(in, ops);
+    const auto more = [](const device_buffer& b, std::size_t need) {
+      return grown_size(b.size(), need) - b.size();
+    };
+    return more(d_buf_[0], n.buffer) + more(d_buf_[1], n.buffer) + more(d_tmp_, n.scratch);
+  }
 
  private:
   device_buffer d_buf_[2];
@@ -85,5 +113,54 @@ void unpack_samples(const void* d_src, host::img::sample_layout layout, std::uin
                     void* stream);
 void pack_samples(const std::uint16_t* d_src, std::uint64_t n, host::img::sample_layout layout,
                   void* d_dst, void* stream);
+
+// --- inline definitions ---
+
+namespace detail {
+
+// Resize's taps on the device: per output of a resized axis, one record of this many bytes.
+constexpr std::size_t resize_tap_bytes = 16;
+
+// Where resize a -> b keeps its data in the scratch buffer, 16-byte aligned: the first pass's
+// image at 0 when both axes change, then the taps of the width (taps_x) and of the height (taps_y)
+// when they change; `bytes` in all.
+struct resize_scratch {
+  std::size_t taps_x = 0, taps_y = 0, bytes = 0;
+};
+inline resize_scratch resize_scratch_layout(const host::img::image_shape& a,
+                                            const host::img::image_shape& b) {
+  resize_scratch l;
+  std::size_t at = 0;
+  if (b.width != a.width && b.height != a.height)
+    at = (std::size_t{b.width} * a.height * a.channels * sizeof(std::uint16_t) + 15) / 16 * 16;
+  if (b.width != a.width) l.taps_x = at, at += resize_tap_bytes * b.width;
+  if (b.height != a.height) l.taps_y = at, at += resize_tap_bytes * b.height;
+  l.bytes = at;
+  return l;
+}
+
+// Scratch bytes `o` needs on an image of shape s (0 when none).
+inline std::size_t scratch_bytes(const host::img::image_shape& s, const host::img::op& o) {
+  if (o.kind == host::img::op_kind::blur)
+    return s.samples() *
+           (host::img::blur_wide_sums(s.maxval) ? sizeof(std::uint64_t) : sizeof(std::uint32_t));
+  if (o.kind == host::img::op_kind::resize)
+    return resize_scratch_layout(s, host::img::output_shape(s, o)).bytes;
+  return 0;
+}
+
+}  // namespace detail
+
+inline image_workspace_sizes image_workspace_needs(const host::img::image_shape& in,
+                                                   const std::vector<host::img::op>& ops) {
+  image_workspace_sizes n;
+  host::img::image_shape s = in;
+  for (const auto& o : ops) {
+    n.scratch = std::max(n.scratch, detail::scratch_bytes(s, o));
+    s = host::img::output_shape(s, o);
+    n.buffer = std::max(n.buffer, s.samples() * sizeof(std::uint16_t));
+  }
+  return n;
+}
 
 }  // namespace hetpipe::cuda

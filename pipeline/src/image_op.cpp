@@ -130,16 +130,16 @@ class image_device final : public device_transformer {
 
   std::size_t max_batch() const override { return batch; }
 
-  // An image whose chain needs more device memory than this lane holds already plus half of what
-  // the device has free now (the raster, its samples, the workspace's two images and row sums,
-  // the packed output: about 16 bytes per sample of the largest image in the chain) runs on the
-  // lane's thread instead: it works there, where the device could run out of memory and fail
-  // the job. Other lanes' growth shows in the free memory. A file that does not parse goes to
-  // stage(), which reports it.
+  // An image for which this lane would allocate more device memory than half of what the device
+  // has free now runs on the lane's thread instead: it works there, where the device could run
+  // out of memory and fail the job. Other lanes' growth shows in the free memory. The lane grows
+  // the workspace (its two images and its scratch: blur's row sums, resize's first pass and taps;
+  // image_workspace::growth), the input's samples and the packed output, each as grown_size says.
+  // A file that does not parse goes to stage(), which reports it.
   bool prefer_host(const chunk_info&, std::span<const std::byte> data) override {
-    img::image_shape s;
-    std::uint64_t largest = 0;
+    std::uint64_t need = 0;
     try {
+      img::image_shape s;
       const img::image_format from = img::sniff_format(data.data(), data.size());
       if (from == img::image_format::pnm)
         s = img::read_pnm_header(data.data(), data.size()).shape;
@@ -147,18 +147,22 @@ class image_device final : public device_transformer {
         s = img::read_png_shape(data.data(), data.size());
       else
         return false;
-      largest = s.samples();
-      for (const auto& o : op_.ops()) {
-        s = img::output_shape(s, o);
-        largest = std::max<std::uint64_t>(largest, s.samples());
-      }
+      img::image_shape out = s;
+      for (const auto& o : op_.ops()) out = img::output_shape(out, o);
+      const auto more = [](const auto& b, std::size_t bytes) {
+        return cuda::grown_size(b.size(), bytes) - b.size();
+      };
+      need = ws_.growth(s, op_.ops()) + more(d_samples_, s.samples() * sizeof(std::uint16_t));
+      // The outputs of a batch share a buffer: this one's alone, in whichever buffer it lands.
+      const std::size_t out_bytes =
+          (out.samples() * img::bytes_per_sample(img::pnm_layout(out)) + align - 1) / align * align;
+      std::size_t out_more = 0;
+      for (const buf& b : bufs_) out_more = std::max(out_more, more(b.d_out, out_bytes));
+      need += out_more;
     } catch (const input_error&) {
       return false;
     }
-    const std::uint64_t need = 16 * largest;
-    const std::uint64_t held = ws_.bytes() + d_samples_.size();
-    if (need <= held) return false;
-    return need - held > cuda::current_device_free_memory() / 2;
+    return need > cuda::current_device_free_memory() / 2;
   }
 
   std::span<const std::byte> stage(const chunk_info& info, std::span<const std::byte> data,
@@ -276,7 +280,7 @@ class image_device final : public device_transformer {
   template <class Buffer>
   static void grow(Buffer& b, std::size_t n) {
     if (b.size() >= n) return;
-    const std::size_t size = std::max(n, b.size() + b.size() / 2);
+    const std::size_t size = cuda::grown_size(b.size(), n);  // as prefer_host counts it
     b = Buffer();  // freed first: the two need not fit at once
     b = Buffer(size);
   }

@@ -116,6 +116,42 @@ TEST_CASE("GPU image chains on 1920x1080 and large blur radii", "[gpu][image]") 
     }
 }
 
+TEST_CASE("GPU image chains on more rows than a grid has, every blur strip width, extreme resizes",
+          "[gpu][image]") {
+  hc::stream s(0);
+  hc::image_workspace ws;
+  const std::pair<size3, const char*> cases[] = {
+      {{2, 70000, 4}, "sobel"},  // 70000 rows > 65535 blocks in y: the kernels stride
+      {{2, 70000, 4}, "blur:sigma=2"},
+      {{2, 70000, 4}, "resize:3x70001"},
+      {{2, 70000, 4}, "gray,invert"},
+      {{70, 40, 1}, "blur:sigma=25.4"},  // r = 77: 16 columns a strip for 64-bit sums
+      {{37, 90, 3}, "blur:sigma=51.7"},  // r = 156: the last radius with 32 for 32-bit sums
+      {{37, 90, 3}, "blur:sigma=52.1"},  // r = 157: 16 columns for 32-bit, 8 for 64-bit sums
+      {{40, 3100, 1}, "blur:sigma=64"},  // two ranges of 1536 rows a strip
+      {{33, 1000, 2}, "blur:sigma=2"},   // 16 ranges of 64 rows
+      {{4000, 3, 3}, "resize:1x1"},      // one output from 4000 sources
+      {{2, 3, 1}, "resize:3x4000"},
+      {{1u << 20, 1, 1}, "resize:3x1"},  // den 2^20, the largest area divisor
+      {{2, 1, 1}, "resize:1048576x1"},   // den 2^21, the largest bilinear divisor
+      {{1, 1u << 20, 1}, "resize:1x7"},  // ... along y
+      {{1, 3, 1}, "resize:1x1048576"}};  // 2^20 output rows
+  std::uint64_t seed = 200;
+  for (const auto& [sz, chain] : cases)
+    for (std::uint32_t maxval : {255u, 65535u}) {
+      CAPTURE(sz.w, sz.h, sz.ch, maxval, chain);
+      const auto in = edged_image(sz.w, sz.h, sz.ch, maxval, seed++);
+      const auto ops = img::parse_ops(chain);
+      const auto cpu = img::apply(in, ops, 4);
+      // growth() predicts what the run allocates.
+      const std::size_t before = ws.bytes(), growth = ws.growth(in.shape, ops);
+      const auto gpu = gpu_apply(ws, in, ops, s);
+      CHECK(ws.bytes() - before == growth);
+      REQUIRE(gpu.shape == cpu.shape);
+      CHECK(gpu.samples == cpu.samples);
+    }
+}
+
 TEST_CASE("GPU image run: an empty chain returns the input, bad ops throw before queueing",
           "[gpu][image]") {
   hc::stream s(0);
