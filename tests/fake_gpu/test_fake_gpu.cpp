@@ -762,12 +762,14 @@ TEST_CASE_METHOD(fake_device_fixture,
 TEST_CASE_METHOD(fake_device_fixture,
                  "an image too large for the device's free memory runs on its GPU lane's thread",
                  "[fake_gpu][image]") {
-  // 96 MiB per device: a 2048 x 2048 image needs about 16 bytes per sample (64 MiB) on the
-  // device, more than half of what is free once the lanes hold their buffers; 64 x 64 ones do not.
+  // 96 MiB per device: a 4096 x 2048 image needs about 11 bytes per sample (88 MiB: two
+  // ping-pong images, blur's row sums, its samples and its output) on the device, far more than
+  // half of what is free once the lanes hold their buffers (2048 x 2048 sat near that line);
+  // 64 x 64 ones need a few hundred KiB.
   fc::set_device_memory(96u << 20);
   test::temp_dir dir;
   std::filesystem::create_directories(dir.path() / "in");
-  test::write_image(dir.file("in/big.pgm"), test::random_image(2048, 2048, 1, 255, 1), false);
+  test::write_image(dir.file("in/big.pgm"), test::random_image(4096, 2048, 1, 255, 1), false);
   for (int i = 0; i < 20; ++i)
     test::write_image(dir.file(numbered("in/small", i) + ".ppm"),
                       test::random_image(64, 64, 3, 255, 10 + i), false);
