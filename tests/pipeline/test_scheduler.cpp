@@ -213,7 +213,11 @@ TEST_CASE("options: sizes parse with suffixes and bad values are refused", "[pip
   o.chunk_size = 100;
   CHECK_THROWS_AS(resolve(o), usage_error);
   const options d = resolve({});
-  CHECK(d.chunk_size == 4u << 20);
+  // 4 MiB chunks beside GPU lanes, 1 MiB for CPU lanes alone.
+  CHECK(d.chunk_size == (d.gpu_lanes > 0 ? 4u << 20 : 1u << 20));
+  options cpu;
+  cpu.device = device_mode::cpu;
+  CHECK(resolve(cpu).chunk_size == 1u << 20);
   CHECK(d.slots >= 4);
   CHECK(d.io_threads >= 4);
 }
