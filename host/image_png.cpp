@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include <hetpipe/error.hpp>
@@ -75,10 +76,11 @@ image_shape read_png_shape(const void* data, std::size_t size) {
   return shape;
 }
 
-image decode_png(const void* data, std::size_t size) {
-  spng_ihdr ihdr{};
-  image im;
-  ctx_ptr ctx = open_png(data, size, ihdr, im.shape);
+namespace {
+
+// The samples of an opened PNG into out (shape.samples() of them).
+void decode_raster(spng_ctx* ctx, const spng_ihdr& ihdr, const image_shape& shape,
+                   std::uint16_t* out) {
   const int depth = ihdr.bit_depth;
   const bool indexed = ihdr.color_type == SPNG_COLOR_TYPE_INDEXED;
   const bool wide = !indexed && depth == 16;
@@ -87,17 +89,14 @@ image decode_png(const void* data, std::size_t size) {
   // libspng to RGBA8 (tRNS applied) and the alpha dropped below when there is no tRNS.
   const int fmt = indexed ? SPNG_FMT_RGBA8 : SPNG_FMT_PNG;
   std::size_t len = 0;
-  check(spng_decoded_image_size(ctx.get(), fmt, &len), "image size");
+  check(spng_decoded_image_size(ctx, fmt, &len), "image size");
   std::vector<std::uint8_t> raw(len);
-  check(spng_decode_image(ctx.get(), raw.data(), len, fmt, indexed ? SPNG_DECODE_TRNS : 0),
-        "pixel data");
+  check(spng_decode_image(ctx, raw.data(), len, fmt, indexed ? SPNG_DECODE_TRNS : 0), "pixel data");
 
-  const std::size_t n = im.shape.samples();
-  im.samples = take_samples(n);
-  std::uint16_t* out = im.samples.data();
+  const std::size_t n = shape.samples();
   if (indexed) {
-    const std::uint32_t ch = im.shape.channels;
-    for (std::size_t px = 0; px < im.shape.pixels(); ++px)
+    const std::uint32_t ch = shape.channels;
+    for (std::size_t px = 0; px < shape.pixels(); ++px)
       for (std::uint32_t c = 0; c < ch; ++c) out[px * ch + c] = raw[px * 4 + c];
   } else if (wide) {
     if (len != n * 2) fail("bad PNG: unexpected decoded size");
@@ -107,20 +106,41 @@ image decode_png(const void* data, std::size_t size) {
     for (std::size_t i = 0; i < n; ++i) out[i] = raw[i];
   } else {
     // Gray at 1, 2 or 4 bits, rows packed most significant bits first; scaled to 0..255.
-    const std::size_t stride = (std::size_t{im.shape.width} * depth + 7) / 8;
-    if (len != stride * im.shape.height) fail("bad PNG: unexpected decoded size");
+    const std::size_t stride = (std::size_t{shape.width} * depth + 7) / 8;
+    if (len != stride * shape.height) fail("bad PNG: unexpected decoded size");
     const unsigned scale = 255u / ((1u << depth) - 1);
     const unsigned mask = (1u << depth) - 1;
-    for (std::uint32_t y = 0; y < im.shape.height; ++y) {
+    for (std::uint32_t y = 0; y < shape.height; ++y) {
       const std::uint8_t* row = raw.data() + y * stride;
-      for (std::uint32_t x = 0; x < im.shape.width; ++x) {
+      for (std::uint32_t x = 0; x < shape.width; ++x) {
         const std::size_t bit = std::size_t{x} * depth;
         const unsigned v = (row[bit / 8] >> (8 - depth - bit % 8)) & mask;
-        out[std::size_t{y} * im.shape.width + x] = static_cast<std::uint16_t>(v * scale);
+        out[std::size_t{y} * shape.width + x] = static_cast<std::uint16_t>(v * scale);
       }
     }
   }
+}
+
+}  // namespace
+
+image decode_png(const void* data, std::size_t size) {
+  spng_ihdr ihdr{};
+  image im;
+  ctx_ptr ctx = open_png(data, size, ihdr, im.shape);
+  im.samples = take_samples(im.shape.samples());
+  decode_raster(ctx.get(), ihdr, im.shape, im.samples.data());
   return im;
+}
+
+image_shape decode_png(const void* data, std::size_t size, std::uint16_t* out, std::size_t n) {
+  spng_ihdr ihdr{};
+  image_shape shape;
+  ctx_ptr ctx = open_png(data, size, ihdr, shape);
+  if (shape.samples() != n)
+    throw std::invalid_argument("decode_png: " + std::to_string(n) + " samples for " +
+                                describe(shape));
+  decode_raster(ctx.get(), ihdr, shape, out);
+  return shape;
 }
 
 namespace {

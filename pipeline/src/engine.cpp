@@ -240,6 +240,9 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
   const int d2h_track = trace_.track(lane + " d2h");
   const int host_track = trace_.track(lane + " host");
   std::uint64_t host_work_ns = 0;  // chunks this lane ran on the host (prefer_host)
+  // The worker's host work around a batch (prepare, collect) shows in the trace when it takes
+  // this long: decoding or encoding images, not a reduction's merge of a few results.
+  constexpr std::uint64_t host_span_min_ns = 20000;
   lane_report rep;
   rep.name = "gpu " + std::to_string(device) + "." + std::to_string(index);
   struct batch {
@@ -250,6 +253,8 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
   std::vector<batch> batches(nbuf);
   std::vector<io::chunk> held;  // pool slots whose H2D copies have not been seen complete
   std::vector<std::span<const std::byte>> staged;  // what is copied for each held chunk
+  std::vector<chunk_info> prep_infos;              // the held chunks, for prepare()
+  std::vector<std::span<const std::byte>> prep_data;
   double busy_ms = 0;
   try {
     cuda::set_device(device);
@@ -290,7 +295,13 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
                   bt.bytes);
       busy_ms += cuda::elapsed_ms(kernel_begin[b], done[b]);
       gpu_bytes_done_.fetch_add(bt.bytes, std::memory_order_relaxed);
-      if (!failed_.load()) worker.collect(bt.infos, b);
+      if (!failed_.load()) {
+        const std::uint64_t t0 = now_ns();
+        worker.collect(bt.infos, b);
+        const std::uint64_t t1 = now_ns();
+        if (t1 - t0 >= host_span_min_ns)
+          trace_.span(host_track, "collect", t0, t1, first.seq, bt.bytes);
+      }
       rep.chunks += bt.infos.size();
       rep.bytes += bt.bytes;
       for (const auto& info : bt.infos) chunk_done(info.size);
@@ -335,23 +346,43 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
         pool_->release(h.slot);
         held.erase(held.begin() + static_cast<std::ptrdiff_t>(k));
       };
+      // Chunks the worker would rather run on the host go first, on this thread.
       for (std::size_t k = 0; k < held.size();) {
         const io::chunk& h = held[k];
         const std::span<const std::byte> data(h.data, h.info.size);
         if (failed_.load()) break;  // the slots go back below; nothing more is worth doing
-        if (worker.prefer_host(h.info, data)) {
-          // Host work on this thread: first hand on the batches this lane holds (a transform
-          // retires in order; the other lanes must not wait on them meanwhile).
-          for (unsigned j = 0; j < nbuf; ++j) retire_buffer((next + j) % nbuf);
-          const std::uint64_t t0 = now_ns();
-          spec_.host(h.info, data);
-          const std::uint64_t t1 = now_ns();
-          trace_.span(host_track, "host", t0, t1, h.info.seq, h.info.size);
-          host_work_ns += t1 - t0;
-          handed_on(k);
+        if (!worker.prefer_host(h.info, data)) {
+          ++k;
           continue;
         }
-        auto s = worker.stage(h.info, data, b);
+        // First hand on the batches this lane holds (a transform retires in order; the other
+        // lanes must not wait on them meanwhile).
+        for (unsigned j = 0; j < nbuf; ++j) retire_buffer((next + j) % nbuf);
+        const std::uint64_t t0 = now_ns();
+        spec_.host(h.info, data);
+        const std::uint64_t t1 = now_ns();
+        trace_.span(host_track, "host", t0, t1, h.info.seq, h.info.size);
+        host_work_ns += t1 - t0;
+        handed_on(k);
+      }
+      if (failed_.load()) break;
+      // The worker's host work over the rest of the batch, then each chunk's stage.
+      if (!held.empty()) {
+        prep_infos.clear();
+        prep_data.clear();
+        for (const io::chunk& h : held) {
+          prep_infos.push_back(h.info);
+          prep_data.emplace_back(h.data, h.info.size);
+        }
+        const std::uint64_t t0 = now_ns();
+        worker.prepare(prep_infos, prep_data, b);
+        const std::uint64_t t1 = now_ns();
+        if (t1 - t0 >= host_span_min_ns)
+          trace_.span(host_track, "prepare", t0, t1, held[0].info.seq, 0);
+      }
+      for (std::size_t k = 0; k < held.size();) {
+        const io::chunk& h = held[k];
+        auto s = worker.stage(h.info, std::span<const std::byte>(h.data, h.info.size), b);
         if (!s) {
           handed_on(k);
           continue;

@@ -36,6 +36,11 @@ class gpu_worker {
     (void)info, (void)data;
     return false;
   }
+  // Host work over the chunks about to be staged, in order (see device_transformer::prepare).
+  virtual void prepare(std::span<const chunk_info> infos,
+                       std::span<const std::span<const std::byte>> data, unsigned buffer) {
+    (void)infos, (void)data, (void)buffer;
+  }
   // The bytes to copy for a chunk (see device_transformer::stage), or nullopt when the chunk was
   // handed on already (its input skipped): it leaves the batch.
   virtual std::optional<std::span<const std::byte>> stage(const chunk_info& info,

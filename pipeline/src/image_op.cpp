@@ -1,11 +1,12 @@
 // hetpipe::run_images: a transform with one chunk per image file.
 //
 // CPU lane: decode (PNM or PNG), the chain of host::img::apply, encode.
-// GPU lane: the host stage reads a PNM header (the raster is copied as it lies in the pinned slot)
-// or decodes a PNG into pinned staging, on the lane's thread while the device works on the
-// previous batch; on the device the raster is widened to uint16, the whole chain runs in the lane's
-// image_workspace and the result is narrowed to its output layout; one copy back per batch; the
-// lane's thread then writes the PNM header or encodes the PNG. Small images go several per batch.
+// GPU lane: before a batch's copy, the PNGs among its images are decoded into pinned staging by
+// a team of host threads (prepare), while the device works on the previous batch; a PNM's raster
+// is copied as it lies in the pinned slot. On the device the raster is widened to uint16, the
+// whole chain runs in the lane's image_workspace and the result is narrowed to its output
+// layout; one copy back per batch; then the team encodes the batch's PNG outputs (finish) and the
+// lane's thread writes the PNM headers. Small images go several per batch.
 #include <hetpipe/error.hpp>
 #include <hetpipe/image.hpp>
 
@@ -17,8 +18,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <map>
+#include <thread>
 
 #include "host/image.hpp"
 #include "host/image_ops.hpp"
@@ -42,18 +45,21 @@ struct plan {
 class image_op final : public transform_op {
  public:
   // threads: OpenMP threads per image on a CPU lane (more than one when there are fewer images
-  // than lanes).
-  image_op(const image_spec& spec, const std::vector<image_file>& files, int threads)
+  // than lanes); codec_threads: threads of a GPU lane's team that decodes and encodes PNGs.
+  image_op(const image_spec& spec, const std::vector<image_file>& files, int threads,
+           int codec_threads)
       : ops_(img::parse_ops(spec.ops)),
         format_(spec.format),
         level_(spec.png_level),
         threads_(threads),
+        codec_threads_(codec_threads),
         files_(files) {}
 
   framing frame(std::size_t) const override { return framing::whole_file(); }
 
   const std::vector<img::op>& ops() const { return ops_; }
   int level() const { return level_; }
+  int codec_threads() const { return codec_threads_; }
   const std::string& file(std::size_t input) const { return files_[input].input; }
 
   // The output shape and format of an input of shape `in` read as `from`; throws input_error.
@@ -112,8 +118,29 @@ class image_op final : public transform_op {
   image_output format_;
   int level_;
   int threads_;
+  int codec_threads_;
   const std::vector<image_file>& files_;
 };
+
+// Runs body(k) for every k in `items` on up to `threads` OpenMP threads (the calling thread's own
+// team). body keeps the input errors it expects; any other exception is rethrown here, the first
+// one met, once every thread has finished.
+template <class Body>
+void on_team(const std::vector<std::size_t>& items, int threads, Body&& body) {
+  if (items.empty()) return;
+  std::exception_ptr failure;
+  const int team = static_cast<int>(std::min<std::size_t>(std::max(threads, 1), items.size()));
+#pragma omp parallel for num_threads(team) schedule(dynamic, 1) if (team > 1)
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    try {
+      body(items[i]);
+    } catch (...) {
+#pragma omp critical(hetpipe_image_team)
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+}
 
 #if HETPIPE_WITH_CUDA
 class image_device final : public device_transformer {
@@ -165,29 +192,63 @@ class image_device final : public device_transformer {
     return need > cuda::current_device_free_memory() / 2;
   }
 
+  // The batch's PNGs: shapes from their headers, pinned staging grown here on the lane's thread,
+  // then decoded by the team straight into it. A failure is kept for stage().
+  void prepare(std::span<const chunk_info> infos, std::span<const std::span<const std::byte>> data,
+               unsigned buffer) override {
+    buf& b = bufs_[buffer];
+    b.prepared.assign(infos.size(), decoded{});
+    b.next = 0;
+    if (b.staging.size() < infos.size()) b.staging.resize(infos.size());
+    std::vector<std::size_t> pngs;
+    for (std::size_t k = 0; k < infos.size(); ++k) {
+      decoded& d = b.prepared[k];
+      d.seq = infos[k].seq;
+      if (img::sniff_format(data[k].data(), data[k].size()) != img::image_format::png) continue;
+      d.png = true;
+      try {
+        d.shape = img::read_png_shape(data[k].data(), data[k].size());
+        grow(b.staging[k], d.shape.samples() * sizeof(std::uint16_t));
+        pngs.push_back(k);
+      } catch (const input_error& e) {
+        d.error = e.reason();
+      }
+    }
+    on_team(pngs, op_.codec_threads(), [&](std::size_t k) {
+      decoded& d = b.prepared[k];
+      try {
+        img::decode_png(data[k].data(), data[k].size(),
+                        static_cast<std::uint16_t*>(b.staging[k].get()), d.shape.samples());
+      } catch (const input_error& e) {
+        d.error = e.reason();
+      }
+    });
+  }
+
   std::span<const std::byte> stage(const chunk_info& info, std::span<const std::byte> data,
                                    unsigned buffer) override {
     buf& b = bufs_[buffer];
+    if (b.next >= b.prepared.size() || b.prepared[b.next].seq != info.seq)
+      throw gpu_error("image: a chunk staged without prepare()");
+    const std::size_t k = b.next++;
+    const decoded& d = b.prepared[k];
     item it;
     try {
-      const img::image_format from = img::sniff_format(data.data(), data.size());
-      if (from == img::image_format::pnm) {
+      if (!d.png) {
+        // A PNM, or neither (decode_image names the reason, as on a CPU lane).
+        if (img::sniff_format(data.data(), data.size()) != img::image_format::pnm)
+          (void)img::decode_image(data.data(), data.size());
         const img::pnm_header h = img::read_pnm_header(data.data(), data.size());
-        it.p = op_.make_plan(h.shape, from);
+        it.p = op_.make_plan(h.shape, img::image_format::pnm);
         it.layout = img::pnm_layout(h.shape);
         it.staged =
             data.subspan(h.raster_offset, h.shape.samples() * img::bytes_per_sample(it.layout));
       } else {
-        img::image im = img::decode_image(data.data(), data.size());  // PNG, or throws
-        it.p = op_.make_plan(im.shape, from);
+        if (!d.error.empty()) throw input_error("", d.error);
+        it.p = op_.make_plan(d.shape, img::image_format::png);
         it.layout = img::sample_layout::u16;
-        const std::size_t n = im.samples.size() * sizeof(std::uint16_t);
-        const std::size_t k = b.pending.size();
-        if (b.staging.size() <= k) b.staging.resize(k + 1);
-        grow(b.staging[k], n);
-        std::memcpy(b.staging[k].get(), im.samples.data(), n);
-        img::recycle_samples(std::move(im.samples));
-        it.staged = {static_cast<const std::byte*>(b.staging[k].get()), n};
+        it.staged = {static_cast<const std::byte*>(b.staging[k].get()),
+                     d.shape.samples() * sizeof(std::uint16_t)};
       }
     } catch (const input_error& e) {
       throw input_skipped(op_.file(info.input), e.reason());
@@ -236,10 +297,35 @@ class image_device final : public device_transformer {
                          stream.handle);
   }
 
+  // The batch's PNG outputs, encoded by the team; a failure is kept for collect().
+  void finish(std::span<const chunk_info> infos, unsigned buffer) override {
+    buf& b = bufs_[buffer];
+    if (b.launched.size() != infos.size())
+      throw gpu_error("image: batch does not match its launch");
+    const auto* bad = static_cast<const unsigned long long*>(b.h_bad.get());
+    std::vector<std::size_t> pngs;
+    for (std::size_t i = 0; i < infos.size(); ++i) {
+      item& it = b.launched[i];
+      it.encoded.clear();
+      it.error.clear();
+      if (it.p.format == img::image_format::png && bad[i] == cuda::no_bad_sample) pngs.push_back(i);
+    }
+    on_team(pngs, op_.codec_threads(), [&](std::size_t i) {
+      item& it = b.launched[i];
+      try {
+        it.encoded =
+            img::encode_png(it.p.out, static_cast<const std::byte*>(b.h_out.get()) + it.out_offset,
+                            it.out_layout, op_.level());
+      } catch (const input_error& e) {
+        it.error = e.reason();
+      }
+    });
+  }
+
   void collect(const chunk_info& info, std::size_t i, unsigned buffer,
                std::vector<std::byte>& out) override {
-    const buf& b = bufs_[buffer];
-    const item& it = b.launched[i];
+    buf& b = bufs_[buffer];
+    item& it = b.launched[i];
     const unsigned long long bad = static_cast<const unsigned long long*>(b.h_bad.get())[i];
     if (bad != cuda::no_bad_sample)
       throw input_skipped(
@@ -254,9 +340,10 @@ class image_device final : public device_transformer {
         out.assign(h, h + head.size());
         out.insert(out.end(), raster, raster + it.out_bytes);
       } else {
-        const auto png = img::encode_png(it.p.out, raster, it.out_layout, op_.level());
-        const auto* p = reinterpret_cast<const std::byte*>(png.data());
-        out.assign(p, p + png.size());
+        if (!it.error.empty()) throw input_error("", it.error);
+        const auto* p = reinterpret_cast<const std::byte*>(it.encoded.data());
+        out.assign(p, p + it.encoded.size());
+        std::vector<std::uint8_t>().swap(it.encoded);
       }
     } catch (const input_error& e) {
       throw input_skipped(op_.file(info.input), e.reason());
@@ -270,10 +357,21 @@ class image_device final : public device_transformer {
     std::span<const std::byte> staged;
     img::sample_layout out_layout = img::sample_layout::u8;
     std::size_t out_offset = 0, out_bytes = 0;
+    std::vector<std::uint8_t> encoded;  // PNG output (finish)
+    std::string error;                  // why it could not be encoded
+  };
+  // A chunk as prepare() left it: a PNG's shape, decoded into staging[k], or why not.
+  struct decoded {
+    std::uint64_t seq = 0;
+    bool png = false;
+    img::image_shape shape;
+    std::string error;
   };
   struct buf {
+    std::vector<decoded> prepared;             // the batch being staged, in order
+    std::size_t next = 0;                      // prepared[next] is the next stage()'s
     std::vector<item> pending, launched;       // staged for the next launch; in flight
-    std::vector<cuda::pinned_buffer> staging;  // decoded PNG samples, one per pending item
+    std::vector<cuda::pinned_buffer> staging;  // decoded PNG samples, per prepared position
     cuda::device_buffer d_out, d_bad;
     cuda::pinned_buffer h_out, h_bad;
   };
@@ -441,7 +539,15 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
     const options r = resolve(o);
     const std::size_t lanes = o.device == device_mode::gpu ? 0 : r.cpu_threads;
     const int per_image = run_files.size() < lanes ? static_cast<int>(lanes / run_files.size()) : 1;
-    const image_op op(spec, run_files, per_image);
+    // A GPU lane's PNG codec team: the threads no CPU lane uses, shared among the GPU lanes.
+    const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+    const unsigned gpu_lanes =
+        o.device == device_mode::cpu ? 0 : r.gpu_lanes * static_cast<unsigned>(gpu_count());
+    const int codec = gpu_lanes
+                          ? static_cast<int>(std::max(
+                                1u, (hw - std::min(hw, static_cast<unsigned>(lanes))) / gpu_lanes))
+                          : 1;
+    const image_op op(spec, run_files, per_image, codec);
     std::vector<input> inputs;
     std::vector<std::string> outputs;
     for (const auto& f : run_files) {

@@ -315,6 +315,10 @@ class transform_worker final : public detail::gpu_worker {
   bool prefer_host(const chunk_info& info, std::span<const std::byte> data) override {
     return impl_->prefer_host(info, data);
   }
+  void prepare(std::span<const chunk_info> infos, std::span<const std::span<const std::byte>> data,
+               unsigned buffer) override {
+    impl_->prepare(infos, data, buffer);
+  }
   std::optional<std::span<const std::byte>> stage(const chunk_info& info,
                                                   std::span<const std::byte> data,
                                                   unsigned buffer) override {
@@ -330,6 +334,7 @@ class transform_worker final : public detail::gpu_worker {
     impl_->launch(infos, offsets, d_data, stream, buffer);
   }
   void collect(std::span<const chunk_info> infos, unsigned buffer) override {
+    impl_->finish(infos, buffer);
     for (std::size_t i = 0; i < infos.size(); ++i) {
       std::vector<std::byte> out = pool_.take();
       try {

@@ -208,9 +208,15 @@ class xor_device final : public device_transformer {
         fresh_(buffers, true),
         out_(buffers),
         d_out_(buffers),
-        h_out_(buffers) {}
+        h_out_(buffers),
+        prepared_(buffers),
+        next_(buffers),
+        finished_(buffers) {}
   std::size_t max_batch() const override;
   bool prefer_host(const chunk_info& info, std::span<const std::byte>) override;
+  void prepare(std::span<const chunk_info> infos, std::span<const std::span<const std::byte>> data,
+               unsigned buffer) override;
+  void finish(std::span<const chunk_info> infos, unsigned buffer) override;
   std::span<const std::byte> stage(const chunk_info& info, std::span<const std::byte> data,
                                    unsigned buffer) override;
   void launch(std::span<const chunk_info> infos, std::span<const std::size_t> offsets,
@@ -226,6 +232,11 @@ class xor_device final : public device_transformer {
   std::vector<std::vector<std::size_t>> out_;              // per buffer: output offsets
   std::vector<cuda::device_buffer> d_out_;
   std::vector<cuda::pinned_buffer> h_out_;
+  // The protocol around a batch: prepare() sees the chunks stage() then sees, in order and with
+  // the same bytes; finish() comes once before the batch's collect() calls.
+  std::vector<std::vector<std::pair<std::uint64_t, const std::byte*>>> prepared_;
+  std::vector<std::size_t> next_;
+  std::vector<std::vector<std::uint64_t>> finished_;  // the seqs finish() saw, until launch()
 };
 
 class xor_op final : public transform_op {
@@ -235,7 +246,7 @@ class xor_op final : public transform_op {
   bool host_seventh = true;  // every seventh chunk preferred on the host
   std::set<std::size_t> skip_at_stage, skip_at_collect;  // inputs refused (on the host too)
   hooks on;
-  mutable std::atomic<std::uint64_t> device_chunks{0}, host_chunks{0};
+  mutable std::atomic<std::uint64_t> device_chunks{0}, host_chunks{0}, prepared{0}, finished{0};
 
   framing frame(std::size_t) const override { return framing::records(1); }
   void host(const chunk_info& info, std::span<const std::byte> data,
@@ -262,8 +273,35 @@ bool xor_device::prefer_host(const chunk_info& info, std::span<const std::byte>)
   return op_.host_seventh && info.seq % 7 == 3;
 }
 
+void xor_device::prepare(std::span<const chunk_info> infos,
+                         std::span<const std::span<const std::byte>> data, unsigned buffer) {
+  if (infos.empty() || infos.size() != data.size() || infos.size() > op_.batch)
+    throw std::logic_error("prepare(): a batch of " + std::to_string(infos.size()));
+  if (next_[buffer] != prepared_[buffer].size())
+    throw std::logic_error("prepare() before the last batch was staged");
+  prepared_[buffer].clear();
+  next_[buffer] = 0;
+  for (std::size_t k = 0; k < infos.size(); ++k) {
+    if (op_.host_seventh && infos[k].seq % 7 == 3)
+      throw std::logic_error("prepare() of a chunk run on the host");
+    if (data[k].size() != infos[k].size) throw std::logic_error("prepare(): wrong size");
+    prepared_[buffer].emplace_back(infos[k].seq, data[k].data());
+  }
+  op_.prepared += infos.size();
+}
+
+void xor_device::finish(std::span<const chunk_info> infos, unsigned buffer) {
+  if (!finished_[buffer].empty()) throw std::logic_error("finish() twice for one batch");
+  for (const auto& info : infos) finished_[buffer].push_back(info.seq);
+  op_.finished += infos.size();
+}
+
 std::span<const std::byte> xor_device::stage(const chunk_info& info,
                                              std::span<const std::byte> data, unsigned buffer) {
+  const std::size_t k = next_[buffer]++;
+  if (k >= prepared_[buffer].size() ||
+      prepared_[buffer][k] != std::make_pair(info.seq, data.data()))
+    throw std::logic_error("stage() of a chunk prepare() did not see, or out of its order");
   if (fresh_[buffer]) {  // the previous batch on this buffer was copied long ago
     staging_[buffer].clear();
     expanded_[buffer].clear();
@@ -285,7 +323,10 @@ std::span<const std::byte> xor_device::stage(const chunk_info& info,
 void xor_device::launch(std::span<const chunk_info> infos, std::span<const std::size_t> offsets,
                         const std::byte* d_data, stream_ref stream, unsigned buffer) {
   if (infos.size() > op_.batch) throw std::logic_error("a batch larger than max_batch()");
+  if (next_[buffer] != prepared_[buffer].size())
+    throw std::logic_error("launch() before every prepared chunk was staged");
   fresh_[buffer] = true;
+  finished_[buffer].clear();
   std::vector<std::size_t>& out = out_[buffer];
   out.clear();
   std::size_t total = 0;
@@ -326,6 +367,8 @@ void xor_device::launch(std::span<const chunk_info> infos, std::span<const std::
 
 void xor_device::collect(const chunk_info& info, std::size_t i, unsigned buffer,
                          std::vector<std::byte>& out) {
+  if (i >= finished_[buffer].size() || finished_[buffer][i] != info.seq)
+    throw std::logic_error("collect() of a chunk finish() did not see");
   if (op_.on.fail_collect_seq == info.seq) throw std::runtime_error("collect failed (test)");
   if (op_.skip_at_collect.count(info.input))
     throw input_skipped(numbered("input ", info.input), "refused (test)");
@@ -577,6 +620,11 @@ TEST_CASE_METHOD(fake_device_fixture,
             }
             CHECK(op.device_chunks > 0);
             if (m == device_mode::gpu) CHECK(op.host_chunks > 0);  // every seventh chunk
+            // Every chunk a GPU lane staged was prepared first (input 3's refused at stage),
+            // every one it collected was finished first (input 4's refused at collect).
+            CHECK(op.prepared >= op.device_chunks);
+            CHECK(op.finished >= op.device_chunks);
+            CHECK(op.finished < op.prepared);
             check_device_clean();
           }
 }
@@ -804,5 +852,59 @@ TEST_CASE_METHOD(fake_device_fixture,
   }
   CHECK(host_bytes == big_bytes);
   CHECK(kernels > 0);
+  check_device_clean();
+}
+
+TEST_CASE_METHOD(fake_device_fixture,
+                 "a GPU lane decodes and encodes a batch's PNGs around the device's work, as the "
+                 "trace shows",
+                 "[fake_gpu][image]") {
+  test::temp_dir dir;
+  std::filesystem::create_directories(dir.path() / "in");
+  // 16 PNGs (RGB and gray, 8 and 16 bits) with two bad ones and a PNM among them.
+  for (int i = 0; i < 16; ++i)
+    test::write_image(dir.file(numbered("in/p", i) + ".png"),
+                      test::random_image(300 + i, 200, i % 2 ? 3 : 1, i % 3 ? 255 : 65535, 40 + i),
+                      true);
+  auto cut = test::file_bytes(dir.file("in/p3.png"));
+  cut.resize(cut.size() / 2);
+  test::write_bytes(dir.file("in/p3.png"), cut);
+  test::write_bytes(dir.file("in/p9.png"), {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n', 0, 0});
+  test::write_image(dir.file("in/q.ppm"), test::random_image(77, 33, 3, 255, 2), false);
+  image_spec spec;
+  spec.ops = "gray,blur:sigma=1,sobel";
+  const auto cpu = plan_images({dir.file("in")}, true, dir.file("out-cpu"), image_output::same);
+  const auto dev = plan_images({dir.file("in")}, true, dir.file("out-dev"), image_output::same);
+  job_report cpu_rep, dev_rep;
+  run_images(spec, cpu, lane_options(device_mode::cpu, 0, 0, 0, 0), &cpu_rep);
+  options o = lane_options(device_mode::gpu, 0, 0, 1, 2);
+  o.trace_path = dir.file("trace.json");
+  run_images(spec, dev, o, &dev_rep);
+  REQUIRE(cpu_rep.skipped.size() == 2);
+  REQUIRE(dev_rep.skipped.size() == 2);
+  for (std::size_t k = 0; k < 2; ++k) {
+    CHECK(dev_rep.skipped[k].input == cpu_rep.skipped[k].input);
+    CHECK(dev_rep.skipped[k].reason == cpu_rep.skipped[k].reason);
+  }
+  for (std::size_t i = 0; i < cpu.size(); ++i) {
+    INFO(cpu[i].input);
+    const bool bad = cpu[i].input.ends_with("p3.png") || cpu[i].input.ends_with("p9.png");
+    CHECK(std::filesystem::exists(dev[i].output) == !bad);
+    if (!bad)
+      CHECK(first_difference(test::file_bytes(cpu[i].output), test::file_bytes(dev[i].output)) ==
+            -1);
+  }
+  // Decoding and encoding 300 x 200 images takes far more than the trace's 20 µs threshold.
+  const auto doc = nlohmann::json::parse(test::file_bytes(dir.file("trace.json")));
+  std::map<int, std::string> track;
+  std::map<std::string, int> on_host;
+  for (const auto& e : doc["traceEvents"])
+    if (e["ph"] == "M") track[e["tid"].get<int>()] = e["args"]["name"].get<std::string>();
+  for (const auto& e : doc["traceEvents"])
+    if (e["ph"] != "M" && track[e["tid"].get<int>()] == "gpu 0 lane 0 host")
+      ++on_host[e["name"].get<std::string>()];
+  CHECK(on_host["prepare"] > 0);
+  CHECK(on_host["collect"] > 0);
+  CHECK(on_host["host"] == 0);
   check_device_clean();
 }

@@ -549,3 +549,41 @@ TEST_CASE("bad PNG files are refused with a clear reason", "[image]") {
   const auto bad_depth = make_png(1, 1, 3, 0, {0, 0});
   CHECK_THAT(decode_error(bad_depth), Contains("bad PNG"));
 }
+
+TEST_CASE("decode_png into a caller's buffer gives decode_png's samples, shape and errors",
+          "[image]") {
+  std::vector<std::vector<std::uint8_t>> files;
+  for (std::uint32_t ch = 1; ch <= 4; ++ch)
+    for (std::uint32_t maxval : {255u, 65535u})
+      files.push_back(img::encode_png(random_image(7, 5, ch, maxval, ch + maxval)));
+  files.push_back(make_png(10, 1, 1, 0, {0, 0b10110000, 0b01000000}));  // 1-bit gray
+  const std::vector<std::uint8_t> plte = {10, 20, 30, 40, 50, 60};
+  files.push_back(make_png(2, 1, 8, 3, {0, 0, 1}, {{"PLTE", plte}, {"tRNS", {128}}}));
+  for (const auto& f : files) {
+    const img::image want = img::decode_png(f.data(), f.size());
+    const std::size_t n = want.samples.size();
+    REQUIRE(img::read_png_shape(f.data(), f.size()).samples() == n);
+    u16v buf(n + 1, 0xBEEF);  // one past the end must stay as it is
+    CHECK(img::decode_png(f.data(), f.size(), buf.data(), n) == want.shape);
+    CHECK(u16v(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n)) == want.samples);
+    CHECK(buf[n] == 0xBEEF);
+    CHECK_THROWS_AS(img::decode_png(f.data(), f.size(), buf.data(), n - 1), std::invalid_argument);
+    CHECK_THROWS_AS(img::decode_png(f.data(), f.size(), buf.data(), n + 1), std::invalid_argument);
+  }
+  // Bad files: the reason decode_png gives.
+  auto cut = files[2];
+  cut.resize(cut.size() - 20);
+  const auto short_data = make_png(4, 2, 8, 0, {0, 1, 2, 3, 4});
+  for (const auto& bad : {cut, short_data}) {
+    u16v buf(64);
+    std::string reason = "(no error)";
+    try {
+      img::decode_png(bad.data(), bad.size(), buf.data(),
+                      img::read_png_shape(bad.data(), bad.size()).samples());
+    } catch (const hetpipe::input_error& e) {
+      reason = e.reason();
+    }
+    CHECK(reason == decode_error(bad));
+    CHECK_THAT(reason, Contains("bad PNG"));
+  }
+}

@@ -100,6 +100,15 @@ class device_transformer {
     (void)info, (void)data;
     return false;
   }
+  // Host work over a batch before its stage() calls, on the lane's thread (optional): the chunks
+  // about to be staged, in the order stage() will see them (chunks run on the host through
+  // prefer_host are not among them). Per-chunk work that costs (decoding a compressed image) can
+  // be spread over threads here and its results kept for stage(). Must not throw input_skipped:
+  // keep a chunk's failure and throw it from that chunk's stage().
+  virtual void prepare(std::span<const chunk_info> infos,
+                       std::span<const std::span<const std::byte>> data, unsigned buffer) {
+    (void)infos, (void)data, (void)buffer;
+  }
   // Host work before the copy to the device, on the lane's thread (optional): returns the bytes to
   // copy for this chunk, either `data` itself, a part of it, or host memory the transformer owns
   // for `buffer` (pinned, for full copy speed) that stays valid until the next stage() call for
@@ -117,6 +126,13 @@ class device_transformer {
   // `buffer`. Must not synchronise (except, rarely, to grow its own buffers).
   virtual void launch(std::span<const chunk_info> infos, std::span<const std::size_t> offsets,
                       const std::byte* d_data, stream_ref stream, unsigned buffer) = 0;
+  // After everything launch() enqueued for `buffer` has completed, before the batch's collect()
+  // calls, on the lane's thread (optional): per-chunk work on the results (encoding an image) can
+  // be spread over threads here. Must not throw input_skipped: keep a chunk's failure for its
+  // collect().
+  virtual void finish(std::span<const chunk_info> infos, unsigned buffer) {
+    (void)infos, (void)buffer;
+  }
   // After everything launch() enqueued for `buffer` has completed: append the output of the
   // batch's chunk `i` (infos[i]) to `out`. Called for i = 0, 1, ... in order; may throw
   // input_skipped (that chunk's input gets no output) or any error (the job fails).
