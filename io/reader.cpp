@@ -90,6 +90,24 @@ struct waker {
 }  // namespace
 
 struct input_state;
+struct read_op;
+
+// stat + open of up to open_group_max consecutive inputs in one thread-pool job (see
+// submit_stat_open): one trip through the pool for several small files.
+constexpr std::size_t open_group_max = 8;
+struct open_group {
+  uv_work_t work;
+  reader::impl* self = nullptr;
+  std::vector<input_state*> members;
+};
+// Single-chunk reads of up to read_batch_max consecutive small inputs in one thread-pool job (see
+// issue_batch).
+constexpr std::size_t read_batch_max = 8;
+struct read_batch {
+  uv_work_t work;
+  reader::impl* self = nullptr;
+  std::vector<read_op*> ops;
+};
 
 struct read_op {  // one positional chunk read (several uv_fs_read calls when reads come up short)
   uv_fs_t req;
@@ -106,6 +124,11 @@ struct read_op {  // one positional chunk read (several uv_fs_read calls when re
   bool s_known = false, owns_nothing = false;
   std::size_t step = 0;
   std::uint64_t t_begin = 0;  // steady_clock ns of the first request
+  // In a read_batch: read by its job (no uv_fs_t in flight), which then closed the file
+  // (w_closed: the input had no other chunk); w_error is its negative errno.
+  bool batched = false;
+  bool w_closed = false;
+  int w_error = 0;
 };
 
 struct input_state {
@@ -116,8 +139,7 @@ struct input_state {
   reader::impl* self = nullptr;
   uv_fs_t req;  // open (FIFOs, devices) and sequential reads: one at a time
   bool req_busy = false;
-  // stat + open of a regular file in one trip through the thread pool (see submit_stat_open)
-  uv_work_t work;
+  // stat + open of a regular file in an open_group's trip through the thread pool
   bool work_busy = false;
   int w_error = 0;  // negative errno of stat/open/fstat
   unsigned w_mode = 0;
@@ -181,6 +203,11 @@ struct reader::impl {
   std::size_t reqs = 0;       // uv requests pending
   std::vector<std::unique_ptr<read_op>> ops;
   std::vector<read_op*> free_ops;
+  std::vector<std::unique_ptr<open_group>> groups;  // in flight: busy; else in free_groups
+  std::vector<open_group*> free_groups;
+  open_group* forming = nullptr;  // members gathered by open_ahead, not yet submitted
+  std::vector<std::unique_ptr<read_batch>> batches;
+  std::vector<read_batch*> free_batches;
 
   impl(std::vector<source> in, std::function<framing(std::size_t)> f, slot_pool& p, reader_config c)
       : inputs(std::move(in)), frame(std::move(f)), pool(p), cfg(c) {
@@ -225,49 +252,78 @@ struct reader::impl {
       // stat first, open after: opening a FIFO ahead would block a thread-pool thread until its
       // writer comes (and an early open and close is visible to that writer). FIFOs and devices
       // are opened when they become current.
-      submit_stat_open(in);
+      add_stat_open(in);
     }
+    submit_stat_open();
   }
 
   // stat, then for a regular file open and fstat (the size of the file actually opened), in one
-  // thread-pool job: one trip per small file instead of two. FIFOs and devices are not opened
-  // here: opening a FIFO blocks until its writer comes, and an early open and close is visible
-  // to that writer; they are opened when they become current.
-  void submit_stat_open(input_state& in) {
-    in.work.data = &in;
-    const int rc = uv_queue_work(
-        &loop, &in.work,
-        [](uv_work_t* w) {
-          auto* in = static_cast<input_state*>(w->data);
-          const char* path = in->src->path.c_str();
-          struct stat sb {};
-          if (::stat(path, &sb) != 0) {
-            in->w_error = -errno;
-            return;
-          }
-          if (S_ISREG(sb.st_mode)) {
-            const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-            if (fd < 0 || ::fstat(fd, &sb) != 0) {
-              in->w_error = -errno;
-              if (fd >= 0) ::close(fd);
-              return;
-            }
-            in->w_fd = fd;
-          }
-          in->w_mode = sb.st_mode;
-          in->w_size = static_cast<std::uint64_t>(sb.st_size);
-        },
-        [](uv_work_t* w, int status) {
-          auto* in = static_cast<input_state*>(w->data);
-          in->self->on_stat_open(*in, status);
-        });
-    if (rc < 0) {
-      in.st = input_state::state::failed;
-      in.err = uv_failure(in.src->path, rc);
-      return;
+  // thread-pool job for up to open_group_max inputs: one trip per several small files instead of
+  // two per file. FIFOs and devices are not opened here: opening a FIFO blocks until its writer
+  // comes, and an early open and close is visible to that writer; they are opened when they
+  // become current.
+  void add_stat_open(input_state& in) {
+    if (!forming) {
+      if (free_groups.empty()) {
+        groups.push_back(std::make_unique<open_group>());
+        free_groups.push_back(groups.back().get());
+      }
+      forming = free_groups.back();
+      free_groups.pop_back();
+      forming->self = this;
+      forming->members.clear();
     }
+    forming->members.push_back(&in);
     in.work_busy = true;
     in.st = input_state::state::opening;
+    if (forming->members.size() == open_group_max) submit_stat_open();
+  }
+
+  static void stat_open_one(input_state& in) {
+    const char* path = in.src->path.c_str();
+    struct stat sb {};
+    if (::stat(path, &sb) != 0) {
+      in.w_error = -errno;
+      return;
+    }
+    if (S_ISREG(sb.st_mode)) {
+      const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || ::fstat(fd, &sb) != 0) {
+        in.w_error = -errno;
+        if (fd >= 0) ::close(fd);
+        return;
+      }
+      in.w_fd = fd;
+    }
+    in.w_mode = sb.st_mode;
+    in.w_size = static_cast<std::uint64_t>(sb.st_size);
+  }
+
+  // Submits the group being formed, if any.
+  void submit_stat_open() {
+    open_group* g = forming;
+    if (!g) return;
+    forming = nullptr;
+    g->work.data = g;
+    const int rc = uv_queue_work(
+        &loop, &g->work,
+        [](uv_work_t* w) {
+          for (input_state* in : static_cast<open_group*>(w->data)->members) stat_open_one(*in);
+        },
+        [](uv_work_t* w, int status) {
+          auto* g = static_cast<open_group*>(w->data);
+          g->self->on_stat_open(*g, status);
+        });
+    if (rc < 0) {
+      for (input_state* in : g->members) {
+        in->work_busy = false;
+        in->st = input_state::state::failed;
+        in->err = uv_failure(in->src->path, rc);
+      }
+      g->members.clear();
+      free_groups.push_back(g);
+      return;
+    }
     ++reqs;
   }
 
@@ -309,8 +365,15 @@ struct reader::impl {
     pump();
   }
 
-  void on_stat_open(input_state& in, int status) {
+  void on_stat_open(open_group& g, int status) {
     --reqs;
+    for (input_state* in : g.members) stat_opened(*in, status);
+    g.members.clear();
+    free_groups.push_back(&g);
+    pump();
+  }
+
+  void stat_opened(input_state& in, int status) {
     in.work_busy = false;
     const int fd = in.w_fd;
     in.w_fd = -1;
@@ -335,7 +398,6 @@ struct reader::impl {
     } else {
       in.st = input_state::state::reopen;  // FIFO, device: opened when it becomes current
     }
-    pump();
   }
 
   // Slot-size requirements; a usage_error when the pool cannot hold a chunk.
@@ -443,7 +505,8 @@ struct reader::impl {
 
   // ---- positional reads ----------------------------------------------------------------------
 
-  void issue_chunk(input_state& in, unsigned slot) {
+  // The next chunk of `in` into `slot`: its op, counted in flight, not yet submitted.
+  read_op& prepare_chunk(input_state& in, unsigned slot) {
     if (ops.size() < cfg.max_inflight && free_ops.empty()) {
       ops.push_back(std::make_unique<read_op>());
       free_ops.push_back(ops.back().get());
@@ -481,7 +544,129 @@ struct reader::impl {
     ++active;
     ++in.inflight;
     if (in.next_chunk == in.n_chunks) in.issue_done = true;
-    if (!submit_read(*op)) end_op(*op, true);
+    return *op;
+  }
+
+  void issue_chunk(input_state& in, unsigned slot) {
+    read_op& op = prepare_chunk(in, slot);
+    if (!submit_read(op)) end_op(op, true);
+  }
+
+  // A small input read whole by one positional read (one chunk, not lines framing): it may share
+  // a thread-pool job with the inputs after it (many small files: one trip per several files,
+  // where a trip costs about as much as copying 64 KiB). Larger ones keep a job each, so that
+  // their copies run on several threads at once.
+  static constexpr std::uint64_t single_read_max = 256 << 10;
+  static bool single_read(const input_state& in) {
+    return in.st == input_state::state::ready && !in.sequential && in.n_chunks == 1 &&
+           in.next_chunk == 0 && in.fr.kind != framing_kind::lines && in.region <= single_read_max;
+  }
+
+  // Inputs per read_batch: half the reads in flight, so that two jobs can run at once.
+  std::size_t batch_most() const {
+    return std::min<std::size_t>(read_batch_max, std::max(1u, cfg.max_inflight / 2));
+  }
+
+  // `first` (the current input, single_read, its slot taken) and the single_read inputs right
+  // after it, as far as slots, reads in flight and the window allow, in one job.
+  void issue_batch(input_state& first, unsigned slot) {
+    const std::size_t most = batch_most();
+    std::vector<std::pair<input_state*, unsigned>> items{{&first, slot}};
+    for (std::size_t j = first.index + 1; items.size() < most && j < inputs.size(); ++j) {
+      auto it = live.find(j);
+      if (it == live.end() || !single_read(*it->second)) break;
+      if (active + items.size() >= cfg.max_inflight ||
+          charged + items.size() - retired.load(std::memory_order_acquire) >= cfg.window)
+        break;
+      auto s = pool.try_acquire();
+      if (!s) break;
+      items.emplace_back(it->second.get(), *s);
+    }
+    if (items.size() == 1) return issue_chunk(first, slot);
+    if (free_batches.empty()) {
+      batches.push_back(std::make_unique<read_batch>());
+      free_batches.push_back(batches.back().get());
+    }
+    read_batch* b = free_batches.back();
+    free_batches.pop_back();
+    b->self = this;
+    b->ops.clear();
+    for (auto [in, s] : items) {
+      read_op& op = prepare_chunk(*in, s);
+      op.batched = true;
+      b->ops.push_back(&op);
+    }
+    b->work.data = b;
+    detail::batched_reads.fetch_add(items.size(), std::memory_order_relaxed);
+    const int rc = uv_queue_work(
+        &loop, &b->work,
+        [](uv_work_t* w) {
+          for (read_op* op : static_cast<read_batch*>(w->data)->ops) read_whole(*op);
+        },
+        [](uv_work_t* w, int status) {
+          auto* b = static_cast<read_batch*>(w->data);
+          b->self->on_batch_read(*b, status);
+        });
+    if (rc < 0) {
+      fail(uv_failure(first.src->path, rc));
+      for (read_op* op : b->ops) end_op(*op, true);
+      b->ops.clear();
+      free_batches.push_back(b);
+      return;
+    }
+    ++reqs;
+  }
+
+  // On a thread-pool thread: op's range with pread, in calls of at most max_bytes_per_call;
+  // then the file is closed here rather than on the loop thread (it has no other chunk).
+  static void read_whole(read_op& op) {
+    read_range(op);
+    if (op.in->owns_fd) {
+      ::close(op.in->fd);
+      op.w_closed = true;
+    }
+  }
+  static void read_range(read_op& op) {
+    const std::uint64_t most = detail::max_bytes_per_call.load(std::memory_order_relaxed);
+    while (op.pos < op.end) {
+      const std::size_t n = std::size_t(std::min<std::uint64_t>(op.end - op.pos, most));
+      const ssize_t r =
+          ::pread(op.in->fd, op.base + (op.pos - op.r0), n, off_t(op.in->src->offset + op.pos));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        op.w_error = -errno;
+        return;
+      }
+      if (r == 0) return;  // the file shrank: pos < end
+      op.pos += std::uint64_t(r);
+    }
+  }
+
+  void on_batch_read(read_batch& b, int status) {
+    --reqs;
+    for (read_op* op : b.ops) {
+      if (op->w_closed) op->in->fd = -1;
+      const std::string& path = op->in->src->path;
+      if (status < 0) {
+        if (status != UV_ECANCELED || !error) fail(uv_failure(path, status));
+      } else if (!error) {
+        if (op->w_error < 0)
+          fail(uv_failure(path, op->w_error));
+        else if (op->pos < op->end)
+          fail(std::make_exception_ptr(io_error(path, "file shrank while reading", UV_EOF)));
+      }
+      if (error) {
+        end_op(*op, true);
+        continue;
+      }
+      chunk c{op->slot, op->base, op->info, op->t_begin, steady_ns()};
+      c.info.size = std::size_t(op->end - op->a);
+      end_op(*op, false);
+      deliver(c);
+    }
+    b.ops.clear();
+    free_batches.push_back(&b);
+    pump();
   }
 
   // False (and the job's error set) when libuv refused the request.
@@ -829,12 +1014,15 @@ struct reader::impl {
     cancels_sent = true;
     // uv_cancel succeeds only for requests still queued; running ones finish normally.
     for (auto& op : ops)
-      if (std::find(free_ops.begin(), free_ops.end(), op.get()) == free_ops.end())
+      if (!op->batched && std::find(free_ops.begin(), free_ops.end(), op.get()) == free_ops.end())
         uv_cancel(reinterpret_cast<uv_req_t*>(&op->req));
+    for (auto& b : batches)
+      if (!b->ops.empty()) uv_cancel(reinterpret_cast<uv_req_t*>(&b->work));
     for (auto& [i, in] : live) {
       if (in->req_busy) uv_cancel(reinterpret_cast<uv_req_t*>(&in->req));
-      if (in->work_busy) uv_cancel(reinterpret_cast<uv_req_t*>(&in->work));
     }
+    for (auto& g : groups)
+      if (!g->members.empty()) uv_cancel(reinterpret_cast<uv_req_t*>(&g->work));
     for (auto it = live.begin(); it != live.end();) {
       input_state& in = *(it++)->second;
       if (!in.req_busy) release_seq_slot(in);
@@ -866,9 +1054,15 @@ struct reader::impl {
           if (!seq_advance(in)) break;
         } else if (in.next_chunk < in.n_chunks) {
           if (!may_take_chunk()) break;
+          // Many small files: while reads are in flight (their completions come back here), wait
+          // for a whole batch's slots rather than send a job per slot as each comes free.
+          if (single_read(in) && active > 0 && pool.available() < batch_most()) break;
           auto s = pool.try_acquire();
           if (!s) break;  // the pool's listener wakes us
-          issue_chunk(in, *s);
+          if (single_read(in))
+            issue_batch(in, *s);
+          else
+            issue_chunk(in, *s);
           continue;
         }
         in.issue_done = true;

@@ -44,6 +44,7 @@ unsigned set_io_threads(unsigned n) {
 namespace detail {
 
 std::atomic<std::size_t> max_bytes_per_call{std::size_t(1) << 30};
+std::atomic<std::uint64_t> batched_reads{0};
 
 void note_uv_use() {
   std::lock_guard lk(threads_mu);

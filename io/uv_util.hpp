@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace hetpipe::io::detail {
@@ -17,5 +18,9 @@ void note_uv_use();
 // The most bytes one read or write call moves: 1 GiB (read(2) moves at most 0x7ffff000 bytes, so
 // larger chunks take several calls). Tests lower it to drive the code that continues short reads.
 extern std::atomic<std::size_t> max_bytes_per_call;
+
+// Inputs the readers of this process read in a shared thread-pool job (many small files), for
+// the tests to see that path taken.
+extern std::atomic<std::uint64_t> batched_reads;
 
 }  // namespace hetpipe::io::detail

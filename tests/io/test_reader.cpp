@@ -708,3 +708,100 @@ TEST_CASE("A file that shrinks while it is read is an io_error", "[io][reader]")
   REQUIRE(chunks == 2);
   REQUIRE(pool.available() == 1);
 }
+
+TEST_CASE("Many small files share thread-pool jobs, with short reads, in order, every byte",
+          "[io][reader]") {
+  temp_dir dir;
+  std::vector<source> inputs;
+  std::vector<std::vector<std::byte>> data;
+  for (int i = 0; i < 300; ++i) {
+    const std::string name = dir.file(numbered("s", i));
+    // Sizes 1..4000, a few empty files among them; one 9000-byte file (three chunks) breaks the
+    // run of single-read files.
+    const std::size_t n = i == 150 ? 9000 : i % 37 == 5 ? 0 : 1 + (i * 131) % 4000;
+    data.push_back(random_bytes(n, 400 + i));
+    write_file(name, data.back());
+    inputs.push_back({name});
+  }
+  for (std::size_t limit : {std::size_t(1) << 30, std::size_t(333)}) {
+    CAPTURE(limit);
+    per_call_limit per_call(limit);
+    const auto before = detail::batched_reads.load();
+    reader_config cfg;
+    cfg.chunk_size = 4096;
+    cfg.max_inflight = 8;
+    auto r = run_reader(inputs, records(1), 12, 4096, cfg);
+    REQUIRE(describe(r.error) == "");
+    check_order(r);
+    for (std::size_t i = 0; i < data.size(); ++i) REQUIRE(r.joined(i) == data[i]);
+    CHECK(detail::batched_reads.load() - before > 100);
+  }
+}
+
+TEST_CASE(
+    "In shared read jobs, the first bad input in order is the error, a file that shrank is "
+    "an io_error, and cancel brings every slot back",
+    "[io][reader]") {
+  temp_dir dir;
+  std::vector<source> inputs;
+  for (int i = 0; i < 40; ++i) {
+    write_file(dir.file(numbered("s", i)), random_bytes(1000, 500 + i));
+    inputs.push_back({dir.file(numbered("s", i))});
+  }
+  reader_config cfg;
+  cfg.chunk_size = 1024;
+  cfg.max_inflight = 8;
+  SECTION("missing files") {
+    auto bad = inputs;
+    bad[23] = {dir.file("missing-a")};
+    bad[31] = {dir.file("missing-b")};
+    auto r = run_reader(bad, records(1), 8, 1024, cfg);
+    const auto e = rethrown_as<io_error>(r.error);
+    CHECK(e.file() == dir.file("missing-a"));
+    CHECK(e.reason() == "no such file or directory");
+    for (const auto& c : r.chunks) CHECK(c.info.input < 23);
+  }
+  SECTION("a file that shrank after it was opened") {
+    // Opens go in groups of 8 (s24..s31 in one job), reads in jobs of max_inflight / 2 = 2: when
+    // s24 is delivered, s31 was sized, and the 4 slots hold at most s24..s27.
+    slot_pool pool(4, 1024);
+    cfg.max_inflight = 4;
+    std::exception_ptr error;
+    std::vector<std::size_t> got;
+    reader rd(inputs, records(1), pool, cfg);
+    rd.start(
+        [&](chunk c) {
+          if (c.info.input == 24) REQUIRE(::truncate(dir.file("s31").c_str(), 10) == 0);
+          got.push_back(c.info.input);
+          pool.release(c.slot);
+          rd.retire();
+        },
+        [&](std::exception_ptr e) { error = e; });
+    rd.wait();
+    const auto e = rethrown_as<io_error>(error);
+    CHECK(e.file() == dir.file("s31"));
+    CHECK(e.reason() == "file shrank while reading");
+    // Reads complete in any order: later inputs may have come, never s31.
+    CHECK(std::find(got.begin(), got.end(), 31u) == got.end());
+    CHECK(pool.available() == 4);
+  }
+  SECTION("cancel") {
+    slot_pool pool(8, 1024);
+    std::exception_ptr error;
+    int delivered = 0;
+    {
+      reader rd(inputs, records(1), pool, cfg);
+      rd.start(
+          [&](chunk c) {
+            if (++delivered == 5) rd.cancel();
+            pool.release(c.slot);
+            rd.retire();
+          },
+          [&](std::exception_ptr e) { error = e; });
+      rd.wait();
+    }
+    rethrown_as<cancelled>(error);
+    CHECK(delivered < 40);
+    CHECK(pool.available() == 8);
+  }
+}
