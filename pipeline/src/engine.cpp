@@ -231,6 +231,8 @@ void engine::cpu_lanes(unsigned count) {
 // The "kernel" stage holds what the operator queued on the compute stream for the chunk (kernels
 // and its copy back of results).
 void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
+  // What a batch of chunks may stage beyond a chunk's size (decoded images), at most.
+  constexpr std::size_t batch_staged_bytes = std::size_t{64} << 20;
   const unsigned nbuf = opt_.gpu_buffers;
   const std::size_t max_batch = std::max<std::size_t>(1, worker.max_batch());
   constexpr std::size_t align = 256;
@@ -322,13 +324,22 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
     while (auto c = next_chunk()) {
       held.push_back(*c);
       if (failed_.load()) break;
-      // Small chunks that are already waiting join this one, back to back in one device buffer.
-      std::size_t used = (c->info.size + align - 1) / align * align;
-      while (held.size() < max_batch && used < gpu_buffer_bytes_) {
+      // Small chunks that are already waiting join this one, back to back in one device buffer,
+      // while their bytes fit one chunk and what the worker will stage for them (decoded images)
+      // fits max(one chunk, batch_staged_bytes): the device buffer grows to that, plus one chunk.
+      const auto round_up = [](std::size_t n) { return (n + align - 1) / align * align; };
+      const auto staged_of = [&](const io::chunk& h) {
+        return round_up(
+            worker.staged_bytes(h.info, std::span<const std::byte>(h.data, h.info.size)));
+      };
+      const std::size_t staged_budget = std::max(gpu_buffer_bytes_, batch_staged_bytes);
+      std::size_t used = round_up(c->info.size), staged_est = staged_of(*c);
+      while (held.size() < max_batch && used < gpu_buffer_bytes_ && staged_est < staged_budget) {
         auto more = queue_.try_pop(gpu_buffer_bytes_ - used);
         if (!more) break;
         held.push_back(*more);
-        used += (more->info.size + align - 1) / align * align;
+        used += round_up(more->info.size);
+        staged_est += staged_of(*more);
       }
       const unsigned b = next;
       next = (next + 1) % nbuf;

@@ -36,6 +36,12 @@ class gpu_worker {
     (void)info, (void)data;
     return false;
   }
+  // What stage() will give for a chunk, in bytes, or an estimate (see
+  // device_transformer::staged_bytes).
+  virtual std::size_t staged_bytes(const chunk_info& info, std::span<const std::byte> data) {
+    (void)info;
+    return data.size();
+  }
   // Host work over the chunks about to be staged, in order (see device_transformer::prepare).
   virtual void prepare(std::span<const chunk_info> infos,
                        std::span<const std::span<const std::byte>> data, unsigned buffer) {

@@ -192,6 +192,16 @@ class image_device final : public device_transformer {
     return need > cuda::current_device_free_memory() / 2;
   }
 
+  // A PNG is staged decoded (two bytes per sample); anything else as it lies.
+  std::size_t staged_bytes(const chunk_info&, std::span<const std::byte> data) override {
+    if (img::sniff_format(data.data(), data.size()) != img::image_format::png) return data.size();
+    try {
+      return img::read_png_shape(data.data(), data.size()).samples() * sizeof(std::uint16_t);
+    } catch (const input_error&) {
+      return data.size();  // stage() reports it
+    }
+  }
+
   // The batch's PNGs: shapes from their headers, pinned staging grown here on the lane's thread,
   // then decoded by the team straight into it. A failure is kept for stage().
   void prepare(std::span<const chunk_info> infos, std::span<const std::span<const std::byte>> data,

@@ -214,6 +214,7 @@ class xor_device final : public device_transformer {
         finished_(buffers) {}
   std::size_t max_batch() const override;
   bool prefer_host(const chunk_info& info, std::span<const std::byte>) override;
+  std::size_t staged_bytes(const chunk_info& info, std::span<const std::byte> data) override;
   void prepare(std::span<const chunk_info> infos, std::span<const std::span<const std::byte>> data,
                unsigned buffer) override;
   void finish(std::span<const chunk_info> infos, unsigned buffer) override;
@@ -247,6 +248,8 @@ class xor_op final : public transform_op {
   std::set<std::size_t> skip_at_stage, skip_at_collect;  // inputs refused (on the host too)
   hooks on;
   mutable std::atomic<std::uint64_t> device_chunks{0}, host_chunks{0}, prepared{0}, finished{0};
+  std::size_t staged_hint = 0;  // staged_bytes() of every chunk, when not 0
+  mutable std::atomic<std::size_t> largest_batch{0};
 
   framing frame(std::size_t) const override { return framing::records(1); }
   void host(const chunk_info& info, std::span<const std::byte> data,
@@ -271,6 +274,10 @@ std::size_t xor_device::max_batch() const {
 
 bool xor_device::prefer_host(const chunk_info& info, std::span<const std::byte>) {
   return op_.host_seventh && info.seq % 7 == 3;
+}
+
+std::size_t xor_device::staged_bytes(const chunk_info&, std::span<const std::byte> data) {
+  return op_.staged_hint ? op_.staged_hint : data.size();
 }
 
 void xor_device::prepare(std::span<const chunk_info> infos,
@@ -323,6 +330,8 @@ std::span<const std::byte> xor_device::stage(const chunk_info& info,
 void xor_device::launch(std::span<const chunk_info> infos, std::span<const std::size_t> offsets,
                         const std::byte* d_data, stream_ref stream, unsigned buffer) {
   if (infos.size() > op_.batch) throw std::logic_error("a batch larger than max_batch()");
+  for (std::size_t m = op_.largest_batch; m < infos.size();)
+    if (op_.largest_batch.compare_exchange_weak(m, infos.size())) break;
   if (next_[buffer] != prepared_[buffer].size())
     throw std::logic_error("launch() before every prepared chunk was staged");
   fresh_[buffer] = true;
@@ -906,5 +915,40 @@ TEST_CASE_METHOD(fake_device_fixture,
   CHECK(on_host["prepare"] > 0);
   CHECK(on_host["collect"] > 0);
   CHECK(on_host["host"] == 0);
+  check_device_clean();
+}
+
+TEST_CASE_METHOD(fake_device_fixture,
+                 "a GPU lane's batch is bounded by what its chunks will stage, not only by their "
+                 "sizes",
+                 "[fake_gpu]") {
+  test::temp_dir dir;
+  std::vector<input> inputs;
+  std::vector<std::string> outputs;
+  std::vector<std::vector<std::uint8_t>> data;
+  for (std::size_t i = 0; i < 64; ++i) {
+    data.push_back(test::random_bytes(3000 + i, 900 + i));
+    test::write_bytes(dir.file(numbered("in", i)), data.back());
+    inputs.push_back({dir.file(numbered("in", i))});
+    outputs.push_back(dir.file(numbered("out", i)));
+  }
+  // One lane, slots for every file: chunks wait in the queue and batches fill up.
+  for (std::size_t hint : {std::size_t{0}, std::size_t{40} << 20}) {
+    INFO("staged_bytes " << hint);
+    xor_op op;
+    op.batch = 8;
+    op.expand = false;
+    op.host_seventh = false;
+    op.staged_hint = hint;
+    fc::set_jitter(200);
+    run(op, inputs, outputs, lane_options(device_mode::gpu, 65536, 64, 1, 2));
+    for (std::size_t i = 0; i < data.size(); ++i)
+      REQUIRE(first_difference(test::file_bytes(outputs[i]), expected_xor(data[i], 65536)) == -1);
+    // 40 MiB each: the second one takes the batch past 64 MiB and closes it.
+    if (hint)
+      CHECK(op.largest_batch == 2);
+    else
+      CHECK(op.largest_batch > 2);
+  }
   check_device_clean();
 }

@@ -100,6 +100,14 @@ class device_transformer {
     (void)info, (void)data;
     return false;
   }
+  // The bytes stage() will give for this chunk, or an estimate (optional; default its size), from
+  // a cheap look at it (an image's header), on the lane's thread. A GPU lane packs waiting chunks
+  // into one batch while their staged bytes fit 64 MiB (or one chunk, if larger), so that a batch
+  // of small files that decode to large images stays bounded.
+  virtual std::size_t staged_bytes(const chunk_info& info, std::span<const std::byte> data) {
+    (void)info;
+    return data.size();
+  }
   // Host work over a batch before its stage() calls, on the lane's thread (optional): the chunks
   // about to be staged, in the order stage() will see them (chunks run on the host through
   // prefer_host are not among them). Per-chunk work that costs (decoding a compressed image) can
