@@ -5,7 +5,8 @@
 # go to DIR/image-out, removed before every run. Whole-process wall time, best of REPS.
 #   bench/image.sh [DIR]     (default /tmp/hetpipe-bench)
 # Environment: HETPIPE (build/hetpipe), REPS (3), HD_COUNT (2000), BIG_COUNT (200),
-# BIG_SIZE (8192x8192).
+# BIG_SIZE (8192x8192), PNG_COUNT (500: HD photos as PNG, the decoders' and encoders' set; 0 skips
+# it), SETS (which sets, default "hd big png").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-/tmp/hetpipe-bench}
@@ -14,6 +15,9 @@ reps=${REPS:-3}
 hd_count=${HD_COUNT:-2000}
 big_count=${BIG_COUNT:-200}
 big_size=${BIG_SIZE:-8192x8192}
+png_count=${PNG_COUNT:-500}
+sets=${SETS:-hd big png}
+(( png_count > 0 )) || sets=${sets//png/}
 ops=gray,blur:sigma=2,sobel
 out=$dir/image-out
 mkdir -p "$dir"
@@ -23,17 +27,18 @@ mkdir -p "$dir"
 # make_set NAME SIZE CHANNELS COUNT: DIR/images-NAME, generated once; .spec says what it holds, and
 # a set made with other parameters is made again.
 make_set() {
-  local set=$dir/images-$1 spec="$2 channels=$3 count=$4 depth=8 seed=1"
+  local set=$dir/images-$1 spec="$2 channels=$3 count=$4 depth=8 seed=1 format=${5:-pnm}"
   if [[ ! -f $set/.spec || $(cat "$set/.spec") != "$spec" ]]; then
     rm -rf "$set" "$set.tmp"
     "$hp" gen-images --size "$2" --channels "$3" --count "$4" --depth 8 --seed 1 --prefix "$1" \
-      -o "$set.tmp" >/dev/null
+      --format "${5:-pnm}" -o "$set.tmp" >/dev/null
     echo "$spec" >"$set.tmp/.spec"
     mv "$set.tmp" "$set"
   fi
 }
-make_set hd 1920x1080 3 "$hd_count"
-make_set big "$big_size" 1 "$big_count"
+[[ $sets == *hd* ]] && make_set hd 1920x1080 3 "$hd_count"
+[[ $sets == *big* ]] && make_set big "$big_size" 1 "$big_count"
+[[ $sets == *png* ]] && make_set png 1920x1080 3 "$png_count" png
 
 # best CMD...: like t, but with the output folder removed (untimed) before each run.
 best() {
@@ -69,10 +74,12 @@ python3 -c 'import cv2' 2>/dev/null && have_cv2=$(python3 -c 'import cv2; print(
 machine_line "$gpu"
 echo "chain: --ops $ops; ratio: OpenCV's time / the run's time (above 1: faster than OpenCV)"
 
-for name in hd big; do
+for name in $sets; do
   set=$dir/images-$name
   if [[ $name == hd ]]; then
     count=$hd_count size=1920x1080 what="RGB 8-bit PPM"
+  elif [[ $name == png ]]; then
+    count=$png_count size=1920x1080 what="RGB 8-bit PNG (outputs: gray PNG, zlib level 6)"
   else
     count=$big_count size=$big_size what="gray 8-bit PGM"
   fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """image_ref.py DIR_IN DIR_OUT THREADS: the OpenCV reference of bench/image.sh, the chain
-`gray,blur:sigma=2,sobel` over every *.ppm / *.pgm in DIR_IN, each result written to DIR_OUT under
-the same name as 8-bit binary PGM (as hetpipe writes a gray result of a .ppm input: P5 under the
-input's name; OpenCV's own writer refuses gray data in a .ppm name).
+`gray,blur:sigma=2,sobel` over every *.ppm / *.pgm / *.png in DIR_IN, each result written to
+DIR_OUT under the same name as 8-bit binary PGM (as hetpipe writes a gray result of a .ppm input:
+P5 under the input's name; OpenCV's own writer refuses gray data in a .ppm name), or as 8-bit
+gray PNG at zlib level 6 for a .png input (hetpipe's default --png-level).
 
 Per image: imread (unchanged), BGR -> gray when 3 channels, GaussianBlur sigma 2 (ksize from
 sigma: radius 6, as hetpipe's ceil(3 sigma)), Sobel dx and dy (ksize 3, float32), magnitude, then
@@ -32,7 +33,10 @@ def one(src, dst):
     gx = cv2.Sobel(blur, cv2.CV_32F, 1, 0, ksize=3, borderType=BORDER)
     gy = cv2.Sobel(blur, cv2.CV_32F, 0, 1, ksize=3, borderType=BORDER)
     out = cv2.convertScaleAbs(cv2.magnitude(gx, gy))  # saturating: clip 0..255, uint8
-    ok, data = cv2.imencode(".pgm", out)
+    if src.lower().endswith(".png"):
+        ok, data = cv2.imencode(".png", out, [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    else:
+        ok, data = cv2.imencode(".pgm", out)
     if not ok:
         raise RuntimeError(f"{dst}: cv2.imencode failed")
     with open(dst, "wb") as f:
@@ -45,9 +49,9 @@ def main():
         return 2
     din, dout, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
     cv2.setNumThreads(threads)
-    names = sorted(n for n in os.listdir(din) if n.lower().endswith((".ppm", ".pgm")))
+    names = sorted(n for n in os.listdir(din) if n.lower().endswith((".ppm", ".pgm", ".png")))
     if not names:
-        print(f"image_ref.py: no *.ppm or *.pgm in {din}", file=sys.stderr)
+        print(f"image_ref.py: no *.ppm, *.pgm or *.png in {din}", file=sys.stderr)
         return 1
     os.makedirs(dout, exist_ok=True)
     with ThreadPool(threads) as pool:
