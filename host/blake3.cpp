@@ -112,7 +112,7 @@ void compress(const std::uint32_t h[8], const std::uint32_t m[16], std::uint64_t
 
 void load_block(const std::uint8_t* p, std::size_t n, std::uint32_t m[16]) {
   std::uint8_t b[64] = {};
-  std::memcpy(b, p, n);
+  if (n) std::memcpy(b, p, n);  // p may be null for the empty input
   for (int i = 0; i < 16; ++i) m[i] = load32(b + 4 * i);
 }
 

@@ -60,7 +60,8 @@ TEST_CASE("sums are exact where a float running sum is not", "[stats]") {
   test::temp_dir dir;
   // A float running sum gives 0 here; the exact sum is 1.
   test::write_vector(dir.file("x.f64"), std::vector<double>{1e16, 1.0, -1e16});
-  const auto& c = stats({dir.file("x.f64")}, dtype::f64, test::cpu_options(4096, 1))[0].columns[0];
+  const auto r = stats({dir.file("x.f64")}, dtype::f64, test::cpu_options(4096, 1));
+  const auto& c = r[0].columns[0];
   CHECK(c.sum == 1.0);
   CHECK(c.mean == 1.0 / 3.0);
 }
