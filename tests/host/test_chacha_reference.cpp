@@ -483,7 +483,7 @@ TEST_CASE("chacha device code on the host: replay of the batch kernel's chunk sc
       CHECK(replay_chunk(true, key.data(), counter, last, pt.data(), len) == want);
       // Open: the replay decrypts and computes the tag of the ciphertext it was given.
       bytes opened = replay_chunk(false, key.data(), counter, last, want.data(), len);
-      CHECK(std::memcmp(opened.data(), pt.data(), len) == 0);
+      CHECK((len == 0 || std::memcmp(opened.data(), pt.data(), len) == 0));  // pt may be null
       CHECK(std::memcmp(opened.data() + len, want.data() + len, 16) == 0);
     }
   }
