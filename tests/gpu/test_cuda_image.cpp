@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,24 @@ struct size3 {
   std::uint32_t w, h, ch;
 };
 
+// Each chain on an image of its size at 8 and 16 bits: the GPU gives the CPU's bytes, and
+// growth() predicts what the run allocates.
+void same_as_cpu(hc::image_workspace& ws, hc::stream& s,
+                 std::span<const std::pair<size3, const char*>> cases, std::uint64_t seed) {
+  for (const auto& [sz, chain] : cases)
+    for (std::uint32_t maxval : {255u, 65535u}) {
+      CAPTURE(sz.w, sz.h, sz.ch, maxval, chain);
+      const auto in = edged_image(sz.w, sz.h, sz.ch, maxval, seed++);
+      const auto ops = img::parse_ops(chain);
+      const auto cpu = img::apply(in, ops, 4);
+      const std::size_t before = ws.bytes(), growth = ws.growth(in.shape, ops);
+      const auto gpu = gpu_apply(ws, in, ops, s);
+      CHECK(ws.bytes() - before == growth);
+      REQUIRE(gpu.shape == cpu.shape);
+      CHECK(gpu.samples == cpu.samples);
+    }
+}
+
 }  // namespace
 
 TEST_CASE("GPU image chains give the CPU's bytes on odd sizes, 8 and 16 bits", "[gpu][image]") {
@@ -103,17 +122,7 @@ TEST_CASE("GPU image chains on 1920x1080 and large blur radii", "[gpu][image]") 
       {{1919, 1081, 3}, "resize:1280x720"},
       {{300, 200, 3}, "blur:sigma=64"},  // radius 192, wider than a tile side
       {{5, 400, 1}, "blur:sigma=20"}};   // radius 60 > width
-  std::uint64_t seed = 100;
-  for (const auto& [sz, chain] : cases)
-    for (std::uint32_t maxval : {255u, 65535u}) {
-      CAPTURE(sz.w, sz.h, sz.ch, maxval, chain);
-      const auto in = edged_image(sz.w, sz.h, sz.ch, maxval, seed++);
-      const auto ops = img::parse_ops(chain);
-      const auto cpu = img::apply(in, ops, 4);
-      const auto gpu = gpu_apply(ws, in, ops, s);
-      REQUIRE(gpu.shape == cpu.shape);
-      CHECK(gpu.samples == cpu.samples);
-    }
+  same_as_cpu(ws, s, cases, 100);
 }
 
 TEST_CASE("GPU image chains on more rows than a grid has, every blur strip width, extreme resizes",
@@ -136,20 +145,7 @@ TEST_CASE("GPU image chains on more rows than a grid has, every blur strip width
       {{2, 1, 1}, "resize:1048576x1"},   // den 2^21, the largest bilinear divisor
       {{1, 1u << 20, 1}, "resize:1x7"},  // ... along y
       {{1, 3, 1}, "resize:1x1048576"}};  // 2^20 output rows
-  std::uint64_t seed = 200;
-  for (const auto& [sz, chain] : cases)
-    for (std::uint32_t maxval : {255u, 65535u}) {
-      CAPTURE(sz.w, sz.h, sz.ch, maxval, chain);
-      const auto in = edged_image(sz.w, sz.h, sz.ch, maxval, seed++);
-      const auto ops = img::parse_ops(chain);
-      const auto cpu = img::apply(in, ops, 4);
-      // growth() predicts what the run allocates.
-      const std::size_t before = ws.bytes(), growth = ws.growth(in.shape, ops);
-      const auto gpu = gpu_apply(ws, in, ops, s);
-      CHECK(ws.bytes() - before == growth);
-      REQUIRE(gpu.shape == cpu.shape);
-      CHECK(gpu.samples == cpu.samples);
-    }
+  same_as_cpu(ws, s, cases, 200);
 }
 
 TEST_CASE("GPU image run: an empty chain returns the input, bad ops throw before queueing",
