@@ -212,6 +212,7 @@ struct reader::impl {
   open_group* forming = nullptr;  // members gathered by open_ahead, not yet submitted
   std::vector<std::unique_ptr<read_batch>> batches;
   std::vector<read_batch*> free_batches;
+  std::vector<std::pair<input_state*, unsigned>> batch_items;  // issue_batch's, kept for reuse
 
   impl(std::vector<source> in, std::function<framing(std::size_t)> f, slot_pool& p, reader_config c)
       : inputs(std::move(in)), frame(std::move(f)), pool(p), cfg(c) {
@@ -575,7 +576,8 @@ struct reader::impl {
   // after it, as far as slots, reads in flight and the window allow, in one job.
   void issue_batch(input_state& first, unsigned slot) {
     const std::size_t most = batch_most();
-    std::vector<std::pair<input_state*, unsigned>> items{{&first, slot}};
+    auto& items = batch_items;  // reused: no allocation per batch
+    items.assign(1, {&first, slot});
     for (std::size_t j = first.index + 1; items.size() < most && j < inputs.size(); ++j) {
       auto it = live.find(j);
       if (it == live.end() || !single_read(*it->second)) break;

@@ -202,15 +202,16 @@ class image_device final : public device_transformer {
     }
   }
 
-  // The batch's PNGs: shapes from their headers, pinned staging grown here on the lane's thread,
-  // then decoded by the team straight into it. A failure is kept for stage().
+  // The batch's PNGs: shapes from their headers, places in the buffer's one pinned staging
+  // buffer (grown here, on the lane's thread, to the batch's total: the engine bounds what a batch
+  // stages), then decoded by the team straight into it. A failure is kept for stage().
   void prepare(std::span<const chunk_info> infos, std::span<const std::span<const std::byte>> data,
                unsigned buffer) override {
     buf& b = bufs_[buffer];
     b.prepared.assign(infos.size(), decoded{});
     b.next = 0;
-    if (b.staging.size() < infos.size()) b.staging.resize(infos.size());
-    std::vector<std::size_t> pngs;
+    b.team_items.clear();
+    std::size_t total = 0;
     for (std::size_t k = 0; k < infos.size(); ++k) {
       decoded& d = b.prepared[k];
       d.seq = infos[k].seq;
@@ -218,17 +219,18 @@ class image_device final : public device_transformer {
       d.png = true;
       try {
         d.shape = img::read_png_shape(data[k].data(), data[k].size());
-        grow(b.staging[k], d.shape.samples() * sizeof(std::uint16_t));
-        pngs.push_back(k);
+        d.offset = total;
+        total += (d.shape.samples() * sizeof(std::uint16_t) + align - 1) / align * align;
+        b.team_items.push_back(k);
       } catch (const input_error& e) {
         d.error = e.reason();
       }
     }
-    on_team(pngs, op_.codec_threads(), [&](std::size_t k) {
+    grow(b.staging, total);
+    on_team(b.team_items, op_.codec_threads(), [&](std::size_t k) {
       decoded& d = b.prepared[k];
       try {
-        img::decode_png(data[k].data(), data[k].size(),
-                        static_cast<std::uint16_t*>(b.staging[k].get()), d.shape.samples());
+        img::decode_png(data[k].data(), data[k].size(), staged_samples(b, d), d.shape.samples());
       } catch (const input_error& e) {
         d.error = e.reason();
       }
@@ -257,7 +259,7 @@ class image_device final : public device_transformer {
         if (!d.error.empty()) throw input_error("", d.error);
         it.p = op_.make_plan(d.shape, img::image_format::png);
         it.layout = img::sample_layout::u16;
-        it.staged = {static_cast<const std::byte*>(b.staging[k].get()),
+        it.staged = {reinterpret_cast<const std::byte*>(staged_samples(b, d)),
                      d.shape.samples() * sizeof(std::uint16_t)};
       }
     } catch (const input_error& e) {
@@ -313,7 +315,8 @@ class image_device final : public device_transformer {
     if (b.launched.size() != infos.size())
       throw gpu_error("image: batch does not match its launch");
     const auto* bad = static_cast<const unsigned long long*>(b.h_bad.get());
-    std::vector<std::size_t> pngs;
+    std::vector<std::size_t>& pngs = b.team_items;
+    pngs.clear();
     for (std::size_t i = 0; i < infos.size(); ++i) {
       item& it = b.launched[i];
       it.encoded.clear();
@@ -370,21 +373,26 @@ class image_device final : public device_transformer {
     std::vector<std::uint8_t> encoded;  // PNG output (finish)
     std::string error;                  // why it could not be encoded
   };
-  // A chunk as prepare() left it: a PNG's shape, decoded into staging[k], or why not.
+  // A chunk as prepare() left it: a PNG's shape, decoded into staging at offset, or why not.
   struct decoded {
     std::uint64_t seq = 0;
     bool png = false;
     img::image_shape shape;
+    std::size_t offset = 0;
     std::string error;
   };
   struct buf {
-    std::vector<decoded> prepared;             // the batch being staged, in order
-    std::size_t next = 0;                      // prepared[next] is the next stage()'s
-    std::vector<item> pending, launched;       // staged for the next launch; in flight
-    std::vector<cuda::pinned_buffer> staging;  // decoded PNG samples, per prepared position
+    std::vector<decoded> prepared;        // the batch being staged, in order
+    std::size_t next = 0;                 // prepared[next] is the next stage()'s
+    std::vector<item> pending, launched;  // staged for the next launch; in flight
+    cuda::pinned_buffer staging;          // the batch's decoded PNG samples
+    std::vector<std::size_t> team_items;  // what the codec team works on (prepare, finish)
     cuda::device_buffer d_out, d_bad;
     cuda::pinned_buffer h_out, h_bad;
   };
+  static std::uint16_t* staged_samples(buf& b, const decoded& d) {
+    return reinterpret_cast<std::uint16_t*>(static_cast<std::byte*>(b.staging.get()) + d.offset);
+  }
   template <class Buffer>
   static void grow(Buffer& b, std::size_t n) {
     if (b.size() >= n) return;
