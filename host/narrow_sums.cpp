@@ -196,11 +196,16 @@ void sums32_generic(const std::byte* p, std::size_t n, double sigma, sums32& r) 
 #ifdef HETPIPE_NARROW_AVX2
 // Element i in accumulator i % 16: four registers of four doubles per sum. (GCC's vectorisation
 // of the portable loop spilled the accumulators.) fl(σ + x·x) by FMA, the same value as x·x is
-// exact, on the multiply pipes, leaving the add pipes to the sums; x·x − h by FMA, exact.
+// exact; x·x − h by FMA, exact. Some sums are taken as fma(v, 1, acc), the same sum: on AMD Zen
+// adds and conversions run on two pipes and FMAs on two others, and this split gives each pair 7
+// of every 14 operations. With every sum on the add pipes this loop took 2.45 cycles per 4
+// elements on one L1-resident block, 1.7 with the split; sum_f32 over a 1 MiB buffer went from
+// 15.8 to 17.8 GB/s (EPYC 7003 at 2.45 GHz, medians of 10 interleaved runs). The same split of
+// the f64 loop's extractions measured slower, so sums64_avx2 keeps its adds.
 __attribute__((target("avx2,fma"))) void sums32_avx2(const std::byte* p, std::size_t n,
                                                      std::size_t ahead, double sigma, sums32& r) {
   const float* v = reinterpret_cast<const float*>(p);  // read only through _mm_loadu_ps
-  const __m256d sg = _mm256_set1_pd(sigma);
+  const __m256d sg = _mm256_set1_pd(sigma), one = _mm256_set1_pd(1.0);
   __m256d s[4], h[4], l[4];
   for (int k = 0; k < 4; ++k) s[k] = h[k] = l[k] = _mm256_setzero_pd();
   const std::size_t full = n / accs32 * accs32;
@@ -214,8 +219,8 @@ __attribute__((target("avx2,fma"))) void sums32_avx2(const std::byte* p, std::si
     for (int k = 0; k < 4; ++k) {
       const __m256d x = _mm256_cvtps_pd(_mm_loadu_ps(v + i + 4 * k));
       const __m256d hi = _mm256_sub_pd(_mm256_fmadd_pd(x, x, sg), sg);
-      s[k] = _mm256_add_pd(s[k], x);
-      h[k] = _mm256_add_pd(h[k], hi);
+      s[k] = k % 2 ? _mm256_add_pd(s[k], x) : _mm256_fmadd_pd(x, one, s[k]);
+      h[k] = _mm256_fmadd_pd(hi, one, h[k]);
       l[k] = _mm256_add_pd(l[k], _mm256_fmsub_pd(x, x, hi));
     }
   }
