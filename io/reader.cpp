@@ -21,6 +21,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -194,6 +195,7 @@ struct reader::impl {
   std::mutex done_mu;
   std::condition_variable done_cv;
   bool done = false;
+  double loop_cpu = 0;  // CPU seconds of the loop thread, set when it ends (under done_mu)
 
   // Loop-thread state.
   std::exception_ptr error;
@@ -1104,8 +1106,11 @@ struct reader::impl {
       on_done(error);
     } catch (...) {  // nowhere to go: on_done must not throw
     }
+    timespec cpu{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
     {
       std::lock_guard lk(done_mu);
+      loop_cpu = double(cpu.tv_sec) + double(cpu.tv_nsec) * 1e-9;
       done = true;
     }
     done_cv.notify_all();
@@ -1159,6 +1164,11 @@ void reader::wait() {
   if (!impl_->started) return;
   std::unique_lock lk(impl_->done_mu);
   impl_->done_cv.wait(lk, [&] { return impl_->done; });
+}
+
+double reader::loop_cpu_seconds() const {
+  std::lock_guard lk(impl_->done_mu);
+  return impl_->loop_cpu;
 }
 
 }  // namespace hetpipe::io

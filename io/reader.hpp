@@ -73,6 +73,10 @@ class reader {
   void retire(std::uint64_t n = 1);  // thread-safe: n delivered chunks are done (window credit)
   void cancel();                     // thread-safe, idempotent; on_done(cancelled) unless done
   void wait();  // blocks until on_done has returned (returns at once if not started)
+  // CPU time the loop thread used, on_chunk and on_done included: 0 until the loop has ended
+  // (wait() returned). Near the job's wall time, the loop thread is what limits the job (many
+  // small files: every open, read and delivery passes through it).
+  double loop_cpu_seconds() const;
 
   struct impl;
 

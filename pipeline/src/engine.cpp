@@ -625,6 +625,7 @@ void engine::run() {
   report_.bytes = bytes_done_.load();
   report_.chunks = chunks_done_.load();
   report_.seconds = secs;
+  report_.reader_cpu_seconds = reader_->loop_cpu_seconds();
   report_.cpu_lanes = ncpu;
   report_.gpu_lanes = static_cast<unsigned>(worker_device.size());
   report_.lanes = lane_reports_;
@@ -634,6 +635,11 @@ void engine::run() {
                  format_size(report_.bytes).c_str(), secs,
                  secs > 0 ? static_cast<double>(report_.bytes) / secs * 1e-9 : 0.0,
                  static_cast<unsigned long long>(report_.chunks), report_.setup_seconds);
+    // One thread opens every input, issues every read and delivers every chunk: near 100%, it is
+    // what limits the job.
+    std::fprintf(stderr, "hetpipe:   reader   cpu  %8.3f s (%.0f%% of one thread)\n",
+                 report_.reader_cpu_seconds,
+                 secs > 0 ? 100.0 * report_.reader_cpu_seconds / secs : 0.0);
     for (const auto& [stage, busy] : trace_.stage_totals()) {
       if (stage == "read")  // time in flight as the event loop saw it, not thread time
         std::fprintf(stderr, "hetpipe:   %-8s in flight %8.3f s (%.1f reads at once on average)\n",

@@ -805,3 +805,41 @@ TEST_CASE(
     CHECK(pool.available() == 8);
   }
 }
+
+namespace {
+double thread_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return double(t.tv_sec) + double(t.tv_nsec) * 1e-9;
+}
+}  // namespace
+
+TEST_CASE("The reader reports the CPU time of its loop thread, callbacks included",
+          "[io][reader]") {
+  temp_dir dir;
+  std::vector<source> inputs;
+  for (int i = 0; i < 200; ++i) {
+    write_file(dir.file(numbered("f", i)), random_bytes(1000 + i, 300 + i));
+    inputs.push_back({dir.file(numbered("f", i))});
+  }
+  slot_pool pool(4, 4096);
+  reader rd(inputs, records(1), pool, reader_config{});
+  REQUIRE(rd.loop_cpu_seconds() == 0);
+  std::atomic<int> chunks{0};
+  const auto t0 = std::chrono::steady_clock::now();
+  rd.start(
+      [&](chunk c) {
+        // The first callback burns 30 ms of its thread's CPU: they must show in the report.
+        if (chunks++ == 0)
+          for (const double s = thread_cpu_seconds(); thread_cpu_seconds() - s < 0.03;) {
+          }
+        pool.release(c.slot);
+        rd.retire();
+      },
+      [](std::exception_ptr) {});
+  rd.wait();
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  REQUIRE(chunks == 200);
+  REQUIRE(rd.loop_cpu_seconds() >= 0.03);
+  REQUIRE(rd.loop_cpu_seconds() <= wall);
+}

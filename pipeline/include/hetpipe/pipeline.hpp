@@ -36,8 +36,9 @@ struct job_report {
   options resolved;         // the options in effect, defaults filled in
   std::uint64_t bytes = 0;  // input bytes processed
   std::uint64_t chunks = 0;
-  double seconds = 0;        // wall time of the job, pool allocation excluded
-  double setup_seconds = 0;  // pool and device buffer allocation
+  double seconds = 0;             // wall time of the job, pool allocation excluded
+  double setup_seconds = 0;       // pool and device buffer allocation
+  double reader_cpu_seconds = 0;  // CPU time of the reader's event-loop thread (see -v)
   unsigned cpu_lanes = 0;
   unsigned gpu_lanes = 0;
   std::vector<lane_report> lanes;
