@@ -41,24 +41,38 @@ void mark_copy_back(stream_ref s) {
 namespace detail {
 
 bool ready_queue::push(io::chunk c) {
-  bool surplus = false;
+  bool surplus = false, wake = false;
   {
     std::lock_guard lock(mutex_);
     if (closed_) return false;
     queue_.push_back(c);
     surplus = queue_.size() > reserve_;
+    wake = waiting_ > 0 && !signalled_;
+    signalled_ = signalled_ || wake;
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
   if (surplus) surplus_cv_.notify_one();
   return true;
 }
 
 std::optional<io::chunk> ready_queue::pop() {
-  std::unique_lock lock(mutex_);
-  cv_.wait(lock, [&] { return closed_ || !queue_.empty(); });
-  if (queue_.empty()) return std::nullopt;
-  io::chunk c = queue_.front();
-  queue_.pop_front();
+  bool wake = false;
+  io::chunk c{};
+  {
+    std::unique_lock lock(mutex_);
+    while (!closed_ && queue_.empty()) {
+      ++waiting_;
+      cv_.wait(lock);
+      --waiting_;
+      signalled_ = false;  // this wake (or a spurious one): a later push may signal again
+    }
+    if (queue_.empty()) return std::nullopt;
+    c = queue_.front();
+    queue_.pop_front();
+    wake = !queue_.empty() && waiting_ > 0 && !signalled_;
+    signalled_ = signalled_ || wake;
+  }
+  if (wake) cv_.notify_one();
   return c;
 }
 

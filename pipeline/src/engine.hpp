@@ -93,6 +93,12 @@ class ready_queue {
   std::condition_variable cv_, surplus_cv_;
   std::deque<io::chunk> queue_;
   bool closed_ = false;
+  // pop()'s waiters, and whether one of them was signalled and has not woken yet. A push signals
+  // only when no wake is on its way; a woken pop() that leaves chunks behind signals the next
+  // waiter. So the reader's loop thread wakes one idle lane per burst of chunks, not one per
+  // chunk, and the lanes wake each other (a wake is a system call, several microseconds).
+  unsigned waiting_ = 0;
+  bool signalled_ = false;
 };
 
 class engine {
