@@ -18,6 +18,7 @@
 
 #include "host/blake3.hpp"
 #include "host/crc.hpp"
+#include "pipeline/src/stat_all.hpp"
 #if HETPIPE_WITH_CUDA
 #include "cuda/blake3_kernels.hpp"
 #include "cuda/crc_kernels.hpp"
@@ -316,20 +317,16 @@ std::string to_hex(const std::vector<std::uint8_t>& bytes) {
 }
 
 std::vector<std::string> expand_paths(const std::vector<std::string>& paths, bool recursive) {
-  namespace fs = std::filesystem;
   std::vector<std::string> out;
-  for (const auto& p : paths) {
+  const std::vector<detail::path_stat> stats = detail::stat_all(paths);
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    const std::string& p = paths[i];
     if (p == "-") {
       out.push_back(p);
       continue;
     }
-    std::error_code ec;
-    const fs::file_status st = fs::status(p, ec);
-    if (ec || !fs::exists(st)) {
-      const int err = ec ? ec.value() : ENOENT;
-      throw io_error(p, errno_reason(err), -err);
-    }
-    if (fs::is_directory(st)) {
+    if (const int err = stats[i].error) throw io_error(p, errno_reason(err), -err);
+    if (S_ISDIR(stats[i].st.st_mode)) {
       if (!recursive) throw io_error(p, "is a directory (-r walks folders)", -EISDIR);
       walk(p, out);
     } else {

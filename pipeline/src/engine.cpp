@@ -14,6 +14,7 @@
 
 #if HETPIPE_WITH_CUDA
 #include "cuda/runtime.hpp"
+#include "pipeline/src/stat_all.hpp"
 #endif
 
 namespace hetpipe {
@@ -525,9 +526,14 @@ void engine::run() {
   // fault in), while GPU lanes keep chunk-sized device buffers to batch many files per launch.
   bool all_small = extra == 0;
   std::uint64_t largest = 0;
-  for (const auto& s : spec_.sources) {
-    struct stat st {};
-    if (s.path == "-" || ::stat(s.path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+  std::vector<std::string> paths;
+  paths.reserve(spec_.sources.size());
+  for (const auto& s : spec_.sources) paths.push_back(s.path == "-" ? std::string() : s.path);
+  const std::vector<path_stat> stats = stat_all(paths);  // "" fails: standard input
+  for (std::size_t i = 0; i < spec_.sources.size(); ++i) {
+    const io::source& s = spec_.sources[i];
+    const struct stat& st = stats[i].st;
+    if (stats[i].error != 0 || !S_ISREG(st.st_mode)) {
       all_small = false;
       sizes_known_ = false;
       continue;

@@ -25,6 +25,7 @@
 
 #include "host/image.hpp"
 #include "host/image_ops.hpp"
+#include "pipeline/src/stat_all.hpp"
 #if HETPIPE_WITH_CUDA
 #include "cuda/image_kernels.hpp"
 #include "cuda/runtime.hpp"
@@ -450,12 +451,13 @@ std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool 
                                     const std::string& outdir, image_output format) {
   std::vector<image_file> out;
   const fs::path dest(outdir);
-  for (const auto& p : paths) {
+  const std::vector<detail::path_stat> stats = detail::stat_all(paths);
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    const std::string& p = paths[i];
     if (p == "-") throw usage_error("image: standard input is not supported; name the files");
     std::error_code ec;
-    const fs::file_status st = fs::status(p, ec);
-    if (ec || !fs::exists(st)) throw_io(p, ec ? ec.value() : ENOENT);
-    if (!fs::is_directory(st)) {
+    if (stats[i].error) throw_io(p, stats[i].error);
+    if (!S_ISDIR(stats[i].st.st_mode)) {
       out.push_back({p, (dest / with_format(fs::path(p).filename(), format)).string()});
       continue;
     }

@@ -1,10 +1,14 @@
 // The engine through its public API: ordering, errors, small pools, cancellation, empty inputs.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <fstream>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -13,6 +17,7 @@
 #include <hetpipe/hetpipe.hpp>
 
 #include "pipeline/src/engine.hpp"
+#include "pipeline/src/stat_all.hpp"
 #include "support/matchers.hpp"
 #include "support/options.hpp"
 #include "support/temp_dir.hpp"
@@ -342,4 +347,29 @@ TEST_CASE("Bursts of chunks from one thread to many lanes: every chunk taken onc
   for (auto& t : threads) t.join();
   CHECK(taken == total);
   for (int k = 0; k < total; ++k) REQUIRE(seen[k] == 1);
+}
+
+TEST_CASE("stat_all gives every path the result stat gives it, on several threads",
+          "[pipeline][scheduler]") {
+  hetpipe::test::temp_dir dir;
+  std::vector<std::string> paths;
+  for (int i = 0; i < 3000; ++i) {
+    const std::string p = (dir.path() / ("f" + std::to_string(i))).string();
+    if (i % 7 != 3) std::ofstream(p) << std::string(std::size_t(i % 50), 'x');  // else missing
+    paths.push_back(i % 500 == 0 ? dir.path().string() : p);  // and now and then the folder
+  }
+  paths.push_back("");
+  const auto got = hetpipe::detail::stat_all(paths);
+  REQUIRE(got.size() == paths.size());
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    struct stat st {};
+    const int err = ::stat(paths[i].c_str(), &st) == 0 ? 0 : errno;
+    REQUIRE(got[i].error == err);
+    if (err == 0) {
+      REQUIRE(got[i].st.st_ino == st.st_ino);
+      REQUIRE(got[i].st.st_size == st.st_size);
+      REQUIRE(got[i].st.st_mode == st.st_mode);
+    }
+  }
+  CHECK(got.back().error == ENOENT);
 }

@@ -1,0 +1,26 @@
+// stat(2) of many paths at once. A job over 20 000 small files stats each of them before it starts
+// (the CLI checks that it exists and is not a folder, the engine adds up the sizes): one thread
+// after another, that took about as long as a sixth of the job on the 2-core box, and more on a
+// machine whose cores make the job itself faster.
+//
+//   auto st = detail::stat_all({"a.bin", "missing"});
+//   st[0].error == 0 && S_ISREG(st[0].st.st_mode);  st[1].error == ENOENT
+#pragma once
+
+#include <sys/stat.h>
+
+#include <string>
+#include <vector>
+
+namespace hetpipe::detail {
+
+struct path_stat {
+  int error = 0;  // errno of a failed stat, 0 when st holds the result
+  struct stat st {};
+};
+
+// stat (symbolic links followed) of every path, entry i for paths[i]; on several threads when
+// there are many. Never throws for a path that cannot be stat'ed: its entry says why.
+std::vector<path_stat> stat_all(const std::vector<std::string>& paths);
+
+}  // namespace hetpipe::detail
