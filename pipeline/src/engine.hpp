@@ -68,6 +68,9 @@ struct job_spec {
   // A GPU lane's worker, or nullptr when the operator has no device implementation.
   std::function<std::unique_ptr<gpu_worker>(int device, std::size_t max_chunk, unsigned buffers)>
       make_gpu;
+  // Whether the job's options left these to the engine: a job of many small files then gets more
+  // slots (of the files' size) and thread-pool threads (see engine::run).
+  bool may_grow_slots = false, may_grow_io_threads = false;
 };
 
 // Lanes of two kinds pull from it. First-call lanes (pop()) take any chunk. Helper lanes

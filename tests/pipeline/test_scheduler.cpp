@@ -199,6 +199,39 @@ TEST_CASE("the read-only pass reads every byte", "[pipeline]") {
   CHECK(rep.chunks == 32);
 }
 
+TEST_CASE("a reduction over small files gets more slots and io threads, unless it set them",
+          "[pipeline]") {
+  test::temp_dir dir;
+  std::vector<input> small, mixed;
+  for (int i = 0; i < 50; ++i) {
+    const auto b = random_bytes(40000 + std::size_t(i), 20 + std::uint64_t(i));
+    test::write_file(dir.file("s" + std::to_string(i)), b.data(), b.size());
+    small.push_back({dir.file("s" + std::to_string(i))});
+  }
+  const auto big = random_bytes(300000, 19);  // above what the reader batches (256 KiB)
+  test::write_file(dir.file("big"), big.data(), big.size());
+  mixed = small;
+  mixed.push_back({dir.file("big")});
+  const std::uint64_t small_bytes = 50 * 40000 + 49 * 50 / 2;
+  const options d = resolve(test::cpu_options(1 << 20, 2));
+  job_report rep;
+  // Default slots and io threads: 40 KiB slots, as many as the default pool's bytes, at most 128.
+  CHECK(read_only(small, test::cpu_options(1 << 20, 2), &rep) == small_bytes);
+  CHECK(rep.resolved.slots ==
+        std::min<unsigned>(128, std::max<unsigned>(d.slots, d.slots * (1u << 20) / 40960)));
+  CHECK(rep.resolved.io_threads == std::max(16u, d.io_threads));
+  // Set by the caller: kept.
+  options set = test::cpu_options(1 << 20, 2, 6);
+  set.io_threads = 3;
+  CHECK(read_only(small, set, &rep) == small_bytes);
+  CHECK(rep.resolved.slots == 6);
+  CHECK(rep.resolved.io_threads == 3);
+  // One file too large to batch: defaults.
+  CHECK(read_only(mixed, test::cpu_options(1 << 20, 2), &rep) == small_bytes + 300000);
+  CHECK(rep.resolved.slots == d.slots);
+  CHECK(rep.resolved.io_threads == d.io_threads);
+}
+
 TEST_CASE("a GPU-only job without a usable GPU is a clear error", "[pipeline]") {
   if (gpu_count() > 0) return;  // covered by the [gpu] tests on a GPU machine
   test::temp_dir dir;
