@@ -12,9 +12,10 @@
 
 #include <hetpipe/error.hpp>
 
+#include "pipeline/src/stat_all.hpp"
+
 #if HETPIPE_WITH_CUDA
 #include "cuda/runtime.hpp"
-#include "pipeline/src/stat_all.hpp"
 #endif
 
 namespace hetpipe {
