@@ -114,6 +114,24 @@ struct read_batch {
   std::vector<read_op*> ops;
 };
 
+// Thread-pool jobs of one kind (open_group, read_batch), kept for reuse: all of them, in flight or
+// not, and the free ones.
+template <class Job>
+struct job_pool {
+  std::vector<std::unique_ptr<Job>> all;
+  std::vector<Job*> free;
+  Job& take() {
+    if (free.empty()) {
+      all.push_back(std::make_unique<Job>());
+      return *all.back();
+    }
+    Job* j = free.back();
+    free.pop_back();
+    return *j;
+  }
+  void give(Job& j) { free.push_back(&j); }
+};
+
 struct read_op {  // one positional chunk read (several uv_fs_read calls when reads come up short)
   uv_fs_t req;
   reader::impl* self = nullptr;
@@ -209,11 +227,9 @@ struct reader::impl {
   std::size_t reqs = 0;       // uv requests pending
   std::vector<std::unique_ptr<read_op>> ops;
   std::vector<read_op*> free_ops;
-  std::vector<std::unique_ptr<open_group>> groups;  // in flight: busy; else in free_groups
-  std::vector<open_group*> free_groups;
+  job_pool<open_group> groups;
   open_group* forming = nullptr;  // members gathered by open_ahead, not yet submitted
-  std::vector<std::unique_ptr<read_batch>> batches;
-  std::vector<read_batch*> free_batches;
+  job_pool<read_batch> batches;
   std::vector<std::pair<input_state*, unsigned>> batch_items;  // issue_batch's, kept for reuse
 
   impl(std::vector<source> in, std::function<framing(std::size_t)> f, slot_pool& p, reader_config c)
@@ -264,6 +280,19 @@ struct reader::impl {
     submit_stat_open();
   }
 
+  // Queues a job on libuv's thread pool: Work(job) there, then (this->*Done)(job, status) back on
+  // the loop thread.
+  template <class Job, void (*Work)(Job&), void (impl::*Done)(Job&, int)>
+  int queue_job(Job& job) {
+    job.work.data = &job;
+    return uv_queue_work(
+        &loop, &job.work, [](uv_work_t* w) { Work(*static_cast<Job*>(w->data)); },
+        [](uv_work_t* w, int status) {
+          auto& j = *static_cast<Job*>(w->data);
+          (j.self->*Done)(j, status);
+        });
+  }
+
   // stat, then for a regular file open and fstat (the size of the file actually opened), in one
   // thread-pool job for up to open_group_max inputs: one trip per several small files instead of
   // two per file. FIFOs and devices are not opened here: opening a FIFO blocks until its writer
@@ -271,12 +300,7 @@ struct reader::impl {
   // become current.
   void add_stat_open(input_state& in) {
     if (!forming) {
-      if (free_groups.empty()) {
-        groups.push_back(std::make_unique<open_group>());
-        free_groups.push_back(groups.back().get());
-      }
-      forming = free_groups.back();
-      free_groups.pop_back();
+      forming = &groups.take();
       forming->self = this;
       forming->members.clear();
     }
@@ -286,6 +310,9 @@ struct reader::impl {
     if (forming->members.size() == open_group_max) submit_stat_open();
   }
 
+  static void stat_open_all(open_group& g) {
+    for (input_state* in : g.members) stat_open_one(*in);
+  }
   static void stat_open_one(input_state& in) {
     const char* path = in.src->path.c_str();
     struct stat sb {};
@@ -311,16 +338,7 @@ struct reader::impl {
     open_group* g = forming;
     if (!g) return;
     forming = nullptr;
-    g->work.data = g;
-    const int rc = uv_queue_work(
-        &loop, &g->work,
-        [](uv_work_t* w) {
-          for (input_state* in : static_cast<open_group*>(w->data)->members) stat_open_one(*in);
-        },
-        [](uv_work_t* w, int status) {
-          auto* g = static_cast<open_group*>(w->data);
-          g->self->on_stat_open(*g, status);
-        });
+    const int rc = queue_job<open_group, &impl::stat_open_all, &impl::on_stat_open>(*g);
     if (rc < 0) {
       for (input_state* in : g->members) {
         in->work_busy = false;
@@ -328,7 +346,7 @@ struct reader::impl {
         in->err = uv_failure(in->src->path, rc);
       }
       g->members.clear();
-      free_groups.push_back(g);
+      groups.give(*g);
       return;
     }
     ++reqs;
@@ -376,7 +394,7 @@ struct reader::impl {
     --reqs;
     for (input_state* in : g.members) stat_opened(*in, status);
     g.members.clear();
-    free_groups.push_back(&g);
+    groups.give(g);
     pump();
   }
 
@@ -591,12 +609,7 @@ struct reader::impl {
       items.emplace_back(it->second.get(), *s);
     }
     if (items.size() == 1) return issue_chunk(first, slot);
-    if (free_batches.empty()) {
-      batches.push_back(std::make_unique<read_batch>());
-      free_batches.push_back(batches.back().get());
-    }
-    read_batch* b = free_batches.back();
-    free_batches.pop_back();
+    read_batch* b = &batches.take();
     b->self = this;
     b->ops.clear();
     for (auto [in, s] : items) {
@@ -604,22 +617,13 @@ struct reader::impl {
       op.batched = true;
       b->ops.push_back(&op);
     }
-    b->work.data = b;
     detail::batched_reads.fetch_add(items.size(), std::memory_order_relaxed);
-    const int rc = uv_queue_work(
-        &loop, &b->work,
-        [](uv_work_t* w) {
-          for (read_op* op : static_cast<read_batch*>(w->data)->ops) read_whole(*op);
-        },
-        [](uv_work_t* w, int status) {
-          auto* b = static_cast<read_batch*>(w->data);
-          b->self->on_batch_read(*b, status);
-        });
+    const int rc = queue_job<read_batch, &impl::read_all, &impl::on_batch_read>(*b);
     if (rc < 0) {
       fail(uv_failure(first.src->path, rc));
       for (read_op* op : b->ops) end_op(*op, true);
       b->ops.clear();
-      free_batches.push_back(b);
+      batches.give(*b);
       return;
     }
     ++reqs;
@@ -627,6 +631,9 @@ struct reader::impl {
 
   // On a thread-pool thread: op's range with pread, in calls of at most max_bytes_per_call;
   // then the file is closed here rather than on the loop thread (it has no other chunk).
+  static void read_all(read_batch& b) {
+    for (read_op* op : b.ops) read_whole(*op);
+  }
   static void read_whole(read_op& op) {
     read_range(op);
     if (op.in->owns_fd) {
@@ -673,7 +680,7 @@ struct reader::impl {
       deliver(c);
     }
     b.ops.clear();
-    free_batches.push_back(&b);
+    batches.give(b);
     pump();
   }
 
@@ -1024,12 +1031,12 @@ struct reader::impl {
     for (auto& op : ops)
       if (!op->batched && std::find(free_ops.begin(), free_ops.end(), op.get()) == free_ops.end())
         uv_cancel(reinterpret_cast<uv_req_t*>(&op->req));
-    for (auto& b : batches)
+    for (auto& b : batches.all)
       if (!b->ops.empty()) uv_cancel(reinterpret_cast<uv_req_t*>(&b->work));
     for (auto& [i, in] : live) {
       if (in->req_busy) uv_cancel(reinterpret_cast<uv_req_t*>(&in->req));
     }
-    for (auto& g : groups)
+    for (auto& g : groups.all)
       if (!g->members.empty()) uv_cancel(reinterpret_cast<uv_req_t*>(&g->work));
     for (auto it = live.begin(); it != live.end();) {
       input_state& in = *(it++)->second;
