@@ -581,10 +581,9 @@ struct reader::impl {
   // a thread-pool job with the inputs after it (many small files: one trip per several files,
   // where a trip costs about as much as copying 64 KiB). Larger ones keep a job each, so that
   // their copies run on several threads at once.
-  static constexpr std::uint64_t single_read_max = 256 << 10;
   static bool single_read(const input_state& in) {
     return in.st == input_state::state::ready && !in.sequential && in.n_chunks == 1 &&
-           in.next_chunk == 0 && in.fr.kind != framing_kind::lines && in.region <= single_read_max;
+           in.next_chunk == 0 && in.fr.kind != framing_kind::lines && in.region <= batched_read_max;
   }
 
   // Inputs per read_batch: half the reads in flight, so that two jobs can run at once.

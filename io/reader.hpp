@@ -42,6 +42,10 @@ struct chunk {
   std::uint64_t read_end_ns = 0;
 };
 
+// Inputs read whole in one chunk of at most this many bytes share thread-pool jobs, several to a
+// job (see reader.cpp): the many-small-files case.
+inline constexpr std::uint64_t batched_read_max = 256 << 10;
+
 struct reader_config {
   std::size_t chunk_size =
       4 << 20;  // nominal chunk bytes (records: rounded down to a multiple, ≥ 1 record)

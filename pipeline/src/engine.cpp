@@ -552,12 +552,11 @@ void engine::run() {
     // trip through the pool instead of 4 (2 cores) and wakes threads less often. 20 000 x 64 KiB,
     // CRC32C, 2 cores: 2.31 -> 3.16 GB/s, the reader thread's CPU 0.19 -> 0.07 s. Slots of a small
     // file's size cost little: as many as the default pool's bytes hold, up to 128.
-    constexpr std::size_t small = 256 << 10;  // the reader batches files up to this size
-    if (spec_.may_grow_slots && slot_bytes_ <= small)
+    const bool small = slot_bytes_ <= io::batched_read_max;
+    if (spec_.may_grow_slots && small)
       opt_.slots = static_cast<unsigned>(std::clamp<std::uint64_t>(
           std::uint64_t{opt_.slots} * opt_.chunk_size / slot_bytes_, opt_.slots, 128));
-    if (spec_.may_grow_io_threads && slot_bytes_ <= small)
-      opt_.io_threads = std::max(opt_.io_threads, 16u);
+    if (spec_.may_grow_io_threads && small) opt_.io_threads = std::max(opt_.io_threads, 16u);
   }
 
   // Lanes: GPU lanes where asked for and possible, CPU lanes unless --device gpu.
