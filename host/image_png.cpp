@@ -90,17 +90,19 @@ void decode_raster(spng_ctx* ctx, const spng_ihdr& ihdr, const image_shape& shap
   const int fmt = indexed ? SPNG_FMT_RGBA8 : SPNG_FMT_PNG;
   std::size_t len = 0;
   check(spng_decoded_image_size(ctx, fmt, &len), "image size");
+  const std::size_t n = shape.samples();
+  if (wide) {  // already the output's layout: straight into it, no copy
+    if (len != n * 2) fail("bad PNG: unexpected decoded size");
+    check(spng_decode_image(ctx, out, len, fmt, 0), "pixel data");
+    return;
+  }
   std::vector<std::uint8_t> raw(len);
   check(spng_decode_image(ctx, raw.data(), len, fmt, indexed ? SPNG_DECODE_TRNS : 0), "pixel data");
 
-  const std::size_t n = shape.samples();
   if (indexed) {
     const std::uint32_t ch = shape.channels;
     for (std::size_t px = 0; px < shape.pixels(); ++px)
       for (std::uint32_t c = 0; c < ch; ++c) out[px * ch + c] = raw[px * 4 + c];
-  } else if (wide) {
-    if (len != n * 2) fail("bad PNG: unexpected decoded size");
-    std::memcpy(out, raw.data(), len);
   } else if (depth == 8) {
     if (len != n) fail("bad PNG: unexpected decoded size");
     for (std::size_t i = 0; i < n; ++i) out[i] = raw[i];
