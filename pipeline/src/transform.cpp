@@ -192,10 +192,15 @@ class outputs_state {
   void deliver(const chunk_info& info, std::vector<std::byte> bytes) {
     if (!skipped(info.input)) {
       io::writer* w = open(info.input);
+      // The input may be skipped meanwhile (another lane's chunk of it refused): its writer is
+      // then aborted, and a write waiting there for that chunk's turn throws cancelled, a later
+      // one logic_error. Neither is the job's error then.
       try {
         w->write(info.index + 1, std::move(bytes));
+      } catch (const cancelled&) {
+        if (!skipped(info.input)) throw;
       } catch (const std::logic_error&) {
-        if (!skipped(info.input)) throw;  // the input was skipped meanwhile: its writer aborted
+        if (!skipped(info.input)) throw;
       }
     }
     count(info);
