@@ -6,6 +6,9 @@
 # One command may run 10 minutes at most: split it, e.g. SECTIONS=image (build, [gpu] tests, image
 # bench), then SKIP_TESTS=1 SECTIONS="stats checksum encrypt" on the same warm machine (the build
 # folder is kept between calls, so the second build is a no-op).
+# SECTIONS run in the order given. DEADLINE=SECONDS caps the whole script: each section's timeout
+# is cut to what is left, and a section that would start with under 20 s left is skipped, so the
+# logs are always packed before the device command's own limit kills it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/hetpipe-device}
@@ -14,23 +17,28 @@ mkdir -p "$out"
 # gmp.h lives in the multiarch include folder, which env.sh does not name
 export CPATH=$PWD/.deps/root/usr/include/x86_64-linux-gnu:$CPATH
 step() { echo "== $(date -u +%T) $*" | tee -a "$out/steps.log"; }
+t0=$SECONDS
+# tmo SECONDS: that timeout, or less if the deadline is nearer
+tmo() { local l=$(( ${DEADLINE:-1000000} - (SECONDS - t0) )); (( l < $1 )) && echo $(( l > 5 ? l : 5 )) || echo "$1"; }
 
 step "machine"
 { nvidia-smi; nproc; lscpu | head -20; free -g; } >"$out/machine.txt" 2>&1
 step "configure + build"
+build_t0=$SECONDS
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DHETPIPE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
   >"$out/configure.log" 2>&1 || { tail -40 "$out/configure.log"; exit 1; }
-cmake --build build -j16 >"$out/build.log" 2>&1 || { grep -E "error" -A3 "$out/build.log" | head -60; exit 1; }
+cmake --build build -j16 ${BUILD_TARGETS:+--target $BUILD_TARGETS} >"$out/build.log" 2>&1 || { grep -E "error" -A3 "$out/build.log" | head -60; exit 1; }
+echo "build took $((SECONDS - build_t0)) s"
 build/hetpipe info >"$out/info.txt" 2>&1; cat "$out/info.txt"
 
 if [[ -z ${SKIP_TESTS:-} ]]; then
 step "tests"
 # The [gpu] tests: what only this machine can run (CI runs the rest, the fake-device tests
 # included). FULL_CTEST=1 runs the whole suite as well.
-timeout 300 build/tests/test_gpu -r compact >"$out/test_gpu.log" 2>&1; echo "test_gpu rc=$?"
+timeout $(tmo ${TEST_TIMEOUT:-300}) build/tests/test_gpu -r compact >"$out/test_gpu.log" 2>&1; echo "test_gpu rc=$?"
 grep -E "failed|FAILED" "$out/test_gpu.log" | head -20; tail -3 "$out/test_gpu.log"
 if [[ -n ${FULL_CTEST:-} ]]; then
-  timeout 300 ctest --test-dir build --output-on-failure -j8 >"$out/ctest.log" 2>&1
+  timeout $(tmo 300) ctest --test-dir build --output-on-failure -j8 >"$out/ctest.log" 2>&1
   echo "ctest rc=$?"; grep -E "tests passed|Failed|\*\*\*" "$out/ctest.log" | head -30
 fi
 fi
@@ -40,9 +48,9 @@ mkdir -p /dev/shm/hetpipe-bench
 size=${SIZE:-4G}
 f=/dev/shm/hetpipe-bench/f32-$size.npy
 
-if [[ " $sections " == *" stats "* ]]; then
+sec_stats() {
   step "stats benchmark"
-  timeout 300 env REPS=3 bench/stats.sh /dev/shm/hetpipe-bench "$size" >"$out/bench-stats.md" 2>&1
+  timeout $(tmo 300) env REPS=3 bench/stats.sh /dev/shm/hetpipe-bench "$size" >"$out/bench-stats.md" 2>&1
   echo "bench rc=$?"; cat "$out/bench-stats.md"
   for m in cpu gpu auto; do
     timeout 60 build/hetpipe stats --device $m -v --no-progress --json "$f" >"$out/stats-$m.json" 2>"$out/stats-$m.err"
@@ -62,11 +70,11 @@ for p in ps: p.wait()
 dt = time.perf_counter() - t
 print(f"| 16 x dd bs=1M (page cache to user memory, outside hetpipe) | {k * part * (1 << 20) / dt / 1e9:.2f} | |")
 PY
-fi
+}
 
-if [[ " $sections " == *" checksum "* ]]; then
+sec_checksum() {
   step "checksum benchmark"
-  timeout 330 env REPS=${CHECKSUM_REPS:-2} bench/checksum.sh /dev/shm/hetpipe-bench "$size" 20000 >"$out/bench-checksum.md" 2>&1
+  timeout $(tmo 330) env REPS=${CHECKSUM_REPS:-2} bench/checksum.sh /dev/shm/hetpipe-bench "$size" 20000 >"$out/bench-checksum.md" 2>&1
   echo "checksum bench rc=$?"; cat "$out/bench-checksum.md"
   big=/dev/shm/hetpipe-bench/random-$size.bin
   for a in blake3 crc32c; do
@@ -82,24 +90,26 @@ if [[ " $sections " == *" checksum "* ]]; then
   build/hetpipe checksum --device gpu /dev/shm/hetpipe-bench/small-20000/f00012* | sort | cmp - "$out/b3.ref" && echo "small files: gpu == b3sum"
   cmp <(b3sum "$big") <(build/hetpipe checksum --device gpu "$big") && echo "big file: gpu == b3sum"
   timeout 60 build/hetpipe checksum --device auto --no-progress --trace "$out/trace-checksum.json" "$big" >/dev/null
-fi
-if [[ " $sections " == *" encrypt "* ]]; then
+}
+
+sec_encrypt() {
   step "encrypt benchmark"
-  timeout 300 env REPS=${ENCRYPT_REPS:-2} bench/encrypt.sh /dev/shm/hetpipe-bench "$size" >"$out/bench-encrypt.md" 2>&1
+  timeout $(tmo 300) env REPS=${ENCRYPT_REPS:-2} bench/encrypt.sh /dev/shm/hetpipe-bench "$size" >"$out/bench-encrypt.md" 2>&1
   echo "encrypt bench rc=$?"; cat "$out/bench-encrypt.md"
-fi
-if [[ " $sections " == *" image "* ]]; then
+}
+
+sec_image() {
   step "image benchmark"
   # 2000 HD images (12 GB) and BIG_COUNT 8192^2 (64 MiB each) in /dev/shm next to their outputs,
   # then PNG_COUNT HD PNGs (the GPU lanes' codec teams); the PNG set goes last, so a timeout
   # loses only it.
-  timeout ${IMAGE_TIMEOUT:-400} env REPS=${IMAGE_REPS:-1} BIG_COUNT=${BIG_COUNT:-100} \
+  timeout $(tmo ${IMAGE_TIMEOUT:-400}) env REPS=${IMAGE_REPS:-1} BIG_COUNT=${BIG_COUNT:-100} \
     PNG_COUNT=${PNG_COUNT:-200} \
     bench/image.sh /dev/shm/hetpipe-bench >"$out/bench-image.md" 2>&1
   echo "image bench rc=$?"; cat "$out/bench-image.md"
-fi
+}
 
-if [[ " $sections " == *" chunks "* ]]; then
+sec_chunks() {
   step "chunk-size sweep (steady-state GB/s from -v, best of 3)"
   [[ -f $f ]] || build/hetpipe gen --dtype f32 --rows $(( $(numfmt --from=iec "$size") / 4 )) --npy -o "$f"
   cat "$f" >/dev/null
@@ -120,7 +130,15 @@ if [[ " $sections " == *" chunks "* ]]; then
     echo "checksum --device auto --chunk-size $c: $(v checksum --device auto --chunk-size $c "$f")"
   done
   } 2>&1 | tee "$out/chunks.txt"
-fi
+}
+
+for s in $sections; do
+  if (( ${DEADLINE:-1000000} - (SECONDS - t0) < 20 )); then
+    step "skipped $s (deadline)"
+    continue
+  fi
+  "sec_$s"
+done
 step "done"
 cd "$out" && tar czf logs.tgz *.log *.txt *.err *.json *.md *.ref 2>/dev/null && rm -f *.log *.err stats-*.json machine.txt info.txt *.ref checksum-v.txt
 ls "$out"
