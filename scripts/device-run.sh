@@ -72,6 +72,24 @@ print(f"| 16 x dd bs=1M (page cache to user memory, outside hetpipe) | {k * part
 PY
 }
 
+sec_ceiling() {
+  step "read-only ceiling: lanes and allocators"
+  [[ -f $f ]] || build/hetpipe gen --dtype f32 --rows $(( $(numfmt --from=iec "$size") / 4 )) --npy -o "$f"
+  cat "$f" >/dev/null
+  {
+  for args in "" "--cpu-threads 1" "--device cpu" "--device cpu --cpu-threads 1"; do
+    for _ in 1 2; do
+      echo "bench read $args: $(timeout 60 build/hetpipe bench read $args -v --no-progress "$f" 2>&1 >/dev/null | grep -E "GB/s|reader" | tr -s ' ' | tr '\n' ' ')"
+    done
+  done
+  # Outside hetpipe: 16 threads pread into a pool of 44 slots, by allocator.
+  local nv; nv=$(dirname "$(command -v nvcc)")/..
+  if g++ -O2 -pthread -DWITH_CUDA -I"$nv/include" bench/io_ceiling.cpp -L"$nv/lib64" -lcudart -o /tmp/io_ceiling; then
+    for a in anon hostalloc register; do /tmp/io_ceiling read "$f" 16 4M 44 $a; /tmp/io_ceiling read "$f" 16 1M 44 $a; done
+  fi
+  } 2>&1 | tee "$out/ceiling.txt"
+}
+
 sec_checksum() {
   step "checksum benchmark"
   timeout $(tmo 330) env REPS=${CHECKSUM_REPS:-2} bench/checksum.sh /dev/shm/hetpipe-bench "$size" 20000 >"$out/bench-checksum.md" 2>&1
@@ -140,5 +158,10 @@ for s in $sections; do
   "sec_$s"
 done
 step "done"
-cd "$out" && tar czf logs.tgz *.log *.txt *.err *.json *.md *.ref 2>/dev/null && rm -f *.log *.err stats-*.json machine.txt info.txt *.ref checksum-v.txt
+# Files come back 8 at most: everything in one archive, the tables and traces beside it.
+cd "$out" || exit 1
+shopt -s nullglob
+logs=(*.log *.txt *.err *.json *.md *.ref)
+tar czf logs.tgz "${logs[@]}"
+rm -f ./*.log ./*.err stats-*.json ./*.txt ./*.ref
 ls "$out"
