@@ -42,6 +42,12 @@ void mark_copy_back(stream_ref s) {
 
 namespace detail {
 
+bool ready_queue::should_wake() const {
+  if (queue_.empty() || waiting_ == 0 || signalled_) return false;
+  if (lazy_lanes_ == 0) return true;
+  return lazy_lanes_ <= waiting_ || queue_.size() > 1;  // no lane running, or a backlog
+}
+
 bool ready_queue::push(io::chunk c) {
   bool surplus = false, wake = false;
   {
@@ -49,7 +55,7 @@ bool ready_queue::push(io::chunk c) {
     if (closed_) return false;
     queue_.push_back(c);
     surplus = queue_.size() > reserve_;
-    wake = waiting_ > 0 && !signalled_;
+    wake = should_wake();
     signalled_ = signalled_ || wake;
   }
   if (wake) cv_.notify_one();
@@ -71,7 +77,7 @@ std::optional<io::chunk> ready_queue::pop() {
     if (queue_.empty()) return std::nullopt;
     c = queue_.front();
     queue_.pop_front();
-    wake = !queue_.empty() && waiting_ > 0 && !signalled_;
+    wake = should_wake();
     signalled_ = signalled_ || wake;
   }
   if (wake) cv_.notify_one();
@@ -343,15 +349,20 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
       // Small chunks that are already waiting join this one, back to back in one device buffer,
       // while their bytes fit one chunk and what the worker will stage for them (decoded images)
       // fits max(one chunk, batch_staged_bytes): the device buffer grows to that, plus one chunk.
+      // A worker may ask for more (a team of PNG decoders, one image per thread): both bounds are
+      // then its budget.
       const auto round_up = [](std::size_t n) { return (n + align - 1) / align * align; };
       const auto staged_of = [&](const io::chunk& h) {
         return round_up(
             worker.staged_bytes(h.info, std::span<const std::byte>(h.data, h.info.size)));
       };
-      const std::size_t staged_budget = std::max(gpu_buffer_bytes_, batch_staged_bytes);
+      const std::size_t budget =
+          worker.batch_budget(c->info, std::span<const std::byte>(c->data, c->info.size));
+      const std::size_t staged_budget = std::max({gpu_buffer_bytes_, batch_staged_bytes, budget});
+      const std::size_t read_budget = std::max(gpu_buffer_bytes_, budget);
       std::size_t used = round_up(c->info.size), staged_est = staged_of(*c);
-      while (held.size() < max_batch && used < gpu_buffer_bytes_ && staged_est < staged_budget) {
-        auto more = queue_.try_pop(gpu_buffer_bytes_ - used);
+      while (held.size() < max_batch && used < read_budget && staged_est < staged_budget) {
+        auto more = queue_.try_pop(read_budget - used);
         if (!more) break;
         held.push_back(*more);
         used += round_up(more->info.size);
@@ -589,13 +600,17 @@ void engine::run() {
   // Hybrid: two chunks per GPU lane stay queued for the GPU lanes (one being copied, one next);
   // CPU lanes take what piles up beyond that.
   if (ncpu > 0 && !workers.empty()) queue_.set_reserve(2 * workers.size());
+  // The lanes that call pop(): every lane, or in a hybrid job the GPU lanes (CPU lanes take the
+  // surplus on a wake of their own).
+  if (spec_.lanes_independent)
+    queue_.set_lazy_wakes(workers.empty() ? ncpu : static_cast<unsigned>(workers.size()));
 
   io::slot_pool::alloc_fn alloc = nullptr;
   io::slot_pool::free_fn release = nullptr;
 #if HETPIPE_WITH_CUDA
   if (!workers.empty()) {
-    alloc = &cuda::pinned_alloc;
-    release = &cuda::pinned_free;
+    alloc = &cuda::pinned_pool_alloc;
+    release = &cuda::pinned_pool_free;
   }
 #endif
   pool_ = std::make_unique<io::slot_pool>(opt_.slots, slot_bytes_, alloc, release);

@@ -203,6 +203,17 @@ class image_device final : public device_transformer {
     }
   }
 
+  // A batch that starts with a PNG holds as many decoded images of its size as the codec team
+  // has threads: prepare() and finish() then keep the whole team busy (a batch of one PNG kept
+  // one thread of it decoding and encoding while the others waited: 5.3 s for 32 HD PNGs on the
+  // H100 machine's 2 GPU lanes, against 0.86 s on its 16 CPU lanes).
+  std::size_t batch_budget(const chunk_info& info, std::span<const std::byte> data) override {
+    const int team = op_.codec_threads();
+    if (team < 2 || img::sniff_format(data.data(), data.size()) != img::image_format::png) return 0;
+    const std::size_t one = (staged_bytes(info, data) + align - 1) / align * align;
+    return one * static_cast<std::size_t>(team);
+  }
+
   // The batch's PNGs: shapes from their headers, places in the buffer's one pinned staging
   // buffer (grown here, on the lane's thread, to the batch's total: the engine bounds what a batch
   // stages), then decoded by the team straight into it. A failure is kept for stage().
@@ -559,8 +570,11 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
     const options r = resolve(o);
     const std::size_t lanes = o.device == device_mode::gpu ? 0 : r.cpu_threads;
     const int per_image = run_files.size() < lanes ? static_cast<int>(lanes / run_files.size()) : 1;
-    // A GPU lane's PNG codec team: the threads no CPU lane uses, shared among the GPU lanes.
-    const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+    // A GPU lane's PNG codec team: the threads no CPU lane uses, shared among the GPU lanes
+    // (with --device gpu, --cpu-threads when given bounds the threads, as it does CPU lanes').
+    const unsigned hw = o.device == device_mode::gpu && o.cpu_threads
+                            ? o.cpu_threads
+                            : std::max(1u, std::thread::hardware_concurrency());
     const unsigned gpu_lanes =
         o.device == device_mode::cpu ? 0 : r.gpu_lanes * static_cast<unsigned>(gpu_count());
     const int codec = gpu_lanes

@@ -323,6 +323,9 @@ class transform_worker final : public detail::gpu_worker {
   std::size_t staged_bytes(const chunk_info& info, std::span<const std::byte> data) override {
     return impl_->staged_bytes(info, data);
   }
+  std::size_t batch_budget(const chunk_info& info, std::span<const std::byte> data) override {
+    return impl_->batch_budget(info, data);
+  }
   void prepare(std::span<const chunk_info> infos, std::span<const std::span<const std::byte>> data,
                unsigned buffer) override {
     impl_->prepare(infos, data, buffer);

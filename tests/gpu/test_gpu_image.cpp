@@ -28,7 +28,7 @@ namespace {
 // were written with the same bytes and the same files skipped for the same reasons.
 void same_as_cpu(const test::temp_dir& dir, const std::string& ops, device_mode mode,
                  image_output format = image_output::same, unsigned gpu_lanes = 0,
-                 unsigned slots = 0) {
+                 unsigned slots = 0, unsigned cpu_threads = 2) {
   image_spec spec;
   spec.ops = ops;
   spec.format = format;
@@ -38,7 +38,7 @@ void same_as_cpu(const test::temp_dir& dir, const std::string& ops, device_mode 
   fs::remove_all(dir.path() / "out-dev");
   job_report want_rep, got_rep;
   run_images(spec, cpu, test::cpu_options(0, 2), &want_rep);
-  options o = test::device_options(mode, 0);
+  options o = test::device_options(mode, 0, cpu_threads);
   o.gpu_lanes = gpu_lanes;
   o.slots = slots;
   run_images(spec, dev, o, &got_rep);
@@ -129,6 +129,27 @@ TEST_CASE("GPU image lanes batch many small images and report bad ones like the 
              test::device_options(device_mode::gpu, 0), &rep);
   REQUIRE(rep.skipped.size() == 1);
   CHECK(rep.skipped[0].reason == "PNM sample value 200 exceeds maxval 100 at pixel (1, 1)");
+}
+
+TEST_CASE("GPU lanes' PNG codec teams decode and encode batches of PNGs like the CPU",
+          "[gpu][image]") {
+  // --device gpu with 8 host threads and one lane per device: each lane's codec team has 4 or 8
+  // threads (2 fake devices here, 1 on the GPU machine), and a batch that starts with a PNG holds
+  // that many decoded images: sizes, depths and channel counts mixed, a cut PNG among them.
+  test::temp_dir dir;
+  fs::create_directories(dir.path() / "in");
+  for (int i = 0; i < 60; ++i) {
+    const std::uint32_t w = 7 + (i * 37) % 300, h = 5 + (i * 53) % 200, ch = 1 + i % 4;
+    char name[32];
+    std::snprintf(name, sizeof name, "in/p%03d.png", i);
+    test::write_image(dir.file(name),
+                      test::random_image(w, h, ch, i % 6 == 0 ? 65535 : 255, 100 + i), true);
+  }
+  auto cut = img::encode_png(test::random_image(40, 30, 3, 255, 7));
+  cut.resize(cut.size() / 2);
+  test::write_bytes(dir.file("in/p030x.png"), cut);
+  same_as_cpu(dir, "blur:sigma=1.5,sobel", device_mode::gpu, image_output::same, 1, 0, 8);
+  same_as_cpu(dir, "invert", device_mode::gpu, image_output::pnm, 1, 0, 8);
 }
 
 TEST_CASE("GPU image lanes take a 16384 x 16384 image", "[gpu][image]") {

@@ -382,6 +382,114 @@ TEST_CASE("Bursts of chunks from one thread to many lanes: every chunk taken onc
   for (int k = 0; k < total; ++k) REQUIRE(seen[k] == 1);
 }
 
+TEST_CASE("Lazy wakes: a lone chunk waits for the running lane, a backlog wakes an idle one",
+          "[pipeline][scheduler]") {
+  using hetpipe::detail::ready_queue;
+  ready_queue q;
+  q.set_lazy_wakes(2);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool gate = false;
+  std::vector<std::uint64_t> order;  // chunks in the order lanes took them
+  std::vector<std::thread> lanes;
+  for (int i = 0; i < 2; ++i)
+    lanes.emplace_back([&] {
+      while (auto c = q.pop()) {
+        std::unique_lock lock(mu);
+        order.push_back(c->info.seq);
+        cv.notify_all();
+        // Chunk 0 holds its lane until the gate opens (10 s at most: nothing hangs).
+        if (c->info.seq == 0) cv.wait_for(lock, std::chrono::seconds(10), [&] { return gate; });
+      }
+    });
+  const auto push = [&](std::uint64_t seq) {
+    io::chunk c{};
+    c.info.seq = seq;
+    REQUIRE(q.push(c));
+  };
+  const auto taken = [&](std::size_t n) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(10), [&] { return order.size() >= n; });
+  };
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));  // both lanes wait in pop()
+  push(0);  // no lane running: one wakes and holds it
+  REQUIRE(taken(1));
+  push(1);  // one chunk beside a running lane: no wake
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  {
+    std::lock_guard lock(mu);
+    CHECK(order.size() == 1);
+  }
+  push(2);  // a backlog of two: the idle lane wakes and takes both
+  CHECK(taken(3));
+  {
+    std::lock_guard lock(mu);
+    gate = true;
+    cv.notify_all();
+  }
+  q.close();
+  for (auto& t : lanes) t.join();
+  CHECK(order == std::vector<std::uint64_t>{0, 1, 2});
+}
+
+TEST_CASE("Lazy wakes: bursts reach many lanes, every chunk taken once, a backlog spreads",
+          "[pipeline][scheduler]") {
+  using hetpipe::detail::ready_queue;
+  {
+    ready_queue q;
+    constexpr int lanes = 8, total = 20000;
+    q.set_lazy_wakes(lanes);
+    std::vector<std::atomic<int>> seen(total);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < lanes; ++i)
+      threads.emplace_back([&] {
+        while (auto c = q.pop()) seen[c->info.seq].fetch_add(1);
+      });
+    std::mt19937 gen(7);
+    for (int k = 0; k < total;) {
+      const int burst = 1 + int(gen() % 16);
+      for (int j = 0; j < burst && k < total; ++j, ++k) {
+        io::chunk c{};
+        c.info.seq = std::uint64_t(k);
+        REQUIRE(q.push(c));
+      }
+      if (gen() % 4 == 0) std::this_thread::sleep_for(std::chrono::microseconds(gen() % 200));
+    }
+    q.close();
+    for (auto& t : threads) t.join();
+    for (int k = 0; k < total; ++k) REQUIRE(seen[k] == 1);
+  }
+  // Lanes that work 40 ms a chunk, 8 chunks at once: the backlog wakes every lane.
+  ready_queue q;
+  constexpr int lanes = 4;
+  q.set_lazy_wakes(lanes);
+  std::vector<std::atomic<int>> per_lane(lanes);
+  std::atomic<int> done{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < lanes; ++i)
+    threads.emplace_back([&, i] {
+      while (auto c = q.pop()) {
+        per_lane[i].fetch_add(1);
+        std::this_thread::sleep_for(std::chrono::milliseconds(40));
+        done.fetch_add(1);
+      }
+    });
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  for (int k = 0; k < 2 * lanes; ++k) {
+    io::chunk c{};
+    c.info.seq = std::uint64_t(k);
+    REQUIRE(q.push(c));
+  }
+  // Closing wakes every lane: only once all chunks are done, so that the wakes come from the
+  // backlog (a lane left asleep leaves the others 320 ms of work, and no chunk of its own).
+  for (int waited = 0; done.load() < 2 * lanes && waited < 10000; waited += 5)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  q.close();
+  for (auto& t : threads) t.join();
+  CHECK(done.load() == 2 * lanes);
+  for (int i = 0; i < lanes; ++i) CHECK(per_lane[i].load() >= 1);
+}
+
 TEST_CASE("stat_all gives every path the result stat gives it, on several threads",
           "[pipeline][scheduler]") {
   hetpipe::test::temp_dir dir;

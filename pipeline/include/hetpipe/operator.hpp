@@ -108,6 +108,14 @@ class device_transformer {
     (void)info;
     return data.size();
   }
+  // What a batch that starts with this chunk may stage, and read, in bytes (optional; 0: the
+  // default above). A transformer whose prepare() or finish() spreads costly per-chunk work over a
+  // team of threads asks for enough chunks to keep its team busy (a team decoding PNGs asks for
+  // as many decoded images as it has threads).
+  virtual std::size_t batch_budget(const chunk_info& info, std::span<const std::byte> data) {
+    (void)info, (void)data;
+    return 0;
+  }
   // Host work over a batch before its stage() calls, on the lane's thread (optional): the chunks
   // about to be staged, in the order stage() will see them (chunks run on the host through
   // prefer_host are not among them). Per-chunk work that costs (decoding a compressed image) can
