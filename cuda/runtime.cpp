@@ -3,10 +3,7 @@
 #include "cuda/runtime.hpp"
 
 #include <cuda_runtime_api.h>
-#include <sys/mman.h>
 
-#include <map>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -109,54 +106,6 @@ void* pinned_alloc(std::size_t bytes) {
 
 void pinned_free(void* h_ptr) noexcept {
   if (h_ptr != nullptr && cudaFreeHost(h_ptr) != cudaSuccess) (void)cudaGetLastError();
-}
-
-namespace {
-std::mutex registered_mutex;
-std::map<void*, std::size_t> registered;  // pinned_pool_alloc's mappings, by address
-}  // namespace
-
-void* pinned_pool_alloc(std::size_t bytes) {
-  if (bytes == 0) return nullptr;
-  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p != MAP_FAILED) {
-    ::madvise(p, bytes, MADV_HUGEPAGE);  // advice only: ignored where THP is off
-    auto* b = static_cast<volatile unsigned char*>(p);
-    for (std::size_t off = 0; off < bytes; off += 4096) b[off] = 0;
-    if (cudaHostRegister(p, bytes, cudaHostRegisterPortable) == cudaSuccess) {
-      std::lock_guard lock(registered_mutex);
-      registered[p] = bytes;
-      return p;
-    }
-    (void)cudaGetLastError();  // not allowed here: cudaHostAlloc's pages instead
-    ::munmap(p, bytes);
-  }
-  return pinned_alloc(bytes);
-}
-
-bool is_page_locked(const void* p) {
-  cudaPointerAttributes a{};
-  if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  return a.type == cudaMemoryTypeHost;
-}
-
-void pinned_pool_free(void* h_ptr) noexcept {
-  if (h_ptr == nullptr) return;
-  std::size_t bytes = 0;
-  {
-    std::lock_guard lock(registered_mutex);
-    auto it = registered.find(h_ptr);
-    if (it != registered.end()) {
-      bytes = it->second;
-      registered.erase(it);
-    }
-  }
-  if (bytes == 0) return pinned_free(h_ptr);
-  if (cudaHostUnregister(h_ptr) != cudaSuccess) (void)cudaGetLastError();
-  ::munmap(h_ptr, bytes);
 }
 
 void set_device(int device) {

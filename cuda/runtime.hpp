@@ -45,13 +45,6 @@ std::string runtime_status();
 // (about 0.5 s per GiB): allocate once per pipeline. pinned_alloc(0) returns nullptr.
 void* pinned_alloc(std::size_t bytes);
 void pinned_free(void* h_ptr) noexcept;  // nullptr is a no-op
-// Pinned memory for the reader's slot pool: anonymous memory with transparent huge pages where the
-// kernel allows, then page-locked with cudaHostRegister (cudaHostAlloc's memory where that is
-// refused). The reads from the page cache copy into it; see bench/RESULTS.md for why huge pages.
-void* pinned_pool_alloc(std::size_t bytes);
-void pinned_pool_free(void* h_ptr) noexcept;  // only for pinned_pool_alloc's; nullptr is a no-op
-// Whether the runtime knows `p` as page-locked host memory (cudaHostAlloc'd or registered).
-bool is_page_locked(const void* p);
 
 // Makes `device` current on the calling thread.
 void set_device(int device);

@@ -42,12 +42,6 @@ void mark_copy_back(stream_ref s) {
 
 namespace detail {
 
-bool ready_queue::should_wake() const {
-  if (queue_.empty() || waiting_ == 0 || signalled_) return false;
-  if (lazy_lanes_ == 0) return true;
-  return lazy_lanes_ <= waiting_ || queue_.size() > 1;  // no lane running, or a backlog
-}
-
 bool ready_queue::push(io::chunk c) {
   bool surplus = false, wake = false;
   {
@@ -55,7 +49,7 @@ bool ready_queue::push(io::chunk c) {
     if (closed_) return false;
     queue_.push_back(c);
     surplus = queue_.size() > reserve_;
-    wake = should_wake();
+    wake = waiting_ > 0 && !signalled_;
     signalled_ = signalled_ || wake;
   }
   if (wake) cv_.notify_one();
@@ -77,7 +71,7 @@ std::optional<io::chunk> ready_queue::pop() {
     if (queue_.empty()) return std::nullopt;
     c = queue_.front();
     queue_.pop_front();
-    wake = should_wake();
+    wake = !queue_.empty() && waiting_ > 0 && !signalled_;
     signalled_ = signalled_ || wake;
   }
   if (wake) cv_.notify_one();
@@ -600,17 +594,13 @@ void engine::run() {
   // Hybrid: two chunks per GPU lane stay queued for the GPU lanes (one being copied, one next);
   // CPU lanes take what piles up beyond that.
   if (ncpu > 0 && !workers.empty()) queue_.set_reserve(2 * workers.size());
-  // The lanes that call pop(): every lane, or in a hybrid job the GPU lanes (CPU lanes take the
-  // surplus on a wake of their own).
-  if (spec_.lanes_independent)
-    queue_.set_lazy_wakes(workers.empty() ? ncpu : static_cast<unsigned>(workers.size()));
 
   io::slot_pool::alloc_fn alloc = nullptr;
   io::slot_pool::free_fn release = nullptr;
 #if HETPIPE_WITH_CUDA
   if (!workers.empty()) {
-    alloc = &cuda::pinned_pool_alloc;
-    release = &cuda::pinned_pool_free;
+    alloc = &cuda::pinned_alloc;
+    release = &cuda::pinned_free;
   }
 #endif
   pool_ = std::make_unique<io::slot_pool>(opt_.slots, slot_bytes_, alloc, release);

@@ -77,10 +77,6 @@ struct job_spec {
   // Whether the job's options left these to the engine: a job of many small files then gets more
   // slots (of the files' size) and thread-pool threads (see engine::run).
   bool may_grow_slots = false, may_grow_io_threads = false;
-  // Whether a lane never waits for another lane's chunk (a reduction: each chunk's result merges
-  // on its own). Its lanes are then woken lazily (ready_queue::set_lazy_wakes). A transform's
-  // lane may wait for its output's turn, so its lanes must be woken for every chunk.
-  bool lanes_independent = false;
 };
 
 // Lanes of two kinds pull from it. First-call lanes (pop()) take any chunk. Helper lanes
@@ -90,12 +86,6 @@ struct job_spec {
 class ready_queue {
  public:
   void set_reserve(std::size_t reserve) { reserve_ = reserve; }  // before the first push
-  // For lanes that never wait on one another (a reduction's), `lanes` of them calling pop(),
-  // before the first push: a push or a pop then wakes an idle lane only when no lane is running
-  // or more than one chunk waits. A running lane comes back for a lone chunk within one chunk's
-  // work, and lanes woken for every chunk took the cores the reads run on (`bench read` on the
-  // 16-core GPU machine: 50 GB/s with 16 lanes, 70 GB/s with one).
-  void set_lazy_wakes(unsigned lanes) { lazy_lanes_ = lanes; }
   bool push(io::chunk c);  // false once closed or aborted: the caller keeps the chunk's slot
   std::optional<io::chunk> pop();  // nullopt once closed and empty, or aborted
   // As pop(), leaving `reserve` chunks to pop(), and only a chunk that `accept` (called under the
@@ -118,8 +108,6 @@ class ready_queue {
   // chunk, and the lanes wake each other (a wake is a system call, several microseconds).
   unsigned waiting_ = 0;
   bool signalled_ = false;
-  unsigned lazy_lanes_ = 0;  // set_lazy_wakes; 0: a lane wakes whenever a chunk waits
-  bool should_wake() const;  // under the lock: whether an idle lane should be signalled now
 };
 
 class engine {

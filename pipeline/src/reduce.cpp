@@ -95,7 +95,6 @@ std::vector<std::unique_ptr<partial>> run(const reduce_op& op, const std::vector
   // state by it): its slots may grow.
   spec.may_grow_slots = opt.slots == 0;
   spec.may_grow_io_threads = opt.io_threads == 0;
-  spec.lanes_independent = true;
   detail::engine e(o, std::move(spec));
   eng = &e;
   e.run();

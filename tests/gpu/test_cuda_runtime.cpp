@@ -64,32 +64,6 @@ TEST_CASE("pinned memory round-trips through device memory on a stream", "[gpu][
   CHECK(std::memcmp(h_out.get(), expected.data(), n) == 0);
 }
 
-TEST_CASE("the slot pool's registered memory is page-locked: copies round-trip through it",
-          "[gpu][cuda]") {
-  CHECK(hc::pinned_pool_alloc(0) == nullptr);
-  hc::pinned_pool_free(nullptr);
-  constexpr std::size_t n = std::size_t{6} << 20;  // more than one huge page, not a multiple
-  auto* h = static_cast<unsigned char*>(hc::pinned_pool_alloc(n));
-  REQUIRE(h != nullptr);
-  // Page-locked, whichever way it was pinned: the runtime knows it as host memory it mapped.
-  CHECK(hc::is_page_locked(h));
-  CHECK(hc::is_page_locked(h + n - 1));
-  std::vector<unsigned char> pageable(64);
-  CHECK_FALSE(hc::is_page_locked(pageable.data()));
-  for (std::size_t i = 0; i < n; ++i) h[i] = static_cast<unsigned char>(i * 7 + 1);
-  hc::stream s(0);
-  hc::device_buffer d(n);
-  hc::copy_h2d_async(d.get(), h, n, s);
-  s.synchronize();
-  std::memset(h, 0, n);
-  hc::copy_d2h_async(h, d.get(), n, s);
-  s.synchronize();
-  std::size_t wrong = 0;
-  for (std::size_t i = 0; i < n; ++i) wrong += h[i] != static_cast<unsigned char>(i * 7 + 1);
-  CHECK(wrong == 0);
-  hc::pinned_pool_free(h);
-}
-
 TEST_CASE("an event orders work across two streams", "[gpu][cuda]") {
   // Stream a writes a large buffer several times and last of all a known value; stream b copies it
   // back after waiting for a's event, so it must see the final value everywhere.

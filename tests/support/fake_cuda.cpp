@@ -402,14 +402,6 @@ void pinned_free(void* h_ptr) noexcept {
   std::free(h_ptr);
 }
 
-// The slot pool's pinned memory (cudaHostRegister of anonymous memory there): the same stand-in.
-void* pinned_pool_alloc(std::size_t bytes) {
-  return pinned_alloc(bytes);
-}
-void pinned_pool_free(void* h_ptr) noexcept {
-  pinned_free(h_ptr);
-}
-
 void set_device(int device) {
   if (device < 0 || device >= fc::device_count)
     throw gpu_error(
