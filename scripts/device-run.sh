@@ -3,10 +3,13 @@
 # run every test (the [gpu] ones included), then the benchmarks. Logs go to $OUT.
 #   here, once:  ../shared/offline-prefix.sh .deps $(grep -v '^#' scripts/deps-offline.txt)
 #   device run:  scripts/device-run.sh            (carry .deps)
-# One command may run 10 minutes at most: split it, e.g. SECTIONS=image (build, [gpu] tests, image
-# bench), then SKIP_TESTS=1 SECTIONS="stats checksum encrypt" on the same warm machine (the build
-# folder is kept between calls, so the second build is a no-op).
-# SECTIONS run in the order given. DEADLINE=SECONDS caps the whole script: each section's timeout
+# Sections: stats checksum encrypt image ceiling chunks fixed (default "stats checksum encrypt").
+# A session has about 15 minutes of device time, a machine starts in about 30 s and goes back 30 s
+# after a call: one full call fits, e.g. (2026-11-26, 238 s on the H200 machine)
+#   DEADLINE=245 BUILD_TARGETS="hetpipe_cli test_gpu" SECTIONS="stats ceiling checksum image
+#   encrypt" HD_COUNT=1000 BIG_COUNT=32 PNG_COUNT=64 IMAGE_TIMEOUT=120 IMAGE_REPS=1
+#   CHECKSUM_REPS=2 ENCRYPT_REPS=1 scripts/device-run.sh
+# (build 46-49 s, [gpu] tests 26 s). SECTIONS run in the order given. DEADLINE=SECONDS caps the whole script: each section's timeout
 # is cut to what is left, and a section that would start with under 20 s left is skipped, so the
 # logs are always packed before the device command's own limit kills it.
 set -uo pipefail
@@ -128,26 +131,44 @@ sec_image() {
 }
 
 sec_chunks() {
-  step "chunk-size sweep (steady-state GB/s from -v, best of 3)"
+  # What this session (2026-11-26) left open: GPU jobs' chunk size (1 MiB reads ran 70-84 GB/s
+  # into 44 slots, 4 MiB ones 44-50: bench/io_ceiling), the CPU lanes beside GPU lanes in auto
+  # mode, and how idle CPU lanes slow bench read (16 lanes 50 GB/s, one 66).
+  step "sweep: chunk size, CPU lanes (steady-state GB/s from -v, best of 3)"
   [[ -f $f ]] || build/hetpipe gen --dtype f32 --rows $(( $(numfmt --from=iec "$size") / 4 )) --npy -o "$f"
   cat "$f" >/dev/null
   v() { local b=0 g; for _ in 1 2 3; do
     g=$(timeout 60 build/hetpipe "$@" -v --no-progress 2>&1 >/dev/null | sed -n 's/.*(\([0-9.]*\) GB\/s).*/\1/p' | head -1)
     b=$(python3 -c "print(max($b, ${g:-0}))"); done; echo "$b"; }
   {
-  for c in 256K 512K 1M 2M 4M; do for io in 16 32; do
-    echo "bench read --chunk-size $c --io-threads $io: $(v bench read --chunk-size $c --io-threads $io "$f")"
-  done; done
-  for c in 1M 4M; do  # CPU lanes alone: does a pool that fits the last-level cache help?
-    echo "stats --device cpu --chunk-size $c: $(v stats --device cpu --chunk-size $c "$f")"
-    echo "checksum --device cpu --chunk-size $c: $(v checksum --device cpu --chunk-size $c "$f")"
+  for n in 1 2 4 8 16; do
+    echo "bench read --cpu-threads $n: $(v bench read --cpu-threads $n "$f")"
   done
-  for c in 512K 1M 2M; do
+  for c in 1M 2M 4M; do
     echo "stats --device gpu --chunk-size $c: $(v stats --device gpu --chunk-size $c "$f")"
-    echo "stats --device auto --chunk-size $c: $(v stats --device auto --chunk-size $c "$f")"
-    echo "checksum --device auto --chunk-size $c: $(v checksum --device auto --chunk-size $c "$f")"
+    echo "checksum -a crc32c --device gpu --chunk-size $c: $(v checksum -a crc32c --device gpu --chunk-size $c "$f")"
+  done
+  for n in 1 2 4 8; do
+    echo "stats --device auto --cpu-threads $n: $(v stats --device auto --cpu-threads $n "$f")"
+    echo "checksum --device auto --cpu-threads $n: $(v checksum --device auto --cpu-threads $n "$f")"
   done
   } 2>&1 | tee "$out/chunks.txt"
+}
+
+sec_fixed() {
+  # A job's fixed costs, whole process, on a 4 KiB file: what a GPU job pays before and after
+  # its work (driver and context start, pinned pool, teardown) next to a CPU job.
+  step "fixed costs (whole process, best of 3)"
+  local small=/dev/shm/hetpipe-bench/4k.bin
+  head -c 4096 /dev/urandom >"$small"
+  w() { python3 bench/best_time.py 3 "$@"; }
+  {
+  echo "hetpipe --version: $(w build/hetpipe --version) s"
+  echo "hetpipe info: $(w build/hetpipe info) s"
+  for m in cpu gpu auto; do
+    echo "checksum --device $m (4 KiB): $(w build/hetpipe checksum --device $m --no-progress "$small") s"
+  done
+  } 2>&1 | tee "$out/fixed.txt"
 }
 
 for s in $sections; do
