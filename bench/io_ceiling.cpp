@@ -130,6 +130,10 @@ int read_ceiling(const char* file, int threads, std::size_t chunk, std::size_t s
 }
 
 int write_ceiling(const char* file, std::size_t bytes, int threads, const std::string& mode) {
+  if (mode != "pwrite" && mode != "falloc-pwrite" && mode != "mmap" && mode != "falloc-mmap") {
+    std::fprintf(stderr, "io_ceiling: unknown write mode %s\n", mode.c_str());
+    return 2;
+  }
   constexpr std::size_t block = std::size_t{4} << 20;
   std::vector<char> src(block);
   for (std::size_t i = 0; i < block; ++i) src[i] = static_cast<char>(i * 2654435761u >> 13);
@@ -137,8 +141,8 @@ int write_ceiling(const char* file, std::size_t bytes, int threads, const std::s
   const auto t0 = std::chrono::steady_clock::now();
   const int fd = open(file, O_RDWR | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) die(file);
-  const bool falloc = mode.rfind("falloc", 0) == 0;
-  const bool map = mode.find("mmap") != std::string::npos;
+  const bool falloc = mode == "falloc-pwrite" || mode == "falloc-mmap";
+  const bool map = mode == "mmap" || mode == "falloc-mmap";
   if (falloc && fallocate(fd, 0, 0, static_cast<off_t>(bytes)) != 0) die("fallocate");
   if (!falloc && map && ftruncate(fd, static_cast<off_t>(bytes)) != 0) die("ftruncate");
   char* m = nullptr;

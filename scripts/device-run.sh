@@ -9,9 +9,10 @@
 #   DEADLINE=245 BUILD_TARGETS="hetpipe_cli test_gpu" SECTIONS="stats ceiling checksum image
 #   encrypt" HD_COUNT=1000 BIG_COUNT=32 PNG_COUNT=64 IMAGE_TIMEOUT=120 IMAGE_REPS=1
 #   CHECKSUM_REPS=2 ENCRYPT_REPS=1 scripts/device-run.sh
-# (build 46-49 s, [gpu] tests 26 s). SECTIONS run in the order given. DEADLINE=SECONDS caps the whole script: each section's timeout
-# is cut to what is left, and a section that would start with under 20 s left is skipped, so the
-# logs are always packed before the device command's own limit kills it.
+# (build 46-49 s, [gpu] tests 26 s). SECTIONS run in the order given. DEADLINE=SECONDS caps the
+# whole script: each section's timeout is cut to what is left, and a section that would start with
+# under 20 s left is skipped, so the logs are always packed before the device command's own limit
+# kills it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/hetpipe-device}
@@ -50,6 +51,12 @@ sections=${SECTIONS:-stats checksum encrypt}
 mkdir -p /dev/shm/hetpipe-bench
 size=${SIZE:-4G}
 f=/dev/shm/hetpipe-bench/f32-$size.npy
+# The f32 file bench/stats.sh makes (same seed, same bytes), made here when stats did not run.
+f32_file() {
+  [[ -f $f ]] || build/hetpipe gen --dtype f32 --rows $(( $(numfmt --from=iec "$size") / 4 )) \
+    --npy --seed 1 -o "$f"
+  cat "$f" >/dev/null
+}
 
 sec_stats() {
   step "stats benchmark"
@@ -77,8 +84,7 @@ PY
 
 sec_ceiling() {
   step "read-only ceiling: lanes and allocators"
-  [[ -f $f ]] || build/hetpipe gen --dtype f32 --rows $(( $(numfmt --from=iec "$size") / 4 )) --npy -o "$f"
-  cat "$f" >/dev/null
+  f32_file
   {
   for args in "" "--cpu-threads 1" "--device cpu" "--device cpu --cpu-threads 1"; do
     for _ in 1 2; do
@@ -135,8 +141,7 @@ sec_chunks() {
   # into 44 slots, 4 MiB ones 44-50: bench/io_ceiling), the CPU lanes beside GPU lanes in auto
   # mode, and how idle CPU lanes slow bench read (16 lanes 50 GB/s, one 66).
   step "sweep: chunk size, CPU lanes (steady-state GB/s from -v, best of 3)"
-  [[ -f $f ]] || build/hetpipe gen --dtype f32 --rows $(( $(numfmt --from=iec "$size") / 4 )) --npy -o "$f"
-  cat "$f" >/dev/null
+  f32_file
   v() { local b=0 g; for _ in 1 2 3; do
     g=$(timeout 60 build/hetpipe "$@" -v --no-progress 2>&1 >/dev/null | sed -n 's/.*(\([0-9.]*\) GB\/s).*/\1/p' | head -1)
     b=$(python3 -c "print(max($b, ${g:-0}))"); done; echo "$b"; }

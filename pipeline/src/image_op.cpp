@@ -469,7 +469,6 @@ std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool 
   for (std::size_t i = 0; i < paths.size(); ++i) {
     const std::string& p = paths[i];
     if (p == "-") throw usage_error("image: standard input is not supported; name the files");
-    std::error_code ec;
     if (stats[i].error) throw_io(p, stats[i].error);
     if (!S_ISDIR(stats[i].st.st_mode)) {
       out.push_back({p, (dest / with_format(fs::path(p).filename(), format)).string()});
@@ -477,6 +476,7 @@ std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool 
     }
     if (!recursive) throw io_error(p, "is a directory (-r walks folders)", -EISDIR);
     std::vector<fs::path> found;
+    std::error_code ec;
     fs::recursive_directory_iterator it(p, fs::directory_options::follow_directory_symlink, ec);
     if (ec) throw_io(p, ec.value());
     for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
@@ -575,15 +575,16 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
     const int per_image = run_files.size() < lanes ? static_cast<int>(lanes / run_files.size()) : 1;
     // A GPU lane's PNG codec team: the threads no CPU lane uses, shared among the GPU lanes
     // (with --device gpu, --cpu-threads when given bounds the threads, as it does CPU lanes').
-    const unsigned hw = o.device == device_mode::gpu && o.cpu_threads
-                            ? o.cpu_threads
-                            : std::max(1u, std::thread::hardware_concurrency());
+    const unsigned threads = o.device == device_mode::gpu && o.cpu_threads
+                                 ? o.cpu_threads
+                                 : std::max(1u, std::thread::hardware_concurrency());
     const unsigned gpu_lanes =
         o.device == device_mode::cpu ? 0 : r.gpu_lanes * static_cast<unsigned>(gpu_count());
-    const int codec = gpu_lanes
-                          ? static_cast<int>(std::max(
-                                1u, (hw - std::min(hw, static_cast<unsigned>(lanes))) / gpu_lanes))
-                          : 1;
+    const int codec =
+        gpu_lanes
+            ? static_cast<int>(std::max(
+                  1u, (threads - std::min(threads, static_cast<unsigned>(lanes))) / gpu_lanes))
+            : 1;
     const image_op op(spec, run_files, per_image, codec);
     std::vector<input> inputs;
     std::vector<std::string> outputs;

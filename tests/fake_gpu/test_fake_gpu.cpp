@@ -215,6 +215,7 @@ class xor_device final : public device_transformer {
   std::size_t max_batch() const override;
   bool prefer_host(const chunk_info& info, std::span<const std::byte>) override;
   std::size_t staged_bytes(const chunk_info& info, std::span<const std::byte> data) override;
+  std::size_t batch_budget(const chunk_info&, std::span<const std::byte>) override;
   void prepare(std::span<const chunk_info> infos, std::span<const std::span<const std::byte>> data,
                unsigned buffer) override;
   void finish(std::span<const chunk_info> infos, unsigned buffer) override;
@@ -250,6 +251,7 @@ class xor_op final : public transform_op {
   mutable std::atomic<std::uint64_t> device_chunks{0}, host_chunks{0}, prepared{0}, finished{0};
   mutable std::atomic<std::uint64_t> refused_at_stage{0};  // by a GPU lane's stage()
   std::size_t staged_hint = 0;  // staged_bytes() of every chunk, when not 0
+  std::size_t budget = 0;       // batch_budget() of every chunk
   mutable std::atomic<std::size_t> largest_batch{0};
 
   framing frame(std::size_t) const override { return framing::records(1); }
@@ -279,6 +281,10 @@ bool xor_device::prefer_host(const chunk_info& info, std::span<const std::byte>)
 
 std::size_t xor_device::staged_bytes(const chunk_info&, std::span<const std::byte> data) {
   return op_.staged_hint ? op_.staged_hint : data.size();
+}
+
+std::size_t xor_device::batch_budget(const chunk_info&, std::span<const std::byte>) {
+  return op_.budget;
 }
 
 void xor_device::prepare(std::span<const chunk_info> infos,
@@ -954,6 +960,43 @@ TEST_CASE_METHOD(fake_device_fixture,
       CHECK(op.largest_batch == 2);
     else
       CHECK(op.largest_batch > 2);
+  }
+  check_device_clean();
+}
+
+TEST_CASE_METHOD(fake_device_fixture,
+                 "a transformer's batch budget widens both bounds of a GPU lane's batch",
+                 "[fake_gpu]") {
+  test::temp_dir dir;
+  std::vector<input> inputs;
+  std::vector<std::string> outputs;
+  std::vector<std::vector<std::uint8_t>> data;
+  for (std::size_t i = 0; i < 64; ++i) {
+    data.push_back(test::random_bytes(3000 + i, 700 + i));
+    test::write_bytes(dir.file(numbered("in", i)), data.back());
+    inputs.push_back({dir.file(numbered("in", i))});
+    outputs.push_back(dir.file(numbered("out", i)));
+  }
+  // Chunks of 4 KiB, one file of about 3 KiB each: by bytes read, a batch holds one file. A budget
+  // of 32 KiB lets up to 8 in; staged at 40 MiB each, a budget of 160 MiB closes it at the fourth.
+  struct one_case {
+    std::size_t hint, budget, least, most;
+  };
+  for (const one_case& k : {one_case{0, 0, 1, 1}, one_case{0, 32 << 10, 3, 8},
+                            one_case{std::size_t{40} << 20, std::size_t{160} << 20, 3, 4}}) {
+    INFO("staged_bytes " << k.hint << ", budget " << k.budget);
+    xor_op op;
+    op.batch = 8;
+    op.expand = false;
+    op.host_seventh = false;
+    op.staged_hint = k.hint;
+    op.budget = k.budget;
+    fc::set_jitter(200);
+    run(op, inputs, outputs, lane_options(device_mode::gpu, 4096, 64, 1, 2));
+    for (std::size_t i = 0; i < data.size(); ++i)
+      REQUIRE(first_difference(test::file_bytes(outputs[i]), expected_xor(data[i], 4096)) == -1);
+    CHECK(op.largest_batch >= k.least);
+    CHECK(op.largest_batch <= k.most);
   }
   check_device_clean();
 }
