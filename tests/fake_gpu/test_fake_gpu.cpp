@@ -931,7 +931,7 @@ TEST_CASE_METHOD(fake_device_fixture,
 
 TEST_CASE_METHOD(fake_device_fixture,
                  "a GPU lane's batch is bounded by what its chunks will stage, not only by their "
-                 "sizes",
+                 "sizes, and a transformer's budget widens both bounds",
                  "[fake_gpu]") {
   test::temp_dir dir;
   std::vector<input> inputs;
@@ -943,48 +943,20 @@ TEST_CASE_METHOD(fake_device_fixture,
     inputs.push_back({dir.file(numbered("in", i))});
     outputs.push_back(dir.file(numbered("out", i)));
   }
-  // One lane, slots for every file: chunks wait in the queue and batches fill up.
-  for (std::size_t hint : {std::size_t{0}, std::size_t{40} << 20}) {
-    INFO("staged_bytes " << hint);
-    xor_op op;
-    op.batch = 8;
-    op.expand = false;
-    op.host_seventh = false;
-    op.staged_hint = hint;
-    fc::set_jitter(200);
-    run(op, inputs, outputs, lane_options(device_mode::gpu, 65536, 64, 1, 2));
-    for (std::size_t i = 0; i < data.size(); ++i)
-      REQUIRE(first_difference(test::file_bytes(outputs[i]), expected_xor(data[i], 65536)) == -1);
-    // 40 MiB each: the second one takes the batch past 64 MiB and closes it.
-    if (hint)
-      CHECK(op.largest_batch == 2);
-    else
-      CHECK(op.largest_batch > 2);
-  }
-  check_device_clean();
-}
-
-TEST_CASE_METHOD(fake_device_fixture,
-                 "a transformer's batch budget widens both bounds of a GPU lane's batch",
-                 "[fake_gpu]") {
-  test::temp_dir dir;
-  std::vector<input> inputs;
-  std::vector<std::string> outputs;
-  std::vector<std::vector<std::uint8_t>> data;
-  for (std::size_t i = 0; i < 64; ++i) {
-    data.push_back(test::random_bytes(3000 + i, 700 + i));
-    test::write_bytes(dir.file(numbered("in", i)), data.back());
-    inputs.push_back({dir.file(numbered("in", i))});
-    outputs.push_back(dir.file(numbered("out", i)));
-  }
-  // Chunks of 4 KiB, one file of about 3 KiB each: by bytes read, a batch holds one file. A budget
-  // of 32 KiB lets up to 8 in; staged at 40 MiB each, a budget of 160 MiB closes it at the fourth.
+  // Slots for every file: chunks wait in the queue and batches fill up (up to 8), unless a bound
+  // closes them. Files of about 3 KiB:
+  // - 64 KiB chunks: many files a batch; staged at 40 MiB each, the second one takes the batch
+  //   past 64 MiB and closes it;
+  // - 4 KiB chunks: by bytes read, one file a batch; a budget of 32 KiB lets up to 8 in; staged
+  //   at 40 MiB each, a budget of 160 MiB closes it at the fourth.
   struct one_case {
-    std::size_t hint, budget, least, most;
+    std::size_t chunk, hint, budget, least, most;
   };
-  for (const one_case& k : {one_case{0, 0, 1, 1}, one_case{0, 32 << 10, 3, 8},
-                            one_case{std::size_t{40} << 20, std::size_t{160} << 20, 3, 4}}) {
-    INFO("staged_bytes " << k.hint << ", budget " << k.budget);
+  constexpr std::size_t mib40 = std::size_t{40} << 20;
+  for (const one_case& k :
+       {one_case{65536, 0, 0, 3, 8}, one_case{65536, mib40, 0, 2, 2}, one_case{4096, 0, 0, 1, 1},
+        one_case{4096, 0, 32 << 10, 3, 8}, one_case{4096, mib40, std::size_t{160} << 20, 3, 4}}) {
+    INFO("chunk " << k.chunk << ", staged_bytes " << k.hint << ", budget " << k.budget);
     xor_op op;
     op.batch = 8;
     op.expand = false;
@@ -992,9 +964,9 @@ TEST_CASE_METHOD(fake_device_fixture,
     op.staged_hint = k.hint;
     op.budget = k.budget;
     fc::set_jitter(200);
-    run(op, inputs, outputs, lane_options(device_mode::gpu, 4096, 64, 1, 2));
+    run(op, inputs, outputs, lane_options(device_mode::gpu, k.chunk, 64, 1, 2));
     for (std::size_t i = 0; i < data.size(); ++i)
-      REQUIRE(first_difference(test::file_bytes(outputs[i]), expected_xor(data[i], 4096)) == -1);
+      REQUIRE(first_difference(test::file_bytes(outputs[i]), expected_xor(data[i], k.chunk)) == -1);
     CHECK(op.largest_batch >= k.least);
     CHECK(op.largest_batch <= k.most);
   }
