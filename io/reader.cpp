@@ -316,6 +316,31 @@ struct reader::impl {
   static void stat_open_one(input_state& in) {
     const char* path = in.src->path.c_str();
     struct stat sb {};
+    if (in.src->regular) {
+      // Known regular: open at once. Should it have become a FIFO since, O_NONBLOCK keeps the open
+      // from waiting for a writer, and the FIFO stays open (blocking again) to be read in turn:
+      // closing it would end a writer that had already opened its side.
+      const int fd = ::open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+      if (fd < 0 || ::fstat(fd, &sb) != 0) {
+        in.w_error = -errno;
+        if (fd >= 0) ::close(fd);
+        return;
+      }
+      if (S_ISDIR(sb.st_mode)) {
+        ::close(fd);
+      } else {
+        const int fl = S_ISREG(sb.st_mode) ? 0 : ::fcntl(fd, F_GETFL);
+        if (fl < 0 || (fl & O_NONBLOCK && ::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0)) {
+          in.w_error = -errno;
+          ::close(fd);
+          return;
+        }
+        in.w_fd = fd;
+      }
+      in.w_mode = sb.st_mode;
+      in.w_size = static_cast<std::uint64_t>(sb.st_size);
+      return;
+    }
     if (::stat(path, &sb) != 0) {
       in.w_error = -errno;
       return;
@@ -420,6 +445,12 @@ struct reader::impl {
       } else {
         in.st = input_state::state::ready;
       }
+    } else if (fd >= 0) {
+      in.fd = fd;  // a FIFO or device opened without a stat (source::regular, out of date)
+      if (error)
+        in.st = input_state::state::failed;  // closed by finish()
+      else
+        become_sequential(in);
     } else {
       in.st = input_state::state::reopen;  // FIFO, device: opened when it becomes current
     }

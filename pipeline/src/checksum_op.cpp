@@ -9,11 +9,14 @@
 #include <hetpipe/checksum.hpp>
 #include <hetpipe/error.hpp>
 
+#include <dirent.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
+#include <memory>
 #include <optional>
 
 #include "host/blake3.hpp"
@@ -265,25 +268,44 @@ std::size_t floor_pow2(std::size_t x) {
   return x == 0 ? 0 : std::size_t{1} << (std::bit_width(x) - 1);
 }
 
-void walk(const std::filesystem::path& dir, std::vector<std::string>& out) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  // Sorted by name, compared as strings: comparing paths (each pair's filename() a new path)
-  // took 30 of the walk's 46 ms over 20 000 entries (checksum -r, 2-core box).
-  std::vector<std::pair<std::string, fs::directory_entry>> entries;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
-    entries.emplace_back(it->path().filename().string(), *it);
-  if (ec) throw io_error(dir.string(), ec.message(), -ec.value());
-  std::sort(entries.begin(), entries.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (const auto& [name, e] : entries) {
-    // Like find(1): symbolic links to folders are not followed (no loops); links to files are.
-    // (The listing's file types answer these without a stat, but for symbolic links.)
-    if (e.is_symlink(ec) && e.is_directory(ec)) continue;
-    if (e.is_directory(ec))
-      walk(e.path(), out);
-    else if (e.is_regular_file(ec))
-      out.push_back(e.path().string());
+// The folder's entries sorted by name (as strings), then each in turn: folders walked, regular
+// files kept. readdir's file types answer without a stat but for symbolic links (and file systems
+// that leave the type unknown). 20 000 entries, 2-core box: 15 ms; std::filesystem's
+// directory_entry objects took 37-48 ms.
+void walk(const std::string& dir, std::vector<std::string>& out) {
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), &::closedir);
+  if (!d) throw io_error(dir, errno_reason(errno), -errno);
+  std::vector<std::pair<std::string, unsigned char>> entries;
+  for (;;) {
+    errno = 0;
+    const dirent* e = ::readdir(d.get());
+    if (!e) {
+      if (errno != 0) throw io_error(dir, errno_reason(errno), -errno);
+      break;
+    }
+    const char* n = e->d_name;
+    if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'))) continue;
+    entries.emplace_back(n, e->d_type);
+  }
+  d.reset();
+  std::sort(entries.begin(), entries.end());
+  const std::string prefix = dir.empty() || dir.back() == '/' ? dir : dir + '/';
+  for (auto& [name, type] : entries) {
+    std::string path = prefix + name;
+    if (type == DT_UNKNOWN || type == DT_LNK) {
+      // Like find(1): symbolic links to folders are not followed (no loops); links to files are.
+      struct stat st {};
+      if (::lstat(path.c_str(), &st) != 0) continue;
+      const bool link = S_ISLNK(st.st_mode);
+      if (link && ::stat(path.c_str(), &st) != 0) continue;  // a dangling link
+      type = S_ISDIR(st.st_mode)   ? (link ? DT_LNK : DT_DIR)
+             : S_ISREG(st.st_mode) ? DT_REG
+                                   : DT_UNKNOWN;
+    }
+    if (type == DT_DIR)
+      walk(path, out);
+    else if (type == DT_REG)
+      out.push_back(std::move(path));
   }
 }
 

@@ -537,13 +537,14 @@ void engine::run() {
   for (const auto& s : spec_.sources) paths.push_back(s.path == "-" ? std::string() : s.path);
   const std::vector<path_stat> stats = stat_all(paths);  // "" fails: standard input
   for (std::size_t i = 0; i < spec_.sources.size(); ++i) {
-    const io::source& s = spec_.sources[i];
+    io::source& s = spec_.sources[i];
     const struct stat& st = stats[i].st;
     if (stats[i].error != 0 || !S_ISREG(st.st_mode)) {
       all_small = false;
       sizes_known_ = false;
       continue;
     }
+    s.regular = true;  // the reader need not stat it again
     const std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
     const std::uint64_t region = s.length ? *s.length : (size > s.offset ? size - s.offset : 0);
     total_bytes_ += region;

@@ -2,6 +2,8 @@
 // through the chunk-parallel pipeline, for every chunk size and thread count; paths and errors.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <random>
 
@@ -109,9 +111,15 @@ TEST_CASE("checksum: folders, missing files and bad specs", "[checksum]") {
   fs::create_directories(dir.path() / "d" / "a");
   for (const char* f : {"d/z/1", "d/a/2", "d/b", "d/a/1"}) test::write_file(dir.file(f), "x", 1);
   fs::create_directory_symlink(dir.path() / "d", dir.path() / "d" / "loop");
-  CHECK(expand_paths({dir.file("d")}, true) ==
-        std::vector<std::string>{dir.file("d/a/1"), dir.file("d/a/2"), dir.file("d/b"),
-                                 dir.file("d/z/1")});
+  // Like find(1): links to files are followed, links to folders are not, dangling links and
+  // FIFOs are left out.
+  fs::create_symlink(dir.path() / "d" / "b", dir.path() / "d" / "c");
+  fs::create_symlink(dir.path() / "none", dir.path() / "d" / "dangling");
+  REQUIRE(::mkfifo(dir.file("d/fifo").c_str(), 0600) == 0);
+  const std::vector<std::string> walked{dir.file("d/a/1"), dir.file("d/a/2"), dir.file("d/b"),
+                                        dir.file("d/c"), dir.file("d/z/1")};
+  CHECK(expand_paths({dir.file("d")}, true) == walked);
+  CHECK(expand_paths({dir.file("d") + "/"}, true) == walked);  // no double slash
   CHECK(expand_paths({"-", dir.file("d/b")}, false) ==
         std::vector<std::string>{"-", dir.file("d/b")});
   REQUIRE_THROWS_MATCHES(expand_paths({dir.file("d")}, false), io_error,
