@@ -9,7 +9,10 @@
 #   DEADLINE=245 BUILD_TARGETS="hetpipe_cli test_gpu" SECTIONS="stats ceiling checksum image
 #   encrypt" HD_COUNT=1000 BIG_COUNT=32 PNG_COUNT=64 IMAGE_TIMEOUT=120 IMAGE_REPS=1
 #   CHECKSUM_REPS=2 ENCRYPT_REPS=1 scripts/device-run.sh
-# (build 46-49 s, [gpu] tests 26 s). SECTIONS run in the order given. DEADLINE=SECONDS caps the
+# (build 46-49 s, [gpu] tests 26 s). The questions left open on 2026-11-26 first:
+#   DEADLINE=245 BUILD_TARGETS="hetpipe_cli test_gpu" SECTIONS="fixed chunks stats checksum
+#   image" HD_COUNT=1000 BIG_COUNT=32 PNG_COUNT=64 IMAGE_TIMEOUT=100 IMAGE_REPS=1
+#   CHECKSUM_REPS=2 scripts/device-run.sh SECTIONS run in the order given. DEADLINE=SECONDS caps the
 # whole script: each section's timeout is cut to what is left, and a section that would start with
 # under 20 s left is skipped, so the logs are always packed before the device command's own limit
 # kills it.
@@ -153,6 +156,13 @@ sec_chunks() {
     echo "stats --device gpu --chunk-size $c: $(v stats --device gpu --chunk-size $c "$f")"
     echo "checksum -a crc32c --device gpu --chunk-size $c: $(v checksum -a crc32c --device gpu --chunk-size $c "$f")"
   done
+  # CPU lanes copy every byte out of the page cache, then read it again: smaller slots may keep
+  # it in cache between the two (defaults: 1 MiB for CPU jobs, 4 MiB beside a GPU).
+  for c in 256K 1M 4M; do
+    echo "checksum --device cpu --chunk-size $c: $(v checksum --device cpu --chunk-size $c "$f")"
+    echo "stats --device cpu --chunk-size $c: $(v stats --device cpu --chunk-size $c "$f")"
+    echo "checksum --device auto --chunk-size $c: $(v checksum --device auto --chunk-size $c "$f")"
+  done
   for n in 1 2 4 8; do
     echo "stats --device auto --cpu-threads $n: $(v stats --device auto --cpu-threads $n "$f")"
     echo "checksum --device auto --cpu-threads $n: $(v checksum --device auto --cpu-threads $n "$f")"
@@ -172,7 +182,14 @@ sec_fixed() {
   echo "hetpipe info: $(w build/hetpipe info) s"
   for m in cpu gpu auto; do
     echo "checksum --device $m (4 KiB): $(w build/hetpipe checksum --device $m --no-progress "$small") s"
+    build/hetpipe checksum --device $m -v --no-progress "$small" 2>&1 >/dev/null | grep -E "setup"
   done
+  # The same steps outside hetpipe, one by one (bench/cuda_fixed.cpp), and its whole process.
+  local nv; nv=$(dirname "$(command -v nvcc)")/..
+  if g++ -O2 bench/cuda_fixed.cpp -I"$nv/include" -L"$nv/lib64" -lcudart -o /tmp/cuda_fixed; then
+    /tmp/cuda_fixed; /tmp/cuda_fixed
+    echo "cuda_fixed, whole process: $(w /tmp/cuda_fixed) s"
+  fi
   } 2>&1 | tee "$out/fixed.txt"
 }
 

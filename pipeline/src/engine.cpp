@@ -20,10 +20,20 @@
 
 namespace hetpipe {
 
+namespace {
+std::atomic<double> cuda_start_seconds{0};  // gpu_count()'s first call
+}  // namespace
+
 int gpu_count() noexcept {
 #if HETPIPE_WITH_CUDA
   // Initialising the runtime costs tens of milliseconds; ask once per process.
-  static const int count = cuda::device_count();
+  static const int count = [] {
+    const auto t0 = std::chrono::steady_clock::now();
+    const int n = cuda::device_count();
+    cuda_start_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return n;
+  }();
   return count;
 #else
   return 0;
@@ -566,6 +576,7 @@ void engine::run() {
   }
 
   // Lanes: GPU lanes where asked for and possible, CPU lanes unless --device gpu.
+  const auto gpu_setup_start = std::chrono::steady_clock::now();
   std::vector<std::unique_ptr<gpu_worker>> workers;
   std::vector<int> worker_device;
   const int gpus = opt_.device == device_mode::cpu ? 0 : gpu_count();
@@ -596,6 +607,8 @@ void engine::run() {
   // CPU lanes take what piles up beyond that.
   if (ncpu > 0 && !workers.empty()) queue_.set_reserve(2 * workers.size());
 
+  const auto pool_start = std::chrono::steady_clock::now();
+  report_.setup_gpu_seconds = std::chrono::duration<double>(pool_start - gpu_setup_start).count();
   io::slot_pool::alloc_fn alloc = nullptr;
   io::slot_pool::free_fn release = nullptr;
 #if HETPIPE_WITH_CUDA
@@ -605,6 +618,9 @@ void engine::run() {
   }
 #endif
   pool_ = std::make_unique<io::slot_pool>(opt_.slots, slot_bytes_, alloc, release);
+  report_.setup_pool_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - pool_start).count();
+  report_.cuda_start_seconds = cuda_start_seconds.load();
   io::set_io_threads(opt_.io_threads);
   io::reader_config cfg;
   cfg.chunk_size = opt_.chunk_size;
@@ -671,6 +687,13 @@ void engine::run() {
                  format_size(report_.bytes).c_str(), secs,
                  secs > 0 ? static_cast<double>(report_.bytes) / secs * 1e-9 : 0.0,
                  static_cast<unsigned long long>(report_.chunks), report_.setup_seconds);
+    // A GPU job's fixed costs, which a short job may not repay.
+    if (report_.cuda_start_seconds >= 0.001 || !worker_device.empty())
+      std::fprintf(stderr,
+                   "hetpipe:   setup    GPU lanes %.3f s, slot pool %.3f s; CUDA start %.3f s "
+                   "(once per process, before setup)\n",
+                   report_.setup_gpu_seconds, report_.setup_pool_seconds,
+                   report_.cuda_start_seconds);
     // One thread opens every input, issues every read and delivers every chunk: near 100%, it is
     // what limits the job.
     std::fprintf(stderr, "hetpipe:   reader   cpu  %8.3f s (%.0f%% of one thread)\n",

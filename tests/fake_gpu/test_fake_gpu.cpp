@@ -591,6 +591,10 @@ TEST_CASE_METHOD(fake_device_fixture, "many small files go to the device in batc
   CHECK(op.device_chunks == nonempty);
   // One copy back per batch: far fewer than one per file.
   CHECK(c.d2h * 4 < nonempty);
+  // The set-up's parts (for -v): the GPU lanes' and the pool's, within the whole.
+  CHECK(rep.setup_gpu_seconds > 0);
+  CHECK(rep.setup_pool_seconds > 0);
+  CHECK(rep.setup_gpu_seconds + rep.setup_pool_seconds <= rep.setup_seconds);
   check_device_clean();
 }
 

@@ -38,6 +38,9 @@ struct job_report {
   std::uint64_t chunks = 0;
   double seconds = 0;             // wall time of the job, pool allocation excluded
   double setup_seconds = 0;       // pool and device buffer allocation
+  double setup_gpu_seconds = 0;   // of which: GPU lanes (context, streams, device buffers)
+  double setup_pool_seconds = 0;  // of which: the slot pool (pinned when GPU lanes run)
+  double cuda_start_seconds = 0;  // the CUDA driver's start, once per process (before setup)
   double reader_cpu_seconds = 0;  // CPU time of the reader's event-loop thread (see -v)
   unsigned cpu_lanes = 0;
   unsigned gpu_lanes = 0;
