@@ -1,8 +1,9 @@
 // BLAKE3 from the specification. Full chunks, parents and output blocks are compressed eight at a
 // time in a lane-transposed state (word w of lane l is element l of vector w), written with GCC's
 // generic vectors so that every target clone (AVX-512, AVX2, baseline SSE2) lowers the same code
-// to its own registers; auto-vectorising plain 16 x 8 arrays left the state in memory. Partial
-// chunks and single nodes take a scalar path.
+// to its own registers; auto-vectorising plain 16 x 8 arrays left the state in memory. With
+// AVX-512, full chunks go sixteen at a time (512-bit vectors). Partial chunks and single nodes
+// take a scalar path.
 //
 // A piece is processed in batches of 64 chunks: a batch's CVs (2 KiB) are reduced level by level
 // on the stack, and batch CVs are merged with the same lazy stack as tree_merger. The left-
@@ -11,9 +12,11 @@
 #include "host/blake3.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cstring>
 #include <stdexcept>
+#include <vector>
 
 // Three builds of the lane functions, picked once at run time: AVX-512 (vprold rotates), AVX2
 // (16- and 8-bit rotates as byte shuffles) and baseline x86-64. Not target_clones: the AVX2 build
@@ -147,9 +150,10 @@ using vec = std::uint32_t __attribute__((vector_size(4 * lanes)));
 // whose two 16-byte stores then stall the 32-byte reload (store forwarding fails).
 using vec_u = std::uint32_t __attribute__((vector_size(4 * lanes), aligned(1), may_alias));
 
-template <int n, bool byte_rot>
-[[gnu::always_inline]] inline vec rotv(vec x) {
+template <int n, bool byte_rot, class V>
+[[gnu::always_inline]] inline V rotv(V x) {
 #if HETPIPE_B3_DISPATCH
+  static_assert(!byte_rot || sizeof(V) == 32, "byte shuffles are written for eight lanes");
   if constexpr (byte_rot && n == 16) {
     using v16 = std::uint16_t __attribute__((vector_size(32)));
     return vec(
@@ -206,13 +210,14 @@ inline vec splat(std::uint32_t x) {
 }
 
 // The rounds on h (in: input CVs; out: v[0..16) after the rounds, h untouched).
-template <bool byte_rot>
-[[gnu::always_inline]] inline void rounds_lanes(const vec h[8], const vec m[16], vec ctr_lo,
-                                                vec ctr_hi, vec blen, vec flags, vec v[16]) {
+// V: eight lanes (vec) or sixteen (vec16).
+template <bool byte_rot, class V>
+[[gnu::always_inline]] inline void rounds_lanes(const V h[8], const V m[16], V ctr_lo, V ctr_hi,
+                                                V blen, V flags, V v[16]) {
 #define ROT(x, n) rotv<n, byte_rot>(x)
-  vec v0 = h[0], v1 = h[1], v2 = h[2], v3 = h[3], v4 = h[4], v5 = h[5], v6 = h[6], v7 = h[7];
-  vec v8 = splat(iv[0]), v9 = splat(iv[1]), v10 = splat(iv[2]), v11 = splat(iv[3]);
-  vec v12 = ctr_lo, v13 = ctr_hi, v14 = blen, v15 = flags;
+  V v0 = h[0], v1 = h[1], v2 = h[2], v3 = h[3], v4 = h[4], v5 = h[5], v6 = h[6], v7 = h[7];
+  V v8 = V{} + iv[0], v9 = V{} + iv[1], v10 = V{} + iv[2], v11 = V{} + iv[3];
+  V v12 = ctr_lo, v13 = ctr_hi, v14 = blen, v15 = flags;
 #pragma GCC unroll 7
   HETPIPE_B3_ROUNDS(m)
 #undef ROT
@@ -284,6 +289,71 @@ template <bool byte_rot>
   }
 }
 
+#if HETPIPE_B3_DISPATCH
+// ---------------------------------------------------------------------------------------------
+// Sixteen lanes, for full chunks only (the bulk of the work: a chunk is 16 compressions, its
+// share of parents one): AVX-512's 512-bit registers, rotates in one instruction. Parents and
+// output blocks stay at eight lanes.
+
+constexpr int wide = 16;
+using vec16 = std::uint32_t __attribute__((vector_size(4 * wide)));
+using vec16_u = std::uint32_t __attribute__((vector_size(4 * wide), aligned(1), may_alias));
+
+// Index vector of a two-input shuffle for stage s of transpose16: row i (bit s clear) keeps its
+// columns with bit s clear and takes the others from row i + s, s columns left (high: row i + s,
+// the mirror image).
+template <int s, bool high>
+[[gnu::always_inline]] inline vec16 swap_mask() {
+  vec16 m{};
+  for (int j = 0; j < wide; ++j)
+    m[j] = std::uint32_t(high ? ((j & s) ? wide + j : j + s) : ((j & s) ? wide + j - s : j));
+  return m;
+}
+
+template <int s>
+[[gnu::always_inline]] inline void swap_stage(vec16 r[wide]) {
+  for (int i = 0; i < wide; ++i)
+    if (!(i & s)) {
+      const vec16 a = r[i], b = r[i + s];
+      r[i] = __builtin_shuffle(a, b, swap_mask<s, false>());
+      r[i + s] = __builtin_shuffle(a, b, swap_mask<s, true>());
+    }
+}
+
+// Transposes a 16 x 16 word matrix held as 16 row vectors: stage s swaps bit s of the row index
+// with bit s of the column index, and the four stages together swap the indices.
+[[gnu::always_inline]] inline void transpose16(vec16 r[wide]) {
+  swap_stage<8>(r);
+  swap_stage<4>(r);
+  swap_stage<2>(r);
+  swap_stage<1>(r);
+}
+
+// CVs of sixteen full chunks p[l] with counters counter + l.
+[[gnu::always_inline]] inline void chunks16_t(const std::uint8_t* const p[wide],
+                                              std::uint64_t counter, const key_words& key,
+                                              std::uint32_t flags, cv out[wide]) {
+  vec16 h[wide], v[16], m[16];
+  for (int i = 0; i < 8; ++i) h[i] = vec16{} + key[i];
+  vec16 lo, hi;
+  for (int l = 0; l < wide; ++l) {
+    lo[l] = std::uint32_t(counter + l);
+    hi[l] = std::uint32_t((counter + l) >> 32);
+  }
+  for (std::size_t b = 0; b < chunk_len / block_len; ++b) {
+    for (int l = 0; l < wide; ++l) m[l] = *reinterpret_cast<const vec16_u*>(p[l] + b * block_len);
+    transpose16(m);
+    const std::uint32_t f = flags | (b == 0 ? flag_chunk_start : 0) |
+                            (b == chunk_len / block_len - 1 ? flag_chunk_end : 0);
+    rounds_lanes<false>(h, m, lo, hi, vec16{} + std::uint32_t(block_len), vec16{} + f, v);
+    for (int i = 0; i < 8; ++i) h[i] = v[i] ^ v[i + 8];
+  }
+  for (int i = 8; i < wide; ++i) h[i] = vec16{};
+  transpose16(h);  // row l: lane l's CV, then zeros
+  for (int l = 0; l < wide; ++l) std::memcpy(out[l].data(), &h[l], sizeof(cv));
+}
+#endif
+
 using chunks_fn = void (*)(const std::uint8_t* const*, std::uint64_t, const key_words&,
                            std::uint32_t, cv*);
 using parents_fn = void (*)(const std::uint8_t* const*, const key_words&, std::uint32_t, cv*);
@@ -292,6 +362,8 @@ struct lane_fns {
   chunks_fn chunks;
   parents_fn parents;
   output_fn output;
+  chunks_fn chunks16 = nullptr;  // sixteen chunks at once, where the build has it
+  const char* name = "";
 };
 
 #define HETPIPE_B3_VARIANT(name, attr, byte_rot)                                              \
@@ -306,24 +378,56 @@ struct lane_fns {
   attr void output_##name(const output_node& n, std::uint64_t t, std::uint8_t* o) {           \
     output_lanes_t<byte_rot>(n, t, o);                                                        \
   }                                                                                           \
-  constexpr lane_fns name##_fns = {chunks_##name, parents_##name, output_##name};
+  constexpr lane_fns name##_fns = {chunks_##name, parents_##name, output_##name, nullptr, #name};
 
 HETPIPE_B3_VARIANT(baseline, , false)
 #if HETPIPE_B3_DISPATCH
 HETPIPE_B3_VARIANT(avx2, __attribute__((target("avx2"))), true)
 HETPIPE_B3_VARIANT(avx512, __attribute__((target("avx512f,avx512vl"))), false)
+__attribute__((target("avx512f,avx512vl"))) void chunks16_avx512(const std::uint8_t* const* p,
+                                                                 std::uint64_t c,
+                                                                 const key_words& k,
+                                                                 std::uint32_t f, cv* o) {
+  chunks16_t(p, c, k, f, o);
+}
+// The sixteen-lane source built for AVX2 (two registers per vector): slower than avx2, kept so
+// that machines without AVX-512 test the code avx512-16 runs.
+__attribute__((target("avx2"))) void chunks16_avx2(const std::uint8_t* const* p, std::uint64_t c,
+                                                   const key_words& k, std::uint32_t f, cv* o) {
+  chunks16_t(p, c, k, f, o);
+}
+constexpr lane_fns avx512_16_fns = {chunks_avx512, parents_avx512, output_avx512, chunks16_avx512,
+                                    "avx512-16"};
+constexpr lane_fns avx2_16_fns = {chunks_avx2, parents_avx2, output_avx2, chunks16_avx2, "avx2-16"};
 #endif
 
-const lane_fns& lane_impl() {
-  static const lane_fns f = [] {
+// The builds this CPU runs, best first.
+std::vector<const lane_fns*> runnable_builds() {
+  std::vector<const lane_fns*> b;
 #if HETPIPE_B3_DISPATCH
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) return avx512_fns;
-    if (__builtin_cpu_supports("avx2")) return avx2_fns;
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) {
+    b.push_back(&avx512_16_fns);
+    b.push_back(&avx512_fns);
+  }
+  if (__builtin_cpu_supports("avx2")) {
+    b.push_back(&avx2_fns);
+    b.push_back(&avx2_16_fns);
+  }
 #endif
-    return baseline_fns;
-  }();
-  return f;
+  b.push_back(&baseline_fns);
+  return b;
+}
+
+std::atomic<const lane_fns*> chosen{nullptr};
+
+const lane_fns& lane_impl() {
+  const lane_fns* f = chosen.load(std::memory_order_relaxed);
+  if (!f) {
+    f = runnable_builds().front();
+    chosen.store(f, std::memory_order_relaxed);
+  }
+  return *f;
 }
 
 void chunks_lanes(const std::uint8_t* const p[lanes], std::uint64_t counter, const key_words& key,
@@ -351,6 +455,13 @@ std::size_t batch_cvs(const std::uint8_t* data, std::size_t len, std::uint64_t c
                       const key_words& key, std::uint32_t flags, cv* out) {
   const std::size_t full = len / chunk_len;
   std::size_t i = 0;
+  if (const chunks_fn chunks16 = lane_impl().chunks16) {
+    for (; full - i >= 16; i += 16) {
+      const std::uint8_t* p[16];
+      for (std::size_t l = 0; l < 16; ++l) p[l] = data + (i + l) * chunk_len;
+      chunks16(p, counter + i, key, flags, out + i);
+    }
+  }
   for (; i < full; i += lanes) {
     const std::size_t k = std::min<std::size_t>(lanes, full - i);
     if (k == 1) {
@@ -425,6 +536,21 @@ struct cv_stack {
 };
 
 }  // namespace
+
+std::vector<std::string_view> builds() {
+  std::vector<std::string_view> names;
+  for (const lane_fns* f : runnable_builds()) names.emplace_back(f->name);
+  return names;
+}
+
+bool use_build(std::string_view name) {
+  for (const lane_fns* f : runnable_builds())
+    if (f->name == name) {
+      chosen.store(f, std::memory_order_relaxed);
+      return true;
+    }
+  return false;
+}
 
 key_words iv_key() {
   return iv;

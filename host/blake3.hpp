@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 namespace hetpipe::host::blake3 {
 
@@ -44,6 +45,12 @@ inline constexpr std::uint32_t flag_derive_key_material = 1u << 6;
 // Eight little-endian words: a key, or a chaining value.
 using key_words = std::array<std::uint32_t, 8>;
 using cv = std::array<std::uint32_t, 8>;
+
+// The builds of the many-lane compression this CPU runs, best first (of "avx512-16", "avx512",
+// "avx2", "avx2-16", "baseline"); hashing uses the first unless use_build picks another. For
+// tests and benchmarks: not to be called while another thread hashes. All give the same bytes.
+std::vector<std::string_view> builds();
+bool use_build(std::string_view name);  // false when this CPU cannot run it
 
 key_words iv_key();                                  // the IV: key of hash and derive_key_context
 key_words keyed(const std::uint8_t key[32]);         // key of keyed_hash (mode flag_keyed_hash)

@@ -10,12 +10,12 @@
 #   encrypt" HD_COUNT=1000 BIG_COUNT=32 PNG_COUNT=64 IMAGE_TIMEOUT=120 IMAGE_REPS=1
 #   CHECKSUM_REPS=2 ENCRYPT_REPS=1 scripts/device-run.sh
 # (build 46-49 s, [gpu] tests 26 s). The questions left open on 2026-11-26 first:
-#   DEADLINE=245 BUILD_TARGETS="hetpipe_cli test_gpu" SECTIONS="fixed chunks stats checksum
-#   image" HD_COUNT=1000 BIG_COUNT=32 PNG_COUNT=64 IMAGE_TIMEOUT=100 IMAGE_REPS=1
-#   CHECKSUM_REPS=2 scripts/device-run.sh SECTIONS run in the order given. DEADLINE=SECONDS caps the
-# whole script: each section's timeout is cut to what is left, and a section that would start with
-# under 20 s left is skipped, so the logs are always packed before the device command's own limit
-# kills it.
+#   DEADLINE=245 BUILD_TARGETS="hetpipe_cli test_gpu test_host" SECTIONS="fixed chunks stats
+#   checksum image" HD_COUNT=1000 BIG_COUNT=32 PNG_COUNT=64 IMAGE_TIMEOUT=100 IMAGE_REPS=1
+#   CHECKSUM_REPS=2 scripts/device-run.sh
+# SECTIONS run in the order given. DEADLINE=SECONDS caps the whole script: each section's timeout
+# is cut to what is left, and a section that would start with under 20 s left is skipped, so the
+# logs are always packed before the device command's own limit kills it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/hetpipe-device}
@@ -44,6 +44,12 @@ step "tests"
 # included). FULL_CTEST=1 runs the whole suite as well.
 timeout $(tmo ${TEST_TIMEOUT:-300}) build/tests/test_gpu -r compact >"$out/test_gpu.log" 2>&1; echo "test_gpu rc=$?"
 grep -E "failed|FAILED" "$out/test_gpu.log" | head -20; tail -3 "$out/test_gpu.log"
+# BLAKE3's AVX-512 builds (sixteen and eight lanes) run only on this machine's CPU: the test
+# vectors in every build, then one thread's rate in each.
+if [[ -x build/tests/test_host ]]; then
+  timeout $(tmo 60) build/tests/test_host "[blake3]" 2>&1 | tail -2
+  timeout $(tmo 60) build/tests/test_host "[.bench][blake3]" 2>&1 | grep "GB/s"
+fi
 if [[ -n ${FULL_CTEST:-} ]]; then
   timeout $(tmo 300) ctest --test-dir build --output-on-failure -j8 >"$out/ctest.log" 2>&1
   echo "ctest rc=$?"; grep -E "tests passed|Failed|\*\*\*" "$out/ctest.log" | head -30
