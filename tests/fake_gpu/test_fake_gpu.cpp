@@ -20,9 +20,11 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -81,6 +83,9 @@ struct sums final : partial {
 struct hooks {
   // Called in every device kernel and host call, with the chunk (failure injection, delays).
   std::function<void(const chunk_info&)> kernel, host;
+  // Called on the lane's thread with a batch's first chunk, once it is queued and when it is
+  // collected.
+  std::function<void(const chunk_info&)> launched, collected;
   std::optional<std::uint64_t> fail_launch_seq, fail_collect_seq;
 };
 
@@ -170,10 +175,12 @@ void sums_device::launch_batch(std::span<const chunk_info> infos,
   mark_copy_back(stream);
   cuda::copy_d2h_async(h_res_[buffer].get(), d_res_[buffer].get(), infos.size() * sizeof(raw_sums),
                        stream.handle);
+  if (op_.on.launched) op_.on.launched(infos.front());
 }
 
 void sums_device::collect_batch(std::span<const chunk_info> infos, unsigned buffer,
                                 std::vector<std::unique_ptr<partial>>& out) {
+  if (op_.on.collected && !infos.empty()) op_.on.collected(infos.front());
   const auto* r = static_cast<const raw_sums*>(h_res_[buffer].get());
   for (std::size_t i = 0; i < infos.size(); ++i) {
     if (op_.on.fail_collect_seq == infos[i].seq) throw std::runtime_error("collect failed (test)");
@@ -559,6 +566,54 @@ TEST_CASE_METHOD(fake_device_fixture,
               if (m == device_mode::gpu) CHECK(op.host_chunks == 0);
               check_device_clean();
             }
+}
+
+TEST_CASE_METHOD(fake_device_fixture,
+                 "a GPU lane hands on a finished batch at once, not when its buffer comes round",
+                 "[fake_gpu]") {
+  // One lane, three buffers, one chunk per batch, reads far ahead (64 slots): batch k used to be
+  // collected only when batch k + 3 took its buffer, so the lane held three batches of work
+  // (decoded images, in the PNG case) that CPU lanes could have taken. Now a batch whose kernels
+  // are done is collected right after the next launch, so most are collected before batch k + 2
+  // is launched (300 of 300 here; 4 of 300, at the lanes' ends, before).
+  test::temp_dir dir;
+  const auto bytes = test::random_bytes(4096 * 300, 77);
+  test::write_bytes(dir.file("x"), bytes);
+  sums_op op;
+  std::mutex m;
+  // Per lane (one per fake device): the sequence numbers it launched, in order, and for each
+  // batch it collected, how many it had launched by then.
+  std::map<std::thread::id, std::vector<std::uint64_t>> launched;
+  std::vector<std::tuple<std::thread::id, std::size_t, std::uint64_t>> collected;
+  op.on.launched = [&](const chunk_info& c) {
+    {
+      std::lock_guard lock(m);
+      launched[std::this_thread::get_id()].push_back(c.seq);
+    }
+    // Host work between launches (a PNG lane decodes its next batch): time for the previous
+    // batch's kernel to finish, as it has on a real device by then.
+    std::this_thread::sleep_for(std::chrono::microseconds(300));
+  };
+  op.on.collected = [&](const chunk_info& c) {
+    std::lock_guard lock(m);
+    const auto me = std::this_thread::get_id();
+    collected.emplace_back(me, launched[me].size(), c.seq);
+  };
+  auto got = run(op, {{dir.file("x")}}, lane_options(device_mode::gpu, 4096, 64, 1, 3));
+  const auto want = sum_bytes(0, bytes.data(), bytes.size());
+  CHECK(static_cast<const sums&>(*got[0]).s.weighted == want.weighted);
+  REQUIRE(collected.size() == 300);
+  std::size_t early = 0;
+  for (const auto& [lane, seen, seq] : collected) {
+    const auto& mine = launched[lane];
+    const auto k =
+        static_cast<std::size_t>(std::find(mine.begin(), mine.end(), seq) - mine.begin());
+    REQUIRE(k < mine.size());
+    if (seen <= k + 2) ++early;  // the lane had launched k and k + 1, not k + 2
+  }
+  INFO(early << " of 300 batches collected before their lane launched batch k + 2");
+  CHECK(early > 150);
+  check_device_clean();
 }
 
 TEST_CASE_METHOD(fake_device_fixture, "many small files go to the device in batches",
