@@ -108,6 +108,17 @@ void pinned_free(void* h_ptr) noexcept {
   if (h_ptr != nullptr && cudaFreeHost(h_ptr) != cudaSuccess) (void)cudaGetLastError();
 }
 
+bool host_register(void* p, std::size_t bytes) noexcept {
+  if (p == nullptr || bytes == 0) return false;
+  if (cudaHostRegister(p, bytes, cudaHostRegisterPortable) == cudaSuccess) return true;
+  (void)cudaGetLastError();
+  return false;
+}
+
+void host_unregister(void* p) noexcept {
+  if (p != nullptr && cudaHostUnregister(p) != cudaSuccess) (void)cudaGetLastError();
+}
+
 void set_device(int device) {
   HETPIPE_CUDA_CHECK(cudaSetDevice(device));
 }

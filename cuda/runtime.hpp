@@ -45,6 +45,11 @@ std::string runtime_status();
 // (about 0.5 s per GiB): allocate once per pipeline. pinned_alloc(0) returns nullptr.
 void* pinned_alloc(std::size_t bytes);
 void pinned_free(void* h_ptr) noexcept;  // nullptr is a no-op
+// Page-locks memory allocated elsewhere (cudaHostRegister, portable), e.g. a slot pool already in
+// use: copies from it are then asynchronous. False when the driver refuses (the memory stays
+// pageable and usable). host_unregister before the memory is freed.
+bool host_register(void* p, std::size_t bytes) noexcept;
+void host_unregister(void* p) noexcept;
 
 // Makes `device` current on the calling thread.
 void set_device(int device);

@@ -85,7 +85,9 @@ struct job_spec {
 // of racing them for every chunk (and slowing the reads they share the cores with).
 class ready_queue {
  public:
-  void set_reserve(std::size_t reserve) { reserve_ = reserve; }  // before the first push
+  // Any time (GPU lanes joining a running job): later pop_surplus() calls leave this many.
+  void set_reserve(std::size_t reserve);
+  bool finished();         // closed and empty: no chunk will come any more
   bool push(io::chunk c);  // false once closed or aborted: the caller keeps the chunk's slot
   std::optional<io::chunk> pop();  // nullopt once closed and empty, or aborted
   // As pop(), leaving `reserve` chunks to pop(), and only a chunk that `accept` (called under the
@@ -97,7 +99,7 @@ class ready_queue {
   std::vector<io::chunk> abort();  // drop what is queued (the caller releases the slots)
 
  private:
-  std::size_t reserve_ = 0;
+  std::atomic<std::size_t> reserve_{0};  // set under mutex_; read without it in pop_surplus
   std::mutex mutex_;
   std::condition_variable cv_, surplus_cv_;
   std::deque<io::chunk> queue_;

@@ -86,6 +86,8 @@ struct hooks {
   // Called on the lane's thread with a batch's first chunk, once it is queued and when it is
   // collected.
   std::function<void(const chunk_info&)> launched, collected;
+  // Called as each GPU lane's reducer is made (a slow or failing device set-up).
+  std::function<void()> make;
   std::optional<std::uint64_t> fail_launch_seq, fail_collect_seq;
 };
 
@@ -144,6 +146,7 @@ class sums_op final : public reduce_op {
   }
   std::unique_ptr<device_reducer> make_device_reducer(int, std::size_t,
                                                       unsigned buffers) const override {
+    if (on.make) on.make();
     return std::make_unique<sums_device>(*this, batch, buffers);
   }
 };
@@ -566,6 +569,68 @@ TEST_CASE_METHOD(fake_device_fixture,
               if (m == device_mode::gpu) CHECK(op.host_chunks == 0);
               check_device_clean();
             }
+}
+
+TEST_CASE_METHOD(fake_device_fixture,
+                 "in auto mode GPU lanes join a running job once set up, or never for a short one",
+                 "[fake_gpu]") {
+  // The CPU lanes start at once; the GPU lanes join when their set-up (slowed here) is done, on
+  // a slot pool page-locked then, and the CPU lanes keep taking their share beside them.
+  test::temp_dir dir;
+  const auto bytes = test::random_bytes(4096 * 400, 91);
+  test::write_bytes(dir.file("x"), bytes);
+  const auto want = sum_bytes(0, bytes.data(), bytes.size());
+  auto options = lane_options(device_mode::automatic, 4096, 16, 1, 2);
+
+  SECTION("a long job: the GPU lanes join, and the CPU lanes keep working beside them") {
+    sums_op op;
+    std::atomic<bool> kernel_seen{false};
+    std::atomic<unsigned> host_after{0};
+    op.on.make = [] { std::this_thread::sleep_for(std::chrono::milliseconds(30)); };
+    op.on.host = [&](const chunk_info&) {
+      if (kernel_seen) ++host_after;
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+    };
+    op.on.kernel = [&](const chunk_info&) {
+      kernel_seen = true;
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+    };
+    job_report rep;
+    auto got = run(op, {{dir.file("x")}}, options, &rep);
+    const auto& s = static_cast<const sums&>(*got[0]);
+    CHECK(s.in_order);
+    CHECK(s.s.weighted == want.weighted);
+    CHECK(s.s.bytes == want.bytes);
+    CHECK(rep.gpu_join_seconds >= 0.03);
+    CHECK(rep.gpu_lanes == fc::device_count);
+    CHECK(fc::stats().host_registers == 1);
+    CHECK(op.device_chunks > 0);
+    CHECK(op.host_chunks + op.device_chunks == 400);
+    INFO(host_after << " chunks on CPU lanes after the first kernel, " << op.device_chunks
+                    << " on GPU lanes");
+    CHECK(host_after >= 20);
+  }
+  SECTION("a short job: done before the GPU lanes are set up, which then take nothing") {
+    sums_op op;
+    op.on.make = [] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); };
+    job_report rep;
+    auto got = run(op, {{dir.file("x")}}, options, &rep);
+    CHECK(static_cast<const sums&>(*got[0]).s.weighted == want.weighted);
+    CHECK(rep.gpu_lanes == 0);
+    CHECK(rep.gpu_join_seconds == 0);
+    CHECK(op.device_chunks == 0);
+    CHECK(fc::stats().host_registers == 0);  // no page-locking for a job that is over
+  }
+  SECTION("a set-up that fails fails the job") {
+    sums_op op;
+    op.on.make = [] { throw gpu_error("device set-up refused (test)"); };
+    op.on.host = [](const chunk_info&) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    };
+    REQUIRE_THROWS_MATCHES(run(op, {{dir.file("x")}}, options), gpu_error,
+                           test::what(Catch::Matchers::Contains("device set-up refused (test)")));
+  }
+  check_device_clean();
 }
 
 TEST_CASE_METHOD(fake_device_fixture,

@@ -402,6 +402,22 @@ void pinned_free(void* h_ptr) noexcept {
   std::free(h_ptr);
 }
 
+bool host_register(void* p, std::size_t bytes) noexcept {
+  if (p == nullptr || bytes == 0) return false;
+  std::lock_guard lock(fc::st().m);
+  fc::st().c.host_registers++;
+  fc::st().pinned[reinterpret_cast<std::uintptr_t>(p)] = bytes;
+  return true;
+}
+
+void host_unregister(void* p) noexcept {
+  if (!p) return;
+  fc::synchronize_all();  // as cudaHostUnregister: no copy may still read the memory
+  std::lock_guard lock(fc::st().m);
+  if (fc::st().pinned.erase(reinterpret_cast<std::uintptr_t>(p)) == 0)
+    fc::violation_locked("cudaHostUnregister of " + fc::hex(p) + ", not registered");
+}
+
 void set_device(int device) {
   if (device < 0 || device >= fc::device_count)
     throw gpu_error(

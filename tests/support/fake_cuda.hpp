@@ -52,7 +52,8 @@ std::string describe_streams();
 struct counters {
   std::uint64_t d2h = 0;           // device-to-host copies queued
   std::uint64_t pageable_h2d = 0;  // H2D copies whose source is not pinned (slow on a real GPU)
-  std::uint64_t live_device_allocs = 0, live_pinned_allocs = 0;  // not yet freed
+  std::uint64_t live_device_allocs = 0, live_pinned_allocs = 0;  // not yet freed (registered too)
+  std::uint64_t host_registers = 0;                              // cudaHostRegister calls
 };
 counters stats();
 std::vector<std::string> violations();

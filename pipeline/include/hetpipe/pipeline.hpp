@@ -41,6 +41,9 @@ struct job_report {
   double setup_gpu_seconds = 0;   // of which: GPU lanes (context, streams, device buffers)
   double setup_pool_seconds = 0;  // of which: the slot pool (pinned when GPU lanes run)
   double cuda_start_seconds = 0;  // the CUDA driver's start, once per process (before setup)
+  // --device auto: how far into the job the GPU lanes joined the CPU lanes (setup_gpu_seconds is
+  // then their set-up, overlapped with the job); 0 when they ran from the start or never joined.
+  double gpu_join_seconds = 0;
   double reader_cpu_seconds = 0;  // CPU time of the reader's event-loop thread (see -v)
   unsigned cpu_lanes = 0;
   unsigned gpu_lanes = 0;
