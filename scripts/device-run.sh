@@ -188,7 +188,7 @@ sec_fixed() {
   echo "hetpipe info: $(w build/hetpipe info) s"
   for m in cpu gpu auto; do
     echo "checksum --device $m (4 KiB): $(w build/hetpipe checksum --device $m --no-progress "$small") s"
-    build/hetpipe checksum --device $m -v --no-progress "$small" 2>&1 >/dev/null | grep -E "setup"
+    build/hetpipe checksum --device $m -v --no-progress "$small" 2>&1 >/dev/null | grep -E "setup|GPU lanes"
   done
   # The same steps outside hetpipe, one by one (bench/cuda_fixed.cpp), and its whole process.
   local nv; nv=$(dirname "$(command -v nvcc)")/..
