@@ -195,6 +195,10 @@ struct fake_event {
   std::mutex m;
   std::condition_variable cv;
   std::uint64_t recorded = 0, completed = 0;
+  // Streams queued to wait for it (stream_wait_event). CUDA lets an event be destroyed while a
+  // stream still waits for it (the wait holds what it needs); here the waits hold the event, so
+  // its destruction waits for them.
+  unsigned waiters = 0;
   steady::time_point at{};
 };
 
@@ -313,10 +317,13 @@ void stream_wait_event(void* stream_handle, void* event_handle) {
   {
     std::lock_guard lock(e->m);
     g = e->recorded;
+    ++e->waiters;
   }
   to_stream(stream_handle)->push([e, g] {
     std::unique_lock lock(e->m);
     e->cv.wait(lock, [&] { return e->completed >= g; });
+    --e->waiters;
+    e->cv.notify_all();  // a destructor may wait for the last waiter
   });
 }
 
@@ -350,6 +357,10 @@ using fake_cuda::fake_stream;
 namespace fc = fake_cuda;
 
 int device_count() noexcept {
+  return fc::device_count;
+}
+
+int probe_device_count() noexcept {
   return fc::device_count;
 }
 
@@ -464,6 +475,10 @@ event::~event() {
   if (!h_) return;
   auto* e = static_cast<fake_event*>(h_);
   fc::wait_event(e);  // its record may still be queued: the stream writes into it
+  {
+    std::unique_lock lock(e->m);
+    e->cv.wait(lock, [&] { return e->waiters == 0; });
+  }
   delete e;
 }
 
