@@ -3,7 +3,11 @@
 #include "cuda/runtime.hpp"
 
 #include <cuda_runtime_api.h>
+#include <dirent.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -49,6 +53,35 @@ int device_count() noexcept {
     return 0;
   }
   return n;
+}
+
+int probe_device_count() noexcept {
+  int nodes = 0;
+  if (DIR* d = opendir("/dev")) {
+    while (const dirent* e = readdir(d)) {
+      const std::string_view name = e->d_name;
+      if (name.size() > 6 && name.substr(0, 6) == "nvidia" &&
+          name.find_first_not_of("0123456789", 6) == std::string_view::npos)
+        ++nodes;
+    }
+    closedir(d);
+  }
+  if (nodes == 0 && access("/dev/dxg", F_OK) == 0) nodes = 1;
+  // CUDA_VISIBLE_DEVICES: the runtime sees the entries before the first invalid one ("-1", "").
+  if (const char* v = std::getenv("CUDA_VISIBLE_DEVICES")) {
+    int listed = 0;
+    std::string_view rest = v;
+    while (!rest.empty()) {
+      const std::size_t comma = rest.find(',');
+      const std::string_view entry = rest.substr(0, comma);
+      if (entry.empty() || entry.front() == '-') break;
+      ++listed;
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+    nodes = std::min(nodes, listed);
+  }
+  return nodes;
 }
 
 std::vector<device_info> devices() noexcept {

@@ -19,6 +19,12 @@ namespace hetpipe::cuda {
 // Number of usable CUDA devices; 0 on any error (no driver, no device, driver too old).
 int device_count() noexcept;
 
+// The devices the driver's device nodes show (/dev/nvidia0, /dev/nvidia1, ...; /dev/dxg under
+// WSL counts as one), at most as many as CUDA_VISIBLE_DEVICES lists when it is set, without
+// starting the runtime: a directory read where device_count() takes 0.1 s (H200 box). An upper
+// bound: a node's device may still be unusable.
+int probe_device_count() noexcept;
+
 struct device_info {
   int id = 0;
   std::string name;

@@ -41,6 +41,15 @@ int gpu_count() noexcept {
 #endif
 }
 
+int gpu_count_estimate() noexcept {
+#if HETPIPE_WITH_CUDA
+  static const int count = cuda::probe_device_count();
+  return count;
+#else
+  return 0;
+#endif
+}
+
 void mark_copy_back(stream_ref s) {
 #if HETPIPE_WITH_CUDA
   if (!s.copy_back || !s.copy_back_set) return;
@@ -170,11 +179,37 @@ void engine::fail(std::exception_ptr error) noexcept {
     if (!error_) error_ = error;
   }
   if (failed_.exchange(true)) return;
+  lanes_end_cv_.notify_all();  // auto mode's wait for a long job
   try {
     if (reader_) reader_->cancel();
   } catch (...) {
   }
   for (const io::chunk& c : queue_.abort()) pool_->release(c.slot);
+}
+
+bool engine::long_job(std::chrono::steady_clock::time_point start) {
+  const double min_remaining = opt_.auto_gpu_min_remaining;
+  if (!(min_remaining > 0)) return true;
+  constexpr auto period = std::chrono::milliseconds(20);
+  std::unique_lock lock(lanes_end_mutex_);
+  for (;;) {
+    if (lanes_end_cv_.wait_for(lock, period, [this] { return cpu_lanes_done_ || failed_.load(); }))
+      return false;
+    // A stream of unknown length (a pipe) still running after 20 ms: assumed long.
+    if (!sizes_known_) return true;
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const std::uint64_t done = bytes_done_.load();
+    // Nothing done yet: heavy chunks (one image each, say), or slow reads. A job that has
+    // already run a quarter of the threshold without finishing one chunk is taken as long.
+    if (done == 0) {
+      if (elapsed >= min_remaining / 4) return true;
+      continue;
+    }
+    const std::uint64_t left = total_bytes_ > done ? total_bytes_ - done : 0;
+    if (static_cast<double>(left) * elapsed / static_cast<double>(done) >= min_remaining)
+      return true;
+  }
 }
 
 void engine::retire(std::uint64_t chunks) {
@@ -613,7 +648,15 @@ void engine::run() {
   const auto gpu_setup_start = std::chrono::steady_clock::now();
   std::vector<std::unique_ptr<gpu_worker>> workers;
   std::vector<int> worker_device;
-  const int gpus = opt_.device == device_mode::cpu ? 0 : gpu_count();
+  const unsigned ncpu = opt_.device == device_mode::gpu ? 0 : opt_.cpu_threads;
+  // Auto mode with CPU lanes: the CPU lanes start at once, and the GPU lanes are brought up for a
+  // job long enough to repay them (long_job), joining it once their device memory is allocated and
+  // the slot pool page-locked (cudaHostRegister). Up front, that work took 0.12-0.22 s before any
+  // chunk moved (H100, H200), and the driver's start 0.1 s more. --device gpu sets its lanes up
+  // first.
+  const bool late =
+      opt_.device == device_mode::automatic && ncpu > 0 && spec_.make_gpu && opt_.gpu_lanes > 0;
+  const int gpus = opt_.device == device_mode::cpu || late ? 0 : gpu_count();
   if (opt_.device == device_mode::gpu && gpus == 0) {
 #if HETPIPE_WITH_CUDA
     throw gpu_error("--device gpu: no usable CUDA device (" + cuda::runtime_status() + ")");
@@ -621,8 +664,8 @@ void engine::run() {
     throw gpu_error("--device gpu: this hetpipe was built without CUDA");
 #endif
   }
-  const auto make_workers = [&] {
-    for (int d = 0; d < gpus; ++d)
+  const auto make_workers = [&](int devices) {
+    for (int d = 0; d < devices; ++d)
       for (unsigned l = 0; l < opt_.gpu_lanes; ++l) {
 #if HETPIPE_WITH_CUDA
         cuda::set_device(d);  // the worker allocates its device memory on its lane's device
@@ -633,13 +676,7 @@ void engine::run() {
         worker_device.push_back(d);
       }
   };
-  const unsigned ncpu = opt_.device == device_mode::gpu ? 0 : opt_.cpu_threads;
-  // Auto mode with CPU lanes: the CPU lanes start at once, and the GPU lanes join the running job
-  // once their device memory is allocated and the slot pool is page-locked (cudaHostRegister),
-  // work that took 0.12-0.22 s before any chunk moved (H100, H200). A job the CPU lanes finish
-  // first leaves the GPU lanes nothing to take. --device gpu sets its lanes up first, as before.
-  const bool late = gpus > 0 && spec_.make_gpu && ncpu > 0 && opt_.device == device_mode::automatic;
-  if (gpus > 0 && spec_.make_gpu && !late) make_workers();
+  if (gpus > 0 && spec_.make_gpu) make_workers(gpus);
   if (opt_.device == device_mode::gpu && workers.empty())
     throw usage_error("--device gpu: this operation has no GPU implementation");
   if (ncpu == 0 && workers.empty()) throw usage_error("no lanes to run on");
@@ -660,7 +697,7 @@ void engine::run() {
   pool_ = std::make_unique<io::slot_pool>(opt_.slots, slot_bytes_, alloc, release);
   report_.setup_pool_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - pool_start).count();
-  report_.cuda_start_seconds = cuda_start_seconds.load();
+  if (!late) report_.cuda_start_seconds = cuda_start_seconds.load();
   io::set_io_threads(opt_.io_threads);
   io::reader_config cfg;
   cfg.chunk_size = opt_.chunk_size;
@@ -698,11 +735,18 @@ void engine::run() {
   std::vector<std::thread> lanes;
   bool registered = false;  // the pool, page-locked for late GPU lanes
   bool joined = !late;      // the GPU lanes (if any) ran
+  bool cuda_started = !late && gpus > 0;
+  int late_devices = 0;
   if (late) {
     lanes.emplace_back([&, this] {
       try {
+        if (!long_job(start)) return;
         const auto t0 = std::chrono::steady_clock::now();
-        make_workers();
+        const int devices = gpu_count();  // the driver's start, here rather than up front
+        cuda_started = true;
+        late_devices = devices;
+        report_.cuda_start_seconds = cuda_start_seconds.load();
+        make_workers(devices);
         // Page-locking costs about 0.5 s per GiB: not for a job that is over already.
         if (workers.empty() || queue_.finished() || failed_.load()) return;
 #if HETPIPE_WITH_CUDA
@@ -730,6 +774,11 @@ void engine::run() {
       } catch (...) {
         fail(std::current_exception());
       }
+      {
+        std::lock_guard lock(lanes_end_mutex_);
+        cpu_lanes_done_ = true;
+      }
+      lanes_end_cv_.notify_all();
     });
   for (auto& t : lanes) t.join();
   reader_->wait();
@@ -761,17 +810,26 @@ void engine::run() {
                  secs > 0 ? static_cast<double>(report_.bytes) / secs * 1e-9 : 0.0,
                  static_cast<unsigned long long>(report_.chunks), report_.setup_seconds);
     // A GPU job's fixed costs, which a short job may not repay.
-    if (report_.cuda_start_seconds >= 0.001 || !worker_device.empty())
+    if (late ? cuda_started : gpus > 0)
       std::fprintf(stderr,
                    "hetpipe:   setup    GPU lanes %.3f s, slot pool %.3f s; CUDA start %.3f s "
-                   "(once per process, before setup)\n",
+                   "(once per process, %s)\n",
                    report_.setup_gpu_seconds, report_.setup_pool_seconds,
-                   report_.cuda_start_seconds);
+                   report_.cuda_start_seconds, late ? "in the job" : "before setup");
     if (late && joined)
       std::fprintf(stderr, "hetpipe:   GPU lanes joined the job %.3f s in%s\n",
                    report_.gpu_join_seconds,
                    registered ? "" : " (slot pool not page-locked: copies were synchronous)");
-    else if (late && !worker_device.empty())
+    else if (late && !cuda_started)
+      std::fprintf(stderr,
+                   "hetpipe:   GPU lanes not started: the job was not projected to run %.2f s "
+                   "more on its CPU lanes\n",
+                   opt_.auto_gpu_min_remaining);
+    else if (late && worker_device.empty())
+      std::fprintf(
+          stderr, "hetpipe:   GPU lanes not started: %s\n",
+          late_devices == 0 ? "no usable CUDA device" : "no GPU implementation for this job");
+    else if (late)
       std::fprintf(stderr, "hetpipe:   GPU lanes did not join: the job was done first\n");
     // One thread opens every input, issues every read and delivers every chunk: near 100%, it is
     // what limits the job.

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -132,6 +133,10 @@ class engine {
   void gpu_lane(unsigned index, int device, gpu_worker& worker);
   void monitor();
   void chunk_done(std::uint64_t bytes);
+  // Auto mode: waits until the job, started at `start`, is projected to run on its CPU lanes for
+  // options::auto_gpu_min_remaining seconds more (true: bring the GPU lanes up), or its CPU lanes
+  // are done or it failed (false). Checked every 20 ms.
+  bool long_job(std::chrono::steady_clock::time_point start);
 
   options opt_;
   job_spec spec_;
@@ -151,6 +156,9 @@ class engine {
   std::atomic<std::uint64_t> cpu_claimed_bytes_{0}, cpu_claimed_chunks_{0};
   std::atomic<std::uint64_t> gpu_bytes_done_{0}, gpu_start_ns_{0};
   std::atomic<unsigned> gpu_lanes_running_{0};
+  std::mutex lanes_end_mutex_;
+  std::condition_variable lanes_end_cv_;
+  bool cpu_lanes_done_ = false;    // guarded by lanes_end_mutex_
   bool sizes_known_ = true;        // every input a regular file: total_bytes_ is the job's size
   std::uint64_t total_bytes_ = 0;  // 0 when unknown (pipes)
   std::size_t slot_bytes_ = 0;

@@ -578,8 +578,9 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
     const unsigned threads = o.device == device_mode::gpu && o.cpu_threads
                                  ? o.cpu_threads
                                  : std::max(1u, std::thread::hardware_concurrency());
-    const unsigned gpu_lanes =
-        o.device == device_mode::cpu ? 0 : r.gpu_lanes * static_cast<unsigned>(gpu_count());
+    const unsigned gpu_lanes = o.device == device_mode::cpu
+                                   ? 0
+                                   : r.gpu_lanes * static_cast<unsigned>(gpu_count_estimate());
     const int codec =
         gpu_lanes
             ? static_cast<int>(std::max(

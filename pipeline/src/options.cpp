@@ -21,7 +21,9 @@ constexpr std::size_t kDefaultCpuChunk = std::size_t{1} << 20;
 options resolve(const options& requested) {
   options o = requested;
   const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-  const bool gpus = o.device != device_mode::cpu && gpu_count() > 0;
+  // Planned from the device nodes: starting the driver to count the devices (0.1 s) is left to
+  // the GPU lanes, which auto mode brings up only for a job long enough to repay them.
+  const bool gpus = o.device != device_mode::cpu && gpu_count_estimate() > 0;
   if (o.chunk_size == 0) o.chunk_size = gpus ? kDefaultGpuChunk : kDefaultCpuChunk;
   if (o.chunk_size < min_chunk_size || o.chunk_size > max_chunk_size)
     throw usage_error("--chunk-size must be between 4K and 1G");

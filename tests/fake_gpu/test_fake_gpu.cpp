@@ -436,6 +436,7 @@ options lane_options(device_mode m, std::size_t chunk, unsigned slots, unsigned 
   o.gpu_lanes = lanes;
   o.gpu_buffers = buffers;
   o.cpu_threads = cpu_threads;
+  o.auto_gpu_min_remaining = 0;  // auto mode: GPU lanes however short the job
   return o;
 }
 
@@ -620,6 +621,42 @@ TEST_CASE_METHOD(fake_device_fixture,
     CHECK(rep.gpu_join_seconds == 0);
     CHECK(op.device_chunks == 0);
     CHECK(fc::stats().host_registers == 0);  // no page-locking for a job that is over
+  }
+  SECTION("a job projected to end within auto_gpu_min_remaining never starts its GPU lanes") {
+    // 400 chunks of 100 us on 2 CPU lanes: about 20 ms in all, projected from the first 20 ms.
+    sums_op op;
+    std::atomic<unsigned> made{0};
+    op.on.make = [&] { ++made; };
+    op.on.host = [](const chunk_info&) {
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    };
+    options.auto_gpu_min_remaining = 0.5;
+    job_report rep;
+    auto got = run(op, {{dir.file("x")}}, options, &rep);
+    CHECK(static_cast<const sums&>(*got[0]).s.weighted == want.weighted);
+    CHECK(made == 0);  // no device memory, no driver start
+    CHECK(rep.gpu_lanes == 0);
+    CHECK(op.device_chunks == 0);
+    CHECK(fc::stats().host_registers == 0);
+  }
+  SECTION("a job projected to run longer starts them, and they join it") {
+    // 400 chunks of 4 ms on 2 CPU lanes: 0.8 s on the CPU lanes alone, projected at 20 ms.
+    sums_op op;
+    std::atomic<unsigned> made{0};
+    op.on.make = [&] { ++made; };
+    op.on.host = [](const chunk_info&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(4));
+    };
+    options.auto_gpu_min_remaining = 0.5;
+    job_report rep;
+    auto got = run(op, {{dir.file("x")}}, options, &rep);
+    CHECK(static_cast<const sums&>(*got[0]).s.weighted == want.weighted);
+    CHECK(made == fc::device_count);
+    CHECK(rep.gpu_lanes == fc::device_count);
+    CHECK(rep.gpu_join_seconds >= 0.02);
+    CHECK(op.device_chunks > 0);
+    CHECK(op.host_chunks + op.device_chunks == 400);
+    CHECK(fc::stats().host_registers == 1);
   }
   SECTION("a set-up that fails fails the job") {
     sums_op op;

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <random>
@@ -38,6 +39,27 @@ TEST_CASE("devices() lists every device with a name, memory and SMs", "[gpu][cud
   INFO(status);
   CHECK(status.find("runtime, driver") != std::string::npos);
   CHECK(status.find("device") != std::string::npos);
+}
+
+TEST_CASE("probe_device_count sees the runtime's devices from their device nodes", "[gpu][cuda]") {
+  // Auto mode plans its lanes by the probe and starts the driver only for a long job: a probe that
+  // missed the devices would silently leave the GPU out of every auto job.
+  const int n = hc::device_count();
+  REQUIRE(n > 0);
+  CHECK(hc::probe_device_count() >= n);
+  // CUDA_VISIBLE_DEVICES bounds it as it bounds the runtime (read at each call).
+  const char* was = std::getenv("CUDA_VISIBLE_DEVICES");
+  const std::string saved = was ? was : "";
+  setenv("CUDA_VISIBLE_DEVICES", "", 1);
+  CHECK(hc::probe_device_count() == 0);
+  setenv("CUDA_VISIBLE_DEVICES", "-1", 1);
+  CHECK(hc::probe_device_count() == 0);
+  setenv("CUDA_VISIBLE_DEVICES", "0,-1,1", 1);
+  CHECK(hc::probe_device_count() == 1);
+  if (was)
+    setenv("CUDA_VISIBLE_DEVICES", saved.c_str(), 1);
+  else
+    unsetenv("CUDA_VISIBLE_DEVICES");
 }
 
 TEST_CASE("pinned memory round-trips through device memory on a stream", "[gpu][cuda]") {
