@@ -10,11 +10,12 @@
 namespace hetpipe {
 
 namespace {
-// With GPU lanes, 4 MiB: 73 GB/s hot reads on the H100 box, past PCIe. CPU lanes alone read the
-// chunks they have just been copied into: 1 MiB keeps the pool (10 slots on 2 cores) inside the
-// last-level cache. 2-core box, 4 GiB hot file, medians of 8 interleaved runs, 4 MiB -> 1 MiB:
-// read-only 9.0 -> 11.0 GB/s, f32 stats 5.4 -> 6.4, CRC32C 6.0 -> 8.3, BLAKE3 2.8 -> 2.8.
-constexpr std::size_t kDefaultGpuChunk = std::size_t{4} << 20;
+// With GPU lanes, 2 MiB: H200 box, 4 GiB hot f32 file, in-run GB/s, best of 3, 1 / 2 / 4 MiB:
+// stats --device gpu 31.0 / 41.7 / 35.9, CRC32C 35.1 / 40.2 / 39.4 (bench/RESULTS.md). CPU lanes
+// alone read the chunks they have just been copied into: 1 MiB keeps the pool (10 slots on 2
+// cores) inside the last-level cache. 2-core box, 4 GiB hot file, medians of 8 interleaved runs,
+// 4 MiB -> 1 MiB: read-only 9.0 -> 11.0 GB/s, f32 stats 5.4 -> 6.4, CRC32C 6.0 -> 8.3.
+constexpr std::size_t kDefaultGpuChunk = std::size_t{2} << 20;
 constexpr std::size_t kDefaultCpuChunk = std::size_t{1} << 20;
 }  // namespace
 
