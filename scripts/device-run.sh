@@ -29,7 +29,7 @@ t0=$SECONDS
 tmo() { local l=$(( ${DEADLINE:-1000000} - (SECONDS - t0) )); (( l < $1 )) && echo $(( l > 5 ? l : 5 )) || echo "$1"; }
 
 step "machine"
-{ nvidia-smi; nproc; lscpu | head -20; free -g; } >"$out/machine.txt" 2>&1
+{ nvidia-smi; nproc; lscpu | head -20; free -g; ls -l /dev/nvidia* /dev/dxg; } >"$out/machine.txt" 2>&1
 step "configure + build"
 build_t0=$SECONDS
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DHETPIPE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
@@ -47,8 +47,9 @@ grep -E "failed|FAILED" "$out/test_gpu.log" | head -20; tail -3 "$out/test_gpu.l
 # BLAKE3's AVX-512 builds (sixteen and eight lanes) run only on this machine's CPU: the test
 # vectors in every build, then one thread's rate in each.
 if [[ -x build/tests/test_host ]]; then
-  timeout $(tmo 60) build/tests/test_host "[blake3]" 2>&1 | tail -2
-  timeout $(tmo 60) build/tests/test_host "[.bench][blake3]" 2>&1 | grep "GB/s"
+  { timeout $(tmo 60) build/tests/test_host "[blake3]" 2>&1 | tail -2
+    timeout $(tmo 60) build/tests/test_host "[.bench][blake3]" 2>&1 | grep "GB/s"
+  } | tee "$out/blake3.txt"
 fi
 if [[ -n ${FULL_CTEST:-} ]]; then
   timeout $(tmo 300) ctest --test-dir build --output-on-failure -j8 >"$out/ctest.log" 2>&1
@@ -176,6 +177,58 @@ sec_chunks() {
   } 2>&1 | tee "$out/chunks.txt"
 }
 
+sec_ab() {
+  # Default GPU chunk 2 MiB against 4 MiB, interleaved rounds, in-run GB/s from -v: medians.
+  step "A/B: GPU chunk size 2M vs 4M (in-run GB/s, medians of interleaved rounds)"
+  f32_file
+  local big=/dev/shm/hetpipe-bench/random-$size.bin small=/dev/shm/hetpipe-bench/small-20000
+  [[ -f $big ]] || build/hetpipe gen --dtype u64 --dist hard --rows $(( $(numfmt --from=iec "$size") / 8 )) -o "$big"
+  if [[ ! -d $small ]]; then
+    mkdir -p "$small.tmp"
+    head -c $((20000 * 65536)) "$big" | (cd "$small.tmp" && split -b 64K -a 6 -d - f)
+    mv "$small.tmp" "$small"
+  fi
+  g() { timeout 60 build/hetpipe "$@" -v --no-progress 2>&1 >/dev/null | sed -n 's/.*(\([0-9.]*\) GB\/s).*/\1/p' | head -1; }
+  {
+  for r in $(seq ${AB_ROUNDS:-5}); do
+    for c in 2M 4M; do
+      echo "stats-gpu $c $(g stats --device gpu --chunk-size $c "$f")"
+      echo "crc32c-gpu $c $(g checksum -a crc32c --device gpu --chunk-size $c "$big")"
+      echo "blake3-gpu $c $(g checksum -a blake3 --device gpu --chunk-size $c "$big")"
+      echo "small-crc32c-gpu $c $(g checksum -r -a crc32c --device gpu --chunk-size $c "$small")"
+    done
+  done >"$out/ab-raw.txt"
+  python3 - "$out/ab-raw.txt" <<'PY'
+import collections, statistics, sys
+d = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    p = line.split()
+    if len(p) == 3: d[(p[0], p[1])].append(float(p[2]))
+for (what, c), v in sorted(d.items()):
+    print(f"{what} --chunk-size {c}: median {statistics.median(v):.2f} GB/s of {len(v)} ({' '.join(f'{x:.1f}' for x in v)})")
+PY
+  } 2>&1 | tee "$out/ab.txt"
+}
+
+sec_long() {
+  # A job long enough for auto mode to bring its GPU lanes up: 4 copies of the 4 GiB file in one
+  # file, whole process (best of 3), with -v's join line.
+  step "long job: 4 x $size in one file, whole process"
+  local big=/dev/shm/hetpipe-bench/random-$size.bin long=/dev/shm/hetpipe-bench/long.bin
+  [[ -f $long ]] || cat "$big" "$big" "$big" "$big" >"$long"
+  local bytes; bytes=$(stat -c %s "$long")
+  {
+  echo "b3sum --num-threads $(nproc): $(python3 bench/best_time.py 3 b3sum --num-threads "$(nproc)" "$long") s for $bytes bytes"
+  for a in blake3 crc32c; do
+    for m in cpu gpu auto; do
+      echo "checksum -a $a --device $m: $(python3 bench/best_time.py 3 build/hetpipe checksum -a $a --device $m --no-progress "$long") s"
+      build/hetpipe checksum -a $a --device $m -v --no-progress "$long" 2>&1 >/dev/null | grep -E "GB/s|GPU lanes|lane gpu"
+    done
+  done
+  } 2>&1 | tee "$out/long.txt"
+  rm -f "$long"
+}
+
 sec_fixed() {
   # A job's fixed costs, whole process, on a 4 KiB file: what a GPU job pays before and after
   # its work (driver and context start, pinned pool, teardown) next to a CPU job.
@@ -190,6 +243,8 @@ sec_fixed() {
     echo "checksum --device $m (4 KiB): $(w build/hetpipe checksum --device $m --no-progress "$small") s"
     build/hetpipe checksum --device $m -v --no-progress "$small" 2>&1 >/dev/null | grep -E "setup|GPU lanes"
   done
+  # stdin of unknown length: auto mode's GPU lanes wait for 20 ms of job before starting
+  echo "checksum --device auto (4 KiB on stdin): $(w bash -c "build/hetpipe checksum --device auto --no-progress - <$small") s"
   # The same steps outside hetpipe, one by one (bench/cuda_fixed.cpp), and its whole process.
   local nv; nv=$(dirname "$(command -v nvcc)")/..
   if g++ -O2 bench/cuda_fixed.cpp -I"$nv/include" -L"$nv/lib64" -lcudart -o /tmp/cuda_fixed; then
