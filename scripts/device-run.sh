@@ -3,15 +3,16 @@
 # run every test (the [gpu] ones included), then the benchmarks. Logs go to $OUT.
 #   here, once:  ../shared/offline-prefix.sh .deps $(grep -v '^#' scripts/deps-offline.txt)
 #   device run:  scripts/device-run.sh            (carry .deps)
-# Sections: stats checksum encrypt image ceiling chunks fixed (default "stats checksum encrypt").
+# Sections: stats checksum encrypt image ceiling chunks fixed ab long (default "stats checksum encrypt").
 # A session has about 15 minutes of device time, a machine starts in about 30 s and goes back 30 s
 # after a call: one full call fits, e.g. (2026-11-26, 238 s on the H200 machine)
 #   DEADLINE=245 BUILD_TARGETS="hetpipe_cli test_gpu" SECTIONS="stats ceiling checksum image
 #   encrypt" HD_COUNT=1000 BIG_COUNT=32 PNG_COUNT=64 IMAGE_TIMEOUT=120 IMAGE_REPS=1
 #   CHECKSUM_REPS=2 ENCRYPT_REPS=1 scripts/device-run.sh
-# (build 46-49 s, [gpu] tests 26 s). The questions left open on 2026-11-26 first:
-#   DEADLINE=245 BUILD_TARGETS="hetpipe_cli test_gpu test_host" SECTIONS="fixed chunks stats
-#   checksum image" HD_COUNT=1000 BIG_COUNT=32 PNG_COUNT=64 IMAGE_TIMEOUT=100 IMAGE_REPS=1
+# (build 46-49 s, [gpu] tests 26 s). On 2026-11-26 (second session), after the device's first
+# run (300 s with the chunks section), the auto-mode and chunk-size changes:
+#   DEADLINE=420 BUILD_TARGETS="hetpipe_cli test_gpu test_host" SECTIONS="fixed ab stats checksum
+#   long image" HD_COUNT=1000 BIG_COUNT=32 PNG_COUNT=96 IMAGE_TIMEOUT=110 IMAGE_REPS=1
 #   CHECKSUM_REPS=2 scripts/device-run.sh
 # SECTIONS run in the order given. DEADLINE=SECONDS caps the whole script: each section's timeout
 # is cut to what is left, and a section that would start with under 20 s left is skipped, so the
@@ -144,6 +145,16 @@ sec_image() {
     PNG_COUNT=${PNG_COUNT:-200} \
     bench/image.sh /dev/shm/hetpipe-bench >"$out/bench-image.md" 2>&1
   echo "image bench rc=$?"; cat "$out/bench-image.md"
+  # When auto mode's GPU lanes joined each set's job, and what they took.
+  local set
+  for set in hd big png; do
+    [[ -d /dev/shm/hetpipe-bench/images-$set ]] || continue
+    rm -rf /dev/shm/hetpipe-bench/auto-v
+    timeout 60 build/hetpipe image -r --ops gray,blur:sigma=2,sobel --device auto -v --no-progress \
+      -o /dev/shm/hetpipe-bench/auto-v /dev/shm/hetpipe-bench/images-$set 2>&1 |
+      grep -E "GB/s|GPU lanes|lane gpu" | sed "s/^/$set: /" | tee -a "$out/image-auto-v.txt"
+  done
+  rm -rf /dev/shm/hetpipe-bench/auto-v
 }
 
 sec_chunks() {
