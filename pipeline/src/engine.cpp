@@ -187,28 +187,38 @@ void engine::fail(std::exception_ptr error) noexcept {
   for (const io::chunk& c : queue_.abort()) pool_->release(c.slot);
 }
 
+bool gpu_start_rule::check(double t, std::uint64_t done) noexcept {
+  if (!(min_remaining_ > 0)) return true;
+  // A stream of unknown length (a pipe) still running at its first check: assumed long.
+  if (!sizes_known_) return true;
+  // The rate is measured from the first check with a chunk done on: a job's start (the thread
+  // pool's first opens and reads) runs slower than its steady state.
+  if (!based_) {
+    based_ = done > 0;
+    base_t_ = t;
+    base_done_ = done;
+  }
+  // No chunk finished since then (or at all): heavy chunks (one image each, say) or slow reads.
+  // A job that has run a quarter of the threshold so is taken as long.
+  if (done <= base_done_) return t >= min_remaining_ / 4;
+  const std::uint64_t left = total_ > done ? total_ - done : 0;
+  projected_ = static_cast<double>(left) * (t - base_t_) / static_cast<double>(done - base_done_);
+  return projected_ >= min_remaining_;
+}
+
 bool engine::long_job(std::chrono::steady_clock::time_point start) {
-  const double min_remaining = opt_.auto_gpu_min_remaining;
-  if (!(min_remaining > 0)) return true;
-  constexpr auto period = std::chrono::milliseconds(20);
+  gpu_start_rule rule(opt_.auto_gpu_min_remaining, total_bytes_, sizes_known_);
+  if (!(opt_.auto_gpu_min_remaining > 0)) return true;
   std::unique_lock lock(lanes_end_mutex_);
   for (;;) {
-    if (lanes_end_cv_.wait_for(lock, period, [this] { return cpu_lanes_done_ || failed_.load(); }))
+    if (lanes_end_cv_.wait_for(lock, std::chrono::milliseconds(20),
+                               [this] { return cpu_lanes_done_ || failed_.load(); }))
       return false;
-    // A stream of unknown length (a pipe) still running after 20 ms: assumed long.
-    if (!sizes_known_) return true;
-    const double elapsed =
+    gpu_decided_at_ =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const std::uint64_t done = bytes_done_.load();
-    // Nothing done yet: heavy chunks (one image each, say), or slow reads. A job that has
-    // already run a quarter of the threshold without finishing one chunk is taken as long.
-    if (done == 0) {
-      if (elapsed >= min_remaining / 4) return true;
-      continue;
-    }
-    const std::uint64_t left = total_bytes_ > done ? total_bytes_ - done : 0;
-    if (static_cast<double>(left) * elapsed / static_cast<double>(done) >= min_remaining)
-      return true;
+    const bool go = rule.check(gpu_decided_at_, bytes_done_.load());
+    gpu_projected_ = rule.projected();
+    if (go) return true;
   }
 }
 
@@ -816,15 +826,20 @@ void engine::run() {
                    "(once per process, %s)\n",
                    report_.setup_gpu_seconds, report_.setup_pool_seconds,
                    report_.cuda_start_seconds, late ? "in the job" : "before setup");
-    if (late && joined)
-      std::fprintf(stderr, "hetpipe:   GPU lanes joined the job %.3f s in%s\n",
-                   report_.gpu_join_seconds,
+    if (late && joined) {
+      char why[64] = "no rate measured";
+      if (gpu_projected_ >= 0)
+        std::snprintf(why, sizeof why, "CPU lanes projected to need %.3f s more", gpu_projected_);
+      std::fprintf(stderr, "hetpipe:   GPU lanes started %.3f s in (%s), joined %.3f s in%s\n",
+                   gpu_decided_at_, why, report_.gpu_join_seconds,
                    registered ? "" : " (slot pool not page-locked: copies were synchronous)");
-    else if (late && !cuda_started)
+    } else if (late && !cuda_started && gpu_projected_ >= 0)
       std::fprintf(stderr,
-                   "hetpipe:   GPU lanes not started: the job was not projected to run %.2f s "
-                   "more on its CPU lanes\n",
-                   opt_.auto_gpu_min_remaining);
+                   "hetpipe:   GPU lanes not started: %.3f s in, the CPU lanes were projected to "
+                   "need %.3f s more (GPU lanes start past %.2f s)\n",
+                   gpu_decided_at_, gpu_projected_, opt_.auto_gpu_min_remaining);
+    else if (late && !cuda_started)
+      std::fprintf(stderr, "hetpipe:   GPU lanes not started: the job ended first\n");
     else if (late && worker_device.empty())
       std::fprintf(
           stderr, "hetpipe:   GPU lanes not started: %s\n",

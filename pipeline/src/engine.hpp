@@ -80,6 +80,29 @@ struct job_spec {
   bool may_grow_slots = false, may_grow_io_threads = false;
 };
 
+// Auto mode's choice to bring the GPU lanes up (the CUDA driver's start, device memory,
+// page-locking the slot pool: 0.25-0.3 s on the H200 box, and their teardown): only for a job its
+// CPU lanes would still be running min_remaining seconds later. Fed one check at a time (every 20
+// ms); pure, so that the rule is tested apart from the clock.
+class gpu_start_rule {
+ public:
+  gpu_start_rule(double min_remaining, std::uint64_t total_bytes, bool sizes_known) noexcept
+      : min_remaining_(min_remaining), total_(total_bytes), sizes_known_(sizes_known) {}
+  // A check `t` seconds into the job with `done` bytes done: true to start the GPU lanes now.
+  bool check(double t, std::uint64_t done) noexcept;
+  // The CPU lanes' remaining time projected at the last check; -1 before a rate was measured.
+  double projected() const noexcept { return projected_; }
+
+ private:
+  double min_remaining_;
+  std::uint64_t total_;
+  bool sizes_known_;
+  bool based_ = false;
+  double base_t_ = 0;
+  std::uint64_t base_done_ = 0;
+  double projected_ = -1;
+};
+
 // Lanes of two kinds pull from it. First-call lanes (pop()) take any chunk. Helper lanes
 // (pop_surplus()) take one only while more than `reserve` chunks wait, or once the reader is done:
 // in a hybrid job the CPU lanes then take the chunks the GPU lanes cannot keep up with, instead
@@ -133,9 +156,8 @@ class engine {
   void gpu_lane(unsigned index, int device, gpu_worker& worker);
   void monitor();
   void chunk_done(std::uint64_t bytes);
-  // Auto mode: waits until the job, started at `start`, is projected to run on its CPU lanes for
-  // options::auto_gpu_min_remaining seconds more (true: bring the GPU lanes up), or its CPU lanes
-  // are done or it failed (false). Checked every 20 ms.
+  // Auto mode: checks gpu_start_rule every 20 ms until it says to bring the GPU lanes up (true),
+  // or the CPU lanes are done or the job failed (false). `start`: the job's start.
   bool long_job(std::chrono::steady_clock::time_point start);
 
   options opt_;
@@ -158,7 +180,10 @@ class engine {
   std::atomic<unsigned> gpu_lanes_running_{0};
   std::mutex lanes_end_mutex_;
   std::condition_variable lanes_end_cv_;
-  bool cpu_lanes_done_ = false;    // guarded by lanes_end_mutex_
+  bool cpu_lanes_done_ = false;  // guarded by lanes_end_mutex_
+  // long_job's last check: when (s into the job), and the CPU lanes' projected remaining time
+  // (s; -1 before a rate was measured). For -v.
+  double gpu_decided_at_ = 0, gpu_projected_ = -1;
   bool sizes_known_ = true;        // every input a regular file: total_bytes_ is the job's size
   std::uint64_t total_bytes_ = 0;  // 0 when unknown (pipes)
   std::size_t slot_bytes_ = 0;

@@ -265,6 +265,47 @@ TEST_CASE("options: sizes parse with suffixes and bad values are refused", "[pip
   CHECK(d.io_threads >= 4);
 }
 
+TEST_CASE("auto mode starts its GPU lanes for a job projected long at its steady rate",
+          "[pipeline]") {
+  using hetpipe::detail::gpu_start_rule;
+  constexpr std::uint64_t G = 1'000'000'000;
+  SECTION("threshold 0, or an input of unknown length: at the first check") {
+    CHECK(gpu_start_rule(0, 10 * G, true).check(0.02, 0));
+    CHECK(gpu_start_rule(0.5, 0, false).check(0.02, 123));
+  }
+  SECTION("a long job: the first check sets the base, the second projects") {
+    gpu_start_rule r(0.5, 10 * G, true);
+    CHECK_FALSE(r.check(0.02, G / 5));
+    CHECK(r.projected() == -1);
+    CHECK(r.check(0.04, 2 * G / 5));  // 9.6 GB left at 10 GB/s
+    CHECK(r.projected() == Approx(0.96));
+  }
+  SECTION("a short job never") {
+    gpu_start_rule r(0.5, G, true);
+    CHECK_FALSE(r.check(0.02, G / 5));
+    CHECK_FALSE(r.check(0.04, 2 * G / 5));
+    CHECK(r.projected() == Approx(0.06));
+    CHECK_FALSE(r.check(0.06, 3 * G / 5));
+  }
+  SECTION("a slow start is not the rate: 10 MB in the first 20 ms, then 12 GB/s") {
+    // Projected from the start, 1.29 GB at 0.5 GB/s would be 2.6 s: the GPU lanes would start
+    // for a job with 0.09 s left.
+    gpu_start_rule r(0.5, 1'300'000'000, true);
+    CHECK_FALSE(r.check(0.02, 10'000'000));
+    CHECK_FALSE(r.check(0.04, 250'000'000));
+    CHECK(r.projected() == Approx(0.0875));
+  }
+  SECTION("heavy chunks: nothing done for a quarter of the threshold is a long job") {
+    gpu_start_rule r(0.5, G, true);
+    for (double t = 0.02; t < 0.12; t += 0.02) CHECK_FALSE(r.check(t, 0));
+    CHECK(r.check(0.14, 0));
+    gpu_start_rule s(0.5, G, true);
+    CHECK_FALSE(s.check(0.02, 100));  // one chunk, then none for a while
+    CHECK_FALSE(s.check(0.08, 100));
+    CHECK(s.check(0.14, 100));
+  }
+}
+
 TEST_CASE("CPU lanes beside GPU lanes take surplus chunks they accept, and leave the rest",
           "[pipeline][scheduler]") {
   using hetpipe::detail::ready_queue;
