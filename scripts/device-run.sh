@@ -13,7 +13,9 @@
 # run (300 s with the chunks section), the auto-mode and chunk-size changes:
 #   DEADLINE=420 BUILD_TARGETS="hetpipe_cli test_gpu test_host" SECTIONS="fixed ab stats checksum
 #   long image" HD_COUNT=1000 BIG_COUNT=32 PNG_COUNT=96 IMAGE_TIMEOUT=110 IMAGE_REPS=1
-#   CHECKSUM_REPS=2 scripts/device-run.sh
+#   CHECKSUM_REPS=2 COMMIT=<git rev-parse --short HEAD, here> scripts/device-run.sh
+# (290 s there). Pass COMMIT: the device's copy of .git may keep an older HEAD, which the tables'
+# "commit" would otherwise name.
 # SECTIONS run in the order given. DEADLINE=SECONDS caps the whole script: each section's timeout
 # is cut to what is left, and a section that would start with under 20 s left is skipped, so the
 # logs are always packed before the device command's own limit kills it.
