@@ -622,41 +622,33 @@ TEST_CASE_METHOD(fake_device_fixture,
     CHECK(op.device_chunks == 0);
     CHECK(fc::stats().host_registers == 0);  // no page-locking for a job that is over
   }
-  SECTION("a job projected to end within auto_gpu_min_remaining never starts its GPU lanes") {
-    // 400 chunks of 100 us on 2 CPU lanes: about 20 ms in all, projected from the first 20 ms.
-    sums_op op;
-    std::atomic<unsigned> made{0};
-    op.on.make = [&] { ++made; };
-    op.on.host = [](const chunk_info&) {
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
+  SECTION("the projected length of a job decides whether its GPU lanes start at all") {
+    // 400 chunks on 2 CPU lanes, projected from the first checks (every 20 ms): of 100 us each,
+    // about 20 ms in all, under auto_gpu_min_remaining; of 4 ms, 0.8 s, over it.
+    struct row {
+      std::chrono::microseconds host;
+      bool start;
     };
-    options.auto_gpu_min_remaining = 0.5;
-    job_report rep;
-    auto got = run(op, {{dir.file("x")}}, options, &rep);
-    CHECK(static_cast<const sums&>(*got[0]).s.weighted == want.weighted);
-    CHECK(made == 0);  // no device memory, no driver start
-    CHECK(rep.gpu_lanes == 0);
-    CHECK(op.device_chunks == 0);
-    CHECK(fc::stats().host_registers == 0);
-  }
-  SECTION("a job projected to run longer starts them, and they join it") {
-    // 400 chunks of 4 ms on 2 CPU lanes: 0.8 s on the CPU lanes alone, projected at 20 ms.
-    sums_op op;
-    std::atomic<unsigned> made{0};
-    op.on.make = [&] { ++made; };
-    op.on.host = [](const chunk_info&) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(4));
-    };
-    options.auto_gpu_min_remaining = 0.5;
-    job_report rep;
-    auto got = run(op, {{dir.file("x")}}, options, &rep);
-    CHECK(static_cast<const sums&>(*got[0]).s.weighted == want.weighted);
-    CHECK(made == fc::device_count);
-    CHECK(rep.gpu_lanes == fc::device_count);
-    CHECK(rep.gpu_join_seconds >= 0.02);
-    CHECK(op.device_chunks > 0);
-    CHECK(op.host_chunks + op.device_chunks == 400);
-    CHECK(fc::stats().host_registers == 1);
+    for (const row r :
+         {row{std::chrono::microseconds(100), false}, row{std::chrono::microseconds(4000), true}}) {
+      INFO(r.host.count() << " us a chunk");
+      const auto registers = fc::stats().host_registers;
+      sums_op op;
+      std::atomic<unsigned> made{0};
+      op.on.make = [&] { ++made; };
+      op.on.host = [&](const chunk_info&) { std::this_thread::sleep_for(r.host); };
+      options.auto_gpu_min_remaining = 0.5;
+      job_report rep;
+      auto got = run(op, {{dir.file("x")}}, options, &rep);
+      CHECK(static_cast<const sums&>(*got[0]).s.weighted == want.weighted);
+      // Not started: no device memory, no driver start, no page-locking.
+      CHECK(made == (r.start ? fc::device_count : 0));
+      CHECK(rep.gpu_lanes == (r.start ? fc::device_count : 0));
+      CHECK(fc::stats().host_registers - registers == (r.start ? 1u : 0u));
+      CHECK((op.device_chunks > 0) == r.start);
+      CHECK(op.host_chunks + op.device_chunks == 400);
+      if (r.start) CHECK(rep.gpu_join_seconds >= 0.02);
+    }
   }
   SECTION("a set-up that fails fails the job") {
     sums_op op;

@@ -27,8 +27,9 @@ struct options {
   device_mode device = device_mode::automatic;
   // Auto mode starts on its CPU lanes and brings the GPU lanes up (the driver's start, device
   // memory, page-locking the slot pool: 0.25-0.3 s on the H200 box, and their teardown) only for
-  // a job its CPU lanes would still be running this many seconds later, projected from the bytes
-  // done every 20 ms. 0: at once, whatever the job's length.
+  // a job its CPU lanes would still be running this many seconds later, projected every 20 ms
+  // from their rate since the first check (detail::gpu_start_rule). 0: at once, whatever the
+  // job's length.
   double auto_gpu_min_remaining = 0.5;
   bool progress = false;   // bytes done, GB/s and ETA on stderr
   std::string trace_path;  // Chrome trace-event JSON (open it in Perfetto)
