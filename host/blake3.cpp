@@ -226,6 +226,15 @@ template <bool byte_rot, class V>
   v[15] = v15;
 }
 
+// The chunks after a group (batch_cvs takes them next) are fetched one line of each per block,
+// so that their lines are in cache when the group starts: a 1 KiB chunk is too short a stream for
+// the hardware prefetchers to find. 2-core box, one thread, 64 MiB out of cache: 1.66 -> 2.27
+// GB/s. The address may lie past the input, where a prefetch does nothing (integer arithmetic:
+// no pointer is formed there).
+[[gnu::always_inline]] inline void prefetch_ahead(const std::uint8_t* p, std::size_t ahead) {
+  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) + ahead));
+}
+
 // CVs of eight full chunks p[l] with counters counter + l.
 template <bool byte_rot>
 [[gnu::always_inline]] inline void chunks_lanes_t(const std::uint8_t* const p[lanes],
@@ -239,6 +248,7 @@ template <bool byte_rot>
     hi[l] = std::uint32_t((counter + l) >> 32);
   }
   for (std::size_t b = 0; b < chunk_len / block_len; ++b) {
+    for (int l = 0; l < lanes; ++l) prefetch_ahead(p[l], lanes * chunk_len + b * block_len);
     load_lanes(p, b * block_len, m);
     const std::uint32_t f = flags | (b == 0 ? flag_chunk_start : 0) |
                             (b == chunk_len / block_len - 1 ? flag_chunk_end : 0);
@@ -341,6 +351,7 @@ template <int s>
     hi[l] = std::uint32_t((counter + l) >> 32);
   }
   for (std::size_t b = 0; b < chunk_len / block_len; ++b) {
+    for (int l = 0; l < wide; ++l) prefetch_ahead(p[l], wide * chunk_len + b * block_len);
     for (int l = 0; l < wide; ++l) m[l] = *reinterpret_cast<const vec16_u*>(p[l] + b * block_len);
     transpose16(m);
     const std::uint32_t f = flags | (b == 0 ? flag_chunk_start : 0) |
