@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <sstream>
 
 namespace hetpipe::cli {
@@ -125,7 +126,8 @@ nlohmann::json to_json(const system_info& s) {
           {"gpu_lanes", s.gpu_lanes},
           {"gpu_buffers_per_lane", o.gpu_buffers},
           {"host_pool_bytes", s.host_pool_bytes},
-          {"device_pool_bytes_per_gpu", s.device_pool_bytes}};
+          {"device_pool_bytes_per_gpu", s.device_pool_bytes},
+          {"auto_gpu_min_remaining_seconds", o.auto_gpu_min_remaining}};
 }
 
 std::string to_text(const system_info& s) {
@@ -145,11 +147,24 @@ std::string to_text(const system_info& s) {
   os << "host:     " << s.hardware_threads << " hardware threads\n";
   os << "job:      --device " << device_mode_name(o.device) << ": " << s.cpu_lanes << " CPU lanes, "
      << s.gpu_lanes << " GPU lanes (" << o.gpu_buffers << " device buffers each)\n";
+  // Auto mode's pool is page-locked only once its GPU lanes join (engine.cpp).
+  const bool late = s.gpu_lanes && o.device == device_mode::automatic;
   os << "          --chunk-size " << format_size(o.chunk_size) << ", --slots " << o.slots
      << " (host pool " << format_size(s.host_pool_bytes)
-     << (s.gpu_lanes ? ", pinned" : ", page-aligned") << "), --io-threads " << o.io_threads << "\n";
+     << (!s.gpu_lanes ? ", page-aligned"
+         : late       ? ", page-aligned, page-locked when the GPU lanes join"
+                      : ", pinned")
+     << "), --io-threads " << o.io_threads << "\n";
   if (s.gpu_lanes)
     os << "          device memory per GPU " << format_size(s.device_pool_bytes) << "\n";
+  if (late) {
+    char line[160];
+    std::snprintf(line, sizeof line,
+                  "          GPU lanes start once the CPU lanes are projected to need over %.2f s "
+                  "more (checked every 20 ms)\n",
+                  o.auto_gpu_min_remaining);
+    os << line;
+  }
   return os.str();
 }
 

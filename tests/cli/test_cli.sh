@@ -41,7 +41,7 @@ cat "$samples"/counts.u16 | "$HETPIPE" stats --json --dtype u16 - >"$tmp/s.json"
 "$HETPIPE" bench read "$samples"/latency.npy | grep -q 'GB/s' && ok || bad "bench read"
 "$HETPIPE" bench copy "$samples"/latency.npy -o "$tmp/copy.npy" | grep -q 'GB/s' &&
   cmp -s "$samples"/latency.npy "$tmp/copy.npy" && ok || bad "bench copy writes the same bytes"
-"$HETPIPE" info | grep -q 'CPU lanes' && "$HETPIPE" info --json | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["chunk_size"] > 0' && ok || bad "info"
+"$HETPIPE" info | grep -q 'CPU lanes' && "$HETPIPE" info --json | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["chunk_size"] > 0 and j["auto_gpu_min_remaining_seconds"] == 0.5' && ok || bad "info"
 
 # Bad input: one line, non-zero exit, nothing on stdout.
 printf '12345' >"$tmp/odd.bin"
