@@ -192,7 +192,7 @@ sec_chunks() {
 
 sec_ab() {
   # Default GPU chunk 2 MiB against 4 MiB, interleaved rounds, in-run GB/s from -v: medians.
-  step "A/B: GPU chunk size 2M vs 4M (in-run GB/s, medians of interleaved rounds)"
+  step "A/B: GPU chunk size 2M vs 4M, cpu mode's lanes 8 vs 16 (in-run GB/s, medians of interleaved rounds)"
   f32_file
   local big=/dev/shm/hetpipe-bench/random-$size.bin small=/dev/shm/hetpipe-bench/small-20000
   [[ -f $big ]] || build/hetpipe gen --dtype u64 --dist hard --rows $(( $(numfmt --from=iec "$size") / 8 )) -o "$big"
@@ -210,6 +210,13 @@ sec_ab() {
       echo "blake3-gpu $c $(g checksum -a blake3 --device gpu --chunk-size $c "$big")"
       echo "small-crc32c-gpu $c $(g checksum -r -a crc32c --device gpu --chunk-size $c "$small")"
     done
+    # cpu mode's lanes: auto's 8 CPU lanes (GPU lanes not started) beat cpu mode's 16 on every
+    # 4 GiB reduction on 2026-11-26 (stats 32.2 against 24.5 GB/s); chunk sizes differed too.
+    for n in 8 16; do
+      echo "stats-cpu-lanes $n $(g stats --device cpu --cpu-threads $n "$f")"
+      echo "crc32c-cpu-lanes $n $(g checksum -a crc32c --device cpu --cpu-threads $n "$big")"
+      echo "blake3-cpu-lanes $n $(g checksum -a blake3 --device cpu --cpu-threads $n "$big")"
+    done
   done >"$out/ab-raw.txt"
   python3 - "$out/ab-raw.txt" <<'PY'
 import collections, statistics, sys
@@ -218,7 +225,7 @@ for line in open(sys.argv[1]):
     p = line.split()
     if len(p) == 3: d[(p[0], p[1])].append(float(p[2]))
 for (what, c), v in sorted(d.items()):
-    print(f"{what} --chunk-size {c}: median {statistics.median(v):.2f} GB/s of {len(v)} ({' '.join(f'{x:.1f}' for x in v)})")
+    print(f"{what} {c}: median {statistics.median(v):.2f} GB/s of {len(v)} ({' '.join(f'{x:.1f}' for x in v)})")
 PY
   } 2>&1 | tee "$out/ab.txt"
 }
