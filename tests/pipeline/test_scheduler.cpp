@@ -216,10 +216,11 @@ TEST_CASE("a reduction over small files gets more slots and io threads, unless i
   const std::uint64_t small_bytes = 50 * 40000 + 49 * 50 / 2;
   const options d = resolve(test::cpu_options(1 << 20, 2));
   job_report rep;
-  // Default slots and io threads: 40 KiB slots, as many as the default pool's bytes, at most 128.
+  // Default slots and io threads: 40 KiB slots, as many as the default pool's bytes, at most 128
+  // and at most one per file.
   CHECK(read_only(small, test::cpu_options(1 << 20, 2), &rep) == small_bytes);
   CHECK(rep.resolved.slots ==
-        std::min<unsigned>(128, std::max<unsigned>(d.slots, d.slots * (1u << 20) / 40960)));
+        std::min<unsigned>({50, 128, std::max<unsigned>(d.slots, d.slots * (1u << 20) / 40960)}));
   CHECK(rep.resolved.io_threads == std::max(16u, d.io_threads));
   // Set by the caller: kept.
   options set = test::cpu_options(1 << 20, 2, 6);
@@ -231,6 +232,28 @@ TEST_CASE("a reduction over small files gets more slots and io threads, unless i
   CHECK(read_only(mixed, test::cpu_options(1 << 20, 2), &rep) == small_bytes + 300000);
   CHECK(rep.resolved.slots == d.slots);
   CHECK(rep.resolved.io_threads == d.io_threads);
+}
+
+TEST_CASE("a job gets no more slots than it has chunks", "[pipeline]") {
+  // The pool is touched page by page when it is made: slots no chunk will use cost set-up time.
+  test::temp_dir dir;
+  const auto a = random_bytes((5u << 20) / 2, 3);  // 2.5 MiB: 3 chunks of 1 MiB
+  test::write_file(dir.file("a"), a.data(), a.size());
+  test::write_file(dir.file("empty"), a.data(), 0);
+  job_report rep;
+  CHECK(read_only({{dir.file("a")}}, test::cpu_options(1 << 20, 2, 40), &rep) == a.size());
+  CHECK(rep.resolved.slots == 3);
+  CHECK(rep.chunks == 3);
+  CHECK(read_only({{dir.file("a")}, {dir.file("empty")}}, test::cpu_options(1 << 20, 2, 40),
+                  &rep) == a.size());
+  CHECK(rep.resolved.slots == 4);  // an empty input counts as one
+  // A region of 1 MiB + 1 byte: 2 chunks.
+  CHECK(read_only({{dir.file("a"), 0, (1u << 20) + 1}}, test::cpu_options(1 << 20, 2, 40), &rep) ==
+        (1u << 20) + 1);
+  CHECK(rep.resolved.slots == 2);
+  // Fewer slots asked for than chunks: kept.
+  CHECK(read_only({{dir.file("a")}}, test::cpu_options(1 << 20, 2, 2), &rep) == a.size());
+  CHECK(rep.resolved.slots == 2);
 }
 
 TEST_CASE("a GPU-only job without a usable GPU is a clear error", "[pipeline]") {
