@@ -467,16 +467,7 @@ struct reader::impl {
   }
 
   std::uint64_t nominal_chunk(const framing& fr) const {
-    switch (fr.kind) {
-      case framing_kind::records:
-        return std::max<std::uint64_t>(fr.record_size,
-                                       cfg.chunk_size / fr.record_size * fr.record_size);
-      case framing_kind::whole_file:
-        return cfg.chunk_size;
-      case framing_kind::lines:
-        return cfg.chunk_size;
-    }
-    return cfg.chunk_size;
+    return io::nominal_chunk(fr, cfg.chunk_size);
   }
 
   std::uint64_t slot_need(const framing& fr) const {
@@ -1206,6 +1197,21 @@ void reader::wait() {
 double reader::loop_cpu_seconds() const {
   std::lock_guard lk(impl_->done_mu);
   return impl_->loop_cpu;
+}
+
+std::uint64_t nominal_chunk(const framing& fr, std::size_t chunk_size) noexcept {
+  if (fr.kind != framing_kind::records || fr.record_size == 0) return chunk_size;
+  return std::max<std::uint64_t>(fr.record_size, chunk_size / fr.record_size * fr.record_size);
+}
+
+std::optional<std::uint64_t> chunk_count(const framing& fr, std::uint64_t bytes,
+                                         std::size_t chunk_size) noexcept {
+  if (fr.kind == framing_kind::lines || (fr.kind == framing_kind::records && fr.record_size == 0))
+    return std::nullopt;
+  if (bytes == 0) return 0;
+  if (fr.kind == framing_kind::whole_file) return 1;
+  const std::uint64_t c = nominal_chunk(fr, chunk_size);
+  return (bytes + c - 1) / c;
 }
 
 }  // namespace hetpipe::io

@@ -49,6 +49,14 @@ struct chunk {
 // job (see reader.cpp): the many-small-files case.
 inline constexpr std::uint64_t batched_read_max = 256 << 10;
 
+// The bytes of every chunk but an input's last that the reader makes of an input framed by `fr`:
+// chunk_size, for records framing rounded down to whole records (at least one).
+std::uint64_t nominal_chunk(const framing& fr, std::size_t chunk_size) noexcept;
+// How many chunks the reader makes of a region of `bytes` (none of an empty one); nullopt for
+// lines framing, whose chunks depend on the data, and for a framing the reader refuses.
+std::optional<std::uint64_t> chunk_count(const framing& fr, std::uint64_t bytes,
+                                         std::size_t chunk_size) noexcept;
+
 struct reader_config {
   std::size_t chunk_size =
       4 << 20;  // nominal chunk bytes (records: rounded down to a multiple, ≥ 1 record)

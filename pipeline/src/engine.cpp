@@ -640,14 +640,10 @@ void engine::run() {
     const std::uint64_t region = s.length ? *s.length : (size > s.offset ? size - s.offset : 0);
     total_bytes_ += region;
     largest = std::max(largest, region);
-    const framing f = spec_.frame(i);
-    if (f.kind == framing_kind::whole_file || region == 0)
-      job_chunks += 1;
-    else if (f.kind == framing_kind::records && f.record_size > 0)
-      job_chunks += (region + (opt_.chunk_size / f.record_size * f.record_size) - 1) /
-                    (opt_.chunk_size / f.record_size * f.record_size);
+    if (const auto n = io::chunk_count(spec_.frame(i), region, opt_.chunk_size))
+      job_chunks += *n;
     else
-      counted = false;  // lines
+      counted = false;
   }
   gpu_buffer_bytes_ = slot_bytes_;
   if (all_small && largest < opt_.chunk_size) {

@@ -113,6 +113,7 @@ TEST_CASE(
       for (std::size_t i = 0; i < sizes.size(); ++i) {
         auto mine = r.of_input(i);
         REQUIRE(mine.size() == (sizes[i] + c - 1) / c);
+        REQUIRE(chunk_count(framing::records(rec), sizes[i], chunk_size) == mine.size());
         for (auto& ch : mine) {
           REQUIRE(ch.info.offset == ch.info.index * c);
           REQUIRE(ch.info.size == std::min(c, sizes[i] - ch.info.offset));
@@ -167,6 +168,10 @@ TEST_CASE("Empty files and an empty input list yield no chunk and on_done(nullpt
   REQUIRE(none.done_calls == 1);
   REQUIRE(none.chunks.empty());
 
+  CHECK(chunk_count(framing::records(8), 0, 64) == 0u);
+  // Lines: the data decides; a record size of 0 is refused.
+  CHECK_FALSE(chunk_count(framing::lines(16), 100, 64));
+  CHECK_FALSE(chunk_count(framing::records(0), 100, 64));
   for (auto fr : {framing::whole_file(), framing::lines(16)}) {
     auto e = run_reader(
         {{dir.file("empty")}}, [fr](std::size_t) { return fr; }, 1, 100, cfg);
@@ -214,6 +219,7 @@ TEST_CASE("Whole-file framing gives one chunk per file and a file larger than a 
   for (std::size_t i = 0; i < data.size(); ++i) {
     auto mine = r.of_input(i);
     REQUIRE(mine.size() == (data[i].empty() ? 0u : 1u));
+    REQUIRE(chunk_count(framing::whole_file(), data[i].size(), 4096) == mine.size());
     if (!data[i].empty()) {
       ++non_empty;
       REQUIRE(mine[0].bytes == data[i]);
