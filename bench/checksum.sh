@@ -11,20 +11,16 @@ count=${3:-20000}
 hp=${HETPIPE:-build/hetpipe}
 reps=${REPS:-3}
 mkdir -p "$dir"
+. bench/lib.sh
+
 big=$dir/random-$size.bin
 bytes=$(numfmt --from=iec "$size")
-[[ -f $big ]] || "$hp" gen --dtype u64 --dist hard --rows $((bytes / 8)) -o "$big"
+random_file "$big" "$bytes"
 small=$dir/small-$count
-if [[ ! -d $small ]]; then
-  mkdir -p "$small.tmp"
-  head -c $((count * 65536)) "$big" | (cd "$small.tmp" && split -b 64K -a 6 -d - f)
-  mv "$small.tmp" "$small"
-fi
+small_files "$small" "$count" "$big"
 small_bytes=$((count * 65536))
 cat "$big" >/dev/null
 cat "$small"/* >/dev/null
-
-. bench/lib.sh
 
 gpu=$(gpu_name)
 modes="cpu"

@@ -7,3 +7,12 @@ gpu_name() { "$hp" info --json | python3 -c 'import json,sys; d=json.load(sys.st
 machine_line() {
   echo "machine: $(nproc) threads ($(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1))${1:+, $1}; $(date -u +%F); commit ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
 }
+# random_file FILE BYTES: made once (u64 "hard" values, the checksum benchmark's big file).
+random_file() { [[ -f $1 ]] || "$hp" gen --dtype u64 --dist hard --rows $(($2 / 8)) -o "$1"; }
+# small_files DIR COUNT FROM: COUNT files of 64 KiB cut from the start of FROM, made once.
+small_files() {
+  [[ -d $1 ]] && return
+  mkdir -p "$1.tmp"
+  head -c $(($2 * 65536)) "$3" | (cd "$1.tmp" && split -b 64K -a 6 -d - f)
+  mv "$1.tmp" "$1"
+}

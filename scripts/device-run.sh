@@ -24,6 +24,7 @@ cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/hetpipe-device}
 mkdir -p "$out"
 . .deps/env.sh
+. bench/lib.sh  # random_file, small_files
 # gmp.h lives in the multiarch include folder, which env.sh does not name
 export CPATH=$PWD/.deps/root/usr/include/x86_64-linux-gnu:$CPATH
 step() { echo "== $(date -u +%T) $*" | tee -a "$out/steps.log"; }
@@ -195,12 +196,9 @@ sec_ab() {
   step "A/B: GPU chunk size 2M vs 4M, cpu mode's lanes 8 vs 16 (in-run GB/s, medians of interleaved rounds)"
   f32_file
   local big=/dev/shm/hetpipe-bench/random-$size.bin small=/dev/shm/hetpipe-bench/small-20000
-  [[ -f $big ]] || build/hetpipe gen --dtype u64 --dist hard --rows $(( $(numfmt --from=iec "$size") / 8 )) -o "$big"
-  if [[ ! -d $small ]]; then
-    mkdir -p "$small.tmp"
-    head -c $((20000 * 65536)) "$big" | (cd "$small.tmp" && split -b 64K -a 6 -d - f)
-    mv "$small.tmp" "$small"
-  fi
+  # The checksum benchmark's files (bench/lib.sh), made here when it has not run yet.
+  hp=build/hetpipe random_file "$big" "$(numfmt --from=iec "$size")"
+  hp=build/hetpipe small_files "$small" 20000 "$big"
   g() { timeout 60 build/hetpipe "$@" -v --no-progress 2>&1 >/dev/null | sed -n 's/.*(\([0-9.]*\) GB\/s).*/\1/p' | head -1; }
   {
   for r in $(seq ${AB_ROUNDS:-5}); do
