@@ -2,7 +2,7 @@
 
 #include <charconv>
 #include <cmath>
-#include <cstdio>
+#include <iomanip>
 #include <sstream>
 
 namespace hetpipe::cli {
@@ -157,14 +157,9 @@ std::string to_text(const system_info& s) {
      << "), --io-threads " << o.io_threads << "\n";
   if (s.gpu_lanes)
     os << "          device memory per GPU " << format_size(s.device_pool_bytes) << "\n";
-  if (late) {
-    char line[160];
-    std::snprintf(line, sizeof line,
-                  "          GPU lanes start once the CPU lanes are projected to need over %.2f s "
-                  "more (checked every 20 ms)\n",
-                  o.auto_gpu_min_remaining);
-    os << line;
-  }
+  if (late)
+    os << "          GPU lanes start once the CPU lanes are projected to need over " << std::fixed
+       << std::setprecision(2) << o.auto_gpu_min_remaining << " s more (checked every 20 ms)\n";
   return os.str();
 }
 

@@ -188,7 +188,7 @@ void engine::fail(std::exception_ptr error) noexcept {
 }
 
 bool gpu_start_rule::check(double t, std::uint64_t done) noexcept {
-  if (!(min_remaining_ > 0)) return true;
+  if (at_once()) return true;
   // A stream of unknown length (a pipe) still running at its first check: assumed long.
   if (!sizes_known_) return true;
   // The rate is measured from the first check with a chunk done on: a job's start (the thread
@@ -208,7 +208,7 @@ bool gpu_start_rule::check(double t, std::uint64_t done) noexcept {
 
 bool engine::long_job(std::chrono::steady_clock::time_point start) {
   gpu_start_rule rule(opt_.auto_gpu_min_remaining, total_bytes_, sizes_known_);
-  if (!(opt_.auto_gpu_min_remaining > 0)) return true;
+  if (rule.at_once()) return true;
   std::unique_lock lock(lanes_end_mutex_);
   for (;;) {
     if (lanes_end_cv_.wait_for(lock, std::chrono::milliseconds(20),

@@ -88,6 +88,8 @@ class gpu_start_rule {
  public:
   gpu_start_rule(double min_remaining, std::uint64_t total_bytes, bool sizes_known) noexcept
       : min_remaining_(min_remaining), total_(total_bytes), sizes_known_(sizes_known) {}
+  // A threshold of 0: start the GPU lanes at once, without waiting for a check.
+  bool at_once() const noexcept { return !(min_remaining_ > 0); }
   // A check `t` seconds into the job with `done` bytes done: true to start the GPU lanes now.
   bool check(double t, std::uint64_t done) noexcept;
   // The CPU lanes' remaining time projected at the last check; -1 before a rate was measured.

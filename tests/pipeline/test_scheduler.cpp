@@ -294,6 +294,8 @@ TEST_CASE("auto mode starts its GPU lanes for a job projected long at its steady
   using hetpipe::detail::gpu_start_rule;
   constexpr std::uint64_t G = 1'000'000'000;
   SECTION("threshold 0, or an input of unknown length: at the first check") {
+    CHECK(gpu_start_rule(0, 10 * G, true).at_once());
+    CHECK_FALSE(gpu_start_rule(0.5, 10 * G, true).at_once());
     CHECK(gpu_start_rule(0, 10 * G, true).check(0.02, 0));
     CHECK(gpu_start_rule(0.5, 0, false).check(0.02, 123));
   }
