@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstring>
 #include <exception>
+#include <memory>
+#include <stdexcept>
 #include <string>
 
 #include <hetpipe/error.hpp>
@@ -120,63 +122,12 @@ op parse_one(std::string_view item) {
                 " (known: gray, blur:sigma=S, sobel, resize:F, resize:WxH, invert, threshold:T)");
 }
 
-// --- passes ---
+// --- row kernels ---
 
-// Rows [0, rows) split among `threads` OpenMP threads (1: the calling thread alone); body(y,
-// scratch) gets a per-thread scratch vector.
-template <class Scratch, class Body>
-void for_rows(std::size_t rows, int threads, Body body) {
-  if (threads <= 1 || rows < 2) {
-    Scratch scratch;
-    for (std::size_t y = 0; y < rows; ++y) body(y, scratch);
-    return;
-  }
-  // An exception must not leave an OpenMP region (nor skip the loop's barrier): each row catches
-  // its own, the first is kept, the other rows are skipped, and it is rethrown after the region.
-  std::exception_ptr error;
-  std::atomic<bool> failed{false};
-#pragma omp parallel num_threads(threads)
-  {
-    Scratch scratch;
-#pragma omp for schedule(static)
-    for (std::ptrdiff_t y = 0; y < static_cast<std::ptrdiff_t>(rows); ++y) {
-      if (failed.load(std::memory_order_relaxed)) continue;
-      try {
-        body(static_cast<std::size_t>(y), scratch);
-      } catch (...) {
-#pragma omp critical(hetpipe_for_rows)
-        if (!error) error = std::current_exception();
-        failed = true;
-      }
-    }
-  }
-  if (error) std::rethrow_exception(error);
-}
-
-struct none {};
-
-image make_output(const image_shape& s) {
-  image out;
-  out.shape = s;
-  out.samples = take_samples(s.samples());
-  return out;
-}
-
-image gray(const image& in, int threads) {
-  image out = make_output(output_shape(in.shape, op{op_kind::gray}));
-  const u32 ch = in.shape.channels;
-  const std::size_t w = in.shape.width;
-  for_rows<none>(in.shape.height, threads, [&](std::size_t y, none&) {
-    const u16* s = in.samples.data() + y * w * ch;
-    u16* d = out.samples.data() + y * w;
-    if (ch >= 3) {
-      for (std::size_t x = 0; x < w; ++x)
-        d[x] = static_cast<u16>(luma(s[x * ch], s[x * ch + 1], s[x * ch + 2]));
-    } else {
-      for (std::size_t x = 0; x < w; ++x) d[x] = s[x * ch];
-    }
-  });
-  return out;
+// BT.601 luma of one row of w pixels of ch >= 3 channels (alpha, if any, dropped).
+HETPIPE_CLONES void gray_row(const u16* s, std::size_t w, std::size_t ch, u16* d) {
+  for (std::size_t x = 0; x < w; ++x)
+    d[x] = static_cast<u16>(luma(s[x * ch], s[x * ch + 1], s[x * ch + 2]));
 }
 
 // The two passes of blur over one row, as loops the compiler vectorises; the AVX2 clones
@@ -240,62 +191,6 @@ inline void blur_v(const u64* const* rows, std::size_t row, const blur_kernel& k
   blur_v_u64(rows, row, k, maxval, acc, d);
 }
 
-// A thread's state for blur_with: the horizontal sums of the last 2r + 1 image rows it needed
-// (image row j in ring slot j % (2r + 1)), so that neither pass leaves the cache on large images
-// and no image-sized buffer of sums exists.
-template <class H>
-struct blur_ring {
-  std::vector<u16> pad;
-  std::vector<H> sums;
-  std::vector<const H*> rows;
-  std::vector<u64> acc;
-  i64 lo = 0, hi = -1;  // image rows [lo, hi] whose sums are in the ring
-};
-
-// H: the horizontal sums' type, u32 for samples <= 255 and u64 above (image_math.hpp).
-template <class H>
-image blur_with(const image& in, const blur_kernel& k, int threads) {
-  const int r = k.radius;
-  const std::size_t ch = in.shape.channels;
-  const std::size_t w = in.shape.width, h = in.shape.height, row = w * ch;
-  const std::size_t slots = 2 * static_cast<std::size_t>(r) + 1;
-  // The row with r replicated pixels on each side, then its horizontal sums into its ring slot.
-  const auto horizontal = [&](std::size_t y, blur_ring<H>& st) {
-    st.pad.resize((w + 2 * r) * ch);
-    const u16* s = in.samples.data() + y * row;
-    for (int i = 0; i < r; ++i) {
-      std::memcpy(&st.pad[i * ch], s, ch * sizeof(u16));
-      std::memcpy(&st.pad[(w + r + i) * ch], s + (w - 1) * ch, ch * sizeof(u16));
-    }
-    std::memcpy(&st.pad[r * ch], s, row * sizeof(u16));
-    blur_h(st.pad.data() + r * ch, row, ch, k, st.sums.data() + (y % slots) * row);
-  };
-  image out = make_output(in.shape);
-  const u32 maxval = in.shape.maxval;
-  for_rows<blur_ring<H>>(h, threads, [&](std::size_t y, blur_ring<H>& st) {
-    st.sums.resize(slots * row);
-    st.acc.resize(row);
-    st.rows.resize(slots);
-    // The sums of rows y - r .. y + r (clamped) must be in the ring.
-    const i64 need_lo = std::max<i64>(0, static_cast<i64>(y) - r);
-    const i64 need_hi = std::min<i64>(static_cast<i64>(h) - 1, static_cast<i64>(y) + r);
-    if (need_lo < st.lo || need_lo > st.hi + 1) st.lo = need_lo, st.hi = need_lo - 1;
-    for (i64 j = st.hi + 1; j <= need_hi; ++j) horizontal(static_cast<std::size_t>(j), st);
-    st.hi = std::max(st.hi, need_hi);
-    st.lo = std::max(st.lo, st.hi - static_cast<i64>(slots) + 1);
-    for (int t = -r; t <= r; ++t)
-      st.rows[t + r] = st.sums.data() + (clamp_index(static_cast<i64>(y) + t, h) % slots) * row;
-    blur_v(st.rows.data(), row, k, maxval, st.acc.data(), out.samples.data() + y * row);
-  });
-  return out;
-}
-
-image blur(const image& in, double sigma, int threads) {
-  const blur_kernel k = make_blur_kernel(sigma);
-  return blur_wide_sums(in.shape.maxval) ? blur_with<u64>(in, k, threads)
-                                         : blur_with<u32>(in, k, threads);
-}
-
 // round(sqrt(s)) for s < 2^24 in 32-bit lanes: float represents s exactly and sqrtf is correctly
 // rounded, so the guess is within one of floor(sqrt(s)) and the corrections make it exact (the
 // same value isqrt_round gives; 8-bit Sobel sums stay below 2^21).
@@ -334,45 +229,13 @@ HETPIPE_CLONES void sobel_row_16(const u16* a, const u16* b, const u16* c, std::
             [maxval](std::int32_t gx, std::int32_t gy) { return sobel_magnitude(gx, gy, maxval); });
 }
 
-image sobel(const image& in, int threads) {
-  image out = make_output(in.shape);
-  const std::size_t ch = in.shape.channels, cc = in.shape.color_channels();
-  const std::size_t w = in.shape.width, h = in.shape.height, row = w * ch;
-  const u32 maxval = in.shape.maxval;
-  const bool narrow = maxval <= 255;  // |gx|, |gy| <= 1020: gx^2 + gy^2 < 2^21
-  // Scratch: the three rows, padded with their edge pixels.
-  for_rows<std::vector<u16>>(h, threads, [&](std::size_t y, std::vector<u16>& pad) {
-    const std::size_t stride = row + 2 * ch;
-    pad.resize(3 * stride);
-    const std::int64_t ys[3] = {clamp_index(static_cast<i64>(y) - 1, h), static_cast<i64>(y),
-                                clamp_index(static_cast<i64>(y) + 1, h)};
-    for (int k = 0; k < 3; ++k) {
-      const u16* s = in.samples.data() + ys[k] * row;
-      u16* p = pad.data() + k * stride;
-      std::memcpy(p, s, ch * sizeof(u16));
-      std::memcpy(p + ch, s, row * sizeof(u16));
-      std::memcpy(p + ch + row, s + row - ch, ch * sizeof(u16));
-    }
-    const u16* a = pad.data() + ch;
-    u16* d = out.samples.data() + y * row;
-    if (narrow)
-      sobel_row_8(a, a + stride, a + 2 * stride, row, ch, maxval, d);
-    else
-      sobel_row_16(a, a + stride, a + 2 * stride, row, ch, maxval, d);
-    if (cc < ch) {
-      const u16* b = in.samples.data() + y * row;
-      for (std::size_t x = 0; x < w; ++x) d[x * ch + cc] = b[x * ch + cc];
-    }
-  });
-  return out;
-}
-
 // The taps of one axis, n -> m (m != n): output i reads sources first[i] .. first[i] + count[i] - 1
 // with integer weights weight[offset[i] ..] over the denominator den.
 struct axis_taps {
   std::vector<u32> first, count, offset;
   std::vector<u64> weight;
   u64 den = 1;
+  u32 max_count = 0;
 };
 
 axis_taps make_taps(u64 n, u64 m) {
@@ -406,79 +269,382 @@ axis_taps make_taps(u64 n, u64 m) {
       }
     }
   }
+  for (u32 c : t.count) t.max_count = std::max(t.max_count, c);
   return t;
 }
 
-// Width w -> m: each output pixel's channels from the taps of its column.
-image resize_x(const image& in, u32 m, int threads) {
-  image_shape s = in.shape;
-  s.width = m;
-  image out = make_output(s);
-  const axis_taps t = make_taps(in.shape.width, m);
-  const std::size_t ch = s.channels, in_row = std::size_t{in.shape.width} * ch, out_row = m * ch;
-  for_rows<none>(s.height, threads, [&](std::size_t y, none&) {
-    const u16* src = in.samples.data() + y * in_row;
-    u16* d = out.samples.data() + y * out_row;
+// --- the chain, row by row ---
+//
+// Each op is a stage that makes its output rows on demand from the rows of the stage before it,
+// keeping only the rows still needed (blur keeps the horizontal sums of its 2r + 1 rows). A
+// chain over an 8192 x 8192 image holds a few hundred KiB of rows per thread, not an image-sized
+// buffer per op that had to be mapped and zeroed afresh and then read back from memory by the next
+// op (page faults were 38% of `image --device cpu` on 8192^2 PGMs, 2-core box, perf). The output
+// rows are cut into bands, one per thread; each band runs stages of its own and makes again the
+// rows around its edges that its ops need (the halo).
+
+// A stage's output rows (shape().width * channels samples each), asked for by the next stage in
+// an order where the rows it holds at once are at most `kept` consecutive rows.
+class stage {
+ public:
+  explicit stage(const image_shape& s) : shape_(s), row_len_(std::size_t{s.width} * s.channels) {}
+  virtual ~stage() = default;
+  stage(const stage&) = delete;
+  stage& operator=(const stage&) = delete;
+
+  const image_shape& shape() const { return shape_; }
+  std::size_t row_len() const { return row_len_; }
+  // The next stage holds up to n consecutive rows at once (or reads them again: kept, they are
+  // made once).
+  void keep(std::size_t n) { kept_ = std::max(kept_, n); }
+  // Row y (0 <= y < height), valid until rows `kept` further on have been asked for.
+  virtual const u16* row(i64 y) {
+    if (tags_.empty()) {
+      rows_.resize(kept_ * row_len_);
+      tags_.assign(kept_, -1);
+    }
+    const std::size_t slot = static_cast<std::size_t>(y) % kept_;
+    u16* p = rows_.data() + slot * row_len_;
+    if (tags_[slot] != y) {
+      tags_[slot] = -1;  // a make() that throws leaves no row behind
+      make(y, p);
+      tags_[slot] = y;
+    }
+    return p;
+  }
+
+ protected:
+  virtual void make(i64 y, u16* out) = 0;
+
+ private:
+  image_shape shape_;
+  std::size_t row_len_;
+  std::size_t kept_ = 1;
+  std::vector<u16> rows_;
+  std::vector<i64> tags_;
+};
+
+// The input raster: host-order uint16 rows are read where they lie; u8 and u16be rows are
+// widened into the stage's rows and checked against maxval.
+class source_stage final : public stage {
+ public:
+  explicit source_stage(const raster_view& in) : stage(in.shape), in_(in) {}
+  const u16* row(i64 y) override {
+    if (in_.layout == sample_layout::u16)
+      return static_cast<const u16*>(in_.data) + static_cast<std::size_t>(y) * row_len();
+    return stage::row(y);
+  }
+
+ private:
+  void make(i64 y, u16* out) override {
+    const std::size_t n = row_len(), bytes = n * bytes_per_sample(in_.layout);
+    unpack_raster(static_cast<const std::uint8_t*>(in_.data) + static_cast<std::size_t>(y) * bytes,
+                  n, in_.layout, out);
+    const u32 maxval = in_.shape.maxval;
+    if (maxval < 65535 && *std::max_element(out, out + n) > maxval) first_bad_sample();
+  }
+  // The error names the raster's first sample above maxval, whichever row found one, so that a
+  // file gets the same reason for any thread count (and the one decode_pnm gives).
+  [[noreturn]] void first_bad_sample() const {
+    const std::size_t n = row_len(), bytes = n * bytes_per_sample(in_.layout);
+    std::vector<u16> r(n);
+    for (std::size_t y = 0; y < in_.shape.height; ++y) {
+      unpack_raster(static_cast<const std::uint8_t*>(in_.data) + y * bytes, n, in_.layout,
+                    r.data());
+      for (std::size_t i = 0; i < n; ++i)
+        if (r[i] > in_.shape.maxval)
+          throw input_error("", pnm_bad_sample(in_.shape, y * n + i, r[i]));
+    }
+    throw std::logic_error("image: a sample above maxval went missing");
+  }
+
+  raster_view in_;
+};
+
+class gray_stage final : public stage {
+ public:
+  explicit gray_stage(stage& in) : stage(output_shape(in.shape(), op{op_kind::gray})), in_(in) {}
+
+ private:
+  void make(i64 y, u16* d) override {
+    const u16* s = in_.row(y);
+    const std::size_t ch = in_.shape().channels, w = shape().width;
+    if (ch >= 3) {
+      gray_row(s, w, ch, d);
+    } else {
+      for (std::size_t x = 0; x < w; ++x) d[x] = s[x * ch];
+    }
+  }
+  stage& in_;
+};
+
+// f on colour samples; alpha copied.
+template <class F>
+class sample_stage final : public stage {
+ public:
+  sample_stage(stage& in, F f) : stage(in.shape()), in_(in), f_(f) {}
+
+ private:
+  void make(i64 y, u16* d) override {
+    const u16* s = in_.row(y);
+    const std::size_t ch = shape().channels, cc = shape().color_channels(), n = row_len();
+    if (cc == ch) {
+      for (std::size_t i = 0; i < n; ++i) d[i] = f_(s[i]);
+    } else {
+      for (std::size_t i = 0; i < n; ++i) d[i] = i % ch < cc ? f_(s[i]) : s[i];
+    }
+  }
+  stage& in_;
+  F f_;
+};
+template <class F>
+std::unique_ptr<stage> make_sample_stage(stage& in, F f) {
+  return std::make_unique<sample_stage<F>>(in, f);
+}
+
+// H: the horizontal sums' type, u32 for samples <= 255 and u64 above (image_math.hpp). The sums
+// of image row j live in ring slot j % (2r + 1); rows [lo_, hi_] are there.
+template <class H>
+class blur_stage final : public stage {
+ public:
+  blur_stage(stage& in, const blur_kernel& k) : stage(in.shape()), in_(in), k_(k) {}
+
+ private:
+  void make(i64 y, u16* d) override {
+    const int r = k_.radius;
+    const std::size_t ch = shape().channels, w = shape().width, row = row_len();
+    const std::size_t slots = 2 * static_cast<std::size_t>(r) + 1;
+    const i64 h = shape().height;
+    if (sums_.empty()) {
+      pad_.resize((w + 2 * r) * ch);
+      sums_.resize(slots * row);
+      acc_.resize(row);
+      rows_.resize(slots);
+    }
+    // The sums of rows y - r .. y + r (clamped) must be in the ring.
+    const i64 need_lo = std::max<i64>(0, y - r);
+    const i64 need_hi = std::min<i64>(h - 1, y + r);
+    if (need_lo < lo_ || need_lo > hi_ + 1) lo_ = need_lo, hi_ = need_lo - 1;
+    for (i64 j = hi_ + 1; j <= need_hi; ++j) {
+      // The row with r replicated pixels on each side, then its sums into its slot.
+      const u16* s = in_.row(j);
+      for (int i = 0; i < r; ++i) {
+        std::memcpy(&pad_[i * ch], s, ch * sizeof(u16));
+        std::memcpy(&pad_[(w + r + i) * ch], s + (w - 1) * ch, ch * sizeof(u16));
+      }
+      std::memcpy(&pad_[r * ch], s, row * sizeof(u16));
+      blur_h(pad_.data() + r * ch, row, ch, k_, sums_.data() + (j % slots) * row);
+    }
+    hi_ = std::max(hi_, need_hi);
+    lo_ = std::max(lo_, hi_ - static_cast<i64>(slots) + 1);
+    for (int t = -r; t <= r; ++t)
+      rows_[t + r] = sums_.data() + (clamp_index(y + t, h) % slots) * row;
+    blur_v(rows_.data(), row, k_, shape().maxval, acc_.data(), d);
+  }
+
+  stage& in_;
+  blur_kernel k_;
+  std::vector<u16> pad_;
+  std::vector<H> sums_;
+  std::vector<const H*> rows_;
+  std::vector<u64> acc_;
+  i64 lo_ = 0, hi_ = -1;
+};
+
+class sobel_stage final : public stage {
+ public:
+  explicit sobel_stage(stage& in) : stage(in.shape()), in_(in) { in.keep(3); }
+
+ private:
+  void make(i64 y, u16* d) override {
+    const std::size_t ch = shape().channels, cc = shape().color_channels(), w = shape().width;
+    const std::size_t row = row_len(), stride = row + 2 * ch;
+    const i64 h = shape().height;
+    pad_.resize(3 * stride);
+    // The three rows, padded with their edge pixels.
+    const i64 ys[3] = {clamp_index(y - 1, h), y, clamp_index(y + 1, h)};
+    for (int k = 0; k < 3; ++k) {
+      const u16* s = in_.row(ys[k]);
+      u16* p = pad_.data() + k * stride;
+      std::memcpy(p, s, ch * sizeof(u16));
+      std::memcpy(p + ch, s, row * sizeof(u16));
+      std::memcpy(p + ch + row, s + row - ch, ch * sizeof(u16));
+    }
+    const u16* a = pad_.data() + ch;
+    if (shape().maxval <= 255)  // |gx|, |gy| <= 1020: gx^2 + gy^2 < 2^21
+      sobel_row_8(a, a + stride, a + 2 * stride, row, ch, shape().maxval, d);
+    else
+      sobel_row_16(a, a + stride, a + 2 * stride, row, ch, shape().maxval, d);
+    if (cc < ch) {
+      const u16* b = a + stride;
+      for (std::size_t x = 0; x < w; ++x) d[x * ch + cc] = b[x * ch + cc];
+    }
+  }
+  stage& in_;
+  std::vector<u16> pad_;
+};
+
+// Width -> m: each output pixel's channels from the taps of its column.
+class resize_x_stage final : public stage {
+ public:
+  resize_x_stage(stage& in, u32 m)
+      : stage(with_width(in.shape(), m)), in_(in), t_(make_taps(in.shape().width, m)) {}
+
+ private:
+  static image_shape with_width(image_shape s, u32 m) {
+    s.width = m;
+    return s;
+  }
+  void make(i64 y, u16* d) override {
+    const u16* src = in_.row(y);
+    const std::size_t ch = shape().channels, m = shape().width;
     for (std::size_t i = 0; i < m; ++i) {
-      const u64* wt = t.weight.data() + t.offset[i];
-      const u16* p = src + std::size_t{t.first[i]} * ch;
+      const u64* wt = t_.weight.data() + t_.offset[i];
+      const u16* p = src + std::size_t{t_.first[i]} * ch;
       for (std::size_t c = 0; c < ch; ++c) {
         u64 acc = 0;
-        for (u32 j = 0; j < t.count[i]; ++j) acc += wt[j] * p[j * ch + c];
-        d[i * ch + c] = static_cast<u16>(div_round(acc, t.den));
+        for (u32 j = 0; j < t_.count[i]; ++j) acc += wt[j] * p[j * ch + c];
+        d[i * ch + c] = static_cast<u16>(div_round(acc, t_.den));
       }
     }
-  });
-  return out;
-}
+  }
+  stage& in_;
+  axis_taps t_;
+};
 
-// Height h -> m: whole rows weighed and summed.
-image resize_y(const image& in, u32 m, int threads) {
-  image_shape s = in.shape;
-  s.height = m;
-  image out = make_output(s);
-  const axis_taps t = make_taps(in.shape.height, m);
-  const std::size_t row = std::size_t{s.width} * s.channels;
-  for_rows<std::vector<u64>>(m, threads, [&](std::size_t i, std::vector<u64>& acc) {
-    acc.assign(row, 0);
-    for (u32 j = 0; j < t.count[i]; ++j) {
-      const u64 wt = t.weight[t.offset[i] + j];
-      const u16* p = in.samples.data() + (std::size_t{t.first[i]} + j) * row;
-      for (std::size_t x = 0; x < row; ++x) acc[x] += wt * p[x];
+// Height -> m: whole rows weighed and summed.
+class resize_y_stage final : public stage {
+ public:
+  resize_y_stage(stage& in, u32 m)
+      : stage(with_height(in.shape(), m)), in_(in), t_(make_taps(in.shape().height, m)) {
+    in.keep(t_.max_count);  // consecutive outputs share rows: each is made once
+  }
+
+ private:
+  static image_shape with_height(image_shape s, u32 m) {
+    s.height = m;
+    return s;
+  }
+  void make(i64 i, u16* d) override {
+    const std::size_t row = row_len();
+    acc_.assign(row, 0);
+    for (u32 j = 0; j < t_.count[i]; ++j) {
+      const u64 wt = t_.weight[t_.offset[i] + j];
+      const u16* p = in_.row(i64{t_.first[i]} + j);
+      for (std::size_t x = 0; x < row; ++x) acc_[x] += wt * p[x];
     }
-    u16* d = out.samples.data() + i * row;
-    for (std::size_t x = 0; x < row; ++x) d[x] = static_cast<u16>(div_round(acc[x], t.den));
-  });
-  return out;
-}
+    for (std::size_t x = 0; x < row; ++x) d[x] = static_cast<u16>(div_round(acc_[x], t_.den));
+  }
+  stage& in_;
+  axis_taps t_;
+  std::vector<u64> acc_;
+};
 
-image resize(const image& in, const op& o, int threads) {
-  const image_shape s = output_shape(in.shape, o);
-  if (s.width == in.shape.width && s.height == in.shape.height) return in;
-  if (s.width == in.shape.width) return resize_y(in, s.height, threads);
-  image mid = resize_x(in, s.width, threads);
-  if (s.height == in.shape.height) return mid;
-  return resize_y(mid, s.height, threads);
-}
-
-template <class F>
-image per_color_sample(const image& in, int threads, F f) {
-  image out = make_output(in.shape);
-  const std::size_t ch = in.shape.channels, cc = in.shape.color_channels();
-  const std::size_t row = std::size_t{in.shape.width} * ch;
-  for_rows<none>(in.shape.height, threads, [&](std::size_t y, none&) {
-    const u16* s = in.samples.data() + y * row;
-    u16* d = out.samples.data() + y * row;
-    if (cc == ch) {
-      for (std::size_t i = 0; i < row; ++i) d[i] = f(s[i]);
-    } else {
-      for (std::size_t i = 0; i < row; ++i) d[i] = i % ch < cc ? f(s[i]) : s[i];
+// The stages of `ops` after a source, built for one band.
+std::vector<std::unique_ptr<stage>> build_chain(const raster_view& in, const std::vector<op>& ops) {
+  std::vector<std::unique_ptr<stage>> c;
+  c.push_back(std::make_unique<source_stage>(in));
+  for (const op& o : ops) {
+    stage& last = *c.back();
+    const u32 maxval = last.shape().maxval;
+    switch (o.kind) {
+      case op_kind::gray:
+        c.push_back(std::make_unique<gray_stage>(last));
+        break;
+      case op_kind::blur: {
+        const blur_kernel k = make_blur_kernel(o.sigma);
+        if (blur_wide_sums(maxval))
+          c.push_back(std::make_unique<blur_stage<u64>>(last, k));
+        else
+          c.push_back(std::make_unique<blur_stage<u32>>(last, k));
+        break;
+      }
+      case op_kind::sobel:
+        c.push_back(std::make_unique<sobel_stage>(last));
+        break;
+      case op_kind::resize: {
+        const image_shape s = output_shape(last.shape(), o);
+        if (s.width != last.shape().width)
+          c.push_back(std::make_unique<resize_x_stage>(*c.back(), s.width));
+        if (s.height != c.back()->shape().height)
+          c.push_back(std::make_unique<resize_y_stage>(*c.back(), s.height));
+        break;
+      }
+      case op_kind::invert:
+        c.push_back(
+            make_sample_stage(last, [maxval](u16 v) { return static_cast<u16>(maxval - v); }));
+        break;
+      case op_kind::threshold: {
+        const u32 t = o.threshold;
+        c.push_back(make_sample_stage(
+            last, [maxval, t](u16 v) { return static_cast<u16>(v >= t ? maxval : 0); }));
+        break;
+      }
     }
-  });
-  return out;
+  }
+  return c;
 }
+
+// A band is at least this many output rows: its halo (the rows its ops make again) stays small.
+constexpr std::size_t min_band_rows = 64;
 
 }  // namespace
+
+image_shape chain_shape(const image_shape& in, const std::vector<op>& ops) {
+  image_shape s = in;
+  for (const op& o : ops) s = output_shape(s, o);
+  return s;
+}
+
+void apply(const raster_view& in, const std::vector<op>& ops, int threads, void* dst,
+           sample_layout out_layout) {
+  check_shape(in.shape);
+  const image_shape out = chain_shape(in.shape, ops);
+  const std::size_t rows = out.height;
+  const std::size_t row_bytes =
+      std::size_t{out.width} * out.channels * bytes_per_sample(out_layout);
+  const auto band = [&](std::size_t y0, std::size_t y1) {
+    auto c = build_chain(in, ops);
+    stage& last = *c.back();
+    for (std::size_t y = y0; y < y1; ++y)
+      pack_raster(last.row(static_cast<i64>(y)), last.row_len(), out_layout,
+                  static_cast<std::uint8_t*>(dst) + y * row_bytes);
+  };
+  const std::size_t bands = std::clamp<std::size_t>(rows / min_band_rows, 1,
+                                                    static_cast<std::size_t>(std::max(threads, 1)));
+  if (bands == 1) return band(0, rows);
+  // An exception must not leave an OpenMP region: each band keeps its own, the first is
+  // rethrown after the region (the same for any band: a bad sample names the raster's first).
+  std::exception_ptr error;
+#pragma omp parallel for num_threads(static_cast <int>(bands)) schedule(static, 1)
+  for (std::size_t b = 0; b < bands; ++b) {
+    try {
+      band(rows * b / bands, rows * (b + 1) / bands);
+    } catch (...) {
+#pragma omp critical(hetpipe_image_bands)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+image apply(const image& in, const std::vector<op>& ops, int threads) {
+  check_shape(in.shape);
+  if (in.samples.size() != in.shape.samples())
+    throw input_error("", "image has " + std::to_string(in.samples.size()) +
+                              " samples, its shape says " + std::to_string(in.shape.samples()));
+  if (ops.empty()) return in;
+  image out;
+  out.shape = chain_shape(in.shape, ops);
+  out.samples = take_samples(out.shape.samples());
+  apply({in.shape, in.samples.data(), sample_layout::u16}, ops, threads, out.samples.data(),
+        sample_layout::u16);
+  return out;
+}
+
+image apply(const image& in, const op& o, int threads) {
+  return apply(in, std::vector<op>{o}, threads);
+}
 
 std::vector<op> parse_ops(std::string_view list) {
   std::vector<op> ops;
@@ -517,44 +683,6 @@ std::string to_string(const op& o) {
       return "threshold:" + std::to_string(o.threshold);
   }
   return "?";
-}
-
-image apply(const image& in, const op& o, int threads) {
-  check_shape(in.shape);
-  if (in.samples.size() != in.shape.samples())
-    throw input_error("", "image has " + std::to_string(in.samples.size()) +
-                              " samples, its shape says " + std::to_string(in.shape.samples()));
-  const u32 maxval = in.shape.maxval;
-  switch (o.kind) {
-    case op_kind::gray:
-      return gray(in, threads);
-    case op_kind::blur:
-      return blur(in, o.sigma, threads);
-    case op_kind::sobel:
-      return sobel(in, threads);
-    case op_kind::resize:
-      return resize(in, o, threads);
-    case op_kind::invert:
-      return per_color_sample(in, threads,
-                              [maxval](u16 v) { return static_cast<u16>(maxval - v); });
-    case op_kind::threshold: {
-      const u32 t = o.threshold;
-      return per_color_sample(in, threads,
-                              [maxval, t](u16 v) { return static_cast<u16>(v >= t ? maxval : 0); });
-    }
-  }
-  throw usage_error("unknown image operation");
-}
-
-image apply(const image& in, const std::vector<op>& ops, int threads) {
-  if (ops.empty()) return in;
-  image cur = apply(in, ops[0], threads);
-  for (std::size_t i = 1; i < ops.size(); ++i) {
-    image next = apply(cur, ops[i], threads);
-    recycle_samples(std::move(cur.samples));
-    cur = std::move(next);
-  }
-  return cur;
 }
 
 }  // namespace hetpipe::host::img

@@ -84,11 +84,30 @@ inline image_shape output_shape(const image_shape& in, const op& o);
 // (0, max_blur_sigma].
 inline blur_kernel make_blur_kernel(double sigma);
 
-// The chain `ops` applied to `in` on the CPU. threads > 1 splits the rows of each pass among that
-// many OpenMP threads; 1 runs everything on the calling thread (what a pipeline that already runs
-// one image per thread wants).
+// The chain `ops` applied to `in` on the CPU, row by row: each op makes its rows from the rows of
+// the one before as they are needed, so no op has an image-sized buffer of its own. threads > 1
+// cuts the output rows into bands run by that many OpenMP threads; 1 runs everything on the
+// calling thread (what a pipeline that already runs one image per thread wants).
 image apply(const image& in, const std::vector<op>& ops, int threads = 1);
 image apply(const image& in, const op& o, int threads = 1);
+
+// The shape `ops` make of `in` (output_shape op by op; the same exceptions).
+image_shape chain_shape(const image_shape& in, const std::vector<op>& ops);
+
+// A raster in memory: shape.samples() samples in `layout` at data (u16: host-order uint16_t,
+// 2-byte aligned), e.g. a PNM file's pixel data where it lies.
+struct raster_view {
+  image_shape shape;
+  const void* data = nullptr;
+  sample_layout layout = sample_layout::u16;
+};
+// The chain applied to `in`, written as the raster of chain_shape(in.shape, ops) in out_layout
+// at dst (u8 keeps each sample's low byte) with no image of samples in between: a PNM input goes
+// from its file's bytes to the output file's bytes. A u8 or u16be sample above in.shape.maxval
+// is an input_error with pnm_bad_sample's reason for the raster's first such sample (what
+// decode_pnm says), for any thread count; dst is then partly written.
+void apply(const raster_view& in, const std::vector<op>& ops, int threads, void* dst,
+           sample_layout out_layout);
 
 // --- inline definitions ---
 

@@ -1,6 +1,7 @@
 // hetpipe::run_images: a transform with one chunk per image file.
 //
-// CPU lane: decode (PNM or PNG), the chain of host::img::apply, encode.
+// CPU lane: the chain of host::img::apply row by row, from a PNM's raster where it lies in the slot
+// straight into the output file's bytes; a PNG is decoded first and encoded after.
 // GPU lane: before a batch's copy, the PNGs among its images are decoded into pinned staging by
 // a team of host threads (prepare), while the device works on the previous batch; a PNM's raster
 // is copied as it lies in the pinned slot. On the device the raster is widened to uint16, the
@@ -81,29 +82,52 @@ class image_op final : public transform_op {
             std::vector<std::byte>& out) const override {
     try {
       const img::image_format from = img::sniff_format(data.data(), data.size());
-      // A PNM's header and plan are checked before its samples, as on a GPU lane (which checks
-      // the samples on the device): the same file gets the same reason on either.
-      if (from == img::image_format::pnm)
-        (void)make_plan(img::read_pnm_header(data.data(), data.size()).shape, from);
-      img::image in = img::decode_image(data.data(), data.size());
-      const plan p = make_plan(in.shape, from);
-      // The lanes are an OpenMP region already: the rows' region nests inside it (this lane's
+      // The lanes are an OpenMP region already: the bands' region nests inside it (this lane's
       // own setting; other lanes and threads are not touched).
       if (threads_ > 1 && omp_get_max_active_levels() < 2) omp_set_max_active_levels(2);
+      if (from == img::image_format::pnm) {
+        // The header and plan are checked before the samples, as on a GPU lane (which checks the
+        // samples on the device): the same file gets the same reason on either.
+        const img::pnm_header h = img::read_pnm_header(data.data(), data.size());
+        const plan p = make_plan(h.shape, from);
+        const img::raster_view raster{h.shape, data.data() + h.raster_offset,
+                                      img::pnm_layout(h.shape)};
+        if (p.format == img::image_format::pnm) {
+          // From the file's raster to the output's, row by row: no image of samples between.
+          const std::string head = img::pnm_header_text(p.out);
+          out.resize(img::pnm_size(p.out));
+          std::memcpy(out.data(), head.data(), head.size());
+          img::apply(raster, ops_, threads_, out.data() + head.size(), img::pnm_layout(p.out));
+          return;
+        }
+        img::image res;
+        res.shape = p.out;
+        res.samples = img::take_samples(p.out.samples());
+        img::apply(raster, ops_, threads_, res.samples.data(), img::sample_layout::u16);
+        encode(res, p, out);
+        return;
+      }
+      img::image in = img::decode_image(data.data(), data.size());
+      const plan p = make_plan(in.shape, from);
       img::image res = img::apply(in, ops_, threads_);
       img::recycle_samples(std::move(in.samples));
-      if (p.format == img::image_format::png) {
-        const std::vector<std::uint8_t> png = img::encode_png(res, level_);
-        const auto* b = reinterpret_cast<const std::byte*>(png.data());
-        out.assign(b, b + png.size());
-      } else {
-        out.resize(img::pnm_size(res.shape));  // written once, straight into the output
-        img::encode_pnm(res, out.data());
-      }
-      img::recycle_samples(std::move(res.samples));
+      encode(res, p, out);
     } catch (const input_error& e) {
       throw input_skipped(file(info.input), e.reason());
     }
+  }
+
+  // res as p's output format, into out; res's samples go back for the thread's next image.
+  void encode(img::image& res, const plan& p, std::vector<std::byte>& out) const {
+    if (p.format == img::image_format::png) {
+      const std::vector<std::uint8_t> png = img::encode_png(res, level_);
+      const auto* b = reinterpret_cast<const std::byte*>(png.data());
+      out.assign(b, b + png.size());
+    } else {
+      out.resize(img::pnm_size(res.shape));  // written once, straight into the output
+      img::encode_pnm(res, out.data());
+    }
+    img::recycle_samples(std::move(res.samples));
   }
 
   // An empty file produces no chunk.

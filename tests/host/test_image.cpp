@@ -357,6 +357,91 @@ TEST_CASE("a chain runs in order and threads change nothing", "[image]") {
         run(in16, "blur:sigma=0.7,invert,threshold:32768,resize:1.7", 2).samples);
 }
 
+// Images tall enough that threads cut them into bands (64 rows at least each): every band makes
+// the rows its ops need around its edges again, and the result must not show where bands meet.
+TEST_CASE("a chain in bands equals its ops one at a time", "[image]") {
+  const char* chains[] = {"gray,blur:sigma=2,sobel",
+                          "blur:sigma=1.5,sobel,resize:0.37",
+                          "resize:0.5,blur:0.6,resize:1.9,sobel",
+                          "sobel,sobel,invert,blur:3,threshold:100",
+                          "resize:97x211,gray",
+                          "blur:sigma=9"};
+  struct shape {
+    std::uint32_t w, h, ch, maxval;
+  };
+  for (const shape s : {shape{53, 400, 3, 255}, shape{19, 333, 1, 65535}, shape{7, 257, 4, 255},
+                        shape{40, 130, 2, 4095}}) {
+    const auto in = random_image(s.w, s.h, s.ch, s.maxval, s.w + s.h);
+    for (const char* chain : chains) {
+      CAPTURE(s.w, s.h, s.ch, s.maxval, chain);
+      const auto ops = img::parse_ops(chain);
+      img::image step = in;
+      for (const auto& o : ops) step = img::apply(step, o);
+      for (int threads : {1, 2, 3, 7}) {
+        CAPTURE(threads);
+        const auto all = run(in, chain, threads);
+        CHECK(all.shape == step.shape);
+        CHECK(all.samples == step.samples);
+      }
+    }
+  }
+}
+
+// A PNM's raster goes through the chain where it lies: u8 and u16be in, any layout out.
+TEST_CASE("the chain from a raster equals decode, apply, encode", "[image]") {
+  for (auto [ch, maxval] : {std::pair<std::uint32_t, std::uint32_t>{3, 255},
+                            {1, 255},
+                            {1, 65535},
+                            {3, 1000},
+                            {1, 200}}) {
+    CAPTURE(ch, maxval);
+    const auto in = random_image(37, 290, ch, maxval, ch + maxval);
+    const auto file = img::encode_pnm(in);
+    const img::pnm_header h = img::read_pnm_header(file.data(), file.size());
+    const img::raster_view raster{h.shape, file.data() + h.raster_offset, img::pnm_layout(h.shape)};
+    for (const char* chain : {"gray,blur:sigma=2,sobel", "resize:0.5,invert", ""}) {
+      CAPTURE(chain);
+      const auto ops = img::parse_ops(chain);
+      const auto want = run(in, chain);
+      for (int threads : {1, 4}) {
+        // The output file's bytes, header aside, as encode_pnm writes them.
+        const auto enc = img::encode_pnm(want);
+        const std::size_t head = enc.size() - want.samples.size() * (maxval > 255 ? 2 : 1);
+        std::vector<std::uint8_t> got(enc.size() - head, 0xAB);
+        img::apply(raster, ops, threads, got.data(), img::pnm_layout(want.shape));
+        CHECK(std::equal(got.begin(), got.end(), enc.begin() + head));
+        std::vector<std::uint16_t> samples(want.samples.size());
+        img::apply(raster, ops, threads, samples.data(), img::sample_layout::u16);
+        CHECK(samples == want.samples);
+      }
+    }
+  }
+}
+
+// A sample above maxval is found in whichever band reads its row; the reason names the raster's
+// first one, as decode_pnm does, for any thread count.
+TEST_CASE("a bad sample in a raster gives decode_pnm's reason", "[image]") {
+  auto in = random_image(30, 300, 1, 100, 5);
+  auto file = img::encode_pnm(in);
+  const img::pnm_header h = img::read_pnm_header(file.data(), file.size());
+  file[h.raster_offset + 250 * 30 + 7] = 101;  // pixel (7, 250)
+  file[h.raster_offset + 280 * 30 + 1] = 255;  // a later one, in another band
+  const std::string want = decode_error(file);
+  CHECK_THAT(want, Contains("sample value 101 exceeds maxval 100 at pixel (7, 250)"));
+  const img::raster_view raster{h.shape, file.data() + h.raster_offset, img::pnm_layout(h.shape)};
+  std::vector<std::uint8_t> out(30 * 300);
+  for (int threads : {1, 2, 4}) {
+    CAPTURE(threads);
+    try {
+      img::apply(raster, img::parse_ops("blur:1,sobel"), threads, out.data(),
+                 img::sample_layout::u8);
+      FAIL("no error");
+    } catch (const hetpipe::input_error& e) {
+      CHECK(e.reason() == want);
+    }
+  }
+}
+
 // --- ops list ---
 
 TEST_CASE("ops lists parse in order, with canonical text", "[image]") {
