@@ -3,7 +3,7 @@
 #pragma once
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(HETPIPE_NO_CLONES)
-#define HETPIPE_CLONES __attribute__((target_clones("avx2", "default")))
+#define HETPIPE_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define HETPIPE_CLONES
 #endif
