@@ -187,6 +187,19 @@ void engine::fail(std::exception_ptr error) noexcept {
   for (const io::chunk& c : queue_.abort()) pool_->release(c.slot);
 }
 
+unsigned large_chunk_slots(unsigned slots, std::uint64_t slot_bytes, unsigned io_threads,
+                           unsigned cpu_lanes, unsigned gpu_lanes) noexcept {
+  if (slot_bytes <= io::batched_read_max) return slots;
+  constexpr std::uint64_t read_budget = std::uint64_t{128} << 20;
+  constexpr std::uint64_t pool_budget = std::uint64_t{1} << 30;
+  const std::uint64_t reads =
+      std::clamp<std::uint64_t>(read_budget / slot_bytes, 1, 2 * std::uint64_t{io_threads});
+  const std::uint64_t lanes = std::uint64_t{cpu_lanes} + 2 * std::uint64_t{gpu_lanes};
+  const std::uint64_t want = std::min(std::max<std::uint64_t>(4, lanes + reads),
+                                      std::max<std::uint64_t>(2, pool_budget / slot_bytes));
+  return static_cast<unsigned>(std::min<std::uint64_t>(slots, want));
+}
+
 bool gpu_start_rule::check(double t, std::uint64_t done) noexcept {
   if (at_once()) return true;
   // A stream of unknown length (a pipe) still running at its first check: assumed long.
@@ -659,6 +672,10 @@ void engine::run() {
           std::uint64_t{opt_.slots} * opt_.chunk_size / slot_bytes_, opt_.slots, 128));
     if (spec_.may_grow_io_threads && small) opt_.io_threads = std::max(opt_.io_threads, 16u);
   }
+  if (spec_.may_shrink_slots)
+    opt_.slots =
+        large_chunk_slots(opt_.slots, slot_bytes_, opt_.io_threads,
+                          opt_.device == device_mode::gpu ? 0 : opt_.cpu_threads, opt_.gpu_lanes);
   // No more slots than the job has chunks: the pool is touched page by page when it is made,
   // and 4 images of 64 MiB took 0.32-1.1 s of set-up with the default 10 slots, 0.045 s with 4
   // (2-core box). Reads of unknown length (pipes) keep the options' slots.

@@ -76,9 +76,21 @@ struct job_spec {
   std::function<std::unique_ptr<gpu_worker>(int device, std::size_t max_chunk, unsigned buffers)>
       make_gpu;
   // Whether the job's options left these to the engine: a job of many small files then gets more
-  // slots (of the files' size) and thread-pool threads (see engine::run).
-  bool may_grow_slots = false, may_grow_io_threads = false;
+  // slots (of the files' size) and thread-pool threads, a job of large chunks (whole images)
+  // fewer slots (see engine::run).
+  bool may_grow_slots = false, may_grow_io_threads = false, may_shrink_slots = false;
 };
+
+// The slots of a job whose options left them to the engine (`slots`: resolve()'s default, 2 per
+// io thread plus every lane's), for slots of `slot_bytes`. Large chunks (whole images of many MiB)
+// bound the reads' share (reads in flight, chunks waiting for a lane) to 128 MiB instead, keep
+// every lane's slot, and the whole pool within 1 GiB (at least 2 slots); chunks of 4 MiB and less
+// keep `slots`. A pool is allocated and touched, or pinned, before the job starts (about 0.5 s per
+// GiB): 32 images of 64 MiB made a 1 GiB pool on the H200 box (16 slots; this rule gives 14 in
+// auto mode there, not yet measured). 2-core box, 12 x 8192^2 PGM (a 64 MiB read takes 13 ms,
+// filtering the image 0.2 s): set-up 0.03-1.4 s with 10 slots, 0.012-0.017 s (one run 0.56) with 4.
+unsigned large_chunk_slots(unsigned slots, std::uint64_t slot_bytes, unsigned io_threads,
+                           unsigned cpu_lanes, unsigned gpu_lanes) noexcept;
 
 // Auto mode's choice to bring the GPU lanes up (the CUDA driver's start, device memory,
 // page-locking the slot pool: 0.25-0.3 s on the H200 box, and their teardown): only for a job its

@@ -585,13 +585,7 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
       constexpr std::uint64_t page = 4096;
       o.chunk_size = static_cast<std::size_t>(std::max(page, (largest + page - 1) / page * page));
     }
-    if (o.slots == 0) {
-      // The default (reads in flight + every lane's chunk), within 1 GiB of slots: pinning costs
-      // about 0.5 s per GiB, and 16 slots of 64 MiB images keep every lane busy.
-      constexpr std::uint64_t budget = std::uint64_t{1} << 30;
-      const options d = resolve(o);
-      o.slots = static_cast<unsigned>(std::clamp<std::uint64_t>(budget / o.chunk_size, 2, d.slots));
-    }
+    // The slots are the engine's to choose (engine::run: large chunks, within 1 GiB).
     // Fewer images than CPU lanes (one huge image, say): each image's rows are split among the
     // idle lanes' share of threads.
     const options r = resolve(o);

@@ -94,6 +94,7 @@ std::vector<std::unique_ptr<partial>> run(const reduce_op& op, const std::vector
   // A reduction's reader window is the engine's own business (a transform sizes its outputs'
   // state by it): its slots may grow.
   spec.may_grow_slots = opt.slots == 0;
+  spec.may_shrink_slots = opt.slots == 0;
   spec.may_grow_io_threads = opt.io_threads == 0;
   detail::engine e(o, std::move(spec));
   eng = &e;

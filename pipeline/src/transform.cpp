@@ -409,6 +409,8 @@ void run(const transform_op& op, const std::vector<input>& inputs,
   detail::job_spec spec;
   spec.sources = detail::to_sources(inputs);
   spec.frame = [&op](std::size_t i) { return op.frame(i); };
+  // Fewer slots than `window` and the limits above assume only tighten them.
+  spec.may_shrink_slots = opt.slots == 0;
   spec.host = [&op, &deliver, &skip, &pool](const chunk_info& info,
                                             std::span<const std::byte> data) {
     std::vector<std::byte> out = pool.take();

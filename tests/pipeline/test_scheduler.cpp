@@ -289,6 +289,27 @@ TEST_CASE("options: sizes parse with suffixes and bad values are refused", "[pip
   CHECK(d.io_threads >= 4);
 }
 
+TEST_CASE("large chunks bound the pool's reads in bytes and the pool to 1 GiB", "[pipeline]") {
+  using hetpipe::detail::large_chunk_slots;
+  constexpr std::uint64_t M = 1 << 20;
+  // H200 box defaults: 16 io threads; auto 8 CPU lanes + 2 GPU lanes (44 slots), cpu 16 (48).
+  // Chunks of 4 MiB and less keep the default, and so do many small files' slots.
+  CHECK(large_chunk_slots(44, 2 * M, 16, 8, 2) == 44);
+  CHECK(large_chunk_slots(48, 4 * M, 16, 16, 0) == 48);
+  CHECK(large_chunk_slots(128, 64 << 10, 16, 16, 0) == 128);
+  // 64 MiB images: 2 reads beside every lane's slot (auto 8 + 2 x 2), within 1 GiB (cpu: 16).
+  CHECK(large_chunk_slots(44, 64 * M, 16, 8, 2) == 14);
+  CHECK(large_chunk_slots(48, 64 * M, 16, 16, 0) == 16);
+  CHECK(large_chunk_slots(36, 64 * M, 16, 0, 2) == 6);  // --device gpu
+  // HD photos (6 MiB): 21 reads; 2-core box (4 io threads, 2 lanes): the default (10) stays.
+  CHECK(large_chunk_slots(44, 6 * M, 16, 8, 2) == 33);
+  CHECK(large_chunk_slots(10, 6 * M, 4, 2, 0) == 10);
+  CHECK(large_chunk_slots(10, 64 * M, 4, 2, 0) == 4);
+  // At least 2 slots, however large (a 1.5 GiB image), and never more than given.
+  CHECK(large_chunk_slots(44, 1536 * M, 16, 8, 2) == 2);
+  CHECK(large_chunk_slots(3, 64 * M, 16, 8, 2) == 3);
+}
+
 TEST_CASE("auto mode starts its GPU lanes for a job projected long at its steady rate",
           "[pipeline]") {
   using hetpipe::detail::gpu_start_rule;
