@@ -549,8 +549,8 @@ std::vector<std::unique_ptr<stage>> build_chain(const raster_view& in, const std
     const u32 maxval = last.shape().maxval;
     switch (o.kind) {
       case op_kind::gray:
-        c.push_back(std::make_unique<gray_stage>(last));
-        break;
+        if (last.shape().channels > 1) c.push_back(std::make_unique<gray_stage>(last));
+        break;  // a gray image is unchanged: no stage, no copy
       case op_kind::blur: {
         const blur_kernel k = make_blur_kernel(o.sigma);
         if (blur_wide_sums(maxval))
