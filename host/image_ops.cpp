@@ -124,10 +124,18 @@ op parse_one(std::string_view item) {
 
 // --- row kernels ---
 
-// BT.601 luma of one row of w pixels of ch >= 3 channels (alpha, if any, dropped).
-HETPIPE_CLONES void gray_row(const u16* s, std::size_t w, std::size_t ch, u16* d) {
+// BT.601 luma of one row of w pixels of ch = 3 or 4 channels (alpha dropped); the stride is a
+// constant so that the loads vectorise.
+template <std::size_t ch>
+[[gnu::always_inline]] inline void gray_row_t(const u16* s, std::size_t w, u16* d) {
   for (std::size_t x = 0; x < w; ++x)
     d[x] = static_cast<u16>(luma(s[x * ch], s[x * ch + 1], s[x * ch + 2]));
+}
+HETPIPE_CLONES void gray_row_3(const u16* s, std::size_t w, u16* d) {
+  gray_row_t<3>(s, w, d);
+}
+HETPIPE_CLONES void gray_row_4(const u16* s, std::size_t w, u16* d) {
+  gray_row_t<4>(s, w, d);
 }
 
 // The two passes of blur over one row, as loops the compiler vectorises; the AVX2 clones
@@ -328,7 +336,10 @@ class stage {
 // widened into the stage's rows and checked against maxval.
 class source_stage final : public stage {
  public:
-  explicit source_stage(const raster_view& in) : stage(in.shape), in_(in) {}
+  explicit source_stage(const raster_view& in)
+      : stage(in.shape),
+        in_(in),
+        check_(in.shape.maxval < (in.layout == sample_layout::u8 ? 255u : 65535u)) {}
   const u16* row(i64 y) override {
     if (in_.layout == sample_layout::u16)
       return static_cast<const u16*>(in_.data) + static_cast<std::size_t>(y) * row_len();
@@ -340,8 +351,7 @@ class source_stage final : public stage {
     const std::size_t n = row_len(), bytes = n * bytes_per_sample(in_.layout);
     unpack_raster(static_cast<const std::uint8_t*>(in_.data) + static_cast<std::size_t>(y) * bytes,
                   n, in_.layout, out);
-    const u32 maxval = in_.shape.maxval;
-    if (maxval < 65535 && *std::max_element(out, out + n) > maxval) first_bad_sample();
+    if (check_ && *std::max_element(out, out + n) > in_.shape.maxval) first_bad_sample();
   }
   // The error names the raster's first sample above maxval, whichever row found one, so that a
   // file gets the same reason for any thread count (and the one decode_pnm gives).
@@ -359,6 +369,7 @@ class source_stage final : public stage {
   }
 
   raster_view in_;
+  bool check_;  // whether a sample can lie above maxval
 };
 
 class gray_stage final : public stage {
@@ -369,8 +380,10 @@ class gray_stage final : public stage {
   void make(i64 y, u16* d) override {
     const u16* s = in_.row(y);
     const std::size_t ch = in_.shape().channels, w = shape().width;
-    if (ch >= 3) {
-      gray_row(s, w, ch, d);
+    if (ch == 3) {
+      gray_row_3(s, w, d);
+    } else if (ch == 4) {
+      gray_row_4(s, w, d);
     } else {
       for (std::size_t x = 0; x < w; ++x) d[x] = s[x * ch];
     }

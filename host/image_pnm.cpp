@@ -6,6 +6,7 @@
 
 #include <hetpipe/error.hpp>
 
+#include "host/clones.hpp"
 #include "host/image.hpp"
 
 namespace hetpipe::host::img {
@@ -184,7 +185,8 @@ std::string pnm_bad_sample(const image_shape& s, std::size_t index, std::uint32_
          std::to_string(px / s.width) + ")";
 }
 
-void pack_raster(const std::uint16_t* s, std::size_t n, sample_layout layout, void* dst) {
+HETPIPE_CLONES void pack_raster(const std::uint16_t* s, std::size_t n, sample_layout layout,
+                                void* dst) {
   auto* w = static_cast<std::uint8_t*>(dst);
   switch (layout) {
     case sample_layout::u8:
@@ -202,7 +204,8 @@ void pack_raster(const std::uint16_t* s, std::size_t n, sample_layout layout, vo
   }
 }
 
-void unpack_raster(const void* src, std::size_t n, sample_layout layout, std::uint16_t* out) {
+HETPIPE_CLONES void unpack_raster(const void* src, std::size_t n, sample_layout layout,
+                                  std::uint16_t* out) {
   const auto* r = static_cast<const std::uint8_t*>(src);
   switch (layout) {
     case sample_layout::u8:
