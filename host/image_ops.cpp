@@ -4,7 +4,6 @@
 #include "host/image_ops.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <cstring>
