@@ -104,6 +104,14 @@ constexpr sample_layout pnm_layout(const image_shape& s) {
 std::string pnm_header_text(const image_shape& s);
 // The reason decode_pnm gives for sample `index` (of the raster) holding `value` > maxval.
 std::string pnm_bad_sample(const image_shape& s, std::size_t index, std::uint32_t value);
+// Whether a raster of `layout` can hold a sample above s.maxval (one byte can pass a maxval below
+// 255, two bytes one below 65535).
+constexpr bool can_exceed_maxval(const image_shape& s, sample_layout layout) {
+  return s.maxval < (layout == sample_layout::u8 ? 255u : 65535u);
+}
+// input_error with pnm_bad_sample's reason for the raster's first sample above s.maxval (the
+// raster: s.samples() samples of `layout` at `raster`); returns when there is none.
+void check_raster(const image_shape& s, const void* raster, sample_layout layout);
 // P5 for 1 channel, P6 for 3 channels ("P5\n<w> <h>\n<maxval>\n" then the raster); an image with
 // alpha cannot be written as PNM (input_error).
 std::vector<std::uint8_t> encode_pnm(const image& im);

@@ -15,6 +15,7 @@
 #include <hetpipe/error.hpp>
 
 #include "host/clones.hpp"
+#include "host/parallel.hpp"
 
 namespace hetpipe::host::img {
 namespace {
@@ -335,10 +336,7 @@ class stage {
 // widened into the stage's rows and checked against maxval.
 class source_stage final : public stage {
  public:
-  explicit source_stage(const raster_view& in)
-      : stage(in.shape),
-        in_(in),
-        check_(in.shape.maxval < (in.layout == sample_layout::u8 ? 255u : 65535u)) {}
+  explicit source_stage(const raster_view& in) : stage(in.shape), in_(in) {}
   const u16* row(i64 y) override {
     if (in_.layout == sample_layout::u16)
       return static_cast<const u16*>(in_.data) + static_cast<std::size_t>(y) * row_len();
@@ -350,25 +348,16 @@ class source_stage final : public stage {
     const std::size_t n = row_len(), bytes = n * bytes_per_sample(in_.layout);
     unpack_raster(static_cast<const std::uint8_t*>(in_.data) + static_cast<std::size_t>(y) * bytes,
                   n, in_.layout, out);
-    if (check_ && *std::max_element(out, out + n) > in_.shape.maxval) first_bad_sample();
-  }
-  // The error names the raster's first sample above maxval, whichever row found one, so that a
-  // file gets the same reason for any thread count (and the one decode_pnm gives).
-  [[noreturn]] void first_bad_sample() const {
-    const std::size_t n = row_len(), bytes = n * bytes_per_sample(in_.layout);
-    std::vector<u16> r(n);
-    for (std::size_t y = 0; y < in_.shape.height; ++y) {
-      unpack_raster(static_cast<const std::uint8_t*>(in_.data) + y * bytes, n, in_.layout,
-                    r.data());
-      for (std::size_t i = 0; i < n; ++i)
-        if (r[i] > in_.shape.maxval)
-          throw input_error("", pnm_bad_sample(in_.shape, y * n + i, r[i]));
+    // The error names the raster's first sample above maxval, whichever row found one, so that
+    // a file gets the same reason for any thread count (and the one decode_pnm gives).
+    if (can_exceed_maxval(in_.shape, in_.layout) &&
+        *std::max_element(out, out + n) > in_.shape.maxval) {
+      check_raster(in_.shape, in_.data, in_.layout);
+      throw std::logic_error("image: a sample above maxval went missing");
     }
-    throw std::logic_error("image: a sample above maxval went missing");
   }
 
   raster_view in_;
-  bool check_;  // whether a sample can lie above maxval
 };
 
 class gray_stage final : public stage {
@@ -602,12 +591,6 @@ constexpr std::size_t min_band_rows = 64;
 
 }  // namespace
 
-image_shape chain_shape(const image_shape& in, const std::vector<op>& ops) {
-  image_shape s = in;
-  for (const op& o : ops) s = output_shape(s, o);
-  return s;
-}
-
 void apply(const raster_view& in, const std::vector<op>& ops, int threads, void* dst,
            sample_layout out_layout) {
   check_shape(in.shape);
@@ -624,20 +607,18 @@ void apply(const raster_view& in, const std::vector<op>& ops, int threads, void*
   };
   const std::size_t bands = std::clamp<std::size_t>(rows / min_band_rows, 1,
                                                     static_cast<std::size_t>(std::max(threads, 1)));
-  if (bands == 1) return band(0, rows);
-  // An exception must not leave an OpenMP region: each band keeps its own, the first is
-  // rethrown after the region (the same for any band: a bad sample names the raster's first).
-  std::exception_ptr error;
-#pragma omp parallel for num_threads(static_cast <int>(bands)) schedule(static, 1)
-  for (std::size_t b = 0; b < bands; ++b) {
-    try {
-      band(rows * b / bands, rows * (b + 1) / bands);
-    } catch (...) {
-#pragma omp critical(hetpipe_image_bands)
-      if (!error) error = std::current_exception();
-    }
-  }
-  if (error) std::rethrow_exception(error);
+  // The first exception is rethrown (the same for any band: a bad sample names the raster's
+  // first).
+  parallel_for(bands, static_cast<int>(bands),
+               [&](std::size_t b) { band(rows * b / bands, rows * (b + 1) / bands); });
+}
+
+image apply(const raster_view& in, const std::vector<op>& ops, int threads) {
+  image out;
+  out.shape = chain_shape(in.shape, ops);
+  out.samples = take_samples(out.shape.samples());
+  apply(in, ops, threads, out.samples.data(), sample_layout::u16);
+  return out;
 }
 
 image apply(const image& in, const std::vector<op>& ops, int threads) {
@@ -646,12 +627,7 @@ image apply(const image& in, const std::vector<op>& ops, int threads) {
     throw input_error("", "image has " + std::to_string(in.samples.size()) +
                               " samples, its shape says " + std::to_string(in.shape.samples()));
   if (ops.empty()) return in;
-  image out;
-  out.shape = chain_shape(in.shape, ops);
-  out.samples = take_samples(out.shape.samples());
-  apply({in.shape, in.samples.data(), sample_layout::u16}, ops, threads, out.samples.data(),
-        sample_layout::u16);
-  return out;
+  return apply(raster_view{in.shape, in.samples.data(), sample_layout::u16}, ops, threads);
 }
 
 image apply(const image& in, const op& o, int threads) {

@@ -91,8 +91,13 @@ inline blur_kernel make_blur_kernel(double sigma);
 image apply(const image& in, const std::vector<op>& ops, int threads = 1);
 image apply(const image& in, const op& o, int threads = 1);
 
-// The shape `ops` make of `in` (output_shape op by op; the same exceptions).
-image_shape chain_shape(const image_shape& in, const std::vector<op>& ops);
+// The shape `ops` make of `in` (output_shape op by op; the same exceptions). Inline, like
+// output_shape.
+inline image_shape chain_shape(const image_shape& in, const std::vector<op>& ops) {
+  image_shape s = in;
+  for (const op& o : ops) s = output_shape(s, o);
+  return s;
+}
 
 // A raster in memory: shape.samples() samples in `layout` at data (u16: host-order uint16_t,
 // 2-byte aligned), e.g. a PNM file's pixel data where it lies.
@@ -108,6 +113,8 @@ struct raster_view {
 // decode_pnm says), for any thread count; dst is then partly written.
 void apply(const raster_view& in, const std::vector<op>& ops, int threads, void* dst,
            sample_layout out_layout);
+// The same into an image of samples (from take_samples).
+image apply(const raster_view& in, const std::vector<op>& ops, int threads = 1);
 
 // --- inline definitions ---
 

@@ -230,13 +230,24 @@ image decode_pnm(const void* data, std::size_t size) {
   unpack_raster(static_cast<const std::uint8_t*>(data) + h.raster_offset, n, pnm_layout(h.shape),
                 im.samples.data());
   const std::uint16_t* out = im.samples.data();
-  const std::uint32_t maxval = im.shape.maxval;
-  if (maxval < 65535 && *std::max_element(out, out + n) > maxval) {
-    std::size_t i = 0;
-    while (out[i] <= maxval) ++i;
-    fail(pnm_bad_sample(im.shape, i, out[i]));
-  }
+  if (can_exceed_maxval(im.shape, pnm_layout(h.shape)) &&
+      *std::max_element(out, out + n) > im.shape.maxval)
+    check_raster(h.shape, static_cast<const std::uint8_t*>(data) + h.raster_offset,
+                 pnm_layout(h.shape));
   return im;
+}
+
+void check_raster(const image_shape& s, const void* raster, sample_layout layout) {
+  if (!can_exceed_maxval(s, layout)) return;
+  const auto* p = static_cast<const std::uint8_t*>(raster);
+  const std::size_t n = s.samples(), step = 4096;
+  std::uint16_t v[step];
+  for (std::size_t i = 0; i < n; i += step) {
+    const std::size_t k = std::min(step, n - i);
+    unpack_raster(p + i * bytes_per_sample(layout), k, layout, v);
+    for (std::size_t j = 0; j < k; ++j)
+      if (v[j] > s.maxval) fail(pnm_bad_sample(s, i + j, v[j]));
+  }
 }
 
 std::string pnm_header_text(const image_shape& s) {

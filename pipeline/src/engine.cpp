@@ -672,10 +672,9 @@ void engine::run() {
           std::uint64_t{opt_.slots} * opt_.chunk_size / slot_bytes_, opt_.slots, 128));
     if (spec_.may_grow_io_threads && small) opt_.io_threads = std::max(opt_.io_threads, 16u);
   }
+  const unsigned ncpu = opt_.device == device_mode::gpu ? 0 : opt_.cpu_threads;  // CPU lanes
   if (spec_.may_shrink_slots)
-    opt_.slots =
-        large_chunk_slots(opt_.slots, slot_bytes_, opt_.io_threads,
-                          opt_.device == device_mode::gpu ? 0 : opt_.cpu_threads, opt_.gpu_lanes);
+    opt_.slots = large_chunk_slots(opt_.slots, slot_bytes_, opt_.io_threads, ncpu, opt_.gpu_lanes);
   // No more slots than the job has chunks: the pool is touched page by page when it is made,
   // and 4 images of 64 MiB took 0.32-1.1 s of set-up with the default 10 slots, 0.045 s with 4
   // (2-core box). Reads of unknown length (pipes) keep the options' slots.
@@ -687,7 +686,6 @@ void engine::run() {
   const auto gpu_setup_start = std::chrono::steady_clock::now();
   std::vector<std::unique_ptr<gpu_worker>> workers;
   std::vector<int> worker_device;
-  const unsigned ncpu = opt_.device == device_mode::gpu ? 0 : opt_.cpu_threads;
   // Auto mode with CPU lanes: the CPU lanes start at once, and the GPU lanes are brought up for a
   // job long enough to repay them (long_job), joining it once their device memory is allocated and
   // the slot pool page-locked (cudaHostRegister). Up front, that work took 0.12-0.22 s before any

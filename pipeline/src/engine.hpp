@@ -84,11 +84,13 @@ struct job_spec {
 // The slots of a job whose options left them to the engine (`slots`: resolve()'s default, 2 per
 // io thread plus every lane's), for slots of `slot_bytes`. Large chunks (whole images of many MiB)
 // bound the reads' share (reads in flight, chunks waiting for a lane) to 128 MiB instead, keep
-// every lane's slot, and the whole pool within 1 GiB (at least 2 slots); chunks of 4 MiB and less
-// keep `slots`. A pool is allocated and touched, or pinned, before the job starts (about 0.5 s per
-// GiB): 32 images of 64 MiB made a 1 GiB pool on the H200 box (16 slots; this rule gives 14 in
-// auto mode there, not yet measured). 2-core box, 12 x 8192^2 PGM (a 64 MiB read takes 13 ms,
-// filtering the image 0.2 s): set-up 0.03-1.4 s with 10 slots, 0.012-0.017 s (one run 0.56) with 4.
+// every lane's slot, and the whole pool within 1 GiB (at least 2 slots). `slots` stays for slots
+// up to 128 MiB / (2 x io threads) (4 MiB with 16 io threads) and for the small files' slots
+// (256 KiB and less), which engine::run may have grown. A pool is allocated and touched, or pinned,
+// before the job starts (about 0.5 s per GiB): 32 images of 64 MiB made a 1 GiB pool on the H200
+// box (16 slots; this rule gives 14 in auto mode there, not yet measured). 2-core box, 12 x 8192^2
+// PGM (a 64 MiB read takes 13 ms, filtering the image 0.2 s): set-up 0.03-1.4 s with 10 slots,
+// 0.012-0.017 s (one run 0.56) with 4.
 unsigned large_chunk_slots(unsigned slots, std::uint64_t slot_bytes, unsigned io_threads,
                            unsigned cpu_lanes, unsigned gpu_lanes) noexcept;
 

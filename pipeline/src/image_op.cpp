@@ -19,13 +19,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <exception>
 #include <filesystem>
 #include <map>
 #include <thread>
 
 #include "host/image.hpp"
 #include "host/image_ops.hpp"
+#include "host/parallel.hpp"
 #include "pipeline/src/stat_all.hpp"
 #if HETPIPE_WITH_CUDA
 #include "cuda/image_kernels.hpp"
@@ -68,8 +68,7 @@ class image_op final : public transform_op {
   plan make_plan(const img::image_shape& in, img::image_format from) const {
     plan p;
     p.in = in;
-    p.out = in;
-    for (const auto& o : ops_) p.out = img::output_shape(p.out, o);
+    p.out = img::chain_shape(in, ops_);
     p.format =
         format_ == image_output::same
             ? from
@@ -100,10 +99,7 @@ class image_op final : public transform_op {
           img::apply(raster, ops_, threads_, out.data() + head.size(), img::pnm_layout(p.out));
           return;
         }
-        img::image res;
-        res.shape = p.out;
-        res.samples = img::take_samples(p.out.samples());
-        img::apply(raster, ops_, threads_, res.samples.data(), img::sample_layout::u16);
+        img::image res = img::apply(raster, ops_, threads_);
         encode(res, p, out);
         return;
       }
@@ -152,19 +148,7 @@ class image_op final : public transform_op {
 // one met, once every thread has finished.
 template <class Body>
 void on_team(const std::vector<std::size_t>& items, int threads, Body&& body) {
-  if (items.empty()) return;
-  std::exception_ptr failure;
-  const int team = static_cast<int>(std::min<std::size_t>(std::max(threads, 1), items.size()));
-#pragma omp parallel for num_threads(team) schedule(dynamic, 1) if (team > 1)
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    try {
-      body(items[i]);
-    } catch (...) {
-#pragma omp critical(hetpipe_image_team)
-      if (!failure) failure = std::current_exception();
-    }
-  }
-  if (failure) std::rethrow_exception(failure);
+  host::parallel_for(items.size(), threads, [&](std::size_t i) { body(items[i]); });
 }
 
 #if HETPIPE_WITH_CUDA
@@ -199,8 +183,7 @@ class image_device final : public device_transformer {
         s = img::read_png_shape(data.data(), data.size());
       else
         return false;
-      img::image_shape out = s;
-      for (const auto& o : op_.ops()) out = img::output_shape(out, o);
+      const img::image_shape out = img::chain_shape(s, op_.ops());
       const auto more = [](const auto& b, std::size_t bytes) {
         return cuda::grown_size(b.size(), bytes) - b.size();
       };

@@ -403,10 +403,10 @@ TEST_CASE("the chain from a raster equals decode, apply, encode", "[image]") {
       CAPTURE(chain);
       const auto ops = img::parse_ops(chain);
       const auto want = run(in, chain);
+      // The output file's bytes, header aside, as encode_pnm writes them.
+      const auto enc = img::encode_pnm(want);
+      const std::size_t head = enc.size() - want.samples.size() * (maxval > 255 ? 2 : 1);
       for (int threads : {1, 4}) {
-        // The output file's bytes, header aside, as encode_pnm writes them.
-        const auto enc = img::encode_pnm(want);
-        const std::size_t head = enc.size() - want.samples.size() * (maxval > 255 ? 2 : 1);
         std::vector<std::uint8_t> got(enc.size() - head, 0xAB);
         img::apply(raster, ops, threads, got.data(), img::pnm_layout(want.shape));
         CHECK(std::equal(got.begin(), got.end(), enc.begin() + head));
