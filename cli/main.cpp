@@ -25,8 +25,9 @@ struct common {
   int verbose = 0;
 
   void add(CLI::App* app) {
-    app->add_option("--chunk-size", chunk_size,
-                    "bytes per chunk (K/M/G suffixes; default 4M with GPU lanes, 1M without)");
+    app->add_option(
+        "--chunk-size", chunk_size,
+        "bytes per chunk (K/M/G suffixes; default 2M with GPU lanes, 1M without; 4K..1G)");
     app->add_option("--slots", slots, "pinned host slots in the pool (default: from threads)");
     app->add_option("--io-threads", io_threads, "libuv thread-pool size (default: cores, 4..16)");
     app->add_option("--cpu-threads", cpu_threads,
