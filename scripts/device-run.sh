@@ -3,7 +3,7 @@
 # run every test (the [gpu] ones included), then the benchmarks. Logs go to $OUT.
 #   here, once:  ../shared/offline-prefix.sh .deps $(grep -v '^#' scripts/deps-offline.txt)
 #   device run:  scripts/device-run.sh            (carry .deps)
-# Sections: stats checksum encrypt image ceiling chunks fixed ab long (default "stats checksum encrypt").
+# Sections: stats checksum encrypt image ceiling chunks fixed ab long shapes (default "stats checksum encrypt").
 # A session has about 15 minutes of device time, a machine starts in about 30 s and goes back 30 s
 # after a call: one full call fits, e.g. (2026-11-26, 238 s on the H200 machine)
 #   DEADLINE=245 BUILD_TARGETS="hetpipe_cli test_gpu" SECTIONS="stats ceiling checksum image
@@ -15,7 +15,8 @@
 #   long image" HD_COUNT=1000 BIG_COUNT=32 PNG_COUNT=96 IMAGE_TIMEOUT=110 IMAGE_REPS=1
 #   CHECKSUM_REPS=2 COMMIT=<git rev-parse --short HEAD, here> scripts/device-run.sh
 # (290 s there). Pass COMMIT: the device's copy of .git may keep an older HEAD, which the tables'
-# "commit" would otherwise name.
+# "commit" would otherwise name. Since 2026-11-27 add "shapes" after "checksum" (about 20 s) and
+# expect "long" to take about 40 s more (its 16 GiB stats job).
 # SECTIONS run in the order given. DEADLINE=SECONDS caps the whole script: each section's timeout
 # is cut to what is left, and a section that would start with under 20 s left is skipped, so the
 # logs are always packed before the device command's own limit kills it.
@@ -243,8 +244,45 @@ sec_long() {
       build/hetpipe checksum -a $a --device $m -v --no-progress "$long" 2>&1 >/dev/null | grep -E "GB/s|GPU lanes|lane gpu"
     done
   done
+  # stats over 16 GiB of f32 (four copies of the 4 GiB file's data, one .npy): the 4 GiB job is
+  # too short for auto mode's GPU lanes (0.13 s), this one is not.
+  f32_file
+  local long32=/dev/shm/hetpipe-bench/f32-long.npy
+  [[ -f $long32 ]] || python3 - "$f" "$long32" <<'PY'
+import numpy as np, sys
+a = np.load(sys.argv[1], mmap_mode="r")
+np.save(sys.argv[2], np.concatenate([a, a, a, a]))
+PY
+  for m in cpu gpu auto; do
+    echo "stats --device $m (16 GiB f32): $(python3 bench/best_time.py 3 build/hetpipe stats --device $m --no-progress "$long32") s"
+    build/hetpipe stats --device $m -v --no-progress --json "$long32" 2>"$out/long-stats-$m.err" >"$out/long-stats-$m.json"
+    grep -E "GB/s|GPU lanes|lane gpu" "$out/long-stats-$m.err"
+  done
+  cmp "$out/long-stats-cpu.json" "$out/long-stats-gpu.json" && cmp "$out/long-stats-cpu.json" "$out/long-stats-auto.json" && echo "16 GiB stats: cpu == gpu == auto"
   } 2>&1 | tee "$out/long.txt"
-  rm -f "$long"
+  rm -f "$long" "$long32"
+}
+
+sec_shapes() {
+  # Reading and hashing outside the engine (bench/hash_shapes.cpp), 4 GiB hot: the engine's shape
+  # (readers fill shared slots, other threads hash), threads that read into their own buffer and
+  # hash it there, and threads that hash a mapping (b3sum's shape), next to b3sum. Which one this
+  # CPU rewards decides whether CPU lanes should read for themselves.
+  step "hash shapes (BLAKE3 outside the engine, best of 3)"
+  local big=/dev/shm/hetpipe-bench/random-$size.bin n; n=$(nproc)
+  {
+  if g++ -O2 -std=c++20 -pthread -I. bench/hash_shapes.cpp build/host/libhetpipe_host.a -o /tmp/hash_shapes; then
+    echo "b3sum --num-threads $n: $(python3 bench/best_time.py 3 b3sum --num-threads "$n" "$big") s for $(stat -c %s "$big") bytes"
+    b3sum "$big"
+    for c in 1M 256K; do
+      /tmp/hash_shapes "$big" $c pool "$n" "$n" $((3 * n))
+      /tmp/hash_shapes "$big" $c pool "$n" $((n / 2)) $((3 * n))
+      /tmp/hash_shapes "$big" $c local "$n"
+      /tmp/hash_shapes "$big" $c local $((n / 2))
+      /tmp/hash_shapes "$big" $c mmap "$n"
+    done
+  fi
+  } 2>&1 | tee "$out/shapes.txt"
 }
 
 sec_fixed() {
