@@ -155,7 +155,9 @@ inline blur_kernel make_blur_kernel(double sigma) {
   double w[max_blur_radius + 1];
   double sum = 0;
   for (int i = 0; i <= k.radius; ++i) {
-    w[i] = std::exp(-static_cast<double>(i) * i / (2 * sigma * sigma));
+    // w[0] is 1 by definition: for sigma below about 1e-162, 2 sigma^2 is 0 and 0 / 0 a NaN (the
+    // others are then exp(-inf) = 0: the identity, as the limit is).
+    w[i] = i == 0 ? 1.0 : std::exp(-static_cast<double>(i) * i / (2 * sigma * sigma));
     sum += i == 0 ? w[i] : 2 * w[i];
   }
   // Largest remainders, kept symmetric: floors first, an odd leftover unit to the centre, then one

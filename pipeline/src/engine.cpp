@@ -62,6 +62,14 @@ void mark_copy_back(stream_ref s) {
 
 namespace detail {
 
+void throw_no_gpu() {
+#if HETPIPE_WITH_CUDA
+  throw gpu_error("--device gpu: no usable CUDA device (" + cuda::runtime_status() + ")");
+#else
+  throw gpu_error("--device gpu: this hetpipe was built without CUDA");
+#endif
+}
+
 namespace {
 // Set on a CPU lane's thread when the hybrid policy (cpu_lanes' accept) claimed the chunk that
 // the lane's pop_surplus() call is returning.
@@ -694,13 +702,7 @@ void engine::run() {
   const bool late =
       opt_.device == device_mode::automatic && ncpu > 0 && spec_.make_gpu && opt_.gpu_lanes > 0;
   const int gpus = opt_.device == device_mode::cpu || late ? 0 : gpu_count();
-  if (opt_.device == device_mode::gpu && gpus == 0) {
-#if HETPIPE_WITH_CUDA
-    throw gpu_error("--device gpu: no usable CUDA device (" + cuda::runtime_status() + ")");
-#else
-    throw gpu_error("--device gpu: this hetpipe was built without CUDA");
-#endif
-  }
+  if (opt_.device == device_mode::gpu && gpus == 0) throw_no_gpu();
   const auto make_workers = [&](int devices) {
     for (int d = 0; d < devices; ++d)
       for (unsigned l = 0; l < opt_.gpu_lanes; ++l) {

@@ -94,6 +94,9 @@ struct job_spec {
 unsigned large_chunk_slots(unsigned slots, std::uint64_t slot_bytes, unsigned io_threads,
                            unsigned cpu_lanes, unsigned gpu_lanes) noexcept;
 
+// The error of --device gpu where no CUDA device is usable (or none was compiled in).
+[[noreturn]] void throw_no_gpu();
+
 // Auto mode's choice to bring the GPU lanes up (the CUDA driver's start, device memory,
 // page-locking the slot pool: 0.25-0.3 s on the H200 box, and their teardown): only for a job its
 // CPU lanes would still be running min_remaining seconds later. Fed one check at a time (every 20

@@ -26,6 +26,7 @@
 #include "host/image.hpp"
 #include "host/image_ops.hpp"
 #include "host/parallel.hpp"
+#include "pipeline/src/engine.hpp"
 #include "pipeline/src/stat_all.hpp"
 #if HETPIPE_WITH_CUDA
 #include "cuda/image_kernels.hpp"
@@ -529,20 +530,23 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
   std::uint64_t largest = 0;
   for (std::size_t i = 0; i < files.size(); ++i) {
     const std::string& f = files[i].input;
-    const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
+    // stat before open: opening a FIFO would wait for a writer.
     struct stat st {};
-    if (fd < 0 || ::fstat(fd, &st) != 0) {
-      const int err = errno;
-      if (fd >= 0) ::close(fd);
-      early.push_back({i, f, errno_reason(err)});
+    if (::stat(f.c_str(), &st) != 0) {
+      early.push_back({i, f, errno_reason(errno)});
       continue;
     }
-    ::close(fd);
-    const auto size = static_cast<std::uint64_t>(st.st_size);
     if (!S_ISREG(st.st_mode)) {
       early.push_back({i, f, "not a regular file"});
       continue;
     }
+    const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+      early.push_back({i, f, errno_reason(errno)});
+      continue;
+    }
+    ::close(fd);
+    const auto size = static_cast<std::uint64_t>(st.st_size);
     const std::uint64_t cap = opt.chunk_size ? opt.chunk_size : max_chunk;
     if (size > cap) {
       early.push_back({i, f,
@@ -554,13 +558,6 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
     run_files.push_back(files[i]);
     index.push_back(i);
   }
-  for (const auto& f : run_files) {
-    std::error_code ec;
-    const fs::path parent = fs::path(f.output).parent_path();
-    if (!parent.empty()) fs::create_directories(parent, ec);
-    if (ec) throw io_error(parent.string(), errno_reason(ec.value()), -ec.value());
-  }
-
   job_report rep;
   if (!run_files.empty()) {
     options o = opt;
@@ -593,6 +590,14 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
     for (const auto& f : run_files) {
       inputs.push_back({f.input, 0, std::nullopt});
       outputs.push_back(f.output);
+    }
+    // Folders only now: a job refused (--device gpu without a GPU) creates none.
+    if (o.device == device_mode::gpu && gpu_count() == 0) detail::throw_no_gpu();
+    for (const auto& f : run_files) {
+      std::error_code ec;
+      const fs::path parent = fs::path(f.output).parent_path();
+      if (!parent.empty()) fs::create_directories(parent, ec);
+      if (ec) throw io_error(parent.string(), errno_reason(ec.value()), -ec.value());
     }
     run(op, inputs, outputs, o, &rep);
     for (auto& s : rep.skipped) s.input = index[s.input];

@@ -75,6 +75,10 @@ PY
 grep -q '"written": 2' "$tmp/out" && grep -q '"reason": "empty file' "$tmp/out" && ok ||
   bad "--json: $(cat "$tmp/out")"
 
+# A sigma so small that 2 sigma^2 underflows (once a crash): the identity.
+"$HETPIPE" image --ops blur:sigma=1e-300 -o "$d/tiny" "$d/in/rgb-000000.ppm" &&
+  cmp -s "$d/tiny/rgb-000000.ppm" "$d/in/rgb-000000.ppm" && ok || bad "blur:sigma=1e-300"
+
 # Usage errors: one line, exit 2 (or 1 for files), no output folder content.
 expect_error "bad op" 2 "unknown op" -- image --ops gray,blurr -o "$d/x" "$d/in/rgb-000000.ppm"
 expect_error "bad sigma" 2 "sigma" -- image --ops blur:sigma=0 -o "$d/x" "$d/in/rgb-000000.ppm"
@@ -86,10 +90,10 @@ expect_error "bad png level" 2 "compression level" -- image --ops gray --png-lev
 expect_error "gen-images size" 2 "WIDTHxHEIGHT" -- gen-images --size 10 -o "$d/x"
 expect_error "unknown --format" 2 "--format: jpg" -- image --ops gray --format jpg -o "$d/x" "$d/in/rgb-000000.ppm"
 expect_error "no --ops" 2 "--ops is required" -- image -o "$d/x" "$d/in/rgb-000000.ppm"
-[[ ! -e $d/x ]] && ok || bad "a refused job created $d/x"
 if ! "$HETPIPE" info --json | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["devices"] else 1)'; then
   expect_error "--device gpu without a GPU" 1 "--device gpu: " -- image --device gpu --ops gray -o "$d/x" "$d/in/rgb-000000.ppm"
 fi
+[[ ! -e $d/x ]] && ok || bad "a refused job created $d/x"
 
 echo "image CLI: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -205,6 +205,14 @@ TEST_CASE("blur weights are symmetric integers summing to exactly 2^24", "[image
   CHECK(k.q[0] == (1u << 24) - 2 * (4060694 + 906064 + 74374));
   CHECK_THROWS_AS(img::make_blur_kernel(0), hetpipe::usage_error);
   CHECK_THROWS_AS(img::make_blur_kernel(64.5), hetpipe::usage_error);
+  // So small a sigma that 2 sigma^2 underflows to 0 (once a NaN weight and a crash): the identity.
+  for (double sigma : {1e-170, 1e-300, 4.9e-324}) {
+    CAPTURE(sigma);
+    const img::blur_kernel t = img::make_blur_kernel(sigma);
+    CHECK(t.radius == 1);
+    CHECK(t.q[0] == img::blur_one);
+    CHECK(t.q[1] == 0);
+  }
 }
 
 TEST_CASE("resize taps: area coverage sums to n, bilinear weights to 2m", "[image]") {
