@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "host/age.hpp"
 #include "io/writer.hpp"
@@ -297,6 +298,20 @@ struct head_info {
   age::parsed_header parsed;
   bool armored = false;
   std::vector<std::uint8_t> whole;  // armored: the whole input
+  // A pipe, FIFO or device named by its path (not "-"): its header was read from a stream, which
+  // the pipeline reads on from where read_head stopped (from offset 0, as standard input). The
+  // descriptor (any input's but standard input's) stays open until then: closing a FIFO's only
+  // reader would end its writer.
+  bool stream = false;
+  struct fd_holder {
+    int fd = -1;
+    fd_holder() = default;
+    fd_holder(fd_holder&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
+    fd_holder& operator=(fd_holder&&) = delete;
+    ~fd_holder() {
+      if (fd >= 0) ::close(fd);
+    }
+  } held;
 };
 
 head_info read_head(const std::string& input) {
@@ -304,16 +319,11 @@ head_info read_head(const std::string& input) {
   const bool is_stdin = input == "-";
   const int fd = is_stdin ? 0 : ::open(input.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw io_error(input, errno_reason(errno), -errno);
-  struct closer {
-    int fd;
-    bool owned;
-    ~closer() {
-      if (owned) ::close(fd);
-    }
-  } c{fd, !is_stdin};
+  if (!is_stdin) h.held.fd = fd;
   struct stat st {};
   if (::fstat(fd, &st) != 0) throw io_error(input, errno_reason(errno), -errno);
   if (S_ISDIR(st.st_mode)) throw io_error(input, "is a directory", -EISDIR);
+  h.stream = is_stdin || !S_ISREG(st.st_mode);
   // Byte by byte: a stream must not be read past the nonce (the pipeline reads the rest). Headers
   // are a few hundred bytes.
   std::optional<std::size_t> end;
@@ -469,8 +479,8 @@ void decrypt(const std::string& input, const std::string& output, const decrypt_
     throw input_error(input, "the header's MAC does not verify: the header was modified");
   const age::stream_key key = age::payload_key(*fk, h.bytes.data() + h.parsed.payload_offset);
   open_op op(input, key);
-  // A file is read from after the nonce; standard input has been read up to there already.
-  const std::uint64_t offset = input == "-" ? 0 : h.bytes.size();
+  // A file is read from after the nonce; a stream has been read up to there already.
+  const std::uint64_t offset = h.stream ? 0 : h.bytes.size();
   run(op, {{input, offset, std::nullopt}}, {output}, payload_options(opt, age::sealed_chunk_size),
       report);
 }

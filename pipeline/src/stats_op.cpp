@@ -137,24 +137,28 @@ std::vector<stats_result> stats(const std::vector<std::string>& files,
       r.type = *raw_type;
       continue;
     }
-    const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw_errno(f, errno);
+    // stat before open: opening a FIFO would wait for its writer, and closing it unread would
+    // end that writer; pipes and devices are read as raw streams by the reader alone.
     struct stat st {};
+    if (::stat(f.c_str(), &st) != 0) throw_errno(f, errno);
+    if (S_ISDIR(st.st_mode)) throw io_error(f, "is a directory", -EISDIR);
     std::vector<std::byte> head(io::npy_max_preamble);
     ssize_t got = 0;
-    if (::fstat(fd, &st) != 0) {
-      const int err = errno;
+    int read_err = 0;
+    bool regular = S_ISREG(st.st_mode);
+    if (regular) {
+      const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+      if (fd < 0) throw_errno(f, errno);
+      if (::fstat(fd, &st) != 0) {  // the file opened decides
+        const int err = errno;
+        ::close(fd);
+        throw_errno(f, err);
+      }
+      regular = S_ISREG(st.st_mode);
+      if (regular) got = ::pread(fd, head.data(), head.size(), 0);
+      read_err = errno;
       ::close(fd);
-      throw_errno(f, err);
     }
-    if (S_ISDIR(st.st_mode)) {
-      ::close(fd);
-      throw io_error(f, "is a directory", -EISDIR);
-    }
-    const bool regular = S_ISREG(st.st_mode);
-    if (regular) got = ::pread(fd, head.data(), head.size(), 0);
-    const int read_err = errno;
-    ::close(fd);
     if (got < 0) throw_errno(f, read_err);
     if (regular && io::looks_like_npy(std::span<const std::byte>(head.data(), got))) {
       // One read serves the magic check and the header (parse_npy needs at most npy_max_preamble).
@@ -170,6 +174,8 @@ std::vector<stats_result> stats(const std::vector<std::string>& files,
       raw[i] = false;
       continue;
     }
+    if (!raw_type && !regular)
+      throw usage_error(f + ": a pipe or device is read as raw data: give its --dtype");
     if (!raw_type)
       throw input_error(f, "not a .npy file; give --dtype to read it as raw little-endian data");
     const std::size_t size = dtype_size(*raw_type);

@@ -88,6 +88,19 @@ fi
 expect_error "gen to a missing folder" 1 "" -- gen --dtype u8 --rows 10 -o "$tmp/no/such/dir/x.bin"
 ls -a "$tmp" | grep -q hetpipe- && bad "temporary file left behind" || ok
 
+# A FIFO with a writer that ends: the data once, as from the file (opening it for a header check
+# and closing it unread ended the writer, and the job then waited for another one forever). No
+# --dtype: a FIFO is raw data, a usage error.
+"$HETPIPE" gen --dtype f64 --rows 5000 -o "$tmp/five.f64" >/dev/null
+mkfifo "$tmp/fifo1"
+(cat "$tmp/five.f64" >"$tmp/fifo1") &
+timeout 20 "$HETPIPE" stats --json --dtype f64 "$tmp/fifo1" >"$tmp/fifo.json" 2>"$tmp/err" &&
+  "$HETPIPE" stats --json --dtype f64 "$tmp/five.f64" >"$tmp/file.json" &&
+  diff <(grep -v '"file"' "$tmp/fifo.json") <(grep -v '"file"' "$tmp/file.json") >/dev/null &&
+  ok || bad "stats of a FIFO: $(cat "$tmp/err")"
+wait
+expect_error "FIFO without --dtype" 2 "fifo1: a pipe or device is read as raw data" -- stats "$tmp/fifo1"
+
 # Interrupt: a pipe that trickles data; SIGINT stops the job with status 130, promptly.
 mkfifo "$tmp/fifo"
 (while :; do head -c 4096 /dev/urandom; sleep 0.05; done >"$tmp/fifo") 2>/dev/null &
