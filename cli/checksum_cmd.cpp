@@ -1,6 +1,7 @@
 #include "checksum_cmd.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,10 +20,11 @@ bool is_hex(const std::string& s) {
   return !s.empty() && s.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
 }
 
-}  // namespace
-
-std::string sum_line(const std::string& hex, const std::string& name) {
-  if (name.find_first_of("\\\n\r") == std::string::npos) return hex + "  " + name;
+// A name as sha256sum prints it: with a backslash, a newline or a carriage return in it, those
+// escaped and the whole line marked by a leading backslash.
+std::string printed_name(const std::string& name, bool& escaped) {
+  escaped = name.find_first_of("\\\n\r") != std::string::npos;
+  if (!escaped) return name;
   std::string esc;
   for (char c : name) {
     if (c == '\\')
@@ -34,7 +36,15 @@ std::string sum_line(const std::string& hex, const std::string& name) {
     else
       esc += c;
   }
-  return "\\" + hex + "  " + esc;
+  return esc;
+}
+
+}  // namespace
+
+std::string sum_line(const std::string& hex, const std::string& name) {
+  bool escaped = false;
+  const std::string printed = printed_name(name, escaped);
+  return (escaped ? "\\" : "") + hex + "  " + printed;
 }
 
 std::optional<sum_entry> parse_sum_line(const std::string& raw) {
@@ -127,13 +137,25 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
   std::vector<std::size_t> which;
   std::vector<bool> readable(entries.size(), false);
   for (std::size_t i = 0; i < entries.size(); ++i) {
-    const int fd = ::open(entries[i].name.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      std::fprintf(stderr, "hetpipe: %s: %s\n", entries[i].name.c_str(),
-                   errno_reason(errno).c_str());
+    const std::string& name = entries[i].name;
+    // stat first: a folder opens but cannot be read, and opening a FIFO would wait for its writer
+    // (FIFOs and devices go to the job unopened; "-" is standard input, unless SUMFILE is).
+    struct stat st {};
+    const bool stdin_entry = name == "-" && sum_file != "-";
+    int err = stdin_entry ? 0 : ::stat(name.c_str(), &st) != 0 ? errno : 0;
+    if (!err && !stdin_entry && S_ISDIR(st.st_mode)) err = EISDIR;
+    if (!err && !stdin_entry && S_ISREG(st.st_mode)) {
+      const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+      if (fd < 0)
+        err = errno;
+      else
+        ::close(fd);
+    }
+    if (err) {
+      std::fprintf(stderr, "hetpipe: %s: %s\n", name.c_str(),
+                   err == EISDIR ? "is a directory" : errno_reason(err).c_str());
       continue;
     }
-    ::close(fd);
     readable[i] = true;
     names.push_back(entries[i].name);
     which.push_back(i);
@@ -143,14 +165,17 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
   std::vector<const checksum_result*> by_entry(entries.size(), nullptr);
   for (std::size_t k = 0; k < which.size(); ++k) by_entry[which[k]] = &results[k];
   for (std::size_t i = 0; i < entries.size(); ++i) {
+    bool escaped = false;
+    const std::string name = printed_name(entries[i].name, escaped);
+    if (escaped) out << '\\';
     if (!readable[i]) {
       ++unreadable;
-      out << entries[i].name << ": FAILED open or read\n";
+      out << name << ": FAILED open or read\n";
       continue;
     }
     const bool ok = to_hex(by_entry[i]->digest) == entries[i].hex;
     if (!ok) ++failed;
-    if (!ok || !quiet) out << entries[i].name << (ok ? ": OK\n" : ": FAILED\n");
+    if (!ok || !quiet) out << name << (ok ? ": OK\n" : ": FAILED\n");
   }
   out.flush();
   if (malformed)

@@ -15,6 +15,10 @@ std::string format_double(double v) {
   return std::string(buf, end);
 }
 
+std::string json_text(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 nlohmann::json json_double(double v) {
   if (!std::isfinite(v)) return format_double(v);
   return v;

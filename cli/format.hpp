@@ -15,6 +15,10 @@ std::string format_double(double v);
 // "-inf" (JSON has no non-finite numbers).
 nlohmann::json json_double(double v);
 
+// j as indented JSON text. A file name that is not valid UTF-8 (names are bytes) gets U+FFFD for
+// each bad byte: JSON text must be UTF-8, and dump() would throw.
+std::string json_text(const nlohmann::json& j, int indent = 2);
+
 nlohmann::json to_json(const std::vector<stats_result>& results);
 std::string to_table(const std::vector<stats_result>& results);
 nlohmann::json to_json(const system_info& s);

@@ -249,7 +249,7 @@ int main(int argc, char** argv) {
       }
       const auto results = hetpipe::stats(stats_files, t, stats_opt.to_options());
       if (stats_opt.json)
-        std::cout << hetpipe::cli::to_json(results).dump(2) << "\n";
+        std::cout << hetpipe::cli::json_text(hetpipe::cli::to_json(results)) << "\n";
       else
         std::cout << hetpipe::cli::to_table(results);
     } else if (*sum) {
@@ -267,7 +267,7 @@ int main(int argc, char** argv) {
       const auto files = hetpipe::expand_paths(sum_files, sum_recursive);
       const auto results = hetpipe::checksum(files, spec, sum_opt.to_options());
       if (sum_opt.json) {
-        std::cout << hetpipe::cli::to_json(results, spec).dump(2) << "\n";
+        std::cout << hetpipe::cli::json_text(hetpipe::cli::to_json(results, spec)) << "\n";
       } else {
         std::string text;
         for (const auto& r : results)
@@ -291,7 +291,7 @@ int main(int argc, char** argv) {
     } else if (*info) {
       const auto s = hetpipe::info(info_opt.to_options());
       if (info_opt.json)
-        std::cout << hetpipe::cli::to_json(s).dump(2) << "\n";
+        std::cout << hetpipe::cli::json_text(hetpipe::cli::to_json(s)) << "\n";
       else
         std::cout << hetpipe::cli::to_text(s);
     } else if (*bench_read) {
@@ -319,14 +319,13 @@ int main(int argc, char** argv) {
         nlohmann::json bad = nlohmann::json::array();
         for (const auto& sk : rep.skipped)
           bad.push_back({{"file", sk.file}, {"reason", sk.reason}});
-        std::cout << nlohmann::json{{"images", files.size()},
-                                    {"written", written},
-                                    {"failed", bad},
-                                    {"bytes", rep.bytes},
-                                    {"seconds", rep.seconds},
-                                    {"cpu_lanes", rep.cpu_lanes},
-                                    {"gpu_lanes", rep.gpu_lanes}}
-                         .dump(2)
+        std::cout << hetpipe::cli::json_text(nlohmann::json{{"images", files.size()},
+                                                            {"written", written},
+                                                            {"failed", bad},
+                                                            {"bytes", rep.bytes},
+                                                            {"seconds", rep.seconds},
+                                                            {"cpu_lanes", rep.cpu_lanes},
+                                                            {"gpu_lanes", rep.gpu_lanes}})
                   << "\n";
       } else if (rep.skipped.empty())
         std::printf("%zu image%s written to %s in %.3f s (%s read, %u CPU lanes, %u GPU lanes)\n",

@@ -97,5 +97,32 @@ rc=$?
   grep -q "1 computed checksum did NOT match" "$tmp/err" && ok ||
   bad "--check failures: rc $rc: $(cat "$tmp/out" "$tmp/err")"
 
+# A folder listed in SUMFILE is a failure like a missing file; the others are still checked (it
+# once ended the whole check with "is a directory").
+sed -n '1p' "$tmp/sums" | sed 's#  one$#  sub#' >"$tmp/sums3"
+sed -n '1p' "$tmp/sums" >>"$tmp/sums3"
+(cd "$d" && "$HETPIPE" checksum --check "$tmp/sums3") >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && $(cat "$tmp/out") == $'sub: FAILED open or read\none: OK' ]] && grep -q "sub: is a directory" "$tmp/err" &&
+  ok || bad "--check with a folder: rc $rc: $(cat "$tmp/out" "$tmp/err")"
+
+# A name with a newline and a backslash: escaped as sha256sum does, in the sums and in --check.
+nl=$'new\nline\\x'
+printf 'data' >"$d/$nl"
+(cd "$d" && "$HETPIPE" checksum -a crc32 "$nl") >"$tmp/sums4" &&
+  [[ $(cat "$tmp/sums4") == '\'"$(printf data | python3 -c 'import sys, zlib; print(f"{zlib.crc32(sys.stdin.buffer.read()):08x}")')"'  new\nline\\x' ]] &&
+  ok || bad "escaped sum line: $(cat "$tmp/sums4")"
+(cd "$d" && "$HETPIPE" checksum -a crc32 --check "$tmp/sums4") >"$tmp/out" 2>"$tmp/err" &&
+  [[ $(cat "$tmp/out") == '\new\nline\\x: OK' ]] && ok || bad "escaped --check: $(cat "$tmp/out" "$tmp/err")"
+rm -f "$d/$nl"
+
+# --json with a file name that is not UTF-8: U+FFFD for the bad byte, not an internal error.
+bad_name=$(printf 'bad\xffname')
+printf z >"$d/$bad_name"
+"$HETPIPE" checksum --json -a crc32 "$d/$bad_name" >"$tmp/out" 2>"$tmp/err" &&
+  python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); assert r[0]["file"].endswith("bad\ufffdname"), r' "$tmp/out" &&
+  ok || bad "--json, non-UTF-8 name: $(cat "$tmp/out" "$tmp/err")"
+rm -f "$d/$bad_name"
+
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
