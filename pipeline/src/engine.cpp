@@ -593,6 +593,10 @@ void engine::monitor() {
   auto last_print = start;
   bool printed = false;
   while (true) {
+    // Checked before each wait: a signal that came before the job started (during a passphrase's
+    // key derivation, say) stops a job shorter than one wait too.
+    if (opt_.cancel && opt_.cancel->load() && !failed_.load())
+      fail(std::make_exception_ptr(cancelled()));
     {
       // Woken at once when the job ends (a plain sleep here once added up to 50 ms to every job).
       std::unique_lock lock(monitor_mutex_);
@@ -600,8 +604,6 @@ void engine::monitor() {
                                [&] { return finished_.load(); }))
         break;
     }
-    if (opt_.cancel && opt_.cancel->load() && !failed_.load())
-      fail(std::make_exception_ptr(cancelled()));
     const auto now = std::chrono::steady_clock::now();
     if (tty_progress && now - last_print >= std::chrono::milliseconds(250)) {
       last_print = now;
@@ -624,6 +626,7 @@ void engine::monitor() {
 }
 
 void engine::run() {
+  if (opt_.cancel && opt_.cancel->load()) throw cancelled();  // before any output is made
   const auto setup_start = std::chrono::steady_clock::now();
   // Framing decides the slot size: lines framing reads past the chunk to finish its last record.
   std::size_t extra = 0;

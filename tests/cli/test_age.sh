@@ -111,6 +111,15 @@ timeout 20 "$HETPIPE" decrypt -i "$d/key.txt" -o "$d/s2.out" "$d/fifo" 2>"$tmp/e
   ok || bad "decrypt FIFO: $(cat "$tmp/err")"
 wait
 rm -f "$d/fifo"
+# SIGINT during the passphrase's key derivation (before the job starts): exit 130, no output (the
+# job, shorter than the monitor's first wait, once ran to the end).
+PW=x "$HETPIPE" encrypt --passphrase-env PW --work-factor 20 -o "$d/sig.age" "$d/s" 2>"$tmp/err" &
+job=$!
+sleep 0.3
+kill -INT $job
+wait $job
+rc=$?
+[[ $rc -eq 130 && ! -e $d/sig.age ]] && ok || bad "SIGINT during scrypt: exit $rc, $(cat "$tmp/err")"
 printf 'not an age file\n' >"$d/text"
 expect_error "not an age file" 1 "text: " -- decrypt -i "$d/key.txt" -o "$d/x.out" "$d/text"
 expect_error "bad recipient" 1 "age1bogus" -- encrypt -r age1bogus -o "$d/x.age" "$d/p"
