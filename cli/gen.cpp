@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <hetpipe/error.hpp>
+#include <hetpipe/pipeline.hpp>
 
 namespace hetpipe::cli {
 
@@ -131,19 +132,11 @@ std::uint64_t parse_count(const std::string& text) {
 }
 
 void generate(const gen_spec& spec) {
-  namespace fs = std::filesystem;
-  const fs::path out(spec.output);
-  const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
-  std::string tmpl = (dir / ("." + out.filename().string() + ".hetpipe-XXXXXX")).string();
-  const int fd = ::mkstemp(tmpl.data());
-  if (fd < 0) throw io_error(spec.output, std::strerror(errno), -errno);
-  FILE* f = ::fdopen(fd, "wb");
-  auto fail = [&](const std::string& why) {
-    if (f) std::fclose(f);
-    ::unlink(tmpl.c_str());
-    throw io_error(spec.output, why);
-  };
-  if (!f) fail("cannot open the temporary file");
+  const std::size_t size = dtype_size(spec.type);
+  if (spec.cols != 0 && spec.rows > std::numeric_limits<std::uint64_t>::max() / spec.cols / size)
+    throw usage_error("--rows x --cols x " + std::to_string(size) + " bytes is more than 2^64");
+  // A temporary file beside the output, renamed on success, removed on failure or a signal.
+  output_file out(spec.output);
   if (spec.npy) {
     std::string shape =
         spec.cols == 1 ? "(" + std::to_string(spec.rows) + ",)"
@@ -164,19 +157,21 @@ void generate(const gen_spec& spec) {
                                    0,
                                    static_cast<unsigned char>(len & 0xff),
                                    static_cast<unsigned char>(len >> 8)};
-    if (std::fwrite(pre, 1, 10, f) != 10 ||
-        std::fwrite(header.data(), 1, header.size(), f) != header.size())
-      fail("write failed");
+    std::vector<std::byte> head(10 + header.size());
+    std::memcpy(head.data(), pre, 10);
+    std::memcpy(head.data() + 10, header.data(), header.size());
+    out.write(std::move(head));
   }
   // Element i comes from the generator of its block (i / block) seeded from (seed, block), so the
   // bytes do not depend on the thread count and blocks fill in parallel.
   constexpr std::uint64_t block = 1u << 16;
-  const std::size_t size = dtype_size(spec.type);
   const std::uint64_t total = spec.rows * spec.cols;
-  std::vector<std::byte> buf(std::size_t{64} << 20);
-  const std::size_t per_buf = buf.size() / size / block * block;
+  constexpr std::size_t buf_bytes = std::size_t{64} << 20;
+  const std::size_t per_buf = buf_bytes / size / block * block;
   for (std::uint64_t done = 0; done < total;) {
+    if (spec.cancel && spec.cancel->load()) throw cancelled();  // the output file is removed
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(per_buf, total - done));
+    std::vector<std::byte> buf(n * size);
     const std::int64_t blocks = static_cast<std::int64_t>((n + block - 1) / block);
 #pragma omp parallel for schedule(static)
     for (std::int64_t b = 0; b < blocks; ++b) {
@@ -223,16 +218,11 @@ void generate(const gen_spec& spec) {
         }
       }
     }
-    if (std::fwrite(buf.data(), size, n, f) != n) fail(std::strerror(errno));
+    out.write(std::move(buf));
     done += n;
   }
-  if (std::fflush(f) != 0 || ::fsync(::fileno(f)) != 0) fail(std::strerror(errno));
-  if (std::fclose(f) != 0) {
-    f = nullptr;
-    fail(std::strerror(errno));
-  }
-  f = nullptr;
-  if (std::rename(tmpl.c_str(), spec.output.c_str()) != 0) fail(std::strerror(errno));
+  if (spec.cancel && spec.cancel->load()) throw cancelled();
+  out.commit();
 }
 
 }  // namespace hetpipe::cli

@@ -1,6 +1,7 @@
 // `hetpipe gen`: deterministic test and benchmark data (the same bytes on every machine).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -16,6 +17,7 @@ struct gen_spec {
   std::uint64_t seed = 1;
   std::string dist = "normal";  // normal | uniform | hard (extremes, ±0, inf, NaN)
   std::string output;
+  const std::atomic<bool>* cancel = nullptr;  // set (by a signal): stop, remove the output
 };
 
 // "100000", "100K", "4M", "1G" → a count (decimal: K = 1000). Throws usage_error.

@@ -359,6 +359,7 @@ int main(int argc, char** argv) {
       gen.rows = hetpipe::cli::parse_count(gen_count);
       if (gen.cols == 0) throw hetpipe::usage_error("--cols must be at least 1");
       if (gen.cols > 1) gen.npy = true;
+      gen.cancel = &g_cancel;
       hetpipe::cli::generate(gen);
     }
   } catch (const hetpipe::cancelled&) {

@@ -69,4 +69,19 @@ void install_signal_handlers(std::atomic<bool>* flag) {
   io::install_signal_handlers(flag);
 }
 
+struct output_file::impl {
+  explicit impl(const std::string& path) : w(path, 2) {}
+  io::writer w;
+  std::uint64_t next = 0;
+};
+
+output_file::output_file(const std::string& path) : impl_(std::make_unique<impl>(path)) {}
+output_file::~output_file() = default;  // the writer, uncommitted, removes its temporary file
+void output_file::write(std::vector<std::byte> bytes) {
+  impl_->w.write(impl_->next++, std::move(bytes));
+}
+void output_file::commit() {
+  impl_->w.commit();
+}
+
 }  // namespace hetpipe

@@ -87,6 +87,23 @@ fi
 # gen into a folder that does not exist: error, nothing left behind.
 expect_error "gen to a missing folder" 1 "" -- gen --dtype u8 --rows 10 -o "$tmp/no/such/dir/x.bin"
 ls -a "$tmp" | grep -q hetpipe- && bad "temporary file left behind" || ok
+# gen's output follows the umask like every other output (mkstemp's 0600 once stayed).
+(umask 022 && "$HETPIPE" gen --dtype u8 --rows 10 -o "$tmp/mode.bin") && [[ $(stat -c %a "$tmp/mode.bin") == 644 ]] &&
+  ok || bad "gen output mode $(stat -c %a "$tmp/mode.bin")"
+expect_error "gen size past 2^64" 2 "more than 2^64" -- gen --dtype f64 --rows 9223372036854775808 --cols 2 -o "$tmp/huge.npy"
+# SIGINT stops gen at once (it once ran to the end), exit 130, nothing left behind.
+"$HETPIPE" gen --dtype f64 --rows 2G -o "$tmp/big.bin" 2>"$tmp/err" &
+job=$!
+sleep 0.5
+kill -INT $job
+for _ in $(seq 50); do kill -0 $job 2>/dev/null || break; sleep 0.1; done
+if kill -0 $job 2>/dev/null; then
+  bad "SIGINT did not stop gen within 5 s"; kill -9 $job
+else
+  wait $job; rc=$?
+  [[ $rc -eq 130 && ! -e $tmp/big.bin ]] && ! ls -a "$tmp" | grep -q hetpipe- && ok ||
+    bad "gen SIGINT: exit $rc, $(ls -a "$tmp") $(cat "$tmp/err")"
+fi
 
 # A FIFO with a writer that ends: the data once, as from the file (opening it for a header check
 # and closing it unread ended the writer, and the job then waited for another one forever). No

@@ -79,6 +79,28 @@ std::uint64_t copy_only(const std::vector<input>& inputs, const std::vector<std:
 // files); a second signal removes them at once and exits.
 void install_signal_handlers(std::atomic<bool>* flag);
 
+// One output written in order outside a job (generated data, say), with the jobs' guarantees: a
+// temporary file beside `path` (mode 0666 less the umask) that a second signal removes, renamed
+// onto path by commit() only; destroyed uncommitted, it is removed.
+//
+//   hetpipe::output_file out("data.bin");
+//   out.write(std::move(bytes));  // any number of pieces, written in order, asynchronously
+//   out.commit();                 // fsync, rename, fsync the folder
+class output_file {
+ public:
+  explicit output_file(const std::string& path);
+  ~output_file();
+  output_file(const output_file&) = delete;
+  output_file& operator=(const output_file&) = delete;
+  // Blocks while two pieces are waiting to be written. Throws io_error once a write failed.
+  void write(std::vector<std::byte> bytes);
+  void commit();
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
 // Number of usable CUDA devices (0 without CUDA support, driver or device). Its first call starts
 // the CUDA driver: 0.1 s on the H200 box.
 int gpu_count() noexcept;
