@@ -434,7 +434,7 @@ struct reader::impl {
     } else if (S_ISDIR(in.w_mode)) {
       in.st = input_state::state::failed;
       in.err = std::make_exception_ptr(io_error(in.src->path, "is a directory", UV_EISDIR));
-    } else if (S_ISREG(in.w_mode)) {
+    } else if (S_ISREG(in.w_mode) && !(in.src->read_to_end && sequential_ok(in))) {
       in.fd = fd;  // closed with the input (retire_input_if_done, finish)
       // The size seen here is the one the chunks are cut from; a file that shrinks later is an
       // error at its read.
@@ -446,7 +446,9 @@ struct reader::impl {
         in.st = input_state::state::ready;
       }
     } else if (fd >= 0) {
-      in.fd = fd;  // a FIFO or device opened without a stat (source::regular, out of date)
+      // A FIFO or device opened without a stat (source::regular, out of date), or a regular file
+      // of /proc or /sys, read to its end rather than to its stated size (source::read_to_end).
+      in.fd = fd;
       if (error)
         in.st = input_state::state::failed;  // closed by finish()
       else
@@ -454,6 +456,12 @@ struct reader::impl {
     } else {
       in.st = input_state::state::reopen;  // FIFO, device: opened when it becomes current
     }
+  }
+
+  // The input is a whole file, read by records or lines (not one chunk per file, which is sized
+  // from the file's size): it can be read as a stream.
+  static bool sequential_ok(const input_state& in) {
+    return in.fr.kind != framing_kind::whole_file && in.src->offset == 0 && !in.src->length;
   }
 
   // Slot-size requirements; a usage_error when the pool cannot hold a chunk.

@@ -31,6 +31,10 @@ struct source {
   // Set when a stat just before found a regular file: the reader then opens it without a stat of
   // its own (fstat after the open still decides). One system call less per small file.
   bool regular = false;
+  // A regular file whose stated size is not its content (/proc's say 0, /sys's 4096): read it
+  // sequentially to its end, as a pipe (by records or lines framing; a region or one chunk per
+  // file still goes by the size).
+  bool read_to_end = false;
 };
 
 // data points into the slot (inside it for lines framing); info.size bytes. The consumer owns the

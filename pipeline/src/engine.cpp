@@ -1,7 +1,9 @@
 #include "pipeline/src/engine.hpp"
 
+#include <linux/magic.h>
 #include <omp.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -71,6 +73,38 @@ void throw_no_gpu() {
 }
 
 namespace {
+
+// Files of the kernel's pseudo file systems state a size that is not their content: 0 for /proc's
+// (whose content is made when read), 4096 for a /sys attribute. One statfs per file system
+// (device) of the job, not per file.
+class pseudo_fs_cache {
+ public:
+  bool size_is_not_content(const std::string& path, dev_t dev) {
+    for (const auto& [d, pseudo] : seen_)
+      if (d == dev) return pseudo;
+    struct statfs fs {};
+    bool pseudo = false;
+    if (::statfs(path.c_str(), &fs) == 0) {
+      switch (static_cast<unsigned long>(fs.f_type)) {
+        case PROC_SUPER_MAGIC:
+        case SYSFS_MAGIC:
+        case DEBUGFS_MAGIC:
+        case TRACEFS_MAGIC:
+        case SECURITYFS_MAGIC:
+          pseudo = true;
+          break;
+        default:
+          break;
+      }
+    }
+    seen_.emplace_back(dev, pseudo);
+    return pseudo;
+  }
+
+ private:
+  std::vector<std::pair<dev_t, bool>> seen_;
+};
+
 // Set on a CPU lane's thread when the hybrid policy (cpu_lanes' accept) claimed the chunk that
 // the lane's pop_surplus() call is returning.
 thread_local bool claimed_here = false;
@@ -651,6 +685,7 @@ void engine::run() {
   paths.reserve(spec_.sources.size());
   for (const auto& s : spec_.sources) paths.push_back(s.path == "-" ? std::string() : s.path);
   const std::vector<path_stat> stats = stat_all(paths);  // "" fails: standard input
+  pseudo_fs_cache pseudo;
   for (std::size_t i = 0; i < spec_.sources.size(); ++i) {
     io::source& s = spec_.sources[i];
     const struct stat& st = stats[i].st;
@@ -659,7 +694,13 @@ void engine::run() {
       sizes_known_ = false;
       continue;
     }
-    s.regular = true;  // the reader need not stat it again
+    s.regular = true;                                     // the reader need not stat it again
+    if (pseudo.size_is_not_content(s.path, st.st_dev)) {  // /proc, /sys: to the end, as a pipe
+      s.read_to_end = true;
+      all_small = false;
+      sizes_known_ = false;
+      continue;
+    }
     const std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
     const std::uint64_t region = s.length ? *s.length : (size > s.offset ? size - s.offset : 0);
     total_bytes_ += region;

@@ -180,6 +180,33 @@ TEST_CASE("Empty files and an empty input list yield no chunk and on_done(nullpt
   }
 }
 
+TEST_CASE("read_to_end reads a regular file as a stream, whatever its stated size",
+          "[io][reader]") {
+  // /proc's files say 0 bytes and /sys's 4096; the reader then reads to the end, as from a pipe.
+  // Here, with a real file: the same bytes, in order, in chunks of the chunk size.
+  temp_dir dir;
+  const auto data = random_bytes(1000, 9);
+  write_file(dir.file("f"), data);
+  reader_config cfg;
+  cfg.chunk_size = 64;
+  source s{dir.file("f")};
+  s.regular = true;
+  s.read_to_end = true;
+  auto r = run_reader({s, {dir.file("f")}}, records(8), 2, 64, cfg);
+  REQUIRE(describe(r.error) == "");
+  CHECK(r.joined(0) == data);
+  CHECK(r.joined(1) == data);
+  CHECK(r.of_input(0).size() == 16);  // 15 of 64 bytes and one of 40
+  CHECK(r.of_input(0).back().info.last);
+  // One chunk per file goes by the stated size still: one chunk of it all.
+  cfg.chunk_size = 1024;
+  auto w = run_reader(
+      {s}, [](std::size_t) { return framing::whole_file(); }, 1, 1024, cfg);
+  REQUIRE(describe(w.error) == "");
+  REQUIRE(w.chunks.size() == 1);
+  CHECK(w.joined(0) == data);
+}
+
 TEST_CASE("A size that is not a multiple of the record size is an input error", "[io][reader]") {
   temp_dir dir;
   write_file(dir.file("small"), random_bytes(3, 1));      // smaller than one record
