@@ -365,7 +365,12 @@ std::vector<checksum_result> checksum(const std::vector<std::string>& files,
                                       const checksum_spec& spec, const options& opt,
                                       job_report* report) {
   if (spec.algo == checksum_algo::blake3) {
-    if (spec.length == 0) throw usage_error("--length must be at least 1");
+    // Each digest is held whole, and printed as hex (about 7 bytes of memory per output byte in
+    // all): a bound keeps a typo (-l 4294967296, or -1 wrapped to 2^64 - 1) from an out-of-memory
+    // kill. b3sum streams any length; longer outputs are not supported here.
+    if (spec.length == 0 || spec.length > max_checksum_length)
+      throw usage_error("--length must be between 1 and " + std::to_string(max_checksum_length) +
+                        " bytes");
   } else {
     if (spec.key) throw usage_error("a key is for BLAKE3 only (-a blake3)");
     if (spec.length != 32) throw usage_error("--length is for BLAKE3 only (-a blake3)");

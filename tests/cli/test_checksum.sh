@@ -116,6 +116,13 @@ printf 'data' >"$d/$nl"
   [[ $(cat "$tmp/out") == '\new\nline\\x: OK' ]] && ok || bad "escaped --check: $(cat "$tmp/out" "$tmp/err")"
 rm -f "$d/$nl"
 
+# /proc's files state a size of 0 bytes: read to their end (once the digest of nothing).
+if [[ -r /proc/version ]]; then
+  [[ $("$HETPIPE" checksum -a crc32 /proc/version | cut -c1-8) == $(python3 -c 'import sys, zlib; print("%08x" % zlib.crc32(open(sys.argv[1], "rb").read()))' /proc/version) ]] &&
+    ok || bad "/proc/version: $("$HETPIPE" checksum -a crc32 /proc/version 2>&1)"
+fi
+expect_error "--length too large" 2 "--length must be between 1 and" -- checksum --length 4294967296 "$d/one"
+
 # --json with a file name that is not UTF-8: U+FFFD for the bad byte, not an internal error.
 bad_name=$(printf 'bad\xffname')
 printf z >"$d/$bad_name"

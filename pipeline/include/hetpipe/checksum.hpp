@@ -27,6 +27,9 @@ enum class checksum_algo : std::uint8_t {
 std::optional<checksum_algo> parse_checksum_algo(std::string_view name) noexcept;
 std::string_view checksum_algo_name(checksum_algo a) noexcept;
 
+// The longest BLAKE3 output checksum() gives (--length): 64 MiB per file.
+inline constexpr std::size_t max_checksum_length = std::size_t{1} << 26;
+
 struct checksum_spec {
   checksum_algo algo = checksum_algo::blake3;
   std::size_t length = 32;                          // BLAKE3 output bytes (extended output)
