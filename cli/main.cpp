@@ -23,9 +23,10 @@ struct common {
   unsigned slots = 0, io_threads = 0, cpu_threads = 0, gpu_lanes = 0;
   bool progress = false, no_progress = false, json = false;
   int verbose = 0;
+  CLI::Option* chunk_opt = nullptr;
 
   void add(CLI::App* app) {
-    app->add_option(
+    chunk_opt = app->add_option(
         "--chunk-size", chunk_size,
         "bytes per chunk (K/M/G suffixes; default 2M with GPU lanes, 1M without; 4K..1G)");
     app->add_option("--slots", slots, "pinned host slots in the pool (default: from threads)");
@@ -43,7 +44,10 @@ struct common {
   }
   hetpipe::options to_options() const {
     hetpipe::options o;
-    if (!chunk_size.empty()) o.chunk_size = hetpipe::parse_size(chunk_size);
+    if (chunk_opt && chunk_opt->count() > 0) {  // given: "" and 0 are errors, not the default
+      o.chunk_size = hetpipe::parse_size(chunk_size);
+      if (o.chunk_size == 0) throw hetpipe::usage_error("--chunk-size must be between 4K and 1G");
+    }
     o.slots = slots;
     o.io_threads = io_threads;
     o.cpu_threads = cpu_threads;

@@ -69,6 +69,7 @@ expect_error "3-D npy" 1 "cube.npy: " -- stats "$tmp/cube.npy"
 expect_error "object npy" 1 "obj.npy: " -- stats "$tmp/obj.npy"
 expect_error "unknown dtype" 2 "unknown --dtype 'f16'" -- stats --dtype f16 "$tmp/odd.bin"
 expect_error "bad chunk size" 2 "invalid size" -- stats --chunk-size 4X --dtype u8 "$tmp/odd.bin"
+expect_error "chunk size 0" 2 "--chunk-size must be between 4K and 1G" -- stats --chunk-size 0 --dtype u8 "$tmp/odd.bin"
 expect_error "stdin without dtype" 2 "give its --dtype" -- stats -
 if ! "$HETPIPE" info --json | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["devices"] else 1)'; then
   expect_error "--device gpu without a GPU" 1 "--device gpu: " -- stats --device gpu --dtype u8 "$tmp/odd.bin"
