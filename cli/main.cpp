@@ -264,6 +264,7 @@ int main(int argc, char** argv) {
       if (!sum_check.empty()) {
         if (!sum_files.empty())
           throw hetpipe::usage_error("--check reads the file names from SUMFILE; give no FILE");
+        if (sum_opt.json) throw hetpipe::usage_error("--check prints OK/FAILED lines, not --json");
         return hetpipe::cli::check_sums(sum_check, spec, sum_opt.to_options(), sum_quiet,
                                         std::cout);
       }

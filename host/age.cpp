@@ -741,8 +741,9 @@ void scrypt_key(std::string_view passphrase, const std::uint8_t salt[16], int lo
   // scrypt needs 128 * r * N bytes for V (r = 8) plus a little; allow that and some slack.
   const std::uint64_t maxmem = 128 * 8 * n + (std::uint64_t{1} << 24);
   if (EVP_PBE_scrypt(passphrase.data(), passphrase.size(), s, sizeof s, n, 8, 1, maxmem, key, 32) !=
-      1)
-    openssl_failed("scrypt");
+      1)  // nearly always the memory (work factor 30: 1 TiB)
+    throw error("", "scrypt with work factor " + std::to_string(log2_work) + " failed: it needs " +
+                        std::to_string((maxmem + (1 << 20) - 1) >> 20) + " MiB of memory");
 }
 
 }  // namespace

@@ -121,6 +121,9 @@ if [[ -r /proc/version ]]; then
   [[ $("$HETPIPE" checksum -a crc32 /proc/version | cut -c1-8) == $(python3 -c 'import sys, zlib; print("%08x" % zlib.crc32(open(sys.argv[1], "rb").read()))' /proc/version) ]] &&
     ok || bad "/proc/version: $("$HETPIPE" checksum -a crc32 /proc/version 2>&1)"
 fi
+expect_error "--check of a folder" 1 "is a directory" -- checksum --check "$d/sub"
+expect_error "--check with --json" 2 "not --json" -- checksum --check "$tmp/sums" --json
+expect_error "key file a folder" 1 "sub: is a directory" -- checksum --keyed "$d/sub" "$d/one"
 expect_error "--length too large" 2 "--length must be between 1 and" -- checksum --length 4294967296 "$d/one"
 
 # --json with a file name that is not UTF-8: U+FFFD for the bad byte, not an internal error.
