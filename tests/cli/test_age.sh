@@ -114,10 +114,7 @@ rm -f "$d/fifo"
 # SIGINT during the passphrase's key derivation (before the job starts): exit 130, no output (the
 # job, shorter than the monitor's first wait, once ran to the end).
 PW=x "$HETPIPE" encrypt --passphrase-env PW --work-factor 20 -o "$d/sig.age" "$d/s" 2>"$tmp/err" &
-job=$!
-sleep 0.3
-kill -INT $job
-wait $job
+interrupt_job $! 0.3
 rc=$?
 [[ $rc -eq 130 && ! -e $d/sig.age ]] && ok || bad "SIGINT during scrypt: exit $rc, $(cat "$tmp/err")"
 printf 'not an age file\n' >"$d/text"

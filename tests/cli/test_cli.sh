@@ -94,17 +94,10 @@ ls -a "$tmp" | grep -q hetpipe- && bad "temporary file left behind" || ok
 expect_error "gen size past 2^64" 2 "more than 2^64" -- gen --dtype f64 --rows 9223372036854775808 --cols 2 -o "$tmp/huge.npy"
 # SIGINT stops gen at once (it once ran to the end), exit 130, nothing left behind.
 "$HETPIPE" gen --dtype f64 --rows 2G -o "$tmp/big.bin" 2>"$tmp/err" &
-job=$!
-sleep 0.5
-kill -INT $job
-for _ in $(seq 50); do kill -0 $job 2>/dev/null || break; sleep 0.1; done
-if kill -0 $job 2>/dev/null; then
-  bad "SIGINT did not stop gen within 5 s"; kill -9 $job
-else
-  wait $job; rc=$?
-  [[ $rc -eq 130 && ! -e $tmp/big.bin ]] && ! ls -a "$tmp" | grep -q hetpipe- && ok ||
-    bad "gen SIGINT: exit $rc, $(ls -a "$tmp") $(cat "$tmp/err")"
-fi
+interrupt_job $!
+rc=$?
+[[ $rc -eq 130 && ! -e $tmp/big.bin ]] && ! ls -a "$tmp" | grep -q hetpipe- && ok ||
+  bad "gen SIGINT (255: did not stop within 5 s): exit $rc, $(ls -a "$tmp") $(cat "$tmp/err")"
 
 # A FIFO with a writer that ends: the data once, as from the file (opening it for a header check
 # and closing it unread ended the writer, and the job then waited for another one forever). No
@@ -124,16 +117,10 @@ mkfifo "$tmp/fifo"
 (while :; do head -c 4096 /dev/urandom; sleep 0.05; done >"$tmp/fifo") 2>/dev/null &
 feeder=$!
 "$HETPIPE" stats --dtype u8 "$tmp/fifo" >/dev/null 2>"$tmp/err" &
-job=$!
-sleep 0.5
-kill -INT $job
-for _ in $(seq 50); do kill -0 $job 2>/dev/null || break; sleep 0.1; done
-if kill -0 $job 2>/dev/null; then
-  bad "SIGINT did not stop the job within 5 s"; kill -9 $job
-else
-  wait $job; rc=$?
-  [[ $rc -eq 130 ]] && grep -q '^hetpipe: interrupted' "$tmp/err" && ok || bad "SIGINT: exit $rc, $(cat "$tmp/err")"
-fi
+interrupt_job $!
+rc=$?
+[[ $rc -eq 130 ]] && grep -q '^hetpipe: interrupted' "$tmp/err" && ok ||
+  bad "SIGINT (255: did not stop within 5 s): exit $rc, $(cat "$tmp/err")"
 kill $feeder 2>/dev/null; wait $feeder 2>/dev/null
 
 echo "$pass passed, $fail failed"
