@@ -72,8 +72,8 @@ std::string write_new_key(const std::string& path) {
   const std::string text = std::string("# created: ") + when + "\n# public key: " + k.recipient +
                            "\n" + k.identity + "\n";
   if (path == "-") {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
+    if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0)
+      throw io_error("-", "write error: " + errno_reason(errno) + " (no key was written)", -errno);
     return k.recipient;
   }
   namespace fs = std::filesystem;

@@ -99,6 +99,26 @@ rc=$?
 [[ $rc -eq 130 && ! -e $tmp/big.bin ]] && ! ls -a "$tmp" | grep -q hetpipe- && ok ||
   bad "gen SIGINT (255: did not stop within 5 s): exit $rc, $(ls -a "$tmp") $(cat "$tmp/err")"
 
+# Closed standard streams: refused when the command uses them, harmless otherwise (libuv once
+# asserted, exit 134, when a file took descriptor 0, 1 or 2); a full standard output is an error
+# (exit 1), not a silent loss.
+"$HETPIPE" checksum - <&- 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && $(cat "$tmp/err") == "hetpipe: -: standard input is closed" ]] && ok || bad "stdin closed: $rc $(cat "$tmp/err")"
+"$HETPIPE" stats --dtype u8 "$tmp/odd.bin" >&- 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && $(cat "$tmp/err") == "hetpipe: -: standard output is closed" ]] && ok || bad "stdout closed: $rc $(cat "$tmp/err")"
+"$HETPIPE" checksum "$tmp/odd.bin" <&- >"$tmp/out" && "$HETPIPE" checksum "$tmp/odd.bin" 2>&- >"$tmp/out2" &&
+  cmp -s "$tmp/out" "$tmp/out2" && [[ -s $tmp/out ]] && ok || bad "unused closed streams"
+if [[ -w /dev/full ]]; then
+  for cmd in "checksum $tmp/odd.bin" "stats --dtype u8 $tmp/odd.bin" "info" "keygen"; do
+    # shellcheck disable=SC2086
+    "$HETPIPE" $cmd >/dev/full 2>"$tmp/err"
+    rc=$?
+    [[ $rc -eq 1 ]] && grep -q "^hetpipe: -: write error" "$tmp/err" && ok || bad "$cmd >/dev/full: $rc $(cat "$tmp/err")"
+  done
+fi
+
 # A FIFO with a writer that ends: the data once, as from the file (opening it for a header check
 # and closing it unread ended the writer, and the job then waited for another one forever). No
 # --dtype: a FIFO is raw data, a usage error.
