@@ -865,6 +865,13 @@ void engine::run() {
     });
   for (auto& t : lanes) t.join();
   reader_->wait();
+  if (spec_.after_lanes) {
+    try {
+      spec_.after_lanes();
+    } catch (...) {
+      fail(std::current_exception());
+    }
+  }
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   {

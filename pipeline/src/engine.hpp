@@ -75,6 +75,10 @@ struct job_spec {
   // A GPU lane's worker, or nullptr when the operator has no device implementation.
   std::function<std::unique_ptr<gpu_worker>(int device, std::size_t max_chunk, unsigned buffers)>
       make_gpu;
+  // Work that ends the job once every lane is done, inside its time, trace and -v summary (a
+  // transform's last commits: its output writes). Called once, also after a failure; what it
+  // throws fails the job.
+  std::function<void()> after_lanes;
   // Whether the job's options left these to the engine: a job of many small files then gets more
   // slots (of the files' size) and thread-pool threads, a job of large chunks (whole images)
   // fewer slots (see engine::run).

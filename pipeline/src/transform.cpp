@@ -434,6 +434,9 @@ void run(const transform_op& op, const std::vector<input>& inputs,
     return nullptr;
 #endif
   };
+  // The last outputs' commits (their writes, fsync, rename) belong to the job: its time, its
+  // trace's write spans and -v's write line (once they came after the trace was written).
+  spec.after_lanes = [&commits] { commits.finish(); };
   detail::engine e(o, std::move(spec));
   eng = &e;
   tracing = &e;

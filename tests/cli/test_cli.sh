@@ -41,6 +41,15 @@ cat "$samples"/counts.u16 | "$HETPIPE" stats --json --dtype u16 - >"$tmp/s.json"
 "$HETPIPE" bench read "$samples"/latency.npy | grep -q 'GB/s' && ok || bad "bench read"
 "$HETPIPE" bench copy "$samples"/latency.npy -o "$tmp/copy.npy" | grep -q 'GB/s' &&
   cmp -s "$samples"/latency.npy "$tmp/copy.npy" && ok || bad "bench copy writes the same bytes"
+# A transform's trace holds every output write (the last ones' commits once came after the trace
+# was written: 0-7 write spans of 7, varying run to run).
+head -c $((7 << 20)) /dev/urandom >"$tmp/seven"
+for _ in 1 2 3; do
+  rm -f "$tmp/seven.out"
+  "$HETPIPE" bench copy --chunk-size 1M --trace "$tmp/copy-trace.json" "$tmp/seven" -o "$tmp/seven.out" >/dev/null &&
+    python3 -c "import json,sys; t=json.load(open(sys.argv[1]))['traceEvents']; w=sum(e.get('name')=='write' for e in t); assert w == 7, w" "$tmp/copy-trace.json" &&
+    ok || bad "bench copy trace: write spans"
+done
 "$HETPIPE" info | grep -q 'CPU lanes' && "$HETPIPE" info --json | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["chunk_size"] > 0 and j["auto_gpu_min_remaining_seconds"] == 0.5' && ok || bad "info"
 
 # Bad input: one line, non-zero exit, nothing on stdout.
