@@ -54,24 +54,39 @@ std::array<std::uint64_t, 256> plain_count(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const char* usage = "usage: %s [--device auto|cpu|gpu] [--chunk-size N] [--check] FILE...\n";
   hetpipe::options opt;
   bool check = false;
   std::vector<hetpipe::input> inputs;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--check") {
-      check = true;
-    } else if (a == "--device" && i + 1 < argc) {
-      opt.device = hetpipe::parse_device_mode(argv[++i]).value_or(hetpipe::device_mode::automatic);
-    } else if (a == "--chunk-size" && i + 1 < argc) {
-      opt.chunk_size = hetpipe::parse_size(argv[++i]);
-    } else {
-      inputs.push_back({a, 0, std::nullopt});
+  try {
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      if (a == "--check") {
+        check = true;
+      } else if (a == "--device" || a == "--chunk-size") {
+        if (i + 1 == argc) throw hetpipe::usage_error(a + " needs a value");
+        const std::string v = argv[++i];
+        if (a == "--chunk-size") {
+          opt.chunk_size = hetpipe::parse_size(v);
+        } else if (const auto m = hetpipe::parse_device_mode(v)) {
+          opt.device = *m;
+        } else {
+          throw hetpipe::usage_error("--device: " + v + " is not auto, cpu or gpu");
+        }
+      } else {
+        inputs.push_back({a, 0, std::nullopt});
+      }
     }
+    // --check counts each file again with a plain loop: standard input cannot be read twice.
+    for (const auto& in : inputs)
+      if (check && in.path == "-") throw hetpipe::usage_error("--check needs files, not -");
+  } catch (const hetpipe::usage_error& e) {
+    std::fprintf(stderr, "hetpipe_histogram: %s\n", e.what());
+    std::fprintf(stderr, usage, argv[0]);
+    return 2;
   }
   if (inputs.empty()) {
-    std::fprintf(stderr, "usage: %s [--device auto|cpu|gpu] [--chunk-size N] [--check] FILE...\n",
-                 argv[0]);
+    std::fprintf(stderr, usage, argv[0]);
     return 2;
   }
   try {
@@ -96,6 +111,9 @@ int main(int argc, char** argv) {
     std::printf("%u CPU lanes, %u GPU lanes, %.3f s\n", report.cpu_lanes, report.gpu_lanes,
                 report.seconds);
     return status;
+  } catch (const hetpipe::usage_error& e) {
+    std::fprintf(stderr, "hetpipe_histogram: %s\n", e.what());
+    return 2;
   } catch (const hetpipe::error& e) {
     std::fprintf(stderr, "hetpipe_histogram: %s\n", e.what());
     return 1;
