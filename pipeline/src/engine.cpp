@@ -660,7 +660,8 @@ void engine::monitor() {
 }
 
 void engine::run() {
-  if (opt_.cancel && opt_.cancel->load()) throw cancelled();  // before any output is made
+  if (opt_.cancel && opt_.cancel->load()) throw cancelled();   // before any output is made
+  if (!opt_.trace_path.empty()) trace_.open(opt_.trace_path);  // fails before any output too
   const auto setup_start = std::chrono::steady_clock::now();
   // Framing decides the slot size: lines framing reads past the chunk to finish its last record.
   std::size_t extra = 0;
@@ -893,7 +894,13 @@ void engine::run() {
   report_.cpu_lanes = ncpu;
   report_.gpu_lanes = joined ? static_cast<unsigned>(worker_device.size()) : 0;
   report_.lanes = lane_reports_;
-  if (!opt_.trace_path.empty() && !error_) trace_.write(opt_.trace_path);
+  if (!opt_.trace_path.empty() && !error_) {
+    try {
+      trace_.write();
+    } catch (...) {
+      error_ = std::current_exception();
+    }
+  }
   if (opt_.verbose > 0) {
     std::fprintf(stderr, "hetpipe: %s in %.3f s (%.2f GB/s), %llu chunks, setup %.3f s\n",
                  format_size(report_.bytes).c_str(), secs,

@@ -1,7 +1,13 @@
 #include "pipeline/src/trace.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <memory>
+#include <stdexcept>
+#include <utility>
 
 #include <hetpipe/error.hpp>
 #include <nlohmann/json.hpp>
@@ -29,7 +35,22 @@ std::map<std::string, double> tracer::stage_totals() const {
   return out;
 }
 
-void tracer::write(const std::string& path) const {
+void tracer::open(const std::string& path) {
+  path_ = path;
+  file_ = std::fopen(path.c_str(), "wb");
+  if (!file_) throw io_error(path, "cannot write the trace file: " + errno_reason(errno), -errno);
+  // Only a regular file is removed again: never a device (/dev/full, /dev/stdout) or a FIFO.
+  struct stat st {};
+  removable_ = ::fstat(::fileno(file_), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+void tracer::discard() noexcept {
+  if (!file_) return;
+  std::fclose(std::exchange(file_, nullptr));
+  if (removable_) ::unlink(path_.c_str());
+}
+
+void tracer::write() {
   std::lock_guard lock(mutex_);
   nlohmann::json events = nlohmann::json::array();
   for (std::size_t t = 0; t < tracks_.size(); ++t)
@@ -52,10 +73,15 @@ void tracer::write(const std::string& path) const {
   }
   nlohmann::json doc = {{"traceEvents", std::move(events)}, {"displayTimeUnit", "ms"}};
   const std::string text = doc.dump();
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), &std::fclose);
-  if (!f) throw io_error(path, "cannot write the trace file");
-  if (std::fwrite(text.data(), 1, text.size(), f.get()) != text.size())
-    throw io_error(path, "cannot write the trace file");
+  std::FILE* f = std::exchange(file_, nullptr);
+  if (!f) throw std::logic_error("tracer::write without open");
+  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  const int err = errno;
+  if (std::fclose(f) != 0 || !ok) {  // a full disk shows at the close, if not before
+    const int e = ok ? errno : err;
+    if (removable_) ::unlink(path_.c_str());
+    throw io_error(path_, "cannot write the trace file: " + errno_reason(e), -e);
+  }
 }
 
 }  // namespace hetpipe::detail

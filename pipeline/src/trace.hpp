@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <string>
@@ -21,6 +22,9 @@ inline std::uint64_t now_ns() {
 class tracer {
  public:
   explicit tracer(bool record_spans) : record_(record_spans), origin_(now_ns()) {}
+  ~tracer() { discard(); }  // a trace opened and never written (the job failed early) goes
+  tracer(const tracer&) = delete;
+  tracer& operator=(const tracer&) = delete;
   bool recording() const { return record_; }
   std::uint64_t origin() const { return origin_; }
   // A track is a row in the trace viewer (a reader slot or a lane).
@@ -28,7 +32,12 @@ class tracer {
   // A finished span [begin, end) on a track; `bytes` is shown as an argument.
   void span(int track, const char* stage, std::uint64_t begin_ns, std::uint64_t end_ns,
             std::uint64_t seq, std::uint64_t bytes);
-  void write(const std::string& path) const;  // throws io_error
+  // The trace file is created by open(), before the job writes anything (a path that cannot be
+  // written fails the job first, not after its outputs), filled by write() when the job succeeded,
+  // and removed by discard() when it failed. Both throw io_error naming the path.
+  void open(const std::string& path);
+  void write();
+  void discard() noexcept;
   // Busy seconds per stage ("read", "h2d", "kernel", "host", "write", ...), all tracks together.
   std::map<std::string, double> stage_totals() const;
 
@@ -40,6 +49,9 @@ class tracer {
   };
   bool record_;
   std::uint64_t origin_;
+  std::string path_;
+  std::FILE* file_ = nullptr;
+  bool removable_ = false;  // file_ is a regular file: discard() and a failed write remove it
   mutable std::mutex mutex_;
   std::vector<std::string> tracks_;
   std::vector<event> events_;

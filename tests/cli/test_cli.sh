@@ -50,6 +50,14 @@ for _ in 1 2 3; do
     python3 -c "import json,sys; t=json.load(open(sys.argv[1]))['traceEvents']; w=sum(e.get('name')=='write' for e in t); assert w == 7, w" "$tmp/copy-trace.json" &&
     ok || bad "bench copy trace: write spans"
 done
+# A trace that cannot be written fails the job before it writes anything (an output was once left
+# complete, exit 1), and a full disk at the trace's end is an error (exit 0 once).
+expect_error "trace in a missing folder" 1 "cannot write the trace file" -- bench copy --trace "$tmp/no/such/t.json" "$tmp/seven" -o "$tmp/seven.copy"
+[[ ! -e $tmp/seven.copy ]] && ok || bad "a job whose trace failed left its output"
+if [[ -w /dev/full ]]; then
+  expect_error "trace to a full disk" 1 "/dev/full: cannot write the trace file" -- checksum --trace /dev/full "$tmp/seven"
+  [[ -c /dev/full ]] && ok || bad "/dev/full is gone"
+fi
 "$HETPIPE" info | grep -q 'CPU lanes' && "$HETPIPE" info --json | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["chunk_size"] > 0 and j["auto_gpu_min_remaining_seconds"] == 0.5' && ok || bad "info"
 
 # Bad input: one line, non-zero exit, nothing on stdout.
