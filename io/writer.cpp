@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -135,6 +136,7 @@ struct writer::impl {
   writer::recycler recycler;
 
   std::string path, dir, temp;
+  std::string target;  // where the output goes: path, or the file a symbolic link at path names
   bool to_stdout = false;
   uv_file fd = -1;
   int temp_entry = -1;
@@ -312,15 +314,27 @@ writer::writer(std::string path, unsigned max_pending) : impl_(std::make_unique<
     m.to_stdout = true;
     m.fd = STDOUT_FILENO;
   } else {
-    auto slash = m.path.rfind('/');
-    std::string base = slash == std::string::npos ? m.path : m.path.substr(slash + 1);
-    m.dir = slash == std::string::npos ? "." : slash == 0 ? "/" : m.path.substr(0, slash);
+    // A symbolic link to a file is written through, as `cp` and `age -o` do: the temporary file
+    // goes beside the file it names and is renamed onto that file (renamed onto the link, it
+    // would replace the link).
+    m.target = m.path;
+    struct stat lsb;
+    if (::lstat(m.path.c_str(), &lsb) == 0 && S_ISLNK(lsb.st_mode)) {
+      struct stat sb;
+      char* real = ::realpath(m.path.c_str(), nullptr);
+      if (real && ::stat(real, &sb) == 0 && S_ISREG(sb.st_mode)) m.target = real;
+      std::free(real);
+    }
+    const std::string& dest = m.target;
+    auto slash = dest.rfind('/');
+    std::string base = slash == std::string::npos ? dest : dest.substr(slash + 1);
+    m.dir = slash == std::string::npos ? "." : slash == 0 ? "/" : dest.substr(0, slash);
     struct stat sb;
     if (base.empty() || base == "." || base == ".." ||
-        (::stat(m.path.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode)))
+        (::stat(dest.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode)))
       throw io_error(m.path, "is a directory", UV_EISDIR);
     std::string prefix =
-        (slash == std::string::npos ? "" : m.path.substr(0, slash + 1)) + "." + base + ".hetpipe-";
+        (slash == std::string::npos ? "" : dest.substr(0, slash + 1)) + "." + base + ".hetpipe-";
     for (int attempt = 0;; ++attempt) {
       std::string t = prefix + random_suffix();
       // O_EXCL with mode 0666: the umask applies as for any new file (mkstemp would give 0600).
@@ -449,7 +463,7 @@ void writer::commit() {
   int fd = m.fd;
   m.fd = -1;
   if (::close(fd) != 0) fail(uv_translate_sys_error(errno), "write failed: " + errno_words(errno));
-  if (::rename(m.temp.c_str(), m.path.c_str()) != 0)
+  if (::rename(m.temp.c_str(), m.target.c_str()) != 0)
     fail(uv_translate_sys_error(errno), "cannot rename the finished output: " + errno_words(errno));
   unregister_temp(m.temp_entry);
   m.temp_entry = -1;

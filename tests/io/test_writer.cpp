@@ -11,6 +11,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <mutex>
 
@@ -145,6 +146,31 @@ TEST_CASE("The output appears only on commit and atomically replaces an old file
   REQUIRE((sb.st_mode & 0777) == (0666 & ~mask));
 }
 
+TEST_CASE("A symbolic link to a file is written through, and stays a link", "[io][writer]") {
+  // As cp and age -o do; renamed onto the link, the output replaced the link with a file.
+  temp_dir dir;
+  std::filesystem::create_directory(dir.file("sub"));
+  write_file(dir.file("sub/real"), random_bytes(10, 5));
+  REQUIRE(::symlink("sub/real", dir.file("link").c_str()) == 0);
+  pieces p(3, 6);
+  writer w(dir.file("link"));
+  for (std::size_t i = 0; i < p.parts.size(); ++i) w.write(i, p.parts[i]);
+  w.commit();
+  struct stat lsb;
+  REQUIRE(::lstat(dir.file("link").c_str(), &lsb) == 0);
+  CHECK(S_ISLNK(lsb.st_mode));
+  CHECK(read_file(dir.file("sub/real")) == p.all);
+  const auto names = dir.listing();
+  CHECK(std::count_if(names.begin(), names.end(), is_temp_name) == 0);
+  // A dangling link has no file to write through: it is replaced, as before.
+  REQUIRE(::symlink("sub/none", dir.file("dangling").c_str()) == 0);
+  writer d(dir.file("dangling"));
+  d.write(0, p.parts[0]);
+  d.commit();
+  REQUIRE(::lstat(dir.file("dangling").c_str(), &lsb) == 0);
+  CHECK(S_ISREG(lsb.st_mode));
+}
+
 TEST_CASE("Abort and the destructor leave the folder as it was", "[io][writer]") {
   temp_dir dir;
   write_file(dir.file("keep"), random_bytes(10, 6));
@@ -177,7 +203,9 @@ TEST_CASE("A small output is written whole by commit(); a write after commit is 
   REQUIRE(dir.listing().size() == 1);  // the temporary file, empty so far
   w.commit();
   REQUIRE(w.bytes_written() == head.size() + body.size());
-  auto want = head;
+  std::vector<std::byte> want;
+  want.reserve(head.size() + body.size());
+  want.insert(want.end(), head.begin(), head.end());
   want.insert(want.end(), body.begin(), body.end());
   REQUIRE(read_file(dir.file("out")) == want);
   REQUIRE_THROWS_AS(w.write(2, head), std::logic_error);
