@@ -2,6 +2,7 @@
 
 #include <linux/magic.h>
 #include <omp.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -787,6 +788,11 @@ void engine::run() {
   cfg.chunk_size = opt_.chunk_size;
   cfg.max_inflight = std::max(1u, std::min(opt_.slots, 2 * opt_.io_threads));
   cfg.window = std::max<std::uint64_t>(16, std::uint64_t{4} * opt_.slots);
+  // Inputs open at once: 64, or a quarter of the descriptors the process may have (`ulimit -n
+  // 64` failed many small files with "too many open files"; the rest is libuv's, the outputs').
+  if (struct rlimit rl{}; ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+    cfg.max_open_files =
+        static_cast<unsigned>(std::clamp<rlim_t>(rl.rlim_cur / 4, 1, cfg.max_open_files));
   reader_ = std::make_unique<io::reader>(spec_.sources, spec_.frame, *pool_, cfg);
   report_.setup_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - setup_start).count();

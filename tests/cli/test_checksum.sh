@@ -126,6 +126,14 @@ expect_error "--check with --json" 2 "not --json" -- checksum --check "$tmp/sums
 expect_error "key file a folder" 1 "sub: is a directory" -- checksum --keyed "$d/sub" "$d/one"
 expect_error "--length too large" 2 "--length must be between 1 and" -- checksum --length 4294967296 "$d/one"
 
+# Few file descriptors (ulimit -n 64): the reader keeps fewer inputs open ("too many open files"
+# once, with 64 open at once).
+mkdir -p "$d/many"
+for i in $(seq 200); do printf '%s' "$i" >"$d/many/f$i"; done
+(ulimit -n 64 && "$HETPIPE" checksum -r -a crc32 "$d/many" >"$tmp/out" 2>"$tmp/err") &&
+  [[ $(wc -l <"$tmp/out") -eq 200 ]] && ok || bad "ulimit -n 64: $(cat "$tmp/err")"
+rm -rf "$d/many"
+
 # --json with a file name that is not UTF-8: U+FFFD for the bad byte, not an internal error.
 bad_name=$(printf 'bad\xffname')
 printf z >"$d/$bad_name"
