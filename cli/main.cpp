@@ -25,7 +25,7 @@ std::atomic<bool> g_cancel{false};
 struct common {
   std::string chunk_size, device = "auto", trace;
   unsigned slots = 0, io_threads = 0, cpu_threads = 0, gpu_lanes = 0;
-  bool progress = false, no_progress = false, json = false;
+  bool progress = false, no_progress = false, json = false, pool_reads = false;
   int verbose = 0;
   CLI::Option* chunk_opt = nullptr;
 
@@ -40,6 +40,8 @@ struct common {
     app->add_option("--gpu-lanes", gpu_lanes, "GPU lanes per device (default 2)");
     app->add_option("--device", device, "auto | cpu | gpu")
         ->check(CLI::IsMember({"auto", "cpu", "gpu"}));
+    app->add_flag("--pool-reads", pool_reads,
+                  "libuv's threads read every chunk (default: CPU lanes read their own)");
     app->add_flag("--progress", progress, "show progress on stderr (default when a terminal)");
     app->add_flag("--no-progress", no_progress, "never show progress");
     app->add_flag("--json", json, "print the result as JSON");
@@ -57,6 +59,7 @@ struct common {
     o.cpu_threads = cpu_threads;
     o.gpu_lanes = gpu_lanes;
     o.device = *hetpipe::parse_device_mode(device);
+    o.lane_reads = !pool_reads;
     o.progress = !no_progress && (progress || ::isatty(STDERR_FILENO));
     o.trace_path = trace;
     o.verbose = verbose;

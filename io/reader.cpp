@@ -35,6 +35,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include "hetpipe/error.hpp"
 #include "io/uv_util.hpp"
@@ -604,7 +605,29 @@ struct reader::impl {
 
   void issue_chunk(input_state& in, unsigned slot) {
     read_op& op = prepare_chunk(in, slot);
+    if (lane_read(in, op)) return;
     if (!submit_read(op)) end_op(op, true);
+  }
+
+  // Delivers op's chunk unread (reader_config::lane_reads) with a descriptor of its own, so that
+  // the input's may close before the consumer reads. False: read it here as usual.
+  bool lane_read(input_state& in, read_op& op) {
+    if (!cfg.lane_reads || !cfg.lane_reads->load(std::memory_order_relaxed) ||
+        in.fr.kind != framing_kind::records || in.sequential || op.end - op.a < cfg.lane_read_min)
+      return false;
+    const int fd = ::fcntl(in.fd, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0) return false;  // out of descriptors: the reader reads it
+    chunk c{op.slot, op.base, op.info, op.t_begin, op.t_begin};
+    c.info.size = std::size_t(op.end - op.a);
+    c.read_fd = fd;
+    c.read_offset = in.src->offset + op.a;
+    // end_op without retiring the input: pump(), our caller, goes on with it (its last chunk
+    // issued, pump moves to the next input and retires this one).
+    --active;
+    --in.inflight;
+    free_ops.push_back(&op);
+    deliver(c);
+    return true;
   }
 
   // A small input read whole by one positional read (one chunk, not lines framing): it may share
@@ -1040,11 +1063,12 @@ struct reader::impl {
 
   // ---- delivery, pumping, finishing ----------------------------------------------------------
 
-  void deliver(const chunk& c) {
+  void deliver(chunk c) {
     try {
       on_chunk(c);
     } catch (...) {
       fail(std::current_exception());
+      drop_chunk(c);
       --charged;
       try {
         pool.release(c.slot);
@@ -1205,6 +1229,33 @@ void reader::wait() {
 double reader::loop_cpu_seconds() const {
   std::lock_guard lk(impl_->done_mu);
   return impl_->loop_cpu;
+}
+
+void read_chunk(chunk& c, const std::string& path) {
+  if (c.read_fd < 0) return;
+  const int fd = std::exchange(c.read_fd, -1);
+  std::size_t done = 0;
+  int err = 0;
+  while (done < c.info.size) {
+    const ssize_t r =
+        ::pread(fd, c.data + done, c.info.size - done, static_cast<off_t>(c.read_offset + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      err = r < 0 ? errno : 0;
+      break;
+    }
+    done += static_cast<std::size_t>(r);
+  }
+  ::close(fd);
+  if (err) {
+    const int code = uv_translate_sys_error(err);
+    throw io_error(path, detail::uv_words(code), code);
+  }
+  if (done < c.info.size) throw io_error(path, "file shrank while reading", UV_EOF);
+}
+
+void drop_chunk(chunk& c) noexcept {
+  if (c.read_fd >= 0) ::close(std::exchange(c.read_fd, -1));
 }
 
 std::uint64_t nominal_chunk(const framing& fr, std::size_t chunk_size) noexcept {

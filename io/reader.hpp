@@ -10,6 +10,7 @@
 //   rd.wait();
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -47,7 +48,19 @@ struct chunk {
   chunk_info info;
   std::uint64_t read_begin_ns = 0;
   std::uint64_t read_end_ns = 0;
+  // A chunk delivered unread (reader_config::lane_reads): its bytes are at file offset
+  // read_offset of read_fd, a descriptor of its own that the consumer reads into data (read_chunk)
+  // and closes, or closes unread when it drops the chunk (drop_chunk). -1: data holds the bytes.
+  int read_fd = -1;
+  std::uint64_t read_offset = 0;
 };
+
+// Reads a chunk delivered unread into its slot and closes its descriptor (nothing to do for a
+// chunk read by the reader). Throws io_error(path, reason) when the read fails or the file ends
+// early; the descriptor is closed either way.
+void read_chunk(chunk& c, const std::string& path);
+// Closes an unread chunk's descriptor (a chunk dropped before it was read).
+void drop_chunk(chunk& c) noexcept;
 
 // Inputs read whole in one chunk of at most this many bytes share thread-pool jobs, several to a
 // job (see reader.cpp): the many-small-files case.
@@ -67,6 +80,12 @@ struct reader_config {
   unsigned max_inflight = 8;     // uv_fs_read requests in flight at once (read-ahead)
   std::uint64_t window = 64;     // at most this many chunks issued or delivered but not retired
   unsigned max_open_files = 64;  // files open (or being opened) at once
+  // While *lane_reads is true, positional chunks of regular files by records framing, of at least
+  // lane_read_min bytes, are delivered unread (chunk::read_fd) as soon as they have a slot: their
+  // consumer reads them on its own thread, so the bytes land in the cache of the core that then
+  // works on them, and the reader's threads are not woken per chunk. Null: never.
+  const std::atomic<bool>* lane_reads = nullptr;
+  std::uint64_t lane_read_min = 256 << 10;
 };
 
 // Reads every input in order; see reader.cpp for the framing rules. Regular files are read with

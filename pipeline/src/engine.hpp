@@ -171,6 +171,7 @@ class engine {
   // each on the first "write k" row free by its start. Any thread.
   void trace_write(std::uint64_t begin_ns, std::uint64_t end_ns, std::uint64_t bytes);
   void fail(std::exception_ptr error) noexcept;
+  void drop(io::chunk& c) noexcept;  // a chunk not worked on: its descriptor (if unread), its slot
   bool failed() const noexcept { return failed_.load(); }
   job_report report() const;
 
@@ -201,6 +202,9 @@ class engine {
   std::atomic<std::uint64_t> cpu_claimed_bytes_{0}, cpu_claimed_chunks_{0};
   std::atomic<std::uint64_t> gpu_bytes_done_{0}, gpu_start_ns_{0};
   std::atomic<unsigned> gpu_lanes_running_{0};
+  // Whether the reader delivers large chunks unread for their lane to read (io::reader_config::
+  // lane_reads): while no GPU lane runs, and options::lane_reads allows it.
+  std::atomic<bool> lane_reads_{false};
   std::mutex lanes_end_mutex_;
   std::condition_variable lanes_end_cv_;
   bool cpu_lanes_done_ = false;  // guarded by lanes_end_mutex_

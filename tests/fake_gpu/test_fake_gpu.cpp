@@ -710,6 +710,55 @@ TEST_CASE_METHOD(fake_device_fixture,
   check_device_clean();
 }
 
+TEST_CASE_METHOD(fake_device_fixture,
+                 "chunks the CPU lanes were to read themselves are read by GPU lanes that join",
+                 "[fake_gpu]") {
+  // Auto mode starts on CPU lanes, which read their own large chunks (options::lane_reads): the
+  // reader delivers those unread. GPU lanes that join take unread chunks from the queue too, and
+  // read them before their copy; from then on the reader reads ahead for them.
+  test::temp_dir dir;
+  const std::vector<std::size_t> sizes = {(5u << 20) + 13, 300'000, 1u << 20};
+  std::vector<input> inputs;
+  std::vector<raw_sums> want;
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    const auto bytes = test::random_bytes(sizes[i], 300 + i);
+    test::write_bytes(dir.file(numbered("f", i)), bytes);
+    inputs.push_back({dir.file(numbered("f", i))});
+    want.push_back(sum_bytes(0, bytes.data(), bytes.size()));
+  }
+  fc::set_jitter(20);
+  for (bool lane_reads : {true, false})
+    for (device_mode m : {device_mode::automatic, device_mode::gpu, device_mode::cpu})
+      for (std::size_t chunk : {std::size_t{256} << 10, std::size_t{1} << 20})
+        for (unsigned slots : {1u, 5u}) {
+          INFO(device_mode_name(m)
+               << " lane reads " << lane_reads << " chunk " << chunk << " slots " << slots);
+          sums_op op;
+          // A slow CPU lane (its first chunk takes 50 ms): the chunks after it wait, unread, in
+          // the queue when the GPU lanes join.
+          std::atomic<int> calls{0};
+          op.on.host = [&calls](const chunk_info&) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(calls++ == 0 ? 50 : 2));
+          };
+          // GPU lanes that take 20 ms to come up join after the reader delivered unread chunks.
+          op.on.make = [] { std::this_thread::sleep_for(std::chrono::milliseconds(20)); };
+          options o = lane_options(m, chunk, slots, 2, 2, 1);
+          o.lane_reads = lane_reads;
+          job_report rep;
+          auto got = run(op, inputs, o, &rep);
+          REQUIRE(got.size() == inputs.size());
+          for (std::size_t i = 0; i < inputs.size(); ++i) {
+            const auto& s = static_cast<const sums&>(*got[i]);
+            CHECK(s.in_order);
+            CHECK(s.s.bytes == want[i].bytes);
+            CHECK(s.s.sum == want[i].sum);
+            CHECK(s.s.weighted == want[i].weighted);
+          }
+          if (m == device_mode::gpu) CHECK(op.host_chunks == 0);
+          check_device_clean();
+        }
+}
+
 TEST_CASE_METHOD(fake_device_fixture, "many small files go to the device in batches",
                  "[fake_gpu]") {
   test::temp_dir dir;

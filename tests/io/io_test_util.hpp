@@ -94,6 +94,8 @@ struct run_result {
   std::exception_ptr error;
   int done_calls = 0;
   unsigned pool_available_after = 0;
+  std::size_t unread = 0;             // chunks delivered unread, read by the consumer
+  std::exception_ptr consumer_error;  // a consumer's read that failed
 
   // Chunks of input i, sorted by index.
   std::vector<got_chunk> of_input(std::size_t i) const {
@@ -130,6 +132,14 @@ inline run_result run_reader(std::vector<source> inputs, std::function<framing(s
         chunk c = q.front();
         q.pop_front();
         lk.unlock();
+        if (c.read_fd >= 0) ++r.unread;
+        try {
+          read_chunk(c, "(test input)");  // a chunk delivered unread (reader_config::lane_reads)
+        } catch (...) {
+          drop_chunk(c);
+          std::lock_guard lk2(mu);
+          if (!r.consumer_error) r.consumer_error = std::current_exception();
+        }
         got_chunk g{c.info, std::vector<std::byte>(c.data, c.data + c.info.size),
                     c.data - pool.data(c.slot)};
         pool.release(c.slot);

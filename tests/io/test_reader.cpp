@@ -207,6 +207,40 @@ TEST_CASE("read_to_end reads a regular file as a stream, whatever its stated siz
   CHECK(w.joined(0) == data);
 }
 
+TEST_CASE("lane_reads: large chunks of records framing come unread, the rest as before",
+          "[io][reader]") {
+  temp_dir dir;
+  const auto big = random_bytes((3 << 20) + 5, 21), small = random_bytes(100'000, 22);
+  write_file(dir.file("big"), big);
+  write_file(dir.file("small"), small);
+  std::atomic<bool> on{true};
+  reader_config cfg;
+  cfg.chunk_size = 1 << 20;
+  cfg.lane_reads = &on;
+  for (unsigned slots : {1u, 3u}) {
+    auto r = run_reader({{dir.file("big")}, {dir.file("small")}, {dir.file("big"), 4096, 1 << 20}},
+                        records(1), slots, 1 << 20, cfg);
+    REQUIRE(describe(r.error) == "");
+    REQUIRE(!r.consumer_error);
+    CHECK(r.joined(0) == big);
+    CHECK(r.joined(1) == small);  // below lane_read_min: read by the reader
+    CHECK(r.joined(2) ==
+          std::vector<std::byte>(big.begin() + 4096, big.begin() + 4096 + (1 << 20)));
+    CHECK(r.unread == 3 + 1);  // big: 3 chunks of 1 MiB (its last, of 5 bytes, is read); region: 1
+    CHECK(r.pool_available_after == slots);
+  }
+  on = false;  // switched off (GPU lanes joined): the reader reads everything
+  auto r = run_reader({{dir.file("big")}}, records(1), 2, 1 << 20, cfg);
+  CHECK(r.unread == 0);
+  CHECK(r.joined(0) == big);
+  // Lines framing reads past its chunks to find their records: never unread.
+  on = true;
+  auto l = run_reader(
+      {{dir.file("big")}}, [](std::size_t) { return framing::lines(1 << 20); }, 2, (2 << 20) + 1,
+      cfg);
+  CHECK(l.unread == 0);
+}
+
 TEST_CASE("A size that is not a multiple of the record size is an input error", "[io][reader]") {
   temp_dir dir;
   write_file(dir.file("small"), random_bytes(3, 1));      // smaller than one record

@@ -31,6 +31,10 @@ struct options {
   // from their rate since the first check (detail::gpu_start_rule). 0: at once, whatever the
   // job's length.
   double auto_gpu_min_remaining = 0.5;
+  // While no GPU lane runs, CPU lanes read their own chunks of regular files (of 256 KiB and
+  // more) rather than libuv's threads: the bytes land in the cache of the core that works on them.
+  // false: libuv's threads read every chunk.
+  bool lane_reads = true;
   bool progress = false;   // bytes done, GB/s and ETA on stderr
   std::string trace_path;  // Chrome trace-event JSON (open it in Perfetto)
   int verbose = 0;         // 1: busy time per stage on stderr
