@@ -195,7 +195,7 @@ sec_chunks() {
 sec_ab() {
   # cpu mode's lanes and chunk size, interleaved rounds, in-run GB/s from -v: medians. (The GPU
   # chunk's 2M against 4M was settled on 2026-11-26: bench/RESULTS.md.)
-  step "A/B: cpu mode's lanes 8 vs 12 vs 16, its chunk 1M vs 2M (in-run GB/s, medians of interleaved rounds)"
+  step "A/B: cpu mode's lanes 8 vs 12 vs 16, its chunk 1M vs 2M, lane reads vs --pool-reads (in-run GB/s, medians of interleaved rounds)"
   f32_file
   local big=/dev/shm/hetpipe-bench/random-$size.bin small=/dev/shm/hetpipe-bench/small-20000
   # The checksum benchmark's files (bench/lib.sh), made here when it has not run yet.
@@ -214,6 +214,17 @@ sec_ab() {
     for c in 1M 2M; do
       echo "stats-cpu-chunk $c $(g stats --device cpu --chunk-size $c "$f")"
       echo "blake3-cpu-chunk $c $(g checksum -a blake3 --device cpu --chunk-size $c "$big")"
+    done
+    # CPU lanes reading their own chunks (the default since 2026-11-27) against libuv's threads
+    # reading every chunk (--pool-reads), in cpu mode and in auto mode (whose GPU lanes do not
+    # start for these 4 GiB jobs: the BLAKE3-against-b3sum target is measured there).
+    for m in cpu auto; do
+      for r in lane pool; do
+        x=""; [[ $r == pool ]] && x=--pool-reads
+        echo "stats-$m-reads $r $(g stats --device $m $x "$f")"
+        echo "blake3-$m-reads $r $(g checksum -a blake3 --device $m $x "$big")"
+        echo "crc32c-$m-reads $r $(g checksum -a crc32c --device $m $x "$big")"
+      done
     done
   done >"$out/ab-raw.txt"
   python3 - "$out/ab-raw.txt" <<'PY'
