@@ -825,7 +825,8 @@ void engine::run() {
   std::thread monitor_thread([this] { monitor(); });
   reader_->start(
       [this, &read_rows](io::chunk c) {
-        if (trace_.recording() || opt_.verbose > 0)
+        // (a chunk delivered unread gets its read span on the lane that reads it)
+        if ((trace_.recording() || opt_.verbose > 0) && c.read_fd < 0)
           read_rows.span("read", c.read_begin_ns, c.read_end_ns, c.info.seq, c.info.size);
         // A chunk read while the job failed (the queue may be aborted between the check and the
         // push: it then refuses the chunk) goes straight back to the pool.
