@@ -89,7 +89,7 @@ std::vector<hetpipe::input> to_inputs(const std::vector<std::string>& files) {
 
 // Standard streams the caller closed (`<&-`, `>&-`, `2>&-`) get /dev/null in their place, so that
 // no file this process opens takes descriptor 0, 1 or 2 (libuv asserts when it closes one of
-// those); a command that would read or write a closed stream is refused (stdin_closed, ...).
+// those); main() refuses a command that would read or write a closed one.
 std::array<bool, 3> reserve_std_streams() {
   std::array<bool, 3> closed{};
   for (int fd = 0; fd < 3; ++fd) {  // lowest first: open() then returns fd itself
