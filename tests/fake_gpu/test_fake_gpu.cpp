@@ -427,6 +427,35 @@ std::vector<std::uint8_t> expected_xor(const std::vector<std::uint8_t>& in, std:
   return out;
 }
 
+// Files f0, f1, ... of random bytes of the given sizes in dir: the inputs and their sums.
+struct summed_inputs {
+  std::vector<input> inputs;
+  std::vector<raw_sums> want;
+};
+summed_inputs write_inputs(const test::temp_dir& dir, const std::vector<std::size_t>& sizes,
+                           std::uint64_t seed) {
+  summed_inputs r;
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    const auto bytes = test::random_bytes(sizes[i], seed + i);
+    test::write_bytes(dir.file(numbered("f", i)), bytes);
+    r.inputs.push_back({dir.file(numbered("f", i))});
+    r.want.push_back(sum_bytes(0, bytes.data(), bytes.size()));
+  }
+  return r;
+}
+
+// Each input's merged sums, in order, equal to the ones computed from its bytes.
+void check_sums(const std::vector<std::unique_ptr<partial>>& got,
+                const std::vector<raw_sums>& want) {
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    const auto& s = static_cast<const sums&>(*got[i]);
+    CHECK(s.in_order);
+    CHECK(s.s.bytes == want[i].bytes);
+    CHECK(s.s.sum == want[i].sum);
+    CHECK(s.s.weighted == want[i].weighted);
+  }
+}
+
 options lane_options(device_mode m, std::size_t chunk, unsigned slots, unsigned lanes,
                      unsigned buffers, unsigned cpu_threads = 2) {
   options o;
@@ -533,14 +562,7 @@ TEST_CASE_METHOD(fake_device_fixture,
                  "[fake_gpu]") {
   test::temp_dir dir;
   const std::vector<std::size_t> sizes = {0, 1, 255, 4096, 100'000, (1u << 20) + 7};
-  std::vector<input> inputs;
-  std::vector<raw_sums> want;
-  for (std::size_t i = 0; i < sizes.size(); ++i) {
-    const auto bytes = test::random_bytes(sizes[i], 100 + i);
-    test::write_bytes(dir.file(numbered("f", i)), bytes);
-    inputs.push_back({dir.file(numbered("f", i))});
-    want.push_back(sum_bytes(0, bytes.data(), bytes.size()));
-  }
+  const auto [inputs, want] = write_inputs(dir, sizes, 100);
   fc::set_jitter(20);
   for (device_mode m : {device_mode::gpu, device_mode::automatic})
     for (std::size_t chunk : {std::size_t{4096}, std::size_t{65536}})
@@ -555,15 +577,9 @@ TEST_CASE_METHOD(fake_device_fixture,
               job_report rep;
               auto got = run(op, inputs, lane_options(m, chunk, slots, lanes, buffers), &rep);
               REQUIRE(got.size() == inputs.size());
+              check_sums(got, want);
               std::uint64_t chunks = 0;
-              for (std::size_t i = 0; i < inputs.size(); ++i) {
-                const auto& s = static_cast<const sums&>(*got[i]);
-                CHECK(s.in_order);
-                CHECK(s.s.bytes == want[i].bytes);
-                CHECK(s.s.sum == want[i].sum);
-                CHECK(s.s.weighted == want[i].weighted);
-                chunks += (sizes[i] + chunk - 1) / chunk;
-              }
+              for (std::size_t size : sizes) chunks += (size + chunk - 1) / chunk;
               CHECK(rep.chunks == chunks);
               CHECK(rep.gpu_lanes == lanes * fc::device_count);
               CHECK(op.device_chunks + op.host_chunks == chunks);
@@ -717,15 +733,7 @@ TEST_CASE_METHOD(fake_device_fixture,
   // reader delivers those unread. GPU lanes that join take unread chunks from the queue too, and
   // read them before their copy; from then on the reader reads ahead for them.
   test::temp_dir dir;
-  const std::vector<std::size_t> sizes = {(5u << 20) + 13, 300'000, 1u << 20};
-  std::vector<input> inputs;
-  std::vector<raw_sums> want;
-  for (std::size_t i = 0; i < sizes.size(); ++i) {
-    const auto bytes = test::random_bytes(sizes[i], 300 + i);
-    test::write_bytes(dir.file(numbered("f", i)), bytes);
-    inputs.push_back({dir.file(numbered("f", i))});
-    want.push_back(sum_bytes(0, bytes.data(), bytes.size()));
-  }
+  const auto [inputs, want] = write_inputs(dir, {(5u << 20) + 13, 300'000, 1u << 20}, 300);
   fc::set_jitter(20);
   for (bool lane_reads : {true, false})
     for (device_mode m : {device_mode::automatic, device_mode::gpu, device_mode::cpu})
@@ -747,13 +755,7 @@ TEST_CASE_METHOD(fake_device_fixture,
           job_report rep;
           auto got = run(op, inputs, o, &rep);
           REQUIRE(got.size() == inputs.size());
-          for (std::size_t i = 0; i < inputs.size(); ++i) {
-            const auto& s = static_cast<const sums&>(*got[i]);
-            CHECK(s.in_order);
-            CHECK(s.s.bytes == want[i].bytes);
-            CHECK(s.s.sum == want[i].sum);
-            CHECK(s.s.weighted == want[i].weighted);
-          }
+          check_sums(got, want);
           if (m == device_mode::gpu) CHECK(op.host_chunks == 0);
           check_device_clean();
         }
