@@ -120,6 +120,8 @@ rc=$?
 printf 'not an age file\n' >"$d/text"
 expect_error "not an age file" 1 "text: " -- decrypt -i "$d/key.txt" -o "$d/x.out" "$d/text"
 expect_error "bad recipient" 1 "age1bogus" -- encrypt -r age1bogus -o "$d/x.age" "$d/p"
+# scrypt with work factor 30 wants 1 TiB: the error says so (once "OpenSSL: scrypt failed").
+PW=x expect_error "scrypt memory" 1 "work factor 30 failed: it needs [0-9]* MiB of memory" -- encrypt --passphrase-env PW --work-factor 30 -o "$d/x.age" "$d/p"
 [[ ! -e "$d/x.out" && ! -e "$d/x.age" ]] && ok || bad "an output file was left behind"
 ls -a "$d" | grep -q hetpipe- && bad "temporary file left behind" || ok
 
