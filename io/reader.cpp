@@ -82,6 +82,27 @@ std::exception_ptr uv_failure(const std::string& path, int code) {
   return std::make_exception_ptr(io_error(path, detail::uv_words(code), code));
 }
 
+std::exception_ptr shrank(const std::string& path) {
+  return std::make_exception_ptr(io_error(path, "file shrank while reading", UV_EOF));
+}
+
+// pread of [off, off + len) into dst, in calls of at most detail::max_bytes_per_call: the bytes
+// read, fewer at the file's end; *err = errno when a call failed.
+std::size_t pread_range(int fd, std::byte* dst, std::size_t len, std::uint64_t off, int* err) {
+  const std::uint64_t most = detail::max_bytes_per_call.load(std::memory_order_relaxed);
+  std::size_t done = 0;
+  *err = 0;
+  while (done < len) {
+    const std::size_t n = std::size_t(std::min<std::uint64_t>(len - done, most));
+    const ssize_t r = ::pread(fd, dst + done, n, off_t(off + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) *err = errno;
+    if (r <= 0) break;
+    done += std::size_t(r);
+  }
+  return done;
+}
+
 // Shared with the pool's listener: a release may still be running the listener after the reader
 // has gone, so the listener holds this, not the reader.
 struct waker {
@@ -621,11 +642,9 @@ struct reader::impl {
     c.info.size = std::size_t(op.end - op.a);
     c.read_fd = fd;
     c.read_offset = in.src->offset + op.a;
-    // end_op without retiring the input: pump(), our caller, goes on with it (its last chunk
-    // issued, pump moves to the next input and retires this one).
-    --active;
-    --in.inflight;
-    free_ops.push_back(&op);
+    // pump(), our caller, goes on with the input: with its last chunk issued, it moves to the
+    // next input and retires this one.
+    end_op(op, false, false);
     deliver(c);
     return true;
   }
@@ -693,20 +712,11 @@ struct reader::impl {
       op.w_closed = true;
     }
   }
-  static void read_range(read_op& op) {
-    const std::uint64_t most = detail::max_bytes_per_call.load(std::memory_order_relaxed);
-    while (op.pos < op.end) {
-      const std::size_t n = std::size_t(std::min<std::uint64_t>(op.end - op.pos, most));
-      const ssize_t r =
-          ::pread(op.in->fd, op.base + (op.pos - op.r0), n, off_t(op.in->src->offset + op.pos));
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        op.w_error = -errno;
-        return;
-      }
-      if (r == 0) return;  // the file shrank: pos < end
-      op.pos += std::uint64_t(r);
-    }
+  static void read_range(read_op& op) {  // a file that shrank leaves pos < end
+    int err = 0;
+    op.pos += pread_range(op.in->fd, op.base + (op.pos - op.r0), std::size_t(op.end - op.pos),
+                          op.in->src->offset + op.pos, &err);
+    if (err) op.w_error = -err;
   }
 
   void on_batch_read(read_batch& b, int status) {
@@ -720,7 +730,7 @@ struct reader::impl {
         if (op->w_error < 0)
           fail(uv_failure(path, op->w_error));
         else if (op->pos < op->end)
-          fail(std::make_exception_ptr(io_error(path, "file shrank while reading", UV_EOF)));
+          fail(shrank(path));
       }
       if (error) {
         end_op(*op, true);
@@ -757,8 +767,9 @@ struct reader::impl {
     return true;
   }
 
-  // The op is over: its slot goes back to the pool unless it was delivered.
-  void end_op(read_op& op, bool release_slot) {
+  // The op is over: its slot goes back to the pool unless it was delivered. Its input is retired
+  // if nothing more is to come from it, unless pump() is the caller (which goes on with it).
+  void end_op(read_op& op, bool release_slot, bool retire_input = true) {
     input_state& in = *op.in;
     --active;
     --in.inflight;
@@ -767,7 +778,7 @@ struct reader::impl {
       pool.release(op.slot);
     }
     free_ops.push_back(&op);
-    retire_input_if_done(in);
+    if (retire_input) retire_input_if_done(in);
   }
 
   void on_chunk_read(read_op& op) {
@@ -779,7 +790,7 @@ struct reader::impl {
       if (result != UV_ECANCELED || !error) fail(uv_failure(path, int(result)));
     } else if (!error) {
       if (result == 0)
-        fail(std::make_exception_ptr(io_error(path, "file shrank while reading", UV_EOF)));
+        fail(shrank(path));
       else
         op.pos += std::uint64_t(result);
     }
@@ -1234,24 +1245,11 @@ double reader::loop_cpu_seconds() const {
 void read_chunk(chunk& c, const std::string& path) {
   if (c.read_fd < 0) return;
   const int fd = std::exchange(c.read_fd, -1);
-  std::size_t done = 0;
   int err = 0;
-  while (done < c.info.size) {
-    const ssize_t r =
-        ::pread(fd, c.data + done, c.info.size - done, static_cast<off_t>(c.read_offset + done));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      err = r < 0 ? errno : 0;
-      break;
-    }
-    done += static_cast<std::size_t>(r);
-  }
+  const std::size_t got = pread_range(fd, c.data, c.info.size, c.read_offset, &err);
   ::close(fd);
-  if (err) {
-    const int code = uv_translate_sys_error(err);
-    throw io_error(path, detail::uv_words(code), code);
-  }
-  if (done < c.info.size) throw io_error(path, "file shrank while reading", UV_EOF);
+  if (err) std::rethrow_exception(uv_failure(path, uv_translate_sys_error(err)));
+  if (got < c.info.size) std::rethrow_exception(shrank(path));
 }
 
 void drop_chunk(chunk& c) noexcept {

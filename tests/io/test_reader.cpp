@@ -9,6 +9,8 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 
 #include "hetpipe/error.hpp"
 #include "io/reader.hpp"
@@ -198,6 +200,19 @@ TEST_CASE("read_to_end reads a regular file as a stream, whatever its stated siz
   CHECK(r.joined(1) == data);
   CHECK(r.of_input(0).size() == 16);  // 15 of 64 bytes and one of 40
   CHECK(r.of_input(0).back().info.last);
+  // A real /proc file, which states 0 bytes: read to its end (by the stated size, nothing).
+  if (std::ifstream proc("/proc/version", std::ios::binary); proc) {
+    const std::string text((std::istreambuf_iterator<char>(proc)),
+                           std::istreambuf_iterator<char>());
+    source v{"/proc/version"};
+    v.regular = true;
+    v.read_to_end = true;
+    auto pv = run_reader({v}, records(1), 2, 64, cfg);
+    REQUIRE(describe(pv.error) == "");
+    const auto got = pv.joined(0);
+    CHECK(std::string(reinterpret_cast<const char*>(got.data()), got.size()) == text);
+    CHECK_FALSE(text.empty());
+  }
   // One chunk per file goes by the stated size still: one chunk of it all.
   cfg.chunk_size = 1024;
   auto w = run_reader(
