@@ -358,7 +358,6 @@ void engine::cpu_lanes(unsigned count) {
       } catch (...) {
         fail(std::current_exception());
       }
-      io::drop_chunk(*c);  // unread after a failure
       const std::uint64_t t1 = now_ns();
       if (c->info.size > 0) {
         // A running estimate of one CPU lane's cost per byte (races between lanes are harmless).
@@ -366,7 +365,7 @@ void engine::cpu_lanes(unsigned count) {
         const double old = cpu_ns_per_byte_.load(std::memory_order_relaxed);
         cpu_ns_per_byte_.store(old > 0 ? 0.75 * old + 0.25 * x : x, std::memory_order_relaxed);
       }
-      pool_->release(c->slot);
+      drop(*c);  // its slot, and its descriptor if a failure left it unread
       trace_.span(tracks[me], "host", th, t1, c->info.seq, c->info.size);
       busy += t1 - t0;  // the lane's read included: its rate is what auto mode projects from
       rep.chunks++;
@@ -484,11 +483,15 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
       for (unsigned k = 0; k < nbuf; ++k) retire_buffer((next + k) % nbuf);
       return queue_.pop();
     };
+    // A chunk the lane holds, read here if it was delivered unread (before the GPU lanes joined,
+    // the CPU lanes read their own).
+    const auto hold = [&](const io::chunk& c) {
+      held.push_back(c);
+      io::read_chunk(held.back(), spec_.sources[c.info.input].path);
+    };
     while (auto c = next_chunk()) {
-      held.push_back(*c);
+      hold(*c);
       if (failed_.load()) break;
-      // Delivered unread before the GPU lanes joined (CPU lanes read those): read here.
-      io::read_chunk(held.back(), spec_.sources[c->info.input].path);
       // Small chunks that are already waiting join this one, back to back in one device buffer,
       // while their bytes fit one chunk and what the worker will stage for them (decoded images)
       // fits max(one chunk, batch_staged_bytes): the device buffer grows to that, plus one chunk.
@@ -507,8 +510,7 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
       while (held.size() < max_batch && used < read_budget && staged_est < staged_budget) {
         auto more = queue_.try_pop(read_budget - used);
         if (!more) break;
-        held.push_back(*more);
-        io::read_chunk(held.back(), spec_.sources[more->info.input].path);
+        hold(*more);
         used += round_up(more->info.size);
         staged_est += staged_of(*more);
       }
@@ -928,7 +930,7 @@ void engine::run() {
     try {
       trace_.write();
     } catch (...) {
-      error_ = std::current_exception();
+      fail(std::current_exception());
     }
   }
   if (opt_.verbose > 0) {
