@@ -39,6 +39,11 @@ std::string printed_name(const std::string& name, bool& escaped) {
   return esc;
 }
 
+bool is_directory(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 }  // namespace
 
 std::string sum_line(const std::string& hex, const std::string& name) {
@@ -87,9 +92,7 @@ std::optional<sum_entry> parse_sum_line(const std::string& raw) {
 }
 
 std::array<std::uint8_t, 32> read_key_file(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
-    throw io_error(path, "is a directory", -EISDIR);
+  if (is_directory(path)) throw io_error(path, "is a directory", -EISDIR);
   std::ifstream f(path, std::ios::binary);
   if (!f) throw io_error(path, errno_reason(errno), -errno);
   std::array<std::uint8_t, 32> key{};
@@ -108,9 +111,7 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
   std::ifstream file;
   std::istream* in = &std::cin;
   if (sum_file != "-") {
-    struct stat st {};
-    if (::stat(sum_file.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
-      throw io_error(sum_file, "is a directory", -EISDIR);
+    if (is_directory(sum_file)) throw io_error(sum_file, "is a directory", -EISDIR);
     file.open(sum_file);
     if (!file) throw io_error(sum_file, errno_reason(errno), -errno);
     in = &file;
@@ -158,8 +159,7 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
         ::close(fd);
     }
     if (err) {
-      std::fprintf(stderr, "hetpipe: %s: %s\n", name.c_str(),
-                   err == EISDIR ? "is a directory" : errno_reason(err).c_str());
+      std::fprintf(stderr, "hetpipe: %s: %s\n", name.c_str(), errno_reason(err).c_str());
       continue;
     }
     readable[i] = true;

@@ -528,12 +528,16 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
   std::vector<image_file> run_files;
   std::vector<std::size_t> index;  // run_files[k] is files[index[k]]
   std::uint64_t largest = 0;
+  // stat before open (on several threads for many files): opening a FIFO would wait for a writer.
+  std::vector<std::string> paths;
+  paths.reserve(files.size());
+  for (const auto& f : files) paths.push_back(f.input);
+  const std::vector<detail::path_stat> stats = detail::stat_all(paths);
   for (std::size_t i = 0; i < files.size(); ++i) {
     const std::string& f = files[i].input;
-    // stat before open: opening a FIFO would wait for a writer.
-    struct stat st {};
-    if (::stat(f.c_str(), &st) != 0) {
-      early.push_back({i, f, errno_reason(errno)});
+    const struct stat& st = stats[i].st;
+    if (stats[i].error) {
+      early.push_back({i, f, errno_reason(stats[i].error)});
       continue;
     }
     if (!S_ISREG(st.st_mode)) {
