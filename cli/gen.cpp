@@ -171,7 +171,8 @@ void generate(const gen_spec& spec) {
   for (std::uint64_t done = 0; done < total;) {
     if (spec.cancel && spec.cancel->load()) throw cancelled();  // the output file is removed
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(per_buf, total - done));
-    std::vector<std::byte> buf(n * size);
+    std::vector<std::byte> buf = out.spare();  // a written piece's memory: no fresh pages
+    buf.resize(n * size);
     const std::int64_t blocks = static_cast<std::int64_t>((n + block - 1) / block);
 #pragma omp parallel for schedule(static)
     for (std::int64_t b = 0; b < blocks; ++b) {

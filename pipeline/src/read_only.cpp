@@ -1,5 +1,7 @@
 // The do-nothing operator behind `hetpipe bench read` (every operator is measured against it) and
 // the copy behind `hetpipe bench copy` (what a transform's output path allows).
+#include <mutex>
+
 #include <hetpipe/error.hpp>
 #include <hetpipe/pipeline.hpp>
 
@@ -70,12 +72,27 @@ void install_signal_handlers(std::atomic<bool>* flag) {
 }
 
 struct output_file::impl {
-  explicit impl(const std::string& path) : w(path, 2) {}
+  explicit impl(const std::string& path) : w(path, 2) {
+    w.recycle([this](std::vector<std::byte>&& v) {
+      std::lock_guard lock(mutex);
+      if (spare.size() < 2) spare.push_back(std::move(v));
+    });
+  }
+  // Declared before the writer, which may still hand a piece back while it is destroyed.
+  std::mutex mutex;
+  std::vector<std::vector<std::byte>> spare;  // written pieces' memory, from the writer's thread
   io::writer w;
   std::uint64_t next = 0;
 };
 
 output_file::output_file(const std::string& path) : impl_(std::make_unique<impl>(path)) {}
+std::vector<std::byte> output_file::spare() {
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->spare.empty()) return {};
+  std::vector<std::byte> v = std::move(impl_->spare.back());
+  impl_->spare.pop_back();
+  return v;
+}
 output_file::~output_file() = default;  // the writer, uncommitted, removes its temporary file
 void output_file::write(std::vector<std::byte> bytes) {
   impl_->w.write(impl_->next++, std::move(bytes));

@@ -94,6 +94,9 @@ class output_file {
   output_file& operator=(const output_file&) = delete;
   // Blocks while two pieces are waiting to be written. Throws io_error once a write failed.
   void write(std::vector<std::byte> bytes);
+  // A piece's memory once it was written (its old bytes still in it), for the next piece: memory
+  // already mapped. Empty when none has come back yet.
+  std::vector<std::byte> spare();
   void commit();
 
  private:
