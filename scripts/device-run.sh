@@ -255,7 +255,9 @@ sec_long() {
     done
   done
   # stats over 16 GiB of f32 (four copies of the 4 GiB file's data, one .npy): the 4 GiB job is
-  # too short for auto mode's GPU lanes (0.13 s), this one is not.
+  # too short for auto mode's GPU lanes (0.13 s), this one is not. The checksums' 16 GiB go first
+  # (/dev/shm is memory, and numpy holds the 16 GiB of floats while it writes them).
+  rm -f "$long"
   f32_file
   local long32=/dev/shm/hetpipe-bench/f32-long.npy
   [[ -f $long32 ]] || python3 - "$f" "$long32" <<'PY'
