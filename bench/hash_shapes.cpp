@@ -7,6 +7,11 @@
 //                (the piece is still in the core's cache when it is hashed)
 //   mmap T       T threads hash pieces straight from one shared mapping of the file (b3sum's
 //                shape: no copy, but page faults)
+//   window T W   as mmap, from windows of W bytes each mapped by the first thread that needs
+//                it and unmapped after its last piece, every piece populated first
+//                (MADV_POPULATE_READ): the engine's --reads map (io/mapped.hpp)
+//   mapchunk T   each piece mapped, populated, hashed and unmapped on its own (a TLB shootdown
+//                per piece); mapchunk-fault leaves the pages to faults
 //
 //   hash_shapes FILE CHUNK SHAPE ARGS...   e.g. hash_shapes big.bin 1M pool 16 8 44
 //
@@ -172,13 +177,69 @@ void run_mmap(job& j, int threads) {  // the mapping is part of the timed work, 
   munmap(p, j.size);
 }
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+// Each piece mapped on its own (mmap, MADV_POPULATE_READ, hash, munmap): a TLB shootdown per
+// piece. populate = false leaves the pages to faults.
+void run_mapchunk(job& j, int threads, bool populate) {
+  std::atomic<std::size_t> next{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t)
+    ts.emplace_back([&] {
+      for (std::size_t i; (i = next.fetch_add(1)) < j.pieces;) {
+        const std::size_t off = i * j.chunk, len = std::min(j.chunk, j.size - off);
+        void* p = mmap(nullptr, len, PROT_READ, MAP_SHARED, j.fd, static_cast<off_t>(off));
+        if (p == MAP_FAILED) die("mmap");
+        if (populate && madvise(p, len, MADV_POPULATE_READ) != 0) die("madvise");
+        j.hash_piece(i, static_cast<const std::uint8_t*>(p));
+        munmap(p, len);
+      }
+    });
+  for (auto& t : ts) t.join();
+}
+
+// Windows of WINDOW bytes (a multiple of the piece), each mapped by the first thread that needs
+// it and unmapped by the one that hashes its last piece; each piece populated before hashing.
+void run_window(job& j, int threads, std::size_t window) {
+  const std::size_t per = window / j.chunk, nwin = (j.pieces + per - 1) / per;
+  std::vector<std::atomic<std::uint8_t*>> maps(nwin);
+  std::vector<std::atomic<std::size_t>> left(nwin);
+  for (std::size_t w = 0; w < nwin; ++w) left[w] = std::min(per, j.pieces - w * per);
+  std::mutex mu;
+  std::atomic<std::size_t> next{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t)
+    ts.emplace_back([&] {
+      for (std::size_t i; (i = next.fetch_add(1)) < j.pieces;) {
+        const std::size_t w = i / per, wbeg = w * window;
+        const std::size_t wlen = std::min(window, j.size - wbeg);
+        std::uint8_t* m = maps[w].load();
+        if (!m) {
+          std::lock_guard l(mu);
+          if (!(m = maps[w].load())) {
+            void* p = mmap(nullptr, wlen, PROT_READ, MAP_SHARED, j.fd, static_cast<off_t>(wbeg));
+            if (p == MAP_FAILED) die("mmap");
+            maps[w] = m = static_cast<std::uint8_t*>(p);
+          }
+        }
+        const std::size_t off = i * j.chunk, len = std::min(j.chunk, j.size - off);
+        if (madvise(m + (off - wbeg), len, MADV_POPULATE_READ) != 0) die("madvise");
+        j.hash_piece(i, m + (off - wbeg));
+        if (left[w].fetch_sub(1) == 1) munmap(m, wlen);
+      }
+    });
+  for (auto& t : ts) t.join();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 5) {
     std::fprintf(stderr,
                  "usage: hash_shapes FILE CHUNK pool READERS WORKERS SLOTS | local THREADS | "
-                 "mmap THREADS\n");
+                 "mmap THREADS | window THREADS BYTES | mapchunk[-fault] THREADS\n");
     return 2;
   }
   job j;
@@ -210,6 +271,12 @@ int main(int argc, char** argv) {
     } else if (shape == "mmap" && argc == 5) {
       run_mmap(j, std::atoi(argv[4]));
       what = std::string("mmap: ") + argv[4] + " threads hash a mapping";
+    } else if ((shape == "mapchunk" || shape == "mapchunk-fault") && argc == 5) {
+      run_mapchunk(j, std::atoi(argv[4]), shape == "mapchunk");
+      what = shape + ": " + argv[4] + " threads map each piece";
+    } else if (shape == "window" && argc == 6) {
+      run_window(j, std::atoi(argv[4]), size_arg(argv[5]));
+      what = std::string("window: ") + argv[4] + " threads, windows of " + argv[5];
     } else {
       std::fprintf(stderr, "hash_shapes: bad shape arguments\n");
       return 2;

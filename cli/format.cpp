@@ -126,6 +126,7 @@ nlohmann::json to_json(const system_info& s) {
           {"chunk_size", o.chunk_size},
           {"slots", o.slots},
           {"io_threads", o.io_threads},
+          {"reads", std::string(read_mode_name(o.reads))},
           {"cpu_lanes", s.cpu_lanes},
           {"gpu_lanes", s.gpu_lanes},
           {"gpu_buffers_per_lane", o.gpu_buffers},
@@ -158,7 +159,7 @@ std::string to_text(const system_info& s) {
      << (!s.gpu_lanes ? ", page-aligned"
          : late       ? ", page-aligned, page-locked when the GPU lanes join"
                       : ", pinned")
-     << "), --io-threads " << o.io_threads << "\n";
+     << "), --io-threads " << o.io_threads << ", --reads " << read_mode_name(o.reads) << "\n";
   if (s.gpu_lanes)
     os << "          device memory per GPU " << format_size(s.device_pool_bytes) << "\n";
   if (late)

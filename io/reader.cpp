@@ -82,10 +82,6 @@ std::exception_ptr uv_failure(const std::string& path, int code) {
   return std::make_exception_ptr(io_error(path, detail::uv_words(code), code));
 }
 
-std::exception_ptr shrank(const std::string& path) {
-  return std::make_exception_ptr(io_error(path, "file shrank while reading", UV_EOF));
-}
-
 // pread of [off, off + len) into dst, in calls of at most detail::max_bytes_per_call: the bytes
 // read, fewer at the file's end; *err = errno when a call failed.
 std::size_t pread_range(int fd, std::byte* dst, std::size_t len, std::uint64_t off, int* err) {
@@ -642,6 +638,7 @@ struct reader::impl {
     c.info.size = std::size_t(op.end - op.a);
     c.read_fd = fd;
     c.read_offset = in.src->offset + op.a;
+    c.unread = true;
     // pump(), our caller, goes on with the input: with its last chunk issued, it moves to the
     // next input and retires this one.
     end_op(op, false, false);
@@ -730,7 +727,7 @@ struct reader::impl {
         if (op->w_error < 0)
           fail(uv_failure(path, op->w_error));
         else if (op->pos < op->end)
-          fail(shrank(path));
+          fail(detail::shrank(path));
       }
       if (error) {
         end_op(*op, true);
@@ -790,7 +787,7 @@ struct reader::impl {
       if (result != UV_ECANCELED || !error) fail(uv_failure(path, int(result)));
     } else if (!error) {
       if (result == 0)
-        fail(shrank(path));
+        fail(detail::shrank(path));
       else
         op.pos += std::uint64_t(result);
     }
@@ -1249,7 +1246,7 @@ void read_chunk(chunk& c, const std::string& path) {
   const std::size_t got = pread_range(fd, c.data, c.info.size, c.read_offset, &err);
   ::close(fd);
   if (err) std::rethrow_exception(uv_failure(path, uv_translate_sys_error(err)));
-  if (got < c.info.size) std::rethrow_exception(shrank(path));
+  if (got < c.info.size) std::rethrow_exception(detail::shrank(path));
 }
 
 void drop_chunk(chunk& c) noexcept {

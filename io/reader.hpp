@@ -53,6 +53,7 @@ struct chunk {
   // and closes, or closes unread when it drops the chunk (drop_chunk). -1: data holds the bytes.
   int read_fd = -1;
   std::uint64_t read_offset = 0;
+  bool unread = false;  // delivered unread (whatever became of it since): mapped_reads::retire
 };
 
 // Reads a chunk delivered unread into its slot and closes its descriptor (nothing to do for a

@@ -19,15 +19,19 @@ constexpr std::size_t page = 4096;
 std::mutex mapped_mutex;
 std::map<void*, std::size_t> mapped;
 
-void* default_alloc(std::size_t bytes) {
+void* anonymous(std::size_t bytes, bool touch) {
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return nullptr;
   ::madvise(p, bytes, MADV_HUGEPAGE);  // advice only: ignored where THP is off
   auto* b = static_cast<volatile unsigned char*>(p);
-  for (std::size_t off = 0; off < bytes; off += page) b[off] = 0;
+  if (touch)
+    for (std::size_t off = 0; off < bytes; off += page) b[off] = 0;
   std::lock_guard lock(mapped_mutex);
   mapped[p] = bytes;
   return p;
+}
+void* default_alloc(std::size_t bytes) {
+  return anonymous(bytes, true);
 }
 void default_free(void* p) {
   std::size_t bytes = 0;
@@ -41,6 +45,13 @@ void default_free(void* p) {
   ::munmap(p, bytes);
 }
 }  // namespace
+
+void* slot_pool::untouched_alloc(std::size_t bytes) {
+  return anonymous(bytes, false);
+}
+void slot_pool::untouched_free(void* p) {
+  default_free(p);
+}
 
 slot_pool::slot_pool(unsigned count, std::size_t slot_bytes, alloc_fn alloc, free_fn free)
     : count_(count), slot_bytes_(slot_bytes), free_(free) {

@@ -25,12 +25,17 @@ class slot_pool {
 
   // One allocation of count × stride bytes, stride = slot_bytes rounded up to 4096, so every slot
   // is page-aligned (also with a custom allocator that returns page-aligned memory, as
-  // cudaHostAlloc does). Without `alloc`, aligned_alloc(4096) and free. Throws std::bad_alloc when
-  // the allocator returns null, std::invalid_argument for count == 0 or slot_bytes == 0.
+  // cudaHostAlloc does). Without `alloc`, anonymous memory (huge pages advised) faulted in now, so
+  // that its page faults belong to the set-up. Throws std::bad_alloc when the allocator returns
+  // null, std::invalid_argument for count == 0 or slot_bytes == 0.
   slot_pool(unsigned count, std::size_t slot_bytes, alloc_fn alloc = nullptr,
             free_fn free = nullptr);
   ~slot_pool();
   slot_pool(const slot_pool&) = delete;
+  // The default's memory left untouched: a page costs its fault only if a slot ever holds bytes
+  // there (CPU lanes that map their chunks leave their slots empty). Pass both.
+  static void* untouched_alloc(std::size_t bytes);
+  static void untouched_free(void* p);
   slot_pool& operator=(const slot_pool&) = delete;
 
   unsigned count() const { return count_; }

@@ -4,9 +4,11 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <exception>
 #include <mutex>
 #include <string>
 
+#include "hetpipe/error.hpp"
 #include "io/reader.hpp"
 
 namespace hetpipe::io {
@@ -45,6 +47,10 @@ namespace detail {
 
 std::atomic<std::size_t> max_bytes_per_call{std::size_t(1) << 30};
 std::atomic<std::uint64_t> batched_reads{0};
+
+std::exception_ptr shrank(const std::string& path) {
+  return std::make_exception_ptr(io_error(path, "file shrank while reading", UV_EOF));
+}
 
 void note_uv_use() {
   std::lock_guard lk(threads_mu);

@@ -4,12 +4,17 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <string>
 
 namespace hetpipe::io::detail {
 
 // A libuv error code in plain words ("no such file or directory", "is a directory"...).
 std::string uv_words(int code);
+
+// io_error(path, "file shrank while reading"): a regular file that ended before the bytes its
+// size had promised (a read came back short, or a mapped page vanished).
+std::exception_ptr shrank(const std::string& path);
 
 // Called before the first libuv request of this process: freezes the thread-pool size that
 // set_io_threads() reports from then on.

@@ -195,7 +195,7 @@ sec_chunks() {
 sec_ab() {
   # cpu mode's lanes and chunk size, interleaved rounds, in-run GB/s from -v: medians. (The GPU
   # chunk's 2M against 4M was settled on 2026-11-26: bench/RESULTS.md.)
-  step "A/B: cpu mode's lanes 8 vs 12 vs 16, its chunk 1M vs 2M, lane reads vs --pool-reads (in-run GB/s, medians of interleaved rounds)"
+  step "A/B: cpu mode's lanes 8 vs 12 vs 16, its chunk 1M..8M, --reads map vs lane vs pool (in-run GB/s, medians of interleaved rounds)"
   f32_file
   local big=/dev/shm/hetpipe-bench/random-$size.bin small=/dev/shm/hetpipe-bench/small-20000
   # The checksum benchmark's files (bench/lib.sh), made here when it has not run yet.
@@ -211,19 +211,21 @@ sec_ab() {
       echo "crc32c-cpu-lanes $n $(g checksum -a crc32c --device cpu --cpu-threads $n "$big")"
       echo "blake3-cpu-lanes $n $(g checksum -a blake3 --device cpu --cpu-threads $n "$big")"
     done
-    for c in 1M 2M; do
+    # cpu mode's chunk with mapped reads (its default: 4M; the 2-core box's choice)
+    for c in 1M 2M 4M 8M; do
       echo "stats-cpu-chunk $c $(g stats --device cpu --chunk-size $c "$f")"
       echo "blake3-cpu-chunk $c $(g checksum -a blake3 --device cpu --chunk-size $c "$big")"
+      echo "crc32c-cpu-chunk $c $(g checksum -a crc32c --device cpu --chunk-size $c "$big")"
     done
-    # CPU lanes reading their own chunks (the default since 2026-11-27) against libuv's threads
-    # reading every chunk (--pool-reads), in cpu mode and in auto mode (whose GPU lanes do not
-    # start for these 4 GiB jobs: the BLAKE3-against-b3sum target is measured there).
+    # CPU lanes mapping their chunks (the default since 2026-11-27, seventh session), reading
+    # them into their slots (lane), and libuv's threads reading every chunk (pool), in cpu mode
+    # and in auto mode (whose GPU lanes do not start for these 4 GiB jobs: the BLAKE3-against-
+    # b3sum target is measured there). Each at its own default chunk size.
     for m in cpu auto; do
-      for r in lane pool; do
-        x=""; [[ $r == pool ]] && x=--pool-reads
-        echo "stats-$m-reads $r $(g stats --device $m $x "$f")"
-        echo "blake3-$m-reads $r $(g checksum -a blake3 --device $m $x "$big")"
-        echo "crc32c-$m-reads $r $(g checksum -a crc32c --device $m $x "$big")"
+      for r in map lane pool; do
+        echo "stats-$m-reads $r $(g stats --device $m --reads $r "$f")"
+        echo "blake3-$m-reads $r $(g checksum -a blake3 --device $m --reads $r "$big")"
+        echo "crc32c-$m-reads $r $(g checksum -a crc32c --device $m --reads $r "$big")"
       done
     done
   done >"$out/ab-raw.txt"
@@ -292,6 +294,7 @@ sec_shapes() {
       /tmp/hash_shapes "$big" $c local "$n"
       /tmp/hash_shapes "$big" $c local $((n / 2))
       /tmp/hash_shapes "$big" $c mmap "$n"
+      /tmp/hash_shapes "$big" $c window "$n" 64M
     done
   fi
   } 2>&1 | tee "$out/shapes.txt"

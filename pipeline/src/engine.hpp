@@ -19,6 +19,7 @@
 
 #include <hetpipe/pipeline.hpp>
 
+#include "io/mapped.hpp"
 #include "io/reader.hpp"
 #include "io/slot_pool.hpp"
 #include "pipeline/src/trace.hpp"
@@ -202,9 +203,11 @@ class engine {
   std::atomic<std::uint64_t> cpu_claimed_bytes_{0}, cpu_claimed_chunks_{0};
   std::atomic<std::uint64_t> gpu_bytes_done_{0}, gpu_start_ns_{0};
   std::atomic<unsigned> gpu_lanes_running_{0};
-  // Whether the reader delivers large chunks unread for their lane to read (io::reader_config::
-  // lane_reads): while no GPU lane runs, and options::lane_reads allows it.
+  // Whether the reader delivers large chunks unread for their lane to read or map (io::
+  // reader_config::lane_reads): while no GPU lane runs, and options::reads allows it.
   std::atomic<bool> lane_reads_{false};
+  // The CPU lanes' mappings of unread chunks (options::reads == map); null otherwise.
+  std::unique_ptr<io::mapped_reads> maps_;
   std::mutex lanes_end_mutex_;
   std::condition_variable lanes_end_cv_;
   bool cpu_lanes_done_ = false;  // guarded by lanes_end_mutex_

@@ -36,6 +36,24 @@ else
   echo "SKIP: b3sum not installed; BLAKE3 compared with the official vectors in test_host only" >&2
 fi
 
+# Whoever reads the chunks (lanes from mappings, lanes into slots, libuv's threads), the same
+# digests; m3 is large enough for its chunks of 256K and 1M to be mapped.
+for a in blake3 crc32c; do
+  "$HETPIPE" checksum -a $a --device cpu "${files[@]}" >"$tmp/ref" || bad "$a default reads"
+  for r in map lane pool; do
+    for c in 256K 1M; do
+      "$HETPIPE" checksum -a $a --device cpu --reads $r --chunk-size $c "${files[@]}" >"$tmp/got" &&
+        cmp -s "$tmp/ref" "$tmp/got" && ok || bad "$a --reads $r --chunk-size $c differs"
+    done
+  done
+done
+# -v counts them: m3's 12 chunks of 256 KiB (its last, of 333 bytes, is read by the reader).
+"$HETPIPE" checksum -v --device cpu --reads map --chunk-size 256K "$d/m3" 2>"$tmp/err" >/dev/null
+n=0
+for x in $(grep -o '([0-9]* mapped)' "$tmp/err" | tr -dc '0-9\n'); do n=$((n + x)); done
+((n == 12)) && ok || bad "--reads map -v: $(grep lane "$tmp/err")"
+expect_error "unknown --reads" 2 "reads" -- checksum --reads mmap "$d/one"
+
 # CRC32 equals zlib's crc32(), CRC32C the RFC 3720 check value.
 python3 - "${files[@]}" >"$tmp/ref" <<'PY'
 import sys, zlib

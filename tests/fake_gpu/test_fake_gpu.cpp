@@ -729,18 +729,18 @@ TEST_CASE_METHOD(fake_device_fixture,
 TEST_CASE_METHOD(fake_device_fixture,
                  "chunks the CPU lanes were to read themselves are read by GPU lanes that join",
                  "[fake_gpu]") {
-  // Auto mode starts on CPU lanes, which read their own large chunks (options::lane_reads): the
+  // Auto mode starts on CPU lanes, which read or map their own large chunks (options::reads): the
   // reader delivers those unread. GPU lanes that join take unread chunks from the queue too, and
   // read them before their copy; from then on the reader reads ahead for them.
   test::temp_dir dir;
   const auto [inputs, want] = write_inputs(dir, {(5u << 20) + 13, 300'000, 1u << 20}, 300);
   fc::set_jitter(20);
-  for (bool lane_reads : {true, false})
+  for (read_mode reads : {read_mode::map, read_mode::lane, read_mode::pool})
     for (device_mode m : {device_mode::automatic, device_mode::gpu, device_mode::cpu})
       for (std::size_t chunk : {std::size_t{256} << 10, std::size_t{1} << 20})
         for (unsigned slots : {1u, 5u}) {
           INFO(device_mode_name(m)
-               << " lane reads " << lane_reads << " chunk " << chunk << " slots " << slots);
+               << " reads " << read_mode_name(reads) << " chunk " << chunk << " slots " << slots);
           sums_op op;
           // A slow CPU lane (its first chunk takes 50 ms): the chunks after it wait, unread, in
           // the queue when the GPU lanes join.
@@ -751,7 +751,7 @@ TEST_CASE_METHOD(fake_device_fixture,
           // GPU lanes that take 20 ms to come up join after the reader delivered unread chunks.
           op.on.make = [] { std::this_thread::sleep_for(std::chrono::milliseconds(20)); };
           options o = lane_options(m, chunk, slots, 2, 2, 1);
-          o.lane_reads = lane_reads;
+          o.reads = reads;
           job_report rep;
           auto got = run(op, inputs, o, &rep);
           REQUIRE(got.size() == inputs.size());

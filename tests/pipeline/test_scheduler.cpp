@@ -280,11 +280,22 @@ TEST_CASE("options: sizes parse with suffixes and bad values are refused", "[pip
   o.chunk_size = 100;
   CHECK_THROWS_AS(resolve(o), usage_error);
   const options d = resolve({});
-  // 4 MiB chunks beside GPU lanes, 1 MiB for CPU lanes alone.
-  CHECK(d.chunk_size == (d.gpu_lanes > 0 ? 4u << 20 : 1u << 20));
+  // 2 MiB chunks beside GPU lanes; for CPU lanes alone 4 MiB when they map their chunks (the
+  // default), 1 MiB when they read them into slots.
+  CHECK(d.reads == read_mode::map);
+  CHECK(d.chunk_size == (d.gpu_lanes > 0 ? 2u << 20 : 4u << 20));
   options cpu;
   cpu.device = device_mode::cpu;
-  CHECK(resolve(cpu).chunk_size == 1u << 20);
+  CHECK(resolve(cpu).chunk_size == 4u << 20);
+  for (read_mode m : {read_mode::lane, read_mode::pool}) {
+    cpu.reads = m;
+    CHECK(resolve(cpu).chunk_size == 1u << 20);
+  }
+  CHECK(parse_read_mode("map") == read_mode::map);
+  CHECK(parse_read_mode("lane") == read_mode::lane);
+  CHECK(parse_read_mode("pool") == read_mode::pool);
+  CHECK(!parse_read_mode("mmap"));
+  CHECK(read_mode_name(read_mode::lane) == "lane");
   CHECK(d.slots >= 4);
   CHECK(d.io_threads >= 4);
 }

@@ -105,6 +105,34 @@ TEST_CASE("stats are bit-identical for every chunk size and thread count", "[sta
     }
 }
 
+TEST_CASE("stats are bit-identical whether lanes map, read or are given their chunks", "[stats]") {
+  test::temp_dir dir;
+  const auto d = test::hard_doubles(600'000, 23);
+  const std::string m = npy_bytes("<f8", "(100000, 6)", d.data(), d.size() * sizeof(double));
+  write_string(dir.file("m.npy"), m);  // its header: 128 bytes, so the records start aligned
+  test::write_vector(dir.file("d"), d);
+  const std::vector<std::string> files{dir.file("m.npy"), dir.file("d")};
+  const auto ref = stats({files[0]}, std::nullopt, test::cpu_options(4096, 1));
+  const auto ref_d = stats({files[1]}, dtype::f64, test::cpu_options(4096, 1));
+  for (read_mode reads : {read_mode::map, read_mode::lane, read_mode::pool})
+    for (std::size_t chunk : {std::size_t{512} << 10, std::size_t{1} << 20})
+      for (unsigned threads : {1u, 3u}) {
+        INFO(read_mode_name(reads) << " chunk " << chunk << " threads " << threads);
+        options o = test::cpu_options(chunk, threads);
+        o.reads = reads;
+        job_report rep;
+        CHECK(test::same_results(ref, stats({files[0]}, std::nullopt, o, &rep)));
+        std::uint64_t mapped = 0;
+        for (const auto& l : rep.lanes) mapped += l.mapped;
+        // In map mode every chunk of 256 KiB and more (all but a short last one: 4.8 MB in
+        // chunks of 524256 or 1048560 bytes leaves 82 KiB or 605 KB) is mapped; none otherwise.
+        CHECK(mapped == (reads != read_mode::map ? 0
+                         : chunk == 1 << 20      ? rep.chunks
+                                                 : rep.chunks - 1));
+        CHECK(test::same_results(ref_d, stats({files[1]}, dtype::f64, o)));
+      }
+}
+
 TEST_CASE("NaN is counted and excluded, infinities propagate", "[stats]") {
   test::temp_dir dir;
   const double inf = INFINITY;

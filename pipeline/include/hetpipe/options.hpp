@@ -17,6 +17,15 @@ enum class device_mode : std::uint8_t {
   gpu,        // GPU lanes only; an error where no GPU is usable
 };
 
+// Who reads the chunks of regular files (of 256 KiB and more, by records framing) while no GPU
+// lane runs. GPU lanes want their chunks read ahead, many at once: once they join, the reader
+// reads every chunk (as `pool`) whatever the mode.
+enum class read_mode : std::uint8_t {
+  pool,  // libuv's threads read every chunk into its slot, ahead of the lanes
+  lane,  // the CPU lane that works on a chunk reads it (pread) into its slot first
+  map,   // the CPU lane works on the chunk straight from the page cache (io::mapped_reads)
+};
+
 struct options {
   std::size_t chunk_size = 0;  // bytes per chunk (default 2 MiB beside GPU lanes, 1 MiB without)
   unsigned slots = 0;          // pinned host slots in the pool (memory = slots × chunk_size)
@@ -31,10 +40,8 @@ struct options {
   // from their rate since the first check (detail::gpu_start_rule). 0: at once, whatever the
   // job's length.
   double auto_gpu_min_remaining = 0.5;
-  // While no GPU lane runs, CPU lanes read their own chunks of regular files (of 256 KiB and
-  // more) rather than libuv's threads: the bytes land in the cache of the core that works on them.
-  // false: libuv's threads read every chunk.
-  bool lane_reads = true;
+  // Lanes read or map their own chunks while no GPU lane runs (read_mode).
+  read_mode reads = read_mode::map;
   bool progress = false;   // bytes done, GB/s and ETA on stderr
   std::string trace_path;  // Chrome trace-event JSON (open it in Perfetto)
   int verbose = 0;         // 1: busy time per stage on stderr
@@ -54,5 +61,7 @@ std::size_t parse_size(std::string_view text);
 std::string format_size(std::uint64_t bytes);
 std::optional<device_mode> parse_device_mode(std::string_view text) noexcept;
 std::string_view device_mode_name(device_mode m) noexcept;
+std::optional<read_mode> parse_read_mode(std::string_view text) noexcept;  // pool | lane | map
+std::string_view read_mode_name(read_mode m) noexcept;
 
 }  // namespace hetpipe

@@ -23,7 +23,8 @@ struct lane_report {
   std::string name;  // "cpu 0", "gpu 0.1" (device 0, lane 1)
   std::uint64_t chunks = 0;
   std::uint64_t bytes = 0;
-  double busy_seconds = 0;  // time spent computing (CPU) or waiting on the stream (GPU)
+  double busy_seconds = 0;   // time spent computing (CPU) or waiting on the stream (GPU)
+  std::uint64_t mapped = 0;  // of its chunks: worked on straight from the page cache (read_mode)
 };
 
 struct skipped_input {

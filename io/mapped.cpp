@@ -1,0 +1,236 @@
+#include "io/mapped.hpp"
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+
+#include "io/uv_util.hpp"
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22  // Linux 5.14; older kernels answer EINVAL, and faults do the work
+#endif
+
+namespace hetpipe::io {
+
+namespace {
+
+// The live windows, for the SIGBUS handler: read there without locks, so plain atomics in a fixed
+// array. A window that finds no free entry is not mapped (its chunks are read instead).
+struct guard {
+  std::atomic<std::uintptr_t> begin{0}, end{0};
+  std::atomic<bool> damaged{false};
+};
+std::array<guard, 256> guards;
+std::mutex guards_mu;  // claiming and freeing entries (not the handler)
+struct sigaction previous_bus {};
+std::once_flag handler_once;
+
+std::uintptr_t page_size() {
+  static const std::uintptr_t p = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  return p;
+}
+
+void on_sigbus(int sig, siginfo_t* si, void* ctx) {
+  const auto a = reinterpret_cast<std::uintptr_t>(si->si_addr);
+  if (si->si_code > 0) {  // raised by a fault, not sent
+    for (auto& g : guards) {
+      const std::uintptr_t b = g.begin.load(std::memory_order_acquire);
+      if (b == 0 || a < b || a >= g.end.load(std::memory_order_acquire)) continue;
+      // A page of the file that is gone: zeros in its place, so the work can run to its end, and
+      // the window marked for check().
+      void* page = reinterpret_cast<void*>(a & ~(page_size() - 1));
+      if (::mmap(page, page_size(), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) !=
+          MAP_FAILED) {
+        g.damaged.store(true, std::memory_order_release);
+        return;
+      }
+      break;
+    }
+  }
+  // Not ours: what was there before.
+  if (previous_bus.sa_flags & SA_SIGINFO) {
+    if (previous_bus.sa_sigaction) previous_bus.sa_sigaction(sig, si, ctx);
+    return;
+  }
+  if (previous_bus.sa_handler == SIG_IGN) return;
+  if (previous_bus.sa_handler != SIG_DFL) {
+    previous_bus.sa_handler(sig);
+    return;
+  }
+  // The default action: restore it; a fault then happens again and ends the process as it would
+  // have, and a sent signal is sent again.
+  ::sigaction(SIGBUS, &previous_bus, nullptr);
+  if (si->si_code <= 0) ::raise(sig);
+}
+
+void install_handler() {
+  std::call_once(handler_once, [] {
+    struct sigaction sa {};
+    sa.sa_sigaction = &on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGBUS, &sa, &previous_bus);
+  });
+}
+
+guard* claim_guard(std::uintptr_t b, std::uintptr_t e) {
+  std::lock_guard lk(guards_mu);
+  for (auto& g : guards)
+    if (g.begin.load(std::memory_order_relaxed) == 0) {
+      g.damaged.store(false, std::memory_order_relaxed);
+      g.end.store(e, std::memory_order_relaxed);
+      g.begin.store(b, std::memory_order_release);
+      return &g;
+    }
+  return nullptr;
+}
+
+void free_guard(guard* g) {
+  std::lock_guard lk(guards_mu);
+  g->begin.store(0, std::memory_order_release);
+  g->end.store(0, std::memory_order_release);
+}
+
+}  // namespace
+
+struct mapped_reads::window {
+  const std::byte* base = nullptr;  // the mapping, from file offset `start`
+  std::size_t length = 0;
+  std::uint64_t start = 0;
+  // Chunks still to retire, counted down from chunks_per_window; the input's last chunk also
+  // takes off the chunks its (short) window does not have.
+  std::atomic<std::int64_t> left{0};
+  guard* g = nullptr;
+};
+
+mapped_reads::mapped_reads(std::function<framing(std::size_t)> frame, std::size_t chunk_size,
+                           std::uint64_t window_bytes)
+    : frame_(std::move(frame)), chunk_size_(chunk_size), window_bytes_(window_bytes) {
+  install_handler();
+}
+
+mapped_reads::~mapped_reads() {
+  for (auto& [key, w] : windows_) {
+    if (w->g) free_guard(w->g);
+    if (w->base) ::munmap(const_cast<std::byte*>(w->base), w->length);
+    delete w;
+  }
+}
+
+std::uint64_t mapped_reads::chunks_per_window(std::size_t input, std::uint64_t* nominal) const {
+  *nominal = nominal_chunk(frame_(input), chunk_size_);
+  return std::max<std::uint64_t>(1, window_bytes_ / *nominal);
+}
+
+mapped_reads::view mapped_reads::map(const chunk& c, const std::string& path) {
+  const framing fr = frame_(c.info.input);
+  // The records' alignment (up to 8 bytes), as a slot would give it: a chunk further off is read.
+  const std::uint64_t rec = std::max<std::uint64_t>(1, fr.record_size);
+  const std::uint64_t align = std::min<std::uint64_t>(8, rec & (~rec + 1));
+  if (c.read_fd < 0 || c.read_offset % align != 0) return {};
+  std::uint64_t nominal = 0;
+  const std::uint64_t per = chunks_per_window(c.info.input, &nominal);
+  const std::uint64_t number = c.info.index / per;
+  window* w = nullptr;
+  {
+    std::lock_guard lk(mu_);
+    auto it = windows_.find({c.info.input, number});
+    if (it == windows_.end()) {
+      w = new window;
+      w->left = static_cast<std::int64_t>(per);
+      it = windows_.emplace(std::make_pair(c.info.input, number), w).first;
+      // Its file range: whole chunks, from the page its first chunk starts in.
+      const std::uint64_t region = c.read_offset - c.info.offset;
+      const std::uint64_t first = region + number * per * nominal;
+      const std::uint64_t start = first & ~std::uint64_t(page_size() - 1);
+      std::uint64_t end = first + per * nominal;
+      struct stat st {};
+      if (::fstat(c.read_fd, &st) == 0)
+        end = std::min<std::uint64_t>(end, std::uint64_t(st.st_size));
+      if (end > start) {
+        void* p = ::mmap(nullptr, end - start, PROT_READ, MAP_SHARED, c.read_fd, off_t(start));
+        if (p != MAP_FAILED) {
+          const auto b = reinterpret_cast<std::uintptr_t>(p);
+          w->g = claim_guard(b, b + (end - start));
+          if (w->g) {
+            w->base = static_cast<const std::byte*>(p);
+            w->length = end - start;
+            w->start = start;
+            ++mapped_;
+          } else {
+            ::munmap(p, end - start);
+          }
+        }
+      }
+    } else {
+      w = it->second;
+    }
+  }
+  if (!w->base) return {};  // retire() still counts the chunk down
+  if (c.read_offset + c.info.size > w->start + w->length)
+    std::rethrow_exception(detail::shrank(path));
+  const std::byte* data = w->base + (c.read_offset - w->start);
+  // The chunk's pages into the page tables in one call (not a fault per 16 pages), and a clean
+  // error for pages past the file's end.
+  const auto p0 = reinterpret_cast<std::uintptr_t>(data) & ~(page_size() - 1);
+  const std::size_t len = reinterpret_cast<std::uintptr_t>(data) + c.info.size - p0;
+  static std::atomic<bool> no_populate{false};
+  if (c.info.size > 0 && !no_populate.load(std::memory_order_relaxed)) {
+    int r;
+    do r = ::madvise(reinterpret_cast<void*>(p0), len, MADV_POPULATE_READ);
+    while (r != 0 && errno == EINTR);
+    if (r != 0 && errno == EFAULT) std::rethrow_exception(detail::shrank(path));
+    if (r != 0 && errno == EINVAL) no_populate.store(true, std::memory_order_relaxed);
+  }
+  return {data, w};
+}
+
+void mapped_reads::check(const view& v, const std::string& path) {
+  if (v.win && v.win->g && v.win->g->damaged.load(std::memory_order_acquire))
+    std::rethrow_exception(detail::shrank(path));
+}
+
+void mapped_reads::retire(const chunk_info& info) noexcept {
+  std::uint64_t nominal = 0;
+  window* w = nullptr;
+  {
+    std::lock_guard lk(mu_);
+    const std::uint64_t per = chunks_per_window(info.input, &nominal);
+    const std::uint64_t number = info.index / per;
+    auto it = windows_.find({info.input, number});
+    if (it == windows_.end()) {  // a chunk of a window no lane mapped: count it in one
+      w = new window;
+      w->left = static_cast<std::int64_t>(per);
+      it = windows_.emplace(std::make_pair(info.input, number), w).first;
+    }
+    w = it->second;
+    std::int64_t done = 1;
+    if (info.last) done += static_cast<std::int64_t>(per - (info.index - number * per + 1));
+    if (w->left.fetch_sub(done) != done) return;
+    windows_.erase(it);
+  }
+  if (w->g) free_guard(w->g);
+  if (w->base) ::munmap(const_cast<std::byte*>(w->base), w->length);
+  delete w;
+}
+
+std::uint64_t mapped_reads::windows_mapped() const {
+  std::lock_guard lk(mu_);
+  return mapped_;
+}
+
+std::size_t mapped_reads::windows_live() const {
+  std::lock_guard lk(mu_);
+  return windows_.size();
+}
+
+}  // namespace hetpipe::io

@@ -1,0 +1,78 @@
+// io::mapped_reads: CPU lanes work on chunks delivered unread (reader_config::lane_reads)
+// straight from the page cache, through read-only shared mappings of the input, instead of
+// copying them into their slots first (the copy was a fifth of a BLAKE3 lane's time on the
+// 2-core box; bench/hash_shapes "window" against "local").
+//
+//   io::mapped_reads maps(frame, chunk_size);
+//   auto v = maps.map(c, path);            // lane: c.read_fd >= 0
+//   if (v.data) { drop_chunk(c); work(v.data, c.info.size); maps.check(v, path); }
+//   else { read_chunk(c, path); work(c.data, c.info.size); }
+//   maps.retire(c.info);                   // once per chunk delivered unread, however it ended
+//
+// An input is mapped in windows of whole chunks (about 64 MiB), each by the first lane that
+// needs it and unmapped when its last chunk is retired: one mmap and one munmap (a TLB shootdown
+// on every core the process runs on) per window rather than per chunk, and page tables only for
+// the windows in use. Windows a failed or cancelled job leaves are unmapped by the destructor.
+//
+// A file that shrinks while mapped loses pages, and touching one raises SIGBUS. Each chunk's
+// pages are populated before its work (MADV_POPULATE_READ: a file already short fails there,
+// cleanly). For a file cut during the work, a SIGBUS handler installed once per process puts a
+// page of zeros in place of a lost page inside a live window and marks the window damaged;
+// check() then throws "file shrank while reading". Other faults go to the handler that was there
+// before, or end the process as they would have.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "hetpipe/framing.hpp"
+#include "io/reader.hpp"
+
+namespace hetpipe::io {
+
+class mapped_reads {
+ public:
+  // frame(input) and chunk_size as the reader was given them: they place each chunk in its window.
+  mapped_reads(std::function<framing(std::size_t)> frame, std::size_t chunk_size,
+               std::uint64_t window_bytes = std::uint64_t{64} << 20);
+  ~mapped_reads();
+  mapped_reads(const mapped_reads&) = delete;
+  mapped_reads& operator=(const mapped_reads&) = delete;
+
+  struct window;
+  struct view {
+    const std::byte* data = nullptr;  // null: not mapped, read the chunk instead
+    window* win = nullptr;
+  };
+  // The bytes of c (delivered unread: c.read_fd >= 0) in the page cache, or a view with null data
+  // when they cannot be mapped here (more windows live than the SIGBUS guard tracks, an offset
+  // not aligned for the records, a failed mmap). Throws io_error(path, "file shrank while
+  // reading") when the file ends before the chunk does.
+  view map(const chunk& c, const std::string& path);
+  // After the work on v's bytes: throws io_error(path, "file shrank while reading") if a page of
+  // its window vanished meanwhile.
+  static void check(const view& v, const std::string& path);
+  // Once for every chunk delivered unread, whatever became of it (mapped, read, dropped).
+  void retire(const chunk_info& info) noexcept;
+
+  // Windows mapped so far, and windows (mapped or counting) not yet retired: for tests.
+  std::uint64_t windows_mapped() const;
+  std::size_t windows_live() const;
+
+ private:
+  std::uint64_t chunks_per_window(std::size_t input, std::uint64_t* nominal) const;
+
+  std::function<framing(std::size_t)> frame_;
+  std::size_t chunk_size_;
+  std::uint64_t window_bytes_;
+  mutable std::mutex mu_;
+  std::map<std::pair<std::size_t, std::uint64_t>, window*> windows_;  // (input, window number)
+  std::uint64_t mapped_ = 0;
+};
+
+}  // namespace hetpipe::io
