@@ -116,23 +116,25 @@ nlohmann::json to_json(const system_info& s) {
                     {"copy_engines", d.copy_engines},
                     {"compute_capability", d.compute_capability}});
   const auto& o = s.resolved;
-  return {{"version", s.version},
-          {"cuda_compiled", s.cuda_compiled},
-          {"cuda_architectures", s.cuda_architectures},
-          {"cuda_status", s.cuda_status},
-          {"devices", devs},
-          {"hardware_threads", s.hardware_threads},
-          {"device", std::string(device_mode_name(o.device))},
-          {"chunk_size", o.chunk_size},
-          {"slots", o.slots},
-          {"io_threads", o.io_threads},
-          {"reads", std::string(read_mode_name(o.reads))},
-          {"cpu_lanes", s.cpu_lanes},
-          {"gpu_lanes", s.gpu_lanes},
-          {"gpu_buffers_per_lane", o.gpu_buffers},
-          {"host_pool_bytes", s.host_pool_bytes},
-          {"device_pool_bytes_per_gpu", s.device_pool_bytes},
-          {"auto_gpu_min_remaining_seconds", o.auto_gpu_min_remaining}};
+  return {
+      {"version", s.version},
+      {"cuda_compiled", s.cuda_compiled},
+      {"cuda_architectures", s.cuda_architectures},
+      {"cuda_status", s.cuda_status},
+      {"devices", devs},
+      {"hardware_threads", s.hardware_threads},
+      {"device", std::string(device_mode_name(o.device))},
+      {"chunk_size", o.chunk_size},
+      {"slots", o.slots},
+      {"io_threads", o.io_threads},
+      {"reads", std::string(read_mode_name(o.reads))},
+      {"cpu_lanes", s.cpu_lanes},
+      {"cpu_lanes_beside_gpu", s.gpu_lanes ? std::min(s.cpu_lanes, o.cpu_threads_beside_gpu) : 0},
+      {"gpu_lanes", s.gpu_lanes},
+      {"gpu_buffers_per_lane", o.gpu_buffers},
+      {"host_pool_bytes", s.host_pool_bytes},
+      {"device_pool_bytes_per_gpu", s.device_pool_bytes},
+      {"auto_gpu_min_remaining_seconds", o.auto_gpu_min_remaining}};
 }
 
 std::string to_text(const system_info& s) {
@@ -150,8 +152,10 @@ std::string to_text(const system_info& s) {
        << d.multiprocessors << " SMs, " << d.copy_engines << " copy engines, sm_"
        << d.compute_capability << "\n";
   os << "host:     " << s.hardware_threads << " hardware threads\n";
-  os << "job:      --device " << device_mode_name(o.device) << ": " << s.cpu_lanes << " CPU lanes, "
-     << s.gpu_lanes << " GPU lanes (" << o.gpu_buffers << " device buffers each)\n";
+  os << "job:      --device " << device_mode_name(o.device) << ": " << s.cpu_lanes << " CPU lanes";
+  if (s.gpu_lanes && s.cpu_lanes > o.cpu_threads_beside_gpu)
+    os << " (" << o.cpu_threads_beside_gpu << " once GPU lanes run)";
+  os << ", " << s.gpu_lanes << " GPU lanes (" << o.gpu_buffers << " device buffers each)\n";
   // Auto mode's pool is page-locked only once its GPU lanes join (engine.cpp).
   const bool late = s.gpu_lanes && o.device == device_mode::automatic;
   os << "          --chunk-size " << format_size(o.chunk_size) << ", --slots " << o.slots

@@ -211,6 +211,14 @@ sec_ab() {
       echo "crc32c-cpu-lanes $n $(g checksum -a crc32c --device cpu --cpu-threads $n "$big")"
       echo "blake3-cpu-lanes $n $(g checksum -a blake3 --device cpu --cpu-threads $n "$big")"
     done
+    # auto mode's CPU lanes: all 16 until GPU lanes run (the default since 2026-11-27, seventh
+    # session) against 8 throughout (--cpu-threads 8: the lanes auto mode had before)
+    for n in 8 16; do
+      x=""; [[ $n == 8 ]] && x="--cpu-threads 8"
+      echo "stats-auto-lanes $n $(g stats --device auto $x "$f")"
+      echo "blake3-auto-lanes $n $(g checksum -a blake3 --device auto $x "$big")"
+      echo "crc32c-auto-lanes $n $(g checksum -a crc32c --device auto $x "$big")"
+    done
     # cpu mode's chunk with mapped reads (its default: 4M; the 2-core box's choice)
     for c in 1M 2M 4M 8M; do
       echo "stats-cpu-chunk $c $(g stats --device cpu --chunk-size $c "$f")"

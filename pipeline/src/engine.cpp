@@ -301,7 +301,7 @@ job_report engine::report() const {
   return report_;
 }
 
-void engine::cpu_lanes(unsigned count) {
+void engine::cpu_lanes(unsigned count, unsigned beside_gpu) {
   // Beside GPU lanes, a CPU lane takes a chunk only when it should finish it before the GPU lanes
   // would have finished everything else left at their measured rate: a slow lane must not hold
   // up the end of the job (one 64 MiB image can take a CPU core a second, the GPU milliseconds).
@@ -341,7 +341,11 @@ void engine::cpu_lanes(unsigned count) {
     lane_report& rep = reports[me];
     rep.name = "cpu " + std::to_string(me);
     std::uint64_t busy = 0;
-    while (auto c = queue_.pop_surplus(accept)) {
+    // The lanes past beside_gpu stop once GPU lanes run (auto mode's late ones): the reads that
+    // feed those want the cores.
+    while (auto c = me >= beside_gpu && gpu_lanes_running_.load() > 0
+                        ? std::nullopt
+                        : queue_.pop_surplus(accept)) {
       // Whether accept() counted this chunk as the CPU lanes' (before GPU lanes join a running
       // job there is no reserve, and chunks come without it).
       const bool claimed = std::exchange(claimed_here, false);
@@ -910,7 +914,7 @@ void engine::run() {
   if (ncpu > 0)
     lanes.emplace_back([this, ncpu] {
       try {
-        cpu_lanes(ncpu);
+        cpu_lanes(ncpu, std::min(ncpu, opt_.cpu_threads_beside_gpu));
       } catch (...) {
         fail(std::current_exception());
       }

@@ -177,7 +177,8 @@ class engine {
   job_report report() const;
 
  private:
-  void cpu_lanes(unsigned count);
+  // `count` CPU lanes; those from `beside_gpu` on stop once GPU lanes run.
+  void cpu_lanes(unsigned count, unsigned beside_gpu);
   void gpu_lane(unsigned index, int device, gpu_worker& worker);
   void monitor();
   void chunk_done(std::uint64_t bytes);

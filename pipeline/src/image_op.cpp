@@ -575,18 +575,19 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
     const options r = resolve(o);
     const std::size_t lanes = o.device == device_mode::gpu ? 0 : r.cpu_threads;
     const int per_image = run_files.size() < lanes ? static_cast<int>(lanes / run_files.size()) : 1;
-    // A GPU lane's PNG codec team: the threads no CPU lane uses, shared among the GPU lanes
-    // (with --device gpu, --cpu-threads when given bounds the threads, as it does CPU lanes').
+    // A GPU lane's PNG codec team: the threads no CPU lane uses once the GPU lanes run, shared
+    // among the GPU lanes (with --device gpu, --cpu-threads when given bounds the threads, as it
+    // does CPU lanes').
     const unsigned threads = o.device == device_mode::gpu && o.cpu_threads
                                  ? o.cpu_threads
                                  : std::max(1u, std::thread::hardware_concurrency());
     const unsigned gpu_lanes = o.device == device_mode::cpu
                                    ? 0
                                    : r.gpu_lanes * static_cast<unsigned>(gpu_count_estimate());
+    const unsigned beside = lanes ? std::min(r.cpu_threads_beside_gpu, r.cpu_threads) : 0;
     const int codec =
         gpu_lanes
-            ? static_cast<int>(std::max(
-                  1u, (threads - std::min(threads, static_cast<unsigned>(lanes))) / gpu_lanes))
+            ? static_cast<int>(std::max(1u, (threads - std::min(threads, beside)) / gpu_lanes))
             : 1;
     const image_op op(spec, run_files, per_image, codec);
     std::vector<input> inputs;

@@ -41,9 +41,14 @@ options resolve(const options& requested) {
   if (o.io_threads > 1024) throw usage_error("--io-threads must be at most 1024");
   // Beside GPU lanes, CPU lanes share the cores with the reads that feed every lane: on the H200
   // box (16 threads, 4 GiB f32 stats, hot cache) 2-8 CPU lanes kept the read ceiling (28.3 GB/s),
-  // 16 dropped the job to 21.3 GB/s. Half the hardware threads, then.
-  if (o.cpu_threads == 0) o.cpu_threads = gpus ? std::max(1u, hw / 2) : hw;
+  // 16 dropped the job to 21.3 GB/s. Half the hardware threads, then, once GPU lanes run; before
+  // (auto mode starts on its CPU lanes, and a short job never starts the GPU lanes) all of them.
+  const bool lanes_given = o.cpu_threads != 0;
+  if (!lanes_given) o.cpu_threads = hw;
   if (o.cpu_threads > 4096) throw usage_error("--cpu-threads must be at most 4096");
+  if (o.cpu_threads_beside_gpu == 0)
+    o.cpu_threads_beside_gpu = gpus && !lanes_given ? std::max(1u, hw / 2) : o.cpu_threads;
+  o.cpu_threads_beside_gpu = std::min(o.cpu_threads_beside_gpu, o.cpu_threads);
   if (o.gpu_lanes == 0) o.gpu_lanes = gpus ? 2 : 0;
   if (o.gpu_lanes > 64) throw usage_error("--gpu-lanes must be at most 64");
   if (o.gpu_buffers == 0) o.gpu_buffers = 3;

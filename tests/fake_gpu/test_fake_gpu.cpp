@@ -761,6 +761,50 @@ TEST_CASE_METHOD(fake_device_fixture,
         }
 }
 
+TEST_CASE_METHOD(fake_device_fixture,
+                 "auto mode's CPU lanes past cpu_threads_beside_gpu stop once the GPU lanes run",
+                 "[fake_gpu]") {
+  test::temp_dir dir;
+  const auto [inputs, want] = write_inputs(dir, {24u << 20}, 301);
+  for (unsigned beside : {1u, 4u}) {
+    INFO("beside " << beside);
+    sums_op op;
+    // The GPU lanes come up 30 ms in; until then the 4 CPU lanes take every chunk.
+    op.on.make = [] { std::this_thread::sleep_for(std::chrono::milliseconds(30)); };
+    std::atomic<bool> gpu_ran{false};
+    op.on.kernel = [&gpu_ran](const chunk_info&) {
+      gpu_ran = true;
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+    };
+    std::mutex mu;
+    std::map<std::thread::id, std::pair<int, int>> calls;  // per lane: before, after the GPU ran
+    op.on.host = [&](const chunk_info&) {
+      const bool after = gpu_ran.load();
+      {
+        std::lock_guard lk(mu);
+        auto& c = calls[std::this_thread::get_id()];
+        (after ? c.second : c.first)++;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(3));
+    };
+    options o = lane_options(device_mode::automatic, 64 << 10, 32, 2, 2, 4);
+    o.cpu_threads_beside_gpu = beside;
+    job_report rep;
+    auto got = run(op, inputs, o, &rep);
+    check_sums(got, want);
+    REQUIRE(rep.gpu_lanes > 0);
+    REQUIRE(calls.size() == 4);  // every lane ran before the GPU lanes joined
+    std::vector<int> after;
+    for (const auto& [id, c] : calls) after.push_back(c.second);
+    std::sort(after.begin(), after.end());
+    // After the join, the lanes past `beside` take at most the one chunk they were waiting for;
+    // the others go on (3 ms a chunk, against the GPU lanes' 0.5 ms: a few each).
+    for (unsigned k = 0; k < 4 - beside; ++k) CHECK(after[k] <= 1);
+    if (beside == 4) CHECK(after[0] >= 2);
+    check_device_clean();
+  }
+}
+
 TEST_CASE_METHOD(fake_device_fixture, "many small files go to the device in batches",
                  "[fake_gpu]") {
   test::temp_dir dir;

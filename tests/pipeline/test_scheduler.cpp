@@ -291,6 +291,17 @@ TEST_CASE("options: sizes parse with suffixes and bad values are refused", "[pip
     cpu.reads = m;
     CHECK(resolve(cpu).chunk_size == 1u << 20);
   }
+  // CPU lanes: every hardware thread; half of them go on beside GPU lanes, unless the lanes were
+  // given. Resolving twice changes nothing.
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  CHECK(d.cpu_threads == hw);
+  CHECK(d.cpu_threads_beside_gpu == (d.gpu_lanes > 0 ? std::max(1u, hw / 2) : hw));
+  options given;
+  given.cpu_threads = 3;
+  CHECK(resolve(given).cpu_threads_beside_gpu == 3);
+  given.cpu_threads_beside_gpu = 5;
+  CHECK(resolve(given).cpu_threads_beside_gpu == 3);  // at most the lanes there are
+  CHECK(resolve(resolve({})).cpu_threads_beside_gpu == d.cpu_threads_beside_gpu);
   CHECK(parse_read_mode("map") == read_mode::map);
   CHECK(parse_read_mode("lane") == read_mode::lane);
   CHECK(parse_read_mode("pool") == read_mode::pool);

@@ -31,8 +31,12 @@ struct options {
   unsigned slots = 0;          // pinned host slots in the pool (memory = slots × chunk_size)
   unsigned io_threads = 0;     // libuv thread-pool size (reads in flight follow from it)
   unsigned cpu_threads = 0;    // CPU lanes (OpenMP threads)
-  unsigned gpu_lanes = 0;      // GPU lanes per device, each with its own streams and device buffers
-  unsigned gpu_buffers = 0;    // device buffers per GPU lane (≥ 2: copy of n+1 overlaps kernel n)
+  // Of those, the CPU lanes that go on working once GPU lanes run (the others finish their chunk
+  // and stop): they share the cores with the reads that feed the GPU lanes. Default: half the
+  // hardware threads where GPU lanes are planned, all of cpu_threads when that was given.
+  unsigned cpu_threads_beside_gpu = 0;
+  unsigned gpu_lanes = 0;    // GPU lanes per device, each with its own streams and device buffers
+  unsigned gpu_buffers = 0;  // device buffers per GPU lane (≥ 2: copy of n+1 overlaps kernel n)
   device_mode device = device_mode::automatic;
   // Auto mode starts on its CPU lanes and brings the GPU lanes up (the driver's start, device
   // memory, page-locking the slot pool: 0.25-0.3 s on the H200 box, and their teardown) only for
