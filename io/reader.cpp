@@ -191,6 +191,7 @@ struct input_state {
   std::exception_ptr err;
   uv_file fd = -1;
   bool owns_fd = true;
+  bool unopened = false;  // one chunk, delivered for its consumer to open (chunk::unopened)
   bool sequential = false;
   bool issue_done = false;
   unsigned inflight = 0;  // positional reads in flight
@@ -290,12 +291,31 @@ struct reader::impl {
         become_sequential(in);
         continue;
       }
+      if (deliver_unopened(in)) continue;
       // stat first, open after: opening a FIFO ahead would block a thread-pool thread until its
       // writer comes (and an early open and close is visible to that writer). FIFOs and devices
       // are opened when they become current.
       add_stat_open(in);
     }
     submit_stat_open();
+  }
+
+  // A regular file (as the engine's stat just found) whose region is one chunk, while the lanes
+  // read for themselves: ready at once, never opened here (chunk::unopened). Anything else, or an
+  // input the stated size refuses (whose error the open path gives as before: a file that cannot
+  // be opened says so first), goes the usual way.
+  bool deliver_unopened(input_state& in) {
+    if (!cfg.lane_reads || !cfg.lane_reads->load(std::memory_order_relaxed) || !in.src->regular ||
+        in.src->read_to_end || in.fr.kind == framing_kind::lines)
+      return false;
+    if (!setup_positional(in, in.src->size) || in.n_chunks != 1) {
+      in.st = input_state::state::opening;
+      in.err = nullptr;
+      return false;
+    }
+    in.unopened = true;
+    in.st = input_state::state::ready;
+    return true;
   }
 
   // Queues a job on libuv's thread pool: Work(job) there, then (this->*Done)(job, status) back on
@@ -629,6 +649,16 @@ struct reader::impl {
   // Delivers op's chunk unread (reader_config::lane_reads) with a descriptor of its own, so that
   // the input's may close before the consumer reads. False: read it here as usual.
   bool lane_read(input_state& in, read_op& op) {
+    if (in.unopened) {  // whatever lane_reads says now: the reader has no descriptor for it
+      chunk c{op.slot, op.base, op.info, op.t_begin, op.t_begin};
+      c.info.size = std::size_t(op.end - op.a);
+      c.read_offset = in.src->offset + op.a;
+      c.unopened = true;
+      c.to_end = !in.src->length;
+      end_op(op, false, false);
+      deliver(c);
+      return true;
+    }
     if (!cfg.lane_reads || !cfg.lane_reads->load(std::memory_order_relaxed) ||
         in.fr.kind != framing_kind::records || in.sequential || op.end - op.a < cfg.lane_read_min)
       return false;
@@ -651,8 +681,9 @@ struct reader::impl {
   // where a trip costs about as much as copying 64 KiB). Larger ones keep a job each, so that
   // their copies run on several threads at once.
   static bool single_read(const input_state& in) {
-    return in.st == input_state::state::ready && !in.sequential && in.n_chunks == 1 &&
-           in.next_chunk == 0 && in.fr.kind != framing_kind::lines && in.region <= batched_read_max;
+    return in.st == input_state::state::ready && !in.sequential && !in.unopened &&
+           in.n_chunks == 1 && in.next_chunk == 0 && in.fr.kind != framing_kind::lines &&
+           in.region <= batched_read_max;
   }
 
   // Inputs per read_batch: half the reads in flight, so that two jobs can run at once.
@@ -1240,6 +1271,27 @@ double reader::loop_cpu_seconds() const {
 }
 
 void read_chunk(chunk& c, const std::string& path) {
+  if (std::exchange(c.unopened, false)) {
+    // O_NONBLOCK: should the path have become a FIFO since its stat, the open does not wait for
+    // a writer (and the fstat below refuses it).
+    const int ufd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (ufd < 0) std::rethrow_exception(uv_failure(path, uv_translate_sys_error(errno)));
+    struct stat st {};
+    const int err = ::fstat(ufd, &st) != 0 ? errno : 0;
+    if (err || !S_ISREG(st.st_mode)) {
+      ::close(ufd);
+      if (err) std::rethrow_exception(uv_failure(path, uv_translate_sys_error(err)));
+      throw io_error(path, S_ISDIR(st.st_mode) ? "is a directory" : "no longer a regular file",
+                     S_ISDIR(st.st_mode) ? UV_EISDIR : UV_EINVAL);
+    }
+    const std::uint64_t end = c.read_offset + c.info.size, size = std::uint64_t(st.st_size);
+    if (size < end || (c.to_end && size > end)) {
+      ::close(ufd);
+      if (size < end) std::rethrow_exception(detail::shrank(path));
+      throw io_error(path, "file grew while reading", UV_EINVAL);
+    }
+    c.read_fd = ufd;
+  }
   if (c.read_fd < 0) return;
   const int fd = std::exchange(c.read_fd, -1);
   int err = 0;

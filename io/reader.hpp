@@ -32,6 +32,7 @@ struct source {
   // Set when a stat just before found a regular file: the reader then opens it without a stat of
   // its own (fstat after the open still decides). One system call less per small file.
   bool regular = false;
+  std::uint64_t size = 0;  // with `regular`: the size that stat found
   // A regular file whose stated size is not its content (/proc's say 0, /sys's 4096): read it
   // sequentially to its end, as a pipe (by records or lines framing; a region or one chunk per
   // file still goes by the size).
@@ -54,11 +55,25 @@ struct chunk {
   int read_fd = -1;
   std::uint64_t read_offset = 0;
   bool unread = false;  // delivered unread (whatever became of it since): mapped_reads::retire
+  // A chunk delivered unopened: the whole data region of a regular file small enough for one
+  // chunk, which the consumer opens, reads and closes itself (read_chunk) rather than the
+  // reader's threads; many small files then take no trip through the reader's thread pool. The
+  // file must still have the size it was stat'ed with (at least read_offset + info.size when
+  // its region has a stated length: to_end false).
+  bool unopened = false;
+  bool to_end = false;
 };
 
-// Reads a chunk delivered unread into its slot and closes its descriptor (nothing to do for a
-// chunk read by the reader). Throws io_error(path, reason) when the read fails or the file ends
-// early; the descriptor is closed either way.
+// Whether the consumer must read c before working on it (read_chunk): delivered unread, by
+// descriptor or unopened.
+inline bool needs_read(const chunk& c) {
+  return c.read_fd >= 0 || c.unopened;
+}
+
+// Reads a chunk delivered unread or unopened into its slot and closes its descriptor (nothing to
+// do for a chunk read by the reader). Throws io_error(path, reason) when the open or read fails,
+// the file ends early, or an unopened file is no longer the size it was stat'ed with; the
+// descriptor is closed either way.
 void read_chunk(chunk& c, const std::string& path);
 // Closes an unread chunk's descriptor (a chunk dropped before it was read).
 void drop_chunk(chunk& c) noexcept;
@@ -84,7 +99,9 @@ struct reader_config {
   // While *lane_reads is true, positional chunks of regular files by records framing, of at least
   // lane_read_min bytes, are delivered unread (chunk::read_fd) as soon as they have a slot: their
   // consumer reads them on its own thread, so the bytes land in the cache of the core that then
-  // works on them, and the reader's threads are not woken per chunk. Null: never.
+  // works on them, and the reader's threads are not woken per chunk. Inputs known to be regular
+  // files (source::regular, source::size) whose region is one chunk (not lines framing) are
+  // delivered unopened (chunk::unopened) instead of opened. Null: never.
   const std::atomic<bool>* lane_reads = nullptr;
   std::uint64_t lane_read_min = 256 << 10;
 };

@@ -355,9 +355,10 @@ void engine::cpu_lanes(unsigned count, unsigned beside_gpu) {
         if (!failed_.load(std::memory_order_relaxed)) {
           const std::byte* data = c->data;
           io::mapped_reads::view mapped;
-          if (c->read_fd >= 0) {  // delivered unread: mapped, or read here into this core's cache
+          if (io::needs_read(
+                  *c)) {  // delivered unread: mapped, or read here into this core's cache
             const std::string& path = spec_.sources[c->info.input].path;
-            if (maps_) mapped = maps_->map(*c, path);
+            if (maps_ && c->read_fd >= 0) mapped = maps_->map(*c, path);
             if (mapped.data) {
               data = mapped.data;
               io::drop_chunk(*c);  // its descriptor
@@ -731,7 +732,8 @@ void engine::run() {
       sizes_known_ = false;
       continue;
     }
-    s.regular = true;                                     // the reader need not stat it again
+    s.regular = true;  // the reader need not stat it again
+    s.size = static_cast<std::uint64_t>(st.st_size);
     if (pseudo.size_is_not_content(s.path, st.st_dev)) {  // /proc, /sys: to the end, as a pipe
       s.read_to_end = true;
       all_small = false;
@@ -856,7 +858,7 @@ void engine::run() {
   reader_->start(
       [this, &read_rows](io::chunk c) {
         // (a chunk delivered unread gets its read span on the lane that reads it)
-        if ((trace_.recording() || opt_.verbose > 0) && c.read_fd < 0)
+        if ((trace_.recording() || opt_.verbose > 0) && !io::needs_read(c))
           read_rows.span("read", c.read_begin_ns, c.read_end_ns, c.info.seq, c.info.size);
         // A chunk read while the job failed (the queue may be aborted between the check and the
         // push: it then refuses the chunk) goes straight back to the pool.

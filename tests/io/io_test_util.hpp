@@ -95,6 +95,7 @@ struct run_result {
   int done_calls = 0;
   unsigned pool_available_after = 0;
   std::size_t unread = 0;             // chunks delivered unread, read by the consumer
+  std::size_t unopened = 0;           // of those: delivered unopened (opened by the consumer)
   std::exception_ptr consumer_error;  // a consumer's read that failed
 
   // Chunks of input i, sorted by index.
@@ -118,6 +119,8 @@ inline run_result run_reader(std::vector<source> inputs, std::function<framing(s
                              unsigned slots, std::size_t slot_bytes, reader_config cfg) {
   slot_pool pool(slots, slot_bytes);
   run_result r;
+  std::vector<std::string> paths;
+  for (const auto& in : inputs) paths.push_back(in.path);
   std::mutex mu;
   std::condition_variable cv;
   std::deque<chunk> q;
@@ -132,9 +135,11 @@ inline run_result run_reader(std::vector<source> inputs, std::function<framing(s
         chunk c = q.front();
         q.pop_front();
         lk.unlock();
-        if (c.read_fd >= 0) ++r.unread;
+        if (needs_read(c)) ++r.unread;
+        if (c.unopened) ++r.unopened;
         try {
-          read_chunk(c, "(test input)");  // a chunk delivered unread (reader_config::lane_reads)
+          // a chunk delivered unread or unopened (reader_config::lane_reads)
+          read_chunk(c, paths[c.info.input]);
         } catch (...) {
           drop_chunk(c);
           std::lock_guard lk2(mu);

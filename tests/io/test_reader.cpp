@@ -256,6 +256,101 @@ TEST_CASE("lane_reads: large chunks of records framing come unread, the rest as 
   CHECK(l.unread == 0);
 }
 
+TEST_CASE("lane_reads: regular inputs of one chunk come unopened, for the consumer to open",
+          "[io][reader]") {
+  temp_dir dir;
+  std::vector<source> inputs;
+  std::vector<std::vector<std::byte>> data;
+  std::mt19937 gen(17);
+  for (int i = 0; i < 200; ++i) {
+    // 0 (no chunk: opened by the reader, as before) .. 70000 bytes, and two of 3 chunks
+    const std::size_t n = i == 7 ? 0 : i % 50 == 3 ? 3 * 65536 + 11 : gen() % 70001;
+    data.push_back(random_bytes(n, 500 + i));
+    write_file(dir.file(numbered("u", i)), data.back());
+    source s{dir.file(numbered("u", i))};
+    s.regular = true;  // as the engine's stat found them
+    s.size = n;
+    inputs.push_back(s);
+  }
+  // A region with a stated length inside a larger file: one chunk, unopened too.
+  inputs.push_back({dir.file(numbered("u", 3)), 100, 5000});
+  inputs.back().regular = true;
+  inputs.back().size = data[3].size();
+  std::atomic<bool> on{true};
+  reader_config cfg;
+  cfg.chunk_size = 65536;
+  cfg.lane_reads = &on;
+  cfg.lane_read_min = 1 << 30;  // no chunk of the 3-chunk files unread: they are opened
+  const auto expected = [&](const source& src) {
+    const auto& full = data[std::stoul(src.path.substr(src.path.rfind('/') + 2))];  // ".../uN"
+    const std::uint64_t len = src.length ? *src.length : full.size();
+    return std::vector<std::byte>(full.begin() + std::ptrdiff_t(src.offset),
+                                  full.begin() + std::ptrdiff_t(src.offset + len));
+  };
+  for (framing fr : {framing::records(1), framing::whole_file()}) {
+    std::vector<source> in;  // whole-file framing refuses inputs larger than a chunk
+    for (const auto& s : inputs)
+      if (fr.kind != framing_kind::whole_file || s.size <= cfg.chunk_size) in.push_back(s);
+    auto r = run_reader(
+        in, [fr](std::size_t) { return fr; }, 5, 3 * 65536 + 11, cfg);
+    REQUIRE(describe(r.error) == "");
+    REQUIRE(!r.consumer_error);
+    std::size_t want_unopened = 0;
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      const auto want = expected(in[i]);
+      CHECK(r.joined(i) == want);
+      if (!want.empty() && want.size() <= cfg.chunk_size) ++want_unopened;
+    }
+    CHECK(r.unopened == want_unopened);
+    CHECK(r.pool_available_after == 5);
+  }
+  // Not while lane reads are off, nor for inputs not known to be regular.
+  on = false;
+  CHECK(run_reader(inputs, records(1), 5, 3 * 65536 + 11, cfg).unopened == 0);
+  on = true;
+  for (auto& s : inputs) s.regular = false;
+  auto r = run_reader(inputs, records(1), 5, 3 * 65536 + 11, cfg);
+  CHECK(r.unopened == 0);
+  CHECK(r.joined(9) == data[9]);
+}
+
+TEST_CASE("read_chunk: an unopened chunk whose file changed is a clear error, never a hang",
+          "[io][reader]") {
+  temp_dir dir;
+  const std::string f = dir.file("f");
+  slot_pool pool(1, 4096);
+  const auto attempt = [&](std::size_t size, bool to_end) {
+    chunk c{};
+    c.slot = 0;
+    c.data = pool.data(0);
+    c.info.size = size;
+    c.unopened = true;
+    c.to_end = to_end;
+    try {
+      read_chunk(c, f);
+    } catch (const io_error& e) {
+      CHECK(e.file() == f);
+      CHECK(c.read_fd < 0);
+      return e.reason();
+    }
+    return std::string(std::memcmp(c.data, "0123456789", size) == 0 ? "read" : "wrong bytes");
+  };
+  write_file(f, {reinterpret_cast<const std::byte*>("0123456789"),
+                 reinterpret_cast<const std::byte*>("0123456789") + 10});
+  CHECK(attempt(10, true) == "read");
+  CHECK(attempt(8, false) == "read");  // a region with a length: more after it is fine
+  CHECK(attempt(8, true) == "file grew while reading");
+  CHECK(attempt(12, true) == "file shrank while reading");
+  CHECK(attempt(12, false) == "file shrank while reading");
+  REQUIRE(::unlink(f.c_str()) == 0);
+  CHECK(attempt(10, true) == "no such file or directory");
+  REQUIRE(::mkdir(f.c_str(), 0700) == 0);
+  CHECK(attempt(10, true) == "is a directory");
+  REQUIRE(::rmdir(f.c_str()) == 0);
+  REQUIRE(::mkfifo(f.c_str(), 0600) == 0);  // opened without waiting for a writer
+  CHECK(attempt(10, true) == "no longer a regular file");
+}
+
 TEST_CASE("A size that is not a multiple of the record size is an input error", "[io][reader]") {
   temp_dir dir;
   write_file(dir.file("small"), random_bytes(3, 1));      // smaller than one record
