@@ -250,6 +250,7 @@ struct reader::impl {
   open_group* forming = nullptr;  // members gathered by open_ahead, not yet submitted
   job_pool<read_batch> batches;
   std::vector<std::pair<input_state*, unsigned>> batch_items;  // issue_batch's, kept for reuse
+  std::size_t unopened_waiting = 0;  // live inputs to deliver unopened, not yet issued
 
   impl(std::vector<source> in, std::function<framing(std::size_t)> f, slot_pool& p, reader_config c)
       : inputs(std::move(in)), frame(std::move(f)), pool(p), cfg(c) {
@@ -315,7 +316,22 @@ struct reader::impl {
     }
     in.unopened = true;
     in.st = input_state::state::ready;
+    ++unopened_waiting;
     return true;
+  }
+
+  // Lane reads switched off (GPU lanes joined: they want their chunks read ahead, many at once):
+  // the inputs still waiting to be delivered unopened are opened and read here after all.
+  void revoke_unopened() {
+    if (unopened_waiting == 0 || !cfg.lane_reads || cfg.lane_reads->load(std::memory_order_relaxed))
+      return;
+    for (auto& [i, in] : live)
+      if (in->unopened && in->next_chunk == 0) {
+        in->unopened = false;
+        add_stat_open(*in);
+      }
+    unopened_waiting = 0;
+    submit_stat_open();
   }
 
   // Queues a job on libuv's thread pool: Work(job) there, then (this->*Done)(job, status) back on
@@ -649,7 +665,8 @@ struct reader::impl {
   // Delivers op's chunk unread (reader_config::lane_reads) with a descriptor of its own, so that
   // the input's may close before the consumer reads. False: read it here as usual.
   bool lane_read(input_state& in, read_op& op) {
-    if (in.unopened) {  // whatever lane_reads says now: the reader has no descriptor for it
+    if (in.unopened) {
+      --unopened_waiting;
       chunk c{op.slot, op.base, op.info, op.t_begin, op.t_begin};
       c.info.size = std::size_t(op.end - op.a);
       c.read_offset = in.src->offset + op.a;
@@ -1141,6 +1158,7 @@ struct reader::impl {
     if (cancel_requested.load(std::memory_order_acquire))
       fail(std::make_exception_ptr(cancelled()));
     if (!error) {
+      revoke_unopened();
       open_ahead();
       while (!error && cur < inputs.size()) {
         auto it = live.find(cur);

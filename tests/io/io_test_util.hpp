@@ -115,8 +115,10 @@ struct run_result {
 
 // Runs a reader to the end with a consumer thread that copies each chunk, releases its slot and
 // retires it, as the pipeline's lanes do.
+// consumed(c), when given, runs on the consumer thread before each chunk is read and released.
 inline run_result run_reader(std::vector<source> inputs, std::function<framing(std::size_t)> frame,
-                             unsigned slots, std::size_t slot_bytes, reader_config cfg) {
+                             unsigned slots, std::size_t slot_bytes, reader_config cfg,
+                             std::function<void(const chunk&)> consumed = nullptr) {
   slot_pool pool(slots, slot_bytes);
   run_result r;
   std::vector<std::string> paths;
@@ -135,6 +137,7 @@ inline run_result run_reader(std::vector<source> inputs, std::function<framing(s
         chunk c = q.front();
         q.pop_front();
         lk.unlock();
+        if (consumed) consumed(c);
         if (needs_read(c)) ++r.unread;
         if (c.unopened) ++r.unopened;
         try {

@@ -304,6 +304,22 @@ TEST_CASE("lane_reads: regular inputs of one chunk come unopened, for the consum
     CHECK(r.unopened == want_unopened);
     CHECK(r.pool_available_after == 5);
   }
+  // Switched off while inputs wait to be delivered unopened (GPU lanes joined): the reader opens
+  // and reads those after all.
+  {
+    std::vector<source> in;
+    for (const auto& s : inputs)
+      if (s.size > 0 && s.size <= cfg.chunk_size) in.push_back(s);
+    reader_config c2 = cfg;
+    c2.max_open_files = 1000;  // every input set up (to be delivered unopened) at once
+    on = true;
+    auto r = run_reader(in, records(1), 2, 65536, c2, [&](const chunk&) { on = false; });
+    REQUIRE(describe(r.error) == "");
+    for (std::size_t i = 0; i < in.size(); ++i) CHECK(r.joined(i) == expected(in[i]));
+    CHECK(r.unopened >= 1);
+    CHECK(r.unopened <= 3);  // those delivered before the switch was seen (2 slots)
+    on = true;
+  }
   // Not while lane reads are off, nor for inputs not known to be regular.
   on = false;
   CHECK(run_reader(inputs, records(1), 5, 3 * 65536 + 11, cfg).unopened == 0);
