@@ -69,7 +69,8 @@ class device_reducer {
 class reduce_op {
  public:
   virtual ~reduce_op() = default;
-  // How input `input` is cut into chunks.
+  // How input `input` is cut into chunks: the same answer every time. Called from several
+  // threads, concurrently (the reader's, the lanes').
   virtual framing frame(std::size_t input) const = 0;
   // The running total of an input before any chunk (what an empty input reports).
   virtual std::unique_ptr<partial> identity(std::size_t input) const = 0;
@@ -159,6 +160,7 @@ class device_transformer {
 class transform_op {
  public:
   virtual ~transform_op() = default;
+  // As reduce_op::frame: the same answer every time, from any thread.
   virtual framing frame(std::size_t input) const = 0;
   // Output bytes of one chunk on a CPU lane (append to `out`). Called concurrently.
   virtual void host(const chunk_info& info, std::span<const std::byte> data,
