@@ -306,8 +306,8 @@ struct reader::impl {
   // input the stated size refuses (whose error the open path gives as before: a file that cannot
   // be opened says so first), goes the usual way.
   bool deliver_unopened(input_state& in) {
-    if (!cfg.lane_reads || !cfg.lane_reads->load(std::memory_order_relaxed) || !in.src->regular ||
-        in.src->read_to_end || in.fr.kind == framing_kind::lines)
+    if (!lane_reads_on() || !in.src->regular || in.src->read_to_end ||
+        in.fr.kind == framing_kind::lines)
       return false;
     if (!setup_positional(in, in.src->size) || in.n_chunks != 1) {
       in.st = input_state::state::opening;
@@ -322,9 +322,12 @@ struct reader::impl {
 
   // Lane reads switched off (GPU lanes joined: they want their chunks read ahead, many at once):
   // the inputs still waiting to be delivered unopened are opened and read here after all.
+  bool lane_reads_on() const {
+    return cfg.lane_reads && cfg.lane_reads->load(std::memory_order_relaxed);
+  }
+
   void revoke_unopened() {
-    if (unopened_waiting == 0 || !cfg.lane_reads || cfg.lane_reads->load(std::memory_order_relaxed))
-      return;
+    if (unopened_waiting == 0 || lane_reads_on()) return;
     for (auto& [i, in] : live)
       if (in->unopened && in->next_chunk == 0) {
         in->unopened = false;
@@ -1165,6 +1168,10 @@ struct reader::impl {
         if (it == live.end()) break;  // not opened yet (open_ahead is bounded)
         input_state& in = *it->second;
         if (in.st == input_state::state::opening) break;
+        if (in.unopened && in.next_chunk == 0 && !lane_reads_on()) {
+          revoke_unopened();  // switched off during this pump: `in` is opened now, with the rest
+          continue;
+        }
         if (in.st == input_state::state::failed) {
           fail(in.err);
           break;
