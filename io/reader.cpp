@@ -1295,7 +1295,7 @@ double reader::loop_cpu_seconds() const {
   return impl_->loop_cpu;
 }
 
-void read_chunk(chunk& c, const std::string& path) {
+void open_chunk(chunk& c, const std::string& path) {
   if (std::exchange(c.unopened, false)) {
     // O_NONBLOCK: should the path have become a FIFO since its stat, the open does not wait for
     // a writer (and the fstat below refuses it).
@@ -1317,6 +1317,10 @@ void read_chunk(chunk& c, const std::string& path) {
     }
     c.read_fd = ufd;
   }
+}
+
+void read_chunk(chunk& c, const std::string& path) {
+  open_chunk(c, path);
   if (c.read_fd < 0) return;
   const int fd = std::exchange(c.read_fd, -1);
   int err = 0;

@@ -75,6 +75,9 @@ inline bool needs_read(const chunk& c) {
 // the file ends early, or an unopened file is no longer the size it was stat'ed with; the
 // descriptor is closed either way.
 void read_chunk(chunk& c, const std::string& path);
+// Opens a chunk delivered unopened (its descriptor then in read_fd, as if delivered unread), with
+// read_chunk's checks and errors; nothing to do for any other chunk.
+void open_chunk(chunk& c, const std::string& path);
 // Closes an unread chunk's descriptor (a chunk dropped before it was read).
 void drop_chunk(chunk& c) noexcept;
 

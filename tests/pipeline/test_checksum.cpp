@@ -104,6 +104,32 @@ TEST_CASE("checksum: a chunk size that is not a power of two gives the same dige
   CHECK(a[0].digest == b[0].digest);
 }
 
+TEST_CASE("checksum: files of one chunk are read, or mapped past 8 MiB, with the same digests",
+          "[checksum]") {
+  test::temp_dir dir;
+  // Delivered unopened (one chunk each): 100 KiB read by the lane, 9 MiB mapped by it.
+  const auto small = random_bytes(100 << 10, 41), big = random_bytes((9 << 20) + 3, 42);
+  test::write_file(dir.file("small"), small.data(), small.size());
+  test::write_file(dir.file("big"), big.data(), big.size());
+  const std::vector<std::string> files{dir.file("small"), dir.file("big")};
+  for (auto algo : {checksum_algo::blake3, checksum_algo::crc32c}) {
+    checksum_spec spec{algo};
+    const auto ref = checksum(files, spec, test::cpu_options(4096, 1));
+    for (read_mode reads : {read_mode::map, read_mode::lane, read_mode::pool}) {
+      INFO(read_mode_name(reads));
+      options o = test::cpu_options(16 << 20, 2);
+      o.reads = reads;
+      job_report rep;
+      const auto got = checksum(files, spec, o, &rep);
+      CHECK(got[0].digest == ref[0].digest);
+      CHECK(got[1].digest == ref[1].digest);
+      std::uint64_t mapped = 0;
+      for (const auto& l : rep.lanes) mapped += l.mapped;
+      CHECK(mapped == (reads == read_mode::map ? 1u : 0u));
+    }
+  }
+}
+
 TEST_CASE("checksum: folders, missing files and bad specs", "[checksum]") {
   namespace fs = std::filesystem;
   test::temp_dir dir;
