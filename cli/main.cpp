@@ -32,7 +32,8 @@ struct common {
   void add(CLI::App* app) {
     chunk_opt = app->add_option(
         "--chunk-size", chunk_size,
-        "bytes per chunk (K/M/G suffixes; default 2M with GPU lanes, 1M without; 4K..1G)");
+        "bytes per chunk (K/M/G suffixes; default 2M with GPU lanes; without, 4M with --reads "
+        "map, 1M otherwise; 4K..1G)");
     app->add_option("--slots", slots, "pinned host slots in the pool (default: from threads)");
     app->add_option("--io-threads", io_threads, "libuv thread-pool size (default: cores, 4..16)");
     app->add_option("--cpu-threads", cpu_threads,

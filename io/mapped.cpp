@@ -29,7 +29,7 @@ struct guard {
   std::atomic<std::uintptr_t> begin{0}, end{0};
   std::atomic<bool> damaged{false};
 };
-std::array<guard, 256> guards;
+std::array<guard, 1024> guards;
 std::mutex guards_mu;  // claiming and freeing entries (not the handler)
 struct sigaction previous_bus {};
 std::once_flag handler_once;
@@ -40,8 +40,14 @@ std::uintptr_t page_size() {
 }
 
 void on_sigbus(int sig, siginfo_t* si, void* ctx) {
+  const int saved_errno = errno;
+  struct restore_errno {
+    int e;
+    ~restore_errno() { errno = e; }
+  } restore{saved_errno};
   const auto a = reinterpret_cast<std::uintptr_t>(si->si_addr);
-  if (si->si_code > 0) {  // raised by a fault, not sent
+  const bool fault = si->si_code > 0;  // raised by a fault, not sent
+  if (fault) {
     for (auto& g : guards) {
       const std::uintptr_t b = g.begin.load(std::memory_order_acquire);
       if (b == 0 || a < b || a >= g.end.load(std::memory_order_acquire)) continue;
@@ -61,15 +67,19 @@ void on_sigbus(int sig, siginfo_t* si, void* ctx) {
     if (previous_bus.sa_sigaction) previous_bus.sa_sigaction(sig, si, ctx);
     return;
   }
-  if (previous_bus.sa_handler == SIG_IGN) return;
-  if (previous_bus.sa_handler != SIG_DFL) {
+  if (previous_bus.sa_handler == SIG_IGN && !fault) return;
+  if (previous_bus.sa_handler != SIG_DFL && previous_bus.sa_handler != SIG_IGN) {
     previous_bus.sa_handler(sig);
     return;
   }
   // The default action: restore it; a fault then happens again and ends the process as it would
-  // have, and a sent signal is sent again.
-  ::sigaction(SIGBUS, &previous_bus, nullptr);
-  if (si->si_code <= 0) ::raise(sig);
+  // have (the kernel does not let an ignored SIGBUS from a fault pass either), and a sent signal
+  // is sent again.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  ::sigaction(SIGBUS, &dfl, nullptr);
+  if (!fault) ::raise(sig);
 }
 
 void install_handler() {

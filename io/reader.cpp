@@ -674,7 +674,6 @@ struct reader::impl {
       c.info.size = std::size_t(op.end - op.a);
       c.read_offset = in.src->offset + op.a;
       c.unopened = true;
-      c.to_end = !in.src->length;
       end_op(op, false, false);
       deliver(c);
       return true;
@@ -688,12 +687,20 @@ struct reader::impl {
     c.info.size = std::size_t(op.end - op.a);
     c.read_fd = fd;
     c.read_offset = in.src->offset + op.a;
-    c.unread = true;
+    c.windowed = true;
     // pump(), our caller, goes on with the input: with its last chunk issued, it moves to the
     // next input and retires this one.
     end_op(op, false, false);
     deliver(c);
     return true;
+  }
+
+  // Whether in's chunks may share a mapped window with chunks delivered unread (chunk::windowed):
+  // positional records framing of several chunks while lane reads may happen. One chunk alone
+  // is either delivered unread (and windowed) or read here (and no window holds it).
+  bool windowed(const input_state& in) const {
+    return cfg.lane_reads && in.fr.kind == framing_kind::records && !in.sequential &&
+           in.n_chunks > 1;
   }
 
   // A small input read whole by one positional read (one chunk, not lines framing): it may share
@@ -857,6 +864,7 @@ struct reader::impl {
     }
     chunk c{op.slot, op.base, op.info, op.t_begin, steady_ns()};
     c.info.size = std::size_t(op.end - op.a);
+    c.windowed = windowed(*op.in);
     if (op.in->fr.kind == framing_kind::lines) {
       if (op.owns_nothing) {
         c.info.size = 0;
@@ -1309,11 +1317,9 @@ void open_chunk(chunk& c, const std::string& path) {
       throw io_error(path, S_ISDIR(st.st_mode) ? "is a directory" : "no longer a regular file",
                      S_ISDIR(st.st_mode) ? UV_EISDIR : UV_EINVAL);
     }
-    const std::uint64_t end = c.read_offset + c.info.size, size = std::uint64_t(st.st_size);
-    if (size < end || (c.to_end && size > end)) {
+    if (std::uint64_t(st.st_size) < c.read_offset + c.info.size) {
       ::close(ufd);
-      if (size < end) std::rethrow_exception(detail::shrank(path));
-      throw io_error(path, "file grew while reading", UV_EINVAL);
+      std::rethrow_exception(detail::shrank(path));
     }
     c.read_fd = ufd;
   }

@@ -54,14 +54,16 @@ struct chunk {
   // and closes, or closes unread when it drops the chunk (drop_chunk). -1: data holds the bytes.
   int read_fd = -1;
   std::uint64_t read_offset = 0;
-  bool unread = false;  // delivered unread (whatever became of it since): mapped_reads::retire
+  // A chunk of an input some of whose chunks may be delivered unread, and so mapped by the
+  // consumer (io::mapped_reads): counted down with mapped_reads::retire once done, however it was
+  // read (by the reader too: a short last chunk, or any after lane reads were switched off).
+  bool windowed = false;
   // A chunk delivered unopened: the whole data region of a regular file small enough for one
   // chunk, which the consumer opens, reads and closes itself (read_chunk) rather than the
   // reader's threads; many small files then take no trip through the reader's thread pool. The
-  // file must still have the size it was stat'ed with (at least read_offset + info.size when
-  // its region has a stated length: to_end false).
+  // region is the one the job's stat found: a file that grew since is read to that size (as the
+  // reader reads a file to the size its own fstat found), one that shrank below it is an error.
   bool unopened = false;
-  bool to_end = false;
 };
 
 // Whether the consumer must read c before working on it (read_chunk): delivered unread, by
@@ -71,9 +73,8 @@ inline bool needs_read(const chunk& c) {
 }
 
 // Reads a chunk delivered unread or unopened into its slot and closes its descriptor (nothing to
-// do for a chunk read by the reader). Throws io_error(path, reason) when the open or read fails,
-// the file ends early, or an unopened file is no longer the size it was stat'ed with; the
-// descriptor is closed either way.
+// do for a chunk read by the reader). Throws io_error(path, reason) when the open or read fails
+// or the file ends early; the descriptor is closed either way.
 void read_chunk(chunk& c, const std::string& path);
 // Opens a chunk delivered unopened (its descriptor then in read_fd, as if delivered unread), with
 // read_chunk's checks and errors; nothing to do for any other chunk.

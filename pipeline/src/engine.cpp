@@ -221,7 +221,7 @@ engine::~engine() = default;
 
 void engine::drop(io::chunk& c) noexcept {
   io::drop_chunk(c);
-  if (c.unread && maps_) maps_->retire(c.info);
+  if (c.windowed && maps_) maps_->retire(c.info);
   pool_->release(c.slot);
 }
 
@@ -358,16 +358,15 @@ void engine::cpu_lanes(unsigned count, unsigned beside_gpu) {
         if (!failed_.load(std::memory_order_relaxed)) {
           const std::byte* data = c->data;
           io::mapped_reads::view mapped;
-          if (io::needs_read(
-                  *c)) {  // delivered unread: mapped, or read here into this core's cache
-            const std::string& path = spec_.sources[c->info.input].path;
+          const std::string& path = spec_.sources[c->info.input].path;
+          if (io::needs_read(*c)) {  // delivered unread: mapped, or read into this core's cache
             // A large file delivered unopened is mapped too (an image of 8192^2 and its slot's
             // first-touch faults): a mapping of its own pays for its munmap only past a few MiB
             // (bench/hash_shapes, 2 threads: mapchunk against local 8.5 / 10.8 GB/s at 1 MiB,
             // 10.7 / 10.6 at 4 MiB, 11.5 / 8.7 at 16 MiB, 11.3 / 6.1 at 64 MiB).
             if (maps_ && c->unopened && c->info.size >= map_unopened_min) {
               io::open_chunk(*c, path);
-              c->unread = true;  // its window is retired with it
+              c->windowed = true;  // its window is retired with it
             }
             if (maps_ && c->read_fd >= 0) mapped = maps_->map(*c, path);
             if (mapped.data) {
@@ -381,8 +380,8 @@ void engine::cpu_lanes(unsigned count, unsigned beside_gpu) {
             trace_.span(tracks[me], mapped.data ? "map" : "read", t0, th, c->info.seq,
                         c->info.size);
           }
-          spec_.host(c->info, std::span<const std::byte>(data, c->info.size));
-          io::mapped_reads::check(mapped, spec_.sources[c->info.input].path);
+          spec_.host(c->info, std::span<const std::byte>(data, c->info.size),
+                     [&mapped, &path] { io::mapped_reads::check(mapped, path); });
         }
       } catch (...) {
         fail(std::current_exception());
@@ -572,7 +571,7 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
         // lanes must not wait on them meanwhile).
         for (unsigned j = 0; j < nbuf; ++j) retire_buffer((next + j) % nbuf);
         const std::uint64_t t0 = now_ns();
-        spec_.host(h.info, data);
+        spec_.host(h.info, data, [] {});  // read into its slot: nothing to verify
         const std::uint64_t t1 = now_ns();
         trace_.span(host_track, "host", t0, t1, h.info.seq, h.info.size);
         host_work_ns += t1 - t0;

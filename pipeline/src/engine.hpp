@@ -72,7 +72,12 @@ struct job_spec {
   std::vector<io::source> sources;
   std::function<framing(std::size_t)> frame;
   // A CPU lane's work on one chunk, result handed on before returning. Called concurrently.
-  std::function<void(const chunk_info&, std::span<const std::byte>)> host;
+  // `verify` throws when the bytes just worked on may not have been the input's (a mapped page
+  // that vanished under the work: io::mapped_reads::check): call it after the work and before
+  // the result leaves (a transform's output goes to its writer, which may commit it).
+  std::function<void(const chunk_info&, std::span<const std::byte>,
+                     const std::function<void()>& verify)>
+      host;
   // A GPU lane's worker, or nullptr when the operator has no device implementation.
   std::function<std::unique_ptr<gpu_worker>(int device, std::size_t max_chunk, unsigned buffers)>
       make_gpu;

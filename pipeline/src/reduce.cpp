@@ -82,8 +82,11 @@ std::vector<std::unique_ptr<partial>> run(const reduce_op& op, const std::vector
   detail::job_spec spec;
   spec.sources = detail::to_sources(inputs);
   spec.frame = [&op](std::size_t i) { return op.frame(i); };
-  spec.host = [&op, &deliver](const chunk_info& info, std::span<const std::byte> data) {
-    deliver(info, op.host(info, data));
+  spec.host = [&op, &deliver](const chunk_info& info, std::span<const std::byte> data,
+                              const std::function<void()>& verify) {
+    auto p = op.host(info, data);
+    verify();
+    deliver(info, std::move(p));
   };
   spec.make_gpu = [&op, &deliver](int device, std::size_t max_chunk,
                                   unsigned buffers) -> std::unique_ptr<detail::gpu_worker> {

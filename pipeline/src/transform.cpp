@@ -411,15 +411,17 @@ void run(const transform_op& op, const std::vector<input>& inputs,
   spec.frame = [&op](std::size_t i) { return op.frame(i); };
   // Fewer slots than `window` and the limits above assume only tighten them.
   spec.may_shrink_slots = opt.slots == 0;
-  spec.host = [&op, &deliver, &skip, &pool](const chunk_info& info,
-                                            std::span<const std::byte> data) {
+  spec.host = [&op, &deliver, &skip, &pool](const chunk_info& info, std::span<const std::byte> data,
+                                            const std::function<void()>& verify) {
     std::vector<std::byte> out = pool.take();
     try {
       op.host(info, data, out);
     } catch (const input_skipped& e) {
+      verify();  // a skip made from bytes that were not the file's is not the file's fault
       skip(info, e);
       return;
     }
+    verify();  // before the output goes to its writer, whose last chunk commits the file
     deliver(info, std::move(out));
   };
   spec.make_gpu = [&op, &deliver, &skip, &pool](

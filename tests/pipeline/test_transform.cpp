@@ -1,6 +1,8 @@
 // Transforms through the engine: ordered output, atomic rename, nothing left behind on failure.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <fstream>
 #include <iterator>
@@ -257,5 +259,37 @@ TEST_CASE("outputs are committed off the lanes; one that cannot be committed fai
     CHECK(std::filesystem::is_directory(out[150]));
     for (const auto& e : std::filesystem::directory_iterator(dir.path()))
       CHECK(e.path().filename().string().find(".hetpipe-") == std::string::npos);
+  }
+}
+
+TEST_CASE("a mapped input cut short under a transform's work fails the job and commits nothing",
+          "[pipeline][transform]") {
+  // The file shrinks while a lane works on its mapped chunk (here the operator cuts it itself,
+  // the way another process could): the lost pages read as zeros, and the output made from them
+  // must not reach the writer, whose last chunk would commit the file.
+  test::temp_dir dir;
+  // 12 MiB in chunks of 1 MiB: delivered unread, mapped in a window; 9 MiB in one chunk of 16
+  // MiB: delivered unopened, mapped whole.
+  for (auto [size, chunk] : {std::pair{std::size_t{12} << 20, std::size_t{1} << 20},
+                             std::pair{std::size_t{9} << 20, std::size_t{16} << 20}}) {
+    INFO("size " << size << " chunk " << chunk);
+    const auto in = random_bytes(size, 9);
+    test::write_file(dir.file("in"), in.data(), in.size());
+    reverse_op op;
+    std::atomic<bool> cut{false};
+    op.hook = [&](const chunk_info&) {
+      if (!cut.exchange(true)) REQUIRE(::truncate(dir.file("in").c_str(), 4096) == 0);
+    };
+    options o = test::cpu_options(chunk, 1);
+    o.reads = read_mode::map;
+    try {
+      run(op, {{dir.file("in")}}, {dir.file("out")}, o);
+      FAIL("no error");
+    } catch (const io_error& e) {
+      CHECK(e.file() == dir.file("in"));
+      CHECK(e.reason() == "file shrank while reading");
+    }
+    CHECK(!std::filesystem::exists(dir.file("out")));
+    CHECK(entries(dir.path()) == 1);  // the input alone: no temporary file left either
   }
 }

@@ -27,10 +27,12 @@ enum class read_mode : std::uint8_t {
 };
 
 struct options {
-  std::size_t chunk_size = 0;  // bytes per chunk (default 2 MiB beside GPU lanes, 1 MiB without)
-  unsigned slots = 0;          // pinned host slots in the pool (memory = slots × chunk_size)
-  unsigned io_threads = 0;     // libuv thread-pool size (reads in flight follow from it)
-  unsigned cpu_threads = 0;    // CPU lanes (OpenMP threads)
+  // Bytes per chunk. Default 2 MiB beside GPU lanes; without them 4 MiB with read_mode::map,
+  // 1 MiB otherwise.
+  std::size_t chunk_size = 0;
+  unsigned slots = 0;        // pinned host slots in the pool (memory = slots × chunk_size)
+  unsigned io_threads = 0;   // libuv thread-pool size (reads in flight follow from it)
+  unsigned cpu_threads = 0;  // CPU lanes (OpenMP threads)
   // Of those, the CPU lanes that go on working once GPU lanes run (the others finish their chunk
   // and stop): they share the cores with the reads that feed the GPU lanes. Default: half the
   // hardware threads where GPU lanes are planned, all of cpu_threads when that was given.
