@@ -37,7 +37,7 @@ struct common {
     app->add_option("--slots", slots, "pinned host slots in the pool (default: from threads)");
     app->add_option("--io-threads", io_threads, "libuv thread-pool size (default: cores, 4..16)");
     app->add_option("--cpu-threads", cpu_threads,
-                    "CPU lanes (default: hardware threads; half of them beside GPU lanes)");
+                    "CPU lanes (default: hardware threads; half of them go on once GPU lanes run)");
     app->add_option("--gpu-lanes", gpu_lanes, "GPU lanes per device (default 2)");
     app->add_option("--device", device, "auto | cpu | gpu")
         ->check(CLI::IsMember({"auto", "cpu", "gpu"}));
