@@ -7,7 +7,7 @@
 //   auto v = maps.map(c, path);            // lane: c.read_fd >= 0
 //   if (v.data) { drop_chunk(c); work(v.data, c.info.size); maps.check(v, path); }
 //   else { read_chunk(c, path); work(c.data, c.info.size); }
-//   maps.retire(c.info);                   // once per chunk delivered unread, however it ended
+//   if (c.windowed) maps.retire(c.info);   // once per chunk, however it was read
 //
 // An input is mapped in windows of whole chunks (about 64 MiB), each by the first lane that
 // needs it and unmapped when its last chunk is retired: one mmap and one munmap (a TLB shootdown
@@ -19,7 +19,8 @@
 // cleanly). For a file cut during the work, a SIGBUS handler installed once per process puts a
 // page of zeros in place of a lost page inside a live window and marks the window damaged;
 // check() then throws "file shrank while reading". Other faults go to the handler that was there
-// before, or end the process as they would have.
+// before, or end the process as they would have (also where SIGBUS was ignored: a fault cannot be).
+// At most 1024 windows are live in a process; a window past that is not mapped (read instead).
 #pragma once
 
 #include <cstddef>
@@ -57,7 +58,9 @@ class mapped_reads {
   // After the work on v's bytes: throws io_error(path, "file shrank while reading") if a page of
   // its window vanished meanwhile.
   static void check(const view& v, const std::string& path);
-  // Once for every chunk delivered unread, whatever became of it (mapped, read, dropped).
+  // Once for every chunk that may share a window with mapped ones (chunk::windowed: those
+  // delivered unread, and the rest of their input's), whatever became of it (mapped, read,
+  // dropped): a window is unmapped when all of its chunks are retired.
   void retire(const chunk_info& info) noexcept;
 
   // Windows mapped so far, and windows (mapped or counting) not yet retired: for tests.
