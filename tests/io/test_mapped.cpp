@@ -8,6 +8,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -188,17 +189,18 @@ TEST_CASE("mapped_reads with a reader: every window goes, short last chunks read
 }
 
 // Run in a process of its own by the test below (hidden: [.]): SIGBUS was ignored before the
-// handler was installed, and a fault outside every window must still end the process.
+// handler was installed, and a fault outside every window must still end the process. The file
+// (HETPIPE_TEST_SIGBUS_FILE, 8 KiB) is the parent's, which removes it: this process dies.
 TEST_CASE("sigbus child: a fault outside the windows with SIGBUS ignored before",
           "[.sigbus_child]") {
-  temp_dir dir;
+  const char* path = std::getenv("HETPIPE_TEST_SIGBUS_FILE");
+  REQUIRE(path);
   mapped_reads maps([](std::size_t) { return framing::records(1); }, 1 << 20);
-  write_file(dir.file("x"), random_bytes(8192, 5));
-  const int fd = ::open(dir.file("x").c_str(), O_RDONLY);
+  const int fd = ::open(path, O_RDWR);
   REQUIRE(fd >= 0);
   void* p = ::mmap(nullptr, 8192, PROT_READ, MAP_SHARED, fd, 0);
   REQUIRE(p != MAP_FAILED);
-  REQUIRE(::ftruncate(::open(dir.file("x").c_str(), O_WRONLY), 0) == 0);
+  REQUIRE(::ftruncate(fd, 0) == 0);
   ::alarm(5);  // a hang ends by SIGALRM instead
   const volatile char* q = static_cast<const volatile char*>(p);
   (void)q[4096];  // past the end now: SIGBUS
@@ -211,6 +213,10 @@ TEST_CASE("mapped_reads: the SIGBUS handler lets faults outside its windows end 
   // kernel forces the default on an ignored fault, and so must the handler that replaced it.
   char self[4096] = {};
   REQUIRE(::readlink("/proc/self/exe", self, sizeof self - 1) > 0);
+  temp_dir dir;
+  write_file(dir.file("x"), random_bytes(8192, 5));
+  const std::string env = "HETPIPE_TEST_SIGBUS_FILE=" + dir.file("x");
+  char* const envp[] = {const_cast<char*>(env.c_str()), nullptr};  // the child's whole environment
   struct sigaction ign {
   }, old{};
   ign.sa_handler = SIG_IGN;
@@ -218,7 +224,7 @@ TEST_CASE("mapped_reads: the SIGBUS handler lets faults outside its windows end 
   REQUIRE(::sigaction(SIGBUS, &ign, &old) == 0);
   const pid_t pid = ::fork();
   if (pid == 0) {
-    ::execl(self, self, "[.sigbus_child]", static_cast<char*>(nullptr));
+    ::execle(self, self, "[.sigbus_child]", static_cast<char*>(nullptr), envp);
     ::_exit(127);
   }
   ::sigaction(SIGBUS, &old, nullptr);

@@ -247,10 +247,12 @@ TEST_CASE("outputs are committed off the lanes; one that cannot be committed fai
     }
   }
   SECTION("a directory put where an output goes: its rename fails, and so does the job") {
-    // One lane, 4 KiB chunks: input 150's writer exists (chunk 0 delivered) when chunk 1 puts
-    // the directory in the way.
+    // One lane, 4 KiB chunks (3 to an input): input 150's writer exists (made when its first
+    // chunk's output was delivered) when its second chunk puts the directory in the way. Which
+    // chunk comes first is the reads' completion order, not the index.
+    int seen = 0;
     op.hook = [&](const chunk_info& info) {
-      if (info.input == 150 && info.index == 1)
+      if (info.input == 150 && ++seen == 2)
         std::filesystem::create_directories(out[150] + "/blocker");
     };
     CHECK_THROWS_MATCHES(run(op, in, out, test::cpu_options(4096, 1)), io_error,
