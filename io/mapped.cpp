@@ -112,14 +112,21 @@ void free_guard(guard* g) {
 
 }  // namespace
 
+// A window: its mapping (none if mmap failed or no guard was free: its chunks are read) and the
+// chunks it still waits for. Only touched under mapped_reads::mu_, but for its bytes.
 struct mapped_reads::window {
   const std::byte* base = nullptr;  // the mapping, from file offset `start`
   std::size_t length = 0;
   std::uint64_t start = 0;
-  // Chunks still to retire, counted down from chunks_per_window; the input's last chunk also
+  // Chunks still to retire, counted down from the window's share; the input's last chunk also
   // takes off the chunks its (short) window does not have.
-  std::atomic<std::int64_t> left{0};
+  std::int64_t left = 0;
   guard* g = nullptr;
+
+  ~window() {
+    if (g) free_guard(g);
+    if (base) ::munmap(const_cast<std::byte*>(base), length);
+  }
 };
 
 mapped_reads::mapped_reads(std::function<framing(std::size_t)> frame, std::size_t chunk_size,
@@ -128,17 +135,25 @@ mapped_reads::mapped_reads(std::function<framing(std::size_t)> frame, std::size_
   install_handler();
 }
 
-mapped_reads::~mapped_reads() {
-  for (auto& [key, w] : windows_) {
-    if (w->g) free_guard(w->g);
-    if (w->base) ::munmap(const_cast<std::byte*>(w->base), w->length);
-    delete w;
-  }
+mapped_reads::~mapped_reads() = default;
+
+mapped_reads::place mapped_reads::locate(std::size_t input, const framing& fr,
+                                         std::uint64_t index) const {
+  place p;
+  p.nominal = nominal_chunk(fr, chunk_size_);
+  p.per = std::max<std::uint64_t>(1, window_bytes_ / p.nominal);
+  p.key = {input, index / p.per};
+  return p;
 }
 
-std::uint64_t mapped_reads::chunks_per_window(std::size_t input, std::uint64_t* nominal) const {
-  *nominal = nominal_chunk(frame_(input), chunk_size_);
-  return std::max<std::uint64_t>(1, window_bytes_ / *nominal);
+mapped_reads::window& mapped_reads::find_or_add(const place& p, bool* added) {
+  auto [it, fresh] = windows_.try_emplace(p.key);
+  if (fresh) {
+    it->second = std::make_unique<window>();
+    it->second->left = static_cast<std::int64_t>(p.per);
+  }
+  if (added) *added = fresh;
+  return *it->second;
 }
 
 mapped_reads::view mapped_reads::map(const chunk& c, const std::string& path) {
@@ -147,42 +162,36 @@ mapped_reads::view mapped_reads::map(const chunk& c, const std::string& path) {
   const std::uint64_t rec = std::max<std::uint64_t>(1, fr.record_size);
   const std::uint64_t align = std::min<std::uint64_t>(8, rec & (~rec + 1));
   if (c.read_fd < 0 || c.read_offset % align != 0) return {};
-  std::uint64_t nominal = 0;
-  const std::uint64_t per = chunks_per_window(c.info.input, &nominal);
-  const std::uint64_t number = c.info.index / per;
+  const place p = locate(c.info.input, fr, c.info.index);
   window* w = nullptr;
   {
     std::lock_guard lk(mu_);
-    auto it = windows_.find({c.info.input, number});
-    if (it == windows_.end()) {
-      w = new window;
-      w->left = static_cast<std::int64_t>(per);
-      it = windows_.emplace(std::make_pair(c.info.input, number), w).first;
+    bool fresh = false;
+    w = &find_or_add(p, &fresh);
+    if (fresh) {
       // Its file range: whole chunks, from the page its first chunk starts in.
       const std::uint64_t region = c.read_offset - c.info.offset;
-      const std::uint64_t first = region + number * per * nominal;
+      const std::uint64_t first = region + p.key.second * p.per * p.nominal;
       const std::uint64_t start = first & ~std::uint64_t(page_size() - 1);
-      std::uint64_t end = first + per * nominal;
+      std::uint64_t end = first + p.per * p.nominal;
       struct stat st {};
       if (::fstat(c.read_fd, &st) == 0)
         end = std::min<std::uint64_t>(end, std::uint64_t(st.st_size));
       if (end > start) {
-        void* p = ::mmap(nullptr, end - start, PROT_READ, MAP_SHARED, c.read_fd, off_t(start));
-        if (p != MAP_FAILED) {
-          const auto b = reinterpret_cast<std::uintptr_t>(p);
+        void* m = ::mmap(nullptr, end - start, PROT_READ, MAP_SHARED, c.read_fd, off_t(start));
+        if (m != MAP_FAILED) {
+          const auto b = reinterpret_cast<std::uintptr_t>(m);
           w->g = claim_guard(b, b + (end - start));
           if (w->g) {
-            w->base = static_cast<const std::byte*>(p);
+            w->base = static_cast<const std::byte*>(m);
             w->length = end - start;
             w->start = start;
             ++mapped_;
           } else {
-            ::munmap(p, end - start);
+            ::munmap(m, end - start);
           }
         }
       }
-    } else {
-      w = it->second;
     }
   }
   if (!w->base) return {};  // retire() still counts the chunk down
@@ -210,27 +219,18 @@ void mapped_reads::check(const view& v, const std::string& path) {
 }
 
 void mapped_reads::retire(const chunk_info& info) noexcept {
-  std::uint64_t nominal = 0;
-  window* w = nullptr;
+  std::unique_ptr<window> gone;  // unmapped outside the lock
   {
     std::lock_guard lk(mu_);
-    const std::uint64_t per = chunks_per_window(info.input, &nominal);
-    const std::uint64_t number = info.index / per;
-    auto it = windows_.find({info.input, number});
-    if (it == windows_.end()) {  // a chunk of a window no lane mapped: count it in one
-      w = new window;
-      w->left = static_cast<std::int64_t>(per);
-      it = windows_.emplace(std::make_pair(info.input, number), w).first;
-    }
-    w = it->second;
-    std::int64_t done = 1;
-    if (info.last) done += static_cast<std::int64_t>(per - (info.index - number * per + 1));
-    if (w->left.fetch_sub(done) != done) return;
+    const place p = locate(info.input, frame_(info.input), info.index);
+    window& w = find_or_add(p);  // a window no lane mapped still counts its chunks
+    w.left -= 1;
+    if (info.last) w.left -= static_cast<std::int64_t>(p.per - (info.index % p.per + 1));
+    if (w.left != 0) return;
+    auto it = windows_.find(p.key);
+    gone = std::move(it->second);
     windows_.erase(it);
   }
-  if (w->g) free_guard(w->g);
-  if (w->base) ::munmap(const_cast<std::byte*>(w->base), w->length);
-  delete w;
 }
 
 std::uint64_t mapped_reads::windows_mapped() const {

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -41,7 +42,7 @@ class mapped_reads {
   // frame(input) and chunk_size as the reader was given them: they place each chunk in its window.
   mapped_reads(std::function<framing(std::size_t)> frame, std::size_t chunk_size,
                std::uint64_t window_bytes = std::uint64_t{64} << 20);
-  ~mapped_reads();
+  ~mapped_reads();  // unmaps the windows left
   mapped_reads(const mapped_reads&) = delete;
   mapped_reads& operator=(const mapped_reads&) = delete;
 
@@ -68,13 +69,22 @@ class mapped_reads {
   std::size_t windows_live() const;
 
  private:
-  std::uint64_t chunks_per_window(std::size_t input, std::uint64_t* nominal) const;
+  // Where input `input`'s chunk `index` lies: its window's key, the chunks a window holds, and
+  // the input's nominal chunk (nominal_chunk).
+  struct place {
+    std::pair<std::size_t, std::uint64_t> key;  // (input, window number)
+    std::uint64_t per = 1, nominal = 1;
+  };
+  place locate(std::size_t input, const framing& fr, std::uint64_t index) const;
+  // The window at p.key, made (unmapped, counting p.per chunks; *added true) if there is none.
+  // Under mu_.
+  window& find_or_add(const place& p, bool* added = nullptr);
 
   std::function<framing(std::size_t)> frame_;
   std::size_t chunk_size_;
   std::uint64_t window_bytes_;
   mutable std::mutex mu_;
-  std::map<std::pair<std::size_t, std::uint64_t>, window*> windows_;  // (input, window number)
+  std::map<std::pair<std::size_t, std::uint64_t>, std::unique_ptr<window>> windows_;
   std::uint64_t mapped_ = 0;
 };
 

@@ -320,12 +320,12 @@ struct reader::impl {
     return true;
   }
 
-  // Lane reads switched off (GPU lanes joined: they want their chunks read ahead, many at once):
-  // the inputs still waiting to be delivered unopened are opened and read here after all.
   bool lane_reads_on() const {
     return cfg.lane_reads && cfg.lane_reads->load(std::memory_order_relaxed);
   }
 
+  // Lane reads switched off (GPU lanes joined: they want their chunks read ahead, many at once):
+  // the inputs still waiting to be delivered unopened are opened and read here after all.
   void revoke_unopened() {
     if (unopened_waiting == 0 || lane_reads_on()) return;
     for (auto& [i, in] : live)
@@ -666,28 +666,25 @@ struct reader::impl {
   }
 
   // Delivers op's chunk unread (reader_config::lane_reads) with a descriptor of its own, so that
-  // the input's may close before the consumer reads. False: read it here as usual.
+  // the input's may close before the consumer reads, or unopened (the input's only chunk, whatever
+  // lane_reads says now: the reader has no descriptor for it). False: read it here as usual.
   bool lane_read(input_state& in, read_op& op) {
-    if (in.unopened) {
+    int fd = -1;
+    if (!in.unopened) {
+      if (!lane_reads_on() || in.fr.kind != framing_kind::records || in.sequential ||
+          op.end - op.a < cfg.lane_read_min)
+        return false;
+      fd = ::fcntl(in.fd, F_DUPFD_CLOEXEC, 3);
+      if (fd < 0) return false;  // out of descriptors: the reader reads it
+    } else {
       --unopened_waiting;
-      chunk c{op.slot, op.base, op.info, op.t_begin, op.t_begin};
-      c.info.size = std::size_t(op.end - op.a);
-      c.read_offset = in.src->offset + op.a;
-      c.unopened = true;
-      end_op(op, false, false);
-      deliver(c);
-      return true;
     }
-    if (!cfg.lane_reads || !cfg.lane_reads->load(std::memory_order_relaxed) ||
-        in.fr.kind != framing_kind::records || in.sequential || op.end - op.a < cfg.lane_read_min)
-      return false;
-    const int fd = ::fcntl(in.fd, F_DUPFD_CLOEXEC, 3);
-    if (fd < 0) return false;  // out of descriptors: the reader reads it
     chunk c{op.slot, op.base, op.info, op.t_begin, op.t_begin};
     c.info.size = std::size_t(op.end - op.a);
     c.read_fd = fd;
     c.read_offset = in.src->offset + op.a;
-    c.windowed = true;
+    c.unopened = in.unopened;
+    c.windowed = !in.unopened;
     // pump(), our caller, goes on with the input: with its last chunk issued, it moves to the
     // next input and retires this one.
     end_op(op, false, false);
@@ -1169,7 +1166,6 @@ struct reader::impl {
     if (cancel_requested.load(std::memory_order_acquire))
       fail(std::make_exception_ptr(cancelled()));
     if (!error) {
-      revoke_unopened();
       open_ahead();
       while (!error && cur < inputs.size()) {
         auto it = live.find(cur);
@@ -1177,7 +1173,7 @@ struct reader::impl {
         input_state& in = *it->second;
         if (in.st == input_state::state::opening) break;
         if (in.unopened && in.next_chunk == 0 && !lane_reads_on()) {
-          revoke_unopened();  // switched off during this pump: `in` is opened now, with the rest
+          revoke_unopened();  // switched off: `in` is opened now, with every other one waiting
           continue;
         }
         if (in.st == input_state::state::failed) {

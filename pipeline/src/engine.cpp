@@ -849,8 +849,8 @@ void engine::run() {
   // what it then hashes.
   lane_reads_ = opt_.reads != read_mode::pool && ncpu > 0 && (late || gpus == 0);
   cfg.lane_reads = &lane_reads_;
-  // ... or work on them straight from the page cache, which spares the copy (BLAKE3, 2 threads:
-  // 11.5 GB/s reading into a buffer, 13.5-14.1 from 64 MiB windows of a mapping).
+  // ... or work on them straight from the page cache, which spares the copy (bench/hash_shapes,
+  // BLAKE3, 2 threads: 11.2-12.4 GB/s reading into a buffer, 13.5-14.1 from 64 MiB windows).
   if (lane_reads_ && opt_.reads == read_mode::map)
     maps_ = std::make_unique<io::mapped_reads>(spec_.frame, opt_.chunk_size);
   // Inputs open at once: 64, or a quarter of the descriptors the process may have (`ulimit -n
@@ -927,7 +927,7 @@ void engine::run() {
   if (ncpu > 0)
     lanes.emplace_back([this, ncpu] {
       try {
-        cpu_lanes(ncpu, std::min(ncpu, opt_.cpu_threads_beside_gpu));
+        cpu_lanes(ncpu, opt_.cpu_threads_beside_gpu);  // resolve(): at most cpu_threads
       } catch (...) {
         fail(std::current_exception());
       }

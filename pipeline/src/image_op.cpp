@@ -584,7 +584,7 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
     const unsigned gpu_lanes = o.device == device_mode::cpu
                                    ? 0
                                    : r.gpu_lanes * static_cast<unsigned>(gpu_count_estimate());
-    const unsigned beside = lanes ? std::min(r.cpu_threads_beside_gpu, r.cpu_threads) : 0;
+    const unsigned beside = lanes ? r.cpu_threads_beside_gpu : 0;  // at most cpu_threads
     const int codec =
         gpu_lanes
             ? static_cast<int>(std::max(1u, (threads - std::min(threads, beside)) / gpu_lanes))

@@ -20,7 +20,8 @@ constexpr std::size_t kDefaultCpuChunk = std::size_t{1} << 20;
 // CPU lanes that map their chunks copy nothing, and what a chunk costs is its trip through the
 // reader and the queue, and the page-table lock it shares with its neighbours when two lanes
 // populate one 2 MiB stretch. 2-core box, 1 GiB hot, medians of 5 interleaved runs, 1 -> 4 MiB:
-// BLAKE3 11.6 -> 12.7 GB/s, CRC32C 20.7 -> 31.5, f32 stats 22.7 -> 26.5.
+// BLAKE3 11.6 -> 12.7 GB/s, CRC32C 20.7 -> 31.5, f32 stats 22.7 -> 26.5; a second sweep (the box
+// slower) put 2, 4 and 8 MiB within the noise of each other (bench/RESULTS.md).
 constexpr std::size_t kDefaultMapChunk = std::size_t{4} << 20;
 }  // namespace
 
