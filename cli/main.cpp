@@ -348,11 +348,8 @@ int main(int argc, char** argv) {
         std::cout << hetpipe::cli::to_text(s);
     } else if (*bench_read) {
       hetpipe::job_report rep;
-      hetpipe::options o = bench_opt.to_options();
-      // The ceiling moves every byte into a lane's cache: with mapped reads and nothing to do,
-      // the lanes would touch no byte at all.
-      if (bench_opt.reads.empty()) o.reads = hetpipe::read_mode::lane;
-      const std::uint64_t bytes = hetpipe::read_only(to_inputs(bench_files), o, &rep);
+      const std::uint64_t bytes =
+          hetpipe::read_only(to_inputs(bench_files), bench_opt.to_options(), &rep);
       print_bench("read", bytes, rep, bench_opt.json);
     } else if (*bench_copy) {
       hetpipe::job_report rep;

@@ -198,6 +198,12 @@ TEST_CASE("the read-only pass reads every byte", "[pipeline]") {
   CHECK(read_only({{dir.file("a")}, {dir.file("a")}}, test::cpu_options(65536, 2), &rep) ==
         2u << 20);
   CHECK(rep.chunks == 32);
+  // Mapped chunks that nothing reads would touch no byte: the ceiling reads them, map or not.
+  options o = test::cpu_options(256 << 10, 2);
+  o.reads = read_mode::map;
+  CHECK(read_only({{dir.file("a")}}, o, &rep) == 1u << 20);
+  CHECK(rep.resolved.reads == read_mode::lane);
+  for (const auto& l : rep.lanes) CHECK(l.mapped == 0);
 }
 
 TEST_CASE("a reduction over small files gets more slots and io threads, unless it set them",

@@ -65,8 +65,8 @@ std::vector<std::unique_ptr<partial>> run(const reduce_op& op, const std::vector
 void run(const transform_op& op, const std::vector<input>& inputs,
          const std::vector<std::string>& outputs, const options& opt, job_report* report = nullptr);
 
-// The read-only ceiling: the same pipeline with an operator that does nothing (CPU lanes only).
-// Returns the bytes read.
+// The read-only ceiling: the same pipeline with an operator that does nothing (CPU lanes only;
+// read_mode::map is taken as lane, so that every byte is read). Returns the bytes read.
 std::uint64_t read_only(const std::vector<input>& inputs, const options& opt,
                         job_report* report = nullptr);
 
