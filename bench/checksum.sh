@@ -9,6 +9,7 @@ dir=${1:-/tmp/hetpipe-bench}
 size=${2:-4G}
 count=${3:-20000}
 hp=${HETPIPE:-build/hetpipe}
+args=${HP_ARGS:-}  # more options for the operator's runs (word-split), e.g. HP_ARGS="--reads lane"
 reps=${REPS:-3}
 mkdir -p "$dir"
 . bench/lib.sh
@@ -36,7 +37,7 @@ if command -v b3sum >/dev/null; then
 fi
 for a in blake3 crc32c crc32; do
   for m in $modes; do
-    echo "| checksum -a $a --device $m | $(gbps "$bytes" "$(t "$hp" checksum -a "$a" --device "$m" --no-progress "$big")") |"
+    echo "| checksum -a $a --device $m | $(gbps "$bytes" "$(t "$hp" checksum -a "$a" --device "$m" $args --no-progress "$big")") |"
   done
 done
 echo
@@ -50,6 +51,6 @@ if command -v b3sum >/dev/null; then
 fi
 for a in blake3 crc32c crc32; do
   for m in $modes; do
-    echo "| checksum -r -a $a --device $m | $(gbps "$small_bytes" "$(t "$hp" checksum -r -a "$a" --device "$m" --no-progress "$small")") |"
+    echo "| checksum -r -a $a --device $m | $(gbps "$small_bytes" "$(t "$hp" checksum -r -a "$a" --device "$m" $args --no-progress "$small")") |"
   done
 done

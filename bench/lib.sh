@@ -5,7 +5,7 @@ gbps() { python3 -c "import sys; t=sys.argv[2]; print('FAIL' if t.startswith('FA
 # gpu_name: the first CUDA device's name, or nothing.
 gpu_name() { "$hp" info --json | python3 -c 'import json,sys; d=json.load(sys.stdin)["devices"]; print(d[0]["name"] if d else "")'; }
 machine_line() {
-  echo "machine: $(nproc) threads ($(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1))${1:+, $1}; $(date -u +%F); commit ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
+  echo "machine: $(nproc) threads ($(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1))${1:+, $1}; $(date -u +%F); commit ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}${HP_ARGS:+; options $HP_ARGS}"
 }
 # random_file FILE BYTES: made once (u64 "hard" values, the checksum benchmark's big file).
 random_file() { [[ -f $1 ]] || "$hp" gen --dtype u64 --dist hard --rows $(($2 / 8)) -o "$1"; }

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 dir=${1:-/tmp/hetpipe-bench}
 size=${2:-4G}
 hp=${HETPIPE:-build/hetpipe}
+args=${HP_ARGS:-}  # more options for the operator's runs (word-split), e.g. HP_ARGS="--reads lane"
 mkdir -p "$dir"
 file=$dir/f32-$size.npy
 bytes=$(numfmt --from=iec "$size")
@@ -29,7 +30,7 @@ best() {  # best GB/s of $reps runs of: hetpipe ARGS (uses -v's summary line)
 
 gpu=$("$hp" info --json | python3 -c 'import json,sys; d=json.load(sys.stdin)["devices"]; print(d[0]["name"] if d else "")')
 cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
-echo "machine: $(nproc) cores ($cpu)${gpu:+, $gpu}; file $file ($size f32, hot cache); $(date -u +%F); commit ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
+echo "machine: $(nproc) cores ($cpu)${gpu:+, $gpu}; file $file ($size f32, hot cache); $(date -u +%F); commit ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}${HP_ARGS:+; options $HP_ARGS}"
 ceiling=$(best bench read "$file")
 echo "| run | GB/s | vs read-only |"
 echo "|---|---|---|"
@@ -37,7 +38,7 @@ echo "| read-only ceiling (bench read) | $ceiling | 1.00 |"
 modes="cpu"
 [[ -n $gpu ]] && modes="cpu gpu auto"
 for m in $modes; do
-  g=$(best stats --device "$m" "$file")
+  g=$(best stats --device "$m" $args "$file")
   echo "| stats --device $m | $g | $(python3 -c "print(f'{$g / $ceiling:.2f}')") |"
 done
 if python3 -c 'import numpy' 2>/dev/null; then

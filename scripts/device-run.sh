@@ -30,17 +30,30 @@ mkdir -p "$out"
 export CPATH=$PWD/.deps/root/usr/include/x86_64-linux-gnu:$CPATH
 step() { echo "== $(date -u +%T) $*" | tee -a "$out/steps.log"; }
 t0=$SECONDS
+# Files come back 8 at most: everything in one archive, the tables and traces beside it. On any
+# exit (a section's failure under set -u included), so that what ran comes back.
+pack() {
+  cd "$out" || return
+  shopt -s nullglob
+  local logs=(*.log *.txt *.err *.json *.md *.ref)
+  tar czf logs.tgz "${logs[@]}"
+  rm -f ./*.log ./*.err stats-*.json ./*.txt ./*.ref
+  ls "$out"
+}
+trap pack EXIT
 # tmo SECONDS: that timeout, or less if the deadline is nearer
 tmo() { local l=$(( ${DEADLINE:-1000000} - (SECONDS - t0) )); (( l < $1 )) && echo $(( l > 5 ? l : 5 )) || echo "$1"; }
 
 step "machine"
 { nvidia-smi; nproc; lscpu | head -20; free -g; ls -l /dev/nvidia* /dev/dxg; } >"$out/machine.txt" 2>&1
+if [[ -z ${SKIP_BUILD:-} ]]; then  # SKIP_BUILD=1: use build/ as it is (a dry run elsewhere)
 step "configure + build"
 build_t0=$SECONDS
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DHETPIPE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
   >"$out/configure.log" 2>&1 || { tail -40 "$out/configure.log"; exit 1; }
 cmake --build build -j16 ${BUILD_TARGETS:+--target $BUILD_TARGETS} >"$out/build.log" 2>&1 || { grep -E "error" -A3 "$out/build.log" | head -60; exit 1; }
 echo "build took $((SECONDS - build_t0)) s"
+fi
 build/hetpipe info >"$out/info.txt" 2>&1; cat "$out/info.txt"
 
 if [[ -z ${SKIP_TESTS:-} ]]; then
@@ -254,6 +267,39 @@ PY
   } 2>&1 | tee "$out/ab.txt"
 }
 
+sec_sweep() {
+  # --reads map against lane by CPU lane count, cpu mode, 4 GiB hot, in-run GB/s from -v, medians
+  # of interleaved rounds. On 2026-11-27 (ninth session) this machine's 16 lanes ran CRC32C at
+  # 48.5 GB/s reading (lane) against 29.2 mapping (map), while the 2-core Zen 5 box's two lanes
+  # ran 22.5 against 29.2: is it the lane count (page-table contention) or the CPU?
+  step "sweep: --reads map vs lane by --cpu-threads (in-run GB/s, medians of interleaved rounds)"
+  f32_file
+  local big=/dev/shm/hetpipe-bench/random-$size.bin
+  hp=build/hetpipe random_file "$big" "$(numfmt --from=iec "$size")"
+  g() { timeout 60 build/hetpipe "$@" -v --no-progress 2>&1 >/dev/null | sed -n 's/.*(\([0-9.]*\) GB\/s).*/\1/p' | head -1; }
+  {
+  for r in $(seq ${SWEEP_ROUNDS:-3}); do
+    (( ${DEADLINE:-1000000} - (SECONDS - t0) < ${SWEEP_RESERVE:-150} )) && { echo "sweep: round $r skipped (deadline)" >&2; break; }
+    for n in 2 4 8 16; do
+      for m in map lane; do
+        echo "crc32c-t$n $m $(g checksum -a crc32c --device cpu --cpu-threads $n --reads $m "$big")"
+        echo "stats-t$n $m $(g stats --device cpu --cpu-threads $n --reads $m "$f")"
+        echo "blake3-t$n $m $(g checksum -a blake3 --device cpu --cpu-threads $n --reads $m "$big")"
+      done
+    done
+  done >"$out/sweep-raw.txt"
+  python3 - "$out/sweep-raw.txt" <<'PY'
+import collections, statistics, sys
+d = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    p = line.split()
+    if len(p) == 3: d[(p[0], p[1])].append(float(p[2]))
+for (what, c), v in sorted(d.items()):
+    print(f"{what} {c}: median {statistics.median(v):.2f} GB/s of {len(v)} ({' '.join(f'{x:.1f}' for x in v)})")
+PY
+  } 2>&1 | tee "$out/sweep.txt"
+}
+
 sec_long() {
   # A job long enough for auto mode to bring its GPU lanes up: 4 copies of the 4 GiB file in one
   # file, whole process (best of 3), with -v's join line.
@@ -286,8 +332,9 @@ PY
     grep -E "GB/s|GPU lanes|lane gpu" "$out/long-stats-$m.err"
   done
   cmp "$out/long-stats-cpu.json" "$out/long-stats-gpu.json" && cmp "$out/long-stats-cpu.json" "$out/long-stats-auto.json" && echo "16 GiB stats: cpu == gpu == auto"
+  rm -f "$long32"
   } 2>&1 | tee "$out/long.txt"
-  rm -f "$long" "$long32"
+  rm -f "$long"
 }
 
 sec_shapes() {
@@ -338,6 +385,7 @@ sec_fixed() {
   } 2>&1 | tee "$out/fixed.txt"
 }
 
+
 for s in $sections; do
   if (( ${DEADLINE:-1000000} - (SECONDS - t0) < 20 )); then
     step "skipped $s (deadline)"
@@ -346,10 +394,3 @@ for s in $sections; do
   "sec_$s"
 done
 step "done"
-# Files come back 8 at most: everything in one archive, the tables and traces beside it.
-cd "$out" || exit 1
-shopt -s nullglob
-logs=(*.log *.txt *.err *.json *.md *.ref)
-tar czf logs.tgz "${logs[@]}"
-rm -f ./*.log ./*.err stats-*.json ./*.txt ./*.ref
-ls "$out"
