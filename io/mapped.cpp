@@ -118,6 +118,7 @@ struct mapped_reads::window {
   const std::byte* base = nullptr;  // the mapping, from file offset `start`
   std::size_t length = 0;
   std::uint64_t start = 0;
+  std::uint64_t region = 0;  // the file offset of the input's chunk offset 0
   // Chunks still to retire, counted down from the window's share; the input's last chunk also
   // takes off the chunks its (short) window does not have.
   std::int64_t left = 0;
@@ -186,6 +187,7 @@ mapped_reads::view mapped_reads::map(const chunk& c, const std::string& path) {
             w->base = static_cast<const std::byte*>(m);
             w->length = end - start;
             w->start = start;
+            w->region = region;
             ++mapped_;
           } else {
             ::munmap(m, end - start);
@@ -219,10 +221,34 @@ void mapped_reads::check(const view& v, const std::string& path) {
 }
 
 void mapped_reads::retire(const chunk_info& info) noexcept {
+  const place p = locate(info.input, frame_(info.input), info.index);
+  // The chunk's own pages (not those it shares with its neighbours) leave the page tables now,
+  // with the process's mapping lock shared: MADV_DONTNEED runs beside other lanes' populates,
+  // while munmap takes that lock exclusively and stalls every lane's populate and page fault
+  // while it clears the window's page tables. The window is still live here: this chunk has not
+  // been counted down.
+  const std::byte* base = nullptr;
+  std::uint64_t start = 0, length = 0, region = 0;
+  {
+    std::lock_guard lk(mu_);
+    auto it = windows_.find(p.key);
+    if (it != windows_.end() && it->second->base) {
+      base = it->second->base;
+      start = it->second->start;
+      length = it->second->length;
+      region = it->second->region;
+    }
+  }
+  if (base && info.size > 0) {
+    const std::uint64_t pg = page_size();
+    const std::uint64_t lo = std::max(start, (region + info.offset + pg - 1) & ~(pg - 1));
+    const std::uint64_t hi =
+        std::min(start + length, (region + info.offset + info.size) & ~(pg - 1));
+    if (hi > lo) ::madvise(const_cast<std::byte*>(base + (lo - start)), hi - lo, MADV_DONTNEED);
+  }
   std::unique_ptr<window> gone;  // unmapped outside the lock
   {
     std::lock_guard lk(mu_);
-    const place p = locate(info.input, frame_(info.input), info.index);
     window& w = find_or_add(p);  // a window no lane mapped still counts its chunks
     w.left -= 1;
     if (info.last) w.left -= static_cast<std::int64_t>(p.per - (info.index % p.per + 1));

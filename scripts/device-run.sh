@@ -280,7 +280,7 @@ sec_sweep() {
   {
   for r in $(seq ${SWEEP_ROUNDS:-3}); do
     (( ${DEADLINE:-1000000} - (SECONDS - t0) < ${SWEEP_RESERVE:-150} )) && { echo "sweep: round $r skipped (deadline)" >&2; break; }
-    for n in 2 4 8 16; do
+    for n in ${SWEEP_THREADS:-2 4 8 16}; do
       for m in map lane; do
         echo "crc32c-t$n $m $(g checksum -a crc32c --device cpu --cpu-threads $n --reads $m "$big")"
         echo "stats-t$n $m $(g stats --device cpu --cpu-threads $n --reads $m "$f")"
