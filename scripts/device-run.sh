@@ -17,6 +17,13 @@
 # (290 s there). Pass COMMIT: the device's copy of .git may keep an older HEAD, which the tables'
 # "commit" would otherwise name. Since 2026-11-27 add "shapes" after "checksum" (about 20 s) and
 # expect "long" to take about 40 s more (its 16 GiB stats job).
+# 2026-11-27 (ninth session, H200): the long section's set -u bug lost run 1's logs (fixed: logs
+# are packed on any exit); then 247 s for
+#   DEADLINE=480 BUILD_TARGETS="hetpipe_cli test_gpu test_host" SECTIONS="sweep image stats
+#   checksum" SWEEP_RESERVE=330 HD_COUNT=1000 BIG_COUNT=32 PNG_COUNT=96 IMAGE_TIMEOUT=150
+#   IMAGE_REPS=1 CHECKSUM_REPS=2 HP_ARGS="--reads lane" COMMIT=... scripts/device-run.sh
+# and 118 s for SKIP_TESTS=1 BUILD_TARGETS="hetpipe_cli test_io" SECTIONS="sweep checksum stats"
+# SWEEP_THREADS="4 8 16" (build 61 s). A start and close cost about 35 s of device time each.
 # SECTIONS run in the order given. DEADLINE=SECONDS caps the whole script: each section's timeout
 # is cut to what is left, and a section that would start with under 20 s left is skipped, so the
 # logs are always packed before the device command's own limit kills it.
