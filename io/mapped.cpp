@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <exception>
 #include <mutex>
+#include <vector>
 
 #include "io/uv_util.hpp"
 
@@ -119,9 +120,11 @@ struct mapped_reads::window {
   std::size_t length = 0;
   std::uint64_t start = 0;
   std::uint64_t region = 0;  // the file offset of the input's chunk offset 0
-  // Chunks still to retire, counted down from the window's share; the input's last chunk also
-  // takes off the chunks its (short) window does not have.
+  // Chunks still to retire, counted down from the window's share, and from each release block's;
+  // the input's last chunk also takes off the chunks its (short) window and block do not have.
   std::int64_t left = 0;
+  std::vector<std::int64_t> block_left;
+  int releasing = 0;  // blocks being released outside the lock: the window stays till they are done
   guard* g = nullptr;
 
   ~window() {
@@ -131,8 +134,11 @@ struct mapped_reads::window {
 };
 
 mapped_reads::mapped_reads(std::function<framing(std::size_t)> frame, std::size_t chunk_size,
-                           std::uint64_t window_bytes)
-    : frame_(std::move(frame)), chunk_size_(chunk_size), window_bytes_(window_bytes) {
+                           std::uint64_t window_bytes, std::uint64_t release_bytes)
+    : frame_(std::move(frame)),
+      chunk_size_(chunk_size),
+      window_bytes_(window_bytes),
+      release_bytes_(release_bytes) {
   install_handler();
 }
 
@@ -143,6 +149,7 @@ mapped_reads::place mapped_reads::locate(std::size_t input, const framing& fr,
   place p;
   p.nominal = nominal_chunk(fr, chunk_size_);
   p.per = std::max<std::uint64_t>(1, window_bytes_ / p.nominal);
+  p.per_block = std::clamp<std::uint64_t>(release_bytes_ / p.nominal, 1, p.per);
   p.key = {input, index / p.per};
   return p;
 }
@@ -151,7 +158,12 @@ mapped_reads::window& mapped_reads::find_or_add(const place& p, bool* added) {
   auto [it, fresh] = windows_.try_emplace(p.key);
   if (fresh) {
     it->second = std::make_unique<window>();
-    it->second->left = static_cast<std::int64_t>(p.per);
+    window& w = *it->second;
+    w.left = static_cast<std::int64_t>(p.per);
+    w.block_left.assign((p.per + p.per_block - 1) / p.per_block,
+                        static_cast<std::int64_t>(p.per_block));
+    w.block_left.back() =
+        static_cast<std::int64_t>(p.per - (w.block_left.size() - 1) * p.per_block);
   }
   if (added) *added = fresh;
   return *it->second;
@@ -222,37 +234,43 @@ void mapped_reads::check(const view& v, const std::string& path) {
 
 void mapped_reads::retire(const chunk_info& info) noexcept {
   const place p = locate(info.input, frame_(info.input), info.index);
-  // The chunk's own pages (not those it shares with its neighbours) leave the page tables now,
-  // with the process's mapping lock shared: MADV_DONTNEED runs beside other lanes' populates,
-  // while munmap takes that lock exclusively and stalls every lane's populate and page fault
-  // while it clears the window's page tables. The window is still live here: this chunk has not
-  // been counted down.
-  const std::byte* base = nullptr;
-  std::uint64_t start = 0, length = 0, region = 0;
-  {
-    std::lock_guard lk(mu_);
-    auto it = windows_.find(p.key);
-    if (it != windows_.end() && it->second->base) {
-      base = it->second->base;
-      start = it->second->start;
-      length = it->second->length;
-      region = it->second->region;
-    }
-  }
-  if (base && info.size > 0) {
-    const std::uint64_t pg = page_size();
-    const std::uint64_t lo = std::max(start, (region + info.offset + pg - 1) & ~(pg - 1));
-    const std::uint64_t hi =
-        std::min(start + length, (region + info.offset + info.size) & ~(pg - 1));
-    if (hi > lo) ::madvise(const_cast<std::byte*>(base + (lo - start)), hi - lo, MADV_DONTNEED);
-  }
   std::unique_ptr<window> gone;  // unmapped outside the lock
+  window* release = nullptr;     // its block [lo, hi) of the file leaves the page tables
+  std::uint64_t lo = 0, hi = 0;
   {
     std::lock_guard lk(mu_);
     window& w = find_or_add(p);  // a window no lane mapped still counts its chunks
+    const std::uint64_t k = info.index % p.per, b = k / p.per_block;
+    const std::uint64_t block_end = std::min(p.per, (b + 1) * p.per_block);  // in the window
     w.left -= 1;
-    if (info.last) w.left -= static_cast<std::int64_t>(p.per - (info.index % p.per + 1));
-    if (w.left != 0) return;
+    w.block_left[b] -= 1;
+    if (info.last) {
+      w.left -= static_cast<std::int64_t>(p.per - (k + 1));
+      w.block_left[b] -= static_cast<std::int64_t>(block_end - (k + 1));
+    }
+    if (w.block_left[b] == 0 && w.base) {
+      // The block's whole pages (those it shares with a neighbour block go with the window).
+      const std::uint64_t pg = page_size();
+      const std::uint64_t first = p.key.second * p.per + b * p.per_block;
+      const std::uint64_t from = w.region + first * p.nominal;
+      const std::uint64_t to = w.region + (first + (block_end - b * p.per_block)) * p.nominal;
+      lo = std::max(w.start, (from + pg - 1) & ~(pg - 1));
+      hi = std::min(w.start + w.length, to & ~(pg - 1));
+      if (hi > lo) {
+        release = &w;
+        ++w.releasing;
+      }
+    }
+    if (w.left == 0 && w.releasing == 0) {
+      auto it = windows_.find(p.key);
+      gone = std::move(it->second);
+      windows_.erase(it);
+    }
+  }
+  if (!release) return;
+  ::madvise(const_cast<std::byte*>(release->base + (lo - release->start)), hi - lo, MADV_DONTNEED);
+  std::lock_guard lk(mu_);
+  if (--release->releasing == 0 && release->left == 0) {
     auto it = windows_.find(p.key);
     gone = std::move(it->second);
     windows_.erase(it);

@@ -10,12 +10,15 @@
 //   if (c.windowed) maps.retire(c.info);   // once per chunk, however it was read
 //
 // An input is mapped in windows of whole chunks (about 1 GiB), each by the first lane that needs
-// it and unmapped when its last chunk is retired. A retired chunk's own pages leave the page
-// tables at once (MADV_DONTNEED, which holds the process's mapping lock shared), so the munmap
-// (which holds it exclusively, stalling every lane's populate, and sends a TLB shootdown to every
-// core the process runs on) finds almost nothing left to clear. On the 16-core H200 box, 64 MiB
-// windows unmapped whole had capped 16 lanes at 30-35 GB/s while their reads reached 52 (CRC32C,
-// 2026-11-27). Windows a failed or cancelled job leaves are unmapped by the destructor.
+// it and unmapped when its last chunk is retired. Inside a window, each block of whole chunks
+// (about 64 MiB) leaves the page tables as soon as its last chunk is retired (MADV_DONTNEED, which
+// holds the process's mapping lock shared), so the munmap, which holds that lock exclusively and
+// stalls every lane's populate meanwhile, finds almost nothing left to clear. On the 16-core H200
+// box, 64 MiB windows unmapped whole had capped 16 lanes at 30-35 GB/s while their reads reached
+// 52 (CRC32C, 2026-11-27); releasing each chunk's pages instead reached 60. Blocks rather than
+// chunks: each release also sends a TLB shootdown to every core the process runs on, and chunk by
+// chunk that cost 10-15% on the 2-core box where the page cache maps 2 MiB at a time. Windows a
+// failed or cancelled job leaves are unmapped by the destructor.
 //
 // A file that shrinks while mapped loses pages, and touching one raises SIGBUS. Each chunk's
 // pages are populated before its work (MADV_POPULATE_READ: a file already short fails there,
@@ -43,8 +46,11 @@ namespace hetpipe::io {
 class mapped_reads {
  public:
   // frame(input) and chunk_size as the reader was given them: they place each chunk in its window.
+  // window_bytes and release_bytes: the windows' and their release blocks' sizes (rounded down to
+  // whole chunks, at least one).
   mapped_reads(std::function<framing(std::size_t)> frame, std::size_t chunk_size,
-               std::uint64_t window_bytes = std::uint64_t{1} << 30);
+               std::uint64_t window_bytes = std::uint64_t{1} << 30,
+               std::uint64_t release_bytes = std::uint64_t{64} << 20);
   ~mapped_reads();  // unmaps the windows left
   mapped_reads(const mapped_reads&) = delete;
   mapped_reads& operator=(const mapped_reads&) = delete;
@@ -64,7 +70,8 @@ class mapped_reads {
   static void check(const view& v, const std::string& path);
   // Once for every chunk that may share a window with mapped ones (chunk::windowed: those
   // delivered unread, and the rest of their input's), whatever became of it (mapped, read,
-  // dropped): a window is unmapped when all of its chunks are retired.
+  // dropped): a block's pages leave the page tables when all of its chunks are retired, and a
+  // window is unmapped when all of its chunks are.
   void retire(const chunk_info& info) noexcept;
 
   // Windows mapped so far, and windows (mapped or counting) not yet retired: for tests.
@@ -77,6 +84,7 @@ class mapped_reads {
   struct place {
     std::pair<std::size_t, std::uint64_t> key;  // (input, window number)
     std::uint64_t per = 1, nominal = 1;
+    std::uint64_t per_block = 1;  // chunks a release block holds (at most per)
   };
   place locate(std::size_t input, const framing& fr, std::uint64_t index) const;
   // The window at p.key, made (unmapped, counting p.per chunks; *added true) if there is none.
@@ -85,7 +93,7 @@ class mapped_reads {
 
   std::function<framing(std::size_t)> frame_;
   std::size_t chunk_size_;
-  std::uint64_t window_bytes_;
+  std::uint64_t window_bytes_, release_bytes_;
   mutable std::mutex mu_;
   std::map<std::pair<std::size_t, std::uint64_t>, std::unique_ptr<window>> windows_;
   std::uint64_t mapped_ = 0;

@@ -130,33 +130,47 @@ TEST_CASE("mapped_reads: chunks come from the page cache, windows go when their 
   }
 }
 
-TEST_CASE("mapped_reads: a retired chunk's pages leave the page tables before its window goes",
+TEST_CASE("mapped_reads: a block's pages leave the page tables when its chunks are retired",
           "[io][mapped]") {
   temp_dir dir;
   constexpr std::uint64_t M = 1 << 20;
-  const auto bytes = random_bytes(4 * M, 32);
+  const auto bytes = random_bytes(7 * M, 32);
   write_file(dir.file("f"), bytes);
   const framing fr = framing::records(1);
-  mapped_reads maps([fr](std::size_t) { return fr; }, M, 4 * M);  // one window of 4 chunks
-  chunk c0 = unread_chunk(dir.file("f"), 0, M, 4 * M, 0);
-  chunk c1 = unread_chunk(dir.file("f"), 0, M, 4 * M, 1);
-  const auto v0 = maps.map(c0, dir.file("f"));
-  const auto v1 = maps.map(c1, dir.file("f"));
-  REQUIRE(v0.data);
-  REQUIRE(v1.data == v0.data + M);
-  drop_chunk(c0);
-  drop_chunk(c1);
-  // Both chunks populated: 2 MiB of the window in the page tables.
-  CHECK(mapping_rss_kb(v0.data) == 2048);
-  maps.retire(c0.info);
+  // Windows of 4 chunks, released in blocks of 2: the second window has 3 chunks, its last
+  // block one.
+  mapped_reads maps([fr](std::size_t) { return fr; }, M, 4 * M, 2 * M);
+  std::vector<chunk> cs;
+  std::vector<mapped_reads::view> vs;
+  for (std::uint64_t i = 0; i < 7; ++i) {
+    cs.push_back(unread_chunk(dir.file("f"), 0, M, 7 * M, i));
+    vs.push_back(maps.map(cs.back(), dir.file("f")));
+    REQUIRE(vs.back().data);
+    drop_chunk(cs.back());
+  }
+  REQUIRE(vs[3].data == vs[0].data + 3 * M);
+  CHECK(mapping_rss_kb(vs[0].data) == 4096);  // every chunk populated
+  maps.retire(cs[1].info);
+  CHECK(mapping_rss_kb(vs[0].data) == 4096);  // block 0 still has chunk 0
+  maps.retire(cs[3].info);
+  CHECK(mapping_rss_kb(vs[0].data) == 4096);
+  maps.retire(cs[0].info);
+  // Block 0's pages are gone, while the window stays for chunk 2. (Where the page cache holds the
+  // file in folios of 2 MiB mapped whole, as ext4 may, the kernel unmaps whole folios: a
+  // neighbour's pages then fault in again when touched.)
+  CHECK(mapping_rss_kb(vs[0].data) <= 2048);
+  CHECK(std::memcmp(vs[2].data, bytes.data() + 2 * M, M) == 0);
+  CHECK(maps.windows_live() == 2);
+  // The second window: its last block has the input's last chunk alone.
+  maps.retire(cs[6].info);
+  const long rss = mapping_rss_kb(vs[4].data);
+  CHECK(rss <= 2048);
+  maps.retire(cs[4].info);
+  CHECK(mapping_rss_kb(vs[4].data) == rss);  // its block waits for chunk 5
+  maps.retire(cs[5].info);
   CHECK(maps.windows_live() == 1);
-  // Chunk 0's pages are gone while the window stays. (Where the page cache holds the file in
-  // folios of 2 MiB mapped whole, as ext4 may, the kernel unmaps the whole folio, chunk 1's half
-  // too: chunk 1's pages then fault in again when touched.)
-  CHECK(mapping_rss_kb(v0.data) <= 1024);
-  CHECK(std::memcmp(v1.data, bytes.data() + M, M) == 0);
-  maps.retire(c1.info);
-  CHECK(mapping_rss_kb(v0.data) == 0);
+  maps.retire(cs[2].info);
+  CHECK(maps.windows_live() == 0);
 }
 
 TEST_CASE("mapped_reads: a file cut while mapped is an error, not SIGBUS", "[io][mapped]") {
