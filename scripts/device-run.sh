@@ -48,6 +48,20 @@ pack() {
   ls "$out"
 }
 trap pack EXIT
+# g ARGS: hetpipe ARGS's in-run GB/s (from -v). medians FILE: lines "what case GB/s" -> a median
+# per (what, case).
+g() { timeout 60 build/hetpipe "$@" -v --no-progress 2>&1 >/dev/null | sed -n 's/.*(\([0-9.]*\) GB\/s).*/\1/p' | head -1; }
+medians() {
+  python3 - "$1" <<'PY'
+import collections, statistics, sys
+d = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    p = line.split()
+    if len(p) == 3: d[(p[0], p[1])].append(float(p[2]))
+for (what, c), v in sorted(d.items()):
+    print(f"{what} {c}: median {statistics.median(v):.2f} GB/s of {len(v)} ({' '.join(f'{x:.1f}' for x in v)})")
+PY
+}
 # tmo SECONDS: that timeout, or less if the deadline is nearer
 tmo() { local l=$(( ${DEADLINE:-1000000} - (SECONDS - t0) )); (( l < $1 )) && echo $(( l > 5 ? l : 5 )) || echo "$1"; }
 
@@ -224,7 +238,6 @@ sec_ab() {
   # The checksum benchmark's files (bench/lib.sh), made here when it has not run yet.
   hp=build/hetpipe random_file "$big" "$(numfmt --from=iec "$size")"
   hp=build/hetpipe small_files "$small" 20000 "$big"
-  g() { timeout 60 build/hetpipe "$@" -v --no-progress 2>&1 >/dev/null | sed -n 's/.*(\([0-9.]*\) GB\/s).*/\1/p' | head -1; }
   {
   for r in $(seq ${AB_ROUNDS:-3}); do
     # a round takes about 15 s: leave the sections after this one their time
@@ -262,15 +275,7 @@ sec_ab() {
       done
     done
   done >"$out/ab-raw.txt"
-  python3 - "$out/ab-raw.txt" <<'PY'
-import collections, statistics, sys
-d = collections.defaultdict(list)
-for line in open(sys.argv[1]):
-    p = line.split()
-    if len(p) == 3: d[(p[0], p[1])].append(float(p[2]))
-for (what, c), v in sorted(d.items()):
-    print(f"{what} {c}: median {statistics.median(v):.2f} GB/s of {len(v)} ({' '.join(f'{x:.1f}' for x in v)})")
-PY
+  medians "$out/ab-raw.txt"
   } 2>&1 | tee "$out/ab.txt"
 }
 
@@ -283,7 +288,6 @@ sec_sweep() {
   f32_file
   local big=/dev/shm/hetpipe-bench/random-$size.bin
   hp=build/hetpipe random_file "$big" "$(numfmt --from=iec "$size")"
-  g() { timeout 60 build/hetpipe "$@" -v --no-progress 2>&1 >/dev/null | sed -n 's/.*(\([0-9.]*\) GB\/s).*/\1/p' | head -1; }
   {
   for r in $(seq ${SWEEP_ROUNDS:-3}); do
     (( ${DEADLINE:-1000000} - (SECONDS - t0) < ${SWEEP_RESERVE:-150} )) && { echo "sweep: round $r skipped (deadline)" >&2; break; }
@@ -295,15 +299,7 @@ sec_sweep() {
       done
     done
   done >"$out/sweep-raw.txt"
-  python3 - "$out/sweep-raw.txt" <<'PY'
-import collections, statistics, sys
-d = collections.defaultdict(list)
-for line in open(sys.argv[1]):
-    p = line.split()
-    if len(p) == 3: d[(p[0], p[1])].append(float(p[2]))
-for (what, c), v in sorted(d.items()):
-    print(f"{what} {c}: median {statistics.median(v):.2f} GB/s of {len(v)} ({' '.join(f'{x:.1f}' for x in v)})")
-PY
+  medians "$out/sweep-raw.txt"
   } 2>&1 | tee "$out/sweep.txt"
 }
 
