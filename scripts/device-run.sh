@@ -3,7 +3,7 @@
 # run every test (the [gpu] ones included), then the benchmarks. Logs go to $OUT.
 #   here, once:  ../shared/offline-prefix.sh .deps $(grep -v '^#' scripts/deps-offline.txt)
 #   device run:  scripts/device-run.sh            (carry .deps)
-# Sections: stats checksum encrypt image ceiling chunks fixed ab long shapes (default "stats checksum encrypt").
+# Sections: stats checksum encrypt image ceiling chunks fixed ab long shapes sweep disk (default "stats checksum encrypt").
 # A session has about 15 minutes of device time, a machine starts in about 30 s and goes back 30 s
 # after a call: one full call fits, e.g. (2026-11-26, 238 s on the H200 machine)
 #   DEADLINE=245 BUILD_TARGETS="hetpipe_cli test_gpu" SECTIONS="stats ceiling checksum image
@@ -301,6 +301,43 @@ sec_sweep() {
   done >"$out/sweep-raw.txt"
   medians "$out/sweep-raw.txt"
   } 2>&1 | tee "$out/sweep.txt"
+}
+
+sec_disk() {
+  # The 4 GiB jobs on files in a disk filesystem's page cache (hot), next to /dev/shm's. tmpfs
+  # holds 4 KiB pages, which a mapping lane (--reads map) populates one by one (about 0.2-0.35 us
+  # each); ext4 and xfs may hold files written in large pieces in large folios, mapped 2 MiB at a
+  # time (2026-11-27, 2-core box: `stats` 0.53 of the ceiling on a copied file, 0.90 on one that
+  # gen wrote). bench/page_cache.cpp says which this machine does. Reductions only: a transform
+  # fsyncs its output, which a disk makes slow.
+  step "disk: 4 GiB jobs on a disk filesystem (DISK_DIR), hot, in-run medians"
+  local dir=${DISK_DIR:-/var/tmp/hetpipe-bench}
+  mkdir -p "$dir" || return
+  local big=$dir/random-$size.bin f32=$dir/f32-$size.npy
+  {
+  uname -r; df -T "$dir" | tail -1
+  hp=build/hetpipe random_file "$big" "$(numfmt --from=iec "$size")"
+  [[ -f $f32 ]] || build/hetpipe gen --dtype f32 --rows $(( $(numfmt --from=iec "$size") / 4 )) \
+    --npy --seed 1 -o "$f32"
+  cat "$big" "$f32" >/dev/null
+  if g++ -O2 -std=c++20 bench/page_cache.cpp -o /tmp/page_cache; then
+    /tmp/page_cache "$big" "$f32" /dev/shm/hetpipe-bench/random-$size.bin "$f"
+  fi
+  for r in $(seq ${DISK_ROUNDS:-3}); do
+    (( ${DEADLINE:-1000000} - (SECONDS - t0) < ${DISK_RESERVE:-60} )) && { echo "disk: round $r skipped (deadline)" >&2; break; }
+    for m in cpu auto; do
+      echo "blake3-$m disk $(g checksum -a blake3 --device $m "$big")"
+      echo "crc32c-$m disk $(g checksum -a crc32c --device $m "$big")"
+      echo "stats-$m disk $(g stats --device $m "$f32")"
+    done
+    echo "read disk $(g bench read "$big")"
+  done >"$out/disk-raw.txt"
+  medians "$out/disk-raw.txt"
+  echo "b3sum --num-threads $(nproc) (disk): $(python3 bench/best_time.py 3 b3sum --num-threads "$(nproc)" "$big") s"
+  echo "checksum --device auto (disk): $(python3 bench/best_time.py 3 build/hetpipe checksum --device auto --no-progress "$big") s"
+  cmp <(b3sum "$big" | cut -d' ' -f1) <(build/hetpipe checksum --no-progress "$big" | cut -d' ' -f1) && echo "disk file: hetpipe == b3sum"
+  } 2>&1 | tee "$out/disk.txt"
+  rm -f "$big" "$f32"
 }
 
 sec_long() {
