@@ -13,6 +13,8 @@
 #include <cstring>
 #include <functional>
 #include <random>
+#include <thread>
+#include <vector>
 
 #include "hetpipe/error.hpp"
 #include "io/io_test_util.hpp"
@@ -25,7 +27,7 @@ using namespace hetpipe::io::test;
 namespace {
 
 // Input 0's chunk `index` as the reader delivers it unread: region from file offset `region`,
-// chunks of `nominal` bytes, `total` bytes in the region.
+// chunks of `nominal` bytes, `total` bytes in the region. No Catch assertions: lanes call it.
 chunk unread_chunk(const std::string& path, std::uint64_t region, std::uint64_t nominal,
                    std::uint64_t total, std::uint64_t index) {
   chunk c{};
@@ -35,8 +37,7 @@ chunk unread_chunk(const std::string& path, std::uint64_t region, std::uint64_t 
   c.info.offset = index * nominal;
   c.info.size = std::size_t(std::min(nominal, total - c.info.offset));
   c.info.last = c.info.offset + c.info.size == total;
-  c.read_fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  REQUIRE(c.read_fd >= 0);
+  c.read_fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // < 0: map() maps nothing
   c.read_offset = region + c.info.offset;
   c.windowed = true;
   return c;
@@ -170,6 +171,49 @@ TEST_CASE("mapped_reads: a block's pages leave the page tables when its chunks a
   maps.retire(cs[5].info);
   CHECK(maps.windows_live() == 1);
   maps.retire(cs[2].info);
+  CHECK(maps.windows_live() == 0);
+}
+
+TEST_CASE("mapped_reads: lanes that map and retire at once see their bytes, and every window goes",
+          "[io][mapped]") {
+  // Four threads take the chunks of two inputs in an interleaved order, map each, check its bytes
+  // and retire it: blocks are released while other threads populate and read their neighbours,
+  // and a window's last retire may race a block's release (the window must outlive both).
+  temp_dir dir;
+  constexpr std::uint64_t K = 64 << 10;
+  const std::uint64_t total = 97 * K + 300;  // 98 chunks, the last one short
+  const auto a = random_bytes(total, 41), b = random_bytes(total + 128, 42);
+  write_file(dir.file("a"), a);
+  write_file(dir.file("b"), b);
+  const framing fr = framing::records(4);
+  // Windows of 8 chunks in blocks of 2 (the last window: 2 chunks, one block).
+  mapped_reads maps([fr](std::size_t) { return fr; }, K, 8 * K, 2 * K);
+  const std::uint64_t region = total / 4 * 4, n = (region + K - 1) / K;
+  std::vector<std::pair<int, std::uint64_t>> order;
+  for (std::uint64_t i = 0; i < n; ++i) order.emplace_back(0, i), order.emplace_back(1, i);
+  std::shuffle(order.begin(), order.end(), std::mt19937(3));
+  std::atomic<std::size_t> next{0};
+  std::atomic<int> bad{0}, unmapped{0};
+  const auto lane = [&] {
+    for (std::size_t k; (k = next.fetch_add(1)) < order.size();) {
+      const auto [in, i] = order[k];
+      const std::string path = dir.file(in ? "b" : "a");
+      const auto& bytes = in ? b : a;
+      chunk c = unread_chunk(path, in ? 128 : 0, K, region, i);
+      c.info.input = static_cast<std::size_t>(in);
+      const auto v = maps.map(c, path);
+      if (!v.data) ++unmapped;
+      if (v.data && std::memcmp(v.data, bytes.data() + c.read_offset, c.info.size) != 0) ++bad;
+      drop_chunk(c);
+      maps.retire(c.info);
+    }
+  };
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t) ts.emplace_back(lane);
+  for (auto& t : ts) t.join();
+  CHECK(bad == 0);
+  CHECK(unmapped == 0);
+  CHECK(maps.windows_mapped() == 2 * ((n + 7) / 8));
   CHECK(maps.windows_live() == 0);
 }
 
