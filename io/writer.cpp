@@ -20,6 +20,7 @@
 #include <random>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include "hetpipe/error.hpp"
 #include "io/uv_util.hpp"
@@ -129,7 +130,7 @@ struct writer::impl {
     impl* self;
     std::vector<std::byte> bytes;
     std::size_t done = 0;
-    std::int64_t offset = 0;  // -1 for standard output
+    std::int64_t offset = 0;  // -1 for a stream
     std::uint64_t begin_ns = 0;
   };
   writer::observer observer;
@@ -137,7 +138,10 @@ struct writer::impl {
 
   std::string path, dir, temp;
   std::string target;  // where the output goes: path, or the file a symbolic link at path names
-  bool to_stdout = false;
+  // Written as the pieces come, in place, with nothing to rename or remove: standard output ("-"),
+  // or an existing file that is not a regular one (a device such as /dev/null, a FIFO).
+  bool stream = false;
+  bool owns_fd = true;  // false for standard output
   uv_file fd = -1;
   int temp_entry = -1;
   unsigned max_pending;
@@ -184,7 +188,7 @@ struct writer::impl {
       op->bytes = std::move(it->second);
       queued.erase(it);
       ++next_seq;
-      op->offset = to_stdout ? -1 : std::int64_t(file_offset);
+      op->offset = stream ? -1 : std::int64_t(file_offset);
       file_offset += op->bytes.size();
       if (op->bytes.empty()) {
         delete op;
@@ -297,7 +301,7 @@ struct writer::impl {
   }
 
   void remove_temp() noexcept {
-    if (!to_stdout && fd >= 0) ::close(fd);
+    if (owns_fd && fd >= 0) ::close(fd);
     fd = -1;
     if (!temp.empty()) ::unlink(temp.c_str());
     unregister_temp(temp_entry);
@@ -310,9 +314,18 @@ writer::writer(std::string path, unsigned max_pending) : impl_(std::make_unique<
   impl& m = *impl_;
   m.path = std::move(path);
   m.max_pending = std::max(1u, max_pending);
+  struct stat existing;
   if (m.path == "-") {
-    m.to_stdout = true;
+    m.stream = true;
+    m.owns_fd = false;
     m.fd = STDOUT_FILENO;
+  } else if (::stat(m.path.c_str(), &existing) == 0 && !S_ISREG(existing.st_mode) &&
+             !S_ISDIR(existing.st_mode)) {
+    // A device or FIFO is written to, as `cp` and shells do: renamed onto, a temporary file would
+    // replace it (as root, /dev/null itself). A FIFO's open waits for its reader.
+    m.stream = true;
+    m.fd = ::open(m.path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (m.fd < 0) throw io_error(m.path, errno_words(errno), uv_translate_sys_error(errno));
   } else {
     // A symbolic link to a file is written through, as `cp` and `age -o` do: the temporary file
     // goes beside the file it names and is renamed onto that file (renamed onto the link, it
@@ -351,7 +364,7 @@ writer::writer(std::string path, unsigned max_pending) : impl_(std::make_unique<
     }
     m.temp_entry = register_temp(m.temp);
   }
-  if (m.to_stdout) m.start_loop();  // a stream: written as it comes (files: see lazy_pieces)
+  if (m.stream) m.start_loop();  // written as it comes (files: see lazy_pieces)
 }
 
 writer::~writer() {
@@ -451,10 +464,13 @@ void writer::commit() {
     }
     m.piece_written(begin, std::move(bytes));
   }
-  if (m.to_stdout) {
-    // A pipe or terminal cannot be synced (EINVAL); a redirected file can.
-    if (::fsync(STDOUT_FILENO) != 0 && errno != EINVAL && errno != EROFS && errno != ENOTSUP)
-      fail(uv_translate_sys_error(errno), "cannot flush standard output: " + errno_words(errno));
+  if (m.stream) {
+    // A pipe, terminal or device cannot be synced (EINVAL); a redirected file can.
+    if (::fsync(m.fd) != 0 && errno != EINVAL && errno != EROFS && errno != ENOTSUP)
+      fail(uv_translate_sys_error(errno),
+           (m.owns_fd ? "cannot flush: " : "cannot flush standard output: ") + errno_words(errno));
+    if (m.owns_fd && ::close(std::exchange(m.fd, -1)) != 0)
+      fail(uv_translate_sys_error(errno), "write failed: " + errno_words(errno));
     m.finished = m.committed = true;
     return;
   }

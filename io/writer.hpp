@@ -5,8 +5,10 @@
 //   w.write(1, {b2});  w.write(0, {b0, b1});  // written as b0 b1 b2
 //   w.commit();                                // fsync, rename onto out.bin, fsync the folder
 //
-// Path "-" writes to standard output directly: nothing can be renamed or removed there, so an
-// error or abort leaves what was already written in place (commit() still waits and flushes).
+// Path "-" writes to standard output directly, and an existing path that is not a regular file or
+// a folder (a device such as /dev/null, a FIFO) is written to in place, as `cp` does (a rename
+// would replace it): nothing can be renamed or removed there, so an error or abort leaves what
+// was already written in place (commit() still waits and flushes).
 #pragma once
 
 #include <atomic>

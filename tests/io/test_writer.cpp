@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
@@ -169,6 +170,50 @@ TEST_CASE("A symbolic link to a file is written through, and stays a link", "[io
   d.commit();
   REQUIRE(::lstat(dir.file("dangling").c_str(), &lsb) == 0);
   CHECK(S_ISREG(lsb.st_mode));
+}
+
+TEST_CASE("A FIFO or a device is written in place, never replaced", "[io][writer]") {
+  // Renamed onto, the temporary file replaced the node: as root, `-o /dev/null` made /dev/null a
+  // regular file.
+  temp_dir dir;
+  pieces p(3, 8);
+  REQUIRE(::mkfifo(dir.file("fifo").c_str(), 0600) == 0);
+  REQUIRE(::symlink("fifo", dir.file("to-fifo").c_str()) == 0);
+  for (const char* name : {"fifo", "to-fifo"}) {
+    INFO(name);
+    // Its reader first (not blocking), so that the writer's open finds one; the pieces fit the
+    // pipe's buffer.
+    const int rfd = ::open(dir.file("fifo").c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    REQUIRE(rfd >= 0);
+    {
+      writer w(dir.file(name));
+      for (std::size_t i = p.parts.size(); i-- > 0;) w.write(i, p.parts[i]);
+      w.commit();
+    }
+    std::vector<std::byte> got(p.all.size() + 1);
+    std::size_t n = 0;
+    for (ssize_t r; (r = ::read(rfd, got.data() + n, got.size() - n)) > 0;) n += std::size_t(r);
+    ::close(rfd);
+    got.resize(n);
+    CHECK(got == p.all);
+    struct stat lsb;
+    REQUIRE(::lstat(dir.file("fifo").c_str(), &lsb) == 0);
+    CHECK(S_ISFIFO(lsb.st_mode));
+    REQUIRE(::lstat(dir.file("to-fifo").c_str(), &lsb) == 0);
+    CHECK(S_ISLNK(lsb.st_mode));
+    const auto names = dir.listing();
+    CHECK(std::count_if(names.begin(), names.end(), is_temp_name) == 0);
+  }
+  // A character device of the null driver, made here where this process may (root): written to,
+  // it stays a device.
+  if (::mknod(dir.file("null").c_str(), S_IFCHR | 0600, ::makedev(1, 3)) == 0) {
+    writer w(dir.file("null"));
+    w.write(0, p.parts[0]);
+    w.commit();
+    struct stat lsb;
+    REQUIRE(::lstat(dir.file("null").c_str(), &lsb) == 0);
+    CHECK(S_ISCHR(lsb.st_mode));
+  }
 }
 
 TEST_CASE("Abort and the destructor leave the folder as it was", "[io][writer]") {
