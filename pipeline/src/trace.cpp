@@ -1,13 +1,9 @@
 #include "pipeline/src/trace.hpp"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdio>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
-#include <utility>
+#include <vector>
 
 #include <hetpipe/error.hpp>
 #include <nlohmann/json.hpp>
@@ -35,19 +31,15 @@ std::map<std::string, double> tracer::stage_totals() const {
   return out;
 }
 
+tracer::~tracer() = default;  // an unwritten trace's writer aborts: an old file stays as it was
+
 void tracer::open(const std::string& path) {
   path_ = path;
-  file_ = std::fopen(path.c_str(), "wb");
-  if (!file_) throw io_error(path, "cannot write the trace file: " + errno_reason(errno), -errno);
-  // Only a regular file is removed again: never a device (/dev/full, /dev/stdout) or a FIFO.
-  struct stat st {};
-  removable_ = ::fstat(::fileno(file_), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-void tracer::discard() noexcept {
-  if (!file_) return;
-  std::fclose(std::exchange(file_, nullptr));
-  if (removable_) ::unlink(path_.c_str());
+  try {
+    out_ = std::make_unique<io::writer>(path == "-" ? "./-" : path, 1);  // a file named "-"
+  } catch (const io_error& e) {
+    throw io_error(path, "cannot write the trace file: " + e.reason(), e.code());
+  }
 }
 
 void tracer::write() {
@@ -73,15 +65,17 @@ void tracer::write() {
   }
   nlohmann::json doc = {{"traceEvents", std::move(events)}, {"displayTimeUnit", "ms"}};
   const std::string text = doc.dump();
-  std::FILE* f = std::exchange(file_, nullptr);
-  if (!f) throw std::logic_error("tracer::write without open");
-  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  const int err = errno;
-  if (std::fclose(f) != 0 || !ok) {  // a full disk shows at the close, if not before
-    const int e = ok ? errno : err;
-    if (removable_) ::unlink(path_.c_str());
-    throw io_error(path_, "cannot write the trace file: " + errno_reason(e), -e);
+  if (!out_) throw std::logic_error("tracer::write without open");
+  std::vector<std::byte> bytes(text.size());
+  std::memcpy(bytes.data(), text.data(), text.size());
+  try {
+    out_->write(0, std::move(bytes));
+    out_->commit();  // fsync and rename onto the path (a full disk shows here, if not before)
+  } catch (const io_error& e) {
+    out_.reset();
+    throw io_error(path_, "cannot write the trace file: " + e.reason(), e.code());
   }
+  out_.reset();
 }
 
 }  // namespace hetpipe::detail

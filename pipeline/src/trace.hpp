@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include "io/writer.hpp"
 
 namespace hetpipe::detail {
 
@@ -22,7 +24,7 @@ inline std::uint64_t now_ns() {
 class tracer {
  public:
   explicit tracer(bool record_spans) : record_(record_spans), origin_(now_ns()) {}
-  ~tracer() { discard(); }  // a trace opened and never written (the job failed early) goes
+  ~tracer();  // a trace opened and never written (the job failed): an old file stays as it was
   tracer(const tracer&) = delete;
   tracer& operator=(const tracer&) = delete;
   bool recording() const { return record_; }
@@ -32,12 +34,13 @@ class tracer {
   // A finished span [begin, end) on a track; `bytes` is shown as an argument.
   void span(int track, const char* stage, std::uint64_t begin_ns, std::uint64_t end_ns,
             std::uint64_t seq, std::uint64_t bytes);
-  // The trace file is created by open(), before the job writes anything (a path that cannot be
-  // written fails the job first, not after its outputs), filled by write() when the job succeeded,
-  // and removed by discard() when it failed. Both throw io_error naming the path.
+  // The trace goes out as any output does (io::writer): open() makes its temporary file beside
+  // the path before the job writes anything (a path that cannot be written fails the job first,
+  // not after its outputs), write() fills it and renames it onto the path when the job succeeded;
+  // a trace never written is removed by the destructor (an existing file at the path stays as it
+  // was). A device (/dev/null) is written in place. Both throw io_error naming the path.
   void open(const std::string& path);
   void write();
-  void discard() noexcept;
   // Busy seconds per stage ("read", "h2d", "kernel", "host", "write", ...), all tracks together.
   std::map<std::string, double> stage_totals() const;
 
@@ -50,8 +53,7 @@ class tracer {
   bool record_;
   std::uint64_t origin_;
   std::string path_;
-  std::FILE* file_ = nullptr;
-  bool removable_ = false;  // file_ is a regular file: discard() and a failed write remove it
+  std::unique_ptr<io::writer> out_;  // between open() and write()
   mutable std::mutex mutex_;
   std::vector<std::string> tracks_;
   std::vector<event> events_;

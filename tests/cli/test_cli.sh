@@ -54,6 +54,20 @@ done
 # complete, exit 1), and a full disk at the trace's end is an error (exit 0 once).
 expect_error "trace in a missing folder" 1 "cannot write the trace file" -- bench copy --trace "$tmp/no/such/t.json" "$tmp/seven" -o "$tmp/seven.copy"
 [[ ! -e $tmp/seven.copy ]] && ok || bad "a job whose trace failed left its output"
+# The trace is an output like any other: a failed job leaves an old trace file as it was (it was
+# once truncated when the job started and removed when it failed), and a device stays a device.
+# (A pipe's bad length is found in the job, after the trace was opened.)
+echo old >"$tmp/old-trace.json"
+mkfifo "$tmp/five"
+printf 12345 >"$tmp/five" &
+expect_error "failed job with a trace" 1 "not a multiple of the record size" -- stats --dtype u32 --trace "$tmp/old-trace.json" "$tmp/five"
+wait
+[[ $(cat "$tmp/old-trace.json" 2>/dev/null) == old ]] && ok || bad "a failed job's trace replaced the old file"
+mkfifo "$tmp/trace-fifo"
+cat "$tmp/trace-fifo" >"$tmp/fifo-trace.json" &
+"$HETPIPE" checksum --trace "$tmp/trace-fifo" "$tmp/seven" >/dev/null && wait $! &&
+  [[ -p $tmp/trace-fifo ]] && python3 -c "import json,sys; json.load(open(sys.argv[1]))" "$tmp/fifo-trace.json" &&
+  ok || bad "a trace into a FIFO"
 if [[ -w /dev/full ]]; then
   expect_error "trace to a full disk" 1 "/dev/full: cannot write the trace file" -- checksum --trace /dev/full "$tmp/seven"
   [[ -c /dev/full ]] && ok || bad "/dev/full is gone"
