@@ -2,8 +2,6 @@
 
 #include <sys/mman.h>
 
-#include <cstdlib>
-#include <map>
 #include <mutex>
 #include <new>
 #include <stdexcept>
@@ -14,11 +12,9 @@ namespace hetpipe::io {
 namespace {
 constexpr std::size_t page = 4096;
 
-// Anonymous memory, transparent huge pages where the kernel allows, faulted in now: the pool is
-// set up once, so its page faults belong to the set-up, not to the first pass over the data.
-std::mutex mapped_mutex;
-std::map<void*, std::size_t> mapped;
-
+// Anonymous memory, transparent huge pages where the kernel allows; faulted in now when `touch`
+// (the pool is set up once: its page faults then belong to the set-up, not to the first pass over
+// the data).
 void* anonymous(std::size_t bytes, bool touch) {
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return nullptr;
@@ -26,44 +22,19 @@ void* anonymous(std::size_t bytes, bool touch) {
   auto* b = static_cast<volatile unsigned char*>(p);
   if (touch)
     for (std::size_t off = 0; off < bytes; off += page) b[off] = 0;
-  std::lock_guard lock(mapped_mutex);
-  mapped[p] = bytes;
   return p;
-}
-void* default_alloc(std::size_t bytes) {
-  return anonymous(bytes, true);
-}
-void default_free(void* p) {
-  std::size_t bytes = 0;
-  {
-    std::lock_guard lock(mapped_mutex);
-    auto it = mapped.find(p);
-    if (it == mapped.end()) return;
-    bytes = it->second;
-    mapped.erase(it);
-  }
-  ::munmap(p, bytes);
 }
 }  // namespace
 
-void* slot_pool::untouched_alloc(std::size_t bytes) {
-  return anonymous(bytes, false);
-}
-void slot_pool::untouched_free(void* p) {
-  default_free(p);
-}
-
-slot_pool::slot_pool(unsigned count, std::size_t slot_bytes, alloc_fn alloc, free_fn free)
+slot_pool::slot_pool(unsigned count, std::size_t slot_bytes, alloc_fn alloc, free_fn free,
+                     bool prefault)
     : count_(count), slot_bytes_(slot_bytes), free_(free) {
   if (count == 0 || slot_bytes == 0)
     throw std::invalid_argument("slot_pool: count and slot size must be positive");
-  if (!alloc) {
-    alloc = default_alloc;
-    free_ = default_free;
-  }
   stride_ = (slot_bytes + page - 1) / page * page;
   if (stride_ > SIZE_MAX / count) throw std::bad_alloc();
-  base_ = static_cast<std::byte*>(alloc(stride_ * count));
+  anonymous_ = !alloc;
+  base_ = static_cast<std::byte*>(alloc ? alloc(bytes()) : anonymous(bytes(), prefault));
   if (!base_) throw std::bad_alloc();
   free_list_.reserve(count);
   for (unsigned i = count; i-- > 0;) free_list_.push_back(i);  // slot 0 is handed out first
@@ -71,7 +42,11 @@ slot_pool::slot_pool(unsigned count, std::size_t slot_bytes, alloc_fn alloc, fre
 }
 
 slot_pool::~slot_pool() {
-  if (base_ && free_) free_(base_);
+  if (!base_) return;
+  if (anonymous_)
+    ::munmap(base_, bytes());
+  else if (free_)
+    free_(base_);
 }
 
 std::optional<unsigned> slot_pool::try_acquire() {

@@ -25,17 +25,15 @@ class slot_pool {
 
   // One allocation of count × stride bytes, stride = slot_bytes rounded up to 4096, so every slot
   // is page-aligned (also with a custom allocator that returns page-aligned memory, as
-  // cudaHostAlloc does). Without `alloc`, anonymous memory (huge pages advised) faulted in now, so
-  // that its page faults belong to the set-up. Throws std::bad_alloc when the allocator returns
-  // null, std::invalid_argument for count == 0 or slot_bytes == 0.
+  // cudaHostAlloc does). Without `alloc`, anonymous memory (huge pages advised), faulted in now
+  // when `prefault` (its page faults then belong to the set-up), else left untouched: a page
+  // costs its fault only if a slot ever holds bytes there (CPU lanes that map their chunks leave
+  // their slots empty). Throws std::bad_alloc when the allocator returns null,
+  // std::invalid_argument for count == 0 or slot_bytes == 0.
   slot_pool(unsigned count, std::size_t slot_bytes, alloc_fn alloc = nullptr,
-            free_fn free = nullptr);
+            free_fn free = nullptr, bool prefault = true);
   ~slot_pool();
   slot_pool(const slot_pool&) = delete;
-  // The default's memory left untouched: a page costs its fault only if a slot ever holds bytes
-  // there (CPU lanes that map their chunks leave their slots empty). Pass both.
-  static void* untouched_alloc(std::size_t bytes);
-  static void untouched_free(void* p);
   slot_pool& operator=(const slot_pool&) = delete;
 
   unsigned count() const { return count_; }
@@ -57,6 +55,7 @@ class slot_pool {
   std::size_t slot_bytes_;
   std::size_t stride_;
   free_fn free_;
+  bool anonymous_ = false;  // the default allocation: unmapped by the destructor
   std::byte* base_ = nullptr;
 
   mutable std::mutex mu_;

@@ -824,17 +824,14 @@ void engine::run() {
   // only where a chunk is read after all, or when late GPU lanes page-lock the pool (on the
   // thread that brings them up, while the CPU lanes work). Touching 176 MiB took 0.10-0.12 s on
   // the H200 box (bench/cuda_fixed), before the first chunk of a job that may last 0.1 s.
-  if (opt_.reads == read_mode::map && ncpu > 0 && gpus == 0) {
-    alloc = &io::slot_pool::untouched_alloc;
-    release = &io::slot_pool::untouched_free;
-  }
+  const bool prefault = !(opt_.reads == read_mode::map && ncpu > 0 && gpus == 0);
 #if HETPIPE_WITH_CUDA
   if (!workers.empty()) {
     alloc = &cuda::pinned_alloc;
     release = &cuda::pinned_free;
   }
 #endif
-  pool_ = std::make_unique<io::slot_pool>(opt_.slots, slot_bytes_, alloc, release);
+  pool_ = std::make_unique<io::slot_pool>(opt_.slots, slot_bytes_, alloc, release, prefault);
   report_.setup_pool_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - pool_start).count();
   if (!late) report_.cuda_start_seconds = cuda_start_seconds.load();
