@@ -742,11 +742,12 @@ TEST_CASE_METHOD(fake_device_fixture,
           INFO(device_mode_name(m)
                << " reads " << read_mode_name(reads) << " chunk " << chunk << " slots " << slots);
           sums_op op;
-          // A slow CPU lane (its first chunk takes 50 ms): the chunks after it wait, unread, in
-          // the queue when the GPU lanes join.
+          // A slow CPU lane (its first chunk takes 50 ms, the others 12): the chunks after it wait,
+          // unread, in the queue when the GPU lanes join, at about 75 ms. (At 2 ms a chunk, a job
+          // of 1 MiB chunks was over before auto mode's GPU lanes came up, and never tested them.)
           std::atomic<int> calls{0};
           op.on.host = [&calls](const chunk_info&) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(calls++ == 0 ? 50 : 2));
+            std::this_thread::sleep_for(std::chrono::milliseconds(calls++ == 0 ? 50 : 12));
           };
           // GPU lanes that take 20 ms to come up join after the reader delivered unread chunks.
           op.on.make = [] { std::this_thread::sleep_for(std::chrono::milliseconds(20)); };
@@ -757,6 +758,12 @@ TEST_CASE_METHOD(fake_device_fixture,
           REQUIRE(got.size() == inputs.size());
           check_sums(got, want);
           if (m == device_mode::gpu) CHECK(op.host_chunks == 0);
+          // The GPU lanes did take chunks (the CPU lane's first one holds it 50 ms, while they
+          // come up in 20), so the sums above cover chunks they were handed unread.
+          std::uint64_t gpu_chunks = 0;
+          for (const auto& l : rep.lanes)
+            if (l.name.rfind("gpu", 0) == 0) gpu_chunks += l.chunks;
+          CHECK((gpu_chunks > 0) == (m != device_mode::cpu));
           check_device_clean();
         }
 }
