@@ -232,4 +232,11 @@ class engine {
 
 std::vector<io::source> to_sources(const std::vector<input>& inputs);
 
+// run(transform_op) with options that resolve() made, which the caller may have changed since: a
+// job of whole files (images) may take chunks beyond max_chunk_size. slots_given: the caller chose
+// the slots (the engine does not shrink them for large chunks).
+void run_transform(const transform_op& op, const std::vector<input>& inputs,
+                   const std::vector<std::string>& outputs, const options& resolved,
+                   bool slots_given, job_report* report);
+
 }  // namespace hetpipe::detail

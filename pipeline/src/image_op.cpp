@@ -521,13 +521,14 @@ std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool 
 void run_images(const image_spec& spec, const std::vector<image_file>& files, const options& opt,
                 job_report* report) {
   check_image_spec(spec);
-  // Files that cannot be read, or that a chunk cannot hold, are reported like bad images; the
-  // chunk is sized to the largest of the others.
-  constexpr std::uint64_t max_chunk = std::uint64_t{1} << 30;
+  // Files that cannot be read are reported like bad images. One image is one chunk: the chunk is
+  // sized to the largest file it holds, at most max_chunk_size (or the --chunk-size given). Larger
+  // files (a 16384^2 RGB image of 16-bit samples is 1.5 GiB) run after the others, in a job of
+  // their own on CPU lanes (below).
   std::vector<skipped_input> early;
-  std::vector<image_file> run_files;
-  std::vector<std::size_t> index;  // run_files[k] is files[index[k]]
-  std::uint64_t largest = 0;
+  std::vector<std::size_t> normal, large;  // indices into files
+  std::uint64_t largest_normal = 0, largest_large = 0;
+  const std::uint64_t cap = opt.chunk_size ? opt.chunk_size : max_chunk_size;
   // stat before open (on several threads for many files): opening a FIFO would wait for a writer.
   std::vector<std::string> paths;
   paths.reserve(files.size());
@@ -551,30 +552,75 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
     }
     ::close(fd);
     const auto size = static_cast<std::uint64_t>(st.st_size);
-    const std::uint64_t cap = opt.chunk_size ? opt.chunk_size : max_chunk;
     if (size > cap) {
-      early.push_back({i, f,
-                       "larger than the chunk size (" + format_size(cap) + "; one image is one " +
-                           "chunk" + (opt.chunk_size ? ", raise --chunk-size)" : ")")});
-      continue;
+      large.push_back(i);
+      largest_large = std::max(largest_large, size);
+    } else {
+      normal.push_back(i);
+      largest_normal = std::max(largest_normal, size);
     }
-    largest = std::max(largest, size);
-    run_files.push_back(files[i]);
-    index.push_back(i);
   }
-  job_report rep;
-  if (!run_files.empty()) {
-    options o = opt;
-    if (o.chunk_size == 0) {
-      constexpr std::uint64_t page = 4096;
-      o.chunk_size = static_cast<std::size_t>(std::max(page, (largest + page - 1) / page * page));
+  if (!large.empty() || !normal.empty()) {
+    // Folders only now: a job refused (--device gpu without a GPU) creates none.
+    if (opt.device == device_mode::gpu && gpu_count() == 0) detail::throw_no_gpu();
+    for (const std::vector<std::size_t>* set : {&normal, &large}) {
+      for (const std::size_t i : *set) {
+        std::error_code ec;
+        const fs::path parent = fs::path(files[i].output).parent_path();
+        if (!parent.empty()) fs::create_directories(parent, ec);
+        if (ec) throw io_error(parent.string(), errno_reason(ec.value()), -ec.value());
+      }
     }
+  }
+  const auto chunk_for = [](std::uint64_t largest) {
+    constexpr std::uint64_t page = 4096;
+    return static_cast<std::size_t>(std::max(page, (largest + page - 1) / page * page));
+  };
+  // Runs the chain over files[set[k]] with options o (resolved), image threads per image and
+  // codec threads per GPU lane's team; adds the job's figures and skipped files to `rep`.
+  job_report rep;
+  bool ran = false;
+  const auto run_set = [&](const std::vector<std::size_t>& set, const options& o, bool slots_given,
+                           int per_image, int codec) {
+    std::vector<image_file> run_files;
+    std::vector<input> inputs;
+    std::vector<std::string> outputs;
+    for (const std::size_t i : set) {
+      run_files.push_back(files[i]);
+      inputs.push_back({files[i].input, 0, std::nullopt});
+      outputs.push_back(files[i].output);
+    }
+    const image_op op(spec, run_files, per_image, codec);
+    job_report r;
+    detail::run_transform(op, inputs, outputs, o, slots_given, &r);
+    std::vector<skipped_input> skipped = std::move(r.skipped);
+    for (auto& sk : skipped) sk.input = set[sk.input];
+    if (!ran) {
+      rep = std::move(r);
+      rep.skipped.clear();
+    } else {
+      rep.bytes += r.bytes;
+      rep.chunks += r.chunks;
+      rep.seconds += r.seconds;
+      rep.setup_seconds += r.setup_seconds;
+      rep.setup_gpu_seconds += r.setup_gpu_seconds;
+      rep.setup_pool_seconds += r.setup_pool_seconds;
+      rep.reader_cpu_seconds += r.reader_cpu_seconds;
+      rep.cpu_lanes = std::max(rep.cpu_lanes, r.cpu_lanes);
+      rep.lanes.insert(rep.lanes.end(), r.lanes.begin(), r.lanes.end());
+    }
+    rep.skipped.insert(rep.skipped.end(), skipped.begin(), skipped.end());
+    ran = true;
+  };
+  if (!normal.empty()) {
+    options o = opt;
+    if (o.chunk_size == 0) o.chunk_size = chunk_for(largest_normal);
     // The slots are the engine's to choose (engine::run: large chunks, within 1 GiB).
     // Fewer images than CPU lanes (one huge image, say): each image's rows are split among the
     // idle lanes' share of threads.
     const options r = resolve(o);
     const std::size_t lanes = o.device == device_mode::gpu ? 0 : r.cpu_threads;
-    const int per_image = run_files.size() < lanes ? static_cast<int>(lanes / run_files.size()) : 1;
+    const int per_image = normal.size() < lanes ? static_cast<int>(lanes / normal.size()) : 1;
     // A GPU lane's PNG codec team: the threads no CPU lane uses once the GPU lanes run, shared
     // among the GPU lanes (with --device gpu, --cpu-threads when given bounds the threads, as it
     // does CPU lanes').
@@ -589,26 +635,26 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
         gpu_lanes
             ? static_cast<int>(std::max(1u, (threads - std::min(threads, beside)) / gpu_lanes))
             : 1;
-    const image_op op(spec, run_files, per_image, codec);
-    std::vector<input> inputs;
-    std::vector<std::string> outputs;
-    for (const auto& f : run_files) {
-      inputs.push_back({f.input, 0, std::nullopt});
-      outputs.push_back(f.output);
-    }
-    // Folders only now: a job refused (--device gpu without a GPU) creates none.
-    if (o.device == device_mode::gpu && gpu_count() == 0) detail::throw_no_gpu();
-    for (const auto& f : run_files) {
-      std::error_code ec;
-      const fs::path parent = fs::path(f.output).parent_path();
-      if (!parent.empty()) fs::create_directories(parent, ec);
-      if (ec) throw io_error(parent.string(), errno_reason(ec.value()), -ec.value());
-    }
-    run(op, inputs, outputs, o, &rep);
-    for (auto& s : rep.skipped) s.input = index[s.input];
-  } else {
-    rep.resolved = resolve(opt);
+    run_set(normal, r, opt.slots != 0, per_image, codec);
   }
+  if (!large.empty()) {
+    // Images larger than a chunk: one at a time, each mapped whole (or read, as --reads says) by
+    // one CPU lane and its rows split among all the CPU threads, in every device mode. A GPU lane
+    // would page-lock slots of the image's size first (about 0.5 s per GiB), and its device
+    // memory could not hold the chain of such an image on many cards. Two slots, which a CPU-only
+    // job with --reads map leaves untouched. The trace, when asked for, is the first job's.
+    options o = opt;
+    o.device = device_mode::cpu;
+    o.chunk_size = max_chunk_size;  // resolve() checks the chunk size a user may give
+    o.slots = 2;
+    if (ran) o.trace_path.clear();
+    options r = resolve(o);
+    r.chunk_size = chunk_for(largest_large);
+    const int threads = static_cast<int>(r.cpu_threads);
+    r.cpu_threads = r.cpu_threads_beside_gpu = 1;
+    run_set(large, r, true, threads, 1);
+  }
+  if (!ran) rep.resolved = resolve(opt);
   rep.skipped.insert(rep.skipped.end(), early.begin(), early.end());
   std::sort(rep.skipped.begin(), rep.skipped.end(),
             [](const auto& a, const auto& b) { return a.input < b.input; });

@@ -370,8 +370,13 @@ class transform_worker final : public detail::gpu_worker {
 
 void run(const transform_op& op, const std::vector<input>& inputs,
          const std::vector<std::string>& outputs, const options& opt, job_report* report) {
+  detail::run_transform(op, inputs, outputs, resolve(opt), opt.slots != 0, report);
+}
+
+void detail::run_transform(const transform_op& op, const std::vector<input>& inputs,
+                           const std::vector<std::string>& outputs, const options& o,
+                           bool slots_given, job_report* report) {
   if (outputs.size() != inputs.size()) throw usage_error("a transform needs one output per input");
-  const options o = resolve(opt);
   const unsigned window = std::max(16u, 4 * o.slots);  // the engine's reader window
   detail::engine* eng = nullptr;
   // Writes are traced, and failed commits fail the job, while the engine exists (writers
@@ -410,7 +415,7 @@ void run(const transform_op& op, const std::vector<input>& inputs,
   spec.sources = detail::to_sources(inputs);
   spec.frame = [&op](std::size_t i) { return op.frame(i); };
   // Fewer slots than `window` and the limits above assume only tighten them.
-  spec.may_shrink_slots = opt.slots == 0;
+  spec.may_shrink_slots = !slots_given;
   spec.host = [&op, &deliver, &skip, &pool](const chunk_info& info, std::span<const std::byte> data,
                                             const std::function<void()>& verify) {
     std::vector<std::byte> out = pool.take();

@@ -191,25 +191,50 @@ TEST_CASE("run_images reports every bad file with its reason and writes the othe
   CHECK(fs::exists(dir.file("out/good.ppm")));
 }
 
-TEST_CASE("run_images reports files it cannot read or a chunk cannot hold", "[pipeline][image]") {
+TEST_CASE("run_images runs images larger than a chunk after the others, in a job of their own",
+          "[pipeline][image]") {
   test::temp_dir dir;
   fs::create_directories(dir.path() / "in");
-  test::write_image(dir.file("in/small.pgm"), test::random_image(8, 8, 1, 255, 1), false);
-  test::write_image(dir.file("in/big.pgm"), test::random_image(100, 100, 1, 255, 2), false);
-  std::vector<image_file> files = {{dir.file("in/small.pgm"), dir.file("out/small.pgm")},
-                                   {dir.file("in/big.pgm"), dir.file("out/big.pgm")},
-                                   {dir.file("in/gone.pgm"), dir.file("out/gone.pgm")}};
+  const img::image small = test::random_image(8, 8, 1, 255, 1);
+  const img::image big = test::random_image(100, 60, 3, 255, 2);
+  const img::image big16 = test::random_image(70, 50, 1, 65535, 3);
+  test::write_image(dir.file("in/small.pgm"), small, false);
+  test::write_image(dir.file("in/big.ppm"), big, false);
+  test::write_image(dir.file("in/big16.pgm"), big16, false);
+  auto cut = img::encode_pnm(big);
+  cut.resize(cut.size() - 7);
+  test::write_bytes(dir.file("in/cut.ppm"), cut);
+  std::vector<image_file> files;
+  for (const char* n : {"big.ppm", "small.pgm", "gone.pgm", "cut.ppm", "big16.pgm"})
+    files.push_back({dir.file(std::string("in/") + n), dir.file(std::string("out/") + n)});
+  std::uint64_t bytes = 0;
+  for (const auto& f : files) bytes += fs::exists(f.input) ? fs::file_size(f.input) : 0;
   image_spec spec;
-  spec.ops = "invert";
-  job_report rep;
-  run_images(spec, files, test::cpu_options(4096, 1), &rep);
-  REQUIRE(rep.skipped.size() == 2);
-  CHECK(rep.skipped[0].input == 1);
-  CHECK_THAT(rep.skipped[0].reason, Contains("raise --chunk-size"));
-  CHECK(rep.skipped[1].input == 2);
-  CHECK_THAT(rep.skipped[1].reason, Contains("no such file"));
-  CHECK(fs::exists(dir.file("out/small.pgm")));
-  CHECK_FALSE(fs::exists(dir.file("out/big.pgm")));
+  spec.ops = "gray,blur:1.5,sobel";
+  const auto ops = img::parse_ops(spec.ops);
+  for (unsigned threads : {1u, 3u}) {
+    CAPTURE(threads);
+    fs::remove_all(dir.path() / "out");
+    job_report rep;
+    // 4 KiB chunks: big, big16 and cut do not fit; small does.
+    run_images(spec, files, test::cpu_options(4096, threads), &rep);
+    REQUIRE(rep.skipped.size() == 2);
+    CHECK(rep.skipped[0].input == 2);
+    CHECK_THAT(rep.skipped[0].reason, Contains("no such file"));
+    CHECK(rep.skipped[1].input == 3);
+    CHECK_THAT(rep.skipped[1].reason, Contains("truncated"));
+    CHECK(rep.chunks == 4);  // both jobs' chunks, and their bytes
+    CHECK(rep.bytes == bytes);
+    CHECK(test::read_image(dir.file("out/small.pgm")).samples == img::apply(small, ops).samples);
+    CHECK(test::read_image(dir.file("out/big.ppm")).samples == img::apply(big, ops).samples);
+    CHECK(test::read_image(dir.file("out/big16.pgm")).samples == img::apply(big16, ops).samples);
+    CHECK(entries(dir.path() / "out") == 3);  // nothing for cut.ppm, no temporary file
+  }
+  // Without a report, the first bad file is thrown once both jobs are done.
+  fs::remove_all(dir.path() / "out");
+  CHECK_THROWS_MATCHES(run_images(spec, files, test::cpu_options(4096, 2)), input_error,
+                       test::what(Contains("gone.pgm")));
+  CHECK(fs::exists(dir.file("out/big16.pgm")));
 }
 
 TEST_CASE("plan_images keeps names and folder layout, refuses clashes", "[pipeline][image]") {

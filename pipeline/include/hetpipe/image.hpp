@@ -54,8 +54,11 @@ std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool 
 // (creating its folder). A bad image (malformed header, truncated pixel data, unsupported format,
 // an output its format cannot hold) gets no output and is listed in report->skipped with its
 // reason; the others are written. Without a report, the first bad image is thrown after the job.
-// Options: chunk_size must hold the largest file (0: sized to it); slots default to what fits in
-// 1 GiB of chunks. Other errors (I/O, CUDA) stop the job.
+// Options: chunk_size 0 sizes the chunk to the largest file, up to max_chunk_size; slots default to
+// what fits in 1 GiB of chunks. Files larger than the chunk run afterwards in a second job, one
+// at a time on one CPU lane with all the CPU threads (in every device mode); the report then sums
+// both jobs (bytes, chunks, seconds, lanes), and a trace records the first job only. Other errors
+// (I/O, CUDA) stop the job.
 void run_images(const image_spec& spec, const std::vector<image_file>& files, const options& opt,
                 job_report* report = nullptr);
 
