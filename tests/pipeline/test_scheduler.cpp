@@ -262,6 +262,46 @@ TEST_CASE("a job gets no more slots than it has chunks", "[pipeline]") {
   CHECK(rep.resolved.slots == 2);
 }
 
+TEST_CASE("CPU lanes that map their chunks keep a slot each, beyond 1 GiB of slots", "[pipeline]") {
+  // 64 lanes and 72 chunks of 16 MiB (one 16 MiB file named 72 times): 1 GiB of slots holds 64.
+  // Mapped, the pool is never touched: every lane's slot and the reads (72, resolve's default).
+  // Read into the slots (--reads lane), the pool stays within 1 GiB.
+  struct count final : partial {
+    std::uint64_t bytes = 0;
+  };
+  struct count_op final : reduce_op {
+    framing frame(std::size_t) const override { return framing::records(1); }
+    std::unique_ptr<partial> identity(std::size_t) const override {
+      return std::make_unique<count>();
+    }
+    std::unique_ptr<partial> host(const chunk_info&,
+                                  std::span<const std::byte> data) const override {
+      auto c = std::make_unique<count>();
+      c->bytes = data.size();
+      return c;
+    }
+    void merge(partial& total, partial& next) const override {
+      static_cast<count&>(total).bytes += static_cast<count&>(next).bytes;
+    }
+  };
+  constexpr std::size_t chunk = std::size_t{16} << 20;
+  test::temp_dir dir;
+  const auto b = random_bytes(chunk, 5);
+  test::write_file(dir.file("f"), b.data(), b.size());
+  const std::vector<input> inputs(72, input{dir.file("f")});
+  for (const read_mode m : {read_mode::map, read_mode::lane}) {
+    CAPTURE(read_mode_name(m));
+    options o = test::cpu_options(chunk, 64);
+    o.io_threads = 4;
+    o.reads = m;
+    job_report rep;
+    const auto out = run(count_op{}, inputs, o, &rep);
+    REQUIRE(out.size() == inputs.size());
+    for (const auto& p : out) CHECK(static_cast<const count&>(*p).bytes == chunk);
+    CHECK(rep.resolved.slots == (m == read_mode::map ? 72u : 64u));
+  }
+}
+
 TEST_CASE("a GPU-only job without a usable GPU is a clear error", "[pipeline]") {
   if (gpu_count() > 0) return;  // covered by the [gpu] tests on a GPU machine
   test::temp_dir dir;
@@ -322,20 +362,27 @@ TEST_CASE("large chunks bound the pool's reads in bytes and the pool to 1 GiB", 
   constexpr std::uint64_t M = 1 << 20;
   // H200 box defaults: 16 io threads; auto 8 CPU lanes + 2 GPU lanes (44 slots), cpu 16 (48).
   // Chunks of 4 MiB and less keep the default, and so do many small files' slots.
-  CHECK(large_chunk_slots(44, 2 * M, 16, 8, 2) == 44);
-  CHECK(large_chunk_slots(48, 4 * M, 16, 16, 0) == 48);
-  CHECK(large_chunk_slots(128, 64 << 10, 16, 16, 0) == 128);
+  CHECK(large_chunk_slots(44, 2 * M, 16, 8, 2, false) == 44);
+  CHECK(large_chunk_slots(48, 4 * M, 16, 16, 0, false) == 48);
+  CHECK(large_chunk_slots(128, 64 << 10, 16, 16, 0, false) == 128);
   // 64 MiB images: 2 reads beside every lane's slot (auto 8 + 2 x 2), within 1 GiB (cpu: 16).
-  CHECK(large_chunk_slots(44, 64 * M, 16, 8, 2) == 14);
-  CHECK(large_chunk_slots(48, 64 * M, 16, 16, 0) == 16);
-  CHECK(large_chunk_slots(36, 64 * M, 16, 0, 2) == 6);  // --device gpu
+  CHECK(large_chunk_slots(44, 64 * M, 16, 8, 2, false) == 14);
+  CHECK(large_chunk_slots(48, 64 * M, 16, 16, 0, false) == 16);
+  CHECK(large_chunk_slots(36, 64 * M, 16, 0, 2, false) == 6);  // --device gpu
   // HD photos (6 MiB): 21 reads; 2-core box (4 io threads, 2 lanes): the default (10) stays.
-  CHECK(large_chunk_slots(44, 6 * M, 16, 8, 2) == 33);
-  CHECK(large_chunk_slots(10, 6 * M, 4, 2, 0) == 10);
-  CHECK(large_chunk_slots(10, 64 * M, 4, 2, 0) == 4);
+  CHECK(large_chunk_slots(44, 6 * M, 16, 8, 2, false) == 33);
+  CHECK(large_chunk_slots(10, 6 * M, 4, 2, 0, false) == 10);
+  CHECK(large_chunk_slots(10, 64 * M, 4, 2, 0, false) == 4);
   // At least 2 slots, however large (a 1.5 GiB image), and never more than given.
-  CHECK(large_chunk_slots(44, 1536 * M, 16, 8, 2) == 2);
-  CHECK(large_chunk_slots(3, 64 * M, 16, 8, 2) == 3);
+  CHECK(large_chunk_slots(44, 1536 * M, 16, 8, 2, false) == 2);
+  CHECK(large_chunk_slots(3, 64 * M, 16, 8, 2, false) == 3);
+  // A pool that stays untouched (CPU lanes mapping their chunks): every lane's slot and the reads,
+  // whatever the size; still never more than given.
+  CHECK(large_chunk_slots(48, 64 * M, 16, 16, 0, true) == 18);
+  CHECK(large_chunk_slots(48, 600 * M, 16, 16, 0, true) == 17);
+  CHECK(large_chunk_slots(48, 4 * M, 16, 16, 0, true) == 48);
+  CHECK(large_chunk_slots(10, 600 * M, 4, 2, 0, true) == 4);
+  CHECK(large_chunk_slots(3, 600 * M, 16, 16, 0, true) == 3);
 }
 
 TEST_CASE("auto mode starts its GPU lanes for a job projected long at its steady rate",
