@@ -134,7 +134,9 @@ nlohmann::json to_json(const system_info& s) {
       {"gpu_buffers_per_lane", o.gpu_buffers},
       {"host_pool_bytes", s.host_pool_bytes},
       {"device_pool_bytes_per_gpu", s.device_pool_bytes},
-      {"auto_gpu_min_remaining_seconds", o.auto_gpu_min_remaining}};
+      {"auto_gpu_min_remaining_seconds", o.auto_gpu_min_remaining},
+      {"blake3_build", s.blake3_build},
+      {"blake3_builds", s.blake3_builds}};
 }
 
 std::string to_text(const system_info& s) {
@@ -151,7 +153,10 @@ std::string to_text(const system_info& s) {
     os << "device " << d.id << ": " << d.name << ", " << format_size(d.total_memory) << ", "
        << d.multiprocessors << " SMs, " << d.copy_engines << " copy engines, sm_"
        << d.compute_capability << "\n";
-  os << "host:     " << s.hardware_threads << " hardware threads\n";
+  os << "host:     " << s.hardware_threads << " hardware threads; BLAKE3 build " << s.blake3_build
+     << " (this CPU runs";
+  for (const auto& b : s.blake3_builds) os << (&b == &s.blake3_builds.front() ? " " : ", ") << b;
+  os << "; HETPIPE_BLAKE3=NAME picks one)\n";
   os << "job:      --device " << device_mode_name(o.device) << ": " << s.cpu_lanes << " CPU lanes";
   if (s.gpu_lanes && s.cpu_lanes > o.cpu_threads_beside_gpu)
     os << " (" << o.cpu_threads_beside_gpu << " once GPU lanes run)";

@@ -14,9 +14,13 @@
 #include <algorithm>
 #include <atomic>
 #include <bit>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <vector>
+
+#include <hetpipe/error.hpp>
 
 // Three builds of the lane functions, picked once at run time: AVX-512 (vprold rotates), AVX2
 // (16- and 8-bit rotates as byte shuffles) and baseline x86-64. Not target_clones: the AVX2 build
@@ -432,10 +436,24 @@ std::vector<const lane_fns*> runnable_builds() {
 
 std::atomic<const lane_fns*> chosen{nullptr};
 
+// The first of the runnable builds, or the one HETPIPE_BLAKE3 names.
+const lane_fns* default_build() {
+  const std::vector<const lane_fns*> b = runnable_builds();
+  const char* want = std::getenv("HETPIPE_BLAKE3");
+  if (!want || !*want) return b.front();
+  std::string names;
+  for (const lane_fns* f : b) {
+    if (f->name == std::string_view(want)) return f;
+    names += (names.empty() ? "" : ", ") + std::string(f->name);
+  }
+  throw usage_error(std::string("HETPIPE_BLAKE3: '") + want +
+                    "' is not a BLAKE3 build this CPU runs (" + names + ")");
+}
+
 const lane_fns& lane_impl() {
   const lane_fns* f = chosen.load(std::memory_order_relaxed);
   if (!f) {
-    f = runnable_builds().front();
+    f = default_build();
     chosen.store(f, std::memory_order_relaxed);
   }
   return *f;
@@ -552,6 +570,10 @@ std::vector<std::string_view> builds() {
   std::vector<std::string_view> names;
   for (const lane_fns* f : runnable_builds()) names.emplace_back(f->name);
   return names;
+}
+
+std::string_view current_build() {
+  return lane_impl().name;
 }
 
 bool use_build(std::string_view name) {

@@ -51,6 +51,10 @@ using cv = std::array<std::uint32_t, 8>;
 // tests and benchmarks: not to be called while another thread hashes. All give the same bytes.
 std::vector<std::string_view> builds();
 bool use_build(std::string_view name);  // false when this CPU cannot run it
+// The build hashing uses: use_build's, else the one the environment variable HETPIPE_BLAKE3 names
+// (to compare builds inside a job: benchmarks), else the first of builds(). Throws usage_error
+// when HETPIPE_BLAKE3 names none of builds().
+std::string_view current_build();
 
 key_words iv_key();                                  // the IV: key of hash and derive_key_context
 key_words keyed(const std::uint8_t key[32]);         // key of keyed_hash (mode flag_keyed_hash)

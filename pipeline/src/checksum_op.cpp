@@ -75,6 +75,8 @@ std::unique_ptr<blake3_partial> blake3_piece(const chunk_info& info, const std::
 class checksum_op final : public reduce_op {
  public:
   explicit checksum_op(const checksum_spec& spec) : spec_(spec) {
+    // A bad HETPIPE_BLAKE3 is an error before the job, not inside a lane.
+    if (spec.algo == checksum_algo::blake3) (void)b3::current_build();
     if (spec.key) {
       key_ = b3::keyed(spec.key->data());
       mode_ = b3::flag_keyed_hash;

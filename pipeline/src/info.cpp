@@ -3,6 +3,8 @@
 
 #include <thread>
 
+#include "host/blake3.hpp"
+
 #if HETPIPE_WITH_CUDA
 #include "cuda/runtime.hpp"
 #endif
@@ -27,6 +29,8 @@ system_info info(const options& opt) {
 #else
   s.cuda_status = "not compiled in (configured with HETPIPE_CUDA=OFF or without nvcc)";
 #endif
+  s.blake3_build = host::blake3::current_build();
+  for (const std::string_view b : host::blake3::builds()) s.blake3_builds.emplace_back(b);
   s.resolved = resolve(opt);
   const bool gpu = s.resolved.device != device_mode::cpu && gpu_count() > 0;
   s.gpu_lanes = gpu ? s.resolved.gpu_lanes * static_cast<unsigned>(gpu_count()) : 0;

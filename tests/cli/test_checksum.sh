@@ -54,6 +54,18 @@ for x in $(grep -o '([0-9]* mapped)' "$tmp/err" | tr -dc '0-9\n'); do n=$((n + x
 ((n == 12)) && ok || bad "--reads map -v: $(grep lane "$tmp/err")"
 expect_error "unknown --reads" 2 "reads" -- checksum --reads mmap "$d/one"
 
+# Every BLAKE3 build this CPU runs (HETPIPE_BLAKE3, which `info` lists) gives the same digests;
+# a name it does not run is an error before the job.
+"$HETPIPE" checksum --chunk-size 64K "${files[@]}" >"$tmp/ref" || bad "blake3 default build"
+builds=$("$HETPIPE" info --json | python3 -c 'import json, sys; print(" ".join(json.load(sys.stdin)["blake3_builds"]))')
+[[ $builds == *baseline* ]] && ok || bad "info lists no BLAKE3 builds: '$builds'"
+for b in $builds; do
+  HETPIPE_BLAKE3=$b "$HETPIPE" checksum --chunk-size 64K "${files[@]}" >"$tmp/got" &&
+    cmp -s "$tmp/ref" "$tmp/got" && ok || bad "HETPIPE_BLAKE3=$b differs"
+  HETPIPE_BLAKE3=$b "$HETPIPE" info | grep -q "BLAKE3 build $b " && ok || bad "info under HETPIPE_BLAKE3=$b"
+done
+HETPIPE_BLAKE3=sse9 expect_error "unknown BLAKE3 build" 2 "HETPIPE_BLAKE3: 'sse9' is not a BLAKE3 build this CPU runs (.*baseline)" -- checksum "$d/one"
+
 # CRC32 equals zlib's crc32(), CRC32C the RFC 3720 check value.
 python3 - "${files[@]}" >"$tmp/ref" <<'PY'
 import sys, zlib

@@ -30,6 +30,10 @@ struct system_info {
   unsigned cpu_lanes = 0, gpu_lanes = 0;
   std::uint64_t host_pool_bytes = 0;    // slots × chunk size (pinned when GPU lanes run)
   std::uint64_t device_pool_bytes = 0;  // per device: lanes × buffers × chunk size
+  // The CPU lanes' BLAKE3 build (the environment variable HETPIPE_BLAKE3 picks another), and the
+  // builds this CPU runs, best first.
+  std::string blake3_build;
+  std::vector<std::string> blake3_builds;
 };
 
 system_info info(const options& opt);
