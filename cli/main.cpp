@@ -330,6 +330,9 @@ int main(int argc, char** argv) {
       const std::string recipient = hetpipe::cli::write_new_key(keygen_out);
       if (keygen_out != "-") std::fprintf(stderr, "Public key: %s\n", recipient.c_str());
     } else if (*encrypt) {
+      // Checked before the passphrase prompt, as every usage error is.
+      if (enc_opt.json)
+        throw hetpipe::usage_error("encrypt: --json has nothing to print (the output is the file)");
       if (enc_pass || !enc_pass_env.empty())
         enc.passphrase = hetpipe::cli::read_passphrase(enc_pass_env, true);
       if (enc_out == "-" && !enc.armor && ::isatty(STDOUT_FILENO))
@@ -337,6 +340,8 @@ int main(int argc, char** argv) {
             "refusing to write binary ciphertext to a terminal: use -o FILE or -a");
       hetpipe::encrypt(enc_in, enc_out, enc, enc_opt.to_options());
     } else if (*decrypt) {
+      if (dec_opt.json)
+        throw hetpipe::usage_error("decrypt: --json has nothing to print (the output is the file)");
       if (dec_pass || !dec_pass_env.empty() || dec.identity_files.empty())
         dec.passphrase = hetpipe::cli::read_passphrase(dec_pass_env, false);
       hetpipe::decrypt(dec_in, dec_out, dec, dec_opt.to_options());

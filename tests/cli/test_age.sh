@@ -54,6 +54,9 @@ export HETPIPE_TEST_PW="correct horse battery staple"
   "$HETPIPE" decrypt --passphrase-env HETPIPE_TEST_PW -o "$d/pw.out" "$d/pw.age" && cmp -s "$d/p" "$d/pw.out" &&
   ok || bad "passphrase round trip"
 HETPIPE_TEST_PW=wrong expect_error "wrong passphrase" 1 "pw.age: wrong passphrase" -- decrypt --passphrase-env HETPIPE_TEST_PW -o "$d/x.out" "$d/pw.age"
+expect_error "encrypt --json" 2 "encrypt: --json has nothing to print" -- encrypt --json -r "$R" -o "$d/x.age" "$d/p"
+expect_error "decrypt --json" 2 "decrypt: --json has nothing to print" -- decrypt --json -i "$d/key.txt" -o "$d/x.out" "$d/pw.age"
+[[ ! -e $d/x.age && ! -e $d/x.out ]] && ok || bad "--json left an output"
 expect_error "passphrase with recipients" 2 "cannot be combined" -- encrypt --passphrase-env HETPIPE_TEST_PW -r "$R" -o "$d/x.age" "$d/p"
 
 # Bad inputs: each a one-line error, exit 1, and no output file.
