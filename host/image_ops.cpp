@@ -17,6 +17,15 @@
 #include "host/clones.hpp"
 #include "host/parallel.hpp"
 
+// The blur's passes and Sobel over samples <= 255 have AVX-512 builds of their own (*_avx512),
+// picked at run time; HETPIPE_NO_CLONES (portable builds) leaves the loops alone.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(HETPIPE_NO_CLONES)
+#define HETPIPE_IMG_AVX512 1
+#include <immintrin.h>
+#else
+#define HETPIPE_IMG_AVX512 0
+#endif
+
 namespace hetpipe::host::img {
 namespace {
 
@@ -168,17 +177,113 @@ template <class H>
   }
   for (std::size_t i = 0; i < row; ++i) d[i] = static_cast<u16>(blur_finish(acc[i], maxval));
 }
-HETPIPE_CLONES void blur_h_u32(const u16* c, std::size_t row, std::size_t ch, const blur_kernel& k,
-                               u32* d) {
+HETPIPE_CLONES void blur_h_u32_loops(const u16* c, std::size_t row, std::size_t ch,
+                                     const blur_kernel& k, u32* d) {
   blur_h_row(c, row, ch, k, d);
 }
 HETPIPE_CLONES void blur_h_u64(const u16* c, std::size_t row, std::size_t ch, const blur_kernel& k,
                                u64* d) {
   blur_h_row(c, row, ch, k, d);
 }
-HETPIPE_CLONES void blur_v_u32(const u32* const* rows, std::size_t row, const blur_kernel& k,
-                               u32 maxval, u64* acc, u16* d) {
+HETPIPE_CLONES void blur_v_u32_loops(const u32* const* rows, std::size_t row, const blur_kernel& k,
+                                     u32 maxval, u64* acc, u16* d) {
   blur_v_row(rows, row, k, maxval, acc, d);
+}
+
+#if HETPIPE_IMG_AVX512
+// The vertical pass over 32-bit sums with AVX-512, 32 outputs at a time in four registers of
+// 64-bit sums across every tap: the loops above sweep the row once per tap through `acc`, which
+// for a row of 8192 samples (64 KiB of sums) leaves the L1 cache on every tap. The same integer
+// sums (exact: the order of additions changes nothing), finished by blur_finish. 2-core Zen 5
+// box, one thread, 8192 rows of 8192 sums, r = 6: 32.5 ms against 44.4 for the loops.
+// GCC 12's AVX-512 headers leave a vector undefined on purpose (the widening intrinsics), which
+// -Wmaybe-uninitialized reports once they are inlined here.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__attribute__((target("avx512f"), always_inline)) inline __m512i widen(const u32* p) {
+  return _mm512_cvtepu32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+__attribute__((target("avx512f"))) void blur_v_u32_avx512(const u32* const* rows, std::size_t row,
+                                                          const blur_kernel& k, u32 maxval,
+                                                          u16* d) {
+  const int r = k.radius;
+  const __m512i half = _mm512_set1_epi64(std::int64_t{1} << (2 * blur_shift - 1));
+  const __m512i top = _mm512_set1_epi64(maxval);
+  std::size_t i = 0;
+  for (; i + 32 <= row; i += 32) {
+    __m512i a[4];
+    const __m512i q0 = _mm512_set1_epi64(k.q[0]);
+    for (int j = 0; j < 4; ++j) a[j] = _mm512_mul_epu32(q0, widen(rows[r] + i + 8 * j));
+    for (int t = 1; t <= r; ++t) {
+      const __m512i q = _mm512_set1_epi64(k.q[t]);
+      const u32* lo = rows[r - t] + i;
+      const u32* hi = rows[r + t] + i;
+      for (int j = 0; j < 4; ++j)
+        a[j] = _mm512_add_epi64(a[j], _mm512_add_epi64(_mm512_mul_epu32(q, widen(lo + 8 * j)),
+                                                       _mm512_mul_epu32(q, widen(hi + 8 * j))));
+    }
+    for (int j = 0; j < 4; ++j) {
+      const __m512i v =
+          _mm512_min_epu64(_mm512_srli_epi64(_mm512_add_epi64(a[j], half), 2 * blur_shift), top);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i + 8 * j), _mm512_cvtepi64_epi16(v));
+    }
+  }
+  for (; i < row; ++i) {
+    u64 acc = u64{k.q[0]} * rows[r][i];
+    for (int t = 1; t <= r; ++t) acc += u64{k.q[t]} * rows[r - t][i] + u64{k.q[t]} * rows[r + t][i];
+    d[i] = static_cast<u16>(blur_finish(acc, maxval));
+  }
+}
+
+// The horizontal pass over samples <= 255 with AVX-512, 32 outputs at a time in two registers of
+// 32-bit sums across every tap (the loops sweep the row of sums once per tap).
+__attribute__((target("avx512f"), always_inline)) inline __m512i widen(const u16* p) {
+  return _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+__attribute__((target("avx512f"))) void blur_h_u32_avx512(const u16* c, std::size_t row,
+                                                          std::size_t ch, const blur_kernel& k,
+                                                          u32* d) {
+  const int r = k.radius;
+  std::size_t i = 0;
+  for (; i + 32 <= row; i += 32) {
+    const __m512i q0 = _mm512_set1_epi32(static_cast<int>(k.q[0]));
+    __m512i a0 = _mm512_mullo_epi32(q0, widen(c + i));
+    __m512i a1 = _mm512_mullo_epi32(q0, widen(c + i + 16));
+    for (int t = 1; t <= r; ++t) {
+      const __m512i q = _mm512_set1_epi32(static_cast<int>(k.q[t]));
+      const u16* lo = c + i - t * ch;
+      const u16* hi = c + i + t * ch;
+      a0 = _mm512_add_epi32(a0, _mm512_mullo_epi32(q, _mm512_add_epi32(widen(lo), widen(hi))));
+      a1 = _mm512_add_epi32(
+          a1, _mm512_mullo_epi32(q, _mm512_add_epi32(widen(lo + 16), widen(hi + 16))));
+    }
+    _mm512_storeu_si512(d + i, a0);
+    _mm512_storeu_si512(d + i + 16, a1);
+  }
+  for (; i < row; ++i) {
+    u32 acc = k.q[0] * u32{c[i]};
+    for (int t = 1; t <= r; ++t) acc += k.q[t] * (u32{c[i - t * ch]} + c[i + t * ch]);
+    d[i] = acc;
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+
+void blur_h_u32(const u16* c, std::size_t row, std::size_t ch, const blur_kernel& k, u32* d) {
+#if HETPIPE_IMG_AVX512
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (avx512) return blur_h_u32_avx512(c, row, ch, k, d);
+#endif
+  blur_h_u32_loops(c, row, ch, k, d);
+}
+
+void blur_v_u32(const u32* const* rows, std::size_t row, const blur_kernel& k, u32 maxval, u64* acc,
+                u16* d) {
+#if HETPIPE_IMG_AVX512
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (avx512) return blur_v_u32_avx512(rows, row, k, maxval, d);
+#endif
+  blur_v_u32_loops(rows, row, k, maxval, acc, d);
 }
 HETPIPE_CLONES void blur_v_u64(const u64* const* rows, std::size_t row, const blur_kernel& k,
                                u32 maxval, u64* acc, u16* d) {
@@ -224,12 +329,56 @@ template <class Magnitude>
     d[i] = static_cast<u16>(magnitude(gx, gy));
   }
 }
-HETPIPE_CLONES void sobel_row_8(const u16* a, const u16* b, const u16* c, std::size_t row,
-                                std::size_t ch, u32 maxval, u16* d) {
+HETPIPE_CLONES void sobel_row_8_loops(const u16* a, const u16* b, const u16* c, std::size_t row,
+                                      std::size_t ch, u32 maxval, u16* d) {
   sobel_row(a, b, c, row, ch, d, [maxval](std::int32_t gx, std::int32_t gy) {
     const u32 m = isqrt_round_small(static_cast<u32>(gx * gx + gy * gy));
     return m > maxval ? maxval : m;
   });
+}
+
+#if HETPIPE_IMG_AVX512
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // as for the blur's passes
+// sobel_row_8 with AVX-512, 16 outputs at a time: isqrt_round_small's float guess and integer
+// corrections on 32-bit lanes (gx^2 + gy^2 < 2^21).
+__attribute__((target("avx512f"))) void sobel_row_8_avx512(const u16* a, const u16* b, const u16* c,
+                                                           std::size_t row, std::size_t ch,
+                                                           u32 maxval, u16* d) {
+  const __m512i one = _mm512_set1_epi32(1), top = _mm512_set1_epi32(static_cast<int>(maxval));
+  std::size_t i = 0;
+  for (; i + 16 <= row; i += 16) {
+    const __m512i al = widen(a + i - ch), am = widen(a + i), ar = widen(a + i + ch);
+    const __m512i bl = widen(b + i - ch), br = widen(b + i + ch);
+    const __m512i cl = widen(c + i - ch), cm = widen(c + i), cr = widen(c + i + ch);
+    const __m512i gx =
+        _mm512_sub_epi32(_mm512_add_epi32(_mm512_add_epi32(ar, cr), _mm512_slli_epi32(br, 1)),
+                         _mm512_add_epi32(_mm512_add_epi32(al, cl), _mm512_slli_epi32(bl, 1)));
+    const __m512i gy =
+        _mm512_sub_epi32(_mm512_add_epi32(_mm512_add_epi32(cl, cr), _mm512_slli_epi32(cm, 1)),
+                         _mm512_add_epi32(_mm512_add_epi32(al, ar), _mm512_slli_epi32(am, 1)));
+    const __m512i s = _mm512_add_epi32(_mm512_mullo_epi32(gx, gx), _mm512_mullo_epi32(gy, gy));
+    __m512i m = _mm512_cvttps_epi32(_mm512_sqrt_ps(_mm512_cvtepi32_ps(s)));
+    m = _mm512_mask_sub_epi32(m, _mm512_cmpgt_epu32_mask(_mm512_mullo_epi32(m, m), s), m, one);
+    const __m512i m1 = _mm512_add_epi32(m, one);
+    m = _mm512_mask_add_epi32(m, _mm512_cmple_epu32_mask(_mm512_mullo_epi32(m1, m1), s), m, one);
+    m = _mm512_mask_add_epi32(
+        m, _mm512_cmpgt_epu32_mask(s, _mm512_add_epi32(_mm512_mullo_epi32(m, m), m)), m, one);
+    m = _mm512_min_epu32(m, top);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), _mm512_cvtepi32_epi16(m));
+  }
+  if (i < row) sobel_row_8_loops(a + i, b + i, c + i, row - i, ch, maxval, d + i);
+}
+#pragma GCC diagnostic pop
+#endif
+
+void sobel_row_8(const u16* a, const u16* b, const u16* c, std::size_t row, std::size_t ch,
+                 u32 maxval, u16* d) {
+#if HETPIPE_IMG_AVX512
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (avx512) return sobel_row_8_avx512(a, b, c, row, ch, maxval, d);
+#endif
+  sobel_row_8_loops(a, b, c, row, ch, maxval, d);
 }
 HETPIPE_CLONES void sobel_row_16(const u16* a, const u16* b, const u16* c, std::size_t row,
                                  std::size_t ch, u32 maxval, u16* d) {

@@ -134,6 +134,28 @@ img::image reference_blur(const img::image& in, double sigma) {
   return out;
 }
 
+// Sobel by its definition: the 3x3 neighbourhood with replicated borders, every colour channel,
+// alpha copied.
+img::image reference_sobel(const img::image& in) {
+  img::image out = in;
+  const auto& s = in.shape;
+  const auto at = [&](std::int64_t x, std::int64_t y, std::uint32_t c) -> std::int32_t {
+    x = img::clamp_index(x, s.width), y = img::clamp_index(y, s.height);
+    return in.samples[(y * s.width + x) * s.channels + c];
+  };
+  for (std::int64_t y = 0; y < s.height; ++y)
+    for (std::int64_t x = 0; x < s.width; ++x)
+      for (std::uint32_t c = 0; c < s.color_channels(); ++c) {
+        const std::int32_t gx = (at(x + 1, y - 1, c) + 2 * at(x + 1, y, c) + at(x + 1, y + 1, c)) -
+                                (at(x - 1, y - 1, c) + 2 * at(x - 1, y, c) + at(x - 1, y + 1, c));
+        const std::int32_t gy = (at(x - 1, y + 1, c) + 2 * at(x, y + 1, c) + at(x + 1, y + 1, c)) -
+                                (at(x - 1, y - 1, c) + 2 * at(x, y - 1, c) + at(x + 1, y - 1, c));
+        out.samples[(y * s.width + x) * s.channels + c] =
+            static_cast<std::uint16_t>(img::sobel_magnitude(gx, gy, s.maxval));
+      }
+  return out;
+}
+
 }  // namespace
 
 // --- integer helpers ---
@@ -287,17 +309,46 @@ TEST_CASE("blur keeps constant images, 1x1 images and matches the 2-D definition
   CHECK(run(one, "blur:sigma=3").samples == one.samples);
   const auto step = make(4, 1, 1, 255, {0, 0, 0, 255});  // border replicated: 255 beyond the end
   CHECK(run(step, "blur:0.5").samples == reference_blur(step, 0.5).samples);
+  // Rows of 1 to 9 samples, and rows long enough for the vector passes' blocks with every tail.
   for (auto [w, h, ch, maxval] : {std::array<std::uint32_t, 4>{1, 9, 1, 255},
                                   {9, 1, 3, 255},
                                   {7, 5, 4, 65535},
                                   {13, 11, 2, 1000},
-                                  {3, 3, 3, 255}})
+                                  {3, 3, 3, 255},
+                                  {64, 6, 1, 255},
+                                  {95, 4, 1, 255},
+                                  {33, 5, 3, 255},
+                                  {41, 3, 2, 255},
+                                  {70, 4, 3, 65535}})
     for (double sigma : {0.3, 0.7, 1.0, 2.0}) {
       CAPTURE(w, h, ch, maxval, sigma);
       const auto in = random_image(w, h, ch, maxval, w * 100 + h);
       const auto ref = reference_blur(in, sigma);
       CHECK(img::apply(in, {img::op{img::op_kind::blur, sigma}}).samples == ref.samples);
       CHECK(img::apply(in, {img::op{img::op_kind::blur, sigma}}, 2).samples == ref.samples);
+    }
+}
+
+TEST_CASE("sobel matches its definition on rows of every length and tail", "[image]") {
+  // Random samples, and samples of 0 and maxval only (the largest gradients, clamped).
+  for (auto [w, h, ch, maxval] : {std::array<std::uint32_t, 4>{1, 5, 1, 255},
+                                  {16, 3, 1, 255},
+                                  {17, 4, 1, 255},
+                                  {47, 5, 1, 255},
+                                  {64, 3, 1, 200},
+                                  {21, 4, 3, 255},
+                                  {18, 3, 4, 255},
+                                  {40, 3, 2, 255},
+                                  {37, 4, 1, 65535},
+                                  {23, 3, 3, 1000}})
+    for (int binary : {0, 1}) {
+      CAPTURE(w, h, ch, maxval, binary);
+      auto in = random_image(w, h, ch, maxval, w * 7 + h);
+      if (binary)
+        for (auto& v : in.samples) v = v % 2 ? static_cast<std::uint16_t>(maxval) : 0;
+      const auto ref = reference_sobel(in);
+      CHECK(img::apply(in, img::parse_ops("sobel")).samples == ref.samples);
+      CHECK(img::apply(in, img::parse_ops("sobel"), 2).samples == ref.samples);
     }
 }
 
