@@ -4,6 +4,7 @@
 #include "host/image_ops.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -386,14 +387,47 @@ HETPIPE_CLONES void sobel_row_16(const u16* a, const u16* b, const u16* c, std::
             [maxval](std::int32_t gx, std::int32_t gy) { return sobel_magnitude(gx, gy, maxval); });
 }
 
+// acc[x] (+)= wt p[x] over a row: resize's vertical pass, one source row at a time (first: the
+// row's first tap, which sets acc).
+HETPIPE_CLONES void resize_y_add(const u16* p, std::size_t row, u32 wt, bool first, u64* acc) {
+  if (first)
+    for (std::size_t x = 0; x < row; ++x) acc[x] = u64{wt} * p[x];
+  else
+    for (std::size_t x = 0; x < row; ++x) acc[x] += u64{wt} * p[x];
+}
+
 // The taps of one axis, n -> m (m != n): output i reads sources first[i] .. first[i] + count[i] - 1
 // with integer weights weight[offset[i] ..] over the denominator den.
 struct axis_taps {
   std::vector<u32> first, count, offset;
-  std::vector<u64> weight;
+  std::vector<u32> weight;  // at most 2m (bilinear) or m (area), m <= max_dimension: 2^21
   u64 den = 1;
   u32 max_count = 0;
+  // Growing (bilinear, at most two taps): output i is w0[i] src[i0[i]] + w1[i] src[i1[i]]
+  // (w1 = 0 and i1 = i0 for a single tap), so the loops need no tap count.
+  std::vector<u32> i0, i1, w0, w1;
 };
+
+// d[x] = div_round(acc[x], den) for n sums acc[x] <= 65535 den (the weights sum to den <= 2^21),
+// without an integer division, in doubles where every value is an exact integer: N = 2 acc + den
+// < 2^38 (acc enters through its bits, exact below 2^52: no 64-bit conversion needed) and
+// D = 2 den <= 2^22. N / D through the reciprocal is off by less than 2^-35 (N / D < 2^17), while
+// a quotient that is not an integer is at least 1 / D >= 2^-22 from one: truncating it gives
+// floor(N / D), except for an integer quotient k, which may come out as k - 2^-40 and truncate to
+// k - 1 (den = 98, acc = 49: N = D). One exact comparison (q D < 2^39) puts q back at k.
+// Vectorises in every clone with -fno-trapping-math (a 64-bit division per sample took most of
+// resize's time). A contraction into an FMA changes nothing here: 2 a is exact.
+HETPIPE_CLONES void finish_row(const u64* acc, std::size_t n, u64 den, u16* d) {
+  constexpr double two52 = 4503599627370496.0;
+  const double dn = static_cast<double>(den), dd = 2 * dn, inv = 1 / dd;
+  for (std::size_t x = 0; x < n; ++x) {
+    const double a = std::bit_cast<double>(acc[x] | 0x4330000000000000ull) - two52;
+    const double num = 2 * a + dn;
+    double q = static_cast<double>(static_cast<std::int32_t>(num * inv));  // >= 0: trunc = floor
+    q += static_cast<double>((q + 1) * dd <= num);
+    d[x] = static_cast<u16>(static_cast<std::int32_t>(q));
+  }
+}
 
 axis_taps make_taps(u64 n, u64 m) {
   axis_taps t;
@@ -427,7 +461,32 @@ axis_taps make_taps(u64 n, u64 m) {
     }
   }
   for (u32 c : t.count) t.max_count = std::max(t.max_count, c);
+  if (m > n) {
+    t.i0.resize(m), t.i1.resize(m), t.w0.resize(m), t.w1.resize(m);
+    for (u64 i = 0; i < m; ++i) {
+      const bool two = t.count[i] > 1;
+      t.i0[i] = t.first[i];
+      t.i1[i] = t.first[i] + (two ? 1 : 0);
+      t.w0[i] = t.weight[t.offset[i]];
+      t.w1[i] = two ? t.weight[t.offset[i] + 1] : 0;
+    }
+  }
   return t;
+}
+
+// Growing a row to m pixels of ch channels: the two taps' sum of each output sample.
+HETPIPE_CLONES void resize_x_two(const u16* src, std::size_t ch, std::size_t m, const axis_taps& t,
+                                 u64* acc) {
+  const u32 *i0 = t.i0.data(), *i1 = t.i1.data(), *w0 = t.w0.data(), *w1 = t.w1.data();
+  if (ch == 1) {
+    for (std::size_t i = 0; i < m; ++i) acc[i] = u64{w0[i]} * src[i0[i]] + u64{w1[i]} * src[i1[i]];
+    return;
+  }
+  for (std::size_t i = 0; i < m; ++i) {
+    const u16* a = src + std::size_t{i0[i]} * ch;
+    const u16* b = src + std::size_t{i1[i]} * ch;
+    for (std::size_t c = 0; c < ch; ++c) acc[i * ch + c] = u64{w0[i]} * a[c] + u64{w1[i]} * b[c];
+  }
 }
 
 // --- the chain, row by row ---
@@ -648,18 +707,25 @@ class resize_x_stage final : public stage {
   void make(i64 y, u16* d) override {
     const u16* src = in_.row(y);
     const std::size_t ch = shape().channels, m = shape().width;
-    for (std::size_t i = 0; i < m; ++i) {
-      const u64* wt = t_.weight.data() + t_.offset[i];
-      const u16* p = src + std::size_t{t_.first[i]} * ch;
-      for (std::size_t c = 0; c < ch; ++c) {
-        u64 acc = 0;
-        for (u32 j = 0; j < t_.count[i]; ++j) acc += wt[j] * p[j * ch + c];
-        d[i * ch + c] = static_cast<u16>(div_round(acc, t_.den));
+    acc_.resize(m * ch);
+    if (!t_.i0.empty()) {
+      resize_x_two(src, ch, m, t_, acc_.data());
+    } else {
+      for (std::size_t i = 0; i < m; ++i) {
+        const u32* wt = t_.weight.data() + t_.offset[i];
+        const u16* p = src + std::size_t{t_.first[i]} * ch;
+        for (std::size_t c = 0; c < ch; ++c) {
+          u64 acc = 0;
+          for (u32 j = 0; j < t_.count[i]; ++j) acc += u64{wt[j]} * p[j * ch + c];
+          acc_[i * ch + c] = acc;
+        }
       }
     }
+    finish_row(acc_.data(), m * ch, t_.den, d);
   }
   stage& in_;
   axis_taps t_;
+  std::vector<u64> acc_;
 };
 
 // Height -> m: whole rows weighed and summed.
@@ -677,13 +743,11 @@ class resize_y_stage final : public stage {
   }
   void make(i64 i, u16* d) override {
     const std::size_t row = row_len();
-    acc_.assign(row, 0);
-    for (u32 j = 0; j < t_.count[i]; ++j) {
-      const u64 wt = t_.weight[t_.offset[i] + j];
-      const u16* p = in_.row(i64{t_.first[i]} + j);
-      for (std::size_t x = 0; x < row; ++x) acc_[x] += wt * p[x];
-    }
-    for (std::size_t x = 0; x < row; ++x) d[x] = static_cast<u16>(div_round(acc_[x], t_.den));
+    acc_.resize(row);
+    for (u32 j = 0; j < t_.count[i]; ++j)
+      resize_y_add(in_.row(i64{t_.first[i]} + j), row, t_.weight[t_.offset[i] + j], j == 0,
+                   acc_.data());
+    finish_row(acc_.data(), row, t_.den, d);
   }
   stage& in_;
   axis_taps t_;

@@ -156,6 +156,47 @@ img::image reference_sobel(const img::image& in) {
   return out;
 }
 
+// resize by its definition: width first, then height, each output sample straight from the
+// shared tap helpers and div_round (no tap tables, no shortcuts in the division).
+img::image reference_resize(const img::image& in, std::uint32_t w2, std::uint32_t h2) {
+  const auto axis = [](std::uint64_t i, std::uint64_t n, std::uint64_t m,
+                       const auto& at) -> std::uint16_t {
+    if (m == n) return static_cast<std::uint16_t>(at(i));
+    std::uint64_t acc = 0, den = 0;
+    if (m < n) {
+      std::uint64_t f = 0, l = 0;
+      img::area_span(i, n, m, &f, &l);
+      for (std::uint64_t j = f; j <= l; ++j) acc += img::area_coverage(i, j, n, m) * at(j);
+      den = n;
+    } else {
+      const img::bilinear_tap b = img::bilinear_at(i, n, m);
+      acc = (2 * m - b.t) * at(b.j0) + b.t * at(b.j1);
+      den = 2 * m;
+    }
+    return static_cast<std::uint16_t>(img::div_round(acc, den));
+  };
+  const auto& s = in.shape;
+  img::image mid;
+  mid.shape = {w2, s.height, s.channels, s.maxval};
+  mid.samples.resize(mid.shape.samples());
+  for (std::uint64_t y = 0; y < s.height; ++y)
+    for (std::uint64_t x = 0; x < w2; ++x)
+      for (std::uint32_t c = 0; c < s.channels; ++c)
+        mid.samples[(y * w2 + x) * s.channels + c] = axis(x, s.width, w2, [&](std::uint64_t j) {
+          return std::uint64_t{in.samples[(y * s.width + j) * s.channels + c]};
+        });
+  img::image out;
+  out.shape = {w2, h2, s.channels, s.maxval};
+  out.samples.resize(out.shape.samples());
+  for (std::uint64_t y = 0; y < h2; ++y)
+    for (std::uint64_t x = 0; x < w2; ++x)
+      for (std::uint32_t c = 0; c < s.channels; ++c)
+        out.samples[(y * w2 + x) * s.channels + c] = axis(y, s.height, h2, [&](std::uint64_t j) {
+          return std::uint64_t{mid.samples[(j * w2 + x) * s.channels + c]};
+        });
+  return out;
+}
+
 }  // namespace
 
 // --- integer helpers ---
@@ -399,6 +440,44 @@ TEST_CASE("resize down averages areas, up interpolates pixel centres", "[image]"
   CHECK(run(r, "resize:1").samples == r.samples);
   CHECK_THROWS_AS(img::output_shape({65536, 65536, 1, 255}, img::parse_ops("resize:2")[0]),
                   hetpipe::input_error);
+}
+
+TEST_CASE("resize matches its definition for shrinking and growing by any ratio", "[image]") {
+  // Small and odd sizes both ways, RGB and gray, 8 and 16 bits.
+  for (auto [w, h, ch, maxval, w2, h2] : {std::array<std::uint32_t, 6>{37, 21, 3, 255, 18, 10},
+                                          {37, 21, 3, 255, 80, 45},
+                                          {64, 9, 1, 65535, 63, 17},
+                                          {5, 7, 1, 255, 33, 2},
+                                          {100, 3, 4, 65535, 7, 11},
+                                          {3, 50, 2, 1000, 3, 49}}) {
+    CAPTURE(w, h, ch, maxval, w2, h2);
+    const auto in = random_image(w, h, ch, maxval, w + h);
+    const std::string op = "resize:" + std::to_string(w2) + "x" + std::to_string(h2);
+    const auto want = reference_resize(in, w2, h2);
+    CHECK(img::apply(in, img::parse_ops(op)).samples == want.samples);
+    CHECK(img::apply(in, img::parse_ops(op), 3).samples == want.samples);
+  }
+  // Averages of exactly k - 1/2, rounded up to k, for every even divisor up to 1000: the division
+  // comes out as k - 2^-40 through a reciprocal for many of them (den = 98, 196, 206, ...).
+  for (std::uint32_t n = 2; n <= 1000; n += 2) {
+    const std::uint16_t k = static_cast<std::uint16_t>(1 + n % 255);
+    img::image in = make(n, 1, 1, 255, u16v(n, k));
+    for (std::uint32_t i = 0; i < n; i += 2) in.samples[i] = static_cast<std::uint16_t>(k - 1);
+    CAPTURE(n, k);
+    REQUIRE(run(in, "resize:1x1").samples == u16v{k});
+  }
+  // The largest divisors (area: den = n up to 2^20; bilinear: den = 2m up to 2^21), on 16-bit
+  // samples whose sums come nearest the division's bounds.
+  for (auto [w, w2] : {std::array<std::uint32_t, 2>{1u << 20, (1u << 20) - 1},
+                       {(1u << 20) - 3, 1000},
+                       {3, 1u << 20},
+                       {1000, (1u << 20) - 1}}) {
+    CAPTURE(w, w2);
+    auto in = random_image(w, 1, 1, 65535, w2);
+    for (std::size_t i = 0; i < in.samples.size(); i += 3) in.samples[i] = 65535;
+    const std::string op = "resize:" + std::to_string(w2) + "x1";
+    CHECK(img::apply(in, img::parse_ops(op)).samples == reference_resize(in, w2, 1).samples);
+  }
 }
 
 TEST_CASE("a chain runs in order and threads change nothing", "[image]") {
