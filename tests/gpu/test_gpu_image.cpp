@@ -175,6 +175,34 @@ TEST_CASE("GPU image lanes take a 16384 x 16384 image", "[gpu][image]") {
   CHECK(got.samples == want.samples);
 }
 
+TEST_CASE("images larger than a chunk run on CPU lanes after the GPU job and give the same bytes",
+          "[gpu][image]") {
+  // 64 KiB chunks: the 20 small images go to the GPU lanes, the 3 of 90-180 KiB to the second job.
+  test::temp_dir dir;
+  fs::create_directories(dir.path() / "in");
+  for (int i = 0; i < 20; ++i)
+    test::write_image(dir.file("in/s" + std::to_string(10 + i) + ".ppm"),
+                      test::random_image(30 + i, 20, 3, 255, i), false);
+  test::write_image(dir.file("in/b1.ppm"), test::random_image(200, 150, 3, 255, 31), false);
+  test::write_image(dir.file("in/b2.pgm"), test::random_image(300, 200, 1, 65535, 32), false);
+  test::write_image(dir.file("in/b3.ppm"), test::random_image(250, 250, 3, 255, 33), false);
+  image_spec spec;
+  spec.ops = "gray,blur:sigma=1.5,sobel";
+  const auto cpu = plan_images({dir.file("in")}, true, dir.file("out-cpu"), spec.format);
+  const auto dev = plan_images({dir.file("in")}, true, dir.file("out-dev"), spec.format);
+  run_images(spec, cpu, test::cpu_options(0, 2));
+  job_report rep;
+  run_images(spec, dev, test::device_options(device_mode::gpu, 64 << 10), &rep);
+  CHECK(rep.skipped.empty());
+  CHECK(rep.gpu_lanes > 0);   // the first job's
+  CHECK(rep.chunks == 23);    // both jobs'
+  CHECK(rep.cpu_lanes == 1);  // the second job's one lane (the first had none)
+  for (std::size_t i = 0; i < cpu.size(); ++i) {
+    CAPTURE(cpu[i].input);
+    CHECK(test::file_bytes(cpu[i].output) == test::file_bytes(dev[i].output));
+  }
+}
+
 TEST_CASE("unpack_samples and pack_samples move rasters exactly", "[gpu][image][kernels]") {
   hc::stream s(0);
   const img::image im = test::random_image(97, 13, 3, 65535, 4);
