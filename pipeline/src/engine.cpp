@@ -215,7 +215,10 @@ std::vector<io::source> to_sources(const std::vector<input>& inputs) {
 }
 
 engine::engine(const options& resolved, job_spec spec)
-    : opt_(resolved), spec_(std::move(spec)), trace_(!resolved.trace_path.empty()) {}
+    : opt_(resolved),
+      spec_(std::move(spec)),
+      own_trace_(!spec_.trace && !resolved.trace_path.empty()),
+      trace_(spec_.trace ? *spec_.trace : own_trace_) {}
 
 engine::~engine() = default;
 
@@ -337,7 +340,8 @@ void engine::cpu_lanes(unsigned count, unsigned beside_gpu) {
     return static_cast<double>(c.info.size) * cpu <= left / gpu_bytes_per_ns && take();
   };
   std::vector<int> tracks(count);
-  for (unsigned i = 0; i < count; ++i) tracks[i] = trace_.track("cpu lane " + std::to_string(i));
+  for (unsigned i = 0; i < count; ++i)
+    tracks[i] = trace_.track(spec_.trace_prefix + "cpu lane " + std::to_string(i));
   std::vector<lane_report> reports(count);
 #pragma omp parallel num_threads(count)
   {
@@ -427,7 +431,8 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
   const unsigned nbuf = opt_.gpu_buffers;
   const std::size_t max_batch = std::max<std::size_t>(1, worker.max_batch());
   constexpr std::size_t align = 256;
-  const std::string lane = "gpu " + std::to_string(device) + " lane " + std::to_string(index);
+  const std::string lane =
+      spec_.trace_prefix + "gpu " + std::to_string(device) + " lane " + std::to_string(index);
   const int h2d_track = trace_.track(lane + " h2d");
   const int kernel_track = trace_.track(lane + " kernel");
   const int d2h_track = trace_.track(lane + " d2h");
@@ -708,8 +713,12 @@ void engine::monitor() {
 }
 
 void engine::run() {
-  if (opt_.cancel && opt_.cancel->load()) throw cancelled();   // before any output is made
-  if (!opt_.trace_path.empty()) trace_.open(opt_.trace_path);  // fails before any output too
+  if (opt_.cancel && opt_.cancel->load()) throw cancelled();  // before any output is made
+  // A trace of its own (a shared one is the caller's to open and write).
+  const bool own_trace = !spec_.trace && !opt_.trace_path.empty();
+  if (own_trace) trace_.open(opt_.trace_path);  // fails before any output too
+  // A shared trace holds earlier jobs' totals too: -v shows this job's.
+  const std::map<std::string, double> totals_before = trace_.stage_totals();
   const auto setup_start = std::chrono::steady_clock::now();
   // Framing decides the slot size: lines framing reads past the chunk to finish its last record.
   std::size_t extra = 0;
@@ -870,7 +879,7 @@ void engine::run() {
 
   const auto start = std::chrono::steady_clock::now();
   // Reads in flight overlap: the "read k" rows used are the read concurrency the job reached.
-  span_rows read_rows(trace_, "read");
+  span_rows read_rows(trace_, spec_.trace_prefix + "read");
   std::thread monitor_thread([this] { monitor(); });
   reader_->start(
       [this, &read_rows](io::chunk c) {
@@ -973,7 +982,7 @@ void engine::run() {
   report_.cpu_lanes = ncpu;
   report_.gpu_lanes = joined ? static_cast<unsigned>(worker_device.size()) : 0;
   report_.lanes = lane_reports_;
-  if (!opt_.trace_path.empty() && !error_) {
+  if (own_trace && !error_) {
     try {
       trace_.write();
     } catch (...) {
@@ -1017,7 +1026,11 @@ void engine::run() {
     std::fprintf(stderr, "hetpipe:   reader   cpu  %8.3f s (%.0f%% of one thread)\n",
                  report_.reader_cpu_seconds,
                  secs > 0 ? 100.0 * report_.reader_cpu_seconds / secs : 0.0);
-    for (const auto& [stage, busy] : trace_.stage_totals()) {
+    for (auto [stage, busy] : trace_.stage_totals()) {
+      if (const auto before = totals_before.find(stage); before != totals_before.end()) {
+        busy -= before->second;
+        if (busy <= 0) continue;  // a stage of an earlier job only
+      }
       if (stage == "read")  // time in flight as the event loop saw it, not thread time
         std::fprintf(stderr, "hetpipe:   %-8s in flight %8.3f s (%.1f reads at once on average)\n",
                      stage.c_str(), busy, secs > 0 ? busy / secs : 0.0);

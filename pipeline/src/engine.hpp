@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include <hetpipe/pipeline.hpp>
@@ -89,6 +90,10 @@ struct job_spec {
   // slots (of the files' size) and thread-pool threads, a job of large chunks (whole images)
   // fewer slots (see engine::run).
   bool may_grow_slots = false, may_grow_io_threads = false, may_shrink_slots = false;
+  // Several jobs in one trace file: a tracer the caller opened and writes once they are done
+  // (options::trace_path is then ignored), and the prefix of this job's row names in it.
+  tracer* trace = nullptr;
+  std::string trace_prefix;
 };
 
 // The slots of a job whose options left them to the engine (`slots`: resolve()'s default, 2 per
@@ -195,7 +200,8 @@ class engine {
 
   options opt_;
   job_spec spec_;
-  tracer trace_;
+  tracer own_trace_;  // options::trace_path's, unless job_spec::trace is given
+  tracer& trace_;
   std::unique_ptr<io::slot_pool> pool_;
   std::unique_ptr<io::reader> reader_;
   ready_queue queue_;
@@ -227,7 +233,7 @@ class engine {
   std::size_t slot_bytes_ = 0;
   std::size_t gpu_buffer_bytes_ = 0;  // a GPU lane's device buffer: a chunk, or a batch of files
   job_report report_;
-  span_rows write_rows_{trace_, "write"};
+  span_rows write_rows_{trace_, spec_.trace_prefix + "write"};
   std::mutex lanes_mutex_;
   std::vector<lane_report> lane_reports_;
 };
@@ -236,9 +242,11 @@ std::vector<io::source> to_sources(const std::vector<input>& inputs);
 
 // run(transform_op) with options that resolve() made, which the caller may have changed since: a
 // job of whole files (images) may take chunks beyond max_chunk_size. slots_given: the caller chose
-// the slots (the engine does not shrink them for large chunks).
+// the slots (the engine does not shrink them for large chunks). trace, trace_prefix: as in
+// job_spec (several jobs in one trace).
 void run_transform(const transform_op& op, const std::vector<input>& inputs,
                    const std::vector<std::string>& outputs, const options& resolved,
-                   bool slots_given, job_report* report);
+                   bool slots_given, job_report* report, tracer* trace = nullptr,
+                   const std::string& trace_prefix = "");
 
 }  // namespace hetpipe::detail

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "host/image.hpp"
@@ -580,8 +581,16 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
   // codec threads per GPU lane's team; adds the job's figures and skipped files to `rep`.
   job_report rep;
   bool ran = false;
-  const auto run_set = [&](const std::vector<std::size_t>& set, const options& o, bool slots_given,
-                           int per_image, int codec) {
+  // Both jobs in one trace: opened before either writes anything, written once both succeeded
+  // (a failed job leaves an old file as it was); the second job's rows are named "large: ...".
+  std::optional<detail::tracer> both;
+  if (!opt.trace_path.empty() && !normal.empty() && !large.empty()) {
+    both.emplace(true);
+    both->open(opt.trace_path);
+  }
+  const auto run_set = [&](const std::vector<std::size_t>& set, options o, bool slots_given,
+                           int per_image, int codec, const char* prefix) {
+    if (both) o.trace_path.clear();
     std::vector<image_file> run_files;
     std::vector<input> inputs;
     std::vector<std::string> outputs;
@@ -592,7 +601,7 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
     }
     const image_op op(spec, run_files, per_image, codec);
     job_report r;
-    detail::run_transform(op, inputs, outputs, o, slots_given, &r);
+    detail::run_transform(op, inputs, outputs, o, slots_given, &r, both ? &*both : nullptr, prefix);
     std::vector<skipped_input> skipped = std::move(r.skipped);
     for (auto& sk : skipped) sk.input = set[sk.input];
     if (!ran) {
@@ -635,25 +644,25 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
         gpu_lanes
             ? static_cast<int>(std::max(1u, (threads - std::min(threads, beside)) / gpu_lanes))
             : 1;
-    run_set(normal, r, opt.slots != 0, per_image, codec);
+    run_set(normal, r, opt.slots != 0, per_image, codec, "");
   }
   if (!large.empty()) {
     // Images larger than a chunk: one at a time, each mapped whole (or read, as --reads says) by
     // one CPU lane and its rows split among all the CPU threads, in every device mode. A GPU lane
     // would page-lock slots of the image's size first (about 0.5 s per GiB), and its device
     // memory could not hold the chain of such an image on many cards. Two slots, which a CPU-only
-    // job with --reads map leaves untouched. The trace, when asked for, is the first job's.
+    // job with --reads map leaves untouched.
     options o = opt;
     o.device = device_mode::cpu;
     o.chunk_size = max_chunk_size;  // resolve() checks the chunk size a user may give
     o.slots = 2;
-    if (ran) o.trace_path.clear();
     options r = resolve(o);
     r.chunk_size = chunk_for(largest_large);
     const int threads = static_cast<int>(r.cpu_threads);
     r.cpu_threads = r.cpu_threads_beside_gpu = 1;
-    run_set(large, r, true, threads, 1);
+    run_set(large, r, true, threads, 1, "large: ");
   }
+  if (both) both->write();
   if (!ran) rep.resolved = resolve(opt);
   rep.skipped.insert(rep.skipped.end(), early.begin(), early.end());
   std::sort(rep.skipped.begin(), rep.skipped.end(),

@@ -375,7 +375,8 @@ void run(const transform_op& op, const std::vector<input>& inputs,
 
 void detail::run_transform(const transform_op& op, const std::vector<input>& inputs,
                            const std::vector<std::string>& outputs, const options& o,
-                           bool slots_given, job_report* report) {
+                           bool slots_given, job_report* report, tracer* trace,
+                           const std::string& trace_prefix) {
   if (outputs.size() != inputs.size()) throw usage_error("a transform needs one output per input");
   const unsigned window = std::max(16u, 4 * o.slots);  // the engine's reader window
   detail::engine* eng = nullptr;
@@ -416,6 +417,8 @@ void detail::run_transform(const transform_op& op, const std::vector<input>& inp
   spec.frame = [&op](std::size_t i) { return op.frame(i); };
   // Fewer slots than `window` and the limits above assume only tighten them.
   spec.may_shrink_slots = !slots_given;
+  spec.trace = trace;
+  spec.trace_prefix = trace_prefix;
   spec.host = [&op, &deliver, &skip, &pool](const chunk_info& info, std::span<const std::byte> data,
                                             const std::function<void()>& verify) {
     std::vector<std::byte> out = pool.take();

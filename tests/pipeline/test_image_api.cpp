@@ -9,6 +9,7 @@
 #include <map>
 
 #include <hetpipe/hetpipe.hpp>
+#include <nlohmann/json.hpp>
 
 #include "host/image_ops.hpp"
 #include "support/images.hpp"
@@ -229,6 +230,26 @@ TEST_CASE("run_images runs images larger than a chunk after the others, in a job
     CHECK(test::read_image(dir.file("out/big.ppm")).samples == img::apply(big, ops).samples);
     CHECK(test::read_image(dir.file("out/big16.pgm")).samples == img::apply(big16, ops).samples);
     CHECK(entries(dir.path() / "out") == 3);  // nothing for cut.ppm, no temporary file
+  }
+  // One trace holds both jobs: the second job's rows are named "large: ...", and every chunk has
+  // its host span on a row of its job.
+  {
+    fs::remove_all(dir.path() / "out");
+    options o = test::cpu_options(4096, 2);
+    o.trace_path = dir.file("trace.json");
+    job_report rep;
+    run_images(spec, files, o, &rep);
+    const auto doc = nlohmann::json::parse(test::file_bytes(o.trace_path));
+    std::map<int, std::string> rows;
+    for (const auto& e : doc["traceEvents"])
+      if (e["ph"] == "M") rows[e["tid"].get<int>()] = e["args"]["name"].get<std::string>();
+    int first = 0, second = 0;
+    for (const auto& e : doc["traceEvents"])
+      if (e["ph"] == "X" && e["name"] == "host")
+        (rows[e["tid"].get<int>()].rfind("large: cpu lane ", 0) == 0 ? second : first)++;
+    CHECK(first == 1);   // small.pgm
+    CHECK(second == 3);  // big.ppm, cut.ppm, big16.pgm
+    CHECK(rep.skipped.size() == 2);
   }
   // Without a report, the first bad file is thrown once both jobs are done.
   fs::remove_all(dir.path() / "out");

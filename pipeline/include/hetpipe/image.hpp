@@ -57,7 +57,7 @@ std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool 
 // Options: chunk_size 0 sizes the chunk to the largest file, up to max_chunk_size; slots default to
 // what fits in 1 GiB of chunks. Files larger than the chunk run afterwards in a second job, one
 // at a time on one CPU lane with all the CPU threads (in every device mode); the report then sums
-// both jobs (bytes, chunks, seconds, lanes), and a trace records the first job only. Other errors
+// both jobs (bytes, chunks, seconds, lanes), and one trace holds both. Other errors
 // (I/O, CUDA) stop the job.
 void run_images(const image_spec& spec, const std::vector<image_file>& files, const options& opt,
                 job_report* report = nullptr);
