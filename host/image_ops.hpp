@@ -44,6 +44,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -118,6 +120,20 @@ image apply(const raster_view& in, const std::vector<op>& ops, int threads = 1);
 
 // --- inline definitions ---
 
+// A resize factor as the user would write it ("2", "0.5", "100000"), for messages.
+inline std::string factor_text(double v) {
+  char buf[32];
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+    return buf;
+  }
+  for (int digits = 1; digits <= 17; ++digits) {  // the fewest digits that read back to v
+    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
 inline image_shape output_shape(const image_shape& in, const op& o) {
   image_shape out = in;
   if (o.kind == op_kind::gray) {
@@ -130,7 +146,7 @@ inline image_shape output_shape(const image_shape& in, const op& o) {
       };
       const double w = scaled(in.width), h = scaled(in.height);
       if (w > max_dimension || h > max_dimension || w * h > static_cast<double>(max_pixels))
-        throw input_error("", "resize:" + std::to_string(o.factor) + " of a " +
+        throw input_error("", "resize:" + factor_text(o.factor) + " of a " +
                                   std::to_string(in.width) + "x" + std::to_string(in.height) +
                                   " image is larger than the limit of " +
                                   std::to_string(max_dimension) + " pixels a side and " +

@@ -440,6 +440,12 @@ TEST_CASE("resize down averages areas, up interpolates pixel centres", "[image]"
   CHECK(run(r, "resize:1").samples == r.samples);
   CHECK_THROWS_AS(img::output_shape({65536, 65536, 1, 255}, img::parse_ops("resize:2")[0]),
                   hetpipe::input_error);
+  try {  // the factor as it was written
+    (void)img::output_shape({64, 48, 1, 255}, img::parse_ops("resize:100000")[0]);
+    FAIL("no error");
+  } catch (const hetpipe::input_error& e) {
+    CHECK(e.reason().rfind("resize:100000 of a 64x48 image is larger than the limit", 0) == 0);
+  }
 }
 
 TEST_CASE("resize matches its definition for shrinking and growing by any ratio", "[image]") {
