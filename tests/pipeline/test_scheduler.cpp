@@ -265,12 +265,13 @@ TEST_CASE("a job gets no more slots than it has chunks", "[pipeline]") {
 TEST_CASE("CPU lanes that map their chunks keep a slot each, beyond 1 GiB of slots", "[pipeline]") {
   // 64 lanes and 72 chunks of 16 MiB (one 16 MiB file named 72 times): 1 GiB of slots holds 64.
   // Mapped, the pool is never touched: every lane's slot and the reads (72, resolve's default).
-  // Read into the slots (--reads lane), the pool stays within 1 GiB.
+  // Read into the slots (--reads lane, or chunks that cannot be mapped), it stays within 1 GiB.
   struct count final : partial {
     std::uint64_t bytes = 0;
   };
   struct count_op final : reduce_op {
-    framing frame(std::size_t) const override { return framing::records(1); }
+    std::size_t record = 1;
+    framing frame(std::size_t) const override { return framing::records(record); }
     std::unique_ptr<partial> identity(std::size_t) const override {
       return std::make_unique<count>();
     }
@@ -300,6 +301,18 @@ TEST_CASE("CPU lanes that map their chunks keep a slot each, beyond 1 GiB of slo
     for (const auto& p : out) CHECK(static_cast<const count&>(*p).bytes == chunk);
     CHECK(rep.resolved.slots == (m == read_mode::map ? 72u : 64u));
   }
+  // Records of 8 bytes in regions that start 4 bytes in: no chunk can be mapped (each is read into
+  // its slot), so the pool stays within 1 GiB in map mode too.
+  count_op eight;
+  eight.record = 8;
+  const std::vector<input> off(72, input{dir.file("f"), 4, chunk - 8});
+  options o = test::cpu_options(chunk, 64);
+  o.io_threads = 4;
+  job_report rep;
+  const auto out = run(eight, off, o, &rep);
+  REQUIRE(out.size() == off.size());
+  CHECK(static_cast<const count&>(*out.back()).bytes == chunk - 8);
+  CHECK(rep.resolved.slots == 64u);
 }
 
 TEST_CASE("a GPU-only job without a usable GPU is a clear error", "[pipeline]") {
