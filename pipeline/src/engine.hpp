@@ -106,8 +106,9 @@ struct job_spec {
 // box (16 slots; this rule gives 14 in auto mode there, not yet measured). 2-core box, 12 x 8192^2
 // PGM (a 64 MiB read takes 13 ms, filtering the image 0.2 s): set-up 0.03-1.4 s with 10 slots,
 // 0.012-0.017 s (one run 0.56) with 4. A pool that stays `untouched` (CPU lanes alone, mapping the
-// chunks of regular files; never pinned) has no 1 GiB bound: every lane keeps its slot however
-// large the chunk (HD photos with one 576 MiB image among them had 2 slots, so 2 busy lanes).
+// chunks of regular files, every chunk's records aligned so that it can be mapped; never pinned)
+// has no 1 GiB bound: every lane keeps its slot however large the chunk (HD photos with one 576
+// MiB image among them had 2 slots, so 2 busy lanes).
 unsigned large_chunk_slots(unsigned slots, std::uint64_t slot_bytes, unsigned io_threads,
                            unsigned cpu_lanes, unsigned gpu_lanes, bool untouched) noexcept;
 
