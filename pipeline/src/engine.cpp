@@ -243,17 +243,22 @@ void engine::fail(std::exception_ptr error) noexcept {
 }
 
 unsigned large_chunk_slots(unsigned slots, std::uint64_t slot_bytes, unsigned io_threads,
-                           unsigned cpu_lanes, unsigned gpu_lanes, bool untouched) noexcept {
+                           unsigned cpu_lanes, unsigned gpu_lanes,
+                           std::uint64_t pool_budget) noexcept {
   if (slot_bytes <= io::batched_read_max) return slots;
   constexpr std::uint64_t read_budget = std::uint64_t{128} << 20;
-  constexpr std::uint64_t pool_budget = std::uint64_t{1} << 30;
   const std::uint64_t reads =
       std::clamp<std::uint64_t>(read_budget / slot_bytes, 1, 2 * std::uint64_t{io_threads});
   const std::uint64_t lanes = std::uint64_t{cpu_lanes} + 2 * std::uint64_t{gpu_lanes};
-  const std::uint64_t want = std::min(
-      std::max<std::uint64_t>(4, lanes + reads),
-      untouched ? ~std::uint64_t{0} : std::max<std::uint64_t>(2, pool_budget / slot_bytes));
+  const std::uint64_t want = std::min(std::max<std::uint64_t>(4, lanes + reads),
+                                      std::max<std::uint64_t>(2, pool_budget / slot_bytes));
   return static_cast<unsigned>(std::min<std::uint64_t>(slots, want));
+}
+
+std::uint64_t untouched_pool_budget() noexcept {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  const std::uint64_t ram = pages > 0 && page > 0 ? std::uint64_t(pages) * std::uint64_t(page) : 0;
+  return std::max<std::uint64_t>(std::uint64_t{1} << 30, ram / 4);
 }
 
 bool gpu_start_rule::check(double t, std::uint64_t done) noexcept {
@@ -803,7 +808,7 @@ void engine::run() {
       opt_.reads == read_mode::map && ncpu > 0 && no_gpu_lanes && sizes_known_ && aligned;
   if (spec_.may_shrink_slots)
     opt_.slots = large_chunk_slots(opt_.slots, slot_bytes_, opt_.io_threads, ncpu, opt_.gpu_lanes,
-                                   untouched);
+                                   untouched ? untouched_pool_budget() : std::uint64_t{1} << 30);
   // No more slots than the job has chunks: the pool is touched page by page when it is made,
   // and 4 images of 64 MiB took 0.32-1.1 s of set-up with the default 10 slots, 0.045 s with 4
   // (2-core box). Reads of unknown length (pipes) keep the options' slots.

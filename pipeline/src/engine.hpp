@@ -105,12 +105,16 @@ struct job_spec {
 // before the job starts (about 0.5 s per GiB): 32 images of 64 MiB made a 1 GiB pool on the H200
 // box (16 slots; this rule gives 14 in auto mode there, not yet measured). 2-core box, 12 x 8192^2
 // PGM (a 64 MiB read takes 13 ms, filtering the image 0.2 s): set-up 0.03-1.4 s with 10 slots,
-// 0.012-0.017 s (one run 0.56) with 4. A pool that stays `untouched` (CPU lanes alone, mapping the
-// chunks of regular files, every chunk's records aligned so that it can be mapped; never pinned)
-// has no 1 GiB bound: every lane keeps its slot however large the chunk (HD photos with one 576
-// MiB image among them had 2 slots, so 2 busy lanes).
+// 0.012-0.017 s (one run 0.56) with 4. `pool_budget` is that 1 GiB, or for a pool that stays
+// untouched (CPU lanes alone, mapping the chunks of regular files, every chunk's records aligned so
+// that it can be mapped; never pinned) untouched_pool_budget(): there a slot costs address space,
+// and what bounds the pool is what the lanes' chunks in flight may hold (a transform's outputs).
+// HD photos with one 576 MiB image among them had 2 slots, so 2 busy lanes.
 unsigned large_chunk_slots(unsigned slots, std::uint64_t slot_bytes, unsigned io_threads,
-                           unsigned cpu_lanes, unsigned gpu_lanes, bool untouched) noexcept;
+                           unsigned cpu_lanes, unsigned gpu_lanes,
+                           std::uint64_t pool_budget) noexcept;
+// A quarter of the machine's memory, at least 1 GiB.
+std::uint64_t untouched_pool_budget() noexcept;
 
 // The error of --device gpu where no CUDA device is usable (or none was compiled in).
 [[noreturn]] void throw_no_gpu();

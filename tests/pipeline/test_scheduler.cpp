@@ -372,30 +372,32 @@ TEST_CASE("options: sizes parse with suffixes and bad values are refused", "[pip
 
 TEST_CASE("large chunks bound the pool's reads in bytes and the pool to 1 GiB", "[pipeline]") {
   using hetpipe::detail::large_chunk_slots;
-  constexpr std::uint64_t M = 1 << 20;
+  constexpr std::uint64_t M = 1 << 20, G = M << 10;
   // H200 box defaults: 16 io threads; auto 8 CPU lanes + 2 GPU lanes (44 slots), cpu 16 (48).
   // Chunks of 4 MiB and less keep the default, and so do many small files' slots.
-  CHECK(large_chunk_slots(44, 2 * M, 16, 8, 2, false) == 44);
-  CHECK(large_chunk_slots(48, 4 * M, 16, 16, 0, false) == 48);
-  CHECK(large_chunk_slots(128, 64 << 10, 16, 16, 0, false) == 128);
+  CHECK(large_chunk_slots(44, 2 * M, 16, 8, 2, G) == 44);
+  CHECK(large_chunk_slots(48, 4 * M, 16, 16, 0, G) == 48);
+  CHECK(large_chunk_slots(128, 64 << 10, 16, 16, 0, G) == 128);
   // 64 MiB images: 2 reads beside every lane's slot (auto 8 + 2 x 2), within 1 GiB (cpu: 16).
-  CHECK(large_chunk_slots(44, 64 * M, 16, 8, 2, false) == 14);
-  CHECK(large_chunk_slots(48, 64 * M, 16, 16, 0, false) == 16);
-  CHECK(large_chunk_slots(36, 64 * M, 16, 0, 2, false) == 6);  // --device gpu
+  CHECK(large_chunk_slots(44, 64 * M, 16, 8, 2, G) == 14);
+  CHECK(large_chunk_slots(48, 64 * M, 16, 16, 0, G) == 16);
+  CHECK(large_chunk_slots(36, 64 * M, 16, 0, 2, G) == 6);  // --device gpu
   // HD photos (6 MiB): 21 reads; 2-core box (4 io threads, 2 lanes): the default (10) stays.
-  CHECK(large_chunk_slots(44, 6 * M, 16, 8, 2, false) == 33);
-  CHECK(large_chunk_slots(10, 6 * M, 4, 2, 0, false) == 10);
-  CHECK(large_chunk_slots(10, 64 * M, 4, 2, 0, false) == 4);
+  CHECK(large_chunk_slots(44, 6 * M, 16, 8, 2, G) == 33);
+  CHECK(large_chunk_slots(10, 6 * M, 4, 2, 0, G) == 10);
+  CHECK(large_chunk_slots(10, 64 * M, 4, 2, 0, G) == 4);
   // At least 2 slots, however large (a 1.5 GiB image), and never more than given.
-  CHECK(large_chunk_slots(44, 1536 * M, 16, 8, 2, false) == 2);
-  CHECK(large_chunk_slots(3, 64 * M, 16, 8, 2, false) == 3);
-  // A pool that stays untouched (CPU lanes mapping their chunks): every lane's slot and the reads,
-  // whatever the size; still never more than given.
-  CHECK(large_chunk_slots(48, 64 * M, 16, 16, 0, true) == 18);
-  CHECK(large_chunk_slots(48, 600 * M, 16, 16, 0, true) == 17);
-  CHECK(large_chunk_slots(48, 4 * M, 16, 16, 0, true) == 48);
-  CHECK(large_chunk_slots(10, 600 * M, 4, 2, 0, true) == 4);
-  CHECK(large_chunk_slots(3, 600 * M, 16, 16, 0, true) == 3);
+  CHECK(large_chunk_slots(44, 1536 * M, 16, 8, 2, G) == 2);
+  CHECK(large_chunk_slots(3, 64 * M, 16, 8, 2, G) == 3);
+  // A pool that stays untouched (CPU lanes mapping their chunks), within a quarter of the memory
+  // of a 128 GiB machine: every lane's slot and the reads; 24 GiB: 10 slots of 600 MiB.
+  CHECK(large_chunk_slots(48, 64 * M, 16, 16, 0, 32 * G) == 18);
+  CHECK(large_chunk_slots(48, 600 * M, 16, 16, 0, 32 * G) == 17);
+  CHECK(large_chunk_slots(48, 600 * M, 16, 16, 0, 6 * G) == 10);
+  CHECK(large_chunk_slots(48, 4 * M, 16, 16, 0, 32 * G) == 48);
+  CHECK(large_chunk_slots(10, 600 * M, 4, 2, 0, 32 * G) == 4);
+  CHECK(large_chunk_slots(3, 600 * M, 16, 16, 0, 32 * G) == 3);
+  CHECK(hetpipe::detail::untouched_pool_budget() >= G);
 }
 
 TEST_CASE("auto mode starts its GPU lanes for a job projected long at its steady rate",
