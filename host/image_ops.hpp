@@ -74,6 +74,12 @@ struct op {
 // string is an empty list.
 std::vector<op> parse_ops(std::string_view list);
 
+// The builds of the CPU filters' row kernels this CPU runs, best first ("avx512", "loops"); the
+// filters use the first unless use_kernels picks another. For tests and benchmarks:
+// not to be called while another thread filters. All give the same bytes.
+std::vector<std::string_view> kernel_builds();
+bool use_kernels(std::string_view name);  // false when this CPU cannot run it
+
 // The canonical text of one op ("blur:sigma=1.5"), as parse_ops reads it back.
 std::string to_string(const op& o);
 
