@@ -169,12 +169,14 @@ mapped_reads::window& mapped_reads::find_or_add(const place& p, bool* added) {
   return *it->second;
 }
 
+bool mapped_reads::aligned(const framing& fr, std::uint64_t offset) {
+  const std::uint64_t rec = std::max<std::uint64_t>(1, fr.record_size);
+  return offset % std::min<std::uint64_t>(8, rec & (~rec + 1)) == 0;
+}
+
 mapped_reads::view mapped_reads::map(const chunk& c, const std::string& path) {
   const framing fr = frame_(c.info.input);
-  // The records' alignment (up to 8 bytes), as a slot would give it: a chunk further off is read.
-  const std::uint64_t rec = std::max<std::uint64_t>(1, fr.record_size);
-  const std::uint64_t align = std::min<std::uint64_t>(8, rec & (~rec + 1));
-  if (c.read_fd < 0 || c.read_offset % align != 0) return {};
+  if (c.read_fd < 0 || !aligned(fr, c.read_offset)) return {};  // a chunk further off is read
   const place p = locate(c.info.input, fr, c.info.index);
   window* w = nullptr;
   {

@@ -60,6 +60,10 @@ class mapped_reads {
     const std::byte* data = nullptr;  // null: not mapped, read the chunk instead
     window* win = nullptr;
   };
+  // Whether a chunk of records framed by `fr` starting at file offset `offset` can be mapped: its
+  // records keep the alignment (up to 8 bytes) a slot would give them. Chunks of a region start at
+  // multiples of the record size, so the region's offset decides for all of them.
+  static bool aligned(const framing& fr, std::uint64_t offset);
   // The bytes of c (delivered unread: c.read_fd >= 0) in the page cache, or a view with null data
   // when they cannot be mapped here (more windows live than the SIGBUS guard tracks, an offset
   // not aligned for the records, a failed mmap). Throws io_error(path, "file shrank while

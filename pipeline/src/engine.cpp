@@ -794,15 +794,14 @@ void engine::run() {
   // slots cost address space, not memory.
   const bool no_gpu_lanes =
       opt_.device == device_mode::cpu || !spec_.make_gpu || opt_.gpu_lanes == 0;
-  // And every chunk can be mapped: its records' alignment (as io::mapped_reads::map requires it)
-  // holds at its offset. A region that starts off it (an age file's payload after its header) has
-  // every chunk read into a slot, which a pool of many large slots would fill.
+  // And every chunk can be mapped (io::mapped_reads::aligned). A region that starts off its
+  // records' alignment (an age file's payload after its header) has every chunk read into a slot,
+  // which a pool of many large slots would fill.
   bool aligned = extra == 0;
   for (std::size_t i = 0; i < spec_.sources.size() && aligned; ++i) {
     const framing f = spec_.frame(i);
-    const std::uint64_t rec = std::max<std::uint64_t>(1, f.record_size);
-    aligned = f.kind != framing_kind::lines &&
-              spec_.sources[i].offset % std::min<std::uint64_t>(8, rec & (~rec + 1)) == 0;
+    aligned =
+        f.kind != framing_kind::lines && io::mapped_reads::aligned(f, spec_.sources[i].offset);
   }
   const bool untouched =
       opt_.reads == read_mode::map && ncpu > 0 && no_gpu_lanes && sizes_known_ && aligned;
