@@ -263,20 +263,20 @@ void mapped_reads::retire(const chunk_info& info) noexcept {
         ++w.releasing;
       }
     }
-    if (w.left == 0 && w.releasing == 0) {
-      auto it = windows_.find(p.key);
-      gone = std::move(it->second);
-      windows_.erase(it);
-    }
+    if (w.left == 0 && w.releasing == 0) gone = take(p.key);
   }
   if (!release) return;
   ::madvise(const_cast<std::byte*>(release->base + (lo - release->start)), hi - lo, MADV_DONTNEED);
   std::lock_guard lk(mu_);
-  if (--release->releasing == 0 && release->left == 0) {
-    auto it = windows_.find(p.key);
-    gone = std::move(it->second);
-    windows_.erase(it);
-  }
+  if (--release->releasing == 0 && release->left == 0) gone = take(p.key);
+}
+
+std::unique_ptr<mapped_reads::window> mapped_reads::take(
+    const std::pair<std::size_t, std::uint64_t>& key) {
+  auto it = windows_.find(key);
+  std::unique_ptr<window> w = std::move(it->second);
+  windows_.erase(it);
+  return w;
 }
 
 std::uint64_t mapped_reads::windows_mapped() const {

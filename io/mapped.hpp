@@ -94,6 +94,9 @@ class mapped_reads {
   // The window at p.key, made (unmapped, counting p.per chunks; *added true) if there is none.
   // Under mu_.
   window& find_or_add(const place& p, bool* added = nullptr);
+  // The window at key, out of the map (unmapped when the caller lets it go, outside mu_). Under
+  // mu_; the window must be there.
+  std::unique_ptr<window> take(const std::pair<std::size_t, std::uint64_t>& key);
 
   std::function<framing(std::size_t)> frame_;
   std::size_t chunk_size_;
