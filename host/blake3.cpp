@@ -436,16 +436,20 @@ std::vector<const lane_fns*> runnable_builds() {
 
 std::atomic<const lane_fns*> chosen{nullptr};
 
+// The runnable build of that name, or null.
+const lane_fns* find_build(std::string_view name) {
+  for (const lane_fns* f : runnable_builds())
+    if (f->name == name) return f;
+  return nullptr;
+}
+
 // The first of the runnable builds, or the one HETPIPE_BLAKE3 names.
 const lane_fns* default_build() {
-  const std::vector<const lane_fns*> b = runnable_builds();
   const char* want = std::getenv("HETPIPE_BLAKE3");
-  if (!want || !*want) return b.front();
+  if (!want || !*want) return runnable_builds().front();
+  if (const lane_fns* f = find_build(want)) return f;
   std::string names;
-  for (const lane_fns* f : b) {
-    if (f->name == std::string_view(want)) return f;
-    names += (names.empty() ? "" : ", ") + std::string(f->name);
-  }
+  for (const std::string_view b : builds()) names += (names.empty() ? "" : ", ") + std::string(b);
   throw usage_error(std::string("HETPIPE_BLAKE3: '") + want +
                     "' is not a BLAKE3 build this CPU runs (" + names + ")");
 }
@@ -577,12 +581,9 @@ std::string_view current_build() {
 }
 
 bool use_build(std::string_view name) {
-  for (const lane_fns* f : runnable_builds())
-    if (f->name == name) {
-      chosen.store(f, std::memory_order_relaxed);
-      return true;
-    }
-  return false;
+  const lane_fns* f = find_build(name);
+  if (f) chosen.store(f, std::memory_order_relaxed);
+  return f != nullptr;
 }
 
 key_words iv_key() {
