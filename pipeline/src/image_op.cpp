@@ -577,10 +577,8 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
     constexpr std::uint64_t page = 4096;
     return static_cast<std::size_t>(std::max(page, (largest + page - 1) / page * page));
   };
-  // Runs the chain over files[set[k]] with options o (resolved), image threads per image and
-  // codec threads per GPU lane's team; adds the job's figures and skipped files to `rep`.
-  job_report rep;
-  bool ran = false;
+  job_report rep;    // both jobs': the first's, then the second's added
+  bool ran = false;  // a job ran
   // Both jobs in one trace: opened before either writes anything, written once both succeeded
   // (a failed job leaves an old file as it was); the second job's rows are named "large: ...".
   std::optional<detail::tracer> both;
@@ -588,6 +586,8 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
     both.emplace(true);
     both->open(opt.trace_path);
   }
+  // Runs the chain over files[set[k]] with options o (resolved), image threads per image and
+  // codec threads per GPU lane's team; adds the job's figures and skipped files to `rep`.
   const auto run_set = [&](const std::vector<std::size_t>& set, options o, bool slots_given,
                            int per_image, int codec, const char* prefix) {
     if (both) o.trace_path.clear();
