@@ -299,7 +299,11 @@ TEST_CASE("CPU lanes that map their chunks keep a slot each, beyond 1 GiB of slo
     const auto out = run(count_op{}, inputs, o, &rep);
     REQUIRE(out.size() == inputs.size());
     for (const auto& p : out) CHECK(static_cast<const count&>(*p).bytes == chunk);
-    CHECK(rep.resolved.slots == (m == read_mode::map ? 72u : 64u));
+    // (72 where a quarter of the memory holds them, as on the machines CI runs on)
+    const auto untouched =
+        std::min<std::uint64_t>(72, hetpipe::detail::untouched_pool_budget() / chunk);
+    CHECK(rep.resolved.slots ==
+          (m == read_mode::map ? std::max<std::uint64_t>(64, untouched) : 64u));
   }
   // Records of 8 bytes in regions that start 4 bytes in: no chunk can be mapped (each is read into
   // its slot), so the pool stays within 1 GiB in map mode too.
@@ -397,7 +401,13 @@ TEST_CASE("large chunks bound the pool's reads in bytes and the pool to 1 GiB", 
   CHECK(large_chunk_slots(48, 4 * M, 16, 16, 0, 32 * G) == 48);
   CHECK(large_chunk_slots(10, 600 * M, 4, 2, 0, 32 * G) == 4);
   CHECK(large_chunk_slots(3, 600 * M, 16, 16, 0, 32 * G) == 3);
-  CHECK(hetpipe::detail::untouched_pool_budget() >= G);
+  // A quarter of the memory the kernel reports, at least 1 GiB.
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  std::uint64_t kib = 0;
+  while (meminfo >> key >> kib && key != "MemTotal:") meminfo.ignore(256, '\n');
+  REQUIRE(key == "MemTotal:");
+  CHECK(hetpipe::detail::untouched_pool_budget() == std::max<std::uint64_t>(G, kib * 1024 / 4));
 }
 
 TEST_CASE("auto mode starts its GPU lanes for a job projected long at its steady rate",
