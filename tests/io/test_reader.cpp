@@ -30,6 +30,17 @@ std::string numbered(const char* prefix, std::size_t i) {
   return s;
 }
 
+// contents[i] written to dir/<prefix>i, one file each; the files as sources, in order.
+std::vector<source> write_numbered(const temp_dir& dir, const char* prefix,
+                                   const std::vector<std::vector<std::byte>>& contents) {
+  std::vector<source> inputs;
+  for (std::size_t i = 0; i < contents.size(); ++i) {
+    write_file(dir.file(numbered(prefix, i)), contents[i]);
+    inputs.push_back({dir.file(numbered(prefix, i))});
+  }
+  return inputs;
+}
+
 std::string describe(std::exception_ptr e) {
   if (!e) return "";
   try {
@@ -91,13 +102,9 @@ TEST_CASE(
   temp_dir dir;
   const std::size_t rec = 4;
   std::vector<std::size_t> sizes = {4000, 4, 40000, 1 << 16, 12};
-  std::vector<source> inputs;
   std::vector<std::vector<std::byte>> data;
-  for (std::size_t i = 0; i < sizes.size(); ++i) {
-    data.push_back(random_bytes(sizes[i], 100 + i));
-    write_file(dir.file(numbered("f", i)), data.back());
-    inputs.push_back({dir.file(numbered("f", i))});
-  }
+  for (std::size_t i = 0; i < sizes.size(); ++i) data.push_back(random_bytes(sizes[i], 100 + i));
+  const std::vector<source> inputs = write_numbered(dir, "f", data);
   // 7 is not a multiple of 4 (rounded down to 4), 1 MiB is larger than every file.
   for (std::size_t chunk_size : {std::size_t(4), std::size_t(7), std::size_t(4096),
                                  std::size_t(1000), std::size_t(1) << 20}) {
@@ -266,11 +273,11 @@ TEST_CASE("lane_reads: regular inputs of one chunk come unopened, for the consum
     // 0 (no chunk: opened by the reader, as before) .. 70000 bytes, and two of 3 chunks
     const std::size_t n = i == 7 ? 0 : i % 50 == 3 ? 3 * 65536 + 11 : gen() % 70001;
     data.push_back(random_bytes(n, 500 + i));
-    write_file(dir.file(numbered("u", i)), data.back());
-    source s{dir.file(numbered("u", i))};
-    s.regular = true;  // as the engine's stat found them
-    s.size = n;
-    inputs.push_back(s);
+  }
+  inputs = write_numbered(dir, "u", data);
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    inputs[i].regular = true;  // as the engine's stat found them
+    inputs[i].size = data[i].size();
   }
   // A region with a stated length inside a larger file: one chunk, unopened too.
   inputs.push_back({dir.file(numbered("u", 3)), 100, 5000});
@@ -388,14 +395,10 @@ TEST_CASE("A size that is not a multiple of the record size is an input error", 
 TEST_CASE("Whole-file framing gives one chunk per file and a file larger than a chunk is an error",
           "[io][reader][whole_file]") {
   temp_dir dir;
-  std::vector<source> inputs;
   std::vector<std::vector<std::byte>> data;
   std::mt19937 gen(11);
-  for (int i = 0; i < 600; ++i) {
-    data.push_back(random_bytes(gen() % 3000, 1000 + i));  // some are empty
-    write_file(dir.file(numbered("s", i)), data.back());
-    inputs.push_back({dir.file(numbered("s", i))});
-  }
+  for (int i = 0; i < 600; ++i) data.push_back(random_bytes(gen() % 3000, 1000 + i));  // some empty
+  std::vector<source> inputs = write_numbered(dir, "s", data);
   reader_config cfg;
   cfg.chunk_size = 4096;
   cfg.max_open_files = 16;
@@ -435,11 +438,7 @@ TEST_CASE("Lines framing puts every line in exactly one chunk and the chunks reb
       random_lines(50000, 120, 21), random_lines(30000, 7, 22, false), random_lines(1, 0, 23),
       random_lines(9000, 199, 24, false)};
   data.push_back({std::byte('\n'), std::byte('\n'), std::byte('x')});
-  std::vector<source> inputs;
-  for (std::size_t i = 0; i < data.size(); ++i) {
-    write_file(dir.file(numbered("l", i)), data[i]);
-    inputs.push_back({dir.file(numbered("l", i))});
-  }
+  const std::vector<source> inputs = write_numbered(dir, "l", data);
   for (std::size_t chunk_size :
        {std::size_t(1), std::size_t(5), std::size_t(64), std::size_t(1000), std::size_t(1) << 20}) {
     CAPTURE(chunk_size);
@@ -971,11 +970,9 @@ TEST_CASE(
     "an io_error, and cancel brings every slot back",
     "[io][reader]") {
   temp_dir dir;
-  std::vector<source> inputs;
-  for (int i = 0; i < 40; ++i) {
-    write_file(dir.file(numbered("s", i)), random_bytes(1000, 500 + i));
-    inputs.push_back({dir.file(numbered("s", i))});
-  }
+  std::vector<std::vector<std::byte>> data;
+  for (int i = 0; i < 40; ++i) data.push_back(random_bytes(1000, 500 + i));
+  std::vector<source> inputs = write_numbered(dir, "s", data);
   reader_config cfg;
   cfg.chunk_size = 1024;
   cfg.max_inflight = 8;
@@ -1045,11 +1042,9 @@ double thread_cpu_seconds() {
 TEST_CASE("The reader reports the CPU time of its loop thread, callbacks included",
           "[io][reader]") {
   temp_dir dir;
-  std::vector<source> inputs;
-  for (int i = 0; i < 200; ++i) {
-    write_file(dir.file(numbered("f", i)), random_bytes(1000 + i, 300 + i));
-    inputs.push_back({dir.file(numbered("f", i))});
-  }
+  std::vector<std::vector<std::byte>> data;
+  for (int i = 0; i < 200; ++i) data.push_back(random_bytes(1000 + i, 300 + i));
+  const std::vector<source> inputs = write_numbered(dir, "f", data);
   slot_pool pool(4, 4096);
   reader rd(inputs, records(1), pool, reader_config{});
   REQUIRE(rd.loop_cpu_seconds() == 0);
