@@ -20,9 +20,9 @@
 #include "host/parallel.hpp"
 
 // The blur's passes and Sobel over samples <= 255 have AVX-512 builds of their own (*_avx512),
-// picked at run time (kernel_builds); elsewhere the loops' clones run (AVX2 builds of the same
-// register blocking gained only 8% over them, 2-core Zen 5 box). HETPIPE_NO_CLONES (portable
-// builds) leaves the loops alone.
+// picked at run time (kernel_builds); elsewhere the loops' clones run (the vertical pass blocked
+// the same way for AVX2 ran 8% faster than the loops' AVX2 build, in a standalone copy of both on
+// the 2-core Zen 5 box: not kept). HETPIPE_NO_CLONES (portable builds) leaves the loops alone.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(HETPIPE_NO_CLONES)
 #define HETPIPE_IMG_SIMD 1
 #include <immintrin.h>
@@ -220,8 +220,9 @@ HETPIPE_CLONES void blur_v_u32_loops(const u32* const* rows, std::size_t row, co
 // The vertical pass over 32-bit sums with AVX-512, 32 outputs at a time in four registers of
 // 64-bit sums across every tap: the loops above sweep the row once per tap through `acc`, which
 // for a row of 8192 samples (64 KiB of sums) leaves the L1 cache on every tap. The same integer
-// sums (exact: the order of additions changes nothing), finished by blur_finish. 2-core Zen 5
-// box, one thread, 8192 rows of 8192 sums, r = 6: 32.5 ms against 44.4 for the loops.
+// sums (exact: the order of additions changes nothing), finished by blur_finish. A standalone
+// copy of both, 2-core Zen 5 box, one thread, 8192 rows of 8192 sums, r = 6: 32.5 ms against 44.4
+// for the loops.
 // GCC 12's AVX-512 headers leave a vector undefined on purpose (the widening intrinsics), which
 // -Wmaybe-uninitialized reports once they are inlined here.
 #pragma GCC diagnostic push
