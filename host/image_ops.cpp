@@ -338,16 +338,6 @@ inline void blur_v(const u64* const* rows, std::size_t row, const blur_kernel& k
   blur_v_u64(rows, row, k, maxval, acc, d);
 }
 
-// round(sqrt(s)) for s < 2^24 in 32-bit lanes: float represents s exactly and sqrtf is correctly
-// rounded, so the guess is within one of floor(sqrt(s)) and the corrections make it exact (the
-// same value isqrt_round gives; 8-bit Sobel sums stay below 2^21).
-inline u32 isqrt_round_small(u32 s) {
-  u32 m = static_cast<u32>(std::sqrt(static_cast<float>(s)));
-  m -= m * m > s;
-  m += (m + 1) * (m + 1) <= s;
-  return m + (s > m * m + m);
-}
-
 // One row of Sobel magnitudes over every sample (alpha too: the caller copies it back). a, b, c
 // are the rows above, at and below, each with one replicated pixel before and after it (a[-ch]
 // and a[row + ch - 1] are readable). Written so that the compiler vectorises it; `magnitude`
@@ -366,7 +356,7 @@ template <class Magnitude>
 HETPIPE_CLONES void sobel_row_8_loops(const u16* a, const u16* b, const u16* c, std::size_t row,
                                       std::size_t ch, u32 maxval, u16* d) {
   sobel_row(a, b, c, row, ch, d, [maxval](std::int32_t gx, std::int32_t gy) {
-    const u32 m = isqrt_round_small(static_cast<u32>(gx * gx + gy * gy));
+    const u32 m = round_sqrt_small(static_cast<u32>(gx * gx + gy * gy));
     return m > maxval ? maxval : m;
   });
 }
@@ -374,12 +364,13 @@ HETPIPE_CLONES void sobel_row_8_loops(const u16* a, const u16* b, const u16* c, 
 #if HETPIPE_IMG_SIMD
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // as for the blur's passes
-// sobel_row_8 with AVX-512, 16 outputs at a time: isqrt_round_small's float guess and integer
-// corrections on 32-bit lanes (gx^2 + gy^2 < 2^21).
+// sobel_row_8 with AVX-512, 16 outputs at a time: round_sqrt_small's float operations on 32-bit
+// lanes (gx^2 + gy^2 < 2^21).
 __attribute__((target("avx512f"))) void sobel_row_8_avx512(const u16* a, const u16* b, const u16* c,
                                                            std::size_t row, std::size_t ch,
                                                            u32 maxval, u16* d) {
-  const __m512i one = _mm512_set1_epi32(1), top = _mm512_set1_epi32(static_cast<int>(maxval));
+  const __m512i top = _mm512_set1_epi32(static_cast<int>(maxval));
+  const __m512 half = _mm512_set1_ps(0.5f);
   std::size_t i = 0;
   for (; i + 16 <= row; i += 16) {
     const __m512i al = widen(a + i - ch), am = widen(a + i), ar = widen(a + i + ch);
@@ -392,13 +383,8 @@ __attribute__((target("avx512f"))) void sobel_row_8_avx512(const u16* a, const u
         _mm512_sub_epi32(_mm512_add_epi32(_mm512_add_epi32(cl, cr), _mm512_slli_epi32(cm, 1)),
                          _mm512_add_epi32(_mm512_add_epi32(al, ar), _mm512_slli_epi32(am, 1)));
     const __m512i s = _mm512_add_epi32(_mm512_mullo_epi32(gx, gx), _mm512_mullo_epi32(gy, gy));
-    __m512i m = _mm512_cvttps_epi32(_mm512_sqrt_ps(_mm512_cvtepi32_ps(s)));
-    m = _mm512_mask_sub_epi32(m, _mm512_cmpgt_epu32_mask(_mm512_mullo_epi32(m, m), s), m, one);
-    const __m512i m1 = _mm512_add_epi32(m, one);
-    m = _mm512_mask_add_epi32(m, _mm512_cmple_epu32_mask(_mm512_mullo_epi32(m1, m1), s), m, one);
-    m = _mm512_mask_add_epi32(
-        m, _mm512_cmpgt_epu32_mask(s, _mm512_add_epi32(_mm512_mullo_epi32(m, m), m)), m, one);
-    m = _mm512_min_epu32(m, top);
+    const __m512i m = _mm512_min_epu32(
+        _mm512_cvttps_epi32(_mm512_add_ps(_mm512_sqrt_ps(_mm512_cvtepi32_ps(s)), half)), top);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), _mm512_cvtepi32_epi16(m));
   }
   if (i < row) sobel_row_8_loops(a + i, b + i, c + i, row - i, ch, maxval, d + i);

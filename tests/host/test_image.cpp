@@ -265,6 +265,16 @@ TEST_CASE("isqrt_round is round(sqrt(s)) exactly, ties impossible", "[image]") {
   CHECK(img::sobel_magnitude(-262140, -262140, 65535) == 65535);
 }
 
+TEST_CASE("round_sqrt_small equals isqrt_round over its whole range", "[image]") {
+  // Every s it is defined for (the 8-bit Sobel's sums need s < 2 * 1020^2 + 1), one by one.
+  STATIC_REQUIRE(img::round_sqrt_small_end > 2 * 1020 * 1020);
+  for (std::uint32_t s = 0; s < img::round_sqrt_small_end; ++s)
+    if (img::round_sqrt_small(s) != img::isqrt_round(s))
+      FAIL("round_sqrt_small(" << s << ") = " << img::round_sqrt_small(s));
+  // Past its end it is off: the bound is where the float square root stops sufficing.
+  CHECK(img::round_sqrt_small(4196352) != img::isqrt_round(4196352));
+}
+
 TEST_CASE("blur weights are symmetric integers summing to exactly 2^24", "[image]") {
   for (double sigma : {0.1, 0.5, 0.7, 1.0, 1.5, 2.0, 3.3, 10.0, 64.0}) {
     CAPTURE(sigma);
