@@ -39,6 +39,7 @@ class slot_pool {
   unsigned count() const { return count_; }
   std::size_t slot_bytes() const { return slot_bytes_; }
   std::byte* data(unsigned slot) const { return base_ + std::size_t(slot) * stride_; }
+  std::size_t stride() const { return stride_; }  // data(s + 1) - data(s): page-aligned
   std::size_t bytes() const { return std::size_t(count_) * stride_; }  // data(0) onwards, in all
 
   std::optional<unsigned> try_acquire();  // thread-safe; nullopt when every slot is in use

@@ -194,6 +194,9 @@ class engine {
   job_report report() const;
 
  private:
+  // Late GPU lanes (auto mode) page-lock the slot pool a slot at a time, as they first copy from
+  // it, instead of all of it before they join. Called by the GPU lane that holds the slot.
+  void pin_slot(unsigned slot);
   // `count` CPU lanes; those from `beside_gpu` on stop once GPU lanes run.
   void cpu_lanes(unsigned count, unsigned beside_gpu);
   void gpu_lane(unsigned index, int device, gpu_worker& worker);
@@ -208,6 +211,13 @@ class engine {
   tracer own_trace_;  // options::trace_path's, unless job_spec::trace is given
   tracer& trace_;
   std::unique_ptr<io::slot_pool> pool_;
+  // pin_slot's state: whether the GPU lanes pin slots as they go (the pool was not allocated
+  // page-locked), and per slot 0 (not yet), 1 (page-locked) or 2 (refused: copies from it are
+  // synchronous); how many of each, and the lanes' time spent pinning.
+  bool pin_lazily_ = false;
+  std::unique_ptr<std::atomic<std::uint8_t>[]> slot_pins_;
+  std::atomic<unsigned> slots_pinned_{0}, slots_refused_{0};
+  std::atomic<std::uint64_t> pin_ns_{0};
   std::unique_ptr<io::reader> reader_;
   ready_queue queue_;
   std::atomic<bool> failed_{false};

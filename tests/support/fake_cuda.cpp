@@ -417,6 +417,7 @@ bool host_register(void* p, std::size_t bytes) noexcept {
   if (p == nullptr || bytes == 0) return false;
   std::lock_guard lock(fc::st().m);
   fc::st().c.host_registers++;
+  fc::st().c.host_registered_bytes += bytes;
   fc::st().pinned[reinterpret_cast<std::uintptr_t>(p)] = bytes;
   return true;
 }

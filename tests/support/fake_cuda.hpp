@@ -54,6 +54,7 @@ struct counters {
   std::uint64_t pageable_h2d = 0;  // H2D copies whose source is not pinned (slow on a real GPU)
   std::uint64_t live_device_allocs = 0, live_pinned_allocs = 0;  // not yet freed (registered too)
   std::uint64_t host_registers = 0;                              // cudaHostRegister calls
+  std::uint64_t host_registered_bytes = 0;                       // their bytes, in all
 };
 counters stats();
 std::vector<std::string> violations();
