@@ -1,6 +1,7 @@
 // A fixed pool of equal-size host buffers ("slots"), allocated once and reused for every chunk, so
-// memory does not grow with the input. The allocator is a hook: the pipeline passes a pinned-memory
-// allocator (cudaHostAlloc) without io/ ever seeing a CUDA header.
+// memory does not grow with the input. The allocator is a hook (a pinned-memory allocator such as
+// cudaHostAlloc, without io/ ever seeing a CUDA header); the engine keeps the default and has GPU
+// lanes page-lock each slot when they first copy from it.
 //
 //   hetpipe::io::slot_pool pool(4, 1 << 20);
 //   unsigned s = pool.acquire();       // pool.available() == 3

@@ -421,13 +421,14 @@ void engine::cpu_lanes(unsigned count, unsigned beside_gpu) {
 }
 
 #if HETPIPE_WITH_CUDA
-// Late GPU lanes used to page-lock the whole pool before they joined, which also faulted in every
-// page the CPU lanes (mapping their chunks) had left untouched: on the H200 box, anonymous memory
-// took 104-124 ms to touch per 176 MiB and cudaHostRegister of it, touched, 12-14 ms
-// (bench/cuda_fixed), and the auto job over 8192^2 images (a pool of 1 GiB) joined after a set-up
-// of 0.43 s, about 0.2 s of it the driver's and the context's start. Now the lanes join at once
-// and lock a slot when they first copy from it: one the reader has filled, so that only the
-// locking is left to pay. A slot is held by one lane at a time: no other lane pins it meanwhile.
+// GPU lanes page-lock a slot of the pool when they first copy from it, after a read filled it,
+// rather than have the pool allocated page-locked (--device gpu: cudaHostAlloc, 71-100 ms for
+// 176 MiB on the H200 box, bench/cuda_fixed) or locked whole before late lanes join (auto mode:
+// that also faulted in every page the CPU lanes, mapping their chunks, had left untouched;
+// touching anonymous memory took 104-124 ms per 176 MiB there, and cudaHostRegister of it,
+// touched, 12-14 ms). The auto job over 32 8192^2 images (a pool of 1 GiB) joined after a set-up
+// of 0.43 s, about 0.2 s of it the driver's and the context's start. A slot is held by one lane
+// at a time: no other lane pins it meanwhile.
 void engine::pin_slot(unsigned slot) {
   std::atomic<std::uint8_t>& state = slot_pins_[slot];
   if (state.load(std::memory_order_acquire) != 0) return;
@@ -636,8 +637,8 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
         d_in[b] = cuda::device_buffer();  // freed first: the two need not fit at once
         d_in[b] = cuda::device_buffer(grown);
       }
-      // Slots the copies read from, page-locked first where the pool was not made so.
-      if (pin_lazily_) {
+      // The slots the copies read from, page-locked first (the first time each comes by).
+      {
         const std::uint64_t t0 = now_ns();
         for (std::size_t k = 0; k < held.size(); ++k) {
           const std::byte* slot = pool_->data(held[k].slot);
@@ -848,10 +849,10 @@ void engine::run() {
   std::vector<std::unique_ptr<gpu_worker>> workers;
   std::vector<int> worker_device;
   // Auto mode with CPU lanes: the CPU lanes start at once, and the GPU lanes are brought up for a
-  // job long enough to repay them (long_job), joining it once their device memory is allocated and
-  // the slot pool page-locked (cudaHostRegister). Up front, that work took 0.12-0.22 s before any
-  // chunk moved (H100, H200), and the driver's start 0.1 s more. --device gpu sets its lanes up
-  // first.
+  // job long enough to repay them (long_job), joining it once their device memory is allocated
+  // (they page-lock the pool's slots as they go: pin_slot). Up front, that work and page-locking
+  // the pool took 0.12-0.22 s before any chunk moved (H100, H200), and the driver's start 0.1 s
+  // more. --device gpu sets its lanes up first.
   const bool late =
       opt_.device == device_mode::automatic && ncpu > 0 && spec_.make_gpu && opt_.gpu_lanes > 0;
   const int gpus = opt_.device == device_mode::cpu || late ? 0 : gpu_count();
@@ -878,20 +879,14 @@ void engine::run() {
 
   const auto pool_start = std::chrono::steady_clock::now();
   report_.setup_gpu_seconds = std::chrono::duration<double>(pool_start - gpu_setup_start).count();
-  io::slot_pool::alloc_fn alloc = nullptr;
-  io::slot_pool::free_fn release = nullptr;
   // CPU lanes that map their chunks leave their slots empty: the pool's pages are faulted in
-  // only where a chunk is read after all, or when late GPU lanes page-lock the pool (on the
-  // thread that brings them up, while the CPU lanes work). Touching 176 MiB took 0.10-0.12 s on
-  // the H200 box (bench/cuda_fixed), before the first chunk of a job that may last 0.1 s.
-  const bool prefault = !(opt_.reads == read_mode::map && ncpu > 0 && gpus == 0);
-#if HETPIPE_WITH_CUDA
-  if (!workers.empty()) {
-    alloc = &cuda::pinned_alloc;
-    release = &cuda::pinned_free;
-  }
-#endif
-  pool_ = std::make_unique<io::slot_pool>(opt_.slots, slot_bytes_, alloc, release, prefault);
+  // only where a chunk is read after all. Touching 176 MiB took 0.10-0.12 s on the H200 box
+  // (bench/cuda_fixed), before the first chunk of a job that may last 0.1 s. GPU lanes page-lock
+  // each slot when they first copy from it (pin_slot), after a read filled it: the pool is never
+  // allocated page-locked (cudaHostAlloc of 176 MiB: 71-100 ms there, of 1 GiB about 0.5 s), and
+  // its pages are faulted in by the reads, on the thread pool's threads.
+  const bool prefault = !(opt_.reads == read_mode::map && ncpu > 0 && gpus == 0) && workers.empty();
+  pool_ = std::make_unique<io::slot_pool>(opt_.slots, slot_bytes_, nullptr, nullptr, prefault);
   report_.setup_pool_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - pool_start).count();
   if (!late) report_.cuda_start_seconds = cuda_start_seconds.load();
@@ -947,9 +942,8 @@ void engine::run() {
     for (auto& t : threads) t.join();
   };
   std::vector<std::thread> lanes;
-  // Late GPU lanes find the pool pageable, and pin its slots as they go (pin_slot).
-  pin_lazily_ = late;
-  if (late) {
+  // GPU lanes find the pool pageable, and pin its slots as they go (pin_slot).
+  if (late || !workers.empty()) {
     slot_pins_ = std::make_unique<std::atomic<std::uint8_t>[]>(pool_->count());
     for (unsigned s = 0; s < pool_->count(); ++s) slot_pins_[s].store(0);
   }
@@ -1053,15 +1047,6 @@ void engine::run() {
         std::snprintf(why, sizeof why, "CPU lanes projected to need %.3f s more", gpu_projected_);
       std::fprintf(stderr, "hetpipe:   GPU lanes started %.3f s in (%s), joined %.3f s in\n",
                    gpu_decided_at_, why, report_.gpu_join_seconds);
-      char refused[96] = "";
-      if (const unsigned n = slots_refused_.load())
-        std::snprintf(refused, sizeof refused, "; %u refused: copies from them were synchronous",
-                      n);
-      std::fprintf(stderr,
-                   "hetpipe:   GPU lanes page-locked %u of %u slots as they first copied from "
-                   "them, in %.3f s%s\n",
-                   slots_pinned_.load(), pool_->count(), static_cast<double>(pin_ns_.load()) * 1e-9,
-                   refused);
     } else if (late && !cuda_started && gpu_projected_ >= 0)
       std::fprintf(stderr,
                    "hetpipe:   GPU lanes not started: %.3f s in, the CPU lanes were projected to "
@@ -1075,6 +1060,17 @@ void engine::run() {
           late_devices == 0 ? "no usable CUDA device" : "no GPU implementation for this job");
     else if (late)
       std::fprintf(stderr, "hetpipe:   GPU lanes did not join: the job was done first\n");
+    if (joined && !worker_device.empty()) {
+      char refused[96] = "";
+      if (const unsigned n = slots_refused_.load())
+        std::snprintf(refused, sizeof refused, "; %u refused: copies from them were synchronous",
+                      n);
+      std::fprintf(stderr,
+                   "hetpipe:   GPU lanes page-locked %u of %u slots as they first copied from "
+                   "them, in %.3f s%s\n",
+                   slots_pinned_.load(), pool_->count(), static_cast<double>(pin_ns_.load()) * 1e-9,
+                   refused);
+    }
     // One thread opens every input, issues every read and delivers every chunk: near 100%, it is
     // what limits the job.
     std::fprintf(stderr, "hetpipe:   reader   cpu  %8.3f s (%.0f%% of one thread)\n",

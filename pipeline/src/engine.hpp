@@ -101,15 +101,16 @@ struct job_spec {
 // bound the reads' share (reads in flight, chunks waiting for a lane) to 128 MiB instead, keep
 // every lane's slot, and the whole pool within 1 GiB (at least 2 slots). `slots` stays for slots
 // up to 128 MiB / (2 x io threads) (4 MiB with 16 io threads) and for the small files' slots
-// (256 KiB and less), which engine::run may have grown. A pool is allocated and touched, or pinned,
-// before the job starts (about 0.5 s per GiB): 32 images of 64 MiB made a 1 GiB pool on the H200
-// box (16 slots; this rule gives 14 in auto mode there, not yet measured). 2-core box, 12 x 8192^2
-// PGM (a 64 MiB read takes 13 ms, filtering the image 0.2 s): set-up 0.03-1.4 s with 10 slots,
-// 0.012-0.017 s (one run 0.56) with 4. `pool_budget` is that 1 GiB, or for a pool that stays
-// untouched (CPU lanes alone, mapping the chunks of regular files, every chunk's records aligned so
-// that it can be mapped; never pinned) untouched_pool_budget(): there a slot costs address space,
-// and what bounds the pool is what the lanes' chunks in flight may hold (a transform's outputs).
-// HD photos with one 576 MiB image among them had 2 slots, so 2 busy lanes.
+// (256 KiB and less), which engine::run may have grown. A pool was allocated and touched, or
+// pinned, before the job started (about 0.5 s per GiB; now GPU lanes pin slots as they go): 32
+// images of 64 MiB made a 1 GiB pool on the H200 box (16 slots; this rule gives 14 in auto mode
+// there, not yet measured). 2-core box, 12 x 8192^2 PGM (a 64 MiB read takes 13 ms, filtering the
+// image 0.2 s): set-up 0.03-1.4 s with 10 slots, 0.012-0.017 s (one run 0.56) with 4. `pool_budget`
+// is that 1 GiB, or for a pool that stays untouched (CPU lanes alone, mapping the chunks of regular
+// files, every chunk's records aligned so that it can be mapped; never pinned)
+// untouched_pool_budget(): there a slot costs address space, and what bounds the pool is what the
+// lanes' chunks in flight may hold (a transform's outputs). HD photos with one 576 MiB image among
+// them had 2 slots, so 2 busy lanes.
 unsigned large_chunk_slots(unsigned slots, std::uint64_t slot_bytes, unsigned io_threads,
                            unsigned cpu_lanes, unsigned gpu_lanes,
                            std::uint64_t pool_budget) noexcept;
@@ -119,7 +120,7 @@ std::uint64_t untouched_pool_budget() noexcept;
 // The error of --device gpu where no CUDA device is usable (or none was compiled in).
 [[noreturn]] void throw_no_gpu();
 
-// Auto mode's choice to bring the GPU lanes up (the CUDA driver's start, device memory,
+// Auto mode's choice to bring the GPU lanes up (the CUDA driver's start, device memory, and then
 // page-locking the slot pool: 0.25-0.3 s on the H200 box, and their teardown): only for a job its
 // CPU lanes would still be running min_remaining seconds later. Fed one check at a time (every 20
 // ms); pure, so that the rule is tested apart from the clock.
@@ -194,8 +195,8 @@ class engine {
   job_report report() const;
 
  private:
-  // Late GPU lanes (auto mode) page-lock the slot pool a slot at a time, as they first copy from
-  // it, instead of all of it before they join. Called by the GPU lane that holds the slot.
+  // GPU lanes page-lock the slot pool a slot at a time, as they first copy from it. Called by the
+  // GPU lane that holds the slot.
   void pin_slot(unsigned slot);
   // `count` CPU lanes; those from `beside_gpu` on stop once GPU lanes run.
   void cpu_lanes(unsigned count, unsigned beside_gpu);
@@ -211,10 +212,8 @@ class engine {
   tracer own_trace_;  // options::trace_path's, unless job_spec::trace is given
   tracer& trace_;
   std::unique_ptr<io::slot_pool> pool_;
-  // pin_slot's state: whether the GPU lanes pin slots as they go (the pool was not allocated
-  // page-locked), and per slot 0 (not yet), 1 (page-locked) or 2 (refused: copies from it are
-  // synchronous); how many of each, and the lanes' time spent pinning.
-  bool pin_lazily_ = false;
+  // pin_slot's state (null without GPU lanes): per slot 0 (not yet), 1 (page-locked) or 2
+  // (refused: copies from it are synchronous); how many of each, and the lanes' time pinning.
   std::unique_ptr<std::atomic<std::uint8_t>[]> slot_pins_;
   std::atomic<unsigned> slots_pinned_{0}, slots_refused_{0};
   std::atomic<std::uint64_t> pin_ns_{0};
