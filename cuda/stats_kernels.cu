@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include <hetpipe/error.hpp>
 
@@ -263,6 +264,17 @@ void launch_typed(const void* d_data, std::size_t rows, std::size_t cols, ull* d
   throw gpu_error("stats: unknown dtype code " + std::to_string(dtype));
 }
 
+// f(std::integral_constant<int, D>{}) for the dtype code D == dtype; bad_dtype past the codes.
+template <int D = 0, class F>
+auto with_dtype(int dtype, F&& f) -> decltype(f(std::integral_constant<int, 0>{})) {
+  if constexpr (D == num_codes) {
+    bad_dtype(dtype);
+  } else {
+    if (dtype == D) return f(std::integral_constant<int, D>{});
+    return with_dtype<D + 1>(dtype, f);
+  }
+}
+
 void check_arguments(int dtype, const void* d_data, std::size_t cols, const void* d_result) {
   if (dtype < 0 || dtype >= num_codes) bad_dtype(dtype);
   if (cols == 0) throw gpu_error("stats: cols must be at least 1");
@@ -276,30 +288,7 @@ void check_arguments(int dtype, const void* d_data, std::size_t cols, const void
 }  // namespace
 
 stats_layout stats_result_layout(int dtype) {
-  switch (dtype) {
-    case 0:
-      return layout_of<0>();
-    case 1:
-      return layout_of<1>();
-    case 2:
-      return layout_of<2>();
-    case 3:
-      return layout_of<3>();
-    case 4:
-      return layout_of<4>();
-    case 5:
-      return layout_of<5>();
-    case 6:
-      return layout_of<6>();
-    case 7:
-      return layout_of<7>();
-    case 8:
-      return layout_of<8>();
-    case 9:
-      return layout_of<9>();
-    default:
-      bad_dtype(dtype);
-  }
+  return with_dtype(dtype, [](auto code) { return layout_of<decltype(code)::value>(); });
 }
 
 std::size_t stats_result_bytes(int dtype, std::size_t cols) {
@@ -326,30 +315,8 @@ void stats_accumulate(int dtype, const void* d_data, std::size_t rows, std::size
 
   const auto s = static_cast<cudaStream_t>(stream);
   auto* const d_res = static_cast<ull*>(d_result);
-  switch (dtype) {
-    case 0:
-      return launch_typed<0>(d_data, rows, cols, d_res, s);
-    case 1:
-      return launch_typed<1>(d_data, rows, cols, d_res, s);
-    case 2:
-      return launch_typed<2>(d_data, rows, cols, d_res, s);
-    case 3:
-      return launch_typed<3>(d_data, rows, cols, d_res, s);
-    case 4:
-      return launch_typed<4>(d_data, rows, cols, d_res, s);
-    case 5:
-      return launch_typed<5>(d_data, rows, cols, d_res, s);
-    case 6:
-      return launch_typed<6>(d_data, rows, cols, d_res, s);
-    case 7:
-      return launch_typed<7>(d_data, rows, cols, d_res, s);
-    case 8:
-      return launch_typed<8>(d_data, rows, cols, d_res, s);
-    case 9:
-      return launch_typed<9>(d_data, rows, cols, d_res, s);
-    default:
-      bad_dtype(dtype);
-  }
+  with_dtype(dtype,
+             [&](auto code) { launch_typed<decltype(code)::value>(d_data, rows, cols, d_res, s); });
 }
 
 void stats_launch(int dtype, const void* d_data, std::size_t rows, std::size_t cols, void* d_result,
