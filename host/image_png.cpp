@@ -23,6 +23,9 @@ struct ctx_free {
 };
 using ctx_ptr = std::unique_ptr<spng_ctx, ctx_free>;
 
+// The most a deflate stream expands: a 258-byte match in 2 bits.
+constexpr std::uint64_t max_deflate_ratio = 1032;
+
 void check(int err, const char* what) {
   if (err != 0) fail(std::string("bad PNG: ") + spng_strerror(err) + " (" + what + ")");
 }
@@ -64,6 +67,15 @@ ctx_ptr open_png(const void* data, std::size_t size, spng_ihdr& ihdr, image_shap
   const bool indexed = ihdr.color_type == SPNG_COLOR_TYPE_INDEXED;
   shape.maxval = !indexed && ihdr.bit_depth == 16 ? 65535 : 255;
   check_shape(shape);
+  // The samples are allocated from the header before the pixel data is read: a header the file
+  // cannot back (a few bytes declaring 60000 x 9000) must not get a gigabyte. The pixel data
+  // inflates from at most `size` bytes, and deflate expands at most 1032:1.
+  const std::uint64_t png_channels = indexed ? 1 : shape.channels;
+  const std::uint64_t pixel_bytes = shape.pixels() * png_channels * ihdr.bit_depth / 8;
+  if (pixel_bytes / max_deflate_ratio >= size)
+    fail("bad PNG: a " + describe(shape) + " image needs " + std::to_string(pixel_bytes) +
+         " bytes of pixel data, more than a file of " + std::to_string(size) +
+         " bytes holds (deflate expands at most " + std::to_string(max_deflate_ratio) + ":1)");
   return ctx;
 }
 

@@ -806,6 +806,34 @@ TEST_CASE("bad PNG files are refused with a clear reason", "[image]") {
   CHECK_THAT(decode_error(bad_depth), Contains("bad PNG"));
 }
 
+TEST_CASE("a PNG header its file cannot back is refused before any sample is allocated",
+          "[image]") {
+  // Found by tests/fuzz/fuzz_png: 62 bytes whose IHDR declares 64766 x 8451 gray (547 million
+  // samples, 1 GiB allocated before the missing pixel data was noticed); read_png_shape, which
+  // sizes the GPU path's staging, said yes.
+  const auto shape_error = [](const std::vector<std::uint8_t>& f) -> std::string {
+    try {
+      img::read_png_shape(f.data(), f.size());
+    } catch (const hetpipe::input_error& e) {
+      return e.reason();
+    }
+    return "(no error)";
+  };
+  const auto liar = make_png(64766, 8451, 8, 0, {0});
+  CHECK_THAT(shape_error(liar), Contains("bad PNG") && Contains("547337466 bytes of pixel data") &&
+                                    Contains("1032:1"));
+  CHECK_THAT(decode_error(liar), Contains("547337466 bytes of pixel data"));
+  const auto rgba16 = make_png(16384, 16384, 16, 6, {0});
+  CHECK_THAT(shape_error(rgba16), Contains("2147483648 bytes of pixel data"));
+  // A real file that compresses about as well as deflate can still decodes.
+  img::image flat;
+  flat.shape = {2048, 2048, 1, 255};
+  flat.samples.assign(flat.shape.samples(), 0);
+  const auto enc = img::encode_png(flat, 9);
+  REQUIRE(flat.samples.size() / enc.size() > 500);
+  CHECK(img::decode_png(enc.data(), enc.size()).samples == flat.samples);
+}
+
 TEST_CASE("decode_png into a caller's buffer gives decode_png's samples, shape and errors",
           "[image]") {
   std::vector<std::vector<std::uint8_t>> files;
