@@ -126,7 +126,8 @@ void encode_pnm(const image& im, void* dst);
 // chunk. The tRNS colour key of a gray or RGB image is ignored (no alpha channel is made), and so
 // are gamma and colour-space chunks: samples are taken as stored. A header declaring more pixel
 // data than the file can inflate to (over 1032 bytes per byte of file, deflate's limit) is
-// refused before anything is allocated.
+// refused before anything is allocated, and so is a file whose ancillary chunks (text, ICC
+// profile...) inflate to more than 16 MiB each or 64 MiB together (libspng reads them all).
 image decode_png(const void* data, std::size_t size);
 // The same into out, which holds n samples: n must be the image's sample count (read_png_shape;
 // std::invalid_argument otherwise). Returns the shape.
