@@ -159,7 +159,11 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
         ::close(fd);
     }
     if (err) {
-      std::fprintf(stderr, "hetpipe: %s: %s\n", name.c_str(), errno_reason(err).c_str());
+      // The name as the output line shows it: one with a newline stays on one line.
+      bool escaped = false;
+      const std::string shown = printed_name(name, escaped);
+      std::fprintf(stderr, "hetpipe: %s%s: %s\n", escaped ? "\\" : "", shown.c_str(),
+                   errno_reason(err).c_str());
       continue;
     }
     readable[i] = true;

@@ -124,7 +124,10 @@ void encode_pnm(const image& im, void* dst);
 // Decodes gray, gray + alpha, RGB and RGBA at 8 and 16 bits. Gray at 1, 2 or 4 bits is scaled to
 // 8 bits (v * 255 / (2^d - 1), exact); a palette image becomes RGB, or RGBA when it has a tRNS
 // chunk. The tRNS colour key of a gray or RGB image is ignored (no alpha channel is made), and so
-// are gamma and colour-space chunks: samples are taken as stored.
+// are gamma and colour-space chunks: samples are taken as stored. A header declaring more pixel
+// data than the file can inflate to (over 1032 bytes per byte of file, deflate's limit) is
+// refused before anything is allocated, and so is a file whose ancillary chunks (text, ICC
+// profile...) inflate to more than 16 MiB each or 64 MiB together (libspng reads them all).
 image decode_png(const void* data, std::size_t size);
 // The same into out, which holds n samples: n must be the image's sample count (read_png_shape;
 // std::invalid_argument otherwise). Returns the shape.

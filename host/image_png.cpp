@@ -23,7 +23,20 @@ struct ctx_free {
 };
 using ctx_ptr = std::unique_ptr<spng_ctx, ctx_free>;
 
+// The most a deflate stream expands: a 258-byte match in 2 bits.
+constexpr std::uint64_t max_deflate_ratio = 1032;
+
+// Ancillary chunks (text, ICC profiles...) are read, and zTXt, iTXt and iCCP inflated, before
+// the pixel data, although hetpipe uses none of them: a few hundred KiB of zTXt inflated to
+// hundreds of MiB. One such chunk may hold 16 MiB, all of them together 64 MiB once inflated.
+constexpr std::size_t max_ancillary_chunk = std::size_t{16} << 20;
+constexpr std::size_t max_ancillary_total = std::size_t{64} << 20;
+
 void check(int err, const char* what) {
+  if (err == SPNG_ECHUNK_LIMITS)
+    fail("bad PNG: its ancillary chunks (text, ICC profile...) are larger than " +
+         std::to_string(max_ancillary_chunk >> 20) + " MiB each or " +
+         std::to_string(max_ancillary_total >> 20) + " MiB together once inflated (" + what + ")");
   if (err != 0) fail(std::string("bad PNG: ") + spng_strerror(err) + " (" + what + ")");
 }
 
@@ -37,6 +50,8 @@ ctx_ptr open_png(const void* data, std::size_t size, spng_ihdr& ihdr, image_shap
   if (!ctx) throw std::bad_alloc();
   check(spng_set_png_buffer(ctx.get(), data, size), "reading the buffer");
   check(spng_set_image_limits(ctx.get(), max_dimension, max_dimension), "setting limits");
+  check(spng_set_chunk_limits(ctx.get(), max_ancillary_chunk, max_ancillary_total),
+        "setting limits");
   check(spng_get_ihdr(ctx.get(), &ihdr), "header");
   shape.width = ihdr.width;
   shape.height = ihdr.height;
@@ -64,6 +79,15 @@ ctx_ptr open_png(const void* data, std::size_t size, spng_ihdr& ihdr, image_shap
   const bool indexed = ihdr.color_type == SPNG_COLOR_TYPE_INDEXED;
   shape.maxval = !indexed && ihdr.bit_depth == 16 ? 65535 : 255;
   check_shape(shape);
+  // The samples are allocated from the header before the pixel data is read: a header the file
+  // cannot back (a few bytes declaring 60000 x 9000) must not get a gigabyte. The pixel data
+  // inflates from at most `size` bytes, and deflate expands at most 1032:1.
+  const std::uint64_t png_channels = indexed ? 1 : shape.channels;
+  const std::uint64_t pixel_bytes = shape.pixels() * png_channels * ihdr.bit_depth / 8;
+  if (pixel_bytes / max_deflate_ratio >= size)
+    fail("bad PNG: a " + describe(shape) + " image needs " + std::to_string(pixel_bytes) +
+         " bytes of pixel data, more than a file of " + std::to_string(size) +
+         " bytes holds (deflate expands at most " + std::to_string(max_deflate_ratio) + ":1)");
   return ctx;
 }
 

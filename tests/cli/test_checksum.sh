@@ -145,6 +145,13 @@ printf 'data' >"$d/$nl"
 (cd "$d" && "$HETPIPE" checksum -a crc32 --check "$tmp/sums4") >"$tmp/out" 2>"$tmp/err" &&
   [[ $(cat "$tmp/out") == '\new\nline\\x: OK' ]] && ok || bad "escaped --check: $(cat "$tmp/out" "$tmp/err")"
 rm -f "$d/$nl"
+# Missing, it is named escaped on stderr too: one line (found by tests/fuzz/cli_mutate.py; the
+# error once printed the raw newline, splitting the message in two).
+(cd "$d" && "$HETPIPE" checksum -a crc32 --check "$tmp/sums4") >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && $(cat "$tmp/out") == '\new\nline\\x: FAILED open or read' &&
+  $(head -1 "$tmp/err") == 'hetpipe: \new\nline\\x: no such file or directory' &&
+  $(wc -l <"$tmp/err") -eq 2 ]] && ok || bad "escaped name, missing: rc $rc: $(cat "$tmp/out" "$tmp/err")"
 
 # /proc's files state a size of 0 bytes: read to their end (once the digest of nothing).
 if [[ -r /proc/version ]]; then

@@ -94,6 +94,33 @@ std::vector<std::uint8_t> zlib_stored(const std::vector<std::uint8_t>& raw) {
   return z;
 }
 
+// A zlib stream of 1 + 258 * matches zero bytes in one block of fixed Huffman codes: a literal
+// zero, then `matches` times "length 258 (code 285), distance 1" in 13 bits (about 160:1).
+std::vector<std::uint8_t> zlib_zeros(std::size_t matches) {
+  std::vector<std::uint8_t> z = {0x78, 0x01};
+  std::uint32_t acc = 0;
+  int n = 0;
+  const auto bits = [&](std::uint32_t v, int count) {  // least significant bit first
+    acc |= v << n;
+    n += count;
+    for (; n >= 8; n -= 8, acc >>= 8) z.push_back(static_cast<std::uint8_t>(acc));
+  };
+  const auto code = [&](std::uint32_t c, int len) {  // Huffman codes: most significant bit first
+    for (int i = len - 1; i >= 0; --i) bits((c >> i) & 1, 1);
+  };
+  bits(1, 1);  // the final block
+  bits(1, 2);  // fixed Huffman codes
+  code(0x30, 8);
+  for (std::size_t i = 0; i < matches; ++i) {
+    code(0xC5, 8);
+    code(0, 5);
+  }
+  code(0, 7);  // end of block
+  if (n) bits(0, 8 - n);
+  put32(z, static_cast<std::uint32_t>((1 + 258 * matches) % 65521) << 16 | 1);  // Adler-32
+  return z;
+}
+
 // scanlines: each row already starts with its filter byte (0 = none).
 std::vector<std::uint8_t> make_png(
     std::uint32_t w, std::uint32_t h, std::uint8_t depth, std::uint8_t color,
@@ -814,6 +841,50 @@ TEST_CASE("bad PNG files are refused with a clear reason", "[image]") {
   CHECK_THAT(decode_error(huge), Contains("bad PNG"));
   const auto bad_depth = make_png(1, 1, 3, 0, {0, 0});
   CHECK_THAT(decode_error(bad_depth), Contains("bad PNG"));
+}
+
+TEST_CASE("a PNG header its file cannot back is refused before any sample is allocated",
+          "[image]") {
+  // Found by tests/fuzz/fuzz_png: 62 bytes whose IHDR declares 64766 x 8451 gray (547 million
+  // samples, 1 GiB allocated before the missing pixel data was noticed); read_png_shape, which
+  // sizes the GPU path's staging, said yes.
+  const auto shape_error = [](const std::vector<std::uint8_t>& f) -> std::string {
+    try {
+      img::read_png_shape(f.data(), f.size());
+    } catch (const hetpipe::input_error& e) {
+      return e.reason();
+    }
+    return "(no error)";
+  };
+  const auto liar = make_png(64766, 8451, 8, 0, {0});
+  CHECK_THAT(shape_error(liar), Contains("bad PNG") && Contains("547337466 bytes of pixel data") &&
+                                    Contains("1032:1"));
+  CHECK_THAT(decode_error(liar), Contains("547337466 bytes of pixel data"));
+  const auto rgba16 = make_png(16384, 16384, 16, 6, {0});
+  CHECK_THAT(shape_error(rgba16), Contains("2147483648 bytes of pixel data"));
+  // A real file that compresses about as well as deflate can still decodes.
+  img::image flat;
+  flat.shape = {2048, 2048, 1, 255};
+  flat.samples.assign(flat.shape.samples(), 0);
+  const auto enc = img::encode_png(flat, 9);
+  REQUIRE(flat.samples.size() / enc.size() > 500);
+  CHECK(img::decode_png(enc.data(), enc.size()).samples == flat.samples);
+}
+
+TEST_CASE("PNG text chunks that inflate beyond the limits are refused, not inflated", "[image]") {
+  // Found by review after tests/fuzz/fuzz_png: libspng inflates zTXt, iTXt and iCCP before the
+  // pixel data, with no limit of its own; 300 KiB of zTXt took 300 MiB.
+  const auto ztxt = [](std::size_t matches) {
+    std::vector<std::uint8_t> d = {'C', 'o', 'm', 'm', 'e', 'n', 't', 0, 0};
+    const auto z = zlib_zeros(matches);
+    d.insert(d.end(), z.begin(), z.end());
+    return d;
+  };
+  const auto small = make_png(2, 1, 8, 0, {0, 7, 9}, {{"zTXt", ztxt(4000)}});  // 1 MiB of text
+  CHECK(img::decode_png(small.data(), small.size()).samples == u16v{7, 9});
+  const auto bomb = make_png(2, 1, 8, 0, {0, 7, 9}, {{"zTXt", ztxt(400000)}});  // 100 MiB
+  REQUIRE(bomb.size() < (std::size_t{1} << 20));
+  CHECK_THAT(decode_error(bomb), Contains("bad PNG") && Contains("ancillary chunks"));
 }
 
 TEST_CASE("decode_png into a caller's buffer gives decode_png's samples, shape and errors",
