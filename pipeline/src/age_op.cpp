@@ -328,6 +328,10 @@ head_info read_head(const std::string& input) {
   // are a few hundred bytes.
   std::optional<std::size_t> end;
   constexpr std::size_t max_header = 1 << 20;
+  // Whitespace before an armored file's BEGIN line is allowed (age::dearmor): the armor is looked
+  // for in the first 64 bytes after it.
+  std::size_t lead = 0;
+  bool in_lead = true;
   while (!end) {
     std::uint8_t b;
     const ssize_t n = ::read(fd, &b, 1);
@@ -340,8 +344,12 @@ head_info read_head(const std::string& input) {
       break;
     }
     h.bytes.push_back(b);
-    if (h.bytes.size() <= 64 && age::is_armored(h.bytes.data(), h.bytes.size()) &&
-        h.bytes.size() >= 11) {
+    if (in_lead && (b == ' ' || b == '\t' || b == '\r' || b == '\n'))
+      ++lead;
+    else
+      in_lead = false;
+    if (h.bytes.size() - lead <= 64 && h.bytes.size() - lead >= 11 &&
+        age::is_armored(h.bytes.data(), h.bytes.size())) {
       h.armored = true;
       h.whole = read_all_fd(fd, input, std::move(h.bytes));
       return h;

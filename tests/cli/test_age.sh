@@ -36,6 +36,15 @@ for n in 0 1 65535 65536 65537 3000000; do
   fi
 done
 
+# Whitespace before the armor's BEGIN line, as age::dearmor allows (an armored file pasted with a
+# margin): the header reader used to look for the armor in the first 64 bytes only.
+head -c 3000 /dev/urandom >"$d/p"
+"$HETPIPE" encrypt -a -r "$R" -o "$d/p.asc" "$d/p" &&
+  { printf '%*s\n\t\r\n' 60 ''; cat "$d/p.asc"; } >"$d/lead.asc" &&
+  "$HETPIPE" decrypt -i "$d/key.txt" -o "$d/lead.out" "$d/lead.asc" && cmp -s "$d/p" "$d/lead.out" &&
+  ok || bad "armored file after leading whitespace"
+rm -f "$d/p.asc" "$d/lead.asc" "$d/lead.out"
+
 # The largest chunk size: 1 GiB of plaintext is more than 1 GiB sealed, and decrypt used to ask
 # for that (refused: "--chunk-size must be between 4K and 1G").
 "$HETPIPE" encrypt -r "$R" --chunk-size 1G --slots 2 -o "$d/p.age" "$d/p" &&
