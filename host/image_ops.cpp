@@ -289,7 +289,8 @@ __attribute__((target("avx512f"))) void blur_h_u32_avx512(const u16* c, std::siz
   }
   for (; i < row; ++i) {
     u32 acc = k.q[0] * u32{c[i]};
-    for (int t = 1; t <= r; ++t) acc += k.q[t] * (u32{c[i - t * ch]} + c[i + t * ch]);
+    // Pointers, not c[i - t ch]: that index wraps below zero for the first samples.
+    for (int t = 1; t <= r; ++t) acc += k.q[t] * (u32{*(c + i - t * ch)} + c[i + t * ch]);
     d[i] = acc;
   }
 }
