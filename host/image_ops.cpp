@@ -347,10 +347,12 @@ template <class Magnitude>
 [[gnu::always_inline]] inline void sobel_row(const u16* a, const u16* b, const u16* c,
                                              std::size_t row, std::size_t ch, u16* d,
                                              Magnitude magnitude) {
+  // The left neighbours through pointers of their own: a[i - ch] would wrap its unsigned index
+  // below zero for the first pixel.
+  const u16 *al = a - ch, *ar = a + ch, *bl = b - ch, *br = b + ch, *cl = c - ch, *cr = c + ch;
   for (std::size_t i = 0; i < row; ++i) {
-    const std::int32_t gx =
-        (a[i + ch] + 2 * b[i + ch] + c[i + ch]) - (a[i - ch] + 2 * b[i - ch] + c[i - ch]);
-    const std::int32_t gy = (c[i - ch] + 2 * c[i] + c[i + ch]) - (a[i - ch] + 2 * a[i] + a[i + ch]);
+    const std::int32_t gx = (ar[i] + 2 * br[i] + cr[i]) - (al[i] + 2 * bl[i] + cl[i]);
+    const std::int32_t gy = (cl[i] + 2 * c[i] + cr[i]) - (al[i] + 2 * a[i] + ar[i]);
     d[i] = static_cast<u16>(magnitude(gx, gy));
   }
 }
