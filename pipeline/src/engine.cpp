@@ -427,14 +427,27 @@ void engine::cpu_lanes(unsigned count, unsigned beside_gpu) {
 // that also faulted in every page the CPU lanes, mapping their chunks, had left untouched;
 // touching anonymous memory took 104-124 ms per 176 MiB there, and cudaHostRegister of it,
 // touched, 12-14 ms). The auto job over 32 8192^2 images (a pool of 1 GiB) joined after a set-up
-// of 0.43 s, about 0.2 s of it the driver's and the context's start. A slot is held by one lane
-// at a time: no other lane pins it meanwhile.
+// of 0.43 s, about 0.2 s of it the driver's and the context's start. Slots are locked in blocks
+// (pin_run_bytes), one lane at a time.
 void engine::pin_slot(unsigned slot) {
-  std::atomic<std::uint8_t>& state = slot_pins_[slot];
-  if (state.load(std::memory_order_acquire) != 0) return;
-  const bool ok = cuda::host_register(pool_->data(slot), pool_->stride());
-  (ok ? slots_pinned_ : slots_refused_).fetch_add(1, std::memory_order_relaxed);
-  state.store(ok ? 1 : 2, std::memory_order_release);
+  if (slot_pins_[slot].load(std::memory_order_acquire) != 0) return;
+  std::lock_guard lock(pin_mutex_);
+  if (slot_pins_[slot].load(std::memory_order_acquire) != 0) return;  // another lane's block
+  // The slot's block: slots are locked pin_run_bytes at a time (one slot at least), the blocks
+  // fixed by the slots' numbers, so each is locked once whatever the order the lanes need them.
+  // The block's other slots may be in use meanwhile (a read filling one): locking changes nothing
+  // of their bytes.
+  const std::size_t stride = pool_->stride();
+  const unsigned per_block =
+      static_cast<unsigned>(std::clamp<std::size_t>(pin_run_bytes / stride, 1, pool_->count()));
+  const unsigned first = slot / per_block * per_block;
+  const unsigned end = std::min(first + per_block, pool_->count());
+  const bool ok = cuda::host_register(pool_->data(first), std::size_t{end - first} * stride);
+  (ok ? slots_pinned_ : slots_refused_).fetch_add(end - first, std::memory_order_relaxed);
+  if (ok) pin_runs_.fetch_add(1, std::memory_order_relaxed);
+  for (unsigned s = first + 1; s < end; ++s)
+    slot_pins_[s].store(ok ? 3 : 2, std::memory_order_release);
+  slot_pins_[first].store(ok ? 1 : 2, std::memory_order_release);
 }
 
 // One GPU lane: a copy stream and a compute stream, `buffers` device buffers used in a ring.
@@ -1011,7 +1024,7 @@ void engine::run() {
 #if HETPIPE_WITH_CUDA
   if (slot_pins_)
     for (unsigned s = 0; s < pool_->count(); ++s)
-      if (slot_pins_[s].load() == 1) cuda::host_unregister(pool_->data(s));
+      if (slot_pins_[s].load() == 1) cuda::host_unregister(pool_->data(s));  // a block's first
 #endif
 
   report_.resolved = opt_;
@@ -1067,9 +1080,9 @@ void engine::run() {
                       n);
       std::fprintf(stderr,
                    "hetpipe:   GPU lanes page-locked %u of %u slots as they first copied from "
-                   "them, in %.3f s%s\n",
-                   slots_pinned_.load(), pool_->count(), static_cast<double>(pin_ns_.load()) * 1e-9,
-                   refused);
+                   "them (%u calls), in %.3f s%s\n",
+                   slots_pinned_.load(), pool_->count(), pin_runs_.load(),
+                   static_cast<double>(pin_ns_.load()) * 1e-9, refused);
     }
     // One thread opens every input, issues every read and delivers every chunk: near 100%, it is
     // what limits the job.

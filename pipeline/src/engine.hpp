@@ -117,6 +117,12 @@ unsigned large_chunk_slots(unsigned slots, std::uint64_t slot_bytes, unsigned io
 // A quarter of the machine's memory, at least 1 GiB.
 std::uint64_t untouched_pool_budget() noexcept;
 
+// GPU lanes page-lock the slot pool as they first copy from a slot, a block of slots at a time:
+// blocks of this many bytes (one slot at least), fixed by the slots' numbers. Many small slots
+// (files of 64 KiB) then take one cudaHostRegister call, not one each; large ones (whole
+// images) one each.
+constexpr std::size_t pin_run_bytes = std::size_t{8} << 20;
+
 // The error of --device gpu where no CUDA device is usable (or none was compiled in).
 [[noreturn]] void throw_no_gpu();
 
@@ -195,8 +201,8 @@ class engine {
   job_report report() const;
 
  private:
-  // GPU lanes page-lock the slot pool a slot at a time, as they first copy from it. Called by the
-  // GPU lane that holds the slot.
+  // GPU lanes page-lock the slot pool as they first copy from a slot, with the rest of its block
+  // (pin_run_bytes). Called by the GPU lane that holds the slot.
   void pin_slot(unsigned slot);
   // `count` CPU lanes; those from `beside_gpu` on stop once GPU lanes run.
   void cpu_lanes(unsigned count, unsigned beside_gpu);
@@ -212,10 +218,13 @@ class engine {
   tracer own_trace_;  // options::trace_path's, unless job_spec::trace is given
   tracer& trace_;
   std::unique_ptr<io::slot_pool> pool_;
-  // pin_slot's state (null without GPU lanes): per slot 0 (not yet), 1 (page-locked) or 2
-  // (refused: copies from it are synchronous); how many of each, and the lanes' time pinning.
+  // pin_slot's state (null without GPU lanes): per slot 0 (not yet), 1 (page-locked, the first
+  // slot of its block: what host_unregister takes), 3 (page-locked, further in a block) or 2
+  // (refused: copies from it are synchronous); how many slots of each, the blocks locked, and the
+  // lanes' time.
   std::unique_ptr<std::atomic<std::uint8_t>[]> slot_pins_;
-  std::atomic<unsigned> slots_pinned_{0}, slots_refused_{0};
+  std::mutex pin_mutex_;
+  std::atomic<unsigned> slots_pinned_{0}, slots_refused_{0}, pin_runs_{0};
   std::atomic<std::uint64_t> pin_ns_{0};
   std::unique_ptr<io::reader> reader_;
   ready_queue queue_;

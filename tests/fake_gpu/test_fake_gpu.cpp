@@ -31,6 +31,7 @@
 #include <hetpipe/hetpipe.hpp>
 
 #include "cuda/runtime.hpp"
+#include "pipeline/src/engine.hpp"
 #include "support/fake_cuda.hpp"
 #include "support/images.hpp"
 #include "support/matchers.hpp"
@@ -585,17 +586,45 @@ TEST_CASE_METHOD(fake_device_fixture,
               CHECK(rep.gpu_lanes == lanes * fc::device_count);
               CHECK(op.device_chunks + op.host_chunks == chunks);
               if (m == device_mode::gpu) CHECK(op.host_chunks == 0);
-              // The pool's slots are page-locked one by one as GPU lanes first copy from them:
-              // each at most once (slots of the chunk size, or of the largest input when every
-              // input is smaller; here the largest input is not).
+              // The pool's slots are page-locked as GPU lanes first copy from them, a block of
+              // 8 MiB at a time (slots of the chunk size, or of the largest input when every input
+              // is smaller; here the largest input is not): these pools are one block, locked
+              // whole, once.
               const auto after = fc::stats();
               const std::uint64_t registers = after.host_registers - before.host_registers;
-              CHECK(registers <= slots);
-              CHECK(after.host_registered_bytes - before.host_registered_bytes ==
-                    registers * chunk);
-              if (m == device_mode::gpu) CHECK(registers >= 1);
+              const std::uint64_t locked =
+                  after.host_registered_bytes - before.host_registered_bytes;
+              CHECK(registers <= 1);
+              CHECK(locked == registers * slots * chunk);
+              if (m == device_mode::gpu) CHECK(registers == 1);
               check_device_clean();
             }
+}
+
+TEST_CASE_METHOD(fake_device_fixture,
+                 "GPU lanes page-lock large slots a block of 8 MiB at a time, each block once",
+                 "[fake_gpu]") {
+  // Slots of 4 MiB: blocks of two. Lanes take slots in any order; every block is locked whole,
+  // once, and every copy comes from locked memory (check_device_clean).
+  test::temp_dir dir;
+  const std::size_t chunk = std::size_t{4} << 20;
+  const auto bytes = test::random_bytes(6 * chunk, 17);
+  test::write_bytes(dir.file("x"), bytes);
+  const auto want = sum_bytes(0, bytes.data(), bytes.size());
+  STATIC_REQUIRE(detail::pin_run_bytes == 2 * (std::size_t{4} << 20));
+  for (unsigned lanes : {1u, 2u}) {
+    INFO(lanes << " lanes per device");
+    const auto before = fc::stats();
+    sums_op op;
+    auto got = run(op, {{dir.file("x")}}, lane_options(device_mode::gpu, chunk, 6, lanes, 2));
+    CHECK(static_cast<const sums&>(*got[0]).s.weighted == want.weighted);
+    const auto after = fc::stats();
+    const std::uint64_t registers = after.host_registers - before.host_registers;
+    CHECK(registers >= 1);
+    CHECK(registers <= 3);
+    CHECK(after.host_registered_bytes - before.host_registered_bytes == registers * 2 * chunk);
+    check_device_clean();
+  }
 }
 
 TEST_CASE_METHOD(fake_device_fixture,
@@ -631,11 +660,9 @@ TEST_CASE_METHOD(fake_device_fixture,
     CHECK(s.s.bytes == want.bytes);
     CHECK(rep.gpu_join_seconds >= 0.03);
     CHECK(rep.gpu_lanes == fc::device_count);
-    // Each slot a GPU lane copied from, once (16 slots of 4096 bytes), not the whole pool.
-    CHECK(fc::stats().host_registers >= 1);
-    CHECK(fc::stats().host_registers <= 16);
-    CHECK(fc::stats().host_registers <= op.device_chunks);
-    CHECK(fc::stats().host_registered_bytes == fc::stats().host_registers * 4096);
+    // The slots GPU lanes copied from, a block at a time: 16 slots of 4096 bytes are one block.
+    CHECK(fc::stats().host_registers == 1);
+    CHECK(fc::stats().host_registered_bytes == 16 * 4096);
     CHECK(op.device_chunks > 0);
     CHECK(op.host_chunks + op.device_chunks == 400);
     INFO(host_after << " chunks on CPU lanes after the first kernel, " << op.device_chunks
