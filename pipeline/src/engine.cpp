@@ -1034,6 +1034,8 @@ void engine::run() {
   report_.reader_cpu_seconds = reader_->loop_cpu_seconds();
   report_.cpu_lanes = ncpu;
   report_.gpu_lanes = joined ? static_cast<unsigned>(worker_device.size()) : 0;
+  report_.slots_pinned = slots_pinned_.load();
+  report_.slots_pin_refused = slots_refused_.load();
   report_.lanes = lane_reports_;
   if (own_trace && !error_) {
     try {

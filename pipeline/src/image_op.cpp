@@ -616,6 +616,8 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
       rep.setup_pool_seconds += r.setup_pool_seconds;
       rep.reader_cpu_seconds += r.reader_cpu_seconds;
       rep.cpu_lanes = std::max(rep.cpu_lanes, r.cpu_lanes);
+      rep.slots_pinned += r.slots_pinned;
+      rep.slots_pin_refused += r.slots_pin_refused;
       rep.lanes.insert(rep.lanes.end(), r.lanes.begin(), r.lanes.end());
     }
     rep.skipped.insert(rep.skipped.end(), skipped.begin(), skipped.end());

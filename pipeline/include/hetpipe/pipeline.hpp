@@ -48,6 +48,9 @@ struct job_report {
   double reader_cpu_seconds = 0;  // CPU time of the reader's event-loop thread (see -v)
   unsigned cpu_lanes = 0;
   unsigned gpu_lanes = 0;
+  // Slots of the pool the GPU lanes page-locked as they first copied from them, and slots whose
+  // locking failed (their copies were synchronous: slower, still correct).
+  unsigned slots_pinned = 0, slots_pin_refused = 0;
   std::vector<lane_report> lanes;
   std::vector<skipped_input> skipped;  // transforms: inputs an operator refused (input_skipped)
 };
