@@ -226,7 +226,9 @@ HETPIPE_CLONES void blur_v_u32_loops(const u32* const* rows, std::size_t row, co
 // GCC 12's AVX-512 headers leave a vector undefined on purpose (the widening intrinsics), which
 // -Wmaybe-uninitialized reports once they are inlined here.
 #pragma GCC diagnostic push
+#if !defined(__clang__)  // clang has no such warning (the fuzz build)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 __attribute__((target("avx512f"), always_inline)) inline __m512i widen(const u32* p) {
   return _mm512_cvtepu32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
@@ -366,7 +368,9 @@ HETPIPE_CLONES void sobel_row_8_loops(const u16* a, const u16* b, const u16* c, 
 
 #if HETPIPE_IMG_SIMD
 #pragma GCC diagnostic push
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // as for the blur's passes
+#endif
 // sobel_row_8 with AVX-512, 16 outputs at a time: round_sqrt_small's float operations on 32-bit
 // lanes (gx^2 + gy^2 < 2^21).
 __attribute__((target("avx512f"))) void sobel_row_8_avx512(const u16* a, const u16* b, const u16* c,

@@ -440,7 +440,7 @@ void detail::run_transform(const transform_op& op, const std::vector<input>& inp
     if (!impl) return nullptr;
     return std::make_unique<transform_worker>(std::move(impl), deliver, skip, pool);
 #else
-    (void)device, (void)max_chunk, (void)buffers, (void)deliver, (void)skip, (void)pool;
+    (void)device, (void)max_chunk, (void)buffers, (void)op, (void)deliver, (void)skip, (void)pool;
     return nullptr;
 #endif
   };
