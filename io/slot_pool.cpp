@@ -26,15 +26,13 @@ void* anonymous(std::size_t bytes, bool touch) {
 }
 }  // namespace
 
-slot_pool::slot_pool(unsigned count, std::size_t slot_bytes, alloc_fn alloc, free_fn free,
-                     bool prefault)
-    : count_(count), slot_bytes_(slot_bytes), free_(free) {
+slot_pool::slot_pool(unsigned count, std::size_t slot_bytes, bool prefault)
+    : count_(count), slot_bytes_(slot_bytes) {
   if (count == 0 || slot_bytes == 0)
     throw std::invalid_argument("slot_pool: count and slot size must be positive");
   stride_ = (slot_bytes + page - 1) / page * page;
   if (stride_ > SIZE_MAX / count) throw std::bad_alloc();
-  anonymous_ = !alloc;
-  base_ = static_cast<std::byte*>(alloc ? alloc(bytes()) : anonymous(bytes(), prefault));
+  base_ = static_cast<std::byte*>(anonymous(bytes(), prefault));
   if (!base_) throw std::bad_alloc();
   free_list_.reserve(count);
   for (unsigned i = count; i-- > 0;) free_list_.push_back(i);  // slot 0 is handed out first
@@ -42,11 +40,7 @@ slot_pool::slot_pool(unsigned count, std::size_t slot_bytes, alloc_fn alloc, fre
 }
 
 slot_pool::~slot_pool() {
-  if (!base_) return;
-  if (anonymous_)
-    ::munmap(base_, bytes());
-  else if (free_)
-    free_(base_);
+  if (base_) ::munmap(base_, bytes());
 }
 
 std::optional<unsigned> slot_pool::try_acquire() {

@@ -1,7 +1,6 @@
 // A fixed pool of equal-size host buffers ("slots"), allocated once and reused for every chunk, so
-// memory does not grow with the input. The allocator is a hook (a pinned-memory allocator such as
-// cudaHostAlloc, without io/ ever seeing a CUDA header); the engine keeps the default and has GPU
-// lanes page-lock each slot when they first copy from it.
+// memory does not grow with the input. Ordinary anonymous memory: GPU lanes page-lock the slots
+// they copy from themselves (the engine's pin_slot), so io/ never sees a CUDA header.
 //
 //   hetpipe::io::slot_pool pool(4, 1 << 20);
 //   unsigned s = pool.acquire();       // pool.available() == 3
@@ -21,18 +20,13 @@ namespace hetpipe::io {
 
 class slot_pool {
  public:
-  using alloc_fn = void* (*)(std::size_t bytes);
-  using free_fn = void (*)(void*);
-
-  // One allocation of count × stride bytes, stride = slot_bytes rounded up to 4096, so every slot
-  // is page-aligned (also with a custom allocator that returns page-aligned memory, as
-  // cudaHostAlloc does). Without `alloc`, anonymous memory (huge pages advised), faulted in now
-  // when `prefault` (its page faults then belong to the set-up), else left untouched: a page
-  // costs its fault only if a slot ever holds bytes there (CPU lanes that map their chunks leave
-  // their slots empty). Throws std::bad_alloc when the allocator returns null,
-  // std::invalid_argument for count == 0 or slot_bytes == 0.
-  slot_pool(unsigned count, std::size_t slot_bytes, alloc_fn alloc = nullptr,
-            free_fn free = nullptr, bool prefault = true);
+  // One mapping of count × stride bytes of anonymous memory (huge pages advised), stride =
+  // slot_bytes rounded up to 4096, so every slot is page-aligned; faulted in now when `prefault`
+  // (its page faults then belong to the set-up), else left untouched: a page costs its fault only
+  // if a slot ever holds bytes there (CPU lanes that map their chunks leave their slots empty).
+  // Throws std::bad_alloc when the mapping fails, std::invalid_argument for count == 0 or
+  // slot_bytes == 0.
+  slot_pool(unsigned count, std::size_t slot_bytes, bool prefault = true);
   ~slot_pool();
   slot_pool(const slot_pool&) = delete;
   slot_pool& operator=(const slot_pool&) = delete;
@@ -56,8 +50,6 @@ class slot_pool {
   unsigned count_;
   std::size_t slot_bytes_;
   std::size_t stride_;
-  free_fn free_;
-  bool anonymous_ = false;  // the default allocation: unmapped by the destructor
   std::byte* base_ = nullptr;
 
   mutable std::mutex mu_;

@@ -309,6 +309,10 @@ void engine::chunk_done(std::uint64_t bytes) {
   chunks_done_.fetch_add(1, std::memory_order_relaxed);
 }
 
+std::pair<unsigned, unsigned> engine::pin_block(unsigned b) const {
+  return {b * pin_block_slots_, std::min((b + 1) * pin_block_slots_, pool_->count())};
+}
+
 job_report engine::report() const {
   return report_;
 }
@@ -430,24 +434,16 @@ void engine::cpu_lanes(unsigned count, unsigned beside_gpu) {
 // of 0.43 s, about 0.2 s of it the driver's and the context's start. Slots are locked in blocks
 // (pin_run_bytes), one lane at a time.
 void engine::pin_slot(unsigned slot) {
-  if (slot_pins_[slot].load(std::memory_order_acquire) != 0) return;
+  std::atomic<std::uint8_t>& state = pin_blocks_[slot / pin_block_slots_];
+  if (state.load(std::memory_order_acquire) != 0) return;
   std::lock_guard lock(pin_mutex_);
-  if (slot_pins_[slot].load(std::memory_order_acquire) != 0) return;  // another lane's block
-  // The slot's block: slots are locked pin_run_bytes at a time (one slot at least), the blocks
-  // fixed by the slots' numbers, so each is locked once whatever the order the lanes need them.
+  if (state.load(std::memory_order_acquire) != 0) return;  // another lane locked it meanwhile
   // The block's other slots may be in use meanwhile (a read filling one): locking changes nothing
   // of their bytes.
-  const std::size_t stride = pool_->stride();
-  const unsigned per_block =
-      static_cast<unsigned>(std::clamp<std::size_t>(pin_run_bytes / stride, 1, pool_->count()));
-  const unsigned first = slot / per_block * per_block;
-  const unsigned end = std::min(first + per_block, pool_->count());
-  const bool ok = cuda::host_register(pool_->data(first), std::size_t{end - first} * stride);
-  (ok ? slots_pinned_ : slots_refused_).fetch_add(end - first, std::memory_order_relaxed);
-  if (ok) pin_runs_.fetch_add(1, std::memory_order_relaxed);
-  for (unsigned s = first + 1; s < end; ++s)
-    slot_pins_[s].store(ok ? 3 : 2, std::memory_order_release);
-  slot_pins_[first].store(ok ? 1 : 2, std::memory_order_release);
+  const auto [first, end] = pin_block(slot / pin_block_slots_);
+  const bool ok =
+      cuda::host_register(pool_->data(first), std::size_t{end - first} * pool_->stride());
+  state.store(ok ? 1 : 2, std::memory_order_release);
 }
 
 // One GPU lane: a copy stream and a compute stream, `buffers` device buffers used in a ring.
@@ -898,8 +894,8 @@ void engine::run() {
   // each slot when they first copy from it (pin_slot), after a read filled it: the pool is never
   // allocated page-locked (cudaHostAlloc of 176 MiB: 71-100 ms there, of 1 GiB about 0.5 s), and
   // its pages are faulted in by the reads, on the thread pool's threads.
-  const bool prefault = !(opt_.reads == read_mode::map && ncpu > 0 && gpus == 0) && workers.empty();
-  pool_ = std::make_unique<io::slot_pool>(opt_.slots, slot_bytes_, nullptr, nullptr, prefault);
+  const bool prefault = workers.empty() && !(opt_.reads == read_mode::map && ncpu > 0);
+  pool_ = std::make_unique<io::slot_pool>(opt_.slots, slot_bytes_, prefault);
   report_.setup_pool_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - pool_start).count();
   if (!late) report_.cuda_start_seconds = cuda_start_seconds.load();
@@ -955,10 +951,18 @@ void engine::run() {
     for (auto& t : threads) t.join();
   };
   std::vector<std::thread> lanes;
-  // GPU lanes find the pool pageable, and pin its slots as they go (pin_slot).
-  if (late || !workers.empty()) {
-    slot_pins_ = std::make_unique<std::atomic<std::uint8_t>[]>(pool_->count());
-    for (unsigned s = 0; s < pool_->count(); ++s) slot_pins_[s].store(0);
+  // GPU lanes find the pool pageable, and pin its slots as they go (pin_slot), in blocks of
+  // pin_run_bytes (one slot at least) fixed by the slots' numbers: each is locked once, whatever
+  // order the lanes need them in.
+  const unsigned pin_blocks = [&]() -> unsigned {
+    if (!late && workers.empty()) return 0;
+    pin_block_slots_ = static_cast<unsigned>(
+        std::clamp<std::size_t>(pin_run_bytes / pool_->stride(), 1, pool_->count()));
+    return (pool_->count() + pin_block_slots_ - 1) / pin_block_slots_;
+  }();
+  if (pin_blocks > 0) {
+    pin_blocks_ = std::make_unique<std::atomic<std::uint8_t>[]>(pin_blocks);
+    for (unsigned b = 0; b < pin_blocks; ++b) pin_blocks_[b].store(0);
   }
   bool joined = !late;  // the GPU lanes (if any) ran
   bool cuda_started = !late && gpus > 0;
@@ -1020,12 +1024,21 @@ void engine::run() {
   }
   monitor_cv_.notify_all();
   monitor_thread.join();
-  workers.clear();  // device resources go before the pool they may reference
+  workers.clear();         // device resources go before the pool they may reference
+  unsigned pin_calls = 0;  // blocks page-locked
+  for (unsigned b = 0; b < pin_blocks; ++b) {
+    const auto [first, end] = pin_block(b);
+    const std::uint8_t state = pin_blocks_[b].load();
+    if (state == 1) {
+      ++pin_calls;
+      report_.slots_pinned += end - first;
 #if HETPIPE_WITH_CUDA
-  if (slot_pins_)
-    for (unsigned s = 0; s < pool_->count(); ++s)
-      if (slot_pins_[s].load() == 1) cuda::host_unregister(pool_->data(s));  // a block's first
+      cuda::host_unregister(pool_->data(first));
 #endif
+    } else if (state == 2) {
+      report_.slots_pin_refused += end - first;
+    }
+  }
 
   report_.resolved = opt_;
   report_.bytes = bytes_done_.load();
@@ -1034,8 +1047,6 @@ void engine::run() {
   report_.reader_cpu_seconds = reader_->loop_cpu_seconds();
   report_.cpu_lanes = ncpu;
   report_.gpu_lanes = joined ? static_cast<unsigned>(worker_device.size()) : 0;
-  report_.slots_pinned = slots_pinned_.load();
-  report_.slots_pin_refused = slots_refused_.load();
   report_.lanes = lane_reports_;
   if (own_trace && !error_) {
     try {
@@ -1077,13 +1088,13 @@ void engine::run() {
       std::fprintf(stderr, "hetpipe:   GPU lanes did not join: the job was done first\n");
     if (joined && !worker_device.empty()) {
       char refused[96] = "";
-      if (const unsigned n = slots_refused_.load())
+      if (const unsigned n = report_.slots_pin_refused)
         std::snprintf(refused, sizeof refused, "; %u refused: copies from them were synchronous",
                       n);
       std::fprintf(stderr,
                    "hetpipe:   GPU lanes page-locked %u of %u slots as they first copied from "
                    "them (%u calls), in %.3f s%s\n",
-                   slots_pinned_.load(), pool_->count(), pin_runs_.load(),
+                   report_.slots_pinned, pool_->count(), pin_calls,
                    static_cast<double>(pin_ns_.load()) * 1e-9, refused);
     }
     // One thread opens every input, issues every read and delivers every chunk: near 100%, it is

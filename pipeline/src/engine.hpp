@@ -218,14 +218,14 @@ class engine {
   tracer own_trace_;  // options::trace_path's, unless job_spec::trace is given
   tracer& trace_;
   std::unique_ptr<io::slot_pool> pool_;
-  // pin_slot's state (null without GPU lanes): per slot 0 (not yet), 1 (page-locked, the first
-  // slot of its block: what host_unregister takes), 3 (page-locked, further in a block) or 2
-  // (refused: copies from it are synchronous); how many slots of each, the blocks locked, and the
-  // lanes' time.
-  std::unique_ptr<std::atomic<std::uint8_t>[]> slot_pins_;
+  // pin_slot's state (null without GPU lanes): per block of pin_block_slots_ slots, 0 (not yet),
+  // 1 (page-locked) or 2 (refused: copies from its slots are synchronous); and the lanes' time.
+  std::unique_ptr<std::atomic<std::uint8_t>[]> pin_blocks_;
+  unsigned pin_block_slots_ = 1;
   std::mutex pin_mutex_;
-  std::atomic<unsigned> slots_pinned_{0}, slots_refused_{0}, pin_runs_{0};
   std::atomic<std::uint64_t> pin_ns_{0};
+  // Block b's slots: [first, end).
+  std::pair<unsigned, unsigned> pin_block(unsigned b) const;
   std::unique_ptr<io::reader> reader_;
   ready_queue queue_;
   std::atomic<bool> failed_{false};

@@ -32,7 +32,7 @@ TEST_CASE("slot_pool: the default memory is faulted in at set-up, or only where 
     slot_pool pool(8, slot);
     CHECK(resident_pages(pool.data(0), pool.bytes()) == pages);
   }
-  slot_pool pool(8, slot, nullptr, nullptr, /*prefault=*/false);
+  slot_pool pool(8, slot, /*prefault=*/false);
   CHECK(resident_pages(pool.data(0), pool.bytes()) == 0);
   const unsigned s = pool.acquire();
   std::memset(pool.data(s), 0x5a, slot);
