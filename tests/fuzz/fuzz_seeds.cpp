@@ -10,6 +10,7 @@
 #include "fuzz_age.hpp"
 #include "host/age.hpp"
 #include "host/image.hpp"
+#include "support/images.hpp"
 
 namespace img = hetpipe::host::img;
 namespace age = hetpipe::host::age;
@@ -30,15 +31,6 @@ void put(const std::string& dir, const std::string& s) {
 }
 void put(const std::string& dir, const std::vector<std::uint8_t>& v) {
   put(dir, v.data(), v.size());
-}
-
-img::image make(std::uint32_t w, std::uint32_t h, std::uint32_t ch, std::uint32_t maxval) {
-  img::image im;
-  im.shape = {w, h, ch, maxval};
-  im.samples.resize(im.shape.samples());
-  for (std::size_t i = 0; i < im.samples.size(); ++i)
-    im.samples[i] = static_cast<std::uint16_t>((i * 2654435761u >> 7) % (maxval + 1));
-  return im;
 }
 
 std::string npy(const std::string& magic_version, const std::string& dict, std::size_t data) {
@@ -72,7 +64,7 @@ int main(int argc, char** argv) {
                              {3, 1, 3, 65535},
                              {4, 4, 1, 15},
                              {1, 1, 3, 1000}})
-    put("pnm", img::encode_pnm(make(w, h, ch, m)));
+    put("pnm", img::encode_pnm(hetpipe::test::random_image(w, h, ch, m, counter)));
   {
     std::string s = "P5\n# a comment\n3 2 # width and height\n255\n";
     s += std::string("\x01\x02\x03\x04\x05\x06", 6);
@@ -82,7 +74,8 @@ int main(int argc, char** argv) {
   // PNG: 8 and 16 bits, gray, gray + alpha, RGB, RGBA.
   for (std::uint32_t ch = 1; ch <= 4; ++ch)
     for (std::uint32_t m : {255u, 65535u})
-      put("png", img::encode_png(make(3 + ch, 2 + ch % 2, ch, m), 9));
+      put("png",
+          img::encode_png(hetpipe::test::random_image(3 + ch, 2 + ch % 2, ch, m, counter), 9));
 
   // .npy: versions 1, 2 and 3, scalars, 1-D and 2-D, every dtype size.
   put("npy", npy(std::string("\x01\x00", 2),
