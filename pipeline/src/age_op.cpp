@@ -330,8 +330,7 @@ head_info read_head(const std::string& input) {
   constexpr std::size_t max_header = 1 << 20;
   // Whitespace before an armored file's BEGIN line is allowed (age::dearmor): the armor is looked
   // for in the first 64 bytes after it.
-  std::size_t lead = 0;
-  bool in_lead = true;
+  std::size_t lead = 0;  // the whitespace the input starts with
   while (!end) {
     std::uint8_t b;
     const ssize_t n = ::read(fd, &b, 1);
@@ -344,10 +343,7 @@ head_info read_head(const std::string& input) {
       break;
     }
     h.bytes.push_back(b);
-    if (in_lead && (b == ' ' || b == '\t' || b == '\r' || b == '\n'))
-      ++lead;
-    else
-      in_lead = false;
+    if (lead + 1 == h.bytes.size() && (b == ' ' || b == '\t' || b == '\r' || b == '\n')) ++lead;
     if (h.bytes.size() - lead <= 64 && h.bytes.size() - lead >= 11 &&
         age::is_armored(h.bytes.data(), h.bytes.size())) {
       h.armored = true;
