@@ -16,6 +16,7 @@
 #include <hetpipe/error.hpp>
 
 #include "io/writer.hpp"
+#include "pipeline/src/buffer_pool.hpp"
 #include "pipeline/src/engine.hpp"
 
 #if HETPIPE_WITH_CUDA
@@ -25,6 +26,8 @@
 namespace hetpipe {
 
 namespace {
+
+using detail::buffer_pool;
 
 class prefix_retirer {
  public:
@@ -42,36 +45,6 @@ class prefix_retirer {
   std::mutex mutex_;
   std::set<std::uint64_t> done_;
   std::uint64_t next_ = 0;
-};
-
-// Output buffers come back here once written, and the next chunk's output goes into one: memory
-// that is already mapped. A fresh 4 MiB vector costs 1024 page faults and a zero fill in the
-// kernel (about an eighth of `encrypt`'s time on the 2-core box, measured with perf). Holds at
-// most `limit` bytes of capacity; what does not fit is freed.
-class buffer_pool {
- public:
-  explicit buffer_pool(std::size_t limit) : limit_(limit) {}
-  std::vector<std::byte> take() {
-    std::lock_guard lock(mutex_);
-    if (free_.empty()) return {};
-    std::vector<std::byte> v = std::move(free_.back());
-    free_.pop_back();
-    kept_ -= v.capacity();
-    return v;
-  }
-  void give(std::vector<std::byte>&& v) {
-    v.clear();
-    std::lock_guard lock(mutex_);
-    if (kept_ + v.capacity() > limit_) return;  // the caller frees it
-    free_.push_back(std::move(v));
-    kept_ += free_.back().capacity();
-  }
-
- private:
-  std::mutex mutex_;
-  std::vector<std::vector<std::byte>> free_;
-  std::size_t kept_ = 0;
-  const std::size_t limit_;
 };
 
 // Finished outputs are committed (fsync, rename, folder fsync) on a few threads of their own, not
@@ -347,7 +320,7 @@ class transform_worker final : public detail::gpu_worker {
   void collect(std::span<const chunk_info> infos, unsigned buffer) override {
     impl_->finish(infos, buffer);
     for (std::size_t i = 0; i < infos.size(); ++i) {
-      std::vector<std::byte> out = pool_.take();
+      std::vector<std::byte> out = pool_.take(infos[i].size);
       try {
         impl_->collect(infos[i], i, buffer, out);
       } catch (const input_skipped& e) {
@@ -421,7 +394,7 @@ void detail::run_transform(const transform_op& op, const std::vector<input>& inp
   spec.trace_prefix = trace_prefix;
   spec.host = [&op, &deliver, &skip, &pool](const chunk_info& info, std::span<const std::byte> data,
                                             const std::function<void()>& verify) {
-    std::vector<std::byte> out = pool.take();
+    std::vector<std::byte> out = pool.take(info.size);
     try {
       op.host(info, data, out);
     } catch (const input_skipped& e) {

@@ -10,6 +10,7 @@
 
 #include <hetpipe/hetpipe.hpp>
 
+#include "pipeline/src/buffer_pool.hpp"
 #include "support/matchers.hpp"
 #include "support/options.hpp"
 #include "support/temp_dir.hpp"
@@ -293,5 +294,87 @@ TEST_CASE("a mapped input cut short under a transform's work fails the job and c
     }
     CHECK(!std::filesystem::exists(dir.file("out")));
     CHECK(entries(dir.path()) == 1);  // the input alone: no temporary file left either
+  }
+}
+
+TEST_CASE("the output pool hands out the smallest kept buffer that fits, else the largest",
+          "[pipeline][transform]") {
+  detail::buffer_pool pool(std::size_t{16} << 20);
+  const auto with_capacity = [](std::size_t n) {
+    std::vector<std::byte> v(n);
+    v.resize(n / 2);  // given back holding bytes: take() must hand it out empty
+    return v;
+  };
+  const std::size_t mib = std::size_t{1} << 20;
+  // Too small to keep: a file's empty prologue piece, a short header.
+  pool.give({});
+  pool.give(with_capacity(detail::buffer_pool::min_kept - 1));
+  CHECK(pool.kept_bytes() == 0);
+  CHECK(pool.take(0).capacity() == 0);
+
+  std::vector<std::byte> one = with_capacity(mib), four = with_capacity(4 * mib),
+                         two = with_capacity(2 * mib);
+  const std::byte* at_two = two.data();
+  pool.give(std::move(one));
+  pool.give(std::move(four));
+  pool.give(std::move(two));
+  CHECK(pool.kept_bytes() == 7 * mib);
+
+  std::vector<std::byte> got = pool.take(mib + 1);  // the 2 MiB one: its memory, empty
+  CHECK(got.capacity() == 2 * mib);
+  CHECK(got.data() == at_two);
+  CHECK(got.empty());
+  CHECK(pool.take(5 * mib).capacity() == 4 * mib);  // none holds 5 MiB: the largest
+  CHECK(pool.take(0).capacity() == mib);
+  CHECK(pool.take(0).capacity() == 0);  // none left: a new one
+  CHECK(pool.kept_bytes() == 0);
+
+  // At most `limit` bytes are kept; what does not fit is the caller's to free.
+  for (int i = 0; i < 5; ++i) pool.give(with_capacity(4 * mib));
+  CHECK(pool.kept_bytes() == 16 * mib);
+}
+
+namespace {
+
+// One chunk per file, copied through; counts the chunks whose output vector arrived with room
+// for the output already (memory an earlier output used).
+class copy_op final : public transform_op {
+ public:
+  mutable std::atomic<int> reused{0}, chunks{0};
+  framing frame(std::size_t) const override { return framing::whole_file(); }
+  void host(const chunk_info&, std::span<const std::byte> data,
+            std::vector<std::byte>& out) const override {
+    chunks++;
+    if (out.capacity() >= data.size()) reused++;
+    out.assign(data.begin(), data.end());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a transform's outputs reuse the memory of outputs already written",
+          "[pipeline][transform]") {
+  // Each file's prologue is an empty piece; given back first, it used to stand in for an output
+  // buffer, so every image of a job had its output memory faulted in afresh.
+  test::temp_dir dir;
+  constexpr int files = 48;
+  std::vector<input> in;
+  std::vector<std::string> out;
+  for (int i = 0; i < files; ++i) {
+    const auto bytes = random_bytes(std::size_t{256} << 10, 100 + i);
+    const std::string name = dir.file("in" + std::to_string(i));
+    test::write_file(name, bytes.data(), bytes.size());
+    in.push_back({name});
+    out.push_back(dir.file("out" + std::to_string(i)));
+  }
+  for (unsigned threads : {1u, 2u}) {
+    INFO("threads " << threads);
+    copy_op op;
+    // Two slots: the outputs held for commit are bounded (2 MiB, eight of them), so the lanes
+    // cannot run far ahead of the writes whose memory comes back.
+    run(op, in, out, test::cpu_options(std::size_t{1} << 20, threads, 2));
+    CHECK(op.chunks == files);
+    CHECK(op.reused >= files / 2);
+    CHECK(read_all(out[files - 1]) == random_bytes(std::size_t{256} << 10, 100 + files - 1));
   }
 }
