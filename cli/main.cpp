@@ -138,9 +138,9 @@ int main(int argc, char** argv) {
 
   common sum_opt;
   std::vector<std::string> sum_files;
-  std::string sum_algo = "blake3", sum_check, sum_keyfile;
+  std::string sum_algo = "blake3", sum_check, sum_keyfile, sum_context;
   std::size_t sum_length = 32;
-  bool sum_recursive = false, sum_quiet = false;
+  bool sum_recursive = false, sum_quiet = false, sum_no_names = false, sum_raw = false;
   auto* sum = app.add_subcommand(
       "checksum", "BLAKE3, CRC32C or CRC32 digests, as b3sum / sha256sum print them");
   sum->add_option("files", sum_files, "files (- = stdin; folders with -r)");
@@ -150,7 +150,14 @@ int main(int argc, char** argv) {
   sum->add_option("-c,--check", sum_check, "verify the files listed in SUMFILE ('HEX  NAME')");
   sum->add_flag("--quiet", sum_quiet, "with --check: print only the files that fail");
   sum->add_option("-l,--length", sum_length, "BLAKE3 output bytes (extended output; default 32)");
-  sum->add_option("--keyed", sum_keyfile, "keyed BLAKE3 with the 32-byte key in KEYFILE");
+  auto* keyed_opt =
+      sum->add_option("--keyed", sum_keyfile, "keyed BLAKE3 with the 32-byte key in KEYFILE");
+  auto* derive_opt = sum->add_option("--derive-key", sum_context,
+                                     "BLAKE3 key derivation with this context string: each file "
+                                     "is key material, its digest the derived key");
+  derive_opt->excludes(keyed_opt);
+  sum->add_flag("--no-names", sum_no_names, "print the digests alone, one per line");
+  sum->add_flag("--raw", sum_raw, "write the digest's bytes, not hex (one input only)");
   sum_opt.add(sum);
 
   std::string keygen_out = "-";
@@ -308,6 +315,11 @@ int main(int argc, char** argv) {
       spec.algo = *hetpipe::parse_checksum_algo(sum_algo);
       spec.length = sum_length;
       if (!sum_keyfile.empty()) spec.key = hetpipe::cli::read_key_file(sum_keyfile);
+      if (*derive_opt) spec.derive_key_context = sum_context;
+      if ((sum_no_names || sum_raw) && (!sum_check.empty() || sum_opt.json))
+        throw hetpipe::usage_error(std::string(sum_raw ? "--raw" : "--no-names") +
+                                   " prints digests: not with " +
+                                   (sum_opt.json ? "--json" : "--check"));
       if (!sum_check.empty()) {
         if (!sum_files.empty())
           throw hetpipe::usage_error("--check reads the file names from SUMFILE; give no FILE");
@@ -316,13 +328,22 @@ int main(int argc, char** argv) {
       } else {
         if (sum_files.empty()) sum_files.push_back("-");
         const auto files = hetpipe::expand_paths(sum_files, sum_recursive);
+        if (sum_raw && files.size() != 1)
+          throw hetpipe::usage_error("--raw writes one digest: give one input, not " +
+                                     std::to_string(files.size()));
         const auto results = hetpipe::checksum(files, spec, sum_opt.to_options());
         if (sum_opt.json) {
           std::cout << hetpipe::cli::json_text(hetpipe::cli::to_json(results, spec)) << "\n";
+        } else if (sum_raw) {
+          const auto& d = results.front().digest;
+          std::cout.write(reinterpret_cast<const char*>(d.data()),
+                          static_cast<std::streamsize>(d.size()));
         } else {
           std::string text;
           for (const auto& r : results)
-            text += hetpipe::cli::sum_line(hetpipe::to_hex(r.digest), r.file) + "\n";
+            text += (sum_no_names ? hetpipe::to_hex(r.digest)
+                                  : hetpipe::cli::sum_line(hetpipe::to_hex(r.digest), r.file)) +
+                    "\n";
           std::cout << text;
         }
       }

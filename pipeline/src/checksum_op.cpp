@@ -80,6 +80,9 @@ class checksum_op final : public reduce_op {
     if (spec.key) {
       key_ = b3::keyed(spec.key->data());
       mode_ = b3::flag_keyed_hash;
+    } else if (spec.derive_key_context) {
+      key_ = b3::derive_key_words(*spec.derive_key_context);
+      mode_ = b3::flag_derive_key_material;
     } else {
       key_ = b3::iv_key();
     }
@@ -373,8 +376,11 @@ std::vector<checksum_result> checksum(const std::vector<std::string>& files,
     if (spec.length == 0 || spec.length > max_checksum_length)
       throw usage_error("--length must be between 1 and " + std::to_string(max_checksum_length) +
                         " bytes");
+    if (spec.key && spec.derive_key_context)
+      throw usage_error("--keyed and --derive-key are two modes: give one");
   } else {
     if (spec.key) throw usage_error("a key is for BLAKE3 only (-a blake3)");
+    if (spec.derive_key_context) throw usage_error("--derive-key is for BLAKE3 only (-a blake3)");
     if (spec.length != 32) throw usage_error("--length is for BLAKE3 only (-a blake3)");
   }
   options o = opt;

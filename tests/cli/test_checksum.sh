@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `hetpipe checksum` end to end: digests equal b3sum and zlib, stdin, -r, --check (OK, FAILED,
-# missing, malformed), --json, keyed and extended BLAKE3, bad input. HETPIPE names the binary.
+# missing, malformed), --json, keyed, derived-key and extended BLAKE3, --no-names and --raw, bad
+# input. HETPIPE names the binary.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
@@ -32,6 +33,21 @@ if command -v b3sum >/dev/null; then
   b3sum --keyed "$d/odd" <"$tmp/key" >"$tmp/ref"
   "$HETPIPE" checksum --keyed "$tmp/key" --chunk-size 8K "$d/odd" >"$tmp/got" && cmp -s "$tmp/ref" "$tmp/got" &&
     ok || bad "--keyed differs from b3sum"
+  # b3sum's other mode and output forms: --derive-key (an empty context too), --no-names, --raw.
+  for ctx in "hetpipe test 2026-11-27 context" ""; do
+    b3sum --derive-key "$ctx" "${files[@]}" >"$tmp/ref"
+    "$HETPIPE" checksum --derive-key "$ctx" --chunk-size 4K "${files[@]}" >"$tmp/got" &&
+      cmp -s "$tmp/ref" "$tmp/got" && ok || bad "--derive-key '$ctx' differs from b3sum"
+  done
+  b3sum --no-names --length 40 "${files[@]}" >"$tmp/ref"
+  "$HETPIPE" checksum --no-names --length 40 "${files[@]}" >"$tmp/got" &&
+    cmp -s "$tmp/ref" "$tmp/got" && ok || bad "--no-names differs from b3sum"
+  b3sum --raw --length 77 "$d/m3" >"$tmp/ref"
+  "$HETPIPE" checksum --raw --length 77 "$d/m3" >"$tmp/got" &&
+    cmp -s "$tmp/ref" "$tmp/got" && ok || bad "--raw differs from b3sum"
+  b3sum --raw --derive-key ctx <"$d/odd" >"$tmp/ref"
+  "$HETPIPE" checksum --raw --derive-key ctx <"$d/odd" >"$tmp/got" &&
+    cmp -s "$tmp/ref" "$tmp/got" && ok || bad "--raw --derive-key of stdin differs from b3sum"
 else
   echo "SKIP: b3sum not installed; BLAKE3 compared with the official vectors in test_host only" >&2
 fi
@@ -92,6 +108,12 @@ expect_error "missing file" 1 "nope: no such file or directory" -- checksum "$d/
 head -c 31 "$d/m3" >"$tmp/shortkey"
 expect_error "short key file" 1 "shortkey: .*exactly 32 bytes" -- checksum --keyed "$tmp/shortkey" "$d/one"
 expect_error "--length with crc" 2 "BLAKE3 only" -- checksum -a crc32 --length 8 "$d/one"
+expect_error "--derive-key with crc" 2 "--derive-key is for BLAKE3 only" -- checksum -a crc32c --derive-key c "$d/one"
+expect_error "--derive-key with --keyed" 2 "excludes" -- checksum --derive-key c --keyed "$tmp/shortkey" "$d/one"
+expect_error "--raw of two inputs" 2 "--raw writes one digest: give one input, not 2" -- checksum --raw "$d/one" "$d/k1"
+expect_error "--raw of a folder's files" 2 "--raw writes one digest" -- checksum --raw -r "$d/sub"
+expect_error "--raw with --check" 2 "not with --check" -- checksum --raw --check "$d/one"
+expect_error "--no-names with --json" 2 "not with --json" -- checksum --no-names --json "$d/one"
 
 # An unreadable file (as an unprivileged user when we are root, who reads anything).
 printf 'abcd' >"$tmp/secret"
@@ -111,6 +133,12 @@ import json, sys
 r = json.load(sys.stdin)
 assert r == [{"file": sys.argv[1], "algorithm": "crc32c", "keyed": False, "digest": "e3069283", "bytes": 9}], r
 ' "$d/check9" && ok || bad "--json"
+"$HETPIPE" checksum --json --derive-key "my context" "$d/check9" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+assert len(r) == 1 and r[0]["derive_key_context"] == "my context" and not r[0]["keyed"], r
+assert len(r[0]["digest"]) == 64, r
+' && ok || bad "--json --derive-key"
 
 # --check: all OK, then one changed, one missing, one malformed line.
 (cd "$d" && "$HETPIPE" checksum one odd m3 sub/a >"$tmp/sums") || bad "writing sums"
@@ -158,6 +186,14 @@ if [[ -r /proc/version ]]; then
   [[ $("$HETPIPE" checksum -a crc32 /proc/version | cut -c1-8) == $(python3 -c 'import sys, zlib; print("%08x" % zlib.crc32(open(sys.argv[1], "rb").read()))' /proc/version) ]] &&
     ok || bad "/proc/version: $("$HETPIPE" checksum -a crc32 /proc/version 2>&1)"
 fi
+# --check verifies in the mode given: derived keys are OK under --derive-key with their context,
+# FAILED as plain hashes.
+"$HETPIPE" checksum --derive-key ctx "$d/odd" "$d/one" >"$tmp/dsums" || bad "--derive-key sums"
+"$HETPIPE" checksum --derive-key ctx --check "$tmp/dsums" >"$tmp/out" 2>"$tmp/err" &&
+  [[ $(grep -c ': OK$' "$tmp/out") -eq 2 ]] && ok || bad "--check --derive-key: $(cat "$tmp/out" "$tmp/err")"
+"$HETPIPE" checksum --check "$tmp/dsums" >"$tmp/out" 2>/dev/null
+rc=$?
+((rc == 1)) && [[ $(grep -c ': FAILED$' "$tmp/out") -eq 2 ]] && ok || bad "--check of derived keys as hashes: exit $rc"
 expect_error "--check of a folder" 1 "is a directory" -- checksum --check "$d/sub"
 expect_error "--check with --json" 2 "not --json" -- checksum --check "$tmp/sums" --json
 expect_error "key file a folder" 1 "sub: is a directory" -- checksum --keyed "$d/sub" "$d/one"

@@ -23,16 +23,18 @@ TEST_CASE("GPU and hybrid checksums equal the CPU for every algorithm and chunk 
   }
   std::array<std::uint8_t, 32> key{};
   for (std::size_t i = 0; i < key.size(); ++i) key[i] = static_cast<std::uint8_t>(7 * i + 1);
-  std::vector<checksum_spec> specs(5);
+  std::vector<checksum_spec> specs(6);
   specs[1].length = 200;
   specs[2].key = key;
   specs[3].algo = checksum_algo::crc32;
   specs[4].algo = checksum_algo::crc32c;
+  specs[5].derive_key_context = "hetpipe 2026-11-27 derive_key test";
   for (const auto& spec : specs) {
     const auto want = checksum(files, spec, test::device_options(device_mode::cpu, 1u << 20));
     for (std::size_t chunk : {4096u, 65536u, 1u << 20, 16u << 20})
       for (auto mode : {device_mode::gpu, device_mode::automatic}) {
-        CAPTURE(checksum_algo_name(spec.algo), spec.length, chunk, static_cast<int>(mode));
+        CAPTURE(checksum_algo_name(spec.algo), spec.length, spec.key.has_value(),
+                spec.derive_key_context.has_value(), chunk, static_cast<int>(mode));
         job_report rep;
         const auto got = checksum(files, spec, test::device_options(mode, chunk), &rep);
         for (std::size_t i = 0; i < files.size(); ++i) {

@@ -52,12 +52,16 @@ TEST_CASE("checksum: the official BLAKE3 vectors for every chunk size and thread
       plain.length = vec.cases[0].hash.size();  // the whole extended output
       checksum_spec keyed = plain;
       keyed.key = key;
+      checksum_spec derived = plain;
+      derived.derive_key_context = vec.context;
       const auto h = checksum(files, plain, test::cpu_options(chunk, threads));
       const auto k = checksum(files, keyed, test::cpu_options(chunk, threads));
+      const auto dk = checksum(files, derived, test::cpu_options(chunk, threads));
       for (std::size_t i = 0; i < files.size(); ++i) {
         CAPTURE(vec.cases[i].input_len);
         CHECK(h[i].digest == vec.cases[i].hash);
         CHECK(k[i].digest == vec.cases[i].keyed_hash);
+        CHECK(dk[i].digest == vec.cases[i].derive_key);
         CHECK(h[i].bytes == vec.cases[i].input_len);
       }
     }
@@ -160,4 +164,14 @@ TEST_CASE("checksum: folders, missing files and bad specs", "[checksum]") {
   checksum_spec zero;
   zero.length = 0;
   CHECK_THROWS_AS(checksum({dir.file("d/b")}, zero, test::cpu_options(4096, 1)), usage_error);
+  // derive_key is a BLAKE3 mode, and the other mode besides hash is keyed_hash: one of them.
+  checksum_spec crc_derived{checksum_algo::crc32c};
+  crc_derived.derive_key_context = "ctx";
+  REQUIRE_THROWS_MATCHES(checksum({dir.file("d/b")}, crc_derived, test::cpu_options(4096, 1)),
+                         usage_error, test::what(Catch::Matchers::Contains("BLAKE3 only")));
+  checksum_spec two_modes;
+  two_modes.key = std::array<std::uint8_t, 32>{};
+  two_modes.derive_key_context = "ctx";
+  REQUIRE_THROWS_MATCHES(checksum({dir.file("d/b")}, two_modes, test::cpu_options(4096, 1)),
+                         usage_error, test::what(Catch::Matchers::Contains("give one")));
 }

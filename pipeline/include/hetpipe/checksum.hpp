@@ -19,7 +19,7 @@
 namespace hetpipe {
 
 enum class checksum_algo : std::uint8_t {
-  blake3,  // BLAKE3 (hash or keyed_hash), = b3sum
+  blake3,  // BLAKE3 (hash, keyed_hash or derive_key), = b3sum
   crc32c,  // CRC-32C (Castagnoli, iSCSI), check value 0xE3069283
   crc32,   // CRC-32 (reflected 0x04C11DB7), = zlib's crc32()
 };
@@ -34,6 +34,9 @@ struct checksum_spec {
   checksum_algo algo = checksum_algo::blake3;
   std::size_t length = 32;                          // BLAKE3 output bytes (extended output)
   std::optional<std::array<std::uint8_t, 32>> key;  // BLAKE3 keyed_hash
+  // BLAKE3 derive_key with this context string: each file is key material, its digest the
+  // derived key (b3sum --derive-key). Not with `key`.
+  std::optional<std::string> derive_key_context;
 };
 
 struct checksum_result {
