@@ -66,9 +66,11 @@ PY
 
 gpu=$(gpu_name)
 modes="cpu"
-# mode[:GPU lanes per device]; the 4-lane runs tell whether more lane threads (header parsing,
-# PNG coding, output commits) pay for image jobs.
-[[ -n $gpu ]] && modes="cpu gpu gpu:4 auto auto:4"
+# mode[:GPU lanes per device[:CPU lanes]]; the 4-lane runs tell whether more lane threads (header
+# parsing, PNG coding, output commits) pay for image jobs. By default half the CPU lanes stop once
+# GPU lanes run (their cores go to the reads, copies and writes that feed the GPU); given
+# --cpu-threads, all of them stay: the auto:2:nproc run tells which pays for images.
+[[ -n $gpu ]] && modes="cpu gpu gpu:4 auto auto:4 auto:2:$(nproc)"
 have_cv2=""
 python3 -c 'import cv2' 2>/dev/null && have_cv2=$(python3 -c 'import cv2; print(cv2.__version__)')
 machine_line "$gpu"
@@ -99,8 +101,10 @@ for name in $sets; do
   row "read-only ceiling (bench read)" "$(t "$hp" bench read "$set"/*)"
   sums="" same=1
   for mode in $modes; do
-    m=${mode%%:*} lanes=()
-    [[ $mode == *:* ]] && lanes=(--gpu-lanes "${mode#*:}")
+    IFS=: read -r m g c <<<"$mode"
+    lanes=()
+    [[ -n $g ]] && lanes=(--gpu-lanes "$g")
+    [[ -n $c ]] && lanes+=(--cpu-threads "$c")
     row "image -r --device $m ${lanes[*]}" \
       "$(best "$hp" image --ops "$ops" --device "$m" "${lanes[@]}" --no-progress -r -o "$out" "$set/")"
     [[ $modes == cpu ]] && continue
