@@ -107,7 +107,7 @@ std::array<std::uint8_t, 32> read_key_file(const std::string& path) {
 }
 
 int check_sums(const std::string& sum_file, const checksum_spec& spec, const options& opt,
-               bool quiet, std::ostream& out) {
+               const check_output& how, std::ostream& out) {
   std::ifstream file;
   std::istream* in = &std::cin;
   if (sum_file != "-") {
@@ -142,7 +142,7 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
   // Files that cannot be opened are reported and left out of the job; the rest go in one job.
   std::vector<std::string> names;
   std::vector<std::size_t> which;
-  std::vector<bool> readable(entries.size(), false);
+  std::vector<bool> readable(entries.size(), false), missing(entries.size(), false);
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const std::string& name = entries[i].name;
     // stat first: a folder opens but cannot be read, and opening a FIFO would wait for its writer
@@ -157,6 +157,10 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
         err = errno;
       else
         ::close(fd);
+    }
+    if (err == ENOENT && how.ignore_missing) {
+      missing[i] = true;
+      continue;
     }
     if (err) {
       // The name as the output line shows it: one with a newline stays on one line.
@@ -175,19 +179,24 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
   std::vector<const checksum_result*> by_entry(entries.size(), nullptr);
   for (std::size_t k = 0; k < which.size(); ++k) by_entry[which[k]] = &results[k];
   for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (missing[i]) continue;
+    std::string line;
     bool escaped = false;
     const std::string name = printed_name(entries[i].name, escaped);
-    if (escaped) out << '\\';
     if (!readable[i]) {
       ++unreadable;
-      out << name << ": FAILED open or read\n";
-      continue;
+      line = name + ": FAILED open or read\n";
+    } else {
+      const bool ok = to_hex(by_entry[i]->digest) == entries[i].hex;
+      if (!ok) ++failed;
+      if (!ok || !how.quiet) line = name + (ok ? ": OK\n" : ": FAILED\n");
     }
-    const bool ok = to_hex(by_entry[i]->digest) == entries[i].hex;
-    if (!ok) ++failed;
-    if (!ok || !quiet) out << name << (ok ? ": OK\n" : ": FAILED\n");
+    if (!line.empty() && !how.status) out << (escaped ? "\\" : "") << line;
   }
   out.flush();
+  const bool none_verified = how.ignore_missing && names.empty();
+  if (none_verified) std::fprintf(stderr, "hetpipe: %s: no file was verified\n", sum_file.c_str());
+  if (how.status) return malformed || unreadable || failed || none_verified ? 1 : 0;
   if (malformed)
     std::fprintf(stderr, "hetpipe: WARNING: %zu line%s improperly formatted\n", malformed,
                  malformed == 1 ? " is" : "s are");
@@ -197,7 +206,7 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
   if (failed)
     std::fprintf(stderr, "hetpipe: WARNING: %zu computed checksum%s did NOT match\n", failed,
                  failed == 1 ? "" : "s");
-  return malformed || unreadable || failed ? 1 : 0;
+  return malformed || unreadable || failed || none_verified ? 1 : 0;
 }
 
 }  // namespace hetpipe::cli

@@ -26,10 +26,18 @@ std::optional<sum_entry> parse_sum_line(const std::string& line);
 // Reads the 32-byte key of keyed BLAKE3 from a file (exactly 32 bytes). Throws input_error.
 std::array<std::uint8_t, 32> read_key_file(const std::string& path);
 
+// How --check reports, as sha256sum -c's options of the same names say.
+struct check_output {
+  bool quiet = false;           // no "name: OK" lines
+  bool status = false;          // nothing on `out`, and no WARNING summary: the exit status says
+  bool ignore_missing = false;  // a listed file that does not exist is neither reported nor failed
+};
+
 // --check: verifies every file listed in sum_file; prints "name: OK" / "name: FAILED" (and
 // "FAILED open or read") on `out`, problems on stderr. Returns the exit status (0 all OK, 1
-// otherwise).
+// otherwise: a file failed, could not be read, a line was malformed, or, with ignore_missing,
+// no file was verified).
 int check_sums(const std::string& sum_file, const checksum_spec& spec, const options& opt,
-               bool quiet, std::ostream& out);
+               const check_output& how, std::ostream& out);
 
 }  // namespace hetpipe::cli

@@ -140,7 +140,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> sum_files;
   std::string sum_algo = "blake3", sum_check, sum_keyfile, sum_context;
   std::size_t sum_length = 32;
-  bool sum_recursive = false, sum_quiet = false, sum_no_names = false, sum_raw = false;
+  bool sum_recursive = false, sum_no_names = false, sum_raw = false;
+  hetpipe::cli::check_output sum_how;
   auto* sum = app.add_subcommand(
       "checksum", "BLAKE3, CRC32C or CRC32 digests, as b3sum / sha256sum print them");
   sum->add_option("files", sum_files, "files (- = stdin; folders with -r)");
@@ -148,7 +149,11 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"blake3", "crc32c", "crc32"}));
   sum->add_flag("-r,--recursive", sum_recursive, "walk folders (sorted, links to folders skipped)");
   sum->add_option("-c,--check", sum_check, "verify the files listed in SUMFILE ('HEX  NAME')");
-  sum->add_flag("--quiet", sum_quiet, "with --check: print only the files that fail");
+  sum->add_flag("--quiet", sum_how.quiet, "with --check: print only the files that fail");
+  sum->add_flag("--status", sum_how.status,
+                "with --check: print nothing on stdout; the exit status says whether all passed");
+  sum->add_flag("--ignore-missing", sum_how.ignore_missing,
+                "with --check: skip listed files that do not exist (fail if none is left)");
   sum->add_option("-l,--length", sum_length, "BLAKE3 output bytes (extended output; default 32)");
   auto* keyed_opt =
       sum->add_option("--keyed", sum_keyfile, "keyed BLAKE3 with the 32-byte key in KEYFILE");
@@ -320,11 +325,16 @@ int main(int argc, char** argv) {
         throw hetpipe::usage_error(std::string(sum_raw ? "--raw" : "--no-names") +
                                    " prints digests: not with " +
                                    (sum_opt.json ? "--json" : "--check"));
+      if (sum_check.empty() && (sum_how.quiet || sum_how.status || sum_how.ignore_missing))
+        throw hetpipe::usage_error(std::string(sum_how.quiet    ? "--quiet"
+                                               : sum_how.status ? "--status"
+                                                                : "--ignore-missing") +
+                                   " is for --check");
       if (!sum_check.empty()) {
         if (!sum_files.empty())
           throw hetpipe::usage_error("--check reads the file names from SUMFILE; give no FILE");
         if (sum_opt.json) throw hetpipe::usage_error("--check prints OK/FAILED lines, not --json");
-        rc = hetpipe::cli::check_sums(sum_check, spec, sum_opt.to_options(), sum_quiet, std::cout);
+        rc = hetpipe::cli::check_sums(sum_check, spec, sum_opt.to_options(), sum_how, std::cout);
       } else {
         if (sum_files.empty()) sum_files.push_back("-");
         const auto files = hetpipe::expand_paths(sum_files, sum_recursive);

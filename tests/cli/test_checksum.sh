@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `hetpipe checksum` end to end: digests equal b3sum and zlib, stdin, -r, --check (OK, FAILED,
-# missing, malformed), --json, keyed, derived-key and extended BLAKE3, --no-names and --raw, bad
-# input. HETPIPE names the binary.
+# missing, malformed; --quiet, --status, --ignore-missing), --json, keyed, derived-key and
+# extended BLAKE3, --no-names and --raw, bad input. HETPIPE names the binary.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
@@ -154,6 +154,35 @@ rc=$?
   grep -q "sums2:5: not a blake3 checksum line" "$tmp/err" && grep -q "gone: no such file" "$tmp/err" &&
   grep -q "1 computed checksum did NOT match" "$tmp/err" && ok ||
   bad "--check failures: rc $rc: $(cat "$tmp/out" "$tmp/err")"
+# As sha256sum -c takes them: --quiet drops the OK lines; --status prints nothing on stdout and
+# no WARNING summary, the exit status tells; --ignore-missing passes over files that do not exist
+# (a changed one still fails), and fails when no file is left to verify.
+(cd "$d" && "$HETPIPE" checksum --check "$tmp/sums2" --quiet) >"$tmp/out" 2>/dev/null
+rc=$?
+[[ $rc -eq 1 && $(cat "$tmp/out") == $'odd2: FAILED\ngone: FAILED open or read' ]] && ok ||
+  bad "--check --quiet: rc $rc: $(cat "$tmp/out")"
+(cd "$d" && "$HETPIPE" checksum --check "$tmp/sums2" --status) >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && ! -s "$tmp/out" ]] && ! grep -q WARNING "$tmp/err" && ok ||
+  bad "--check --status, failures: rc $rc: $(cat "$tmp/out" "$tmp/err")"
+(cd "$d" && "$HETPIPE" checksum --check "$tmp/sums" --status) >"$tmp/out" 2>"$tmp/err" &&
+  [[ ! -s "$tmp/out" && ! -s "$tmp/err" ]] && ok || bad "--check --status, all OK: $(cat "$tmp/out" "$tmp/err")"
+sed -e 's# odd$# gone#' "$tmp/sums" >"$tmp/sums5"
+(cd "$d" && "$HETPIPE" checksum --check "$tmp/sums5" --ignore-missing) >"$tmp/out" 2>"$tmp/err" &&
+  [[ $(cat "$tmp/out") == $'one: OK\nm3: OK\nsub/a: OK' && ! -s "$tmp/err" ]] && ok ||
+  bad "--check --ignore-missing: $(cat "$tmp/out" "$tmp/err")"
+head -4 "$tmp/sums2" >"$tmp/sums6"  # one, odd2 (changed), m3, gone
+(cd "$d" && "$HETPIPE" checksum --check "$tmp/sums6" --ignore-missing) >"$tmp/out" 2>/dev/null
+rc=$?
+[[ $rc -eq 1 && $(cat "$tmp/out") == $'one: OK\nodd2: FAILED\nm3: OK' ]] && ok ||
+  bad "--check --ignore-missing with a changed file: rc $rc: $(cat "$tmp/out")"
+grep ' gone$' "$tmp/sums5" >"$tmp/sums7"
+(cd "$d" && "$HETPIPE" checksum --check "$tmp/sums7" --ignore-missing) >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && ! -s "$tmp/out" ]] && grep -q "sums7: no file was verified" "$tmp/err" && ok ||
+  bad "--check --ignore-missing, none left: rc $rc: $(cat "$tmp/out" "$tmp/err")"
+expect_error "--status without --check" 2 "--status is for --check" -- checksum --status "$d/one"
+expect_error "--ignore-missing without --check" 2 "--ignore-missing is for --check" -- checksum --ignore-missing "$d/one"
 
 # A folder listed in SUMFILE is a failure like a missing file; the others are still checked (it
 # once ended the whole check with "is a directory").
