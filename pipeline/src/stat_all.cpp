@@ -8,13 +8,16 @@
 
 namespace hetpipe::detail {
 
+int path_threads(std::size_t n) {
+  constexpr std::size_t per_thread = 256;
+  return static_cast<int>(std::clamp<std::size_t>(
+      n / per_thread, 1, std::max(1u, std::thread::hardware_concurrency())));
+}
+
 std::vector<path_stat> stat_all(const std::vector<std::string>& paths) {
   std::vector<path_stat> out(paths.size());
-  // A stat is a few microseconds of path lookup in the kernel: threads pay off only for many.
-  constexpr std::size_t per_thread = 256;
   const auto n = static_cast<long>(paths.size());
-  const int threads = static_cast<int>(std::clamp<std::size_t>(
-      paths.size() / per_thread, 1, std::max(1u, std::thread::hardware_concurrency())));
+  const int threads = path_threads(paths.size());
 #pragma omp parallel for num_threads(threads) schedule(static, 64) if (threads > 1)
   for (long i = 0; i < n; ++i)
     if (::stat(paths[i].c_str(), &out[i].st) != 0) out[i].error = errno;

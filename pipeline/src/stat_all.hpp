@@ -23,4 +23,8 @@ struct path_stat {
 // there are many. Never throws for a path that cannot be stat'ed: its entry says why.
 std::vector<path_stat> stat_all(const std::vector<std::string>& paths);
 
+// The threads for n calls of a few microseconds of path lookup each (a stat, an open): threads
+// pay off only for many.
+int path_threads(std::size_t n);
+
 }  // namespace hetpipe::detail

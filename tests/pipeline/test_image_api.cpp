@@ -296,6 +296,25 @@ TEST_CASE("plan_images keeps names and folder layout, refuses clashes", "[pipeli
       plan_images({dir.file("in/x.pgm")}, false, dir.file("in"), image_output::same), usage_error,
       test::what(Contains("is its own input")));
   CHECK(fs::exists(dir.file("in/x.pgm")));
+
+  // Many files are checked on several threads; the error still names the first in order, and a
+  // relative output folder resolves where an absolute one does.
+  fs::create_directories(dir.path() / "many");
+  for (int i = 0; i < 600; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "many/m%03d.pgm", i);
+    test::write_bytes(dir.file(name), {'P'});
+  }
+  CHECK_THROWS_MATCHES(
+      plan_images({dir.file("many")}, true, dir.file("many"), image_output::same), usage_error,
+      test::what(Contains("the output " + dir.file("many/m000.pgm") + " is its own input")));
+  CHECK(plan_images({dir.file("many")}, true, dir.file("o"), image_output::same).size() == 600);
+  const fs::path cwd = fs::current_path();
+  fs::current_path(dir.path());
+  CHECK_THROWS_MATCHES(
+      plan_images({"in/x.pgm", dir.file("in/x.pgm")}, false, "o", image_output::same), usage_error,
+      test::what(Contains("would both be written to")));
+  fs::current_path(cwd);
 }
 
 TEST_CASE("check_image_spec refuses bad ops and levels", "[pipeline][image]") {
