@@ -505,11 +505,11 @@ std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool 
     for (const auto& f : found)
       out.push_back({f.string(), (dest / with_format(f.lexically_relative(p), format)).string()});
   }
-  // Two inputs into one output, or an output over its own input: refused before anything runs.
-  // An output is its folder's canonical path and its name (a commit renames onto that name, so a
-  // link there is replaced, not followed); the folders are resolved once each (a file's own
-  // resolution took 5 stats and 3 readlinks).
-  // Whether an output is its own input (two stats each), on several threads for many files.
+  // Two inputs into one output, or an output over its own input: refused before anything runs,
+  // the first in order. Whether an output is its own input takes two stats: on several threads
+  // for many files. An output is its folder's canonical path and its name (a commit renames onto
+  // that name, so a link there is replaced, not followed); the folders are resolved once each (a
+  // file's own resolution took 5 stats and 3 readlinks).
   std::vector<char> own(out.size(), 0);
   host::parallel_for(out.size(), detail::path_threads(out.size()), [&](std::size_t i) {
     std::error_code ec;
