@@ -260,6 +260,8 @@ class xor_op final : public transform_op {
   std::set<std::size_t> skip_at_stage, skip_at_collect;  // inputs refused (on the host too)
   hooks on;
   mutable std::atomic<std::uint64_t> device_chunks{0}, host_chunks{0}, prepared{0}, finished{0};
+  // Device chunks whose output vector came with room for the output (memory of a written one).
+  mutable std::atomic<std::uint64_t> device_reused{0};
   mutable std::atomic<std::uint64_t> refused_at_stage{0};  // by a GPU lane's stage()
   std::size_t staged_hint = 0;  // staged_bytes() of every chunk, when not 0
   std::size_t budget = 0;       // batch_budget() of every chunk
@@ -402,6 +404,7 @@ void xor_device::collect(const chunk_info& info, std::size_t i, unsigned buffer,
   if (op_.skip_at_collect.count(info.input))
     throw input_skipped(numbered("input ", info.input), "refused (test)");
   const auto* p = static_cast<const std::byte*>(h_out_[buffer].get()) + out_[buffer][i];
+  if (out.capacity() >= info.size + 8) op_.device_reused++;
   out.assign(p, p + info.size + 8);
   op_.device_chunks++;
 }
@@ -1039,6 +1042,28 @@ TEST_CASE_METHOD(fake_device_fixture,
   CHECK(names_in(dir.path()) == std::set<std::string>{"in"});
   CHECK(fc::stats().live_device_allocs == 0);
   CHECK(fc::stats().live_pinned_allocs == 0);
+}
+
+TEST_CASE_METHOD(fake_device_fixture,
+                 "GPU lanes collect outputs into the memory of outputs already written",
+                 "[fake_gpu]") {
+  // One chunk per file, each file with its (empty) prologue piece: the pool of written outputs
+  // once handed those out first, so no output reused memory.
+  test::temp_dir dir;
+  constexpr int files = 48;
+  std::vector<input> in;
+  std::vector<std::string> out;
+  for (int i = 0; i < files; ++i) {
+    in.push_back({dir.file("in" + std::to_string(i))});
+    out.push_back(dir.file("out" + std::to_string(i)));
+    test::write_bytes(in.back().path, test::random_bytes(200'000, 50 + i));
+  }
+  xor_op op;
+  op.host_seventh = false;
+  op.expand = false;
+  run(op, in, out, lane_options(device_mode::gpu, 1 << 18, 4, 1, 2));
+  CHECK(op.device_chunks == files);
+  CHECK(op.device_reused >= files / 2);
 }
 
 TEST_CASE_METHOD(fake_device_fixture, "cancelling a job with GPU lanes stops it cleanly",
