@@ -314,13 +314,22 @@ writer::writer(std::string path, unsigned max_pending) : impl_(std::make_unique<
   impl& m = *impl_;
   m.path = std::move(path);
   m.max_pending = std::max(1u, max_pending);
-  struct stat existing;
+  // What the path is now, from one lstat (an output that does not exist yet, the common case,
+  // costs that alone), and what a link there names.
+  struct stat lsb {};
+  struct stat existing {};
+  const bool there = m.path != "-" && ::lstat(m.path.c_str(), &lsb) == 0;
+  const bool link = there && S_ISLNK(lsb.st_mode);
+  bool named = there;  // `existing` is what the path names (a dangling link names nothing)
+  if (link)
+    named = ::stat(m.path.c_str(), &existing) == 0;
+  else if (there)
+    existing = lsb;
   if (m.path == "-") {
     m.stream = true;
     m.owns_fd = false;
     m.fd = STDOUT_FILENO;
-  } else if (::stat(m.path.c_str(), &existing) == 0 && !S_ISREG(existing.st_mode) &&
-             !S_ISDIR(existing.st_mode)) {
+  } else if (named && !S_ISREG(existing.st_mode) && !S_ISDIR(existing.st_mode)) {
     // A device or FIFO is written to, as `cp` and shells do: renamed onto, a temporary file would
     // replace it (as root, /dev/null itself). A FIFO's open waits for its reader.
     m.stream = true;
@@ -331,20 +340,16 @@ writer::writer(std::string path, unsigned max_pending) : impl_(std::make_unique<
     // goes beside the file it names and is renamed onto that file (renamed onto the link, it
     // would replace the link).
     m.target = m.path;
-    struct stat lsb;
-    if (::lstat(m.path.c_str(), &lsb) == 0 && S_ISLNK(lsb.st_mode)) {
-      struct stat sb;
+    if (link && named && S_ISREG(existing.st_mode)) {
       char* real = ::realpath(m.path.c_str(), nullptr);
-      if (real && ::stat(real, &sb) == 0 && S_ISREG(sb.st_mode)) m.target = real;
+      if (real) m.target = real;
       std::free(real);
     }
     const std::string& dest = m.target;
     auto slash = dest.rfind('/');
     std::string base = slash == std::string::npos ? dest : dest.substr(slash + 1);
     m.dir = slash == std::string::npos ? "." : slash == 0 ? "/" : dest.substr(0, slash);
-    struct stat sb;
-    if (base.empty() || base == "." || base == ".." ||
-        (::stat(dest.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode)))
+    if (base.empty() || base == "." || base == ".." || (named && S_ISDIR(existing.st_mode)))
       throw io_error(m.path, "is a directory", UV_EISDIR);
     std::string prefix =
         (slash == std::string::npos ? "" : dest.substr(0, slash + 1)) + "." + base + ".hetpipe-";

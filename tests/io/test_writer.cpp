@@ -170,6 +170,11 @@ TEST_CASE("A symbolic link to a file is written through, and stays a link", "[io
   d.commit();
   REQUIRE(::lstat(dir.file("dangling").c_str(), &lsb) == 0);
   CHECK(S_ISREG(lsb.st_mode));
+  // A link to a folder names a folder: refused, and the link stays.
+  REQUIRE(::symlink("sub", dir.file("to_folder").c_str()) == 0);
+  REQUIRE_THROWS_WITH(writer(dir.file("to_folder")), Catch::Matchers::Contains("is a directory"));
+  REQUIRE(::lstat(dir.file("to_folder").c_str(), &lsb) == 0);
+  CHECK(S_ISLNK(lsb.st_mode));
 }
 
 TEST_CASE("A FIFO or a device is written in place, never replaced", "[io][writer]") {
