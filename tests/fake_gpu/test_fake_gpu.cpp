@@ -1051,17 +1051,11 @@ TEST_CASE_METHOD(fake_device_fixture,
   // once handed those out first, so no output reused memory.
   test::temp_dir dir;
   constexpr int files = 48;
-  std::vector<input> in;
-  std::vector<std::string> out;
-  for (int i = 0; i < files; ++i) {
-    in.push_back({dir.file("in" + std::to_string(i))});
-    out.push_back(dir.file("out" + std::to_string(i)));
-    test::write_bytes(in.back().path, test::random_bytes(200'000, 50 + i));
-  }
+  const auto job = test::write_numbered_files(dir, files, 200'000, 50);
   xor_op op;
   op.host_seventh = false;
   op.expand = false;
-  run(op, in, out, lane_options(device_mode::gpu, 1 << 18, 4, 1, 2));
+  run(op, job.inputs, job.outputs, lane_options(device_mode::gpu, 1 << 18, 4, 1, 2));
   CHECK(op.device_chunks == files);
   CHECK(op.device_reused >= files / 2);
 }

@@ -358,23 +358,16 @@ TEST_CASE("a transform's outputs reuse the memory of outputs already written",
   // buffer, so every image of a job had its output memory faulted in afresh.
   test::temp_dir dir;
   constexpr int files = 48;
-  std::vector<input> in;
-  std::vector<std::string> out;
-  for (int i = 0; i < files; ++i) {
-    const auto bytes = random_bytes(std::size_t{256} << 10, 100 + i);
-    const std::string name = dir.file("in" + std::to_string(i));
-    test::write_file(name, bytes.data(), bytes.size());
-    in.push_back({name});
-    out.push_back(dir.file("out" + std::to_string(i)));
-  }
+  const auto job = test::write_numbered_files(dir, files, std::size_t{256} << 10, 100);
   for (unsigned threads : {1u, 2u}) {
     INFO("threads " << threads);
     copy_op op;
     // Two slots: the outputs held for commit are bounded (2 MiB, eight of them), so the lanes
     // cannot run far ahead of the writes whose memory comes back.
-    run(op, in, out, test::cpu_options(std::size_t{1} << 20, threads, 2));
+    run(op, job.inputs, job.outputs, test::cpu_options(std::size_t{1} << 20, threads, 2));
     CHECK(op.chunks == files);
     CHECK(op.reused >= files / 2);
-    CHECK(read_all(out[files - 1]) == random_bytes(std::size_t{256} << 10, 100 + files - 1));
+    CHECK(test::file_bytes(job.outputs[files - 1]) ==
+          test::random_bytes(std::size_t{256} << 10, 100 + files - 1));
   }
 }

@@ -15,6 +15,8 @@
 
 #include <hetpipe/stats.hpp>
 
+#include "support/random.hpp"
+
 namespace hetpipe::test {
 
 class temp_dir {
@@ -39,6 +41,24 @@ inline void write_file(const std::string& path, const void* data, std::size_t n)
   std::ofstream f(path, std::ios::binary);
   f.write(static_cast<const char*>(data), static_cast<std::streamsize>(n));
   if (!f) throw std::runtime_error("cannot write " + path);
+}
+
+// n files in0, in1, ... of `bytes` random bytes each (random_bytes with seeds seed, seed + 1,
+// ...) in dir, as a transform's inputs, and the names out0, out1, ... beside them as its outputs.
+struct numbered_files {
+  std::vector<input> inputs;
+  std::vector<std::string> outputs;
+};
+inline numbered_files write_numbered_files(const temp_dir& dir, int n, std::size_t bytes,
+                                           std::uint64_t seed) {
+  numbered_files f;
+  for (int i = 0; i < n; ++i) {
+    f.inputs.push_back({dir.file("in" + std::to_string(i))});
+    f.outputs.push_back(dir.file("out" + std::to_string(i)));
+    const auto b = random_bytes(bytes, seed + static_cast<std::uint64_t>(i));
+    write_file(f.inputs.back().path, b.data(), b.size());
+  }
+  return f;
 }
 
 inline std::vector<std::uint8_t> file_bytes(const std::string& path) {
