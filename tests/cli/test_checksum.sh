@@ -112,8 +112,8 @@ expect_error "--derive-key with crc" 2 "--derive-key is for BLAKE3 only" -- chec
 expect_error "--derive-key with --keyed" 2 "excludes" -- checksum --derive-key c --keyed "$tmp/shortkey" "$d/one"
 expect_error "--raw of two inputs" 2 "--raw writes one digest: give one input, not 2" -- checksum --raw "$d/one" "$d/k1"
 expect_error "--raw of a folder's files" 2 "--raw writes one digest" -- checksum --raw -r "$d/sub"
-expect_error "--raw with --check" 2 "not with --check" -- checksum --raw --check "$d/one"
-expect_error "--no-names with --json" 2 "not with --json" -- checksum --no-names --json "$d/one"
+expect_error "--raw with --check" 2 "--check excludes --raw" -- checksum --raw --check "$d/one"
+expect_error "--no-names with --json" 2 "--no-names excludes --json" -- checksum --no-names --json "$d/one"
 
 # An unreadable file (as an unprivileged user when we are root, who reads anything).
 printf 'abcd' >"$tmp/secret"
@@ -181,8 +181,9 @@ grep ' gone$' "$tmp/sums5" >"$tmp/sums7"
 rc=$?
 [[ $rc -eq 1 && ! -s "$tmp/out" ]] && grep -q "sums7: no file was verified" "$tmp/err" && ok ||
   bad "--check --ignore-missing, none left: rc $rc: $(cat "$tmp/out" "$tmp/err")"
-expect_error "--status without --check" 2 "--status is for --check" -- checksum --status "$d/one"
-expect_error "--ignore-missing without --check" 2 "--ignore-missing is for --check" -- checksum --ignore-missing "$d/one"
+expect_error "--status without --check" 2 "--status requires --check" -- checksum --status "$d/one"
+expect_error "--ignore-missing without --check" 2 "--ignore-missing requires --check" -- checksum --ignore-missing "$d/one"
+expect_error "--quiet without --check" 2 "--quiet requires --check" -- checksum --quiet "$d/one"
 
 # A folder listed in SUMFILE is a failure like a missing file; the others are still checked (it
 # once ended the whole check with "is a directory").
