@@ -297,8 +297,7 @@ TEST_CASE("plan_images keeps names and folder layout, refuses clashes", "[pipeli
       test::what(Contains("is its own input")));
   CHECK(fs::exists(dir.file("in/x.pgm")));
 
-  // Many files are checked on several threads; the error still names the first in order, and a
-  // relative output folder resolves where an absolute one does.
+  // Many files are checked on several threads; the error still names the first in order.
   fs::create_directories(dir.path() / "many");
   for (int i = 0; i < 600; ++i) {
     char name[32];
@@ -309,12 +308,19 @@ TEST_CASE("plan_images keeps names and folder layout, refuses clashes", "[pipeli
       plan_images({dir.file("many")}, true, dir.file("many"), image_output::same), usage_error,
       test::what(Contains("the output " + dir.file("many/m000.pgm") + " is its own input")));
   CHECK(plan_images({dir.file("many")}, true, dir.file("o"), image_output::same).size() == 600);
+  // Output folders are compared resolved: with a relative -o whose subfolder "sub" is a link to
+  // the folder itself, two/a.pgm and two/sub/a.pgm would both be written to one file.
+  fs::create_directories(dir.path() / "two/sub");
+  test::write_bytes(dir.file("two/a.pgm"), {'P'});
+  test::write_bytes(dir.file("two/sub/a.pgm"), {'P'});
+  fs::create_directories(dir.path() / "p");
+  fs::create_directory_symlink(".", dir.path() / "p/sub");
   const fs::path cwd = fs::current_path();
   fs::current_path(dir.path());
-  CHECK_THROWS_MATCHES(
-      plan_images({"in/x.pgm", dir.file("in/x.pgm")}, false, "o", image_output::same), usage_error,
-      test::what(Contains("would both be written to")));
+  CHECK_THROWS_MATCHES(plan_images({"two"}, true, "p", image_output::same), usage_error,
+                       test::what(Contains("would both be written to")));
   fs::current_path(cwd);
+  CHECK(plan_images({dir.file("two")}, true, dir.file("q"), image_output::same).size() == 2);
 }
 
 TEST_CASE("check_image_spec refuses bad ops and levels", "[pipeline][image]") {
