@@ -3,7 +3,7 @@
 # run every test (the [gpu] ones included), then the benchmarks. Logs go to $OUT.
 #   here, once:  ../shared/offline-prefix.sh .deps $(grep -v '^#' scripts/deps-offline.txt)
 #   device run:  scripts/device-run.sh            (carry .deps)
-# Sections: stats checksum encrypt image ceiling chunks fixed ab long shapes sweep disk (default "stats checksum encrypt").
+# Sections: stats checksum encrypt image ceiling chunks fixed ab long shapes sweep disk touch (default "stats checksum encrypt").
 # A session has about 15 minutes of device time, a machine starts in about 30 s and goes back 30 s
 # after a call: one full call fits, e.g. (2026-11-26, 238 s on the H200 machine)
 #   DEADLINE=245 BUILD_TARGETS="hetpipe_cli test_gpu" SECTIONS="stats ceiling checksum image
@@ -333,6 +333,19 @@ sec_sweep() {
   done >"$out/sweep-raw.txt"
   medians "$out/sweep-raw.txt"
   } 2>&1 | tee "$out/sweep.txt"
+}
+
+sec_touch() {
+  # What new memory costs here, on 1 and on all cores at once (bench/touch.cpp): anonymous pages
+  # (a fresh output buffer), with and without MADV_HUGEPAGE, memory touched before, and new
+  # tmpfs pages (an output file). The 2-core box: 2.7-2.8 GB/s a thread for anonymous pages, 2.1
+  # for a new /dev/shm file, 40 for a memset of touched memory. A CPU lane took 0.5 s per 8192^2
+  # image here with 16 lanes busy (each output then new memory) against 0.1 s there: do 16
+  # threads that fault at once slow each other here?
+  step "touch: new memory, 1 and $(nproc) threads"
+  if g++ -O2 -std=c++20 -pthread bench/touch.cpp -o /tmp/touch; then
+    timeout $(tmo 60) /tmp/touch 256 /dev/shm 2>&1 | tee "$out/touch.txt"
+  fi
 }
 
 sec_disk() {
