@@ -5,18 +5,16 @@
 // turns the reader's window into a bound on how far ahead of the oldest unfinished chunk any
 // output can be: a writer never queues more than `window` pieces, so lanes never block on it.
 #include <algorithm>
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <set>
 #include <stdexcept>
-#include <thread>
 #include <utility>
 
 #include <hetpipe/error.hpp>
 
 #include "io/writer.hpp"
 #include "pipeline/src/buffer_pool.hpp"
+#include "pipeline/src/committer.hpp"
 #include "pipeline/src/engine.hpp"
 
 #if HETPIPE_WITH_CUDA
@@ -28,6 +26,7 @@ namespace hetpipe {
 namespace {
 
 using detail::buffer_pool;
+using detail::committer;
 
 class prefix_retirer {
  public:
@@ -45,105 +44,6 @@ class prefix_retirer {
   std::mutex mutex_;
   std::set<std::uint64_t> done_;
   std::uint64_t next_ = 0;
-};
-
-// Finished outputs are committed (fsync, rename, folder fsync) on a few threads of their own, not
-// on the lane that delivered the last chunk: on ext4 an fsync takes the better part of a
-// millisecond, and fsyncs from several threads share journal commits (500 small images to ext4
-// on the 2-core box: 0.75 s with lanes committing, 0.29 s with no fsync at all). At most
-// `max_pending` outputs wait, holding at most `max_bytes` of output not yet written (a small
-// output's writer keeps its bytes until commit() writes them: see io/writer.cpp), or one output
-// whatever its size. The first failure fails the job through on_error and is rethrown by
-// finish().
-class committer {
- public:
-  committer(unsigned threads, std::size_t max_pending, std::uint64_t max_bytes,
-            std::function<void(std::exception_ptr)> on_error)
-      : threads_(threads),
-        max_pending_(max_pending),
-        max_bytes_(max_bytes),
-        on_error_(std::move(on_error)) {}
-  ~committer() {
-    try {
-      finish();
-    } catch (...) {  // already reported through on_error
-    }
-  }
-  committer(const committer&) = delete;
-  committer& operator=(const committer&) = delete;
-
-  void submit(io::writer* w) {
-    std::unique_lock lock(mutex_);
-    if (closing_) {  // finished already: commit here
-      lock.unlock();
-      w->commit();
-      return;
-    }
-    if (workers_.empty())
-      for (unsigned t = 0; t < threads_; ++t) workers_.emplace_back([this] { work(); });
-    const std::uint64_t bytes = w->bytes_queued();
-    room_.wait(lock, [&] {
-      return queue_.size() < max_pending_ && (held_ == 0 || held_ + bytes <= max_bytes_);
-    });
-    queue_.push_back({w, bytes});
-    held_ += bytes;
-    ready_.notify_one();
-  }
-
-  // Commits what is queued and waits for it; rethrows the first failure.
-  void finish() {
-    {
-      std::lock_guard lock(mutex_);
-      closing_ = true;
-    }
-    ready_.notify_all();
-    for (auto& t : workers_) t.join();
-    workers_.clear();
-    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
-  }
-
- private:
-  void work() {
-    std::unique_lock lock(mutex_);
-    while (true) {
-      ready_.wait(lock, [&] { return closing_ || !queue_.empty(); });
-      if (queue_.empty()) return;
-      const auto [w, bytes] = queue_.front();
-      queue_.pop_front();
-      lock.unlock();
-      std::exception_ptr failure;
-      try {
-        w->commit();
-      } catch (...) {
-        failure = std::current_exception();
-      }
-      lock.lock();
-      held_ -= bytes;  // written (or dropped) now
-      room_.notify_all();
-      if (failure) {
-        if (!error_) error_ = failure;
-        lock.unlock();
-        on_error_(failure);
-        lock.lock();
-      }
-    }
-  }
-
-  const unsigned threads_;
-  const std::size_t max_pending_;
-  const std::uint64_t max_bytes_;
-  std::function<void(std::exception_ptr)> on_error_;
-  std::mutex mutex_;
-  std::condition_variable ready_, room_;
-  struct waiting {
-    io::writer* w;
-    std::uint64_t bytes;  // its output bytes not yet written when it was queued
-  };
-  std::deque<waiting> queue_;
-  std::uint64_t held_ = 0;  // bytes of the outputs queued or being committed
-  bool closing_ = false;
-  std::exception_ptr error_;
-  std::vector<std::thread> workers_;
 };
 
 // Each output is written as pieces 0 (the operator's prologue), 1 + chunk index, ...
@@ -244,7 +144,7 @@ class outputs_state {
     }
     if (!w) return;
     if (committer_)
-      committer_->submit(w);
+      committer_->submit([w] { w->commit(); }, w->bytes_queued());
     else
       w->commit();
   }
@@ -371,10 +271,13 @@ void detail::run_transform(const transform_op& op, const std::vector<input>& inp
   // the engine goes first (its lanes were joined) and this then commits the outputs that were
   // complete, as the lanes would have.
   // Outputs waiting for a commit hold at most what the input pool holds (slots x chunk size).
-  committer commits(4, 64, std::uint64_t{o.slots} * o.chunk_size, [&](std::exception_ptr error) {
-    std::lock_guard lock(trace_mutex);
-    if (tracing) tracing->fail(error);
-  });
+  // As many commit threads as I/O threads (cores, 4..16 by default), at least 4: they write the
+  // outputs, and one thread writes new tmpfs pages at about 2 GB/s (committer.hpp).
+  committer commits(std::clamp(o.io_threads, 4u, 64u), 64, std::uint64_t{o.slots} * o.chunk_size,
+                    [&](std::exception_ptr error) {
+                      std::lock_guard lock(trace_mutex);
+                      if (tracing) tracing->fail(error);
+                    });
   outs.commit_through(&commits);
   prefix_retirer retirer;
   auto deliver = [&](const chunk_info& info, std::vector<std::byte> bytes) {

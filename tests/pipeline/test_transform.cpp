@@ -4,13 +4,17 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <thread>
 
 #include <hetpipe/hetpipe.hpp>
 
 #include "pipeline/src/buffer_pool.hpp"
+#include "pipeline/src/committer.hpp"
 #include "support/matchers.hpp"
 #include "support/options.hpp"
 #include "support/temp_dir.hpp"
@@ -332,6 +336,93 @@ TEST_CASE("the output pool hands out the smallest kept buffer that fits, else th
   // At most `limit` bytes are kept; what does not fit is the caller's to free.
   for (int i = 0; i < 5; ++i) pool.give(with_capacity(4 * mib));
   CHECK(pool.kept_bytes() == 16 * mib);
+}
+
+TEST_CASE("the committer runs as many commits at once as it has threads, and no more",
+          "[pipeline][transform]") {
+  // Each commit waits (up to 5 s) until `threads` commits have started: with fewer threads than
+  // asked for, the first ones wait in vain and say so.
+  const unsigned threads = GENERATE(1u, 3u, 8u);
+  std::mutex m;
+  std::condition_variable cv;
+  unsigned started = 0, running = 0, most = 0;
+  int waited_in_vain = 0;
+  std::vector<std::exception_ptr> errors;
+  {
+    detail::committer commits(threads, 64, std::uint64_t{1} << 30,
+                              [&](std::exception_ptr e) { errors.push_back(e); });
+    for (unsigned i = 0; i < 3 * threads; ++i)
+      commits.submit(
+          [&, wave = i / threads] {
+            std::unique_lock lock(m);
+            ++started;
+            most = std::max(most, ++running);
+            cv.notify_all();
+            if (!cv.wait_for(lock, std::chrono::seconds(5),
+                             [&] { return started >= (wave + 1) * threads; }))
+              ++waited_in_vain;
+            --running;
+          },
+          1);
+    commits.finish();
+  }
+  CHECK(started == 3 * threads);
+  CHECK(waited_in_vain == 0);
+  CHECK(most == threads);
+  CHECK(errors.empty());
+}
+
+TEST_CASE("the committer holds at most max_bytes of outputs, and rethrows the first failure",
+          "[pipeline][transform]") {
+  std::mutex m;
+  std::condition_variable cv;
+  bool release = false;
+  std::atomic<int> ran{0};
+  std::vector<std::string> reported;
+  const auto report = [&](std::exception_ptr e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      reported.emplace_back(x.what());
+    }
+  };
+  detail::committer commits(4, 64, 100, report);
+  commits.submit(
+      [&] {
+        std::unique_lock lock(m);
+        cv.wait(lock, [&] { return release; });
+        ran++;
+      },
+      60);
+  std::atomic<bool> second_queued{false};
+  std::thread t([&] {
+    commits.submit([&] { ran++; }, 60);  // 60 + 60 > 100: waits for the first to finish
+    second_queued = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK_FALSE(second_queued.load());
+  {
+    std::lock_guard lock(m);
+    release = true;
+  }
+  cv.notify_all();
+  t.join();
+  CHECK(second_queued.load());
+  CHECK_NOTHROW(commits.finish());
+  CHECK(ran == 2);
+  commits.submit([&] { ran++; }, 0);  // after finish(): committed here, at once
+  CHECK(ran == 3);
+
+  // One thread, so that "first" fails first: the job hears of both, and finish() rethrows the
+  // first, once; the commits after a failure still run.
+  detail::committer one(1, 64, 100, report);
+  one.submit([] { throw std::runtime_error("first"); }, 0);
+  one.submit([] { throw std::runtime_error("second"); }, 0);
+  one.submit([&] { ran++; }, 0);
+  CHECK_THROWS_WITH(one.finish(), "first");
+  CHECK(ran == 4);
+  CHECK(reported == std::vector<std::string>{"first", "second"});
+  CHECK_NOTHROW(one.finish());
 }
 
 namespace {
