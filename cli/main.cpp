@@ -35,7 +35,9 @@ struct common {
         "bytes per chunk (K/M/G suffixes; default 2M with GPU lanes; without, 4M with --reads "
         "map, 1M otherwise; 4K..1G)");
     app->add_option("--slots", slots, "pinned host slots in the pool (default: from threads)");
-    app->add_option("--io-threads", io_threads, "libuv thread-pool size (default: cores, 4..16)");
+    app->add_option(
+        "--io-threads", io_threads,
+        "libuv thread-pool size, and a transform's commit threads (default: cores, 4..16)");
     app->add_option("--cpu-threads", cpu_threads,
                     "CPU lanes (default: hardware threads; half of them go on once GPU lanes run)");
     app->add_option("--gpu-lanes", gpu_lanes, "GPU lanes per device (default 2)");
