@@ -222,6 +222,8 @@ engine::engine(const options& resolved, job_spec spec)
 
 engine::~engine() = default;
 
+std::atomic<std::size_t> windows_left_at_end{0};
+
 void engine::drop(io::chunk& c) noexcept {
   io::drop_chunk(c);
   if (c.windowed && maps_) maps_->retire(c.info);
@@ -591,7 +593,7 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
         rep.chunks++;
         rep.bytes += h.info.size;
         chunk_done(h.info.size);
-        pool_->release(h.slot);
+        drop(held[k]);  // its slot, and its window's count if the CPU lanes map its input
         held.erase(held.begin() + static_cast<std::ptrdiff_t>(k));
       };
       // Chunks the worker would rather run on the host go first, on this thread.
@@ -684,7 +686,7 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
       // The kernel of the previous batch runs meanwhile; the slots return once the copies are
       // done.
       copied[b].synchronize();
-      for (const io::chunk& h : held) pool_->release(h.slot);
+      for (io::chunk& h : held) drop(h);  // read before the copy: its slot (and window count)
       held.clear();
       // Batches the device has finished are handed on now, oldest first, not when their buffer
       // comes round again: a lane then holds one or two batches, not nbuf, of work the CPU lanes
@@ -1123,6 +1125,7 @@ void engine::run() {
                    l.busy_seconds, mapped);
     }
   }
+  windows_left_at_end = maps_ ? maps_->windows_live() : 0;
   maps_.reset();
   reader_.reset();
   pool_.reset();

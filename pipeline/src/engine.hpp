@@ -123,6 +123,11 @@ std::uint64_t untouched_pool_budget() noexcept;
 // images) one each.
 constexpr std::size_t pin_run_bytes = std::size_t{8} << 20;
 
+// Mapped windows (io::mapped_reads) the last job left unretired when it ended, before they were
+// unmapped: every chunk of a window is retired once, whichever lane took it, so a job that
+// succeeded leaves none. For tests.
+extern std::atomic<std::size_t> windows_left_at_end;
+
 // The error of --device gpu where no CUDA device is usable (or none was compiled in).
 [[noreturn]] void throw_no_gpu();
 

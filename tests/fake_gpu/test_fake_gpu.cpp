@@ -809,6 +809,9 @@ TEST_CASE_METHOD(fake_device_fixture,
           for (const auto& l : rep.lanes)
             if (l.name.rfind("gpu", 0) == 0) gpu_chunks += l.chunks;
           CHECK((gpu_chunks > 0) == (m != device_mode::cpu));
+          // Every chunk of a mapped window was retired, the GPU lanes' too: none was left
+          // mapped, its pages in the page tables, until the job's end.
+          CHECK(detail::windows_left_at_end == 0);
           check_device_clean();
         }
 }
