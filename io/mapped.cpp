@@ -35,9 +35,8 @@ std::mutex guards_mu;  // claiming and freeing entries (not the handler)
 struct sigaction previous_bus {};
 std::once_flag handler_once;
 
-std::uintptr_t page_size() {
-  static const std::uintptr_t p = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-  return p;
+std::uintptr_t page_size() noexcept {  // async-signal-safe (read before main)
+  return static_cast<std::uintptr_t>(detail::page_size());
 }
 
 void on_sigbus(int sig, siginfo_t* si, void* ctx) {

@@ -7,10 +7,15 @@
 #include <stdexcept>
 #include <string>
 
+#include "io/uv_util.hpp"
+
 namespace hetpipe::io {
 
 namespace {
-constexpr std::size_t page = 4096;
+// Slots start on a page of their own (the system's: 4 KiB on x86-64, 64 KiB on some arm64
+// kernels), so that GPU lanes can page-lock blocks of slots apart (cudaHostRegister locks whole
+// pages, and a page already locked cannot be locked again).
+using detail::page_size;
 
 // Anonymous memory, transparent huge pages where the kernel allows; faulted in now when `touch`
 // (the pool is set up once: its page faults then belong to the set-up, not to the first pass over
@@ -21,7 +26,7 @@ void* anonymous(std::size_t bytes, bool touch) {
   ::madvise(p, bytes, MADV_HUGEPAGE);  // advice only: ignored where THP is off
   auto* b = static_cast<volatile unsigned char*>(p);
   if (touch)
-    for (std::size_t off = 0; off < bytes; off += page) b[off] = 0;
+    for (std::size_t off = 0, page = page_size(); off < bytes; off += page) b[off] = 0;
   return p;
 }
 }  // namespace
@@ -30,6 +35,7 @@ slot_pool::slot_pool(unsigned count, std::size_t slot_bytes, bool prefault)
     : count_(count), slot_bytes_(slot_bytes) {
   if (count == 0 || slot_bytes == 0)
     throw std::invalid_argument("slot_pool: count and slot size must be positive");
+  const std::size_t page = page_size();
   stride_ = (slot_bytes + page - 1) / page * page;
   if (stride_ > SIZE_MAX / count) throw std::bad_alloc();
   base_ = static_cast<std::byte*>(anonymous(bytes(), prefault));

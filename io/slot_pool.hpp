@@ -21,11 +21,11 @@ namespace hetpipe::io {
 class slot_pool {
  public:
   // One mapping of count × stride bytes of anonymous memory (huge pages advised), stride =
-  // slot_bytes rounded up to 4096, so every slot is page-aligned; faulted in now when `prefault`
-  // (its page faults then belong to the set-up), else left untouched: a page costs its fault only
-  // if a slot ever holds bytes there (CPU lanes that map their chunks leave their slots empty).
-  // Throws std::bad_alloc when the mapping fails, std::invalid_argument for count == 0 or
-  // slot_bytes == 0.
+  // slot_bytes rounded up to the system's page size, so every slot is page-aligned; faulted in now
+  // when `prefault` (its page faults then belong to the set-up), else left untouched: a page costs
+  // its fault only if a slot ever holds bytes there (CPU lanes that map their chunks leave their
+  // slots empty). Throws std::bad_alloc when the mapping fails, std::invalid_argument for count ==
+  // 0 or slot_bytes == 0.
   slot_pool(unsigned count, std::size_t slot_bytes, bool prefault = true);
   ~slot_pool();
   slot_pool(const slot_pool&) = delete;

@@ -1,5 +1,6 @@
 #include "io/uv_util.hpp"
 
+#include <unistd.h>
 #include <uv.h>
 
 #include <atomic>
@@ -44,6 +45,17 @@ unsigned set_io_threads(unsigned n) {
 }
 
 namespace detail {
+
+namespace {
+const std::size_t page_bytes = [] {
+  const long p = ::sysconf(_SC_PAGESIZE);
+  return p > 0 ? static_cast<std::size_t>(p) : std::size_t{4096};
+}();
+}  // namespace
+
+std::size_t page_size() noexcept {
+  return page_bytes;
+}
 
 std::atomic<std::size_t> max_bytes_per_call{std::size_t(1) << 30};
 std::atomic<std::uint64_t> batched_reads{0};

@@ -1,4 +1,4 @@
-// Internal helpers shared by reader.cpp and writer.cpp (not part of the public API).
+// Internal helpers shared by the io/ sources (not part of the public API).
 #pragma once
 
 #include <atomic>
@@ -8,6 +8,10 @@
 #include <string>
 
 namespace hetpipe::io::detail {
+
+// The system's page size (4 KiB on x86-64, 16 or 64 KiB on some arm64 kernels), read once before
+// main(): async-signal-safe.
+std::size_t page_size() noexcept;
 
 // A libuv error code in plain words ("no such file or directory", "is a directory"...).
 std::string uv_words(int code);
