@@ -631,6 +631,35 @@ TEST_CASE_METHOD(fake_device_fixture,
 }
 
 TEST_CASE_METHOD(fake_device_fixture,
+                 "slots the driver will not page-lock are copied from as they are, and reported",
+                 "[fake_gpu]") {
+  // cudaHostRegister refused: the job's sums are the same, each block is tried once (state 2:
+  // not tried again), the report and -v say so, and no refused block is unregistered at the end
+  // (the fake records that as a violation).
+  test::temp_dir dir;
+  const std::size_t chunk = std::size_t{4} << 20;
+  const auto bytes = test::random_bytes(6 * chunk + 123, 23);
+  test::write_bytes(dir.file("x"), bytes);
+  const auto want = sum_bytes(0, bytes.data(), bytes.size());
+  fc::refuse_host_register(true);
+  sums_op op;
+  job_report rep;
+  auto got = run(op, {{dir.file("x")}}, lane_options(device_mode::gpu, chunk, 6, 2, 2), &rep);
+  CHECK(static_cast<const sums&>(*got[0]).s.weighted == want.weighted);
+  const auto c = fc::stats();
+  CHECK(rep.slots_pinned == 0);
+  CHECK(rep.slots_pin_refused >= 2);  // a block of two slots at least
+  CHECK(rep.slots_pin_refused <= 6);
+  CHECK(c.host_registers == (rep.slots_pin_refused + 1) / 2);  // blocks of two 4 MiB slots
+  CHECK(c.pageable_h2d >= 7);                                  // every chunk's copy
+  const auto v = fc::violations();
+  for (const auto& x : v) UNSCOPED_INFO("violation: " << x);
+  CHECK(v.empty());
+  CHECK(c.live_device_allocs == 0);
+  CHECK(c.live_pinned_allocs == 0);
+}
+
+TEST_CASE_METHOD(fake_device_fixture,
                  "in auto mode GPU lanes join a running job once set up, or never for a short one",
                  "[fake_gpu]") {
   // The CPU lanes start at once; the GPU lanes join when their set-up (slowed here) is done and

@@ -43,6 +43,7 @@ struct state {
   std::vector<std::string> violations;
   counters c;
   std::atomic<unsigned> jitter_us{0};
+  bool refuse_host_register = false;
 };
 
 state& st() {
@@ -282,6 +283,7 @@ void reset() {
   st().c = counters{};
   st().jitter_us = 0;
   st().device_memory = default_memory;
+  st().refuse_host_register = false;
 }
 
 void set_jitter(unsigned max_us) {
@@ -291,6 +293,11 @@ void set_jitter(unsigned max_us) {
 void set_device_memory(std::size_t bytes) {
   std::lock_guard lock(st().m);
   st().device_memory = bytes;
+}
+
+void refuse_host_register(bool refuse) {
+  std::lock_guard lock(st().m);
+  st().refuse_host_register = refuse;
 }
 
 void launch(void* stream_handle, std::function<void()> work) {
@@ -417,6 +424,7 @@ bool host_register(void* p, std::size_t bytes) noexcept {
   if (p == nullptr || bytes == 0) return false;
   std::lock_guard lock(fc::st().m);
   fc::st().c.host_registers++;
+  if (fc::st().refuse_host_register) return false;  // as cudaHostRegister's errors: nothing locked
   fc::st().c.host_registered_bytes += bytes;
   fc::st().pinned[reinterpret_cast<std::uintptr_t>(p)] = bytes;
   return true;

@@ -28,13 +28,16 @@ namespace hetpipe::fake_cuda {
 inline constexpr int device_count = 2;  // fixed: the engine asks once per process
 
 // Between tests: waits until no queued work is left, clears the sticky error, the violations and
-// the counters, and sets the defaults (no jitter, 8 GiB per device).
+// the counters, and sets the defaults (no jitter, 8 GiB per device, cudaHostRegister works).
 void reset();
 // Random delay of up to `max_us` microseconds before each queued operation (0: none).
 void set_jitter(unsigned max_us);
 // Device memory per device: cudaMalloc beyond it fails with an out-of-memory gpu_error, and
 // current_device_free_memory() reports what is left.
 void set_device_memory(std::size_t bytes);
+// cudaHostRegister refused from now on (a driver that will not page-lock memory it did not
+// allocate): host_register returns false, locks nothing, and counts the call.
+void refuse_host_register(bool refuse);
 
 // A kernel: `work` runs on the stream's thread, in order with the copies queued on it. An exception
 // from it is a kernel fault: it becomes the sticky error. Skipped once a sticky error is set.
