@@ -115,6 +115,9 @@ struct waker {
 struct input_state;
 struct read_op;
 
+// The most bytes one read of a file of a pseudo file system asks for (source::read_to_end).
+constexpr std::size_t pseudo_read_max = std::size_t{1} << 20;
+
 // stat + open of up to open_group_max consecutive inputs in one thread-pool job (see
 // submit_stat_open): one trip through the pool for several small files.
 constexpr std::size_t open_group_max = 8;
@@ -923,6 +926,9 @@ struct reader::impl {
     uv_buf_t buf;
     buf.base = reinterpret_cast<char*>(dst);
     buf.len = std::min(len, detail::max_bytes_per_call.load(std::memory_order_relaxed));
+    // A file of /proc or /sys makes its content for the read: /proc/sys refuses a read of 4 MiB
+    // or more (ENOMEM, Linux 6.18), the default chunk size of CPU lanes alone.
+    if (in.src->read_to_end) buf.len = std::min(buf.len, pseudo_read_max);
     in.req.data = &in;
     int rc = uv_fs_read(&loop, &in.req, in.fd, &buf, 1, -1, [](uv_fs_t* r) {
       auto* in = static_cast<input_state*>(r->data);
