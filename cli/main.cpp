@@ -150,8 +150,13 @@ int main(int argc, char** argv) {
   sum->add_option("-a,--algorithm", sum_algo, "blake3 | crc32c | crc32 (default blake3)")
       ->check(CLI::IsMember({"blake3", "crc32c", "crc32"}));
   sum->add_flag("-r,--recursive", sum_recursive, "walk folders (sorted, links to folders skipped)");
+  // An empty file name (an unset shell variable) is refused, not taken for the option's absence:
+  // --keyed "$KEYFILE" must not quietly hash without a key.
+  const CLI::Validator named([](std::string& v) { return v.empty() ? "an empty file name" : ""; },
+                             "FILE");
   auto* check_opt =
-      sum->add_option("-c,--check", sum_check, "verify the files listed in SUMFILE ('HEX  NAME')");
+      sum->add_option("-c,--check", sum_check, "verify the files listed in SUMFILE ('HEX  NAME')")
+          ->check(named);
   sum->add_flag("--quiet", sum_how.quiet, "with --check: print only the files that fail")
       ->needs(check_opt);
   sum->add_flag("--status", sum_how.status,
@@ -162,7 +167,8 @@ int main(int argc, char** argv) {
       ->needs(check_opt);
   sum->add_option("-l,--length", sum_length, "BLAKE3 output bytes (extended output; default 32)");
   auto* keyed_opt =
-      sum->add_option("--keyed", sum_keyfile, "keyed BLAKE3 with the 32-byte key in KEYFILE");
+      sum->add_option("--keyed", sum_keyfile, "keyed BLAKE3 with the 32-byte key in KEYFILE")
+          ->check(named);
   auto* derive_opt = sum->add_option("--derive-key", sum_context,
                                      "BLAKE3 key derivation with this context string: each file "
                                      "is key material, its digest the derived key");
@@ -304,8 +310,7 @@ int main(int argc, char** argv) {
     // A closed standard stream that the command would use: refused before any work.
     const bool reads_stdin =
         (*stats && names_stdin(stats_files)) ||
-        (*sum &&
-         (sum_check.empty() ? sum_files.empty() || names_stdin(sum_files) : sum_check == "-")) ||
+        (*sum && (!*check_opt ? sum_files.empty() || names_stdin(sum_files) : sum_check == "-")) ||
         (*encrypt && enc_in == "-") || (*decrypt && dec_in == "-") ||
         (*bench_read && names_stdin(bench_files)) || (*bench_copy && copy_in == "-");
     if (closed[0] && reads_stdin) throw hetpipe::io_error("-", "standard input is closed");
@@ -329,9 +334,9 @@ int main(int argc, char** argv) {
       hetpipe::checksum_spec spec;
       spec.algo = *hetpipe::parse_checksum_algo(sum_algo);
       spec.length = sum_length;
-      if (!sum_keyfile.empty()) spec.key = hetpipe::cli::read_key_file(sum_keyfile);
+      if (*keyed_opt) spec.key = hetpipe::cli::read_key_file(sum_keyfile);
       if (*derive_opt) spec.derive_key_context = sum_context;
-      if (!sum_check.empty()) {
+      if (*check_opt) {
         if (!sum_files.empty())
           throw hetpipe::usage_error("--check reads the file names from SUMFILE; give no FILE");
         if (sum_opt.json) throw hetpipe::usage_error("--check prints OK/FAILED lines, not --json");

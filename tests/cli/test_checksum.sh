@@ -234,6 +234,9 @@ rc=$?
 expect_error "--check of a folder" 1 "is a directory" -- checksum --check "$d/sub"
 expect_error "--check with --json" 2 "not --json" -- checksum --check "$tmp/sums" --json
 expect_error "key file a folder" 1 "sub: is a directory" -- checksum --keyed "$d/sub" "$d/one"
+# An empty name (an unset variable) is refused: it once hashed without the key, or without --check.
+expect_error "--keyed ''" 2 "--keyed: an empty file name" -- checksum --keyed '' "$d/one"
+expect_error "--check ''" 2 "--check: an empty file name" -- checksum --check '' "$d/one"
 expect_error "--length too large" 2 "--length must be between 1 and" -- checksum --length 4294967296 "$d/one"
 
 # Few file descriptors (ulimit -n 64): the reader keeps fewer inputs open ("too many open files"
