@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -67,7 +68,7 @@ std::optional<sum_entry> parse_sum_line(const std::string& raw) {
   const char mode = line[sp + 1];
   if (mode != ' ' && mode != '*') return std::nullopt;
   std::string name = line.substr(sp + 2);
-  if (name.empty()) return std::nullopt;
+  if (name.empty() || name.find('\0') != std::string::npos) return std::nullopt;
   if (escaped) {
     std::string un;
     for (std::size_t i = 0; i < name.size(); ++i) {
@@ -108,6 +109,7 @@ std::array<std::uint8_t, 32> read_key_file(const std::string& path) {
 
 int check_sums(const std::string& sum_file, const checksum_spec& spec, const options& opt,
                const check_output& how, std::ostream& out) {
+  validate(spec);  // the options first, whatever the sum file holds
   std::ifstream file;
   std::istream* in = &std::cin;
   if (sum_file != "-") {
@@ -121,13 +123,14 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
   std::size_t malformed = 0, unreadable = 0, failed = 0, n = 0;
   for (std::string line; std::getline(*in, line);) {
     ++n;
-    if (line.empty() || line[0] == '#') continue;
+    if (line.empty() || line == "\r" || line[0] == '#') continue;  // a blank line, CRLF too
     auto e = parse_sum_line(line);
     if (!e || e->hex.size() != want_hex) {
       ++malformed;
-      std::fprintf(
-          stderr, "hetpipe: %s:%zu: not a %s checksum line ('HEX  NAME', %zu hex digits)\n",
-          sum_file.c_str(), n, std::string(checksum_algo_name(spec.algo)).c_str(), want_hex);
+      if (!how.status)
+        std::fprintf(
+            stderr, "hetpipe: %s:%zu: not a %s checksum line ('HEX  NAME', %zu hex digits)\n",
+            sum_file.c_str(), n, std::string(checksum_algo_name(spec.algo)).c_str(), want_hex);
       continue;
     }
     e->line = n;
@@ -143,12 +146,26 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
   std::vector<std::string> names;
   std::vector<std::size_t> which;
   std::vector<bool> readable(entries.size(), false), missing(entries.size(), false);
+  // One line on stderr for a listed file that cannot be verified, named as its output line shows
+  // it: a name with a newline stays on one line.
+  const auto cannot_read = [](const std::string& name, const std::string& reason) {
+    bool escaped = false;
+    const std::string shown = printed_name(name, escaped);
+    std::fprintf(stderr, "hetpipe: %s%s: %s\n", escaped ? "\\" : "", shown.c_str(), reason.c_str());
+  };
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const std::string& name = entries[i].name;
+    // "-" is standard input, as in sha256sum's lines: unreadable where it is closed or is the
+    // sum file itself.
+    if (name == "-" && (sum_file == "-" || how.stdin_closed)) {
+      cannot_read(name,
+                  sum_file == "-" ? "standard input is the sum file" : "standard input is closed");
+      continue;
+    }
     // stat first: a folder opens but cannot be read, and opening a FIFO would wait for its writer
-    // (FIFOs and devices go to the job unopened; "-" is standard input, unless SUMFILE is).
+    // (FIFOs and devices go to the job unopened).
     struct stat st {};
-    const bool stdin_entry = name == "-" && sum_file != "-";
+    const bool stdin_entry = name == "-";
     int err = stdin_entry ? 0 : ::stat(name.c_str(), &st) != 0 ? errno : 0;
     if (!err && !stdin_entry && S_ISDIR(st.st_mode)) err = EISDIR;
     if (!err && !stdin_entry && S_ISREG(st.st_mode)) {
@@ -163,19 +180,31 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
       continue;
     }
     if (err) {
-      // The name as the output line shows it: one with a newline stays on one line.
-      bool escaped = false;
-      const std::string shown = printed_name(name, escaped);
-      std::fprintf(stderr, "hetpipe: %s%s: %s\n", escaped ? "\\" : "", shown.c_str(),
-                   errno_reason(err).c_str());
+      cannot_read(name, errno_reason(err));
       continue;
     }
     readable[i] = true;
     names.push_back(entries[i].name);
     which.push_back(i);
   }
+  // A file that fails while it is read (an I/O error, a file cut short) fails its own line, as
+  // with sha256sum -c: it is reported and left out, and the job runs again over the others (a
+  // rare case; the first run's work on them is lost).
   std::vector<checksum_result> results;
-  if (!names.empty()) results = checksum(names, spec, opt);
+  while (!names.empty()) {
+    try {
+      results = checksum(names, spec, opt);
+      break;
+    } catch (const io_error& e) {
+      const auto it = std::find(names.begin(), names.end(), e.file());
+      if (it == names.end()) throw;  // not one file's (standard output, say)
+      const auto k = static_cast<std::size_t>(it - names.begin());
+      cannot_read(names[k], e.reason());
+      readable[which[k]] = false;
+      names.erase(it);
+      which.erase(which.begin() + static_cast<std::ptrdiff_t>(k));
+    }
+  }
   std::vector<const checksum_result*> by_entry(entries.size(), nullptr);
   for (std::size_t k = 0; k < which.size(); ++k) by_entry[which[k]] = &results[k];
   for (std::size_t i = 0; i < entries.size(); ++i) {
@@ -195,7 +224,8 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
   }
   out.flush();
   const bool none_verified = how.ignore_missing && names.empty();
-  if (none_verified) std::fprintf(stderr, "hetpipe: %s: no file was verified\n", sum_file.c_str());
+  if (none_verified && !how.status)
+    std::fprintf(stderr, "hetpipe: %s: no file was verified\n", sum_file.c_str());
   if (how.status) return malformed || unreadable || failed || none_verified ? 1 : 0;
   if (malformed)
     std::fprintf(stderr, "hetpipe: WARNING: %zu line%s improperly formatted\n", malformed,

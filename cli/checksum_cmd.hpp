@@ -20,7 +20,8 @@ struct sum_entry {
   std::size_t line = 0;
 };
 
-// Parses one line of a sum file; nullopt when it is not "<hex>  <name>" (or "<hex> *<name>").
+// Parses one line of a sum file; nullopt when it is not "<hex>  <name>" (or "<hex> *<name>"), or
+// the name holds a NUL byte.
 std::optional<sum_entry> parse_sum_line(const std::string& line);
 
 // Reads the 32-byte key of keyed BLAKE3 from a file (exactly 32 bytes). Throws input_error.
@@ -31,12 +32,14 @@ struct check_output {
   bool quiet = false;           // no "name: OK" lines
   bool status = false;          // nothing on `out`, and no WARNING summary: the exit status says
   bool ignore_missing = false;  // a listed file that does not exist is neither reported nor failed
+  bool stdin_closed = false;    // a listed "-" cannot be read (nor when sum_file is "-")
 };
 
 // --check: verifies every file listed in sum_file; prints "name: OK" / "name: FAILED" (and
-// "FAILED open or read") on `out`, problems on stderr. Returns the exit status (0 all OK, 1
+// "FAILED open or read", for a file that cannot be opened or fails while it is read: the others
+// are still verified) on `out`, problems on stderr. Returns the exit status (0 all OK, 1
 // otherwise: a file failed, could not be read, a line was malformed, or, with ignore_missing,
-// no file was verified).
+// no file was verified). Throws usage_error for a spec checksum() refuses, before reading.
 int check_sums(const std::string& sum_file, const checksum_spec& spec, const options& opt,
                const check_output& how, std::ostream& out);
 

@@ -340,6 +340,7 @@ int main(int argc, char** argv) {
         if (!sum_files.empty())
           throw hetpipe::usage_error("--check reads the file names from SUMFILE; give no FILE");
         if (sum_opt.json) throw hetpipe::usage_error("--check prints OK/FAILED lines, not --json");
+        sum_how.stdin_closed = closed[0];
         rc = hetpipe::cli::check_sums(sum_check, spec, sum_opt.to_options(), sum_how, std::cout);
       } else {
         if (sum_files.empty()) sum_files.push_back("-");

@@ -368,9 +368,7 @@ std::vector<std::string> expand_paths(const std::vector<std::string>& paths, boo
   return out;
 }
 
-std::vector<checksum_result> checksum(const std::vector<std::string>& files,
-                                      const checksum_spec& spec, const options& opt,
-                                      job_report* report) {
+void validate(const checksum_spec& spec) {
   if (spec.algo == checksum_algo::blake3) {
     // Each digest is held whole, and printed as hex (about 7 bytes of memory per output byte in
     // all): a bound keeps a typo (-l 4294967296, or -1 wrapped to 2^64 - 1) from an out-of-memory
@@ -385,6 +383,12 @@ std::vector<checksum_result> checksum(const std::vector<std::string>& files,
     if (spec.derive_key_context) throw usage_error("--derive-key is for BLAKE3 only (-a blake3)");
     if (spec.length != 32) throw usage_error("--length is for BLAKE3 only (-a blake3)");
   }
+}
+
+std::vector<checksum_result> checksum(const std::vector<std::string>& files,
+                                      const checksum_spec& spec, const options& opt,
+                                      job_report* report) {
+  validate(spec);
   options o = opt;
   if (o.chunk_size != 0) {
     // BLAKE3 pieces must be whole subtrees: a power of two of 1 KiB chunks.

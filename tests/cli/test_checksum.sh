@@ -181,6 +181,39 @@ grep ' gone$' "$tmp/sums5" >"$tmp/sums7"
 rc=$?
 [[ $rc -eq 1 && ! -s "$tmp/out" ]] && grep -q "sums7: no file was verified" "$tmp/err" && ok ||
   bad "--check --ignore-missing, none left: rc $rc: $(cat "$tmp/out" "$tmp/err")"
+# ... and under --status, say nothing of it: only the exit status.
+(cd "$d" && "$HETPIPE" checksum --check "$tmp/sums7" --ignore-missing --status) >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && ! -s "$tmp/out" && ! -s "$tmp/err" ]] && ok ||
+  bad "--check --ignore-missing --status, none left: rc $rc: $(cat "$tmp/out" "$tmp/err")"
+# A blank line of a CRLF file is blank; a name holding a NUL byte is no name (b3sum refuses it).
+grep ' one$' "$tmp/sums" | sed 's/$/\r/' >"$tmp/crlf"
+printf '\r\n' >>"$tmp/crlf"
+(cd "$d" && "$HETPIPE" checksum --check "$tmp/crlf") >"$tmp/out" 2>"$tmp/err" &&
+  [[ $(cat "$tmp/out") == "one: OK" && ! -s "$tmp/err" ]] && ok || bad "CRLF blank line: $(cat "$tmp/out" "$tmp/err")"
+grep ' one$' "$tmp/sums" >"$tmp/nul"
+printf '%s  one\0junk\n' "$(cut -c1-64 "$tmp/nul")" >>"$tmp/nul"
+(cd "$d" && "$HETPIPE" checksum --check "$tmp/nul") >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && $(cat "$tmp/out") == "one: OK" ]] && grep -q "nul:2: not a blake3 checksum line" "$tmp/err" &&
+  ok || bad "NUL in a name: rc $rc: $(cat -v "$tmp/out" "$tmp/err")"
+# "-" is standard input: not readable when it is the sum file itself, or closed.
+printf '%s  -\n' "$(grep ' one$' "$tmp/sums" | cut -c1-64)" >"$tmp/dash"
+"$HETPIPE" checksum --check - <"$tmp/dash" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && $(cat "$tmp/out") == "-: FAILED open or read" ]] &&
+  grep -q "hetpipe: -: standard input is the sum file" "$tmp/err" && ok ||
+  bad "--check - listing -: rc $rc: $(cat "$tmp/out" "$tmp/err")"
+"$HETPIPE" checksum --check "$tmp/dash" <&- >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && $(cat "$tmp/out") == "-: FAILED open or read" ]] &&
+  grep -q "hetpipe: -: standard input is closed" "$tmp/err" && ok ||
+  bad "--check listing - with stdin closed: rc $rc: $(cat "$tmp/out" "$tmp/err")"
+"$HETPIPE" checksum --check "$tmp/dash" <"$d/one" >"$tmp/out" 2>"$tmp/err" &&
+  [[ $(cat "$tmp/out") == "-: OK" ]] && ok || bad "--check listing -: $(cat "$tmp/out" "$tmp/err")"
+# The options are checked first, as without --check, whatever the sum file holds.
+expect_error "--check with --length 0" 2 "--length must be between 1 and" -- checksum --length 0 --check "$tmp/sums"
+expect_error "--check, -a crc32 with --derive-key" 2 "--derive-key is for BLAKE3 only" -- checksum -a crc32 --derive-key x --check "$tmp/sums7"
 expect_error "--status without --check" 2 "--status requires --check" -- checksum --status "$d/one"
 expect_error "--ignore-missing without --check" 2 "--ignore-missing requires --check" -- checksum --ignore-missing "$d/one"
 expect_error "--quiet without --check" 2 "--quiet requires --check" -- checksum --quiet "$d/one"
@@ -222,6 +255,19 @@ if [[ -r /proc/sys/kernel/hostname ]]; then
   want=$(python3 -c 'import sys, zlib; print("%08x" % zlib.crc32(open(sys.argv[1], "rb").read()))' /proc/sys/kernel/hostname)
   got=$("$HETPIPE" checksum -a crc32 --device cpu /proc/sys/kernel/hostname 2>&1)
   [[ ${got:0:8} == "$want" ]] && ok || bad "/proc/sys/kernel/hostname: $got"
+fi
+# A file that fails while it is read (/proc/self/mem opens, and its first read is an I/O error)
+# fails its own line in --check; the other lines are still verified.
+if [[ -r /proc/self/mem ]]; then
+  "$HETPIPE" checksum "$d/one" >"$tmp/memsums"
+  printf '%064d  /proc/self/mem\n' 0 >>"$tmp/memsums"
+  "$HETPIPE" checksum "$d/odd" >>"$tmp/memsums"
+  "$HETPIPE" checksum --check "$tmp/memsums" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  [[ $rc -eq 1 && $(cat "$tmp/out") == "$d/one: OK
+/proc/self/mem: FAILED open or read
+$d/odd: OK" && $(head -1 "$tmp/err") == "hetpipe: /proc/self/mem: input/output error" ]] &&
+    ok || bad "--check with a read error: rc $rc: $(cat "$tmp/out" "$tmp/err")"
 fi
 # --check verifies in the mode given: derived keys are OK under --derive-key with their context,
 # FAILED as plain hashes.

@@ -45,6 +45,10 @@ struct checksum_result {
   std::uint64_t bytes = 0;
 };
 
+// Throws usage_error when the spec cannot be honoured (--length out of range, a key or --length
+// for a CRC, a key and a context at once); checksum() checks the same first.
+void validate(const checksum_spec& spec);
+
 // Digests of each file ("-" = standard input, read sequentially). BLAKE3 pieces must be aligned
 // subtrees, so the chunk size is rounded down to a power of two (at least 4 KiB). Throws
 // hetpipe::error naming the file on any failure.
