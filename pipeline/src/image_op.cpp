@@ -505,16 +505,24 @@ std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool 
     for (const auto& f : found)
       out.push_back({f.string(), (dest / with_format(f.lexically_relative(p), format)).string()});
   }
-  // Two inputs into one output, or an output over its own input: refused before anything runs,
-  // the first in order. Whether an output is its own input takes two stats: on several threads
-  // for many files. An output is its folder's canonical path and its name (a commit renames onto
-  // that name, so a link there is replaced, not followed); the folders are resolved once each (a
-  // file's own resolution took 5 stats and 3 readlinks).
-  std::vector<char> own(out.size(), 0);
-  host::parallel_for(out.size(), detail::path_threads(out.size()), [&](std::size_t i) {
-    std::error_code ec;
-    own[i] = fs::equivalent(out[i].input, out[i].output, ec);
-  });
+  // Two inputs into one output, or an output over an input (its own, or another one, which the
+  // commit would replace before it is read): refused before anything runs, the first in order.
+  // An output is its folder's canonical path and its name (a commit renames onto that name, so a
+  // link there is replaced, not followed: lstat); the folders are resolved once each (a file's own
+  // resolution took 5 stats and 3 readlinks). The inputs are known by their files (stat, links
+  // followed); both sets are stat'ed on several threads for many files.
+  std::vector<std::string> ins, outs;
+  ins.reserve(out.size());
+  outs.reserve(out.size());
+  for (const auto& f : out) {
+    ins.push_back(f.input);
+    outs.push_back(f.output);
+  }
+  const std::vector<detail::path_stat> in_st = detail::stat_all(ins);
+  const std::vector<detail::path_stat> out_st = detail::stat_all(outs, false);
+  std::map<std::pair<dev_t, ino_t>, std::size_t> input_files;
+  for (std::size_t i = 0; i < out.size(); ++i)
+    if (!in_st[i].error) input_files.emplace(std::pair{in_st[i].st.st_dev, in_st[i].st.st_ino}, i);
   std::map<std::string, std::size_t> seen;
   std::map<fs::path, fs::path> folders;
   for (std::size_t i = 0; i < out.size(); ++i) {
@@ -527,9 +535,15 @@ std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool 
     if (auto [at, fresh] = seen.emplace(key, i); !fresh)
       throw usage_error("image: " + out[at->second].input + " and " + out[i].input +
                         " would both be written to " + out[i].output);
-    if (own[i])
+    if (out_st[i].error) continue;  // a new output
+    const auto over = input_files.find({out_st[i].st.st_dev, out_st[i].st.st_ino});
+    if (over == input_files.end()) continue;
+    if (over->second == i)
       throw usage_error("image: the output " + out[i].output + " is its own input " + out[i].input +
                         " (choose another -o folder)");
+    throw usage_error("image: the output " + out[i].output + " of " + out[i].input +
+                      " is the input " + out[over->second].input +
+                      ", which it would replace before it is read (choose another -o folder)");
   }
   return out;
 }

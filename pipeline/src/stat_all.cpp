@@ -14,13 +14,15 @@ int path_threads(std::size_t n) {
       n / per_thread, 1, std::max(1u, std::thread::hardware_concurrency())));
 }
 
-std::vector<path_stat> stat_all(const std::vector<std::string>& paths) {
+std::vector<path_stat> stat_all(const std::vector<std::string>& paths, bool follow_links) {
   std::vector<path_stat> out(paths.size());
   const auto n = static_cast<long>(paths.size());
   const int threads = path_threads(paths.size());
 #pragma omp parallel for num_threads(threads) schedule(static, 64) if (threads > 1)
   for (long i = 0; i < n; ++i)
-    if (::stat(paths[i].c_str(), &out[i].st) != 0) out[i].error = errno;
+    if ((follow_links ? ::stat(paths[i].c_str(), &out[i].st)
+                      : ::lstat(paths[i].c_str(), &out[i].st)) != 0)
+      out[i].error = errno;
   return out;
 }
 

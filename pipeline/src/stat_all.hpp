@@ -21,7 +21,8 @@ struct path_stat {
 
 // stat (symbolic links followed) of every path, entry i for paths[i]; on several threads when
 // there are many. Never throws for a path that cannot be stat'ed: its entry says why.
-std::vector<path_stat> stat_all(const std::vector<std::string>& paths);
+// With follow_links false, lstat: a link's own entry.
+std::vector<path_stat> stat_all(const std::vector<std::string>& paths, bool follow_links = true);
 
 // The threads for n calls of a few microseconds of path lookup each (a stat, an open): threads
 // pay off only for many.

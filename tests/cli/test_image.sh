@@ -86,6 +86,13 @@ expect_error "folder without -r" 1 "is a directory" -- image --ops gray -o "$d/x
 expect_error "missing input" 1 "nope.ppm: no such file" -- image --ops gray -o "$d/x" "$d/nope.ppm"
 expect_error "two inputs, one output" 2 "would both be written" -- image --ops gray -o "$d/x" "$d/in/rgb-000000.ppm" "$d/in/../in/rgb-000000.ppm"
 expect_error "output over its input" 2 "is its own input" -- image --ops gray -o "$d/in" "$d/in/rgb-000000.ppm"
+# An output that is another input: its commit would replace that input before it is read (the
+# folder's p/sub/a.ppm goes to out/sub/a.ppm, the second input, whose own output out/a.ppm then
+# came out of the first image's pixels, exit 0).
+mkdir -p "$d/over/p/sub" "$d/over/out/sub"
+cp "$d/in/rgb-000000.ppm" "$d/over/p/sub/a.ppm" && cp "$d/in/rgb-000001.ppm" "$d/over/out/sub/a.ppm"
+expect_error "output over another input" 2 "is the input $d/over/out/sub/a.ppm" -- image -r --ops invert -o "$d/over/out" "$d/over/p" "$d/over/out/sub/a.ppm"
+cmp -s "$d/over/out/sub/a.ppm" "$d/in/rgb-000001.ppm" && ok || bad "output over another input: the input was changed"
 expect_error "bad png level" 2 "compression level" -- image --ops gray --png-level 12 -o "$d/x" "$d/in/rgb-000000.ppm"
 expect_error "gen-images size" 2 "WIDTHxHEIGHT" -- gen-images --size 10 -o "$d/x"
 expect_error "unknown --format" 2 "--format: jpg" -- image --ops gray --format jpg -o "$d/x" "$d/in/rgb-000000.ppm"

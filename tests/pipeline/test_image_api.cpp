@@ -296,6 +296,27 @@ TEST_CASE("plan_images keeps names and folder layout, refuses clashes", "[pipeli
       plan_images({dir.file("in/x.pgm")}, false, dir.file("in"), image_output::same), usage_error,
       test::what(Contains("is its own input")));
   CHECK(fs::exists(dir.file("in/x.pgm")));
+  // An output that is another input, which its commit would replace before that one is read
+  // (in/x.pgm goes to in/sub/x.pgm, the second input); also through a linked input.
+  fs::create_directories(dir.path() / "in/sub");
+  test::write_image(dir.file("in/sub/x.pgm"), im, false);
+  CHECK_THROWS_MATCHES(
+      plan_images({dir.file("in/x.pgm"), dir.file("in/sub/x.pgm")}, false, dir.file("in/sub"),
+                  image_output::same),
+      usage_error,
+      test::what(Contains("the output " + dir.file("in/sub/x.pgm") + " of " + dir.file("in/x.pgm") +
+                          " is the input " + dir.file("in/sub/x.pgm"))));
+  fs::create_symlink(dir.file("in/sub/x.pgm"), dir.path() / "linked.pgm");
+  CHECK_THROWS_MATCHES(plan_images({dir.file("in/x.pgm"), dir.file("linked.pgm")}, false,
+                                   dir.file("in/sub"), image_output::same),
+                       usage_error, test::what(Contains("is the input " + dir.file("linked.pgm"))));
+  fs::remove(dir.path() / "linked.pgm");
+  fs::remove(dir.path() / "in/sub/x.pgm");
+  // A link at an output's name is replaced by the commit, not followed: its target is not
+  // written, so a link to the input there is no conflict.
+  fs::create_directories(dir.path() / "lk");
+  fs::create_symlink(dir.file("in/x.pgm"), dir.path() / "lk/x.pgm");
+  CHECK(plan_images({dir.file("in/x.pgm")}, false, dir.file("lk"), image_output::same).size() == 1);
 
   // Many files are checked on several threads; the error still names the first in order.
   fs::create_directories(dir.path() / "many");
