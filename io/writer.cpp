@@ -353,10 +353,16 @@ writer::writer(std::string path, unsigned max_pending) : impl_(std::make_unique<
       throw io_error(m.path, "is a directory", UV_EISDIR);
     std::string prefix =
         (slash == std::string::npos ? "" : dest.substr(0, slash + 1)) + "." + base + ".hetpipe-";
+    // A file replaced keeps its permission bits (and, for root, its owner and group), as `cp`
+    // and `age -o`, which write into it, keep them: a decrypted file over a private one stays
+    // private. The temporary file has them from its creation on.
+    const bool replaces = named && S_ISREG(existing.st_mode);
+    const mode_t mode = replaces ? existing.st_mode & 0777 : 0666;
     for (int attempt = 0;; ++attempt) {
       std::string t = prefix + random_suffix();
-      // O_EXCL with mode 0666: the umask applies as for any new file (mkstemp would give 0600).
-      int fd = ::open(t.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+      // O_EXCL with mode 0666 for a new file: the umask applies as for any (mkstemp would give
+      // 0600).
+      int fd = ::open(t.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
       if (fd >= 0) {
         m.fd = fd;
         m.temp = t;
@@ -368,6 +374,18 @@ writer::writer(std::string path, unsigned max_pending) : impl_(std::make_unique<
                        uv_translate_sys_error(e));
     }
     m.temp_entry = register_temp(m.temp);
+    if (replaces) {
+      // The mode exactly (the umask took from it at the open); the owner only where that is
+      // allowed (root), else the group where this user is in it. Failures leave this user's.
+      if (::fchmod(m.fd, mode) != 0) {
+        const int e = errno;
+        m.remove_temp();
+        throw io_error(m.path, "cannot set the permissions it had: " + errno_words(e),
+                       uv_translate_sys_error(e));
+      }
+      (void)!::fchown(m.fd, ::geteuid() == 0 ? existing.st_uid : static_cast<uid_t>(-1),
+                      existing.st_gid);
+    }
   }
   if (m.stream) m.start_loop();  // written as it comes (files: see lazy_pieces)
 }

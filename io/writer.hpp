@@ -24,8 +24,9 @@ namespace hetpipe::io {
 class writer {
  public:
   // Creates the temporary file ".NAME.hetpipe-XXXXXX" in the destination's folder (mode 0666 less
-  // the umask). Throws io_error(path, reason) when it cannot (folder missing or not writable,
-  // path is a directory).
+  // the umask; where it replaces a file, that file's permission bits, and for root its owner).
+  // Throws io_error(path, reason) when it cannot (folder missing or not writable, path is a
+  // directory).
   explicit writer(std::string path, unsigned max_pending = 16);
   ~writer();  // not committed → abort(); never throws
   writer(const writer&) = delete;

@@ -147,6 +147,40 @@ TEST_CASE("The output appears only on commit and atomically replaces an old file
   REQUIRE((sb.st_mode & 0777) == (0666 & ~mask));
 }
 
+TEST_CASE("A file replaced keeps its permission bits, from the temporary file on", "[io][writer]") {
+  // As cp and age -o, which write into the file, keep them: a decrypted file over a private one
+  // stays private (it came out 0644, the umask's, and world-readable). A new file gets the
+  // umask's (above).
+  temp_dir dir;
+  for (const mode_t mode : {mode_t{0600}, mode_t{0640}, mode_t{0751}}) {
+    INFO("mode " << std::oct << mode);
+    write_file(dir.file("out"), random_bytes(10, 4));
+    REQUIRE(::chmod(dir.file("out").c_str(), mode) == 0);
+    pieces p(3, 7);
+    writer w(dir.file("out"));
+    for (std::size_t i = 0; i < p.parts.size(); ++i) w.write(i, p.parts[i]);
+    struct stat sb;
+    for (const auto& name : dir.listing())
+      if (is_temp_name(name)) {
+        REQUIRE(::stat(dir.file(name).c_str(), &sb) == 0);
+        CHECK((sb.st_mode & 0777) == mode);
+      }
+    w.commit();
+    REQUIRE(::stat(dir.file("out").c_str(), &sb) == 0);
+    CHECK((sb.st_mode & 0777) == mode);
+    CHECK(read_file(dir.file("out")) == p.all);
+  }
+  // Through a symbolic link: the file it names keeps its bits.
+  REQUIRE(::chmod(dir.file("out").c_str(), 0600) == 0);
+  REQUIRE(::symlink("out", dir.file("link").c_str()) == 0);
+  writer l(dir.file("link"));
+  l.write(0, random_bytes(5, 8));
+  l.commit();
+  struct stat sb;
+  REQUIRE(::stat(dir.file("out").c_str(), &sb) == 0);
+  CHECK((sb.st_mode & 0777) == 0600);
+}
+
 TEST_CASE("A symbolic link to a file is written through, and stays a link", "[io][writer]") {
   // As cp and age -o do; renamed onto the link, the output replaced the link with a file.
   temp_dir dir;
