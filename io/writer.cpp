@@ -153,6 +153,8 @@ struct writer::impl {
 
   mutable std::mutex mu;
   std::condition_variable cv;
+  std::mutex stop_mu;                                      // stop_loop() once
+  std::mutex abort_mu;                                     // abort() once
   std::map<std::uint64_t, std::vector<std::byte>> queued;  // not yet handed to libuv
   std::uint64_t next_seq = 0;                              // the next piece to hand to libuv
   unsigned pending = 0;                                    // queued + being written
@@ -288,15 +290,21 @@ struct writer::impl {
   }
 
   // Lets the writes in flight finish, then ends the loop thread. Never throws.
+  // Once, whoever calls it (abort() from several threads, commit(), the destructor): the others
+  // wait for the first. The wake-up is sent under mu, with `stopping` (see write()).
   void stop_loop() noexcept {
-    if (!loop_running) return;
+    std::lock_guard once(stop_mu);
     {
       std::lock_guard lk(mu);
+      if (!loop_running) return;
       stopping = true;
+      uv_async_send(&async);
     }
-    uv_async_send(&async);
     thread.join();
-    loop_running = false;
+    {
+      std::lock_guard lk(mu);
+      loop_running = false;
+    }
     cv.notify_all();
   }
 
@@ -421,7 +429,9 @@ void writer::write(std::uint64_t seq, std::vector<std::byte> bytes) {
     m.start_loop();  // under mu: the loop thread's first issue() waits for it
     wake = true;
   }
-  lk.unlock();
+  // Under mu: the loop thread closes its wake-up handle only once it has seen `stopping` (under
+  // mu), which abort() or commit() may set as soon as mu is free; a send after that would find
+  // the handle closed (libuv aborts the process).
   if (wake) uv_async_send(&m.async);
 }
 
@@ -523,6 +533,7 @@ void writer::commit() {
 
 void writer::abort() {
   impl& m = *impl_;
+  std::lock_guard once(m.abort_mu);  // lanes that refuse chunks of one input may abort it at once
   if (m.committed) return;
   {
     std::lock_guard lk(m.mu);

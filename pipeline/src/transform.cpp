@@ -63,8 +63,7 @@ class outputs_state {
   void commit_through(committer* c) { committer_ = c; }
 
   void deliver(const chunk_info& info, std::vector<std::byte> bytes) {
-    if (!skipped(info.input)) {
-      io::writer* w = open(info.input);
+    if (io::writer* w = open(info.input)) {  // none for an input skipped already
       // The input may be skipped meanwhile (another lane's chunk of it refused): its writer is
       // then aborted, and a write waiting there for that chunk's turn throws cancelled, a later
       // one logic_error. Neither is the job's error then.
@@ -85,11 +84,11 @@ class outputs_state {
     {
       std::lock_guard lock(mutex_);
       auto& o = outs_[info.input];
-      if (!o.skipped) {
+      if (!o.skipped) {  // the first refusal aborts the writer, if there is one yet (none later)
         o.skipped = true;
         skipped_.push_back({info.input, e.file().empty() ? file : e.file(), e.reason()});
+        w = o.w.get();
       }
-      w = o.w.get();
     }
     if (w) w->abort();
     count(info);
@@ -149,10 +148,12 @@ class outputs_state {
       w->commit();
   }
 
-  // The input's writer, created (with its prologue as piece 0) on first use.
+  // The input's writer, created (with its prologue as piece 0) on first use; none once the input
+  // is skipped.
   io::writer* open(std::size_t input) {
     std::lock_guard lock(mutex_);
     auto& o = outs_[input];
+    if (o.skipped) return nullptr;
     if (!o.w) {
       o.w = std::make_unique<io::writer>(paths_[input], window_);
       o.w->observe(observer_);

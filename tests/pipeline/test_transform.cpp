@@ -187,6 +187,32 @@ TEST_CASE("an input the operator skips gets no output, and the others go on",
   CHECK_FALSE(std::filesystem::exists(dir.file("b.out")));
 }
 
+TEST_CASE("lanes that refuse many chunks of one input at once skip it once, without a hang",
+          "[pipeline][transform]") {
+  // Every chunk of "big" from index 20 on is refused, on 8 lanes: each refusal used to abort the
+  // input's writer, several at once (7 lanes hung joining its loop's thread, or libuv aborted).
+  test::temp_dir dir;
+  const auto big = random_bytes(64 * 4096, 31), small = random_bytes(3 * 4096 + 5, 32);
+  test::write_file(dir.file("big"), big.data(), big.size());
+  test::write_file(dir.file("small"), small.data(), small.size());
+  reverse_op op;
+  op.hook = [](const chunk_info& info) {
+    if (info.input == 0 && info.index >= 20) throw input_skipped("", "refused");
+  };
+  for (int round = 0; round < 10; ++round) {
+    job_report rep;
+    run(op, {{dir.file("big")}, {dir.file("small")}}, {dir.file("big.out"), dir.file("small.out")},
+        test::cpu_options(4096, 8, 16), &rep);
+    REQUIRE(rep.skipped.size() == 1);
+    CHECK(rep.skipped[0].input == 0);
+    CHECK(rep.skipped[0].reason == "refused");
+    CHECK_FALSE(std::filesystem::exists(dir.file("big.out")));
+    CHECK(read_all(dir.file("small.out")) == expected(small, 4096));
+    CHECK(entries(dir.path()) == 3);  // no temporary file left
+    std::filesystem::remove(dir.file("small.out"));
+  }
+}
+
 TEST_CASE("a failing transform leaves no output and no temporary file", "[pipeline][transform]") {
   test::temp_dir dir;
   const auto a = random_bytes(2'000'000, 3);
