@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 
@@ -459,7 +460,8 @@ int main(int argc, char** argv) {
     }
   } catch (const hetpipe::cancelled&) {
     std::fprintf(stderr, "hetpipe: interrupted\n");
-    return 130;
+    const int sig = hetpipe::interrupting_signal();
+    return 128 + (sig ? sig : SIGINT);  // 130 for SIGINT, 143 for SIGTERM
   } catch (const hetpipe::usage_error& e) {
     std::fprintf(stderr, "hetpipe: %s\n", e.what());
     return 2;

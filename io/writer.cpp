@@ -59,12 +59,14 @@ void unregister_temp(int i) {
 
 std::atomic<std::atomic<bool>*> signal_flag{nullptr};
 std::atomic<int> signals_seen{0};
+std::atomic<int> first_signal{0};  // the signal that set the flag
 static_assert(std::atomic<std::atomic<bool>*>::is_always_lock_free);
 
 extern "C" void on_signal(int sig) {
   int n = signals_seen.fetch_add(1) + 1;
   std::atomic<bool>* flag = signal_flag.load();
   if (n == 1 && flag) {
+    first_signal.store(sig);
     flag->store(true);
     return;
   }
@@ -79,9 +81,14 @@ void remove_registered_temps_now() {
     if (t.state.load() == entry_active) ::unlink(t.path);
 }
 
+int interrupting_signal() noexcept {
+  return first_signal.load();
+}
+
 void install_signal_handlers(std::atomic<bool>* cancel_flag) {
   signal_flag.store(cancel_flag);
   signals_seen.store(0);
+  first_signal.store(0);
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);

@@ -68,6 +68,8 @@ class writer {
 // one unlinks every registered temp file with async-signal-safe calls and _exit(130 or 143).
 // With a null flag the first signal does that already.
 void install_signal_handlers(std::atomic<bool>* cancel_flag);
+// The signal (SIGINT or SIGTERM) that set the flag, 0 before one came.
+int interrupting_signal() noexcept;
 // Unlinks every registered temp file now (async-signal-safe).
 void remove_registered_temps_now();
 

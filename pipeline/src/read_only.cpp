@@ -74,6 +74,10 @@ void install_signal_handlers(std::atomic<bool>* flag) {
   io::install_signal_handlers(flag);
 }
 
+int interrupting_signal() noexcept {
+  return io::interrupting_signal();
+}
+
 struct output_file::impl {
   explicit impl(const std::string& path) : w(path, 2) {
     w.recycle([this](std::vector<std::byte>&& v) {

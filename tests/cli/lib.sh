@@ -23,12 +23,12 @@ expect_error() {
   ok
 }
 
-# interrupt_job PID [DELAY]: SIGINT to the job after DELAY seconds (0.5), then up to 5 s for it to
-# end; returns its exit status, or 255 (after killing it) when it did not stop.
+# interrupt_job PID [DELAY] [SIGNAL]: SIGNAL (INT) to the job after DELAY seconds (0.5), then up
+# to 5 s for it to end; returns its exit status, or 255 (after killing it) when it did not stop.
 interrupt_job() {
   local job=$1
   sleep "${2:-0.5}"
-  kill -INT "$job"
+  kill -"${3:-INT}" "$job"
   for _ in $(seq 50); do kill -0 "$job" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$job" 2>/dev/null; then
     kill -9 "$job"; wait "$job" 2>/dev/null; return 255

@@ -82,6 +82,9 @@ std::uint64_t copy_only(const std::vector<input>& inputs, const std::vector<std:
 // SIGINT/SIGTERM set *flag (pass it as options::cancel: the job stops and removes its temporary
 // files); a second signal removes them at once and exits.
 void install_signal_handlers(std::atomic<bool>* flag);
+// The signal that set that flag (SIGINT or SIGTERM), 0 before one came: a command exits with
+// 128 + it, as the second signal's exit does.
+int interrupting_signal() noexcept;
 
 // One output written in order outside a job (generated data, say), with the jobs' guarantees: a
 // temporary file beside `path` (mode 0666 less the umask) that a second signal removes, renamed
