@@ -507,10 +507,12 @@ std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool 
   }
   // Two inputs into one output, or an output over an input (its own, or another one, which the
   // commit would replace before it is read): refused before anything runs, the first in order.
-  // An output is its folder's canonical path and its name (a commit renames onto that name, so a
-  // link there is replaced, not followed: lstat); the folders are resolved once each (a file's own
-  // resolution took 5 stats and 3 readlinks). The inputs are known by their files (stat, links
-  // followed); both sets are stat'ed on several threads for many files.
+  // Two outputs are compared by their folders' canonical paths and their names; the folders are
+  // resolved once each (a file's own resolution took 5 stats and 3 readlinks). An output over an
+  // input is found by files: the inputs' (stat, links followed) and what each output's commit
+  // replaces, the file at its name or, through a link there, the file the link names (io::writer
+  // writes through a link to a file; a dangling one it replaces). Both sets are stat'ed on
+  // several threads for many files.
   std::vector<std::string> ins, outs;
   ins.reserve(out.size());
   outs.reserve(out.size());
@@ -536,7 +538,16 @@ std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool 
       throw usage_error("image: " + out[at->second].input + " and " + out[i].input +
                         " would both be written to " + out[i].output);
     if (out_st[i].error) continue;  // a new output
-    const auto over = input_files.find({out_st[i].st.st_dev, out_st[i].st.st_ino});
+    // What stands at the name already must be a file (or a link to one, written through): a FIFO
+    // there would hold the whole batch until a reader came, a folder fail it midway.
+    struct stat named = out_st[i].st;
+    const bool dangling = S_ISLNK(named.st_mode) && ::stat(out[i].output.c_str(), &named) != 0;
+    if (!dangling && !S_ISREG(named.st_mode) && !S_ISLNK(named.st_mode))
+      throw usage_error("image: the output " + out[i].output + " exists and is " +
+                        (S_ISDIR(named.st_mode) ? "a folder" : "not a regular file") +
+                        " (choose another -o folder)");
+    if (dangling) continue;  // replaced by the commit
+    const auto over = input_files.find({named.st_dev, named.st_ino});
     if (over == input_files.end()) continue;
     if (over->second == i)
       throw usage_error("image: the output " + out[i].output + " is its own input " + out[i].input +

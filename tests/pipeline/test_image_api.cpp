@@ -312,11 +312,27 @@ TEST_CASE("plan_images keeps names and folder layout, refuses clashes", "[pipeli
                        usage_error, test::what(Contains("is the input " + dir.file("linked.pgm"))));
   fs::remove(dir.path() / "linked.pgm");
   fs::remove(dir.path() / "in/sub/x.pgm");
-  // A link at an output's name is replaced by the commit, not followed: its target is not
-  // written, so a link to the input there is no conflict.
+  // The commit writes through a link to a file at an output's name: a link to the input there is
+  // the input; a dangling one is replaced. A folder or FIFO there is refused before any work (a
+  // FIFO held the whole batch until a reader came).
   fs::create_directories(dir.path() / "lk");
   fs::create_symlink(dir.file("in/x.pgm"), dir.path() / "lk/x.pgm");
+  CHECK_THROWS_MATCHES(
+      plan_images({dir.file("in/x.pgm")}, false, dir.file("lk"), image_output::same), usage_error,
+      test::what(Contains("is its own input")));
+  fs::remove(dir.path() / "lk/x.pgm");
+  fs::create_symlink(dir.file("in/none.pgm"), dir.path() / "lk/x.pgm");
   CHECK(plan_images({dir.file("in/x.pgm")}, false, dir.file("lk"), image_output::same).size() == 1);
+  fs::remove(dir.path() / "lk/x.pgm");
+  REQUIRE(::mkfifo(dir.file("lk/x.pgm").c_str(), 0600) == 0);
+  CHECK_THROWS_MATCHES(
+      plan_images({dir.file("in/x.pgm")}, false, dir.file("lk"), image_output::same), usage_error,
+      test::what(Contains("lk/x.pgm exists and is not a regular file")));
+  fs::remove(dir.path() / "lk/x.pgm");
+  fs::create_directories(dir.path() / "lk/x.pgm");
+  CHECK_THROWS_MATCHES(
+      plan_images({dir.file("in/x.pgm")}, false, dir.file("lk"), image_output::same), usage_error,
+      test::what(Contains("lk/x.pgm exists and is a folder")));
 
   // Many files are checked on several threads; the error still names the first in order.
   fs::create_directories(dir.path() / "many");
