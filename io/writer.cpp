@@ -74,7 +74,23 @@ extern "C" void on_signal(int sig) {
   ::_exit(128 + sig);
 }
 
+// SIGPIPE: what the process would do (end by the signal, quietly), once the temporary files are
+// gone.
+extern "C" void on_sigpipe(int) {
+  remove_registered_temps_now();
+  ::signal(SIGPIPE, SIG_DFL);
+  ::raise(SIGPIPE);
+}
+
 }  // namespace
+
+registered_temp::registered_temp(std::string path)
+    : path_(std::move(path)), entry_(register_temp(path_)) {}
+
+registered_temp::~registered_temp() {
+  ::unlink(path_.c_str());
+  unregister_temp(entry_);
+}
 
 void remove_registered_temps_now() {
   for (auto& t : temps)
@@ -95,6 +111,13 @@ void install_signal_handlers(std::atomic<bool>* cancel_flag) {
   sa.sa_flags = SA_RESTART;  // the first signal only sets a flag: let blocked calls go on
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
+  struct sigaction pipe_sa {};
+  if (::sigaction(SIGPIPE, nullptr, &pipe_sa) == 0 && pipe_sa.sa_handler == SIG_DFL) {
+    pipe_sa.sa_handler = on_sigpipe;  // not where the caller ignores or handles it
+    sigemptyset(&pipe_sa.sa_mask);
+    pipe_sa.sa_flags = 0;
+    ::sigaction(SIGPIPE, &pipe_sa, nullptr);
+  }
 }
 
 // ---- writer ------------------------------------------------------------------------------------

@@ -66,11 +66,27 @@ class writer {
 // removed by a second signal). After install_signal_handlers(flag), the first SIGINT/SIGTERM sets
 // *flag (the pipeline then cancels and aborts its writers, which removes their temps); a second
 // one unlinks every registered temp file with async-signal-safe calls and _exit(130 or 143).
-// With a null flag the first signal does that already.
+// With a null flag the first signal does that already. A SIGPIPE (standard output's reader gone)
+// unlinks them too, then ends the process as it would have.
 void install_signal_handlers(std::atomic<bool>* cancel_flag);
 // The signal (SIGINT or SIGTERM) that set the flag, 0 before one came.
 int interrupting_signal() noexcept;
 // Unlinks every registered temp file now (async-signal-safe).
 void remove_registered_temps_now();
+
+// A file of the caller's that a second signal (or a SIGPIPE) removes as it removes writers'
+// temporary files, and that is removed when this goes (an intermediate file, say).
+class registered_temp {
+ public:
+  explicit registered_temp(std::string path);
+  ~registered_temp();  // unlinks the file
+  registered_temp(const registered_temp&) = delete;
+  registered_temp& operator=(const registered_temp&) = delete;
+  const std::string& path() const noexcept { return path_; }
+
+ private:
+  std::string path_;
+  int entry_;
+};
 
 }  // namespace hetpipe::io

@@ -17,9 +17,11 @@
 #include <hetpipe/error.hpp>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <utility>
 
@@ -273,16 +275,25 @@ std::vector<age::recipient> collect_recipients(const encrypt_spec& spec) {
   return to;
 }
 
-// The temporary path beside `output` for the binary form of an armored output.
-std::string temp_beside(const std::string& output) {
+// The binary form of an armored output, in a file of its own: beside the output (its file system),
+// or in the temporary folder where the output is standard output, a device or a FIFO (whose
+// folder, /dev, is not ours to write in). Registered, so that a second signal or a SIGPIPE
+// removes it; removed when it goes.
+std::unique_ptr<io::registered_temp> intermediate_for(const std::string& output) {
   namespace fs = std::filesystem;
-  const fs::path out = output == "-" ? fs::temp_directory_path() / "stdout" : fs::path(output);
+  struct stat st {};
+  const bool stream = output == "-" || (::stat(output.c_str(), &st) == 0 && !S_ISREG(st.st_mode));
+  const char* tmpdir = std::getenv("TMPDIR");
+  const fs::path out =
+      stream ? fs::path(tmpdir && *tmpdir ? tmpdir : "/tmp") / "stdout" : fs::path(output);
   const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
   std::string tmpl = (dir / ("." + out.filename().string() + ".hetpipe-age-XXXXXX")).string();
   const int fd = ::mkstemp(tmpl.data());
-  if (fd < 0) throw io_error(output, errno_reason(errno), -errno);
+  if (fd < 0)
+    throw io_error(output, "cannot create a file in " + dir.string() + ": " + errno_reason(errno),
+                   -errno);
   ::close(fd);
-  return tmpl;
+  return std::make_unique<io::registered_temp>(tmpl);
 }
 
 void write_whole(const std::string& output, const std::uint8_t* data, std::size_t len) {
@@ -440,23 +451,28 @@ void encrypt(const std::string& input, const std::string& output, const encrypt_
     run(op, {{input}}, {output}, o, report);
     return;
   }
-  // Armor: the binary file first (beside the output), then its PEM form through a writer.
-  const std::string tmp = temp_beside(output);
-  struct remover {
-    std::string path;
-    ~remover() { ::unlink(path.c_str()); }
-  } rm{tmp};
-  run(op, {{input}}, {tmp}, o, report);
+  // Armor: the binary file first (an intermediate file), then its PEM form through a writer.
+  // Errors name the output, not the intermediate file.
+  const auto mid = intermediate_for(output);
+  const std::string& tmp = mid->path();
+  try {
+    run(op, {{input}}, {tmp}, o, report);
+  } catch (const io_error& e) {
+    if (e.file() != tmp) throw;
+    throw io_error(output, e.reason(), e.code());
+  }
+  if (opt.cancel && opt.cancel->load()) throw cancelled();  // before the armoring's long pass
   const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw io_error(tmp, errno_reason(errno), -errno);
+  if (fd < 0) throw io_error(output, errno_reason(errno), -errno);
   struct stat st {};
   ::fstat(fd, &st);
   const auto size = static_cast<std::size_t>(st.st_size);
   void* map = size ? ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0) : nullptr;
   ::close(fd);
-  if (map == MAP_FAILED) throw io_error(tmp, errno_reason(errno), -errno);
+  if (map == MAP_FAILED) throw io_error(output, errno_reason(errno), -errno);
   const std::string text = age::armor(static_cast<const std::uint8_t*>(map), size);
   if (map) ::munmap(map, size);
+  if (opt.cancel && opt.cancel->load()) throw cancelled();
   write_whole(output, reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
 }
 

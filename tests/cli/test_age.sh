@@ -137,5 +137,20 @@ PW=x expect_error "scrypt memory" 1 "work factor 30 failed: it needs [0-9]* MiB 
 [[ ! -e "$d/x.out" && ! -e "$d/x.age" ]] && ok || bad "an output file was left behind"
 ls -a "$d" | grep -q hetpipe- && bad "temporary file left behind" || ok
 
+# Armored output's intermediate file: standard output's reader gone (SIGPIPE) still removes it
+# (it stayed in the temporary folder, the whole ciphertext); a device output keeps it out of
+# /dev (as another user, creating it there failed: "permission denied").
+mkdir -p "$tmp/tmpdir"
+head -c $((64 << 20)) /dev/zero >"$d/big"
+TMPDIR=$tmp/tmpdir "$HETPIPE" encrypt -a -r "$R" -o - "$d/big" 2>/dev/null | head -c 10 >/dev/null
+[[ -z $(ls -A "$tmp/tmpdir") ]] && ok || bad "encrypt -a to a closed pipe left: $(ls -A "$tmp/tmpdir")"
+if [[ $(id -u) -eq 0 ]] && command -v setpriv >/dev/null; then
+  pub=$(mktemp /tmp/hetpipe-age-test-XXXXXX) && cp "$d/p" "$pub" && chmod 644 "$pub"
+  TMPDIR=/tmp setpriv --reuid=65534 --regid=65534 --clear-groups "$HETPIPE" encrypt -a -r "$R" -o /dev/null "$pub" 2>"$tmp/err" &&
+    ok || bad "encrypt -a -o /dev/null as another user: $(cat "$tmp/err")"
+  rm -f "$pub"
+fi
+rm -f "$d/big"
+
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
