@@ -198,11 +198,16 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
     } catch (const io_error& e) {
       const auto it = std::find(names.begin(), names.end(), e.file());
       if (it == names.end()) throw;  // not one file's (standard output, say)
-      const auto k = static_cast<std::size_t>(it - names.begin());
-      cannot_read(names[k], e.reason());
-      readable[which[k]] = false;
-      names.erase(it);
-      which.erase(which.begin() + static_cast<std::ptrdiff_t>(k));
+      const auto leave_out = [&](std::size_t k, const std::string& reason) {
+        cannot_read(names[k], reason);
+        readable[which[k]] = false;
+        names.erase(names.begin() + static_cast<std::ptrdiff_t>(k));
+        which.erase(which.begin() + static_cast<std::ptrdiff_t>(k));
+      };
+      leave_out(static_cast<std::size_t>(it - names.begin()), e.reason());
+      // Standard input cannot be read a second time: the failed run may have taken it.
+      for (std::size_t k = names.size(); k-- > 0;)
+        if (names[k] == "-") leave_out(k, "standard input cannot be read again");
     }
   }
   std::vector<const checksum_result*> by_entry(entries.size(), nullptr);

@@ -268,6 +268,13 @@ if [[ -r /proc/self/mem ]]; then
 /proc/self/mem: FAILED open or read
 $d/odd: OK" && $(head -1 "$tmp/err") == "hetpipe: /proc/self/mem: input/output error" ]] &&
     ok || bad "--check with a read error: rc $rc: $(cat "$tmp/out" "$tmp/err")"
+  # Standard input listed too: the run again cannot read it a second time, and says so.
+  printf '%s  -\n' "$(cut -c1-64 <<<"$(grep "  $d/one\$" "$tmp/memsums")")" >>"$tmp/memsums"
+  "$HETPIPE" checksum --check "$tmp/memsums" <"$d/one" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  [[ $rc -eq 1 && $(tail -1 "$tmp/out") == "-: FAILED open or read" ]] &&
+    grep -q "hetpipe: -: standard input cannot be read again" "$tmp/err" && ok ||
+    bad "--check with a read error and -: rc $rc: $(cat "$tmp/out" "$tmp/err")"
 fi
 # --check verifies in the mode given: derived keys are OK under --derive-key with their context,
 # FAILED as plain hashes.
