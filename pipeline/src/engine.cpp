@@ -370,11 +370,11 @@ void engine::cpu_lanes(unsigned count, unsigned beside_gpu) {
       const bool claimed = std::exchange(claimed_here, false);
       const std::uint64_t t0 = now_ns();
       std::uint64_t th = t0;  // the host work's start, after the lane's own read if any
+      io::mapped_reads::view mapped;
+      const std::string& path = spec_.sources[c->info.input].path;
       try {
         if (!failed_.load(std::memory_order_relaxed)) {
           const std::byte* data = c->data;
-          io::mapped_reads::view mapped;
-          const std::string& path = spec_.sources[c->info.input].path;
           if (io::needs_read(*c)) {  // delivered unread: mapped, or read into this core's cache
             // A large file delivered unopened is mapped too (an image of 8192^2 and its slot's
             // first-touch faults): a mapping of its own pays for its munmap only past a few MiB
@@ -400,7 +400,15 @@ void engine::cpu_lanes(unsigned count, unsigned beside_gpu) {
                      [&mapped, &path] { io::mapped_reads::check(mapped, path); });
         }
       } catch (...) {
-        fail(std::current_exception());
+        // Pages of a mapped chunk that vanished (the file shrank) read as zeros, on which the
+        // operator may have failed first: the file's fault is the error then.
+        std::exception_ptr error = std::current_exception();
+        try {
+          io::mapped_reads::check(mapped, path);
+        } catch (...) {
+          error = std::current_exception();
+        }
+        fail(error);
       }
       const std::uint64_t t1 = now_ns();
       if (c->info.size > 0) {

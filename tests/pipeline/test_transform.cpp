@@ -327,6 +327,48 @@ TEST_CASE("a mapped input cut short under a transform's work fails the job and c
   }
 }
 
+namespace {
+
+// Cuts its input to 4 KiB once (as another process could), then reads the chunk: the lost pages
+// read as zeros, and it refuses zeros, as an operator checking its data would.
+class zero_refusing_op final : public transform_op {
+ public:
+  std::string file;
+  mutable std::atomic<bool> cut{false};
+  framing frame(std::size_t) const override { return framing::records(1); }
+  void host(const chunk_info&, std::span<const std::byte> data,
+            std::vector<std::byte>& out) const override {
+    if (!cut.exchange(true)) REQUIRE(::truncate(file.c_str(), 4096) == 0);
+    std::size_t zeros = 0;
+    for (std::byte b : data) zeros += b == std::byte{0};
+    if (zeros > data.size() / 2) throw input_error("", "too many zeros");
+    out.assign(data.begin(), data.end());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a mapped input cut short is that error, not the operator's over the lost pages",
+          "[pipeline][transform]") {
+  // The operator fails on the zeros put where the pages vanished: the job's error is the file's,
+  // "file shrank while reading" (it used to be "too many zeros").
+  test::temp_dir dir;
+  const auto in = random_bytes(std::size_t{12} << 20, 19);
+  test::write_file(dir.file("in"), in.data(), in.size());
+  zero_refusing_op op;
+  op.file = dir.file("in");
+  options o = test::cpu_options(std::size_t{4} << 20, 1);
+  o.reads = read_mode::map;
+  try {
+    run(op, {{dir.file("in")}}, {dir.file("out")}, o);
+    FAIL("no error");
+  } catch (const io_error& e) {
+    CHECK(e.file() == dir.file("in"));
+    CHECK(e.reason() == "file shrank while reading");
+  }
+  CHECK(!std::filesystem::exists(dir.file("out")));
+}
+
 TEST_CASE("the output pool hands out the smallest kept buffer that fits, else the largest",
           "[pipeline][transform]") {
   detail::buffer_pool pool(std::size_t{16} << 20);
