@@ -115,6 +115,13 @@ struct waker {
 struct input_state;
 struct read_op;
 
+// A regular file found at a source's path that is not the one the job's stat found (renamed over
+// since): its size and content would not go together.
+constexpr const char* replaced_reason = "was replaced during the job";
+bool replaced(const source& s, std::uint64_t dev, std::uint64_t ino) {
+  return s.regular && (s.dev || s.ino) && (s.dev != dev || s.ino != ino);
+}
+
 // The most bytes one read of a file of a pseudo file system asks for (source::read_to_end).
 constexpr std::size_t pseudo_read_max = std::size_t{1} << 20;
 
@@ -188,6 +195,7 @@ struct input_state {
   int w_error = 0;  // negative errno of stat/open/fstat
   unsigned w_mode = 0;
   std::uint64_t w_size = 0;
+  std::uint64_t w_dev = 0, w_ino = 0;
   int w_fd = -1;
   bool reopening = false;
   state st = state::opening;
@@ -399,6 +407,8 @@ struct reader::impl {
       }
       in.w_mode = sb.st_mode;
       in.w_size = static_cast<std::uint64_t>(sb.st_size);
+      in.w_dev = static_cast<std::uint64_t>(sb.st_dev);
+      in.w_ino = static_cast<std::uint64_t>(sb.st_ino);
       return;
     }
     if (::stat(path, &sb) != 0) {
@@ -416,6 +426,8 @@ struct reader::impl {
     }
     in.w_mode = sb.st_mode;
     in.w_size = static_cast<std::uint64_t>(sb.st_size);
+    in.w_dev = static_cast<std::uint64_t>(sb.st_dev);
+    in.w_ino = static_cast<std::uint64_t>(sb.st_ino);
   }
 
   // Submits the group being formed, if any.
@@ -494,11 +506,18 @@ struct reader::impl {
     } else if (S_ISDIR(in.w_mode)) {
       in.st = input_state::state::failed;
       in.err = std::make_exception_ptr(io_error(in.src->path, "is a directory", UV_EISDIR));
+    } else if (S_ISREG(in.w_mode) && !(in.src->read_to_end && sequential_ok(in)) &&
+               replaced(*in.src, in.w_dev, in.w_ino)) {
+      ::close(fd);
+      in.st = input_state::state::failed;
+      in.err = std::make_exception_ptr(io_error(in.src->path, replaced_reason, UV_EIO));
     } else if (S_ISREG(in.w_mode) && !(in.src->read_to_end && sequential_ok(in))) {
       in.fd = fd;  // closed with the input (retire_input_if_done, finish)
-      // The size seen here is the one the chunks are cut from; a file that shrinks later is an
-      // error at its read.
-      if (!setup_positional(in, in.w_size)) {
+      // The chunks are cut from the size the job's stat found (source::regular), else from the
+      // one seen here; a file that shrinks later is an error at its read.
+      const std::uint64_t size =
+          in.src->regular && !in.src->read_to_end ? std::min(in.w_size, in.src->size) : in.w_size;
+      if (!setup_positional(in, size)) {
         // refused: the fd is closed when the input is retired
       } else if (error) {
         in.st = input_state::state::failed;  // closed by finish()
@@ -687,6 +706,10 @@ struct reader::impl {
     c.read_fd = fd;
     c.read_offset = in.src->offset + op.a;
     c.unopened = in.unopened;
+    if (in.unopened) {
+      c.file_dev = in.src->dev;
+      c.file_ino = in.src->ino;
+    }
     c.windowed = !in.unopened;
     // pump(), our caller, goes on with the input: with its last chunk issued, it moves to the
     // next input and retires this one.
@@ -1318,6 +1341,11 @@ void open_chunk(chunk& c, const std::string& path) {
       if (err) std::rethrow_exception(uv_failure(path, uv_translate_sys_error(err)));
       throw io_error(path, S_ISDIR(st.st_mode) ? "is a directory" : "no longer a regular file",
                      S_ISDIR(st.st_mode) ? UV_EISDIR : UV_EINVAL);
+    }
+    if ((c.file_dev || c.file_ino) &&
+        (std::uint64_t(st.st_dev) != c.file_dev || std::uint64_t(st.st_ino) != c.file_ino)) {
+      ::close(ufd);
+      throw io_error(path, replaced_reason, UV_EIO);
     }
     if (std::uint64_t(st.st_size) < c.read_offset + c.info.size) {
       ::close(ufd);

@@ -30,9 +30,13 @@ struct source {
   std::uint64_t offset = 0;  // start of the data region (e.g. after an .npy header)
   std::optional<std::uint64_t> length = std::nullopt;  // bytes of the region; default: to the end
   // Set when a stat just before found a regular file: the reader then opens it without a stat of
-  // its own (fstat after the open still decides). One system call less per small file.
+  // its own. One system call less per small file. The file is read to the size that stat found
+  // (a file appended to since: to that size; one that shrank below it fails at its read), and a
+  // file found at the path that is not the one stat'ed (renamed over since) is the error "was
+  // replaced during the job": its size and its content would not go together.
   bool regular = false;
-  std::uint64_t size = 0;  // with `regular`: the size that stat found
+  std::uint64_t size = 0;          // with `regular`: the size that stat found
+  std::uint64_t dev = 0, ino = 0;  // with `regular`: the file that stat found (0, 0: not checked)
   // A regular file whose stated size is not its content (/proc's say 0, /sys's 4096): read it
   // sequentially to its end, as a pipe (by records or lines framing; a region or one chunk per
   // file still goes by the size).
@@ -61,9 +65,10 @@ struct chunk {
   // A chunk delivered unopened: the whole data region of a regular file small enough for one
   // chunk, which the consumer opens, reads and closes itself (read_chunk) rather than the
   // reader's threads; many small files then take no trip through the reader's thread pool. The
-  // region is the one the job's stat found: a file that grew since is read to that size (as the
-  // reader reads a file to the size its own fstat found), one that shrank below it is an error.
+  // region is the one the job's stat found (source::regular): a file that grew since is read to
+  // that size, one that shrank below it or was replaced is an error.
   bool unopened = false;
+  std::uint64_t file_dev = 0, file_ino = 0;  // unopened: the file the stat found (0, 0: any)
 };
 
 // Whether the consumer must read c before working on it (read_chunk): delivered unread, by

@@ -807,6 +807,8 @@ void engine::run() {
     }
     s.regular = true;  // the reader need not stat it again
     s.size = static_cast<std::uint64_t>(st.st_size);
+    s.dev = static_cast<std::uint64_t>(st.st_dev);
+    s.ino = static_cast<std::uint64_t>(st.st_ino);
     if (pseudo.size_is_not_content(s.path, st.st_dev)) {  // /proc, /sys: to the end, as a pipe
       s.read_to_end = true;
       all_small = false;

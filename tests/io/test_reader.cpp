@@ -366,6 +366,27 @@ TEST_CASE(
   // the reader reads a file to the size its fstat found.
   CHECK(attempt(8) == "read");
   CHECK(attempt(12) == "file shrank while reading");
+  // Not the file the job's stat found (renamed over since): its size and content would not go
+  // together (the digest came out of the new file's first bytes, exit 0).
+  struct stat other {};
+  write_file(dir.file("other"), random_bytes(10, 3));
+  REQUIRE(::stat(dir.file("other").c_str(), &other) == 0);
+  {
+    chunk c{};
+    c.slot = 0;
+    c.data = pool.data(0);
+    c.info.size = 10;
+    c.unopened = true;
+    c.file_dev = static_cast<std::uint64_t>(other.st_dev);
+    c.file_ino = static_cast<std::uint64_t>(other.st_ino);
+    try {
+      read_chunk(c, f);
+      FAIL("no error");
+    } catch (const io_error& e) {
+      CHECK(e.reason() == "was replaced during the job");
+    }
+    CHECK(c.read_fd < 0);
+  }
   REQUIRE(::unlink(f.c_str()) == 0);
   CHECK(attempt(10) == "no such file or directory");
   REQUIRE(::mkdir(f.c_str(), 0700) == 0);
@@ -373,6 +394,31 @@ TEST_CASE(
   REQUIRE(::rmdir(f.c_str()) == 0);
   REQUIRE(::mkfifo(f.c_str(), 0600) == 0);  // opened without waiting for a writer
   CHECK(attempt(10) == "no longer a regular file");
+}
+
+TEST_CASE("A file the job stat'ed is read to that size, and refused if it was replaced",
+          "[io][reader]") {
+  // The reader's own open (no lane reads): a file appended to since the job's stat is read to the
+  // stated size, as a lane reads one it opens (slots were sized from that stat: the larger file
+  // had been a usage error, "slots ... cannot hold a chunk"); one renamed over is refused.
+  temp_dir dir;
+  const auto data = random_bytes(10000, 61);
+  write_file(dir.file("f"), data);
+  struct stat st {};
+  REQUIRE(::stat(dir.file("f").c_str(), &st) == 0);
+  source s{dir.file("f")};
+  s.regular = true;
+  s.size = 6000;  // the file grew from 6000 bytes since
+  s.dev = static_cast<std::uint64_t>(st.st_dev);
+  s.ino = static_cast<std::uint64_t>(st.st_ino);
+  reader_config cfg;
+  cfg.chunk_size = 4096;
+  auto r = run_reader({s}, records(1), 2, 4096, cfg);
+  REQUIRE(describe(r.error) == "");
+  CHECK(r.joined(0) == std::vector<std::byte>(data.begin(), data.begin() + 6000));
+  s.ino += 1;  // another file
+  r = run_reader({s}, records(1), 2, 4096, cfg);
+  CHECK(rethrown_as<io_error>(r.error).reason() == "was replaced during the job");
 }
 
 TEST_CASE("A size that is not a multiple of the record size is an input error", "[io][reader]") {
@@ -640,6 +686,9 @@ TEST_CASE("A source marked regular that is not one is still read, or refused, fo
   auto marked = [](std::string path) {
     source s{std::move(path)};
     s.regular = true;
+    struct stat st {};
+    if (::stat(s.path.c_str(), &st) == 0 && S_ISREG(st.st_mode))
+      s.size = static_cast<std::uint64_t>(st.st_size);  // as the engine's stat found it
     return s;
   };
   SECTION("a FIFO is read sequentially, and opening it did not wait for its writer") {
