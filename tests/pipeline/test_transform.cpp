@@ -295,6 +295,26 @@ TEST_CASE("outputs are committed off the lanes; one that cannot be committed fai
   }
 }
 
+namespace {
+
+// Runs op over dir's "in" into "out" on one lane that maps its chunks: the job fails with "file
+// shrank while reading", naming the input, and leaves no output and no temporary file.
+void expect_shrank(const transform_op& op, const test::temp_dir& dir, std::size_t chunk) {
+  options o = test::cpu_options(chunk, 1);
+  o.reads = read_mode::map;
+  try {
+    run(op, {{dir.file("in")}}, {dir.file("out")}, o);
+    FAIL("no error");
+  } catch (const io_error& e) {
+    CHECK(e.file() == dir.file("in"));
+    CHECK(e.reason() == "file shrank while reading");
+  }
+  CHECK(!std::filesystem::exists(dir.file("out")));
+  CHECK(entries(dir.path()) == 1);  // the input alone
+}
+
+}  // namespace
+
 TEST_CASE("a mapped input cut short under a transform's work fails the job and commits nothing",
           "[pipeline][transform]") {
   // The file shrinks while a lane works on its mapped chunk (here the operator cuts it itself,
@@ -313,17 +333,7 @@ TEST_CASE("a mapped input cut short under a transform's work fails the job and c
     op.hook = [&](const chunk_info&) {
       if (!cut.exchange(true)) REQUIRE(::truncate(dir.file("in").c_str(), 4096) == 0);
     };
-    options o = test::cpu_options(chunk, 1);
-    o.reads = read_mode::map;
-    try {
-      run(op, {{dir.file("in")}}, {dir.file("out")}, o);
-      FAIL("no error");
-    } catch (const io_error& e) {
-      CHECK(e.file() == dir.file("in"));
-      CHECK(e.reason() == "file shrank while reading");
-    }
-    CHECK(!std::filesystem::exists(dir.file("out")));
-    CHECK(entries(dir.path()) == 1);  // the input alone: no temporary file left either
+    expect_shrank(op, dir, chunk);
   }
 }
 
@@ -357,16 +367,7 @@ TEST_CASE("a mapped input cut short is that error, not the operator's over the l
   test::write_file(dir.file("in"), in.data(), in.size());
   zero_refusing_op op;
   op.file = dir.file("in");
-  options o = test::cpu_options(std::size_t{4} << 20, 1);
-  o.reads = read_mode::map;
-  try {
-    run(op, {{dir.file("in")}}, {dir.file("out")}, o);
-    FAIL("no error");
-  } catch (const io_error& e) {
-    CHECK(e.file() == dir.file("in"));
-    CHECK(e.reason() == "file shrank while reading");
-  }
-  CHECK(!std::filesystem::exists(dir.file("out")));
+  expect_shrank(op, dir, std::size_t{4} << 20);
 }
 
 TEST_CASE("the output pool hands out the smallest kept buffer that fits, else the largest",
