@@ -1037,27 +1037,41 @@ TEST_CASE(
   }
   SECTION("a file that shrank after it was opened") {
     // Opens go in groups of 8 (s24..s31 in one job), reads in jobs of max_inflight / 2 = 2: when
-    // s24 is delivered, s31 was sized, and the 4 slots hold at most s24..s27.
-    slot_pool pool(4, 1024);
-    cfg.max_inflight = 4;
-    std::exception_ptr error;
-    std::vector<std::size_t> got;
-    reader rd(inputs, records(1), pool, cfg);
-    rd.start(
-        [&](chunk c) {
-          if (c.info.input == 24) REQUIRE(::truncate(dir.file("s31").c_str(), 10) == 0);
-          got.push_back(c.info.input);
-          pool.release(c.slot);
-          rd.retire();
-        },
-        [&](std::exception_ptr e) { error = e; });
-    rd.wait();
-    const auto e = rethrown_as<io_error>(error);
-    CHECK(e.file() == dir.file("s31"));
-    CHECK(e.reason() == "file shrank while reading");
-    // Reads complete in any order: later inputs may have come, never s31.
-    CHECK(std::find(got.begin(), got.end(), 31u) == got.end());
-    CHECK(pool.available() == 4);
+    // s24 is delivered, s31 was sized, and the 4 slots hold at most s24..s27. Where a group was
+    // cut short by timing (1 or 2 runs in 100 here), s31 is opened after the cut, and is then
+    // simply a file of 10 bytes: read so, and the run is tried again.
+    bool shrank = false;
+    for (int attempt = 0; attempt < 5 && !shrank; ++attempt) {
+      write_file(dir.file("s31"), data[31]);
+      slot_pool pool(4, 1024);
+      cfg.max_inflight = 4;
+      std::exception_ptr error;
+      std::vector<std::size_t> got;
+      std::size_t s31_bytes = 0;
+      reader rd(inputs, records(1), pool, cfg);
+      rd.start(
+          [&](chunk c) {
+            if (c.info.input == 24) REQUIRE(::truncate(dir.file("s31").c_str(), 10) == 0);
+            if (c.info.input == 31) s31_bytes += c.info.size;
+            got.push_back(c.info.input);
+            pool.release(c.slot);
+            rd.retire();
+          },
+          [&](std::exception_ptr e) { error = e; });
+      rd.wait();
+      CHECK(pool.available() == 4);
+      if (!error) {
+        CHECK(s31_bytes == 10);  // opened after the cut: what the file holds then
+        continue;
+      }
+      const auto e = rethrown_as<io_error>(error);
+      CHECK(e.file() == dir.file("s31"));
+      CHECK(e.reason() == "file shrank while reading");
+      // Reads complete in any order: later inputs may have come, never s31.
+      CHECK(std::find(got.begin(), got.end(), 31u) == got.end());
+      shrank = true;
+    }
+    CHECK(shrank);
   }
   SECTION("cancel") {
     slot_pool pool(8, 1024);
