@@ -115,11 +115,12 @@ struct waker {
 struct input_state;
 struct read_op;
 
-// A regular file found at a source's path that is not the one the job's stat found (renamed over
-// since): its size and content would not go together.
+// Whether the file opened (dev, ino) is not the one the job's stat found (want_dev, want_ino; 0, 0:
+// not known), renamed over since: its size and content would not go together.
 constexpr const char* replaced_reason = "was replaced during the job";
-bool replaced(const source& s, std::uint64_t dev, std::uint64_t ino) {
-  return s.regular && (s.dev || s.ino) && (s.dev != dev || s.ino != ino);
+static bool replaced(std::uint64_t want_dev, std::uint64_t want_ino, std::uint64_t dev,
+                     std::uint64_t ino) {
+  return (want_dev || want_ino) && (want_dev != dev || want_ino != ino);
 }
 
 // The most bytes one read of a file of a pseudo file system asks for (source::read_to_end).
@@ -499,6 +500,10 @@ struct reader::impl {
     in.work_busy = false;
     const int fd = in.w_fd;
     in.w_fd = -1;
+    const bool positional = S_ISREG(in.w_mode) && !(in.src->read_to_end && sequential_ok(in));
+    // What the job's stat found holds for the file (source::regular): not where the stated size
+    // is not the content (/proc, /sys).
+    const bool stated = in.src->regular && !in.src->read_to_end;
     if (status < 0 || in.w_error < 0) {
       if (fd >= 0) ::close(fd);
       in.st = input_state::state::failed;
@@ -506,18 +511,15 @@ struct reader::impl {
     } else if (S_ISDIR(in.w_mode)) {
       in.st = input_state::state::failed;
       in.err = std::make_exception_ptr(io_error(in.src->path, "is a directory", UV_EISDIR));
-    } else if (S_ISREG(in.w_mode) && !(in.src->read_to_end && sequential_ok(in)) &&
-               replaced(*in.src, in.w_dev, in.w_ino)) {
+    } else if (positional && stated && replaced(in.src->dev, in.src->ino, in.w_dev, in.w_ino)) {
       ::close(fd);
       in.st = input_state::state::failed;
       in.err = std::make_exception_ptr(io_error(in.src->path, replaced_reason, UV_EIO));
-    } else if (S_ISREG(in.w_mode) && !(in.src->read_to_end && sequential_ok(in))) {
+    } else if (positional) {
       in.fd = fd;  // closed with the input (retire_input_if_done, finish)
-      // The chunks are cut from the size the job's stat found (source::regular), else from the
-      // one seen here; a file that shrinks later is an error at its read.
-      const std::uint64_t size =
-          in.src->regular && !in.src->read_to_end ? std::min(in.w_size, in.src->size) : in.w_size;
-      if (!setup_positional(in, size)) {
+      // The chunks are cut from the size the job's stat found, else from the one seen here; a
+      // file that shrinks later is an error at its read.
+      if (!setup_positional(in, stated ? std::min(in.w_size, in.src->size) : in.w_size)) {
         // refused: the fd is closed when the input is retired
       } else if (error) {
         in.st = input_state::state::failed;  // closed by finish()
@@ -1342,8 +1344,7 @@ void open_chunk(chunk& c, const std::string& path) {
       throw io_error(path, S_ISDIR(st.st_mode) ? "is a directory" : "no longer a regular file",
                      S_ISDIR(st.st_mode) ? UV_EISDIR : UV_EINVAL);
     }
-    if ((c.file_dev || c.file_ino) &&
-        (std::uint64_t(st.st_dev) != c.file_dev || std::uint64_t(st.st_ino) != c.file_ino)) {
+    if (replaced(c.file_dev, c.file_ino, std::uint64_t(st.st_dev), std::uint64_t(st.st_ino))) {
       ::close(ufd);
       throw io_error(path, replaced_reason, UV_EIO);
     }
