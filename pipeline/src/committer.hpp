@@ -4,7 +4,7 @@
 // images to ext4 on the 2-core box: 0.75 s with lanes committing, 0.29 s with no fsync at all).
 // A small output's writer keeps its bytes until its commit writes them (io/writer.cpp), so these
 // threads also bound how many outputs are written at once: on the H200 box, 8192^2 images took
-// 25-35 ms each per 64 MiB write into /dev/shm, back to back on each of the four threads there
+// 22-50 ms (most 27-33) per 64 MiB write into /dev/shm, back to back on the four threads there
 // were (2026-11-27 trace), while new tmpfs pages cost a thread about 2 GB/s on either machine.
 //
 // At most `max_pending` outputs wait, holding at most `max_bytes` of output not yet written, or
