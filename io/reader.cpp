@@ -20,6 +20,8 @@
 #include "io/reader.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -191,6 +193,14 @@ struct input_state {
   reader::impl* self = nullptr;
   uv_fs_t req;  // open (FIFOs, devices) and sequential reads: one at a time
   bool req_busy = false;
+  // Sequential reads of a pipe, FIFO, socket or terminal (pollable) wait in poll() beside the
+  // reader's cancel event rather than in a read: no data may ever come, and a cancelled job must
+  // not wait for it. Such a read runs as poll_req (req_busy covers it too).
+  bool pollable = false;
+  uv_work_t poll_req;
+  std::byte* poll_dst = nullptr;
+  std::size_t poll_len = 0;
+  std::int64_t poll_result = 0;
   // stat + open of a regular file in an open_group's trip through the thread pool
   bool work_busy = false;
   int w_error = 0;  // negative errno of stat/open/fstat
@@ -240,6 +250,9 @@ struct reader::impl {
 
   std::atomic<bool> cancel_requested{false};
   std::atomic<std::uint64_t> retired{0};
+  // Readable once the job is cancelled or has failed: wakes reads waiting in poll() (pollable).
+  // Made with the reader, so that cancel() may write it from any thread at any time.
+  int cancel_fd = ::eventfd(0, EFD_CLOEXEC);
 
   std::mutex done_mu;
   std::condition_variable done_cv;
@@ -269,6 +282,22 @@ struct reader::impl {
     cfg.max_inflight = std::max(1u, cfg.max_inflight);
     cfg.max_open_files = std::max(1u, cfg.max_open_files);
     cfg.window = std::max<std::uint64_t>(1, cfg.window);
+    if (cancel_fd < 0) {
+      const int e = errno;
+      throw io_error("", std::string("cannot make the reader's cancel event: ") + std::strerror(e),
+                     uv_translate_sys_error(e));
+    }
+  }
+  ~impl() {
+    if (cancel_fd >= 0) ::close(cancel_fd);
+  }
+  impl(const impl&) = delete;
+  impl& operator=(const impl&) = delete;
+
+  void signal_cancel_fd() const {
+    if (cancel_fd < 0) return;
+    const std::uint64_t one = 1;
+    (void)!::write(cancel_fd, &one, sizeof one);  // an eventfd's counter: cannot fill up here
   }
 
   void fail(std::exception_ptr e) {
@@ -477,7 +506,11 @@ struct reader::impl {
       in.err = uv_failure(in.src->path, int(result));
     } else {
       in.fd = uv_file(result);
-      if (error) {
+      const int fl = ::fcntl(in.fd, F_GETFL);
+      if (fl < 0 || (fl & O_NONBLOCK && ::fcntl(in.fd, F_SETFL, fl & ~O_NONBLOCK) != 0)) {
+        in.st = input_state::state::failed;  // closed by finish() or retire
+        in.err = uv_failure(in.src->path, uv_translate_sys_error(errno));
+      } else if (error) {
         in.st = input_state::state::failed;  // closed by finish()
       } else if (in.reopening) {
         become_sequential(in);
@@ -617,6 +650,9 @@ struct reader::impl {
   void become_sequential(input_state& in) {
     in.sequential = true;
     in.reopening = false;
+    struct stat sb {};
+    in.pollable = in.fd >= 0 && ::fstat(in.fd, &sb) == 0 &&
+                  (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode) || S_ISCHR(sb.st_mode));
     if (!framing_valid(in)) return;
     in.q.skip_left = in.src->offset;
     in.q.remaining = in.src->length;
@@ -954,18 +990,56 @@ struct reader::impl {
     // A file of /proc or /sys makes its content for the read: /proc/sys refuses a read of 4 MiB
     // or more (ENOMEM, Linux 6.18), the default chunk size of CPU lanes alone.
     if (in.src->read_to_end) buf.len = std::min(buf.len, pseudo_read_max);
-    in.req.data = &in;
-    int rc = uv_fs_read(&loop, &in.req, in.fd, &buf, 1, -1, [](uv_fs_t* r) {
-      auto* in = static_cast<input_state*>(r->data);
-      in->self->on_seq_read(*in);
-    });
+    int rc = 0;
+    if (in.pollable) {
+      in.poll_dst = dst;
+      in.poll_len = buf.len;
+      in.poll_req.data = &in;
+      rc = uv_queue_work(
+          &loop, &in.poll_req,
+          [](uv_work_t* w) {
+            auto* in = static_cast<input_state*>(w->data);
+            in->poll_result = poll_read(in->fd, in->self->cancel_fd, in->poll_dst, in->poll_len);
+          },
+          [](uv_work_t* w, int status) {
+            auto* in = static_cast<input_state*>(w->data);
+            in->self->on_seq_read(*in, status < 0 ? status : in->poll_result);
+          });
+    } else {
+      in.req.data = &in;
+      rc = uv_fs_read(&loop, &in.req, in.fd, &buf, 1, -1, [](uv_fs_t* r) {
+        auto* in = static_cast<input_state*>(r->data);
+        const auto result = r->result;
+        uv_fs_req_cleanup(r);
+        in->self->on_seq_read(*in, result);
+      });
+      if (rc < 0) uv_fs_req_cleanup(&in.req);
+    }
     if (rc < 0) {
-      uv_fs_req_cleanup(&in.req);
       fail(uv_failure(in.src->path, rc));
       return;
     }
     in.req_busy = true;
     ++reqs;
+  }
+
+  // One read of up to len bytes from fd, once poll() finds it readable (data, end of file or an
+  // error: the read then returns without waiting), or UV_ECANCELED once cancel_fd is readable.
+  // Returns the bytes read or a negative errno. A descriptor that someone else made non-blocking
+  // (a shared standard input) is polled again rather than failing with EAGAIN.
+  static std::int64_t poll_read(int fd, int cancel_fd, std::byte* dst, std::size_t len) {
+    for (;;) {
+      pollfd p[2] = {{fd, POLLIN, 0}, {cancel_fd, POLLIN, 0}};
+      const int n = ::poll(p, cancel_fd >= 0 ? 2 : 1, -1);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return -errno;
+      }
+      if (cancel_fd >= 0 && p[1].revents) return UV_ECANCELED;
+      const ssize_t got = ::read(fd, dst, len);
+      if (got >= 0) return got;
+      if (errno != EINTR && errno != EAGAIN) return -errno;
+    }
   }
 
   void release_seq_slot(input_state& in) {
@@ -976,14 +1050,14 @@ struct reader::impl {
     pool.release(in.q.slot);
   }
 
-  void on_seq_read(input_state& in) {
+  void on_seq_read(input_state& in, std::int64_t result) {
     --reqs;
     in.req_busy = false;
-    auto result = in.req.result;
-    uv_fs_req_cleanup(&in.req);
     auto& q = in.q;
     const std::string& path = in.src->path;
-    if (result < 0) {
+    if (result == UV_ECANCELED && cancel_requested.load(std::memory_order_acquire)) {
+      fail(std::make_exception_ptr(cancelled()));  // cancel() woke the poll before pump() ran
+    } else if (result < 0) {
       if (result != UV_ECANCELED || !error) fail(uv_failure(path, int(result)));
     } else if (!error) {
       std::size_t n = std::size_t(result);
@@ -1182,8 +1256,11 @@ struct reader::impl {
     for (auto& b : batches.all)
       if (!b->ops.empty()) uv_cancel(reinterpret_cast<uv_req_t*>(&b->work));
     for (auto& [i, in] : live) {
-      if (in->req_busy) uv_cancel(reinterpret_cast<uv_req_t*>(&in->req));
+      if (in->req_busy)
+        uv_cancel(in->pollable && in->sequential ? reinterpret_cast<uv_req_t*>(&in->poll_req)
+                                                 : reinterpret_cast<uv_req_t*>(&in->req));
     }
+    signal_cancel_fd();  // reads of pipes and terminals waiting in poll() (poll_read)
     for (auto& g : groups.all)
       if (!g->members.empty()) uv_cancel(reinterpret_cast<uv_req_t*>(&g->work));
     for (auto it = live.begin(); it != live.end();) {
@@ -1213,7 +1290,9 @@ struct reader::impl {
         }
         if (in.st == input_state::state::reopen) {
           in.reopening = true;
-          submit_open(in, O_RDONLY);
+          // O_NONBLOCK: a FIFO's open does not wait for its writer (a cancelled job could not stop
+          // it); on_open clears the flag, and the reads wait in poll() instead.
+          submit_open(in, O_RDONLY | O_NONBLOCK);
           if (in.st == input_state::state::failed) continue;
           break;
         }
@@ -1316,6 +1395,7 @@ void reader::retire(std::uint64_t n) {
 
 void reader::cancel() {
   impl_->cancel_requested.store(true, std::memory_order_release);
+  impl_->signal_cancel_fd();
   impl_->wk->wake();
 }
 

@@ -10,7 +10,10 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <iterator>
+#include <optional>
+#include <thread>
 
 #include "hetpipe/error.hpp"
 #include "io/reader.hpp"
@@ -744,6 +747,128 @@ TEST_CASE("Standard input (dash) is read sequentially between regular files",
   REQUIRE(r.joined(0) == a);
   REQUIRE(r.joined(1) == in);
   REQUIRE(r.joined(2) == b);
+}
+
+namespace {
+
+// Runs a reader over `inputs` (records of 1 byte), cancels it after 100 ms and says how long it
+// took to end after that (`took`, empty when it had not ended 3 s later: unstick() then ends what
+// it waits for, so that a failing test does not hang) and with what error.
+struct cancel_run {
+  std::optional<double> took;
+  std::exception_ptr error;
+};
+cancel_run seconds_to_cancel(const std::vector<source>& inputs,
+                             const std::function<void()>& unstick) {
+  slot_pool pool(2, 4096);
+  reader_config cfg;
+  cfg.chunk_size = 4096;
+  std::exception_ptr error;
+  reader rd(inputs, records(1), pool, cfg);
+  std::promise<void> ended;
+  auto end = ended.get_future();
+  rd.start(
+      [&](chunk c) {
+        pool.release(c.slot);
+        rd.retire();
+      },
+      [&](std::exception_ptr e) {
+        error = e;
+        ended.set_value();
+      });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const auto t0 = std::chrono::steady_clock::now();
+  rd.cancel();
+  cancel_run r;
+  if (end.wait_for(std::chrono::seconds(3)) == std::future_status::ready)
+    r.took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  else
+    unstick();
+  rd.wait();
+  r.error = error;
+  return r;
+}
+
+void check_prompt(const cancel_run& r) {
+  REQUIRE(r.took);
+  CHECK(*r.took < 1.0);
+  rethrown_as<cancelled>(r.error);
+}
+
+}  // namespace
+
+TEST_CASE("A cancelled reader does not wait for a pipe, FIFO or standard input that never delivers",
+          "[io][reader][fifo][cancel]") {
+  ::signal(SIGPIPE, SIG_IGN);
+  temp_dir dir;
+  const std::string fifo = dir.file("idle");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  SECTION("a FIFO whose writer is there but writes nothing") {
+    std::promise<void> stop;
+    std::thread writer([&, stopped = stop.get_future()] {
+      const int fd = ::open(fifo.c_str(), O_WRONLY);
+      stopped.wait();
+      if (fd >= 0) ::close(fd);
+    });
+    bool stopped = false;
+    const auto r = seconds_to_cancel({{fifo}}, [&] {
+      stop.set_value();  // the writer goes: the read sees the end of the FIFO
+      stopped = true;
+    });
+    if (!stopped) stop.set_value();
+    writer.join();
+    check_prompt(r);
+  }
+  SECTION("a FIFO that no writer ever opens") {
+    const auto r = seconds_to_cancel({{fifo}}, [&] {
+      const int fd = ::open(fifo.c_str(), O_WRONLY);  // the reader's open was waiting for it
+      if (fd >= 0) ::close(fd);
+    });
+    check_prompt(r);
+  }
+  SECTION("standard input, a pipe whose writer stays") {
+    int p[2];
+    REQUIRE(::pipe(p) == 0);
+    const int saved = ::dup(0);
+    REQUIRE(::dup2(p[0], 0) == 0);
+    ::close(p[0]);
+    const auto r = seconds_to_cancel({{"-"}}, [&] { ::close(std::exchange(p[1], -1)); });
+    ::dup2(saved, 0);
+    ::close(saved);
+    if (p[1] >= 0) ::close(p[1]);
+    check_prompt(r);
+  }
+}
+
+TEST_CASE(
+    "Standard input made non-blocking by someone else is read in full, not failed with EAGAIN",
+    "[io][reader][stdin]") {
+  ::signal(SIGPIPE, SIG_IGN);
+  const auto in = random_bytes(300000, 54);
+  int p[2];
+  REQUIRE(::pipe(p) == 0);
+  REQUIRE(::fcntl(p[0], F_SETFL, ::fcntl(p[0], F_GETFL) | O_NONBLOCK) == 0);
+  const int saved = ::dup(0);
+  REQUIRE(::dup2(p[0], 0) == 0);
+  ::close(p[0]);
+  std::thread feeder([&] {
+    std::size_t at = 0;
+    while (at < in.size()) {  // slowly: the reader finds the pipe empty many times
+      const ssize_t w = ::write(p[1], in.data() + at, std::min<std::size_t>(in.size() - at, 7000));
+      if (w <= 0) break;
+      at += std::size_t(w);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    ::close(p[1]);
+  });
+  reader_config cfg;
+  cfg.chunk_size = 4096;
+  auto r = run_reader({{"-"}}, records(1), 2, 4096, cfg);
+  feeder.join();
+  ::dup2(saved, 0);
+  ::close(saved);
+  REQUIRE(describe(r.error) == "");
+  REQUIRE(r.joined(0) == in);
 }
 
 TEST_CASE("Open errors name the file and say why in plain words", "[io][reader][errors]") {
