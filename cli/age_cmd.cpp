@@ -1,10 +1,12 @@
 #include "age_cmd.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -20,9 +22,10 @@ namespace hetpipe::cli {
 
 namespace {
 
-// One line from the terminal, echo off.
-std::string prompt(int tty, const char* text) {
-  if (::write(tty, text, std::strlen(text)) < 0) throw usage_error("cannot write to the terminal");
+// One line from the terminal, echo off. The wait looks at *cancel every 50 ms: a first SIGINT
+// at the prompt stops the command with the terminal's echo back on (a second signal would end the
+// process with it off).
+std::string prompt(int tty, const char* text, const std::atomic<bool>* cancel) {
   termios old{};
   const bool term = ::tcgetattr(tty, &old) == 0;
   if (term) {
@@ -30,36 +33,62 @@ std::string prompt(int tty, const char* text) {
     quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
     ::tcsetattr(tty, TCSAFLUSH, &quiet);
   }
+  struct restore {
+    int tty;
+    bool term;
+    const termios& old;
+    ~restore() {
+      if (term) ::tcsetattr(tty, TCSAFLUSH, &old);
+      if (::write(tty, "\n", 1) < 0) {
+      }
+    }
+  } const on_exit{tty, term, old};
+  // The prompt once the echo is off: nothing typed after it shows.
+  if (::write(tty, text, std::strlen(text)) < 0) throw usage_error("cannot write to the terminal");
   std::string line;
-  char c;
-  while (::read(tty, &c, 1) == 1 && c != '\n') line.push_back(c);
-  if (term) ::tcsetattr(tty, TCSAFLUSH, &old);
-  if (::write(tty, "\n", 1) < 0) {
+  for (;;) {
+    if (cancel && cancel->load()) throw cancelled();
+    pollfd p{tty, POLLIN, 0};
+    const int n = ::poll(&p, 1, 50);
+    if (n < 0 && errno != EINTR) throw usage_error("cannot read from the terminal");
+    if (n <= 0) continue;
+    char c;
+    const ssize_t got = ::read(tty, &c, 1);
+    if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (got <= 0 || c == '\n') return line;
+    line.push_back(c);
   }
-  return line;
 }
+
+// The terminal, closed when this goes.
+struct tty_fd {
+  int fd = ::open("/dev/tty", O_RDWR | O_CLOEXEC);
+  tty_fd() = default;
+  tty_fd(const tty_fd&) = delete;
+  tty_fd& operator=(const tty_fd&) = delete;
+  ~tty_fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
 
 }  // namespace
 
-std::string read_passphrase(const std::string& env_name, bool confirm) {
+std::string read_passphrase(const std::string& env_name, bool confirm,
+                            const std::atomic<bool>* cancel) {
   if (!env_name.empty()) {
     const char* v = std::getenv(env_name.c_str());
     if (!v) throw usage_error("--passphrase-env " + env_name + ": the variable is not set");
     if (!*v) throw usage_error("--passphrase-env " + env_name + ": the passphrase is empty");
     return v;
   }
-  const int tty = ::open("/dev/tty", O_RDWR | O_CLOEXEC);
-  if (tty < 0)
+  const tty_fd tty;
+  if (tty.fd < 0)
     throw usage_error("no terminal to read the passphrase from: use --passphrase-env NAME");
-  std::string p = prompt(tty, "Enter passphrase: ");
+  std::string p = prompt(tty.fd, "Enter passphrase: ", cancel);
   if (confirm && !p.empty()) {
-    std::string again = prompt(tty, "Confirm passphrase: ");
-    if (again != p) {
-      ::close(tty);
-      throw usage_error("the passphrases do not match");
-    }
+    const std::string again = prompt(tty.fd, "Confirm passphrase: ", cancel);
+    if (again != p) throw usage_error("the passphrases do not match");
   }
-  ::close(tty);
   if (p.empty()) throw usage_error("the passphrase is empty");
   return p;
 }

@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 
 #include <hetpipe/error.hpp>
@@ -38,11 +37,6 @@ std::string printed_name(const std::string& name, bool& escaped) {
       esc += c;
   }
   return esc;
-}
-
-bool is_directory(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 }  // namespace
@@ -92,38 +86,28 @@ std::optional<sum_entry> parse_sum_line(const std::string& raw) {
   return sum_entry{hex, name, 0};
 }
 
-std::array<std::uint8_t, 32> read_key_file(const std::string& path) {
-  if (is_directory(path)) throw io_error(path, "is a directory", -EISDIR);
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw io_error(path, errno_reason(errno), -errno);
+std::array<std::uint8_t, 32> read_key_file(const std::string& path,
+                                           const std::atomic<bool>* cancel) {
+  const std::string bytes = read_input(path, cancel, 33);  // one more: "more" than 32
+  if (bytes.size() != 32)
+    throw input_error(
+        path, "a BLAKE3 key file must hold exactly 32 bytes (this one has " +
+                  (bytes.size() > 32 ? std::string("more") : std::to_string(bytes.size())) + ")");
   std::array<std::uint8_t, 32> key{};
-  f.read(reinterpret_cast<char*>(key.data()), key.size());
-  const auto got = static_cast<std::size_t>(f.gcount());
-  char extra = 0;
-  const bool more = static_cast<bool>(f.get(extra));
-  if (got != key.size() || more)
-    throw input_error(path, "a BLAKE3 key file must hold exactly 32 bytes (this one has " +
-                                (more ? std::string("more") : std::to_string(got)) + ")");
+  std::memcpy(key.data(), bytes.data(), key.size());
   return key;
 }
 
 int check_sums(const std::string& sum_file, const checksum_spec& spec, const options& opt,
                const check_output& how, std::ostream& out) {
   validate(spec);  // the options first, whatever the sum file holds
-  std::ifstream file;
-  std::istream* in = &std::cin;
-  if (sum_file != "-") {
-    if (is_directory(sum_file)) throw io_error(sum_file, "is a directory", -EISDIR);
-    file.open(sum_file);
-    if (!file) throw io_error(sum_file, errno_reason(errno), -errno);
-    in = &file;
-  }
   const std::size_t want_hex = spec.algo == checksum_algo::blake3 ? 2 * spec.length : 8;
   std::vector<sum_entry> entries;
   std::size_t malformed = 0, unreadable = 0, failed = 0, n = 0;
-  for (std::string line; std::getline(*in, line);) {
+  // The list may be a pipe or a terminal: a first signal stops the wait for its lines.
+  read_lines(sum_file, opt.cancel, [&](std::string& line) {
     ++n;
-    if (line.empty() || line == "\r" || line[0] == '#') continue;  // a blank line, CRLF too
+    if (line.empty() || line == "\r" || line[0] == '#') return;  // a blank line, CRLF too
     auto e = parse_sum_line(line);
     if (!e || e->hex.size() != want_hex) {
       ++malformed;
@@ -131,12 +115,11 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
         std::fprintf(
             stderr, "hetpipe: %s:%zu: not a %s checksum line ('HEX  NAME', %zu hex digits)\n",
             sum_file.c_str(), n, std::string(checksum_algo_name(spec.algo)).c_str(), want_hex);
-      continue;
+      return;
     }
     e->line = n;
     entries.push_back(std::move(*e));
-  }
-  if (in->bad()) throw io_error(sum_file, "read error");
+  });
   if (entries.empty()) {
     std::fprintf(stderr, "hetpipe: %s: no properly formatted checksum lines found\n",
                  sum_file.c_str());
@@ -157,9 +140,10 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
     const std::string& name = entries[i].name;
     // "-" is standard input, as in sha256sum's lines: unreadable where it is closed or is the
     // sum file itself.
-    if (name == "-" && (sum_file == "-" || how.stdin_closed)) {
-      cannot_read(name,
-                  sum_file == "-" ? "standard input is the sum file" : "standard input is closed");
+    if (name == "-" && (sum_file == "-" || how.stdin_closed || how.stdin_is_key)) {
+      cannot_read(name, sum_file == "-"    ? "standard input is the sum file"
+                        : how.stdin_is_key ? "standard input held the key"
+                                           : "standard input is closed");
       continue;
     }
     // stat first: a folder opens but cannot be read, and opening a FIFO would wait for its writer

@@ -1,6 +1,8 @@
 // `hetpipe checksum`: digests in the format of b3sum / sha256sum, and --check.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <iosfwd>
 #include <optional>
 #include <string>
@@ -24,8 +26,10 @@ struct sum_entry {
 // the name holds a NUL byte.
 std::optional<sum_entry> parse_sum_line(const std::string& line);
 
-// Reads the 32-byte key of keyed BLAKE3 from a file (exactly 32 bytes). Throws input_error.
-std::array<std::uint8_t, 32> read_key_file(const std::string& path);
+// Reads the 32-byte key of keyed BLAKE3 from a file (exactly 32 bytes; a FIFO's wait ends when
+// *cancel is set). Throws input_error.
+std::array<std::uint8_t, 32> read_key_file(const std::string& path,
+                                           const std::atomic<bool>* cancel);
 
 // How --check reports, as sha256sum -c's options of the same names say.
 struct check_output {
@@ -33,6 +37,7 @@ struct check_output {
   bool status = false;          // nothing on `out`, and no WARNING summary: the exit status says
   bool ignore_missing = false;  // a listed file that does not exist is neither reported nor failed
   bool stdin_closed = false;    // a listed "-" cannot be read (nor when sum_file is "-")
+  bool stdin_is_key = false;    // nor here: standard input held the key (--keyed -)
 };
 
 // --check: verifies every file listed in sum_file; prints "name: OK" / "name: FAILED" (and

@@ -168,7 +168,8 @@ int main(int argc, char** argv) {
       ->needs(check_opt);
   sum->add_option("-l,--length", sum_length, "BLAKE3 output bytes (extended output; default 32)");
   auto* keyed_opt =
-      sum->add_option("--keyed", sum_keyfile, "keyed BLAKE3 with the 32-byte key in KEYFILE")
+      sum->add_option("--keyed", sum_keyfile,
+                      "keyed BLAKE3 with the 32-byte key in KEYFILE (- = stdin, as b3sum reads it)")
           ->check(named);
   auto* derive_opt = sum->add_option("--derive-key", sum_context,
                                      "BLAKE3 key derivation with this context string: each file "
@@ -305,15 +306,18 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  hetpipe::install_signal_handlers(&g_cancel);
+  // A job stops within milliseconds of a first SIGINT or SIGTERM; one still running 2 s later is
+  // blocked where no flag reaches (a write to a stalled pipe) and ends as at a second signal.
+  hetpipe::install_signal_handlers(&g_cancel, 2, "hetpipe: interrupted\n");
   int rc = 0;
   try {
     // A closed standard stream that the command would use: refused before any work.
     const bool reads_stdin =
         (*stats && names_stdin(stats_files)) ||
         (*sum && (!*check_opt ? sum_files.empty() || names_stdin(sum_files) : sum_check == "-")) ||
-        (*encrypt && enc_in == "-") || (*decrypt && dec_in == "-") ||
-        (*bench_read && names_stdin(bench_files)) || (*bench_copy && copy_in == "-");
+        (*sum && *keyed_opt && sum_keyfile == "-") || (*encrypt && enc_in == "-") ||
+        (*decrypt && dec_in == "-") || (*bench_read && names_stdin(bench_files)) ||
+        (*bench_copy && copy_in == "-");
     if (closed[0] && reads_stdin) throw hetpipe::io_error("-", "standard input is closed");
     // (image, gen and gen-images print only a summary there)
     const bool writes_stdout = *stats || *sum || *info || *bench_read || *bench_copy ||
@@ -335,7 +339,16 @@ int main(int argc, char** argv) {
       hetpipe::checksum_spec spec;
       spec.algo = *hetpipe::parse_checksum_algo(sum_algo);
       spec.length = sum_length;
-      if (*keyed_opt) spec.key = hetpipe::cli::read_key_file(sum_keyfile);
+      if (*keyed_opt && sum_keyfile == "-") {
+        if (*check_opt && sum_check == "-")
+          throw hetpipe::usage_error(
+              "--keyed - and --check -: standard input cannot hold both the key and the list");
+        if (!*check_opt && (sum_files.empty() || names_stdin(sum_files)))
+          throw hetpipe::usage_error(
+              "--keyed -: standard input holds the key; name the files to hash");
+        sum_how.stdin_is_key = true;
+      }
+      if (*keyed_opt) spec.key = hetpipe::cli::read_key_file(sum_keyfile, &g_cancel);
       if (*derive_opt) spec.derive_key_context = sum_context;
       if (*check_opt) {
         if (!sum_files.empty())
@@ -373,7 +386,7 @@ int main(int argc, char** argv) {
       if (enc_opt.json)
         throw hetpipe::usage_error("encrypt: --json has nothing to print (the output is the file)");
       if (enc_pass || !enc_pass_env.empty())
-        enc.passphrase = hetpipe::cli::read_passphrase(enc_pass_env, true);
+        enc.passphrase = hetpipe::cli::read_passphrase(enc_pass_env, true, &g_cancel);
       if (enc_out == "-" && !enc.armor && ::isatty(STDOUT_FILENO))
         throw hetpipe::usage_error(
             "refusing to write binary ciphertext to a terminal: use -o FILE or -a");
@@ -382,7 +395,7 @@ int main(int argc, char** argv) {
       if (dec_opt.json)
         throw hetpipe::usage_error("decrypt: --json has nothing to print (the output is the file)");
       if (dec_pass || !dec_pass_env.empty() || dec.identity_files.empty())
-        dec.passphrase = hetpipe::cli::read_passphrase(dec_pass_env, false);
+        dec.passphrase = hetpipe::cli::read_passphrase(dec_pass_env, false, &g_cancel);
       hetpipe::decrypt(dec_in, dec_out, dec, dec_opt.to_options());
     } else if (*info) {
       const auto s = hetpipe::info(info_opt.to_options());
@@ -459,8 +472,9 @@ int main(int argc, char** argv) {
       hetpipe::cli::generate(gen);
     }
   } catch (const hetpipe::cancelled&) {
-    std::fprintf(stderr, "hetpipe: interrupted\n");
     const int sig = hetpipe::interrupting_signal();
+    hetpipe::install_signal_handlers(nullptr);  // stopped in time: the deadline's line not twice
+    std::fprintf(stderr, "hetpipe: interrupted\n");
     return 128 + (sig ? sig : SIGINT);  // 130 for SIGINT, 143 for SIGTERM
   } catch (const hetpipe::usage_error& e) {
     std::fprintf(stderr, "hetpipe: %s\n", e.what());

@@ -62,16 +62,39 @@ std::atomic<int> signals_seen{0};
 std::atomic<int> first_signal{0};  // the signal that set the flag
 static_assert(std::atomic<std::atomic<bool>*>::is_always_lock_free);
 
+std::atomic<unsigned> grace_seconds{0};        // 0: no deadline after the first signal
+std::atomic<const char*> last_words{nullptr};  // written to stderr by a forced exit
+static_assert(std::atomic<unsigned>::is_always_lock_free);
+static_assert(std::atomic<const char*>::is_always_lock_free);
+
+// Ends the process as a second signal does: temps gone, the caller's line, status 128 + sig.
+[[noreturn]] void forced_exit(int sig) {
+  remove_registered_temps_now();
+  if (const char* w = last_words.load()) {
+    std::size_t n = 0;
+    while (w[n]) ++n;
+    (void)!::write(2, w, n);
+  }
+  ::_exit(128 + sig);
+}
+
 extern "C" void on_signal(int sig) {
   int n = signals_seen.fetch_add(1) + 1;
   std::atomic<bool>* flag = signal_flag.load();
   if (n == 1 && flag) {
     first_signal.store(sig);
     flag->store(true);
+    if (const unsigned g = grace_seconds.load()) ::alarm(g);  // async-signal-safe
     return;
   }
-  remove_registered_temps_now();
-  ::_exit(128 + sig);
+  forced_exit(sig);
+}
+
+// The deadline after a first signal: the job did not stop in time (a write to a pipe whose reader
+// has stalled, say, which no flag can end).
+extern "C" void on_deadline(int) {
+  if (signals_seen.load() == 0) return;  // not ours: no first signal came
+  forced_exit(first_signal.load());
 }
 
 // SIGPIPE: what the process would do (end by the signal, quietly), once the temporary files are
@@ -101,16 +124,26 @@ int interrupting_signal() noexcept {
   return first_signal.load();
 }
 
-void install_signal_handlers(std::atomic<bool>* cancel_flag) {
+void install_signal_handlers(std::atomic<bool>* cancel_flag, unsigned grace, const char* words) {
+  if (grace_seconds.load()) ::alarm(0);  // a deadline armed by the handlers installed before
   signal_flag.store(cancel_flag);
   signals_seen.store(0);
   first_signal.store(0);
+  grace_seconds.store(cancel_flag ? grace : 0);
+  last_words.store(words);
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;  // the first signal only sets a flag: let blocked calls go on
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
+  if (grace_seconds.load()) {
+    struct sigaction alarm_sa {};
+    alarm_sa.sa_handler = on_deadline;
+    sigemptyset(&alarm_sa.sa_mask);
+    alarm_sa.sa_flags = SA_RESTART;
+    ::sigaction(SIGALRM, &alarm_sa, nullptr);
+  }
   struct sigaction pipe_sa {};
   if (::sigaction(SIGPIPE, nullptr, &pipe_sa) == 0 && pipe_sa.sa_handler == SIG_DFL) {
     pipe_sa.sa_handler = on_sigpipe;  // not where the caller ignores or handles it

@@ -16,16 +16,18 @@
 #include <hetpipe/age.hpp>
 #include <hetpipe/error.hpp>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <sstream>
 #include <utility>
 
 #include "host/age.hpp"
+#include "io/small_read.hpp"
 #include "io/writer.hpp"
 #if HETPIPE_WITH_CUDA
 #include "cuda/chacha_kernels.hpp"
@@ -37,29 +39,19 @@ namespace {
 
 namespace age = host::age;
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw io_error(path, errno_reason(errno), -errno);
-  std::ostringstream s;
-  s << f.rdbuf();
-  if (f.bad()) throw io_error(path, "read error");
-  return s.str();
-}
-
-// Reads all of fd (a pipe or a file) into memory.
-std::vector<std::uint8_t> read_all_fd(int fd, const std::string& name,
-                                      std::vector<std::uint8_t> have = {}) {
-  std::uint8_t buf[1 << 16];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw io_error(name, errno_reason(errno), -errno);
-    }
-    have.insert(have.end(), buf, buf + n);
+// An identity or recipients file, which may be a FIFO or a terminal: the wait for it stops when
+// the job is cancelled.
+constexpr std::size_t max_key_file = std::size_t{64} << 20;
+std::string read_text_file(const std::string& path, const std::atomic<bool>* cancel) {
+  const int fd = io::open_input(path);
+  try {
+    std::string s = io::read_to_end(fd, path, cancel, max_key_file);
+    ::close(fd);
+    return s;
+  } catch (...) {
+    ::close(fd);
+    throw;
   }
-  return have;
 }
 
 #if HETPIPE_WITH_CUDA
@@ -246,7 +238,8 @@ options payload_options(const options& opt, std::size_t unit) {
   return o;
 }
 
-std::vector<age::recipient> collect_recipients(const encrypt_spec& spec) {
+std::vector<age::recipient> collect_recipients(const encrypt_spec& spec,
+                                               const std::atomic<bool>* cancel) {
   std::vector<age::recipient> to;
   for (const auto& r : spec.recipients) {
     try {
@@ -256,7 +249,7 @@ std::vector<age::recipient> collect_recipients(const encrypt_spec& spec) {
     }
   }
   for (const auto& f : spec.recipient_files) {
-    const std::string text = read_text_file(f);
+    const std::string text = read_text_file(f, cancel);
     std::istringstream lines(text);
     std::size_t n = 0;
     for (std::string line; std::getline(lines, line);) {
@@ -325,11 +318,11 @@ struct head_info {
   } held;
 };
 
-head_info read_head(const std::string& input) {
+head_info read_head(const std::string& input, const std::atomic<bool>* cancel) {
   head_info h;
   const bool is_stdin = input == "-";
-  const int fd = is_stdin ? 0 : ::open(input.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw io_error(input, errno_reason(errno), -errno);
+  // A FIFO's open does not wait for its writer, nor do the reads below once the job is cancelled.
+  const int fd = is_stdin ? 0 : io::open_input(input);
   if (!is_stdin) h.held.fd = fd;
   struct stat st {};
   if (::fstat(fd, &st) != 0) throw io_error(input, errno_reason(errno), -errno);
@@ -344,12 +337,7 @@ head_info read_head(const std::string& input) {
   std::size_t lead = 0;  // the whitespace the input starts with
   while (!end) {
     std::uint8_t b;
-    const ssize_t n = ::read(fd, &b, 1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw io_error(input, errno_reason(errno), -errno);
-    }
-    if (n == 0) {
+    if (io::read_some(fd, &b, 1, input, cancel) == 0) {
       if (h.bytes.empty()) throw input_error(input, "empty file: not an age file");
       break;
     }
@@ -358,7 +346,9 @@ head_info read_head(const std::string& input) {
     if (h.bytes.size() - lead <= 64 && h.bytes.size() - lead >= 11 &&
         age::is_armored(h.bytes.data(), h.bytes.size())) {
       h.armored = true;
-      h.whole = read_all_fd(fd, input, std::move(h.bytes));
+      std::string rest = io::read_to_end(fd, input, cancel, SIZE_MAX);
+      h.whole = std::move(h.bytes);
+      h.whole.insert(h.whole.end(), rest.begin(), rest.end());
       return h;
     }
     if (h.bytes.back() == '\n') end = age::find_header_end(h.bytes.data(), h.bytes.size());
@@ -373,20 +363,17 @@ head_info read_head(const std::string& input) {
   std::uint8_t nonce[age::nonce_len];
   std::size_t got = 0;
   while (got < age::nonce_len) {
-    const ssize_t n = ::read(fd, nonce + got, age::nonce_len - got);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw io_error(input, errno_reason(errno), -errno);
-    }
+    const std::size_t n = io::read_some(fd, nonce + got, age::nonce_len - got, input, cancel);
     if (n == 0) throw input_error(input, "truncated after the header (no payload nonce)");
-    got += static_cast<std::size_t>(n);
+    got += n;
   }
   h.bytes.insert(h.bytes.end(), nonce, nonce + age::nonce_len);
   return h;
 }
 
 std::optional<age::file_key> unwrap_key_of(const std::string& input, const age::header& hdr,
-                                           const decrypt_spec& spec) {
+                                           const decrypt_spec& spec,
+                                           const std::atomic<bool>* cancel) {
   age::check_scrypt_alone(hdr);
   const bool scrypt = hdr.stanzas.size() == 1 && hdr.stanzas[0].type == "scrypt";
   if (scrypt) {
@@ -400,7 +387,7 @@ std::optional<age::file_key> unwrap_key_of(const std::string& input, const age::
     throw input_error(input, "encrypted to recipients: give an identity file (-i)");
   std::vector<age::identity> ids;
   for (const auto& f : spec.identity_files) {
-    auto some = age::parse_identity_file(read_text_file(f), f);
+    auto some = age::parse_identity_file(read_text_file(f, cancel), f);
     for (auto& id : some) ids.push_back(id);
   }
   auto fk = age::unwrap(hdr, ids);
@@ -411,9 +398,9 @@ std::optional<age::file_key> unwrap_key_of(const std::string& input, const age::
 // The file key; a malformed stanza (host/age reports it without a file: the stanza does not know
 // where it came from) is an error of this input.
 std::optional<age::file_key> unwrap_key(const std::string& input, const age::header& hdr,
-                                        const decrypt_spec& spec) {
+                                        const decrypt_spec& spec, const std::atomic<bool>* cancel) {
   try {
-    return unwrap_key_of(input, hdr, spec);
+    return unwrap_key_of(input, hdr, spec, cancel);
   } catch (const input_error& e) {
     if (!e.file().empty()) throw;
     throw input_error(input, e.reason());
@@ -428,7 +415,7 @@ void encrypt(const std::string& input, const std::string& output, const encrypt_
   age::file_key fk = age::generate_file_key();
   if (spec.fixed_file_key)
     std::copy(spec.fixed_file_key->begin(), spec.fixed_file_key->end(), fk.bytes.begin());
-  const auto to = collect_recipients(spec);
+  const auto to = collect_recipients(spec, opt.cancel);
   if (spec.passphrase) {
     if (!to.empty()) throw usage_error("a passphrase cannot be combined with recipients");
     stanzas.push_back(age::wrap_scrypt(fk, *spec.passphrase, spec.scrypt_log2_work));
@@ -478,7 +465,7 @@ void encrypt(const std::string& input, const std::string& output, const encrypt_
 
 void decrypt(const std::string& input, const std::string& output, const decrypt_spec& spec,
              const options& opt, job_report* report) {
-  head_info h = read_head(input);
+  head_info h = read_head(input, opt.cancel);
   if (h.armored) {
     // Armored files are decoded and decrypted in memory, on the CPU.
     const std::vector<std::uint8_t> plain =
@@ -488,13 +475,14 @@ void decrypt(const std::string& input, const std::string& output, const decrypt_
             : [&] {
                 std::vector<age::identity> ids;
                 for (const auto& f : spec.identity_files)
-                  for (auto& id : age::parse_identity_file(read_text_file(f), f)) ids.push_back(id);
+                  for (auto& id : age::parse_identity_file(read_text_file(f, opt.cancel), f))
+                    ids.push_back(id);
                 return age::decrypt(h.whole.data(), h.whole.size(), ids, input);
               }();
     write_whole(output, plain.data(), plain.size());
     return;
   }
-  const auto fk = unwrap_key(input, h.parsed.hdr, spec);
+  const auto fk = unwrap_key(input, h.parsed.hdr, spec, opt.cancel);
   if (!age::verify_header_mac(*fk, h.bytes.data(), h.parsed))
     throw input_error(input, "the header's MAC does not verify: the header was modified");
   const age::stream_key key = age::payload_key(*fk, h.bytes.data() + h.parsed.payload_offset);

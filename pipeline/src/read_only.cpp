@@ -1,10 +1,12 @@
 // The do-nothing operator behind `hetpipe bench read` (every operator is measured against it) and
-// the copy behind `hetpipe bench copy` (what a transform's output path allows).
+// the copy behind `hetpipe bench copy` (what a transform's output path allows); the public
+// wrappers of io's signal handlers and small-input reads.
 #include <mutex>
 
 #include <hetpipe/error.hpp>
 #include <hetpipe/pipeline.hpp>
 
+#include "io/small_read.hpp"
 #include "io/writer.hpp"
 
 namespace hetpipe {
@@ -70,12 +72,22 @@ std::uint64_t read_only(const std::vector<input>& inputs, const options& opt, jo
   return total;
 }
 
-void install_signal_handlers(std::atomic<bool>* flag) {
-  io::install_signal_handlers(flag);
+void install_signal_handlers(std::atomic<bool>* flag, unsigned grace, const char* words) {
+  io::install_signal_handlers(flag, grace, words);
 }
 
 int interrupting_signal() noexcept {
   return io::interrupting_signal();
+}
+
+std::string read_input(const std::string& path, const std::atomic<bool>* cancel,
+                       std::size_t limit) {
+  return io::read_small_file(path, cancel, limit);
+}
+
+void read_lines(const std::string& path, const std::atomic<bool>* cancel,
+                const std::function<void(std::string&)>& on_line) {
+  io::for_each_line(path, cancel, on_line);
 }
 
 struct output_file::impl {

@@ -129,6 +129,71 @@ PW=x "$HETPIPE" encrypt --passphrase-env PW --work-factor 20 -o "$d/sig.age" "$d
 interrupt_job $! 0.3
 rc=$?
 [[ $rc -eq 130 && ! -e $d/sig.age ]] && ok || bad "SIGINT during scrypt: exit $rc, $(cat "$tmp/err")"
+# Waits that never end stop at the first SIGINT: an identity or recipients file, or the input,
+# that is a FIFO no writer opens, and standard input whose writer is idle (each once needed a
+# second signal). No output is left.
+mkfifo "$d/idle"
+for args in "decrypt -i $d/idle -o $d/w.out $d/s.age" "encrypt -R $d/idle -o $d/w.age $d/s" \
+  "decrypt -i $d/key.txt -o $d/w.out $d/idle"; do
+  # shellcheck disable=SC2086
+  "$HETPIPE" $args 2>"$tmp/err" </dev/null &
+  interrupt_job $! 0.3
+  rc=$?
+  [[ $rc -eq 130 && ! -e $d/w.out && ! -e $d/w.age ]] && ok ||
+    bad "SIGINT while waiting on a FIFO ($args; 255: still waiting 5 s later): exit $rc"
+done
+sleep 30 >"$d/idle" &
+holder=$!
+"$HETPIPE" decrypt -i "$d/key.txt" -o "$d/w.out" <"$d/idle" 2>"$tmp/err" &
+interrupt_job $! 0.3
+rc=$?
+[[ $rc -eq 130 && ! -e $d/w.out ]] && ok || bad "SIGINT while standard input is idle (decrypt): exit $rc"
+kill $holder 2>/dev/null; wait $holder 2>/dev/null
+rm -f "$d/idle"
+# A write to a pipe whose reader never reads cannot see the flag: 2 s after the first SIGINT the
+# process ends as at a second one (exit 130, "interrupted"). It once waited for the reader.
+mkfifo "$d/stall"
+exec 3<>"$d/stall"  # a reader that never reads
+"$HETPIPE" encrypt -r "$R" -o - "$d/s" >"$d/stall" 2>"$tmp/err" &
+interrupt_job $! 0.3
+rc=$?
+exec 3<&-
+[[ $rc -eq 130 ]] && grep -q '^hetpipe: interrupted$' "$tmp/err" && ok ||
+  bad "SIGINT while standard output is stalled: exit $rc, $(cat "$tmp/err")"
+rm -f "$d/stall"
+# Ctrl-C at the passphrase prompt (a terminal of its own): exit 130 at once, echo back on.
+python3 - "$HETPIPE" "$d/s" "$d/w.age" <<'PY' >"$tmp/out" 2>&1 && ok || bad "Ctrl-C at the prompt: $(cat "$tmp/out")"
+import os, pty, select, sys, termios, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "encrypt", "-p", "-o", sys.argv[3], sys.argv[2]])
+seen = b""
+t0 = time.time()
+while b"passphrase: " not in seen and time.time() - t0 < 10:
+    if select.select([fd], [], [], 0.1)[0]:
+        seen += os.read(fd, 100)
+echo_at_prompt = bool(termios.tcgetattr(fd)[3] & termios.ECHO)
+os.write(fd, b"\x03")  # the terminal's interrupt character: SIGINT to the job
+status = None
+deadline = time.time() + 5
+while time.time() < deadline:
+    done, st = os.waitpid(pid, os.WNOHANG)
+    if done:
+        status = st
+        break
+    try:
+        if select.select([fd], [], [], 0.05)[0]:
+            seen += os.read(fd, 100)
+    except OSError:  # the job's side closed
+        time.sleep(0.05)
+if status is None:
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+echo_after = bool(termios.tcgetattr(fd)[3] & termios.ECHO)
+code = os.waitstatus_to_exitcode(status) if status is not None else None
+print("echo at prompt", echo_at_prompt, "exit", code, "echo after", echo_after, seen[-80:])
+sys.exit(0 if not echo_at_prompt and code == 130 and echo_after and not os.path.exists(sys.argv[3]) else 1)
+PY
 printf 'not an age file\n' >"$d/text"
 expect_error "not an age file" 1 "text: " -- decrypt -i "$d/key.txt" -o "$d/x.out" "$d/text"
 expect_error "bad recipient" 1 "age1bogus" -- encrypt -r age1bogus -o "$d/x.age" "$d/p"

@@ -33,6 +33,9 @@ if command -v b3sum >/dev/null; then
   b3sum --keyed "$d/odd" <"$tmp/key" >"$tmp/ref"
   "$HETPIPE" checksum --keyed "$tmp/key" --chunk-size 8K "$d/odd" >"$tmp/got" && cmp -s "$tmp/ref" "$tmp/got" &&
     ok || bad "--keyed differs from b3sum"
+  # --keyed - reads the key from standard input, as b3sum --keyed does.
+  "$HETPIPE" checksum --keyed - "$d/odd" <"$tmp/key" >"$tmp/got" && cmp -s "$tmp/ref" "$tmp/got" &&
+    ok || bad "--keyed - differs from b3sum --keyed"
   # b3sum's other mode and output forms: --derive-key (an empty context too), --no-names, --raw.
   for ctx in "hetpipe test 2026-11-27 context" ""; do
     b3sum --derive-key "$ctx" "${files[@]}" >"$tmp/ref"
@@ -290,6 +293,62 @@ expect_error "key file a folder" 1 "sub: is a directory" -- checksum --keyed "$d
 # An empty name (an unset variable) is refused: it once hashed without the key, or without --check.
 expect_error "--keyed ''" 2 "--keyed: an empty file name" -- checksum --keyed '' "$d/one"
 expect_error "--check ''" 2 "--check: an empty file name" -- checksum --check '' "$d/one"
+# --keyed -: standard input holds the key, so it cannot hold data or the list as well.
+expect_error "--keyed - without files" 2 "standard input holds the key; name the files" -- checksum --keyed -
+expect_error "--keyed - and a - FILE" 2 "standard input holds the key" -- checksum --keyed - "$d/one" -
+expect_error "--keyed - --check -" 2 "cannot hold both the key and the list" -- checksum --keyed - --check -
+printf '%s\n' "$(head -c 64 /dev/zero | tr '\0' 0)  -" >"$tmp/dashsum"
+"$HETPIPE" checksum --keyed - --check "$tmp/dashsum" <"$tmp/shortkey" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+# (the short key is refused first; a 32-byte one reaches the list)
+[[ $rc -eq 1 ]] && grep -q 'exactly 32 bytes' "$tmp/err" && ok || bad "--keyed - short key: $rc $(cat "$tmp/err")"
+head -c 32 "$d/m3" >"$tmp/key32"
+"$HETPIPE" checksum --keyed - --check "$tmp/dashsum" <"$tmp/key32" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 ]] && grep -q '^hetpipe: -: standard input held the key$' "$tmp/err" && ok ||
+  bad "--keyed - with a listed -: $rc $(cat "$tmp/err")"
+
+# Waits that never end stop at the first SIGINT (the list, the key, the data on a FIFO or a pipe
+# whose writer is idle, and a FIFO no writer opens): each once needed a second signal.
+mkfifo "$tmp/idle"
+for args in "--check $tmp/idle" "--keyed $tmp/idle $d/one" "$tmp/idle" "-a crc32c $d/one $tmp/idle"; do
+  # shellcheck disable=SC2086
+  "$HETPIPE" checksum $args >/dev/null 2>"$tmp/err" </dev/null &
+  interrupt_job $! 0.3
+  rc=$?
+  [[ $rc -eq 130 ]] && grep -q '^hetpipe: interrupted' "$tmp/err" && ok ||
+    bad "SIGINT while waiting on a FIFO (checksum $args; 255: still waiting 5 s later): exit $rc"
+done
+sleep 30 >"$tmp/idle" &
+holder=$!
+for args in "--check -" "--keyed - $d/one" "-"; do
+  # shellcheck disable=SC2086
+  "$HETPIPE" checksum $args <"$tmp/idle" >/dev/null 2>"$tmp/err" &
+  interrupt_job $! 0.3
+  rc=$?
+  [[ $rc -eq 130 ]] && ok || bad "SIGINT while standard input is idle (checksum $args): exit $rc"
+done
+kill $holder 2>/dev/null; wait $holder 2>/dev/null
+# A standard input someone else made non-blocking is read in full (it once failed with "resource
+# temporarily unavailable" as soon as the pipe was empty).
+python3 - "$HETPIPE" "$d/m3" <<'PY' >"$tmp/out" && ok || bad "non-blocking standard input: $(cat "$tmp/out")"
+import fcntl, os, subprocess, sys, time
+r, w = os.pipe()
+fcntl.fcntl(r, fcntl.F_SETFL, fcntl.fcntl(r, fcntl.F_GETFL) | os.O_NONBLOCK)
+job = subprocess.Popen([sys.argv[1], "checksum", "-a", "crc32c", "-"], stdin=r,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+os.close(r)
+data = open(sys.argv[2], "rb").read()
+for i in range(0, len(data), 5000):
+    os.write(w, data[i:i + 5000])
+    time.sleep(0.002)
+os.close(w)
+out = job.communicate(timeout=20)[0].decode()
+ref = subprocess.run([sys.argv[1], "checksum", "-a", "crc32c", sys.argv[2]],
+                     capture_output=True, text=True).stdout.split()[0]
+print(out.strip())
+sys.exit(0 if job.returncode == 0 and out.split()[0] == ref else 1)
+PY
 expect_error "--length too large" 2 "--length must be between 1 and" -- checksum --length 4294967296 "$d/one"
 
 # Few file descriptors (ulimit -n 64): the reader keeps fewer inputs open ("too many open files"

@@ -11,11 +11,15 @@
 #include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <mutex>
+#include <set>
 #include <thread>
+#include <utility>
 
 #include "hetpipe/error.hpp"
 #include "io/uv_util.hpp"
@@ -454,6 +458,48 @@ TEST_CASE("A second SIGINT removes the temporary files and exits with 130",
   REQUIRE(WIFEXITED(status));
   REQUIRE(WEXITSTATUS(status) == 130);
   REQUIRE(dir.listing().empty());
+}
+
+TEST_CASE("With a grace, a process still running after the first signal ends as at a second one",
+          "[io][writer][signal]") {
+  temp_dir dir;
+  std::cout.flush();
+  const auto child = [&](bool reinstall) {
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      const int err = ::open(dir.file("stderr").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      if (err < 0 || ::dup2(err, 2) != 2) ::_exit(2);
+      static std::atomic<bool> flag{false};
+      install_signal_handlers(&flag, 1, "stopped\n");
+      writer w(dir.file("out"));
+      w.write(0, random_bytes(1000, 15));
+      ::raise(SIGINT);
+      if (!flag.load()) ::_exit(3);
+      // Installed again (a caller that lives on after the job): the deadline is disarmed.
+      if (reinstall) install_signal_handlers(&flag, 1, "stopped\n");
+      for (int i = 0; i < 30; ++i) ::usleep(100000);  // blocked where no flag is looked at
+      ::_exit(4);
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    return std::pair{WEXITSTATUS(status),
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
+  };
+  const auto [code, took] = child(false);
+  CHECK(code == 130);
+  CHECK(took < 2.5);
+  std::ifstream err(dir.file("stderr"));
+  std::string line;
+  std::getline(err, line);
+  CHECK(line == "stopped");
+  CHECK(dir.listing() == std::set<std::string>{"stderr"});  // the writer's temp is gone
+
+  const auto [code2, took2] = child(true);
+  CHECK(code2 == 4);
+  CHECK(took2 >= 2.9);
 }
 
 TEST_CASE("remove_registered_temps_now unlinks the temps of live writers", "[io][writer][signal]") {

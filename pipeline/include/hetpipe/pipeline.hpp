@@ -2,7 +2,10 @@
 // computing (CPU lanes and GPU lanes pulling from one ready queue).
 #pragma once
 
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -80,11 +83,28 @@ std::uint64_t copy_only(const std::vector<input>& inputs, const std::vector<std:
                         const options& opt, job_report* report = nullptr);
 
 // SIGINT/SIGTERM set *flag (pass it as options::cancel: the job stops and removes its temporary
-// files); a second signal removes them at once and exits.
-void install_signal_handlers(std::atomic<bool>* flag);
+// files); a second signal removes them at once and exits. grace > 0: so does a process still
+// running grace seconds after the first (SIGALRM; what no flag can stop, as a write to a stalled
+// pipe). words: a line (kept, not copied) those forced exits write to stderr.
+void install_signal_handlers(std::atomic<bool>* flag, unsigned grace = 0,
+                             const char* words = nullptr);
 // The signal that set that flag (SIGINT or SIGTERM), 0 before one came: a command exits with
 // 128 + it, as the second signal's exit does.
 int interrupting_signal() noexcept;
+
+// Small inputs named on a command line besides the data (a key file, a sum list), "-" being
+// standard input. They may be pipes, FIFOs or terminals that never deliver: a FIFO's open does
+// not wait for its writer, and a wait for data ends with hetpipe::cancelled once *cancel is set
+// (a first signal, with install_signal_handlers). io_error names the path ("is a directory", a
+// read error).
+//
+// read_input: the first `limit` bytes (all of the input when shorter); reading stops there, so
+// a caller that wants an exact size asks for one byte more.
+std::string read_input(const std::string& path, const std::atomic<bool>* cancel, std::size_t limit);
+// read_lines: each line to on_line as it arrives, as std::getline splits them ('\n' not passed
+// on; a last line without one passed too).
+void read_lines(const std::string& path, const std::atomic<bool>* cancel,
+                const std::function<void(std::string&)>& on_line);
 
 // One output written in order outside a job (generated data, say), with the jobs' guarantees: a
 // temporary file beside `path` (mode 0666 less the umask) that a second signal removes, renamed
