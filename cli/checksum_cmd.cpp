@@ -12,6 +12,8 @@
 
 #include <hetpipe/error.hpp>
 
+#include "format.hpp"
+
 namespace hetpipe::cli {
 
 namespace {
@@ -98,6 +100,145 @@ std::array<std::uint8_t, 32> read_key_file(const std::string& path,
   return key;
 }
 
+namespace {
+
+// One line on stderr for a file that cannot be digested, named as its output line shows it: a
+// name with a newline stays on one line.
+void cannot_read(const std::string& name, const std::string& reason) {
+  bool escaped = false;
+  const std::string shown = printed_name(name, escaped);
+  std::fprintf(stderr, "hetpipe: %s%s: %s\n", escaped ? "\\" : "", shown.c_str(), reason.c_str());
+}
+
+// errno when `name` cannot be opened for reading (0 when it can; "-" can): stat first, as a folder
+// opens but cannot be read and opening a FIFO would wait for its writer (FIFOs and devices go to
+// the job unopened, and say there what they are).
+int open_error(const std::string& name) {
+  if (name == "-") return 0;
+  struct stat st {};
+  if (::stat(name.c_str(), &st) != 0) return errno;
+  if (S_ISDIR(st.st_mode)) return EISDIR;
+  if (S_ISREG(st.st_mode)) {
+    const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return errno;
+    ::close(fd);
+  }
+  return 0;
+}
+
+// The digests of `names` in one job, by position. A file that fails while it is read (an I/O
+// error, a file cut short) is reported with cannot_read and left out, as with sha256sum, and the
+// job runs again over the others (a rare case; the first run's work on them is lost); so is
+// standard input then, which cannot be read a second time. why[k]: the reason names[k] failed.
+std::vector<std::optional<checksum_result>> digest_each(const std::vector<std::string>& names,
+                                                        const checksum_spec& spec,
+                                                        const options& opt,
+                                                        std::vector<std::string>& why) {
+  std::vector<std::optional<checksum_result>> out(names.size());
+  why.assign(names.size(), std::string());
+  std::vector<std::string> left = names;
+  std::vector<std::size_t> which(names.size());
+  for (std::size_t k = 0; k < which.size(); ++k) which[k] = k;
+  while (!left.empty()) {
+    try {
+      auto results = checksum(left, spec, opt);
+      for (std::size_t k = 0; k < which.size(); ++k) out[which[k]] = std::move(results[k]);
+      break;
+    } catch (const io_error& e) {
+      const auto it = std::find(left.begin(), left.end(), e.file());
+      if (it == left.end()) throw;  // not one file's (standard output, say)
+      const auto leave_out = [&](std::size_t k, const std::string& reason) {
+        cannot_read(left[k], reason);
+        why[which[k]] = reason;
+        left.erase(left.begin() + static_cast<std::ptrdiff_t>(k));
+        which.erase(which.begin() + static_cast<std::ptrdiff_t>(k));
+      };
+      leave_out(static_cast<std::size_t>(it - left.begin()), e.reason());
+      for (std::size_t k = left.size(); k-- > 0;)
+        if (left[k] == "-") leave_out(k, "standard input cannot be read again");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec, const options& opt,
+               const sum_output& how, std::ostream& out) {
+  validate(spec);  // the options first, whatever the paths hold
+  const auto one_for_raw = [&](std::size_t n) {
+    if (how.raw && n != 1)
+      throw usage_error("--raw writes one digest: give one input, not " + std::to_string(n));
+  };
+  one_for_raw(paths.size());
+  // A path that does not exist, or a folder without -r, is reported and the others go on: in
+  // order, names[i] with reason[i] set when it cannot be digested.
+  std::vector<std::string> names, reason;
+  bool any_failed = false;
+  for (const auto& p : paths) {
+    try {
+      for (auto& f : expand_paths({p}, how.recursive)) {
+        names.push_back(std::move(f));
+        reason.emplace_back();
+      }
+    } catch (const io_error& e) {
+      names.push_back(e.file().empty() ? p : e.file());
+      reason.push_back(e.reason());
+      cannot_read(names.back(), reason.back());
+      any_failed = true;
+    }
+  }
+  if (!any_failed) one_for_raw(names.size());  // a folder's files with -r
+  std::vector<std::string> readable;
+  std::vector<std::size_t> at;  // readable[k] is names[at[k]]
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (!reason[i].empty()) continue;
+    if (const int err = open_error(names[i])) {
+      reason[i] = errno_reason(err);
+      cannot_read(names[i], reason[i]);
+      continue;
+    }
+    readable.push_back(names[i]);
+    at.push_back(i);
+  }
+  std::vector<std::optional<checksum_result>> got(names.size());
+  {
+    std::vector<std::string> why;
+    auto results = digest_each(readable, spec, opt, why);
+    for (std::size_t k = 0; k < at.size(); ++k) {
+      got[at[k]] = std::move(results[k]);
+      if (!got[at[k]]) reason[at[k]] = why[k];
+    }
+  }
+  for (const auto& g : got) any_failed = any_failed || !g;
+  if (how.json) {
+    nlohmann::json all = nlohmann::json::array();
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (got[i]) {
+        all.push_back(to_json({*got[i]}, spec)[0]);
+      } else {
+        all.push_back({{"file", names[i]},
+                       {"algorithm", std::string(checksum_algo_name(spec.algo))},
+                       {"error", reason[i]}});
+      }
+    }
+    out << json_text(all) << "\n";
+  } else if (how.raw) {
+    if (!got.empty() && got[0]) {
+      const auto& d = got[0]->digest;
+      out.write(reinterpret_cast<const char*>(d.data()), static_cast<std::streamsize>(d.size()));
+    }
+  } else {
+    std::string text;
+    for (const auto& g : got)
+      if (g)
+        text += (how.no_names ? to_hex(g->digest) : sum_line(to_hex(g->digest), g->file)) + "\n";
+    out << text;
+  }
+  out.flush();
+  return any_failed ? 1 : 0;
+}
+
 int check_sums(const std::string& sum_file, const checksum_spec& spec, const options& opt,
                const check_output& how, std::ostream& out) {
   validate(spec);  // the options first, whatever the sum file holds
@@ -129,13 +270,6 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
   std::vector<std::string> names;
   std::vector<std::size_t> which;
   std::vector<bool> readable(entries.size(), false), missing(entries.size(), false);
-  // One line on stderr for a listed file that cannot be verified, named as its output line shows
-  // it: a name with a newline stays on one line.
-  const auto cannot_read = [](const std::string& name, const std::string& reason) {
-    bool escaped = false;
-    const std::string shown = printed_name(name, escaped);
-    std::fprintf(stderr, "hetpipe: %s%s: %s\n", escaped ? "\\" : "", shown.c_str(), reason.c_str());
-  };
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const std::string& name = entries[i].name;
     // "-" is standard input, as in sha256sum's lines: unreadable where it is closed or is the
@@ -146,19 +280,7 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
                                            : "standard input is closed");
       continue;
     }
-    // stat first: a folder opens but cannot be read, and opening a FIFO would wait for its writer
-    // (FIFOs and devices go to the job unopened).
-    struct stat st {};
-    const bool stdin_entry = name == "-";
-    int err = stdin_entry ? 0 : ::stat(name.c_str(), &st) != 0 ? errno : 0;
-    if (!err && !stdin_entry && S_ISDIR(st.st_mode)) err = EISDIR;
-    if (!err && !stdin_entry && S_ISREG(st.st_mode)) {
-      const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-      if (fd < 0)
-        err = errno;
-      else
-        ::close(fd);
-    }
+    const int err = open_error(name);
     if (err == ENOENT && how.ignore_missing) {
       missing[i] = true;
       continue;
@@ -167,35 +289,19 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
       cannot_read(name, errno_reason(err));
       continue;
     }
-    readable[i] = true;
     names.push_back(entries[i].name);
     which.push_back(i);
   }
-  // A file that fails while it is read (an I/O error, a file cut short) fails its own line, as
-  // with sha256sum -c: it is reported and left out, and the job runs again over the others (a
-  // rare case; the first run's work on them is lost).
-  std::vector<checksum_result> results;
-  while (!names.empty()) {
-    try {
-      results = checksum(names, spec, opt);
-      break;
-    } catch (const io_error& e) {
-      const auto it = std::find(names.begin(), names.end(), e.file());
-      if (it == names.end()) throw;  // not one file's (standard output, say)
-      const auto leave_out = [&](std::size_t k, const std::string& reason) {
-        cannot_read(names[k], reason);
-        readable[which[k]] = false;
-        names.erase(names.begin() + static_cast<std::ptrdiff_t>(k));
-        which.erase(which.begin() + static_cast<std::ptrdiff_t>(k));
-      };
-      leave_out(static_cast<std::size_t>(it - names.begin()), e.reason());
-      // Standard input cannot be read a second time: the failed run may have taken it.
-      for (std::size_t k = names.size(); k-- > 0;)
-        if (names[k] == "-") leave_out(k, "standard input cannot be read again");
-    }
+  std::vector<std::string> why;  // reported already
+  const auto results = digest_each(names, spec, opt, why);
+  std::size_t verified = 0;
+  for (std::size_t k = 0; k < which.size(); ++k) {
+    readable[which[k]] = results[k].has_value();
+    verified += results[k].has_value();
   }
   std::vector<const checksum_result*> by_entry(entries.size(), nullptr);
-  for (std::size_t k = 0; k < which.size(); ++k) by_entry[which[k]] = &results[k];
+  for (std::size_t k = 0; k < which.size(); ++k)
+    if (results[k]) by_entry[which[k]] = &*results[k];
   for (std::size_t i = 0; i < entries.size(); ++i) {
     if (missing[i]) continue;
     std::string line;
@@ -212,7 +318,7 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
     if (!line.empty() && !how.status) out << (escaped ? "\\" : "") << line;
   }
   out.flush();
-  const bool none_verified = how.ignore_missing && names.empty();
+  const bool none_verified = how.ignore_missing && verified == 0;
   if (none_verified && !how.status)
     std::fprintf(stderr, "hetpipe: %s: no file was verified\n", sum_file.c_str());
   if (how.status) return malformed || unreadable || failed || none_verified ? 1 : 0;

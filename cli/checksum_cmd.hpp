@@ -31,6 +31,23 @@ std::optional<sum_entry> parse_sum_line(const std::string& line);
 std::array<std::uint8_t, 32> read_key_file(const std::string& path,
                                            const std::atomic<bool>* cancel);
 
+// How digests are printed.
+struct sum_output {
+  bool recursive = false;  // -r: folders are walked (else a folder is an error of its own)
+  bool json = false;       // [{"file", "algorithm", "keyed", "digest", "bytes"}], or "error"
+  bool raw = false;        // the one input's digest as bytes
+  bool no_names = false;   // the digests alone
+};
+
+// The digests of the files `paths` name, printed as b3sum prints them (or as `how` says) on
+// `out`, in order. As with b3sum and sha256sum, a path that cannot be read (missing, a folder
+// without -r, unreadable, failing midway) is reported on stderr, "hetpipe: NAME: reason", and
+// the others are still printed (in --json, an object with "error" in its place); the result is
+// 1 then, else 0. Throws usage_error for a spec checksum() refuses, or --raw with other than one
+// input, before reading.
+int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec, const options& opt,
+               const sum_output& how, std::ostream& out);
+
 // How --check reports, as sha256sum -c's options of the same names say.
 struct check_output {
   bool quiet = false;           // no "name: OK" lines

@@ -358,25 +358,12 @@ int main(int argc, char** argv) {
         rc = hetpipe::cli::check_sums(sum_check, spec, sum_opt.to_options(), sum_how, std::cout);
       } else {
         if (sum_files.empty()) sum_files.push_back("-");
-        const auto files = hetpipe::expand_paths(sum_files, sum_recursive);
-        if (sum_raw && files.size() != 1)
-          throw hetpipe::usage_error("--raw writes one digest: give one input, not " +
-                                     std::to_string(files.size()));
-        const auto results = hetpipe::checksum(files, spec, sum_opt.to_options());
-        if (sum_opt.json) {
-          std::cout << hetpipe::cli::json_text(hetpipe::cli::to_json(results, spec)) << "\n";
-        } else if (sum_raw) {
-          const auto& d = results.front().digest;
-          std::cout.write(reinterpret_cast<const char*>(d.data()),
-                          static_cast<std::streamsize>(d.size()));
-        } else {
-          std::string text;
-          for (const auto& r : results)
-            text += (sum_no_names ? hetpipe::to_hex(r.digest)
-                                  : hetpipe::cli::sum_line(hetpipe::to_hex(r.digest), r.file)) +
-                    "\n";
-          std::cout << text;
-        }
+        hetpipe::cli::sum_output how;
+        how.recursive = sum_recursive;
+        how.json = sum_opt.json;
+        how.raw = sum_raw;
+        how.no_names = sum_no_names;
+        rc = hetpipe::cli::print_sums(sum_files, spec, sum_opt.to_options(), how, std::cout);
       }
     } else if (*keygen) {
       const std::string recipient = hetpipe::cli::write_new_key(keygen_out);

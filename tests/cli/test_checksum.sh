@@ -252,6 +252,26 @@ if [[ -r /proc/version ]]; then
   [[ $("$HETPIPE" checksum -a crc32 /proc/version | cut -c1-8) == $(python3 -c 'import sys, zlib; print("%08x" % zlib.crc32(open(sys.argv[1], "rb").read()))' /proc/version) ]] &&
     ok || bad "/proc/version: $("$HETPIPE" checksum -a crc32 /proc/version 2>&1)"
 fi
+# A path that cannot be read does not hide the others' digests, as with b3sum and sha256sum: each
+# failure is a line on stderr, the rest printed in order, exit 1 (nothing was printed once).
+"$HETPIPE" checksum "$d/one" "$d/nope" "$d/sub" "$d/odd" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+"$HETPIPE" checksum "$d/one" "$d/odd" >"$tmp/ref"
+[[ $rc -eq 1 ]] && cmp -s "$tmp/ref" "$tmp/out" &&
+  [[ $(cat "$tmp/err") == "hetpipe: $d/nope: no such file or directory
+hetpipe: $d/sub: is a directory (-r walks folders)" ]] && ok ||
+  bad "checksum with missing and folder paths: rc $rc: $(cat "$tmp/out" "$tmp/err")"
+if command -v b3sum >/dev/null; then
+  b3sum "$d/one" "$d/odd" | cmp -s - "$tmp/out" && ok || bad "partial output differs from b3sum"
+fi
+"$HETPIPE" checksum -a crc32c --json "$d/one" "$d/nope" "$d/odd" >"$tmp/out" 2>/dev/null
+[[ $? -eq 1 ]] && python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+assert [e["file"].rsplit("/", 1)[1] for e in r] == ["one", "nope", "odd"], r
+assert "digest" in r[0] and "digest" in r[2] and "digest" not in r[1], r
+assert r[1]["error"] == "no such file or directory" and r[1]["algorithm"] == "crc32c", r
+' <"$tmp/out" && ok || bad "--json with a missing path: $(cat "$tmp/out")"
 # /proc/sys refuses reads of 4 MiB or more (ENOMEM), the default chunk of CPU lanes alone: read
 # in smaller pieces. In --check too, with the other files' lines.
 if [[ -r /proc/sys/kernel/hostname ]]; then
@@ -278,6 +298,13 @@ $d/odd: OK" && $(head -1 "$tmp/err") == "hetpipe: /proc/self/mem: input/output e
   [[ $rc -eq 1 && $(tail -1 "$tmp/out") == "-: FAILED open or read" ]] &&
     grep -q "hetpipe: -: standard input cannot be read again" "$tmp/err" && ok ||
     bad "--check with a read error and -: rc $rc: $(cat "$tmp/out" "$tmp/err")"
+  # Without --check the same: the file that fails midway is reported, the others printed.
+  "$HETPIPE" checksum "$d/one" /proc/self/mem "$d/odd" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  "$HETPIPE" checksum "$d/one" "$d/odd" >"$tmp/ref"
+  [[ $rc -eq 1 ]] && cmp -s "$tmp/ref" "$tmp/out" &&
+    [[ $(cat "$tmp/err") == "hetpipe: /proc/self/mem: input/output error" ]] && ok ||
+    bad "checksum with a read error: rc $rc: $(cat "$tmp/out" "$tmp/err")"
 fi
 # --check verifies in the mode given: derived keys are OK under --derive-key with their context,
 # FAILED as plain hashes.
