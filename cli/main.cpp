@@ -309,6 +309,9 @@ int main(int argc, char** argv) {
   // A job stops within milliseconds of a first SIGINT or SIGTERM; one still running 2 s later is
   // blocked where no flag reaches (a write to a stalled pipe) and ends as at a second signal.
   hetpipe::install_signal_handlers(&g_cancel, 2, "hetpipe: interrupted\n");
+  // The command has ended (its line printed or about to be): a signal from now on ends the process
+  // at once, and the deadline cannot add a second line or change the status.
+  const auto disarm_deadline = [] { hetpipe::install_signal_handlers(nullptr); };
   int rc = 0;
   try {
     // A closed standard stream that the command would use: refused before any work.
@@ -348,12 +351,14 @@ int main(int argc, char** argv) {
               "--keyed -: standard input holds the key; name the files to hash");
         sum_how.stdin_is_key = true;
       }
-      if (*keyed_opt) spec.key = hetpipe::cli::read_key_file(sum_keyfile, &g_cancel);
-      if (*derive_opt) spec.derive_key_context = sum_context;
-      if (*check_opt) {
+      if (*check_opt) {  // usage errors before the key is read (from a terminal, say)
         if (!sum_files.empty())
           throw hetpipe::usage_error("--check reads the file names from SUMFILE; give no FILE");
         if (sum_opt.json) throw hetpipe::usage_error("--check prints OK/FAILED lines, not --json");
+      }
+      if (*keyed_opt) spec.key = hetpipe::cli::read_key_file(sum_keyfile, &g_cancel);
+      if (*derive_opt) spec.derive_key_context = sum_context;
+      if (*check_opt) {
         sum_how.stdin_closed = closed[0];
         rc = hetpipe::cli::check_sums(sum_check, spec, sum_opt.to_options(), sum_how, std::cout);
       } else {
@@ -460,16 +465,19 @@ int main(int argc, char** argv) {
     }
   } catch (const hetpipe::cancelled&) {
     const int sig = hetpipe::interrupting_signal();
-    hetpipe::install_signal_handlers(nullptr);  // stopped in time: the deadline's line not twice
+    disarm_deadline();
     std::fprintf(stderr, "hetpipe: interrupted\n");
     return 128 + (sig ? sig : SIGINT);  // 130 for SIGINT, 143 for SIGTERM
   } catch (const hetpipe::usage_error& e) {
+    disarm_deadline();
     std::fprintf(stderr, "hetpipe: %s\n", e.what());
     return 2;
   } catch (const hetpipe::error& e) {
+    disarm_deadline();
     std::fprintf(stderr, "hetpipe: %s\n", e.what());
     return 1;
   } catch (const std::exception& e) {
+    disarm_deadline();
     std::fprintf(stderr, "hetpipe: internal error: %s\n", e.what());
     return 1;
   }
@@ -478,9 +486,11 @@ int main(int argc, char** argv) {
   errno = 0;
   std::cout.flush();
   if (std::fflush(stdout) != 0 || std::ferror(stdout) || !std::cout) {
+    disarm_deadline();
     std::fprintf(stderr, "hetpipe: -: write error%s%s\n", errno ? ": " : "",
                  errno ? hetpipe::errno_reason(errno).c_str() : "");
     return 1;
   }
+  disarm_deadline();  // standard output flushed (a stalled pipe there is what the deadline ends)
   return rc;
 }

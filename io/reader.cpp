@@ -327,8 +327,8 @@ struct reader::impl {
         in.err = std::current_exception();
         continue;
       }
-      if (in.src->path == "-") {
-        in.fd = 0;
+      if (in.src->path == "-" || in.src->fd >= 0) {
+        in.fd = in.src->fd >= 0 ? in.src->fd : 0;
         in.owns_fd = false;
         become_sequential(in);
         continue;

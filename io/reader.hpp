@@ -41,6 +41,10 @@ struct source {
   // sequentially to its end, as a pipe (by records or lines framing; a region or one chunk per
   // file still goes by the size).
   bool read_to_end = false;
+  // An open descriptor (>= 0) read sequentially from where it stands, as standard input is, instead
+  // of opening path (which then only names it in messages); not closed by the reader. For a
+  // stream the caller has read a header from: a FIFO opened again would not see its writer's end.
+  int fd = -1;
 };
 
 // data points into the slot (inside it for lines framing); info.size bytes. The consumer owns the

@@ -63,6 +63,9 @@ std::atomic<int> first_signal{0};  // the signal that set the flag
 static_assert(std::atomic<std::atomic<bool>*>::is_always_lock_free);
 
 std::atomic<unsigned> grace_seconds{0};        // 0: no deadline after the first signal
+std::atomic<bool> deadline_armed{false};       // alarm() armed by a first signal
+std::atomic<bool> deadline_handler{false};     // SIGALRM is ours (on_deadline)
+struct sigaction alarm_before {};              // SIGALRM's action before it was ours
 std::atomic<const char*> last_words{nullptr};  // written to stderr by a forced exit
 static_assert(std::atomic<unsigned>::is_always_lock_free);
 static_assert(std::atomic<const char*>::is_always_lock_free);
@@ -84,7 +87,10 @@ extern "C" void on_signal(int sig) {
   if (n == 1 && flag) {
     first_signal.store(sig);
     flag->store(true);
-    if (const unsigned g = grace_seconds.load()) ::alarm(g);  // async-signal-safe
+    if (const unsigned g = grace_seconds.load()) {
+      deadline_armed.store(true);
+      ::alarm(g);  // async-signal-safe
+    }
     return;
   }
   forced_exit(sig);
@@ -125,7 +131,8 @@ int interrupting_signal() noexcept {
 }
 
 void install_signal_handlers(std::atomic<bool>* cancel_flag, unsigned grace, const char* words) {
-  if (grace_seconds.load()) ::alarm(0);  // a deadline armed by the handlers installed before
+  if (deadline_armed.exchange(false))
+    ::alarm(0);  // armed by the first signal of an earlier install
   signal_flag.store(cancel_flag);
   signals_seen.store(0);
   first_signal.store(0);
@@ -137,12 +144,18 @@ void install_signal_handlers(std::atomic<bool>* cancel_flag, unsigned grace, con
   sa.sa_flags = SA_RESTART;  // the first signal only sets a flag: let blocked calls go on
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
+  // SIGALRM is taken only while a deadline may come, and given back as it was after.
   if (grace_seconds.load()) {
     struct sigaction alarm_sa {};
     alarm_sa.sa_handler = on_deadline;
     sigemptyset(&alarm_sa.sa_mask);
     alarm_sa.sa_flags = SA_RESTART;
-    ::sigaction(SIGALRM, &alarm_sa, nullptr);
+    if (!deadline_handler.exchange(true))
+      ::sigaction(SIGALRM, &alarm_sa, &alarm_before);
+    else
+      ::sigaction(SIGALRM, &alarm_sa, nullptr);
+  } else if (deadline_handler.exchange(false)) {
+    ::sigaction(SIGALRM, &alarm_before, nullptr);
   }
   struct sigaction pipe_sa {};
   if (::sigaction(SIGPIPE, nullptr, &pipe_sa) == 0 && pipe_sa.sa_handler == SIG_DFL) {

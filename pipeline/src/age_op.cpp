@@ -328,8 +328,19 @@ head_info read_head(const std::string& input, const std::atomic<bool>* cancel) {
   if (::fstat(fd, &st) != 0) throw io_error(input, errno_reason(errno), -errno);
   if (S_ISDIR(st.st_mode)) throw io_error(input, "is a directory", -EISDIR);
   h.stream = is_stdin || !S_ISREG(st.st_mode);
-  // Byte by byte: a stream must not be read past the nonce (the pipeline reads the rest). Headers
-  // are a few hundred bytes.
+  // A stream byte by byte: it must not be read past the nonce (the pipeline reads the rest).
+  // Headers are a few hundred bytes. A file in pieces (the pipeline reads it from an offset).
+  std::vector<std::uint8_t> piece(h.stream ? 1 : 1 << 16);
+  std::size_t piece_at = 0, piece_len = 0;
+  const auto next_byte = [&](std::uint8_t& b) {
+    if (piece_at == piece_len) {
+      piece_len = io::read_some(fd, piece.data(), piece.size(), input, cancel);
+      piece_at = 0;
+      if (piece_len == 0) return false;
+    }
+    b = piece[piece_at++];
+    return true;
+  };
   std::optional<std::size_t> end;
   constexpr std::size_t max_header = 1 << 20;
   // Whitespace before an armored file's BEGIN line is allowed (age::dearmor): the armor is looked
@@ -337,7 +348,7 @@ head_info read_head(const std::string& input, const std::atomic<bool>* cancel) {
   std::size_t lead = 0;  // the whitespace the input starts with
   while (!end) {
     std::uint8_t b;
-    if (io::read_some(fd, &b, 1, input, cancel) == 0) {
+    if (!next_byte(b)) {
       if (h.bytes.empty()) throw input_error(input, "empty file: not an age file");
       break;
     }
@@ -348,6 +359,9 @@ head_info read_head(const std::string& input, const std::atomic<bool>* cancel) {
       h.armored = true;
       std::string rest = io::read_to_end(fd, input, cancel, SIZE_MAX);
       h.whole = std::move(h.bytes);
+      h.whole.reserve(h.whole.size() + (piece_len - piece_at) + rest.size());
+      h.whole.insert(h.whole.end(), piece.begin() + std::ptrdiff_t(piece_at),
+                     piece.begin() + std::ptrdiff_t(piece_len));
       h.whole.insert(h.whole.end(), rest.begin(), rest.end());
       return h;
     }
@@ -360,14 +374,11 @@ head_info read_head(const std::string& input, const std::atomic<bool>* cancel) {
     throw input_error(input, "truncated header");
   }
   h.parsed = age::parse_header(h.bytes.data(), h.bytes.size(), input);
-  std::uint8_t nonce[age::nonce_len];
-  std::size_t got = 0;
-  while (got < age::nonce_len) {
-    const std::size_t n = io::read_some(fd, nonce + got, age::nonce_len - got, input, cancel);
-    if (n == 0) throw input_error(input, "truncated after the header (no payload nonce)");
-    got += n;
+  for (std::size_t k = 0; k < age::nonce_len; ++k) {
+    std::uint8_t b;
+    if (!next_byte(b)) throw input_error(input, "truncated after the header (no payload nonce)");
+    h.bytes.push_back(b);
   }
-  h.bytes.insert(h.bytes.end(), nonce, nonce + age::nonce_len);
   return h;
 }
 
@@ -489,8 +500,11 @@ void decrypt(const std::string& input, const std::string& output, const decrypt_
   open_op op(input, key);
   // A file is read from after the nonce; a stream has been read up to there already.
   const std::uint64_t offset = h.stream ? 0 : h.bytes.size();
-  run(op, {{input, offset, std::nullopt}}, {output}, payload_options(opt, age::sealed_chunk_size),
-      report);
+  // A pipe or FIFO named by its path goes on from the descriptor its header came from: opened
+  // again, a FIFO whose writer has already gone (a file smaller than the pipe's buffer) would
+  // wait for another writer for ever.
+  run(op, {{input, offset, std::nullopt, h.stream ? h.held.fd : -1}}, {output},
+      payload_options(opt, age::sealed_chunk_size), report);
 }
 
 age_key generate_age_key() {

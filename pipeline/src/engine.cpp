@@ -210,7 +210,10 @@ std::vector<io::chunk> ready_queue::abort() {
 std::vector<io::source> to_sources(const std::vector<input>& inputs) {
   std::vector<io::source> out;
   out.reserve(inputs.size());
-  for (const auto& in : inputs) out.push_back({in.path, in.offset, in.length});
+  for (const auto& in : inputs) {
+    out.push_back({in.path, in.offset, in.length});
+    out.back().fd = in.fd;
+  }
   return out;
 }
 
@@ -794,7 +797,8 @@ void engine::run() {
   bool counted = true;
   std::vector<std::string> paths;
   paths.reserve(spec_.sources.size());
-  for (const auto& s : spec_.sources) paths.push_back(s.path == "-" ? std::string() : s.path);
+  for (const auto& s : spec_.sources)
+    paths.push_back(s.path == "-" || s.fd >= 0 ? std::string() : s.path);
   const std::vector<path_stat> stats = stat_all(paths);  // "" fails: standard input
   pseudo_fs_cache pseudo;
   for (std::size_t i = 0; i < spec_.sources.size(); ++i) {

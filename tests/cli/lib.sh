@@ -25,11 +25,15 @@ expect_error() {
 
 # interrupt_job PID [DELAY] [SIGNAL]: SIGNAL (INT) to the job after DELAY seconds (0.5), then up
 # to 5 s for it to end; returns its exit status, or 255 (after killing it) when it did not stop.
+# Sets interrupt_ms: the milliseconds from the signal to the job's end, as seen in 50 ms steps
+# (the CLI's 2 s deadline ends any job; a wait the first signal itself ends takes far less).
 interrupt_job() {
-  local job=$1
+  local job=$1 t0
   sleep "${2:-0.5}"
+  t0=$(date +%s%N)
   kill -"${3:-INT}" "$job"
-  for _ in $(seq 50); do kill -0 "$job" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 100); do kill -0 "$job" 2>/dev/null || break; sleep 0.05; done
+  interrupt_ms=$((($(date +%s%N) - t0) / 1000000))
   if kill -0 "$job" 2>/dev/null; then
     kill -9 "$job"; wait "$job" 2>/dev/null; return 255
   fi

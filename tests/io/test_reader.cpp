@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <iterator>
@@ -751,7 +752,17 @@ TEST_CASE("Standard input (dash) is read sequentially between regular files",
 
 namespace {
 
-// Runs a reader over `inputs` (records of 1 byte), cancels it after 100 ms and says how long it
+// Whether this process has `path` open (a descriptor in /proc/self/fd links to it).
+bool have_open(const std::string& path) {
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    if (std::filesystem::read_symlink(e.path(), ec) == path) return true;
+  }
+  return false;
+}
+
+// Runs a reader over `inputs` (records of 1 byte), cancels it once it has opened wait_open (when
+// given, up to 3 s; a loaded machine may take a while) and 100 ms more, and says how long it
 // took to end after that (`took`, empty when it had not ended 3 s later: unstick() then ends what
 // it waits for, so that a failing test does not hang) and with what error.
 struct cancel_run {
@@ -759,7 +770,8 @@ struct cancel_run {
   std::exception_ptr error;
 };
 cancel_run seconds_to_cancel(const std::vector<source>& inputs,
-                             const std::function<void()>& unstick) {
+                             const std::function<void()>& unstick,
+                             const std::string& wait_open = "") {
   slot_pool pool(2, 4096);
   reader_config cfg;
   cfg.chunk_size = 4096;
@@ -776,6 +788,8 @@ cancel_run seconds_to_cancel(const std::vector<source>& inputs,
         error = e;
         ended.set_value();
       });
+  for (int i = 0; i < 300 && !wait_open.empty() && !have_open(wait_open); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   const auto t0 = std::chrono::steady_clock::now();
   rd.cancel();
@@ -805,25 +819,35 @@ TEST_CASE("A cancelled reader does not wait for a pipe, FIFO or standard input t
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   SECTION("a FIFO whose writer is there but writes nothing") {
     std::promise<void> stop;
+    // O_RDWR: a writer that never waits for a reader (a blocking O_WRONLY open would wait for
+    // ever if the reader were cancelled before its own open).
+    const int wfd = ::open(fifo.c_str(), O_RDWR);
+    REQUIRE(wfd >= 0);
     std::thread writer([&, stopped = stop.get_future()] {
-      const int fd = ::open(fifo.c_str(), O_WRONLY);
       stopped.wait();
-      if (fd >= 0) ::close(fd);
+      ::close(wfd);
     });
     bool stopped = false;
-    const auto r = seconds_to_cancel({{fifo}}, [&] {
-      stop.set_value();  // the writer goes: the read sees the end of the FIFO
-      stopped = true;
-    });
+    const auto r = seconds_to_cancel(
+        {{fifo}},
+        [&] {
+          stop.set_value();  // the writer goes: the read sees the end of the FIFO
+          stopped = true;
+        },
+        fifo);
     if (!stopped) stop.set_value();
     writer.join();
     check_prompt(r);
   }
   SECTION("a FIFO that no writer ever opens") {
-    const auto r = seconds_to_cancel({{fifo}}, [&] {
-      const int fd = ::open(fifo.c_str(), O_WRONLY);  // the reader's open was waiting for it
-      if (fd >= 0) ::close(fd);
-    });
+    const auto r = seconds_to_cancel(
+        {{fifo}},
+        [&] {
+          // The reader's open was waiting for a writer: O_RDWR comes without waiting.
+          const int fd = ::open(fifo.c_str(), O_RDWR);
+          if (fd >= 0) ::close(fd);
+        },
+        fifo);
     check_prompt(r);
   }
   SECTION("standard input, a pipe whose writer stays") {
@@ -869,6 +893,32 @@ TEST_CASE(
   ::close(saved);
   REQUIRE(describe(r.error) == "");
   REQUIRE(r.joined(0) == in);
+}
+
+TEST_CASE("A source's open descriptor is read from where it stands, and left open",
+          "[io][reader][fifo]") {
+  ::signal(SIGPIPE, SIG_IGN);
+  temp_dir dir;
+  const auto data = random_bytes(50000, 55);
+  fifo_feeder f(dir.file("p"), data, 8);
+  const int fd = ::open(f.path.c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  std::vector<std::byte> head(1000);
+  std::size_t got = 0;  // a header the caller read first
+  while (got < head.size()) {
+    const ssize_t n = ::read(fd, head.data() + got, head.size() - got);
+    REQUIRE(n > 0);
+    got += std::size_t(n);
+  }
+  source s{"named-for-messages"};
+  s.fd = fd;
+  reader_config cfg;
+  cfg.chunk_size = 4096;
+  auto r = run_reader({s}, records(1), 2, 4096, cfg);
+  REQUIRE(describe(r.error) == "");
+  REQUIRE(r.joined(0) == std::vector<std::byte>(data.begin() + 1000, data.end()));
+  REQUIRE(::fcntl(fd, F_GETFD) >= 0);  // not closed by the reader
+  ::close(fd);
 }
 
 TEST_CASE("Open errors name the file and say why in plain words", "[io][reader][errors]") {

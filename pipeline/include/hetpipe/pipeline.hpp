@@ -20,6 +20,10 @@ struct input {
   std::string path;                     // "-" = standard input (read sequentially)
   std::uint64_t offset = 0;             // first byte of the data region (e.g. after a header)
   std::optional<std::uint64_t> length;  // bytes of the data region; default: to the end
+  // An open descriptor (>= 0) read sequentially from where it stands instead of opening path,
+  // which then names it in messages; the caller closes it. For a pipe or FIFO the caller has
+  // read a header from: opened again, a FIFO whose writer has gone would never end.
+  int fd = -1;
 };
 
 struct lane_report {
