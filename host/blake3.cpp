@@ -178,7 +178,10 @@ template <int n, bool byte_rot, class V>
 #define HETPIPE_B3_SHUF(a, b, ...) __builtin_shuffle(a, b, vec{__VA_ARGS__})
 #endif
 
-inline vec splat(std::uint32_t x) {
+// always_inline as every helper here: a 32-byte vector returned by an out-of-line call crosses
+// from the callers' AVX2/AVX-512 builds into code built for the baseline ISA, which passes it in
+// another way (an -O0 build, which inlines nothing, crashed in the lanes with ASan).
+[[gnu::always_inline]] inline vec splat(std::uint32_t x) {
   return vec{x, x, x, x, x, x, x, x};
 }
 
