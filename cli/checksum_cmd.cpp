@@ -126,20 +126,25 @@ int open_error(const std::string& name) {
   return 0;
 }
 
-// The digests of `names` in one job, by position. A file that fails while it is read (an I/O
-// error, a file cut short) is reported with cannot_read and left out, as with sha256sum, and the
-// job runs again over the others (a rare case; the first run's work on them is lost); so is
-// standard input then, which cannot be read a second time. why[k]: the reason names[k] failed.
+// The digests of `names` in one job, by position. A file that fails (it cannot be opened, or its
+// read fails midway) is reported with cannot_read and left out, as with sha256sum, and the job
+// runs again over the others (a rare case; the first run's work on them is lost); so is standard
+// input then, which cannot be read a second time. Before that second run every other file is
+// tried with open_error, so that many unreadable files cost one run more, not one each. why[k]:
+// the reason names[k] failed.
 std::vector<std::optional<checksum_result>> digest_each(const std::vector<std::string>& names,
                                                         const checksum_spec& spec,
                                                         const options& opt,
                                                         std::vector<std::string>& why) {
   std::vector<std::optional<checksum_result>> out(names.size());
   why.assign(names.size(), std::string());
-  std::vector<std::string> left = names;
-  std::vector<std::size_t> which(names.size());
+  std::vector<std::size_t> which(names.size());  // the names still to digest
   for (std::size_t k = 0; k < which.size(); ++k) which[k] = k;
-  while (!left.empty()) {
+  bool prechecked = false;
+  while (!which.empty()) {
+    std::vector<std::string> left;
+    left.reserve(which.size());
+    for (const std::size_t i : which) left.push_back(names[i]);
     try {
       auto results = checksum(left, spec, opt);
       for (std::size_t k = 0; k < which.size(); ++k) out[which[k]] = std::move(results[k]);
@@ -147,15 +152,20 @@ std::vector<std::optional<checksum_result>> digest_each(const std::vector<std::s
     } catch (const io_error& e) {
       const auto it = std::find(left.begin(), left.end(), e.file());
       if (it == left.end()) throw;  // not one file's (standard output, say)
-      const auto leave_out = [&](std::size_t k, const std::string& reason) {
-        cannot_read(left[k], reason);
-        why[which[k]] = reason;
-        left.erase(left.begin() + static_cast<std::ptrdiff_t>(k));
-        which.erase(which.begin() + static_cast<std::ptrdiff_t>(k));
+      const auto fail = [&](std::size_t i, const std::string& reason) {
+        cannot_read(names[i], reason);
+        why[i] = reason;
       };
-      leave_out(static_cast<std::size_t>(it - left.begin()), e.reason());
-      for (std::size_t k = left.size(); k-- > 0;)
-        if (left[k] == "-") leave_out(k, "standard input cannot be read again");
+      fail(which[std::size_t(it - left.begin())], e.reason());
+      for (const std::size_t i : which) {
+        if (!why[i].empty()) continue;
+        if (names[i] == "-")
+          fail(i, "standard input cannot be read again");
+        else if (!prechecked)
+          if (const int err = open_error(names[i])) fail(i, errno_reason(err));
+      }
+      prechecked = true;
+      std::erase_if(which, [&](std::size_t i) { return !why[i].empty(); });
     }
   }
   return out;
@@ -172,32 +182,23 @@ int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec,
   };
   one_for_raw(paths.size());
   // A path that does not exist, or a folder without -r, is reported and the others go on: in
-  // order, names[i] with reason[i] set when it cannot be digested.
+  // order, names[i] with reason[i] set when it cannot be digested. Nothing is opened ahead: a
+  // file that cannot be read fails the job, which runs again without it (digest_each).
   std::vector<std::string> names, reason;
   bool any_failed = false;
-  for (const auto& p : paths) {
-    try {
-      for (auto& f : expand_paths({p}, how.recursive)) {
-        names.push_back(std::move(f));
-        reason.emplace_back();
-      }
-    } catch (const io_error& e) {
-      names.push_back(e.file().empty() ? p : e.file());
-      reason.push_back(e.reason());
-      cannot_read(names.back(), reason.back());
+  for (auto& e : expand_paths_each(paths, how.recursive)) {
+    if (!e.error.empty()) {
+      cannot_read(e.path, e.error);
       any_failed = true;
     }
+    names.push_back(std::move(e.path));
+    reason.push_back(std::move(e.error));
   }
   if (!any_failed) one_for_raw(names.size());  // a folder's files with -r
   std::vector<std::string> readable;
   std::vector<std::size_t> at;  // readable[k] is names[at[k]]
   for (std::size_t i = 0; i < names.size(); ++i) {
     if (!reason[i].empty()) continue;
-    if (const int err = open_error(names[i])) {
-      reason[i] = errno_reason(err);
-      cannot_read(names[i], reason[i]);
-      continue;
-    }
     readable.push_back(names[i]);
     at.push_back(i);
   }
@@ -215,7 +216,7 @@ int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec,
     nlohmann::json all = nlohmann::json::array();
     for (std::size_t i = 0; i < names.size(); ++i) {
       if (got[i]) {
-        all.push_back(to_json({*got[i]}, spec)[0]);
+        all.push_back(to_json(*got[i], spec));
       } else {
         all.push_back({{"file", names[i]},
                        {"algorithm", std::string(checksum_algo_name(spec.algo))},

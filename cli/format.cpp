@@ -177,18 +177,14 @@ std::string to_text(const system_info& s) {
   return os.str();
 }
 
-nlohmann::json to_json(const std::vector<checksum_result>& results, const checksum_spec& spec) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& r : results) {
-    nlohmann::json j = {{"file", r.file},
-                        {"algorithm", std::string(checksum_algo_name(spec.algo))},
-                        {"keyed", spec.key.has_value()},
-                        {"digest", to_hex(r.digest)},
-                        {"bytes", r.bytes}};
-    if (spec.derive_key_context) j["derive_key_context"] = *spec.derive_key_context;
-    out.push_back(std::move(j));
-  }
-  return out;
+nlohmann::json to_json(const checksum_result& r, const checksum_spec& spec) {
+  nlohmann::json j = {{"file", r.file},
+                      {"algorithm", std::string(checksum_algo_name(spec.algo))},
+                      {"keyed", spec.key.has_value()},
+                      {"digest", to_hex(r.digest)},
+                      {"bytes", r.bytes}};
+  if (spec.derive_key_context) j["derive_key_context"] = *spec.derive_key_context;
+  return j;
 }
 
 }  // namespace hetpipe::cli

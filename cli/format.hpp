@@ -23,7 +23,7 @@ nlohmann::json to_json(const std::vector<stats_result>& results);
 std::string to_table(const std::vector<stats_result>& results);
 nlohmann::json to_json(const system_info& s);
 // [{"file", "algorithm", "digest" (hex), "bytes"}]
-nlohmann::json to_json(const std::vector<checksum_result>& results, const checksum_spec& spec);
+nlohmann::json to_json(const checksum_result& result, const checksum_spec& spec);  // one entry
 std::string to_text(const system_info& s);
 
 }  // namespace hetpipe::cli

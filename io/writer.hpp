@@ -71,10 +71,10 @@ class writer {
 //
 // grace > 0 (with a flag): a process still running `grace` seconds after the first signal ends as
 // at a second one (SIGALRM: alarm(grace) is armed by the first signal; installing the handlers
-// again disarms it, and with grace 0 gives SIGALRM back its action from before). This bounds what no flag can stop: a write blocked on a pipe whose reader
-// has stalled, a descriptor that never answers. A caller that goes on living after a cancelled
-// job gives 0. `words` (kept, not copied; may be null): a line written to stderr by such a forced
-// exit and by a second signal's.
+// again disarms it, and with grace 0 gives SIGALRM back its action from before). This bounds what
+// no flag can stop: a write blocked on a pipe whose reader has stalled, a descriptor that never
+// answers. A caller that goes on living after a cancelled job gives 0. `words` (kept, not copied;
+// may be null): a line written to stderr by such a forced exit and by a second signal's.
 void install_signal_handlers(std::atomic<bool>* cancel_flag, unsigned grace = 0,
                              const char* words = nullptr);
 // The signal (SIGINT or SIGTERM) that set the flag, 0 before one came.

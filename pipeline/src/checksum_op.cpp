@@ -348,22 +348,35 @@ std::string to_hex(const std::vector<std::uint8_t>& bytes) {
   return s;
 }
 
-std::vector<std::string> expand_paths(const std::vector<std::string>& paths, bool recursive) {
-  std::vector<std::string> out;
+std::vector<expanded_path> expand_paths_each(const std::vector<std::string>& paths,
+                                             bool recursive) {
+  std::vector<expanded_path> out;
   const std::vector<detail::path_stat> stats = detail::stat_all(paths);
+  std::vector<std::string> walked;
   for (std::size_t i = 0; i < paths.size(); ++i) {
     const std::string& p = paths[i];
     if (p == "-") {
-      out.push_back(p);
-      continue;
-    }
-    if (const int err = stats[i].error) throw io_error(p, errno_reason(err), -err);
-    if (S_ISDIR(stats[i].st.st_mode)) {
-      if (!recursive) throw io_error(p, "is a directory (-r walks folders)", -EISDIR);
-      walk(p, out);
+      out.push_back({p});
+    } else if (const int err = stats[i].error) {
+      out.push_back({p, errno_reason(err), -err});
+    } else if (!S_ISDIR(stats[i].st.st_mode)) {
+      out.push_back({p});
+    } else if (!recursive) {
+      out.push_back({p, "is a directory (-r walks folders)", -EISDIR});
     } else {
-      out.push_back(p);
+      walked.clear();
+      walk(p, walked);
+      for (auto& f : walked) out.push_back({std::move(f)});
     }
+  }
+  return out;
+}
+
+std::vector<std::string> expand_paths(const std::vector<std::string>& paths, bool recursive) {
+  std::vector<std::string> out;
+  for (auto& e : expand_paths_each(paths, recursive)) {
+    if (!e.error.empty()) throw io_error(e.path, e.error, e.code);
+    out.push_back(std::move(e.path));
   }
   return out;
 }

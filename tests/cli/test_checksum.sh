@@ -126,6 +126,16 @@ if [[ $(id -u) -eq 0 ]] && command -v setpriv >/dev/null; then
   out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$HETPIPE" checksum "$tmp/secret" 2>&1 >/dev/null)
   rc=$?
   [[ $rc -eq 1 && "$out" == "hetpipe: $tmp/secret: permission denied" ]] && ok || bad "unreadable: rc $rc: $out"
+  # Two unreadable files among readable ones: both reported (the first fails the job, the rest are
+  # then opened ahead of the one run more), the others' digests printed in order.
+  cp -p "$tmp/secret" "$tmp/secret2"
+  chmod 644 "$d/one" "$d/odd"
+  setpriv --reuid=65534 --regid=65534 --clear-groups "$HETPIPE" checksum -a crc32c "$d/one" "$tmp/secret" \
+    "$d/odd" "$tmp/secret2" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  "$HETPIPE" checksum -a crc32c "$d/one" "$d/odd" >"$tmp/ref"
+  [[ $rc -eq 1 ]] && cmp -s "$tmp/ref" "$tmp/out" && [[ $(cat "$tmp/err") == "hetpipe: $tmp/secret: permission denied
+hetpipe: $tmp/secret2: permission denied" ]] && ok || bad "two unreadable among others: rc $rc: $(cat "$tmp/out" "$tmp/err")"
 elif [[ $(id -u) -ne 0 ]]; then
   expect_error "unreadable" 1 "secret: permission denied" -- checksum "$tmp/secret"
 fi
