@@ -309,9 +309,12 @@ int main(int argc, char** argv) {
   // A job stops within milliseconds of a first SIGINT or SIGTERM; one still running 2 s later is
   // blocked where no flag reaches (a write to a stalled pipe) and ends as at a second signal.
   hetpipe::install_signal_handlers(&g_cancel, 2, "hetpipe: interrupted\n");
-  // The command has ended (its line printed or about to be): a signal from now on ends the process
-  // at once, and the deadline cannot add a second line or change the status.
-  const auto disarm_deadline = [] { hetpipe::install_signal_handlers(nullptr); };
+  // Disarmed when main returns, on every way out (after its line, and after standard output is
+  // flushed: a stalled pipe there is what the deadline ends): a signal then ends the process at
+  // once, and a late deadline cannot add a second line or change the status.
+  struct disarm_at_return {
+    ~disarm_at_return() { hetpipe::install_signal_handlers(nullptr); }
+  } const disarm;
   int rc = 0;
   try {
     // A closed standard stream that the command would use: refused before any work.
@@ -465,19 +468,15 @@ int main(int argc, char** argv) {
     }
   } catch (const hetpipe::cancelled&) {
     const int sig = hetpipe::interrupting_signal();
-    disarm_deadline();
     std::fprintf(stderr, "hetpipe: interrupted\n");
     return 128 + (sig ? sig : SIGINT);  // 130 for SIGINT, 143 for SIGTERM
   } catch (const hetpipe::usage_error& e) {
-    disarm_deadline();
     std::fprintf(stderr, "hetpipe: %s\n", e.what());
     return 2;
   } catch (const hetpipe::error& e) {
-    disarm_deadline();
     std::fprintf(stderr, "hetpipe: %s\n", e.what());
     return 1;
   } catch (const std::exception& e) {
-    disarm_deadline();
     std::fprintf(stderr, "hetpipe: internal error: %s\n", e.what());
     return 1;
   }
@@ -486,11 +485,9 @@ int main(int argc, char** argv) {
   errno = 0;
   std::cout.flush();
   if (std::fflush(stdout) != 0 || std::ferror(stdout) || !std::cout) {
-    disarm_deadline();
     std::fprintf(stderr, "hetpipe: -: write error%s%s\n", errno ? ": " : "",
                  errno ? hetpipe::errno_reason(errno).c_str() : "");
     return 1;
   }
-  disarm_deadline();  // standard output flushed (a stalled pipe there is what the deadline ends)
   return rc;
 }

@@ -20,7 +20,6 @@
 #include "io/reader.hpp"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -40,6 +39,7 @@
 #include <utility>
 
 #include "hetpipe/error.hpp"
+#include "io/small_read.hpp"
 #include "io/uv_util.hpp"
 
 namespace hetpipe::io {
@@ -295,7 +295,6 @@ struct reader::impl {
   impl& operator=(const impl&) = delete;
 
   void signal_cancel_fd() const {
-    if (cancel_fd < 0) return;
     const std::uint64_t one = 1;
     (void)!::write(cancel_fd, &one, sizeof one);  // an eventfd's counter: cannot fill up here
   }
@@ -427,9 +426,8 @@ struct reader::impl {
       if (S_ISDIR(sb.st_mode)) {
         ::close(fd);
       } else {
-        const int fl = S_ISREG(sb.st_mode) ? 0 : ::fcntl(fd, F_GETFL);
-        if (fl < 0 || (fl & O_NONBLOCK && ::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0)) {
-          in.w_error = -errno;
+        if (const int err = S_ISREG(sb.st_mode) ? 0 : make_blocking(fd)) {
+          in.w_error = -err;
           ::close(fd);
           return;
         }
@@ -506,10 +504,9 @@ struct reader::impl {
       in.err = uv_failure(in.src->path, int(result));
     } else {
       in.fd = uv_file(result);
-      const int fl = ::fcntl(in.fd, F_GETFL);
-      if (fl < 0 || (fl & O_NONBLOCK && ::fcntl(in.fd, F_SETFL, fl & ~O_NONBLOCK) != 0)) {
+      if (const int err = make_blocking(in.fd)) {
         in.st = input_state::state::failed;  // closed by finish() or retire
-        in.err = uv_failure(in.src->path, uv_translate_sys_error(errno));
+        in.err = uv_failure(in.src->path, uv_translate_sys_error(err));
       } else if (error) {
         in.st = input_state::state::failed;  // closed by finish()
       } else if (in.reopening) {
@@ -999,7 +996,10 @@ struct reader::impl {
           &loop, &in.poll_req,
           [](uv_work_t* w) {
             auto* in = static_cast<input_state*>(w->data);
-            in->poll_result = poll_read(in->fd, in->self->cancel_fd, in->poll_dst, in->poll_len);
+            // -ECANCELED once cancel_fd is signalled: libuv's UV_ECANCELED on Linux
+            static_assert(UV_ECANCELED == -ECANCELED);
+            in->poll_result =
+                io::poll_read(in->fd, in->poll_dst, in->poll_len, in->self->cancel_fd, -1);
           },
           [](uv_work_t* w, int status) {
             auto* in = static_cast<input_state*>(w->data);
@@ -1021,25 +1021,6 @@ struct reader::impl {
     }
     in.req_busy = true;
     ++reqs;
-  }
-
-  // One read of up to len bytes from fd, once poll() finds it readable (data, end of file or an
-  // error: the read then returns without waiting), or UV_ECANCELED once cancel_fd is readable.
-  // Returns the bytes read or a negative errno. A descriptor that someone else made non-blocking
-  // (a shared standard input) is polled again rather than failing with EAGAIN.
-  static std::int64_t poll_read(int fd, int cancel_fd, std::byte* dst, std::size_t len) {
-    for (;;) {
-      pollfd p[2] = {{fd, POLLIN, 0}, {cancel_fd, POLLIN, 0}};
-      const int n = ::poll(p, cancel_fd >= 0 ? 2 : 1, -1);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return -errno;
-      }
-      if (cancel_fd >= 0 && p[1].revents) return UV_ECANCELED;
-      const ssize_t got = ::read(fd, dst, len);
-      if (got >= 0) return got;
-      if (errno != EINTR && errno != EAGAIN) return -errno;
-    }
   }
 
   void release_seq_slot(input_state& in) {

@@ -17,15 +17,30 @@ namespace {
 constexpr int cancel_look_ms = 50;  // how often a wait for data looks at the cancel flag
 }
 
+unique_fd& unique_fd::operator=(unique_fd&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.release();
+  }
+  return *this;
+}
+
+unique_fd::~unique_fd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+int make_blocking(int fd) {
+  const int fl = ::fcntl(fd, F_GETFL);
+  if (fl < 0 || (fl & O_NONBLOCK && ::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0)) return errno;
+  return 0;
+}
+
 int open_input(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) throw io_error(path, errno_reason(errno), -errno);
   struct stat st {};
   int err = ::fstat(fd, &st) != 0 ? errno : 0;
-  if (!err && !S_ISREG(st.st_mode)) {
-    const int fl = ::fcntl(fd, F_GETFL);
-    if (fl < 0 || ::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) err = errno;
-  }
+  if (!err && !S_ISREG(st.st_mode)) err = make_blocking(fd);
   if (err) {
     ::close(fd);
     throw io_error(path, errno_reason(err), -err);
@@ -37,17 +52,29 @@ int open_input(const std::string& path) {
   return fd;
 }
 
+std::int64_t poll_read(int fd, void* dst, std::size_t len, int wake_fd, int timeout_ms) {
+  for (;;) {
+    pollfd p[2] = {{fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    const int n = ::poll(p, wake_fd >= 0 ? 2 : 1, timeout_ms);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    if (n == 0) return -ETIMEDOUT;
+    if (wake_fd >= 0 && p[1].revents) return -ECANCELED;
+    const ssize_t got = ::read(fd, dst, len);
+    if (got >= 0) return got;
+    if (errno != EINTR && errno != EAGAIN) return -errno;
+  }
+}
+
 std::size_t read_some(int fd, void* dst, std::size_t len, const std::string& name,
                       const std::atomic<bool>* cancel) {
   for (;;) {
     if (cancel && cancel->load()) throw cancelled();
-    pollfd p{fd, POLLIN, 0};
-    const int n = ::poll(&p, 1, cancel ? cancel_look_ms : -1);
-    if (n < 0 && errno != EINTR) throw io_error(name, errno_reason(errno), -errno);
-    if (n <= 0) continue;
-    const ssize_t got = ::read(fd, dst, len);
+    const std::int64_t got = poll_read(fd, dst, len, -1, cancel ? cancel_look_ms : -1);
     if (got >= 0) return static_cast<std::size_t>(got);
-    if (errno != EINTR && errno != EAGAIN) throw io_error(name, errno_reason(errno), -errno);
+    if (got != -ETIMEDOUT) throw io_error(name, errno_reason(int(-got)), int(got));
   }
 }
 
@@ -68,15 +95,10 @@ namespace {
 
 // fd of path ("-": standard input, not to be closed), closed when this goes.
 struct input_fd {
+  unique_fd owned;
   int fd;
-  bool owned;
   explicit input_fd(const std::string& path)
-      : fd(path == "-" ? 0 : open_input(path)), owned(path != "-") {}
-  input_fd(const input_fd&) = delete;
-  input_fd& operator=(const input_fd&) = delete;
-  ~input_fd() {
-    if (owned) ::close(fd);
-  }
+      : owned(path == "-" ? -1 : open_input(path)), fd(path == "-" ? 0 : owned.get()) {}
 };
 
 }  // namespace

@@ -9,15 +9,46 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 
 namespace hetpipe::io {
 
+// A descriptor that is closed when this goes (-1: none); moves hand it on.
+class unique_fd {
+ public:
+  unique_fd() = default;
+  explicit unique_fd(int fd) noexcept : fd_(fd) {}
+  unique_fd(unique_fd&& o) noexcept : fd_(o.release()) {}
+  unique_fd& operator=(unique_fd&& o) noexcept;
+  unique_fd(const unique_fd&) = delete;
+  unique_fd& operator=(const unique_fd&) = delete;
+  ~unique_fd();
+  int get() const noexcept { return fd_; }
+  int release() noexcept {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
 // open(path, O_RDONLY | O_CLOEXEC) that does not wait for a FIFO's writer (O_NONBLOCK, cleared
 // once open: later reads block as usual, read_some waits in poll()). Throws io_error naming path
 // ("is a directory" for a folder).
 int open_input(const std::string& path);
+
+// Clears O_NONBLOCK on fd (an open that was not to wait for a FIFO's writer): 0, or the errno.
+int make_blocking(int fd);
+
+// One read(2) of up to len bytes from fd once poll() finds data, end of file or an error there.
+// Returns the bytes read or a negative errno: -ECANCELED once wake_fd (>= 0; an eventfd, say) is
+// readable, -ETIMEDOUT after timeout_ms (-1: no limit) without either. EINTR, and EAGAIN (a
+// descriptor someone else made non-blocking), wait again. For a thread that cannot throw.
+std::int64_t poll_read(int fd, void* dst, std::size_t len, int wake_fd, int timeout_ms);
 
 // One read(2) of up to len bytes from fd, once poll() finds data, end of file or an error; while
 // it waits, *cancel (when given) is looked at every 50 ms. Returns the bytes read, 0 at the end.

@@ -62,10 +62,8 @@ std::atomic<int> signals_seen{0};
 std::atomic<int> first_signal{0};  // the signal that set the flag
 static_assert(std::atomic<std::atomic<bool>*>::is_always_lock_free);
 
-std::atomic<unsigned> grace_seconds{0};        // 0: no deadline after the first signal
-std::atomic<bool> deadline_armed{false};       // alarm() armed by a first signal
-std::atomic<bool> deadline_handler{false};     // SIGALRM is ours (on_deadline)
-struct sigaction alarm_before {};              // SIGALRM's action before it was ours
+std::atomic<unsigned> grace_seconds{0};  // 0: no deadline after the first signal
+struct sigaction alarm_before {};  // SIGALRM's action before it was ours (while grace_seconds)
 std::atomic<const char*> last_words{nullptr};  // written to stderr by a forced exit
 static_assert(std::atomic<unsigned>::is_always_lock_free);
 static_assert(std::atomic<const char*>::is_always_lock_free);
@@ -87,10 +85,7 @@ extern "C" void on_signal(int sig) {
   if (n == 1 && flag) {
     first_signal.store(sig);
     flag->store(true);
-    if (const unsigned g = grace_seconds.load()) {
-      deadline_armed.store(true);
-      ::alarm(g);  // async-signal-safe
-    }
+    if (const unsigned g = grace_seconds.load()) ::alarm(g);  // async-signal-safe
     return;
   }
   forced_exit(sig);
@@ -131,8 +126,10 @@ int interrupting_signal() noexcept {
 }
 
 void install_signal_handlers(std::atomic<bool>* cancel_flag, unsigned grace, const char* words) {
-  if (deadline_armed.exchange(false))
-    ::alarm(0);  // armed by the first signal of an earlier install
+  // The previous install's deadline: SIGALRM is ours while it has one, and its first signal (if
+  // one came: the process lives on only with a flag) armed the alarm.
+  const bool had_deadline = grace_seconds.load() != 0;
+  if (had_deadline && signals_seen.load() > 0) ::alarm(0);
   signal_flag.store(cancel_flag);
   signals_seen.store(0);
   first_signal.store(0);
@@ -150,11 +147,8 @@ void install_signal_handlers(std::atomic<bool>* cancel_flag, unsigned grace, con
     alarm_sa.sa_handler = on_deadline;
     sigemptyset(&alarm_sa.sa_mask);
     alarm_sa.sa_flags = SA_RESTART;
-    if (!deadline_handler.exchange(true))
-      ::sigaction(SIGALRM, &alarm_sa, &alarm_before);
-    else
-      ::sigaction(SIGALRM, &alarm_sa, nullptr);
-  } else if (deadline_handler.exchange(false)) {
+    ::sigaction(SIGALRM, &alarm_sa, had_deadline ? nullptr : &alarm_before);
+  } else if (had_deadline) {
     ::sigaction(SIGALRM, &alarm_before, nullptr);
   }
   struct sigaction pipe_sa {};

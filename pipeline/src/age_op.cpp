@@ -43,15 +43,8 @@ namespace age = host::age;
 // the job is cancelled.
 constexpr std::size_t max_key_file = std::size_t{64} << 20;
 std::string read_text_file(const std::string& path, const std::atomic<bool>* cancel) {
-  const int fd = io::open_input(path);
-  try {
-    std::string s = io::read_to_end(fd, path, cancel, max_key_file);
-    ::close(fd);
-    return s;
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
+  const io::unique_fd f(io::open_input(path));
+  return io::read_to_end(f.get(), path, cancel, max_key_file);
 }
 
 #if HETPIPE_WITH_CUDA
@@ -307,15 +300,7 @@ struct head_info {
   // descriptor (any input's but standard input's) stays open until then: closing a FIFO's only
   // reader would end its writer.
   bool stream = false;
-  struct fd_holder {
-    int fd = -1;
-    fd_holder() = default;
-    fd_holder(fd_holder&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
-    fd_holder& operator=(fd_holder&&) = delete;
-    ~fd_holder() {
-      if (fd >= 0) ::close(fd);
-    }
-  } held;
+  io::unique_fd held;
 };
 
 head_info read_head(const std::string& input, const std::atomic<bool>* cancel) {
@@ -323,7 +308,7 @@ head_info read_head(const std::string& input, const std::atomic<bool>* cancel) {
   const bool is_stdin = input == "-";
   // A FIFO's open does not wait for its writer, nor do the reads below once the job is cancelled.
   const int fd = is_stdin ? 0 : io::open_input(input);
-  if (!is_stdin) h.held.fd = fd;
+  if (!is_stdin) h.held = io::unique_fd(fd);
   struct stat st {};
   if (::fstat(fd, &st) != 0) throw io_error(input, errno_reason(errno), -errno);
   if (S_ISDIR(st.st_mode)) throw io_error(input, "is a directory", -EISDIR);
@@ -503,7 +488,7 @@ void decrypt(const std::string& input, const std::string& output, const decrypt_
   // A pipe or FIFO named by its path goes on from the descriptor its header came from: opened
   // again, a FIFO whose writer has already gone (a file smaller than the pipe's buffer) would
   // wait for another writer for ever.
-  run(op, {{input, offset, std::nullopt, h.stream ? h.held.fd : -1}}, {output},
+  run(op, {{input, offset, std::nullopt, h.stream ? h.held.get() : -1}}, {output},
       payload_options(opt, age::sealed_chunk_size), report);
 }
 
