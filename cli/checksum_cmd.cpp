@@ -22,25 +22,6 @@ bool is_hex(const std::string& s) {
   return !s.empty() && s.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
 }
 
-// A name as sha256sum prints it: with a backslash, a newline or a carriage return in it, those
-// escaped and the whole line marked by a leading backslash.
-std::string printed_name(const std::string& name, bool& escaped) {
-  escaped = name.find_first_of("\\\n\r") != std::string::npos;
-  if (!escaped) return name;
-  std::string esc;
-  for (char c : name) {
-    if (c == '\\')
-      esc += "\\\\";
-    else if (c == '\n')
-      esc += "\\n";
-    else if (c == '\r')
-      esc += "\\r";
-    else
-      esc += c;
-  }
-  return esc;
-}
-
 }  // namespace
 
 std::string sum_line(const std::string& hex, const std::string& name) {
@@ -102,22 +83,17 @@ std::array<std::uint8_t, 32> read_key_file(const std::string& path,
 
 namespace {
 
-// One line on stderr for a file that cannot be digested, named as its output line shows it: a
-// name with a newline stays on one line.
-void cannot_read(const std::string& name, const std::string& reason) {
-  bool escaped = false;
-  const std::string shown = printed_name(name, escaped);
-  std::fprintf(stderr, "hetpipe: %s%s: %s\n", escaped ? "\\" : "", shown.c_str(), reason.c_str());
-}
-
 // errno when `name` cannot be opened for reading (0 when it can; "-" can): stat first, as a folder
 // opens but cannot be read and opening a FIFO would wait for its writer (FIFOs and devices go to
-// the job unopened, and say there what they are).
-int open_error(const std::string& name) {
-  if (name == "-") return 0;
+// the job unopened, and say there what they are). *once: whether its bytes can be read only once
+// (standard input, a pipe, FIFO, socket or character device).
+int open_error(const std::string& name, bool* once) {
+  *once = name == "-";
+  if (*once) return 0;
   struct stat st {};
   if (::stat(name.c_str(), &st) != 0) return errno;
   if (S_ISDIR(st.st_mode)) return EISDIR;
+  *once = !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
   if (S_ISREG(st.st_mode)) {
     const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return errno;
@@ -126,47 +102,62 @@ int open_error(const std::string& name) {
   return 0;
 }
 
-// The digests of `names` in one job, by position. A file that fails (it cannot be opened, or its
-// read fails midway) is reported with cannot_read and left out, as with sha256sum, and the job
-// runs again over the others (a rare case; the first run's work on them is lost); so is standard
-// input then, which cannot be read a second time. Before that second run every other file is
-// tried with open_error, so that many unreadable files cost one run more, not one each. why[k]:
-// the reason names[k] failed.
+// The digests of `names`, by position. A file that fails (it cannot be opened, or its read fails
+// midway) is left out, as with sha256sum (its reason in why), and its job runs again
+// over the others (a rare case; the first run's work on them is lost). Before that second run
+// every other file is tried with open_error, so that many unreadable files cost one run more, not
+// one each. Inputs whose bytes can be read only once (once[k]: standard input, pipes, FIFOs,
+// devices) have a job of their own, before the files' when there are both, so that a file's
+// failure never makes one of them read again; one of them that fails leaves the others of its
+// job unread. why[k]: the reason names[k] failed.
 std::vector<std::optional<checksum_result>> digest_each(const std::vector<std::string>& names,
+                                                        const std::vector<bool>& once,
                                                         const checksum_spec& spec,
                                                         const options& opt,
                                                         std::vector<std::string>& why) {
   std::vector<std::optional<checksum_result>> out(names.size());
   why.assign(names.size(), std::string());
-  std::vector<std::size_t> which(names.size());  // the names still to digest
-  for (std::size_t k = 0; k < which.size(); ++k) which[k] = k;
-  bool prechecked = false;
-  while (!which.empty()) {
-    std::vector<std::string> left;
-    left.reserve(which.size());
-    for (const std::size_t i : which) left.push_back(names[i]);
-    try {
-      auto results = checksum(left, spec, opt);
-      for (std::size_t k = 0; k < which.size(); ++k) out[which[k]] = std::move(results[k]);
-      break;
-    } catch (const io_error& e) {
-      const auto it = std::find(left.begin(), left.end(), e.file());
-      if (it == left.end()) throw;  // not one file's (standard output, say)
-      const auto fail = [&](std::size_t i, const std::string& reason) {
-        cannot_read(names[i], reason);
-        why[i] = reason;
-      };
-      fail(which[std::size_t(it - left.begin())], e.reason());
-      for (const std::size_t i : which) {
-        if (!why[i].empty()) continue;
-        if (names[i] == "-")
-          fail(i, "standard input cannot be read again");
-        else if (!prechecked)
-          if (const int err = open_error(names[i])) fail(i, errno_reason(err));
+  const auto fail = [&](std::size_t i, const std::string& reason) { why[i] = reason; };
+  // One job over names[which], run again without a file that failed.
+  const auto digest = [&](std::vector<std::size_t> which) {
+    bool prechecked = false;
+    while (!which.empty()) {
+      std::vector<std::string> left;
+      left.reserve(which.size());
+      for (const std::size_t i : which) left.push_back(names[i]);
+      try {
+        auto results = checksum(left, spec, opt);
+        for (std::size_t k = 0; k < which.size(); ++k) out[which[k]] = std::move(results[k]);
+        return;
+      } catch (const io_error& e) {
+        const auto it = std::find(left.begin(), left.end(), e.file());
+        if (it == left.end()) throw;  // not one file's (standard output, say)
+        fail(which[std::size_t(it - left.begin())], e.reason());
+        for (const std::size_t i : which) {
+          if (!why[i].empty()) continue;
+          if (names[i] == "-") {
+            fail(i, "standard input cannot be read again");
+          } else if (once[i]) {
+            fail(i, "cannot be read again (not a regular file)");
+          } else if (!prechecked) {
+            bool ignored = false;
+            if (const int err = open_error(names[i], &ignored)) fail(i, errno_reason(err));
+          }
+        }
+        prechecked = true;
+        std::erase_if(which, [&](std::size_t i) { return !why[i].empty(); });
       }
-      prechecked = true;
-      std::erase_if(which, [&](std::size_t i) { return !why[i].empty(); });
     }
+  };
+  std::vector<std::size_t> read_once, files;
+  for (std::size_t i = 0; i < names.size(); ++i) (once[i] ? read_once : files).push_back(i);
+  if (read_once.empty() || files.empty()) {
+    std::vector<std::size_t> all(names.size());
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+    digest(std::move(all));
+  } else {
+    digest(std::move(read_once));
+    digest(std::move(files));
   }
   return out;
 }
@@ -185,32 +176,36 @@ int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec,
   // order, names[i] with reason[i] set when it cannot be digested. Nothing is opened ahead: a
   // file that cannot be read fails the job, which runs again without it (digest_each).
   std::vector<std::string> names, reason;
+  std::vector<bool> once;
   bool any_failed = false;
   for (auto& e : expand_paths_each(paths, how.recursive)) {
-    if (!e.error.empty()) {
-      cannot_read(e.path, e.error);
-      any_failed = true;
-    }
+    any_failed = any_failed || !e.error.empty();
     names.push_back(std::move(e.path));
     reason.push_back(std::move(e.error));
+    once.push_back(e.once);
   }
   if (!any_failed) one_for_raw(names.size());  // a folder's files with -r
   std::vector<std::string> readable;
+  std::vector<bool> readable_once;
   std::vector<std::size_t> at;  // readable[k] is names[at[k]]
   for (std::size_t i = 0; i < names.size(); ++i) {
     if (!reason[i].empty()) continue;
     readable.push_back(names[i]);
+    readable_once.push_back(once[i]);
     at.push_back(i);
   }
   std::vector<std::optional<checksum_result>> got(names.size());
   {
     std::vector<std::string> why;
-    auto results = digest_each(readable, spec, opt, why);
+    auto results = digest_each(readable, readable_once, spec, opt, why);
     for (std::size_t k = 0; k < at.size(); ++k) {
       got[at[k]] = std::move(results[k]);
       if (!got[at[k]]) reason[at[k]] = why[k];
     }
   }
+  // One line per file that failed, in the inputs' order (whichever lane failed first).
+  for (std::size_t i = 0; i < names.size(); ++i)
+    if (!reason[i].empty()) print_error(names[i], reason[i]);
   for (const auto& g : got) any_failed = any_failed || !g;
   if (how.json) {
     nlohmann::json all = nlohmann::json::array();
@@ -269,37 +264,45 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
   }
   // Files that cannot be opened are reported and left out of the job; the rest go in one job.
   std::vector<std::string> names;
+  std::vector<bool> once;
   std::vector<std::size_t> which;
   std::vector<bool> readable(entries.size(), false), missing(entries.size(), false);
+  std::vector<std::string> reason(entries.size());  // why entry i could not be read
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const std::string& name = entries[i].name;
     // "-" is standard input, as in sha256sum's lines: unreadable where it is closed or is the
     // sum file itself.
     if (name == "-" && (sum_file == "-" || how.stdin_closed || how.stdin_is_key)) {
-      cannot_read(name, sum_file == "-"    ? "standard input is the sum file"
-                        : how.stdin_is_key ? "standard input held the key"
-                                           : "standard input is closed");
+      reason[i] = sum_file == "-"    ? "standard input is the sum file"
+                  : how.stdin_is_key ? "standard input held the key"
+                                     : "standard input is closed";
       continue;
     }
-    const int err = open_error(name);
+    bool read_once = false;
+    const int err = open_error(name, &read_once);
     if (err == ENOENT && how.ignore_missing) {
       missing[i] = true;
       continue;
     }
     if (err) {
-      cannot_read(name, errno_reason(err));
+      reason[i] = errno_reason(err);
       continue;
     }
     names.push_back(entries[i].name);
+    once.push_back(read_once);
     which.push_back(i);
   }
-  std::vector<std::string> why;  // reported already
-  const auto results = digest_each(names, spec, opt, why);
+  std::vector<std::string> why;
+  const auto results = digest_each(names, once, spec, opt, why);
   std::size_t verified = 0;
   for (std::size_t k = 0; k < which.size(); ++k) {
     readable[which[k]] = results[k].has_value();
     verified += results[k].has_value();
+    if (!results[k]) reason[which[k]] = why[k];
   }
+  // One line per listed file that could not be read, in the list's order.
+  for (std::size_t i = 0; i < entries.size(); ++i)
+    if (!reason[i].empty()) print_error(entries[i].name, reason[i]);
   std::vector<const checksum_result*> by_entry(entries.size(), nullptr);
   for (std::size_t k = 0; k < which.size(); ++k)
     if (results[k]) by_entry[which[k]] = &*results[k];

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <iomanip>
 #include <sstream>
 
@@ -185,6 +186,33 @@ nlohmann::json to_json(const checksum_result& r, const checksum_spec& spec) {
                       {"bytes", r.bytes}};
   if (spec.derive_key_context) j["derive_key_context"] = *spec.derive_key_context;
   return j;
+}
+
+std::string printed_name(const std::string& name, bool& escaped) {
+  escaped = name.find_first_of("\\\n\r") != std::string::npos;
+  if (!escaped) return name;
+  std::string esc;
+  for (char c : name) {
+    if (c == '\\')
+      esc += "\\\\";
+    else if (c == '\n')
+      esc += "\\n";
+    else if (c == '\r')
+      esc += "\\r";
+    else
+      esc += c;
+  }
+  return esc;
+}
+
+void print_error(const std::string& file, const std::string& reason) {
+  if (file.empty()) {
+    std::fprintf(stderr, "hetpipe: %s\n", reason.c_str());
+    return;
+  }
+  bool escaped = false;
+  const std::string shown = printed_name(file, escaped);
+  std::fprintf(stderr, "hetpipe: %s%s: %s\n", escaped ? "\\" : "", shown.c_str(), reason.c_str());
 }
 
 }  // namespace hetpipe::cli

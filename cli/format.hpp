@@ -26,4 +26,11 @@ nlohmann::json to_json(const system_info& s);
 nlohmann::json to_json(const checksum_result& result, const checksum_spec& spec);  // one entry
 std::string to_text(const system_info& s);
 
+// A name as sha256sum prints it: with a backslash, a newline or a carriage return in it, those
+// escaped (escaped set) and the whole line then marked by a leading backslash.
+std::string printed_name(const std::string& name, bool& escaped);
+// "hetpipe: FILE: reason" on stderr, one line whatever the name holds (printed_name, the line
+// marked by a leading backslash when escaped); without a file, "hetpipe: reason".
+void print_error(const std::string& file, const std::string& reason);
+
 }  // namespace hetpipe::cli

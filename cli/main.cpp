@@ -416,8 +416,7 @@ int main(int argc, char** argv) {
       const auto files = hetpipe::plan_images(img_files, img_recursive, img_out, img_spec.format);
       hetpipe::job_report rep;
       hetpipe::run_images(img_spec, files, img_opt.to_options(), &rep);
-      for (const auto& sk : rep.skipped)
-        std::fprintf(stderr, "hetpipe: %s: %s\n", sk.file.c_str(), sk.reason.c_str());
+      for (const auto& sk : rep.skipped) hetpipe::cli::print_error(sk.file, sk.reason);
       const std::size_t written = files.size() - rep.skipped.size();
       if (img_opt.json) {
         nlohmann::json bad = nlohmann::json::array();
@@ -474,7 +473,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "hetpipe: %s\n", e.what());
     return 2;
   } catch (const hetpipe::error& e) {
-    std::fprintf(stderr, "hetpipe: %s\n", e.what());
+    hetpipe::cli::print_error(e.file(), e.reason());  // one line, whatever the name holds
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "hetpipe: internal error: %s\n", e.what());

@@ -260,10 +260,13 @@ unsigned large_chunk_slots(unsigned slots, std::uint64_t slot_bytes, unsigned io
   return static_cast<unsigned>(std::min<std::uint64_t>(slots, want));
 }
 
-std::uint64_t untouched_pool_budget() noexcept {
+std::uint64_t physical_memory() noexcept {
   const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
-  const std::uint64_t ram = pages > 0 && page > 0 ? std::uint64_t(pages) * std::uint64_t(page) : 0;
-  return std::max<std::uint64_t>(std::uint64_t{1} << 30, ram / 4);
+  return pages > 0 && page > 0 ? std::uint64_t(pages) * std::uint64_t(page) : 0;
+}
+
+std::uint64_t untouched_pool_budget() noexcept {
+  return std::max<std::uint64_t>(std::uint64_t{1} << 30, physical_memory() / 4);
 }
 
 bool gpu_start_rule::check(double t, std::uint64_t done) noexcept {

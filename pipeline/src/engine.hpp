@@ -116,6 +116,8 @@ unsigned large_chunk_slots(unsigned slots, std::uint64_t slot_bytes, unsigned io
                            std::uint64_t pool_budget) noexcept;
 // A quarter of the machine's memory, at least 1 GiB.
 std::uint64_t untouched_pool_budget() noexcept;
+// The machine's memory in bytes (sysconf), 0 when it cannot say.
+std::uint64_t physical_memory() noexcept;
 
 // GPU lanes page-lock the slot pool as they first copy from a slot, a block of slots at a time:
 // blocks of this many bytes (one slot at least), fixed by the slots' numbers. Many small slots

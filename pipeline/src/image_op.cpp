@@ -30,6 +30,7 @@
 #include "host/parallel.hpp"
 #include "pipeline/src/engine.hpp"
 #include "pipeline/src/stat_all.hpp"
+#include "pipeline/src/walk.hpp"
 #if HETPIPE_WITH_CUDA
 #include "cuda/image_kernels.hpp"
 #include "cuda/runtime.hpp"
@@ -77,6 +78,19 @@ class image_op final : public transform_op {
             ? from
             : (format_ == image_output::png ? img::image_format::png : img::image_format::pnm);
     if (p.format == img::image_format::pnm) (void)img::pnm_header_text(p.out);  // alpha: refused
+    // A result this machine cannot hold (a large upscale of a small file): refused alone, rather
+    // than a failed allocation, or the kernel's out-of-memory kill, ending the whole batch. Its
+    // encoded bytes, and but from PNM to PNM (made row by row) its samples (16 bits each), are
+    // what one image needs at the least.
+    const bool rows = from == img::image_format::pnm && p.format == img::image_format::pnm;
+    const double need = static_cast<double>(p.out.samples()) *
+                        ((p.out.maxval > 255 ? 2.0 : 1.0) + (rows ? 0.0 : 2.0));
+    const std::uint64_t ram = detail::physical_memory();
+    if (ram > 0 && need > static_cast<double>(ram))
+      throw input_error("", "its " + std::to_string(p.out.width) + "x" +
+                                std::to_string(p.out.height) + " result needs " +
+                                format_size(static_cast<std::uint64_t>(need)) +
+                                ", more than this machine's memory");
     return p;
   }
 
@@ -113,6 +127,8 @@ class image_op final : public transform_op {
       encode(res, p, out);
     } catch (const input_error& e) {
       throw input_skipped(file(info.input), e.reason());
+    } catch (const std::bad_alloc&) {  // under a memory limit (ulimit -v, cgroups): this one fails
+      throw input_skipped(file(info.input), "not enough memory for this image and its result");
     }
   }
 
@@ -456,10 +472,6 @@ fs::path with_format(fs::path p, image_output format) {
   return p;
 }
 
-[[noreturn]] void throw_io(const std::string& path, int err) {
-  throw io_error(path, errno_reason(err), -err);
-}
-
 }  // namespace
 
 void check_image_spec(const image_spec& spec) {
@@ -479,31 +491,32 @@ std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool 
   for (std::size_t i = 0; i < paths.size(); ++i) {
     const std::string& p = paths[i];
     if (p == "-") throw usage_error("image: standard input is not supported; name the files");
-    if (stats[i].error) throw_io(p, stats[i].error);
+    if (stats[i].error) {  // reported with the bad images; the others go on
+      out.push_back({p, {}, errno_reason(stats[i].error)});
+      continue;
+    }
     if (!S_ISDIR(stats[i].st.st_mode)) {
       out.push_back({p, (dest / with_format(fs::path(p).filename(), format)).string()});
       continue;
     }
     if (!recursive) throw io_error(p, "is a directory (-r walks folders)", -EISDIR);
-    std::vector<fs::path> found;
-    std::error_code ec;
-    fs::recursive_directory_iterator it(p, fs::directory_options::follow_directory_symlink, ec);
-    if (ec) throw_io(p, ec.value());
-    for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      if (ec) throw_io(it->path().string(), ec.value());
-      // The output folder inside an input folder is not walked: a second run would take the
-      // first one's outputs as inputs (as `cp -r` refuses to copy a folder into itself).
-      std::error_code same_ec;
-      if (it->is_directory(ec) && fs::equivalent(it->path(), dest, same_ec)) {
-        it.disable_recursion_pending();
-        continue;
-      }
-      if (it->is_regular_file(ec) && is_image_name(it->path())) found.push_back(it->path());
-    }
-    if (ec) throw_io(p, ec.value());
-    std::sort(found.begin(), found.end());
-    for (const auto& f : found)
-      out.push_back({f.string(), (dest / with_format(f.lexically_relative(p), format)).string()});
+    // The output folder inside an input folder is not walked: a second run would take the first
+    // one's outputs as inputs (as `cp -r` refuses to copy a folder into itself).
+    struct stat dest_st {};
+    const bool dest_exists = ::stat(outdir.c_str(), &dest_st) == 0;
+    detail::walk(p, {[&](std::string f) {
+                       if (!is_image_name(f)) return;
+                       const fs::path rel = fs::path(f).lexically_relative(p);
+                       out.push_back({std::move(f), (dest / with_format(rel, format)).string()});
+                     },
+                     [&](const std::string& dir, int err) {
+                       out.push_back({dir, {}, errno_reason(err)});
+                     },
+                     [&](const std::string& dir) {
+                       struct stat st {};
+                       return dest_exists && ::stat(dir.c_str(), &st) == 0 &&
+                              st.st_dev == dest_st.st_dev && st.st_ino == dest_st.st_ino;
+                     }});
   }
   // Two inputs into one output, or an output over an input (its own, or another one, which the
   // commit would replace before it is read): refused before anything runs, the first in order.
@@ -524,10 +537,12 @@ std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool 
   const std::vector<detail::path_stat> out_st = detail::stat_all(outs, false);
   std::map<std::pair<dev_t, ino_t>, std::size_t> input_files;
   for (std::size_t i = 0; i < out.size(); ++i)
-    if (!in_st[i].error) input_files.emplace(std::pair{in_st[i].st.st_dev, in_st[i].st.st_ino}, i);
+    if (!in_st[i].error && out[i].error.empty())
+      input_files.emplace(std::pair{in_st[i].st.st_dev, in_st[i].st.st_ino}, i);
   std::map<std::string, std::size_t> seen;
   std::map<fs::path, fs::path> folders;
   for (std::size_t i = 0; i < out.size(); ++i) {
+    if (!out[i].error.empty()) continue;  // no output
     const fs::path o(out[i].output);
     auto [folder, fresh_folder] = folders.try_emplace(o.parent_path());
     if (fresh_folder)
@@ -578,7 +593,7 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
   // Each regular file opened once, to see that it can be (on several threads for many files).
   std::vector<int> open_error(files.size(), 0);
   host::parallel_for(files.size(), detail::path_threads(files.size()), [&](std::size_t i) {
-    if (stats[i].error || !S_ISREG(stats[i].st.st_mode)) return;
+    if (stats[i].error || !S_ISREG(stats[i].st.st_mode) || !files[i].error.empty()) return;
     const int fd = ::open(paths[i].c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
       open_error[i] = errno;
@@ -588,6 +603,10 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
   for (std::size_t i = 0; i < files.size(); ++i) {
     const std::string& f = files[i].input;
     const struct stat& st = stats[i].st;
+    if (!files[i].error.empty()) {  // plan_images found it unreadable
+      early.push_back({i, f, files[i].error});
+      continue;
+    }
     if (stats[i].error) {
       early.push_back({i, f, errno_reason(stats[i].error)});
       continue;

@@ -83,7 +83,80 @@ grep -q '"written": 2' "$tmp/out" && grep -q '"reason": "empty file' "$tmp/out" 
 expect_error "bad op" 2 "unknown op" -- image --ops gray,blurr -o "$d/x" "$d/in/rgb-000000.ppm"
 expect_error "bad sigma" 2 "sigma" -- image --ops blur:sigma=0 -o "$d/x" "$d/in/rgb-000000.ppm"
 expect_error "folder without -r" 1 "is a directory" -- image --ops gray -o "$d/x" "$d/in"
-expect_error "missing input" 1 "nope.ppm: no such file" -- image --ops gray -o "$d/x" "$d/nope.ppm"
+# A missing input is one of the batch's bad files: reported, and the others are written.
+"$HETPIPE" image --ops gray -o "$d/xm" "$d/nope.ppm" "$d/in/rgb-000000.ppm" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && -f "$d/xm/rgb-000000.ppm" && $(cat "$tmp/err") == "hetpipe: $d/nope.ppm: no such file or directory
+hetpipe: 1 of 2 images failed; the other 1 were written" ]] && ok ||
+  bad "missing input among others: rc $rc: $(cat "$tmp/out" "$tmp/err")"
+rm -rf "$d/xm"
+# A name with a newline stays on one line (escaped as sha256sum escapes names).
+nl_name=$d/$'bad\nname.ppm'
+printf 'P6\n4 4\n255\n' >"$nl_name"
+"$HETPIPE" image --ops gray -o "$d/xn" "$nl_name" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && $(head -1 "$tmp/err") == "hetpipe: \\$d/bad\\nname.ppm: "* && $(wc -l <"$tmp/err") -eq 2 ]] && ok ||
+  bad "a bad image named with a newline: rc $rc: $(cat "$tmp/err")"
+rm -rf "$d/xn" "$nl_name"
+# One image whose result cannot be held fails alone: past the machine's memory it is refused
+# before anything is allocated; under a memory limit (ulimit -v) the failed allocation fails it.
+# Each used to end the whole batch ("internal error: std::bad_alloc", or the kernel's OOM kill).
+python3 - "$d/e11.png" <<'PY'
+import struct, sys, zlib
+w = h = 11  # RGBA, 16 bits a sample
+raw = b"".join(b"\0" + bytes((x * 7 + y) % 256 for x in range(w * 8)) for y in range(h))
+def chunk(t, data):
+    return struct.pack(">I", len(data)) + t + data + struct.pack(">I", zlib.crc32(t + data))
+open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 6, 0, 0, 0))
+                              + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+PY
+printf 'P5\n1 1\n255\n\x80' >"$d/one.pgm"
+mem_kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+if (( mem_kib * 1024 < 46340 * 46340 * 4 * 4 )); then
+  "$HETPIPE" image --device cpu --ops resize:46340x46340 -o "$d/xbig" "$d/e11.png" "$d/one.pgm" \
+    >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  [[ $rc -eq 1 && -f "$d/xbig/one.pgm" && $(head -1 "$tmp/err") == "hetpipe: $d/e11.png: its 46340x46340 result needs "*", more than this machine's memory" ]] &&
+    ok || bad "a result past the machine's memory: rc $rc: $(cat "$tmp/err")"
+else
+  echo "SKIP: a result past this machine's memory ($mem_kib KiB) would be 34 GB"
+fi
+(
+  ulimit -v 3000000
+  "$HETPIPE" image --device cpu --ops resize:2000 -o "$d/xlim" "$d/e11.png" "$d/one.pgm" >"$tmp/out" 2>"$tmp/err"
+)
+rc=$?
+[[ $rc -eq 1 && -f "$d/xlim/one.pgm" && $(head -1 "$tmp/err") == "hetpipe: $d/e11.png: not enough memory for this image and its result" ]] &&
+  ok || bad "a result past a memory limit: rc $rc: $(cat "$tmp/err")"
+rm -rf "$d/xbig" "$d/xlim" "$d/e11.png" "$d/one.pgm"
+# -r does not follow links to folders (a link up to its own folder was an endless walk).
+mkdir -p "$d/loop/s"
+cp "$d/in/rgb-000000.ppm" "$d/loop/a.ppm"
+cp "$d/in/rgb-000000.ppm" "$d/loop/s/b.ppm"
+ln -s .. "$d/loop/s/up"
+timeout -k 1 30 "$HETPIPE" image -r --ops invert -o "$d/loop-out" "$d/loop" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 0 && $(cd "$d/loop-out" && find . -type f | sort | tr '\n' ' ') == "./a.ppm ./s/b.ppm " ]] && ok ||
+  bad "-r with a link to a folder: rc $rc: $(cd "$d/loop-out" 2>/dev/null && find . | head -5) $(cat "$tmp/err")"
+rm -rf "$d/loop" "$d/loop-out"
+# A folder the walk cannot open: reported in its place, the other images written (as an
+# unprivileged user when we are root, who opens anything).
+if [[ $(id -u) -eq 0 ]] && command -v setpriv >/dev/null; then
+  mkdir -p "$d/lk/locked" "$d/lk-out"
+  cp "$d/in/rgb-000000.ppm" "$d/lk/a.ppm"
+  cp "$d/in/rgb-000000.ppm" "$d/lk/locked/b.ppm"
+  chmod 755 "$tmp" "$d" "$d/lk"
+  chmod 644 "$d/lk/a.ppm"
+  chmod 777 "$d/lk-out"
+  chmod 000 "$d/lk/locked"
+  setpriv --reuid=65534 --regid=65534 --clear-groups "$HETPIPE" image -r --ops invert \
+    -o "$d/lk-out/o" "$d/lk" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  [[ $rc -eq 1 && -f "$d/lk-out/o/a.ppm" && $(head -1 "$tmp/err") == "hetpipe: $d/lk/locked: permission denied" ]] &&
+    ok || bad "-r past a locked folder: rc $rc: $(cat "$tmp/out" "$tmp/err")"
+  chmod 755 "$d/lk/locked"
+  rm -rf "$d/lk" "$d/lk-out"
+fi
 expect_error "two inputs, one output" 2 "would both be written" -- image --ops gray -o "$d/x" "$d/in/rgb-000000.ppm" "$d/in/../in/rgb-000000.ppm"
 expect_error "output over its input" 2 "is its own input" -- image --ops gray -o "$d/in" "$d/in/rgb-000000.ppm"
 # An output that is another input: its commit would replace that input before it is read (the

@@ -154,6 +154,15 @@ TEST_CASE("checksum: folders, missing files and bad specs", "[checksum]") {
   CHECK(expand_paths({dir.file("d") + "/"}, true) == walked);  // no double slash
   CHECK(expand_paths({"-", dir.file("d/b")}, false) ==
         std::vector<std::string>{"-", dir.file("d/b")});
+  // once: what can be read only once (standard input, a FIFO; /dev/null, a character device),
+  // which the CLI keeps out of a job it may run again.
+  const auto each = expand_paths_each(
+      {"-", dir.file("d/b"), dir.file("d/fifo"), "/dev/null", dir.file("d/c"), dir.file("d")},
+      true);
+  std::vector<bool> once;
+  for (const auto& e : each) once.push_back(e.once);
+  CHECK(once ==
+        std::vector<bool>{true, false, true, true, false, false, false, false, false, false});
   REQUIRE_THROWS_MATCHES(expand_paths({dir.file("d")}, false), io_error,
                          test::what(Catch::Matchers::Contains("d: is a directory")));
   REQUIRE_THROWS_MATCHES(expand_paths({dir.file("none")}, true), io_error,

@@ -287,8 +287,25 @@ TEST_CASE("plan_images keeps names and folder layout, refuses clashes", "[pipeli
 
   CHECK_THROWS_MATCHES(plan_images({dir.file("in")}, false, dir.file("o"), image_output::same),
                        io_error, test::what(Contains("is a directory")));
-  CHECK_THROWS_MATCHES(plan_images({dir.file("nope")}, false, dir.file("o"), image_output::same),
-                       io_error, test::what(Contains("no such file")));
+  // A missing path is an entry with its reason (reported with the bad images; the others go on).
+  files =
+      plan_images({dir.file("nope"), dir.file("z.pgm")}, false, dir.file("o"), image_output::same);
+  REQUIRE(files.size() == 2);
+  CHECK(files[0].input == dir.file("nope"));
+  CHECK(files[0].error == "no such file or directory");
+  CHECK(files[0].output.empty());
+  CHECK(files[1].error.empty());
+  // Links to folders are not followed, as find(1) walks (a link up to the folder itself made an
+  // endless walk of ever longer names).
+  fs::create_directory_symlink(dir.path() / "in", dir.path() / "in/sub/up");
+  fs::create_symlink(dir.path() / "z.pgm", dir.path() / "in/zlink.pgm");
+  files = plan_images({dir.file("in")}, true, dir.file("o2"), image_output::same);
+  REQUIRE(files.size() == 3);
+  CHECK(files[0].input == dir.file("in/sub/y.PGM"));
+  CHECK(files[1].input == dir.file("in/x.pgm"));
+  CHECK(files[2].input == dir.file("in/zlink.pgm"));  // a link to a file is taken
+  fs::remove(dir.path() / "in/sub/up");
+  fs::remove(dir.path() / "in/zlink.pgm");
   CHECK_THROWS_MATCHES(plan_images({dir.file("in/x.pgm"), dir.file("in/sub/../x.pgm")}, false,
                                    dir.file("o"), image_output::same),
                        usage_error, test::what(Contains("would both be written to")));

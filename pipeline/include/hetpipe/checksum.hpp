@@ -65,11 +65,15 @@ std::string to_hex(const std::vector<std::uint8_t>& bytes);
 std::vector<std::string> expand_paths(const std::vector<std::string>& paths, bool recursive);
 
 // expand_paths that goes on past a path it cannot expand (missing, a folder without
-// `recursive`): that path has an entry of its own whose `error` says why (empty for the files).
+// `recursive`, a folder the walk cannot open or read): that path has an entry of its own whose
+// `error` says why (empty for the files).
 struct expanded_path {
   std::string path;
   std::string error;  // empty: a file (or "-")
   int code = 0;       // with error: its negative errno, as io_error::code() gives it
+  // Its bytes can be read only once: standard input, a pipe, FIFO, socket or character device
+  // (a regular file or block device can be read again).
+  bool once = false;
 };
 std::vector<expanded_path> expand_paths_each(const std::vector<std::string>& paths, bool recursive);
 

@@ -40,13 +40,18 @@ void check_image_spec(const image_spec& spec);
 struct image_file {
   std::string input;
   std::string output;
+  // Not empty: why input cannot be read (a path that does not exist, a folder the walk could not
+  // open); run_images lists it in report->skipped with this reason, output then empty.
+  std::string error;
 };
 
 // The inputs named by `paths` and their outputs under `outdir`. A file keeps its name; a file
 // found in a folder (walked when `recursive`, sorted by name, only *.pgm *.ppm *.pnm *.png in any
-// letter case) keeps its path below that folder. With format pnm or png the extension becomes
-// .pnm or .png. Throws io_error for a missing path or a folder without `recursive`, usage_error
-// when two inputs would write the same output or an output would replace its own input.
+// letter case; links to folders are not followed, as find(1) walks) keeps its path below that
+// folder. With format pnm or png the extension becomes .pnm or .png. A path that does not exist,
+// or a folder below one that cannot be opened, is an entry with its error. Throws io_error for a
+// folder without `recursive`, usage_error when two inputs would write the same output or an
+// output would replace its own input.
 std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool recursive,
                                     const std::string& outdir, image_output format);
 
