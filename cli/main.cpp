@@ -68,6 +68,10 @@ struct common {
     o.device = *hetpipe::parse_device_mode(device);
     if (!reads.empty()) o.reads = *hetpipe::parse_read_mode(reads);
     o.progress = !no_progress && (progress || ::isatty(STDERR_FILENO));
+    // "-" is standard output elsewhere, where results go: not a file named "-" here.
+    if (trace == "-")
+      throw hetpipe::usage_error(
+          "--trace writes a file: name one (standard output holds the results)");
     o.trace_path = trace;
     o.verbose = verbose;
     o.cancel = &g_cancel;
@@ -301,7 +305,22 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    // Bad usage, as every other error: one line, exit 2.
+    // Bad usage, as every other error: one line, exit 2. A command that does not exist is named
+    // (CLI11 says only that one is required).
+    CLI::App* level = &app;
+    for (int i = 1; i < argc && argv[i][0] != '-'; ++i) {
+      if (level->get_subcommands({}).empty()) break;
+      CLI::App* sub = nullptr;
+      try {
+        sub = level->get_subcommand(argv[i]);
+      } catch (const CLI::OptionNotFound&) {
+      }
+      if (!sub) {
+        std::fprintf(stderr, "hetpipe: unknown command '%s' (see --help)\n", argv[i]);
+        return 2;
+      }
+      level = sub;
+    }
     std::fprintf(stderr, "hetpipe: %s (see --help)\n", e.what());
     return 2;
   }
@@ -380,11 +399,11 @@ int main(int argc, char** argv) {
       // Checked before the passphrase prompt, as every usage error is.
       if (enc_opt.json)
         throw hetpipe::usage_error("encrypt: --json has nothing to print (the output is the file)");
-      if (enc_pass || !enc_pass_env.empty())
-        enc.passphrase = hetpipe::cli::read_passphrase(enc_pass_env, true, &g_cancel);
       if (enc_out == "-" && !enc.armor && ::isatty(STDOUT_FILENO))
         throw hetpipe::usage_error(
             "refusing to write binary ciphertext to a terminal: use -o FILE or -a");
+      if (enc_pass || !enc_pass_env.empty())
+        enc.passphrase = hetpipe::cli::read_passphrase(enc_pass_env, true, &g_cancel);
       hetpipe::encrypt(enc_in, enc_out, enc, enc_opt.to_options());
     } else if (*decrypt) {
       if (dec_opt.json)

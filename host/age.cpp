@@ -482,7 +482,17 @@ std::string encode_recipient(const recipient& r) {
   return bech32_encode("age", r.data(), r.size());
 }
 
+// Keys of other kinds that age's users hold too, named rather than failed as Bech32 text.
+static bool starts_with_nocase(std::string_view text, std::string_view prefix) {
+  if (text.size() < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i)
+    if (ascii_upper(text[i]) != ascii_upper(prefix[i])) return false;
+  return true;
+}
+
 identity parse_identity(std::string_view text) {
+  if (text.rfind("-----BEGIN ", 0) == 0 || text.rfind("ssh-", 0) == 0)
+    bad_input({}, "SSH keys are not supported (only AGE-SECRET-KEY-1... identities)");
   bech32_data d = bech32_decode(text);
   const bool ok_hrp = d.hrp == "age-secret-key-";
   const std::size_t n = d.data.size();
@@ -499,6 +509,10 @@ identity parse_identity(std::string_view text) {
 }
 
 recipient parse_recipient(std::string_view text) {
+  if (text.rfind("ssh-", 0) == 0)
+    bad_input({}, "SSH keys are not supported (only age1... X25519 recipients)");
+  if (starts_with_nocase(text, "AGE-SECRET-KEY-"))
+    bad_input({}, "an age secret key is not a recipient (its recipient: age-keygen -y)");
   const bech32_data d = bech32_decode(text);
   if (d.hrp != "age")
     bad_input({}, d.hrp.rfind("age1", 0) == 0

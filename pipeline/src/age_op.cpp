@@ -16,6 +16,7 @@
 #include <hetpipe/age.hpp>
 #include <hetpipe/error.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
@@ -42,9 +43,20 @@ namespace age = host::age;
 // An identity or recipients file, which may be a FIFO or a terminal: the wait for it stops when
 // the job is cancelled.
 constexpr std::size_t max_key_file = std::size_t{64} << 20;
+// "-" is standard input, as with age's -R - and -i - (check_stdin_once: not the data's too).
 std::string read_text_file(const std::string& path, const std::atomic<bool>* cancel) {
+  if (path == "-") return io::read_to_end(0, path, cancel, max_key_file);
   const io::unique_fd f(io::open_input(path));
   return io::read_to_end(f.get(), path, cancel, max_key_file);
+}
+
+// Standard input holds one thing: the data, or the recipients (-R -) or identities (-i -), once.
+void check_stdin_once(const std::string& input, const std::vector<std::string>& files,
+                      const char* what) {
+  const auto n = std::count(files.begin(), files.end(), std::string("-"));
+  if (n > 1 || (n == 1 && input == "-"))
+    throw usage_error(std::string("standard input can hold the ") + what +
+                      " or the data, once: name a file for the other");
 }
 
 #if HETPIPE_WITH_CUDA
@@ -238,10 +250,15 @@ std::vector<age::recipient> collect_recipients(const encrypt_spec& spec,
     try {
       to.push_back(age::parse_recipient(r));
     } catch (const error& e) {
-      throw input_error(r, "not an age recipient (" + e.reason() + ")");
+      // Named by the text given, but for a secret key, which no message shows.
+      const bool secret = e.reason().find("secret key") != std::string::npos;
+      const bool says = e.reason().find("recipient") != std::string::npos;
+      throw input_error(secret ? "-r" : r,
+                        says ? e.reason() : "not an age recipient (" + e.reason() + ")");
     }
   }
   for (const auto& f : spec.recipient_files) {
+    const std::size_t before = to.size();
     const std::string text = read_text_file(f, cancel);
     std::istringstream lines(text);
     std::size_t n = 0;
@@ -257,6 +274,8 @@ std::vector<age::recipient> collect_recipients(const encrypt_spec& spec,
         throw input_error(f + ":" + std::to_string(n), err.reason());
       }
     }
+    // As age: a recipients file must name one (an empty one is most likely the wrong file).
+    if (to.size() == before) throw input_error(f, "no recipients in this file");
   }
   return to;
 }
@@ -407,6 +426,7 @@ std::optional<age::file_key> unwrap_key(const std::string& input, const age::hea
 
 void encrypt(const std::string& input, const std::string& output, const encrypt_spec& spec,
              const options& opt, job_report* report) {
+  check_stdin_once(input, spec.recipient_files, "recipients (-R -)");
   std::vector<age::stanza> stanzas;
   age::file_key fk = age::generate_file_key();
   if (spec.fixed_file_key)
@@ -461,6 +481,7 @@ void encrypt(const std::string& input, const std::string& output, const encrypt_
 
 void decrypt(const std::string& input, const std::string& output, const decrypt_spec& spec,
              const options& opt, job_report* report) {
+  check_stdin_once(input, spec.identity_files, "identities (-i -)");
   head_info h = read_head(input, opt.cancel);
   if (h.armored) {
     // Armored files are decoded and decrypted in memory, on the CPU.

@@ -205,12 +205,63 @@ code = os.waitstatus_to_exitcode(status) if status is not None else None
 print("echo at prompt", echo_at_prompt, "exit", code, "echo after", echo_after, seen[-80:])
 sys.exit(0 if not echo_at_prompt and code == 130 and echo_after and not os.path.exists(sys.argv[3]) else 1)
 PY
+# Binary ciphertext to a terminal is refused before the passphrase is asked for (it was asked
+# twice, then refused).
+python3 - "$HETPIPE" "$d/s" <<'PY' >"$tmp/out" 2>&1 && ok || bad "encrypt -p to a terminal: $(cat "$tmp/out")"
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "encrypt", "-p", sys.argv[2]])
+seen = b""
+status = None
+deadline = time.time() + 5
+while time.time() < deadline:
+    done, st = os.waitpid(pid, os.WNOHANG)
+    if done:
+        status = st
+        break
+    try:
+        if select.select([fd], [], [], 0.05)[0]:
+            seen += os.read(fd, 200)
+    except OSError:
+        time.sleep(0.05)
+if status is None:
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+try:
+    while select.select([fd], [], [], 0.1)[0]:
+        seen += os.read(fd, 200)
+except OSError:
+    pass
+code = os.waitstatus_to_exitcode(status) if status is not None else None
+print("exit", code, seen)
+sys.exit(0 if code == 2 and b"passphrase" not in seen.lower() and b"terminal" in seen else 1)
+PY
 else
   echo "SKIP: no pseudo-terminal here; Ctrl-C at the passphrase prompt not checked" >&2
 fi
 printf 'not an age file\n' >"$d/text"
 expect_error "not an age file" 1 "text: " -- decrypt -i "$d/key.txt" -o "$d/x.out" "$d/text"
 expect_error "bad recipient" 1 "age1bogus" -- encrypt -r age1bogus -o "$d/x.age" "$d/p"
+# Keys of the wrong kind are named: an SSH key (not supported), a secret key given as a recipient
+# (its text never shown), an empty recipients file (named, as age does).
+expect_error "SSH recipient" 1 "SSH keys are not supported" -- encrypt -r "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB x@y" -o "$d/x.age" "$d/p"
+printf -- '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaA==\n-----END OPENSSH PRIVATE KEY-----\n' >"$d/id_ssh"
+"$HETPIPE" encrypt -r "$R" -o "$d/s.age" "$d/p" || bad "encrypt for the SSH identity case"
+expect_error "SSH identity" 1 "id_ssh: line 1: SSH keys are not supported" -- decrypt -i "$d/id_ssh" -o "$d/x.out" "$d/s.age"
+SECRET=$(grep '^AGE-SECRET-KEY-' "$d/key.txt")
+expect_error "secret key as a recipient" 1 "-r: an age secret key is not a recipient" -- encrypt -r "$SECRET" -o "$d/x.age" "$d/p"
+grep -qF "${SECRET:20}" "$tmp/err" && bad "the secret key was shown: $(cat "$tmp/err")" || ok
+: >"$d/empty_recipients"
+expect_error "empty recipients file" 1 "empty_recipients: no recipients in this file" -- encrypt -R "$d/empty_recipients" -o "$d/x.age" "$d/p"
+# -R - and -i -: the recipients or identities from standard input (as age reads them), which then
+# cannot hold the data as well.
+sed -n 's/^# public key: //p' "$d/key.txt" | "$HETPIPE" encrypt -R - -o "$d/s.age" "$d/p" &&
+  "$HETPIPE" decrypt -i - -o "$d/s.out" "$d/s.age" <"$d/key.txt" && cmp -s "$d/p" "$d/s.out" &&
+  ok || bad "-R - and -i -"
+rm -f "$d/s.out"
+expect_error "-i - with the data on stdin" 2 "standard input can hold the identities" -- decrypt -i - -o "$d/x.out" -
+expect_error "-R - twice" 2 "standard input can hold the recipients" -- encrypt -R - -R - -o "$d/x.age" "$d/p"
 # scrypt with work factor 30 wants 1 TiB: the error says so (once "OpenSSL: scrypt failed").
 PW=x expect_error "scrypt memory" 1 "work factor 30 failed: it needs [0-9]* MiB of memory" -- encrypt --passphrase-env PW --work-factor 30 -o "$d/x.age" "$d/p"
 [[ ! -e "$d/x.out" && ! -e "$d/x.age" ]] && ok || bad "an output file was left behind"

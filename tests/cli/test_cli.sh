@@ -90,6 +90,15 @@ npy("cube.npy", "<f4", "(2, 2, 2)", 32)
 npy("obj.npy", "|O", "(2,)", 16)
 PY
 expect_error "missing file" 1 "$tmp/nope: no such file" -- stats --dtype f32 "$tmp/nope"
+# A name with a newline stays on one line (escaped, the line marked by a leading backslash).
+expect_error "missing file named with a newline" 1 "\\\\$tmp/a\\\\nb: no such file" -- stats --dtype u8 "$tmp/a"$'\n'"b"
+expect_error "unknown command" 2 "unknown command 'frob'" -- frob
+expect_error "unknown bench command" 2 "unknown command 'frob'" -- bench frob
+# --trace - is no file named "-" (standard output holds the results).
+cd "$tmp" || exit 1
+expect_error "--trace -" 2 "--trace writes a file" -- stats --dtype u8 --trace - "$tmp/seven"
+cd - >/dev/null || exit 1
+[[ ! -e "$tmp/-" ]] && ok || bad "--trace - wrote a file named -"
 expect_error "directory" 1 "$tmp: is a directory" -- stats --dtype f32 "$tmp"
 expect_error "size not a multiple" 1 "odd.bin: size 5 is not a multiple" -- stats --dtype f32 "$tmp/odd.bin"
 expect_error "raw without dtype" 1 "odd.bin: not a .npy file" -- stats "$tmp/odd.bin"

@@ -227,7 +227,12 @@ TEST_CASE("age Bech32 follows BIP 173 and age's key encodings", "[age]") {
     if (mixed != s)
       CHECK_THAT(reason([&] { age::parse_identity(mixed); }), Catch::Contains("case"));
     CHECK_THAT(reason([&] { age::parse_identity(r); }), Catch::Contains("not an age identity"));
-    CHECK_THAT(reason([&] { age::parse_recipient(s); }), Catch::Contains("not an age recipient"));
+    CHECK_THAT(reason([&] { age::parse_recipient(s); }),
+               Catch::Contains("an age secret key is not a recipient"));
+    CHECK_THAT(reason([&] { age::parse_recipient("ssh-ed25519 AAAAC3Nza x@y"); }),
+               Catch::Contains("SSH keys are not supported"));
+    CHECK_THAT(reason([&] { age::parse_identity("-----BEGIN OPENSSH PRIVATE KEY-----"); }),
+               Catch::Contains("SSH keys are not supported"));
     const bytes short_key(31, 7);
     const std::string r31 = age::bech32_encode("age", short_key.data(), short_key.size());
     CHECK_THAT(reason([&] { age::parse_recipient(r31); }), Catch::Contains("31 bytes"));
