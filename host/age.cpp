@@ -899,7 +899,7 @@ std::size_t opened_size(std::size_t n, bool ends_payload, std::uint64_t first_co
 }
 
 bool open_chunks(const stream_key& key, std::uint64_t first_counter, bool ends_payload,
-                 const std::uint8_t* in, std::size_t n, std::uint8_t* out) {
+                 const std::uint8_t* in, std::size_t n, std::uint8_t* out, std::uint64_t* failed) {
   const std::size_t total = opened_size(n, ends_payload, first_counter);
   aead_session s(key.bytes.data(), false);
   std::uint64_t counter = first_counter;
@@ -911,6 +911,7 @@ bool open_chunks(const stream_key& key, std::uint64_t first_counter, bool ends_p
     if (!s.run(nonce.data(), nullptr, 0, in + off, len - tag_len, out + out_off,
                const_cast<std::uint8_t*>(in + off + len - tag_len))) {
       if (total != 0) wipe(out, total);
+      if (failed) *failed = counter;
       return false;
     }
     off += len;

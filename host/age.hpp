@@ -191,9 +191,11 @@ void seal_chunks(const stream_key& key, std::uint64_t first_counter, bool ends_p
 // (a final chunk shorter than its tag, an empty final chunk after others, nothing at all) throw
 // input_error; a buffer split off mid-chunk throws usage_error.
 std::size_t opened_size(std::size_t n, bool ends_payload, std::uint64_t first_counter);
-// False when any chunk fails authentication (out is then zeroed up to opened_size).
+// False when any chunk fails authentication (out is then zeroed up to opened_size, and *failed,
+// when given, is the counter of the first chunk that failed).
 bool open_chunks(const stream_key& key, std::uint64_t first_counter, bool ends_payload,
-                 const std::uint8_t* in, std::size_t n, std::uint8_t* out);
+                 const std::uint8_t* in, std::size_t n, std::uint8_t* out,
+                 std::uint64_t* failed = nullptr);
 
 // --- Whole files (small inputs, tests, tools) ---
 

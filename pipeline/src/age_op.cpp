@@ -43,6 +43,13 @@ namespace age = host::age;
 // An identity or recipients file, which may be a FIFO or a terminal: the wait for it stops when
 // the job is cancelled.
 constexpr std::size_t max_key_file = std::size_t{64} << 20;
+// The first age chunk (by its counter) whose tag did not verify, on a CPU or a GPU lane.
+input_error auth_failure(const std::string& file, std::uint64_t counter) {
+  return input_error(file, "payload chunk " + std::to_string(counter) +
+                               " failed authentication: the file was modified, truncated or "
+                               "extended");
+}
+
 // "-" is standard input, as with age's -R - and -i - (check_stdin_once: not the data's too).
 std::string read_text_file(const std::string& path, const std::atomic<bool>* cancel) {
   if (path == "-") return io::read_to_end(0, path, cancel, max_key_file);
@@ -125,10 +132,7 @@ class aead_device final : public device_transformer {
     if (!sealing_) {
       const auto* ok = static_cast<const std::uint32_t*>(s.h_ok.get());
       for (std::uint32_t c = 0; c < s.chunks; ++c)
-        if (ok[c] != 1)
-          throw input_error(file_, "payload chunk " + std::to_string(s.first + c) +
-                                       " failed authentication: the file was modified, "
-                                       "truncated or extended");
+        if (ok[c] != 1) throw auth_failure(file_, s.first + c);
     }
     const auto* h = static_cast<const std::byte*>(s.h_out.get());
     out.insert(out.end(), h, h + s.out_bytes);
@@ -195,10 +199,11 @@ class open_op final : public transform_op {
             std::vector<std::byte>& out) const override {
     const std::uint64_t first = info.offset / age::sealed_chunk_size;
     out.resize(opened_size(info, data.size()));
+    std::uint64_t failed = 0;
     if (!age::open_chunks(key_, first, info.last,
                           reinterpret_cast<const std::uint8_t*>(data.data()), data.size(),
-                          reinterpret_cast<std::uint8_t*>(out.data())))
-      throw auth_failure(info, data.size());
+                          reinterpret_cast<std::uint8_t*>(out.data()), &failed))
+      throw auth_failure(file_, failed);
   }
   void empty_output(std::size_t, std::vector<std::byte>&) const override {
     throw input_error(file_, "the payload is missing: the file is truncated");
@@ -219,14 +224,6 @@ class open_op final : public transform_op {
     } catch (const error& e) {
       throw input_error(file_, e.reason() + " (truncated or damaged file)");
     }
-  }
-  input_error auth_failure(const chunk_info& info, std::size_t n) const {
-    const std::uint64_t first = info.offset / age::sealed_chunk_size;
-    const std::uint64_t last = first + (n + age::sealed_chunk_size - 1) / age::sealed_chunk_size;
-    return input_error(file_, "payload chunks " + std::to_string(first) + ".." +
-                                  std::to_string(last - 1) +
-                                  " failed authentication: the file was modified, truncated or "
-                                  "extended");
   }
 
  private:

@@ -188,8 +188,17 @@ std::vector<stats_result> stats(const std::vector<std::string>& files,
     r.type = *raw_type;
   }
 
+  // A row wider than the default chunk (a 2-D .npy of a million f64 columns is 8 MB a row): the
+  // chunk grows to hold one, as the user asked for no size (one given is held to).
+  options o = opt;
+  if (o.chunk_size == 0) {
+    std::uint64_t widest = 0;
+    for (const auto& p : plans)
+      widest = std::max<std::uint64_t>(widest, p.cols * dtype_size(p.type));
+    if (widest > resolve(o).chunk_size && widest <= max_chunk_size) o.chunk_size = widest;
+  }
   stats_op op(plans);
-  auto totals = run(op, inputs, opt, report);
+  auto totals = run(op, inputs, o, report);
   for (std::size_t i = 0; i < files.size(); ++i) {
     auto& p = static_cast<stats_partial&>(*totals[i]);
     stats_result& r = results[i];

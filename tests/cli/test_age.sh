@@ -76,6 +76,8 @@ flip() {  # flip FILE OFFSET: XOR one byte with 1 (always a change)
 }
 cp "$d/good.age" "$d/flip.age" && flip "$d/flip.age" $((size - 1000))
 expect_error "modified chunk" 1 "flip.age: .*failed authentication" -- decrypt -i "$d/key.txt" -o "$d/x.out" "$d/flip.age"
+# The chunk named is the one changed (the last of 4), not every chunk the pipeline chunk held.
+expect_error "modified chunk, named" 1 "flip.age: payload chunk 3 failed authentication" -- decrypt -i "$d/key.txt" -o "$d/x.out" "$d/flip.age"
 head -c $((size - 70000)) "$d/good.age" >"$d/trunc.age"
 expect_error "truncated file" 1 "trunc.age: .*failed authentication" -- decrypt -i "$d/key.txt" -o "$d/x.out" "$d/trunc.age"
 python3 - "$d/good.age" "$d/nofinal.age" "$d/extra.age" "$d/nopayload.age" <<'PY'

@@ -90,6 +90,18 @@ npy("cube.npy", "<f4", "(2, 2, 2)", 32)
 npy("obj.npy", "|O", "(2,)", 16)
 PY
 expect_error "missing file" 1 "$tmp/nope: no such file" -- stats --dtype f32 "$tmp/nope"
+# A 2-D .npy whose row is wider than the default chunk (1.5 M f64 columns, 12 MB a row): the
+# chunk grows to a row (it was refused: "--chunk-size 4 MiB is smaller than one record"); a chunk
+# size given is held to, and the refusal names the file.
+python3 -c "import numpy as np, sys; np.save(sys.argv[1], np.arange(3000000, dtype='<f8').reshape(2, 1500000))" "$tmp/wide.npy"
+"$HETPIPE" stats --json "$tmp/wide.npy" >"$tmp/out" 2>"$tmp/err" &&
+  python3 -c "
+import json, sys
+c = json.load(open(sys.argv[1]))[0]['columns']
+assert len(c) == 1500000 and c[0]['sum'] == 1500000.0 and c[-1]['sum'] == 4499998.0, c[-1]
+" "$tmp/out" && ok || bad "a row wider than the default chunk: $(cat "$tmp/err")"
+expect_error "a row wider than --chunk-size" 2 "$tmp/wide.npy: one record (11.44 MiB) is larger than the chunk" -- stats --chunk-size 4M "$tmp/wide.npy"
+rm -f "$tmp/wide.npy"
 # A name with a newline stays on one line (escaped, the line marked by a leading backslash).
 expect_error "missing file named with a newline" 1 "\\\\$tmp/a\\\\nb: no such file" -- stats --dtype u8 "$tmp/a"$'\n'"b"
 expect_error "unknown command" 2 "unknown command 'frob'" -- frob

@@ -607,7 +607,9 @@ TEST_CASE("age STREAM batch helpers match chunk-by-chunk sealing", "[age]") {
     if (n > 0) {
       bytes bad = batch;
       bad[bad.size() / 2] ^= 4;
-      CHECK_FALSE(age::open_chunks(k, 0, true, bad.data(), bad.size(), back.data()));
+      std::uint64_t failed = ~std::uint64_t{0};
+      CHECK_FALSE(age::open_chunks(k, 0, true, bad.data(), bad.size(), back.data(), &failed));
+      CHECK(failed == bad.size() / 2 / age::sealed_chunk_size);  // the chunk that was changed
     }
   }
 
