@@ -225,11 +225,21 @@ int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec,
       out.write(reinterpret_cast<const char*>(d.data()), static_cast<std::streamsize>(d.size()));
     }
   } else {
-    std::string text;
-    for (const auto& g : got)
-      if (g)
-        text += (how.no_names ? to_hex(g->digest) : sum_line(to_hex(g->digest), g->file)) + "\n";
-    out << text;
+    // A line at a time, its hex in pieces, each digest let go once printed: with -l 64M a digest
+    // is 64 MiB and its hex 128 MiB, and one text of every line held them all twice more.
+    for (auto& g : got)
+      if (g) {
+        bool escaped = false;
+        const std::string name = how.no_names ? std::string() : printed_name(g->file, escaped);
+        if (escaped) out << '\\';
+        const std::vector<std::uint8_t>& d = g->digest;
+        constexpr std::size_t piece = 1 << 16;
+        for (std::size_t at = 0; at < d.size(); at += piece)
+          out << to_hex({d.begin() + at, d.begin() + std::min(d.size(), at + piece)});
+        if (!how.no_names) out << "  " << name;
+        out << '\n';
+        g.reset();
+      }
   }
   out.flush();
   return any_failed ? 1 : 0;
