@@ -175,8 +175,9 @@ exec 3<&-
 rm -f "$d/stall"
 # Ctrl-C at the passphrase prompt (a terminal of its own): exit 130 at once, echo back on.
 if python3 -c 'import os; os.openpty()' 2>/dev/null; then
-python3 - "$HETPIPE" "$d/s" "$d/w.age" <<'PY' >"$tmp/out" 2>&1 && ok || bad "Ctrl-C at the prompt: $(cat "$tmp/out")"
+PYTHONPATH=$here python3 - "$HETPIPE" "$d/s" "$d/w.age" <<'PY' >"$tmp/out" 2>&1 && ok || bad "Ctrl-C at the prompt: $(cat "$tmp/out")"
 import os, pty, select, sys, termios, time
+from pty_job import wait_exit
 pid, fd = pty.fork()
 if pid == 0:
     os.execv(sys.argv[1], [sys.argv[1], "encrypt", "-p", "-o", sys.argv[3], sys.argv[2]])
@@ -187,55 +188,20 @@ while b"passphrase: " not in seen and time.time() - t0 < 10:
         seen += os.read(fd, 100)
 echo_at_prompt = bool(termios.tcgetattr(fd)[3] & termios.ECHO)
 os.write(fd, b"\x03")  # the terminal's interrupt character: SIGINT to the job
-status = None
-deadline = time.time() + 5
-while time.time() < deadline:
-    done, st = os.waitpid(pid, os.WNOHANG)
-    if done:
-        status = st
-        break
-    try:
-        if select.select([fd], [], [], 0.05)[0]:
-            seen += os.read(fd, 100)
-    except OSError:  # the job's side closed
-        time.sleep(0.05)
-if status is None:
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
+code, seen = wait_exit(pid, fd, seen)
 echo_after = bool(termios.tcgetattr(fd)[3] & termios.ECHO)
-code = os.waitstatus_to_exitcode(status) if status is not None else None
 print("echo at prompt", echo_at_prompt, "exit", code, "echo after", echo_after, seen[-80:])
 sys.exit(0 if not echo_at_prompt and code == 130 and echo_after and not os.path.exists(sys.argv[3]) else 1)
 PY
 # Binary ciphertext to a terminal is refused before the passphrase is asked for (it was asked
 # twice, then refused).
-python3 - "$HETPIPE" "$d/s" <<'PY' >"$tmp/out" 2>&1 && ok || bad "encrypt -p to a terminal: $(cat "$tmp/out")"
-import os, pty, select, sys, time
+PYTHONPATH=$here python3 - "$HETPIPE" "$d/s" <<'PY' >"$tmp/out" 2>&1 && ok || bad "encrypt -p to a terminal: $(cat "$tmp/out")"
+import os, pty, sys
+from pty_job import wait_exit
 pid, fd = pty.fork()
 if pid == 0:
     os.execv(sys.argv[1], [sys.argv[1], "encrypt", "-p", sys.argv[2]])
-seen = b""
-status = None
-deadline = time.time() + 5
-while time.time() < deadline:
-    done, st = os.waitpid(pid, os.WNOHANG)
-    if done:
-        status = st
-        break
-    try:
-        if select.select([fd], [], [], 0.05)[0]:
-            seen += os.read(fd, 200)
-    except OSError:
-        time.sleep(0.05)
-if status is None:
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-try:
-    while select.select([fd], [], [], 0.1)[0]:
-        seen += os.read(fd, 200)
-except OSError:
-    pass
-code = os.waitstatus_to_exitcode(status) if status is not None else None
+code, seen = wait_exit(pid, fd)
 print("exit", code, seen)
 sys.exit(0 if code == 2 and b"passphrase" not in seen.lower() and b"terminal" in seen else 1)
 PY
