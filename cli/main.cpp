@@ -489,7 +489,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "hetpipe: interrupted\n");
     return 128 + (sig ? sig : SIGINT);  // 130 for SIGINT, 143 for SIGTERM
   } catch (const hetpipe::usage_error& e) {
-    std::fprintf(stderr, "hetpipe: %s\n", e.what());
+    hetpipe::cli::print_error(e.file(), e.reason());
     return 2;
   } catch (const hetpipe::error& e) {
     hetpipe::cli::print_error(e.file(), e.reason());  // one line, whatever the name holds

@@ -785,9 +785,10 @@ void engine::run() {
     const framing f = spec_.frame(i);
     if (f.kind == framing_kind::lines) extra = std::max(extra, f.max_record + 1);
     if (f.kind == framing_kind::records && f.record_size > opt_.chunk_size)
-      throw usage_error(spec_.sources[i].path + ": one record (" + format_size(f.record_size) +
-                        ") is larger than the chunk (--chunk-size " + format_size(opt_.chunk_size) +
-                        ", at most 1 GiB)");
+      throw usage_error(spec_.sources[i].path, "one record (" + format_size(f.record_size) +
+                                                   ") is larger than the chunk (--chunk-size " +
+                                                   format_size(opt_.chunk_size) +
+                                                   ", at most 1 GiB)");
   }
   slot_bytes_ = opt_.chunk_size + extra;
   // Sizes, for the progress total and for jobs of small files: when every input is a regular file

@@ -175,7 +175,7 @@ std::vector<stats_result> stats(const std::vector<std::string>& files,
       continue;
     }
     if (!raw_type && !regular)
-      throw usage_error(f + ": a pipe or device is read as raw data: give its --dtype");
+      throw usage_error(f, "a pipe or device is read as raw data: give its --dtype");
     if (!raw_type)
       throw input_error(f, "not a .npy file; give --dtype to read it as raw little-endian data");
     const std::size_t size = dtype_size(*raw_type);

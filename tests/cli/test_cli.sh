@@ -189,6 +189,9 @@ timeout 20 "$HETPIPE" stats --json --dtype f64 "$tmp/fifo1" >"$tmp/fifo.json" 2>
   ok || bad "stats of a FIFO: $(cat "$tmp/err")"
 wait
 expect_error "FIFO without --dtype" 2 "fifo1: a pipe or device is read as raw data" -- stats "$tmp/fifo1"
+mkfifo "$tmp/fi"$'\n'"fo"
+expect_error "FIFO named with a newline, without --dtype" 2 "fi\\\\nfo: a pipe or device is read as raw data" -- stats "$tmp/fi"$'\n'"fo"
+rm -f "$tmp/fi"$'\n'"fo"
 
 # Interrupt: a pipe that trickles data; SIGINT stops the job with status 130, promptly.
 mkfifo "$tmp/fifo"

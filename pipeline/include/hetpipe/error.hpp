@@ -59,10 +59,11 @@ class gpu_error : public error {
   int code_;
 };
 
-// Options or arguments that cannot be honoured.
+// Options or arguments that cannot be honoured (file: the input they cannot be honoured for).
 class usage_error : public error {
  public:
   explicit usage_error(std::string reason) : error("", std::move(reason)) {}
+  usage_error(std::string file, std::string reason) : error(std::move(file), std::move(reason)) {}
 };
 
 // strerror(err) starting in lower case, as reasons read: "no such file or directory".
