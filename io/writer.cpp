@@ -403,26 +403,38 @@ writer::writer(std::string path, unsigned max_pending) : impl_(std::make_unique<
     named = ::stat(m.path.c_str(), &existing) == 0;
   else if (there)
     existing = lsb;
+  // A symbolic link to a file is written through, as `cp` and `age -o` do: the temporary file
+  // goes beside the file it names and is renamed onto that file (renamed onto the link, it would
+  // replace the link: as root, -o /dev/stdout replaced /dev/stdout itself). A link whose file has
+  // no name left (/dev/stdout, a descriptor's link, to a deleted file) is written in place, as a
+  // device is; one whose file cannot be found (a folder on the way that cannot be searched) is
+  // refused.
+  std::string through;
+  bool deleted = false;
+  if (link && named && S_ISREG(existing.st_mode)) {
+    if (char* real = ::realpath(m.path.c_str(), nullptr)) {
+      through = real;
+      std::free(real);
+    } else if (existing.st_nlink == 0) {
+      deleted = true;
+    } else {
+      const int err = errno;
+      throw io_error(m.path, "cannot find the file this link names: " + errno_words(err),
+                     uv_translate_sys_error(err));
+    }
+  }
   if (m.path == "-") {
     m.stream = true;
     m.owns_fd = false;
     m.fd = STDOUT_FILENO;
-  } else if (named && !S_ISREG(existing.st_mode) && !S_ISDIR(existing.st_mode)) {
+  } else if (deleted || (named && !S_ISREG(existing.st_mode) && !S_ISDIR(existing.st_mode))) {
     // A device or FIFO is written to, as `cp` and shells do: renamed onto, a temporary file would
     // replace it (as root, /dev/null itself). A FIFO's open waits for its reader.
     m.stream = true;
-    m.fd = ::open(m.path.c_str(), O_WRONLY | O_CLOEXEC);
+    m.fd = ::open(m.path.c_str(), O_WRONLY | O_CLOEXEC | (deleted ? O_TRUNC : 0));
     if (m.fd < 0) throw io_error(m.path, errno_words(errno), uv_translate_sys_error(errno));
   } else {
-    // A symbolic link to a file is written through, as `cp` and `age -o` do: the temporary file
-    // goes beside the file it names and is renamed onto that file (renamed onto the link, it
-    // would replace the link).
-    m.target = m.path;
-    if (link && named && S_ISREG(existing.st_mode)) {
-      char* real = ::realpath(m.path.c_str(), nullptr);
-      if (real) m.target = real;
-      std::free(real);
-    }
+    m.target = through.empty() ? m.path : through;
     const std::string& dest = m.target;
     auto slash = dest.rfind('/');
     std::string base = slash == std::string::npos ? dest : dest.substr(slash + 1);

@@ -247,6 +247,16 @@ void engine::fail(std::exception_ptr error) noexcept {
   for (io::chunk& c : queue_.abort()) drop(c);
 }
 
+void engine::fail_cancelled() noexcept {
+  const std::exception_ptr e = std::make_exception_ptr(cancelled());
+  {
+    std::lock_guard lock(error_mutex_);
+    if (complete_) return;
+    if (!error_) error_ = e;
+  }
+  fail(e);  // the rest of a failure: the reader and the lanes stopped
+}
+
 unsigned large_chunk_slots(unsigned slots, std::uint64_t slot_bytes, unsigned io_threads,
                            unsigned cpu_lanes, unsigned gpu_lanes,
                            std::uint64_t pool_budget) noexcept {
@@ -741,8 +751,7 @@ void engine::monitor() {
   while (true) {
     // Checked before each wait: a signal that came before the job started (during a passphrase's
     // key derivation, say) stops a job shorter than one wait too.
-    if (opt_.cancel && opt_.cancel->load() && !failed_.load())
-      fail(std::make_exception_ptr(cancelled()));
+    if (opt_.cancel && opt_.cancel->load() && !failed_.load()) fail_cancelled();
     {
       // Woken at once when the job ends (a plain sleep here once added up to 50 ms to every job).
       std::unique_lock lock(monitor_mutex_);
@@ -775,7 +784,12 @@ void engine::run() {
   if (opt_.cancel && opt_.cancel->load()) throw cancelled();  // before any output is made
   // A trace of its own (a shared one is the caller's to open and write).
   const bool own_trace = !spec_.trace && !opt_.trace_path.empty();
-  if (own_trace) trace_.open(opt_.trace_path);  // fails before any output too
+  if (own_trace) {  // fails before any output too
+    std::vector<std::string> inputs;
+    inputs.reserve(spec_.sources.size());
+    for (const auto& s : spec_.sources) inputs.push_back(s.path);
+    trace_.open(opt_.trace_path, inputs, spec_.outputs);
+  }
   // A shared trace holds earlier jobs' totals too: -v shows this job's.
   const std::map<std::string, double> totals_before = trace_.stage_totals();
   const auto setup_start = std::chrono::steady_clock::now();
@@ -1035,6 +1049,20 @@ void engine::run() {
     } catch (...) {
       fail(std::current_exception());
     }
+  }
+  {
+    // A cancel that came once every output was in place (a signal during the last output's fsync)
+    // stopped nothing: the job succeeded, and says so.
+    std::lock_guard lock(error_mutex_);
+    if (error_ && spec_.complete && spec_.complete()) {
+      try {
+        std::rethrow_exception(error_);
+      } catch (const cancelled&) {
+        error_ = nullptr;
+      } catch (...) {
+      }
+    }
+    complete_ = !error_;
   }
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -71,6 +71,10 @@ class gpu_worker {
 
 struct job_spec {
   std::vector<io::source> sources;
+  std::vector<std::string> outputs;  // a transform's: what a trace of the job must not replace
+  // True once every output is in place (renamed): a cancel that came by then is not the job's
+  // failure. Called after the lanes ended and after_lanes ran. Null: a cancel always fails it.
+  std::function<bool()> complete;
   std::function<framing(std::size_t)> frame;
   // A CPU lane's work on one chunk, result handed on before returning. Called concurrently.
   // `verify` throws when the bytes just worked on may not have been the input's (a mapped page
@@ -203,6 +207,9 @@ class engine {
   // each on the first "write k" row free by its start. Any thread.
   void trace_write(std::uint64_t begin_ns, std::uint64_t end_ns, std::uint64_t bytes);
   void fail(std::exception_ptr error) noexcept;
+  // fail(cancelled) unless the job is complete (complete_): a signal after the last output was
+  // renamed into place does not report it interrupted.
+  void fail_cancelled() noexcept;
   void drop(io::chunk& c) noexcept;  // a chunk not worked on: its descriptor (if unread), its slot
   bool failed() const noexcept { return failed_.load(); }
   job_report report() const;
@@ -238,6 +245,9 @@ class engine {
   std::atomic<bool> failed_{false};
   std::mutex error_mutex_;
   std::exception_ptr error_;
+  // Every chunk done and every output made (after_lanes returned) without an error: a cancel that
+  // comes now changes nothing, and the job succeeds (under error_mutex_).
+  bool complete_ = false;
   std::atomic<bool> finished_{false};
   std::mutex monitor_mutex_;
   std::condition_variable monitor_cv_;

@@ -653,7 +653,12 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
   std::optional<detail::tracer> both;
   if (!opt.trace_path.empty() && !normal.empty() && !large.empty()) {
     both.emplace(true);
-    both->open(opt.trace_path);
+    std::vector<std::string> ins, outs;
+    for (const auto& f : files) {
+      ins.push_back(f.input);
+      outs.push_back(f.output);
+    }
+    both->open(opt.trace_path, ins, outs);
   }
   // Runs the chain over files[set[k]] with options o (resolved), image threads per image and
   // codec threads per GPU lane's team; adds the job's figures and skipped files to `rep`.

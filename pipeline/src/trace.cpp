@@ -1,6 +1,9 @@
 #include "pipeline/src/trace.hpp"
 
+#include <sys/stat.h>
+
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <stdexcept>
 #include <vector>
@@ -33,7 +36,29 @@ std::map<std::string, double> tracer::stage_totals() const {
 
 tracer::~tracer() = default;  // an unwritten trace's writer aborts: an old file stays as it was
 
-void tracer::open(const std::string& path) {
+void tracer::open(const std::string& path, const std::vector<std::string>& inputs,
+                  const std::vector<std::string>& outputs) {
+  // An existing file is told by what it is (a link or another name for an input too); a new one
+  // can only be an output not made yet, told by its folder and name.
+  namespace fs = std::filesystem;
+  struct stat ts {};
+  const bool exists = ::stat(path.c_str(), &ts) == 0 && S_ISREG(ts.st_mode);
+  std::error_code ec;
+  const fs::path canon = exists ? fs::path() : fs::weakly_canonical(fs::absolute(path), ec);
+  const auto same = [&](const std::string& f) {
+    if (f == "-") return false;
+    struct stat st {};
+    if (exists)
+      return ::stat(f.c_str(), &st) == 0 && st.st_dev == ts.st_dev && st.st_ino == ts.st_ino;
+    std::error_code e2;
+    return !ec && fs::weakly_canonical(fs::absolute(f), e2) == canon && !e2;
+  };
+  for (const auto* files : {&inputs, &outputs})
+    for (const auto& f : *files)
+      if ((exists || files == &outputs) && same(f))
+        throw usage_error(path, "--trace names " + f +
+                                    ", which the job reads or writes (the trace would replace "
+                                    "it): name another file");
   path_ = path;
   try {
     out_ = std::make_unique<io::writer>(path == "-" ? "./-" : path, 1);  // a file named "-"

@@ -39,7 +39,10 @@ class tracer {
   // not after its outputs), write() fills it and renames it onto the path when the job succeeded;
   // a trace never written is removed by the destructor (an existing file at the path stays as it
   // was). A device (/dev/null) is written in place. Both throw io_error naming the path.
-  void open(const std::string& path);
+  // A path that names one of the job's inputs or outputs is refused (usage_error): the trace's
+  // rename would replace it.
+  void open(const std::string& path, const std::vector<std::string>& inputs,
+            const std::vector<std::string>& outputs);
   void write();
   // Busy seconds per stage ("read", "h2d", "kernel", "host", "write", ...), all tracks together.
   std::map<std::string, double> stage_totals() const;

@@ -5,6 +5,7 @@
 // turns the reader's window into a bound on how far ahead of the oldest unfinished chunk any
 // output can be: a writer never queues more than `window` pieces, so lanes never block on it.
 #include <algorithm>
+#include <atomic>
 #include <functional>
 #include <set>
 #include <stdexcept>
@@ -94,6 +95,9 @@ class outputs_state {
     count(info);
   }
 
+  // Every input's output renamed into place (none skipped, none left to finish_empty).
+  bool all_committed() const { return committed_.load() == outs_.size(); }
+
   std::vector<skipped_input> take_skipped() {
     std::lock_guard lock(mutex_);
     std::sort(skipped_.begin(), skipped_.end(),
@@ -142,10 +146,17 @@ class outputs_state {
       if (o.total && o.pieces == *o.total && !o.skipped) w = o.w.get();
     }
     if (!w) return;
-    if (committer_)
-      committer_->submit([w] { w->commit(); }, w->bytes_queued());
-    else
+    if (committer_) {
+      committer_->submit(
+          [this, w] {
+            w->commit();
+            ++committed_;
+          },
+          w->bytes_queued());
+    } else {
       w->commit();
+      ++committed_;
+    }
   }
 
   // The input's writer, created (with its prologue as piece 0) on first use; none once the input
@@ -180,6 +191,7 @@ class outputs_state {
   std::mutex mutex_;
   std::vector<out> outs_;
   std::vector<skipped_input> skipped_;
+  std::atomic<std::size_t> committed_{0};
 };
 
 #if HETPIPE_WITH_CUDA
@@ -291,6 +303,7 @@ void detail::run_transform(const transform_op& op, const std::vector<input>& inp
   };
   detail::job_spec spec;
   spec.sources = detail::to_sources(inputs);
+  spec.outputs = outputs;
   spec.frame = [&op](std::size_t i) { return op.frame(i); };
   // Fewer slots than `window` and the limits above assume only tighten them.
   spec.may_shrink_slots = !slots_given;
@@ -324,6 +337,7 @@ void detail::run_transform(const transform_op& op, const std::vector<input>& inp
   // The last outputs' commits (their writes, fsync, rename) belong to the job: its time, its
   // trace's write spans and -v's write line (once they came after the trace was written).
   spec.after_lanes = [&commits] { commits.finish(); };
+  spec.complete = [&outs] { return outs.all_committed(); };
   detail::engine e(o, std::move(spec));
   eng = &e;
   tracing = &e;

@@ -111,6 +111,16 @@ cd "$tmp" || exit 1
 expect_error "--trace -" 2 "--trace writes a file" -- stats --dtype u8 --trace - "$tmp/seven"
 cd - >/dev/null || exit 1
 [[ ! -e "$tmp/-" ]] && ok || bad "--trace - wrote a file named -"
+# --trace naming an input or an output (or a link to one) is refused before any work: the trace's
+# rename replaced it (the input lost after its digest was printed; the copy replaced by the trace).
+cp "$tmp/seven" "$tmp/seven.keep"
+ln -sf "$tmp/seven" "$tmp/seven.link"
+expect_error "--trace over an input" 2 "--trace names $tmp/seven, which the job reads or writes" -- checksum --trace "$tmp/seven" "$tmp/seven"
+expect_error "--trace over an input, through a link" 2 "--trace names $tmp/seven, which" -- stats --dtype u8 --trace "$tmp/seven.link" "$tmp/seven"
+cmp -s "$tmp/seven" "$tmp/seven.keep" && ok || bad "--trace replaced its input"
+expect_error "--trace over the output" 2 "--trace names $tmp/copy.out, which" -- bench copy --trace "$tmp/copy.out" "$tmp/seven" -o "$tmp/copy.out"
+[[ ! -e "$tmp/copy.out" ]] && ok || bad "--trace over the output left a file"
+rm -f "$tmp/seven.keep" "$tmp/seven.link"
 expect_error "directory" 1 "$tmp: is a directory" -- stats --dtype f32 "$tmp"
 expect_error "size not a multiple" 1 "odd.bin: size 5 is not a multiple" -- stats --dtype f32 "$tmp/odd.bin"
 expect_error "raw without dtype" 1 "odd.bin: not a .npy file" -- stats "$tmp/odd.bin"

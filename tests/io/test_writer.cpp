@@ -214,6 +214,27 @@ TEST_CASE("A symbolic link to a file is written through, and stays a link", "[io
   REQUIRE_THROWS_WITH(writer(dir.file("to_folder")), Catch::Matchers::Contains("is a directory"));
   REQUIRE(::lstat(dir.file("to_folder").c_str(), &lsb) == 0);
   CHECK(S_ISLNK(lsb.st_mode));
+  // A link to a file that has no name left (a descriptor's link, as /dev/stdout is, to a deleted
+  // file): written in place. The link used to be replaced (as root, /dev/stdout itself).
+  const int fd = ::open(dir.file("gone").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  REQUIRE(fd >= 0);
+  REQUIRE(::write(fd, "old bytes, longer than the output", 33) == 33);
+  REQUIRE(::unlink(dir.file("gone").c_str()) == 0);
+  REQUIRE(::symlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), dir.file("fd").c_str()) == 0);
+  {
+    writer g(dir.file("fd"));
+    g.write(0, p.parts[0]);
+    g.commit();
+  }
+  REQUIRE(::lstat(dir.file("fd").c_str(), &lsb) == 0);
+  CHECK(S_ISLNK(lsb.st_mode));
+  std::vector<std::byte> back(p.parts[0].size() + 64);
+  const ssize_t n = ::pread(fd, back.data(), back.size(), 0);
+  back.resize(n > 0 ? std::size_t(n) : 0);
+  CHECK(back == p.parts[0]);  // the file's old bytes truncated, as cp truncates
+  ::close(fd);
+  const auto left = dir.listing();
+  CHECK(std::count_if(left.begin(), left.end(), is_temp_name) == 0);
 }
 
 TEST_CASE("A FIFO or a device is written in place, never replaced", "[io][writer]") {

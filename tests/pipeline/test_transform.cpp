@@ -245,6 +245,45 @@ TEST_CASE("a cancelled transform leaves no output and no temporary file", "[pipe
   CHECK(entries(dir.path()) == 1);
 }
 
+TEST_CASE("a cancel that comes once every output is in place does not fail the job",
+          "[pipeline][transform]") {
+  // The signal came during the last output's commit (its fsync, say): the output was renamed into
+  // place, and the job reported itself interrupted (exit 130 with the old file gone).
+  test::temp_dir dir;
+  const auto a = random_bytes(40'000, 5);
+  test::write_file(dir.file("a"), a.data(), a.size());
+  test::write_file(dir.file("a.out"), "old", 3);
+  std::atomic<bool> stop{false};
+  reverse_op op;
+  // The last chunk sets the flag and waits past the monitor's 50 ms check, so that the job has
+  // failed as cancelled before that chunk is delivered and its output committed.
+  op.hook = [&stop](const chunk_info& info) {
+    if (!info.last) return;
+    stop = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  };
+  auto o = test::cpu_options(4096, 1);
+  o.cancel = &stop;
+  job_report rep;
+  REQUIRE_NOTHROW(run(op, {{dir.file("a")}}, {dir.file("a.out")}, o, &rep));
+  CHECK(read_all(dir.file("a.out")) == expected(a, 4096));
+  CHECK(entries(dir.path()) == 2);
+  // Two outputs, the cancel at the first one's last chunk: the second is not made, so the job is
+  // cancelled (and the first, whole, stays).
+  test::write_file(dir.file("b"), a.data(), a.size());
+  stop = false;
+  bool first = true;
+  op.hook = [&](const chunk_info& info) {
+    if (!info.last || !first) return;
+    first = false;
+    stop = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  };
+  CHECK_THROWS_AS(run(op, {{dir.file("a")}, {dir.file("b")}}, {dir.file("a2"), dir.file("b2")}, o),
+                  cancelled);
+  CHECK_FALSE(std::filesystem::exists(dir.file("b2")));
+}
+
 TEST_CASE("a transform into a missing folder is an error naming the output",
           "[pipeline][transform]") {
   test::temp_dir dir;
