@@ -912,10 +912,13 @@ struct reader::impl {
       pump();
       return;
     }
-    if (op.pos < op.end || (op.in->fr.kind == framing_kind::lines && !lines_done(op))) {
-      // Short read or lines extension: read on, unless that failed.
-      if (op.pos < op.end && !error && submit_read(op)) return;
-      if (!error) return;  // lines_done submitted an extension
+    // A short read: read on. Lines framing past op.end: lines_done finds the records, or submits
+    // a read further (it then raised op.end, so that op.pos < op.end must not be asked again: a
+    // second read on the same request crashed). Either, unless it failed.
+    const bool short_read = op.pos < op.end;
+    if (short_read || (op.in->fr.kind == framing_kind::lines && !lines_done(op))) {
+      if (short_read && !error && submit_read(op)) return;
+      if (!short_read && !error) return;  // lines_done submitted an extension
       end_op(op, true);
       pump();
       return;

@@ -159,5 +159,8 @@ class reader {
 // before other threads start: it uses setenv.
 //   set_io_threads(8) == 8 before the first reader; afterwards set_io_threads(2) == 8.
 unsigned set_io_threads(unsigned n);
+// The UV_THREADPOOL_SIZE this process was started with (its user's or an embedding program's
+// choice), 0 when none; what set_io_threads() sets does not change the answer.
+unsigned given_io_threads();
 
 }  // namespace hetpipe::io

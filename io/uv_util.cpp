@@ -33,10 +33,19 @@ unsigned threads_from_env() {
 }
 }  // namespace
 
+unsigned given_io_threads() {
+  static const unsigned given = [] {
+    const char* v = std::getenv("UV_THREADPOOL_SIZE");
+    return v && *v ? threads_from_env() : 0u;
+  }();
+  return given;
+}
+
 unsigned set_io_threads(unsigned n) {
+  (void)given_io_threads();  // read before this process's own setenv
   std::lock_guard lk(threads_mu);
   if (uv_used) return threads_in_effect;
-  if (n > 0) {
+  if (n > 0 && n != threads_from_env()) {  // the environment's own value is left untouched
     if (n > uv_max_threads) n = uv_max_threads;
     // setenv is not thread-safe against concurrent getenv: call this early, before other threads.
     ::setenv("UV_THREADPOOL_SIZE", std::to_string(n).c_str(), 1);

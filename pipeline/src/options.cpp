@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <thread>
 
+#include "io/reader.hpp"
+
 namespace hetpipe {
 
 namespace {
@@ -38,7 +40,11 @@ options resolve(const options& requested) {
   if (o.chunk_size < min_chunk_size || o.chunk_size > max_chunk_size)
     throw usage_error("--chunk-size must be between 4K and 1G");
   // libuv's pool runs the reads; 16 threads were needed to pass PCIe speed on the H100 box.
-  if (o.io_threads == 0) o.io_threads = std::clamp(hw, 4u, 16u);
+  // A UV_THREADPOOL_SIZE the process was given (its user's, or an embedding program's) stands.
+  if (o.io_threads == 0) {
+    const unsigned given = io::given_io_threads();
+    o.io_threads = given > 0 ? given : std::clamp(hw, 4u, 16u);
+  }
   if (o.io_threads > 1024) throw usage_error("--io-threads must be at most 1024");
   // Beside GPU lanes, CPU lanes share the cores with the reads that feed every lane: on the H200
   // box (16 threads, 4 GiB f32 stats, hot cache) 2-8 CPU lanes kept the read ceiling (28.3 GB/s),

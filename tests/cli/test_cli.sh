@@ -102,6 +102,11 @@ assert len(c) == 1500000 and c[0]['sum'] == 1500000.0 and c[-1]['sum'] == 449999
 " "$tmp/out" && ok || bad "a row wider than the default chunk: $(cat "$tmp/err")"
 expect_error "a row wider than --chunk-size" 2 "$tmp/wide.npy: one record (11.44 MiB) is larger than the chunk" -- stats --chunk-size 4M "$tmp/wide.npy"
 rm -f "$tmp/wide.npy"
+# UV_THREADPOOL_SIZE the process was given stands for --io-threads' default (it was overwritten).
+[[ $(UV_THREADPOOL_SIZE=7 "$HETPIPE" info --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["io_threads"])' 2>&1) == 7 ]] &&
+  ok || bad "UV_THREADPOOL_SIZE: $(UV_THREADPOOL_SIZE=7 "$HETPIPE" info --json | grep io_threads)"
+[[ $(UV_THREADPOOL_SIZE=7 "$HETPIPE" info --json --io-threads 3 | python3 -c 'import json, sys; print(json.load(sys.stdin)["io_threads"])' 2>&1) == 3 ]] &&
+  ok || bad "--io-threads over UV_THREADPOOL_SIZE"
 # A name with a newline stays on one line (escaped, the line marked by a leading backslash).
 expect_error "missing file named with a newline" 1 "\\\\$tmp/a\\\\nb: no such file" -- stats --dtype u8 "$tmp/a"$'\n'"b"
 expect_error "unknown command" 2 "unknown command 'frob'" -- frob

@@ -524,6 +524,40 @@ TEST_CASE("Lines framing puts every line in exactly one chunk and the chunks reb
   }
 }
 
+TEST_CASE("Lines framing reads on past a chunk for lines much longer than the read-ahead",
+          "[io][reader][lines]") {
+  // A line running more than a few KiB past its chunk's end, or longer than a chunk, needs a read
+  // further than the first: the reader then read twice on one request and crashed.
+  temp_dir dir;
+  const std::size_t max_record = 200000;
+  auto line = [](std::size_t n, char c) {
+    std::vector<std::byte> v(n, std::byte(c));
+    v.push_back(std::byte('\n'));
+    return v;
+  };
+  std::vector<std::vector<std::byte>> data(3);
+  for (auto [n, c] : {std::pair{65000, 'a'}, {5000, 'b'}})
+    for (auto b : line(std::size_t(n), c)) data[0].push_back(b);
+  for (auto [n, c] : {std::pair{10, 'x'}, {70000, 'y'}, {3, 'z'}})
+    for (auto b : line(std::size_t(n), c)) data[1].push_back(b);
+  data[2] = random_lines(200, 20000, 31);
+  const std::vector<source> inputs = write_numbered(dir, "long", data);
+  for (std::size_t chunk_size : {std::size_t(4096), std::size_t(65536)}) {
+    CAPTURE(chunk_size);
+    reader_config cfg;
+    cfg.chunk_size = chunk_size;
+    auto r = run_reader(
+        inputs, [](std::size_t) { return framing::lines(max_record); }, 3,
+        chunk_size + max_record + 1, cfg);
+    REQUIRE(describe(r.error) == "");
+    check_order(r);
+    for (std::size_t i = 0; i < data.size(); ++i) {
+      CAPTURE(i);
+      REQUIRE(r.joined(i) == data[i]);
+    }
+  }
+}
+
 TEST_CASE(
     "Lines framing refuses a line longer than max_record and accepts one of exactly max_record",
     "[io][reader][lines]") {

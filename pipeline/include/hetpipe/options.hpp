@@ -32,7 +32,8 @@ struct options {
   std::size_t chunk_size = 0;
   unsigned slots = 0;        // pinned host slots in the pool (memory = slots × chunk_size)
   unsigned io_threads = 0;   // libuv thread-pool size (reads in flight follow from it); a
-                             // transform commits its outputs on as many threads (at least 4)
+                             // transform commits its outputs on as many threads (at least 4).
+                             // 0: UV_THREADPOOL_SIZE when the process has it, else from cores
   unsigned cpu_threads = 0;  // CPU lanes (OpenMP threads)
   // Of those, the CPU lanes that go on working once GPU lanes run (the others finish their chunk
   // and stop): they share the cores with the reads that feed the GPU lanes. Default: half the
