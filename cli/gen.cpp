@@ -64,11 +64,18 @@ void put(std::byte* out, double v, rng& r, const std::string& dist) {
     x = static_cast<T>(v);
   } else if (dist == "hard") {
     x = static_cast<T>(r.next());  // every bit pattern, extremes included
-  } else {
+  } else if (dist == "uniform") {
+    // Every value of the type equally likely (v in [0, 1)).
     const double lo = static_cast<double>(std::numeric_limits<T>::min());
     const double hi = static_cast<double>(std::numeric_limits<T>::max());
-    const double span = std::is_signed_v<T> ? 1000.0 : 500.0;
-    const double c = std::is_signed_v<T> ? 0.0 : 1000.0;
+    x = static_cast<T>(std::clamp(std::floor(lo + v * (hi - lo + 1)), lo, hi));
+  } else {
+    // Normal: around 0 (signed) or 1000 (unsigned) with a spread of 1000 or 500, narrowed and
+    // centred for 8-bit types so that four spreads fit (it was clamped: u8 nearly all 255).
+    const double lo = static_cast<double>(std::numeric_limits<T>::min());
+    const double hi = static_cast<double>(std::numeric_limits<T>::max());
+    const double span = std::min(std::is_signed_v<T> ? 1000.0 : 500.0, (hi - lo) / 8);
+    const double c = std::is_signed_v<T> ? 0.0 : std::min(1000.0, (hi - lo) / 2);
     x = static_cast<T>(std::clamp(std::round(c + v * span), lo, hi));
   }
   std::memcpy(out, &x, sizeof x);

@@ -7,9 +7,11 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <string_view>
 
 #include <CLI/CLI.hpp>
 #include <hetpipe/hetpipe.hpp>
@@ -38,7 +40,8 @@ struct common {
     app->add_option("--slots", slots, "pinned host slots in the pool (default: from threads)");
     app->add_option(
         "--io-threads", io_threads,
-        "libuv thread-pool size, and a transform's commit threads (default: cores, 4..16)");
+        "libuv thread-pool size, and a transform's commit threads (default: UV_THREADPOOL_SIZE "
+        "when set, else cores, 4..16)");
     app->add_option("--cpu-threads", cpu_threads,
                     "CPU lanes (default: hardware threads; half of them go on once GPU lanes run)");
     app->add_option("--gpu-lanes", gpu_lanes, "GPU lanes per device (default 2)");
@@ -52,7 +55,10 @@ struct common {
     app->add_flag("--progress", progress, "show progress on stderr (default when a terminal)");
     app->add_flag("--no-progress", no_progress, "never show progress");
     app->add_flag("--json", json, "print the result as JSON");
-    app->add_option("--trace", trace, "write a Chrome trace-event JSON (open it in Perfetto)");
+    app->add_option("--trace", trace, "write a Chrome trace-event JSON (open it in Perfetto)")
+        ->check(CLI::Validator(
+            [](std::string& t) { return t.empty() ? std::string("an empty file name") : ""; },
+            "FILE"));
     app->add_flag("-v,--verbose", verbose, "busy time per stage and lane on stderr");
   }
   hetpipe::options to_options() const {
@@ -120,6 +126,20 @@ bool names_stdin(const std::vector<std::string>& paths) {
 }
 
 }  // namespace
+
+// An unsigned option's text: digits only, at most `max` (CLI11 took "-1" as 2^64 - 1 and cut
+// 2^64 down to it).
+CLI::Validator whole_number(std::uint64_t max) {
+  return CLI::Validator(
+      [max](std::string& text) -> std::string {
+        std::uint64_t v = 0;
+        const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (text.empty() || ec != std::errc() || p != text.data() + text.size() || v > max)
+          return "'" + text + "' is not a whole number from 0 to " + std::to_string(max);
+        return {};
+      },
+      "UINT");
+}
 
 int main(int argc, char** argv) {
   const std::array<bool, 3> closed = reserve_std_streams();
@@ -257,10 +277,14 @@ int main(int argc, char** argv) {
   gen_cmd->add_option("--dtype", gen_dtype, "element type")->required();
   gen_cmd->add_option("--rows", gen_count, "rows (elements for 1-D); K/M/G = 10^3/10^6/10^9")
       ->required();
-  gen_cmd->add_option("--cols", gen.cols, "columns (2-D .npy)");
+  gen_cmd->add_option("--cols", gen.cols, "columns (2-D .npy)")->check(whole_number(UINT32_MAX));
   gen_cmd->add_flag("--npy", gen.npy, "write a .npy file");
-  gen_cmd->add_option("--seed", gen.seed, "random seed");
-  gen_cmd->add_option("--dist", gen.dist, "normal | uniform | hard")
+  gen_cmd->add_option("--seed", gen.seed, "random seed")->check(whole_number(UINT64_MAX));
+  gen_cmd
+      ->add_option("--dist", gen.dist,
+                   "normal (integers around 0, or 1000 unsigned; 8-bit ones mid-range) | "
+                   "uniform (floats in [0, 1), integers over their whole range) | hard "
+                   "(extremes, NaN, infinities, every integer bit pattern)")
       ->check(CLI::IsMember({"normal", "uniform", "hard"}));
   gen_cmd->add_option("-o,--output", gen.output, "output file")->required();
 
@@ -287,12 +311,15 @@ int main(int argc, char** argv) {
   std::string gset_size = "640x480", gset_format = "pnm";
   auto* gen_images = app.add_subcommand("gen-images", "write a deterministic set of test images");
   gen_images->add_option("--size", gset_size, "WIDTHxHEIGHT (default 640x480)");
-  gen_images->add_option("--channels", gset.channels, "1 gray, 2 gray+alpha, 3 RGB, 4 RGBA");
-  gen_images->add_option("--depth", gset.depth, "8 or 16 bits per sample");
-  gen_images->add_option("--count", gset.count, "number of images (default 1)");
+  gen_images->add_option("--channels", gset.channels, "1 gray, 2 gray+alpha, 3 RGB, 4 RGBA")
+      ->check(whole_number(UINT32_MAX));
+  gen_images->add_option("--depth", gset.depth, "8 or 16 bits per sample")
+      ->check(whole_number(UINT32_MAX));
+  gen_images->add_option("--count", gset.count, "number of images (default 1)")
+      ->check(whole_number(hetpipe::max_image_set));
   gen_images->add_option("--format", gset_format, "pnm | png")
       ->check(CLI::IsMember({"pnm", "png"}));
-  gen_images->add_option("--seed", gset.seed, "random seed");
+  gen_images->add_option("--seed", gset.seed, "random seed")->check(whole_number(UINT64_MAX));
   gen_images->add_option("--prefix", gset.prefix, "file name prefix (default img)");
   gen_images->add_option("-o,--output", gset.outdir, "output folder (created)")->required();
 
@@ -459,18 +486,18 @@ int main(int argc, char** argv) {
         return 1;
       }
     } else if (*gen_images) {
+      // Digits only on either side (no sign, no space), each within 32 bits (they were cut to
+      // 32 bits: 4294967297x1 made 1x1 images).
       const auto x = gset_size.find('x');
-      try {
-        if (x == std::string::npos) throw std::invalid_argument("no x");
-        std::size_t used = 0;
-        gset.width = static_cast<std::uint32_t>(std::stoul(gset_size.substr(0, x), &used));
-        if (used != x) throw std::invalid_argument("width");
-        gset.height = static_cast<std::uint32_t>(std::stoul(gset_size.substr(x + 1), &used));
-        if (used != gset_size.size() - x - 1) throw std::invalid_argument("height");
-      } catch (const std::logic_error&) {
+      const auto side = [&](std::string_view t, std::uint32_t& v) {
+        const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+        return !t.empty() && ec == std::errc() && p == t.data() + t.size();
+      };
+      const std::string_view whole(gset_size);
+      if (x == std::string::npos || !side(whole.substr(0, x), gset.width) ||
+          !side(whole.substr(x + 1), gset.height))
         throw hetpipe::usage_error("--size must be WIDTHxHEIGHT, e.g. 1920x1080, not '" +
                                    gset_size + "'");
-      }
       gset.format = gset_format == "png" ? hetpipe::image_output::png : hetpipe::image_output::pnm;
       gset.cancel = &g_cancel;
       hetpipe::generate_images(gset);

@@ -391,6 +391,7 @@ struct writer::impl {
 writer::writer(std::string path, unsigned max_pending) : impl_(std::make_unique<impl>()) {
   impl& m = *impl_;
   m.path = std::move(path);
+  if (m.path.empty()) throw usage_error("an empty output file name");
   m.max_pending = std::max(1u, max_pending);
   // What the path is now, from one lstat (an output that does not exist yet, the common case,
   // costs that alone), and what a link there names.

@@ -929,7 +929,14 @@ void engine::run() {
   // allocated page-locked (cudaHostAlloc of 176 MiB: 71-100 ms there, of 1 GiB about 0.5 s), and
   // its pages are faulted in by the reads, on the thread pool's threads.
   const bool prefault = workers.empty() && !(opt_.reads == read_mode::map && ncpu > 0);
-  pool_ = std::make_unique<io::slot_pool>(opt_.slots, slot_bytes_, prefault);
+  try {
+    pool_ = std::make_unique<io::slot_pool>(opt_.slots, slot_bytes_, prefault);
+  } catch (const std::bad_alloc&) {  // the options asked for it: theirs to lower
+    throw usage_error("cannot allocate " + std::to_string(opt_.slots) + " slots of " +
+                      format_size(slot_bytes_) + " (" +
+                      format_size(std::uint64_t{opt_.slots} * slot_bytes_) +
+                      "): lower --slots or --chunk-size");
+  }
   report_.setup_pool_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - pool_start).count();
   if (!late) report_.cuda_start_seconds = cuda_start_seconds.load();

@@ -8,6 +8,7 @@
 #include <hetpipe/error.hpp>
 #include <hetpipe/image.hpp>
 
+#include <omp.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "host/image.hpp"
+#include "pipeline/src/engine.hpp"
 
 namespace hetpipe {
 namespace {
@@ -242,7 +244,22 @@ std::vector<std::string> generate_images(const image_set_spec& spec) {
                       std::to_string(spec.channels) + ": use --format png for alpha");
   if (spec.depth != 8 && spec.depth != 16)
     throw usage_error("depth must be 8 or 16 bits, not " + std::to_string(spec.depth));
-  if (spec.count < 1) throw usage_error("count must be at least 1");
+  if (spec.count < 1 || spec.count > max_image_set)
+    throw usage_error("count must be 1.." + std::to_string(max_image_set) + ", not " +
+                      std::to_string(spec.count));
+  // One image's samples (16 bits each) and its encoded bytes, on every thread that makes one: an
+  // image past the machine's memory is refused, and fewer threads make images that only fit a
+  // few at a time (a failed allocation ended the command as "internal error").
+  const std::uint64_t samples = std::uint64_t{spec.width} * spec.height * spec.channels;
+  const std::uint64_t need = samples * (2 + spec.depth / 8);
+  const std::uint64_t ram = detail::physical_memory();
+  if (ram > 0 && need > ram)
+    throw usage_error("an image of " + std::to_string(spec.width) + "x" +
+                      std::to_string(spec.height) + " with " + std::to_string(spec.channels) +
+                      " channels needs " + format_size(need) + ", more than this machine's memory");
+  const int threads = static_cast<int>(
+      std::clamp<std::uint64_t>(ram > 0 ? ram / 2 / std::max<std::uint64_t>(need, 1) : 1, 1,
+                                static_cast<std::uint64_t>(std::max(1, omp_get_max_threads()))));
   if (spec.outdir.empty()) throw usage_error("no output folder");
   if (spec.prefix.find('/') != std::string::npos)
     throw usage_error("the prefix is a file name and cannot hold '/': '" + spec.prefix + "'");
@@ -263,7 +280,7 @@ std::vector<std::string> generate_images(const image_set_spec& spec) {
   std::exception_ptr first;
   std::mutex first_mu;
   const auto count = static_cast<std::int64_t>(spec.count);
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) num_threads(threads)
   for (std::int64_t i = 0; i < count; ++i) {
     if (failed.load(std::memory_order_relaxed)) continue;
     try {
@@ -277,6 +294,13 @@ std::vector<std::string> generate_images(const image_set_spec& spec) {
       const auto bytes = png ? img::encode_png(im) : img::encode_pnm(im);
       write_file(dir, name, path, bytes, mode);
       paths[index] = std::move(path);
+    } catch (const std::bad_alloc&) {  // under a memory limit (ulimit -v, cgroups)
+      std::lock_guard lk(first_mu);
+      if (!first)
+        first = std::make_exception_ptr(error(spec.outdir, "not enough memory for an image of " +
+                                                               std::to_string(spec.width) + "x" +
+                                                               std::to_string(spec.height)));
+      failed = true;
     } catch (...) {
       std::lock_guard lk(first_mu);
       if (!first) first = std::current_exception();

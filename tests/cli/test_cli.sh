@@ -33,6 +33,33 @@ cat "$samples"/counts.u16 | "$HETPIPE" stats --json --dtype u16 - >"$tmp/s.json"
 "$HETPIPE" gen --dtype f32 --rows 100K --npy --seed 7 -o "$tmp/g1.npy" &&
   "$HETPIPE" gen --dtype f32 --rows 100K --npy --seed 7 -o "$tmp/g2.npy" && cmp -s "$tmp/g1.npy" "$tmp/g2.npy" &&
   "$HETPIPE" stats --json "$tmp/g1.npy" | grep -q '"count": 100000' && ok || bad "gen"
+# 8-bit data spreads over its range (normal and uniform were nearly all 255: centred at 1000).
+for t in u8 i8; do
+  for dist in normal uniform; do
+    "$HETPIPE" gen --dtype $t --rows 20000 --npy --dist $dist -o "$tmp/g8.npy" &&
+      python3 -c "
+import numpy as np, sys
+a = np.load(sys.argv[1]).astype(float)
+assert (a == a.max()).mean() < 0.01 and a.std() > 20, (a.min(), a.max(), a.std())
+" "$tmp/g8.npy" && ok || bad "gen --dtype $t --dist $dist: degenerate"
+  done
+done
+rm -f "$tmp/g8.npy"
+# Whole numbers only, within their range (a sign, 32-bit overflow and 2^64 were taken quietly).
+expect_error "gen-images --size past 32 bits" 2 "--size must be WIDTHxHEIGHT" -- gen-images --size 4294967297x1 -o "$tmp/gi"
+expect_error "gen-images --size negative" 2 "--size must be WIDTHxHEIGHT" -- gen-images --size -4x3 -o "$tmp/gi"
+expect_error "gen-images --count -1" 2 "--count: '-1' is not a whole number" -- gen-images --count -1 -o "$tmp/gi"
+expect_error "gen-images --count huge" 2 "--count: '1000000000000' is not a whole number" -- gen-images --count 1000000000000 -o "$tmp/gi"
+expect_error "gen --seed 2^64" 2 "--seed: '18446744073709551616' is not a whole number" -- gen --dtype u8 --rows 5 --seed 18446744073709551616 -o "$tmp/gi"
+[[ ! -e "$tmp/gi" ]] && ok || bad "a refused gen left $tmp/gi"
+# Empty names and a pool the machine cannot hold: usage errors that say so (the names were
+# "is a directory" with no name, an empty --trace meant none, the pool "internal error").
+expect_error "-o ''" 2 "an empty output file name" -- gen --dtype u8 --rows 5 -o ""
+expect_error "--trace ''" 2 "--trace: an empty file name" -- stats --dtype u8 --trace "" "$tmp/seven"
+printf 'abc' | "$HETPIPE" stats --dtype u8 --slots 65536 --chunk-size 1G - >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 2 && $(cat "$tmp/err") == "hetpipe: cannot allocate 65536 slots of 1 GiB (64 TiB): lower --slots or --chunk-size" ]] &&
+  ok || bad "a pool past memory: rc $rc: $(cat "$tmp/err")"
 
 # Trace and verbose summary.
 "$HETPIPE" stats --device cpu --chunk-size 64K --trace "$tmp/trace.json" -v "$samples"/latency.npy >/dev/null 2>"$tmp/v" &&

@@ -84,7 +84,11 @@ struct image_set_spec {
   // finished (whole files only), no new one starts, and cancelled is thrown.
   std::atomic<bool>* cancel = nullptr;
 };
-// Returns the paths written, in index order. Throws usage_error for a bad spec, io_error.
+// The most images one set holds.
+inline constexpr std::size_t max_image_set = 10'000'000;
+// Returns the paths written, in index order. Throws usage_error for a bad spec (an image larger
+// than the machine's memory included), io_error; hetpipe::error when an image cannot be made
+// under a memory limit.
 std::vector<std::string> generate_images(const image_set_spec& spec);
 
 }  // namespace hetpipe
