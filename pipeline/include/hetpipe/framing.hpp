@@ -11,6 +11,8 @@ enum class framing_kind : std::uint8_t {
   records,     // byte ranges whose sizes are multiples of record_size (binary arrays)
   whole_file,  // one chunk per input (small files, images); the input must fit one slot
   lines,       // '\n'-terminated records; a record belongs to the chunk in which it starts
+               // (so a chunk may hold none: size 0, and the input's `last` chunk may be such an
+               // empty one). A slot then holds chunk_size + max_record + 1 bytes
 };
 
 struct framing {

@@ -72,12 +72,16 @@ class reduce_op {
   // How input `input` is cut into chunks: the same answer every time. Called from several
   // threads, concurrently (the reader's, the lanes').
   virtual framing frame(std::size_t input) const = 0;
-  // The running total of an input before any chunk (what an empty input reports).
+  // The running total of an input before any chunk (what an empty input reports). Called for
+  // every input when the job starts, on the thread that called run().
   virtual std::unique_ptr<partial> identity(std::size_t input) const = 0;
-  // One chunk on a CPU lane. Called concurrently from several threads.
+  // One chunk on a CPU lane; never null. Called concurrently from several threads. `data` is
+  // valid during the call only (its slot or mapping serves another chunk next) and has no
+  // alignment beyond a byte's: load wider values with memcpy.
   virtual std::unique_ptr<partial> host(const chunk_info& info,
                                         std::span<const std::byte> data) const = 0;
-  // total ⊕= next. Called for each input's chunks in index order, one call at a time.
+  // total ⊕= next. Called for each input's chunks in index order, one call at a time (under the
+  // job's lock, on the lane that finished the chunk, while other lanes run host()).
   virtual void merge(partial& total, partial& next) const = 0;
   // A device implementation for a GPU lane on `device`, or nullptr (CPU lanes only).
   // `max_chunk` bounds info.size.
@@ -162,7 +166,10 @@ class transform_op {
   virtual ~transform_op() = default;
   // As reduce_op::frame: the same answer every time, from any thread.
   virtual framing frame(std::size_t input) const = 0;
-  // Output bytes of one chunk on a CPU lane (append to `out`). Called concurrently.
+  // Output bytes of one chunk on a CPU lane (`out` comes empty, perhaps with memory reserved from
+  // an earlier chunk). Called concurrently. `data` as for reduce_op::host. May throw
+  // input_skipped (that input gets no output; transforms only: in a reduction any throw fails
+  // the job).
   virtual void host(const chunk_info& info, std::span<const std::byte> data,
                     std::vector<std::byte>& out) const = 0;
   // Bytes an output starts with, before the first chunk's output (a file header). Called once per

@@ -64,7 +64,8 @@ struct job_report {
 
 // Runs a reduction; returns one merged partial per input (op.identity() for an empty input).
 // Throws hetpipe::error (io_error, input_error, gpu_error, cancelled...) after every resource
-// was released.
+// was released; an exception the operator threw comes out as it was thrown. Several jobs may run
+// at once, from different threads.
 std::vector<std::unique_ptr<partial>> run(const reduce_op& op, const std::vector<input>& inputs,
                                           const options& opt, job_report* report = nullptr);
 
