@@ -121,13 +121,18 @@ if (( mem_kib * 1024 < 46340 * 46340 * 4 * 4 )); then
 else
   echo "SKIP: a result past this machine's memory ($mem_kib KiB) would be 34 GB"
 fi
-(
-  ulimit -v 3000000
-  "$HETPIPE" image --device cpu --ops resize:2000 -o "$d/xlim" "$d/e11.png" "$d/one.pgm" >"$tmp/out" 2>"$tmp/err"
-)
-rc=$?
-[[ $rc -eq 1 && -f "$d/xlim/one.pgm" && $(head -1 "$tmp/err") == "hetpipe: $d/e11.png: not enough memory for this image and its result" ]] &&
-  ok || bad "a result past a memory limit: rc $rc: $(cat "$tmp/err")"
+# (AddressSanitizer reserves terabytes of address space: a build with it cannot run under ulimit -v.)
+if grep -q __asan_init "$HETPIPE"; then
+  echo "SKIP: an AddressSanitizer build cannot run under ulimit -v"
+else
+  (
+    ulimit -v 3000000
+    "$HETPIPE" image --device cpu --ops resize:2000 -o "$d/xlim" "$d/e11.png" "$d/one.pgm" >"$tmp/out" 2>"$tmp/err"
+  )
+  rc=$?
+  [[ $rc -eq 1 && -f "$d/xlim/one.pgm" && $(head -1 "$tmp/err") == "hetpipe: $d/e11.png: not enough memory for this image and its result" ]] &&
+    ok || bad "a result past a memory limit: rc $rc: $(cat "$tmp/err")"
+fi
 rm -rf "$d/xbig" "$d/xlim" "$d/e11.png" "$d/one.pgm"
 # -r does not follow links to folders (a link up to its own folder was an endless walk).
 mkdir -p "$d/loop/s"
