@@ -429,8 +429,10 @@ int main(int argc, char** argv) {
       if (enc_out == "-" && !enc.armor && ::isatty(STDOUT_FILENO))
         throw hetpipe::usage_error(
             "refusing to write binary ciphertext to a terminal: use -o FILE or -a");
-      if (enc_pass || !enc_pass_env.empty())
-        enc.passphrase = hetpipe::cli::read_passphrase(enc_pass_env, true, &g_cancel);
+      const bool pass = enc_pass || !enc_pass_env.empty();
+      if (pass && (!enc.recipients.empty() || !enc.recipient_files.empty()))
+        throw hetpipe::usage_error("a passphrase cannot be combined with recipients");
+      if (pass) enc.passphrase = hetpipe::cli::read_passphrase(enc_pass_env, true, &g_cancel);
       hetpipe::encrypt(enc_in, enc_out, enc, enc_opt.to_options());
     } else if (*decrypt) {
       if (dec_opt.json)

@@ -205,6 +205,17 @@ code, seen = wait_exit(pid, fd)
 print("exit", code, seen)
 sys.exit(0 if code == 2 and b"passphrase" not in seen.lower() and b"terminal" in seen else 1)
 PY
+# A passphrase with recipients is refused before the prompt too.
+PYTHONPATH=$here python3 - "$HETPIPE" "$d/s" "$R" "$d/w.age" <<'PY' >"$tmp/out" 2>&1 && ok || bad "encrypt -p -r: $(cat "$tmp/out")"
+import os, pty, sys
+from pty_job import wait_exit
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "encrypt", "-p", "-r", sys.argv[3], "-o", sys.argv[4], sys.argv[2]])
+code, seen = wait_exit(pid, fd)
+print("exit", code, seen)
+sys.exit(0 if code == 2 and b"Enter passphrase" not in seen and b"cannot be combined" in seen else 1)
+PY
 else
   echo "SKIP: no pseudo-terminal here; Ctrl-C at the passphrase prompt not checked" >&2
 fi
