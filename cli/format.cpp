@@ -161,7 +161,10 @@ std::string to_text(const system_info& s) {
   os << "job:      --device " << device_mode_name(o.device) << ": " << s.cpu_lanes << " CPU lanes";
   if (s.gpu_lanes && s.cpu_lanes > o.cpu_threads_beside_gpu)
     os << " (" << o.cpu_threads_beside_gpu << " once GPU lanes run)";
-  os << ", " << s.gpu_lanes << " GPU lanes (" << o.gpu_buffers << " device buffers each)\n";
+  os << ", " << s.gpu_lanes << " GPU lanes (" << o.gpu_buffers << " device buffers each)";
+  if (o.device == device_mode::gpu && s.gpu_lanes == 0)
+    os << ": no usable CUDA device, so such a job fails";
+  os << "\n";
   // Auto mode's pool is page-locked only once its GPU lanes join (engine.cpp).
   const bool late = s.gpu_lanes && o.device == device_mode::automatic;
   os << "          --chunk-size " << format_size(o.chunk_size) << ", --slots " << o.slots

@@ -167,6 +167,9 @@ expect_error "chunk size 0" 2 "--chunk-size must be between 4K and 1G" -- stats 
 expect_error "stdin without dtype" 2 "give its --dtype" -- stats -
 if ! "$HETPIPE" info --json | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["devices"] else 1)'; then
   expect_error "--device gpu without a GPU" 1 "--device gpu: " -- stats --device gpu --dtype u8 "$tmp/odd.bin"
+  # info says so (it showed "0 CPU lanes, 0 GPU lanes" and nothing more).
+  "$HETPIPE" info --device gpu | grep -q "no usable CUDA device, so such a job fails" && ok ||
+    bad "info --device gpu without a GPU: $("$HETPIPE" info --device gpu | grep job)"
 fi
 # No permission: root reads anything, so run that case as an unprivileged user when we are root.
 printf 'abcd' >"$tmp/secret.bin"
