@@ -34,9 +34,9 @@ unsigned threads_from_env() {
 }  // namespace
 
 unsigned given_io_threads() {
-  static const unsigned given = [] {
+  static const unsigned given = [] {  // a value libuv would read as 0 or less: none given
     const char* v = std::getenv("UV_THREADPOOL_SIZE");
-    return v && *v ? threads_from_env() : 0u;
+    return v && std::strtol(v, nullptr, 10) >= 1 ? threads_from_env() : 0u;
   }();
   return given;
 }

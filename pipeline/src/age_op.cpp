@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -247,8 +248,11 @@ std::vector<age::recipient> collect_recipients(const encrypt_spec& spec,
     try {
       to.push_back(age::parse_recipient(r));
     } catch (const error& e) {
-      // Named by the text given, but for a secret key, which no message shows.
-      const bool secret = e.reason().find("secret key") != std::string::npos;
+      // Named by the text given, but for one that holds a secret key anywhere (a whole key file
+      // given as -r, say), which no message shows.
+      std::string upper = r;
+      for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      const bool secret = upper.find("AGE-SECRET-KEY-") != std::string::npos;
       const bool says = e.reason().find("recipient") != std::string::npos;
       throw input_error(secret ? "-r" : r,
                         says ? e.reason() : "not an age recipient (" + e.reason() + ")");

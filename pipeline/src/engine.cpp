@@ -238,6 +238,10 @@ void engine::fail(std::exception_ptr error) noexcept {
     std::lock_guard lock(error_mutex_);
     if (!error_) error_ = error;
   }
+  stop();
+}
+
+void engine::stop() noexcept {
   if (failed_.exchange(true)) return;
   lanes_end_cv_.notify_all();  // auto mode's wait for a long job
   try {
@@ -248,13 +252,12 @@ void engine::fail(std::exception_ptr error) noexcept {
 }
 
 void engine::fail_cancelled() noexcept {
-  const std::exception_ptr e = std::make_exception_ptr(cancelled());
   {
     std::lock_guard lock(error_mutex_);
     if (complete_) return;
-    if (!error_) error_ = e;
+    if (!error_) error_ = std::make_exception_ptr(cancelled());
   }
-  fail(e);  // the rest of a failure: the reader and the lanes stopped
+  stop();  // not fail(): run() may find the job complete before that would set error_ again
 }
 
 unsigned large_chunk_slots(unsigned slots, std::uint64_t slot_bytes, unsigned io_threads,

@@ -210,6 +210,8 @@ class engine {
   // fail(cancelled) unless the job is complete (complete_): a signal after the last output was
   // renamed into place does not report it interrupted.
   void fail_cancelled() noexcept;
+  // The rest of a failure, once: the reader stopped, the queue's chunks dropped.
+  void stop() noexcept;
   void drop(io::chunk& c) noexcept;  // a chunk not worked on: its descriptor (if unread), its slot
   bool failed() const noexcept { return failed_.load(); }
   job_report report() const;

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -39,19 +40,28 @@ tracer::~tracer() = default;  // an unwritten trace's writer aborts: an old file
 void tracer::open(const std::string& path, const std::vector<std::string>& inputs,
                   const std::vector<std::string>& outputs) {
   // An existing file is told by what it is (a link or another name for an input too); a new one
-  // can only be an output not made yet, told by its folder and name.
+  // can only be an output not made yet, told by its name, then its folder (resolved only for the
+  // outputs of the trace's name: 20 000 images cost no more than a compare each).
   namespace fs = std::filesystem;
   struct stat ts {};
   const bool exists = ::stat(path.c_str(), &ts) == 0 && S_ISREG(ts.st_mode);
-  std::error_code ec;
-  const fs::path canon = exists ? fs::path() : fs::weakly_canonical(fs::absolute(path), ec);
+  const fs::path trace_path(path);
+  const auto folder = [](const fs::path& p, std::error_code& e) {
+    return fs::weakly_canonical(p.has_parent_path() ? p.parent_path() : fs::path("."), e);
+  };
+  std::error_code trace_ec;
+  std::optional<fs::path> trace_folder;
   const auto same = [&](const std::string& f) {
-    if (f == "-") return false;
+    if (f.empty() || f == "-") return false;  // no output (a bad input's), standard output
     struct stat st {};
     if (exists)
       return ::stat(f.c_str(), &st) == 0 && st.st_dev == ts.st_dev && st.st_ino == ts.st_ino;
-    std::error_code e2;
-    return !ec && fs::weakly_canonical(fs::absolute(f), e2) == canon && !e2;
+    const fs::path p(f);
+    if (p.filename() != trace_path.filename()) return false;
+    if (!trace_folder) trace_folder = folder(trace_path, trace_ec);
+    std::error_code e;
+    const fs::path d = folder(p, e);
+    return !trace_ec && !e && d == *trace_folder;
   };
   for (const auto* files : {&inputs, &outputs})
     for (const auto& f : *files)

@@ -231,6 +231,10 @@ expect_error "SSH identity" 1 "id_ssh: line 1: SSH keys are not supported" -- de
 SECRET=$(grep '^AGE-SECRET-KEY-' "$d/key.txt")
 expect_error "secret key as a recipient" 1 "-r: an age secret key is not a recipient" -- encrypt -r "$SECRET" -o "$d/x.age" "$d/p"
 grep -qF "${SECRET:20}" "$tmp/err" && bad "the secret key was shown: $(cat "$tmp/err")" || ok
+# The whole key file given as -r (its comment lines, then the key): the key is not shown either.
+"$HETPIPE" encrypt -r "$(cat "$d/key.txt")" -o "$d/x.age" "$d/p" 2>"$tmp/err"
+[[ $? -eq 1 ]] && ! grep -qF "${SECRET:20}" "$tmp/err" && grep -q '^hetpipe: -r: ' "$tmp/err" && ok ||
+  bad "a key file as -r: $(cat "$tmp/err")"
 : >"$d/empty_recipients"
 expect_error "empty recipients file" 1 "empty_recipients: no recipients in this file" -- encrypt -R "$d/empty_recipients" -o "$d/x.age" "$d/p"
 # -R - and -i -: the recipients or identities from standard input (as age reads them), which then

@@ -132,6 +132,8 @@ rm -f "$tmp/wide.npy"
 # UV_THREADPOOL_SIZE the process was given stands for --io-threads' default (it was overwritten).
 [[ $(UV_THREADPOOL_SIZE=7 "$HETPIPE" info --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["io_threads"])' 2>&1) == 7 ]] &&
   ok || bad "UV_THREADPOOL_SIZE: $(UV_THREADPOOL_SIZE=7 "$HETPIPE" info --json | grep io_threads)"
+[[ $(UV_THREADPOOL_SIZE=0 "$HETPIPE" info --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["io_threads"] >= 4)' 2>&1) == True ]] &&
+  ok || bad "UV_THREADPOOL_SIZE=0 taken as a size"
 [[ $(UV_THREADPOOL_SIZE=7 "$HETPIPE" info --json --io-threads 3 | python3 -c 'import json, sys; print(json.load(sys.stdin)["io_threads"])' 2>&1) == 3 ]] &&
   ok || bad "--io-threads over UV_THREADPOOL_SIZE"
 # A name with a newline stays on one line (escaped, the line marked by a leading backslash).

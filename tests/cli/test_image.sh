@@ -90,6 +90,15 @@ rc=$?
 hetpipe: 1 of 2 images failed; the other 1 were written" ]] && ok ||
   bad "missing input among others: rc $rc: $(cat "$tmp/out" "$tmp/err")"
 rm -rf "$d/xm"
+# The same with a trace and a file larger than the chunk (two jobs, one trace file made ahead):
+# the missing input's empty output name made the trace's check fail the whole batch.
+"$HETPIPE" image --ops invert --chunk-size 4K --trace "$d/new-trace.json" -o "$d/xt" \
+  "$d/in/rgb-000000.ppm" "$d/in/sub/g16-000000.pgm" "$d/nope.ppm" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && -f "$d/xt/rgb-000000.ppm" && -f "$d/xt/g16-000000.pgm" && -s "$d/new-trace.json" &&
+  $(head -1 "$tmp/err") == "hetpipe: $d/nope.ppm: no such file or directory" ]] && ok ||
+  bad "a missing input with a trace over two jobs: rc $rc: $(cat "$tmp/err")"
+rm -rf "$d/xt" "$d/new-trace.json"
 # A name with a newline stays on one line (escaped as sha256sum escapes names).
 nl_name=$d/$'bad\nname.ppm'
 printf 'P6\n4 4\n255\n' >"$nl_name"
