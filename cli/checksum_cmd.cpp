@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <sstream>
 
 #include <hetpipe/error.hpp>
 
@@ -22,12 +23,23 @@ bool is_hex(const std::string& s) {
   return !s.empty() && s.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
 }
 
+// A sum line to `out`, without its newline: hex(out) writes the digest's hex.
+template <class Hex>
+void put_sum_line(std::ostream& out, Hex&& hex, const std::string& name) {
+  bool escaped = false;
+  const std::string printed = printed_name(name, escaped);
+  if (escaped) out << '\\';
+  hex(out);
+  out << "  " << printed;
+}
+
 }  // namespace
 
 std::string sum_line(const std::string& hex, const std::string& name) {
-  bool escaped = false;
-  const std::string printed = printed_name(name, escaped);
-  return (escaped ? "\\" : "") + hex + "  " + printed;
+  std::ostringstream line;
+  put_sum_line(
+      line, [&](std::ostream& o) { o << hex; }, name);
+  return line.str();
 }
 
 std::optional<sum_entry> parse_sum_line(const std::string& raw) {
@@ -229,14 +241,15 @@ int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec,
     // is 64 MiB and its hex 128 MiB, and one text of every line held them all twice more.
     for (auto& g : got)
       if (g) {
-        bool escaped = false;
-        const std::string name = how.no_names ? std::string() : printed_name(g->file, escaped);
-        if (escaped) out << '\\';
-        const std::vector<std::uint8_t>& d = g->digest;
-        constexpr std::size_t piece = 1 << 16;
-        for (std::size_t at = 0; at < d.size(); at += piece)
-          out << to_hex({d.begin() + at, d.begin() + std::min(d.size(), at + piece)});
-        if (!how.no_names) out << "  " << name;
+        const auto hex = [&d = g->digest](std::ostream& o) {
+          constexpr std::size_t piece = 1 << 16;
+          for (std::size_t at = 0; at < d.size(); at += piece)
+            o << to_hex({d.begin() + at, d.begin() + std::min(d.size(), at + piece)});
+        };
+        if (how.no_names)
+          hex(out);
+        else
+          put_sum_line(out, hex, g->file);
         out << '\n';
         g.reset();
       }

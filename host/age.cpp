@@ -513,7 +513,13 @@ recipient parse_recipient(std::string_view text) {
     bad_input({}, "SSH keys are not supported (only age1... X25519 recipients)");
   if (starts_with_nocase(text, "AGE-SECRET-KEY-"))
     bad_input({}, "an age secret key is not a recipient (its recipient: age-keygen -y)");
-  const bech32_data d = bech32_decode(text);
+  const bech32_data d = [&] {
+    try {
+      return bech32_decode(text);
+    } catch (const input_error& e) {  // the text's Bech32 fault, said of a recipient
+      bad_input({}, "not an age recipient (" + e.reason() + ")");
+    }
+  }();
   if (d.hrp != "age")
     bad_input({}, d.hrp.rfind("age1", 0) == 0
                       ? "unsupported recipient type (only age1... X25519 recipients)"

@@ -253,9 +253,7 @@ std::vector<age::recipient> collect_recipients(const encrypt_spec& spec,
       std::string upper = r;
       for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
       const bool secret = upper.find("AGE-SECRET-KEY-") != std::string::npos;
-      const bool says = e.reason().find("recipient") != std::string::npos;
-      throw input_error(secret ? "-r" : r,
-                        says ? e.reason() : "not an age recipient (" + e.reason() + ")");
+      throw input_error(secret ? "-r" : r, e.reason());
     }
   }
   for (const auto& f : spec.recipient_files) {

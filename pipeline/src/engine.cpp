@@ -274,8 +274,12 @@ unsigned large_chunk_slots(unsigned slots, std::uint64_t slot_bytes, unsigned io
 }
 
 std::uint64_t physical_memory() noexcept {
-  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && page > 0 ? std::uint64_t(pages) * std::uint64_t(page) : 0;
+  // Read once: sysconf(_SC_PHYS_PAGES) is a sysinfo(2) call, and every image's plan asks.
+  static const std::uint64_t bytes = [] {
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? std::uint64_t(pages) * std::uint64_t(page) : 0;
+  }();
+  return bytes;
 }
 
 std::uint64_t untouched_pool_budget() noexcept {
@@ -791,7 +795,8 @@ void engine::run() {
     std::vector<std::string> inputs;
     inputs.reserve(spec_.sources.size());
     for (const auto& s : spec_.sources) inputs.push_back(s.path);
-    trace_.open(opt_.trace_path, inputs, spec_.outputs);
+    trace_.open(opt_.trace_path, inputs,
+                spec_.outputs ? *spec_.outputs : std::vector<std::string>{});
   }
   // A shared trace holds earlier jobs' totals too: -v shows this job's.
   const std::map<std::string, double> totals_before = trace_.stage_totals();

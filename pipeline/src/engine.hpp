@@ -71,7 +71,8 @@ class gpu_worker {
 
 struct job_spec {
   std::vector<io::source> sources;
-  std::vector<std::string> outputs;  // a transform's: what a trace of the job must not replace
+  // A transform's outputs (the caller's, not copied): what a trace of the job must not replace.
+  const std::vector<std::string>* outputs = nullptr;
   // True once every output is in place (renamed): a cancel that came by then is not the job's
   // failure. Called after the lanes ended and after_lanes ran. Null: a cancel always fails it.
   std::function<bool()> complete;

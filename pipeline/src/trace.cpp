@@ -39,36 +39,40 @@ tracer::~tracer() = default;  // an unwritten trace's writer aborts: an old file
 
 void tracer::open(const std::string& path, const std::vector<std::string>& inputs,
                   const std::vector<std::string>& outputs) {
-  // An existing file is told by what it is (a link or another name for an input too); a new one
-  // can only be an output not made yet, told by its name, then its folder (resolved only for the
-  // outputs of the trace's name: 20 000 images cost no more than a compare each).
+  // An existing file is told by what it is: an input or output that is it (by another name, or
+  // through a link) is refused. A new one can only be an output not made yet, told by its name,
+  // then its folder (resolved only for outputs of the trace's name: 20 000 images cost a compare
+  // each).
   namespace fs = std::filesystem;
+  const auto refuse = [&](const std::string& f) {
+    throw usage_error(path, "--trace names " + f +
+                                ", which the job reads or writes (the trace would replace it): "
+                                "name another file");
+  };
   struct stat ts {};
-  const bool exists = ::stat(path.c_str(), &ts) == 0 && S_ISREG(ts.st_mode);
-  const fs::path trace_path(path);
-  const auto folder = [](const fs::path& p, std::error_code& e) {
-    return fs::weakly_canonical(p.has_parent_path() ? p.parent_path() : fs::path("."), e);
-  };
-  std::error_code trace_ec;
-  std::optional<fs::path> trace_folder;
-  const auto same = [&](const std::string& f) {
-    if (f.empty() || f == "-") return false;  // no output (a bad input's), standard output
-    struct stat st {};
-    if (exists)
-      return ::stat(f.c_str(), &st) == 0 && st.st_dev == ts.st_dev && st.st_ino == ts.st_ino;
-    const fs::path p(f);
-    if (p.filename() != trace_path.filename()) return false;
-    if (!trace_folder) trace_folder = folder(trace_path, trace_ec);
-    std::error_code e;
-    const fs::path d = folder(p, e);
-    return !trace_ec && !e && d == *trace_folder;
-  };
-  for (const auto* files : {&inputs, &outputs})
-    for (const auto& f : *files)
-      if ((exists || files == &outputs) && same(f))
-        throw usage_error(path, "--trace names " + f +
-                                    ", which the job reads or writes (the trace would replace "
-                                    "it): name another file");
+  if (::stat(path.c_str(), &ts) == 0 && S_ISREG(ts.st_mode)) {
+    for (const auto* files : {&inputs, &outputs})
+      for (const auto& f : *files) {
+        struct stat st {};
+        if (f != "-" && !f.empty() && ::stat(f.c_str(), &st) == 0 && st.st_dev == ts.st_dev &&
+            st.st_ino == ts.st_ino)
+          refuse(f);
+      }
+  } else {
+    const auto folder = [](const fs::path& p, std::error_code& e) {
+      return fs::weakly_canonical(p.has_parent_path() ? p.parent_path() : fs::path("."), e);
+    };
+    const fs::path trace_path(path);
+    std::error_code trace_ec;
+    std::optional<fs::path> trace_folder;
+    for (const auto& f : outputs) {
+      const fs::path p(f);  // an empty one: a bad input's, with no output; "-": standard output
+      if (f.empty() || f == "-" || p.filename() != trace_path.filename()) continue;
+      if (!trace_folder) trace_folder = folder(trace_path, trace_ec);
+      std::error_code e;
+      if (!trace_ec && folder(p, e) == *trace_folder && !e) refuse(f);
+    }
+  }
   path_ = path;
   try {
     out_ = std::make_unique<io::writer>(path == "-" ? "./-" : path, 1);  // a file named "-"

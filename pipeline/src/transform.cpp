@@ -303,7 +303,7 @@ void detail::run_transform(const transform_op& op, const std::vector<input>& inp
   };
   detail::job_spec spec;
   spec.sources = detail::to_sources(inputs);
-  spec.outputs = outputs;
+  spec.outputs = &outputs;
   spec.frame = [&op](std::size_t i) { return op.frame(i); };
   // Fewer slots than `window` and the limits above assume only tighten them.
   spec.may_shrink_slots = !slots_given;
