@@ -255,10 +255,13 @@ TEST_CASE("a cancel that comes once every output is in place does not fail the j
   test::write_file(dir.file("a.out"), "old", 3);
   std::atomic<bool> stop{false};
   reverse_op op;
-  // The last chunk sets the flag and waits past the monitor's 50 ms check, so that the job has
-  // failed as cancelled before that chunk is delivered and its output committed.
-  op.hook = [&stop](const chunk_info& info) {
-    if (!info.last) return;
+  // The chunk processed last (one lane, but chunks may come out of order: the last one is not
+  // always the one with info.last) sets the flag and waits past the monitor's 50 ms check, so
+  // that the job has failed as cancelled before that chunk is delivered and its output committed.
+  const std::size_t chunks = (a.size() + 4095) / 4096;
+  std::size_t seen = 0;
+  op.hook = [&](const chunk_info&) {
+    if (++seen != chunks) return;
     stop = true;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   };
@@ -268,19 +271,20 @@ TEST_CASE("a cancel that comes once every output is in place does not fail the j
   REQUIRE_NOTHROW(run(op, {{dir.file("a")}}, {dir.file("a.out")}, o, &rep));
   CHECK(read_all(dir.file("a.out")) == expected(a, 4096));
   CHECK(entries(dir.path()) == 2);
-  // Two outputs, the cancel at the first one's last chunk: the second is not made, so the job is
-  // cancelled (and the first, whole, stays).
-  test::write_file(dir.file("b"), a.data(), a.size());
+  // Two outputs, the cancel at the first one's last chunk to be processed: the second (a thousand
+  // chunks, most not read yet) is not made, so the job is cancelled, and the first, whole, stays.
+  const auto b = random_bytes(4'000'000, 6);
+  test::write_file(dir.file("b"), b.data(), b.size());
   stop = false;
-  bool first = true;
+  seen = 0;
   op.hook = [&](const chunk_info& info) {
-    if (!info.last || !first) return;
-    first = false;
+    if (info.input != 0 || ++seen != chunks) return;
     stop = true;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   };
   CHECK_THROWS_AS(run(op, {{dir.file("a")}, {dir.file("b")}}, {dir.file("a2"), dir.file("b2")}, o),
                   cancelled);
+  CHECK(read_all(dir.file("a2")) == expected(a, 4096));
   CHECK_FALSE(std::filesystem::exists(dir.file("b2")));
 }
 
