@@ -272,17 +272,17 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
     if (!e || e->hex.size() != want_hex) {
       ++malformed;
       if (!how.status)
-        std::fprintf(
-            stderr, "hetpipe: %s:%zu: not a %s checksum line ('HEX  NAME', %zu hex digits)\n",
-            sum_file.c_str(), n, std::string(checksum_algo_name(spec.algo)).c_str(), want_hex);
+        print_error(sum_file + ":" + std::to_string(n),
+                    "not a " + std::string(checksum_algo_name(spec.algo)) +
+                        " checksum line ('HEX  NAME', " + std::to_string(want_hex) +
+                        " hex digits)");
       return;
     }
     e->line = n;
     entries.push_back(std::move(*e));
   });
   if (entries.empty()) {
-    std::fprintf(stderr, "hetpipe: %s: no properly formatted checksum lines found\n",
-                 sum_file.c_str());
+    print_error(sum_file, "no properly formatted checksum lines found");
     return 1;
   }
   // Files that cannot be opened are reported and left out of the job; the rest go in one job.
@@ -346,8 +346,7 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
   }
   out.flush();
   const bool none_verified = how.ignore_missing && verified == 0;
-  if (none_verified && !how.status)
-    std::fprintf(stderr, "hetpipe: %s: no file was verified\n", sum_file.c_str());
+  if (none_verified && !how.status) print_error(sum_file, "no file was verified");
   if (how.status) return malformed || unreadable || failed || none_verified ? 1 : 0;
   if (malformed)
     std::fprintf(stderr, "hetpipe: WARNING: %zu line%s improperly formatted\n", malformed,

@@ -191,11 +191,12 @@ nlohmann::json to_json(const checksum_result& r, const checksum_spec& spec) {
   return j;
 }
 
-std::string printed_name(const std::string& name, bool& escaped) {
-  escaped = name.find_first_of("\\\n\r") != std::string::npos;
-  if (!escaped) return name;
+namespace {
+
+std::string escaped_text(const std::string& text) {
   std::string esc;
-  for (char c : name) {
+  esc.reserve(text.size() + 8);
+  for (char c : text) {
     if (c == '\\')
       esc += "\\\\";
     else if (c == '\n')
@@ -208,14 +209,26 @@ std::string printed_name(const std::string& name, bool& escaped) {
   return esc;
 }
 
+}  // namespace
+
+std::string printed_name(const std::string& name, bool& escaped) {
+  escaped = name.find_first_of("\\\n\r") != std::string::npos;
+  return escaped ? escaped_text(name) : name;
+}
+
 void print_error(const std::string& file, const std::string& reason) {
+  // A reason may quote a name too (a file another names, a command-line word): a line break there
+  // is escaped the same way, and then the file's backslashes are, so that the line reads back.
+  const bool escaped = file.find_first_of("\\\n\r") != std::string::npos ||
+                       reason.find_first_of("\n\r") != std::string::npos;
+  const std::string shown_reason = escaped ? escaped_text(reason) : reason;
   if (file.empty()) {
-    std::fprintf(stderr, "hetpipe: %s\n", reason.c_str());
+    std::fprintf(stderr, "hetpipe: %s%s\n", escaped ? "\\" : "", shown_reason.c_str());
     return;
   }
-  bool escaped = false;
-  const std::string shown = printed_name(file, escaped);
-  std::fprintf(stderr, "hetpipe: %s%s: %s\n", escaped ? "\\" : "", shown.c_str(), reason.c_str());
+  const std::string shown = escaped ? escaped_text(file) : file;
+  std::fprintf(stderr, "hetpipe: %s%s: %s\n", escaped ? "\\" : "", shown.c_str(),
+               shown_reason.c_str());
 }
 
 }  // namespace hetpipe::cli

@@ -343,12 +343,13 @@ int main(int argc, char** argv) {
       } catch (const CLI::OptionNotFound&) {
       }
       if (!sub) {
-        std::fprintf(stderr, "hetpipe: unknown command '%s' (see --help)\n", argv[i]);
+        hetpipe::cli::print_error("",
+                                  "unknown command '" + std::string(argv[i]) + "' (see --help)");
         return 2;
       }
       level = sub;
     }
-    std::fprintf(stderr, "hetpipe: %s (see --help)\n", e.what());
+    hetpipe::cli::print_error("", std::string(e.what()) + " (see --help)");
     return 2;
   }
 
@@ -524,7 +525,7 @@ int main(int argc, char** argv) {
     hetpipe::cli::print_error(e.file(), e.reason());  // one line, whatever the name holds
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "hetpipe: internal error: %s\n", e.what());
+    hetpipe::cli::print_error("", std::string("internal error: ") + e.what());
     return 1;
   }
   // What went to standard output must have reached it (a full disk, a closed pipe's reader gone):

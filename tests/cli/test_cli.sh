@@ -139,6 +139,14 @@ rm -f "$tmp/wide.npy"
 # A name with a newline stays on one line (escaped, the line marked by a leading backslash).
 expect_error "missing file named with a newline" 1 "\\\\$tmp/a\\\\nb: no such file" -- stats --dtype u8 "$tmp/a"$'\n'"b"
 expect_error "unknown command" 2 "unknown command 'frob'" -- frob
+# A name a reason quotes is escaped too (the trace's, a command's, a dtype, an option's value).
+expect_error "command named with a newline" 2 "\\\\unknown command 'fr\\\\nob'" -- $'fr\nob'
+expect_error "dtype with a newline" 2 "\\\\unknown --dtype 'u\\\\n8'" -- stats --dtype $'u\n8' "$tmp/seven"
+printf 'x' >"$tmp/in"$'\n'"put"
+expect_error "--trace naming an input with a newline" 2 "in\\\\nput: --trace names .*in\\\\nput, which the job reads" -- checksum "$tmp/in"$'\n'"put" --trace "$tmp/in"$'\n'"put"
+expect_error "size with a newline" 2 "\\\\invalid size 'a\\\\nb'" -- stats --chunk-size $'a\nb' "$tmp/seven"
+expect_error "CLI11's error with a newline" 2 "\\\\--device: g\\\\npu not in .*(see --help)" -- stats --device $'g\npu' "$tmp/seven"
+rm -f "$tmp/in"$'\n'"put"
 expect_error "unknown bench command" 2 "unknown command 'frob'" -- bench frob
 # --trace - is no file named "-" (standard output holds the results).
 cd "$tmp" || exit 1
