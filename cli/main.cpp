@@ -466,14 +466,20 @@ int main(int argc, char** argv) {
       hetpipe::job_report rep;
       hetpipe::run_images(img_spec, files, img_opt.to_options(), &rep);
       for (const auto& sk : rep.skipped) hetpipe::cli::print_error(sk.file, sk.reason);
-      const std::size_t written = files.size() - rep.skipped.size();
+      // A folder the walk could not open is reported among the failures, but is no image.
+      const auto folders = static_cast<std::size_t>(
+          std::count_if(files.begin(), files.end(), [](const auto& f) { return f.folder; }));
+      const std::size_t images = files.size() - folders;
+      const std::size_t failed = rep.skipped.size() - folders;
+      const std::size_t written = images - failed;
       if (img_opt.json) {
         nlohmann::json bad = nlohmann::json::array();
         for (const auto& sk : rep.skipped)
           bad.push_back({{"file", sk.file}, {"reason", sk.reason}});
-        std::cout << hetpipe::cli::json_text(nlohmann::json{{"images", files.size()},
+        std::cout << hetpipe::cli::json_text(nlohmann::json{{"images", images},
                                                             {"written", written},
                                                             {"failed", bad},
+                                                            {"folders_unread", folders},
                                                             {"bytes", rep.bytes},
                                                             {"seconds", rep.seconds},
                                                             {"cpu_lanes", rep.cpu_lanes},
@@ -484,8 +490,21 @@ int main(int argc, char** argv) {
                     written, written == 1 ? "" : "s", img_out.c_str(), rep.seconds,
                     hetpipe::format_size(rep.bytes).c_str(), rep.cpu_lanes, rep.gpu_lanes);
       if (!rep.skipped.empty()) {
-        std::fprintf(stderr, "hetpipe: %zu of %zu images failed; the other %zu were written\n",
-                     rep.skipped.size(), files.size(), written);
+        // "2 of 7 images failed; the other 5 were written", "1 folder could not be read; the
+        // 3 images found were written", or both.
+        const auto n = [](std::size_t k, const char* one, const char* many) {
+          return std::to_string(k) + (k == 1 ? one : many);
+        };
+        std::string line;
+        if (failed)
+          line = std::to_string(failed) + " of " + n(images, " image", " images") + " failed";
+        if (folders)
+          line +=
+              (failed ? " and " : "") + n(folders, " folder", " folders") + " could not be read";
+        line += failed ? "; the other " + n(written, " was", " were") + " written"
+                       : "; the " + n(written, " image", " images") + " found " +
+                             (written == 1 ? "was" : "were") + " written";
+        hetpipe::cli::print_error("", line);
         return 1;
       }
     } else if (*gen_images) {

@@ -510,7 +510,7 @@ std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool 
                        out.push_back({std::move(f), (dest / with_format(rel, format)).string()});
                      },
                      [&](const std::string& dir, int err) {
-                       out.push_back({dir, {}, errno_reason(err)});
+                       out.push_back({dir, {}, errno_reason(err), true});
                      },
                      [&](const std::string& dir) {
                        struct stat st {};

@@ -43,6 +43,8 @@ struct image_file {
   // Not empty: why input cannot be read (a path that does not exist, a folder the walk could not
   // open); run_images lists it in report->skipped with this reason, output then empty.
   std::string error;
+  // A folder the walk could not open (with its error): no image, though listed with them.
+  bool folder = false;
 };
 
 // The inputs named by `paths` and their outputs under `outdir`. A file keeps its name; a file
