@@ -100,6 +100,18 @@ u64 parse_uint(std::string_view item, std::string_view text, u64 max) {
   return v;
 }
 
+// An argument given as "key=value" (spaces around either) or as the value alone; another key is
+// refused by name (blur:s=1 said "'s=1' is not a number").
+std::string_view keyed_arg(std::string_view item, std::string_view name, std::string_view arg,
+                           std::string_view key) {
+  const auto eq = arg.find('=');
+  if (eq == std::string_view::npos) return arg;
+  const std::string_view given = trim(arg.substr(0, eq));
+  if (given != key)
+    bad(item, std::string(name) + " takes " + std::string(key) + "=..., not " + quoted(given));
+  return trim(arg.substr(eq + 1));
+}
+
 op parse_one(std::string_view item) {
   const auto colon = item.find(':');
   const std::string_view name = trim(item.substr(0, colon));
@@ -120,7 +132,7 @@ op parse_one(std::string_view item) {
   op o;
   if (name == "blur") {
     need_arg("blur:sigma=S");
-    if (arg.substr(0, 6) == "sigma=") arg.remove_prefix(6);
+    arg = keyed_arg(item, name, arg, "sigma");
     o.kind = op_kind::blur;
     o.sigma = parse_double(item, arg);
     if (!(o.sigma > 0 && o.sigma <= max_blur_sigma))
@@ -130,7 +142,7 @@ op parse_one(std::string_view item) {
   }
   if (name == "threshold") {
     need_arg("threshold:T (0..65535)");
-    if (arg.substr(0, 2) == "t=") arg.remove_prefix(2);
+    arg = keyed_arg(item, name, arg, "t");
     o.kind = op_kind::threshold;
     o.threshold = static_cast<u32>(parse_uint(item, arg, 65535));
     return o;
@@ -145,8 +157,8 @@ op parse_one(std::string_view item) {
       if (o.factor > max_dimension) bad(item, "the factor is too large");
       return o;
     }
-    o.width = static_cast<u32>(parse_uint(item, arg.substr(0, x), max_dimension));
-    o.height = static_cast<u32>(parse_uint(item, arg.substr(x + 1), max_dimension));
+    o.width = static_cast<u32>(parse_uint(item, trim(arg.substr(0, x)), max_dimension));
+    o.height = static_cast<u32>(parse_uint(item, trim(arg.substr(x + 1)), max_dimension));
     if (o.width == 0 || o.height == 0) bad(item, "width and height must be at least 1");
     if (u64{o.width} * o.height > max_pixels)
       bad(item, "more than " + std::to_string(max_pixels) + " pixels");

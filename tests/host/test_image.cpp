@@ -671,6 +671,13 @@ TEST_CASE("ops lists parse in order, with canonical text", "[image]") {
   CHECK(joined ==
         "gray,blur:sigma=1.5,sobel,resize:0.5,resize:640x480,invert,threshold:128,blur:sigma=2");
   CHECK(img::parse_ops("").empty());
+  // Spaces around any part, as around the items.
+  const auto spaced = img::parse_ops("blur: sigma = 1.5 ,threshold : t= 7,resize: 64 x 48 ");
+  REQUIRE(spaced.size() == 3);
+  CHECK(spaced[0].sigma == 1.5);
+  CHECK(spaced[1].threshold == 7);
+  CHECK(spaced[2].width == 64);
+  CHECK(spaced[2].height == 48);
 }
 
 TEST_CASE("bad ops lists are refused with the item and the reason", "[image]") {
@@ -679,6 +686,9 @@ TEST_CASE("bad ops lists are refused with the item and the reason", "[image]") {
   CHECK_THAT(parse_error("blur:sigma=0"), Contains("greater than 0"));
   CHECK_THAT(parse_error("blur:sigma=65"), Contains("at most 64"));
   CHECK_THAT(parse_error("blur:sigma=abc"), Contains("'abc' is not a number"));
+  CHECK_THAT(parse_error("blur:s=1"), Contains("blur takes sigma=..., not 's'"));
+  CHECK_THAT(parse_error("threshold:sigma=1"), Contains("threshold takes t=..., not 'sigma'"));
+  CHECK_THAT(parse_error("blur:sigma="), Contains("'' is not a number"));
   CHECK_THAT(parse_error("blur:sigma=nan"), Contains("not a number"));
   CHECK_THAT(parse_error("resize:0"), Contains("greater than 0"));
   CHECK_THAT(parse_error("resize:-2"), Contains("greater than 0"));
