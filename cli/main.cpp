@@ -501,9 +501,13 @@ int main(int argc, char** argv) {
         if (folders)
           line +=
               (failed ? " and " : "") + n(folders, " folder", " folders") + " could not be read";
-        line += failed ? "; the other " + n(written, " was", " were") + " written"
-                       : "; the " + n(written, " image", " images") + " found " +
-                             (written == 1 ? "was" : "were") + " written";
+        if (!written)
+          line += failed ? "; none was written" : "; no image was found";
+        else if (failed)
+          line += "; the other " + n(written, " was", " were") + " written";
+        else
+          line += "; the " + n(written, " image", " images") + " found " +
+                  (written == 1 ? "was" : "were") + " written";
         hetpipe::cli::print_error("", line);
         return 1;
       }

@@ -69,8 +69,17 @@ ctx_ptr open_png(const void* data, std::size_t size, spng_ihdr& ihdr, image_shap
       shape.channels = 4;
       break;
     case SPNG_COLOR_TYPE_INDEXED: {
+      // The palette first: without one the decoder's state is lost, and every later call said
+      // only "non-recoverable state". A missing tRNS is no error; any other failure is.
+      spng_plte plte{};
+      const int plte_err = spng_get_plte(ctx.get(), &plte);
+      if (plte_err == SPNG_ECHUNKAVAIL || plte_err == SPNG_ENOPLTE)
+        fail("bad PNG: a palette image without its palette (no PLTE before the pixel data)");
+      check(plte_err, "palette");
       spng_trns trns{};
-      shape.channels = spng_get_trns(ctx.get(), &trns) == 0 ? 4 : 3;
+      const int trns_err = spng_get_trns(ctx.get(), &trns);
+      if (trns_err != SPNG_ECHUNKAVAIL) check(trns_err, "transparency");
+      shape.channels = trns_err == 0 ? 4 : 3;
       break;
     }
     default:

@@ -90,6 +90,10 @@ rc=$?
 hetpipe: 1 of 2 images failed; the other 1 was written" ]] && ok ||
   bad "missing input among others: rc $rc: $(cat "$tmp/out" "$tmp/err")"
 rm -rf "$d/xm"
+"$HETPIPE" image --ops gray -o "$d/xm" "$d/nope.ppm" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && ! -e "$d/xm" && $(tail -1 "$tmp/err") == "hetpipe: 1 of 1 image failed; none was written" ]] && ok ||
+  bad "the only input missing: rc $rc: $(cat "$tmp/out" "$tmp/err")"
 # The same with a trace and a file larger than the chunk (two jobs, one trace file made ahead):
 # the missing input's empty output name made the trace's check fail the whole batch.
 "$HETPIPE" image --ops invert --chunk-size 4K --trace "$d/new-trace.json" -o "$d/xt" \

@@ -846,7 +846,7 @@ TEST_CASE("bad PNG files are refused with a clear reason", "[image]") {
   const auto short_data = make_png(4, 2, 8, 0, {0, 1, 2, 3, 4});  // 5 of 10 scanline bytes
   CHECK_THAT(decode_error(short_data), Contains("bad PNG"));
   const auto no_plte = make_png(1, 1, 8, 3, {0, 0});
-  CHECK_THAT(decode_error(no_plte), Contains("bad PNG"));
+  CHECK_THAT(decode_error(no_plte), Contains("bad PNG: a palette image without its palette"));
   const auto huge = make_png(2000000, 1, 8, 0, {0});
   CHECK_THAT(decode_error(huge), Contains("bad PNG"));
   const auto bad_depth = make_png(1, 1, 3, 0, {0, 0});
