@@ -8,6 +8,10 @@ trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+# Whether HETPIPE was built with AddressSanitizer or ThreadSanitizer (scripts/sanitize.sh), which
+# reserve terabytes of address space: such a build cannot run under ulimit -v, nor ask malloc for
+# more than 1 TiB and get null back.
+sanitized() { grep -qE "__(a|t)san_init" "$HETPIPE"; }
 
 # expect_error NAME EXPECTED_EXIT STDERR_PATTERN -- ARGS...: one line "hetpipe: ..." and no stdout.
 expect_error() {
@@ -28,7 +32,17 @@ expect_error() {
 # Sets interrupt_ms: the milliseconds from the signal to the job's end, as seen in 50 ms steps
 # (the CLI's 2 s deadline ends any job; a wait the first signal itself ends takes far less).
 interrupt_job() {
-  local job=$1 t0
+  local job=$1 t0 sig mask
+  # First until the job catches the signal (its handlers are installed once the command line is
+  # parsed: a signal before that ends it without its last words, or is ignored when the shell
+  # started it with the signal ignored), at most 5 s; then the delay.
+  sig=$(kill -l "${3:-INT}")
+  for _ in $(seq 100); do
+    mask=$(sed -n 's/^SigCgt:[[:space:]]*//p' "/proc/$job/status" 2>/dev/null)
+    [[ -n $mask ]] && (((16#$mask >> (sig - 1)) & 1)) && break
+    kill -0 "$job" 2>/dev/null || break
+    sleep 0.05
+  done
   sleep "${2:-0.5}"
   t0=$(date +%s%N)
   kill -"${3:-INT}" "$job"

@@ -246,7 +246,11 @@ rm -f "$d/s.out"
 expect_error "-i - with the data on stdin" 2 "standard input can hold the identities" -- decrypt -i - -o "$d/x.out" -
 expect_error "-R - twice" 2 "standard input can hold the recipients" -- encrypt -R - -R - -o "$d/x.age" "$d/p"
 # scrypt with work factor 30 wants 1 TiB: the error says so (once "OpenSSL: scrypt failed").
-PW=x expect_error "scrypt memory" 1 "work factor 30 failed: it needs [0-9]* MiB of memory" -- encrypt --passphrase-env PW --work-factor 30 -o "$d/x.age" "$d/p"
+if sanitized; then
+  echo "SKIP: scrypt memory (a sanitizer's allocator refuses 1 TiB by ending the process)"
+else
+  PW=x expect_error "scrypt memory" 1 "work factor 30 failed: it needs [0-9]* MiB of memory" -- encrypt --passphrase-env PW --work-factor 30 -o "$d/x.age" "$d/p"
+fi
 [[ ! -e "$d/x.out" && ! -e "$d/x.age" ]] && ok || bad "an output file was left behind"
 ls -a "$d" | grep -q hetpipe- && bad "temporary file left behind" || ok
 

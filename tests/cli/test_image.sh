@@ -134,9 +134,8 @@ if (( mem_kib * 1024 < 46340 * 46340 * 4 * 4 )); then
 else
   echo "SKIP: a result past this machine's memory ($mem_kib KiB) would be 34 GB"
 fi
-# (AddressSanitizer reserves terabytes of address space: a build with it cannot run under ulimit -v.)
-if grep -q __asan_init "$HETPIPE"; then
-  echo "SKIP: an AddressSanitizer build cannot run under ulimit -v"
+if sanitized; then
+  echo "SKIP: a sanitizer's build cannot run under ulimit -v"
 else
   (
     ulimit -v 3000000

@@ -714,20 +714,23 @@ TEST_CASE_METHOD(fake_device_fixture,
   }
   SECTION("the projected length of a job decides whether its GPU lanes start at all") {
     // 400 chunks on 2 CPU lanes, projected from the first checks (every 20 ms): of 100 us each,
-    // about 20 ms in all, under auto_gpu_min_remaining; of 4 ms, 0.8 s, over it.
+    // about 20 ms in all, under auto_gpu_min_remaining (30 s: on a loaded machine one 20 ms
+    // window in which the lanes' sleeps stretched projected 0.6 s, and a threshold of 0.5 s
+    // started the GPU lanes in 11 runs of 30); of 4 ms, 0.8 s or more, over 0.5 s.
     struct row {
       std::chrono::microseconds host;
       bool start;
+      double min_remaining;
     };
-    for (const row r :
-         {row{std::chrono::microseconds(100), false}, row{std::chrono::microseconds(4000), true}}) {
+    for (const row r : {row{std::chrono::microseconds(100), false, 30.0},
+                        row{std::chrono::microseconds(4000), true, 0.5}}) {
       INFO(r.host.count() << " us a chunk");
       const auto registers = fc::stats().host_registers;
       sums_op op;
       std::atomic<unsigned> made{0};
       op.on.make = [&] { ++made; };
       op.on.host = [&](const chunk_info&) { std::this_thread::sleep_for(r.host); };
-      options.auto_gpu_min_remaining = 0.5;
+      options.auto_gpu_min_remaining = r.min_remaining;
       job_report rep;
       auto got = run(op, {{dir.file("x")}}, options, &rep);
       CHECK(static_cast<const sums&>(*got[0]).s.weighted == want.weighted);
@@ -775,8 +778,9 @@ TEST_CASE_METHOD(fake_device_fixture,
       launched[std::this_thread::get_id()].push_back(c.seq);
     }
     // Host work between launches (a PNG lane decodes its next batch): time for the previous
-    // batch's kernel to finish, as it has on a real device by then.
-    std::this_thread::sleep_for(std::chrono::microseconds(300));
+    // batch's kernel to finish, as it has on a real device by then (1 ms: the fake stream's
+    // thread may wait for a core on a loaded machine).
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   };
   op.on.collected = [&](const chunk_info& c) {
     std::lock_guard lock(m);

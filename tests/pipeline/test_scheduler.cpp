@@ -147,9 +147,12 @@ TEST_CASE("an error in one chunk stops the job promptly and surfaces the error",
   test::write_file(dir.file("a"), a.data(), a.size());
   std::atomic<int> processed{0};
   trail_op op;
+  // Each chunk costs 50 us or more: a lane that keeps going 4000 chunks has ignored the failure
+  // for 0.2 s or more (at a few microseconds a chunk it was one time slice of the failing lane).
   op.hook = [&](const chunk_info& info) {
     processed++;
     if (info.index == 5) throw input_error("a", "bad record in chunk 5");
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
   };
   const auto t0 = std::chrono::steady_clock::now();
   REQUIRE_THROWS_MATCHES(run(op, {{dir.file("a")}}, test::cpu_options(4096, 2)), input_error,

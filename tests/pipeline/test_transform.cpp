@@ -256,14 +256,15 @@ TEST_CASE("a cancel that comes once every output is in place does not fail the j
   std::atomic<bool> stop{false};
   reverse_op op;
   // The chunk processed last (one lane, but chunks may come out of order: the last one is not
-  // always the one with info.last) sets the flag and waits past the monitor's 50 ms check, so
-  // that the job has failed as cancelled before that chunk is delivered and its output committed.
+  // always the one with info.last) sets the flag and waits well past the monitor's 50 ms check (1
+  // s: the monitor may be starved on a loaded machine), so that the job has failed as cancelled
+  // before that chunk is delivered and its output committed.
   const std::size_t chunks = (a.size() + 4095) / 4096;
   std::size_t seen = 0;
   op.hook = [&](const chunk_info&) {
     if (++seen != chunks) return;
     stop = true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::this_thread::sleep_for(std::chrono::seconds(1));
   };
   auto o = test::cpu_options(4096, 1);
   o.cancel = &stop;
@@ -272,7 +273,8 @@ TEST_CASE("a cancel that comes once every output is in place does not fail the j
   CHECK(read_all(dir.file("a.out")) == expected(a, 4096));
   CHECK(entries(dir.path()) == 2);
   // Two outputs, the cancel at the first one's last chunk to be processed: the second (a thousand
-  // chunks, most not read yet) is not made, so the job is cancelled, and the first, whole, stays.
+  // chunks, most not read yet: the reader reads ahead at most a window of them) is not made, so the
+  // job is cancelled, and the first, whole, stays.
   const auto b = random_bytes(4'000'000, 6);
   test::write_file(dir.file("b"), b.data(), b.size());
   stop = false;
@@ -280,7 +282,7 @@ TEST_CASE("a cancel that comes once every output is in place does not fail the j
   op.hook = [&](const chunk_info& info) {
     if (info.input != 0 || ++seen != chunks) return;
     stop = true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::this_thread::sleep_for(std::chrono::seconds(1));
   };
   CHECK_THROWS_AS(run(op, {{dir.file("a")}, {dir.file("b")}}, {dir.file("a2"), dir.file("b2")}, o),
                   cancelled);
