@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run.sh BUILD SOURCE: installs BUILD into a temporary prefix, builds tests/install (a project that
-# finds hetpipe with find_package) against it, and runs what it built: the histogram sample,
-# checked against a plain count, and the installed command.
+# finds hetpipe with find_package) against it, and runs what it built: the histogram sample (with
+# its CUDA kernel where the package has GPU lanes and nvcc is here), checked against a plain
+# count, and the installed command.
 set -uo pipefail
 build=$1 src=$2
 tmp=$(mktemp -d)
@@ -19,4 +20,6 @@ cmake --build "$tmp/consumer" >"$tmp/build.log" 2>&1 || fail "build: $(tail -20 
 "$tmp/consumer/histogram" --check --chunk-size 64K "$src/samples/data/counts.u16" >"$tmp/out" 2>&1 ||
   fail "histogram --check: $(cat "$tmp/out")"
 "$tmp/prefix/bin/hetpipe" --version >/dev/null || fail "installed hetpipe --version"
-echo "installed package: find_package(hetpipe) built and ran the histogram sample"
+kernel="without its CUDA kernel (a package without GPU lanes, or no nvcc)"
+grep -q "with the sample's CUDA kernel" "$tmp/configure.log" && kernel="with its CUDA kernel"
+echo "installed package: find_package(hetpipe) built and ran the histogram sample $kernel"
