@@ -163,14 +163,8 @@ std::vector<std::optional<checksum_result>> digest_each(const std::vector<std::s
   };
   std::vector<std::size_t> read_once, files;
   for (std::size_t i = 0; i < names.size(); ++i) (once[i] ? read_once : files).push_back(i);
-  if (read_once.empty() || files.empty()) {
-    std::vector<std::size_t> all(names.size());
-    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-    digest(std::move(all));
-  } else {
-    digest(std::move(read_once));
-    digest(std::move(files));
-  }
+  digest(std::move(read_once));  // none of either kind: no job
+  digest(std::move(files));
   return out;
 }
 

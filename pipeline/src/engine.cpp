@@ -255,7 +255,10 @@ void engine::fail_cancelled() noexcept {
   {
     std::lock_guard lock(error_mutex_);
     if (complete_) return;
-    if (!error_) error_ = std::make_exception_ptr(cancelled());
+    if (!error_) {
+      error_ = std::make_exception_ptr(cancelled());
+      error_is_cancel_ = true;
+    }
   }
   stop();  // not fail(): run() may find the job complete before that would set error_ again
 }
@@ -1069,14 +1072,7 @@ void engine::run() {
     // A cancel that came once every output was in place (a signal during the last output's fsync)
     // stopped nothing: the job succeeded, and says so.
     std::lock_guard lock(error_mutex_);
-    if (error_ && spec_.complete && spec_.complete()) {
-      try {
-        std::rethrow_exception(error_);
-      } catch (const cancelled&) {
-        error_ = nullptr;
-      } catch (...) {
-      }
-    }
+    if (error_is_cancel_ && spec_.complete && spec_.complete()) error_ = nullptr;
     complete_ = !error_;
   }
   const double secs =

@@ -248,6 +248,7 @@ class engine {
   std::atomic<bool> failed_{false};
   std::mutex error_mutex_;
   std::exception_ptr error_;
+  bool error_is_cancel_ = false;  // error_ is fail_cancelled()'s (under error_mutex_)
   // Every chunk done and every output made (after_lanes returned) without an error: a cancel that
   // comes now changes nothing, and the job succeeds (under error_mutex_).
   bool complete_ = false;

@@ -260,9 +260,9 @@ TEST_CASE("a cancel that comes once every output is in place does not fail the j
   // s: the monitor may be starved on a loaded machine), so that the job has failed as cancelled
   // before that chunk is delivered and its output committed.
   const std::size_t chunks = (a.size() + 4095) / 4096;
-  std::size_t seen = 0;
-  op.hook = [&](const chunk_info&) {
-    if (++seen != chunks) return;
+  std::size_t seen = 0;  // chunks of the first input processed
+  op.hook = [&](const chunk_info& info) {
+    if (info.input != 0 || ++seen != chunks) return;
     stop = true;
     std::this_thread::sleep_for(std::chrono::seconds(1));
   };
@@ -279,11 +279,6 @@ TEST_CASE("a cancel that comes once every output is in place does not fail the j
   test::write_file(dir.file("b"), b.data(), b.size());
   stop = false;
   seen = 0;
-  op.hook = [&](const chunk_info& info) {
-    if (info.input != 0 || ++seen != chunks) return;
-    stop = true;
-    std::this_thread::sleep_for(std::chrono::seconds(1));
-  };
   CHECK_THROWS_AS(run(op, {{dir.file("a")}, {dir.file("b")}}, {dir.file("a2"), dir.file("b2")}, o),
                   cancelled);
   CHECK(read_all(dir.file("a2")) == expected(a, 4096));
