@@ -6,6 +6,12 @@ samples=$here/../../samples/data
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0
+# The Python with numpy and scipy (tests/CMakeLists.txt passes the system one): a pyenv shim first
+# on PATH has neither. Exported, so that subshells and `bash -c` get it too.
+if [[ -n ${HETPIPE_PYTHON:-} ]]; then
+  python3() { "$HETPIPE_PYTHON" "$@"; }
+  export -f python3
+fi
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 # Whether HETPIPE was built with AddressSanitizer or ThreadSanitizer (scripts/sanitize.sh), which
