@@ -19,10 +19,11 @@
 #include "host/clones.hpp"
 #include "host/parallel.hpp"
 
-// The blur's passes and Sobel over samples <= 255 have AVX-512 builds of their own (*_avx512),
-// picked at run time (kernel_builds); elsewhere the loops' clones run (the vertical pass blocked
-// the same way for AVX2 ran 8% faster than the loops' AVX2 build, in a standalone copy of both on
-// the 2-core Zen 5 box: not kept). HETPIPE_NO_CLONES (portable builds) leaves the loops alone.
+// The blur's passes and Sobel over samples <= 255 have AVX-512 and AVX2 builds of their own
+// (*_avx512, *_avx2), picked at run time (kernel_builds); elsewhere the loops' clones run. The AVX2
+// build runs the chain gray,blur:sigma=2,sobel 1.7 times as fast as the loops' AVX2 clones on an
+// AVX2-only 2-core box (bench/RESULTS.md, seventeenth session). HETPIPE_NO_CLONES (portable
+// builds) leaves the loops alone.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(HETPIPE_NO_CLONES)
 #define HETPIPE_IMG_SIMD 1
 #include <immintrin.h>
@@ -39,13 +40,14 @@ using u64 = std::uint64_t;
 using i64 = std::int64_t;
 
 // The row kernels' builds, best last; kernel_builds() lists those this CPU runs.
-enum class kernel_build { loops, avx512 };
-constexpr std::string_view kernel_names[] = {"loops", "avx512"};
+enum class kernel_build { loops, avx512, avx2 };
+constexpr std::string_view kernel_names[] = {"loops", "avx512", "avx2"};
 std::vector<kernel_build> runnable_kernels() {
   std::vector<kernel_build> b;
 #if HETPIPE_IMG_SIMD
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f")) b.push_back(kernel_build::avx512);
+  if (__builtin_cpu_supports("avx2")) b.push_back(kernel_build::avx2);
 #endif
   b.push_back(kernel_build::loops);
   return b;
@@ -309,6 +311,88 @@ __attribute__((target("avx512f"))) void blur_h_u32_avx512(const u16* c, std::siz
   }
 }
 
+// The same two passes with AVX2, for CPUs without AVX-512. The vertical pass keeps 16 outputs'
+// 64-bit sums in registers across every tap; AVX2 has no 64-bit multiply, and the loops' AVX2
+// clone emulates one from three 32-bit ones where 32 x 32 -> 64 bits (vpmuludq) is all it needs.
+// Even and odd outputs are multiplied in place (vpmuludq reads the low half of each 64-bit lane),
+// without widening loads.
+__attribute__((target("avx2"), always_inline)) inline __m256i load8(const u32* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+__attribute__((target("avx2"))) void blur_v_u32_avx2(const u32* const* rows, std::size_t row,
+                                                     const blur_kernel& k, u32 maxval, u16* d) {
+  const int r = k.radius;
+  const __m256i half = _mm256_set1_epi64x(std::int64_t{1} << (2 * blur_shift - 1));
+  const __m256i top = _mm256_set1_epi32(static_cast<int>(maxval));
+  std::size_t i = 0;
+  for (; i + 16 <= row; i += 16) {
+    __m256i even[2], odd[2];  // outputs i + 8 j + (0, 2, 4, 6) and (1, 3, 5, 7)
+    const __m256i q0 = _mm256_set1_epi64x(k.q[0]);
+    for (int j = 0; j < 2; ++j) {
+      const __m256i v = load8(rows[r] + i + 8 * j);
+      even[j] = _mm256_mul_epu32(q0, v);
+      odd[j] = _mm256_mul_epu32(q0, _mm256_srli_epi64(v, 32));
+    }
+    for (int t = 1; t <= r; ++t) {
+      const __m256i q = _mm256_set1_epi64x(k.q[t]);
+      const u32* lo = rows[r - t] + i;
+      const u32* hi = rows[r + t] + i;
+      for (int j = 0; j < 2; ++j) {
+        const __m256i a = load8(lo + 8 * j), b = load8(hi + 8 * j);
+        even[j] = _mm256_add_epi64(
+            even[j], _mm256_add_epi64(_mm256_mul_epu32(q, a), _mm256_mul_epu32(q, b)));
+        odd[j] = _mm256_add_epi64(odd[j],
+                                  _mm256_add_epi64(_mm256_mul_epu32(q, _mm256_srli_epi64(a, 32)),
+                                                   _mm256_mul_epu32(q, _mm256_srli_epi64(b, 32))));
+      }
+    }
+    __m256i v[2];
+    for (int j = 0; j < 2; ++j) {
+      // blur_finish: each rounded sum is below 2^32, so even and odd interleave as 32-bit words.
+      const __m256i e = _mm256_srli_epi64(_mm256_add_epi64(even[j], half), 2 * blur_shift);
+      const __m256i o = _mm256_srli_epi64(_mm256_add_epi64(odd[j], half), 2 * blur_shift);
+      v[j] = _mm256_min_epu32(_mm256_or_si256(e, _mm256_slli_epi64(o, 32)), top);
+    }
+    // packus works within 128-bit halves: (v0 lo, v1 lo, v0 hi, v1 hi), put back in order.
+    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(v[0], v[1]), 0xD8);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), packed);
+  }
+  for (; i < row; ++i) {
+    u64 acc = u64{k.q[0]} * rows[r][i];
+    for (int t = 1; t <= r; ++t) acc += u64{k.q[t]} * rows[r - t][i] + u64{k.q[t]} * rows[r + t][i];
+    d[i] = static_cast<u16>(blur_finish(acc, maxval));
+  }
+}
+
+__attribute__((target("avx2"), always_inline)) inline __m256i widen8(const u16* p) {
+  return _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+__attribute__((target("avx2"))) void blur_h_u32_avx2(const u16* c, std::size_t row, std::size_t ch,
+                                                     const blur_kernel& k, u32* d) {
+  const int r = k.radius;
+  std::size_t i = 0;
+  for (; i + 16 <= row; i += 16) {
+    const __m256i q0 = _mm256_set1_epi32(static_cast<int>(k.q[0]));
+    __m256i a0 = _mm256_mullo_epi32(q0, widen8(c + i));
+    __m256i a1 = _mm256_mullo_epi32(q0, widen8(c + i + 8));
+    for (int t = 1; t <= r; ++t) {
+      const __m256i q = _mm256_set1_epi32(static_cast<int>(k.q[t]));
+      const u16* lo = c + i - t * ch;
+      const u16* hi = c + i + t * ch;
+      a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(q, _mm256_add_epi32(widen8(lo), widen8(hi))));
+      a1 = _mm256_add_epi32(
+          a1, _mm256_mullo_epi32(q, _mm256_add_epi32(widen8(lo + 8), widen8(hi + 8))));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), a0);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i + 8), a1);
+  }
+  for (; i < row; ++i) {
+    u32 acc = k.q[0] * u32{c[i]};
+    for (int t = 1; t <= r; ++t) acc += k.q[t] * (u32{*(c + i - t * ch)} + c[i + t * ch]);
+    d[i] = acc;
+  }
+}
+
 #pragma GCC diagnostic pop
 #endif
 
@@ -317,6 +401,8 @@ void blur_h_u32(const u16* c, std::size_t row, std::size_t ch, const blur_kernel
 #if HETPIPE_IMG_SIMD
     case kernel_build::avx512:
       return blur_h_u32_avx512(c, row, ch, k, d);
+    case kernel_build::avx2:
+      return blur_h_u32_avx2(c, row, ch, k, d);
 #endif
     default:
       return blur_h_u32_loops(c, row, ch, k, d);
@@ -329,6 +415,8 @@ void blur_v_u32(const u32* const* rows, std::size_t row, const blur_kernel& k, u
 #if HETPIPE_IMG_SIMD
     case kernel_build::avx512:
       return blur_v_u32_avx512(rows, row, k, maxval, d);
+    case kernel_build::avx2:
+      return blur_v_u32_avx2(rows, row, k, maxval, d);
 #endif
     default:
       return blur_v_u32_loops(rows, row, k, maxval, acc, d);
@@ -408,6 +496,34 @@ __attribute__((target("avx512f"))) void sobel_row_8_avx512(const u16* a, const u
   }
   if (i < row) sobel_row_8_loops(a + i, b + i, c + i, row - i, ch, maxval, d + i);
 }
+
+// The same with AVX2, 8 outputs at a time (the loops' clone computes the square root in doubles
+// by way of round_sqrt_small's conversion, which takes it out of 32-bit lanes).
+__attribute__((target("avx2"))) void sobel_row_8_avx2(const u16* a, const u16* b, const u16* c,
+                                                      std::size_t row, std::size_t ch, u32 maxval,
+                                                      u16* d) {
+  const __m256i top = _mm256_set1_epi32(static_cast<int>(maxval));
+  const __m256 half = _mm256_set1_ps(0.5f);
+  std::size_t i = 0;
+  for (; i + 8 <= row; i += 8) {
+    const __m256i al = widen8(a + i - ch), am = widen8(a + i), ar = widen8(a + i + ch);
+    const __m256i bl = widen8(b + i - ch), br = widen8(b + i + ch);
+    const __m256i cl = widen8(c + i - ch), cm = widen8(c + i), cr = widen8(c + i + ch);
+    const __m256i gx =
+        _mm256_sub_epi32(_mm256_add_epi32(_mm256_add_epi32(ar, cr), _mm256_slli_epi32(br, 1)),
+                         _mm256_add_epi32(_mm256_add_epi32(al, cl), _mm256_slli_epi32(bl, 1)));
+    const __m256i gy =
+        _mm256_sub_epi32(_mm256_add_epi32(_mm256_add_epi32(cl, cr), _mm256_slli_epi32(cm, 1)),
+                         _mm256_add_epi32(_mm256_add_epi32(al, ar), _mm256_slli_epi32(am, 1)));
+    const __m256i s = _mm256_add_epi32(_mm256_mullo_epi32(gx, gx), _mm256_mullo_epi32(gy, gy));
+    const __m256i m = _mm256_min_epu32(
+        _mm256_cvttps_epi32(_mm256_add_ps(_mm256_sqrt_ps(_mm256_cvtepi32_ps(s)), half)), top);
+    const __m128i packed =
+        _mm_packus_epi32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i), packed);
+  }
+  if (i < row) sobel_row_8_loops(a + i, b + i, c + i, row - i, ch, maxval, d + i);
+}
 #pragma GCC diagnostic pop
 #endif
 
@@ -417,6 +533,8 @@ void sobel_row_8(const u16* a, const u16* b, const u16* c, std::size_t row, std:
 #if HETPIPE_IMG_SIMD
     case kernel_build::avx512:
       return sobel_row_8_avx512(a, b, c, row, ch, maxval, d);
+    case kernel_build::avx2:
+      return sobel_row_8_avx2(a, b, c, row, ch, maxval, d);
 #endif
     default:
       return sobel_row_8_loops(a, b, c, row, ch, maxval, d);

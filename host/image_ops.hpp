@@ -74,8 +74,8 @@ struct op {
 // string is an empty list.
 std::vector<op> parse_ops(std::string_view list);
 
-// The builds of the CPU filters' row kernels this CPU runs, best first ("avx512", "loops"); the
-// filters use the first unless use_kernels picks another. For tests and benchmarks:
+// The builds of the CPU filters' row kernels this CPU runs, best first (of "avx512", "avx2",
+// "loops"); the filters use the first unless use_kernels picks another. For tests and benchmarks:
 // not to be called while another thread filters. All give the same bytes.
 std::vector<std::string_view> kernel_builds();
 bool use_kernels(std::string_view name);  // false when this CPU cannot run it
