@@ -22,7 +22,6 @@
 #include <filesystem>
 #include <map>
 #include <optional>
-#include <set>
 #include <thread>
 
 #include "host/image.hpp"
@@ -62,6 +61,8 @@ class image_op final : public transform_op {
         files_(files) {}
 
   framing frame(std::size_t) const override { return framing::whole_file(); }
+  // An image that cannot be written (a full disk, a read-only folder) fails alone, as a bad one.
+  bool outputs_fail_alone() const override { return true; }
 
   const std::vector<img::op>& ops() const { return ops_; }
   int level() const { return level_; }
@@ -485,6 +486,7 @@ void check_image_spec(const image_spec& spec) {
 
 std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool recursive,
                                     const std::string& outdir, image_output format) {
+  if (outdir.empty()) throw usage_error("image: no output folder");
   std::vector<image_file> out;
   const fs::path dest(outdir);
   const std::vector<detail::path_stat> stats = detail::stat_all(paths);
@@ -499,7 +501,10 @@ std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool 
       out.push_back({p, (dest / with_format(fs::path(p).filename(), format)).string()});
       continue;
     }
-    if (!recursive) throw io_error(p, "is a directory (-r walks folders)", -EISDIR);
+    if (!recursive) {  // failed alone, as a path that does not exist
+      out.push_back({p, {}, "is a directory (-r walks folders)"});
+      continue;
+    }
     // The output folder inside an input folder is not walked: a second run would take the first
     // one's outputs as inputs (as `cp -r` refuses to copy a folder into itself).
     struct stat dest_st {};
@@ -631,16 +636,43 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
   if (!large.empty() || !normal.empty()) {
     // Folders only now: a job refused (--device gpu without a GPU) creates none.
     if (opt.device == device_mode::gpu && gpu_count() == 0) detail::throw_no_gpu();
-    std::set<fs::path> made;  // each output folder once
-    for (const std::vector<std::size_t>* set : {&normal, &large}) {
+    // The output folders' common ancestor (the -o folder, or one below it) first: when it cannot
+    // be made, no image can be written, and the batch fails with one line. A folder below it
+    // that cannot be made (a file stands at its name) fails its own images alone.
+    std::optional<fs::path> root;
+    for (const std::vector<std::size_t>* set : {&normal, &large})
       for (const std::size_t i : *set) {
-        std::error_code ec;
         const fs::path parent = fs::path(files[i].output).parent_path();
-        if (parent.empty() || !made.insert(parent).second) continue;
-        fs::create_directories(parent, ec);
-        if (ec) throw io_error(parent.string(), errno_reason(ec.value()), -ec.value());
+        if (!root) {
+          root = parent;
+          continue;
+        }
+        fs::path common;
+        for (auto a = root->begin(), b = parent.begin();
+             a != root->end() && b != parent.end() && *a == *b; ++a, ++b)
+          common /= *a;
+        root = common;
       }
-    }
+    std::map<fs::path, int> made;  // each output folder once: its errno, 0 once made
+    const auto make = [&](const fs::path& folder) {
+      auto [at, fresh] = made.try_emplace(folder, 0);
+      if (fresh && !folder.empty()) {
+        std::error_code ec;
+        fs::create_directories(folder, ec);
+        at->second = ec.value();
+      }
+      return at->second;
+    };
+    if (const int err = make(*root)) throw io_error(root->string(), errno_reason(err), -err);
+    for (std::vector<std::size_t>* set : {&normal, &large})
+      std::erase_if(*set, [&](std::size_t i) {
+        const fs::path parent = fs::path(files[i].output).parent_path();
+        const int err = make(parent);
+        if (!err) return false;
+        early.push_back({i, files[i].input,
+                         "cannot create the folder " + parent.string() + ": " + errno_reason(err)});
+        return true;
+      });
   }
   const auto chunk_for = [](std::uint64_t largest) {
     constexpr std::uint64_t page = 4096;

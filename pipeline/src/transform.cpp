@@ -50,9 +50,12 @@ class prefix_retirer {
 // Each output is written as pieces 0 (the operator's prologue), 1 + chunk index, ...
 class outputs_state {
  public:
-  outputs_state(const transform_op& op, const std::vector<std::string>& paths, unsigned window,
+  outputs_state(const transform_op& op, const std::vector<input>& inputs,
+                const std::vector<std::string>& paths, unsigned window,
                 io::writer::observer observer, buffer_pool& pool)
       : op_(op),
+        alone_(op.outputs_fail_alone()),
+        inputs_(inputs),
         paths_(paths),
         window_(window),
         observer_(std::move(observer)),
@@ -64,17 +67,21 @@ class outputs_state {
   void commit_through(committer* c) { committer_ = c; }
 
   void deliver(const chunk_info& info, std::vector<std::byte> bytes) {
-    if (io::writer* w = open(info.input)) {  // none for an input skipped already
-      // The input may be skipped meanwhile (another lane's chunk of it refused): its writer is
-      // then aborted, and a write waiting there for that chunk's turn throws cancelled, a later
-      // one logic_error. Neither is the job's error then.
-      try {
-        w->write(info.index + 1, std::move(bytes));
-      } catch (const cancelled&) {
-        if (!skipped(info.input)) throw;
-      } catch (const std::logic_error&) {
-        if (!skipped(info.input)) throw;
+    try {
+      if (io::writer* w = open(info.input)) {  // none for an input skipped already
+        // The input may be skipped meanwhile (another lane's chunk of it refused): its writer is
+        // then aborted, and a write waiting there for that chunk's turn throws cancelled, a later
+        // one logic_error. Neither is the job's error then.
+        try {
+          w->write(info.index + 1, std::move(bytes));
+        } catch (const cancelled&) {
+          if (!skipped(info.input)) throw;
+        } catch (const std::logic_error&) {
+          if (!skipped(info.input)) throw;
+        }
       }
+    } catch (const io_error& e) {
+      if (!fail_alone(info.input, e)) throw;
     }
     count(info);
   }
@@ -120,16 +127,39 @@ class outputs_state {
       } catch (const input_skipped& e) {
         std::lock_guard lock(mutex_);
         outs_[i].skipped = true;
-        skipped_.push_back({i, e.file().empty() ? paths_[i] : e.file(), e.reason()});
+        skipped_.push_back({i, e.file().empty() ? inputs_[i].path : e.file(), e.reason()});
         continue;
       }
-      io::writer* w = open(i);
-      w->write(1, std::move(tail));
-      w->commit();
+      try {
+        io::writer* w = open(i);
+        w->write(1, std::move(tail));
+        w->commit();
+      } catch (const io_error& e) {
+        if (!fail_alone(i, e)) throw;
+      }
     }
   }
 
  private:
+  // An output that cannot be written: with outputs_fail_alone, its input is skipped (the writer
+  // aborted, its temporary file removed) and true returned; else false (the job's error).
+  bool fail_alone(std::size_t input, const io_error& e) {
+    if (!alone_) return false;
+    io::writer* w = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      auto& o = outs_[input];
+      if (!o.skipped) {
+        o.skipped = true;
+        skipped_.push_back(
+            {input, inputs_[input].path, "cannot write " + e.file() + ": " + e.reason()});
+        w = o.w.get();
+      }
+    }
+    if (w) w->abort();
+    return true;
+  }
+
   bool skipped(std::size_t input) {
     std::lock_guard lock(mutex_);
     return outs_[input].skipped;
@@ -146,17 +176,18 @@ class outputs_state {
       if (o.total && o.pieces == *o.total && !o.skipped) w = o.w.get();
     }
     if (!w) return;
-    if (committer_) {
-      committer_->submit(
-          [this, w] {
-            w->commit();
-            ++committed_;
-          },
-          w->bytes_queued());
-    } else {
-      w->commit();
-      ++committed_;
-    }
+    const auto commit = [this, w, input = info.input] {
+      try {
+        w->commit();
+        ++committed_;
+      } catch (const io_error& e) {
+        if (!fail_alone(input, e)) throw;
+      }
+    };
+    if (committer_)
+      committer_->submit(commit, w->bytes_queued());
+    else
+      commit();
   }
 
   // The input's writer, created (with its prologue as piece 0) on first use; none once the input
@@ -183,7 +214,9 @@ class outputs_state {
     bool skipped = false;
   };
   const transform_op& op_;
-  const std::vector<std::string>& paths_;
+  const bool alone_;
+  const std::vector<input>& inputs_;
+  const std::vector<std::string>& paths_;  // the outputs
   unsigned window_;
   io::writer::observer observer_;
   buffer_pool& pool_;
@@ -274,7 +307,7 @@ void detail::run_transform(const transform_op& op, const std::vector<input>& inp
   buffer_pool pool(std::size_t{o.slots} * o.chunk_size);
   // + the piece awaited + the prologue
   outputs_state outs(
-      op, outputs, window + 2,
+      op, inputs, outputs, window + 2,
       [&](std::uint64_t begin, std::uint64_t end, std::uint64_t bytes) {
         std::lock_guard lock(trace_mutex);
         if (tracing) tracing->trace_write(begin, end, bytes);

@@ -82,7 +82,44 @@ grep -q '"written": 2' "$tmp/out" && grep -q '"reason": "empty file' "$tmp/out" 
 # Usage errors: one line, exit 2 (or 1 for files), no output folder content.
 expect_error "bad op" 2 "unknown op" -- image --ops gray,blurr -o "$d/x" "$d/in/rgb-000000.ppm"
 expect_error "bad sigma" 2 "sigma" -- image --ops blur:sigma=0 -o "$d/x" "$d/in/rgb-000000.ppm"
-expect_error "folder without -r" 1 "is a directory" -- image --ops gray -o "$d/x" "$d/in"
+pushd "$tmp" >/dev/null  # where -o '' wrote its output once
+expect_error "no output folder" 2 "image: no output folder" -- image --ops gray -o "" "$d/in/rgb-000000.ppm"
+[[ ! -e rgb-000000.ppm ]] && ok || bad "-o '' wrote into the current folder"
+popd >/dev/null
+# A folder without -r is one of the batch's bad inputs (it used to end the batch): reported, and
+# the others are written.
+"$HETPIPE" image --ops gray -o "$d/xr" "$d/in/rgb-000000.ppm" "$d/in" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && -f "$d/xr/rgb-000000.ppm" && $(cat "$tmp/err") == "hetpipe: $d/in: is a directory (-r walks folders)
+hetpipe: 1 of 2 images failed; the other 1 was written" ]] && ok ||
+  bad "a folder without -r among files: rc $rc: $(cat "$tmp/out" "$tmp/err")"
+rm -rf "$d/xr"
+"$HETPIPE" image --ops gray -o "$d/xr" "$d/in" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && ! -e "$d/xr" && $(cat "$tmp/err") == "hetpipe: $d/in: is a directory (-r walks folders)
+hetpipe: 1 of 1 image failed; none was written" ]] && ok ||
+  bad "the only input a folder without -r: rc $rc: $(cat "$tmp/out" "$tmp/err")"
+# A file where an output folder must go fails that folder's images alone (it used to end the
+# batch with nothing written, naming no input).
+mkdir -p "$d/xs" && : >"$d/xs/sub"
+"$HETPIPE" image -r --ops invert -o "$d/xs" "$d/in" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+in_sub=$(find "$d/in/sub" -type f | wc -l)
+[[ $rc -eq 1 && -f "$d/xs/rgb-000002.ppm" && -f "$d/xs/sub" &&
+  $(grep -c "^hetpipe: $d/in/sub/.*: cannot create the folder $d/xs/sub: not a directory$" "$tmp/err") -eq $in_sub &&
+  $(tail -1 "$tmp/err") == "hetpipe: $in_sub of "*" images failed; the other "*" written" ]] && ok ||
+  bad "a file in an output folder's way: rc $rc: $(cat "$tmp/out" "$tmp/err")"
+rm -rf "$d/xs"
+# An output that cannot be written (here past `ulimit -f`'s 1 KiB: EFBIG, SIGXFSZ ignored) fails
+# alone, as a full disk would; the others are written, and no temporary file is left.
+(trap '' XFSZ; ulimit -f 1; exec "$HETPIPE" image --ops invert -o "$d/xf" "$d/in/rgb-000000.ppm" \
+  "$d/in/sub/g16-000000.pgm") >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && -f "$d/xf/g16-000000.pgm" && $(ls -A "$d/xf") == g16-000000.pgm &&
+  $(head -1 "$tmp/err") == "hetpipe: $d/in/rgb-000000.ppm: cannot write $d/xf/rgb-000000.ppm: "*"too large" &&
+  $(tail -1 "$tmp/err") == "hetpipe: 1 of 2 images failed; the other 1 was written" ]] && ok ||
+  bad "an output that cannot be written: rc $rc: $(ls -A "$d/xf"; cat "$tmp/out" "$tmp/err")"
+rm -rf "$d/xf"
 # A missing input is one of the batch's bad files: reported, and the others are written.
 "$HETPIPE" image --ops gray -o "$d/xm" "$d/nope.ppm" "$d/in/rgb-000000.ppm" >"$tmp/out" 2>"$tmp/err"
 rc=$?

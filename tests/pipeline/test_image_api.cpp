@@ -285,8 +285,14 @@ TEST_CASE("plan_images keeps names and folder layout, refuses clashes", "[pipeli
   // A named file is taken whatever its name (and refused later if it is no image).
   CHECK(plan_images({dir.file("in/readme.txt")}, false, "o", image_output::same).size() == 1);
 
-  CHECK_THROWS_MATCHES(plan_images({dir.file("in")}, false, dir.file("o"), image_output::same),
-                       io_error, test::what(Contains("is a directory")));
+  // A folder without recursive is an entry with its reason, as a missing path.
+  files = plan_images({dir.file("in")}, false, dir.file("o"), image_output::same);
+  REQUIRE(files.size() == 1);
+  CHECK(files[0].error == "is a directory (-r walks folders)");
+  CHECK(files[0].output.empty());
+  CHECK_FALSE(files[0].folder);  // counted as a failed input, not as a folder -r could not read
+  CHECK_THROWS_MATCHES(plan_images({dir.file("z.pgm")}, false, "", image_output::same), usage_error,
+                       test::what(Contains("no output folder")));
   // A missing path is an entry with its reason (reported with the bad images; the others go on).
   files =
       plan_images({dir.file("nope"), dir.file("z.pgm")}, false, dir.file("o"), image_output::same);

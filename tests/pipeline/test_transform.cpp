@@ -28,7 +28,9 @@ namespace {
 class reverse_op final : public transform_op {
  public:
   std::function<void(const chunk_info&)> hook;
+  bool alone = false;  // outputs_fail_alone
   framing frame(std::size_t) const override { return framing::records(1); }
+  bool outputs_fail_alone() const override { return alone; }
   void host(const chunk_info& info, std::span<const std::byte> data,
             std::vector<std::byte>& out) const override {
     if (hook) hook(info);
@@ -333,6 +335,46 @@ TEST_CASE("outputs are committed off the lanes; one that cannot be committed fai
     for (const auto& e : std::filesystem::directory_iterator(dir.path()))
       CHECK(e.path().filename().string().find(".hetpipe-") == std::string::npos);
   }
+}
+
+TEST_CASE("with outputs_fail_alone, an output that cannot be written fails only its input",
+          "[pipeline][transform]") {
+  test::temp_dir dir;
+  std::vector<input> in;
+  std::vector<std::string> out;
+  for (int i = 0; i < 6; ++i) {
+    const std::string name = "in" + std::to_string(i);
+    const auto bytes = random_bytes(i == 5 ? 0 : 9000 + i, 40 + i);  // input 5 is empty
+    test::write_file(dir.file(name), bytes.data(), bytes.size());
+    in.push_back({dir.file(name)});
+    out.push_back(dir.file("out" + std::to_string(i)));
+  }
+  // Output 2's temporary file cannot be created, nor empty input 5's (finish_empty); output 4's
+  // rename fails (a directory put in its way once its writer exists, as above).
+  out[2] = dir.file("no/such/out2");
+  out[5] = dir.file("no/such/out5");
+  reverse_op op;
+  op.alone = true;
+  int seen = 0;
+  op.hook = [&](const chunk_info& info) {
+    if (info.input == 4 && ++seen == 2) std::filesystem::create_directories(out[4] + "/blocker");
+  };
+  job_report rep;
+  run(op, in, out, test::cpu_options(4096, 1), &rep);
+  REQUIRE(rep.skipped.size() == 3);
+  const std::size_t failed[] = {2, 4, 5};
+  for (std::size_t k = 0; k < 3; ++k) {
+    CAPTURE(k);
+    CHECK(rep.skipped[k].input == failed[k]);
+    CHECK(rep.skipped[k].file == in[failed[k]].path);  // the input, as for a refused one
+    CHECK_THAT(rep.skipped[k].reason,
+               Catch::Matchers::StartsWith("cannot write " + out[failed[k]] + ": "));
+  }
+  CHECK_THAT(rep.skipped[1].reason, Catch::Matchers::Contains("cannot rename"));
+  for (const int i : {0, 1, 3}) CHECK(read_all(out[i]) == expected(read_all(in[i].path), 4096));
+  CHECK(std::filesystem::is_directory(out[4]));
+  for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+    CHECK(e.path().filename().string().find(".hetpipe-") == std::string::npos);
 }
 
 namespace {

@@ -51,21 +51,23 @@ struct image_file {
 // found in a folder (walked when `recursive`, sorted by name, only *.pgm *.ppm *.pnm *.png in any
 // letter case; links to folders are not followed, as find(1) walks) keeps its path below that
 // folder. With format pnm or png the extension becomes .pnm or .png. A path that does not exist,
-// or a folder below one that cannot be opened, is an entry with its error. Throws io_error for a
-// folder without `recursive`, usage_error when two inputs would write the same output or an
-// output would replace its own input.
+// a folder without `recursive`, or a folder below one that cannot be opened, is an entry with its
+// error. Throws usage_error for an empty outdir, when two inputs would write the same output, or
+// when an output would replace its own input.
 std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool recursive,
                                     const std::string& outdir, image_output format);
 
 // Runs the chain over every file; writes each output through a temporary file renamed on success
 // (creating its folder). A bad image (malformed header, truncated pixel data, unsupported format,
-// an output its format cannot hold) gets no output and is listed in report->skipped with its
-// reason; the others are written. Without a report, the first bad image is thrown after the job.
+// an output its format cannot hold), or one whose output cannot be written (its folder cannot be
+// made, a full disk, a read-only folder), gets no output and is listed in report->skipped with its
+// reason; the others are written. Where the output folders' common ancestor cannot be made, it
+// throws io_error before any work. Without a report, the first bad image is thrown after the job.
 // Options: chunk_size 0 sizes the chunk to the largest file, up to max_chunk_size; slots default to
 // what fits in 1 GiB of chunks. Files larger than the chunk run afterwards in a second job, one
 // at a time on one CPU lane with all the CPU threads (in every device mode); the report then sums
 // both jobs (bytes, chunks, seconds, lanes), and one trace holds both. Other errors
-// (I/O, CUDA) stop the job.
+// (reading, CUDA) stop the job.
 void run_images(const image_spec& spec, const std::vector<image_file>& files, const options& opt,
                 job_report* report = nullptr);
 

@@ -188,6 +188,11 @@ class transform_op {
     (void)device, (void)max_chunk, (void)buffers;
     return nullptr;
   }
+  // Whether an output that cannot be written (its temporary file cannot be created, a write or
+  // the rename fails: a full disk, a read-only folder) fails only its own input, which is then
+  // listed in job_report::skipped as a refused input is, while the job goes on with the others
+  // (a batch of independent files). By default it fails the job.
+  virtual bool outputs_fail_alone() const { return false; }
 };
 
 }  // namespace hetpipe
