@@ -8,6 +8,10 @@
 
 namespace hetpipe::cli {
 
+std::string count_of(std::uint64_t n, const std::string& noun) {
+  return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
+}
+
 std::string format_double(double v) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
@@ -158,10 +162,12 @@ std::string to_text(const system_info& s) {
      << " (this CPU runs";
   for (const auto& b : s.blake3_builds) os << (&b == &s.blake3_builds.front() ? " " : ", ") << b;
   os << "; HETPIPE_BLAKE3=NAME picks one)\n";
-  os << "job:      --device " << device_mode_name(o.device) << ": " << s.cpu_lanes << " CPU lanes";
+  os << "job:      --device " << device_mode_name(o.device) << ": "
+     << count_of(s.cpu_lanes, "CPU lane");
   if (s.gpu_lanes && s.cpu_lanes > o.cpu_threads_beside_gpu)
     os << " (" << o.cpu_threads_beside_gpu << " once GPU lanes run)";
-  os << ", " << s.gpu_lanes << " GPU lanes (" << o.gpu_buffers << " device buffers each)";
+  os << ", " << count_of(s.gpu_lanes, "GPU lane") << " (" << o.gpu_buffers
+     << " device buffers each)";
   if (o.device == device_mode::gpu && s.gpu_lanes == 0)
     os << ": no usable CUDA device, so such a job fails";
   os << "\n";

@@ -1,6 +1,7 @@
 // Text and JSON renderings of results for the command line.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -8,6 +9,9 @@
 #include <nlohmann/json.hpp>
 
 namespace hetpipe::cli {
+
+// "1 CPU lane", "2 CPU lanes": n and the noun, plural by an s unless n is 1.
+std::string count_of(std::uint64_t n, const std::string& noun);
 
 // Shortest decimal text that parses back to the same double ("nan", "inf", "-inf" otherwise).
 std::string format_double(double v);

@@ -93,9 +93,11 @@ void print_bench(const char* verb, std::uint64_t bytes, const hetpipe::job_repor
         << nlohmann::json{{"bytes", bytes}, {"seconds", rep.seconds}, {"gb_per_s", gbps}}.dump()
         << "\n";
   else
-    std::printf("%s %s in %.3f s: %.2f GB/s (%u CPU lanes, %u io threads, chunk %s)\n", verb,
-                hetpipe::format_size(bytes).c_str(), rep.seconds, gbps, rep.cpu_lanes,
-                rep.resolved.io_threads, hetpipe::format_size(rep.resolved.chunk_size).c_str());
+    std::printf("%s %s in %.3f s: %.2f GB/s (%s, %s, chunk %s)\n", verb,
+                hetpipe::format_size(bytes).c_str(), rep.seconds, gbps,
+                hetpipe::cli::count_of(rep.cpu_lanes, "CPU lane").c_str(),
+                hetpipe::cli::count_of(rep.resolved.io_threads, "io thread").c_str(),
+                hetpipe::format_size(rep.resolved.chunk_size).c_str());
 }
 
 std::vector<hetpipe::input> to_inputs(const std::vector<std::string>& files) {
@@ -486,9 +488,11 @@ int main(int argc, char** argv) {
                                                             {"gpu_lanes", rep.gpu_lanes}})
                   << "\n";
       } else if (rep.skipped.empty())
-        std::printf("%zu image%s written to %s in %.3f s (%s read, %u CPU lanes, %u GPU lanes)\n",
-                    written, written == 1 ? "" : "s", img_out.c_str(), rep.seconds,
-                    hetpipe::format_size(rep.bytes).c_str(), rep.cpu_lanes, rep.gpu_lanes);
+        std::printf("%s written to %s in %.3f s (%s read, %s, %s)\n",
+                    hetpipe::cli::count_of(written, "image").c_str(), img_out.c_str(), rep.seconds,
+                    hetpipe::format_size(rep.bytes).c_str(),
+                    hetpipe::cli::count_of(rep.cpu_lanes, "CPU lane").c_str(),
+                    hetpipe::cli::count_of(rep.gpu_lanes, "GPU lane").c_str());
       if (!rep.skipped.empty()) {
         // "2 of 7 images failed; the other 5 were written", "1 folder could not be read; the
         // 3 images found were written", or both.

@@ -168,13 +168,15 @@ pnm_header read_pnm_header(const void* data, std::size_t size) {
   r.raster_offset = h.raster_start();
   const std::size_t need = r.shape.samples() * bytes_per_sample(pnm_layout(r.shape));
   const std::size_t have = size - r.raster_offset;
+  const auto bytes = [](std::size_t n) {
+    return std::to_string(n) + (n == 1 ? " byte" : " bytes");
+  };
   if (have < need)
-    fail("PNM pixel data truncated: " + std::to_string(need - have) + " bytes missing (" +
-         std::to_string(need) + " expected for " + describe(r.shape) + ", " + std::to_string(have) +
-         " present)");
+    fail("PNM pixel data truncated: " + bytes(need - have) + " missing (" + std::to_string(need) +
+         " expected for " + describe(r.shape) + ", " + std::to_string(have) + " present)");
   if (have > need)
-    fail(std::to_string(have - need) +
-         " bytes after the PNM pixel data (multi-image PNM streams are not supported)");
+    fail(bytes(have - need) +
+         " after the PNM pixel data (multi-image PNM streams are not supported)");
   return r;
 }
 

@@ -582,6 +582,9 @@ std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool 
 void run_images(const image_spec& spec, const std::vector<image_file>& files, const options& opt,
                 job_report* report) {
   check_image_spec(spec);
+  // The options as given, before any work: a chunk size out of range (4K..1G) would otherwise
+  // only be replaced, every image larger than it going to the second job.
+  (void)resolve(opt);
   // Files that cannot be read are reported like bad images. One image is one chunk: the chunk is
   // sized to the largest file it holds, at most max_chunk_size (or the --chunk-size given). Larger
   // files (a 16384^2 RGB image of 16-bit samples is 1.5 GiB) run after the others, in a job of

@@ -99,7 +99,7 @@ if [[ -w /dev/full ]]; then
   expect_error "trace to a full disk" 1 "/dev/full: cannot write the trace file" -- checksum --trace /dev/full "$tmp/seven"
   [[ -c /dev/full ]] && ok || bad "/dev/full is gone"
 fi
-"$HETPIPE" info | grep -q 'CPU lanes' && "$HETPIPE" info | grep -q -- '--reads map' && [[ $("$HETPIPE" info --json --reads lane | python3 -c 'import json,sys; print(json.load(sys.stdin)["reads"])') == lane ]] && "$HETPIPE" info --json | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["chunk_size"] > 0 and j["auto_gpu_min_remaining_seconds"] == 0.5 and j["reads"] == "map" and j["cpu_lanes_beside_gpu"] <= j["cpu_lanes"]' && ok || bad "info"
+"$HETPIPE" info | grep -q 'CPU lane' && "$HETPIPE" info | grep -q -- '--reads map' && [[ $("$HETPIPE" info --json --reads lane | python3 -c 'import json,sys; print(json.load(sys.stdin)["reads"])') == lane ]] && "$HETPIPE" info --json | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["chunk_size"] > 0 and j["auto_gpu_min_remaining_seconds"] == 0.5 and j["reads"] == "map" and j["cpu_lanes_beside_gpu"] <= j["cpu_lanes"]' && ok || bad "info"
 
 # Bad input: one line, non-zero exit, nothing on stdout.
 printf '12345' >"$tmp/odd.bin"

@@ -82,6 +82,10 @@ grep -q '"written": 2' "$tmp/out" && grep -q '"reason": "empty file' "$tmp/out" 
 # Usage errors: one line, exit 2 (or 1 for files), no output folder content.
 expect_error "bad op" 2 "unknown op" -- image --ops gray,blurr -o "$d/x" "$d/in/rgb-000000.ppm"
 expect_error "bad sigma" 2 "sigma" -- image --ops blur:sigma=0 -o "$d/x" "$d/in/rgb-000000.ppm"
+# Once taken for 4 KiB (each image then larger than a chunk, in the second job's chunks).
+expect_error "--chunk-size 1" 2 "chunk-size must be between 4K and 1G" -- image --ops gray \
+  --chunk-size 1 -o "$d/x" "$d/in/rgb-000000.ppm"
+[[ ! -e "$d/x" ]] && ok || bad "--chunk-size 1 made the output folder"
 pushd "$tmp" >/dev/null  # where -o '' wrote its output once
 expect_error "no output folder" 2 "image: no output folder" -- image --ops gray -o "" "$d/in/rgb-000000.ppm"
 [[ ! -e rgb-000000.ppm ]] && ok || bad "-o '' wrote into the current folder"

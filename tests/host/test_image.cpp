@@ -745,9 +745,10 @@ TEST_CASE("PNM headers: comments and any whitespace, 16-bit big-endian", "[image
 
 TEST_CASE("bad PNM files are refused with a clear reason", "[image]") {
   CHECK_THAT(decode_error(bytes("P5\n2 2\n255\n\x01\x02\x03")),
-             Contains("truncated") && Contains("1 bytes missing"));
+             Contains("truncated") && Contains(": 1 byte missing"));
   CHECK_THAT(decode_error(bytes("P6\n2 1\n65535\n\x01")), Contains("11 bytes missing"));
-  CHECK_THAT(decode_error(bytes("P5\n1 1\n255\n\x01\x02")), Contains("1 bytes after"));
+  CHECK_THAT(decode_error(bytes("P5\n1 1\n255\n\x01\x02")),
+             Catch::Matchers::StartsWith("1 byte after"));
   CHECK_THAT(decode_error(bytes("P4\n8 1\n\xff")), Contains("unsupported PNM format P4"));
   CHECK_THAT(decode_error(bytes("P7\nWIDTH 1\n")), Contains("P7") && Contains("PAM"));
   CHECK_THAT(decode_error(bytes("P2\n1 1\n255\n7\n")), Contains("P2"));
