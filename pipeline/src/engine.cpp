@@ -76,34 +76,51 @@ void throw_no_gpu() {
 namespace {
 
 // Files of the kernel's pseudo file systems state a size that is not their content: 0 for /proc's
-// (whose content is made when read), 4096 for a /sys attribute. One statfs per file system
-// (device) of the job, not per file.
+// and the cgroup files' (whose content is made when read), 4096 for a /sys attribute. A FUSE file
+// system may do the same (lxcfs's /proc files in containers state 0): there a file of size 0 is
+// read to its end. One statfs per file system (device) of the job, not per file.
 class pseudo_fs_cache {
  public:
-  bool size_is_not_content(const std::string& path, dev_t dev) {
-    for (const auto& [d, pseudo] : seen_)
-      if (d == dev) return pseudo;
-    struct statfs fs {};
-    bool pseudo = false;
-    if (::statfs(path.c_str(), &fs) == 0) {
-      switch (static_cast<unsigned long>(fs.f_type)) {
-        case PROC_SUPER_MAGIC:
-        case SYSFS_MAGIC:
-        case DEBUGFS_MAGIC:
-        case TRACEFS_MAGIC:
-        case SECURITYFS_MAGIC:
-          pseudo = true;
-          break;
-        default:
-          break;
+  bool size_is_not_content(const std::string& path, dev_t dev, std::uint64_t size) {
+    kind k = kind::plain;
+    bool known = false;
+    for (const auto& [d, seen] : seen_)
+      if (d == dev) {
+        k = seen;
+        known = true;
+        break;
       }
+    if (!known) {
+      struct statfs fs {};
+      if (::statfs(path.c_str(), &fs) == 0) {
+        switch (static_cast<unsigned long>(fs.f_type)) {
+          case PROC_SUPER_MAGIC:
+          case SYSFS_MAGIC:
+          case DEBUGFS_MAGIC:
+          case TRACEFS_MAGIC:
+          case SECURITYFS_MAGIC:
+          case CGROUP_SUPER_MAGIC:
+          case CGROUP2_SUPER_MAGIC:
+          case BPF_FS_MAGIC:
+          case configfs_magic:
+            k = kind::pseudo;
+            break;
+          case FUSE_SUPER_MAGIC:
+            k = kind::fuse;
+            break;
+          default:
+            break;
+        }
+      }
+      seen_.emplace_back(dev, k);
     }
-    seen_.emplace_back(dev, pseudo);
-    return pseudo;
+    return k == kind::pseudo || (k == kind::fuse && size == 0);
   }
 
  private:
-  std::vector<std::pair<dev_t, bool>> seen_;
+  static constexpr unsigned long configfs_magic = 0x62656570;  // not in <linux/magic.h>
+  enum class kind { plain, pseudo, fuse };
+  std::vector<std::pair<dev_t, kind>> seen_;
 };
 
 // Set on a CPU lane's thread when the hybrid policy (cpu_lanes' accept) claimed the chunk that
@@ -842,7 +859,7 @@ void engine::run() {
     s.size = static_cast<std::uint64_t>(st.st_size);
     s.dev = static_cast<std::uint64_t>(st.st_dev);
     s.ino = static_cast<std::uint64_t>(st.st_ino);
-    if (pseudo.size_is_not_content(s.path, st.st_dev)) {  // /proc, /sys: to the end, as a pipe
+    if (pseudo.size_is_not_content(s.path, st.st_dev, s.size)) {  // /proc, /sys: to the end
       s.read_to_end = true;
       all_small = false;
       sizes_known_ = false;
