@@ -119,9 +119,9 @@ int open_error(const std::string& name, bool* once) {
 // over the others (a rare case; the first run's work on them is lost). Before that second run
 // every other file is tried with open_error, so that many unreadable files cost one run more, not
 // one each. Inputs whose bytes can be read only once (once[k]: standard input, pipes, FIFOs,
-// devices) have a job of their own, before the files' when there are both, so that a file's
-// failure never makes one of them read again; one of them that fails leaves the others of its
-// job unread. why[k]: the reason names[k] failed.
+// devices) have a job each, before the files', so that no failure of another input makes one of
+// them read again (a device that fails cost the digests of the pipes read with it, once).
+// why[k]: the reason names[k] failed.
 std::vector<std::optional<checksum_result>> digest_each(const std::vector<std::string>& names,
                                                         const std::vector<bool>& once,
                                                         const checksum_spec& spec,
@@ -163,8 +163,8 @@ std::vector<std::optional<checksum_result>> digest_each(const std::vector<std::s
   };
   std::vector<std::size_t> read_once, files;
   for (std::size_t i = 0; i < names.size(); ++i) (once[i] ? read_once : files).push_back(i);
-  digest(std::move(read_once));  // none of either kind: no job
-  digest(std::move(files));
+  for (const std::size_t i : read_once) digest({i});
+  digest(std::move(files));  // none: no job
   return out;
 }
 

@@ -85,8 +85,9 @@ std::string uv_words(int code) {
     case UV_EISDIR:
       return "is a directory";
     case UV_EACCES:
-    case UV_EPERM:
       return "permission denied";
+    case UV_EPERM:
+      return "operation not permitted";
     case UV_ENOENT:
       return "no such file or directory";
     case UV_ENOTDIR:
@@ -105,8 +106,14 @@ std::string uv_words(int code) {
     case UV_EOF:
       return "unexpected end of file";
     default:
-      return uv_strerror(code);
+      break;
   }
+  // libuv names the errors it maps; others (EBADFD from /dev/net/tun, say) it calls "Unknown
+  // system error -77". Its codes are negated errno values on Linux: the C library names them.
+  std::string words = uv_strerror(code);
+  if (code < 0 && code > -1000 && words.starts_with("Unknown system error"))
+    return errno_reason(-code);
+  return words;
 }
 
 }  // namespace detail

@@ -138,6 +138,15 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("uv_words names libuv's codes, and the errno values libuv has no name for",
+          "[io][reader]") {
+  CHECK(hetpipe::io::detail::uv_words(UV_ENOENT) == "no such file or directory");
+  CHECK(hetpipe::io::detail::uv_words(UV_EPERM) == "operation not permitted");
+  // libuv: "Unknown system error -77" (EBADFD: /dev/net/tun without an interface)
+  CHECK(hetpipe::io::detail::uv_words(-EBADFD) == "file descriptor in bad state");
+  CHECK(hetpipe::io::detail::uv_words(UV_EOF) == "unexpected end of file");
+}
+
 TEST_CASE("A data region (offset and length) is read and nothing outside it", "[io][reader]") {
   temp_dir dir;
   auto data = random_bytes(10000, 7);
