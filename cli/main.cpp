@@ -374,10 +374,10 @@ int main(int argc, char** argv) {
         (*decrypt && dec_in == "-") || (*bench_read && names_stdin(bench_files)) ||
         (*bench_copy && copy_in == "-");
     if (closed[0] && reads_stdin) throw hetpipe::io_error("-", "standard input is closed");
-    // (image, gen and gen-images print only a summary there)
-    const bool writes_stdout = *stats || *sum || *info || *bench_read || *bench_copy ||
-                               (*keygen && keygen_out == "-") || (*encrypt && enc_out == "-") ||
-                               (*decrypt && dec_out == "-");
+    // (image, gen and gen-images print only a summary there; check --status prints nothing)
+    const bool writes_stdout = *stats || (*sum && !(*check_opt && sum_how.status)) || *info ||
+                               *bench_read || *bench_copy || (*keygen && keygen_out == "-") ||
+                               (*encrypt && enc_out == "-") || (*decrypt && dec_out == "-");
     if (closed[1] && writes_stdout) throw hetpipe::io_error("-", "standard output is closed");
     if (*stats) {
       std::optional<hetpipe::dtype> t;

@@ -215,6 +215,12 @@ rc=$?
   bad "--check --status, failures: rc $rc: $(cat "$tmp/out" "$tmp/err")"
 (cd "$d" && "$HETPIPE" checksum --check "$tmp/sums" --status) >"$tmp/out" 2>"$tmp/err" &&
   [[ ! -s "$tmp/out" && ! -s "$tmp/err" ]] && ok || bad "--check --status, all OK: $(cat "$tmp/out" "$tmp/err")"
+# --status writes nothing on stdout, which may then be closed (as with sha256sum -c --status).
+(cd "$d" && "$HETPIPE" checksum --check "$tmp/sums" --status >&-) 2>"$tmp/err" && [[ ! -s "$tmp/err" ]] &&
+  ok || bad "--check --status with stdout closed: $(cat "$tmp/err")"
+(cd "$d" && "$HETPIPE" checksum --check "$tmp/sums2" --status >&-) 2>"$tmp/err"
+[[ $? -eq 1 ]] && ! grep -q "standard output" "$tmp/err" && ok ||
+  bad "--check --status, failures, with stdout closed: $(cat "$tmp/err")"
 sed -e 's# odd$# gone#' "$tmp/sums" >"$tmp/sums5"
 (cd "$d" && "$HETPIPE" checksum --check "$tmp/sums5" --ignore-missing) >"$tmp/out" 2>"$tmp/err" &&
   [[ $(cat "$tmp/out") == $'one: OK\nm3: OK\nsub/a: OK' && ! -s "$tmp/err" ]] && ok ||
