@@ -176,7 +176,8 @@ int main(int argc, char** argv) {
   sum->add_option("files", sum_files, "files (- = stdin; folders with -r)");
   sum->add_option("-a,--algorithm", sum_algo, "blake3 | crc32c | crc32 (default blake3)")
       ->check(CLI::IsMember({"blake3", "crc32c", "crc32"}));
-  sum->add_flag("-r,--recursive", sum_recursive, "walk folders (sorted, links to folders skipped)");
+  auto* recursive_opt = sum->add_flag("-r,--recursive", sum_recursive,
+                                      "walk folders (sorted, links to folders skipped)");
   // An empty file name (an unset shell variable) is refused, not taken for the option's absence:
   // --keyed "$KEYFILE" must not quietly hash without a key.
   const CLI::Validator named([](std::string& v) { return v.empty() ? "an empty file name" : ""; },
@@ -192,7 +193,9 @@ int main(int argc, char** argv) {
   sum->add_flag("--ignore-missing", sum_how.ignore_missing,
                 "with --check: skip listed files that do not exist (fail if none is left)")
       ->needs(check_opt);
-  sum->add_option("-l,--length", sum_length, "BLAKE3 output bytes (extended output; default 32)");
+  recursive_opt->excludes(check_opt);  // the list names the files
+  sum->add_option("-l,--length", sum_length,
+                  "BLAKE3 output bytes, 1..67108864 (extended output; default 32)");
   auto* keyed_opt =
       sum->add_option("--keyed", sum_keyfile,
                       "keyed BLAKE3 with the 32-byte key in KEYFILE (- = stdin, as b3sum reads it)")
@@ -394,6 +397,9 @@ int main(int argc, char** argv) {
       hetpipe::checksum_spec spec;
       spec.algo = *hetpipe::parse_checksum_algo(sum_algo);
       spec.length = sum_length;
+      // validate() sees only the length, and takes 32 for the default ("-a crc32 -l 32" passed).
+      if (sum->count("--length") && spec.algo != hetpipe::checksum_algo::blake3)
+        throw hetpipe::usage_error("--length is for BLAKE3 only (-a blake3)");
       if (*keyed_opt && sum_keyfile == "-") {
         if (*check_opt && sum_check == "-")
           throw hetpipe::usage_error(

@@ -121,6 +121,9 @@ expect_error "missing file" 1 "nope: no such file or directory" -- checksum "$d/
 head -c 31 "$d/m3" >"$tmp/shortkey"
 expect_error "short key file" 1 "shortkey: .*exactly 32 bytes" -- checksum --keyed "$tmp/shortkey" "$d/one"
 expect_error "--length with crc" 2 "BLAKE3 only" -- checksum -a crc32 --length 8 "$d/one"
+# 32, the default length, was taken for no --length at all.
+expect_error "--length 32 with crc" 2 "BLAKE3 only" -- checksum -a crc32 -l 32 "$d/one"
+expect_error "-r with --check" 2 "--recursive excludes --check" -- checksum -r --check "$d/one"
 expect_error "--derive-key with crc" 2 "--derive-key is for BLAKE3 only" -- checksum -a crc32c --derive-key c "$d/one"
 expect_error "--derive-key with --keyed" 2 "excludes" -- checksum --derive-key c --keyed "$tmp/shortkey" "$d/one"
 expect_error "--raw of two inputs" 2 "--raw writes one digest: give one input, not 2" -- checksum --raw "$d/one" "$d/k1"
