@@ -337,6 +337,13 @@ if [[ -n $cg ]]; then
 else
   echo "SKIP: no cgroup file with content found (no cgroup mount here)" >&2
 fi
+# --progress ends with the job's own figures (it left the last update, up to 250 ms old: 0 B here,
+# where the job read 2 MiB).
+head -c 2097152 /dev/zero >"$tmp/two"
+(head -c 1048576 "$tmp/two"; sleep 1; tail -c 1048576 "$tmp/two") |
+  "$HETPIPE" checksum --progress - 2>"$tmp/err" >/dev/null &&
+  [[ $(tr '\r' '\n' <"$tmp/err" | tail -1) == "hetpipe: 2 MiB  "* ]] && ok ||
+  bad "--progress's last line: $(cat -A "$tmp/err")"
 # A device that fails when read costs nothing of the pipes beside it (they shared its job, and were
 # reported as "cannot be read again"); libuv's "Unknown system error -77" is named.
 if [[ -c /dev/net/tun ]] && ! head -c1 /dev/net/tun >/dev/null 2>&1; then
