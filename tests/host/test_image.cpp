@@ -899,6 +899,11 @@ TEST_CASE("PNG text chunks that inflate beyond the limits are refused, not infla
   const auto bomb = make_png(2, 1, 8, 0, {0, 7, 9}, {{"zTXt", ztxt(400000)}});  // 100 MiB
   REQUIRE(bomb.size() < (std::size_t{1} << 20));
   CHECK_THAT(decode_error(bomb), Contains("bad PNG") && Contains("ancillary chunks"));
+  // libspng's limit on inflated text is half the chunk limit: the message says 8 MiB (it said 16).
+  const auto under = make_png(2, 1, 8, 0, {0, 7, 9}, {{"zTXt", ztxt(32500)}});  // 8 385 000 bytes
+  CHECK(img::decode_png(under.data(), under.size()).samples == u16v{7, 9});
+  const auto over = make_png(2, 1, 8, 0, {0, 7, 9}, {{"zTXt", ztxt(32600)}});  // 8 410 800 bytes
+  CHECK_THAT(decode_error(over), Contains("8 MiB of compressed text once inflated"));
 }
 
 TEST_CASE("decode_png into a caller's buffer gives decode_png's samples, shape and errors",
