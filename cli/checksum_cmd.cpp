@@ -95,10 +95,12 @@ std::array<std::uint8_t, 32> read_key_file(const std::string& path,
 
 namespace {
 
-// errno when `name` cannot be opened for reading (0 when it can; "-" can): stat first, as a folder
-// opens but cannot be read and opening a FIFO would wait for its writer (FIFOs and devices go to
-// the job unopened, and say there what they are). *once: whether its bytes can be read only once
-// (standard input, a pipe, FIFO, socket or character device).
+// errno when `name` cannot be opened for reading, or (a regular file) its first byte cannot be
+// read (0 when it can; "-" can): stat first, as a folder opens but cannot be read and opening a
+// FIFO would wait for its writer (FIFOs and devices go to the job unopened, and say there what
+// they are). *once: whether its bytes can be read only once (standard input, a pipe, FIFO,
+// socket or character device). The first byte: a file that opens and fails at once when read
+// (/proc/PID/mem) would otherwise cost digest_each a run of the job for each such file.
 int open_error(const std::string& name, bool* once) {
   *once = name == "-";
   if (*once) return 0;
@@ -109,7 +111,10 @@ int open_error(const std::string& name, bool* once) {
   if (S_ISREG(st.st_mode)) {
     const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return errno;
+    char byte;
+    const int err = ::pread(fd, &byte, 1, 0) < 0 ? errno : 0;
     ::close(fd);
+    return err;
   }
   return 0;
 }
