@@ -8,8 +8,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <iostream>
+#include <mutex>
 #include <sstream>
+#include <utility>
 
 #include <hetpipe/error.hpp>
 
@@ -119,22 +122,25 @@ int open_error(const std::string& name, bool* once) {
   return 0;
 }
 
-// The digests of `names`, by position. A file that fails (it cannot be opened, or its read fails
-// midway) is left out, as with sha256sum (its reason in why), and its job runs again
-// over the others (a rare case; the first run's work on them is lost). Before that second run
-// every other file is tried with open_error, so that many unreadable files cost one run more, not
-// one each. Inputs whose bytes can be read only once (once[k]: standard input, pipes, FIFOs,
-// devices) have a job each, before the files', so that no failure of another input makes one of
-// them read again (a device that fails cost the digests of the pipes read with it, once).
-// why[k]: the reason names[k] failed.
-std::vector<std::optional<checksum_result>> digest_each(const std::vector<std::string>& names,
-                                                        const std::vector<bool>& once,
-                                                        const checksum_spec& spec,
-                                                        const options& opt,
-                                                        std::vector<std::string>& why) {
-  std::vector<std::optional<checksum_result>> out(names.size());
-  why.assign(names.size(), std::string());
-  const auto fail = [&](std::size_t i, const std::string& reason) { why[i] = reason; };
+// Each of `names` handed to `done` once, by position: its result as soon as it is final (from a
+// lane's thread, one call at a time), or (no result) why it failed. A file that fails (it cannot
+// be opened, or its read fails midway) is left out, as with sha256sum, and its job runs again over
+// the files not yet done (the work on those is lost). Before that second run every other file is
+// tried with open_error, so that many files that fail at once cost one run more, not one each.
+// The jobs go in the inputs' order, so that digests come in that order as they are done: each run
+// of files one job, and each input whose bytes can be read only once (once[k]: standard input,
+// pipes, FIFOs, devices) a job of its own, so that no failure of another input makes one of them
+// read again (a device that fails cost the digests of the pipes read with it, once).
+using done_fn =
+    std::function<void(std::size_t, std::optional<checksum_result>&&, const std::string&)>;
+void digest_each(const std::vector<std::string>& names, const std::vector<bool>& once,
+                 const checksum_spec& spec, const options& opt, const done_fn& done) {
+  std::vector<char> handed(names.size(), 0);  // written by one thread at a time
+  const auto fail = [&](std::size_t i, const std::string& reason) {
+    if (handed[i]) return;
+    handed[i] = 1;
+    done(i, std::nullopt, reason);
+  };
   // One job over names[which], run again without a file that failed.
   const auto digest = [&](std::vector<std::size_t> which) {
     bool prechecked = false;
@@ -143,15 +149,19 @@ std::vector<std::optional<checksum_result>> digest_each(const std::vector<std::s
       left.reserve(which.size());
       for (const std::size_t i : which) left.push_back(names[i]);
       try {
-        auto results = checksum(left, spec, opt);
-        for (std::size_t k = 0; k < which.size(); ++k) out[which[k]] = std::move(results[k]);
+        checksum_each(left, spec, opt, [&](std::size_t k, checksum_result&& r) {
+          handed[which[k]] = 1;
+          done(which[k], std::move(r), {});
+        });
         return;
       } catch (const io_error& e) {
-        const auto it = std::find(left.begin(), left.end(), e.file());
-        if (it == left.end()) throw;  // not one file's (standard output, say)
-        fail(which[std::size_t(it - left.begin())], e.reason());
+        // The failing file: the first of that name not done (a name may be given twice).
+        std::size_t k = 0;
+        while (k < left.size() && (left[k] != e.file() || handed[which[k]])) ++k;
+        if (k == left.size()) throw;  // not one file's (standard output, say)
+        fail(which[k], e.reason());
         for (const std::size_t i : which) {
-          if (!why[i].empty()) continue;
+          if (handed[i]) continue;
           if (names[i] == "-") {
             fail(i, "standard input cannot be read again");
           } else if (once[i]) {
@@ -162,15 +172,20 @@ std::vector<std::optional<checksum_result>> digest_each(const std::vector<std::s
           }
         }
         prechecked = true;
-        std::erase_if(which, [&](std::size_t i) { return !why[i].empty(); });
+        std::erase_if(which, [&](std::size_t i) { return handed[i] != 0; });
       }
     }
   };
-  std::vector<std::size_t> read_once, files;
-  for (std::size_t i = 0; i < names.size(); ++i) (once[i] ? read_once : files).push_back(i);
-  for (const std::size_t i : read_once) digest({i});
-  digest(std::move(files));  // none: no job
-  return out;
+  std::vector<std::size_t> files;  // the run of files up to the next read-once input
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (!once[i]) {
+      files.push_back(i);
+      continue;
+    }
+    digest(std::exchange(files, {}));  // none: no job
+    digest({i});
+  }
+  digest(std::move(files));
 }
 
 }  // namespace
@@ -205,54 +220,66 @@ int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec,
     readable_once.push_back(once[i]);
     at.push_back(i);
   }
+  // Each name is printed, in order, once it and every name before it are known: a digest as soon
+  // as its file is done (a long job shows its first files' digests while it runs, and an interrupt
+  // keeps them), a failure as a line on stderr in its place. --json is one array, at the end.
+  // Each digest is let go once printed: with -l 64M a digest is 64 MiB and its hex 128 MiB.
+  std::mutex mutex;  // digest_each's calls come from lanes, and from this thread between jobs
   std::vector<std::optional<checksum_result>> got(names.size());
-  {
-    std::vector<std::string> why;
-    auto results = digest_each(readable, readable_once, spec, opt, why);
-    for (std::size_t k = 0; k < at.size(); ++k) {
-      got[at[k]] = std::move(results[k]);
-      if (!got[at[k]]) reason[at[k]] = why[k];
-    }
-  }
-  // One line per file that failed, in the inputs' order (whichever lane failed first).
-  for (std::size_t i = 0; i < names.size(); ++i)
-    if (!reason[i].empty()) print_error(names[i], reason[i]);
-  for (const auto& g : got) any_failed = any_failed || !g;
-  if (how.json) {
-    nlohmann::json all = nlohmann::json::array();
-    for (std::size_t i = 0; i < names.size(); ++i) {
-      if (got[i]) {
-        all.push_back(to_json(*got[i], spec));
-      } else {
+  std::vector<char> known(names.size(), 0);
+  std::size_t next = 0;
+  nlohmann::json all = nlohmann::json::array();
+  const auto emit = [&](std::size_t i) {
+    if (!reason[i].empty()) {
+      any_failed = true;
+      out.flush();  // in order with the lines before it, where both streams meet
+      print_error(names[i], reason[i]);
+      if (how.json)
         all.push_back({{"file", names[i]},
                        {"algorithm", std::string(checksum_algo_name(spec.algo))},
                        {"error", reason[i]}});
-      }
+      return;
     }
-    out << json_text(all) << "\n";
-  } else if (how.raw) {
-    if (!got.empty() && got[0]) {
-      const auto& d = got[0]->digest;
-      out.write(reinterpret_cast<const char*>(d.data()), static_cast<std::streamsize>(d.size()));
+    const checksum_result& g = *got[i];
+    if (how.json) {
+      all.push_back(to_json(g, spec));
+    } else if (how.raw) {
+      out.write(reinterpret_cast<const char*>(g.digest.data()),
+                static_cast<std::streamsize>(g.digest.size()));
+    } else {
+      const auto hex = [&d = g.digest](std::ostream& o) {  // in pieces: one copy of 64 KiB each
+        constexpr std::size_t piece = 1 << 16;
+        for (std::size_t at = 0; at < d.size(); at += piece)
+          o << to_hex({d.begin() + at, d.begin() + std::min(d.size(), at + piece)});
+      };
+      if (how.no_names)
+        hex(out);
+      else
+        put_sum_line(out, hex, g.file);
+      out << '\n';
     }
-  } else {
-    // A line at a time, its hex in pieces, each digest let go once printed: with -l 64M a digest
-    // is 64 MiB and its hex 128 MiB, and one text of every line held them all twice more.
-    for (auto& g : got)
-      if (g) {
-        const auto hex = [&d = g->digest](std::ostream& o) {
-          constexpr std::size_t piece = 1 << 16;
-          for (std::size_t at = 0; at < d.size(); at += piece)
-            o << to_hex({d.begin() + at, d.begin() + std::min(d.size(), at + piece)});
-        };
-        if (how.no_names)
-          hex(out);
-        else
-          put_sum_line(out, hex, g->file);
-        out << '\n';
-        g.reset();
-      }
+    got[i].reset();
+  };
+  const auto settle = [&](std::size_t i) {
+    known[i] = 1;
+    while (next < names.size() && known[next]) emit(next++);
+  };
+  {
+    std::lock_guard lock(mutex);
+    for (std::size_t i = 0; i < names.size(); ++i)
+      if (!reason[i].empty()) settle(i);
   }
+  digest_each(readable, readable_once, spec, opt,
+              [&](std::size_t k, std::optional<checksum_result>&& r, const std::string& why) {
+                std::lock_guard lock(mutex);
+                const std::size_t i = at[k];
+                if (r)
+                  got[i] = std::move(r);
+                else
+                  reason[i] = why.empty() ? "cannot be read" : why;
+                settle(i);
+              });
+  if (how.json) out << json_text(all) << "\n";
   out.flush();
   return any_failed ? 1 : 0;
 }
@@ -314,20 +341,22 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
     once.push_back(read_once);
     which.push_back(i);
   }
-  std::vector<std::string> why;
-  const auto results = digest_each(names, once, spec, opt, why);
+  // Each digest compared as it comes, and let go (64 MiB ones with -l 64M).
+  std::vector<char> matches(entries.size(), 0);
   std::size_t verified = 0;
-  for (std::size_t k = 0; k < which.size(); ++k) {
-    readable[which[k]] = results[k].has_value();
-    verified += results[k].has_value();
-    if (!results[k]) reason[which[k]] = why[k];
-  }
+  digest_each(names, once, spec, opt,
+              [&](std::size_t k, std::optional<checksum_result>&& r, const std::string& why) {
+                const std::size_t i = which[k];
+                readable[i] = r.has_value();
+                verified += r.has_value();
+                if (r)
+                  matches[i] = to_hex(r->digest) == entries[i].hex;
+                else
+                  reason[i] = why.empty() ? "cannot be read" : why;
+              });
   // One line per listed file that could not be read, in the list's order.
   for (std::size_t i = 0; i < entries.size(); ++i)
     if (!reason[i].empty()) print_error(entries[i].name, reason[i]);
-  std::vector<const checksum_result*> by_entry(entries.size(), nullptr);
-  for (std::size_t k = 0; k < which.size(); ++k)
-    if (results[k]) by_entry[which[k]] = &*results[k];
   for (std::size_t i = 0; i < entries.size(); ++i) {
     if (missing[i]) continue;
     std::string line;
@@ -337,7 +366,7 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
       ++unreadable;
       line = name + ": FAILED open or read\n";
     } else {
-      const bool ok = to_hex(by_entry[i]->digest) == entries[i].hex;
+      const bool ok = matches[i] != 0;
       if (!ok) ++failed;
       if (!ok || !how.quiet) line = name + (ok ? ": OK\n" : ": FAILED\n");
     }

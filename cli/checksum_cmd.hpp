@@ -40,10 +40,11 @@ struct sum_output {
 };
 
 // The digests of the files `paths` name, printed as b3sum prints them (or as `how` says) on
-// `out`, in order. As with b3sum and sha256sum, a path that cannot be read (missing, a folder
-// without -r, unreadable, failing midway) is reported on stderr, "hetpipe: NAME: reason", and
-// the others are still printed (in --json, an object with "error" in its place); the result is
-// 1 then, else 0. Throws usage_error for a spec checksum() refuses, or --raw with other than one
+// `out`, in order, each as soon as it and those before it are known (--json: at the end). As with
+// b3sum and sha256sum, a path that cannot be read (missing, a folder without -r, unreadable,
+// failing midway) is reported on stderr in its place, "hetpipe: NAME: reason", and the others
+// are still printed (in --json, an object with "error" in its place); the result is 1 then,
+// else 0. Throws usage_error for a spec checksum() refuses, or --raw with other than one
 // input, before reading.
 int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec, const options& opt,
                const sum_output& how, std::ostream& out);

@@ -362,6 +362,15 @@ void validate(const checksum_spec& spec) {
 std::vector<checksum_result> checksum(const std::vector<std::string>& files,
                                       const checksum_spec& spec, const options& opt,
                                       job_report* report) {
+  std::vector<checksum_result> results(files.size());
+  checksum_each(
+      files, spec, opt, [&](std::size_t i, checksum_result&& r) { results[i] = std::move(r); },
+      report);
+  return results;
+}
+
+void checksum_each(const std::vector<std::string>& files, const checksum_spec& spec,
+                   const options& opt, const checksum_sink& sink, job_report* report) {
   validate(spec);
   options o = opt;
   if (o.chunk_size != 0) {
@@ -374,14 +383,14 @@ std::vector<checksum_result> checksum(const std::vector<std::string>& files,
   inputs.reserve(files.size());
   for (const auto& f : files) inputs.push_back({f, 0, std::nullopt});
   checksum_op op(spec);
-  auto totals = run(op, inputs, o, report);
-  std::vector<checksum_result> results(files.size());
-  for (std::size_t i = 0; i < files.size(); ++i) {
-    results[i].file = files[i];
-    results[i].digest = op.digest(*totals[i]);
-    results[i].bytes = op.bytes(*totals[i]);
-  }
-  return results;
+  std::vector<bool> handed(files.size(), false);  // written under the merger's lock, then read here
+  const auto hand = [&](std::size_t i, partial& total) {
+    handed[i] = true;
+    sink(i, checksum_result{files[i], op.digest(total), op.bytes(total)});
+  };
+  auto totals = run(op, inputs, o, report, hand);
+  for (std::size_t i = 0; i < files.size(); ++i)
+    if (!handed[i]) hand(i, *totals[i]);  // empty files
 }
 
 }  // namespace hetpipe

@@ -12,7 +12,8 @@ namespace {
 
 class merger {
  public:
-  merger(const reduce_op& op, std::size_t inputs) : op_(op), pending_(inputs), next_(inputs, 0) {
+  merger(const reduce_op& op, std::size_t inputs, const final_fn& on_final)
+      : op_(op), on_final_(on_final), pending_(inputs), next_(inputs, 0), end_(inputs, 0) {
     totals_.reserve(inputs);
     for (std::size_t i = 0; i < inputs; ++i) totals_.push_back(op.identity(i));
   }
@@ -20,6 +21,7 @@ class merger {
   std::uint64_t deliver(const chunk_info& info, std::unique_ptr<partial> p) {
     std::lock_guard lock(mutex_);
     const std::size_t i = info.input;
+    if (info.last) end_[i] = info.index + 1;
     if (info.index != next_[i]) {
       pending_[i].emplace(info.index, std::move(p));
       return 0;
@@ -32,16 +34,19 @@ class merger {
       op_.merge(*totals_[i], *it->second);
       ++next_[i], ++merged;
     }
+    if (on_final_ && next_[i] == end_[i]) on_final_(i, *totals_[i]);
     return merged;
   }
   std::vector<std::unique_ptr<partial>> take() { return std::move(totals_); }
 
  private:
   const reduce_op& op_;
+  const final_fn& on_final_;
   std::mutex mutex_;
   std::vector<std::unique_ptr<partial>> totals_;
   std::vector<std::map<std::uint64_t, std::unique_ptr<partial>>> pending_;
   std::vector<std::uint64_t> next_;
+  std::vector<std::uint64_t> end_;  // 1 + the last chunk's index, once it came (0 before)
 };
 
 class reduce_worker final : public detail::gpu_worker {
@@ -73,8 +78,14 @@ class reduce_worker final : public detail::gpu_worker {
 
 std::vector<std::unique_ptr<partial>> run(const reduce_op& op, const std::vector<input>& inputs,
                                           const options& opt, job_report* report) {
+  return run(op, inputs, opt, report, final_fn());
+}
+
+std::vector<std::unique_ptr<partial>> run(const reduce_op& op, const std::vector<input>& inputs,
+                                          const options& opt, job_report* report,
+                                          const final_fn& on_final) {
   const options o = resolve(opt);
-  merger m(op, inputs.size());
+  merger m(op, inputs.size(), on_final);
   detail::engine* eng = nullptr;
   auto deliver = [&m, &eng](const chunk_info& info, std::unique_ptr<partial> p) {
     eng->retire(m.deliver(info, std::move(p)));

@@ -367,6 +367,21 @@ hetpipe: $d/sub: is a directory (-r walks folders)" ]] && ok ||
 if command -v b3sum >/dev/null; then
   b3sum "$d/one" "$d/odd" | cmp -s - "$tmp/out" && ok || bad "partial output differs from b3sum"
 fi
+# Digests come as their files are done: an interrupt keeps the ones printed (all were lost once).
+if truncate -s 100G "$tmp/sparse" 2>/dev/null; then
+  "$HETPIPE" checksum "$d/one" "$tmp/sparse" >"$tmp/out" 2>"$tmp/err" &
+  interrupt_job $! 0.5
+  rc=$?
+  [[ $rc -eq 130 && $(cat "$tmp/out") == "$("$HETPIPE" checksum "$d/one")" ]] && ok ||
+    bad "an interrupted job's digests so far: rc $rc: $(cat "$tmp/out" "$tmp/err")"
+  rm -f "$tmp/sparse"
+fi
+# Each line comes in its place, as the files are done: a failure between two digests is printed
+# between them where the streams meet (all the failures came first, once).
+"$HETPIPE" checksum "$d/one" "$d/nope" "$d/odd" >"$tmp/out" 2>&1
+[[ $(cut -c1-9 "$tmp/out") == "$(cut -c1-9 "$tmp/ref" | head -1)
+hetpipe: 
+$(cut -c1-9 "$tmp/ref" | tail -1)" ]] && ok || bad "lines in the inputs' order: $(cat "$tmp/out")"
 "$HETPIPE" checksum -a crc32c --json "$d/one" "$d/nope" "$d/odd" >"$tmp/out" 2>/dev/null
 [[ $? -eq 1 ]] && python3 -c '
 import json, sys

@@ -100,6 +100,30 @@ TEST_CASE("checksum: CRC check values and chunk-size independence", "[checksum]"
   }
 }
 
+TEST_CASE("checksum_each hands every file's result once, empty files after the job", "[checksum]") {
+  test::temp_dir dir;
+  const auto x = random_bytes(1000003, 8), y = random_bytes(3000, 9);
+  test::write_file(dir.file("x"), x.data(), x.size());
+  test::write_file(dir.file("empty"), "", 0);
+  test::write_file(dir.file("y"), y.data(), y.size());
+  const std::vector<std::string> files = {dir.file("x"), dir.file("empty"), dir.file("y"),
+                                          dir.file("x")};
+  checksum_spec spec;
+  spec.length = 100;
+  const auto want = checksum(files, spec, test::cpu_options(65536, 2));
+  std::vector<int> calls(files.size(), 0);
+  checksum_each(files, spec, test::cpu_options(4096, 2), [&](std::size_t i, checksum_result&& r) {
+    REQUIRE(i < files.size());
+    ++calls[i];
+    CHECK(r.file == files[i]);
+    CHECK(r.digest == want[i].digest);
+    CHECK(r.bytes == want[i].bytes);
+  });
+  CHECK(calls == std::vector<int>{1, 1, 1, 1});
+  CHECK(to_hex(want[1].digest).substr(0, 64) ==
+        "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262");  // BLAKE3 of nothing
+}
+
 TEST_CASE("checksum: a chunk size that is not a power of two gives the same digest", "[checksum]") {
   test::temp_dir dir;
   const auto data = random_bytes(1000003, 7);

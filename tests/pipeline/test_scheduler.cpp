@@ -119,6 +119,42 @@ TEST_CASE("several inputs each get their own result, empty ones the identity", "
   CHECK(run(op, {}, test::cpu_options(4096, 2)).empty());
 }
 
+TEST_CASE("on_final hands an input's total once its last chunk is merged, during the job",
+          "[pipeline]") {
+  test::temp_dir dir;
+  const auto a = random_bytes(70'000, 2), b = random_bytes(5, 3), c = random_bytes(200'000, 4);
+  test::write_file(dir.file("a"), a.data(), a.size());
+  test::write_file(dir.file("empty"), "", 0);
+  test::write_file(dir.file("b"), b.data(), b.size());
+  test::write_file(dir.file("c"), c.data(), c.size());
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<std::pair<std::size_t, std::uint64_t>> finals;  // input, hash
+  bool a_final_before_c_ended = false;
+  trail_op op;
+  // c's last chunk waits (up to 10 s) for a's total: handed over at the end only, it never comes.
+  op.hook = [&](const chunk_info& info) {
+    if (info.input != 3 || !info.last) return;
+    std::unique_lock lock(m);
+    a_final_before_c_ended = cv.wait_for(lock, std::chrono::seconds(10), [&] {
+      return std::any_of(finals.begin(), finals.end(), [](auto& f) { return f.first == 0; });
+    });
+  };
+  auto out = run(op, {{dir.file("a")}, {dir.file("empty")}, {dir.file("b")}, {dir.file("c")}},
+                 test::cpu_options(4096, 2), nullptr, [&](std::size_t i, partial& total) {
+                   std::lock_guard lock(m);
+                   finals.emplace_back(i, static_cast<trail&>(total).hash);
+                   cv.notify_all();
+                 });
+  CHECK(a_final_before_c_ended);
+  std::sort(finals.begin(), finals.end());
+  REQUIRE(finals.size() == 3);  // none for the empty input
+  CHECK(finals[0] == std::pair<std::size_t, std::uint64_t>{0, plain_hash(a)});
+  CHECK(finals[1] == std::pair<std::size_t, std::uint64_t>{2, plain_hash(b)});
+  CHECK(finals[2] == std::pair<std::size_t, std::uint64_t>{3, plain_hash(c)});
+  CHECK(static_cast<trail&>(*out[3]).hash == plain_hash(c));
+}
+
 TEST_CASE("a region of a file (offset and length) is all that is read", "[pipeline]") {
   test::temp_dir dir;
   const auto a = random_bytes(100'000, 4);

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -55,6 +56,14 @@ void validate(const checksum_spec& spec);
 std::vector<checksum_result> checksum(const std::vector<std::string>& files,
                                       const checksum_spec& spec, const options& opt,
                                       job_report* report = nullptr);
+// As checksum(), handing each file's result to `sink` (with its index in `files`) as soon as it is
+// final rather than all at the end: during the job, one call at a time, files in the order they
+// end; empty files after the job. Each digest is made just before its call, so a caller that lets
+// it go holds one at a time (64 MiB ones with --length). On a failure, the files handed over
+// before it keep their results.
+using checksum_sink = std::function<void(std::size_t index, checksum_result&& result)>;
+void checksum_each(const std::vector<std::string>& files, const checksum_spec& spec,
+                   const options& opt, const checksum_sink& sink, job_report* report = nullptr);
 
 // Lower-case hex of `bytes`.
 std::string to_hex(const std::vector<std::uint8_t>& bytes);

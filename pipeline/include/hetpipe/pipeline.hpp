@@ -68,6 +68,13 @@ struct job_report {
 // at once, from different threads.
 std::vector<std::unique_ptr<partial>> run(const reduce_op& op, const std::vector<input>& inputs,
                                           const options& opt, job_report* report = nullptr);
+// The same, and on_final(i, total) as soon as input i's last chunk was merged: during the job,
+// on a lane's thread, one call at a time, inputs in the order they end. An empty input (no chunk)
+// gets no call: its total is op.identity(). A throw from on_final fails the job.
+using final_fn = std::function<void(std::size_t input, partial& total)>;
+std::vector<std::unique_ptr<partial>> run(const reduce_op& op, const std::vector<input>& inputs,
+                                          const options& opt, job_report* report,
+                                          const final_fn& on_final);
 
 // Runs a transform; input i is written to outputs[i] through a temporary file that is renamed
 // only when the job succeeds ("-" writes to standard output). An input whose operator threw
