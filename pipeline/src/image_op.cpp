@@ -554,9 +554,12 @@ std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool 
       folder->second =
           fs::weakly_canonical(fs::absolute(o.has_parent_path() ? o.parent_path() : "."));
     const std::string key = (folder->second / o.filename()).string();
-    if (auto [at, fresh] = seen.emplace(key, i); !fresh)
+    if (auto [at, fresh] = seen.emplace(key, i); !fresh) {
+      if (out[at->second].input == out[i].input)
+        throw usage_error("image: " + out[i].input + " is given twice");
       throw usage_error("image: " + out[at->second].input + " and " + out[i].input +
                         " would both be written to " + out[i].output);
+    }
     if (out_st[i].error) continue;  // a new output
     // What stands at the name already must be a file (or a link to one, written through): a FIFO
     // there would hold the whole batch until a reader came, a folder fail it midway.

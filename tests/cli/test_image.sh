@@ -222,6 +222,7 @@ hetpipe: 1 folder could not be read; the 1 image found was written" ]] &&
   rm -rf "$d/lk" "$d/lk-out"
 fi
 expect_error "two inputs, one output" 2 "would both be written" -- image --ops gray -o "$d/x" "$d/in/rgb-000000.ppm" "$d/in/../in/rgb-000000.ppm"
+expect_error "one input twice" 2 "image: $d/in/rgb-000000.ppm is given twice" -- image --ops gray -o "$d/x" "$d/in/rgb-000000.ppm" "$d/in/rgb-000000.ppm"
 expect_error "output over its input" 2 "is its own input" -- image --ops gray -o "$d/in" "$d/in/rgb-000000.ppm"
 # An output that is another input: its commit would replace that input before it is read (the
 # folder's p/sub/a.ppm goes to out/sub/a.ppm, the second input, whose own output out/a.ppm then
