@@ -98,13 +98,15 @@ std::array<std::uint8_t, 32> read_key_file(const std::string& path,
 
 namespace {
 
-// errno when `name` cannot be opened for reading, or (a regular file) its first byte cannot be
-// read (0 when it can; "-" can): stat first, as a folder opens but cannot be read and opening a
-// FIFO would wait for its writer (FIFOs and devices go to the job unopened, and say there what
-// they are). *once: whether its bytes can be read only once (standard input, a pipe, FIFO,
-// socket or character device). The first byte: a file that opens and fails at once when read
-// (/proc/PID/mem) would otherwise cost digest_each a run of the job for each such file.
-int open_error(const std::string& name, bool* once) {
+// errno when `name` cannot be opened for reading (0 when it can; "-" can): stat first, as a
+// folder opens but cannot be read and opening a FIFO would wait for its writer (FIFOs and devices
+// go to the job unopened, and say there what they are). *once: whether its bytes can be read only
+// once (standard input, a pipe, FIFO, socket or character device). With first_read, a regular
+// file's first 8 bytes are read too: one that opens and fails at once when read (/proc/PID/mem)
+// would cost digest_each a run of the job each. Only errors that say the file cannot be read
+// count: not EAGAIN (nothing to read yet) nor EINVAL (a read of that size refused, as the
+// /proc/kpage* files refuse reads of other than whole 8-byte words at their offset).
+int open_error(const std::string& name, bool* once, bool first_read = false) {
   *once = name == "-";
   if (*once) return 0;
   struct stat st {};
@@ -114,8 +116,9 @@ int open_error(const std::string& name, bool* once) {
   if (S_ISREG(st.st_mode)) {
     const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return errno;
-    char byte;
-    const int err = ::pread(fd, &byte, 1, 0) < 0 ? errno : 0;
+    int err = 0;
+    if (char bytes[8]; first_read && ::pread(fd, bytes, sizeof bytes, 0) < 0)
+      err = errno == EAGAIN || errno == EINVAL ? 0 : errno;
     ::close(fd);
     return err;
   }
@@ -126,7 +129,8 @@ int open_error(const std::string& name, bool* once) {
 // lane's thread, one call at a time), or (no result) why it failed. A file that fails (it cannot
 // be opened, or its read fails midway) is left out, as with sha256sum, and its job runs again over
 // the files not yet done (the work on those is lost). Before that second run every other file is
-// tried with open_error, so that many files that fail at once cost one run more, not one each.
+// tried with open_error (first_read), so that many files that fail at once cost one run more,
+// not one each.
 // The jobs go in the inputs' order, so that digests come in that order as they are done: each run
 // of files one job, and each input whose bytes can be read only once (once[k]: standard input,
 // pipes, FIFOs, devices) a job of its own, so that no failure of another input makes one of them
@@ -168,7 +172,7 @@ void digest_each(const std::vector<std::string>& names, const std::vector<bool>&
             fail(i, "cannot be read again (not a regular file)");
           } else if (!prechecked) {
             bool ignored = false;
-            if (const int err = open_error(names[i], &ignored)) fail(i, errno_reason(err));
+            if (const int err = open_error(names[i], &ignored, true)) fail(i, errno_reason(err));
           }
         }
         prechecked = true;

@@ -296,8 +296,12 @@ image decode_image(const void* data, std::size_t size) {
     case image_format::png:
       return decode_png(data, size);
     default:
-      fail("not a PNM or PNG image (unknown magic)");
+      break;
   }
+  const auto* p = static_cast<const char*>(data);
+  if (size >= 2 && p[0] == 'P' && (p[1] == 'F' || p[1] == 'f'))
+    fail("unsupported format PFM (floating-point samples; PNM and PNG are read)");
+  fail("not a PNM or PNG image (unknown magic)");
 }
 
 }  // namespace hetpipe::host::img

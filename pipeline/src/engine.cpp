@@ -78,10 +78,13 @@ namespace {
 // Files of the kernel's pseudo file systems state a size that is not their content: 0 for /proc's
 // and the cgroup files' (whose content is made when read), 4096 for a /sys attribute. A FUSE file
 // system may do the same (lxcfs's /proc files in containers state 0): there a file of size 0 is
-// read to its end. One statfs per file system (device) of the job, not per file.
+// read to its end too, but counts as the empty file it most likely is (its job keeps what sizes
+// known give: slots of small files' size, the progress total, auto mode's projection). One statfs
+// per file system (device) of the job, not per file.
 class pseudo_fs_cache {
  public:
-  bool size_is_not_content(const std::string& path, dev_t dev, std::uint64_t size) {
+  enum class size_says { content, not_content, maybe_not };  // maybe_not: FUSE, size 0
+  size_says what_size_says(const std::string& path, dev_t dev, std::uint64_t size) {
     kind k = kind::plain;
     bool known = false;
     for (const auto& [d, seen] : seen_)
@@ -114,7 +117,8 @@ class pseudo_fs_cache {
       }
       seen_.emplace_back(dev, k);
     }
-    return k == kind::pseudo || (k == kind::fuse && size == 0);
+    if (k == kind::pseudo) return size_says::not_content;
+    return k == kind::fuse && size == 0 ? size_says::maybe_not : size_says::content;
   }
 
  private:
@@ -867,12 +871,14 @@ void engine::run() {
     s.size = static_cast<std::uint64_t>(st.st_size);
     s.dev = static_cast<std::uint64_t>(st.st_dev);
     s.ino = static_cast<std::uint64_t>(st.st_ino);
-    if (pseudo.size_is_not_content(s.path, st.st_dev, s.size)) {  // /proc, /sys: to the end
+    const auto says = pseudo.what_size_says(s.path, st.st_dev, s.size);
+    if (says == pseudo_fs_cache::size_says::not_content) {  // /proc, /sys: to the end
       s.read_to_end = true;
       all_small = false;
       sizes_known_ = false;
       continue;
     }
+    s.read_to_end = says == pseudo_fs_cache::size_says::maybe_not;
     const std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
     const std::uint64_t region = s.length ? *s.length : (size > s.offset ? size - s.offset : 0);
     total_bytes_ += region;

@@ -750,6 +750,8 @@ TEST_CASE("bad PNM files are refused with a clear reason", "[image]") {
   CHECK_THAT(decode_error(bytes("P5\n1 1\n255\n\x01\x02")),
              Catch::Matchers::StartsWith("1 byte after"));
   CHECK_THAT(decode_error(bytes("P4\n8 1\n\xff")), Contains("unsupported PNM format P4"));
+  CHECK_THAT(decode_error(bytes(std::string("PF\n1 1\n-1.0\n\0\0\0\0", 16))),
+             Contains("unsupported format PFM"));
   CHECK_THAT(decode_error(bytes("P7\nWIDTH 1\n")), Contains("P7") && Contains("PAM"));
   CHECK_THAT(decode_error(bytes("P2\n1 1\n255\n7\n")), Contains("P2"));
   CHECK_THAT(decode_error(bytes("P5\n1 1\n0\n\x00")), Contains("maxval 0"));
