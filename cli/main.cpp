@@ -472,7 +472,7 @@ int main(int argc, char** argv) {
       hetpipe::check_image_spec(img_spec);
       const auto files = hetpipe::plan_images(img_files, img_recursive, img_out, img_spec.format);
       hetpipe::job_report rep;
-      hetpipe::run_images(img_spec, files, img_opt.to_options(), &rep);
+      hetpipe::run_images(img_spec, files, img_opt.to_options(), &rep, img_out);
       for (const auto& sk : rep.skipped) hetpipe::cli::print_error(sk.file, sk.reason);
       // A folder the walk could not open is reported among the failures, but is no image.
       const auto folders = static_cast<std::size_t>(

@@ -583,7 +583,7 @@ std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool 
 }
 
 void run_images(const image_spec& spec, const std::vector<image_file>& files, const options& opt,
-                job_report* report) {
+                job_report* report, const std::string& outdir) {
   check_image_spec(spec);
   // The options as given, before any work: a chunk size out of range (4K..1G) would otherwise
   // only be replaced, every image larger than it going to the second job.
@@ -642,23 +642,9 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
   if (!large.empty() || !normal.empty()) {
     // Folders only now: a job refused (--device gpu without a GPU) creates none.
     if (opt.device == device_mode::gpu && gpu_count() == 0) detail::throw_no_gpu();
-    // The output folders' common ancestor (the -o folder, or one below it) first: when it cannot
-    // be made, no image can be written, and the batch fails with one line. A folder below it
-    // that cannot be made (a file stands at its name) fails its own images alone.
-    std::optional<fs::path> root;
-    for (const std::vector<std::size_t>* set : {&normal, &large})
-      for (const std::size_t i : *set) {
-        const fs::path parent = fs::path(files[i].output).parent_path();
-        if (!root) {
-          root = parent;
-          continue;
-        }
-        fs::path common;
-        for (auto a = root->begin(), b = parent.begin();
-             a != root->end() && b != parent.end() && *a == *b; ++a, ++b)
-          common /= *a;
-        root = common;
-      }
+    // The -o folder first: when it cannot be made, no image can be written, and the batch fails
+    // with one line. A folder below it that cannot be made (a file stands at its name) fails its
+    // own images alone.
     std::map<fs::path, int> made;  // each output folder once: its errno, 0 once made
     const auto make = [&](const fs::path& folder) {
       auto [at, fresh] = made.try_emplace(folder, 0);
@@ -669,7 +655,11 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
       }
       return at->second;
     };
-    if (const int err = make(*root)) throw io_error(root->string(), errno_reason(err), -err);
+    if (const int err = make(outdir)) throw io_error(outdir, errno_reason(err), -err);
+    // Nor when nothing can be created in it (read-only, immutable, another user's): each image
+    // would be filtered, then fail on its own line.
+    if (!outdir.empty() && ::access(outdir.c_str(), W_OK | X_OK) != 0)
+      throw io_error(outdir, "cannot create files in it: " + errno_reason(errno), -errno);
     for (std::vector<std::size_t>* set : {&normal, &large})
       std::erase_if(*set, [&](std::size_t i) {
         const fs::path parent = fs::path(files[i].output).parent_path();

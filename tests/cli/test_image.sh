@@ -114,6 +114,27 @@ in_sub=$(find "$d/in/sub" -type f | wc -l)
   $(tail -1 "$tmp/err") == "hetpipe: $in_sub of "*" images failed; the other "*" written" ]] && ok ||
   bad "a file in an output folder's way: rc $rc: $(cat "$tmp/out" "$tmp/err")"
 rm -rf "$d/xs"
+# The same where every image goes to that folder (it was taken for the -o folder, and ended the
+# batch naming no input).
+mkdir -p "$d/xs" "$d/one/sub" && : >"$d/xs/sub" && cp "$d/in/rgb-000000.ppm" "$d/one/sub/"
+"$HETPIPE" image -r --ops invert -o "$d/xs" "$d/one" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && $(cat "$tmp/err") == "hetpipe: $d/one/sub/rgb-000000.ppm: cannot create the folder $d/xs/sub: not a directory
+hetpipe: 1 of 1 image failed; none was written" ]] && ok ||
+  bad "a file in the way of the only output folder: rc $rc: $(cat "$tmp/out" "$tmp/err")"
+rm -rf "$d/xs" "$d/one"
+# An -o folder where nothing can be created ends the batch at once, with one line (each image was
+# filtered, then failed on a line of its own). Read-only for root too: immutable (chattr +i), where
+# the file system has the flag; else, for another user, mode 0555.
+mkdir -p "$d/ro"
+if chattr +i "$d/ro" 2>/dev/null || { [[ $(id -u) -ne 0 ]] && chmod 555 "$d/ro"; }; then
+  expect_error "-o where nothing can be created" 1 "$d/ro: cannot create files in it: " -- \
+    image --ops invert -o "$d/ro" "$d/in/rgb-000000.ppm" "$d/in/rgb-000001.ppm"
+  chattr -i "$d/ro" 2>/dev/null; chmod 755 "$d/ro"
+else
+  echo "SKIP: no way to make a read-only folder here (chattr +i refused)" >&2
+fi
+rm -rf "$d/ro"
 # An output that cannot be written (here past `ulimit -f`'s 1 KiB: EFBIG, SIGXFSZ ignored) fails
 # alone, as a full disk would; the others are written, and no temporary file is left.
 (trap '' XFSZ; ulimit -f 1; exec "$HETPIPE" image --ops invert -o "$d/xf" "$d/in/rgb-000000.ppm" \

@@ -192,6 +192,34 @@ TEST_CASE("run_images reports every bad file with its reason and writes the othe
   CHECK(fs::exists(dir.file("out/good.ppm")));
 }
 
+TEST_CASE("run_images: an output folder that cannot be made fails its images, -o the batch",
+          "[pipeline][image]") {
+  test::temp_dir dir;
+  fs::create_directories(dir.path() / "in/sub");
+  const img::image im = test::random_image(5, 4, 1, 255, 3);
+  test::write_image(dir.file("in/sub/a.pgm"), im, false);
+  test::write_image(dir.file("in/sub/b.pgm"), im, false);
+  fs::create_directories(dir.path() / "out");
+  test::write_bytes(dir.file("out/sub"), {'x'});  // a file where the folder must go
+  const auto files = plan_images({dir.file("in")}, true, dir.file("out"), image_output::same);
+  REQUIRE(files.size() == 2);
+  image_spec spec;
+  spec.ops = "invert";
+  job_report rep;
+  // Every image goes below out/sub: that folder is not -o, and fails its images alone.
+  run_images(spec, files, test::cpu_options(0, 2), &rep, dir.file("out"));
+  REQUIRE(rep.skipped.size() == 2);
+  for (const auto& sk : rep.skipped)
+    CHECK(sk.reason == "cannot create the folder " + dir.file("out/sub") + ": not a directory");
+  // -o itself: the batch, before any work.
+  test::write_bytes(dir.file("file"), {'x'});
+  const auto under_file =
+      plan_images({dir.file("in")}, true, dir.file("file/out"), image_output::same);
+  CHECK_THROWS_MATCHES(
+      run_images(spec, under_file, test::cpu_options(0, 2), &rep, dir.file("file/out")), io_error,
+      test::what(Contains("not a directory")));
+}
+
 TEST_CASE("run_images runs images larger than a chunk after the others, in a job of their own",
           "[pipeline][image]") {
   test::temp_dir dir;

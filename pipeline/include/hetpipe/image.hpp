@@ -7,7 +7,7 @@
 //   spec.ops = "gray,blur:sigma=2,sobel";
 //   auto files = hetpipe::plan_images({"photos"}, true, "out", spec.format);
 //   hetpipe::job_report rep;
-//   hetpipe::run_images(spec, files, hetpipe::options{}, &rep);
+//   hetpipe::run_images(spec, files, hetpipe::options{}, &rep, "out");
 //   for (auto& s : rep.skipped) std::cerr << s.file << ": " << s.reason << "\n";
 #pragma once
 
@@ -61,15 +61,16 @@ std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool 
 // (creating its folder). A bad image (malformed header, truncated pixel data, unsupported format,
 // an output its format cannot hold), or one whose output cannot be written (its folder cannot be
 // made, a full disk, a read-only folder), gets no output and is listed in report->skipped with its
-// reason; the others are written. Where the output folders' common ancestor cannot be made, it
-// throws io_error before any work. Without a report, the first bad image is thrown after the job.
+// reason; the others are written. `outdir`, when given, is the folder plan_images wrote under:
+// where it cannot be made, no image could be written, and it throws io_error before any work.
+// Without a report, the first bad image is thrown after the job.
 // Options: chunk_size 0 sizes the chunk to the largest file, up to max_chunk_size; slots default to
 // what fits in 1 GiB of chunks. Files larger than the chunk run afterwards in a second job, one
 // at a time on one CPU lane with all the CPU threads (in every device mode); the report then sums
 // both jobs (bytes, chunks, seconds, lanes), and one trace holds both. Other errors
 // (reading, CUDA) stop the job.
 void run_images(const image_spec& spec, const std::vector<image_file>& files, const options& opt,
-                job_report* report = nullptr);
+                job_report* report = nullptr, const std::string& outdir = {});
 
 // A deterministic image set for samples, tests and benchmarks (the same bytes on every machine
 // for the same spec): smooth gradients, shapes, edges and noise, so filters and PNG compression
