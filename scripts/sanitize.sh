@@ -31,6 +31,8 @@ export LSAN_OPTIONS="suppressions=$logs/lsan.supp print_suppressions=0"
 export ASAN_OPTIONS="allocator_may_return_null=1 detect_leaks=1 log_path=$logs/asan"
 export UBSAN_OPTIONS="print_stacktrace=1 log_path=$logs/ubsan"
 export TSAN_OPTIONS="ignore_noninstrumented_modules=1 history_size=4 log_path=$logs/tsan"
+# The CLI tests' Python with numpy and scipy (tests/cli/lib.sh), as CTest gives it.
+[[ -x /usr/bin/python3 ]] && export HETPIPE_PYTHON=/usr/bin/python3
 if [[ $kind == thread ]]; then
   archer=$(ls /usr/lib/llvm-*/lib/libarcher.so 2>/dev/null | tail -1)
   [[ -n $archer ]] || { echo "no libarcher.so (Debian's libomp-dev of the clang version)" >&2; exit 1; }

@@ -137,14 +137,17 @@ fi
 rm -rf "$d/ro"
 # An output that cannot be written (here past `ulimit -f`'s 1 KiB: EFBIG, SIGXFSZ ignored) fails
 # alone, as a full disk would; the others are written, and no temporary file is left.
-(trap '' XFSZ; ulimit -f 1; exec "$HETPIPE" image --ops invert -o "$d/xf" "$d/in/rgb-000000.ppm" \
-  "$d/in/sub/g16-000000.pgm") >"$tmp/out" 2>"$tmp/err"
-rc=$?
-[[ $rc -eq 1 && -f "$d/xf/g16-000000.pgm" && $(ls -A "$d/xf") == g16-000000.pgm &&
-  $(head -1 "$tmp/err") == "hetpipe: $d/in/rgb-000000.ppm: cannot write $d/xf/rgb-000000.ppm: "*"too large" &&
-  $(tail -1 "$tmp/err") == "hetpipe: 1 of 2 images failed; the other 1 was written" ]] && ok ||
-  bad "an output that cannot be written: rc $rc: $(ls -A "$d/xf"; cat "$tmp/out" "$tmp/err")"
-rm -rf "$d/xf"
+# (Not under a sanitizer, whose own files then fail: TSan takes a SIGBUS.)
+if ! sanitized; then
+  (trap '' XFSZ; ulimit -f 1; exec "$HETPIPE" image --ops invert -o "$d/xf" "$d/in/rgb-000000.ppm" \
+    "$d/in/sub/g16-000000.pgm") >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  [[ $rc -eq 1 && -f "$d/xf/g16-000000.pgm" && $(ls -A "$d/xf") == g16-000000.pgm &&
+    $(head -1 "$tmp/err") == "hetpipe: $d/in/rgb-000000.ppm: cannot write $d/xf/rgb-000000.ppm: "*"too large" &&
+    $(tail -1 "$tmp/err") == "hetpipe: 1 of 2 images failed; the other 1 was written" ]] && ok ||
+    bad "an output that cannot be written: rc $rc: $(ls -A "$d/xf"; cat "$tmp/out" "$tmp/err")"
+  rm -rf "$d/xf"
+fi
 # A missing input is one of the batch's bad files: reported, and the others are written.
 "$HETPIPE" image --ops gray -o "$d/xm" "$d/nope.ppm" "$d/in/rgb-000000.ppm" >"$tmp/out" 2>"$tmp/err"
 rc=$?
