@@ -390,7 +390,7 @@ void checksum_each(const std::vector<std::string>& files, const checksum_spec& s
   };
   auto totals = run(op, inputs, o, report, hand);
   for (std::size_t i = 0; i < files.size(); ++i)
-    if (!handed[i]) hand(i, *totals[i]);  // empty files
+    if (!handed[i]) hand(i, *totals[i]);  // an empty stream
 }
 
 }  // namespace hetpipe

@@ -78,9 +78,8 @@ namespace {
 // Files of the kernel's pseudo file systems state a size that is not their content: 0 for /proc's
 // and the cgroup files' (whose content is made when read), 4096 for a /sys attribute. A FUSE file
 // system may do the same (lxcfs's /proc files in containers state 0): there a file of size 0 is
-// read to its end too, but counts as the empty file it most likely is (its job keeps what sizes
-// known give: slots of small files' size, the progress total, auto mode's projection). One statfs
-// per file system (device) of the job, not per file.
+// read to its end too (as a stream, which needs slots of a whole chunk: the small files' slots and
+// the size-based settings go, as for /proc). One statfs per file system (device) of the job.
 class pseudo_fs_cache {
  public:
   enum class size_says { content, not_content, maybe_not };  // maybe_not: FUSE, size 0
@@ -858,6 +857,7 @@ void engine::run() {
   for (const auto& s : spec_.sources)
     paths.push_back(s.path == "-" || s.fd >= 0 ? std::string() : s.path);
   const std::vector<path_stat> stats = stat_all(paths);  // "" fails: standard input
+  std::vector<std::size_t> empty_inputs;  // regular files of no bytes (in their region)
   pseudo_fs_cache pseudo;
   for (std::size_t i = 0; i < spec_.sources.size(); ++i) {
     io::source& s = spec_.sources[i];
@@ -871,16 +871,16 @@ void engine::run() {
     s.size = static_cast<std::uint64_t>(st.st_size);
     s.dev = static_cast<std::uint64_t>(st.st_dev);
     s.ino = static_cast<std::uint64_t>(st.st_ino);
-    const auto says = pseudo.what_size_says(s.path, st.st_dev, s.size);
-    if (says == pseudo_fs_cache::size_says::not_content) {  // /proc, /sys: to the end
+    if (pseudo.what_size_says(s.path, st.st_dev, s.size) !=
+        pseudo_fs_cache::size_says::content) {  // /proc, /sys: to the end, as a stream
       s.read_to_end = true;
       all_small = false;
       sizes_known_ = false;
       continue;
     }
-    s.read_to_end = says == pseudo_fs_cache::size_says::maybe_not;
     const std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
     const std::uint64_t region = s.length ? *s.length : (size > s.offset ? size - s.offset : 0);
+    if (region == 0) empty_inputs.push_back(i);
     total_bytes_ += region;
     largest = std::max(largest, region);
     if (const auto n = io::chunk_count(spec_.frame(i), region, opt_.chunk_size))
@@ -1007,6 +1007,8 @@ void engine::run() {
   report_.setup_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - setup_start).count();
 
+  if (spec_.empty_input)
+    for (const std::size_t i : empty_inputs) spec_.empty_input(i);
   const auto start = std::chrono::steady_clock::now();
   // Reads in flight overlap: the "read k" rows used are the read concurrency the job reached.
   span_rows read_rows(trace_, spec_.trace_prefix + "read");

@@ -91,6 +91,10 @@ struct job_spec {
   // transform's last commits: its output writes). Called once, also after a failure; what it
   // throws fails the job.
   std::function<void()> after_lanes;
+  // An input known to give no chunk (a regular file stat'ed at size 0), once each, on the thread
+  // that called run(), when the job's set-up is done and before the first read; what it throws
+  // fails the job.
+  std::function<void(std::size_t)> empty_input;
   // Whether the job's options left these to the engine: a job of many small files then gets more
   // slots (of the files' size) and thread-pool threads, a job of large chunks (whole images)
   // fewer slots (see engine::run).

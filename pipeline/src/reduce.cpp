@@ -37,6 +37,11 @@ class merger {
     if (on_final_ && next_[i] == end_[i]) on_final_(i, *totals_[i]);
     return merged;
   }
+  // An input that gives no chunk: its total is the identity, final at once.
+  void empty(std::size_t i) {
+    std::lock_guard lock(mutex_);
+    if (on_final_) on_final_(i, *totals_[i]);
+  }
   std::vector<std::unique_ptr<partial>> take() { return std::move(totals_); }
 
  private:
@@ -93,6 +98,7 @@ std::vector<std::unique_ptr<partial>> run(const reduce_op& op, const std::vector
   detail::job_spec spec;
   spec.sources = detail::to_sources(inputs);
   spec.frame = [&op](std::size_t i) { return op.frame(i); };
+  if (on_final) spec.empty_input = [&m](std::size_t i) { m.empty(i); };
   spec.host = [&op, &deliver](const chunk_info& info, std::span<const std::byte> data,
                               const std::function<void()>& verify) {
     auto p = op.host(info, data);

@@ -367,12 +367,14 @@ hetpipe: $d/sub: is a directory (-r walks folders)" ]] && ok ||
 if command -v b3sum >/dev/null; then
   b3sum "$d/one" "$d/odd" | cmp -s - "$tmp/out" && ok || bad "partial output differs from b3sum"
 fi
-# Digests come as their files are done: an interrupt keeps the ones printed (all were lost once).
+# Digests come as their files are done: an interrupt keeps the ones printed (all were lost once),
+# an empty file's too (it held back every line after it until the job's end).
 if truncate -s 100G "$tmp/sparse" 2>/dev/null; then
-  "$HETPIPE" checksum "$d/one" "$tmp/sparse" >"$tmp/out" 2>"$tmp/err" &
+  : >"$tmp/empty"
+  "$HETPIPE" checksum "$d/one" "$tmp/empty" "$tmp/sparse" >"$tmp/out" 2>"$tmp/err" &
   interrupt_job $! 0.5
   rc=$?
-  [[ $rc -eq 130 && $(cat "$tmp/out") == "$("$HETPIPE" checksum "$d/one")" ]] && ok ||
+  [[ $rc -eq 130 && $(cat "$tmp/out") == "$("$HETPIPE" checksum "$d/one" "$tmp/empty")" ]] && ok ||
     bad "an interrupted job's digests so far: rc $rc: $(cat "$tmp/out" "$tmp/err")"
   rm -f "$tmp/sparse"
 fi

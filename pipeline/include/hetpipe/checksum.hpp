@@ -58,9 +58,9 @@ std::vector<checksum_result> checksum(const std::vector<std::string>& files,
                                       job_report* report = nullptr);
 // As checksum(), handing each file's result to `sink` (with its index in `files`) as soon as it is
 // final rather than all at the end: during the job, one call at a time, files in the order they
-// end; empty files after the job. Each digest is made just before its call, so a caller that lets
-// it go holds one at a time (64 MiB ones with --length). On a failure, the files handed over
-// before it keep their results.
+// end (empty files first; an empty pipe after the job). Each digest is made just before its call,
+// so a caller that lets it go holds one at a time (64 MiB ones with --length). On a failure, the
+// files handed over before it keep their results.
 using checksum_sink = std::function<void(std::size_t index, checksum_result&& result)>;
 void checksum_each(const std::vector<std::string>& files, const checksum_spec& spec,
                    const options& opt, const checksum_sink& sink, job_report* report = nullptr);

@@ -69,8 +69,9 @@ struct job_report {
 std::vector<std::unique_ptr<partial>> run(const reduce_op& op, const std::vector<input>& inputs,
                                           const options& opt, job_report* report = nullptr);
 // The same, and on_final(i, total) as soon as input i's last chunk was merged: during the job,
-// on a lane's thread, one call at a time, inputs in the order they end. An empty input (no chunk)
-// gets no call: its total is op.identity(). A throw from on_final fails the job.
+// on a lane's thread, one call at a time, inputs in the order they end; a regular file of no bytes
+// before the first read. Another input that gives no chunk (an empty pipe) gets no call: its
+// total is op.identity(). A throw from on_final fails the job.
 using final_fn = std::function<void(std::size_t input, partial& total)>;
 std::vector<std::unique_ptr<partial>> run(const reduce_op& op, const std::vector<input>& inputs,
                                           const options& opt, job_report* report,
