@@ -139,6 +139,16 @@ using done_fn =
     std::function<void(std::size_t, std::optional<checksum_result>&&, const std::string&)>;
 void digest_each(const std::vector<std::string>& names, const std::vector<bool>& once,
                  const checksum_spec& spec, const options& opt, const done_fn& done) {
+  // Each job checks that its trace is none of its inputs; this is for them all, before the first
+  // writes its trace (over an input of a later job, as it did).
+  if (struct stat ts{};
+      !opt.trace_path.empty() && ::stat(opt.trace_path.c_str(), &ts) == 0 && S_ISREG(ts.st_mode))
+    for (const auto& n : names)
+      if (struct stat st{}; n != "-" && ::stat(n.c_str(), &st) == 0 && st.st_dev == ts.st_dev &&
+                            st.st_ino == ts.st_ino)
+        throw usage_error(opt.trace_path, "--trace names " + n +
+                                              ", which the job reads or writes (the trace would "
+                                              "replace it): name another file");
   std::vector<char> handed(names.size(), 0);  // written by one thread at a time
   const auto fail = [&](std::size_t i, const std::string& reason) {
     if (handed[i]) return;

@@ -378,6 +378,13 @@ if truncate -s 100G "$tmp/sparse" 2>/dev/null; then
     bad "an interrupted job's digests so far: rc $rc: $(cat "$tmp/out" "$tmp/err")"
   rm -f "$tmp/sparse"
 fi
+# A --trace that names an input of a later job (standard input runs alone between the files' jobs)
+# is refused before the first job writes its trace over it (as it did).
+echo precious >"$tmp/keep"
+echo x | "$HETPIPE" checksum --trace "$tmp/keep" "$d/one" - "$tmp/keep" >"$tmp/out" 2>"$tmp/err"
+[[ $? -eq 2 && $(cat "$tmp/keep") == precious && ! -s "$tmp/out" &&
+  $(cat "$tmp/err") == "hetpipe: $tmp/keep: --trace names $tmp/keep, which the job reads"* ]] && ok ||
+  bad "--trace over a later job's input: $(cat "$tmp/keep" "$tmp/out" "$tmp/err")"
 # Each line comes in its place, as the files are done: a failure between two digests is printed
 # between them where the streams meet (all the failures came first, once).
 "$HETPIPE" checksum "$d/one" "$d/nope" "$d/odd" >"$tmp/out" 2>&1
