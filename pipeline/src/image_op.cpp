@@ -645,30 +645,43 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
     // The -o folder first: when it cannot be made, no image can be written, and the batch fails
     // with one line. A folder below it that cannot be made (a file stands at its name) fails its
     // own images alone.
-    std::map<fs::path, int> made;  // each output folder once: its errno, 0 once made
-    const auto make = [&](const fs::path& folder) {
-      auto [at, fresh] = made.try_emplace(folder, 0);
+    // Each output folder once: why its images cannot be written there ("" once made, and
+    // something can be created in it: a read-only, immutable or another user's folder would let
+    // each image be filtered, then fail on its own line).
+    std::map<fs::path, std::string> made;
+    const auto make = [&](const fs::path& folder) -> const std::string& {
+      auto [at, fresh] = made.try_emplace(folder);
       if (fresh && !folder.empty()) {
         std::error_code ec;
         fs::create_directories(folder, ec);
-        at->second = ec.value();
+        if (ec)
+          at->second =
+              "cannot create the folder " + folder.string() + ": " + errno_reason(ec.value());
+        else if (::access(folder.c_str(), W_OK | X_OK) != 0)
+          at->second = "cannot create files in " + folder.string() + ": " + errno_reason(errno);
       }
       return at->second;
     };
-    if (const int err = make(outdir)) throw io_error(outdir, errno_reason(err), -err);
-    // Nor when nothing can be created in it (read-only, immutable, another user's): each image
-    // would be filtered, then fail on its own line.
-    if (!outdir.empty() && ::access(outdir.c_str(), W_OK | X_OK) != 0)
-      throw io_error(outdir, "cannot create files in it: " + errno_reason(errno), -errno);
+    if (!outdir.empty()) {
+      std::error_code ec;
+      fs::create_directories(outdir, ec);
+      if (ec) throw io_error(outdir, errno_reason(ec.value()), -ec.value());
+    }
+    std::error_code ec_ignored;
+    std::size_t in_outdir = 0, planned = 0;  // images whose folder is -o itself, and all
     for (std::vector<std::size_t>* set : {&normal, &large})
       std::erase_if(*set, [&](std::size_t i) {
+        ++planned;
         const fs::path parent = fs::path(files[i].output).parent_path();
-        const int err = make(parent);
-        if (!err) return false;
-        early.push_back({i, files[i].input,
-                         "cannot create the folder " + parent.string() + ": " + errno_reason(err)});
+        const std::string& why = make(parent);
+        if (why.empty()) return false;
+        in_outdir += !outdir.empty() && fs::equivalent(parent, outdir, ec_ignored);
+        early.push_back({i, files[i].input, why});
         return true;
       });
+    // Every image bound for -o, where nothing can be created: one line for the batch.
+    if (planned > 0 && in_outdir == planned && ::access(outdir.c_str(), W_OK | X_OK) != 0)
+      throw io_error(outdir, "cannot create files in it: " + errno_reason(errno), -errno);
   }
   const auto chunk_for = [](std::uint64_t largest) {
     constexpr std::uint64_t page = 4096;
