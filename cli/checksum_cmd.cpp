@@ -241,7 +241,7 @@ int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec,
   // Each digest is let go once printed: with -l 64M a digest is 64 MiB and its hex 128 MiB.
   std::mutex mutex;  // digest_each's calls come from lanes, and from this thread between jobs
   std::vector<std::optional<checksum_result>> got(names.size());
-  std::vector<char> known(names.size(), 0);
+  // Names before `next` are printed; one after it is known once it has a result or a reason.
   std::size_t next = 0;
   nlohmann::json all = nlohmann::json::array();
   const auto emit = [&](std::size_t i) {
@@ -281,14 +281,14 @@ int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec,
   const bool share_terminal =
       opt.progress && !how.json && ::isatty(STDOUT_FILENO) != 0 && ::isatty(STDERR_FILENO) != 0;
   auto flushed = std::chrono::steady_clock::now();
-  const auto settle = [&](std::size_t i) {
-    known[i] = 1;
-    if (next >= names.size() || !known[next]) return;
+  const auto known = [&](std::size_t i) { return got[i].has_value() || !reason[i].empty(); };
+  const auto settle = [&] {
+    if (next >= names.size() || !known(next)) return;
     if (share_terminal) {
       std::fputs("\r\033[K", stderr);
       std::fflush(stderr);
     }
-    while (next < names.size() && known[next]) emit(next++);
+    while (next < names.size() && known(next)) emit(next++);
     if (const auto now = std::chrono::steady_clock::now();
         share_terminal || now - flushed >= std::chrono::milliseconds(100)) {
       out.flush();
@@ -297,8 +297,7 @@ int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec,
   };
   {
     std::lock_guard lock(mutex);
-    for (std::size_t i = 0; i < names.size(); ++i)
-      if (!reason[i].empty()) settle(i);
+    settle();  // the paths that failed before any job, up to the first file
   }
   digest_each(readable, readable_once, spec, opt,
               [&](std::size_t k, std::optional<checksum_result>&& r, const std::string& why) {
@@ -307,8 +306,8 @@ int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec,
                 if (r)
                   got[i] = std::move(r);
                 else
-                  reason[i] = why.empty() ? "cannot be read" : why;
-                settle(i);
+                  reason[i] = why;
+                settle();
               });
   if (how.json) out << json_text(all) << "\n";
   out.flush();
@@ -383,7 +382,7 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
                 if (r)
                   matches[i] = to_hex(r->digest) == entries[i].hex;
                 else
-                  reason[i] = why.empty() ? "cannot be read" : why;
+                  reason[i] = why;
               });
   // One line per listed file that could not be read, in the list's order.
   for (std::size_t i = 0; i < entries.size(); ++i)

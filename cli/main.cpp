@@ -502,22 +502,18 @@ int main(int argc, char** argv) {
       if (!rep.skipped.empty()) {
         // "2 of 7 images failed; the other 5 were written", "1 folder could not be read; the
         // 3 images found were written", or both.
-        const auto n = [](std::size_t k, const char* one, const char* many) {
-          return std::to_string(k) + (k == 1 ? one : many);
-        };
+        using hetpipe::cli::count_of;
+        const char* were = written == 1 ? " was" : " were";
         std::string line;
-        if (failed)
-          line = std::to_string(failed) + " of " + n(images, " image", " images") + " failed";
+        if (failed) line = std::to_string(failed) + " of " + count_of(images, "image") + " failed";
         if (folders)
-          line +=
-              (failed ? " and " : "") + n(folders, " folder", " folders") + " could not be read";
+          line += (failed ? " and " : "") + count_of(folders, "folder") + " could not be read";
         if (!written)
           line += failed ? "; none was written" : "; no image was found";
         else if (failed)
-          line += "; the other " + n(written, " was", " were") + " written";
+          line += "; the other " + std::to_string(written) + were + " written";
         else
-          line += "; the " + n(written, " image", " images") + " found " +
-                  (written == 1 ? "was" : "were") + " written";
+          line += "; the " + count_of(written, "image") + " found" + were + " written";
         hetpipe::cli::print_error("", line);
         return 1;
       }

@@ -82,17 +82,11 @@ namespace {
 // the size-based settings go, as for /proc). One statfs per file system (device) of the job.
 class pseudo_fs_cache {
  public:
-  enum class size_says { content, not_content, maybe_not };  // maybe_not: FUSE, size 0
-  size_says what_size_says(const std::string& path, dev_t dev, std::uint64_t size) {
-    kind k = kind::plain;
-    bool known = false;
-    for (const auto& [d, seen] : seen_)
-      if (d == dev) {
-        k = seen;
-        known = true;
-        break;
-      }
-    if (!known) {
+  bool size_is_not_content(const std::string& path, dev_t dev, std::uint64_t size) {
+    auto at =
+        std::find_if(seen_.begin(), seen_.end(), [dev](const auto& s) { return s.first == dev; });
+    if (at == seen_.end()) {
+      kind k = kind::plain;
       struct statfs fs {};
       if (::statfs(path.c_str(), &fs) == 0) {
         switch (static_cast<unsigned long>(fs.f_type)) {
@@ -114,10 +108,9 @@ class pseudo_fs_cache {
             break;
         }
       }
-      seen_.emplace_back(dev, k);
+      at = seen_.insert(seen_.end(), {dev, k});
     }
-    if (k == kind::pseudo) return size_says::not_content;
-    return k == kind::fuse && size == 0 ? size_says::maybe_not : size_says::content;
+    return at->second == kind::pseudo || (at->second == kind::fuse && size == 0);
   }
 
  private:
@@ -871,8 +864,7 @@ void engine::run() {
     s.size = static_cast<std::uint64_t>(st.st_size);
     s.dev = static_cast<std::uint64_t>(st.st_dev);
     s.ino = static_cast<std::uint64_t>(st.st_ino);
-    if (pseudo.what_size_says(s.path, st.st_dev, s.size) !=
-        pseudo_fs_cache::size_says::content) {  // /proc, /sys: to the end, as a stream
+    if (pseudo.size_is_not_content(s.path, st.st_dev, s.size)) {  // /proc, /sys: to the end
       s.read_to_end = true;
       all_small = false;
       sizes_known_ = false;

@@ -54,7 +54,6 @@ class outputs_state {
                 const std::vector<std::string>& paths, unsigned window,
                 io::writer::observer observer, buffer_pool& pool)
       : op_(op),
-        alone_(op.outputs_fail_alone()),
         inputs_(inputs),
         paths_(paths),
         window_(window),
@@ -88,17 +87,7 @@ class outputs_state {
 
   // The operator refused this input: no output for it (its temporary file goes), the job goes on.
   void skip(const chunk_info& info, const input_skipped& e, const std::string& file) {
-    io::writer* w = nullptr;
-    {
-      std::lock_guard lock(mutex_);
-      auto& o = outs_[info.input];
-      if (!o.skipped) {  // the first refusal aborts the writer, if there is one yet (none later)
-        o.skipped = true;
-        skipped_.push_back({info.input, e.file().empty() ? file : e.file(), e.reason()});
-        w = o.w.get();
-      }
-    }
-    if (w) w->abort();
+    mark_skipped(info.input, e.file().empty() ? file : e.file(), e.reason());
     count(info);
   }
 
@@ -125,9 +114,7 @@ class outputs_state {
       try {
         op_.empty_output(i, tail);
       } catch (const input_skipped& e) {
-        std::lock_guard lock(mutex_);
-        outs_[i].skipped = true;
-        skipped_.push_back({i, e.file().empty() ? inputs_[i].path : e.file(), e.reason()});
+        mark_skipped(i, e.file().empty() ? inputs_[i].path : e.file(), e.reason());
         continue;
       }
       try {
@@ -141,22 +128,26 @@ class outputs_state {
   }
 
  private:
-  // An output that cannot be written: with outputs_fail_alone, its input is skipped (the writer
-  // aborted, its temporary file removed) and true returned; else false (the job's error).
-  bool fail_alone(std::size_t input, const io_error& e) {
-    if (!alone_) return false;
+  // The input gets no output: the first time, listed with its reason and its writer (if there is
+  // one yet; none later) aborted, which removes the temporary file.
+  void mark_skipped(std::size_t input, const std::string& file, const std::string& reason) {
     io::writer* w = nullptr;
     {
       std::lock_guard lock(mutex_);
       auto& o = outs_[input];
-      if (!o.skipped) {
-        o.skipped = true;
-        skipped_.push_back(
-            {input, inputs_[input].path, "cannot write " + e.file() + ": " + e.reason()});
-        w = o.w.get();
-      }
+      if (o.skipped) return;
+      o.skipped = true;
+      skipped_.push_back({input, file, reason});
+      w = o.w.get();
     }
     if (w) w->abort();
+  }
+
+  // An output that cannot be written: with outputs_fail_alone, its input is skipped and true
+  // returned; else false (the job's error).
+  bool fail_alone(std::size_t input, const io_error& e) {
+    if (!op_.outputs_fail_alone()) return false;
+    mark_skipped(input, inputs_[input].path, "cannot write " + e.file() + ": " + e.reason());
     return true;
   }
 
@@ -214,7 +205,6 @@ class outputs_state {
     bool skipped = false;
   };
   const transform_op& op_;
-  const bool alone_;
   const std::vector<input>& inputs_;
   const std::vector<std::string>& paths_;  // the outputs
   unsigned window_;
