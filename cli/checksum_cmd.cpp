@@ -203,6 +203,50 @@ void digest_each(const std::vector<std::string>& names, const std::vector<bool>&
   digest(std::move(files));
 }
 
+// Lines for items 0, 1, ... in order, each as soon as it and every item before it are known:
+// emit(i) prints item i; settle() is called (under the caller's lock) whenever an item may have
+// become known. Where the progress line shares a terminal with `out`, it is cleared before lines
+// are printed (they came after its text on its line). Lines reach a pipe or file at least every
+// 100 ms, not only in stdio's 4 KiB blocks.
+class in_order {
+ public:
+  in_order(std::size_t n, std::function<bool(std::size_t)> known,
+           std::function<void(std::size_t)> emit, std::ostream& out, bool share_terminal)
+      : n_(n),
+        known_(std::move(known)),
+        emit_(std::move(emit)),
+        out_(out),
+        share_terminal_(share_terminal),
+        flushed_(std::chrono::steady_clock::now()) {}
+  void settle() {
+    if (next_ >= n_ || !known_(next_)) return;
+    if (share_terminal_) {
+      std::fputs("\r\033[K", stderr);
+      std::fflush(stderr);
+    }
+    while (next_ < n_ && known_(next_)) emit_(next_++);
+    if (const auto now = std::chrono::steady_clock::now();
+        share_terminal_ || now - flushed_ >= std::chrono::milliseconds(100)) {
+      out_.flush();
+      flushed_ = now;
+    }
+  }
+
+ private:
+  std::size_t n_;
+  std::function<bool(std::size_t)> known_;
+  std::function<void(std::size_t)> emit_;
+  std::ostream& out_;
+  bool share_terminal_;
+  std::size_t next_ = 0;  // items before it are printed
+  std::chrono::steady_clock::time_point flushed_;
+};
+
+// Whether a progress line on stderr shares a terminal with the lines on stdout.
+bool progress_shares_terminal(const options& opt) {
+  return opt.progress && ::isatty(STDOUT_FILENO) != 0 && ::isatty(STDERR_FILENO) != 0;
+}
+
 }  // namespace
 
 int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec, const options& opt,
@@ -241,8 +285,6 @@ int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec,
   // Each digest is let go once printed: with -l 64M a digest is 64 MiB and its hex 128 MiB.
   std::mutex mutex;  // digest_each's calls come from lanes, and from this thread between jobs
   std::vector<std::optional<checksum_result>> got(names.size());
-  // Names before `next` are printed; one after it is known once it has a result or a reason.
-  std::size_t next = 0;
   nlohmann::json all = nlohmann::json::array();
   const auto emit = [&](std::size_t i) {
     if (!reason[i].empty()) {
@@ -275,29 +317,14 @@ int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec,
     }
     got[i].reset();
   };
-  // Where the progress line shares a terminal with the digests, it is cleared before a digest
-  // (which came after its text on the same line). Lines reach a pipe or file at least every
-  // 100 ms, not only in stdio's 4 KiB blocks.
-  const bool share_terminal =
-      opt.progress && !how.json && ::isatty(STDOUT_FILENO) != 0 && ::isatty(STDERR_FILENO) != 0;
-  auto flushed = std::chrono::steady_clock::now();
-  const auto known = [&](std::size_t i) { return got[i].has_value() || !reason[i].empty(); };
-  const auto settle = [&] {
-    if (next >= names.size() || !known(next)) return;
-    if (share_terminal) {
-      std::fputs("\r\033[K", stderr);
-      std::fflush(stderr);
-    }
-    while (next < names.size() && known(next)) emit(next++);
-    if (const auto now = std::chrono::steady_clock::now();
-        share_terminal || now - flushed >= std::chrono::milliseconds(100)) {
-      out.flush();
-      flushed = now;
-    }
-  };
+  // An item is known once it has a result or a reason (a printed digest is let go, but by then
+  // the printer has gone past it).
+  in_order printer(
+      names.size(), [&](std::size_t i) { return got[i].has_value() || !reason[i].empty(); }, emit,
+      out, !how.json && progress_shares_terminal(opt));
   {
     std::lock_guard lock(mutex);
-    settle();  // the paths that failed before any job, up to the first file
+    printer.settle();  // the paths that failed before any job, up to the first file
   }
   digest_each(readable, readable_once, spec, opt,
               [&](std::size_t k, std::optional<checksum_result>&& r, const std::string& why) {
@@ -307,7 +334,7 @@ int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec,
                   got[i] = std::move(r);
                 else
                   reason[i] = why;
-                settle();
+                printer.settle();
               });
   if (how.json) out << json_text(all) << "\n";
   out.flush();
@@ -371,24 +398,20 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
     once.push_back(read_once);
     which.push_back(i);
   }
-  // Each digest compared as it comes, and let go (64 MiB ones with -l 64M).
+  // Each digest compared as it comes, and let go (64 MiB ones with -l 64M). Each listed file's
+  // line is printed in the list's order as soon as it and those before it are known, as
+  // sha256sum -c prints them: a long check shows its first files' lines while it runs, and an
+  // interrupt keeps them. A file that cannot be read has its error on stderr in its place, then
+  // "FAILED open or read".
+  std::mutex mutex;  // digest_each's calls come from lanes, and from this thread between jobs
   std::vector<char> matches(entries.size(), 0);
   std::size_t verified = 0;
-  digest_each(names, once, spec, opt,
-              [&](std::size_t k, std::optional<checksum_result>&& r, const std::string& why) {
-                const std::size_t i = which[k];
-                readable[i] = r.has_value();
-                verified += r.has_value();
-                if (r)
-                  matches[i] = to_hex(r->digest) == entries[i].hex;
-                else
-                  reason[i] = why;
-              });
-  // One line per listed file that could not be read, in the list's order.
-  for (std::size_t i = 0; i < entries.size(); ++i)
-    if (!reason[i].empty()) print_error(entries[i].name, reason[i]);
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    if (missing[i]) continue;
+  const auto emit = [&](std::size_t i) {
+    if (missing[i]) return;
+    if (!reason[i].empty()) {
+      out.flush();  // in order with the lines before it, where both streams meet
+      print_error(entries[i].name, reason[i]);
+    }
     std::string line;
     bool escaped = false;
     const std::string name = printed_name(entries[i].name, escaped);
@@ -401,7 +424,28 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
       if (!ok || !how.quiet) line = name + (ok ? ": OK\n" : ": FAILED\n");
     }
     if (!line.empty() && !how.status) out << (escaped ? "\\" : "") << line;
+    if (!reason[i].empty()) out.flush();  // its two lines together, before what stderr says next
+  };
+  in_order printer(
+      entries.size(),
+      [&](std::size_t i) { return missing[i] || readable[i] || !reason[i].empty(); }, emit, out,
+      !how.status && progress_shares_terminal(opt));
+  {
+    std::lock_guard lock(mutex);
+    printer.settle();  // the files that cannot be opened, up to the first that can
   }
+  digest_each(names, once, spec, opt,
+              [&](std::size_t k, std::optional<checksum_result>&& r, const std::string& why) {
+                std::lock_guard lock(mutex);
+                const std::size_t i = which[k];
+                readable[i] = r.has_value();
+                verified += r.has_value();
+                if (r)
+                  matches[i] = to_hex(r->digest) == entries[i].hex;
+                else
+                  reason[i] = why;
+                printer.settle();
+              });
   out.flush();
   const bool none_verified = how.ignore_missing && verified == 0;
   if (none_verified && !how.status) print_error(sum_file, "no file was verified");

@@ -376,6 +376,20 @@ if truncate -s 100G "$tmp/sparse" 2>/dev/null; then
   rc=$?
   [[ $rc -eq 130 && $(cat "$tmp/out") == "$("$HETPIPE" checksum "$d/one" "$tmp/empty")" ]] && ok ||
     bad "an interrupted job's digests so far: rc $rc: $(cat "$tmp/out" "$tmp/err")"
+  # --check the same: each file's line as it is verified, a file that cannot be read in its place
+  # (all of them came after the job, the failures first).
+  {
+    "$HETPIPE" checksum "$d/one" "$tmp/empty"
+    printf '%064d  %s\n' 0 "$d/nope" 0 "$tmp/sparse"
+  } >"$tmp/sparsesums"
+  "$HETPIPE" checksum --check "$tmp/sparsesums" >"$tmp/out" 2>&1 &
+  interrupt_job $! 0.5
+  rc=$?
+  [[ $rc -eq 130 && $(head -4 "$tmp/out") == "$d/one: OK
+$tmp/empty: OK
+hetpipe: $d/nope: no such file or directory
+$d/nope: FAILED open or read" ]] && ok ||
+    bad "an interrupted --check's lines so far: rc $rc: $(cat "$tmp/out")"
   rm -f "$tmp/sparse"
 fi
 # On a terminal the progress line is cleared before each digest (which came after its text, on its
@@ -395,7 +409,22 @@ glued = [l for l in re.split(r"[\r\n]", text) if "GB/s" in l and re.search(r"[0-
 print(code, len(digests), glued)
 sys.exit(0 if code == 0 and len(digests) == 3 and not glued else 1)
 PY
-  rm -f "$tmp/holes"
+  # --check's lines too.
+  "$HETPIPE" checksum "$d/one" "$tmp/holes" "$d/one" >"$tmp/holesums"
+  PYTHONPATH=$here python3 - "$HETPIPE" "$tmp/holesums" <<'PY' >"$tmp/out" 2>&1 && ok || bad "progress and --check lines on one terminal: $(cat -A "$tmp/out" | head -c 2000)"
+import os, pty, re, sys
+from pty_job import wait_exit
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "checksum", "--check", sys.argv[2]])
+code, seen = wait_exit(pid, fd, seconds=120)
+text = seen.decode(errors="replace")
+oks = re.findall(r": OK", text)
+glued = [l for l in re.split(r"[\r\n]", text) if "GB/s" in l and ": OK" in l]
+print(code, len(oks), glued)
+sys.exit(0 if code == 0 and len(oks) == 3 and not glued else 1)
+PY
+  rm -f "$tmp/holes" "$tmp/holesums"
 fi
 # A --trace that names an input of a later job (standard input runs alone between the files' jobs)
 # is refused before the first job writes its trace over it (as it did).
