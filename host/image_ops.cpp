@@ -34,6 +34,7 @@
 namespace hetpipe::host::img {
 namespace {
 
+using u8 = std::uint8_t;
 using u16 = std::uint16_t;
 using u32 = std::uint32_t;
 using u64 = std::uint64_t;
@@ -174,9 +175,10 @@ op parse_one(std::string_view item) {
 // --- row kernels ---
 
 // BT.601 luma of one row of w pixels of ch = 3 or 4 channels (alpha dropped); the stride is a
-// constant so that the loads vectorise.
-template <std::size_t ch>
-[[gnu::always_inline]] inline void gray_row_t(const u16* s, std::size_t w, u16* d) {
+// constant so that the loads vectorise. 8-bit samples are read as they lie in the input: widened
+// first, the row cost twice the time (the widening pass, then 16-bit deinterleaving).
+template <std::size_t ch, class T>
+[[gnu::always_inline]] inline void gray_row_t(const T* s, std::size_t w, u16* d) {
   for (std::size_t x = 0; x < w; ++x)
     d[x] = static_cast<u16>(luma(s[x * ch], s[x * ch + 1], s[x * ch + 2]));
 }
@@ -184,6 +186,12 @@ HETPIPE_CLONES void gray_row_3(const u16* s, std::size_t w, u16* d) {
   gray_row_t<3>(s, w, d);
 }
 HETPIPE_CLONES void gray_row_4(const u16* s, std::size_t w, u16* d) {
+  gray_row_t<4>(s, w, d);
+}
+HETPIPE_CLONES void gray_row_3(const u8* s, std::size_t w, u16* d) {
+  gray_row_t<3>(s, w, d);
+}
+HETPIPE_CLONES void gray_row_4(const u8* s, std::size_t w, u16* d) {
   gray_row_t<4>(s, w, d);
 }
 
@@ -672,6 +680,9 @@ class stage {
   // The next stage holds up to n consecutive rows at once (or reads them again: kept, they are
   // made once).
   void keep(std::size_t n) { kept_ = std::max(kept_, n); }
+  // Row y as the input's own 8-bit samples, where the stage is an input of them that needs no
+  // check (maxval 255); nullptr otherwise, and then row(y) is to be read.
+  virtual const u8* bytes(i64) { return nullptr; }
   // Row y (0 <= y < height), valid until rows `kept` further on have been asked for.
   virtual const u16* row(i64 y) {
     if (tags_.empty()) {
@@ -704,6 +715,10 @@ class stage {
 class source_stage final : public stage {
  public:
   explicit source_stage(const raster_view& in) : stage(in.shape), in_(in) {}
+  const u8* bytes(i64 y) override {
+    if (in_.layout != sample_layout::u8 || can_exceed_maxval(in_.shape, in_.layout)) return nullptr;
+    return static_cast<const u8*>(in_.data) + static_cast<std::size_t>(y) * row_len();
+  }
   const u16* row(i64 y) override {
     if (in_.layout == sample_layout::u16)
       return static_cast<const u16*>(in_.data) + static_cast<std::size_t>(y) * row_len();
@@ -733,8 +748,15 @@ class gray_stage final : public stage {
 
  private:
   void make(i64 y, u16* d) override {
-    const u16* s = in_.row(y);
     const std::size_t ch = in_.shape().channels, w = shape().width;
+    if (const u8* b = ch >= 3 ? in_.bytes(y) : nullptr) {
+      if (ch == 3)
+        gray_row_3(b, w, d);
+      else
+        gray_row_4(b, w, d);
+      return;
+    }
+    const u16* s = in_.row(y);
     if (ch == 3) {
       gray_row_3(s, w, d);
     } else if (ch == 4) {

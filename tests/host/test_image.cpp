@@ -629,6 +629,43 @@ TEST_CASE("the chain from a raster equals decode, apply, encode", "[image]") {
   }
 }
 
+// gray reads 8-bit RGB and RGBA where they lie (not widened first): every colour gives the
+// documented luma, and a raster with maxval under 255 is still checked.
+TEST_CASE("gray of an 8-bit raster: every RGB triple, RGBA, and maxval checked", "[image]") {
+  for (std::uint32_t ch : {3u, 4u}) {
+    CAPTURE(ch);
+    const img::image_shape shape{4096, 4096, ch, 255};  // one pixel per (r, g, b)
+    std::vector<std::uint8_t> raster(shape.samples());
+    for (std::uint32_t p = 0; p < (1u << 24); ++p) {
+      std::uint8_t* px = raster.data() + std::size_t{p} * ch;
+      px[0] = static_cast<std::uint8_t>(p >> 16);
+      px[1] = static_cast<std::uint8_t>(p >> 8);
+      px[2] = static_cast<std::uint8_t>(p);
+      if (ch == 4) px[3] = static_cast<std::uint8_t>(p * 7);
+    }
+    std::vector<std::uint16_t> out(std::size_t{1} << 24);
+    img::apply(img::raster_view{shape, raster.data(), img::sample_layout::u8},
+               img::parse_ops("gray"), 2, out.data(), img::sample_layout::u16);
+    std::size_t wrong = 0;
+    for (std::uint32_t p = 0; p < (1u << 24); ++p)
+      wrong += out[p] != (299 * (p >> 16) + 587 * ((p >> 8) & 255) + 114 * (p & 255) + 500) / 1000;
+    CHECK(wrong == 0);
+  }
+  // maxval 200: a sample of 201 is an error, as it is for every other op.
+  auto in = random_image(5, 3, 3, 200, 9);
+  auto file = img::encode_pnm(in);
+  const img::pnm_header h = img::read_pnm_header(file.data(), file.size());
+  file[h.raster_offset + 2 * 15 + 4] = 201;
+  std::vector<std::uint8_t> out(5 * 3);
+  try {
+    img::apply(img::raster_view{h.shape, file.data() + h.raster_offset, img::sample_layout::u8},
+               img::parse_ops("gray"), 1, out.data(), img::sample_layout::u8);
+    FAIL("no error");
+  } catch (const hetpipe::input_error& e) {
+    CHECK_THAT(e.reason(), Contains("sample value 201 exceeds maxval 200"));
+  }
+}
+
 // A sample above maxval is found in whichever band reads its row; the reason names the raster's
 // first one, as decode_pnm does, for any thread count.
 TEST_CASE("a bad sample in a raster gives decode_pnm's reason", "[image]") {
