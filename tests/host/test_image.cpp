@@ -643,14 +643,36 @@ TEST_CASE("gray of an 8-bit raster: every RGB triple, RGBA, and maxval checked",
       px[2] = static_cast<std::uint8_t>(p);
       if (ch == 4) px[3] = static_cast<std::uint8_t>(p * 7);
     }
-    std::vector<std::uint16_t> out(std::size_t{1} << 24);
-    img::apply(img::raster_view{shape, raster.data(), img::sample_layout::u8},
-               img::parse_ops("gray"), 2, out.data(), img::sample_layout::u16);
-    std::size_t wrong = 0;
-    for (std::uint32_t p = 0; p < (1u << 24); ++p)
-      wrong += out[p] != (299 * (p >> 16) + 587 * ((p >> 8) & 255) + 114 * (p & 255) + 500) / 1000;
-    CHECK(wrong == 0);
+    each_kernel_build([&] {
+      std::vector<std::uint16_t> out(std::size_t{1} << 24);
+      img::apply(img::raster_view{shape, raster.data(), img::sample_layout::u8},
+                 img::parse_ops("gray"), 2, out.data(), img::sample_layout::u16);
+      std::size_t wrong = 0;
+      for (std::uint32_t p = 0; p < (1u << 24); ++p)
+        wrong +=
+            out[p] != (299 * (p >> 16) + 587 * ((p >> 8) & 255) + 114 * (p & 255) + 500) / 1000;
+      CHECK(wrong == 0);
+    });
   }
+  // Every width up to 40 (the SIMD steps' last reads, and the pixels after them).
+  for (std::uint32_t ch : {3u, 4u})
+    for (std::uint32_t w = 1; w <= 40; ++w) {
+      CAPTURE(ch, w);
+      const auto in = random_image(w, 3, ch, 255, w * ch);
+      std::vector<std::uint8_t> raster(in.samples.begin(), in.samples.end());
+      u16v want(std::size_t{w} * 3);
+      for (std::size_t i = 0; i < want.size(); ++i)
+        want[i] =
+            static_cast<std::uint16_t>((299 * in.samples[i * ch] + 587 * in.samples[i * ch + 1] +
+                                        114 * in.samples[i * ch + 2] + 500) /
+                                       1000);
+      each_kernel_build([&] {
+        u16v out(want.size());
+        img::apply(img::raster_view{in.shape, raster.data(), img::sample_layout::u8},
+                   img::parse_ops("gray"), 1, out.data(), img::sample_layout::u16);
+        CHECK(out == want);
+      });
+    }
   // maxval 200: a sample of 201 is an error, as it is for every other op.
   auto in = random_image(5, 3, 3, 200, 9);
   auto file = img::encode_pnm(in);
