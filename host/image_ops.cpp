@@ -20,7 +20,8 @@
 #include "host/parallel.hpp"
 
 // The blur's passes and Sobel over samples <= 255 have AVX-512 and AVX2 builds of their own
-// (*_avx512, *_avx2), picked at run time (kernel_builds); elsewhere the loops' clones run. The AVX2
+// (*_avx512, *_avx2), and gray over 8-bit RGB(A) an AVX2 one, picked at run time (kernel_builds);
+// elsewhere the loops' clones run. The AVX2
 // build runs the chain gray,blur:sigma=2,sobel 1.7 times as fast as the loops' AVX2 clones on an
 // AVX2-only 2-core box (bench/RESULTS.md, seventeenth session). HETPIPE_NO_CLONES (portable
 // builds) leaves the loops alone.
