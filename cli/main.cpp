@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <new>
 #include <string_view>
 
 #include <CLI/CLI.hpp>
@@ -155,14 +156,20 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("hetpipe ") + hetpipe::version());
 
+  // An empty file name (an unset shell variable) is refused, not taken for the option's absence:
+  // --keyed "$KEYFILE" must not quietly hash without a key, and an input named "" has no name to
+  // report it by.
+  const CLI::Validator named([](std::string& v) { return v.empty() ? "an empty file name" : ""; },
+                             "FILE");
   common stats_opt;
   std::vector<std::string> stats_files;
   std::string stats_dtype;
   auto* stats = app.add_subcommand("stats", "exact column statistics of .npy or raw binary files");
   stats->add_option("files", stats_files, "files (.npy, or raw with --dtype; - = stdin)")
-      ->required();
-  stats->add_option("--dtype", stats_dtype,
-                    "element type of raw files: u8 i8 u16 i16 u32 i32 u64 i64 f32 f64");
+      ->required()
+      ->check(named);
+  auto* dtype_opt = stats->add_option(
+      "--dtype", stats_dtype, "element type of raw files: u8 i8 u16 i16 u32 i32 u64 i64 f32 f64");
   stats_opt.add(stats);
 
   common sum_opt;
@@ -173,15 +180,11 @@ int main(int argc, char** argv) {
   hetpipe::cli::check_output sum_how;
   auto* sum = app.add_subcommand(
       "checksum", "BLAKE3, CRC32C or CRC32 digests, as b3sum / sha256sum print them");
-  sum->add_option("files", sum_files, "files (- = stdin; folders with -r)");
+  sum->add_option("files", sum_files, "files (- = stdin; folders with -r)")->check(named);
   sum->add_option("-a,--algorithm", sum_algo, "blake3 | crc32c | crc32 (default blake3)")
       ->check(CLI::IsMember({"blake3", "crc32c", "crc32"}));
   auto* recursive_opt = sum->add_flag("-r,--recursive", sum_recursive,
                                       "walk folders (sorted, links to folders skipped)");
-  // An empty file name (an unset shell variable) is refused, not taken for the option's absence:
-  // --keyed "$KEYFILE" must not quietly hash without a key.
-  const CLI::Validator named([](std::string& v) { return v.empty() ? "an empty file name" : ""; },
-                             "FILE");
   auto* check_opt =
       sum->add_option("-c,--check", sum_check, "verify the files listed in SUMFILE ('HEX  NAME')")
           ->check(named);
@@ -228,7 +231,7 @@ int main(int argc, char** argv) {
   std::string enc_in = "-", enc_out = "-", enc_pass_env;
   bool enc_pass = false;
   auto* encrypt = app.add_subcommand("encrypt", "age v1 encryption (interoperates with age)");
-  encrypt->add_option("input", enc_in, "file to encrypt (default: stdin)");
+  encrypt->add_option("input", enc_in, "file to encrypt (default: stdin)")->check(named);
   encrypt->add_option("-o,--output", enc_out, "output file (default: stdout)");
   encrypt->add_option("-r,--recipient", enc.recipients, "an age1... recipient (repeatable)")
       ->allow_extra_args(false);
@@ -246,7 +249,7 @@ int main(int argc, char** argv) {
   std::string dec_in = "-", dec_out = "-", dec_pass_env;
   bool dec_pass = false;
   auto* decrypt = app.add_subcommand("decrypt", "age v1 decryption (binary or armored)");
-  decrypt->add_option("input", dec_in, "file to decrypt (default: stdin)");
+  decrypt->add_option("input", dec_in, "file to decrypt (default: stdin)")->check(named);
   decrypt->add_option("-o,--output", dec_out, "output file (default: stdout)");
   decrypt->add_option("-i,--identity", dec.identity_files, "an identity file (repeatable)")
       ->allow_extra_args(false);
@@ -266,7 +269,7 @@ int main(int argc, char** argv) {
   bench->require_subcommand(1);
   auto* bench_read =
       bench->add_subcommand("read", "read-only pass through the pipeline: the ceiling");
-  bench_read->add_option("files", bench_files, "files to read")->required();
+  bench_read->add_option("files", bench_files, "files to read")->required()->check(named);
   bench_opt.add(bench_read);
   common copy_opt;
   std::string copy_in, copy_out;
@@ -310,7 +313,7 @@ int main(int argc, char** argv) {
   image->add_option("--png-level", img_spec.png_level, "zlib level of PNG outputs, 0..9 (6)");
   image->add_flag("-r,--recursive", img_recursive,
                   "walk folders (*.pgm *.ppm *.pnm *.png), keeping their layout under -o");
-  image->add_option("INPUT", img_files, "images or (with -r) folders")->required();
+  image->add_option("INPUT", img_files, "images or (with -r) folders")->required()->check(named);
 
   hetpipe::image_set_spec gset;
   std::string gset_size = "640x480", gset_format = "pnm";
@@ -384,7 +387,7 @@ int main(int argc, char** argv) {
     if (closed[1] && writes_stdout) throw hetpipe::io_error("-", "standard output is closed");
     if (*stats) {
       std::optional<hetpipe::dtype> t;
-      if (!stats_dtype.empty()) {
+      if (dtype_opt->count() > 0) {  // given: '' is an unknown type, not the option's absence
         t = hetpipe::parse_dtype(stats_dtype);
         if (!t) throw hetpipe::usage_error("unknown --dtype '" + stats_dtype + "'");
       }
@@ -552,6 +555,9 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const hetpipe::error& e) {
     hetpipe::cli::print_error(e.file(), e.reason());  // one line, whatever the name holds
+    return 1;
+  } catch (const std::bad_alloc&) {  // ulimit -v, or a machine out of memory
+    hetpipe::cli::print_error("", "out of memory");
     return 1;
   } catch (const std::exception& e) {
     hetpipe::cli::print_error("", std::string("internal error: ") + e.what());

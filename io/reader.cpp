@@ -35,6 +35,7 @@
 #include <map>
 #include <mutex>
 #include <stdexcept>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -1356,8 +1357,7 @@ void reader::start(std::function<void(chunk)> on_chunk,
   if (m.cfg.chunk_size == 0) throw usage_error("a chunk size of 0 bytes");
   m.on_chunk = std::move(on_chunk);
   m.on_done = std::move(on_done);
-  detail::note_uv_use();
-  int rc = uv_loop_init(&m.loop);
+  int rc = detail::init_loop(&m.loop);
   if (rc < 0)
     throw io_error("", "cannot start the reader's event loop: " + detail::uv_words(rc), rc);
   m.async.data = &m;
@@ -1368,8 +1368,21 @@ void reader::start(std::function<void(chunk)> on_chunk,
   }
   m.wk->async = &m.async;
   m.pool.set_listener([wk = m.wk] { wk->wake(); });
+  try {
+    m.thread = std::thread([&m] { m.run(); });
+  } catch (const std::system_error& e) {  // no thread (ulimit -u, -v): no loop either
+    m.pool.set_listener(nullptr);
+    {
+      std::lock_guard lk(m.wk->mu);
+      m.wk->async = nullptr;
+    }
+    uv_close(reinterpret_cast<uv_handle_t*>(&m.async), nullptr);
+    uv_run(&m.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&m.loop);
+    throw io_error("", "cannot start the reader's thread: " + errno_reason(e.code().value()),
+                   uv_translate_sys_error(e.code().value()));
+  }
   m.started = true;
-  m.thread = std::thread([&m] { m.run(); });
 }
 
 void reader::retire(std::uint64_t n) {

@@ -1,9 +1,11 @@
 #include "io/uv_util.hpp"
 
+#include <sys/eventfd.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <exception>
 #include <mutex>
@@ -78,6 +80,19 @@ void note_uv_use() {
   if (uv_used) return;
   uv_used = true;
   threads_in_effect = threads_from_env();
+}
+
+int init_loop(uv_loop_s* loop) {
+  note_uv_use();
+  int spare[4] = {-1, -1, -1, -1}, rc = 0;
+  for (int& fd : spare)
+    if ((fd = ::eventfd(0, EFD_CLOEXEC)) < 0) {
+      rc = uv_translate_sys_error(errno);
+      break;
+    }
+  for (const int fd : spare)
+    if (fd >= 0) ::close(fd);
+  return rc < 0 ? rc : uv_loop_init(loop);
 }
 
 std::string uv_words(int code) {

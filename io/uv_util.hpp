@@ -7,6 +7,8 @@
 #include <exception>
 #include <string>
 
+struct uv_loop_s;  // <uv.h>
+
 namespace hetpipe::io::detail {
 
 // The system's page size (4 KiB on x86-64, 16 or 64 KiB on some arm64 kernels), read once before
@@ -23,6 +25,11 @@ std::exception_ptr shrank(const std::string& path);
 // Called before the first libuv request of this process: freezes the thread-pool size that
 // set_io_threads() reports from then on.
 void note_uv_use();
+
+// uv_loop_init after note_uv_use, or UV_EMFILE / UV_ENFILE when the process has not 4 file
+// descriptors to spare: a loop takes up to 4 (the first of a process, libuv's signal pipe too),
+// and libuv ends the process with abort() when that pipe cannot be made.
+int init_loop(uv_loop_s* loop);
 
 // The most bytes one read or write call moves: 1 GiB (read(2) moves at most 0x7ffff000 bytes, so
 // larger chunks take several calls). Tests lower it to drive the code that continues short reads.

@@ -343,8 +343,7 @@ struct writer::impl {
   }
 
   void start_loop() {
-    detail::note_uv_use();
-    int rc = uv_loop_init(&loop);
+    int rc = detail::init_loop(&loop);
     if (rc < 0) throw io_error(path, "cannot start the writer's event loop", rc);
     async.data = this;
     rc = uv_async_init(&loop, &async, [](uv_async_t* a) { static_cast<impl*>(a->data)->issue(); });

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <limits>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -1004,24 +1005,41 @@ void engine::run() {
   const auto start = std::chrono::steady_clock::now();
   // Reads in flight overlap: the "read k" rows used are the read concurrency the job reached.
   span_rows read_rows(trace_, spec_.trace_prefix + "read");
-  std::thread monitor_thread([this] { monitor(); });
-  reader_->start(
-      [this, &read_rows](io::chunk c) {
-        // (a chunk delivered unread gets its read span on the lane that reads it)
-        if ((trace_.recording() || opt_.verbose > 0) && !io::needs_read(c))
-          read_rows.span("read", c.read_begin_ns, c.read_end_ns, c.info.seq, c.info.size);
-        // A chunk read while the job failed (the queue may be aborted between the check and the
-        // push: it then refuses the chunk) goes straight back to the pool.
-        if (failed_.load() || !queue_.push(c)) drop(c);
-      },
-      [this](std::exception_ptr e) {
-        if (e) fail(e);
-        queue_.close();
-      });
-  const auto run_gpu_lanes = [this, &workers, &worker_device] {
+  // A thread that cannot be started (ulimit -u, -v) or a reader that cannot start its loop
+  // (ulimit -n) fails the job, which then ends as any failed job does: the threads that did start
+  // are joined (one left joinable ended the process in std::terminate).
+  const auto spawn = [this](std::vector<std::thread>& to, auto&& body) {
+    try {
+      to.emplace_back(std::forward<decltype(body)>(body));
+    } catch (const std::system_error& e) {
+      fail(std::make_exception_ptr(
+          error("", "cannot start a thread: " + errno_reason(e.code().value()))));
+    }
+  };
+  std::vector<std::thread> monitor_thread;  // none when it could not start
+  spawn(monitor_thread, [this] { monitor(); });
+  try {
+    reader_->start(
+        [this, &read_rows](io::chunk c) {
+          // (a chunk delivered unread gets its read span on the lane that reads it)
+          if ((trace_.recording() || opt_.verbose > 0) && !io::needs_read(c))
+            read_rows.span("read", c.read_begin_ns, c.read_end_ns, c.info.seq, c.info.size);
+          // A chunk read while the job failed (the queue may be aborted between the check and the
+          // push: it then refuses the chunk) goes straight back to the pool.
+          if (failed_.load() || !queue_.push(c)) drop(c);
+        },
+        [this](std::exception_ptr e) {
+          if (e) fail(e);
+          queue_.close();
+        });
+  } catch (...) {
+    fail(std::current_exception());  // not started: nothing will be read
+    queue_.close();
+  }
+  const auto run_gpu_lanes = [this, &workers, &worker_device, &spawn] {
     std::vector<std::thread> threads;
     for (std::size_t i = 0; i < workers.size(); ++i)
-      threads.emplace_back([this, i, &workers, &worker_device] {
+      spawn(threads, [this, i, &workers, &worker_device] {
         gpu_lane(static_cast<unsigned>(i), worker_device[i], *workers[i]);
         gpu_lanes_running_.fetch_sub(1);  // CPU lanes then take whatever is left
       });
@@ -1045,7 +1063,7 @@ void engine::run() {
   bool cuda_started = !late && gpus > 0;
   int late_devices = 0;
   if (late) {
-    lanes.emplace_back([&, this] {
+    spawn(lanes, [&, this] {
       try {
         if (!long_job(start)) return;
         const auto t0 = std::chrono::steady_clock::now();
@@ -1069,10 +1087,10 @@ void engine::run() {
     });
   } else {
     gpu_lanes_running_ = static_cast<unsigned>(workers.size());
-    lanes.emplace_back(run_gpu_lanes);
+    spawn(lanes, run_gpu_lanes);
   }
   if (ncpu > 0)
-    lanes.emplace_back([this, ncpu] {
+    spawn(lanes, [this, ncpu] {
       try {
         cpu_lanes(ncpu, opt_.cpu_threads_beside_gpu);  // resolve(): at most cpu_threads
       } catch (...) {
@@ -1107,7 +1125,7 @@ void engine::run() {
     finished_ = true;
   }
   monitor_cv_.notify_all();
-  monitor_thread.join();
+  for (auto& t : monitor_thread) t.join();
   workers.clear();         // device resources go before the pool they may reference
   unsigned pin_calls = 0;  // blocks page-locked
   for (unsigned b = 0; b < pin_blocks; ++b) {

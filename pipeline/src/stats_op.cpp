@@ -160,6 +160,13 @@ std::vector<stats_result> stats(const std::vector<std::string>& files,
       ::close(fd);
     }
     if (got < 0) throw_errno(f, read_err);
+    // More bytes than its size: a file of a pseudo file system (size 0, read as raw data), or one
+    // written to since its fstat (a .npy still being saved).
+    if (regular && static_cast<std::uint64_t>(got) > static_cast<std::uint64_t>(st.st_size)) {
+      if (st.st_size > 0)
+        throw io_error(f, "grew while it was read (it is still being written?)", -EAGAIN);
+      got = 0;
+    }
     if (regular && io::looks_like_npy(std::span<const std::byte>(head.data(), got))) {
       // One read serves the magic check and the header (parse_npy needs at most npy_max_preamble).
       const io::npy_header h =
@@ -167,6 +174,10 @@ std::vector<stats_result> stats(const std::vector<std::string>& files,
                         static_cast<std::uint64_t>(st.st_size));
       // --dtype describes raw files; a .npy header names its own dtype.
       const std::uint64_t cols = h.shape.size() == 2 ? h.shape[1] : 1;
+      if (cols > max_stats_columns)
+        throw input_error(f, "has " + std::to_string(cols) + " columns; stats takes at most " +
+                                 std::to_string(max_stats_columns) +
+                                 " (each keeps exact sums of its own)");
       plans.push_back({h.type, cols});
       inputs.push_back({f, h.data_offset, cols == 0 ? 0 : h.data_bytes});
       r.type = h.type;

@@ -134,6 +134,49 @@ assert len(c) == 1500000 and c[0]['sum'] == 1500000.0 and c[-1]['sum'] == 449999
 " "$tmp/out" && ok || bad "a row wider than the default chunk: $(cat "$tmp/err")"
 expect_error "a row wider than --chunk-size" 2 "$tmp/wide.npy: one record (11.44 MiB) is larger than the chunk" -- stats --chunk-size 4M "$tmp/wide.npy"
 rm -f "$tmp/wide.npy"
+# Columns past max_stats_columns are refused with the file's name (a 128-byte empty array of 10^7
+# columns ran a minute and took 12 GB; of 2^61 it was "internal error: vector::_M_default_append").
+for cols in 4194305 10000000 2305843009213693952 18446744073709551615; do
+  python3 - "$tmp/cols.npy" "$cols" <<'PY'
+import struct, sys
+h = "{'descr': '|u1', 'fortran_order': False, 'shape': (0, %s), }" % sys.argv[2]
+h += " " * ((64 - (10 + len(h) + 1) % 64) % 64) + "\n"
+open(sys.argv[1], "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode())
+PY
+  expect_error "$cols columns" 1 "$tmp/cols.npy: has $cols columns; stats takes at most 4194304" -- stats "$tmp/cols.npy"
+done
+rm -f "$tmp/cols.npy"
+# A /proc file starting with the .npy magic states size 0: read as raw data, as every /proc file
+# is (its header was parsed: "internal error: parse_npy: more bytes given than file_size").
+(exec -a $'\x93NUMPY\x01' sleep 10) &
+magic=$!
+for _ in $(seq 100); do  # until the exec is done (a busy box took longer than 0.3 s)
+  [[ $(head -c 6 "/proc/$magic/cmdline" 2>/dev/null | od -An -tx1 | tr -d ' ') == 934e554d5059 ]] && break
+  sleep 0.05
+done
+"$HETPIPE" stats --dtype u8 --json "/proc/$magic/cmdline" >"$tmp/out" 2>"$tmp/err" &&
+  python3 -c '
+import json, sys
+c = json.load(sys.stdin)[0]["columns"][0]
+assert c["count"] == len(b"\x93NUMPY\x01\0" + b"10\0") and c["max"] == 0x93, c' <"$tmp/out" &&
+  ok || bad "a /proc file with the .npy magic: $(cat "$tmp/out" "$tmp/err")"
+kill $magic 2>/dev/null
+wait $magic 2>/dev/null
+# An empty name (an unset variable) among the inputs is refused, as --trace '' is: it was
+# "hetpipe: no such file or directory", naming nothing. --dtype '' is an unknown type, not "give
+# --dtype".
+expect_error "stats ''" 2 "files: an empty file name" -- stats --dtype u8 "$tmp/seven" ''
+expect_error "checksum ''" 2 "files: an empty file name" -- checksum "$tmp/seven" ''
+expect_error "encrypt ''" 2 "input: an empty file name" -- encrypt -r age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq ''
+expect_error "--dtype ''" 2 "unknown --dtype ''" -- stats --dtype '' "$tmp/seven"
+# Too few file descriptors for the reader's event loop is one line and exit 1 (libuv's abort(), or
+# std::terminate on the monitor thread left joinable, ended the process).
+for n in 6 8; do
+  (ulimit -n $n && exec "$HETPIPE" stats --dtype u8 "$tmp/seven") >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  [[ $rc -eq 1 && $(cat "$tmp/err") == "hetpipe: cannot start the reader's event loop: too many open files" ]] &&
+    ok || bad "ulimit -n $n: rc $rc: $(cat "$tmp/err")"
+done
 # UV_THREADPOOL_SIZE the process was given stands for --io-threads' default (it was overwritten).
 [[ $(UV_THREADPOOL_SIZE=7 "$HETPIPE" info --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["io_threads"])' 2>&1) == 7 ]] &&
   ok || bad "UV_THREADPOOL_SIZE: $(UV_THREADPOOL_SIZE=7 "$HETPIPE" info --json | grep io_threads)"

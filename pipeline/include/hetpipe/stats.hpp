@@ -36,9 +36,13 @@ struct stats_result {
   std::vector<column_stats> columns;
 };
 
+// The most columns a 2-D .npy may have: each column keeps exact sums of its own, in every partial
+// result a lane holds (about 80 bytes a column each, and more as the sums grow).
+inline constexpr std::uint64_t max_stats_columns = std::uint64_t{1} << 22;
+
 // Statistics of each file: a .npy file (recognised by its magic; 1-D gives one column, 2-D C-order
-// one per column) or raw little-endian data of `raw_type` ("-" reads standard input). Throws
-// hetpipe::error naming the file for any bad input.
+// one per column, at most max_stats_columns) or raw little-endian data of `raw_type` ("-" reads
+// standard input). Throws hetpipe::error naming the file for any bad input.
 //
 //   auto r = hetpipe::stats({"a.npy"}, std::nullopt, {});
 //   r[0].columns[0].mean;   // correctly rounded mean of the first column
