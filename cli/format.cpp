@@ -3,8 +3,11 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <iomanip>
 #include <sstream>
+#include <string_view>
+#include <system_error>
 
 namespace hetpipe::cli {
 
@@ -21,7 +24,55 @@ std::string format_double(double v) {
 }
 
 std::string json_text(const nlohmann::json& j, int indent) {
-  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+  const std::string text = j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+  // nlohmann-json writes a double so that it reads back the same (Grisu2), but now and then a
+  // digit longer than it needs (6.5133849661047024e+16 for 6.513384966104702e+16): each number
+  // with a fraction or an exponent is written again in its shortest form, as the tables are.
+  std::string out;
+  out.reserve(text.size());
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size();) {
+    const char c = text[i];
+    if (in_string) {
+      out += c;
+      if (c == '\\' && i + 1 < text.size())
+        out += text[++i];
+      else if (c == '"')
+        in_string = false;
+      ++i;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    if (c != '-' && (c < '0' || c > '9')) {
+      out += c;
+      ++i;
+      continue;
+    }
+    std::size_t end = i;
+    while (end < text.size() && std::strchr("+-.0123456789eE", text[end]) != nullptr) ++end;
+    const std::string_view number(text.data() + i, end - i);
+    double v = 0;
+    const auto parsed = std::from_chars(number.data(), number.data() + number.size(), v);
+    if (number.find_first_of(".eE") == std::string_view::npos || parsed.ec != std::errc() ||
+        parsed.ptr != number.data() + number.size()) {
+      out += number;  // an integer, kept as it is
+    } else {
+      // The table's form, marked a float (".0") where it has neither a point nor an exponent, or
+      // the scientific one when that is shorter (6.5e+16 rather than 65000000000000000.0).
+      char buf[64], sci[64];
+      const auto r = std::to_chars(buf, buf + sizeof buf, v);
+      std::string plain(buf, r.ptr);
+      if (plain.find_first_of(".e") == std::string::npos) plain += ".0";
+      const auto rs = std::to_chars(sci, sci + sizeof sci, v, std::chars_format::scientific);
+      const std::string_view scientific(sci, static_cast<std::size_t>(rs.ptr - sci));
+      if (scientific.size() < plain.size())
+        out += scientific;
+      else
+        out += plain;
+    }
+    i = end;
+  }
+  return out;
 }
 
 nlohmann::json json_double(double v) {
