@@ -830,6 +830,15 @@ void engine::run() {
   std::size_t extra = 0;
   for (std::size_t i = 0; i < spec_.sources.size(); ++i) {
     const framing f = spec_.frame(i);
+    if (f.kind != framing_kind::records && f.kind != framing_kind::whole_file &&
+        f.kind != framing_kind::lines)
+      throw usage_error(spec_.sources[i].path, "the operator's framing is of no known kind (" +
+                                                   std::to_string(static_cast<int>(f.kind)) + ")");
+    // (max_record + 1 once wrapped to 0 for SIZE_MAX: every line was "longer" than it)
+    if (f.kind == framing_kind::lines && f.max_record > max_chunk_size)
+      throw usage_error(spec_.sources[i].path, "the operator's framing allows lines of " +
+                                                   format_size(f.max_record) +
+                                                   "; at most 1 GiB (framing::lines(max_record))");
     if (f.kind == framing_kind::lines) extra = std::max(extra, f.max_record + 1);
     if (f.kind == framing_kind::records && f.record_size > opt_.chunk_size)
       throw usage_error(spec_.sources[i].path, "one record (" + format_size(f.record_size) +

@@ -93,6 +93,10 @@ std::vector<std::unique_ptr<partial>> run(const reduce_op& op, const std::vector
   merger m(op, inputs.size(), on_final);
   detail::engine* eng = nullptr;
   auto deliver = [&m, &eng](const chunk_info& info, std::unique_ptr<partial> p) {
+    if (!p)  // (merging it crashed the process)
+      throw std::logic_error("the reduce operator returned a null partial for chunk " +
+                             std::to_string(info.index) + " of input " +
+                             std::to_string(info.input));
     eng->retire(m.deliver(info, std::move(p)));
   };
   detail::job_spec spec;

@@ -4,11 +4,15 @@
 // Chunks are retired in sequence order only (the contiguous prefix of handed-over chunks), which
 // turns the reader's window into a bound on how far ahead of the oldest unfinished chunk any
 // output can be: a writer never queues more than `window` pieces, so lanes never block on it.
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
 #include <functional>
 #include <set>
 #include <stdexcept>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include <hetpipe/error.hpp>
@@ -287,6 +291,20 @@ void detail::run_transform(const transform_op& op, const std::vector<input>& inp
                            bool slots_given, job_report* report, tracer* trace,
                            const std::string& trace_prefix) {
   if (outputs.size() != inputs.size()) throw usage_error("a transform needs one output per input");
+  // One output file per input: a second commit onto the same path replaced the first. Standard
+  // output and devices (/dev/null), written in place, may take several.
+  {
+    std::unordered_map<std::string_view, std::size_t> first;
+    for (std::size_t i = 0; i < outputs.size(); ++i) {
+      if (outputs[i] == "-") continue;
+      const auto [at, added] = first.emplace(outputs[i], i);
+      struct stat st {};
+      if (!added && !(::stat(outputs[i].c_str(), &st) == 0 && !S_ISREG(st.st_mode)))
+        throw usage_error(outputs[i], "is the output of inputs " + std::to_string(at->second) +
+                                          " and " + std::to_string(i) +
+                                          ": each needs a file of its own");
+    }
+  }
   const unsigned window = std::max(16u, 4 * o.slots);  // the engine's reader window
   detail::engine* eng = nullptr;
   // Writes are traced, and failed commits fail the job, while the engine exists (writers

@@ -637,3 +637,45 @@ TEST_CASE("stat_all gives every path the result stat gives it, on several thread
   }
   CHECK(got.back().error == ENOENT);
 }
+
+// An operator's mistakes are errors, not crashes or wrong reasons: a null partial (merged, it
+// ended the process), lines of up to SIZE_MAX bytes (max_record + 1 wrapped to 0: every line was
+// "longer than max_record"), a framing of no known kind (it ran as records).
+TEST_CASE("a null partial and impossible framings are clear errors", "[pipeline]") {
+  struct none final : partial {};
+  struct odd_op final : reduce_op {
+    framing f = framing::records(1);
+    bool null_host = false;
+    framing frame(std::size_t) const override { return f; }
+    std::unique_ptr<partial> identity(std::size_t) const override {
+      return std::make_unique<none>();
+    }
+    std::unique_ptr<partial> host(const chunk_info&, std::span<const std::byte>) const override {
+      if (null_host) return nullptr;
+      return std::make_unique<none>();
+    }
+    void merge(partial&, partial&) const override {}
+  };
+  test::temp_dir dir;
+  test::write_file(dir.file("t"), "one\ntwo\n", 8);
+  const std::vector<input> in{{dir.file("t")}};
+  const options o = test::cpu_options(4096, 2);
+  odd_op op;
+  op.null_host = true;
+  CHECK_THROWS_WITH(run(op, in, o),
+                    Catch::Matchers::Contains("returned a null partial for chunk 0 of input 0"));
+  op.null_host = false;
+  op.f = framing::lines(SIZE_MAX);
+  try {
+    run(op, in, o);
+    FAIL("no error");
+  } catch (const usage_error& e) {
+    CHECK(e.file() == dir.file("t"));
+    CHECK_THAT(e.reason(), Catch::Matchers::Contains("at most 1 GiB"));
+  }
+  op.f.kind = static_cast<framing_kind>(7);
+  CHECK_THROWS_MATCHES(run(op, in, o), usage_error,
+                       test::what(Catch::Matchers::Contains("framing is of no known kind (7)")));
+  op.f = framing::lines(1u << 30);  // the largest allowed
+  CHECK(run(op, in, o).size() == 1);
+}

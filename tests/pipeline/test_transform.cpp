@@ -229,6 +229,52 @@ TEST_CASE("a failing transform leaves no output and no temporary file", "[pipeli
   CHECK(entries(dir.path()) == 1);
 }
 
+// As documented (pipeline.hpp): each output is in place once its input is complete, so a job that
+// fails at its third input keeps the first two (the header once said "only when the job
+// succeeds"), and leaves nothing of the third.
+TEST_CASE("a transform that fails keeps the outputs of the inputs completed before",
+          "[pipeline][transform]") {
+  test::temp_dir dir;
+  std::vector<std::vector<std::byte>> data;
+  for (int i = 0; i < 3; ++i) {
+    data.push_back(random_bytes(40'000, 10 + i));
+    test::write_file(dir.file("in" + std::to_string(i)), data.back().data(), data.back().size());
+  }
+  reverse_op op;
+  op.hook = [](const chunk_info& info) {
+    if (info.input == 2) throw input_error("in2", "corrupt chunk");
+  };
+  CHECK_THROWS_AS(
+      run(op, {{dir.file("in0")}, {dir.file("in1")}, {dir.file("in2")}},
+          {dir.file("out0"), dir.file("out1"), dir.file("out2")}, test::cpu_options(4096, 1)),
+      input_error);
+  CHECK(read_all(dir.file("out0")) == expected(data[0], 4096));
+  CHECK(read_all(dir.file("out1")) == expected(data[1], 4096));
+  CHECK_FALSE(std::filesystem::exists(dir.file("out2")));
+  CHECK(entries(dir.path()) == 5);  // no temporary file
+}
+
+// Two inputs named one output file: refused before anything is written (the second commit
+// replaced the first). Standard output and devices take several.
+TEST_CASE("a transform refuses two inputs with one output file", "[pipeline][transform]") {
+  test::temp_dir dir;
+  const auto a = random_bytes(5000, 20);
+  test::write_file(dir.file("a"), a.data(), a.size());
+  test::write_file(dir.file("b"), a.data(), a.size());
+  reverse_op op;
+  try {
+    run(op, {{dir.file("a")}, {dir.file("b")}}, {dir.file("o"), dir.file("o")},
+        test::cpu_options(4096, 1));
+    FAIL("no error");
+  } catch (const usage_error& e) {
+    CHECK(e.file() == dir.file("o"));
+    CHECK_THAT(e.reason(), Catch::Matchers::Contains("is the output of inputs 0 and 1"));
+  }
+  CHECK(entries(dir.path()) == 2);
+  run(op, {{dir.file("a")}, {dir.file("b")}}, {"/dev/null", "/dev/null"},
+      test::cpu_options(4096, 1));
+}
+
 TEST_CASE("a cancelled transform leaves no output and no temporary file", "[pipeline][transform]") {
   test::temp_dir dir;
   const auto a = random_bytes(4'000'000, 4);

@@ -12,7 +12,9 @@ enum class framing_kind : std::uint8_t {
   whole_file,  // one chunk per input (small files, images); the input must fit one slot
   lines,       // '\n'-terminated records; a record belongs to the chunk in which it starts
                // (so a chunk may hold none: size 0, and the input's `last` chunk may be such an
-               // empty one). A slot then holds chunk_size + max_record + 1 bytes
+               // empty one: `last` says no chunk follows, not that the data ends with '\n'; an
+               // empty chunk's offset is where it would have started). A slot then holds
+               // chunk_size + max_record + 1 bytes; max_record is at most 1 GiB
 };
 
 struct framing {

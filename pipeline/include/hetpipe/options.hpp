@@ -27,8 +27,10 @@ enum class read_mode : std::uint8_t {
 };
 
 struct options {
-  // Bytes per chunk. Default 2 MiB beside GPU lanes; without them 4 MiB with read_mode::map,
-  // 1 MiB otherwise.
+  // Bytes per chunk, min_chunk_size..max_chunk_size. Default 2 MiB beside GPU lanes; without
+  // them 4 MiB with read_mode::map, 1 MiB otherwise. A records framing's chunks hold whole
+  // records: the size is rounded down to a multiple of record_size (4097 bytes of 8-byte records
+  // are chunks of 4096).
   std::size_t chunk_size = 0;
   unsigned slots = 0;        // pinned host slots in the pool (memory = slots × chunk_size)
   unsigned io_threads = 0;   // libuv thread-pool size (reads in flight follow from it); a

@@ -78,7 +78,10 @@ std::vector<std::unique_ptr<partial>> run(const reduce_op& op, const std::vector
                                           const final_fn& on_final);
 
 // Runs a transform; input i is written to outputs[i] through a temporary file that is renamed
-// only when the job succeeds ("-" writes to standard output). An input whose operator threw
+// onto it as soon as input i is complete ("-" writes to standard output; two inputs may not name
+// one output file). A job that fails or is cancelled keeps the outputs of the inputs completed
+// before, as `cp a b c DIR` does, and leaves no other file and no temporary one: with one input,
+// its output is in place only when the job succeeded. An input whose operator threw
 // input_skipped gets no output (its temporary file is removed) and is listed in report->skipped;
 // without a report, the first such input is thrown as an input_error after the job.
 void run(const transform_op& op, const std::vector<input>& inputs,
