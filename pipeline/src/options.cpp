@@ -29,6 +29,14 @@ constexpr std::size_t kDefaultMapChunk = std::size_t{4} << 20;
 
 options resolve(const options& requested) {
   options o = requested;
+  // (a value cast from elsewhere ran as some default)
+  if (o.device != device_mode::automatic && o.device != device_mode::cpu &&
+      o.device != device_mode::gpu)
+    throw usage_error("options::device: no such mode (" +
+                      std::to_string(static_cast<int>(o.device)) + ")");
+  if (o.reads != read_mode::pool && o.reads != read_mode::lane && o.reads != read_mode::map)
+    throw usage_error("options::reads: no such mode (" + std::to_string(static_cast<int>(o.reads)) +
+                      ")");
   const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
   // Planned from the device nodes: starting the driver to count the devices (0.1 s) is left to
   // the GPU lanes, which auto mode brings up only for a job long enough to repay them.

@@ -383,6 +383,14 @@ TEST_CASE("options: sizes parse with suffixes and bad values are refused", "[pip
   options o;
   o.chunk_size = 100;
   CHECK_THROWS_AS(resolve(o), usage_error);
+  options modes;  // values no enumerator names (a cast from elsewhere) are refused
+  modes.device = static_cast<device_mode>(9);
+  CHECK_THROWS_MATCHES(resolve(modes), usage_error,
+                       test::what(Catch::Matchers::Contains("options::device: no such mode (9)")));
+  modes.device = device_mode::cpu;
+  modes.reads = static_cast<read_mode>(5);
+  CHECK_THROWS_MATCHES(resolve(modes), usage_error,
+                       test::what(Catch::Matchers::Contains("options::reads: no such mode (5)")));
   const options d = resolve({});
   // 2 MiB chunks beside GPU lanes; for CPU lanes alone 4 MiB when they map their chunks (the
   // default), 1 MiB when they read them into slots.
