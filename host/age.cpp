@@ -491,6 +491,11 @@ static bool starts_with_nocase(std::string_view text, std::string_view prefix) {
 }
 
 identity parse_identity(std::string_view text) {
+  if (text.rfind("-----BEGIN AGE ENCRYPTED FILE-----", 0) == 0 ||
+      text.rfind("age-encryption.org/", 0) == 0)
+    bad_input({},
+              "a passphrase-protected identity file is not supported (decrypt it with age -d "
+              "first)");
   if (text.rfind("-----BEGIN ", 0) == 0 || text.rfind("ssh-", 0) == 0)
     bad_input({}, "SSH keys are not supported (only AGE-SECRET-KEY-1... identities)");
   bech32_data d = bech32_decode(text);
@@ -528,6 +533,13 @@ recipient parse_recipient(std::string_view text) {
   if (d.data.size() != r.size())
     bad_input({}, "age recipient has " + std::to_string(d.data.size()) + " bytes instead of 32");
   std::memcpy(r.data(), d.data.data(), r.size());
+  // A point of small order gives every sender the all-zero shared secret: refused here, where the
+  // recipient's text names it, rather than when its stanza is made (age refuses it there too).
+  const std::array<std::uint8_t, 32> any{9};
+  std::uint8_t shared[32];
+  const bool ok = x25519(any.data(), r.data(), shared);
+  wipe(shared, sizeof shared);
+  if (!ok) bad_input({}, "a low-order X25519 point (anyone could unwrap a file key sent to it)");
   return r;
 }
 
@@ -573,8 +585,9 @@ std::string serialize_header(const header& h) {
   return s;
 }
 
-std::optional<std::size_t> find_header_end(const std::uint8_t* data, std::size_t len) {
-  std::size_t pos = 0;
+std::optional<std::size_t> find_header_end(const std::uint8_t* data, std::size_t len,
+                                           std::size_t from) {
+  std::size_t pos = from;
   while (pos < len) {
     const void* nl = std::memchr(data + pos, '\n', len - pos);
     if (nl == nullptr) return std::nullopt;
@@ -715,7 +728,7 @@ stanza wrap_x25519(const file_key& fk, const recipient& to,
   const bool ok = x25519(eph_secret.data(), to.data(), shared);
   if (!ok) {
     wipe(shared, sizeof shared);
-    throw usage_error("the age recipient is a low-order X25519 point (all-zero shared secret)");
+    throw input_error("", "the age recipient is a low-order X25519 point (all-zero shared secret)");
   }
   std::memcpy(salt, eph_share.data(), 32);
   std::memcpy(salt + 32, to.data(), 32);
@@ -980,12 +993,24 @@ std::vector<std::uint8_t> encrypt_with_passphrase(std::string_view passphrase, i
   return assemble(seal_header({wrap_scrypt(fk, passphrase, log2_work)}, fk), fk, data, len);
 }
 
-std::vector<std::uint8_t> decrypt(const std::uint8_t* data, std::size_t len,
+namespace {
+
+// The binary file of data[0, len) as given, or dearmored once (text armored twice is not an age
+// file, as age says: the recursion here once took it). *bin holds a dearmored file.
+std::pair<const std::uint8_t*, std::size_t> binary_of(const std::uint8_t* data, std::size_t len,
+                                                      std::vector<std::uint8_t>* bin,
+                                                      std::string_view file) {
+  if (!is_armored(data, len)) return {data, len};
+  *bin = dearmor({reinterpret_cast<const char*>(data), len}, file);
+  return {bin->data(), bin->size()};
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> decrypt(const std::uint8_t* in, std::size_t in_len,
                                   const std::vector<identity>& ids, std::string_view file) {
-  if (is_armored(data, len)) {
-    const auto bin = dearmor({reinterpret_cast<const char*>(data), len}, file);
-    return decrypt(bin.data(), bin.size(), ids, file);
-  }
+  std::vector<std::uint8_t> bin;
+  const auto [data, len] = binary_of(in, in_len, &bin, file);
   const parsed_header p = parse_header(data, len, file);
   std::optional<file_key> fk;
   try {
@@ -1001,13 +1026,11 @@ std::vector<std::uint8_t> decrypt(const std::uint8_t* data, std::size_t len,
   return open_payload(data, len, p, *fk, file);
 }
 
-std::vector<std::uint8_t> decrypt_with_passphrase(const std::uint8_t* data, std::size_t len,
+std::vector<std::uint8_t> decrypt_with_passphrase(const std::uint8_t* in, std::size_t in_len,
                                                   std::string_view passphrase, int max_log2_work,
                                                   std::string_view file) {
-  if (is_armored(data, len)) {
-    const auto bin = dearmor({reinterpret_cast<const char*>(data), len}, file);
-    return decrypt_with_passphrase(bin.data(), bin.size(), passphrase, max_log2_work, file);
-  }
+  std::vector<std::uint8_t> bin;
+  const auto [data, len] = binary_of(in, in_len, &bin, file);
   const parsed_header p = parse_header(data, len, file);
   std::optional<file_key> fk;
   try {

@@ -115,8 +115,11 @@ struct parsed_header {
 // columns, a body without its final short line, a header without stanzas or a truncated header.
 parsed_header parse_header(const std::uint8_t* data, std::size_t len, std::string_view file = {});
 // Where the payload would start if data[0, len) holds the whole header (the "--- " line ends in
-// LF), nullopt if more bytes are needed. Looks at line starts only; parse_header validates.
-std::optional<std::size_t> find_header_end(const std::uint8_t* data, std::size_t len);
+// LF), nullopt if more bytes are needed. Looks at line starts only, from `from` (a line start:
+// a reader that calls it as each line ends passes that line's start, and the header is scanned
+// once in all); parse_header validates.
+std::optional<std::size_t> find_header_end(const std::uint8_t* data, std::size_t len,
+                                           std::size_t from = 0);
 
 // HMAC-SHA-256 under HKDF-SHA-256(ikm = file key, salt = "", info = "header").
 std::array<std::uint8_t, 32> header_mac(const file_key& fk, const std::uint8_t* mac_input,

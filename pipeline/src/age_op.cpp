@@ -348,7 +348,9 @@ head_info read_head(const std::string& input, const std::atomic<bool>* cancel) {
   constexpr std::size_t max_header = 1 << 20;
   // Whitespace before an armored file's BEGIN line is allowed (age::dearmor): the armor is looked
   // for in the first 64 bytes after it.
-  std::size_t lead = 0;  // the whitespace the input starts with
+  std::size_t lead = 0;        // the whitespace the input starts with
+  std::size_t line_start = 0;  // of the line being read
+  constexpr std::string_view intro = "age-encryption.org/";
   while (!end) {
     std::uint8_t b;
     if (!next_byte(b)) {
@@ -368,7 +370,24 @@ head_info read_head(const std::string& input, const std::atomic<bool>* cancel) {
       h.whole.insert(h.whole.end(), rest.begin(), rest.end());
       return h;
     }
-    if (h.bytes.back() == '\n') end = age::find_header_end(h.bytes.data(), h.bytes.size());
+    // Each line is looked at once, as it ends (scanning the header from its start at each line
+    // took 40 s over 200 KB of short lines: a CPU a hostile file could hold for ever).
+    if (b == '\n') {
+      end = age::find_header_end(h.bytes.data(), h.bytes.size(), line_start);
+      line_start = h.bytes.size();
+    }
+    // Neither armor (its BEGIN line comes within 64 bytes of the whitespace before it) nor the
+    // binary header's first line: not an age file, said now rather than after 1 MiB of reading
+    // ("header longer than 1 MiB" for any large file).
+    if (h.bytes.size() - lead > 64 || (b == '\n' && lead == 0)) {
+      const std::size_t n = std::min(h.bytes.size(), intro.size());
+      if (std::string_view(reinterpret_cast<const char*>(h.bytes.data()), n) !=
+          intro.substr(0, n)) {
+        std::vector<std::uint8_t> first(h.bytes.begin(), h.bytes.begin() + std::ptrdiff_t(n));
+        first.push_back('\n');
+        age::parse_header(first.data(), first.size(), input);  // throws, saying why
+      }
+    }
     if (h.bytes.size() > max_header) throw input_error(input, "header longer than 1 MiB");
   }
   if (!end) {
@@ -483,9 +502,17 @@ void decrypt(const std::string& input, const std::string& output, const decrypt_
   check_stdin_once(input, spec.identity_files, "identities (-i -)");
   head_info h = read_head(input, opt.cancel);
   if (h.armored) {
-    // Armored files are decoded and decrypted in memory, on the CPU.
+    // Armored files are decoded and decrypted in memory, on the CPU. A passphrase is for a file
+    // encrypted with one, as for a binary file (unwrap_key_of): with -i given too, such a file
+    // was refused as "not to a key".
+    const bool scrypt = spec.passphrase && !spec.identity_files.empty() && [&] {  // both given
+      const auto bin =
+          age::dearmor({reinterpret_cast<const char*>(h.whole.data()), h.whole.size()}, input);
+      const auto p = age::parse_header(bin.data(), bin.size(), input);
+      return p.hdr.stanzas.size() == 1 && p.hdr.stanzas[0].type == "scrypt";
+    }();
     const std::vector<std::uint8_t> plain =
-        spec.passphrase && spec.identity_files.empty()
+        spec.passphrase && (scrypt || spec.identity_files.empty())
             ? age::decrypt_with_passphrase(h.whole.data(), h.whole.size(), *spec.passphrase,
                                            spec.max_scrypt_log2_work, input)
             : [&] {

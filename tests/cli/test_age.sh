@@ -269,5 +269,45 @@ if [[ $(id -u) -eq 0 ]] && command -v setpriv >/dev/null; then
 fi
 rm -f "$d/big"
 
+# Found by an audit. A header is scanned once, line by line (each line scanned it from its start:
+# 200 KB of short lines took 40 s, a hostile file could hold a CPU for ever), and a file that is
+# not age is said to be at once, not after 1 MiB ("header longer than 1 MiB" for any large file).
+python3 -c 'import sys; open(sys.argv[1], "wb").write(b"a\n" * 100000)' "$d/lines"
+timeout -k 1 10 "$HETPIPE" decrypt -i "$d/key.txt" "$d/lines" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && $(cat "$tmp/err") == "hetpipe: $d/lines: not an age file (no age-encryption.org version line)" ]] &&
+  ok || bad "100 000 short lines: rc $rc (124: still reading): $(cat "$tmp/err")"
+python3 -c 'import sys; open(sys.argv[1], "wb").write(b"age-encryption.org/v1\n" + b"-> x\n\n" * 60000)' "$d/lines"
+timeout -k 1 10 "$HETPIPE" decrypt -i "$d/key.txt" <"$d/lines" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 ]] && grep -q "^hetpipe: -: age header" "$tmp/err" && ok ||
+  bad "60 000 stanza lines on standard input: rc $rc (124: still reading): $(cat "$tmp/err")"
+head -c 2000000 /dev/urandom >"$d/lines"
+expect_error "a large file that is not age" 1 "lines: not an age file" -- decrypt -i "$d/key.txt" "$d/lines"
+rm -f "$d/lines"
+# Armor twice is not an age file, as age says (it was decrypted).
+echo twice >"$d/t"
+"$HETPIPE" encrypt -a -r "$R" -o "$d/t.asc" "$d/t"
+python3 - "$d/t.asc" "$d/t2.asc" <<'PY'
+import base64, sys
+b = base64.b64encode(open(sys.argv[1], "rb").read()).decode()
+lines = [b[i:i + 64] for i in range(0, len(b), 64)]
+open(sys.argv[2], "w").write("-----BEGIN AGE ENCRYPTED FILE-----\n" + "\n".join(lines) + "\n-----END AGE ENCRYPTED FILE-----\n")
+PY
+expect_error "armored twice" 1 "t2.asc: not an age file" -- decrypt -i "$d/key.txt" "$d/t2.asc"
+# An armored passphrase file decrypts with -i given too, as a binary one does (it was "not to a
+# key").
+HETPIPE_TEST_PW=pw "$HETPIPE" encrypt -a --passphrase-env HETPIPE_TEST_PW --work-factor 10 -o "$d/t.pw.asc" "$d/t" &&
+  [[ $(HETPIPE_TEST_PW=pw "$HETPIPE" decrypt -i "$d/key.txt" --passphrase-env HETPIPE_TEST_PW "$d/t.pw.asc" 2>&1) == twice ]] &&
+  ok || bad "armored passphrase file with -i too"
+# A low-order recipient is refused naming it, exit 1 as other bad recipients (it was a usage error
+# naming nothing); an identity file that is itself age-encrypted is named for what it is.
+low=age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq5cu47z
+expect_error "low-order recipient" 1 "$low: a low-order X25519 point" -- encrypt -r "$low" -o "$d/x.age" "$d/t"
+HETPIPE_TEST_PW=pw "$HETPIPE" encrypt -a --passphrase-env HETPIPE_TEST_PW --work-factor 10 -o "$d/id.asc" "$d/key.txt"
+expect_error "age-encrypted identity file" 1 "id.asc: line 1: a passphrase-protected identity file is not supported" -- decrypt -i "$d/id.asc" "$d/t.asc"
+[[ ! -e $d/x.age ]] && ok || bad "a refused encryption left its output"
+rm -f "$d"/t*
+
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
