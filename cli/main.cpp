@@ -449,8 +449,12 @@ int main(int argc, char** argv) {
     } else if (*decrypt) {
       if (dec_opt.json)
         throw hetpipe::usage_error("decrypt: --json has nothing to print (the output is the file)");
-      if (dec_pass || !dec_pass_env.empty() || dec.identity_files.empty())
+      if (dec_pass || !dec_pass_env.empty())
         dec.passphrase = hetpipe::cli::read_passphrase(dec_pass_env, false, &g_cancel);
+      else if (dec.identity_files.empty())  // asked for once the file shows it needs one
+        dec.ask_passphrase = [&] {
+          return hetpipe::cli::read_passphrase(dec_pass_env, false, &g_cancel);
+        };
       hetpipe::decrypt(dec_in, dec_out, dec, dec_opt.to_options());
     } else if (*info) {
       const auto s = hetpipe::info(info_opt.to_options());

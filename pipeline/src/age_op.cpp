@@ -497,20 +497,30 @@ void encrypt(const std::string& input, const std::string& output, const encrypt_
   write_whole(output, reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
 }
 
-void decrypt(const std::string& input, const std::string& output, const decrypt_spec& spec,
+void decrypt(const std::string& input, const std::string& output, const decrypt_spec& given,
              const options& opt, job_report* report) {
-  check_stdin_once(input, spec.identity_files, "identities (-i -)");
+  check_stdin_once(input, given.identity_files, "identities (-i -)");
   head_info h = read_head(input, opt.cancel);
+  // The passphrase is asked for (ask_passphrase) once the header says the file needs one: a file
+  // encrypted to recipients and no -i is told so at once, not after a prompt.
+  decrypt_spec spec = given;
+  const auto scrypt_of = [](const age::header& hdr) {
+    return hdr.stanzas.size() == 1 && hdr.stanzas[0].type == "scrypt";
+  };
   if (h.armored) {
     // Armored files are decoded and decrypted in memory, on the CPU. A passphrase is for a file
     // encrypted with one, as for a binary file (unwrap_key_of): with -i given too, such a file
-    // was refused as "not to a key".
-    const bool scrypt = spec.passphrase && !spec.identity_files.empty() && [&] {  // both given
+    // was refused as "not to a key". The header is looked at first where that decides.
+    const bool look = spec.passphrase ? !spec.identity_files.empty()
+                                      : spec.identity_files.empty() && spec.ask_passphrase;
+    const bool scrypt = look && [&] {
       const auto bin =
           age::dearmor({reinterpret_cast<const char*>(h.whole.data()), h.whole.size()}, input);
-      const auto p = age::parse_header(bin.data(), bin.size(), input);
-      return p.hdr.stanzas.size() == 1 && p.hdr.stanzas[0].type == "scrypt";
+      return scrypt_of(age::parse_header(bin.data(), bin.size(), input).hdr);
     }();
+    if (look && !spec.passphrase && !scrypt)
+      throw input_error(input, "encrypted to recipients: give an identity file (-i)");
+    if (scrypt && !spec.passphrase) spec.passphrase = spec.ask_passphrase();
     const std::vector<std::uint8_t> plain =
         spec.passphrase && (scrypt || spec.identity_files.empty())
             ? age::decrypt_with_passphrase(h.whole.data(), h.whole.size(), *spec.passphrase,
@@ -525,6 +535,8 @@ void decrypt(const std::string& input, const std::string& output, const decrypt_
     write_whole(output, plain.data(), plain.size());
     return;
   }
+  if (!spec.passphrase && spec.ask_passphrase && scrypt_of(h.parsed.hdr))
+    spec.passphrase = spec.ask_passphrase();
   const auto fk = unwrap_key(input, h.parsed.hdr, spec, opt.cancel);
   if (!age::verify_header_mac(*fk, h.bytes.data(), h.parsed))
     throw input_error(input, "the header's MAC does not verify: the header was modified");

@@ -216,6 +216,35 @@ code, seen = wait_exit(pid, fd)
 print("exit", code, seen)
 sys.exit(0 if code == 2 and b"Enter passphrase" not in seen and b"cannot be combined" in seen else 1)
 PY
+# decrypt without -i asks for a passphrase only for a file that needs one: one encrypted to
+# recipients is told so at once (it was prompted for, or told there was no terminal to ask on),
+# and a passphrase file still gets its prompt, after its header was read.
+"$HETPIPE" encrypt -r "$R" -o "$d/r.age" "$d/s"
+HETPIPE_TEST_PW=pw "$HETPIPE" encrypt --passphrase-env HETPIPE_TEST_PW --work-factor 10 -o "$d/w2.age" "$d/s"
+PYTHONPATH=$here python3 - "$HETPIPE" "$d/r.age" "$d/w2.age" "$d/s" <<'PY' >"$tmp/out" 2>&1 && ok || bad "decrypt's prompt only when needed: $(cat "$tmp/out")"
+import os, pty, select, sys, time
+from pty_job import wait_exit
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "decrypt", "-o", os.devnull, sys.argv[2]])
+code, seen = wait_exit(pid, fd)
+print("recipients file: exit", code, seen)
+ok = code == 1 and b"passphrase" not in seen.lower() and b"give an identity file (-i)" in seen
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "decrypt", "-o", sys.argv[4] + ".out", sys.argv[3]])
+seen = b""
+t0 = time.time()
+while b"passphrase: " not in seen and time.time() - t0 < 10:
+    if select.select([fd], [], [], 0.1)[0]:
+        seen += os.read(fd, 100)
+os.write(fd, b"pw\n")
+code, seen = wait_exit(pid, fd, seen, seconds=20)
+same = open(sys.argv[4] + ".out", "rb").read() == open(sys.argv[4], "rb").read()
+print("passphrase file: exit", code, "same", same, seen[-80:])
+sys.exit(0 if ok and code == 0 and same else 1)
+PY
+rm -f "$d/r.age" "$d/w2.age" "$d/s.out"
 else
   echo "SKIP: no pseudo-terminal here; Ctrl-C at the passphrase prompt not checked" >&2
 fi

@@ -14,6 +14,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,7 +43,10 @@ void encrypt(const std::string& input, const std::string& output, const encrypt_
 struct decrypt_spec {
   std::vector<std::string> identity_files;  // files of "AGE-SECRET-KEY-1..." lines
   std::optional<std::string> passphrase;    // for scrypt-encrypted files
-  int max_scrypt_log2_work = 22;            // refuse more expensive passphrase files
+  // Without a passphrase: called for one once the header shows the file is scrypt-encrypted (a
+  // prompt comes only for a file that needs it).
+  std::function<std::string()> ask_passphrase;
+  int max_scrypt_log2_work = 22;  // refuse more expensive passphrase files
 };
 
 // Decrypts `input` (binary or armored; "-" = stdin) into `output` ("-" = stdout). No byte of a
