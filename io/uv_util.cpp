@@ -125,7 +125,9 @@ std::string uv_words(int code) {
   }
   // libuv names the errors it maps; others (EBADFD from /dev/net/tun, say) it calls "Unknown
   // system error -77". Its codes are negated errno values on Linux: the C library names them.
-  std::string words = uv_strerror(code);
+  // (uv_strerror leaks the text it makes for an unknown code: LeakSanitizer found it.)
+  char text[128];
+  std::string words = uv_strerror_r(code, text, sizeof text);
   if (code < 0 && code > -1000 && words.starts_with("Unknown system error"))
     return errno_reason(-code);
   return words;

@@ -16,7 +16,7 @@ ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 # Whether HETPIPE was built with AddressSanitizer or ThreadSanitizer (scripts/sanitize.sh), which
 # reserve terabytes of address space: such a build cannot run under ulimit -v, nor ask malloc for
-# more than 1 TiB and get null back.
+# more than 1 TiB and get null back; and whose checks need file descriptors (not under ulimit -n 8).
 sanitized() { grep -qE "__(a|t)san_init" "$HETPIPE"; }
 
 # expect_error NAME EXPECTED_EXIT STDERR_PATTERN -- ARGS...: one line "hetpipe: ..." and no stdout.

@@ -193,13 +193,18 @@ expect_error "checksum ''" 2 "files: an empty file name" -- checksum "$tmp/seven
 expect_error "encrypt ''" 2 "input: an empty file name" -- encrypt -r age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq ''
 expect_error "--dtype ''" 2 "unknown --dtype ''" -- stats --dtype '' "$tmp/seven"
 # Too few file descriptors for the reader's event loop is one line and exit 1 (libuv's abort(), or
-# std::terminate on the monitor thread left joinable, ended the process).
-for n in 6 8; do
-  (ulimit -n $n && exec "$HETPIPE" stats --dtype u8 "$tmp/seven") >"$tmp/out" 2>"$tmp/err"
-  rc=$?
-  [[ $rc -eq 1 && $(cat "$tmp/err") == "hetpipe: cannot start the reader's event loop: too many open files" ]] &&
-    ok || bad "ulimit -n $n: rc $rc: $(cat "$tmp/err")"
-done
+# std::terminate on the monitor thread left joinable, ended the process). Not under a sanitizer,
+# whose own checks need descriptors (UBSan then takes a valid object for a bad one).
+if sanitized; then
+  echo "SKIP: a sanitizer's build cannot run under ulimit -n 8"
+else
+  for n in 6 8; do
+    (ulimit -n $n && exec "$HETPIPE" stats --dtype u8 "$tmp/seven") >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    [[ $rc -eq 1 && $(cat "$tmp/err") == "hetpipe: cannot start the reader's event loop: too many open files" ]] &&
+      ok || bad "ulimit -n $n: rc $rc: $(cat "$tmp/err")"
+  done
+fi
 # UV_THREADPOOL_SIZE the process was given stands for --io-threads' default (it was overwritten).
 [[ $(UV_THREADPOOL_SIZE=7 "$HETPIPE" info --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["io_threads"])' 2>&1) == 7 ]] &&
   ok || bad "UV_THREADPOOL_SIZE: $(UV_THREADPOOL_SIZE=7 "$HETPIPE" info --json | grep io_threads)"
