@@ -230,8 +230,8 @@ TEST_CASE("a failing transform leaves no output and no temporary file", "[pipeli
 }
 
 // As documented (pipeline.hpp): each output is in place once its input is complete, so a job that
-// fails at its third input keeps the first two (the header once said "only when the job
-// succeeds"), and leaves nothing of the third.
+// fails at its third input, once the first two are complete, keeps them (the header once said "only
+// when the job succeeds"), and leaves nothing of the third.
 TEST_CASE("a transform that fails keeps the outputs of the inputs completed before",
           "[pipeline][transform]") {
   test::temp_dir dir;
@@ -240,13 +240,22 @@ TEST_CASE("a transform that fails keeps the outputs of the inputs completed befo
     data.push_back(random_bytes(40'000, 10 + i));
     test::write_file(dir.file("in" + std::to_string(i)), data.back().data(), data.back().size());
   }
+  // Reads run ahead across inputs, so a chunk of in2 can reach a lane before in1 is complete:
+  // the last chunk of in2 fails only once the first two outputs are in place (the other lane
+  // finishes them meanwhile), or after 30 s, when the checks below fail.
   reverse_op op;
-  op.hook = [](const chunk_info& info) {
-    if (info.input == 2) throw input_error("in2", "corrupt chunk");
+  op.hook = [&dir](const chunk_info& info) {
+    if (info.input != 2 || !info.last) return;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (
+        !(std::filesystem::exists(dir.file("out0")) && std::filesystem::exists(dir.file("out1"))) &&
+        std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    throw input_error("in2", "corrupt chunk");
   };
   CHECK_THROWS_AS(
       run(op, {{dir.file("in0")}, {dir.file("in1")}, {dir.file("in2")}},
-          {dir.file("out0"), dir.file("out1"), dir.file("out2")}, test::cpu_options(4096, 1)),
+          {dir.file("out0"), dir.file("out1"), dir.file("out2")}, test::cpu_options(4096, 2)),
       input_error);
   CHECK(read_all(dir.file("out0")) == expected(data[0], 4096));
   CHECK(read_all(dir.file("out1")) == expected(data[1], 4096));
@@ -273,6 +282,24 @@ TEST_CASE("a transform refuses two inputs with one output file", "[pipeline][tra
   CHECK(entries(dir.path()) == 2);
   run(op, {{dir.file("a")}, {dir.file("b")}}, {"/dev/null", "/dev/null"},
       test::cpu_options(4096, 1));
+  // One file by two paths: through "." and "..", and through a link to its folder.
+  std::filesystem::create_directory(dir.file("d"));
+  std::filesystem::create_directory_symlink("d", dir.file("l"));
+  for (const auto& second : {dir.file("d/./../d/o"), dir.file("l/o")}) {
+    CHECK_THROWS_MATCHES(
+        run(op, {{dir.file("a")}, {dir.file("b")}}, {dir.file("d/o"), second},
+            test::cpu_options(4096, 1)),
+        usage_error, Catch::Matchers::Predicate<usage_error>([&](const usage_error& e) {
+          return e.file() == second &&
+                 e.reason().find("is the output of inputs 0 and 1") != std::string::npos;
+        }));
+    CHECK(std::filesystem::is_empty(dir.file("d")));
+  }
+  // Names alike in two folders are two files.
+  std::filesystem::create_directory(dir.file("e"));
+  run(op, {{dir.file("a")}, {dir.file("b")}}, {dir.file("d/o"), dir.file("e/o")},
+      test::cpu_options(4096, 1));
+  CHECK(read_all(dir.file("d/o")) == read_all(dir.file("e/o")));
 }
 
 TEST_CASE("a cancelled transform leaves no output and no temporary file", "[pipeline][transform]") {
