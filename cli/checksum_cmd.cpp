@@ -7,12 +7,16 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <functional>
 #include <iostream>
 #include <mutex>
 #include <sstream>
+#include <stdexcept>
+#include <system_error>
+#include <thread>
 #include <utility>
 
 #include <hetpipe/error.hpp>
@@ -203,49 +207,97 @@ void digest_each(const std::vector<std::string>& names, const std::vector<bool>&
   digest(std::move(files));
 }
 
+// Clears the progress line (it has no newline: a line printed on its terminal would follow its
+// text).
+void clear_progress_line() {
+  std::fputs("\r\033[K", stderr);
+  std::fflush(stderr);
+}
+
+// Whether a progress line is drawn on a terminal as stderr: an error printed there mid-job clears
+// it first.
+bool progress_on_terminal(const options& opt) {
+  return opt.progress && ::isatty(STDERR_FILENO) != 0;
+}
+
+// Whether a progress line on stderr shares a terminal with the lines on stdout.
+bool progress_shares_terminal(const options& opt) {
+  return progress_on_terminal(opt) && ::isatty(STDOUT_FILENO) != 0;
+}
+
 // Lines for items 0, 1, ... in order, each as soon as it and every item before it are known:
-// emit(i) prints item i; settle() is called (under the caller's lock) whenever an item may have
-// become known. Where the progress line shares a terminal with `out`, it is cleared before lines
-// are printed (they came after its text on its line). Lines reach a pipe or file at least every
-// 100 ms, not only in stdio's 4 KiB blocks.
+// emit(i) prints item i; settle() is called, under `mutex`, whenever an item may have become
+// known. Where the progress line shares a terminal with `out`, it is cleared and the lines are
+// flushed at once; a pipe or file gets them within 100 ms (a thread flushes what waits in stdio's
+// buffer), not only in 4 KiB blocks, and without a write per line.
 class in_order {
  public:
   in_order(std::size_t n, std::function<bool(std::size_t)> known,
-           std::function<void(std::size_t)> emit, std::ostream& out, bool share_terminal)
+           std::function<void(std::size_t)> emit, std::ostream& out, bool share_terminal,
+           std::mutex& mutex)
       : n_(n),
         known_(std::move(known)),
         emit_(std::move(emit)),
         out_(out),
         share_terminal_(share_terminal),
-        flushed_(std::chrono::steady_clock::now()) {}
+        mutex_(mutex) {
+    if (share_terminal_) return;
+    try {
+      flusher_ = std::thread([this] { flush_loop(); });
+    } catch (const std::system_error&) {
+      // No thread (a limit on processes): lines go out in stdio's blocks and at the end.
+    }
+  }
+  ~in_order() { finish(); }
+  // Stops the flushing thread (the caller then has `out` to itself); not under the mutex.
+  void finish() {
+    if (!flusher_.joinable()) return;
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_one();
+    flusher_.join();
+  }
+  // Whether every item was printed (digest_each reports each input once).
+  bool done() const { return next_ == n_; }
+  in_order(const in_order&) = delete;
+  in_order& operator=(const in_order&) = delete;
+
   void settle() {
     if (next_ >= n_ || !known_(next_)) return;
-    if (share_terminal_) {
-      std::fputs("\r\033[K", stderr);
-      std::fflush(stderr);
-    }
+    if (share_terminal_) clear_progress_line();
     while (next_ < n_ && known_(next_)) emit_(next_++);
-    if (const auto now = std::chrono::steady_clock::now();
-        share_terminal_ || now - flushed_ >= std::chrono::milliseconds(100)) {
+    if (share_terminal_)
       out_.flush();
-      flushed_ = now;
-    }
+    else
+      unflushed_ = true;
   }
 
  private:
+  void flush_loop() {
+    std::unique_lock lock(mutex_);
+    while (!stop_) {
+      wake_.wait_for(lock, std::chrono::milliseconds(100));
+      if (unflushed_) {
+        out_.flush();
+        unflushed_ = false;
+      }
+    }
+  }
+
   std::size_t n_;
   std::function<bool(std::size_t)> known_;
   std::function<void(std::size_t)> emit_;
   std::ostream& out_;
   bool share_terminal_;
-  std::size_t next_ = 0;  // items before it are printed
-  std::chrono::steady_clock::time_point flushed_;
+  std::mutex& mutex_;
+  std::size_t next_ = 0;    // items before it are printed
+  bool unflushed_ = false;  // lines printed since the last flush
+  bool stop_ = false;
+  std::condition_variable wake_;
+  std::thread flusher_;  // last: started once the members it reads are made
 };
-
-// Whether a progress line on stderr shares a terminal with the lines on stdout.
-bool progress_shares_terminal(const options& opt) {
-  return opt.progress && ::isatty(STDOUT_FILENO) != 0 && ::isatty(STDERR_FILENO) != 0;
-}
 
 }  // namespace
 
@@ -286,10 +338,12 @@ int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec,
   std::mutex mutex;  // digest_each's calls come from lanes, and from this thread between jobs
   std::vector<std::optional<checksum_result>> got(names.size());
   nlohmann::json all = nlohmann::json::array();
+  const bool progress_tty = progress_on_terminal(opt);
   const auto emit = [&](std::size_t i) {
     if (!reason[i].empty()) {
       any_failed = true;
       out.flush();  // in order with the lines before it, where both streams meet
+      if (progress_tty) clear_progress_line();
       print_error(names[i], reason[i]);
       if (how.json)
         all.push_back({{"file", names[i]},
@@ -321,7 +375,7 @@ int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec,
   // the printer has gone past it).
   in_order printer(
       names.size(), [&](std::size_t i) { return got[i].has_value() || !reason[i].empty(); }, emit,
-      out, !how.json && progress_shares_terminal(opt));
+      out, !how.json && progress_shares_terminal(opt), mutex);
   {
     std::lock_guard lock(mutex);
     printer.settle();  // the paths that failed before any job, up to the first file
@@ -336,6 +390,8 @@ int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec,
                   reason[i] = why;
                 printer.settle();
               });
+  printer.finish();
+  if (!printer.done()) throw std::logic_error("checksum: an input had neither digest nor error");
   if (how.json) out << json_text(all) << "\n";
   out.flush();
   return any_failed ? 1 : 0;
@@ -406,10 +462,12 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
   std::mutex mutex;  // digest_each's calls come from lanes, and from this thread between jobs
   std::vector<char> matches(entries.size(), 0);
   std::size_t verified = 0;
+  const bool progress_tty = progress_on_terminal(opt);
   const auto emit = [&](std::size_t i) {
     if (missing[i]) return;
     if (!reason[i].empty()) {
       out.flush();  // in order with the lines before it, where both streams meet
+      if (progress_tty) clear_progress_line();
       print_error(entries[i].name, reason[i]);
     }
     std::string line;
@@ -429,7 +487,7 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
   in_order printer(
       entries.size(),
       [&](std::size_t i) { return missing[i] || readable[i] || !reason[i].empty(); }, emit, out,
-      !how.status && progress_shares_terminal(opt));
+      !how.status && progress_shares_terminal(opt), mutex);
   {
     std::lock_guard lock(mutex);
     printer.settle();  // the files that cannot be opened, up to the first that can
@@ -446,6 +504,8 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
                   reason[i] = why;
                 printer.settle();
               });
+  printer.finish();
+  if (!printer.done()) throw std::logic_error("checksum: an input had neither digest nor error");
   out.flush();
   const bool none_verified = how.ignore_missing && verified == 0;
   if (none_verified && !how.status) print_error(sum_file, "no file was verified");
