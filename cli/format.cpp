@@ -57,18 +57,23 @@ std::string json_text(const nlohmann::json& j, int indent) {
         parsed.ptr != number.data() + number.size()) {
       out += number;  // an integer, kept as it is
     } else {
-      // The table's form, marked a float (".0") where it has neither a point nor an exponent, or
-      // the scientific one when that is shorter (6.5e+16 rather than 65000000000000000.0).
-      char buf[64], sci[64];
-      const auto r = std::to_chars(buf, buf + sizeof buf, v);
-      std::string plain(buf, r.ptr);
-      if (plain.find_first_of(".e") == std::string::npos) plain += ".0";
-      const auto rs = std::to_chars(sci, sci + sizeof sci, v, std::chars_format::scientific);
-      const std::string_view scientific(sci, static_cast<std::size_t>(rs.ptr - sci));
-      if (scientific.size() < plain.size())
-        out += scientific;
-      else
-        out += plain;
+      // Python's repr: the shortest digits that read back the same, plain from 1e-4 to below
+      // 1e16 (a whole number with ".0": 1000.0, not 1e+03), scientific outside (1e-05,
+      // 1.2456493019597237e+21, not 1245649301959723712512.0).
+      char buf[400];
+      const auto rs = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+      const std::string_view sci(buf, static_cast<std::size_t>(rs.ptr - buf));
+      int exponent = 0;
+      const char* e = sci.data() + sci.find('e') + 1;
+      std::from_chars(e + (*e == '+'), sci.data() + sci.size(), exponent);
+      if (exponent < -4 || exponent >= 16) {
+        out += sci;
+      } else {
+        const auto rf = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed);
+        const std::string_view fixed(buf, static_cast<std::size_t>(rf.ptr - buf));
+        out += fixed;
+        if (fixed.find('.') == std::string_view::npos) out += ".0";
+      }
     }
     i = end;
   }

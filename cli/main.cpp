@@ -90,9 +90,10 @@ struct common {
 void print_bench(const char* verb, std::uint64_t bytes, const hetpipe::job_report& rep, bool json) {
   const double gbps = rep.seconds > 0 ? static_cast<double>(bytes) / rep.seconds * 1e-9 : 0;
   if (json)
-    std::cout
-        << nlohmann::json{{"bytes", bytes}, {"seconds", rep.seconds}, {"gb_per_s", gbps}}.dump()
-        << "\n";
+    std::cout << hetpipe::cli::json_text(
+                     nlohmann::json{{"bytes", bytes}, {"seconds", rep.seconds}, {"gb_per_s", gbps}},
+                     -1)
+              << "\n";
   else
     std::printf("%s %s in %.3f s: %.2f GB/s (%s, %s, chunk %s)\n", verb,
                 hetpipe::format_size(bytes).c_str(), rep.seconds, gbps,

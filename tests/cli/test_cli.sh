@@ -134,14 +134,16 @@ assert len(c) == 1500000 and c[0]['sum'] == 1500000.0 and c[-1]['sum'] == 449999
 " "$tmp/out" && ok || bad "a row wider than the default chunk: $(cat "$tmp/err")"
 expect_error "a row wider than --chunk-size" 2 "$tmp/wide.npy: one record (11.44 MiB) is larger than the chunk" -- stats --chunk-size 4M "$tmp/wide.npy"
 rm -f "$tmp/wide.npy"
-# JSON doubles are exact and no longer than Python's shortest form (nlohmann-json wrote
-# 6.5133849661047024e+16 for 6.513384966104702e+16, 112 of 59 914 random doubles a digit longer).
+# JSON doubles are exact and written as Python writes them (nlohmann-json wrote
+# 6.5133849661047024e+16 for 6.513384966104702e+16, 112 of 59 914 random doubles a digit longer;
+# then 1e+03 for 1000.0 and 1245649301959723712512.0 for 1.2456493019597237e+21).
 python3 - "$tmp/doubles.npy" <<'PY'
 import numpy as np, sys
 bits = np.random.default_rng(7).integers(0, 2**64, 20000, dtype=np.uint64)
 v = bits.view("<f8")
 v = v[np.isfinite(v)]
-v = np.concatenate([v, [6.513384966104702e16, 30000.0, -0.0, 5e-324, 1e300]])
+v = np.concatenate([v, [6.513384966104702e16, 30000.0, -0.0, 5e-324, 1e300, 1000.0, 1e5, 1e-4,
+                        1.5e-5, 1e16, 9999999999999998.0, 0.1, -2.5e-310]])
 np.save(sys.argv[1], v.reshape(1, -1))
 PY
 "$HETPIPE" stats --json "$tmp/doubles.npy" >"$tmp/out" 2>"$tmp/err" && python3 - "$tmp/doubles.npy" "$tmp/out" <<'PY' && ok || bad "JSON doubles: $(head -c 500 "$tmp/err")"
@@ -150,7 +152,7 @@ import numpy as np
 v = np.load(sys.argv[1])[0]
 tokens = []
 cols = json.loads(open(sys.argv[2]).read(), parse_float=lambda t: tokens.append(t) or float(t))[0]["columns"]
-longer = [t for t in tokens if len(t) > len(repr(float(t)))]  # Python's shortest form
+longer = [t for t in tokens if t != repr(float(t))]  # Python's shortest form, as it writes it
 got = np.array([c["min"] for c in cols], dtype="<f8")
 assert got.view("<u8").tolist() == v.view("<u8").tolist(), "a double changed"
 assert all("." in t or "e" in t for t in tokens), "a float written as an integer"
@@ -199,7 +201,8 @@ if sanitized; then
   echo "SKIP: a sanitizer's build cannot run under ulimit -n 8"
 else
   for n in 6 8; do
-    (ulimit -n $n && exec "$HETPIPE" stats --dtype u8 "$tmp/seven") >"$tmp/out" 2>"$tmp/err"
+    (close_inherited_fds && ulimit -n $n && exec "$HETPIPE" stats --dtype u8 "$tmp/seven") \
+      >"$tmp/out" 2>"$tmp/err"
     rc=$?
     [[ $rc -eq 1 && $(cat "$tmp/err") == "hetpipe: cannot start the reader's event loop: too many open files" ]] &&
       ok || bad "ulimit -n $n: rc $rc: $(cat "$tmp/err")"
