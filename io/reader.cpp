@@ -34,6 +34,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <new>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
@@ -1368,9 +1369,8 @@ void reader::start(std::function<void(chunk)> on_chunk,
   }
   m.wk->async = &m.async;
   m.pool.set_listener([wk = m.wk] { wk->wake(); });
-  try {
-    m.thread = std::thread([&m] { m.run(); });
-  } catch (const std::system_error& e) {  // no thread (ulimit -u, -v): no loop either
+  // No thread (ulimit -u, -v; no memory for its state): no loop either.
+  const auto unwind = [&m] {
     m.pool.set_listener(nullptr);
     {
       std::lock_guard lk(m.wk->mu);
@@ -1379,8 +1379,16 @@ void reader::start(std::function<void(chunk)> on_chunk,
     uv_close(reinterpret_cast<uv_handle_t*>(&m.async), nullptr);
     uv_run(&m.loop, UV_RUN_DEFAULT);
     uv_loop_close(&m.loop);
+  };
+  try {
+    m.thread = std::thread([&m] { m.run(); });
+  } catch (const std::system_error& e) {
+    unwind();
     throw io_error("", "cannot start the reader's thread: " + errno_reason(e.code().value()),
                    uv_translate_sys_error(e.code().value()));
+  } catch (const std::bad_alloc&) {
+    unwind();
+    throw io_error("", "cannot start the reader's thread: out of memory", UV_ENOMEM);
   }
   m.started = true;
 }

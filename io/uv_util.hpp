@@ -27,8 +27,10 @@ std::exception_ptr shrank(const std::string& path);
 void note_uv_use();
 
 // uv_loop_init after note_uv_use, or UV_EMFILE / UV_ENFILE when the process has not 4 file
-// descriptors to spare: a loop takes up to 4 (the first of a process, libuv's signal pipe too),
-// and libuv ends the process with abort() when that pipe cannot be made.
+// descriptors to spare. The first loop of a process makes libuv's signal pipe (2 descriptors),
+// and libuv ends the process with abort() when it cannot: 4 spare cover it. A loop's own
+// descriptors (its epoll, its signal pipe, an async handle's eventfd: about 6 for the reader's
+// first loop) that cannot be made fail it with an error, as anything else here does.
 int init_loop(uv_loop_s* loop);
 
 // The most bytes one read or write call moves: 1 GiB (read(2) moves at most 0x7ffff000 bytes, so

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <limits>
+#include <new>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -1014,15 +1015,19 @@ void engine::run() {
   const auto start = std::chrono::steady_clock::now();
   // Reads in flight overlap: the "read k" rows used are the read concurrency the job reached.
   span_rows read_rows(trace_, spec_.trace_prefix + "read");
-  // A thread that cannot be started (ulimit -u, -v) or a reader that cannot start its loop
+  // A thread of ours that cannot be started (ulimit -u, -v) or a reader that cannot start its loop
   // (ulimit -n) fails the job, which then ends as any failed job does: the threads that did start
-  // are joined (one left joinable ended the process in std::terminate).
+  // are joined (one left joinable ended the process in std::terminate). The threads libuv's pool
+  // and OpenMP's team start are theirs: where those cannot start, the library ends the process
+  // (libuv aborts, libgomp exits with its own message).
   const auto spawn = [this](std::vector<std::thread>& to, auto&& body) {
     try {
       to.emplace_back(std::forward<decltype(body)>(body));
     } catch (const std::system_error& e) {
       fail(std::make_exception_ptr(
           error("", "cannot start a thread: " + errno_reason(e.code().value()))));
+    } catch (const std::bad_alloc&) {  // the vector's growth, or the thread's state
+      fail(std::make_exception_ptr(error("", "cannot start a thread: out of memory")));
     }
   };
   std::vector<std::thread> monitor_thread;  // none when it could not start

@@ -19,6 +19,17 @@ bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 # more than 1 TiB and get null back; and whose checks need file descriptors (not under ulimit -n 8).
 sanitized() { grep -qE "__(a|t)san_init" "$HETPIPE"; }
 
+# Closes the descriptors above 2 that this shell holds (ones a test runner left open): a test
+# under ulimit -n N then gives hetpipe N - 3 to spare. In a subshell, before the ulimit.
+close_inherited_fds() {
+  local fd
+  for fd in /proc/$BASHPID/fd/*; do
+    fd=${fd##*/}
+    ((fd > 2)) && { eval "exec $fd>&-"; } 2>/dev/null
+  done
+  return 0
+}
+
 # expect_error NAME EXPECTED_EXIT STDERR_PATTERN -- ARGS...: one line "hetpipe: ..." and no stdout.
 expect_error() {
   local name=$1 code=$2 pattern=$3
