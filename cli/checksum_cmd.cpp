@@ -103,110 +103,6 @@ std::array<std::uint8_t, 32> read_key_file(const std::string& path,
 
 namespace {
 
-// errno when `name` cannot be opened for reading (0 when it can; "-" can): stat first, as a
-// folder opens but cannot be read and opening a FIFO would wait for its writer (FIFOs and devices
-// go to the job unopened, and say there what they are). *once: whether its bytes can be read only
-// once (standard input, a pipe, FIFO, socket or character device). With first_read, a regular
-// file's first 8 bytes are read too: one that opens and fails at once when read (/proc/PID/mem)
-// would cost digest_each a run of the job each. Only errors that say the file cannot be read
-// count: not EAGAIN (nothing to read yet) nor EINVAL (a read of that size refused, as the
-// /proc/kpage* files refuse reads of other than whole 8-byte words at their offset).
-int open_error(const std::string& name, bool* once, bool first_read = false) {
-  *once = name == "-";
-  if (*once) return 0;
-  struct stat st {};
-  if (::stat(name.c_str(), &st) != 0) return errno;
-  if (S_ISDIR(st.st_mode)) return EISDIR;
-  *once = !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
-  if (S_ISREG(st.st_mode)) {
-    const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) return errno;
-    int err = 0;
-    if (char bytes[8]; first_read && ::pread(fd, bytes, sizeof bytes, 0) < 0)
-      err = errno == EAGAIN || errno == EINVAL ? 0 : errno;
-    ::close(fd);
-    return err;
-  }
-  return 0;
-}
-
-// Each of `names` handed to `done` once, by position: its result as soon as it is final (from a
-// lane's thread, one call at a time), or (no result) why it failed. A file that fails (it cannot
-// be opened, or its read fails midway) is left out, as with sha256sum, and its job runs again over
-// the files not yet done (the work on those is lost). Before that second run every other file is
-// tried with open_error (first_read), so that many files that fail at once cost one run more,
-// not one each.
-// The jobs go in the inputs' order, so that digests come in that order as they are done: each run
-// of files one job, and each input whose bytes can be read only once (once[k]: standard input,
-// pipes, FIFOs, devices) a job of its own, so that no failure of another input makes one of them
-// read again (a device that fails cost the digests of the pipes read with it, once).
-using done_fn =
-    std::function<void(std::size_t, std::optional<checksum_result>&&, const std::string&)>;
-void digest_each(const std::vector<std::string>& names, const std::vector<bool>& once,
-                 const checksum_spec& spec, const options& opt, const done_fn& done) {
-  // Each job checks that its trace is none of its inputs; this is for them all, before the first
-  // writes its trace (over an input of a later job, as it did).
-  if (struct stat ts{};
-      !opt.trace_path.empty() && ::stat(opt.trace_path.c_str(), &ts) == 0 && S_ISREG(ts.st_mode))
-    for (const auto& n : names)
-      if (struct stat st{}; n != "-" && ::stat(n.c_str(), &st) == 0 && st.st_dev == ts.st_dev &&
-                            st.st_ino == ts.st_ino)
-        throw usage_error(opt.trace_path, "--trace names " + n +
-                                              ", which the job reads or writes (the trace would "
-                                              "replace it): name another file");
-  std::vector<char> handed(names.size(), 0);  // written by one thread at a time
-  const auto fail = [&](std::size_t i, const std::string& reason) {
-    if (handed[i]) return;
-    handed[i] = 1;
-    done(i, std::nullopt, reason);
-  };
-  // One job over names[which], run again without a file that failed.
-  const auto digest = [&](std::vector<std::size_t> which) {
-    bool prechecked = false;
-    while (!which.empty()) {
-      std::vector<std::string> left;
-      left.reserve(which.size());
-      for (const std::size_t i : which) left.push_back(names[i]);
-      try {
-        checksum_each(left, spec, opt, [&](std::size_t k, checksum_result&& r) {
-          handed[which[k]] = 1;
-          done(which[k], std::move(r), {});
-        });
-        return;
-      } catch (const io_error& e) {
-        // The failing file: the first of that name not done (a name may be given twice).
-        std::size_t k = 0;
-        while (k < left.size() && (left[k] != e.file() || handed[which[k]])) ++k;
-        if (k == left.size()) throw;  // not one file's (standard output, say)
-        fail(which[k], e.reason());
-        for (const std::size_t i : which) {
-          if (handed[i]) continue;
-          if (names[i] == "-") {
-            fail(i, "standard input cannot be read again");
-          } else if (once[i]) {
-            fail(i, "cannot be read again (not a regular file)");
-          } else if (!prechecked) {
-            bool ignored = false;
-            if (const int err = open_error(names[i], &ignored, true)) fail(i, errno_reason(err));
-          }
-        }
-        prechecked = true;
-        std::erase_if(which, [&](std::size_t i) { return handed[i] != 0; });
-      }
-    }
-  };
-  std::vector<std::size_t> files;  // the run of files up to the next read-once input
-  for (std::size_t i = 0; i < names.size(); ++i) {
-    if (!once[i]) {
-      files.push_back(i);
-      continue;
-    }
-    digest(std::exchange(files, {}));  // none: no job
-    digest({i});
-  }
-  digest(std::move(files));
-}
-
 // Clears the progress line (it has no newline: a line printed on its terminal would follow its
 // text).
 void clear_progress_line() {
@@ -259,7 +155,7 @@ class in_order {
     wake_.notify_one();
     flusher_.join();
   }
-  // Whether every item was printed (digest_each reports each input once).
+  // Whether every item was printed (checksum_files reports each input once).
   bool done() const { return next_ == n_; }
   in_order(const in_order&) = delete;
   in_order& operator=(const in_order&) = delete;
@@ -311,31 +207,27 @@ int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec,
   one_for_raw(paths.size());
   // A path that does not exist, or a folder without -r, is reported and the others go on: in
   // order, names[i] with reason[i] set when it cannot be digested. Nothing is opened ahead: a
-  // file that cannot be read fails the job, which runs again without it (digest_each).
+  // file that cannot be read fails the job, which runs again without it (checksum_files).
   std::vector<std::string> names, reason;
-  std::vector<bool> once;
   bool any_failed = false;
   for (auto& e : expand_paths_each(paths, how.recursive)) {
     any_failed = any_failed || !e.error.empty();
     names.push_back(std::move(e.path));
     reason.push_back(std::move(e.error));
-    once.push_back(e.once);
   }
   if (!any_failed) one_for_raw(names.size());  // a folder's files with -r
   std::vector<std::string> readable;
-  std::vector<bool> readable_once;
   std::vector<std::size_t> at;  // readable[k] is names[at[k]]
   for (std::size_t i = 0; i < names.size(); ++i) {
     if (!reason[i].empty()) continue;
     readable.push_back(names[i]);
-    readable_once.push_back(once[i]);
     at.push_back(i);
   }
   // Each name is printed, in order, once it and every name before it are known: a digest as soon
   // as its file is done (a long job shows its first files' digests while it runs, and an interrupt
   // keeps them), a failure as a line on stderr in its place. --json is one array, at the end.
   // Each digest is let go once printed: with -l 64M a digest is 64 MiB and its hex 128 MiB.
-  std::mutex mutex;  // digest_each's calls come from lanes, and from this thread between jobs
+  std::mutex mutex;  // checksum_files' calls come from lanes, and from this thread between jobs
   std::vector<std::optional<checksum_result>> got(names.size());
   nlohmann::json all = nlohmann::json::array();
   const bool progress_tty = progress_on_terminal(opt);
@@ -380,16 +272,16 @@ int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec,
     std::lock_guard lock(mutex);
     printer.settle();  // the paths that failed before any job, up to the first file
   }
-  digest_each(readable, readable_once, spec, opt,
-              [&](std::size_t k, std::optional<checksum_result>&& r, const std::string& why) {
-                std::lock_guard lock(mutex);
-                const std::size_t i = at[k];
-                if (r)
-                  got[i] = std::move(r);
-                else
-                  reason[i] = why;
-                printer.settle();
-              });
+  checksum_files(readable, spec, opt,
+                 [&](std::size_t k, std::optional<checksum_result>&& r, const std::string& why) {
+                   std::lock_guard lock(mutex);
+                   const std::size_t i = at[k];
+                   if (r)
+                     got[i] = std::move(r);
+                   else
+                     reason[i] = why;
+                   printer.settle();
+                 });
   printer.finish();
   if (!printer.done()) throw std::logic_error("checksum: an input had neither digest nor error");
   if (how.json) out << json_text(all) << "\n";
@@ -426,7 +318,6 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
   }
   // Files that cannot be opened are reported and left out of the job; the rest go in one job.
   std::vector<std::string> names;
-  std::vector<bool> once;
   std::vector<std::size_t> which;
   std::vector<bool> readable(entries.size(), false), missing(entries.size(), false);
   std::vector<std::string> reason(entries.size());  // why entry i could not be read
@@ -441,7 +332,7 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
       continue;
     }
     bool read_once = false;
-    const int err = open_error(name, &read_once);
+    const int err = input_open_error(name, &read_once);
     if (err == ENOENT && how.ignore_missing) {
       missing[i] = true;
       continue;
@@ -451,7 +342,6 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
       continue;
     }
     names.push_back(entries[i].name);
-    once.push_back(read_once);
     which.push_back(i);
   }
   // Each digest compared as it comes, and let go (64 MiB ones with -l 64M). Each listed file's
@@ -459,7 +349,7 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
   // sha256sum -c prints them: a long check shows its first files' lines while it runs, and an
   // interrupt keeps them. A file that cannot be read has its error on stderr in its place, then
   // "FAILED open or read".
-  std::mutex mutex;  // digest_each's calls come from lanes, and from this thread between jobs
+  std::mutex mutex;  // checksum_files' calls come from lanes, and from this thread between jobs
   std::vector<char> matches(entries.size(), 0);
   std::size_t verified = 0;
   const bool progress_tty = progress_on_terminal(opt);
@@ -492,18 +382,18 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
     std::lock_guard lock(mutex);
     printer.settle();  // the files that cannot be opened, up to the first that can
   }
-  digest_each(names, once, spec, opt,
-              [&](std::size_t k, std::optional<checksum_result>&& r, const std::string& why) {
-                std::lock_guard lock(mutex);
-                const std::size_t i = which[k];
-                readable[i] = r.has_value();
-                verified += r.has_value();
-                if (r)
-                  matches[i] = to_hex(r->digest) == entries[i].hex;
-                else
-                  reason[i] = why;
-                printer.settle();
-              });
+  checksum_files(names, spec, opt,
+                 [&](std::size_t k, std::optional<checksum_result>&& r, const std::string& why) {
+                   std::lock_guard lock(mutex);
+                   const std::size_t i = which[k];
+                   readable[i] = r.has_value();
+                   verified += r.has_value();
+                   if (r)
+                     matches[i] = to_hex(r->digest) == entries[i].hex;
+                   else
+                     reason[i] = why;
+                   printer.settle();
+                 });
   printer.finish();
   if (!printer.done()) throw std::logic_error("checksum: an input had neither digest nor error");
   out.flush();

@@ -9,7 +9,9 @@
 #include <hetpipe/checksum.hpp>
 #include <hetpipe/error.hpp>
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
@@ -17,10 +19,13 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <utility>
 
 #include "host/blake3.hpp"
 #include "host/crc.hpp"
+#include "pipeline/src/engine.hpp"
 #include "pipeline/src/stat_all.hpp"
+#include "pipeline/src/trace.hpp"
 #include "pipeline/src/walk.hpp"
 #if HETPIPE_WITH_CUDA
 #include "cuda/blake3_kernels.hpp"
@@ -369,8 +374,12 @@ std::vector<checksum_result> checksum(const std::vector<std::string>& files,
   return results;
 }
 
-void checksum_each(const std::vector<std::string>& files, const checksum_spec& spec,
-                   const options& opt, const checksum_sink& sink, job_report* report) {
+namespace {
+
+// checksum_each with a trace shared by several jobs (none: options::trace_path's own).
+void checksum_each_traced(const std::vector<std::string>& files, const checksum_spec& spec,
+                          const options& opt, const checksum_sink& sink, job_report* report,
+                          detail::tracer* trace) {
   validate(spec);
   options o = opt;
   if (o.chunk_size != 0) {
@@ -388,9 +397,117 @@ void checksum_each(const std::vector<std::string>& files, const checksum_spec& s
     handed[i] = true;
     sink(i, checksum_result{files[i], op.digest(total), op.bytes(total)});
   };
-  auto totals = run(op, inputs, o, report, hand);
+  auto totals = detail::run_reduce(op, inputs, o, report, hand, trace);
   for (std::size_t i = 0; i < files.size(); ++i)
     if (!handed[i]) hand(i, *totals[i]);  // an empty stream
+}
+
+}  // namespace
+
+void checksum_each(const std::vector<std::string>& files, const checksum_spec& spec,
+                   const options& opt, const checksum_sink& sink, job_report* report) {
+  checksum_each_traced(files, spec, opt, sink, report, nullptr);
+}
+
+int input_open_error(const std::string& file, bool* once, bool first_read) {
+  *once = file == "-";
+  if (*once) return 0;
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) return errno;
+  if (S_ISDIR(st.st_mode)) return EISDIR;
+  *once = !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
+  if (S_ISREG(st.st_mode)) {
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return errno;
+    int err = 0;
+    if (char bytes[8]; first_read && ::pread(fd, bytes, sizeof bytes, 0) < 0)
+      err = errno == EAGAIN || errno == EINVAL ? 0 : errno;
+    ::close(fd);
+    return err;
+  }
+  return 0;
+}
+
+void checksum_files(const std::vector<std::string>& files, const checksum_spec& spec,
+                    const options& opt, const checksum_outcome& done) {
+  validate(spec);
+  // One trace for every job, opened before the first (a path naming any of the files, of a
+  // later job too, is refused before anything is written over it).
+  options o = opt;
+  std::optional<detail::tracer> trace;
+  if (!opt.trace_path.empty()) {
+    trace.emplace(true);
+    trace->open(opt.trace_path, files, {});
+    o.trace_path.clear();
+  }
+  std::vector<bool> once(files.size(), false);
+  {
+    std::vector<std::string> paths(files);
+    for (auto& p : paths)
+      if (p == "-") p.clear();  // not a file of that name
+    const auto st = detail::stat_all(paths);
+    for (std::size_t i = 0; i < files.size(); ++i)
+      once[i] = files[i] == "-" ||
+                (st[i].error == 0 && !S_ISREG(st[i].st.st_mode) && !S_ISBLK(st[i].st.st_mode));
+  }
+  std::vector<char> handed(files.size(), 0);  // written by one thread at a time
+  const auto fail = [&](std::size_t i, const std::string& reason) {
+    if (handed[i]) return;
+    handed[i] = 1;
+    done(i, std::nullopt, reason);
+  };
+  bool ran = false;  // a job ran (none: no trace either)
+  // One job over files[which], run again without a file that failed.
+  const auto digest = [&](std::vector<std::size_t> which) {
+    bool prechecked = false;
+    while (!which.empty()) {
+      std::vector<std::string> left;
+      left.reserve(which.size());
+      for (const std::size_t i : which) left.push_back(files[i]);
+      ran = true;
+      try {
+        checksum_each_traced(
+            left, spec, o,
+            [&](std::size_t k, checksum_result&& r) {
+              handed[which[k]] = 1;
+              done(which[k], std::move(r), {});
+            },
+            nullptr, trace ? &*trace : nullptr);
+        return;
+      } catch (const io_error& e) {
+        // The failing file: the first of that name not done (a name may be given twice).
+        std::size_t k = 0;
+        while (k < left.size() && (left[k] != e.file() || handed[which[k]])) ++k;
+        if (k == left.size()) throw;  // not one file's (standard output, say)
+        fail(which[k], e.reason());
+        for (const std::size_t i : which) {
+          if (handed[i]) continue;
+          if (files[i] == "-") {
+            fail(i, "standard input cannot be read again");
+          } else if (once[i]) {
+            fail(i, "cannot be read again (not a regular file)");
+          } else if (!prechecked) {
+            bool ignored = false;
+            if (const int err = input_open_error(files[i], &ignored, true))
+              fail(i, errno_reason(err));
+          }
+        }
+        prechecked = true;
+        std::erase_if(which, [&](std::size_t i) { return handed[i] != 0; });
+      }
+    }
+  };
+  std::vector<std::size_t> run;  // the run of files up to the next read-once input
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (!once[i]) {
+      run.push_back(i);
+      continue;
+    }
+    digest(std::exchange(run, {}));  // none: no job
+    digest({i});
+  }
+  digest(std::move(run));
+  if (trace && ran) trace->write();
 }
 
 }  // namespace hetpipe

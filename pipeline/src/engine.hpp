@@ -297,4 +297,11 @@ void run_transform(const transform_op& op, const std::vector<input>& inputs,
                    bool slots_given, job_report* report, tracer* trace = nullptr,
                    const std::string& trace_prefix = "");
 
+// run(reduce_op, ..., on_final) with a trace shared by several jobs (as in job_spec: the caller
+// opened it and writes it once they are done).
+std::vector<std::unique_ptr<partial>> run_reduce(const reduce_op& op,
+                                                 const std::vector<input>& inputs,
+                                                 const options& opt, job_report* report,
+                                                 const final_fn& on_final, tracer* trace);
+
 }  // namespace hetpipe::detail

@@ -89,6 +89,13 @@ std::vector<std::unique_ptr<partial>> run(const reduce_op& op, const std::vector
 std::vector<std::unique_ptr<partial>> run(const reduce_op& op, const std::vector<input>& inputs,
                                           const options& opt, job_report* report,
                                           const final_fn& on_final) {
+  return detail::run_reduce(op, inputs, opt, report, on_final, nullptr);
+}
+
+std::vector<std::unique_ptr<partial>> detail::run_reduce(const reduce_op& op,
+                                                         const std::vector<input>& inputs,
+                                                         const options& opt, job_report* report,
+                                                         const final_fn& on_final, tracer* trace) {
   const options o = resolve(opt);
   merger m(op, inputs.size(), on_final);
   detail::engine* eng = nullptr;
@@ -120,6 +127,7 @@ std::vector<std::unique_ptr<partial>> run(const reduce_op& op, const std::vector
   spec.may_grow_slots = opt.slots == 0;
   spec.may_shrink_slots = opt.slots == 0;
   spec.may_grow_io_threads = opt.io_threads == 0;
+  spec.trace = trace;
   detail::engine e(o, std::move(spec));
   eng = &e;
   e.run();

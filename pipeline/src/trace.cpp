@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -12,10 +13,15 @@
 #include <hetpipe/error.hpp>
 #include <nlohmann/json.hpp>
 
+#include "pipeline/src/paths.hpp"
+
 namespace hetpipe::detail {
 
 int tracer::track(const std::string& name) {
   std::lock_guard lock(mutex_);
+  // A name given before (by an earlier job of a shared trace) is its row again.
+  const auto at = std::find(tracks_.begin(), tracks_.end(), name);
+  if (at != tracks_.end()) return static_cast<int>(at - tracks_.begin());
   tracks_.push_back(name);
   return static_cast<int>(tracks_.size()) - 1;
 }
@@ -59,18 +65,15 @@ void tracer::open(const std::string& path, const std::vector<std::string>& input
           refuse(f);
       }
   } else {
-    const auto folder = [](const fs::path& p, std::error_code& e) {
-      return fs::weakly_canonical(p.has_parent_path() ? p.parent_path() : fs::path("."), e);
-    };
     const fs::path trace_path(path);
     std::error_code trace_ec;
     std::optional<fs::path> trace_folder;
     for (const auto& f : outputs) {
       const fs::path p(f);  // an empty one: a bad input's, with no output; "-": standard output
       if (f.empty() || f == "-" || p.filename() != trace_path.filename()) continue;
-      if (!trace_folder) trace_folder = folder(trace_path, trace_ec);
+      if (!trace_folder) trace_folder = resolved_folder(trace_path, trace_ec);
       std::error_code e;
-      if (!trace_ec && folder(p, e) == *trace_folder && !e) refuse(f);
+      if (!trace_ec && resolved_folder(p, e) == *trace_folder && !e) refuse(f);
     }
   }
   path_ = path;

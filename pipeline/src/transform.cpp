@@ -22,6 +22,7 @@
 #include "pipeline/src/buffer_pool.hpp"
 #include "pipeline/src/committer.hpp"
 #include "pipeline/src/engine.hpp"
+#include "pipeline/src/paths.hpp"
 
 #if HETPIPE_WITH_CUDA
 #include "cuda/runtime.hpp"
@@ -308,8 +309,7 @@ void detail::run_transform(const transform_op& op, const std::vector<input>& inp
       for (const std::size_t i : group) {
         const std::filesystem::path p(outputs[i]);
         std::error_code ec;
-        const auto folder = std::filesystem::weakly_canonical(
-            std::filesystem::absolute(p.has_parent_path() ? p.parent_path() : ".", ec), ec);
+        const auto folder = resolved_folder(p, ec);
         const std::string key = ec ? p.lexically_normal().string() : (folder / name).string();
         const auto [at, added] = first.emplace(key, i);
         struct stat st {};

@@ -465,6 +465,17 @@ echo x | "$HETPIPE" checksum --trace "$tmp/keep" "$d/one" - "$tmp/keep" >"$tmp/o
 [[ $? -eq 2 && $(cat "$tmp/keep") == precious && ! -s "$tmp/out" &&
   $(cat "$tmp/err") == "hetpipe: $tmp/keep: --trace names $tmp/keep, which the job reads"* ]] && ok ||
   bad "--trace over a later job's input: $(cat "$tmp/keep" "$tmp/out" "$tmp/err")"
+# One trace holds every job (standard input between the files is a job of its own): it held the
+# last job's alone.
+printf abc | "$HETPIPE" checksum -a crc32c --trace "$tmp/t.json" "$d/one" - "$d/odd" >"$tmp/out" 2>"$tmp/err" &&
+  python3 - "$tmp/t.json" "$(($(stat -c %s "$d/one") + 3 + $(stat -c %s "$d/odd")))" <<'PY' && ok || bad "--trace of three jobs: $(cat "$tmp/err")"
+import json, sys
+ev = json.load(open(sys.argv[1]))["traceEvents"]
+hashed = sum(e["args"]["bytes"] for e in ev if e["ph"] == "X" and e["name"] == "host")
+print(hashed, sys.argv[2])
+sys.exit(0 if hashed == int(sys.argv[2]) else 1)
+PY
+rm -f "$tmp/t.json"
 # Each line comes in its place, as the files are done: a failure between two digests is printed
 # between them where the streams meet (all the failures came first, once).
 "$HETPIPE" checksum "$d/one" "$d/nope" "$d/odd" >"$tmp/out" 2>&1

@@ -4,10 +4,14 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <random>
+#include <thread>
 
 #include <hetpipe/hetpipe.hpp>
+#include <nlohmann/json.hpp>
 
 #include "host/crc.hpp"
 #include "pipeline/src/engine.hpp"
@@ -122,6 +126,97 @@ TEST_CASE("checksum_each hands every file's result once, empty files after the j
   CHECK(calls == std::vector<int>{1, 1, 1, 1});
   CHECK(to_hex(want[1].digest).substr(0, 64) ==
         "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262");  // BLAKE3 of nothing
+}
+
+// checksum_files goes on past what cannot be read, as sha256sum does, and one trace holds every
+// job: a FIFO among the files is a job of its own (the CLI's trace once held the last job alone).
+TEST_CASE("checksum_files reports each file once, goes on past failures, and traces every job",
+          "[checksum]") {
+  test::temp_dir dir;
+  const auto x = random_bytes(300001, 11), y = random_bytes(70000, 12), f = random_bytes(5000, 13);
+  test::write_file(dir.file("x"), x.data(), x.size());
+  test::write_file(dir.file("y"), y.data(), y.size());
+  std::filesystem::create_directory(dir.file("sub"));
+  REQUIRE(::mkfifo(dir.file("fifo").c_str(), 0600) == 0);
+  const auto feed_fifo = [&] {
+    return std::thread([&] {
+      std::ofstream(dir.file("fifo"), std::ios::binary)
+          .write(reinterpret_cast<const char*>(f.data()), static_cast<std::streamsize>(f.size()));
+    });
+  };
+  const auto crc = [](const auto& b) {
+    const std::uint32_t c = host::crc_update(host::crc_kind::crc32c, 0, b.data(), b.size());
+    return std::vector<std::uint8_t>{
+        static_cast<std::uint8_t>(c >> 24), static_cast<std::uint8_t>(c >> 16),
+        static_cast<std::uint8_t>(c >> 8), static_cast<std::uint8_t>(c)};
+  };
+  checksum_spec spec;
+  spec.algo = checksum_algo::crc32c;
+  auto o = test::cpu_options(4096, 2);
+  struct outcome {
+    int calls = 0;
+    std::vector<std::uint8_t> digest;
+    std::string reason;
+  };
+  const auto run = [&](const std::vector<std::string>& files) {
+    std::vector<outcome> out(files.size());
+    auto writer = feed_fifo();
+    checksum_files(files, spec, o,
+                   [&](std::size_t i, std::optional<checksum_result>&& r, const std::string& why) {
+                     REQUIRE(i < files.size());
+                     ++out[i].calls;
+                     if (r)
+                       out[i].digest = r->digest;
+                     else
+                       out[i].reason = why;
+                   });
+    writer.join();
+    for (const auto& r : out) CHECK(r.calls == 1);
+    return out;
+  };
+  {
+    const auto out = run({dir.file("x"), dir.file("missing"), dir.file("fifo"), dir.file("sub"),
+                          "/proc/self/mem", dir.file("y")});
+    CHECK(out[0].digest == crc(x));
+    CHECK(out[1].reason == "no such file or directory");
+    CHECK(out[2].digest == crc(f));
+    CHECK_THAT(out[3].reason, Catch::Matchers::Contains("directory"));
+    CHECK_FALSE(out[4].reason.empty());
+    CHECK(out[5].digest == crc(y));
+  }
+  // Three jobs (x; the FIFO; y) in one trace: every byte hashed once, each row named once.
+  o.trace_path = dir.file("trace.json");
+  const auto out = run({dir.file("x"), dir.file("fifo"), dir.file("y")});
+  CHECK(out[1].digest == crc(f));
+  const auto trace = nlohmann::json::parse(std::ifstream(dir.file("trace.json")));
+  std::uint64_t hashed = 0;
+  std::vector<std::string> rows;
+  for (const auto& e : trace["traceEvents"]) {
+    if (e["ph"] == "X" && e["name"] == "host") hashed += e["args"]["bytes"].get<std::uint64_t>();
+    if (e["ph"] == "M") rows.push_back(e["args"]["name"]);
+  }
+  CHECK(hashed == x.size() + f.size() + y.size());
+  std::sort(rows.begin(), rows.end());
+  CHECK(std::adjacent_find(rows.begin(), rows.end()) == rows.end());
+}
+
+// A trace naming a file of a later job is refused before any job runs (its rename would have
+// replaced that file).
+TEST_CASE("checksum_files refuses a trace that names one of the files", "[checksum]") {
+  test::temp_dir dir;
+  test::write_file(dir.file("a"), "a", 1);
+  test::write_file(dir.file("keep"), "keep", 4);
+  auto o = test::cpu_options(4096, 1);
+  o.trace_path = dir.file("keep");
+  int calls = 0;
+  CHECK_THROWS_AS(checksum_files({dir.file("a"), dir.file("keep")}, checksum_spec{}, o,
+                                 [&](std::size_t, std::optional<checksum_result>&&,
+                                     const std::string&) { ++calls; }),
+                  usage_error);
+  CHECK(calls == 0);
+  std::string kept;
+  std::getline(std::ifstream(dir.file("keep")), kept);
+  CHECK(kept == "keep");
 }
 
 TEST_CASE("checksum: a chunk size that is not a power of two gives the same digest", "[checksum]") {

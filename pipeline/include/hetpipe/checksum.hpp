@@ -65,6 +65,30 @@ using checksum_sink = std::function<void(std::size_t index, checksum_result&& re
 void checksum_each(const std::vector<std::string>& files, const checksum_spec& spec,
                    const options& opt, const checksum_sink& sink, job_report* report = nullptr);
 
+// As checksum_each(), going on past the files that cannot be read, as sha256sum does: `done` gets
+// each file once, by index, with its result as soon as it is final (from a lane's thread, one
+// call at a time), or no result and why it could not be read (from this thread or a lane's). A
+// file that fails midway costs its job one more run over the files not yet done (the work on
+// those is lost); before it every other file is tried (opened, 8 bytes read), so that many files
+// that fail at once cost one run in all, not one each. The jobs go in the files' order, so
+// results come about in that order: each run of files one job, and each input whose bytes can be
+// read only once (standard input, pipes, FIFOs, character devices) a job of its own, never read
+// twice. options::trace_path holds every job's rows, written once they all ran. Throws what is
+// no one file's failure (a bad spec, a trace that cannot be written, a cancel).
+using checksum_outcome = std::function<void(
+    std::size_t index, std::optional<checksum_result>&& result, const std::string& reason)>;
+void checksum_files(const std::vector<std::string>& files, const checksum_spec& spec,
+                    const options& opt, const checksum_outcome& done);
+
+// errno when `file` cannot be opened for reading (0 when it can; "-" can): stat first, as a
+// folder opens but cannot be read and opening a FIFO would wait for its writer (FIFOs and devices
+// are not opened). *once: whether its bytes can be read only once (standard input, a pipe, FIFO,
+// socket or character device). With first_read, a regular file's first 8 bytes are read too (a
+// file that opens and fails at its first read: /proc/PID/mem). Only errors that say the file
+// cannot be read count: not EAGAIN (nothing to read yet) nor EINVAL (a read of that size
+// refused, as the /proc/kpage* files refuse reads of other than whole 8-byte words).
+int input_open_error(const std::string& file, bool* once, bool first_read = false);
+
 // Lower-case hex of `bytes`.
 std::string to_hex(const std::vector<std::uint8_t>& bytes);
 
