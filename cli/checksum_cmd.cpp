@@ -13,6 +13,7 @@
 #include <functional>
 #include <iostream>
 #include <mutex>
+#include <new>
 #include <sstream>
 #include <stdexcept>
 #include <system_error>
@@ -116,6 +117,22 @@ bool progress_on_terminal(const options& opt) {
   return opt.progress && ::isatty(STDERR_FILENO) != 0;
 }
 
+// Holds stderr's stdio lock (recursive), which the progress monitor's writes take: it draws
+// nothing between a clear of its line and the lines that follow.
+struct stderr_held {
+  stderr_held() { ::flockfile(stderr); }
+  ~stderr_held() { ::funlockfile(stderr); }
+  stderr_held(const stderr_held&) = delete;
+  stderr_held& operator=(const stderr_held&) = delete;
+};
+
+// An error line on stderr mid-job, the progress line cleared first where it is on a terminal.
+void error_line(bool clear_progress, const std::string& file, const std::string& reason) {
+  const stderr_held held;
+  if (clear_progress) clear_progress_line();
+  print_error(file, reason);
+}
+
 // Whether a progress line on stderr shares a terminal with the lines on stdout.
 bool progress_shares_terminal(const options& opt) {
   return progress_on_terminal(opt) && ::isatty(STDOUT_FILENO) != 0;
@@ -142,6 +159,7 @@ class in_order {
       flusher_ = std::thread([this] { flush_loop(); });
     } catch (const std::system_error&) {
       // No thread (a limit on processes): lines go out in stdio's blocks and at the end.
+    } catch (const std::bad_alloc&) {  // (its state)
     }
   }
   ~in_order() { finish(); }
@@ -162,12 +180,15 @@ class in_order {
 
   void settle() {
     if (next_ >= n_ || !known_(next_)) return;
-    if (share_terminal_) clear_progress_line();
-    while (next_ < n_ && known_(next_)) emit_(next_++);
-    if (share_terminal_)
-      out_.flush();
-    else
+    if (!share_terminal_) {
+      while (next_ < n_ && known_(next_)) emit_(next_++);
       unflushed_ = true;
+      return;
+    }
+    const stderr_held held;  // no progress drawn until the lines are out
+    clear_progress_line();
+    while (next_ < n_ && known_(next_)) emit_(next_++);
+    out_.flush();
   }
 
  private:
@@ -209,18 +230,22 @@ int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec,
   // order, names[i] with reason[i] set when it cannot be digested. Nothing is opened ahead: a
   // file that cannot be read fails the job, which runs again without it (checksum_files).
   std::vector<std::string> names, reason;
+  std::vector<bool> once;
   bool any_failed = false;
   for (auto& e : expand_paths_each(paths, how.recursive)) {
     any_failed = any_failed || !e.error.empty();
     names.push_back(std::move(e.path));
     reason.push_back(std::move(e.error));
+    once.push_back(e.once);
   }
   if (!any_failed) one_for_raw(names.size());  // a folder's files with -r
   std::vector<std::string> readable;
+  std::vector<bool> readable_once;
   std::vector<std::size_t> at;  // readable[k] is names[at[k]]
   for (std::size_t i = 0; i < names.size(); ++i) {
     if (!reason[i].empty()) continue;
     readable.push_back(names[i]);
+    readable_once.push_back(once[i]);
     at.push_back(i);
   }
   // Each name is printed, in order, once it and every name before it are known: a digest as soon
@@ -235,8 +260,7 @@ int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec,
     if (!reason[i].empty()) {
       any_failed = true;
       out.flush();  // in order with the lines before it, where both streams meet
-      if (progress_tty) clear_progress_line();
-      print_error(names[i], reason[i]);
+      error_line(progress_tty, names[i], reason[i]);
       if (how.json)
         all.push_back({{"file", names[i]},
                        {"algorithm", std::string(checksum_algo_name(spec.algo))},
@@ -272,16 +296,18 @@ int print_sums(const std::vector<std::string>& paths, const checksum_spec& spec,
     std::lock_guard lock(mutex);
     printer.settle();  // the paths that failed before any job, up to the first file
   }
-  checksum_files(readable, spec, opt,
-                 [&](std::size_t k, std::optional<checksum_result>&& r, const std::string& why) {
-                   std::lock_guard lock(mutex);
-                   const std::size_t i = at[k];
-                   if (r)
-                     got[i] = std::move(r);
-                   else
-                     reason[i] = why;
-                   printer.settle();
-                 });
+  checksum_files(
+      readable, spec, opt,
+      [&](std::size_t k, std::optional<checksum_result>&& r, const std::string& why) {
+        std::lock_guard lock(mutex);
+        const std::size_t i = at[k];
+        if (r)
+          got[i] = std::move(r);
+        else
+          reason[i] = why;
+        printer.settle();
+      },
+      readable_once);
   printer.finish();
   if (!printer.done()) throw std::logic_error("checksum: an input had neither digest nor error");
   if (how.json) out << json_text(all) << "\n";
@@ -318,6 +344,7 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
   }
   // Files that cannot be opened are reported and left out of the job; the rest go in one job.
   std::vector<std::string> names;
+  std::vector<bool> once;
   std::vector<std::size_t> which;
   std::vector<bool> readable(entries.size(), false), missing(entries.size(), false);
   std::vector<std::string> reason(entries.size());  // why entry i could not be read
@@ -342,6 +369,7 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
       continue;
     }
     names.push_back(entries[i].name);
+    once.push_back(read_once);
     which.push_back(i);
   }
   // Each digest compared as it comes, and let go (64 MiB ones with -l 64M). Each listed file's
@@ -357,8 +385,7 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
     if (missing[i]) return;
     if (!reason[i].empty()) {
       out.flush();  // in order with the lines before it, where both streams meet
-      if (progress_tty) clear_progress_line();
-      print_error(entries[i].name, reason[i]);
+      error_line(progress_tty, entries[i].name, reason[i]);
     }
     std::string line;
     bool escaped = false;
@@ -382,18 +409,20 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
     std::lock_guard lock(mutex);
     printer.settle();  // the files that cannot be opened, up to the first that can
   }
-  checksum_files(names, spec, opt,
-                 [&](std::size_t k, std::optional<checksum_result>&& r, const std::string& why) {
-                   std::lock_guard lock(mutex);
-                   const std::size_t i = which[k];
-                   readable[i] = r.has_value();
-                   verified += r.has_value();
-                   if (r)
-                     matches[i] = to_hex(r->digest) == entries[i].hex;
-                   else
-                     reason[i] = why;
-                   printer.settle();
-                 });
+  checksum_files(
+      names, spec, opt,
+      [&](std::size_t k, std::optional<checksum_result>&& r, const std::string& why) {
+        std::lock_guard lock(mutex);
+        const std::size_t i = which[k];
+        readable[i] = r.has_value();
+        verified += r.has_value();
+        if (r)
+          matches[i] = to_hex(r->digest) == entries[i].hex;
+        else
+          reason[i] = why;
+        printer.settle();
+      },
+      once);
   printer.finish();
   if (!printer.done()) throw std::logic_error("checksum: an input had neither digest nor error");
   out.flush();

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <utility>
 
 #include "host/blake3.hpp"
@@ -429,19 +430,25 @@ int input_open_error(const std::string& file, bool* once, bool first_read) {
 }
 
 void checksum_files(const std::vector<std::string>& files, const checksum_spec& spec,
-                    const options& opt, const checksum_outcome& done) {
+                    const options& opt, const checksum_outcome& done,
+                    const std::vector<bool>& read_once) {
   validate(spec);
+  if (!read_once.empty() && read_once.size() != files.size())
+    throw std::invalid_argument("checksum_files: read_once has " +
+                                std::to_string(read_once.size()) + " entries for " +
+                                std::to_string(files.size()) + " files");
   // One trace for every job, opened before the first (a path naming any of the files, of a
-  // later job too, is refused before anything is written over it).
+  // later job too, is refused before anything is written over it); none without files.
   options o = opt;
   std::optional<detail::tracer> trace;
-  if (!opt.trace_path.empty()) {
+  if (!opt.trace_path.empty() && !files.empty()) {
     trace.emplace(true);
     trace->open(opt.trace_path, files, {});
     o.trace_path.clear();
   }
-  std::vector<bool> once(files.size(), false);
-  {
+  std::vector<bool> once = read_once;
+  if (once.empty() && !files.empty()) {
+    once.assign(files.size(), false);
     std::vector<std::string> paths(files);
     for (auto& p : paths)
       if (p == "-") p.clear();  // not a file of that name

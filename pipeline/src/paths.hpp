@@ -1,16 +1,25 @@
 // Telling whether two paths name one file that may not exist yet.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <filesystem>
+#include <string>
 #include <system_error>
 
 namespace hetpipe::detail {
 
-// The folder a file at `p` is (or would be) in, with links, "." and ".." resolved as far as
-// it exists: two paths name one file when their names are equal and their folders are one
-// (./o and o; l/o, l a link to the folder). ec is set when the folder cannot be resolved.
-inline std::filesystem::path resolved_folder(const std::filesystem::path& p, std::error_code& ec) {
-  return std::filesystem::weakly_canonical(p.has_parent_path() ? p.parent_path() : ".", ec);
+// Equal for two paths exactly when their files are (or would be) in one folder, so that two
+// paths name one file when their names are equal and these are: the folder's device and inode
+// where it exists (./o and o, l/o with l a link to the folder, a bind mount), else its path with
+// links, "." and ".." resolved as far as it exists. One stat where the folder exists.
+inline std::string folder_key(const std::filesystem::path& p) {
+  const std::filesystem::path folder = p.has_parent_path() ? p.parent_path() : ".";
+  if (struct stat st{}; ::stat(folder.c_str(), &st) == 0)
+    return "inode " + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+  std::error_code ec;
+  const auto resolved = std::filesystem::weakly_canonical(folder, ec);
+  return "path " + (ec ? folder.lexically_normal() : resolved).string();
 }
 
 }  // namespace hetpipe::detail

@@ -66,14 +66,12 @@ void tracer::open(const std::string& path, const std::vector<std::string>& input
       }
   } else {
     const fs::path trace_path(path);
-    std::error_code trace_ec;
-    std::optional<fs::path> trace_folder;
+    std::optional<std::string> trace_folder;
     for (const auto& f : outputs) {
       const fs::path p(f);  // an empty one: a bad input's, with no output; "-": standard output
       if (f.empty() || f == "-" || p.filename() != trace_path.filename()) continue;
-      if (!trace_folder) trace_folder = resolved_folder(trace_path, trace_ec);
-      std::error_code e;
-      if (!trace_ec && resolved_folder(p, e) == *trace_folder && !e) refuse(f);
+      if (!trace_folder) trace_folder = folder_key(trace_path);
+      if (folder_key(p) == *trace_folder) refuse(f);
     }
   }
   path_ = path;

@@ -12,7 +12,6 @@
 #include <functional>
 #include <set>
 #include <stdexcept>
-#include <system_error>
 #include <unordered_map>
 #include <utility>
 
@@ -295,9 +294,8 @@ void detail::run_transform(const transform_op& op, const std::vector<input>& inp
   if (outputs.size() != inputs.size()) throw usage_error("a transform needs one output per input");
   // One output file per input: a second commit onto the same path replaced the first. Standard
   // output and devices (/dev/null), written in place, may take several. Two paths name one file
-  // when their names are equal and their folders are one (./o and o, l/o with l a link to .):
-  // only outputs whose names meet are compared by their resolved folders, so 100 000 outputs cost
-  // no 100 000 path walks.
+  // when their names are equal and their folders are one (folder_key): only outputs whose names
+  // meet are compared by their folders, so 100 000 outputs of distinct names cost no stat.
   {
     std::unordered_map<std::string, std::vector<std::size_t>> by_name;
     for (std::size_t i = 0; i < outputs.size(); ++i)
@@ -307,11 +305,7 @@ void detail::run_transform(const transform_op& op, const std::vector<input>& inp
       if (group.size() < 2) continue;
       std::unordered_map<std::string, std::size_t> first;
       for (const std::size_t i : group) {
-        const std::filesystem::path p(outputs[i]);
-        std::error_code ec;
-        const auto folder = resolved_folder(p, ec);
-        const std::string key = ec ? p.lexically_normal().string() : (folder / name).string();
-        const auto [at, added] = first.emplace(key, i);
+        const auto [at, added] = first.emplace(folder_key(outputs[i]), i);
         struct stat st {};
         if (!added && !(::stat(outputs[i].c_str(), &st) == 0 && !S_ISREG(st.st_mode)))
           throw usage_error(outputs[i], "is the output of inputs " + std::to_string(at->second) +

@@ -24,8 +24,9 @@ sanitized() { grep -qE "__(a|t)san_init" "$HETPIPE"; }
 close_inherited_fds() {
   local fd
   for fd in /proc/$BASHPID/fd/*; do
-    fd=${fd##*/}
-    ((fd > 2)) && { eval "exec $fd>&-"; } 2>/dev/null
+    [[ -e $fd ]] || continue  # the glob's own descriptor, closed since (no 2>/dev/null here:
+    fd=${fd##*/}              # bash would save stderr in a descriptor this loop then closes)
+    ((fd > 2)) && eval "exec $fd>&-"
   done
   return 0
 }

@@ -67,18 +67,21 @@ void checksum_each(const std::vector<std::string>& files, const checksum_spec& s
 
 // As checksum_each(), going on past the files that cannot be read, as sha256sum does: `done` gets
 // each file once, by index, with its result as soon as it is final (from a lane's thread, one
-// call at a time), or no result and why it could not be read (from this thread or a lane's). A
-// file that fails midway costs its job one more run over the files not yet done (the work on
-// those is lost); before it every other file is tried (opened, 8 bytes read), so that many files
-// that fail at once cost one run in all, not one each. The jobs go in the files' order, so
-// results come about in that order: each run of files one job, and each input whose bytes can be
-// read only once (standard input, pipes, FIFOs, character devices) a job of its own, never read
-// twice. options::trace_path holds every job's rows, written once they all ran. Throws what is
-// no one file's failure (a bad spec, a trace that cannot be written, a cancel).
+// call at a time; an empty pipe's after its job, from this thread), or no result and why it could
+// not be read (from this thread, between jobs). A file that fails midway costs its job one more
+// run over the files not yet done (the work on those is lost); before it every other file is
+// tried (opened, 8 bytes read), so that many files that fail at once cost one run in all, not one
+// each. The jobs go in the files' order, so results come about in that order: each run of files
+// one job, and each input whose bytes can be read only once (standard input, pipes, FIFOs,
+// character devices) a job of its own, never read twice. read_once[i] says which those are where
+// the caller knows (expanded_path::once, input_open_error); empty, each file is stat'ed for it.
+// options::trace_path holds every job's rows, written once they all ran. Throws what is no one
+// file's failure (a bad spec, a trace that cannot be written, a cancel).
 using checksum_outcome = std::function<void(
     std::size_t index, std::optional<checksum_result>&& result, const std::string& reason)>;
 void checksum_files(const std::vector<std::string>& files, const checksum_spec& spec,
-                    const options& opt, const checksum_outcome& done);
+                    const options& opt, const checksum_outcome& done,
+                    const std::vector<bool>& read_once = {});
 
 // errno when `file` cannot be opened for reading (0 when it can; "-" can): stat first, as a
 // folder opens but cannot be read and opening a FIFO would wait for its writer (FIFOs and devices
