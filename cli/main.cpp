@@ -1,6 +1,7 @@
 // The hetpipe command: argument parsing, output formatting, exit codes. Uses the public API only.
 #include <fcntl.h>
 #include <malloc.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,7 +34,12 @@ struct common {
   int verbose = 0;
   CLI::Option* chunk_opt = nullptr;
 
-  void add(CLI::App* app) {
+  // device_help, reads_help: the words of --device and --reads where they differ (bench).
+  void add(CLI::App* app, const char* device_help = "auto | cpu | gpu",
+           const char* reads_help =
+               "who reads large chunks while no GPU lane runs: map (CPU "
+               "lanes work on the page cache, the default) | lane (CPU lanes "
+               "read into their slots) | pool (libuv's threads read ahead)") {
     chunk_opt = app->add_option(
         "--chunk-size", chunk_size,
         "bytes per chunk (K/M/G suffixes; default 2M with GPU lanes; without, 4M with --reads "
@@ -46,13 +52,8 @@ struct common {
     app->add_option("--cpu-threads", cpu_threads,
                     "CPU lanes (default: hardware threads; half of them go on once GPU lanes run)");
     app->add_option("--gpu-lanes", gpu_lanes, "GPU lanes per device (default 2)");
-    app->add_option("--device", device, "auto | cpu | gpu")
-        ->check(CLI::IsMember({"auto", "cpu", "gpu"}));
-    app->add_option("--reads", reads,
-                    "who reads large chunks while no GPU lane runs: map (CPU lanes work on the "
-                    "page cache, the default) | lane (CPU lanes read into their slots) | pool "
-                    "(libuv's threads read ahead)")
-        ->check(CLI::IsMember({"pool", "lane", "map"}));
+    app->add_option("--device", device, device_help)->check(CLI::IsMember({"auto", "cpu", "gpu"}));
+    app->add_option("--reads", reads, reads_help)->check(CLI::IsMember({"pool", "lane", "map"}));
     app->add_flag("--progress", progress, "show progress on stderr (default when a terminal)");
     app->add_flag("--no-progress", no_progress, "never show progress");
     app->add_flag("--json", json, "print the result as JSON");
@@ -86,20 +87,39 @@ struct common {
   }
 };
 
-// `bench read` / `bench copy`: what was moved, how fast, with which lanes and chunks.
-void print_bench(const char* verb, std::uint64_t bytes, const hetpipe::job_report& rep, bool json) {
+// `bench read` / `bench copy`: what was moved, how fast (the job from its first read; its set-up,
+// the pool's allocation above all, is given apart), with which lanes and chunks. To `out`: stderr
+// where the copy itself goes to standard output.
+void print_bench(std::FILE* out, const char* verb, std::uint64_t bytes,
+                 const hetpipe::job_report& rep, bool json) {
   const double gbps = rep.seconds > 0 ? static_cast<double>(bytes) / rep.seconds * 1e-9 : 0;
-  if (json)
-    std::cout << hetpipe::cli::json_text(
-                     nlohmann::json{{"bytes", bytes}, {"seconds", rep.seconds}, {"gb_per_s", gbps}},
-                     -1)
-              << "\n";
-  else
-    std::printf("%s %s in %.3f s: %.2f GB/s (%s, %s, chunk %s)\n", verb,
-                hetpipe::format_size(bytes).c_str(), rep.seconds, gbps,
-                hetpipe::cli::count_of(rep.cpu_lanes, "CPU lane").c_str(),
-                hetpipe::cli::count_of(rep.resolved.io_threads, "io thread").c_str(),
-                hetpipe::format_size(rep.resolved.chunk_size).c_str());
+  if (json) {
+    const std::string text =
+        hetpipe::cli::json_text(nlohmann::json{{"bytes", bytes},
+                                               {"seconds", rep.seconds},
+                                               {"gb_per_s", gbps},
+                                               {"setup_seconds", rep.setup_seconds},
+                                               {"cpu_lanes", rep.cpu_lanes},
+                                               {"io_threads", rep.resolved.io_threads},
+                                               {"chunk_size", rep.resolved.chunk_size}},
+                                -1);
+    std::fprintf(out, "%s\n", text.c_str());
+  } else {
+    std::fprintf(out, "%s %s in %.3f s: %.2f GB/s (set-up %.3f s before; %s, %s, chunk %s)\n", verb,
+                 hetpipe::format_size(bytes).c_str(), rep.seconds, gbps, rep.setup_seconds,
+                 hetpipe::cli::count_of(rep.cpu_lanes, "CPU lane").c_str(),
+                 hetpipe::cli::count_of(rep.resolved.io_threads, "io thread").c_str(),
+                 hetpipe::format_size(rep.resolved.chunk_size).c_str());
+  }
+}
+
+// Whether `path` is where standard output goes ("-", /dev/stdout, or its file by another name).
+bool is_stdout(const std::string& path) {
+  if (path == "-") return true;
+  struct stat a {
+  }, b{};
+  return ::fstat(STDOUT_FILENO, &a) == 0 && ::stat(path.c_str(), &b) == 0 && a.st_dev == b.st_dev &&
+         a.st_ino == b.st_ino;
 }
 
 std::vector<hetpipe::input> to_inputs(const std::vector<std::string>& files) {
@@ -271,14 +291,20 @@ int main(int argc, char** argv) {
   auto* bench_read =
       bench->add_subcommand("read", "read-only pass through the pipeline: the ceiling");
   bench_read->add_option("files", bench_files, "files to read")->required()->check(named);
-  bench_opt.add(bench_read);
+  bench_opt.add(bench_read, "auto | cpu (bench measures CPU lanes alone)",
+                "who reads the chunks: lane (CPU lanes read into their slots; the default, and "
+                "what map does here) | pool (libuv's threads read ahead)");
   common copy_opt;
   std::string copy_in, copy_out;
   auto* bench_copy = bench->add_subcommand(
       "copy", "copy through the pipeline and its ordered writer: the ceiling of transforms");
-  bench_copy->add_option("file", copy_in, "file to copy")->required();
-  bench_copy->add_option("-o,--output", copy_out, "where the copy goes")->required();
-  copy_opt.add(bench_copy);
+  bench_copy->add_option("file", copy_in, "file to copy")->required()->check(named);
+  bench_copy
+      ->add_option("-o,--output", copy_out,
+                   "where the copy goes (- for standard output: the summary then goes to stderr)")
+      ->required()
+      ->check(named);
+  copy_opt.add(bench_copy, "auto | cpu (bench measures CPU lanes alone)");
 
   hetpipe::cli::gen_spec gen;
   std::string gen_dtype = "f32", gen_count;
@@ -467,12 +493,13 @@ int main(int argc, char** argv) {
       hetpipe::job_report rep;
       const std::uint64_t bytes =
           hetpipe::read_only(to_inputs(bench_files), bench_opt.to_options(), &rep);
-      print_bench("read", bytes, rep, bench_opt.json);
+      print_bench(stdout, "read", bytes, rep, bench_opt.json);
     } else if (*bench_copy) {
       hetpipe::job_report rep;
+      const bool to_stdout = is_stdout(copy_out);  // before the copy makes a new file there
       const std::uint64_t bytes =
           hetpipe::copy_only(to_inputs({copy_in}), {copy_out}, copy_opt.to_options(), &rep);
-      print_bench("copied", bytes, rep, copy_opt.json);
+      print_bench(to_stdout ? stderr : stdout, "copied", bytes, rep, copy_opt.json);
     } else if (*image) {
       img_spec.format = img_format == "png"   ? hetpipe::image_output::png
                         : img_format == "pnm" ? hetpipe::image_output::pnm

@@ -110,7 +110,7 @@ std::string uv_words(int code) {
     case UV_ELOOP:
       return "too many levels of symbolic links";
     case UV_ENOSPC:
-      return "no space left on the device";
+      return "no space left on device";  // strerror's words, as errno_reason gives them
     case UV_EROFS:
       return "read-only file system";
     case UV_EMFILE:

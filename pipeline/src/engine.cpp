@@ -1172,10 +1172,11 @@ void engine::run() {
     }
   }
   if (opt_.verbose > 0) {
-    std::fprintf(stderr, "hetpipe: %s in %.3f s (%.2f GB/s), %llu chunks, setup %.3f s\n",
+    std::fprintf(stderr, "hetpipe: %s in %.3f s (%.2f GB/s), %llu chunk%s, setup %.3f s\n",
                  format_size(report_.bytes).c_str(), secs,
                  secs > 0 ? static_cast<double>(report_.bytes) / secs * 1e-9 : 0.0,
-                 static_cast<unsigned long long>(report_.chunks), report_.setup_seconds);
+                 static_cast<unsigned long long>(report_.chunks), report_.chunks == 1 ? "" : "s",
+                 report_.setup_seconds);
     // A GPU job's fixed costs, which a short job may not repay.
     if (late ? cuda_started : gpus > 0)
       std::fprintf(stderr,

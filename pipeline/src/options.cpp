@@ -70,8 +70,10 @@ options resolve(const options& requested) {
   if (o.gpu_buffers < 2 || o.gpu_buffers > 64)
     throw usage_error("GPU buffers per lane must be between 2 and 64");
   // Enough slots for every read in flight plus every lane's chunk: readers never wait on lanes
-  // that are busy, lanes never wait on reads that could have been issued.
-  if (o.slots == 0) o.slots = std::max(4u, 2 * o.io_threads + o.cpu_threads + 2 * o.gpu_lanes);
+  // that are busy, lanes never wait on reads that could have been issued. GPU lanes that cannot
+  // run (--device cpu, no device) hold none.
+  if (o.slots == 0)
+    o.slots = std::max(4u, 2 * o.io_threads + o.cpu_threads + (gpus ? 2 * o.gpu_lanes : 0));
   if (o.slots > 65536) throw usage_error("--slots must be at most 65536");
   return o;
 }

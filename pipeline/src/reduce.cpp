@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "io/reader.hpp"
 #include "pipeline/src/engine.hpp"
 
 namespace hetpipe {
@@ -126,7 +127,8 @@ std::vector<std::unique_ptr<partial>> detail::run_reduce(const reduce_op& op,
   // state by it): its slots may grow.
   spec.may_grow_slots = opt.slots == 0;
   spec.may_shrink_slots = opt.slots == 0;
-  spec.may_grow_io_threads = opt.io_threads == 0;
+  // (a UV_THREADPOOL_SIZE the process was given stands as --io-threads would)
+  spec.may_grow_io_threads = opt.io_threads == 0 && io::given_io_threads() == 0;
   spec.trace = trace;
   detail::engine e(o, std::move(spec));
   eng = &e;
