@@ -338,6 +338,9 @@ int main(int argc, char** argv) {
   image->add_option("--format", img_format, "same | pnm | png (default: each input's own)")
       ->check(CLI::IsMember({"same", "pnm", "png"}));
   image->add_option("--png-level", img_spec.png_level, "zlib level of PNG outputs, 0..9 (6)");
+  image->add_option("--threads-per-image", img_spec.threads_per_image,
+                    "threads sharing each image on a CPU lane, the lanes then --cpu-threads / N "
+                    "(default 1, or more for fewer images than lanes)");
   image->add_flag("-r,--recursive", img_recursive,
                   "walk folders (*.pgm *.ppm *.pnm *.png), keeping their layout under -o");
   image->add_option("INPUT", img_files, "images or (with -r) folders")->required()->check(named);

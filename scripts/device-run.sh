@@ -201,6 +201,25 @@ sec_image() {
       "${tr[@]}" -o /dev/shm/hetpipe-bench/auto-v /dev/shm/hetpipe-bench/images-$set 2>&1 |
       grep -E "GB/s|GPU lanes|lane |images written" | sed "s/^/$set: /" | tee -a "$out/image-auto-v.txt"
   done
+  # Auto mode on the 8192^2 set with N threads per image (CPU lanes = threads / N): CPU lanes that
+  # finish images sooner hold fewer when the GPU lanes join (on 2026-11-27 16 one-thread lanes
+  # took 29 of 32 images, 0.53 s each, and the GPU lanes joined at 0.58 s with 3 left). Whole
+  # process, 2 interleaved rounds; bench-image.md has OpenCV's time on the same set.
+  if [[ -d /dev/shm/hetpipe-bench/images-big ]]; then
+    local round t t0
+    for round in 1 2; do
+      for t in 1 2 4 8 16; do
+        rm -rf /dev/shm/hetpipe-bench/team
+        t0=$(date +%s%N)
+        timeout 60 build/hetpipe image -r --ops gray,blur:sigma=2,sobel --device auto \
+          --threads-per-image $t --no-progress -o /dev/shm/hetpipe-bench/team \
+          /dev/shm/hetpipe-bench/images-big >/dev/null 2>&1
+        echo "big auto --threads-per-image $t round $round: rc $? $(((($(date +%s%N) - t0)) / 1000000)) ms" |
+          tee -a "$out/image-team.txt"
+      done
+    done
+    rm -rf /dev/shm/hetpipe-bench/team
+  fi
   # The 8192^2 set in gpu mode, traced: 58 ms an image with 2 lanes and 54 with 4 on 2026-11-27
   # (H200), while each copy took 1.3 ms. Set-up (pool, lanes), reads, kernel spans (with the
   # lanes' pinned output buffers growing) and collect/write: which one bounds it?

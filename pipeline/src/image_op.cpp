@@ -482,6 +482,9 @@ void check_image_spec(const image_spec& spec) {
   if (spec.png_level < 0 || spec.png_level > 9)
     throw usage_error("the PNG compression level must be in 0..9, not " +
                       std::to_string(spec.png_level));
+  if (spec.threads_per_image > 4096)
+    throw usage_error("--threads-per-image must be at most 4096, not " +
+                      std::to_string(spec.threads_per_image));
 }
 
 std::vector<image_file> plan_images(const std::vector<std::string>& paths, bool recursive,
@@ -743,10 +746,18 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
     if (o.chunk_size == 0) o.chunk_size = chunk_for(largest_normal);
     // The slots are the engine's to choose (engine::run: large chunks, within 1 GiB).
     // Fewer images than CPU lanes (one huge image, say): each image's rows are split among the
-    // idle lanes' share of threads.
-    const options r = resolve(o);
+    // idle lanes' share of threads. spec.threads_per_image: that many threads an image, on
+    // fewer lanes.
+    options r = resolve(o);
+    if (const unsigned t = spec.threads_per_image; t > 1 && o.device != device_mode::gpu) {
+      r.cpu_threads = std::max(1u, r.cpu_threads / t);
+      r.cpu_threads_beside_gpu = std::max(1u, r.cpu_threads_beside_gpu / t);
+    }
     const std::size_t lanes = o.device == device_mode::gpu ? 0 : r.cpu_threads;
-    const int per_image = normal.size() < lanes ? static_cast<int>(lanes / normal.size()) : 1;
+    const int per_image =
+        spec.threads_per_image > 0 && o.device != device_mode::gpu
+            ? static_cast<int>(spec.threads_per_image)
+            : (normal.size() < lanes ? static_cast<int>(lanes / normal.size()) : 1);
     // A GPU lane's PNG codec team: the threads no CPU lane uses once the GPU lanes run, shared
     // among the GPU lanes (with --device gpu, --cpu-threads when given bounds the threads, as it
     // does CPU lanes').
@@ -756,7 +767,8 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
     const unsigned gpu_lanes = o.device == device_mode::cpu
                                    ? 0
                                    : r.gpu_lanes * static_cast<unsigned>(gpu_count_estimate());
-    const unsigned beside = lanes ? r.cpu_threads_beside_gpu : 0;  // at most cpu_threads
+    const unsigned beside =  // threads
+        lanes ? r.cpu_threads_beside_gpu * std::max(1u, spec.threads_per_image) : 0;
     const int codec =
         gpu_lanes
             ? static_cast<int>(std::max(1u, (threads - std::min(threads, beside)) / gpu_lanes))

@@ -28,6 +28,12 @@ head -c 4 "$d/out/sub/rgba-000000.png" | grep -q PNG && ok || bad "PNG output ke
 # Deterministic: the same bytes for another chunk size and lane count.
 "$HETPIPE" image -r --ops gray,blur:sigma=1.5,sobel --cpu-threads 1 --slots 1 -o "$d/out2" "$d/in" &&
   diff -r "$d/out" "$d/out2" >/dev/null && ok || bad "outputs depend on lanes or slots"
+# Threads sharing each image: the same bytes, on --cpu-threads / N lanes.
+"$HETPIPE" image -r --ops gray,blur:sigma=1.5,sobel --cpu-threads 4 --threads-per-image 2 -o "$d/out3" "$d/in" >"$tmp/out" &&
+  diff -r "$d/out" "$d/out3" >/dev/null && grep -q "2 CPU lanes" "$tmp/out" && ok ||
+  bad "--threads-per-image 2: $(cat "$tmp/out")"
+rm -rf "$d/out2" "$d/out3"
+expect_error "--threads-per-image 5000" 2 "--threads-per-image must be at most 4096" -- image --ops gray --threads-per-image 5000 -o "$d/o" "$d/in/rgb-000000.ppm"
 
 # --format converts and changes the extension; an image with alpha cannot become PNM.
 "$HETPIPE" image --ops invert --format png -o "$d/png" "$d/in"/rgb-*.ppm && ls "$d/png"/rgb-00000{0,1,2}.png >/dev/null &&

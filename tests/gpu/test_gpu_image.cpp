@@ -30,7 +30,7 @@ namespace {
 // a small job before the GPU lanes joined (callers check that some auto job had them).
 unsigned same_as_cpu(const test::temp_dir& dir, const std::string& ops, device_mode mode,
                      image_output format = image_output::same, unsigned gpu_lanes = 0,
-                     unsigned slots = 0, unsigned cpu_threads = 2) {
+                     unsigned slots = 0, unsigned cpu_threads = 2, unsigned threads_per_image = 0) {
   image_spec spec;
   spec.ops = ops;
   spec.format = format;
@@ -39,7 +39,10 @@ unsigned same_as_cpu(const test::temp_dir& dir, const std::string& ops, device_m
   fs::remove_all(dir.path() / "out-cpu");
   fs::remove_all(dir.path() / "out-dev");
   job_report want_rep, got_rep;
-  run_images(spec, cpu, test::cpu_options(0, 2), &want_rep);
+  image_spec cpu_spec = spec;
+  cpu_spec.threads_per_image = 0;
+  run_images(cpu_spec, cpu, test::cpu_options(0, 2), &want_rep);
+  spec.threads_per_image = threads_per_image;
   options o = test::device_options(mode, 0, cpu_threads);
   o.gpu_lanes = gpu_lanes;
   o.slots = slots;
@@ -89,6 +92,9 @@ TEST_CASE("GPU image lanes write the CPU's bytes for every format, depth and sha
     auto_joined += same_as_cpu(dir, ops, device_mode::automatic) > 0;
   }
   CHECK(auto_joined > 0);
+  // CPU lanes of two threads an image beside the GPU lanes (4 CPU threads: 2 such lanes).
+  same_as_cpu(dir, "gray,blur:sigma=2,sobel", device_mode::automatic, image_output::same, 0, 0, 4,
+              2);
   same_as_cpu(dir, "sobel", device_mode::gpu, image_output::png);
   same_as_cpu(dir, "gray", device_mode::gpu, image_output::pnm);  // alpha dropped: all writable
   same_as_cpu(dir, "invert", device_mode::gpu, image_output::pnm, 1);  // alpha: refused

@@ -32,6 +32,11 @@ struct image_spec {
   std::string ops;  // "gray,blur:sigma=1.5,sobel,resize:0.5" (empty: no op, a format conversion)
   image_output format = image_output::same;
   int png_level = 6;  // zlib compression level of PNG outputs, 0..9
+  // Threads that share each image's rows on a CPU lane, the lanes then being the CPU threads
+  // divided by it (fewer images in flight, each done sooner: beside GPU lanes that join late,
+  // fewer large images are held by CPU lanes when they come). 0: one, or the lanes' share when
+  // there are fewer images than lanes. At most 4096.
+  unsigned threads_per_image = 0;
 };
 
 // Throws usage_error naming the bad item of spec.ops, or a bad png_level.
