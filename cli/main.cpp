@@ -113,13 +113,16 @@ void print_bench(std::FILE* out, const char* verb, std::uint64_t bytes,
   }
 }
 
-// Whether `path` is where standard output goes ("-", /dev/stdout, or its file by another name).
+// Whether `path` is where standard output goes ("-", /dev/stdout, or its file, pipe or terminal
+// by another name; not a device such as /dev/null that both happen to be).
 bool is_stdout(const std::string& path) {
   if (path == "-") return true;
   struct stat a {
   }, b{};
-  return ::fstat(STDOUT_FILENO, &a) == 0 && ::stat(path.c_str(), &b) == 0 && a.st_dev == b.st_dev &&
-         a.st_ino == b.st_ino;
+  if (::fstat(STDOUT_FILENO, &a) != 0 || ::stat(path.c_str(), &b) != 0 || a.st_dev != b.st_dev ||
+      a.st_ino != b.st_ino)
+    return false;
+  return !S_ISCHR(a.st_mode) || ::isatty(STDOUT_FILENO) != 0;
 }
 
 std::vector<hetpipe::input> to_inputs(const std::vector<std::string>& files) {
@@ -339,8 +342,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"same", "pnm", "png"}));
   image->add_option("--png-level", img_spec.png_level, "zlib level of PNG outputs, 0..9 (6)");
   image->add_option("--threads-per-image", img_spec.threads_per_image,
-                    "threads sharing each image on a CPU lane, the lanes then --cpu-threads / N "
-                    "(default 1, or more for fewer images than lanes)");
+                    "threads sharing each image on a CPU lane (at most --cpu-threads), the lanes "
+                    "then --cpu-threads / N; default 1, or more for fewer images than lanes. Not "
+                    "for GPU lanes, nor images larger than a chunk (they get every thread)");
   image->add_flag("-r,--recursive", img_recursive,
                   "walk folders (*.pgm *.ppm *.pnm *.png), keeping their layout under -o");
   image->add_option("INPUT", img_files, "images or (with -r) folders")->required()->check(named);

@@ -1235,9 +1235,9 @@ void engine::run() {
       if (l.mapped > 0)
         std::snprintf(mapped, sizeof mapped, " (%llu mapped)",
                       static_cast<unsigned long long>(l.mapped));
-      std::fprintf(stderr, "hetpipe:   lane %-8s %6llu chunks %10s busy %.3f s%s\n", l.name.c_str(),
-                   static_cast<unsigned long long>(l.chunks), format_size(l.bytes).c_str(),
-                   l.busy_seconds, mapped);
+      std::fprintf(stderr, "hetpipe:   lane %-8s %6llu chunk%s %10s busy %.3f s%s\n",
+                   l.name.c_str(), static_cast<unsigned long long>(l.chunks),
+                   l.chunks == 1 ? " " : "s", format_size(l.bytes).c_str(), l.busy_seconds, mapped);
     }
   }
   windows_left_at_end = maps_ ? maps_->windows_live() : 0;

@@ -746,18 +746,20 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
     if (o.chunk_size == 0) o.chunk_size = chunk_for(largest_normal);
     // The slots are the engine's to choose (engine::run: large chunks, within 1 GiB).
     // Fewer images than CPU lanes (one huge image, say): each image's rows are split among the
-    // idle lanes' share of threads. spec.threads_per_image: that many threads an image, on
-    // fewer lanes.
+    // idle lanes' share of threads. spec.threads_per_image: that many threads an image (at most
+    // the CPU threads), on fewer lanes; beside GPU lanes at least one such lane goes on.
     options r = resolve(o);
-    if (const unsigned t = spec.threads_per_image; t > 1 && o.device != device_mode::gpu) {
-      r.cpu_threads = std::max(1u, r.cpu_threads / t);
-      r.cpu_threads_beside_gpu = std::max(1u, r.cpu_threads_beside_gpu / t);
+    const unsigned team = o.device == device_mode::gpu || spec.threads_per_image == 0
+                              ? 0
+                              : std::min(spec.threads_per_image, r.cpu_threads);
+    if (team > 1) {
+      r.cpu_threads = std::max(1u, r.cpu_threads / team);
+      r.cpu_threads_beside_gpu = std::max(1u, r.cpu_threads_beside_gpu / team);
     }
     const std::size_t lanes = o.device == device_mode::gpu ? 0 : r.cpu_threads;
     const int per_image =
-        spec.threads_per_image > 0 && o.device != device_mode::gpu
-            ? static_cast<int>(spec.threads_per_image)
-            : (normal.size() < lanes ? static_cast<int>(lanes / normal.size()) : 1);
+        team > 0 ? static_cast<int>(team)
+                 : (normal.size() < lanes ? static_cast<int>(lanes / normal.size()) : 1);
     // A GPU lane's PNG codec team: the threads no CPU lane uses once the GPU lanes run, shared
     // among the GPU lanes (with --device gpu, --cpu-threads when given bounds the threads, as it
     // does CPU lanes').
@@ -768,7 +770,7 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
                                    ? 0
                                    : r.gpu_lanes * static_cast<unsigned>(gpu_count_estimate());
     const unsigned beside =  // threads
-        lanes ? r.cpu_threads_beside_gpu * std::max(1u, spec.threads_per_image) : 0;
+        lanes ? r.cpu_threads_beside_gpu * std::max(1u, team) : 0;
     const int codec =
         gpu_lanes
             ? static_cast<int>(std::max(1u, (threads - std::min(threads, beside)) / gpu_lanes))

@@ -32,7 +32,10 @@ head -c 4 "$d/out/sub/rgba-000000.png" | grep -q PNG && ok || bad "PNG output ke
 "$HETPIPE" image -r --ops gray,blur:sigma=1.5,sobel --cpu-threads 4 --threads-per-image 2 -o "$d/out3" "$d/in" >"$tmp/out" &&
   diff -r "$d/out" "$d/out3" >/dev/null && grep -q "2 CPU lanes" "$tmp/out" && ok ||
   bad "--threads-per-image 2: $(cat "$tmp/out")"
-rm -rf "$d/out2" "$d/out3"
+"$HETPIPE" image -r --ops gray,blur:sigma=1.5,sobel --cpu-threads 1 --threads-per-image 6 -o "$d/out4" "$d/in" >"$tmp/out" &&
+  diff -r "$d/out" "$d/out4" >/dev/null && grep -q "1 CPU lane" "$tmp/out" && ok ||
+  bad "--threads-per-image above --cpu-threads: $(cat "$tmp/out")"
+rm -rf "$d/out2" "$d/out3" "$d/out4"
 expect_error "--threads-per-image 5000" 2 "--threads-per-image must be at most 4096" -- image --ops gray --threads-per-image 5000 -o "$d/o" "$d/in/rgb-000000.ppm"
 
 # --format converts and changes the extension; an image with alpha cannot become PNM.
