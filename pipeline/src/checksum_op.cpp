@@ -313,6 +313,16 @@ std::string to_hex(const std::vector<std::uint8_t>& bytes) {
   return s;
 }
 
+namespace {
+
+// Whether a file of this type can be read only once (a pipe, FIFO, socket or character device):
+// a regular file or block device can be read again.
+bool reads_once(mode_t mode) {
+  return !S_ISREG(mode) && !S_ISBLK(mode);
+}
+
+}  // namespace
+
 std::vector<expanded_path> expand_paths_each(const std::vector<std::string>& paths,
                                              bool recursive) {
   std::vector<expanded_path> out;
@@ -325,7 +335,7 @@ std::vector<expanded_path> expand_paths_each(const std::vector<std::string>& pat
     } else if (const int err = stats[i].error) {
       out.push_back({p, errno_reason(err), -err});
     } else if (!S_ISDIR(mode)) {
-      out.push_back({p, {}, 0, !S_ISREG(mode) && !S_ISBLK(mode)});
+      out.push_back({p, {}, 0, reads_once(mode)});
     } else if (!recursive) {
       out.push_back({p, "is a directory (-r walks folders)", -EISDIR});
     } else {
@@ -416,7 +426,7 @@ int input_open_error(const std::string& file, bool* once, bool first_read) {
   struct stat st {};
   if (::stat(file.c_str(), &st) != 0) return errno;
   if (S_ISDIR(st.st_mode)) return EISDIR;
-  *once = !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
+  *once = reads_once(st.st_mode);
   if (S_ISREG(st.st_mode)) {
     const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return errno;
@@ -447,16 +457,8 @@ void checksum_files(const std::vector<std::string>& files, const checksum_spec& 
     o.trace_path.clear();
   }
   std::vector<bool> once = read_once;
-  if (once.empty() && !files.empty()) {
-    once.assign(files.size(), false);
-    std::vector<std::string> paths(files);
-    for (auto& p : paths)
-      if (p == "-") p.clear();  // not a file of that name
-    const auto st = detail::stat_all(paths);
-    for (std::size_t i = 0; i < files.size(); ++i)
-      once[i] = files[i] == "-" ||
-                (st[i].error == 0 && !S_ISREG(st[i].st.st_mode) && !S_ISBLK(st[i].st.st_mode));
-  }
+  if (once.empty())  // one entry per path without recursion
+    for (const auto& e : expand_paths_each(files, false)) once.push_back(e.once);
   std::vector<char> handed(files.size(), 0);  // written by one thread at a time
   const auto fail = [&](std::size_t i, const std::string& reason) {
     if (handed[i]) return;
