@@ -27,6 +27,33 @@ namespace {
 
 std::atomic<bool> g_cancel{false};
 
+// An unsigned option's text: digits only, at most `max` (CLI11 took "-1" as 2^64 - 1 and cut
+// 2^64 down to it, and said only "Could not convert" of "abc").
+CLI::Validator whole_number(std::uint64_t max) {
+  return CLI::Validator(
+      [max](std::string& text) -> std::string {
+        std::uint64_t v = 0;
+        const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (text.empty() || ec != std::errc() || p != text.data() + text.size() || v > max)
+          return "'" + text + "' is not a whole number from 0 to " + std::to_string(max);
+        return {};
+      },
+      "");  // the option's type already says UINT
+}
+
+// A signed option's text: an int (the library says which range it takes).
+CLI::Validator an_int() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        int v = 0;
+        const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (text.empty() || ec != std::errc() || p != text.data() + text.size())
+          return "'" + text + "' is not a whole number";
+        return {};
+      },
+      "");
+}
+
 struct common {
   std::string chunk_size, device = "auto", trace, reads;
   unsigned slots = 0, io_threads = 0, cpu_threads = 0, gpu_lanes = 0;
@@ -44,14 +71,18 @@ struct common {
         "--chunk-size", chunk_size,
         "bytes per chunk (K/M/G suffixes; default 2M with GPU lanes; without, 4M with --reads "
         "map, 1M otherwise; 4K..1G)");
-    app->add_option("--slots", slots, "pinned host slots in the pool (default: from threads)");
+    app->add_option("--slots", slots, "pinned host slots in the pool (default: from threads)")
+        ->check(whole_number(UINT32_MAX));
     app->add_option(
-        "--io-threads", io_threads,
-        "libuv thread-pool size, and a transform's commit threads (default: UV_THREADPOOL_SIZE "
-        "when set, else cores, 4..16)");
+           "--io-threads", io_threads,
+           "libuv thread-pool size, and a transform's commit threads (default: UV_THREADPOOL_SIZE "
+           "when set, else cores, 4..16)")
+        ->check(whole_number(UINT32_MAX));
     app->add_option("--cpu-threads", cpu_threads,
-                    "CPU lanes (default: hardware threads; half of them go on once GPU lanes run)");
-    app->add_option("--gpu-lanes", gpu_lanes, "GPU lanes per device (default 2)");
+                    "CPU lanes (default: hardware threads; half of them go on once GPU lanes run)")
+        ->check(whole_number(UINT32_MAX));
+    app->add_option("--gpu-lanes", gpu_lanes, "GPU lanes per device (default 2)")
+        ->check(whole_number(UINT32_MAX));
     app->add_option("--device", device, device_help)->check(CLI::IsMember({"auto", "cpu", "gpu"}));
     app->add_option("--reads", reads, reads_help)->check(CLI::IsMember({"pool", "lane", "map"}));
     app->add_flag("--progress", progress, "show progress on stderr (default when a terminal)");
@@ -154,20 +185,6 @@ bool names_stdin(const std::vector<std::string>& paths) {
 
 }  // namespace
 
-// An unsigned option's text: digits only, at most `max` (CLI11 took "-1" as 2^64 - 1 and cut
-// 2^64 down to it).
-CLI::Validator whole_number(std::uint64_t max) {
-  return CLI::Validator(
-      [max](std::string& text) -> std::string {
-        std::uint64_t v = 0;
-        const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-        if (text.empty() || ec != std::errc() || p != text.data() + text.size() || v > max)
-          return "'" + text + "' is not a whole number from 0 to " + std::to_string(max);
-        return {};
-      },
-      "UINT");
-}
-
 int main(int argc, char** argv) {
   const std::array<bool, 3> closed = reserve_std_streams();
   // Buffers of a few MiB come and go with every chunk or image. glibc would map each afresh and
@@ -222,7 +239,8 @@ int main(int argc, char** argv) {
       ->needs(check_opt);
   recursive_opt->excludes(check_opt);  // the list names the files
   sum->add_option("-l,--length", sum_length,
-                  "BLAKE3 output bytes, 1..67108864 (extended output; default 32)");
+                  "BLAKE3 output bytes, 1..67108864 (extended output; default 32)")
+      ->check(whole_number(SIZE_MAX));
   auto* keyed_opt =
       sum->add_option("--keyed", sum_keyfile,
                       "keyed BLAKE3 with the 32-byte key in KEYFILE (- = stdin, as b3sum reads it)")
@@ -264,7 +282,8 @@ int main(int argc, char** argv) {
                    "a file of age1... recipients (repeatable)")
       ->allow_extra_args(false);
   add_passphrase(encrypt, enc_pass, enc_pass_env, "encrypt with a passphrase (scrypt)");
-  encrypt->add_option("--work-factor", enc.scrypt_log2_work, "scrypt log2(N) (default 18)");
+  encrypt->add_option("--work-factor", enc.scrypt_log2_work, "scrypt log2(N) (default 18)")
+      ->check(an_int());
   encrypt->add_flag("-a,--armor", enc.armor, "PEM-like ASCII output");
   enc_opt.add(encrypt);
 
@@ -278,8 +297,10 @@ int main(int argc, char** argv) {
   decrypt->add_option("-i,--identity", dec.identity_files, "an identity file (repeatable)")
       ->allow_extra_args(false);
   add_passphrase(decrypt, dec_pass, dec_pass_env, "the file was encrypted with a passphrase");
-  decrypt->add_option("--max-work-factor", dec.max_scrypt_log2_work,
-                      "refuse passphrase files costlier than scrypt log2(N) (default 22)");
+  decrypt
+      ->add_option("--max-work-factor", dec.max_scrypt_log2_work,
+                   "refuse passphrase files costlier than scrypt log2(N) (default 22)")
+      ->check(an_int());
   dec_opt.add(decrypt);
 
   common info_opt;
@@ -340,11 +361,14 @@ int main(int argc, char** argv) {
   image->add_option("-o,--output", img_out, "output folder (created); names are kept")->required();
   image->add_option("--format", img_format, "same | pnm | png (default: each input's own)")
       ->check(CLI::IsMember({"same", "pnm", "png"}));
-  image->add_option("--png-level", img_spec.png_level, "zlib level of PNG outputs, 0..9 (6)");
-  image->add_option("--threads-per-image", img_spec.threads_per_image,
-                    "threads sharing each image on a CPU lane (at most --cpu-threads), the lanes "
-                    "then --cpu-threads / N; default 1, or more for fewer images than lanes. Not "
-                    "for GPU lanes, nor images larger than a chunk (they get every thread)");
+  image->add_option("--png-level", img_spec.png_level, "zlib level of PNG outputs, 0..9 (6)")
+      ->check(an_int());
+  image
+      ->add_option("--threads-per-image", img_spec.threads_per_image,
+                   "threads sharing each image on a CPU lane (at most --cpu-threads), the lanes "
+                   "then --cpu-threads / N; default 1, or more for fewer images than lanes. Not "
+                   "for GPU lanes, nor images larger than a chunk (they get every thread)")
+      ->check(whole_number(UINT32_MAX));
   image->add_flag("-r,--recursive", img_recursive,
                   "walk folders (*.pgm *.ppm *.pnm *.png), keeping their layout under -o");
   image->add_option("INPUT", img_files, "images or (with -r) folders")->required()->check(named);

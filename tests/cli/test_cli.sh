@@ -51,6 +51,17 @@ expect_error "gen-images --size negative" 2 "--size must be WIDTHxHEIGHT" -- gen
 expect_error "gen-images --count -1" 2 "--count: '-1' is not a whole number" -- gen-images --count -1 -o "$tmp/gi"
 expect_error "gen-images --count huge" 2 "--count: '1000000000000' is not a whole number" -- gen-images --count 1000000000000 -o "$tmp/gi"
 expect_error "gen --seed 2^64" 2 "--seed: '18446744073709551616' is not a whole number" -- gen --dtype u8 --rows 5 --seed 18446744073709551616 -o "$tmp/gi"
+# Every numeric option says what it takes, not CLI11's "Could not convert"; an empty value is
+# refused, not taken for the default.
+expect_error "--cpu-threads abc" 2 "--cpu-threads: 'abc' is not a whole number from 0 to 4294967295" -- checksum --cpu-threads abc "$tmp/gi"
+expect_error "--slots empty" 2 "--slots: '' is not a whole number" -- stats --slots '' "$tmp/gi"
+expect_error "--io-threads -1" 2 "--io-threads: '-1' is not a whole number" -- bench read --io-threads -1 "$tmp/gi"
+expect_error "--gpu-lanes 2^32" 2 "--gpu-lanes: '4294967296' is not a whole number" -- info --gpu-lanes 4294967296
+expect_error "--length abc" 2 "--length: 'abc' is not a whole number" -- checksum -l abc "$tmp/gi"
+expect_error "--threads-per-image 1.5" 2 "--threads-per-image: '1.5' is not a whole number" -- image --ops invert --threads-per-image 1.5 -o "$tmp/io" "$tmp/gi"
+expect_error "--png-level abc" 2 "--png-level: 'abc' is not a whole number" -- image --ops invert --png-level abc -o "$tmp/io" "$tmp/gi"
+expect_error "--work-factor x" 2 "--work-factor: 'x' is not a whole number" -- encrypt -p --passphrase-env HOME --work-factor x "$tmp/gi"
+expect_error "--max-work-factor x" 2 "--max-work-factor: 'x' is not a whole number" -- decrypt --max-work-factor x "$tmp/gi"
 [[ ! -e "$tmp/gi" ]] && ok || bad "a refused gen left $tmp/gi"
 # Empty names and a pool the machine cannot hold: usage errors that say so (the names were
 # "is a directory" with no name, an empty --trace meant none, the pool "internal error").
