@@ -51,7 +51,7 @@ std::string sum_line(const std::string& hex, const std::string& name) {
   return line.str();
 }
 
-std::optional<sum_entry> parse_sum_line(const std::string& raw) {
+std::optional<sum_entry> parse_sum_line(const std::string& raw, bool* bad_escape) {
   std::string line = raw;
   if (!line.empty() && line.back() == '\r') line.pop_back();
   bool escaped = false;
@@ -74,15 +74,11 @@ std::optional<sum_entry> parse_sum_line(const std::string& raw) {
         un += name[i];
         continue;
       }
-      if (++i == name.size()) return std::nullopt;
-      if (name[i] == '\\')
-        un += '\\';
-      else if (name[i] == 'n')
-        un += '\n';
-      else if (name[i] == 'r')
-        un += '\r';
-      else
+      if (++i == name.size() || (name[i] != '\\' && name[i] != 'n' && name[i] != 'r')) {
+        if (bad_escape) *bad_escape = true;
         return std::nullopt;
+      }
+      un += name[i] == 'n' ? '\n' : name[i] == 'r' ? '\r' : '\\';
     }
     name = un;
   }
@@ -321,23 +317,36 @@ int check_sums(const std::string& sum_file, const checksum_spec& spec, const opt
   const std::size_t want_hex = spec.algo == checksum_algo::blake3 ? 2 * spec.length : 8;
   std::vector<sum_entry> entries;
   std::size_t malformed = 0, unreadable = 0, failed = 0, n = 0;
-  // The list may be a pipe or a terminal: a first signal stops the wait for its lines.
-  read_lines(sum_file, opt.cancel, [&](std::string& line) {
-    ++n;
-    if (line.empty() || line == "\r" || line[0] == '#') return;  // a blank line, CRLF too
-    auto e = parse_sum_line(line);
-    if (!e || e->hex.size() != want_hex) {
-      ++malformed;
-      if (!how.status)
-        print_error(sum_file + ":" + std::to_string(n),
-                    "not a " + std::string(checksum_algo_name(spec.algo)) +
-                        " checksum line ('HEX  NAME', " + std::to_string(want_hex) +
-                        " hex digits)");
-      return;
-    }
-    e->line = n;
-    entries.push_back(std::move(*e));
-  });
+  // The list may be a pipe or a terminal: a first signal stops the wait for its lines. A list
+  // that cannot be read (missing, a folder) is reported and fails alone: the caller goes on with
+  // the next, as sha256sum -c does.
+  try {
+    read_lines(sum_file, opt.cancel, [&](std::string& line) {
+      ++n;
+      if (line.empty() || line == "\r" || line[0] == '#') return;  // a blank line, CRLF too
+      bool bad_escape = false;
+      auto e = parse_sum_line(line, &bad_escape);
+      if (!e || e->hex.size() != want_hex) {
+        ++malformed;
+        if (!how.status)
+          print_error(sum_file + ":" + std::to_string(n),
+                      bad_escape ? std::string("a backslash escape in the name other than "
+                                               "\\\\, \\n or \\r")
+                                 : "not a " + std::string(checksum_algo_name(spec.algo)) +
+                                       " checksum line ('HEX  NAME', " + std::to_string(want_hex) +
+                                       " hex digits)");
+        return;
+      }
+      e->line = n;
+      entries.push_back(std::move(*e));
+    });
+  } catch (const io_error& e) {
+    print_error(e.file(), e.reason());
+    return 1;
+  } catch (const input_error& e) {
+    print_error(e.file(), e.reason());
+    return 1;
+  }
   if (entries.empty()) {
     print_error(sum_file, "no properly formatted checksum lines found");
     return 1;

@@ -23,8 +23,9 @@ struct sum_entry {
 };
 
 // Parses one line of a sum file; nullopt when it is not "<hex>  <name>" (or "<hex> *<name>"), or
-// the name holds a NUL byte.
-std::optional<sum_entry> parse_sum_line(const std::string& line);
+// the name holds a NUL byte. A line that starts with a backslash has its name escaped (\\, \n,
+// \r); nullopt for any other escape, and *bad_escape (when given) set.
+std::optional<sum_entry> parse_sum_line(const std::string& line, bool* bad_escape = nullptr);
 
 // Reads the 32-byte key of keyed BLAKE3 from a file (exactly 32 bytes; a FIFO's wait ends when
 // *cancel is set). Throws input_error.
@@ -62,7 +63,8 @@ struct check_output {
 // "FAILED open or read", for a file that cannot be opened or fails while it is read: the others
 // are still verified) on `out`, problems on stderr. Returns the exit status (0 all OK, 1
 // otherwise: a file failed, could not be read, a line was malformed, or, with ignore_missing,
-// no file was verified). Throws usage_error for a spec checksum() refuses, before reading.
+// no file was verified; also when sum_file itself cannot be read, which is reported on stderr).
+// Throws usage_error for a spec checksum() refuses, before reading.
 int check_sums(const std::string& sum_file, const checksum_spec& spec, const options& opt,
                const check_output& how, std::ostream& out);
 

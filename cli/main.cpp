@@ -215,20 +215,24 @@ int main(int argc, char** argv) {
 
   common sum_opt;
   std::vector<std::string> sum_files;
-  std::string sum_algo = "blake3", sum_check, sum_keyfile, sum_context;
+  std::string sum_algo = "blake3", sum_keyfile, sum_context;
   std::size_t sum_length = 32;
-  bool sum_recursive = false, sum_no_names = false, sum_raw = false;
+  bool sum_recursive = false, sum_no_names = false, sum_raw = false, sum_check = false;
   hetpipe::cli::check_output sum_how;
   auto* sum = app.add_subcommand(
       "checksum", "BLAKE3, CRC32C or CRC32 digests, as b3sum / sha256sum print them");
-  sum->add_option("files", sum_files, "files (- = stdin; folders with -r)")->check(named);
+  sum->add_option("files", sum_files,
+                  "files (- = stdin; folders with -r); with --check, the SUMFILEs to verify")
+      ->check(named);
   sum->add_option("-a,--algorithm", sum_algo, "blake3 | crc32c | crc32 (default blake3)")
       ->check(CLI::IsMember({"blake3", "crc32c", "crc32"}));
   auto* recursive_opt = sum->add_flag("-r,--recursive", sum_recursive,
                                       "walk folders (sorted, links to folders skipped)");
-  auto* check_opt =
-      sum->add_option("-c,--check", sum_check, "verify the files listed in SUMFILE ('HEX  NAME')")
-          ->check(named);
+  // A switch, as sha256sum's and b3sum's -c: the files given are the lists ("-c --status" took
+  // --status for the list's name when -c took a value).
+  auto* check_opt = sum->add_flag(
+      "-c,--check", sum_check,
+      "verify the files listed in each SUMFILE ('HEX  NAME' lines; none or - = stdin)");
   sum->add_flag("--quiet", sum_how.quiet, "with --check: print only the files that fail")
       ->needs(check_opt);
   sum->add_flag("--status", sum_how.status,
@@ -307,6 +311,9 @@ int main(int argc, char** argv) {
   auto* info =
       app.add_subcommand("info", "build, devices, and the lanes and pools a job would use");
   info_opt.add(info);
+  // info runs no job: nothing to trace, time or show progress of.
+  for (const char* name : {"--trace", "--verbose", "--progress", "--no-progress"})
+    info->remove_option(info->get_option(name));
 
   common bench_opt;
   std::vector<std::string> bench_files;
@@ -431,12 +438,12 @@ int main(int argc, char** argv) {
   int rc = 0;
   try {
     // A closed standard stream that the command would use: refused before any work.
-    const bool reads_stdin =
-        (*stats && names_stdin(stats_files)) ||
-        (*sum && (!*check_opt ? sum_files.empty() || names_stdin(sum_files) : sum_check == "-")) ||
-        (*sum && *keyed_opt && sum_keyfile == "-") || (*encrypt && enc_in == "-") ||
-        (*decrypt && dec_in == "-") || (*bench_read && names_stdin(bench_files)) ||
-        (*bench_copy && copy_in == "-");
+    const bool reads_stdin = (*stats && names_stdin(stats_files)) ||
+                             (*sum && (sum_files.empty() || names_stdin(sum_files))) ||
+                             (*sum && *keyed_opt && sum_keyfile == "-") ||
+                             (*encrypt && enc_in == "-") || (*decrypt && dec_in == "-") ||
+                             (*bench_read && names_stdin(bench_files)) ||
+                             (*bench_copy && copy_in == "-");
     if (closed[0] && reads_stdin) throw hetpipe::io_error("-", "standard input is closed");
     // (image, gen and gen-images print only a summary there; check --status prints nothing)
     const bool writes_stdout = *stats || (*sum && !(*check_opt && sum_how.status)) || *info ||
@@ -462,24 +469,28 @@ int main(int argc, char** argv) {
       if (sum->count("--length") && spec.algo != hetpipe::checksum_algo::blake3)
         throw hetpipe::usage_error("--length is for BLAKE3 only (-a blake3)");
       if (*keyed_opt && sum_keyfile == "-") {
-        if (*check_opt && sum_check == "-")
+        if (*check_opt && (sum_files.empty() || names_stdin(sum_files)))
           throw hetpipe::usage_error(
-              "--keyed - and --check -: standard input cannot hold both the key and the list");
+              "--keyed - and --check: standard input cannot hold both the key and a list; name "
+              "the SUMFILE");
         if (!*check_opt && (sum_files.empty() || names_stdin(sum_files)))
           throw hetpipe::usage_error(
               "--keyed -: standard input holds the key; name the files to hash");
         sum_how.stdin_is_key = true;
       }
-      if (*check_opt) {  // usage errors before the key is read (from a terminal, say)
-        if (!sum_files.empty())
-          throw hetpipe::usage_error("--check reads the file names from SUMFILE; give no FILE");
-        if (sum_opt.json) throw hetpipe::usage_error("--check prints OK/FAILED lines, not --json");
-      }
+      // usage errors before the key is read (from a terminal, say)
+      if (*check_opt && sum_opt.json)
+        throw hetpipe::usage_error("--check prints OK/FAILED lines, not --json");
       if (*keyed_opt) spec.key = hetpipe::cli::read_key_file(sum_keyfile, &g_cancel);
       if (*derive_opt) spec.derive_key_context = sum_context;
       if (*check_opt) {
         sum_how.stdin_closed = closed[0];
-        rc = hetpipe::cli::check_sums(sum_check, spec, sum_opt.to_options(), sum_how, std::cout);
+        if (sum_files.empty()) sum_files.push_back("-");
+        // Each list in turn, as sha256sum -c: one that cannot be read is reported and the next
+        // is still checked; the status is 1 when any list failed.
+        for (const std::string& list : sum_files)
+          rc = std::max(
+              rc, hetpipe::cli::check_sums(list, spec, sum_opt.to_options(), sum_how, std::cout));
       } else {
         if (sum_files.empty()) sum_files.push_back("-");
         hetpipe::cli::sum_output how;

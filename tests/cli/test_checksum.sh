@@ -243,6 +243,27 @@ rc=$?
 rc=$?
 [[ $rc -eq 1 && ! -s "$tmp/out" && ! -s "$tmp/err" ]] && ok ||
   bad "--check --ignore-missing --status, none left: rc $rc: $(cat "$tmp/out" "$tmp/err")"
+# -c is a switch, as sha256sum's: the files given are the lists, none is standard input, and
+# options may follow it ("-c --status" once took --status for the list's name).
+(cd "$d" && "$HETPIPE" checksum -c --status <"$tmp/sums") >"$tmp/out" 2>"$tmp/err" &&
+  [[ ! -s "$tmp/out" && ! -s "$tmp/err" ]] && ok || bad "-c --status from stdin: $(cat "$tmp/out" "$tmp/err")"
+(cd "$d" && "$HETPIPE" checksum -c <"$tmp/sums2") >"$tmp/out" 2>/dev/null
+[[ $? -eq 1 && $(sed -n 2p "$tmp/out") == "odd2: FAILED" ]] && ok || bad "-c from stdin, failures: $(cat "$tmp/out")"
+# Several lists, each in turn; one that cannot be read is reported and the next still checked.
+(cd "$d" && "$HETPIPE" checksum -c "$tmp/sums5" "$tmp/no-such-list" "$tmp/sums") >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && $(cat "$tmp/out") == $'one: OK
+gone: FAILED open or read
+m3: OK
+sub/a: OK
+one: OK
+odd: OK
+m3: OK
+sub/a: OK' ]] &&
+  grep -q "^hetpipe: $tmp/no-such-list: no such file" "$tmp/err" && ok ||
+  bad "-c with three lists: rc $rc: $(cat "$tmp/out" "$tmp/err")"
+(cd "$d" && "$HETPIPE" checksum -c --quiet "$tmp/sums" "$tmp/sums") >"$tmp/out" 2>"$tmp/err" &&
+  [[ ! -s "$tmp/out" && ! -s "$tmp/err" ]] && ok || bad "-c --quiet, two good lists: $(cat "$tmp/out" "$tmp/err")"
 # A blank line of a CRLF file is blank; a name holding a NUL byte is no name (b3sum refuses it).
 grep ' one$' "$tmp/sums" | sed 's/$/\r/' >"$tmp/crlf"
 printf '\r\n' >>"$tmp/crlf"
@@ -254,6 +275,12 @@ printf '%s  one\0junk\n' "$(cut -c1-64 "$tmp/nul")" >>"$tmp/nul"
 rc=$?
 [[ $rc -eq 1 && $(cat "$tmp/out") == "one: OK" ]] && grep -q "nul:2: not a blake3 checksum line" "$tmp/err" &&
   ok || bad "NUL in a name: rc $rc: $(cat -v "$tmp/out" "$tmp/err")"
+# An escaped line with an escape b3sum and sha256sum do not write is named for what it is.
+printf '\\%s  a\\qb\n' "$(grep ' one$' "$tmp/sums" | cut -c1-64)" >"$tmp/esc"
+"$HETPIPE" checksum --check "$tmp/esc" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && ! -s "$tmp/out" ]] && grep -q "esc:1: a backslash escape in the name other than" "$tmp/err" &&
+  ok || bad "bad escape: rc $rc: $(cat "$tmp/out" "$tmp/err")"
 # "-" is standard input: not readable when it is the sum file itself, or closed.
 printf '%s  -\n' "$(grep ' one$' "$tmp/sums" | cut -c1-64)" >"$tmp/dash"
 "$HETPIPE" checksum --check - <"$tmp/dash" >"$tmp/out" 2>"$tmp/err"
@@ -580,11 +607,13 @@ expect_error "--check with --json" 2 "not --json" -- checksum --check "$tmp/sums
 expect_error "key file a folder" 1 "sub: is a directory" -- checksum --keyed "$d/sub" "$d/one"
 # An empty name (an unset variable) is refused: it once hashed without the key, or without --check.
 expect_error "--keyed ''" 2 "--keyed: an empty file name" -- checksum --keyed '' "$d/one"
-expect_error "--check ''" 2 "--check: an empty file name" -- checksum --check '' "$d/one"
+expect_error "--check ''" 2 "files: an empty file name" -- checksum --check ''
+expect_error "--check --json" 2 "--check prints OK/FAILED lines, not --json" -- checksum --check --json "$tmp/sums"
 # --keyed -: standard input holds the key, so it cannot hold data or the list as well.
 expect_error "--keyed - without files" 2 "standard input holds the key; name the files" -- checksum --keyed -
 expect_error "--keyed - and a - FILE" 2 "standard input holds the key" -- checksum --keyed - "$d/one" -
-expect_error "--keyed - --check -" 2 "cannot hold both the key and the list" -- checksum --keyed - --check -
+expect_error "--keyed - --check -" 2 "cannot hold both the key and a list" -- checksum --keyed - --check -
+expect_error "--keyed - --check" 2 "cannot hold both the key and a list" -- checksum --keyed - --check
 printf '%s\n' "$(head -c 64 /dev/zero | tr '\0' 0)  -" >"$tmp/dashsum"
 "$HETPIPE" checksum --keyed - --check "$tmp/dashsum" <"$tmp/shortkey" >"$tmp/out" 2>"$tmp/err"
 rc=$?

@@ -62,6 +62,9 @@ expect_error "--threads-per-image 1.5" 2 "--threads-per-image: '1.5' is not a wh
 expect_error "--png-level abc" 2 "--png-level: 'abc' is not a whole number" -- image --ops invert --png-level abc -o "$tmp/io" "$tmp/gi"
 expect_error "--work-factor x" 2 "--work-factor: 'x' is not a whole number" -- encrypt -p --passphrase-env HOME --work-factor x "$tmp/gi"
 expect_error "--max-work-factor x" 2 "--max-work-factor: 'x' is not a whole number" -- decrypt --max-work-factor x "$tmp/gi"
+# info runs no job: the job-only options are refused, not ignored.
+expect_error "info -v" 2 "not expected: -v" -- info -v
+expect_error "info --progress" 2 "not expected: --progress" -- info --progress
 [[ ! -e "$tmp/gi" ]] && ok || bad "a refused gen left $tmp/gi"
 # Empty names and a pool the machine cannot hold: usage errors that say so (the names were
 # "is a directory" with no name, an empty --trace meant none, the pool "internal error").
