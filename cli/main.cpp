@@ -61,16 +61,17 @@ struct common {
   int verbose = 0;
   CLI::Option* chunk_opt = nullptr;
 
-  // device_help, reads_help: the words of --device and --reads where they differ (bench).
+  // device_help, reads_help, chunk_help: the words of --device, --reads and --chunk-size where
+  // they differ (bench, image).
   void add(CLI::App* app, const char* device_help = "auto | cpu | gpu",
            const char* reads_help =
                "who reads large chunks while no GPU lane runs: map (CPU "
                "lanes work on the page cache, the default) | lane (CPU lanes "
-               "read into their slots) | pool (libuv's threads read ahead)") {
-    chunk_opt = app->add_option(
-        "--chunk-size", chunk_size,
-        "bytes per chunk (K/M/G suffixes; default 2M with GPU lanes; without, 4M with --reads "
-        "map, 1M otherwise; 4K..1G)");
+               "read into their slots) | pool (libuv's threads read ahead)",
+           const char* chunk_help =
+               "bytes per chunk (K/M/G suffixes; default 2M with GPU lanes; without, 4M with "
+               "--reads map, 1M otherwise; 4K..1G)") {
+    chunk_opt = app->add_option("--chunk-size", chunk_size, chunk_help);
     app->add_option("--slots", slots, "pinned host slots in the pool (default: from threads)")
         ->check(whole_number(UINT32_MAX));
     app->add_option(
@@ -361,7 +362,12 @@ int main(int argc, char** argv) {
   bool img_recursive = false;
   auto* image = app.add_subcommand(
       "image", "filter chains over PNM/PNG images (gray, blur, sobel, resize, invert, threshold)");
-  img_opt.add(image);
+  img_opt.add(image, "auto | cpu | gpu",
+              "who reads the images while no GPU lane runs: map (the CPU lane that takes one "
+              "reads it, mapping one of 8 MiB or more; the default) | lane (the CPU lane reads "
+              "each into its slot) | pool (libuv's threads read ahead)",
+              "bytes per chunk: an image is one chunk (K/M/G suffixes; default the largest input, "
+              "up to 1G; 4K..1G)");
   image
       ->add_option("--ops", img_spec.ops, "ops in order, e.g. gray,blur:sigma=1.5,sobel,resize:0.5")
       ->required();
