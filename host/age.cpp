@@ -1051,72 +1051,225 @@ std::vector<std::uint8_t> decrypt_with_passphrase(const std::uint8_t* in, std::s
 // ---------------------------------------------------------------------------------------------
 // Armor
 
-std::string armor(const std::uint8_t* data, std::size_t len) {
-  const std::string b = b64_encode(data, len, true);
-  std::string s(armor_begin);
-  s += '\n';
-  for (std::size_t i = 0; i < b.size(); i += 64) {
-    s.append(b, i, 64);
-    s += '\n';
+namespace {
+
+// Base64 values of the alphabet's characters; 0x80 for any other byte ('=' too).
+constexpr std::array<std::uint8_t, 256> b64_values = [] {
+  std::array<std::uint8_t, 256> t{};
+  for (auto& v : t) v = 0x80;
+  for (std::uint8_t i = 0; i < 64; ++i) t[static_cast<unsigned char>(b64_alphabet[i])] = i;
+  return t;
+}();
+
+// A whole line: 64 characters of the alphabet → 48 bytes; false where one is outside it.
+bool decode_line(const char* s, std::uint8_t* out) {
+  std::uint32_t bad = 0;
+  for (int i = 0; i < 64; i += 4, out += 3) {
+    const std::uint32_t a = b64_values[static_cast<unsigned char>(s[i])];
+    const std::uint32_t b = b64_values[static_cast<unsigned char>(s[i + 1])];
+    const std::uint32_t c = b64_values[static_cast<unsigned char>(s[i + 2])];
+    const std::uint32_t d = b64_values[static_cast<unsigned char>(s[i + 3])];
+    bad |= a | b | c | d;
+    const std::uint32_t v = a << 18 | b << 12 | c << 6 | d;
+    out[0] = static_cast<std::uint8_t>(v >> 16);
+    out[1] = static_cast<std::uint8_t>(v >> 8);
+    out[2] = static_cast<std::uint8_t>(v);
   }
-  s += armor_end;
-  s += '\n';
+  return (bad & 0x80) == 0;
+}
+
+// 48 bytes → 64 characters.
+void encode_line(const std::uint8_t* p, char* out) {
+  for (int i = 0; i < 48; i += 3, out += 4) {
+    const std::uint32_t v = std::uint32_t{p[i]} << 16 | std::uint32_t{p[i + 1]} << 8 | p[i + 2];
+    out[0] = b64_alphabet[v >> 18];
+    out[1] = b64_alphabet[(v >> 12) & 63];
+    out[2] = b64_alphabet[(v >> 6) & 63];
+    out[3] = b64_alphabet[v & 63];
+  }
+}
+
+constexpr std::string_view armor_ws = " \t\r\n";
+
+// The END line, with the whitespace the end of the text may add.
+bool is_end_line(std::string_view l) {
+  return l.substr(0, armor_end.size()) == armor_end &&
+         l.find_first_not_of(armor_ws, armor_end.size()) == std::string_view::npos;
+}
+
+// Longer than any line the armor may hold (64 columns and a carriage return), shorter than any
+// memory worth saving: a partial line is held up to this.
+constexpr std::size_t longest_line = 80;
+
+}  // namespace
+
+void armorer::put(const std::uint8_t* data, std::size_t len, std::string& text) {
+  if (!begun_) {
+    text += armor_begin;
+    text += '\n';
+    begun_ = true;
+  }
+  if (held_len_ > 0) {
+    const std::size_t take = std::min(len, sizeof held_ - held_len_);
+    std::memcpy(held_ + held_len_, data, take);
+    held_len_ += take;
+    data += take;
+    len -= take;
+    if (held_len_ < sizeof held_) return;
+    held_len_ = 0;
+    put(held_, sizeof held_, text);
+  }
+  const std::size_t lines = len / 48;
+  std::size_t at = text.size();
+  text.resize(at + lines * 65);
+  for (std::size_t i = 0; i < lines; ++i, at += 65) {
+    encode_line(data + 48 * i, text.data() + at);
+    text[at + 64] = '\n';
+  }
+  held_len_ = len - lines * 48;
+  if (held_len_ > 0) std::memcpy(held_, data + lines * 48, held_len_);
+}
+
+void armorer::finish(std::string& text) {
+  if (!begun_) {  // an empty file
+    text += armor_begin;
+    text += '\n';
+  }
+  if (held_len_ > 0) {
+    text += b64_encode(held_, held_len_, true);
+    text += '\n';
+  }
+  text += armor_end;
+  text += '\n';
+  begun_ = false;
+  held_len_ = 0;
+}
+
+std::string armor(const std::uint8_t* data, std::size_t len) {
+  std::string s;
+  s.reserve(armor_begin.size() + armor_end.size() + 2 + (len + 47) / 48 * 65);
+  armorer a;
+  a.put(data, len, s);
+  a.finish(s);
   return s;
 }
 
 bool is_armored(const std::uint8_t* data, std::size_t len) {
   std::string_view t(reinterpret_cast<const char*>(data), len);
-  const std::size_t first = t.find_first_not_of(" \t\r\n");
+  const std::size_t first = t.find_first_not_of(armor_ws);
   return first != std::string_view::npos && t.substr(first, armor_begin.size()) == armor_begin;
 }
 
-std::vector<std::uint8_t> dearmor(std::string_view text, std::string_view file) {
-  constexpr std::string_view ws = " \t\r\n";
-  const std::size_t first = text.find_first_not_of(ws);
-  if (first == std::string_view::npos) bad_input(file, "armor: empty input");
-  text = text.substr(first, text.find_last_not_of(ws) - first + 1);
-  std::vector<std::string_view> lines;
-  while (true) {
-    const std::size_t nl = text.find('\n');
-    std::string_view l = text.substr(0, nl);
-    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);  // CRLF line ends
-    lines.push_back(l);
-    if (nl == std::string_view::npos) break;
-    text = text.substr(nl + 1);
-  }
-  if (lines.front() != armor_begin)
-    bad_input(file, "armor: does not start with \"-----BEGIN AGE ENCRYPTED FILE-----\"");
-  if (lines.size() < 2 || lines.back() != armor_end)
-    bad_input(file, "armor: does not end with \"-----END AGE ENCRYPTED FILE-----\"");
-  std::string b64;
-  const std::size_t body_lines = lines.size() - 2;
-  for (std::size_t i = 1; i <= body_lines; ++i) {
-    const std::string_view l = lines[i];
-    const bool last = i == body_lines;
-    if (l.empty()) bad_input(file, "armor: blank line inside the block");
-    for (const char ch : l) {
-      const auto c = static_cast<unsigned char>(ch);
-      if (c == '=' && last) continue;
-      if (!is_b64(c))
-        bad_input(file, c == '=' ? "armor: padding before the last line"
-                                 : "armor: invalid character (headers, spaces or binary data?)");
+void dearmorer::put(std::string_view text, std::vector<std::uint8_t>& out) {
+  while (!text.empty()) {
+    if (at_ == where::lead) {
+      const std::size_t first = text.find_first_not_of(armor_ws);
+      if (first == std::string_view::npos) return;
+      text.remove_prefix(first);
+      at_ = where::begin;
     }
-    if (l.size() > 64) bad_input(file, "armor: line longer than 64 columns");
-    if (!last && l.size() != 64)
-      bad_input(file, "armor: line shorter than 64 columns before the last");
-    b64.append(l);
+    if (at_ == where::after) {
+      if (text.find_first_not_of(armor_ws) != std::string_view::npos)
+        bad_input(file_, "armor: does not end with \"-----END AGE ENCRYPTED FILE-----\"");
+      return;
+    }
+    const std::size_t nl = text.find('\n');
+    const std::string_view piece = text.substr(0, nl);
+    if (nl == std::string_view::npos && part_.size() + piece.size() <= longest_line) {
+      part_.append(piece);
+      return;
+    }
+    if (nl == std::string_view::npos) {
+      // No line of the armor is this long; the END line's trailing whitespace may be.
+      const std::size_t take = longest_line + 1 - part_.size();
+      part_.append(piece.substr(0, take));
+      if (at_ == where::body && is_end_line(part_)) {
+        part_.resize(armor_end.size());
+        line(part_, out);  // at_ is now after: the rest of the line must be whitespace
+        part_.clear();
+        text.remove_prefix(take);
+        continue;
+      }
+      line(part_, out);  // throws: not the BEGIN line, or a body line too long
+      bad_input(file_, "armor: line longer than 64 columns");
+    }
+    if (part_.empty()) {
+      line(piece, out);
+    } else {
+      part_.append(piece);
+      line(part_, out);
+      part_.clear();
+    }
+    text.remove_prefix(nl + 1);
   }
-  if (b64.size() % 4 != 0) bad_input(file, "armor: base64 length is not a multiple of 4");
-  std::size_t pad = 0;
-  while (pad < b64.size() && b64[b64.size() - 1 - pad] == '=') ++pad;
-  if (pad > 2) bad_input(file, "armor: too much base64 padding");
-  const std::size_t eq = b64.find('=');
-  if (eq != std::string::npos && eq != b64.size() - pad)
-    bad_input(file, "armor: padding inside the base64");
+}
+
+void dearmorer::line(std::string_view l, std::vector<std::uint8_t>& out) {
+  if (!l.empty() && l.back() == '\r') l.remove_suffix(1);  // CRLF line ends
+  if (at_ == where::begin) {
+    if (l != armor_begin)
+      bad_input(file_, "armor: does not start with \"-----BEGIN AGE ENCRYPTED FILE-----\"");
+    at_ = where::body;
+    return;
+  }
+  if (is_end_line(l)) {
+    // The last line: padding at its end only, canonical bits before it.
+    const std::string& b = last_;
+    if (b.size() % 4 != 0) bad_input(file_, "armor: base64 length is not a multiple of 4");
+    std::size_t pad = 0;
+    while (pad < b.size() && b[b.size() - 1 - pad] == '=') ++pad;
+    if (pad > 2) bad_input(file_, "armor: too much base64 padding");
+    const std::size_t eq = b.find('=');
+    if (eq != std::string::npos && eq != b.size() - pad)
+      bad_input(file_, "armor: padding inside the base64");
+    std::vector<std::uint8_t> tail;
+    const char* why = nullptr;
+    if (!b64_decode_raw(std::string_view(b).substr(0, b.size() - pad), tail, &why))
+      bad_input(file_, std::string("armor: ") + why);
+    out.insert(out.end(), tail.begin(), tail.end());
+    last_.clear();
+    at_ = where::after;
+    return;
+  }
+  // A body line: the one before was the last only if it had been whole.
+  if (!last_.empty())
+    bad_input(file_, last_.find('=') != std::string::npos
+                         ? "armor: padding before the last line"
+                         : "armor: line shorter than 64 columns before the last");
+  if (l.empty()) bad_input(file_, "armor: blank line inside the block");
+  if (l.size() == 64) {
+    const std::size_t at = out.size();
+    out.resize(at + 48);
+    if (decode_line(l.data(), out.data() + at)) return;
+    out.resize(at);
+  }
+  for (const char ch : l)
+    if (ch != '=' && b64_values[static_cast<unsigned char>(ch)] & 0x80)
+      bad_input(file_, "armor: invalid character (headers, spaces or binary data?)");
+  if (l.size() > 64) bad_input(file_, "armor: line longer than 64 columns");
+  last_ = l;  // short or padded: the last line, or an error at the next
+}
+
+void dearmorer::finish(std::vector<std::uint8_t>& out) {
+  // A line without its line end: only the END line may be that (the end of the text may be
+  // whitespace; a BEGIN line alone has no END).
+  const std::string l = std::move(part_);
+  part_.clear();
+  if (at_ == where::lead) bad_input(file_, "armor: empty input");
+  if (at_ == where::begin && l.substr(0, l.find_last_not_of(armor_ws) + 1) != armor_begin)
+    bad_input(file_, "armor: does not start with \"-----BEGIN AGE ENCRYPTED FILE-----\"");
+  if (at_ == where::body && is_end_line(l)) line(l, out);
+  if (at_ != where::after)
+    bad_input(file_, "armor: does not end with \"-----END AGE ENCRYPTED FILE-----\"");
+  at_ = where::lead;
+}
+
+std::vector<std::uint8_t> dearmor(std::string_view text, std::string_view file) {
+  dearmorer d{std::string(file)};
   std::vector<std::uint8_t> out;
-  const char* why = nullptr;
-  if (!b64_decode_raw(std::string_view(b64).substr(0, b64.size() - pad), out, &why))
-    bad_input(file, std::string("armor: ") + why);
+  out.reserve(text.size() / 65 * 48 + 48);
+  d.put(text, out);
+  d.finish(out);
   return out;
 }
 

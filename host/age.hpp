@@ -221,6 +221,43 @@ std::string armor(const std::uint8_t* data, std::size_t len);
 // (headers, short or long lines, blank lines, bad padding, non-zero trailing bits, text before or
 // after) throws input_error.
 std::vector<std::uint8_t> dearmor(std::string_view text, std::string_view file = {});
+
+// The same two, on a stream given in pieces of any size, in constant memory (a line held at a
+// time). armor(d, n) is armorer: put(d, n), finish(); dearmor(t) is dearmorer: put(t), finish().
+//
+//   age::armorer a;  std::string text;
+//   while (n = read(fd, buf, sizeof buf)) a.put(buf, n, text), flush(text), text.clear();
+//   a.finish(text);  flush(text);
+class armorer {
+ public:
+  // Appends the text of data[0, len) to `text` (the BEGIN line first, then whole lines only).
+  void put(const std::uint8_t* data, std::size_t len, std::string& text);
+  // Appends the last line, padded, and the END line.
+  void finish(std::string& text);
+
+ private:
+  bool begun_ = false;
+  std::uint8_t held_[48] = {};  // the bytes of a line not yet full
+  std::size_t held_len_ = 0;
+};
+
+class dearmorer {
+ public:
+  explicit dearmorer(std::string file = {}) : file_(std::move(file)) {}
+  // Appends the binary form of the lines that text completes to `out`; throws input_error (naming
+  // the file) at the first thing dearmor refuses.
+  void put(std::string_view text, std::vector<std::uint8_t>& out);
+  // The text has ended: appends the last line's bytes; throws unless the END line came, followed by
+  // whitespace alone.
+  void finish(std::vector<std::uint8_t>& out);
+
+ private:
+  void line(std::string_view l, std::vector<std::uint8_t>& out);
+  enum class where { lead, begin, body, after } at_ = where::lead;
+  std::string file_;
+  std::string part_;  // a line not yet ended
+  std::string last_;  // a body line that can only be the last (short, or padded)
+};
 // True when data (after leading whitespace) starts with the armor's BEGIN line.
 bool is_armored(const std::uint8_t* data, std::size_t len);
 

@@ -205,6 +205,8 @@ struct writer::impl {
   };
   writer::observer observer;
   writer::recycler recycler;
+  writer::filter_each each;
+  writer::filter_end end;
 
   std::string path, dir, temp;
   std::string target;  // where the output goes: path, or the file a symbolic link at path names
@@ -260,6 +262,26 @@ struct writer::impl {
       op->bytes = std::move(it->second);
       queued.erase(it);
       ++next_seq;
+      if (each) {
+        // In order, on this thread alone; producers go on meanwhile (in flight: a commit() waits).
+        ++in_flight;
+        lk.unlock();
+        std::string failed;
+        try {
+          each(op->bytes);
+        } catch (const std::exception& e) {
+          failed = e.what();
+        }
+        lk.lock();
+        --in_flight;
+        if (!failed.empty() || aborting) {
+          delete op;
+          --pending;
+          if (!failed.empty()) set_error(UV_EIO, failed);
+          cv.notify_all();
+          break;
+        }
+      }
       op->offset = stream ? -1 : std::int64_t(file_offset);
       file_offset += op->bytes.size();
       if (op->bytes.empty()) {
@@ -492,6 +514,11 @@ void writer::recycle(recycler f) {
   impl_->recycler = std::move(f);
 }
 
+void writer::filter(filter_each each, filter_end end) {
+  impl_->each = std::move(each);
+  impl_->end = std::move(end);
+}
+
 void writer::write(std::uint64_t seq, std::vector<std::byte> bytes) {
   impl& m = *impl_;
   std::unique_lock lk(m.mu);
@@ -560,6 +587,16 @@ void writer::commit() {
     throw std::logic_error("writer::commit: piece " + std::to_string(gap) + " was never written");
   }
   if (m.error_code != 0) fail(m.error_code, m.error_reason);
+  // The filter's pieces (pieces written here go through it too) and its end, after the last.
+  if (m.each || m.end) {
+    try {
+      if (m.each)
+        for (auto& piece : pieces) m.each(piece.second);
+      if (m.end) pieces.emplace(m.next_seq, m.end());
+    } catch (const std::exception& e) {
+      fail(UV_EIO, e.what());
+    }
+  }
   for (auto& [seq, bytes] : pieces) {
     const std::uint64_t begin = impl::now_ns();
     std::size_t done = 0;

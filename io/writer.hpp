@@ -53,6 +53,12 @@ class writer {
   // first write().
   using recycler = std::function<void(std::vector<std::byte>&&)>;
   void recycle(recycler f);
+  // A stage the pieces go through in order, on the writer's own thread, just before they are
+  // written: `each` may change a piece (its size too: a text encoding of the whole output), and
+  // commit() writes what `end` gives after the last piece. Set it before the first write().
+  using filter_each = std::function<void(std::vector<std::byte>&)>;
+  using filter_end = std::function<std::vector<std::byte>()>;
+  void filter(filter_each each, filter_end end);
   std::uint64_t bytes_written() const;  // bytes that reached the file so far
   std::uint64_t bytes_queued() const;   // bytes of pieces held, not yet handed to the file
 

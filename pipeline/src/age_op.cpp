@@ -9,7 +9,8 @@
 // sealed chunks (64 KiB + 16): every chunk is authenticated before any of its bytes are handed to
 // the ordered writer, and any failure fails the job (the temporary output is removed).
 #include <fcntl.h>
-#include <sys/mman.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,9 +24,12 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <memory>
 #include <sstream>
+#include <system_error>
+#include <thread>
 #include <utility>
 
 #include "host/age.hpp"
@@ -155,10 +159,37 @@ class aead_device final : public device_transformer {
 };
 #endif
 
+// The armor of a whole output, line by line as its pieces come in order.
+class armor_filter final : public output_filter {
+ public:
+  void put(std::vector<std::byte>& piece) override {
+    text_.clear();
+    a_.put(reinterpret_cast<const std::uint8_t*>(piece.data()), piece.size(), text_);
+    assign(piece);
+  }
+  void finish(std::vector<std::byte>& tail) override {
+    text_.clear();
+    a_.finish(text_);
+    assign(tail);
+  }
+
+ private:
+  void assign(std::vector<std::byte>& to) const {
+    to.resize(text_.size());
+    std::memcpy(to.data(), text_.data(), text_.size());
+  }
+  age::armorer a_;
+  std::string text_;
+};
+
 class seal_op final : public transform_op {
  public:
-  seal_op(std::vector<std::byte> prologue, const age::stream_key& key)
-      : prologue_(std::move(prologue)), key_(key) {}
+  seal_op(std::vector<std::byte> prologue, const age::stream_key& key, bool armor)
+      : prologue_(std::move(prologue)), key_(key), armor_(armor) {}
+  std::unique_ptr<output_filter> make_output_filter(std::size_t) const override {
+    if (!armor_) return nullptr;
+    return std::make_unique<armor_filter>();
+  }
   framing frame(std::size_t) const override { return framing::records(1); }
   void host(const chunk_info& info, std::span<const std::byte> data,
             std::vector<std::byte>& out) const override {
@@ -190,6 +221,7 @@ class seal_op final : public transform_op {
  private:
   std::vector<std::byte> prologue_;
   age::stream_key key_;
+  bool armor_;
 };
 
 class open_op final : public transform_op {
@@ -279,40 +311,12 @@ std::vector<age::recipient> collect_recipients(const encrypt_spec& spec,
   return to;
 }
 
-// The binary form of an armored output, in a file of its own: beside the output (its file system),
-// or in the temporary folder where the output is standard output, a device or a FIFO (whose
-// folder, /dev, is not ours to write in). Registered, so that a second signal or a SIGPIPE
-// removes it; removed when it goes.
-std::unique_ptr<io::registered_temp> intermediate_for(const std::string& output) {
-  namespace fs = std::filesystem;
-  struct stat st {};
-  const bool stream = output == "-" || (::stat(output.c_str(), &st) == 0 && !S_ISREG(st.st_mode));
-  const char* tmpdir = std::getenv("TMPDIR");
-  const fs::path out =
-      stream ? fs::path(tmpdir && *tmpdir ? tmpdir : "/tmp") / "stdout" : fs::path(output);
-  const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
-  std::string tmpl = (dir / ("." + out.filename().string() + ".hetpipe-age-XXXXXX")).string();
-  const int fd = ::mkstemp(tmpl.data());
-  if (fd < 0)
-    throw io_error(output, "cannot create a file in " + dir.string() + ": " + errno_reason(errno),
-                   -errno);
-  ::close(fd);
-  return std::make_unique<io::registered_temp>(tmpl);
-}
-
-void write_whole(const std::string& output, const std::uint8_t* data, std::size_t len) {
-  io::writer w(output);
-  w.write(0, std::vector<std::byte>(reinterpret_cast<const std::byte*>(data),
-                                    reinterpret_cast<const std::byte*>(data) + len));
-  w.commit();
-}
-
 // The file's header and payload nonce, read without consuming more of a stream than they take.
 struct head_info {
   std::vector<std::uint8_t> bytes;  // header, then the 16-byte nonce
   age::parsed_header parsed;
   bool armored = false;
-  std::vector<std::uint8_t> whole;  // armored: the whole input
+  std::string text;  // armored: the text read so far (the descriptor goes on after it)
   // A pipe, FIFO or device named by its path (not "-"): its header was read from a stream, which
   // the pipeline reads on from where read_head stopped (from offset 0, as standard input). The
   // descriptor (any input's but standard input's) stays open until then: closing a FIFO's only
@@ -321,12 +325,14 @@ struct head_info {
   io::unique_fd held;
 };
 
-head_info read_head(const std::string& input, const std::atomic<bool>* cancel) {
+// `dearmored` (>= 0): the stream of an armored input's binary form, which must not be armored
+// again (age says such a file is not an age file).
+head_info read_head(const std::string& input, const std::atomic<bool>* cancel, int dearmored = -1) {
   head_info h;
   const bool is_stdin = input == "-";
   // A FIFO's open does not wait for its writer, nor do the reads below once the job is cancelled.
-  const int fd = is_stdin ? 0 : io::open_input(input);
-  if (!is_stdin) h.held = io::unique_fd(fd);
+  const int fd = dearmored >= 0 ? dearmored : is_stdin ? 0 : io::open_input(input);
+  if (!is_stdin && dearmored < 0) h.held = io::unique_fd(fd);
   struct stat st {};
   if (::fstat(fd, &st) != 0) throw io_error(input, errno_reason(errno), -errno);
   if (S_ISDIR(st.st_mode)) throw io_error(input, "is a directory", -EISDIR);
@@ -359,15 +365,11 @@ head_info read_head(const std::string& input, const std::atomic<bool>* cancel) {
     }
     h.bytes.push_back(b);
     if (lead + 1 == h.bytes.size() && (b == ' ' || b == '\t' || b == '\r' || b == '\n')) ++lead;
-    if (h.bytes.size() - lead <= 64 && h.bytes.size() - lead >= 11 &&
+    if (dearmored < 0 && h.bytes.size() - lead <= 64 && h.bytes.size() - lead >= 11 &&
         age::is_armored(h.bytes.data(), h.bytes.size())) {
       h.armored = true;
-      std::string rest = io::read_to_end(fd, input, cancel, SIZE_MAX);
-      h.whole = std::move(h.bytes);
-      h.whole.reserve(h.whole.size() + (piece_len - piece_at) + rest.size());
-      h.whole.insert(h.whole.end(), piece.begin() + std::ptrdiff_t(piece_at),
-                     piece.begin() + std::ptrdiff_t(piece_len));
-      h.whole.insert(h.whole.end(), rest.begin(), rest.end());
+      h.text.assign(h.bytes.begin(), h.bytes.end());
+      h.text.append(reinterpret_cast<const char*>(piece.data()) + piece_at, piece_len - piece_at);
       return h;
     }
     // Each line is looked at once, as it ends (scanning the header from its start at each line
@@ -403,6 +405,97 @@ head_info read_head(const std::string& input, const std::atomic<bool>* cancel) {
   }
   return h;
 }
+
+// An armored input's binary form, made as it is read by a thread of its own and sent into one end
+// of a socket pair whose other end the header reader and then the pipeline read as a stream:
+// memory stays that of a line and a read, whatever the input's size, and the payload is still
+// decrypted chunk-parallel. The last byte goes only once the END line has come: a payload cut
+// short by bad armor cannot authenticate, so no output is committed from such a file, and the
+// armor's own error is the one reported (error()).
+class dearmor_feed {
+ public:
+  dearmor_feed(head_info& h, const std::string& input)
+      : input_(input), text_(std::move(h.text)), held_(std::move(h.held)) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+      throw io_error(input, "cannot make a socket pair: " + errno_reason(errno), -errno);
+    read_end_ = io::unique_fd(sv[0]);
+    write_end_ = io::unique_fd(sv[1]);
+    stop_ = io::unique_fd(::eventfd(0, EFD_CLOEXEC));
+    if (stop_.get() < 0)
+      throw io_error(input, "cannot make an eventfd: " + errno_reason(errno), -errno);
+    in_fd_ = held_.get() >= 0 ? held_.get() : 0;
+    thread_ = std::thread([this] { work(); });
+  }
+  ~dearmor_feed() { stop(); }
+  dearmor_feed(const dearmor_feed&) = delete;
+  dearmor_feed& operator=(const dearmor_feed&) = delete;
+
+  int fd() const { return read_end_.get(); }
+  // Ends the thread (a read it waits in, a send the reader no longer takes) and waits for it.
+  void stop() {
+    if (!thread_.joinable()) return;
+    const std::uint64_t one = 1;
+    (void)!::write(stop_.get(), &one, sizeof one);
+    ::shutdown(read_end_.get(), SHUT_RDWR);
+    thread_.join();
+  }
+  // What made the binary form end early (bad armor, a read error), after stop(); null if nothing.
+  std::exception_ptr error() const { return error_; }
+
+ private:
+  void send_all(const std::uint8_t* p, std::size_t n) {
+    while (n > 0) {
+      const ssize_t r = ::send(write_end_.get(), p, n, MSG_NOSIGNAL);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) throw std::system_error(errno, std::generic_category());  // EPIPE: reader gone
+      p += r;
+      n -= std::size_t(r);
+    }
+  }
+  // out but its last byte; that one stays in out.
+  void send_held_back(std::vector<std::uint8_t>& out) {
+    if (out.size() < 2) return;
+    send_all(out.data(), out.size() - 1);
+    out.front() = out.back();
+    out.resize(1);
+  }
+  void work() {
+    try {
+      age::dearmorer d(input_);
+      std::vector<std::uint8_t> out;
+      d.put(text_, out);
+      text_ = {};
+      send_held_back(out);
+      std::vector<char> buf(1 << 20);
+      for (;;) {
+        const std::int64_t got = io::poll_read(in_fd_, buf.data(), buf.size(), stop_.get(), -1);
+        if (got == -ECANCELED) break;  // the job ended first: its error or cancellation stands
+        if (got < 0) throw io_error(input_, errno_reason(int(-got)), int(got));
+        if (got == 0) {
+          d.finish(out);
+          send_all(out.data(), out.size());
+          break;
+        }
+        d.put({buf.data(), std::size_t(got)}, out);
+        send_held_back(out);
+      }
+    } catch (const std::system_error&) {
+      // the reader stopped reading: the job's own error stands
+    } catch (...) {
+      error_ = std::current_exception();
+    }
+    write_end_ = io::unique_fd();  // the end of the stream
+  }
+
+  std::string input_;
+  std::string text_;
+  io::unique_fd held_;
+  int in_fd_ = 0;
+  io::unique_fd read_end_, write_end_, stop_;
+  std::exception_ptr error_;
+  std::thread thread_;
+};
 
 std::optional<age::file_key> unwrap_key_of(const std::string& input, const age::header& hdr,
                                            const decrypt_spec& spec,
@@ -466,75 +559,22 @@ void encrypt(const std::string& input, const std::string& output, const encrypt_
   std::memcpy(prologue.data(), header.data(), header.size());
   std::memcpy(prologue.data() + header.size(), nonce, age::nonce_len);
 
-  seal_op op(std::move(prologue), key);
-  const options o = payload_options(opt, age::chunk_size);
-  if (!spec.armor) {
-    run(op, {{input}}, {output}, o, report);
-    return;
-  }
-  // Armor: the binary file first (an intermediate file), then its PEM form through a writer.
-  // Errors name the output, not the intermediate file.
-  const auto mid = intermediate_for(output);
-  const std::string& tmp = mid->path();
-  try {
-    run(op, {{input}}, {tmp}, o, report);
-  } catch (const io_error& e) {
-    if (e.file() != tmp) throw;
-    throw io_error(output, e.reason(), e.code());
-  }
-  if (opt.cancel && opt.cancel->load()) throw cancelled();  // before the armoring's long pass
-  const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw io_error(output, errno_reason(errno), -errno);
-  struct stat st {};
-  ::fstat(fd, &st);
-  const auto size = static_cast<std::size_t>(st.st_size);
-  void* map = size ? ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0) : nullptr;
-  ::close(fd);
-  if (map == MAP_FAILED) throw io_error(output, errno_reason(errno), -errno);
-  const std::string text = age::armor(static_cast<const std::uint8_t*>(map), size);
-  if (map) ::munmap(map, size);
-  if (opt.cancel && opt.cancel->load()) throw cancelled();
-  write_whole(output, reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
+  seal_op op(std::move(prologue), key, spec.armor);
+  run(op, {{input}}, {output}, payload_options(opt, age::chunk_size), report);
 }
 
-void decrypt(const std::string& input, const std::string& output, const decrypt_spec& given,
-             const options& opt, job_report* report) {
-  check_stdin_once(input, given.identity_files, "identities (-i -)");
-  head_info h = read_head(input, opt.cancel);
+namespace {
+
+// decrypt() once the header is read: from the input, or from `dearmored` (>= 0), the stream of an
+// armored input's binary form.
+void decrypt_binary(const std::string& input, const std::string& output, const decrypt_spec& given,
+                    const options& opt, job_report* report, head_info& h, int dearmored = -1) {
   // The passphrase is asked for (ask_passphrase) once the header says the file needs one: a file
   // encrypted to recipients and no -i is told so at once, not after a prompt.
   decrypt_spec spec = given;
   const auto scrypt_of = [](const age::header& hdr) {
     return hdr.stanzas.size() == 1 && hdr.stanzas[0].type == "scrypt";
   };
-  if (h.armored) {
-    // Armored files are decoded and decrypted in memory, on the CPU. A passphrase is for a file
-    // encrypted with one, as for a binary file (unwrap_key_of): with -i given too, such a file
-    // was refused as "not to a key". The header is looked at first where that decides.
-    const bool look = spec.passphrase ? !spec.identity_files.empty()
-                                      : spec.identity_files.empty() && spec.ask_passphrase;
-    const bool scrypt = look && [&] {
-      const auto bin =
-          age::dearmor({reinterpret_cast<const char*>(h.whole.data()), h.whole.size()}, input);
-      return scrypt_of(age::parse_header(bin.data(), bin.size(), input).hdr);
-    }();
-    if (look && !spec.passphrase && !scrypt)
-      throw input_error(input, "encrypted to recipients: give an identity file (-i)");
-    if (scrypt && !spec.passphrase) spec.passphrase = spec.ask_passphrase();
-    const std::vector<std::uint8_t> plain =
-        spec.passphrase && (scrypt || spec.identity_files.empty())
-            ? age::decrypt_with_passphrase(h.whole.data(), h.whole.size(), *spec.passphrase,
-                                           spec.max_scrypt_log2_work, input)
-            : [&] {
-                std::vector<age::identity> ids;
-                for (const auto& f : spec.identity_files)
-                  for (auto& id : age::parse_identity_file(read_text_file(f, opt.cancel), f))
-                    ids.push_back(id);
-                return age::decrypt(h.whole.data(), h.whole.size(), ids, input);
-              }();
-    write_whole(output, plain.data(), plain.size());
-    return;
-  }
   if (!spec.passphrase && spec.ask_passphrase && scrypt_of(h.parsed.hdr))
     spec.passphrase = spec.ask_passphrase();
   const auto fk = unwrap_key(input, h.parsed.hdr, spec, opt.cancel);
@@ -547,10 +587,31 @@ void decrypt(const std::string& input, const std::string& output, const decrypt_
   // A pipe or FIFO named by its path goes on from the descriptor its header came from: opened
   // again, a FIFO whose writer has already gone (a file smaller than the pipe's buffer) would
   // wait for another writer for ever.
-  run(op, {{input, offset, std::nullopt, h.stream ? h.held.get() : -1}}, {output},
+  const int fd = dearmored >= 0 ? dearmored : h.stream ? h.held.get() : -1;
+  run(op, {{input, offset, std::nullopt, fd}}, {output},
       payload_options(opt, age::sealed_chunk_size), report);
 }
 
+}  // namespace
+
+void decrypt(const std::string& input, const std::string& output, const decrypt_spec& given,
+             const options& opt, job_report* report) {
+  check_stdin_once(input, given.identity_files, "identities (-i -)");
+  head_info h = read_head(input, opt.cancel);
+  if (!h.armored) return decrypt_binary(input, output, given, opt, report, h);
+  dearmor_feed feed(h, input);
+  try {
+    h = read_head(input, opt.cancel, feed.fd());
+    decrypt_binary(input, output, given, opt, report, h, feed.fd());
+  } catch (...) {
+    feed.stop();
+    if (feed.error()) std::rethrow_exception(feed.error());
+    throw;
+  }
+  feed.stop();
+  // The job took the whole payload; an error after it (text after the END line) still fails.
+  if (feed.error()) std::rethrow_exception(feed.error());
+}
 age_key generate_age_key() {
   const age::identity id = age::generate_identity();
   return {age::encode_identity(id), age::encode_recipient(age::recipient_of(id))};

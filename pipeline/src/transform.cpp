@@ -196,6 +196,13 @@ class outputs_state {
       o.w = std::make_unique<io::writer>(paths_[input], window_);
       o.w->observe(observer_);
       o.w->recycle([this](std::vector<std::byte>&& v) { pool_.give(std::move(v)); });
+      if (std::shared_ptr<output_filter> f = op_.make_output_filter(input))
+        o.w->filter([f](std::vector<std::byte>& piece) { f->put(piece); },
+                    [f] {
+                      std::vector<std::byte> tail;
+                      f->finish(tail);
+                      return tail;
+                    });
       std::vector<std::byte> head;
       op_.prologue(input, head);
       o.w->write(0, std::move(head));

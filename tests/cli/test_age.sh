@@ -45,6 +45,54 @@ head -c 3000 /dev/urandom >"$d/p"
   ok || bad "armored file after leading whitespace"
 rm -f "$d/p.asc" "$d/lead.asc" "$d/lead.out"
 
+# Armored input is dearmored as it is read, by a thread feeding the pipeline: memory stays that of
+# a few chunks (the whole text, its binary form and the plaintext were held: 1.09 GB for 256 MiB),
+# and bad armor anywhere, at the end too, fails the file with the armor's own error and leaves no
+# output, even where the payload before it authenticates.
+head -c 48000000 /dev/urandom >"$d/p"
+"$HETPIPE" encrypt -a -r "$R" -o "$d/p.asc" "$d/p"
+peak_kb() {  # peak resident memory of a command, in KiB
+  python3 -c 'import resource, subprocess, sys
+rc = subprocess.run(sys.argv[1:]).returncode
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if rc == 0 else "failed")' "$@"
+}
+kb=$(peak_kb "$HETPIPE" decrypt -i "$d/key.txt" -o "$d/p.out" "$d/p.asc")
+cmp -s "$d/p" "$d/p.out" && [[ $kb != failed ]] && ((kb < 40000)) && ok ||
+  bad "armored 48 MB decrypt: peak $kb KiB (the text alone is 65 MB)"
+# Encryption's peak counts the mapped input; the armor adds a few pieces on their way out, not the
+# text (it had been built whole, then copied: 130 MB more).
+kb_bin=$(peak_kb "$HETPIPE" encrypt -r "$R" -o /dev/null "$d/p")
+kb=$(peak_kb "$HETPIPE" encrypt -a -r "$R" -o /dev/null "$d/p")
+[[ $kb != failed && $kb_bin != failed ]] && ((kb - kb_bin < 48000)) && ok ||
+  bad "armored 48 MB encrypt: peak $kb KiB, binary $kb_bin KiB"
+cat "$d/p.asc" | "$HETPIPE" decrypt -i "$d/key.txt" -o "$d/p.out" - && cmp -s "$d/p" "$d/p.out" &&
+  ok || bad "armored from a pipe"
+rm -f "$d/p.out"
+{ cat "$d/p.asc"; echo garbage; } >"$d/after.asc"
+expect_error "text after the END line" 1 "after.asc: armor: does not end" -- decrypt -i "$d/key.txt" -o "$d/x.out" "$d/after.asc"
+head -n -1 "$d/p.asc" >"$d/noend.asc"
+expect_error "no END line" 1 "noend.asc: armor: does not end" -- decrypt -i "$d/key.txt" -o "$d/x.out" "$d/noend.asc"
+sed '300000s/^./*/' "$d/p.asc" >"$d/star.asc"
+expect_error "a bad character midway" 1 "star.asc: armor: invalid character" -- decrypt -i "$d/key.txt" -o "$d/x.out" "$d/star.asc"
+sed '300000s/.$//' "$d/p.asc" >"$d/short.asc"
+expect_error "a short line midway" 1 "short.asc: armor: line shorter than 64" -- decrypt -i "$d/key.txt" -o "$d/x.out" "$d/short.asc"
+expect_error "armored, the wrong key" 1 "p.asc: no identity matched" -- decrypt -i "$d/other.txt" -o "$d/x.out" "$d/p.asc"
+[[ ! -e $d/x.out ]] && ok || bad "bad armor left an output"
+# The wrong key for an armored FIFO whose writer stalls: said at once (the dearmoring thread,
+# waiting for the rest, is woken), not when the writer goes.
+mkfifo "$d/fifo"
+{ head -c 100000 "$d/p.asc"; sleep 20; } >"$d/fifo" &
+writer=$!
+SECONDS=0
+timeout 10 "$HETPIPE" decrypt -i "$d/other.txt" -o "$d/x.out" "$d/fifo" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 && $SECONDS -lt 5 ]] && grep -q "no identity matched" "$tmp/err" && ok ||
+  bad "armored FIFO, the wrong key: exit $rc after $SECONDS s: $(cat "$tmp/err")"
+kill $writer 2>/dev/null
+wait $writer 2>/dev/null
+rm -f "$d"/*.asc "$d/fifo"
+head -c 3000 /dev/urandom >"$d/p"
+
 # The largest chunk size: 1 GiB of plaintext is more than 1 GiB sealed, and decrypt used to ask
 # for that (refused: "--chunk-size must be between 4K and 1G").
 "$HETPIPE" encrypt -r "$R" --chunk-size 1G --slots 2 -o "$d/p.age" "$d/p" &&

@@ -569,6 +569,103 @@ TEST_CASE("age armor round-trips and rejects non-canonical PEM", "[age]") {
              Catch::Contains("invalid character"));
 }
 
+// The streaming armorer and dearmorer: any split of the input gives the whole-text result, the
+// same bytes or the same refusal.
+TEST_CASE("age armor streams in pieces of any size", "[age]") {
+  const auto armor_in = [](const bytes& b, std::size_t piece) {
+    age::armorer a;
+    std::string t;
+    for (std::size_t at = 0; at < b.size(); at += piece)
+      a.put(b.data() + at, std::min(piece, b.size() - at), t);
+    a.finish(t);
+    return t;
+  };
+  const auto dearmor_in = [](const std::string& t, std::size_t piece) {
+    age::dearmorer d("f");
+    bytes out;
+    try {
+      for (std::size_t at = 0; at < t.size(); at += piece)
+        d.put(std::string_view(t).substr(at, piece), out);
+      d.finish(out);
+    } catch (const hetpipe::input_error& e) {
+      CHECK(e.file() == "f");
+      return std::string("refused: ") + e.reason();
+    }
+    return std::string(out.begin(), out.end());
+  };
+  const auto dearmor_whole = [](const std::string& t) {
+    try {
+      const bytes b = age::dearmor(t, "f");
+      return std::string(b.begin(), b.end());
+    } catch (const hetpipe::input_error& e) {
+      return std::string("refused: ") + e.reason();
+    }
+  };
+  for (std::size_t n : {0, 1, 47, 48, 49, 96, 100, 1000, 5000}) {
+    INFO("n = " << n);
+    const bytes b = test_data(n, static_cast<std::uint32_t>(n) + 3);
+    const std::string a = age::armor(b.data(), b.size());
+    for (std::size_t piece : {1, 2, 3, 47, 48, 49, 64, 65, 66, 1000}) {
+      INFO("piece = " << piece);
+      CHECK(armor_in(b, piece) == a);
+      CHECK(dearmor_in(a, piece) == std::string(b.begin(), b.end()));
+    }
+  }
+  const bytes b = test_data(100, 5);
+  const std::string a = age::armor(b.data(), b.size());
+  const std::size_t l2 = a.find('\n') + 1, l3 = l2 + 65, end = a.find("-----END");
+  std::string crlf;
+  for (char c : a) crlf += c == '\n' ? std::string("\r\n") : std::string(1, c);
+  const std::string texts[] = {
+      a,
+      crlf,
+      std::string(300, ' ') + "\n\t" + a + std::string(300, '\n'),
+      a.substr(0, a.size() - 1) + std::string(300, ' '),  // the END line's end: spaces, no newline
+      a.substr(0, a.size() - 1) + std::string(300, ' ') + "\n  \r\n",
+      "",
+      " \n\t ",
+      "garbage\n" + a,
+      a + "garbage\n",
+      a.substr(0, a.size() - 1) + std::string(300, ' ') + "x",
+      a.substr(0, l3) + "\n" + a.substr(l3),
+      a.substr(0, l2 + 10) + "\n" + a.substr(l2 + 10),
+      a.substr(0, l2 + 64) + a.substr(l3),
+      a.substr(0, l2) + std::string(5000, 'A') + "\n" + a.substr(l2),
+      a.substr(0, l2 + 5) + " " + a.substr(l2 + 6),
+      a.substr(0, end),
+      a.substr(0, l2 - 1),  // the BEGIN line alone
+      a.substr(0, l2 - 1) + std::string(200, ' '),
+      a.substr(0, l2) + "AAAA====\n" + a.substr(end),
+      a.substr(0, l2) + "AA=A\n" + a.substr(end),
+      a.substr(0, l2) + "AA==\n" + a.substr(end),
+      a.substr(0, l2) + "AB==\n" + a.substr(end),
+      a.substr(0, l2) + "AAA\n" + a.substr(end),
+      a.substr(0, l2) + a.substr(end),  // no body: an empty file
+  };
+  for (const std::string& t : texts) {
+    INFO("text:\n" << t);
+    const std::string whole = dearmor_whole(t);
+    for (std::size_t piece : {1, 2, 7, 64, 65, 81, 100000}) {
+      INFO("piece = " << piece);
+      CHECK(dearmor_in(t, piece) == whole);
+    }
+  }
+  CHECK(dearmor_whole(texts[1]) == std::string(b.begin(), b.end()));
+  CHECK(dearmor_whole(texts[2]) == std::string(b.begin(), b.end()));
+  CHECK(dearmor_whole(texts[3]) == std::string(b.begin(), b.end()));
+  CHECK(dearmor_whole(texts[4]) == std::string(b.begin(), b.end()));
+  CHECK_THAT(dearmor_whole(texts[5]), Catch::Contains("empty input"));
+  CHECK_THAT(dearmor_whole(texts[9]), Catch::Contains("does not end"));
+  CHECK_THAT(dearmor_whole(texts[13]), Catch::Contains("longer than 64"));
+  CHECK_THAT(dearmor_whole(texts[16]), Catch::Contains("does not end"));
+  CHECK_THAT(dearmor_whole(texts[18]), Catch::Contains("too much base64 padding"));
+  CHECK_THAT(dearmor_whole(texts[19]), Catch::Contains("padding inside"));
+  CHECK(dearmor_whole(texts[20]) == std::string(1, '\0'));
+  CHECK_THAT(dearmor_whole(texts[21]), Catch::Contains("non-canonical"));
+  CHECK_THAT(dearmor_whole(texts[22]), Catch::Contains("multiple of 4"));
+  CHECK(dearmor_whole(texts[23]).empty());
+}
+
 TEST_CASE("age STREAM batch helpers match chunk-by-chunk sealing", "[age]") {
   const age::file_key fk = age::generate_file_key();
   std::uint8_t nonce[16];

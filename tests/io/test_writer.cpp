@@ -114,6 +114,70 @@ TEST_CASE("Each piece's memory comes back to the recycler once it reached the fi
   REQUIRE(read_file(dir.file("out")) == p.all);
 }
 
+// The filter sees the pieces in order whatever order they came in, may resize them, and its end
+// comes last; a filter that throws fails the output, which then does not appear.
+TEST_CASE("A filter sees the pieces in order and ends the output", "[io][writer]") {
+  temp_dir dir;
+  for (const std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{2}, std::size_t{300}}) {
+    INFO("pieces: " << n);  // 0 to 2: written by commit() itself (no loop thread started)
+    pieces p(n, 7 + n);
+    // Each byte twice, then a running count of the bytes seen, which only an ordered stream gives.
+    std::vector<std::byte> want;
+    std::size_t seen = 0;
+    for (const auto& part : p.parts) {
+      for (std::byte b : part) want.insert(want.end(), {b, b});
+      seen += part.size();
+      want.push_back(std::byte(seen & 0xff));
+    }
+    const std::string end = "end " + std::to_string(seen);
+    for (char c : end) want.push_back(std::byte(c));
+    std::vector<std::size_t> order(n);
+    for (std::size_t i = 0; i < n; ++i) order[i] = i;
+    std::shuffle(order.begin(), order.end(), std::mt19937(5));
+    std::size_t count = 0;
+    std::thread::id thread;
+    bool one_thread = true;
+    writer w(dir.file("out"), unsigned(std::max<std::size_t>(n, 1)));
+    w.filter(
+        [&](std::vector<std::byte>& piece) {
+          if (count == 0 && thread == std::thread::id()) thread = std::this_thread::get_id();
+          one_thread = one_thread && thread == std::this_thread::get_id();
+          std::vector<std::byte> out;
+          for (std::byte b : piece) out.insert(out.end(), {b, b});
+          count += piece.size();
+          out.push_back(std::byte(count & 0xff));
+          piece = std::move(out);
+        },
+        [&] {
+          const std::string e = "end " + std::to_string(count);
+          std::vector<std::byte> tail;
+          for (char c : e) tail.push_back(std::byte(c));
+          return tail;
+        });
+    for (auto i : order) w.write(i, p.parts[i]);
+    w.commit();
+    CHECK(one_thread);
+    CHECK(w.bytes_written() == want.size());
+    REQUIRE(read_file(dir.file("out")) == want);
+  }
+  for (const std::size_t n : {std::size_t{1}, std::size_t{40}}) {
+    INFO("throwing filter, pieces: " << n);
+    pieces p(n, 9);
+    writer w(dir.file("bad"), 8);
+    w.filter(
+        [](std::vector<std::byte>&) { throw std::runtime_error("the filter refused a piece"); },
+        [] { return std::vector<std::byte>(); });
+    try {
+      for (std::size_t i = 0; i < n; ++i) w.write(i, p.parts[i]);
+      w.commit();
+      FAIL("the output was committed");
+    } catch (const io_error& e) {
+      CHECK(e.reason() == "the filter refused a piece");
+    }
+  }
+  CHECK(dir.listing() == std::set<std::string>{"out"});
+}
+
 TEST_CASE("Back-pressure never blocks the piece the output waits for", "[io][writer]") {
   temp_dir dir;
   pieces p(12, 3);

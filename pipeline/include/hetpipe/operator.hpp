@@ -161,6 +161,18 @@ class device_transformer {
                        std::vector<std::byte>& out) = 0;
 };
 
+// An in-order stage between a transform's chunk outputs and its output file
+// (transform_op::make_output_filter).
+class output_filter {
+ public:
+  virtual ~output_filter() = default;
+  // Each piece of the output in order, the prologue first, from one thread at a time; it may
+  // change the piece's size. A throw fails the output (an io_error naming it).
+  virtual void put(std::vector<std::byte>& piece) = 0;
+  // What follows the last piece.
+  virtual void finish(std::vector<std::byte>& tail) = 0;
+};
+
 class transform_op {
  public:
   virtual ~transform_op() = default;
@@ -193,6 +205,13 @@ class transform_op {
   // listed in job_report::skipped as a refused input is, while the job goes on with the others
   // (a batch of independent files). By default it fails the job.
   virtual bool outputs_fail_alone() const { return false; }
+  // A stage the output of `input` goes through in order on its way to the file, after the
+  // chunks' outputs are put in order (a text encoding of the whole output, as age's armor). By
+  // default none.
+  virtual std::unique_ptr<output_filter> make_output_filter(std::size_t input) const {
+    (void)input;
+    return nullptr;
+  }
 };
 
 }  // namespace hetpipe
