@@ -199,6 +199,11 @@ struct input_state {
   // reader's cancel event rather than in a read: no data may ever come, and a cancelled job must
   // not wait for it. Such a read runs as poll_req (req_busy covers it too).
   bool pollable = false;
+  // A pipe, FIFO or socket: one read takes what is there (a pipe's buffer, 64 KiB by default),
+  // and what else is there already goes into the same slot with further reads, so that a chunk
+  // costs one hand-off between threads, not one per 64 KiB. Not a terminal: its end of file is
+  // one read's 0, which a further read would take and lose.
+  bool gather = false;
   uv_work_t poll_req;
   std::byte* poll_dst = nullptr;
   std::size_t poll_len = 0;
@@ -652,6 +657,7 @@ struct reader::impl {
     struct stat sb {};
     in.pollable = in.fd >= 0 && ::fstat(in.fd, &sb) == 0 &&
                   (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode) || S_ISCHR(sb.st_mode));
+    in.gather = in.pollable && !S_ISCHR(sb.st_mode);
     if (!framing_valid(in)) return;
     in.q.skip_left = in.src->offset;
     in.q.remaining = in.src->length;
@@ -1003,8 +1009,16 @@ struct reader::impl {
             auto* in = static_cast<input_state*>(w->data);
             // -ECANCELED once cancel_fd is signalled: libuv's UV_ECANCELED on Linux
             static_assert(UV_ECANCELED == -ECANCELED);
-            in->poll_result =
+            std::int64_t got =
                 io::poll_read(in->fd, in->poll_dst, in->poll_len, in->self->cancel_fd, -1);
+            // Then without waiting: a read that finds nothing (or the end) ends the gathering.
+            while (in->gather && got > 0 && std::size_t(got) < in->poll_len) {
+              const std::int64_t more =
+                  io::poll_read(in->fd, in->poll_dst + got, in->poll_len - std::size_t(got), -1, 0);
+              if (more <= 0) break;
+              got += more;
+            }
+            in->poll_result = got;
           },
           [](uv_work_t* w, int status) {
             auto* in = static_cast<input_state*>(w->data);
