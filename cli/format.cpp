@@ -1,5 +1,6 @@
 #include "format.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -8,6 +9,7 @@
 #include <sstream>
 #include <string_view>
 #include <system_error>
+#include <variant>
 
 namespace hetpipe::cli {
 
@@ -98,17 +100,6 @@ nlohmann::json json_value(const std::variant<double, std::int64_t, std::uint64_t
       v);
 }
 
-std::string text_value(const std::variant<double, std::int64_t, std::uint64_t>& v) {
-  return std::visit(
-      [](auto x) -> std::string {
-        if constexpr (std::is_same_v<decltype(x), double>)
-          return format_double(x);
-        else
-          return std::to_string(x);
-      },
-      v);
-}
-
 std::string shape_text(const std::vector<std::uint64_t>& shape) {
   std::string s = "(";
   for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
@@ -139,32 +130,79 @@ nlohmann::json to_json(const std::vector<stats_result>& results) {
   return out;
 }
 
+namespace {
+
+// format_double and text_value, appended to `to` (no string of their own).
+void append_double(std::string& to, double v) {
+  if (std::isnan(v) || std::isinf(v)) {
+    to += format_double(v);
+    return;
+  }
+  char buf[64];
+  to.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+}
+
+template <class Int>
+void append_int(std::string& to, Int v) {
+  char buf[24];
+  to.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+}
+
+void append_value(std::string& to, const std::variant<double, std::int64_t, std::uint64_t>& v) {
+  std::visit(
+      [&](auto x) {
+        if constexpr (std::is_same_v<decltype(x), double>)
+          append_double(to, x);
+        else
+          append_int(to, x);
+      },
+      v);
+}
+
+}  // namespace
+
 std::string to_table(const std::vector<stats_result>& results) {
-  std::ostringstream os;
-  const char* heads[] = {"column", "count", "nan", "min",      "max",
-                         "sum",    "mean",  "std", "variance", "sample_var"};
+  std::string out;
+  constexpr std::string_view heads[] = {"column", "count", "nan", "min",      "max",
+                                        "sum",    "mean",  "std", "variance", "sample_var"};
+  constexpr std::size_t n = std::size(heads);
   for (const auto& r : results) {
-    os << r.file << "  " << dtype_name(r.type) << " " << shape_text(r.shape) << "\n";
-    std::vector<std::vector<std::string>> rows;
-    rows.emplace_back(std::begin(heads), std::end(heads));
+    out += r.file + "  " + std::string(dtype_name(r.type)) + " " + shape_text(r.shape) + "\n";
+    // Every cell's text in one buffer, each ending at ends[cell] (a million columns had made ten
+    // million strings and spent more than the job in the allocator).
+    std::string cells;
+    std::vector<std::size_t> ends;
+    cells.reserve((r.columns.size() + 1) * 128);
+    ends.reserve((r.columns.size() + 1) * n);
+    for (const auto h : heads) {
+      cells += h;
+      ends.push_back(cells.size());
+    }
+    const auto done = [&] { ends.push_back(cells.size()); };
     for (std::size_t i = 0; i < r.columns.size(); ++i) {
       const auto& c = r.columns[i];
-      rows.push_back({std::to_string(i), std::to_string(c.count), std::to_string(c.nan_count),
-                      text_value(c.min), text_value(c.max), format_double(c.sum),
-                      format_double(c.mean), format_double(c.std), format_double(c.variance),
-                      format_double(c.sample_variance)});
+      append_int(cells, i), done();
+      append_int(cells, c.count), done();
+      append_int(cells, c.nan_count), done();
+      append_value(cells, c.min), done();
+      append_value(cells, c.max), done();
+      for (const double v : {c.sum, c.mean, c.std, c.variance, c.sample_variance})
+        append_double(cells, v), done();
     }
-    std::vector<std::size_t> width(rows.front().size(), 0);
-    for (const auto& row : rows)
-      for (std::size_t k = 0; k < row.size(); ++k) width[k] = std::max(width[k], row[k].size());
-    for (const auto& row : rows) {
-      os << " ";
-      for (std::size_t k = 0; k < row.size(); ++k)
-        os << " " << std::string(width[k] - row[k].size(), ' ') << row[k];
-      os << "\n";
+    std::size_t width[n] = {};
+    for (std::size_t k = 0, start = 0; k < ends.size(); start = ends[k++])
+      width[k % n] = std::max(width[k % n], ends[k] - start);
+    std::size_t line = 2;
+    for (const std::size_t w : width) line += w + 1;
+    out.reserve(out.size() + line * (ends.size() / n));
+    for (std::size_t k = 0, start = 0; k < ends.size(); start = ends[k++]) {
+      if (k % n == 0) out += ' ';
+      out.append(width[k % n] - (ends[k] - start) + 1, ' ');
+      out.append(cells, start, ends[k] - start);
+      if (k % n == n - 1) out += '\n';
     }
   }
-  return os.str();
+  return out;
 }
 
 nlohmann::json to_json(const system_info& s) {

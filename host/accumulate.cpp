@@ -43,6 +43,7 @@ constexpr std::size_t block_elems = 4096;  // integers: unaligned input is copie
 // data of many exponents costs as much as tens of thousands of elements: bands of 16384 rows made
 // 3 mixed f64 columns 5 times slower.)
 constexpr std::size_t band_bytes = 16 << 20;
+constexpr std::size_t wide_rows = 1024;  // see run()
 
 // ---------------------------------------------------------------------------------------------
 // Floats
@@ -639,8 +640,16 @@ void run(Kernel& k, const std::byte* data, std::size_t rows, std::size_t cols, c
   // (Gathering one column at a time from the whole block read it from memory once per column: a
   // job over 256 MiB of 16 / 256 f32 columns ran at 2.1-2.4 / 1.4-1.5 GB/s, now 4.0-4.4 / 2.6-3.2
   // on the 2-core development box.)
+  // Rows so wide that band_bytes holds few of them are cut into blocks of columns instead, each
+  // transposed over wide_rows rows: a column's fold (its end()) then comes once per wide_rows
+  // rows, not per row or two (10 rows of a million f64 columns spent 250 ns an element on it).
   const std::size_t stride = cols * Size;
-  const std::size_t band = std::clamp<std::size_t>(band_bytes / stride, 1, rows);
+  std::size_t band = std::clamp<std::size_t>(band_bytes / stride, 1, rows);
+  std::size_t block = cols;
+  if (band < std::min(rows, wide_rows)) {
+    band = std::min(rows, wide_rows);
+    block = std::clamp<std::size_t>(band_bytes / (band * Size), 1, cols);
+  }
   // Columns a whole number of cache lines apart, but not of 4 KiB pages: that would put every
   // column's stores in the same L1 set.
   std::size_t pitch_bytes = band * Size;
@@ -648,24 +657,27 @@ void run(Kernel& k, const std::byte* data, std::size_t rows, std::size_t cols, c
   if (pitch_bytes % 4096 == 0) pitch_bytes += 64;
   const std::size_t pitch = pitch_bytes / Size;
   thread_local std::vector<std::byte> scratch;
-  scratch.resize(std::max(scratch.size(), pitch * stride));
+  scratch.resize(std::max(scratch.size(), pitch * block * Size));
   std::byte* t = scratch.data();
+  // The same columns of the row at least 4 KiB (and 8 rows) ahead.
+  const std::size_t ahead = std::max<std::size_t>(8 * stride, 4096) / 64 * 64;
   for (std::size_t r0 = 0; r0 < rows; r0 += band) {
     const std::size_t m = std::min(band, rows - r0);
-    const std::byte* b = data + r0 * stride;
-    const std::size_t ahead = std::max<std::size_t>(8 * stride, 4096) / 64 * 64;
-    // Loads stream through the band; the stores of 16 rows fill one cache line per column.
-    for (std::size_t i = 0; i < m; ++i) {
-      const std::byte* row = b + i * stride;
-      // The row at least 4 KiB (and 8 rows) ahead: a prefetch past the block cannot fault.
-      for (std::size_t o = 0; o < stride; o += 64) __builtin_prefetch(row + ahead + o);
-      for (std::size_t j = 0; j < cols; ++j)
-        std::memcpy(t + (j * pitch + i) * Size, row + j * Size, Size);
-    }
-    for (std::size_t j = 0; j < cols; ++j) {
-      k.begin(acc[j]);
-      k.process(t + j * pitch * Size, m);
-      k.end();
+    for (std::size_t c0 = 0; c0 < cols; c0 += block) {
+      const std::size_t nb = std::min(block, cols - c0);
+      const std::byte* b = data + r0 * stride + c0 * Size;
+      // Loads stream through the band; the stores of 16 rows fill one cache line per column.
+      for (std::size_t i = 0; i < m; ++i) {
+        const std::byte* row = b + i * stride;
+        for (std::size_t o = 0; o < nb * Size; o += 64) __builtin_prefetch(row + ahead + o);
+        for (std::size_t j = 0; j < nb; ++j)
+          std::memcpy(t + (j * pitch + i) * Size, row + j * Size, Size);
+      }
+      for (std::size_t j = 0; j < nb; ++j) {
+        k.begin(acc[c0 + j]);
+        k.process(t + j * pitch * Size, m);
+        k.end();
+      }
     }
   }
 }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include <hetpipe/error.hpp>
 #include <hetpipe/stats.hpp>
 
+#include "host/parallel.hpp"
 #include "host/stats_host.hpp"
 #include "io/npy.hpp"
 #include "pipeline/src/engine.hpp"
@@ -199,21 +201,45 @@ std::vector<stats_result> stats(const std::vector<std::string>& files,
     r.type = *raw_type;
   }
 
-  // A row wider than the default chunk (a 2-D .npy of a million f64 columns is 8 MB a row): the
-  // chunk grows to hold one, as the user asked for no size (one given is held to).
+  // Wide rows (a 2-D .npy of a million f64 columns is 8 MB a row): the chunk grows to hold
+  // wide_rows of them, up to wide_chunk (or one row, when that is larger), as the user asked for
+  // no size (one given is held to). Each chunk costs every column a fold and an accumulator of
+  // its own (big integers): chunks of a row or a few had cost 10 rows of a million columns 10 of
+  // each. The pool then has fewer slots (unless they were given): its memory stays that of the
+  // default pool, or wide_pool where that is more.
   options o = opt;
   if (o.chunk_size == 0) {
+    constexpr std::uint64_t wide_rows = 16, wide_chunk = std::uint64_t{64} << 20,
+                            wide_pool = std::uint64_t{512} << 20;
     std::uint64_t widest = 0;
     for (const auto& p : plans)
       widest = std::max<std::uint64_t>(widest, p.cols * dtype_size(p.type));
-    if (widest > resolve(o).chunk_size && widest <= max_chunk_size) o.chunk_size = widest;
+    const options d = resolve(o);
+    const std::uint64_t want =
+        widest == 0 ? 0 : std::max(widest, std::min(wide_chunk / widest, wide_rows) * widest);
+    if (want > d.chunk_size && want <= max_chunk_size) {
+      o.chunk_size = want;
+      if (o.slots == 0)
+        o.slots = static_cast<unsigned>(std::clamp<std::uint64_t>(
+            std::max<std::uint64_t>(d.slots * d.chunk_size, wide_pool) / want, 4, d.slots));
+    }
   }
   stats_op op(plans);
   auto totals = run(op, inputs, o, report);
+  const int threads = static_cast<int>(resolve(opt).cpu_threads);
   for (std::size_t i = 0; i < files.size(); ++i) {
     auto& p = static_cast<stats_partial&>(*totals[i]);
     stats_result& r = results[i];
-    for (const auto& acc : p.columns) r.columns.push_back(host::finalize(plans[i].type, acc));
+    // Correct rounding takes big-integer division: a microsecond or so a column, on every thread
+    // for wide files.
+    r.columns.resize(p.columns.size());
+    const std::size_t block = 1024;
+    host::parallel_for((p.columns.size() + block - 1) / block,
+                       p.columns.size() > block ? threads : 1, [&](std::size_t b) {
+                         const std::size_t end = std::min(p.columns.size(), (b + 1) * block);
+                         for (std::size_t c = b * block; c < end; ++c)
+                           r.columns[c] = host::finalize(plans[i].type, p.columns[c]);
+                       });
     if (raw[i]) {
       const auto& c = r.columns.front();
       r.shape = {c.count + c.nan_count};
