@@ -23,7 +23,8 @@ nlohmann::json json_double(double v);
 // each bad byte: JSON text must be UTF-8, and dump() would throw.
 std::string json_text(const nlohmann::json& j, int indent = 2);
 
-nlohmann::json to_json(const std::vector<stats_result>& results);
+// The --json text of stats results: json_text of their document, written without building it.
+std::string stats_json_text(const std::vector<stats_result>& results);
 std::string to_table(const std::vector<stats_result>& results);
 nlohmann::json to_json(const system_info& s);
 // [{"file", "algorithm", "digest" (hex), "bytes"}]

@@ -464,7 +464,7 @@ int main(int argc, char** argv) {
       }
       const auto results = hetpipe::stats(stats_files, t, stats_opt.to_options());
       if (stats_opt.json)
-        std::cout << hetpipe::cli::json_text(hetpipe::cli::to_json(results)) << "\n";
+        std::cout << hetpipe::cli::stats_json_text(results) << "\n";
       else
         std::cout << hetpipe::cli::to_table(results);
     } else if (*sum) {

@@ -196,6 +196,31 @@ assert all("." in t or "e" in t for t in tokens), "a float written as an integer
 assert not longer, longer[:5]
 PY
 rm -f "$tmp/doubles.npy"
+# The JSON text is written directly (the document for a million columns took 2 GB): no columns, a
+# 0-d array, non-finite values and a name to escape still make valid JSON with sorted keys.
+python3 - "$tmp" <<'PY'
+import numpy as np, sys
+d = sys.argv[1]
+np.save(d + "/e0.npy", np.zeros((5, 0)))
+np.save(d + "/s0.npy", np.float64(3.5))
+a = np.arange(6.0).reshape(3, 2)
+a[0, 0] = np.nan
+a[1, 1] = np.inf
+np.save(d + '/we"ird\\name.npy', a)
+PY
+"$HETPIPE" stats --json "$tmp/e0.npy" "$tmp/s0.npy" "$tmp/we\"ird\\name.npy" >"$tmp/out" 2>"$tmp/err" &&
+  python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert [x["shape"] for x in r] == [[5, 0], [], [3, 2]], r
+assert r[0]["columns"] == [] and r[1]["columns"][0]["sum"] == 3.5, r
+c = r[2]["columns"]
+assert c[0]["nan_count"] == 1 and c[0]["count"] == 2 and c[0]["min"] == 2.0, c
+assert c[1]["max"] == "inf" and c[1]["sum"] == "inf" and c[1]["min"] == 1.0, c
+assert r[2]["file"].endswith("we\"ird\\name.npy"), r[2]["file"]
+assert list(c[0]) == sorted(c[0]) and list(r[0]) == ["columns", "dtype", "file", "shape"]
+' "$tmp/out" && ok || bad "stats --json edge cases: $(cat "$tmp/err")"
+rm -f "$tmp/e0.npy" "$tmp/s0.npy" "$tmp/we\"ird\\name.npy"
 # Columns past max_stats_columns are refused with the file's name (a 128-byte empty array of 10^7
 # columns ran a minute and took 12 GB; of 2^61 it was "internal error: vector::_M_default_append").
 for cols in 4194305 10000000 2305843009213693952 18446744073709551615; do
