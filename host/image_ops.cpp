@@ -849,13 +849,15 @@ class blur_stage final : public stage {
   void make(i64 y, u16* d) override {
     const int r = k_.radius;
     const std::size_t ch = shape().channels, w = shape().width, row = row_len();
-    const std::size_t slots = 2 * static_cast<std::size_t>(r) + 1;
     const i64 h = shape().height;
+    // 2r + 1 rows, or all of them where the image has fewer: a wide image of a few rows took
+    // 2r + 1 rows of sums all the same (1.6 GB for a row of 2^20 pixels and sigma 64).
+    const std::size_t slots = std::min(2 * static_cast<std::size_t>(r) + 1, std::size_t(h));
     if (sums_.empty()) {
       pad_.resize((w + 2 * r) * ch);
       sums_.resize(slots * row);
       acc_.resize(row);
-      rows_.resize(slots);
+      rows_.resize(2 * static_cast<std::size_t>(r) + 1);
     }
     // The sums of rows y - r .. y + r (clamped) must be in the ring.
     const i64 need_lo = std::max<i64>(0, y - r);
@@ -864,11 +866,9 @@ class blur_stage final : public stage {
     for (i64 j = hi_ + 1; j <= need_hi; ++j) {
       // The row with r replicated pixels on each side, then its sums into its slot.
       const u16* s = in_.row(j);
-      for (int i = 0; i < r; ++i) {
-        std::memcpy(&pad_[i * ch], s, ch * sizeof(u16));
-        std::memcpy(&pad_[(w + r + i) * ch], s + (w - 1) * ch, ch * sizeof(u16));
-      }
       std::memcpy(&pad_[r * ch], s, row * sizeof(u16));
+      replicate(&pad_[0], s, ch, r);
+      replicate(&pad_[(w + r) * ch], s + (w - 1) * ch, ch, r);
       blur_h(pad_.data() + r * ch, row, ch, k_, sums_.data() + (j % slots) * row);
     }
     hi_ = std::max(hi_, need_hi);
@@ -876,6 +876,18 @@ class blur_stage final : public stage {
     for (int t = -r; t <= r; ++t)
       rows_[t + r] = sums_.data() + (clamp_index(y + t, h) % slots) * row;
     blur_v(rows_.data(), row, k_, shape().maxval, acc_.data(), d);
+  }
+
+  // n copies of the pixel px (ch samples) from d on, in doubling runs (a pixel at a time cost a
+  // tall image of width 1 and radius 192 384 calls a row).
+  static void replicate(u16* d, const u16* px, std::size_t ch, int n) {
+    if (n == 0) return;
+    std::memcpy(d, px, ch * sizeof(u16));
+    for (std::size_t done = 1; done < std::size_t(n);) {
+      const std::size_t m = std::min(done, std::size_t(n) - done);
+      std::memcpy(d + done * ch, d, m * ch * sizeof(u16));
+      done += m;
+    }
   }
 
   stage& in_;

@@ -428,8 +428,12 @@ TEST_CASE("blur keeps constant images, 1x1 images and matches the 2-D definition
                                   {95, 4, 1, 255},
                                   {33, 5, 3, 255},
                                   {41, 3, 2, 255},
-                                  {70, 4, 3, 65535}})
-    for (double sigma : {0.3, 0.7, 1.0, 2.0}) {
+                                  {70, 4, 3, 65535},
+                                  {2, 60, 3, 255},
+                                  {200, 2, 1, 255}})
+    // sigma 8: a radius of 24, more than the width or the height of most (the border is
+    // replicated in doubling runs; the ring holds all the rows of an image of fewer than 2r + 1).
+    for (double sigma : {0.3, 0.7, 1.0, 2.0, 8.0}) {
       CAPTURE(w, h, ch, maxval, sigma);
       const auto in = random_image(w, h, ch, maxval, w * 100 + h);
       check_every_build(in, {img::op{img::op_kind::blur, sigma}}, reference_blur(in, sigma));
