@@ -30,6 +30,7 @@ namespace {
 
 struct stats_partial final : partial {
   std::vector<host::column_acc> columns;
+  bool fresh = false;  // the identity, nothing merged into it yet
 };
 
 struct file_plan {
@@ -85,6 +86,7 @@ class stats_op final : public reduce_op {
   std::unique_ptr<partial> identity(std::size_t i) const override {
     auto p = std::make_unique<stats_partial>();
     p->columns.resize(plans_[i].cols);
+    p->fresh = true;
     return p;
   }
   std::unique_ptr<partial> host(const chunk_info& info,
@@ -99,6 +101,13 @@ class stats_op final : public reduce_op {
   void merge(partial& total, partial& next) const override {
     auto& t = static_cast<stats_partial&>(total);
     auto& n = static_cast<stats_partial&>(next);
+    // The first merge takes the chunk's accumulators as they are (the identity's sums are zero):
+    // a million columns would otherwise hold a third copy of their big integers.
+    if (t.fresh) {
+      t.columns.swap(n.columns);
+      t.fresh = false;
+      return;
+    }
     for (std::size_t c = 0; c < t.columns.size(); ++c) t.columns[c].merge(n.columns[c]);
   }
   std::unique_ptr<device_reducer> make_device_reducer(int, std::size_t,
