@@ -8,6 +8,9 @@
 // checked, and the payload (after header and nonce) goes through the pipeline in chunks of whole
 // sealed chunks (64 KiB + 16): every chunk is authenticated before any of its bytes are handed to
 // the ordered writer, and any failure fails the job (the temporary output is removed).
+// Armor: encryption armors the output in order on its way to the file (armor_filter, an
+// output_filter); decryption decodes an armored input on a thread of its own (dearmor_feed) into
+// a socket pair that the header reader and the pipeline read as they read a pipe.
 #include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
