@@ -204,6 +204,9 @@ struct input_state {
   // costs one hand-off between threads, not one per 64 KiB. Not a terminal: its end of file is
   // one read's 0, which a further read would take and lose.
   bool gather = false;
+  // A read error one of those further reads met: the next read's result, not lost (a socket
+  // reports its error once, then reads as ended).
+  std::int64_t deferred = 0;
   uv_work_t poll_req;
   std::byte* poll_dst = nullptr;
   std::size_t poll_len = 0;
@@ -1009,12 +1012,18 @@ struct reader::impl {
             auto* in = static_cast<input_state*>(w->data);
             // -ECANCELED once cancel_fd is signalled: libuv's UV_ECANCELED on Linux
             static_assert(UV_ECANCELED == -ECANCELED);
+            if (in->deferred != 0) {
+              in->poll_result = std::exchange(in->deferred, 0);
+              return;
+            }
             std::int64_t got =
                 io::poll_read(in->fd, in->poll_dst, in->poll_len, in->self->cancel_fd, -1);
-            // Then without waiting: a read that finds nothing (or the end) ends the gathering.
+            // Then without waiting: a read that finds nothing (or the end) ends the gathering; an
+            // error is kept for the next read, after the bytes before it.
             while (in->gather && got > 0 && std::size_t(got) < in->poll_len) {
               const std::int64_t more =
                   io::poll_read(in->fd, in->poll_dst + got, in->poll_len - std::size_t(got), -1, 0);
+              if (more < 0 && more != -ETIMEDOUT) in->deferred = more;
               if (more <= 0) break;
               got += more;
             }

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <thread>
@@ -266,18 +268,20 @@ struct writer::impl {
         // In order, on this thread alone; producers go on meanwhile (in flight: a commit() waits).
         ++in_flight;
         lk.unlock();
-        std::string failed;
+        std::optional<std::string> failed;
         try {
           each(op->bytes);
         } catch (const std::exception& e) {
           failed = e.what();
+        } catch (...) {
+          failed = "the output's filter failed";
         }
         lk.lock();
         --in_flight;
-        if (!failed.empty() || aborting) {
+        if (failed || aborting) {
           delete op;
           --pending;
-          if (!failed.empty()) set_error(UV_EIO, failed);
+          if (failed) set_error(UV_EIO, *failed);
           cv.notify_all();
           break;
         }
@@ -595,6 +599,8 @@ void writer::commit() {
       if (m.end) pieces.emplace(m.next_seq, m.end());
     } catch (const std::exception& e) {
       fail(UV_EIO, e.what());
+    } catch (...) {
+      fail(UV_EIO, "the output's filter failed");
     }
   }
   for (auto& [seq, bytes] : pieces) {
@@ -603,8 +609,18 @@ void writer::commit() {
     while (done < bytes.size()) {
       const std::size_t n =
           std::min(bytes.size() - done, detail::max_bytes_per_call.load(std::memory_order_relaxed));
-      const ssize_t r = ::pwrite(m.fd, bytes.data() + done, n, off_t(m.file_offset + done));
+      // A stream (a pipe, a terminal, standard output redirected to a file at any position) is
+      // written where it stands, as the loop writes it: the filter's end comes here after the
+      // loop's pieces (a pwrite failed on a pipe, and wrote over them at a file's offset).
+      const ssize_t r = m.stream
+                            ? ::write(m.fd, bytes.data() + done, n)
+                            : ::pwrite(m.fd, bytes.data() + done, n, off_t(m.file_offset + done));
       if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && m.stream && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        pollfd p{m.fd, POLLOUT, 0};  // a descriptor someone made non-blocking
+        ::poll(&p, 1, -1);
+        continue;
+      }
       if (r < 0) fail(uv_translate_sys_error(errno), "write failed: " + errno_words(errno));
       if (r == 0) fail(UV_EIO, "write failed: " + detail::uv_words(UV_EIO));
       done += std::size_t(r);

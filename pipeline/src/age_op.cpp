@@ -31,7 +31,6 @@
 #include <filesystem>
 #include <memory>
 #include <sstream>
-#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -413,7 +412,8 @@ head_info read_head(const std::string& input, const std::atomic<bool>* cancel, i
 // of a socket pair whose other end the header reader and then the pipeline read as a stream:
 // memory stays that of a line and a read, whatever the input's size, and the payload is still
 // decrypted chunk-parallel. The last byte goes only once the END line has come: a payload cut
-// short by bad armor cannot authenticate, so no output is committed from such a file, and the
+// short by bad armor cannot authenticate, so no output file is committed from such an input
+// (standard output has had the chunks that verified before, as for a binary file), and the
 // armor's own error is the one reported (error()).
 class dearmor_feed {
  public:
@@ -447,11 +447,14 @@ class dearmor_feed {
   std::exception_ptr error() const { return error_; }
 
  private:
+  struct reader_gone {};  // the job stopped reading: its own error (or success) stands
   void send_all(const std::uint8_t* p, std::size_t n) {
     while (n > 0) {
       const ssize_t r = ::send(write_end_.get(), p, n, MSG_NOSIGNAL);
       if (r < 0 && errno == EINTR) continue;
-      if (r < 0) throw std::system_error(errno, std::generic_category());  // EPIPE: reader gone
+      if (r < 0 && (errno == EPIPE || errno == ECONNRESET)) throw reader_gone{};
+      if (r < 0)
+        throw io_error(input_, "cannot pass its decoded armor on: " + errno_reason(errno), -errno);
       p += r;
       n -= std::size_t(r);
     }
@@ -483,8 +486,7 @@ class dearmor_feed {
         d.put({buf.data(), std::size_t(got)}, out);
         send_held_back(out);
       }
-    } catch (const std::system_error&) {
-      // the reader stopped reading: the job's own error stands
+    } catch (const reader_gone&) {
     } catch (...) {
       error_ = std::current_exception();
     }

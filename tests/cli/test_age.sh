@@ -77,6 +77,22 @@ else
 fi
 cat "$d/p.asc" | "$HETPIPE" decrypt -i "$d/key.txt" -o "$d/p.out" - && cmp -s "$d/p" "$d/p.out" &&
   ok || bad "armored from a pipe"
+# Armored output to a stream: a pipe, a FIFO, and standard output redirected to a file after a
+# preamble (the armor's last line and END line went by pwrite at an offset: "invalid seek" on a
+# pipe, and written over the lines before them in the file).
+"$HETPIPE" encrypt -a -r "$R" "$d/p" | cat >"$d/piped.asc" &&
+  "$HETPIPE" decrypt -i "$d/key.txt" -o "$d/p.out" "$d/piped.asc" && cmp -s "$d/p" "$d/p.out" &&
+  ok || bad "encrypt -a into a pipe"
+{ echo preamble; "$HETPIPE" encrypt -a -r "$R" "$d/p"; } >"$d/pre.asc" &&
+  tail -n +2 "$d/pre.asc" | "$HETPIPE" decrypt -i "$d/key.txt" -o "$d/p.out" - &&
+  cmp -s "$d/p" "$d/p.out" && ok || bad "encrypt -a to a redirected standard output"
+mkfifo "$d/out.fifo"
+cat "$d/out.fifo" >"$d/fifo.asc" &
+reader=$!
+"$HETPIPE" encrypt -a -r "$R" -o "$d/out.fifo" "$d/p" && wait $reader &&
+  "$HETPIPE" decrypt -i "$d/key.txt" -o "$d/p.out" "$d/fifo.asc" && cmp -s "$d/p" "$d/p.out" &&
+  ok || bad "encrypt -a -o FIFO"
+rm -f "$d/out.fifo" "$d/piped.asc" "$d/pre.asc" "$d/fifo.asc"
 rm -f "$d/p.out"
 { cat "$d/p.asc"; echo garbage; } >"$d/after.asc"
 expect_error "text after the END line" 1 "after.asc: armor: does not end" -- decrypt -i "$d/key.txt" -o "$d/x.out" "$d/after.asc"

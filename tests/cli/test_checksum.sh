@@ -686,5 +686,18 @@ printf z >"$d/$bad_name"
   ok || bad "--json, non-UTF-8 name: $(cat "$tmp/out" "$tmp/err")"
 rm -f "$d/$bad_name"
 
+# A socket that is reset after its data: the error is reported, after the data, not lost (a
+# read that gathers what a pipe or socket holds had taken the reset, which a socket reports once,
+# as the end: a digest of the data so far and exit 0).
+python3 - "$HETPIPE" <<'PY' >"$tmp/out" 2>&1 && ok || bad "a reset socket: $(cat "$tmp/out")"
+import socket, subprocess, sys
+a, b = socket.socketpair()
+b.sendall(b"x")  # left unread at a: closing a resets the connection
+a.sendall(b"y" * 100000)
+a.close()
+r = subprocess.run([sys.argv[1], "checksum", "-a", "crc32", "-"], stdin=b, capture_output=True)
+print(r.returncode, r.stdout, r.stderr)
+sys.exit(0 if r.returncode == 1 and b"connection reset by peer" in r.stderr and not r.stdout else 1)
+PY
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
