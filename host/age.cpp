@@ -154,30 +154,37 @@ recipient x25519_base(const std::uint8_t scalar[32]) {
 
 constexpr char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+// Base64 values of the alphabet's characters; 0x80 for any other byte ('=' too).
+constexpr std::array<std::uint8_t, 256> b64_values = [] {
+  std::array<std::uint8_t, 256> t{};
+  for (auto& v : t) v = 0x80;
+  for (std::uint8_t i = 0; i < 64; ++i) t[static_cast<unsigned char>(b64_alphabet[i])] = i;
+  return t;
+}();
+
 int b64_value(unsigned char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
+  return b64_values[c] & 0x80 ? -1 : b64_values[c];
 }
 
 bool is_b64(unsigned char c) {
   return b64_value(c) >= 0;
 }
 
+// 3 bytes → 4 characters.
+void encode_triple(const std::uint8_t* p, char* out) {
+  const std::uint32_t v = (std::uint32_t{p[0]} << 16) | (std::uint32_t{p[1]} << 8) | p[2];
+  out[0] = b64_alphabet[v >> 18];
+  out[1] = b64_alphabet[(v >> 12) & 63];
+  out[2] = b64_alphabet[(v >> 6) & 63];
+  out[3] = b64_alphabet[v & 63];
+}
+
 std::string b64_encode(const std::uint8_t* p, std::size_t n, bool pad) {
   std::string s;
   s.reserve((n + 2) / 3 * 4);
   std::size_t i = 0;
-  for (; i + 3 <= n; i += 3) {
-    const std::uint32_t v = (std::uint32_t{p[i]} << 16) | (std::uint32_t{p[i + 1]} << 8) | p[i + 2];
-    s += b64_alphabet[v >> 18];
-    s += b64_alphabet[(v >> 12) & 63];
-    s += b64_alphabet[(v >> 6) & 63];
-    s += b64_alphabet[v & 63];
-  }
+  s.resize(n / 3 * 4);
+  for (; i + 3 <= n; i += 3) encode_triple(p + i, s.data() + i / 3 * 4);
   if (n - i == 1) {
     const std::uint32_t v = std::uint32_t{p[i]} << 16;
     s += b64_alphabet[v >> 18];
@@ -1053,14 +1060,6 @@ std::vector<std::uint8_t> decrypt_with_passphrase(const std::uint8_t* in, std::s
 
 namespace {
 
-// Base64 values of the alphabet's characters; 0x80 for any other byte ('=' too).
-constexpr std::array<std::uint8_t, 256> b64_values = [] {
-  std::array<std::uint8_t, 256> t{};
-  for (auto& v : t) v = 0x80;
-  for (std::uint8_t i = 0; i < 64; ++i) t[static_cast<unsigned char>(b64_alphabet[i])] = i;
-  return t;
-}();
-
 // A whole line: 64 characters of the alphabet → 48 bytes; false where one is outside it.
 bool decode_line(const char* s, std::uint8_t* out) {
   std::uint32_t bad = 0;
@@ -1080,13 +1079,7 @@ bool decode_line(const char* s, std::uint8_t* out) {
 
 // 48 bytes → 64 characters.
 void encode_line(const std::uint8_t* p, char* out) {
-  for (int i = 0; i < 48; i += 3, out += 4) {
-    const std::uint32_t v = std::uint32_t{p[i]} << 16 | std::uint32_t{p[i + 1]} << 8 | p[i + 2];
-    out[0] = b64_alphabet[v >> 18];
-    out[1] = b64_alphabet[(v >> 12) & 63];
-    out[2] = b64_alphabet[(v >> 6) & 63];
-    out[3] = b64_alphabet[v & 63];
-  }
+  for (int i = 0; i < 48; i += 3, out += 4) encode_triple(p + i, out);
 }
 
 constexpr std::string_view armor_ws = " \t\r\n";
@@ -1244,7 +1237,7 @@ void dearmorer::line(std::string_view l, std::vector<std::uint8_t>& out) {
     out.resize(at);
   }
   for (const char ch : l)
-    if (ch != '=' && b64_values[static_cast<unsigned char>(ch)] & 0x80)
+    if (ch != '=' && !is_b64(static_cast<unsigned char>(ch)))
       bad_input(file_, "armor: invalid character (headers, spaces or binary data?)");
   if (l.size() > 64) bad_input(file_, "armor: line longer than 64 columns");
   last_ = l;  // short or padded: the last line, or an error at the next

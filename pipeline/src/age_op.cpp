@@ -325,6 +325,9 @@ struct head_info {
   // reader would end its writer.
   bool stream = false;
   io::unique_fd held;
+  // A stream's descriptor the pipeline goes on from: held's, or a dearmored stream's (-1: the
+  // path is opened again, or "-" is standard input).
+  int from = -1;
 };
 
 // `dearmored` (>= 0): the stream of an armored input's binary form, which must not be armored
@@ -339,6 +342,7 @@ head_info read_head(const std::string& input, const std::atomic<bool>* cancel, i
   if (::fstat(fd, &st) != 0) throw io_error(input, errno_reason(errno), -errno);
   if (S_ISDIR(st.st_mode)) throw io_error(input, "is a directory", -EISDIR);
   h.stream = is_stdin || !S_ISREG(st.st_mode);
+  if (h.stream && (dearmored >= 0 || !is_stdin)) h.from = fd;
   // A stream byte by byte: it must not be read past the nonce (the pipeline reads the rest).
   // Headers are a few hundred bytes. A file in pieces (the pipeline reads it from an offset).
   std::vector<std::uint8_t> piece(h.stream ? 1 : 1 << 16);
@@ -427,7 +431,6 @@ class dearmor_feed {
     stop_ = io::unique_fd(::eventfd(0, EFD_CLOEXEC));
     if (stop_.get() < 0)
       throw io_error(input, "cannot make an eventfd: " + errno_reason(errno), -errno);
-    in_fd_ = held_.get() >= 0 ? held_.get() : 0;
     thread_ = std::thread([this] { work(); });
   }
   ~dearmor_feed() { stop(); }
@@ -475,7 +478,8 @@ class dearmor_feed {
       send_held_back(out);
       std::vector<char> buf(1 << 20);
       for (;;) {
-        const std::int64_t got = io::poll_read(in_fd_, buf.data(), buf.size(), stop_.get(), -1);
+        const int in = held_.get() >= 0 ? held_.get() : 0;  // standard input is not held
+        const std::int64_t got = io::poll_read(in, buf.data(), buf.size(), stop_.get(), -1);
         if (got == -ECANCELED) break;  // the job ended first: its error or cancellation stands
         if (got < 0) throw io_error(input_, errno_reason(int(-got)), int(got));
         if (got == 0) {
@@ -496,7 +500,6 @@ class dearmor_feed {
   std::string input_;
   std::string text_;
   io::unique_fd held_;
-  int in_fd_ = 0;
   io::unique_fd read_end_, write_end_, stop_;
   std::exception_ptr error_;
   std::thread thread_;
@@ -570,10 +573,10 @@ void encrypt(const std::string& input, const std::string& output, const encrypt_
 
 namespace {
 
-// decrypt() once the header is read: from the input, or from `dearmored` (>= 0), the stream of an
-// armored input's binary form.
+// decrypt() once the header of the binary form is read (from the input, or from the stream of an
+// armored input's binary form).
 void decrypt_binary(const std::string& input, const std::string& output, const decrypt_spec& given,
-                    const options& opt, job_report* report, head_info& h, int dearmored = -1) {
+                    const options& opt, job_report* report, const head_info& h) {
   // The passphrase is asked for (ask_passphrase) once the header says the file needs one: a file
   // encrypted to recipients and no -i is told so at once, not after a prompt.
   decrypt_spec spec = given;
@@ -592,8 +595,7 @@ void decrypt_binary(const std::string& input, const std::string& output, const d
   // A pipe or FIFO named by its path goes on from the descriptor its header came from: opened
   // again, a FIFO whose writer has already gone (a file smaller than the pipe's buffer) would
   // wait for another writer for ever.
-  const int fd = dearmored >= 0 ? dearmored : h.stream ? h.held.get() : -1;
-  run(op, {{input, offset, std::nullopt, fd}}, {output},
+  run(op, {{input, offset, std::nullopt, h.from}}, {output},
       payload_options(opt, age::sealed_chunk_size), report);
 }
 
@@ -607,14 +609,15 @@ void decrypt(const std::string& input, const std::string& output, const decrypt_
   dearmor_feed feed(h, input);
   try {
     h = read_head(input, opt.cancel, feed.fd());
-    decrypt_binary(input, output, given, opt, report, h, feed.fd());
+    decrypt_binary(input, output, given, opt, report, h);
   } catch (...) {
     feed.stop();
     if (feed.error()) std::rethrow_exception(feed.error());
     throw;
   }
   feed.stop();
-  // The job took the whole payload; an error after it (text after the END line) still fails.
+  // With the last byte held back, a job that took the whole payload saw the armor end well; the
+  // armor's error is looked at all the same.
   if (feed.error()) std::rethrow_exception(feed.error());
 }
 age_key generate_age_key() {
