@@ -13,6 +13,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include <hetpipe/error.hpp>
 
@@ -291,51 +292,93 @@ HETPIPE_CLONES void blur_v_u32_loops(const u32* const* rows, std::size_t row, co
 }
 
 #if HETPIPE_IMG_SIMD
-// The vertical pass over 32-bit sums with AVX-512, 32 outputs at a time in four registers of
-// 64-bit sums across every tap: the loops above sweep the row once per tap through `acc`, which
-// for a row of 8192 samples (64 KiB of sums) leaves the L1 cache on every tap. The same integer
-// sums (exact: the order of additions changes nothing), finished by blur_finish. A standalone
-// copy of both, 2-core Zen 5 box, one thread, 8192 rows of 8192 sums, r = 6: 32.5 ms against 44.4
-// for the loops.
 // GCC 12's AVX-512 headers leave a vector undefined on purpose (the widening intrinsics), which
 // -Wmaybe-uninitialized reports once they are inlined here.
 #pragma GCC diagnostic push
 #if !defined(__clang__)  // clang has no such warning (the fuzz build)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
-__attribute__((target("avx512f"), always_inline)) inline __m512i widen(const u32* p) {
-  return _mm512_cvtepu32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-__attribute__((target("avx512f"))) void blur_v_u32_avx512(const u32* const* rows, std::size_t row,
-                                                          const blur_kernel& k, u32 maxval,
-                                                          u16* d) {
+// One output of the vertical pass, exactly (the fast paths' fallback for an output whose float
+// estimate lies too near a rounding boundary).
+inline u16 blur_v_u32_one(const u32* const* rows, std::size_t i, const blur_kernel& k, u32 maxval) {
   const int r = k.radius;
-  const __m512i half = _mm512_set1_epi64(std::int64_t{1} << (2 * blur_shift - 1));
-  const __m512i top = _mm512_set1_epi64(maxval);
+  u64 acc = u64{k.q[0]} * rows[r][i];
+  for (int t = 1; t <= r; ++t) acc += u64{k.q[t]} * rows[r - t][i] + u64{k.q[t]} * rows[r + t][i];
+  return static_cast<u16>(blur_finish(acc, maxval));
+}
+
+// The vertical pass over 32-bit sums in float, with the exact outputs. The sum V = sum_t q_t H_t
+// (blur_v_row) is estimated in single precision from the sums as floats (blur_rows_to_float:
+// each H_t rounded to nearest), the pairs H_{-t} + H_{+t} added and each pair's q_t-weighted term
+// accumulated with one fused multiply-add, all rounded to nearest (u = 2^-24). The terms are
+// nonnegative and none passes through more than r + 2 roundings, so the estimate S of
+// V / 2^48 <= 255 (an exact scaling) is within about (r + 2) u 255, below blur_float_margin(r).
+// blur_finish gives floor(V / 2^48 + 1/2), which changes only at half-integers: where S lies
+// farther than the margin from the nearest one (|frac(S) - 1/2| > margin, both exact in float),
+// floor(S + 1/2) is the exact output; the few others (2 margin of uniformly spread outputs,
+// 2.7e-4 at r = 6) are computed in integers from the sums. A tie (V / 2^48 = n + 1/2) always lies
+// within the margin. test_image checks the outputs against the integer loops, ties included.
+constexpr float blur_float_margin(int r) {
+  return static_cast<float>(r + 3) * 256.0f * 0x1p-24f;
+}
+// Outputs at..at + 15 from their estimates acc = S 2^48.
+__attribute__((target("avx512f"), always_inline)) inline void blur_v_finish16(
+    __m512 acc, const u32* const* rows, std::size_t at, const blur_kernel& k, u32 maxval, u16* d) {
+  const __m512 half = _mm512_set1_ps(0.5f);
+  const __m512 s = _mm512_mul_ps(acc, _mm512_set1_ps(0x1p-48f));
+  const __m512 fl = _mm512_roundscale_ps(s, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(s, fl);
+  __mmask16 near = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(f, half)),
+                                      _mm512_set1_ps(blur_float_margin(k.radius)), _CMP_LE_OQ);
+  const __m512 v =
+      _mm512_mask_add_ps(fl, _mm512_cmp_ps_mask(f, half, _CMP_GT_OQ), fl, _mm512_set1_ps(1.0f));
+  const __m512i q =
+      _mm512_min_epu32(_mm512_cvttps_epu32(v), _mm512_set1_epi32(static_cast<int>(maxval)));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + at), _mm512_cvtepi32_epi16(q));
+  for (; near; near &= near - 1) {
+    const std::size_t j = at + static_cast<std::size_t>(__builtin_ctz(near));
+    d[j] = blur_v_u32_one(rows, j, k, maxval);
+  }
+}
+__attribute__((target("avx512f"))) void blur_v_u32_avx512(const u32* const* rows,
+                                                          const float* const* frows,
+                                                          std::size_t row, const blur_kernel& k,
+                                                          u32 maxval, u16* d) {
+  const int r = k.radius;
+  constexpr int n = 4;  // registers of sums: the adds of one chain wait on each other
   std::size_t i = 0;
-  for (; i + 32 <= row; i += 32) {
-    __m512i a[4];
-    const __m512i q0 = _mm512_set1_epi64(k.q[0]);
-    for (int j = 0; j < 4; ++j) a[j] = _mm512_mul_epu32(q0, widen(rows[r] + i + 8 * j));
+  for (; i + 16 * n <= row; i += 16 * n) {
+    __m512 a[n];
+    const __m512 q0 = _mm512_set1_ps(static_cast<float>(k.q[0]));
+    for (int j = 0; j < n; ++j) a[j] = _mm512_mul_ps(q0, _mm512_loadu_ps(frows[r] + i + 16 * j));
     for (int t = 1; t <= r; ++t) {
-      const __m512i q = _mm512_set1_epi64(k.q[t]);
-      const u32* lo = rows[r - t] + i;
-      const u32* hi = rows[r + t] + i;
-      for (int j = 0; j < 4; ++j)
-        a[j] = _mm512_add_epi64(a[j], _mm512_add_epi64(_mm512_mul_epu32(q, widen(lo + 8 * j)),
-                                                       _mm512_mul_epu32(q, widen(hi + 8 * j))));
+      const __m512 q = _mm512_set1_ps(static_cast<float>(k.q[t]));
+      const float* lo = frows[r - t] + i;
+      const float* hi = frows[r + t] + i;
+      for (int j = 0; j < n; ++j)
+        a[j] = _mm512_fmadd_ps(
+            q, _mm512_add_ps(_mm512_loadu_ps(lo + 16 * j), _mm512_loadu_ps(hi + 16 * j)), a[j]);
     }
-    for (int j = 0; j < 4; ++j) {
-      const __m512i v =
-          _mm512_min_epu64(_mm512_srli_epi64(_mm512_add_epi64(a[j], half), 2 * blur_shift), top);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i + 8 * j), _mm512_cvtepi64_epi16(v));
-    }
+    for (int j = 0; j < n; ++j) blur_v_finish16(a[j], rows, i + 16 * j, k, maxval, d);
   }
-  for (; i < row; ++i) {
-    u64 acc = u64{k.q[0]} * rows[r][i];
-    for (int t = 1; t <= r; ++t) acc += u64{k.q[t]} * rows[r - t][i] + u64{k.q[t]} * rows[r + t][i];
-    d[i] = static_cast<u16>(blur_finish(acc, maxval));
+  for (; i + 16 <= row; i += 16) {
+    __m512 a =
+        _mm512_mul_ps(_mm512_set1_ps(static_cast<float>(k.q[0])), _mm512_loadu_ps(frows[r] + i));
+    for (int t = 1; t <= r; ++t)
+      a = _mm512_fmadd_ps(
+          _mm512_set1_ps(static_cast<float>(k.q[t])),
+          _mm512_add_ps(_mm512_loadu_ps(frows[r - t] + i), _mm512_loadu_ps(frows[r + t] + i)), a);
+    blur_v_finish16(a, rows, i, k, maxval, d);
   }
+  for (; i < row; ++i) d[i] = blur_v_u32_one(rows, i, k, maxval);
+}
+// The sums as floats, rounded to nearest.
+__attribute__((target("avx512f"))) void blur_rows_to_float_avx512(const u32* s, std::size_t n,
+                                                                  float* d) {
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(d + i, _mm512_cvtepu32_ps(_mm512_loadu_si512(s + i)));
+  for (; i < n; ++i) d[i] = static_cast<float>(s[i]);
 }
 
 // The horizontal pass over samples <= 255 with AVX-512, 32 outputs at a time in two registers of
@@ -371,57 +414,74 @@ __attribute__((target("avx512f"))) void blur_h_u32_avx512(const u16* c, std::siz
   }
 }
 
-// The same two passes with AVX2, for CPUs without AVX-512. The vertical pass keeps 16 outputs'
-// 64-bit sums in registers across every tap; AVX2 has no 64-bit multiply, and the loops' AVX2
-// clone emulates one from three 32-bit ones where 32 x 32 -> 64 bits (vpmuludq) is all it needs.
-// Even and odd outputs are multiplied in place (vpmuludq reads the low half of each 64-bit lane),
-// without widening loads.
-__attribute__((target("avx2"), always_inline)) inline __m256i load8(const u32* p) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+// The same two passes with AVX2, for CPUs without AVX-512: the vertical one in float as above,
+// 8 outputs a register.
+__attribute__((target("avx2,fma"), always_inline)) inline void blur_v_finish8(
+    __m256 acc, const u32* const* rows, std::size_t at, const blur_kernel& k, u32 maxval, u16* d) {
+  const __m256 half = _mm256_set1_ps(0.5f);
+  const __m256 s = _mm256_mul_ps(acc, _mm256_set1_ps(0x1p-48f));
+  const __m256 fl = _mm256_round_ps(s, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  const __m256 f = _mm256_sub_ps(s, fl);
+  const __m256 dist = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(f, half));
+  unsigned near = static_cast<unsigned>(_mm256_movemask_ps(
+      _mm256_cmp_ps(dist, _mm256_set1_ps(blur_float_margin(k.radius)), _CMP_LE_OQ)));
+  const __m256 v =
+      _mm256_add_ps(fl, _mm256_and_ps(_mm256_cmp_ps(f, half, _CMP_GT_OQ), _mm256_set1_ps(1.0f)));
+  const __m256i q =
+      _mm256_min_epi32(_mm256_cvttps_epi32(v), _mm256_set1_epi32(static_cast<int>(maxval)));
+  // packus works within 128-bit halves: (q lo, q lo, q hi, q hi); keep the first and third.
+  const __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(q, q), 0x08);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(d + at), _mm256_castsi256_si128(p));
+  for (; near; near &= near - 1) {
+    const std::size_t j = at + static_cast<std::size_t>(__builtin_ctz(near));
+    d[j] = blur_v_u32_one(rows, j, k, maxval);
+  }
 }
-__attribute__((target("avx2"))) void blur_v_u32_avx2(const u32* const* rows, std::size_t row,
-                                                     const blur_kernel& k, u32 maxval, u16* d) {
+__attribute__((target("avx2,fma"))) void blur_v_u32_avx2(const u32* const* rows,
+                                                         const float* const* frows, std::size_t row,
+                                                         const blur_kernel& k, u32 maxval, u16* d) {
   const int r = k.radius;
-  const __m256i half = _mm256_set1_epi64x(std::int64_t{1} << (2 * blur_shift - 1));
-  const __m256i top = _mm256_set1_epi32(static_cast<int>(maxval));
+  constexpr int n = 4;
   std::size_t i = 0;
-  for (; i + 16 <= row; i += 16) {
-    __m256i even[2], odd[2];  // outputs i + 8 j + (0, 2, 4, 6) and (1, 3, 5, 7)
-    const __m256i q0 = _mm256_set1_epi64x(k.q[0]);
-    for (int j = 0; j < 2; ++j) {
-      const __m256i v = load8(rows[r] + i + 8 * j);
-      even[j] = _mm256_mul_epu32(q0, v);
-      odd[j] = _mm256_mul_epu32(q0, _mm256_srli_epi64(v, 32));
-    }
+  for (; i + 8 * n <= row; i += 8 * n) {
+    __m256 a[n];
+    const __m256 q0 = _mm256_set1_ps(static_cast<float>(k.q[0]));
+    for (int j = 0; j < n; ++j) a[j] = _mm256_mul_ps(q0, _mm256_loadu_ps(frows[r] + i + 8 * j));
     for (int t = 1; t <= r; ++t) {
-      const __m256i q = _mm256_set1_epi64x(k.q[t]);
-      const u32* lo = rows[r - t] + i;
-      const u32* hi = rows[r + t] + i;
-      for (int j = 0; j < 2; ++j) {
-        const __m256i a = load8(lo + 8 * j), b = load8(hi + 8 * j);
-        even[j] = _mm256_add_epi64(
-            even[j], _mm256_add_epi64(_mm256_mul_epu32(q, a), _mm256_mul_epu32(q, b)));
-        odd[j] = _mm256_add_epi64(odd[j],
-                                  _mm256_add_epi64(_mm256_mul_epu32(q, _mm256_srli_epi64(a, 32)),
-                                                   _mm256_mul_epu32(q, _mm256_srli_epi64(b, 32))));
-      }
+      const __m256 q = _mm256_set1_ps(static_cast<float>(k.q[t]));
+      const float* lo = frows[r - t] + i;
+      const float* hi = frows[r + t] + i;
+      for (int j = 0; j < n; ++j)
+        a[j] = _mm256_fmadd_ps(
+            q, _mm256_add_ps(_mm256_loadu_ps(lo + 8 * j), _mm256_loadu_ps(hi + 8 * j)), a[j]);
     }
-    __m256i v[2];
-    for (int j = 0; j < 2; ++j) {
-      // blur_finish: each rounded sum is below 2^32, so even and odd interleave as 32-bit words.
-      const __m256i e = _mm256_srli_epi64(_mm256_add_epi64(even[j], half), 2 * blur_shift);
-      const __m256i o = _mm256_srli_epi64(_mm256_add_epi64(odd[j], half), 2 * blur_shift);
-      v[j] = _mm256_min_epu32(_mm256_or_si256(e, _mm256_slli_epi64(o, 32)), top);
-    }
-    // packus works within 128-bit halves: (v0 lo, v1 lo, v0 hi, v1 hi), put back in order.
-    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(v[0], v[1]), 0xD8);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), packed);
+    for (int j = 0; j < n; ++j) blur_v_finish8(a[j], rows, i + 8 * j, k, maxval, d);
   }
-  for (; i < row; ++i) {
-    u64 acc = u64{k.q[0]} * rows[r][i];
-    for (int t = 1; t <= r; ++t) acc += u64{k.q[t]} * rows[r - t][i] + u64{k.q[t]} * rows[r + t][i];
-    d[i] = static_cast<u16>(blur_finish(acc, maxval));
+  for (; i + 8 <= row; i += 8) {
+    __m256 a =
+        _mm256_mul_ps(_mm256_set1_ps(static_cast<float>(k.q[0])), _mm256_loadu_ps(frows[r] + i));
+    for (int t = 1; t <= r; ++t)
+      a = _mm256_fmadd_ps(
+          _mm256_set1_ps(static_cast<float>(k.q[t])),
+          _mm256_add_ps(_mm256_loadu_ps(frows[r - t] + i), _mm256_loadu_ps(frows[r + t] + i)), a);
+    blur_v_finish8(a, rows, i, k, maxval, d);
   }
+  for (; i < row; ++i) d[i] = blur_v_u32_one(rows, i, k, maxval);
+}
+// The sums as floats, rounded to nearest: AVX2 converts signed words only, so each sum is split
+// in 16-bit halves (both exact as floats), and one fused multiply-add rounds hi 2^16 + lo once.
+__attribute__((target("avx2,fma"))) void blur_rows_to_float_avx2(const u32* s, std::size_t n,
+                                                                 float* d) {
+  const __m256i low = _mm256_set1_epi32(0xFFFF);
+  const __m256 two16 = _mm256_set1_ps(65536.0f);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i));
+    const __m256 hi = _mm256_cvtepi32_ps(_mm256_srli_epi32(v, 16));
+    const __m256 lo = _mm256_cvtepi32_ps(_mm256_and_si256(v, low));
+    _mm256_storeu_ps(d + i, _mm256_fmadd_ps(hi, two16, lo));
+  }
+  for (; i < n; ++i) d[i] = static_cast<float>(s[i]);
 }
 
 __attribute__((target("avx2"), always_inline)) inline __m256i widen8(const u16* p) {
@@ -469,14 +529,32 @@ void blur_h_u32(const u16* c, std::size_t row, std::size_t ch, const blur_kernel
   }
 }
 
-void blur_v_u32(const u32* const* rows, std::size_t row, const blur_kernel& k, u32 maxval, u64* acc,
-                u16* d) {
+// Whether the vertical pass over 32-bit sums wants them as floats too (blur_rows_to_float).
+bool blur_float_rows() {
+  return current_kernels() != kernel_build::loops;
+}
+void blur_rows_to_float([[maybe_unused]] const u32* s, [[maybe_unused]] std::size_t n,
+                        [[maybe_unused]] float* d) {
   switch (current_kernels()) {
 #if HETPIPE_IMG_SIMD
     case kernel_build::avx512:
-      return blur_v_u32_avx512(rows, row, k, maxval, d);
+      return blur_rows_to_float_avx512(s, n, d);
     case kernel_build::avx2:
-      return blur_v_u32_avx2(rows, row, k, maxval, d);
+      return blur_rows_to_float_avx2(s, n, d);
+#endif
+    default:
+      return;
+  }
+}
+// frows: the same rows as floats where blur_float_rows(), else unused.
+void blur_v_u32(const u32* const* rows, [[maybe_unused]] const float* const* frows, std::size_t row,
+                const blur_kernel& k, u32 maxval, u64* acc, u16* d) {
+  switch (current_kernels()) {
+#if HETPIPE_IMG_SIMD
+    case kernel_build::avx512:
+      return blur_v_u32_avx512(rows, frows, row, k, maxval, d);
+    case kernel_build::avx2:
+      return blur_v_u32_avx2(rows, frows, row, k, maxval, d);
 #endif
     default:
       return blur_v_u32_loops(rows, row, k, maxval, acc, d);
@@ -492,12 +570,12 @@ inline void blur_h(const u16* c, std::size_t row, std::size_t ch, const blur_ker
 inline void blur_h(const u16* c, std::size_t row, std::size_t ch, const blur_kernel& k, u64* d) {
   blur_h_u64(c, row, ch, k, d);
 }
-inline void blur_v(const u32* const* rows, std::size_t row, const blur_kernel& k, u32 maxval,
-                   u64* acc, u16* d) {
-  blur_v_u32(rows, row, k, maxval, acc, d);
+inline void blur_v(const u32* const* rows, const float* const* frows, std::size_t row,
+                   const blur_kernel& k, u32 maxval, u64* acc, u16* d) {
+  blur_v_u32(rows, frows, row, k, maxval, acc, d);
 }
-inline void blur_v(const u64* const* rows, std::size_t row, const blur_kernel& k, u32 maxval,
-                   u64* acc, u16* d) {
+inline void blur_v(const u64* const* rows, const float* const*, std::size_t row,
+                   const blur_kernel& k, u32 maxval, u64* acc, u16* d) {
   blur_v_u64(rows, row, k, maxval, acc, d);
 }
 
@@ -861,6 +939,16 @@ class blur_stage final : public stage {
       // Each slot twice over: the 2r + 1 rows around an inner row are a run of it.
       ring_.resize(2 * slots);
       for (std::size_t i = 0; i < ring_.size(); ++i) ring_[i] = sums_.data() + (i % slots) * row;
+      // The 32-bit sums as floats too, for the vertical pass's float estimates (blur_v_u32).
+      if constexpr (std::is_same_v<H, u32>) {
+        if (blur_float_rows()) {
+          fsums_.resize(slots * row);
+          frows_.resize(rows_.size());
+          fring_.resize(ring_.size());
+          for (std::size_t i = 0; i < fring_.size(); ++i)
+            fring_[i] = fsums_.data() + (i % slots) * row;
+        }
+      }
     }
     // The sums of rows y - r .. y + r (clamped) must be in the ring.
     const i64 need_lo = std::max<i64>(0, y - r);
@@ -873,6 +961,11 @@ class blur_stage final : public stage {
       replicate(&pad_[0], s, ch, r);
       replicate(&pad_[(w + r) * ch], s + (w - 1) * ch, ch, r);
       blur_h(pad_.data() + r * ch, row, ch, k_, sums_.data() + (j % slots) * row);
+      if constexpr (std::is_same_v<H, u32>) {
+        if (!fsums_.empty())
+          blur_rows_to_float(sums_.data() + (j % slots) * row, row,
+                             fsums_.data() + (j % slots) * row);
+      }
     }
     hi_ = std::max(hi_, need_hi);
     lo_ = std::max(lo_, hi_ - static_cast<i64>(slots) + 1);
@@ -880,8 +973,9 @@ class blur_stage final : public stage {
     // edge, clamped, each the one before or the next (a list of 2r + 1 pointers made for every
     // row, with a division each, was most of a tall image's time: 385 a row at sigma 64).
     if (y >= r && y + r < h && slots == rows_.size()) {
-      blur_v(ring_.data() + static_cast<std::size_t>(y - r) % slots, row, k_, shape().maxval,
-             acc_.data(), d);
+      const std::size_t first = static_cast<std::size_t>(y - r) % slots;
+      blur_v(ring_.data() + first, fring_.empty() ? nullptr : fring_.data() + first, row, k_,
+             shape().maxval, acc_.data(), d);
       return;
     }
     i64 prev = clamp_index(y - r, h);
@@ -890,8 +984,9 @@ class blur_stage final : public stage {
       const i64 j = clamp_index(y + t, h);
       if (j != prev) slot = slot + 1 == slots ? 0 : slot + 1, prev = j;
       rows_[t + r] = sums_.data() + slot * row;
+      if (!frows_.empty()) frows_[t + r] = fsums_.data() + slot * row;
     }
-    blur_v(rows_.data(), row, k_, shape().maxval, acc_.data(), d);
+    blur_v(rows_.data(), frows_.data(), row, k_, shape().maxval, acc_.data(), d);
   }
 
   // n copies of the pixel px (ch samples) from d on, in doubling runs (a pixel at a time cost a
@@ -912,6 +1007,8 @@ class blur_stage final : public stage {
   std::vector<H> sums_;
   std::vector<const H*> rows_;
   std::vector<const H*> ring_;
+  std::vector<float> fsums_;  // sums_ as floats, where the vertical pass reads them
+  std::vector<const float*> frows_, fring_;
   std::vector<u64> acc_;
   i64 lo_ = 0, hi_ = -1;
 };

@@ -440,6 +440,70 @@ TEST_CASE("blur keeps constant images, 1x1 images and matches the 2-D definition
     }
 }
 
+// The vector builds estimate 8-bit blurs' vertical sums in float and compute in integers the
+// outputs whose estimate lies near a rounding boundary (host/image_ops.cpp, blur_float_margin).
+// Rows of one value g_k each: the output of the middle row of 13 is sum_k q_k g_k / 2^24, a tie
+// when that sum is 2^23 modulo 2^24. Blocks of 13 such rows with sums at and around the ties (in
+// the margin of 9 * 256 and past it) are searched for, then blurred by every build.
+TEST_CASE("blur's float estimates: ties and near-ties of 8-bit outputs are exact", "[image]") {
+  const img::blur_kernel k = img::make_blur_kernel(2.0);
+  REQUIRE(k.radius == 6);
+  const std::int64_t offsets[] = {0,    1,     -1,   2,     -2,   2303, -2303,
+                                  2304, -2304, 2305, -2305, 5000, -5000};
+  std::vector<std::array<std::uint16_t, 13>> blocks;
+  std::mt19937_64 g(42);
+  for (const std::int64_t d : offsets) {
+    const std::uint32_t want = static_cast<std::uint32_t>((std::int64_t{1} << 23) + d) & 0xFFFFFF;
+    bool found = false;
+    for (int attempt = 0; attempt < 100000 && !found; ++attempt) {
+      std::array<std::uint16_t, 13> v;
+      std::uint32_t base = 0;
+      for (int t = 0; t < 13; ++t) {
+        v[t] = static_cast<std::uint16_t>(g() % 256);
+        if (t != 5 && t != 6) base += k.q[std::abs(t - 6)] * v[t];
+      }
+      // rows 5 and 6 (weights q_1 and q_0) tried every way
+      for (std::uint32_t a = 0; a < 256 && !found; ++a)
+        for (std::uint32_t b = 0; b < 256; ++b)
+          if (((base + k.q[1] * a + k.q[0] * b) & 0xFFFFFF) == want) {
+            v[5] = static_cast<std::uint16_t>(a), v[6] = static_cast<std::uint16_t>(b);
+            blocks.push_back(v);
+            found = true;
+            break;
+          }
+    }
+    CAPTURE(d);
+    REQUIRE(found);
+  }
+  const std::uint32_t w = 77;  // the vector blocks and a tail
+  img::image in;
+  in.shape = {w, static_cast<std::uint32_t>(13 * blocks.size()), 1, 255};
+  for (const auto& v : blocks)
+    for (const std::uint16_t x : v) in.samples.insert(in.samples.end(), w, x);
+  const img::image want = reference_blur(in, 2.0);
+  // The middle rows are what was searched for: a tie rounds up.
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    std::uint64_t sum = 0;
+    for (int t = 0; t < 13; ++t) sum += std::uint64_t{k.q[std::abs(t - 6)]} * blocks[b][t];
+    CHECK(want.samples[(13 * b + 6) * w] == (sum + (1u << 23)) >> 24);
+    if (offsets[b] == 0) CHECK((sum & 0xFFFFFF) == (1u << 23));
+  }
+  check_every_build(in, {img::op{img::op_kind::blur, 2.0}}, want);
+}
+
+// Larger random 8-bit images, where every build must give the integer loops' bytes: about 2.7e-4
+// of the outputs at sigma 2 and 0.6% at sigma 64 take the integer fallback.
+TEST_CASE("blur of 8-bit images: every build gives the loops' bytes", "[image]") {
+  for (const double sigma : {0.8, 2.0, 5.0, 64.0}) {
+    CAPTURE(sigma);
+    const auto in = random_image(1000, 200, 1, 255, 17);
+    const std::vector<img::op> ops{img::op{img::op_kind::blur, sigma}};
+    REQUIRE(img::use_kernels("loops"));
+    const img::image want = img::apply(in, ops);
+    check_every_build(in, ops, want);
+  }
+}
+
 TEST_CASE("sobel matches its definition on rows of every length and tail", "[image]") {
   // Random samples, and samples of 0 and maxval only (the largest gradients, clamped).
   for (auto [w, h, ch, maxval] : {std::array<std::uint32_t, 4>{1, 5, 1, 255},
