@@ -425,10 +425,13 @@ writer::writer(std::string path, unsigned max_pending) : impl_(std::make_unique<
   const bool there = m.path != "-" && ::lstat(m.path.c_str(), &lsb) == 0;
   const bool link = there && S_ISLNK(lsb.st_mode);
   bool named = there;  // `existing` is what the path names (a dangling link names nothing)
-  if (link)
+  int named_err = 0;
+  if (link) {
     named = ::stat(m.path.c_str(), &existing) == 0;
-  else if (there)
+    named_err = named ? 0 : errno;
+  } else if (there) {
     existing = lsb;
+  }
   // A symbolic link to a file is written through, as `cp` and `age -o` do: the temporary file
   // goes beside the file it names and is renamed onto that file (renamed onto the link, it would
   // replace the link: as root, -o /dev/stdout replaced /dev/stdout itself). A link whose file has
@@ -437,7 +440,35 @@ writer::writer(std::string path, unsigned max_pending) : impl_(std::make_unique<
   // refused.
   std::string through;
   bool deleted = false;
-  if (link && named && S_ISREG(existing.st_mode)) {
+  if (link && !named) {
+    // A dangling link: the file it names is made there, as age -o and a shell's > make it (the
+    // link used to be replaced by the output). A chain of links is followed to its end, each
+    // relative target taken from its own link's folder. Where the links cannot be followed (a
+    // loop, a folder that cannot be searched), the path is refused with the reason.
+    if (named_err != ENOENT)
+      throw io_error(m.path, "cannot find the file this link names: " + errno_words(named_err),
+                     uv_translate_sys_error(named_err));
+    std::string at = m.path;
+    for (int hops = 0;; ++hops) {
+      if (hops == 40)
+        throw io_error(m.path, "cannot find the file this link names: " + errno_words(ELOOP),
+                       UV_ELOOP);
+      std::string target(4096, '\0');
+      const ssize_t n = ::readlink(at.c_str(), target.data(), target.size());
+      if (n < 0 && errno == ENOENT) break;  // the end: the file to make
+      if (n < 0 || std::size_t(n) == target.size()) {
+        const int err = n < 0 ? errno : ENAMETOOLONG;
+        throw io_error(m.path, "cannot find the file this link names: " + errno_words(err),
+                       uv_translate_sys_error(err));
+      }
+      target.resize(std::size_t(n));
+      const auto slash = at.rfind('/');
+      if (target.front() != '/' && slash != std::string::npos)
+        target = at.substr(0, slash + 1) + target;
+      at = std::move(target);
+    }
+    through = std::move(at);
+  } else if (link && named && S_ISREG(existing.st_mode)) {
     if (char* real = ::realpath(m.path.c_str(), nullptr)) {
       through = real;
       std::free(real);

@@ -266,13 +266,38 @@ TEST_CASE("A symbolic link to a file is written through, and stays a link", "[io
   CHECK(read_file(dir.file("sub/real")) == p.all);
   const auto names = dir.listing();
   CHECK(std::count_if(names.begin(), names.end(), is_temp_name) == 0);
-  // A dangling link has no file to write through: it is replaced, as before.
+  // A dangling link: the file it names is made, as age -o and a shell's > make it, and the link
+  // stays; through a chain of links too, each relative to its own folder.
   REQUIRE(::symlink("sub/none", dir.file("dangling").c_str()) == 0);
-  writer d(dir.file("dangling"));
-  d.write(0, p.parts[0]);
-  d.commit();
+  {
+    writer d(dir.file("dangling"));
+    d.write(0, p.parts[0]);
+    d.commit();
+  }
   REQUIRE(::lstat(dir.file("dangling").c_str(), &lsb) == 0);
-  CHECK(S_ISREG(lsb.st_mode));
+  CHECK(S_ISLNK(lsb.st_mode));
+  CHECK(read_file(dir.file("sub/none")) == p.parts[0]);
+  REQUIRE(::symlink("next", dir.file("sub/first").c_str()) == 0);
+  REQUIRE(::symlink("sub/first", dir.file("chain").c_str()) == 0);
+  {
+    writer d(dir.file("chain"));
+    d.write(0, p.parts[1]);
+    d.commit();
+  }
+  CHECK(read_file(dir.file("sub/next")) == p.parts[1]);
+  REQUIRE(::lstat(dir.file("sub/first").c_str(), &lsb) == 0);
+  CHECK(S_ISLNK(lsb.st_mode));
+  // A loop of links, and a link into a folder that does not exist: refused, the links stay.
+  REQUIRE(::symlink("loop_b", dir.file("loop_a").c_str()) == 0);
+  REQUIRE(::symlink("loop_a", dir.file("loop_b").c_str()) == 0);
+  REQUIRE_THROWS_WITH(writer(dir.file("loop_a")),
+                      Catch::Matchers::Contains("cannot find the file this link names"));
+  REQUIRE(::symlink("nowhere/file", dir.file("no_folder").c_str()) == 0);
+  CHECK_THROWS_AS(writer(dir.file("no_folder")), hetpipe::io_error);
+  REQUIRE(::lstat(dir.file("loop_a").c_str(), &lsb) == 0);
+  CHECK(S_ISLNK(lsb.st_mode));
+  REQUIRE(::lstat(dir.file("no_folder").c_str(), &lsb) == 0);
+  CHECK(S_ISLNK(lsb.st_mode));
   // A link to a folder names a folder: refused, and the link stays.
   REQUIRE(::symlink("sub", dir.file("to_folder").c_str()) == 0);
   REQUIRE_THROWS_WITH(writer(dir.file("to_folder")), Catch::Matchers::Contains("is a directory"));
