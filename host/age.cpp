@@ -1236,10 +1236,12 @@ void dearmorer::line(std::string_view l, std::vector<std::uint8_t>& out) {
     if (decode_line(l.data(), out.data() + at)) return;
     out.resize(at);
   }
+  // The length first: a streamed line is cut short past longest_line, before the characters
+  // after that are seen, and the refusal must not depend on where the text was cut.
+  if (l.size() > 64) bad_input(file_, "armor: line longer than 64 columns");
   for (const char ch : l)
     if (ch != '=' && !is_b64(static_cast<unsigned char>(ch)))
       bad_input(file_, "armor: invalid character (headers, spaces or binary data?)");
-  if (l.size() > 64) bad_input(file_, "armor: line longer than 64 columns");
   last_ = l;  // short or padded: the last line, or an error at the next
 }
 

@@ -1,6 +1,10 @@
 // age header text: find_header_end, parse_header, is_armored and dearmor on arbitrary bytes.
 // Invariants: a parsed header lies within the input, its payload starts where find_header_end
 // says, and parse_header of exactly the header bytes gives the same header.
+#include <algorithm>
+#include <string>
+#include <vector>
+
 #include "fuzz_age.hpp"
 #include "fuzz_common.hpp"
 
@@ -27,7 +31,49 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   age::is_armored(data, size);
   std::vector<std::uint8_t> bin;
-  if (expect_clean("dearmor", [&] { bin = age::dearmor(as_text(data, size), "fuzz.age"); })) {
+  std::string whole_error;
+  const bool whole_ok = expect_clean("dearmor", [&] {
+    try {
+      bin = age::dearmor(as_text(data, size), "fuzz.age");
+    } catch (const hetpipe::error& e) {
+      whole_error = e.what();
+      throw;
+    }
+  });
+  // The streaming dearmorer fed the text in pieces (their lengths taken from the input's bytes,
+  // 1 to 97) gives the whole text's bytes, or the same refusal.
+  std::vector<std::uint8_t> streamed;
+  std::string streamed_error;
+  const bool streamed_ok = expect_clean("dearmorer", [&] {
+    try {
+      age::dearmorer d("fuzz.age");
+      for (std::size_t at = 0, k = 0; at < size; ++k) {
+        const std::size_t n = std::min<std::size_t>(size - at, 1 + data[k % size] % 97);
+        d.put(as_text(data + at, n), streamed);
+        at += n;
+      }
+      d.finish(streamed);
+    } catch (const hetpipe::error& e) {
+      streamed_error = e.what();
+      throw;
+    }
+  });
+  require(whole_ok == streamed_ok, "dearmorer in pieces and dearmor disagree on refusing");
+  require(!whole_ok || streamed == bin, "dearmorer in pieces gives other bytes");
+  require(whole_ok || streamed_error == whole_error, "dearmorer in pieces refuses otherwise");
+  // The streaming armorer in pieces gives armor()'s text.
+  {
+    age::armorer a;
+    std::string text;
+    for (std::size_t at = 0, k = size / 2; at < size; ++k) {
+      const std::size_t n = std::min<std::size_t>(size - at, 1 + data[k % size] % 113);
+      a.put(data + at, n, text);
+      at += n;
+    }
+    a.finish(text);
+    require(text == age::armor(data, size), "armorer in pieces differs from armor");
+  }
+  if (whole_ok) {
     // Canonical armor: it must encode back to the same block (modulo surrounding whitespace and
     // CRLF).
     const std::string again = age::armor(bin.data(), bin.size());

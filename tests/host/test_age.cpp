@@ -641,6 +641,10 @@ TEST_CASE("age armor streams in pieces of any size", "[age]") {
       a.substr(0, l2) + "AB==\n" + a.substr(end),
       a.substr(0, l2) + "AAA\n" + a.substr(end),
       a.substr(0, l2) + a.substr(end),  // no body: an empty file
+      // Lines past longest_line with a character no armor holds after it, or before it (found by
+      // fuzz_age_header: the whole text said "invalid character", the pieces "longer than 64").
+      a.substr(0, l2) + std::string(90, 'A') + "-----\n" + a.substr(l2),
+      a.substr(0, l2) + "AA-" + std::string(100, 'A') + "\n" + a.substr(l2),
   };
   for (const std::string& t : texts) {
     INFO("text:\n" << t);
@@ -657,6 +661,8 @@ TEST_CASE("age armor streams in pieces of any size", "[age]") {
   CHECK_THAT(dearmor_whole(texts[5]), Catch::Contains("empty input"));
   CHECK_THAT(dearmor_whole(texts[9]), Catch::Contains("does not end"));
   CHECK_THAT(dearmor_whole(texts[13]), Catch::Contains("longer than 64"));
+  CHECK_THAT(dearmor_whole(texts[24]), Catch::Contains("longer than 64"));
+  CHECK_THAT(dearmor_whole(texts[25]), Catch::Contains("longer than 64"));
   CHECK_THAT(dearmor_whole(texts[16]), Catch::Contains("does not end"));
   CHECK_THAT(dearmor_whole(texts[18]), Catch::Contains("too much base64 padding"));
   CHECK_THAT(dearmor_whole(texts[19]), Catch::Contains("padding inside"));
