@@ -291,39 +291,94 @@ HETPIPE_CLONES void blur_v_u32_loops(const u32* const* rows, std::size_t row, co
   blur_v_row(rows, row, k, maxval, acc, d);
 }
 
-#if HETPIPE_IMG_SIMD
-// GCC 12's AVX-512 headers leave a vector undefined on purpose (the widening intrinsics), which
-// -Wmaybe-uninitialized reports once they are inlined here.
-#pragma GCC diagnostic push
-#if !defined(__clang__)  // clang has no such warning (the fuzz build)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-// One output of the vertical pass, exactly (the fast paths' fallback for an output whose float
-// estimate lies too near a rounding boundary).
-inline u16 blur_v_u32_one(const u32* const* rows, std::size_t i, const blur_kernel& k, u32 maxval) {
-  const int r = k.radius;
-  u64 acc = u64{k.q[0]} * rows[r][i];
-  for (int t = 1; t <= r; ++t) acc += u64{k.q[t]} * rows[r - t][i] + u64{k.q[t]} * rows[r + t][i];
-  return static_cast<u16>(blur_finish(acc, maxval));
-}
-
-// The vertical pass over 32-bit sums in float, with the exact outputs. The sum V = sum_t q_t H_t
-// (blur_v_row) is estimated in single precision from the sums as floats (blur_rows_to_float:
-// each H_t rounded to nearest), the pairs H_{-t} + H_{+t} added and each pair's q_t-weighted term
-// accumulated with one fused multiply-add, all rounded to nearest (u = 2^-24). The terms are
-// nonnegative and none passes through more than r + 2 roundings, so the estimate S of
-// V / 2^48 <= 255 (an exact scaling) is within about (r + 2) u 255, below blur_float_margin(r).
-// blur_finish gives floor(V / 2^48 + 1/2), which changes only at half-integers: where S lies
-// farther than the margin from the nearest one (|frac(S) - 1/2| > margin, both exact in float),
-// floor(S + 1/2) is the exact output; the few others (2 margin of uniformly spread outputs,
-// 2.7e-4 at r = 6) are computed in integers from the sums. A tie (V / 2^48 = n + 1/2) always lies
-// within the margin. test_image checks the outputs against the integer loops, ties included.
+// The blur of 8-bit images (sums below 2^32) with AVX-512 or AVX2 (blur_float_stage) estimates
+// each output in float and computes in integers the few whose estimate lies near a rounding
+// boundary. The sum V = sum_k q_k H_k (blur_v_row) over the rows' horizontal sums H is estimated
+// in single precision (u = 2^-24, every operation rounded to nearest): each H converted (exact
+// integer sums made in 32-bit lanes), the pairs H_{-k} + H_{+k} added and each pair's q_k-weighted
+// term accumulated with one fused multiply-add. The terms are nonnegative and none passes through
+// more than r + 2 roundings, so the estimate S of V / 2^48 <= 255 (an exact scaling) is within
+// about (r + 2) u 255 of it, below blur_float_margin(r). blur_finish gives floor(V / 2^48 + 1/2),
+// which changes only at half-integers: where S lies farther than the margin from the nearest one
+// (|frac(S) - 1/2| > margin, both exact in float), floor(S + 1/2) is the exact output; the others
+// (2 margin of uniformly spread outputs, 2.7e-4 at r = 6) are summed in integers from the input
+// rows (blur_exact_at). A tie (V / 2^48 = n + 1/2) always lies within the margin. test_image checks
+// the outputs against the integer loops, ties and near-ties included.
 constexpr float blur_float_margin(int r) {
   return static_cast<float>(r + 3) * 256.0f * 0x1p-24f;
 }
+
+// The input rows around an output row (2r + 1 of them, clamped at the image's edges), unpadded,
+// for the exact outputs.
+struct blur_src {
+  const u16* const* rows;
+  std::size_t width, channels;
+};
+// Output sample i of the row, exactly as the integer passes make it.
+u16 blur_exact_at(const blur_src& s, std::size_t i, const blur_kernel& k, u32 maxval) {
+  const int r = k.radius;
+  const i64 x = static_cast<i64>(i / s.channels), w = static_cast<i64>(s.width);
+  const std::size_t c = i % s.channels;
+  u64 acc = 0;
+  for (int dy = -r; dy <= r; ++dy) {
+    const u16* p = s.rows[dy + r];
+    u64 h = 0;
+    for (int dx = -r; dx <= r; ++dx)
+      h += u64{k.q[std::abs(dx)]} *
+           p[static_cast<std::size_t>(clamp_index(x + dx, w)) * s.channels + c];
+    acc += u64{k.q[std::abs(dy)]} * h;
+  }
+  return static_cast<u16>(blur_finish(acc, maxval));
+}
+
+#if HETPIPE_IMG_SIMD
+// GCC 12's AVX-512 headers leave a vector undefined on purpose (the widening and shifting
+// intrinsics), which -Wmaybe-uninitialized and -Wuninitialized report once they are inlined here.
+#pragma GCC diagnostic push
+#if !defined(__clang__)  // clang has no such warning (the fuzz build)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+// --- AVX-512 ---
+
+__attribute__((target("avx512f"), always_inline)) inline __m512i widen(const u16* p) {
+  return _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+// Outputs at..at + 15 exactly, in integers, where every one of their taps lies inside the row
+// (at >= r ch and at + 15 + r ch < row): each input row's horizontal sums (32 bits), then the
+// vertical sum (64 bits), as blur_exact_at makes them one by one. An image whose outputs lie near
+// rounding boundaries (rows of values built for it) then costs a few times the float pass, not a
+// hundred.
+__attribute__((target("avx512f"))) void blur_exact16_avx512(const blur_src& src, std::size_t at,
+                                                            const blur_kernel& k, u32 maxval,
+                                                            u16* d) {
+  const int r = k.radius;
+  const std::size_t ch = src.channels;
+  __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+  for (int dy = -r; dy <= r; ++dy) {
+    const u16* p = src.rows[dy + r] + at;
+    __m512i h = _mm512_mullo_epi32(_mm512_set1_epi32(static_cast<int>(k.q[0])), widen(p));
+    for (int t = 1; t <= r; ++t)
+      h = _mm512_add_epi32(
+          h, _mm512_mullo_epi32(_mm512_set1_epi32(static_cast<int>(k.q[t])),
+                                _mm512_add_epi32(widen(p - t * ch), widen(p + t * ch))));
+    const __m512i q = _mm512_set1_epi64(k.q[std::abs(dy)]);
+    lo =
+        _mm512_add_epi64(lo, _mm512_mul_epu32(q, _mm512_cvtepu32_epi64(_mm512_castsi512_si256(h))));
+    hi = _mm512_add_epi64(
+        hi, _mm512_mul_epu32(q, _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(h, 1))));
+  }
+  const __m512i half = _mm512_set1_epi64(std::int64_t{1} << (2 * blur_shift - 1));
+  const __m512i top = _mm512_set1_epi64(maxval);
+  lo = _mm512_min_epu64(_mm512_srli_epi64(_mm512_add_epi64(lo, half), 2 * blur_shift), top);
+  hi = _mm512_min_epu64(_mm512_srli_epi64(_mm512_add_epi64(hi, half), 2 * blur_shift), top);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(d + at), _mm512_cvtepi64_epi16(lo));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(d + at + 8), _mm512_cvtepi64_epi16(hi));
+}
 // Outputs at..at + 15 from their estimates acc = S 2^48.
 __attribute__((target("avx512f"), always_inline)) inline void blur_v_finish16(
-    __m512 acc, const u32* const* rows, std::size_t at, const blur_kernel& k, u32 maxval, u16* d) {
+    __m512 acc, const blur_src& src, std::size_t at, const blur_kernel& k, u32 maxval, u16* d) {
   const __m512 half = _mm512_set1_ps(0.5f);
   const __m512 s = _mm512_mul_ps(acc, _mm512_set1_ps(0x1p-48f));
   const __m512 fl = _mm512_roundscale_ps(s, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
@@ -335,60 +390,104 @@ __attribute__((target("avx512f"), always_inline)) inline void blur_v_finish16(
   const __m512i q =
       _mm512_min_epu32(_mm512_cvttps_epu32(v), _mm512_set1_epi32(static_cast<int>(maxval)));
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + at), _mm512_cvtepi32_epi16(q));
+  if (!near) return;
+  const std::size_t reach = static_cast<std::size_t>(k.radius) * src.channels;
+  if (at >= reach && at + 16 + reach <= src.width * src.channels)
+    return blur_exact16_avx512(src, at, k, maxval, d);
   for (; near; near &= near - 1) {
     const std::size_t j = at + static_cast<std::size_t>(__builtin_ctz(near));
-    d[j] = blur_v_u32_one(rows, j, k, maxval);
+    d[j] = blur_exact_at(src, j, k, maxval);
   }
 }
-__attribute__((target("avx512f"))) void blur_v_u32_avx512(const u32* const* rows,
-                                                          const float* const* frows,
-                                                          std::size_t row, const blur_kernel& k,
-                                                          u32 maxval, u16* d) {
+__attribute__((target("avx512f"), always_inline)) inline __m512 q16(const blur_kernel& k, int t) {
+  return _mm512_set1_ps(static_cast<float>(k.q[t]));
+}
+// The vertical pass from sample i on: frows[0 .. 2r] are the rows' sums as floats.
+__attribute__((target("avx512f"))) void blur_v_f32_avx512(std::size_t i, const float* const* frows,
+                                                          const blur_src& src, std::size_t row,
+                                                          const blur_kernel& k, u32 maxval,
+                                                          u16* d) {
   const int r = k.radius;
-  constexpr int n = 4;  // registers of sums: the adds of one chain wait on each other
-  std::size_t i = 0;
+  const float* const* f = frows + r;  // f[m]: the row m away, -r <= m <= r
+  constexpr int n = 4;                // registers of sums: the adds of one chain wait on each other
   for (; i + 16 * n <= row; i += 16 * n) {
     __m512 a[n];
-    const __m512 q0 = _mm512_set1_ps(static_cast<float>(k.q[0]));
-    for (int j = 0; j < n; ++j) a[j] = _mm512_mul_ps(q0, _mm512_loadu_ps(frows[r] + i + 16 * j));
+    for (int j = 0; j < n; ++j) a[j] = _mm512_mul_ps(q16(k, 0), _mm512_loadu_ps(f[0] + i + 16 * j));
     for (int t = 1; t <= r; ++t) {
-      const __m512 q = _mm512_set1_ps(static_cast<float>(k.q[t]));
-      const float* lo = frows[r - t] + i;
-      const float* hi = frows[r + t] + i;
+      const __m512 q = q16(k, t);
       for (int j = 0; j < n; ++j)
         a[j] = _mm512_fmadd_ps(
-            q, _mm512_add_ps(_mm512_loadu_ps(lo + 16 * j), _mm512_loadu_ps(hi + 16 * j)), a[j]);
+            q,
+            _mm512_add_ps(_mm512_loadu_ps(f[-t] + i + 16 * j), _mm512_loadu_ps(f[t] + i + 16 * j)),
+            a[j]);
     }
-    for (int j = 0; j < n; ++j) blur_v_finish16(a[j], rows, i + 16 * j, k, maxval, d);
+    for (int j = 0; j < n; ++j) blur_v_finish16(a[j], src, i + 16 * j, k, maxval, d);
   }
   for (; i + 16 <= row; i += 16) {
-    __m512 a =
-        _mm512_mul_ps(_mm512_set1_ps(static_cast<float>(k.q[0])), _mm512_loadu_ps(frows[r] + i));
+    __m512 a = _mm512_mul_ps(q16(k, 0), _mm512_loadu_ps(f[0] + i));
     for (int t = 1; t <= r; ++t)
-      a = _mm512_fmadd_ps(
-          _mm512_set1_ps(static_cast<float>(k.q[t])),
-          _mm512_add_ps(_mm512_loadu_ps(frows[r - t] + i), _mm512_loadu_ps(frows[r + t] + i)), a);
-    blur_v_finish16(a, rows, i, k, maxval, d);
+      a = _mm512_fmadd_ps(q16(k, t),
+                          _mm512_add_ps(_mm512_loadu_ps(f[-t] + i), _mm512_loadu_ps(f[t] + i)), a);
+    blur_v_finish16(a, src, i, k, maxval, d);
   }
-  for (; i < row; ++i) d[i] = blur_v_u32_one(rows, i, k, maxval);
+  for (; i < row; ++i) d[i] = blur_exact_at(src, i, k, maxval);
 }
-// The sums as floats, rounded to nearest.
-__attribute__((target("avx512f"))) void blur_rows_to_float_avx512(const u32* s, std::size_t n,
-                                                                  float* d) {
+// Rows y and y + 1 at once, from frows[0 .. 2r + 1] = rows y - r .. y + r + 1: the two outputs
+// share 2r of their rows, and each row is loaded once for both, half the loads of two single rows
+// (the pass was bound by them: the 13 rows of sums of an 8192-sample row do not stay in the L1
+// cache). Each output's sum is formed in the single row's order (the centre, then the pairs
+// outward), so the estimates, and the outputs, are the single rows'. Row y + 1's pair t is
+// (y + 1 - t, y + 1 + t): the row y + 1 + t comes with row y's pair t + 1, and the row
+// y + 1 - t = y - (t - 1) came two pairs before.
+__attribute__((target("avx512f"))) void blur_v2_f32_avx512(const float* const* frows,
+                                                           const blur_src& src, std::size_t row,
+                                                           const blur_kernel& k, u32 maxval,
+                                                           u16* d0, u16* d1) {
+  const int r = k.radius;
+  const float* const* f = frows + r;  // f[m]: row y + m, -r <= m <= r + 1
+  const blur_src src1{src.rows + 1, src.width, src.channels};
+  constexpr int n = 2;
   std::size_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    _mm512_storeu_ps(d + i, _mm512_cvtepu32_ps(_mm512_loadu_si512(s + i)));
-  for (; i < n; ++i) d[i] = static_cast<float>(s[i]);
+  for (; i + 16 * n <= row; i += 16 * n) {
+    __m512 a0[n], a1[n], back1[n], back2[n];  // back1, back2: rows y - t + 1, y - t + 2
+    for (int j = 0; j < n; ++j) {
+      back1[j] = _mm512_loadu_ps(f[0] + i + 16 * j);
+      a0[j] = _mm512_mul_ps(q16(k, 0), back1[j]);
+    }
+    for (int j = 0; j < n; ++j) {  // t = 1: row y + 1 is row y + 1's centre
+      const __m512 lo = _mm512_loadu_ps(f[-1] + i + 16 * j);
+      const __m512 hi = _mm512_loadu_ps(f[1] + i + 16 * j);
+      a0[j] = _mm512_fmadd_ps(q16(k, 1), _mm512_add_ps(lo, hi), a0[j]);
+      a1[j] = _mm512_mul_ps(q16(k, 0), hi);
+      back2[j] = back1[j], back1[j] = lo;
+    }
+    for (int t = 2; t <= r; ++t) {
+      const __m512 qt = q16(k, t), qp = q16(k, t - 1);
+      for (int j = 0; j < n; ++j) {
+        const __m512 lo = _mm512_loadu_ps(f[-t] + i + 16 * j);
+        const __m512 hi = _mm512_loadu_ps(f[t] + i + 16 * j);
+        a0[j] = _mm512_fmadd_ps(qt, _mm512_add_ps(lo, hi), a0[j]);
+        a1[j] = _mm512_fmadd_ps(qp, _mm512_add_ps(back2[j], hi), a1[j]);
+        back2[j] = back1[j], back1[j] = lo;
+      }
+    }
+    for (int j = 0; j < n; ++j) {  // t = r + 1: row y + 1's last pair
+      const __m512 hi = _mm512_loadu_ps(f[r + 1] + i + 16 * j);
+      a1[j] = _mm512_fmadd_ps(q16(k, r), _mm512_add_ps(back2[j], hi), a1[j]);
+    }
+    for (int j = 0; j < n; ++j) {
+      blur_v_finish16(a0[j], src, i + 16 * j, k, maxval, d0);
+      blur_v_finish16(a1[j], src1, i + 16 * j, k, maxval, d1);
+    }
+  }
+  blur_v_f32_avx512(i, frows, src, row, k, maxval, d0);
+  blur_v_f32_avx512(i, frows + 1, src1, row, k, maxval, d1);
 }
-
-// The horizontal pass over samples <= 255 with AVX-512, 32 outputs at a time in two registers of
-// 32-bit sums across every tap (the loops sweep the row of sums once per tap).
-__attribute__((target("avx512f"), always_inline)) inline __m512i widen(const u16* p) {
-  return _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-__attribute__((target("avx512f"))) void blur_h_u32_avx512(const u16* c, std::size_t row,
+// The horizontal pass, 32 outputs at a time in two registers of 32-bit sums (exact: samples
+// <= 255) across every tap, stored as floats (rounded to nearest).
+__attribute__((target("avx512f"))) void blur_h_f32_avx512(const u16* c, std::size_t row,
                                                           std::size_t ch, const blur_kernel& k,
-                                                          u32* d) {
+                                                          float* d) {
   const int r = k.radius;
   std::size_t i = 0;
   for (; i + 32 <= row; i += 32) {
@@ -403,21 +502,52 @@ __attribute__((target("avx512f"))) void blur_h_u32_avx512(const u16* c, std::siz
       a1 = _mm512_add_epi32(
           a1, _mm512_mullo_epi32(q, _mm512_add_epi32(widen(lo + 16), widen(hi + 16))));
     }
-    _mm512_storeu_si512(d + i, a0);
-    _mm512_storeu_si512(d + i + 16, a1);
+    _mm512_storeu_ps(d + i, _mm512_cvtepu32_ps(a0));
+    _mm512_storeu_ps(d + i + 16, _mm512_cvtepu32_ps(a1));
   }
   for (; i < row; ++i) {
     u32 acc = k.q[0] * u32{c[i]};
     // Pointers, not c[i - t ch]: that index wraps below zero for the first samples.
     for (int t = 1; t <= r; ++t) acc += k.q[t] * (u32{*(c + i - t * ch)} + c[i + t * ch]);
-    d[i] = acc;
+    d[i] = static_cast<float>(acc);
   }
 }
 
-// The same two passes with AVX2, for CPUs without AVX-512: the vertical one in float as above,
-// 8 outputs a register.
+// --- AVX2: the same, 8 lanes a register ---
+
+__attribute__((target("avx2"), always_inline)) inline __m256i widen8(const u16* p) {
+  return _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+// blur_exact16_avx512 for outputs at..at + 7. AVX2 has no 64-bit multiply: even and odd lanes'
+// sums are multiplied in place (vpmuludq reads the low half of each 64-bit lane).
+__attribute__((target("avx2"))) void blur_exact8_avx2(const blur_src& src, std::size_t at,
+                                                      const blur_kernel& k, u32 maxval, u16* d) {
+  const int r = k.radius;
+  const std::size_t ch = src.channels;
+  __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();
+  for (int dy = -r; dy <= r; ++dy) {
+    const u16* p = src.rows[dy + r] + at;
+    __m256i h = _mm256_mullo_epi32(_mm256_set1_epi32(static_cast<int>(k.q[0])), widen8(p));
+    for (int t = 1; t <= r; ++t)
+      h = _mm256_add_epi32(
+          h, _mm256_mullo_epi32(_mm256_set1_epi32(static_cast<int>(k.q[t])),
+                                _mm256_add_epi32(widen8(p - t * ch), widen8(p + t * ch))));
+    const __m256i q = _mm256_set1_epi64x(k.q[std::abs(dy)]);
+    even = _mm256_add_epi64(even, _mm256_mul_epu32(q, h));
+    odd = _mm256_add_epi64(odd, _mm256_mul_epu32(q, _mm256_srli_epi64(h, 32)));
+  }
+  const __m256i half = _mm256_set1_epi64x(std::int64_t{1} << (2 * blur_shift - 1));
+  // Each rounded sum is below 2^32 (at most maxval <= 255): even and odd interleave as words.
+  const __m256i e = _mm256_srli_epi64(_mm256_add_epi64(even, half), 2 * blur_shift);
+  const __m256i o = _mm256_srli_epi64(_mm256_add_epi64(odd, half), 2 * blur_shift);
+  const __m256i v = _mm256_min_epu32(_mm256_or_si256(e, _mm256_slli_epi64(o, 32)),
+                                     _mm256_set1_epi32(static_cast<int>(maxval)));
+  const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(v, v), 0x08);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(d + at), _mm256_castsi256_si128(packed));
+}
+
 __attribute__((target("avx2,fma"), always_inline)) inline void blur_v_finish8(
-    __m256 acc, const u32* const* rows, std::size_t at, const blur_kernel& k, u32 maxval, u16* d) {
+    __m256 acc, const blur_src& src, std::size_t at, const blur_kernel& k, u32 maxval, u16* d) {
   const __m256 half = _mm256_set1_ps(0.5f);
   const __m256 s = _mm256_mul_ps(acc, _mm256_set1_ps(0x1p-48f));
   const __m256 fl = _mm256_round_ps(s, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
@@ -432,63 +562,99 @@ __attribute__((target("avx2,fma"), always_inline)) inline void blur_v_finish8(
   // packus works within 128-bit halves: (q lo, q lo, q hi, q hi); keep the first and third.
   const __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(q, q), 0x08);
   _mm_storeu_si128(reinterpret_cast<__m128i*>(d + at), _mm256_castsi256_si128(p));
+  if (!near) return;
+  const std::size_t reach = static_cast<std::size_t>(k.radius) * src.channels;
+  if (at >= reach && at + 8 + reach <= src.width * src.channels)
+    return blur_exact8_avx2(src, at, k, maxval, d);
   for (; near; near &= near - 1) {
     const std::size_t j = at + static_cast<std::size_t>(__builtin_ctz(near));
-    d[j] = blur_v_u32_one(rows, j, k, maxval);
+    d[j] = blur_exact_at(src, j, k, maxval);
   }
 }
-__attribute__((target("avx2,fma"))) void blur_v_u32_avx2(const u32* const* rows,
-                                                         const float* const* frows, std::size_t row,
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 q8(const blur_kernel& k, int t) {
+  return _mm256_set1_ps(static_cast<float>(k.q[t]));
+}
+__attribute__((target("avx2,fma"))) void blur_v_f32_avx2(std::size_t i, const float* const* frows,
+                                                         const blur_src& src, std::size_t row,
                                                          const blur_kernel& k, u32 maxval, u16* d) {
   const int r = k.radius;
+  const float* const* f = frows + r;
   constexpr int n = 4;
-  std::size_t i = 0;
   for (; i + 8 * n <= row; i += 8 * n) {
     __m256 a[n];
-    const __m256 q0 = _mm256_set1_ps(static_cast<float>(k.q[0]));
-    for (int j = 0; j < n; ++j) a[j] = _mm256_mul_ps(q0, _mm256_loadu_ps(frows[r] + i + 8 * j));
+    for (int j = 0; j < n; ++j) a[j] = _mm256_mul_ps(q8(k, 0), _mm256_loadu_ps(f[0] + i + 8 * j));
     for (int t = 1; t <= r; ++t) {
-      const __m256 q = _mm256_set1_ps(static_cast<float>(k.q[t]));
-      const float* lo = frows[r - t] + i;
-      const float* hi = frows[r + t] + i;
+      const __m256 q = q8(k, t);
       for (int j = 0; j < n; ++j)
         a[j] = _mm256_fmadd_ps(
-            q, _mm256_add_ps(_mm256_loadu_ps(lo + 8 * j), _mm256_loadu_ps(hi + 8 * j)), a[j]);
+            q, _mm256_add_ps(_mm256_loadu_ps(f[-t] + i + 8 * j), _mm256_loadu_ps(f[t] + i + 8 * j)),
+            a[j]);
     }
-    for (int j = 0; j < n; ++j) blur_v_finish8(a[j], rows, i + 8 * j, k, maxval, d);
+    for (int j = 0; j < n; ++j) blur_v_finish8(a[j], src, i + 8 * j, k, maxval, d);
   }
   for (; i + 8 <= row; i += 8) {
-    __m256 a =
-        _mm256_mul_ps(_mm256_set1_ps(static_cast<float>(k.q[0])), _mm256_loadu_ps(frows[r] + i));
+    __m256 a = _mm256_mul_ps(q8(k, 0), _mm256_loadu_ps(f[0] + i));
     for (int t = 1; t <= r; ++t)
-      a = _mm256_fmadd_ps(
-          _mm256_set1_ps(static_cast<float>(k.q[t])),
-          _mm256_add_ps(_mm256_loadu_ps(frows[r - t] + i), _mm256_loadu_ps(frows[r + t] + i)), a);
-    blur_v_finish8(a, rows, i, k, maxval, d);
+      a = _mm256_fmadd_ps(q8(k, t),
+                          _mm256_add_ps(_mm256_loadu_ps(f[-t] + i), _mm256_loadu_ps(f[t] + i)), a);
+    blur_v_finish8(a, src, i, k, maxval, d);
   }
-  for (; i < row; ++i) d[i] = blur_v_u32_one(rows, i, k, maxval);
+  for (; i < row; ++i) d[i] = blur_exact_at(src, i, k, maxval);
 }
-// The sums as floats, rounded to nearest: AVX2 converts signed words only, so each sum is split
-// in 16-bit halves (both exact as floats), and one fused multiply-add rounds hi 2^16 + lo once.
-__attribute__((target("avx2,fma"))) void blur_rows_to_float_avx2(const u32* s, std::size_t n,
-                                                                 float* d) {
-  const __m256i low = _mm256_set1_epi32(0xFFFF);
-  const __m256 two16 = _mm256_set1_ps(65536.0f);
+__attribute__((target("avx2,fma"))) void blur_v2_f32_avx2(const float* const* frows,
+                                                          const blur_src& src, std::size_t row,
+                                                          const blur_kernel& k, u32 maxval, u16* d0,
+                                                          u16* d1) {
+  const int r = k.radius;
+  const float* const* f = frows + r;
+  const blur_src src1{src.rows + 1, src.width, src.channels};
+  constexpr int n = 2;
   std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i));
-    const __m256 hi = _mm256_cvtepi32_ps(_mm256_srli_epi32(v, 16));
-    const __m256 lo = _mm256_cvtepi32_ps(_mm256_and_si256(v, low));
-    _mm256_storeu_ps(d + i, _mm256_fmadd_ps(hi, two16, lo));
+  for (; i + 8 * n <= row; i += 8 * n) {
+    __m256 a0[n], a1[n], back1[n], back2[n];
+    for (int j = 0; j < n; ++j) {
+      back1[j] = _mm256_loadu_ps(f[0] + i + 8 * j);
+      a0[j] = _mm256_mul_ps(q8(k, 0), back1[j]);
+    }
+    for (int j = 0; j < n; ++j) {
+      const __m256 lo = _mm256_loadu_ps(f[-1] + i + 8 * j);
+      const __m256 hi = _mm256_loadu_ps(f[1] + i + 8 * j);
+      a0[j] = _mm256_fmadd_ps(q8(k, 1), _mm256_add_ps(lo, hi), a0[j]);
+      a1[j] = _mm256_mul_ps(q8(k, 0), hi);
+      back2[j] = back1[j], back1[j] = lo;
+    }
+    for (int t = 2; t <= r; ++t) {
+      const __m256 qt = q8(k, t), qp = q8(k, t - 1);
+      for (int j = 0; j < n; ++j) {
+        const __m256 lo = _mm256_loadu_ps(f[-t] + i + 8 * j);
+        const __m256 hi = _mm256_loadu_ps(f[t] + i + 8 * j);
+        a0[j] = _mm256_fmadd_ps(qt, _mm256_add_ps(lo, hi), a0[j]);
+        a1[j] = _mm256_fmadd_ps(qp, _mm256_add_ps(back2[j], hi), a1[j]);
+        back2[j] = back1[j], back1[j] = lo;
+      }
+    }
+    for (int j = 0; j < n; ++j) {
+      const __m256 hi = _mm256_loadu_ps(f[r + 1] + i + 8 * j);
+      a1[j] = _mm256_fmadd_ps(q8(k, r), _mm256_add_ps(back2[j], hi), a1[j]);
+    }
+    for (int j = 0; j < n; ++j) {
+      blur_v_finish8(a0[j], src, i + 8 * j, k, maxval, d0);
+      blur_v_finish8(a1[j], src1, i + 8 * j, k, maxval, d1);
+    }
   }
-  for (; i < n; ++i) d[i] = static_cast<float>(s[i]);
+  blur_v_f32_avx2(i, frows, src, row, k, maxval, d0);
+  blur_v_f32_avx2(i, frows + 1, src1, row, k, maxval, d1);
 }
-
-__attribute__((target("avx2"), always_inline)) inline __m256i widen8(const u16* p) {
-  return _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+// 32-bit sums as floats rounded to nearest: AVX2 converts signed words only, so each sum is split
+// in 16-bit halves (both exact as floats), and one fused multiply-add rounds hi 2^16 + lo once.
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 u32_to_float8(__m256i v) {
+  const __m256 hi = _mm256_cvtepi32_ps(_mm256_srli_epi32(v, 16));
+  const __m256 lo = _mm256_cvtepi32_ps(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)));
+  return _mm256_fmadd_ps(hi, _mm256_set1_ps(65536.0f), lo);
 }
-__attribute__((target("avx2"))) void blur_h_u32_avx2(const u16* c, std::size_t row, std::size_t ch,
-                                                     const blur_kernel& k, u32* d) {
+__attribute__((target("avx2,fma"))) void blur_h_f32_avx2(const u16* c, std::size_t row,
+                                                         std::size_t ch, const blur_kernel& k,
+                                                         float* d) {
   const int r = k.radius;
   std::size_t i = 0;
   for (; i + 16 <= row; i += 16) {
@@ -503,61 +669,64 @@ __attribute__((target("avx2"))) void blur_h_u32_avx2(const u16* c, std::size_t r
       a1 = _mm256_add_epi32(
           a1, _mm256_mullo_epi32(q, _mm256_add_epi32(widen8(lo + 8), widen8(hi + 8))));
     }
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), a0);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i + 8), a1);
+    _mm256_storeu_ps(d + i, u32_to_float8(a0));
+    _mm256_storeu_ps(d + i + 8, u32_to_float8(a1));
   }
   for (; i < row; ++i) {
     u32 acc = k.q[0] * u32{c[i]};
     for (int t = 1; t <= r; ++t) acc += k.q[t] * (u32{*(c + i - t * ch)} + c[i + t * ch]);
-    d[i] = acc;
+    d[i] = static_cast<float>(acc);
   }
 }
 
 #pragma GCC diagnostic pop
 #endif
 
-void blur_h_u32(const u16* c, std::size_t row, std::size_t ch, const blur_kernel& k, u32* d) {
-  switch (current_kernels()) {
-#if HETPIPE_IMG_SIMD
-    case kernel_build::avx512:
-      return blur_h_u32_avx512(c, row, ch, k, d);
-    case kernel_build::avx2:
-      return blur_h_u32_avx2(c, row, ch, k, d);
-#endif
-    default:
-      return blur_h_u32_loops(c, row, ch, k, d);
-  }
-}
-
-// Whether the vertical pass over 32-bit sums wants them as floats too (blur_rows_to_float).
+// Whether the blur of 8-bit images runs in float (blur_float_stage): the vector builds.
 bool blur_float_rows() {
   return current_kernels() != kernel_build::loops;
 }
-void blur_rows_to_float([[maybe_unused]] const u32* s, [[maybe_unused]] std::size_t n,
-                        [[maybe_unused]] float* d) {
+void blur_h_f32([[maybe_unused]] const u16* c, [[maybe_unused]] std::size_t row,
+                [[maybe_unused]] std::size_t ch, [[maybe_unused]] const blur_kernel& k,
+                [[maybe_unused]] float* d) {
   switch (current_kernels()) {
 #if HETPIPE_IMG_SIMD
     case kernel_build::avx512:
-      return blur_rows_to_float_avx512(s, n, d);
+      return blur_h_f32_avx512(c, row, ch, k, d);
     case kernel_build::avx2:
-      return blur_rows_to_float_avx2(s, n, d);
+      return blur_h_f32_avx2(c, row, ch, k, d);
 #endif
     default:
-      return;
+      throw std::logic_error("blur_h_f32 in the loops' build");
   }
 }
-// frows: the same rows as floats where blur_float_rows(), else unused.
-void blur_v_u32(const u32* const* rows, [[maybe_unused]] const float* const* frows, std::size_t row,
-                const blur_kernel& k, u32 maxval, u64* acc, u16* d) {
+void blur_v_f32([[maybe_unused]] const float* const* frows, [[maybe_unused]] const blur_src& src,
+                [[maybe_unused]] std::size_t row, [[maybe_unused]] const blur_kernel& k,
+                [[maybe_unused]] u32 maxval, [[maybe_unused]] u16* d) {
   switch (current_kernels()) {
 #if HETPIPE_IMG_SIMD
     case kernel_build::avx512:
-      return blur_v_u32_avx512(rows, frows, row, k, maxval, d);
+      return blur_v_f32_avx512(0, frows, src, row, k, maxval, d);
     case kernel_build::avx2:
-      return blur_v_u32_avx2(rows, frows, row, k, maxval, d);
+      return blur_v_f32_avx2(0, frows, src, row, k, maxval, d);
 #endif
     default:
-      return blur_v_u32_loops(rows, row, k, maxval, acc, d);
+      throw std::logic_error("blur_v_f32 in the loops' build");
+  }
+}
+// Rows y and y + 1 from rows y - r .. y + r + 1 (frows and src.rows both).
+void blur_v2_f32([[maybe_unused]] const float* const* frows, [[maybe_unused]] const blur_src& src,
+                 [[maybe_unused]] std::size_t row, [[maybe_unused]] const blur_kernel& k,
+                 [[maybe_unused]] u32 maxval, [[maybe_unused]] u16* d0, [[maybe_unused]] u16* d1) {
+  switch (current_kernels()) {
+#if HETPIPE_IMG_SIMD
+    case kernel_build::avx512:
+      return blur_v2_f32_avx512(frows, src, row, k, maxval, d0, d1);
+    case kernel_build::avx2:
+      return blur_v2_f32_avx2(frows, src, row, k, maxval, d0, d1);
+#endif
+    default:
+      throw std::logic_error("blur_v2_f32 in the loops' build");
   }
 }
 HETPIPE_CLONES void blur_v_u64(const u64* const* rows, std::size_t row, const blur_kernel& k,
@@ -565,17 +734,17 @@ HETPIPE_CLONES void blur_v_u64(const u64* const* rows, std::size_t row, const bl
   blur_v_row(rows, row, k, maxval, acc, d);
 }
 inline void blur_h(const u16* c, std::size_t row, std::size_t ch, const blur_kernel& k, u32* d) {
-  blur_h_u32(c, row, ch, k, d);
+  blur_h_u32_loops(c, row, ch, k, d);
 }
 inline void blur_h(const u16* c, std::size_t row, std::size_t ch, const blur_kernel& k, u64* d) {
   blur_h_u64(c, row, ch, k, d);
 }
-inline void blur_v(const u32* const* rows, const float* const* frows, std::size_t row,
-                   const blur_kernel& k, u32 maxval, u64* acc, u16* d) {
-  blur_v_u32(rows, frows, row, k, maxval, acc, d);
+inline void blur_v(const u32* const* rows, std::size_t row, const blur_kernel& k, u32 maxval,
+                   u64* acc, u16* d) {
+  blur_v_u32_loops(rows, row, k, maxval, acc, d);
 }
-inline void blur_v(const u64* const* rows, const float* const*, std::size_t row,
-                   const blur_kernel& k, u32 maxval, u64* acc, u16* d) {
+inline void blur_v(const u64* const* rows, std::size_t row, const blur_kernel& k, u32 maxval,
+                   u64* acc, u16* d) {
   blur_v_u64(rows, row, k, maxval, acc, d);
 }
 
@@ -916,6 +1085,18 @@ std::unique_ptr<stage> make_sample_stage(stage& in, F f) {
   return std::make_unique<sample_stage<F>>(in, f);
 }
 
+// n copies of the pixel px (ch samples) from d on, in doubling runs (a pixel at a time cost a
+// tall image of width 1 and radius 192 384 calls a row).
+void replicate(u16* d, const u16* px, std::size_t ch, int n) {
+  if (n == 0) return;
+  std::memcpy(d, px, ch * sizeof(u16));
+  for (std::size_t done = 1; done < std::size_t(n);) {
+    const std::size_t m = std::min(done, std::size_t(n) - done);
+    std::memcpy(d + done * ch, d, m * ch * sizeof(u16));
+    done += m;
+  }
+}
+
 // H: the horizontal sums' type, u32 for samples <= 255 and u64 above (image_math.hpp). The sums
 // of image row j live in ring slot j % (2r + 1); rows [lo_, hi_] are there.
 template <class H>
@@ -939,16 +1120,6 @@ class blur_stage final : public stage {
       // Each slot twice over: the 2r + 1 rows around an inner row are a run of it.
       ring_.resize(2 * slots);
       for (std::size_t i = 0; i < ring_.size(); ++i) ring_[i] = sums_.data() + (i % slots) * row;
-      // The 32-bit sums as floats too, for the vertical pass's float estimates (blur_v_u32).
-      if constexpr (std::is_same_v<H, u32>) {
-        if (blur_float_rows()) {
-          fsums_.resize(slots * row);
-          frows_.resize(rows_.size());
-          fring_.resize(ring_.size());
-          for (std::size_t i = 0; i < fring_.size(); ++i)
-            fring_[i] = fsums_.data() + (i % slots) * row;
-        }
-      }
     }
     // The sums of rows y - r .. y + r (clamped) must be in the ring.
     const i64 need_lo = std::max<i64>(0, y - r);
@@ -961,11 +1132,6 @@ class blur_stage final : public stage {
       replicate(&pad_[0], s, ch, r);
       replicate(&pad_[(w + r) * ch], s + (w - 1) * ch, ch, r);
       blur_h(pad_.data() + r * ch, row, ch, k_, sums_.data() + (j % slots) * row);
-      if constexpr (std::is_same_v<H, u32>) {
-        if (!fsums_.empty())
-          blur_rows_to_float(sums_.data() + (j % slots) * row, row,
-                             fsums_.data() + (j % slots) * row);
-      }
     }
     hi_ = std::max(hi_, need_hi);
     lo_ = std::max(lo_, hi_ - static_cast<i64>(slots) + 1);
@@ -973,9 +1139,8 @@ class blur_stage final : public stage {
     // edge, clamped, each the one before or the next (a list of 2r + 1 pointers made for every
     // row, with a division each, was most of a tall image's time: 385 a row at sigma 64).
     if (y >= r && y + r < h && slots == rows_.size()) {
-      const std::size_t first = static_cast<std::size_t>(y - r) % slots;
-      blur_v(ring_.data() + first, fring_.empty() ? nullptr : fring_.data() + first, row, k_,
-             shape().maxval, acc_.data(), d);
+      blur_v(ring_.data() + static_cast<std::size_t>(y - r) % slots, row, k_, shape().maxval,
+             acc_.data(), d);
       return;
     }
     i64 prev = clamp_index(y - r, h);
@@ -984,21 +1149,8 @@ class blur_stage final : public stage {
       const i64 j = clamp_index(y + t, h);
       if (j != prev) slot = slot + 1 == slots ? 0 : slot + 1, prev = j;
       rows_[t + r] = sums_.data() + slot * row;
-      if (!frows_.empty()) frows_[t + r] = fsums_.data() + slot * row;
     }
-    blur_v(rows_.data(), frows_.data(), row, k_, shape().maxval, acc_.data(), d);
-  }
-
-  // n copies of the pixel px (ch samples) from d on, in doubling runs (a pixel at a time cost a
-  // tall image of width 1 and radius 192 384 calls a row).
-  static void replicate(u16* d, const u16* px, std::size_t ch, int n) {
-    if (n == 0) return;
-    std::memcpy(d, px, ch * sizeof(u16));
-    for (std::size_t done = 1; done < std::size_t(n);) {
-      const std::size_t m = std::min(done, std::size_t(n) - done);
-      std::memcpy(d + done * ch, d, m * ch * sizeof(u16));
-      done += m;
-    }
+    blur_v(rows_.data(), row, k_, shape().maxval, acc_.data(), d);
   }
 
   stage& in_;
@@ -1007,9 +1159,95 @@ class blur_stage final : public stage {
   std::vector<H> sums_;
   std::vector<const H*> rows_;
   std::vector<const H*> ring_;
-  std::vector<float> fsums_;  // sums_ as floats, where the vertical pass reads them
-  std::vector<const float*> frows_, fring_;
   std::vector<u64> acc_;
+  i64 lo_ = 0, hi_ = -1;
+};
+
+// The blur of samples <= 255 in the vector builds: the rows' horizontal sums as floats in a ring,
+// the vertical pass's estimates from them, and the few outputs near a rounding boundary summed
+// in integers from the input rows (blur_exact_at), which the input stage keeps for it (2r + 2 of
+// them: the rows of two outputs). Inner rows are made two at a time (blur_v2_f32); the second
+// waits in pending_ for its own make().
+class blur_float_stage final : public stage {
+ public:
+  blur_float_stage(stage& in, const blur_kernel& k) : stage(in.shape()), in_(in), k_(k) {
+    window_ = std::min(2 * static_cast<std::size_t>(k.radius) + 2, std::size_t{shape().height});
+    in.keep(window_);
+  }
+
+ private:
+  void make(i64 y, u16* d) override {
+    const int r = k_.radius;
+    const std::size_t ch = shape().channels, w = shape().width, row = row_len();
+    const i64 h = shape().height;
+    if (y == pending_y_) {
+      std::memcpy(d, pending_.data(), row * sizeof(u16));
+      return;
+    }
+    // 2r + 2 rows, or all of them where the image has fewer (a wide image of a few rows took
+    // 2r + 1 rows of sums all the same: 1.6 GB for a row of 2^20 pixels and sigma 64).
+    const std::size_t slots = window_;
+    if (sums_.empty()) {
+      pad_.resize((w + 2 * r) * ch);
+      sums_.resize(slots * row);
+      // Each slot twice over: the rows around an inner row are a run of it.
+      ring_.resize(2 * slots);
+      for (std::size_t i = 0; i < ring_.size(); ++i) ring_[i] = sums_.data() + (i % slots) * row;
+      frows_.resize(2 * static_cast<std::size_t>(r) + 1);
+      src_.resize(2 * static_cast<std::size_t>(r) + 2);
+      pending_.resize(row);
+    }
+    // An inner row whose next row is inner too is made with it.
+    const bool two = y >= r && y + r + 1 < h && slots == src_.size();
+    // The sums of rows y - r .. y + r (clamped; y + r + 1 too for two rows) must be in the ring.
+    const i64 need_lo = std::max<i64>(0, y - r);
+    const i64 need_hi = std::min<i64>(h - 1, y + r + (two ? 1 : 0));
+    if (need_lo < lo_ || need_lo > hi_ + 1) lo_ = need_lo, hi_ = need_lo - 1;
+    for (i64 j = hi_ + 1; j <= need_hi; ++j) {
+      // The row with r replicated pixels on each side, then its sums into its slot.
+      const u16* s = in_.row(j);
+      std::memcpy(&pad_[r * ch], s, row * sizeof(u16));
+      replicate(&pad_[0], s, ch, r);
+      replicate(&pad_[(w + r) * ch], s + (w - 1) * ch, ch, r);
+      blur_h_f32(pad_.data() + r * ch, row, ch, k_, sums_.data() + (j % slots) * row);
+    }
+    hi_ = std::max(hi_, need_hi);
+    lo_ = std::max(lo_, hi_ - static_cast<i64>(slots) + 1);
+    // The input rows for the exact outputs, clamped (the input stage still holds them).
+    for (std::size_t t = 0; t < src_.size(); ++t)
+      src_[t] = in_.row(clamp_index(y - r + static_cast<i64>(t), h));
+    const blur_src src{src_.data(), w, ch};
+    if (y >= r && y + r < h && slots >= frows_.size()) {
+      // An inner row: a run of the doubled ring as it stands.
+      const float* const* run = ring_.data() + static_cast<std::size_t>(y - r) % slots;
+      if (two) {
+        blur_v2_f32(run, src, row, k_, shape().maxval, d, pending_.data());
+        pending_y_ = y + 1;
+      } else {
+        blur_v_f32(run, src, row, k_, shape().maxval, d);
+      }
+      return;
+    }
+    // Near an edge: rows clamped, each the one before or the next.
+    i64 prev = clamp_index(y - r, h);
+    std::size_t slot = static_cast<std::size_t>(prev) % slots;
+    for (int t = -r; t <= r; ++t) {
+      const i64 j = clamp_index(y + t, h);
+      if (j != prev) slot = slot + 1 == slots ? 0 : slot + 1, prev = j;
+      frows_[t + r] = sums_.data() + slot * row;
+    }
+    blur_v_f32(frows_.data(), src, row, k_, shape().maxval, d);
+  }
+
+  stage& in_;
+  blur_kernel k_;
+  std::size_t window_;  // input rows kept, and rows of sums in the ring
+  std::vector<u16> pad_;
+  std::vector<float> sums_;
+  std::vector<const float*> ring_, frows_;
+  std::vector<const u16*> src_;
+  std::vector<u16> pending_;  // row pending_y_, made with the row before it
+  i64 pending_y_ = -1;
   i64 lo_ = 0, hi_ = -1;
 };
 
@@ -1022,28 +1260,36 @@ class sobel_stage final : public stage {
     const std::size_t ch = shape().channels, cc = shape().color_channels(), w = shape().width;
     const std::size_t row = row_len(), stride = row + 2 * ch;
     const i64 h = shape().height;
-    pad_.resize(3 * stride);
-    // The three rows, padded with their edge pixels.
+    if (pad_.empty()) pad_.resize(3 * stride);
+    // The three rows, padded with their edge pixels: row j in slot j % 3, copied once for the
+    // three outputs that read it (a copy of each of the three for every output was 6% of the
+    // chain gray,blur:sigma=2,sobel over 8192^2 images).
     const i64 ys[3] = {clamp_index(y - 1, h), y, clamp_index(y + 1, h)};
+    const u16* p[3];
     for (int k = 0; k < 3; ++k) {
-      const u16* s = in_.row(ys[k]);
-      u16* p = pad_.data() + k * stride;
-      std::memcpy(p, s, ch * sizeof(u16));
-      std::memcpy(p + ch, s, row * sizeof(u16));
-      std::memcpy(p + ch + row, s + row - ch, ch * sizeof(u16));
+      const std::size_t slot = static_cast<std::size_t>(ys[k]) % 3;
+      u16* q = pad_.data() + slot * stride;
+      if (held_[slot] != ys[k]) {
+        const u16* s = in_.row(ys[k]);
+        std::memcpy(q, s, ch * sizeof(u16));
+        std::memcpy(q + ch, s, row * sizeof(u16));
+        std::memcpy(q + ch + row, s + row - ch, ch * sizeof(u16));
+        held_[slot] = ys[k];
+      }
+      p[k] = q + ch;
     }
-    const u16* a = pad_.data() + ch;
     if (shape().maxval <= 255)  // |gx|, |gy| <= 1020: gx^2 + gy^2 < 2^21
-      sobel_row_8(a, a + stride, a + 2 * stride, row, ch, shape().maxval, d);
+      sobel_row_8(p[0], p[1], p[2], row, ch, shape().maxval, d);
     else
-      sobel_row_16(a, a + stride, a + 2 * stride, row, ch, shape().maxval, d);
+      sobel_row_16(p[0], p[1], p[2], row, ch, shape().maxval, d);
     if (cc < ch) {
-      const u16* b = a + stride;
+      const u16* b = p[1];
       for (std::size_t x = 0; x < w; ++x) d[x * ch + cc] = b[x * ch + cc];
     }
   }
   stage& in_;
   std::vector<u16> pad_;
+  i64 held_[3] = {-1, -1, -1};  // the row each slot of pad_ holds
 };
 
 // Width -> m: each output pixel's channels from the taps of its column.
@@ -1122,6 +1368,8 @@ std::vector<std::unique_ptr<stage>> build_chain(const raster_view& in, const std
         const blur_kernel k = make_blur_kernel(o.sigma);
         if (blur_wide_sums(maxval))
           c.push_back(std::make_unique<blur_stage<u64>>(last, k));
+        else if (blur_float_rows())
+          c.push_back(std::make_unique<blur_float_stage>(last, k));
         else
           c.push_back(std::make_unique<blur_stage<u32>>(last, k));
         break;

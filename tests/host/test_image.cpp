@@ -489,6 +489,13 @@ TEST_CASE("blur's float estimates: ties and near-ties of 8-bit outputs are exact
     if (offsets[b] == 0) CHECK((sum & 0xFFFFFF) == (1u << 23));
   }
   check_every_build(in, {img::op{img::op_kind::blur, 2.0}}, want);
+  // The same rows as RGB: every channel's outputs at the same ties, the inner blocks among them
+  // summed exactly in vector lanes whose taps are three samples apart.
+  img::image rgb;
+  rgb.shape = {w, in.shape.height, 3, 255};
+  for (const std::uint16_t x : in.samples)
+    rgb.samples.insert(rgb.samples.end(), {x, x, static_cast<std::uint16_t>(255 - x)});
+  check_every_build(rgb, {img::op{img::op_kind::blur, 2.0}}, reference_blur(rgb, 2.0));
 }
 
 // Larger random 8-bit images, where every build must give the integer loops' bytes: about 2.7e-4
