@@ -645,6 +645,10 @@ TEST_CASE("age armor streams in pieces of any size", "[age]") {
       // fuzz_age_header: the whole text said "invalid character", the pieces "longer than 64").
       a.substr(0, l2) + std::string(90, 'A') + "-----\n" + a.substr(l2),
       a.substr(0, l2) + "AA-" + std::string(100, 'A') + "\n" + a.substr(l2),
+      // Text after the END line on the same line, past longest_line or within it (fuzz again: the
+      // whole text said "longer than 64 columns", the pieces "does not end").
+      a.substr(0, a.size() - 1) + std::string(60, ' ') + "x\n",
+      a.substr(0, a.size() - 1) + " x\n",
   };
   for (const std::string& t : texts) {
     INFO("text:\n" << t);
@@ -663,6 +667,8 @@ TEST_CASE("age armor streams in pieces of any size", "[age]") {
   CHECK_THAT(dearmor_whole(texts[13]), Catch::Contains("longer than 64"));
   CHECK_THAT(dearmor_whole(texts[24]), Catch::Contains("longer than 64"));
   CHECK_THAT(dearmor_whole(texts[25]), Catch::Contains("longer than 64"));
+  CHECK_THAT(dearmor_whole(texts[26]), Catch::Contains("does not end"));
+  CHECK_THAT(dearmor_whole(texts[27]), Catch::Contains("does not end"));
   CHECK_THAT(dearmor_whole(texts[16]), Catch::Contains("does not end"));
   CHECK_THAT(dearmor_whole(texts[18]), Catch::Contains("too much base64 padding"));
   CHECK_THAT(dearmor_whole(texts[19]), Catch::Contains("padding inside"));
