@@ -1206,10 +1206,6 @@ void dearmorer::line(std::string_view l, std::vector<std::uint8_t>& out) {
     return;
   }
   if (l.substr(0, armor_end.size()) == armor_end) {
-    // Text after the END line on its own line is refused as text after the END line, as a stream
-    // refuses it once the END line and the whitespace after it have filled longest_line.
-    if (!is_end_line(l))
-      bad_input(file_, "armor: does not end with \"-----END AGE ENCRYPTED FILE-----\"");
     // The last line: padding at its end only, canonical bits before it.
     const std::string& b = last_;
     if (b.size() % 4 != 0) bad_input(file_, "armor: base64 length is not a multiple of 4");
@@ -1225,6 +1221,11 @@ void dearmorer::line(std::string_view l, std::vector<std::uint8_t>& out) {
       bad_input(file_, std::string("armor: ") + why);
     out.insert(out.end(), tail.begin(), tail.end());
     last_.clear();
+    // Text after the END line on its own line, once the last line was found sound: refused as
+    // text after the END line, as a stream refuses it (in that order) once the END line and the
+    // whitespace after it have filled longest_line.
+    if (!is_end_line(l))
+      bad_input(file_, "armor: does not end with \"-----END AGE ENCRYPTED FILE-----\"");
     at_ = where::after;
     return;
   }

@@ -649,6 +649,9 @@ TEST_CASE("age armor streams in pieces of any size", "[age]") {
       // whole text said "longer than 64 columns", the pieces "does not end").
       a.substr(0, a.size() - 1) + std::string(60, ' ') + "x\n",
       a.substr(0, a.size() - 1) + " x\n",
+      // ... after a last line that is not sound: that is said first, whole or cut.
+      a.substr(0, end - 1) + "A\n" + a.substr(end, a.size() - end - 1) + std::string(60, ' ') +
+          "x\n",
   };
   for (const std::string& t : texts) {
     INFO("text:\n" << t);
@@ -669,6 +672,7 @@ TEST_CASE("age armor streams in pieces of any size", "[age]") {
   CHECK_THAT(dearmor_whole(texts[25]), Catch::Contains("longer than 64"));
   CHECK_THAT(dearmor_whole(texts[26]), Catch::Contains("does not end"));
   CHECK_THAT(dearmor_whole(texts[27]), Catch::Contains("does not end"));
+  CHECK_THAT(dearmor_whole(texts[28]), Catch::Contains("multiple of 4"));
   CHECK_THAT(dearmor_whole(texts[16]), Catch::Contains("does not end"));
   CHECK_THAT(dearmor_whole(texts[18]), Catch::Contains("too much base64 padding"));
   CHECK_THAT(dearmor_whole(texts[19]), Catch::Contains("padding inside"));
