@@ -89,6 +89,12 @@ if [[ -x build/tests/test_host ]]; then
   { timeout $(tmo 60) build/tests/test_host "[blake3]" 2>&1 | tail -2
     timeout $(tmo 60) build/tests/test_host "[.bench][blake3]" 2>&1 | grep "GB/s"
   } | tee "$out/blake3.txt"
+  # The image filters' builds on this CPU (Intel AVX-512): blur's float estimates with their exact
+  # fallback must give the integer loops' bytes here too, then one thread's rate in each build.
+  { timeout $(tmo 120) build/tests/test_host "[image]" 2>&1 | tail -2
+    timeout $(tmo 120) build/tests/test_host "image filter throughput by row-kernel build" 2>&1 |
+      grep "MPix/s"
+  } | tee "$out/image-kernels.txt"
 fi
 if [[ -n ${FULL_CTEST:-} ]]; then
   timeout $(tmo 300) ctest --test-dir build --output-on-failure -j8 >"$out/ctest.log" 2>&1
