@@ -291,7 +291,7 @@ HETPIPE_CLONES void blur_v_u32_loops(const u32* const* rows, std::size_t row, co
   blur_v_row(rows, row, k, maxval, acc, d);
 }
 
-// The blur of 8-bit images (sums below 2^32) with AVX-512 or AVX2 (blur_float_stage) estimates
+// The blur of 8-bit images (sums below 2^32) with AVX-512 or AVX2 (blur_stage) estimates
 // each output in float and computes in integers the few whose estimate lies near a rounding
 // boundary. The sum V = sum_k q_k H_k (blur_v_row) over the rows' horizontal sums H is estimated
 // in single precision (u = 2^-24, every operation rounded to nearest): each H converted (exact
@@ -301,33 +301,20 @@ HETPIPE_CLONES void blur_v_u32_loops(const u32* const* rows, std::size_t row, co
 // about (r + 2) u 255 of it, below blur_float_margin(r). blur_finish gives floor(V / 2^48 + 1/2),
 // which changes only at half-integers: where S lies farther than the margin from the nearest one
 // (|frac(S) - 1/2| > margin, both exact in float), floor(S + 1/2) is the exact output; the others
-// (2 margin of uniformly spread outputs, 2.7e-4 at r = 6) are summed in integers from the input
-// rows (blur_exact_at). A tie (V / 2^48 = n + 1/2) always lies within the margin. test_image checks
-// the outputs against the integer loops, ties and near-ties included.
+// (2 margin of uniformly spread outputs: 2.7e-4 at r = 6, 0.6% at r = 192) are summed in integers
+// from the rows' exact sums, which the stage keeps beside the floats (the input rows' 2r + 1 taps
+// for each of 2r + 1 rows made a 1 x 2^20 image at sigma 64 take 67 s, not 0.2). A tie
+// (V / 2^48 = n + 1/2) always lies within the margin. test_image checks the outputs against the
+// integer loops, ties and near-ties included.
 constexpr float blur_float_margin(int r) {
   return static_cast<float>(r + 3) * 256.0f * 0x1p-24f;
 }
 
-// The input rows around an output row (2r + 1 of them, clamped at the image's edges), unpadded,
-// for the exact outputs.
-struct blur_src {
-  const u16* const* rows;
-  std::size_t width, channels;
-};
-// Output sample i of the row, exactly as the integer passes make it.
-u16 blur_exact_at(const blur_src& s, std::size_t i, const blur_kernel& k, u32 maxval) {
+// Output sample i exactly, from the exact sums of its 2r + 1 rows (sums[0 .. 2r]).
+u16 blur_exact_at(const u32* const* sums, std::size_t i, const blur_kernel& k, u32 maxval) {
   const int r = k.radius;
-  const i64 x = static_cast<i64>(i / s.channels), w = static_cast<i64>(s.width);
-  const std::size_t c = i % s.channels;
-  u64 acc = 0;
-  for (int dy = -r; dy <= r; ++dy) {
-    const u16* p = s.rows[dy + r];
-    u64 h = 0;
-    for (int dx = -r; dx <= r; ++dx)
-      h += u64{k.q[std::abs(dx)]} *
-           p[static_cast<std::size_t>(clamp_index(x + dx, w)) * s.channels + c];
-    acc += u64{k.q[std::abs(dy)]} * h;
-  }
+  u64 acc = u64{k.q[0]} * sums[r][i];
+  for (int t = 1; t <= r; ++t) acc += u64{k.q[t]} * (u64{sums[r - t][i]} + sums[r + t][i]);
   return static_cast<u16>(blur_finish(acc, maxval));
 }
 
@@ -345,29 +332,22 @@ u16 blur_exact_at(const blur_src& s, std::size_t i, const blur_kernel& k, u32 ma
 __attribute__((target("avx512f"), always_inline)) inline __m512i widen(const u16* p) {
   return _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
-// Outputs at..at + 15 exactly, in integers, where every one of their taps lies inside the row
-// (at >= r ch and at + 15 + r ch < row): each input row's horizontal sums (32 bits), then the
-// vertical sum (64 bits), as blur_exact_at makes them one by one. An image whose outputs lie near
-// rounding boundaries (rows of values built for it) then costs a few times the float pass, not a
-// hundred.
-__attribute__((target("avx512f"))) void blur_exact16_avx512(const blur_src& src, std::size_t at,
+// Outputs at..at + 15 exactly, in integers: blur_exact_at in 64-bit lanes. An image whose outputs
+// lie near rounding boundaries (rows of values built for it) then costs about what the integer
+// passes did, not what one output at a time costs.
+__attribute__((target("avx512f"))) void blur_exact16_avx512(const u32* const* sums, std::size_t at,
                                                             const blur_kernel& k, u32 maxval,
                                                             u16* d) {
   const int r = k.radius;
-  const std::size_t ch = src.channels;
   __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
-  for (int dy = -r; dy <= r; ++dy) {
-    const u16* p = src.rows[dy + r] + at;
-    __m512i h = _mm512_mullo_epi32(_mm512_set1_epi32(static_cast<int>(k.q[0])), widen(p));
-    for (int t = 1; t <= r; ++t)
-      h = _mm512_add_epi32(
-          h, _mm512_mullo_epi32(_mm512_set1_epi32(static_cast<int>(k.q[t])),
-                                _mm512_add_epi32(widen(p - t * ch), widen(p + t * ch))));
-    const __m512i q = _mm512_set1_epi64(k.q[std::abs(dy)]);
-    lo =
-        _mm512_add_epi64(lo, _mm512_mul_epu32(q, _mm512_cvtepu32_epi64(_mm512_castsi512_si256(h))));
-    hi = _mm512_add_epi64(
-        hi, _mm512_mul_epu32(q, _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(h, 1))));
+  for (int t = -r; t <= r; ++t) {
+    const __m512i q = _mm512_set1_epi64(k.q[std::abs(t)]);
+    const u32* p = sums[t + r] + at;
+    lo = _mm512_add_epi64(
+        lo, _mm512_mul_epu32(
+                q, _mm512_cvtepu32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))));
+    hi = _mm512_add_epi64(hi, _mm512_mul_epu32(q, _mm512_cvtepu32_epi64(_mm256_loadu_si256(
+                                                      reinterpret_cast<const __m256i*>(p + 8)))));
   }
   const __m512i half = _mm512_set1_epi64(std::int64_t{1} << (2 * blur_shift - 1));
   const __m512i top = _mm512_set1_epi64(maxval);
@@ -378,33 +358,27 @@ __attribute__((target("avx512f"))) void blur_exact16_avx512(const blur_src& src,
 }
 // Outputs at..at + 15 from their estimates acc = S 2^48.
 __attribute__((target("avx512f"), always_inline)) inline void blur_v_finish16(
-    __m512 acc, const blur_src& src, std::size_t at, const blur_kernel& k, u32 maxval, u16* d) {
+    __m512 acc, const u32* const* sums, std::size_t at, const blur_kernel& k, u32 maxval, u16* d) {
   const __m512 half = _mm512_set1_ps(0.5f);
   const __m512 s = _mm512_mul_ps(acc, _mm512_set1_ps(0x1p-48f));
   const __m512 fl = _mm512_roundscale_ps(s, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
   const __m512 f = _mm512_sub_ps(s, fl);
-  __mmask16 near = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(f, half)),
-                                      _mm512_set1_ps(blur_float_margin(k.radius)), _CMP_LE_OQ);
+  const __mmask16 near =
+      _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(f, half)),
+                         _mm512_set1_ps(blur_float_margin(k.radius)), _CMP_LE_OQ);
   const __m512 v =
       _mm512_mask_add_ps(fl, _mm512_cmp_ps_mask(f, half, _CMP_GT_OQ), fl, _mm512_set1_ps(1.0f));
   const __m512i q =
       _mm512_min_epu32(_mm512_cvttps_epu32(v), _mm512_set1_epi32(static_cast<int>(maxval)));
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + at), _mm512_cvtepi32_epi16(q));
-  if (!near) return;
-  const std::size_t reach = static_cast<std::size_t>(k.radius) * src.channels;
-  if (at >= reach && at + 16 + reach <= src.width * src.channels)
-    return blur_exact16_avx512(src, at, k, maxval, d);
-  for (; near; near &= near - 1) {
-    const std::size_t j = at + static_cast<std::size_t>(__builtin_ctz(near));
-    d[j] = blur_exact_at(src, j, k, maxval);
-  }
+  if (near) blur_exact16_avx512(sums, at, k, maxval, d);
 }
 __attribute__((target("avx512f"), always_inline)) inline __m512 q16(const blur_kernel& k, int t) {
   return _mm512_set1_ps(static_cast<float>(k.q[t]));
 }
 // The vertical pass from sample i on: frows[0 .. 2r] are the rows' sums as floats.
 __attribute__((target("avx512f"))) void blur_v_f32_avx512(std::size_t i, const float* const* frows,
-                                                          const blur_src& src, std::size_t row,
+                                                          const u32* const* sums, std::size_t row,
                                                           const blur_kernel& k, u32 maxval,
                                                           u16* d) {
   const int r = k.radius;
@@ -421,16 +395,16 @@ __attribute__((target("avx512f"))) void blur_v_f32_avx512(std::size_t i, const f
             _mm512_add_ps(_mm512_loadu_ps(f[-t] + i + 16 * j), _mm512_loadu_ps(f[t] + i + 16 * j)),
             a[j]);
     }
-    for (int j = 0; j < n; ++j) blur_v_finish16(a[j], src, i + 16 * j, k, maxval, d);
+    for (int j = 0; j < n; ++j) blur_v_finish16(a[j], sums, i + 16 * j, k, maxval, d);
   }
   for (; i + 16 <= row; i += 16) {
     __m512 a = _mm512_mul_ps(q16(k, 0), _mm512_loadu_ps(f[0] + i));
     for (int t = 1; t <= r; ++t)
       a = _mm512_fmadd_ps(q16(k, t),
                           _mm512_add_ps(_mm512_loadu_ps(f[-t] + i), _mm512_loadu_ps(f[t] + i)), a);
-    blur_v_finish16(a, src, i, k, maxval, d);
+    blur_v_finish16(a, sums, i, k, maxval, d);
   }
-  for (; i < row; ++i) d[i] = blur_exact_at(src, i, k, maxval);
+  for (; i < row; ++i) d[i] = blur_exact_at(sums, i, k, maxval);
 }
 // Rows y and y + 1 at once, from frows[0 .. 2r + 1] = rows y - r .. y + r + 1: the two outputs
 // share 2r of their rows, and each row is loaded once for both, half the loads of two single rows
@@ -440,12 +414,12 @@ __attribute__((target("avx512f"))) void blur_v_f32_avx512(std::size_t i, const f
 // (y + 1 - t, y + 1 + t): the row y + 1 + t comes with row y's pair t + 1, and the row
 // y + 1 - t = y - (t - 1) came two pairs before.
 __attribute__((target("avx512f"))) void blur_v2_f32_avx512(const float* const* frows,
-                                                           const blur_src& src, std::size_t row,
+                                                           const u32* const* sums, std::size_t row,
                                                            const blur_kernel& k, u32 maxval,
                                                            u16* d0, u16* d1) {
   const int r = k.radius;
   const float* const* f = frows + r;  // f[m]: row y + m, -r <= m <= r + 1
-  const blur_src src1{src.rows + 1, src.width, src.channels};
+  const u32* const* sums1 = sums + 1;
   constexpr int n = 2;
   std::size_t i = 0;
   for (; i + 16 * n <= row; i += 16 * n) {
@@ -476,18 +450,18 @@ __attribute__((target("avx512f"))) void blur_v2_f32_avx512(const float* const* f
       a1[j] = _mm512_fmadd_ps(q16(k, r), _mm512_add_ps(back2[j], hi), a1[j]);
     }
     for (int j = 0; j < n; ++j) {
-      blur_v_finish16(a0[j], src, i + 16 * j, k, maxval, d0);
-      blur_v_finish16(a1[j], src1, i + 16 * j, k, maxval, d1);
+      blur_v_finish16(a0[j], sums, i + 16 * j, k, maxval, d0);
+      blur_v_finish16(a1[j], sums1, i + 16 * j, k, maxval, d1);
     }
   }
-  blur_v_f32_avx512(i, frows, src, row, k, maxval, d0);
-  blur_v_f32_avx512(i, frows + 1, src1, row, k, maxval, d1);
+  blur_v_f32_avx512(i, frows, sums, row, k, maxval, d0);
+  blur_v_f32_avx512(i, frows + 1, sums1, row, k, maxval, d1);
 }
 // The horizontal pass, 32 outputs at a time in two registers of 32-bit sums (exact: samples
-// <= 255) across every tap, stored as floats (rounded to nearest).
-__attribute__((target("avx512f"))) void blur_h_f32_avx512(const u16* c, std::size_t row,
-                                                          std::size_t ch, const blur_kernel& k,
-                                                          float* d) {
+// <= 255) across every tap, stored as they are and as floats (rounded to nearest).
+__attribute__((target("avx512f"))) void blur_h_sums_avx512(const u16* c, std::size_t row,
+                                                           std::size_t ch, const blur_kernel& k,
+                                                           u32* e, float* d) {
   const int r = k.radius;
   std::size_t i = 0;
   for (; i + 32 <= row; i += 32) {
@@ -502,6 +476,8 @@ __attribute__((target("avx512f"))) void blur_h_f32_avx512(const u16* c, std::siz
       a1 = _mm512_add_epi32(
           a1, _mm512_mullo_epi32(q, _mm512_add_epi32(widen(lo + 16), widen(hi + 16))));
     }
+    _mm512_storeu_si512(e + i, a0);
+    _mm512_storeu_si512(e + i + 16, a1);
     _mm512_storeu_ps(d + i, _mm512_cvtepu32_ps(a0));
     _mm512_storeu_ps(d + i + 16, _mm512_cvtepu32_ps(a1));
   }
@@ -509,6 +485,7 @@ __attribute__((target("avx512f"))) void blur_h_f32_avx512(const u16* c, std::siz
     u32 acc = k.q[0] * u32{c[i]};
     // Pointers, not c[i - t ch]: that index wraps below zero for the first samples.
     for (int t = 1; t <= r; ++t) acc += k.q[t] * (u32{*(c + i - t * ch)} + c[i + t * ch]);
+    e[i] = acc;
     d[i] = static_cast<float>(acc);
   }
 }
@@ -520,19 +497,13 @@ __attribute__((target("avx2"), always_inline)) inline __m256i widen8(const u16* 
 }
 // blur_exact16_avx512 for outputs at..at + 7. AVX2 has no 64-bit multiply: even and odd lanes'
 // sums are multiplied in place (vpmuludq reads the low half of each 64-bit lane).
-__attribute__((target("avx2"))) void blur_exact8_avx2(const blur_src& src, std::size_t at,
+__attribute__((target("avx2"))) void blur_exact8_avx2(const u32* const* sums, std::size_t at,
                                                       const blur_kernel& k, u32 maxval, u16* d) {
   const int r = k.radius;
-  const std::size_t ch = src.channels;
   __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();
-  for (int dy = -r; dy <= r; ++dy) {
-    const u16* p = src.rows[dy + r] + at;
-    __m256i h = _mm256_mullo_epi32(_mm256_set1_epi32(static_cast<int>(k.q[0])), widen8(p));
-    for (int t = 1; t <= r; ++t)
-      h = _mm256_add_epi32(
-          h, _mm256_mullo_epi32(_mm256_set1_epi32(static_cast<int>(k.q[t])),
-                                _mm256_add_epi32(widen8(p - t * ch), widen8(p + t * ch))));
-    const __m256i q = _mm256_set1_epi64x(k.q[std::abs(dy)]);
+  for (int t = -r; t <= r; ++t) {
+    const __m256i q = _mm256_set1_epi64x(k.q[std::abs(t)]);
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sums[t + r] + at));
     even = _mm256_add_epi64(even, _mm256_mul_epu32(q, h));
     odd = _mm256_add_epi64(odd, _mm256_mul_epu32(q, _mm256_srli_epi64(h, 32)));
   }
@@ -545,16 +516,15 @@ __attribute__((target("avx2"))) void blur_exact8_avx2(const blur_src& src, std::
   const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(v, v), 0x08);
   _mm_storeu_si128(reinterpret_cast<__m128i*>(d + at), _mm256_castsi256_si128(packed));
 }
-
 __attribute__((target("avx2,fma"), always_inline)) inline void blur_v_finish8(
-    __m256 acc, const blur_src& src, std::size_t at, const blur_kernel& k, u32 maxval, u16* d) {
+    __m256 acc, const u32* const* sums, std::size_t at, const blur_kernel& k, u32 maxval, u16* d) {
   const __m256 half = _mm256_set1_ps(0.5f);
   const __m256 s = _mm256_mul_ps(acc, _mm256_set1_ps(0x1p-48f));
   const __m256 fl = _mm256_round_ps(s, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
   const __m256 f = _mm256_sub_ps(s, fl);
   const __m256 dist = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(f, half));
-  unsigned near = static_cast<unsigned>(_mm256_movemask_ps(
-      _mm256_cmp_ps(dist, _mm256_set1_ps(blur_float_margin(k.radius)), _CMP_LE_OQ)));
+  const int near = _mm256_movemask_ps(
+      _mm256_cmp_ps(dist, _mm256_set1_ps(blur_float_margin(k.radius)), _CMP_LE_OQ));
   const __m256 v =
       _mm256_add_ps(fl, _mm256_and_ps(_mm256_cmp_ps(f, half, _CMP_GT_OQ), _mm256_set1_ps(1.0f)));
   const __m256i q =
@@ -562,20 +532,13 @@ __attribute__((target("avx2,fma"), always_inline)) inline void blur_v_finish8(
   // packus works within 128-bit halves: (q lo, q lo, q hi, q hi); keep the first and third.
   const __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(q, q), 0x08);
   _mm_storeu_si128(reinterpret_cast<__m128i*>(d + at), _mm256_castsi256_si128(p));
-  if (!near) return;
-  const std::size_t reach = static_cast<std::size_t>(k.radius) * src.channels;
-  if (at >= reach && at + 8 + reach <= src.width * src.channels)
-    return blur_exact8_avx2(src, at, k, maxval, d);
-  for (; near; near &= near - 1) {
-    const std::size_t j = at + static_cast<std::size_t>(__builtin_ctz(near));
-    d[j] = blur_exact_at(src, j, k, maxval);
-  }
+  if (near) blur_exact8_avx2(sums, at, k, maxval, d);
 }
 __attribute__((target("avx2,fma"), always_inline)) inline __m256 q8(const blur_kernel& k, int t) {
   return _mm256_set1_ps(static_cast<float>(k.q[t]));
 }
 __attribute__((target("avx2,fma"))) void blur_v_f32_avx2(std::size_t i, const float* const* frows,
-                                                         const blur_src& src, std::size_t row,
+                                                         const u32* const* sums, std::size_t row,
                                                          const blur_kernel& k, u32 maxval, u16* d) {
   const int r = k.radius;
   const float* const* f = frows + r;
@@ -590,24 +553,24 @@ __attribute__((target("avx2,fma"))) void blur_v_f32_avx2(std::size_t i, const fl
             q, _mm256_add_ps(_mm256_loadu_ps(f[-t] + i + 8 * j), _mm256_loadu_ps(f[t] + i + 8 * j)),
             a[j]);
     }
-    for (int j = 0; j < n; ++j) blur_v_finish8(a[j], src, i + 8 * j, k, maxval, d);
+    for (int j = 0; j < n; ++j) blur_v_finish8(a[j], sums, i + 8 * j, k, maxval, d);
   }
   for (; i + 8 <= row; i += 8) {
     __m256 a = _mm256_mul_ps(q8(k, 0), _mm256_loadu_ps(f[0] + i));
     for (int t = 1; t <= r; ++t)
       a = _mm256_fmadd_ps(q8(k, t),
                           _mm256_add_ps(_mm256_loadu_ps(f[-t] + i), _mm256_loadu_ps(f[t] + i)), a);
-    blur_v_finish8(a, src, i, k, maxval, d);
+    blur_v_finish8(a, sums, i, k, maxval, d);
   }
-  for (; i < row; ++i) d[i] = blur_exact_at(src, i, k, maxval);
+  for (; i < row; ++i) d[i] = blur_exact_at(sums, i, k, maxval);
 }
 __attribute__((target("avx2,fma"))) void blur_v2_f32_avx2(const float* const* frows,
-                                                          const blur_src& src, std::size_t row,
+                                                          const u32* const* sums, std::size_t row,
                                                           const blur_kernel& k, u32 maxval, u16* d0,
                                                           u16* d1) {
   const int r = k.radius;
   const float* const* f = frows + r;
-  const blur_src src1{src.rows + 1, src.width, src.channels};
+  const u32* const* sums1 = sums + 1;
   constexpr int n = 2;
   std::size_t i = 0;
   for (; i + 8 * n <= row; i += 8 * n) {
@@ -638,12 +601,12 @@ __attribute__((target("avx2,fma"))) void blur_v2_f32_avx2(const float* const* fr
       a1[j] = _mm256_fmadd_ps(q8(k, r), _mm256_add_ps(back2[j], hi), a1[j]);
     }
     for (int j = 0; j < n; ++j) {
-      blur_v_finish8(a0[j], src, i + 8 * j, k, maxval, d0);
-      blur_v_finish8(a1[j], src1, i + 8 * j, k, maxval, d1);
+      blur_v_finish8(a0[j], sums, i + 8 * j, k, maxval, d0);
+      blur_v_finish8(a1[j], sums1, i + 8 * j, k, maxval, d1);
     }
   }
-  blur_v_f32_avx2(i, frows, src, row, k, maxval, d0);
-  blur_v_f32_avx2(i, frows + 1, src1, row, k, maxval, d1);
+  blur_v_f32_avx2(i, frows, sums, row, k, maxval, d0);
+  blur_v_f32_avx2(i, frows + 1, sums1, row, k, maxval, d1);
 }
 // 32-bit sums as floats rounded to nearest: AVX2 converts signed words only, so each sum is split
 // in 16-bit halves (both exact as floats), and one fused multiply-add rounds hi 2^16 + lo once.
@@ -652,9 +615,9 @@ __attribute__((target("avx2,fma"), always_inline)) inline __m256 u32_to_float8(_
   const __m256 lo = _mm256_cvtepi32_ps(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)));
   return _mm256_fmadd_ps(hi, _mm256_set1_ps(65536.0f), lo);
 }
-__attribute__((target("avx2,fma"))) void blur_h_f32_avx2(const u16* c, std::size_t row,
-                                                         std::size_t ch, const blur_kernel& k,
-                                                         float* d) {
+__attribute__((target("avx2,fma"))) void blur_h_sums_avx2(const u16* c, std::size_t row,
+                                                          std::size_t ch, const blur_kernel& k,
+                                                          u32* e, float* d) {
   const int r = k.radius;
   std::size_t i = 0;
   for (; i + 16 <= row; i += 16) {
@@ -669,12 +632,15 @@ __attribute__((target("avx2,fma"))) void blur_h_f32_avx2(const u16* c, std::size
       a1 = _mm256_add_epi32(
           a1, _mm256_mullo_epi32(q, _mm256_add_epi32(widen8(lo + 8), widen8(hi + 8))));
     }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(e + i), a0);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(e + i + 8), a1);
     _mm256_storeu_ps(d + i, u32_to_float8(a0));
     _mm256_storeu_ps(d + i + 8, u32_to_float8(a1));
   }
   for (; i < row; ++i) {
     u32 acc = k.q[0] * u32{c[i]};
     for (int t = 1; t <= r; ++t) acc += k.q[t] * (u32{*(c + i - t * ch)} + c[i + t * ch]);
+    e[i] = acc;
     d[i] = static_cast<float>(acc);
   }
 }
@@ -682,48 +648,50 @@ __attribute__((target("avx2,fma"))) void blur_h_f32_avx2(const u16* c, std::size
 #pragma GCC diagnostic pop
 #endif
 
-// Whether the blur of 8-bit images runs in float (blur_float_stage): the vector builds.
+// Whether the blur of 8-bit images estimates in float (blur_stage): the vector builds.
 bool blur_float_rows() {
   return current_kernels() != kernel_build::loops;
 }
-void blur_h_f32([[maybe_unused]] const u16* c, [[maybe_unused]] std::size_t row,
-                [[maybe_unused]] std::size_t ch, [[maybe_unused]] const blur_kernel& k,
-                [[maybe_unused]] float* d) {
+// A row's horizontal sums, exact (e) and as floats (d).
+void blur_h_sums([[maybe_unused]] const u16* c, [[maybe_unused]] std::size_t row,
+                 [[maybe_unused]] std::size_t ch, [[maybe_unused]] const blur_kernel& k,
+                 [[maybe_unused]] u32* e, [[maybe_unused]] float* d) {
   switch (current_kernels()) {
 #if HETPIPE_IMG_SIMD
     case kernel_build::avx512:
-      return blur_h_f32_avx512(c, row, ch, k, d);
+      return blur_h_sums_avx512(c, row, ch, k, e, d);
     case kernel_build::avx2:
-      return blur_h_f32_avx2(c, row, ch, k, d);
+      return blur_h_sums_avx2(c, row, ch, k, e, d);
 #endif
     default:
-      throw std::logic_error("blur_h_f32 in the loops' build");
+      throw std::logic_error("blur_h_sums in the loops' build");
   }
 }
-void blur_v_f32([[maybe_unused]] const float* const* frows, [[maybe_unused]] const blur_src& src,
+void blur_v_f32([[maybe_unused]] const float* const* frows, [[maybe_unused]] const u32* const* sums,
                 [[maybe_unused]] std::size_t row, [[maybe_unused]] const blur_kernel& k,
                 [[maybe_unused]] u32 maxval, [[maybe_unused]] u16* d) {
   switch (current_kernels()) {
 #if HETPIPE_IMG_SIMD
     case kernel_build::avx512:
-      return blur_v_f32_avx512(0, frows, src, row, k, maxval, d);
+      return blur_v_f32_avx512(0, frows, sums, row, k, maxval, d);
     case kernel_build::avx2:
-      return blur_v_f32_avx2(0, frows, src, row, k, maxval, d);
+      return blur_v_f32_avx2(0, frows, sums, row, k, maxval, d);
 #endif
     default:
       throw std::logic_error("blur_v_f32 in the loops' build");
   }
 }
-// Rows y and y + 1 from rows y - r .. y + r + 1 (frows and src.rows both).
-void blur_v2_f32([[maybe_unused]] const float* const* frows, [[maybe_unused]] const blur_src& src,
-                 [[maybe_unused]] std::size_t row, [[maybe_unused]] const blur_kernel& k,
-                 [[maybe_unused]] u32 maxval, [[maybe_unused]] u16* d0, [[maybe_unused]] u16* d1) {
+// Rows y and y + 1 from rows y - r .. y + r + 1 (frows and sums both).
+void blur_v2_f32([[maybe_unused]] const float* const* frows,
+                 [[maybe_unused]] const u32* const* sums, [[maybe_unused]] std::size_t row,
+                 [[maybe_unused]] const blur_kernel& k, [[maybe_unused]] u32 maxval,
+                 [[maybe_unused]] u16* d0, [[maybe_unused]] u16* d1) {
   switch (current_kernels()) {
 #if HETPIPE_IMG_SIMD
     case kernel_build::avx512:
-      return blur_v2_f32_avx512(frows, src, row, k, maxval, d0, d1);
+      return blur_v2_f32_avx512(frows, sums, row, k, maxval, d0, d1);
     case kernel_build::avx2:
-      return blur_v2_f32_avx2(frows, src, row, k, maxval, d0, d1);
+      return blur_v2_f32_avx2(frows, sums, row, k, maxval, d0, d1);
 #endif
     default:
       throw std::logic_error("blur_v2_f32 in the loops' build");
@@ -1098,7 +1066,10 @@ void replicate(u16* d, const u16* px, std::size_t ch, int n) {
 }
 
 // H: the horizontal sums' type, u32 for samples <= 255 and u64 above (image_math.hpp). The sums
-// of image row j live in ring slot j % (2r + 1); rows [lo_, hi_] are there.
+// of image row j live in ring slot j % slots; rows [lo_, hi_] are there. In the vector builds the
+// 32-bit sums are kept as floats too (blur_h_sums): the vertical pass estimates in float and sums
+// in integers only the outputs near a rounding boundary (blur_float_margin), and makes inner rows
+// two at a time (blur_v2_f32), the second waiting in pending_ for its own make().
 template <class H>
 class blur_stage final : public stage {
  public:
@@ -1109,96 +1080,36 @@ class blur_stage final : public stage {
     const int r = k_.radius;
     const std::size_t ch = shape().channels, w = shape().width, row = row_len();
     const i64 h = shape().height;
-    // 2r + 1 rows, or all of them where the image has fewer: a wide image of a few rows took
-    // 2r + 1 rows of sums all the same (1.6 GB for a row of 2^20 pixels and sigma 64).
-    const std::size_t slots = std::min(2 * static_cast<std::size_t>(r) + 1, std::size_t(h));
-    if (sums_.empty()) {
-      pad_.resize((w + 2 * r) * ch);
-      sums_.resize(slots * row);
-      acc_.resize(row);
-      rows_.resize(2 * static_cast<std::size_t>(r) + 1);
-      // Each slot twice over: the 2r + 1 rows around an inner row are a run of it.
-      ring_.resize(2 * slots);
-      for (std::size_t i = 0; i < ring_.size(); ++i) ring_[i] = sums_.data() + (i % slots) * row;
-    }
-    // The sums of rows y - r .. y + r (clamped) must be in the ring.
-    const i64 need_lo = std::max<i64>(0, y - r);
-    const i64 need_hi = std::min<i64>(h - 1, y + r);
-    if (need_lo < lo_ || need_lo > hi_ + 1) lo_ = need_lo, hi_ = need_lo - 1;
-    for (i64 j = hi_ + 1; j <= need_hi; ++j) {
-      // The row with r replicated pixels on each side, then its sums into its slot.
-      const u16* s = in_.row(j);
-      std::memcpy(&pad_[r * ch], s, row * sizeof(u16));
-      replicate(&pad_[0], s, ch, r);
-      replicate(&pad_[(w + r) * ch], s + (w - 1) * ch, ch, r);
-      blur_h(pad_.data() + r * ch, row, ch, k_, sums_.data() + (j % slots) * row);
-    }
-    hi_ = std::max(hi_, need_hi);
-    lo_ = std::max(lo_, hi_ - static_cast<i64>(slots) + 1);
-    // Rows y - r .. y + r: for an inner row, a run of the doubled ring as it stands; near an
-    // edge, clamped, each the one before or the next (a list of 2r + 1 pointers made for every
-    // row, with a division each, was most of a tall image's time: 385 a row at sigma 64).
-    if (y >= r && y + r < h && slots == rows_.size()) {
-      blur_v(ring_.data() + static_cast<std::size_t>(y - r) % slots, row, k_, shape().maxval,
-             acc_.data(), d);
-      return;
-    }
-    i64 prev = clamp_index(y - r, h);
-    std::size_t slot = static_cast<std::size_t>(prev) % slots;
-    for (int t = -r; t <= r; ++t) {
-      const i64 j = clamp_index(y + t, h);
-      if (j != prev) slot = slot + 1 == slots ? 0 : slot + 1, prev = j;
-      rows_[t + r] = sums_.data() + slot * row;
-    }
-    blur_v(rows_.data(), row, k_, shape().maxval, acc_.data(), d);
-  }
-
-  stage& in_;
-  blur_kernel k_;
-  std::vector<u16> pad_;
-  std::vector<H> sums_;
-  std::vector<const H*> rows_;
-  std::vector<const H*> ring_;
-  std::vector<u64> acc_;
-  i64 lo_ = 0, hi_ = -1;
-};
-
-// The blur of samples <= 255 in the vector builds: the rows' horizontal sums as floats in a ring,
-// the vertical pass's estimates from them, and the few outputs near a rounding boundary summed
-// in integers from the input rows (blur_exact_at), which the input stage keeps for it (2r + 2 of
-// them: the rows of two outputs). Inner rows are made two at a time (blur_v2_f32); the second
-// waits in pending_ for its own make().
-class blur_float_stage final : public stage {
- public:
-  blur_float_stage(stage& in, const blur_kernel& k) : stage(in.shape()), in_(in), k_(k) {
-    window_ = std::min(2 * static_cast<std::size_t>(k.radius) + 2, std::size_t{shape().height});
-    in.keep(window_);
-  }
-
- private:
-  void make(i64 y, u16* d) override {
-    const int r = k_.radius;
-    const std::size_t ch = shape().channels, w = shape().width, row = row_len();
-    const i64 h = shape().height;
     if (y == pending_y_) {
       std::memcpy(d, pending_.data(), row * sizeof(u16));
       return;
     }
-    // 2r + 2 rows, or all of them where the image has fewer (a wide image of a few rows took
-    // 2r + 1 rows of sums all the same: 1.6 GB for a row of 2^20 pixels and sigma 64).
-    const std::size_t slots = window_;
+    const std::size_t taps = 2 * static_cast<std::size_t>(r) + 1;
     if (sums_.empty()) {
+      if constexpr (std::is_same_v<H, u32>) float_ = blur_float_rows();
+      // 2r + 1 rows (2r + 2 for two at a time), or all of them where the image has fewer: a wide
+      // image of a few rows took 2r + 1 rows of sums all the same (1.6 GB for a row of 2^20
+      // pixels and sigma 64).
+      slots_ = std::min(taps + (float_ ? 1 : 0), std::size_t(h));
       pad_.resize((w + 2 * r) * ch);
-      sums_.resize(slots * row);
+      sums_.resize(slots_ * row);
+      acc_.resize(row);
+      rows_.resize(taps);
       // Each slot twice over: the rows around an inner row are a run of it.
-      ring_.resize(2 * slots);
-      for (std::size_t i = 0; i < ring_.size(); ++i) ring_[i] = sums_.data() + (i % slots) * row;
-      frows_.resize(2 * static_cast<std::size_t>(r) + 1);
-      src_.resize(2 * static_cast<std::size_t>(r) + 2);
-      pending_.resize(row);
+      ring_.resize(2 * slots_);
+      for (std::size_t i = 0; i < ring_.size(); ++i) ring_[i] = sums_.data() + (i % slots_) * row;
+      if (float_) {
+        fsums_.resize(slots_ * row);
+        frows_.resize(taps);
+        fring_.resize(ring_.size());
+        for (std::size_t i = 0; i < fring_.size(); ++i)
+          fring_[i] = fsums_.data() + (i % slots_) * row;
+        pending_.resize(row);
+      }
     }
-    // An inner row whose next row is inner too is made with it.
-    const bool two = y >= r && y + r + 1 < h && slots == src_.size();
+    const std::size_t slots = slots_;
+    // An inner row whose next row is inner too is made with it, where the floats allow.
+    const bool two = float_ && y >= r && y + r + 1 < h && slots == taps + 1;
     // The sums of rows y - r .. y + r (clamped; y + r + 1 too for two rows) must be in the ring.
     const i64 need_lo = std::max<i64>(0, y - r);
     const i64 need_hi = std::min<i64>(h - 1, y + r + (two ? 1 : 0));
@@ -1209,45 +1120,59 @@ class blur_float_stage final : public stage {
       std::memcpy(&pad_[r * ch], s, row * sizeof(u16));
       replicate(&pad_[0], s, ch, r);
       replicate(&pad_[(w + r) * ch], s + (w - 1) * ch, ch, r);
-      blur_h_f32(pad_.data() + r * ch, row, ch, k_, sums_.data() + (j % slots) * row);
+      const std::size_t at = static_cast<std::size_t>(j) % slots * row;
+      if constexpr (std::is_same_v<H, u32>) {
+        if (float_) {
+          blur_h_sums(pad_.data() + r * ch, row, ch, k_, sums_.data() + at, fsums_.data() + at);
+          continue;
+        }
+      }
+      blur_h(pad_.data() + r * ch, row, ch, k_, sums_.data() + at);
     }
     hi_ = std::max(hi_, need_hi);
     lo_ = std::max(lo_, hi_ - static_cast<i64>(slots) + 1);
-    // The input rows for the exact outputs, clamped (the input stage still holds them).
-    for (std::size_t t = 0; t < src_.size(); ++t)
-      src_[t] = in_.row(clamp_index(y - r + static_cast<i64>(t), h));
-    const blur_src src{src_.data(), w, ch};
-    if (y >= r && y + r < h && slots >= frows_.size()) {
-      // An inner row: a run of the doubled ring as it stands.
-      const float* const* run = ring_.data() + static_cast<std::size_t>(y - r) % slots;
-      if (two) {
-        blur_v2_f32(run, src, row, k_, shape().maxval, d, pending_.data());
-        pending_y_ = y + 1;
-      } else {
-        blur_v_f32(run, src, row, k_, shape().maxval, d);
+    // Rows y - r .. y + r: for an inner row, a run of the doubled ring as it stands; near an
+    // edge, clamped, each the one before or the next (a list of 2r + 1 pointers made for every
+    // row, with a division each, was most of a tall image's time: 385 a row at sigma 64).
+    const H* const* run = rows_.data();
+    const float* const* frun = frows_.data();
+    if (y >= r && y + r < h) {
+      const std::size_t first = static_cast<std::size_t>(y - r) % slots;
+      run = ring_.data() + first;
+      if (float_) frun = fring_.data() + first;
+    } else {
+      i64 prev = clamp_index(y - r, h);
+      std::size_t slot = static_cast<std::size_t>(prev) % slots;
+      for (int t = -r; t <= r; ++t) {
+        const i64 j = clamp_index(y + t, h);
+        if (j != prev) slot = slot + 1 == slots ? 0 : slot + 1, prev = j;
+        rows_[t + r] = sums_.data() + slot * row;
+        if (float_) frows_[t + r] = fsums_.data() + slot * row;
       }
-      return;
     }
-    // Near an edge: rows clamped, each the one before or the next.
-    i64 prev = clamp_index(y - r, h);
-    std::size_t slot = static_cast<std::size_t>(prev) % slots;
-    for (int t = -r; t <= r; ++t) {
-      const i64 j = clamp_index(y + t, h);
-      if (j != prev) slot = slot + 1 == slots ? 0 : slot + 1, prev = j;
-      frows_[t + r] = sums_.data() + slot * row;
+    if constexpr (std::is_same_v<H, u32>) {
+      if (two) {
+        blur_v2_f32(frun, run, row, k_, shape().maxval, d, pending_.data());
+        pending_y_ = y + 1;
+        return;
+      }
+      if (float_) return blur_v_f32(frun, run, row, k_, shape().maxval, d);
     }
-    blur_v_f32(frows_.data(), src, row, k_, shape().maxval, d);
+    blur_v(run, row, k_, shape().maxval, acc_.data(), d);
   }
 
   stage& in_;
   blur_kernel k_;
-  std::size_t window_;  // input rows kept, and rows of sums in the ring
+  bool float_ = false;     // the 32-bit sums are kept as floats too
+  std::size_t slots_ = 0;  // rows of sums in the ring
   std::vector<u16> pad_;
-  std::vector<float> sums_;
-  std::vector<const float*> ring_, frows_;
-  std::vector<const u16*> src_;
+  std::vector<H> sums_;
+  std::vector<const H*> rows_, ring_;
+  std::vector<float> fsums_;
+  std::vector<const float*> frows_, fring_;
   std::vector<u16> pending_;  // row pending_y_, made with the row before it
   i64 pending_y_ = -1;
+  std::vector<u64> acc_;
   i64 lo_ = 0, hi_ = -1;
 };
 
@@ -1368,8 +1293,6 @@ std::vector<std::unique_ptr<stage>> build_chain(const raster_view& in, const std
         const blur_kernel k = make_blur_kernel(o.sigma);
         if (blur_wide_sums(maxval))
           c.push_back(std::make_unique<blur_stage<u64>>(last, k));
-        else if (blur_float_rows())
-          c.push_back(std::make_unique<blur_float_stage>(last, k));
         else
           c.push_back(std::make_unique<blur_stage<u32>>(last, k));
         break;
