@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -448,26 +449,18 @@ writer::writer(std::string path, unsigned max_pending) : impl_(std::make_unique<
     if (named_err != ENOENT)
       throw io_error(m.path, "cannot find the file this link names: " + errno_words(named_err),
                      uv_translate_sys_error(named_err));
-    std::string at = m.path;
+    std::filesystem::path at = m.path;
     for (int hops = 0;; ++hops) {
-      if (hops == 40)
-        throw io_error(m.path, "cannot find the file this link names: " + errno_words(ELOOP),
-                       UV_ELOOP);
-      std::string target(4096, '\0');
-      const ssize_t n = ::readlink(at.c_str(), target.data(), target.size());
-      if (n < 0 && errno == ENOENT) break;  // the end: the file to make
-      if (n < 0 || std::size_t(n) == target.size()) {
-        const int err = n < 0 ? errno : ENAMETOOLONG;
-        throw io_error(m.path, "cannot find the file this link names: " + errno_words(err),
-                       uv_translate_sys_error(err));
-      }
-      target.resize(std::size_t(n));
-      const auto slash = at.rfind('/');
-      if (target.front() != '/' && slash != std::string::npos)
-        target = at.substr(0, slash + 1) + target;
-      at = std::move(target);
+      std::error_code ec;
+      const std::filesystem::path target = std::filesystem::read_symlink(at, ec);
+      if (ec == std::errc::no_such_file_or_directory) break;  // the end: the file to make
+      if (!ec && hops == 40) ec = std::make_error_code(std::errc::too_many_symbolic_link_levels);
+      if (ec)
+        throw io_error(m.path, "cannot find the file this link names: " + errno_words(ec.value()),
+                       uv_translate_sys_error(ec.value()));
+      at = target.is_absolute() ? target : at.parent_path() / target;
     }
-    through = std::move(at);
+    through = at.string();
   } else if (link && named && S_ISREG(existing.st_mode)) {
     if (char* real = ::realpath(m.path.c_str(), nullptr)) {
       through = real;
