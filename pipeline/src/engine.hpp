@@ -176,6 +176,7 @@ class ready_queue {
   // Any time (GPU lanes joining a running job): later pop_surplus() calls leave this many.
   void set_reserve(std::size_t reserve);
   bool finished();         // closed and empty: no chunk will come any more
+  bool surplus();          // more chunks wait than the reserve
   bool push(io::chunk c);  // false once closed or aborted: the caller keeps the chunk's slot
   std::optional<io::chunk> pop();  // nullopt once closed and empty, or aborted
   // As pop(), leaving `reserve` chunks to pop(), and only a chunk that `accept` (called under the

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -98,8 +99,70 @@ TEST_CASE("a reduction merges chunks in input order whatever the lanes and chunk
       REQUIRE(t.offsets.size() == (data.size() + chunk - 1) / chunk);
       for (std::size_t i = 0; i < t.offsets.size(); ++i) CHECK(t.offsets[i] == i * chunk);
       CHECK(rep.bytes == data.size());
-      CHECK(rep.cpu_lanes == threads);
+      // No more lanes than chunks: a lane without one cost its thread and libgomp's spinning.
+      CHECK(rep.cpu_lanes == std::min<std::size_t>(threads, t.offsets.size()));
+      CHECK(rep.lanes.size() == rep.cpu_lanes);
     }
+}
+
+TEST_CASE(
+    "a stream of unknown length starts on one lane, and the others join once reads outpace it",
+    "[pipeline]") {
+  // Bytes written into a pipe by a thread, `pause` between pieces of `piece` bytes.
+  const auto through_pipe = [](const std::vector<std::byte>& data, std::size_t piece,
+                               std::chrono::milliseconds pause, trail_op& op, unsigned threads) {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    std::thread writer([&, w = fds[1]] {
+      for (std::size_t at = 0; at < data.size(); at += piece) {
+        if (at > 0) std::this_thread::sleep_for(pause);
+        const std::size_t n = std::min(piece, data.size() - at);
+        for (std::size_t done = 0; done < n;) {
+          const ssize_t k = ::write(w, data.data() + at + done, n - done);
+          if (k <= 0) break;
+          done += static_cast<std::size_t>(k);
+        }
+      }
+      ::close(w);
+    });
+    job_report rep;
+    std::vector<std::unique_ptr<partial>> out;
+    try {
+      out = run(op, {{"a pipe", 0, std::nullopt, fds[0]}}, test::cpu_options(4096, threads), &rep);
+    } catch (...) {
+      ::close(fds[0]);
+      writer.join();
+      throw;
+    }
+    ::close(fds[0]);
+    writer.join();
+    const auto& t = static_cast<trail&>(*out[0]);
+    CHECK(t.bytes == data.size());
+    CHECK(t.hash == plain_hash(data));
+    std::uint64_t chunks = 0;
+    for (const auto& l : rep.lanes) chunks += l.chunks;
+    CHECK(chunks == t.offsets.size());
+    CHECK(rep.cpu_lanes == threads);
+    REQUIRE(rep.lanes.size() == threads);
+    return rep;
+  };
+  trail_op op;
+  // A slow stream: lane 0 finishes each chunk long before the next comes, and has them all.
+  {
+    const auto data = random_bytes(3 * 4096, 11);
+    const job_report rep = through_pipe(data, 4096, std::chrono::milliseconds(60), op, 2);
+    CHECK(rep.lanes[0].chunks == 3);
+    CHECK(rep.lanes[1].chunks == 0);
+  }
+  // A fast one and a slow lane (2 ms a chunk): the reads pile up, and the team shares them.
+  {
+    op.hook = [](const chunk_info&) { std::this_thread::sleep_for(std::chrono::milliseconds(2)); };
+    const auto data = random_bytes(200 * 4096 + 5, 12);
+    const job_report rep = through_pipe(data, data.size(), std::chrono::milliseconds(0), op, 3);
+    unsigned working = 0;
+    for (const auto& l : rep.lanes) working += l.chunks > 0;
+    CHECK(working >= 2);
+  }
 }
 
 TEST_CASE("several inputs each get their own result, empty ones the identity", "[pipeline]") {
