@@ -1,6 +1,7 @@
 // The engine through its public API: ordering, errors, small pools, cancellation, empty inputs.
 #include <catch2/catch.hpp>
 
+#include <omp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -147,18 +148,35 @@ TEST_CASE(
     return rep;
   };
   trail_op op;
-  // A slow stream: lane 0 finishes each chunk long before the next comes, and has them all.
+  // Whether each chunk's host() ran inside an OpenMP team: lane 0 alone runs outside one.
+  std::mutex mutex;
+  std::vector<bool> in_team;
+  const auto record = [&](const chunk_info&) {
+    std::lock_guard lock(mutex);
+    in_team.push_back(omp_in_parallel() != 0);
+  };
+  // A slow stream: its first chunk is worked on before any other can wait, by lane 0 alone. (That
+  // it keeps every chunk depends on its thread running within the writer's pauses: a loaded box
+  // once let a second chunk arrive first, so that is not checked.)
   {
+    op.hook = record;
     const auto data = random_bytes(3 * 4096, 11);
-    const job_report rep = through_pipe(data, 4096, std::chrono::milliseconds(60), op, 2);
-    CHECK(rep.lanes[0].chunks == 3);
-    CHECK(rep.lanes[1].chunks == 0);
+    (void)through_pipe(data, 4096, std::chrono::milliseconds(30), op, 2);
+    REQUIRE(in_team.size() == 3);
+    CHECK_FALSE(in_team[0]);
   }
   // A fast one and a slow lane (2 ms a chunk): the reads pile up, and the team shares them.
   {
-    op.hook = [](const chunk_info&) { std::this_thread::sleep_for(std::chrono::milliseconds(2)); };
+    in_team.clear();
+    op.hook = [&](const chunk_info& c) {
+      record(c);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    };
     const auto data = random_bytes(200 * 4096 + 5, 12);
     const job_report rep = through_pipe(data, data.size(), std::chrono::milliseconds(0), op, 3);
+    REQUIRE(in_team.size() == 201);
+    CHECK_FALSE(in_team[0]);
+    CHECK(std::count(in_team.begin(), in_team.end(), true) > 0);
     unsigned working = 0;
     for (const auto& l : rep.lanes) working += l.chunks > 0;
     CHECK(working >= 2);
