@@ -8,7 +8,9 @@ pkg_check_modules(GMP REQUIRED IMPORTED_TARGET gmp gmpxx)
 pkg_check_modules(ISAL REQUIRED IMPORTED_TARGET libisal)
 # libspng (libspng-dev ships spng.pc, which requires zlib.pc): PNG for the image filters.
 pkg_check_modules(SPNG REQUIRED IMPORTED_TARGET spng)
-# OpenSSL 3 (libssl-dev): the age format's primitives (host/age.cpp); libcrypto only.
+# OpenSSL 3 (libssl-dev): the age format's primitives (host/age.cpp); libcrypto only, its headers
+# here: hetpipe loads it when first called (host/crypto_lib.hpp). The tests link it for their
+# reference checks.
 find_package(OpenSSL 3 REQUIRED COMPONENTS Crypto)
 find_package(CLI11 CONFIG REQUIRED)
 find_package(nlohmann_json CONFIG REQUIRED)
