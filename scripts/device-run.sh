@@ -488,6 +488,12 @@ sec_fixed() {
   done
   # stdin of unknown length: auto mode's GPU lanes wait for 20 ms of job before starting
   echo "checksum --device auto (4 KiB on stdin): $(w bash -c "build/hetpipe checksum --device auto --no-progress - <$small") s"
+  # One process per small file, as a shell loop over files runs it: 2026-11-29 on the 2-core box,
+  # 3.9 ms a file (7.5 before one-chunk jobs ran on one lane), b3sum 1.6 ms.
+  echo "checksum of 4 KiB through a pipe: $(w bash -c "cat $small | build/hetpipe checksum --no-progress") s"
+  echo "100 checksum processes of 4 KiB: $(w bash -c "for i in {1..100}; do build/hetpipe checksum --no-progress $small; done >/dev/null") s"
+  command -v b3sum >/dev/null &&
+    echo "100 b3sum processes of 4 KiB: $(w bash -c "for i in {1..100}; do b3sum $small; done >/dev/null") s"
   # The same steps outside hetpipe, one by one (bench/cuda_fixed.cpp), and its whole process.
   local nv; nv=$(dirname "$(command -v nvcc)")/..
   if g++ -O2 bench/cuda_fixed.cpp -I"$nv/include" -L"$nv/lib64" -lcudart -o /tmp/cuda_fixed; then
