@@ -1,7 +1,11 @@
 // GPU and hybrid checksums against CPU lanes, digest for digest, through the public API.
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <random>
+#include <thread>
 
 #include <hetpipe/hetpipe.hpp>
 
@@ -46,5 +50,60 @@ TEST_CASE("GPU and hybrid checksums equal the CPU for every algorithm and chunk 
         if (mode == device_mode::gpu) CHECK(rep.slots_pinned > 0);
         CHECK(rep.slots_pin_refused == 0);
       }
+  }
+}
+
+// A stream of unknown length (a pipe, named by /dev/fd): auto mode starts its GPU lanes at once
+// here (device_options), while its CPU lanes start on one lane and add the others once chunks
+// wait beyond the GPU lanes' reserve (engine::cpu_lanes). Every chunk is hashed once, in order.
+TEST_CASE("GPU and hybrid checksums of a pipe equal the CPU's", "[gpu][checksum]") {
+  std::mt19937_64 g(5);
+  const auto data = test::random_bytes((9u << 20) + 77, g);
+  const auto through_pipe = [&](device_mode mode, job_report* rep) {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    std::thread writer([&data, w = fds[1]] {
+      // A job that fails without reading closes the read end: EPIPE then ends this thread
+      // (SIGPIPE, blocked here, would end the process).
+      sigset_t pipe_signal;
+      sigemptyset(&pipe_signal);
+      sigaddset(&pipe_signal, SIGPIPE);
+      pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
+      for (std::size_t at = 0; at < data.size();) {
+        const ssize_t k = ::write(w, data.data() + at, data.size() - at);
+        if (k <= 0) break;
+        at += static_cast<std::size_t>(k);
+      }
+      ::close(w);
+    });
+    std::vector<checksum_result> got;
+    try {
+      got = checksum({"/dev/fd/" + std::to_string(fds[0])}, checksum_spec{},
+                     test::device_options(mode, 1u << 20), rep);
+    } catch (...) {
+      ::close(fds[0]);
+      writer.join();
+      throw;
+    }
+    ::close(fds[0]);
+    writer.join();
+    REQUIRE(got.size() == 1);
+    return to_hex(got[0].digest);
+  };
+  // The same bytes as a regular file, on CPU lanes that map it.
+  test::temp_dir dir;
+  test::write_file(dir.file("f"), data.data(), data.size());
+  const std::string want = to_hex(
+      checksum({dir.file("f")}, checksum_spec{}, test::device_options(device_mode::cpu, 1u << 20))
+          .at(0)
+          .digest);
+  for (auto mode : {device_mode::cpu, device_mode::gpu, device_mode::automatic}) {
+    CAPTURE(static_cast<int>(mode));
+    job_report rep;
+    CHECK(through_pipe(mode, &rep) == want);
+    std::uint64_t chunks = 0;
+    for (const auto& l : rep.lanes) chunks += l.chunks;
+    CHECK(chunks == 10);
+    CHECK(rep.bytes == data.size());
   }
 }

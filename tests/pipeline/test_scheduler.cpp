@@ -2,6 +2,8 @@
 #include <catch2/catch.hpp>
 
 #include <omp.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -115,6 +117,12 @@ TEST_CASE(
     int fds[2];
     REQUIRE(::pipe(fds) == 0);
     std::thread writer([&, w = fds[1]] {
+      // A job that fails without reading closes the read end: EPIPE then ends this thread
+      // (SIGPIPE, blocked here, would end the process).
+      sigset_t pipe_signal;
+      sigemptyset(&pipe_signal);
+      sigaddset(&pipe_signal, SIGPIPE);
+      pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
       for (std::size_t at = 0; at < data.size(); at += piece) {
         if (at > 0) std::this_thread::sleep_for(pause);
         const std::size_t n = std::min(piece, data.size() - at);
