@@ -1115,9 +1115,15 @@ class blur_stage final : public stage {
     const i64 need_hi = std::min<i64>(h - 1, y + r + (two ? 1 : 0));
     if (need_lo < lo_ || need_lo > hi_ + 1) lo_ = need_lo, hi_ = need_lo - 1;
     for (i64 j = hi_ + 1; j <= need_hi; ++j) {
-      // The row with r replicated pixels on each side, then its sums into its slot.
-      const u16* s = in_.row(j);
-      std::memcpy(&pad_[r * ch], s, row * sizeof(u16));
+      // The row with r replicated pixels on each side, then its sums into its slot. An 8-bit
+      // raster is widened straight into the padded row (not widened into the input's row and
+      // then copied: 4.3% and part of 3.8% of the chain gray,blur:sigma=2,sobel over 8192^2
+      // images, one thread, Zen 4).
+      const u16* s = &pad_[r * ch];
+      if (const u8* b = in_.bytes(j))
+        unpack_raster(b, row, sample_layout::u8, &pad_[r * ch]);
+      else
+        std::memcpy(&pad_[r * ch], in_.row(j), row * sizeof(u16));
       replicate(&pad_[0], s, ch, r);
       replicate(&pad_[(w + r) * ch], s + (w - 1) * ch, ch, r);
       const std::size_t at = static_cast<std::size_t>(j) % slots * row;
