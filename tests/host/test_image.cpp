@@ -673,7 +673,8 @@ TEST_CASE("a chain in bands equals its ops one at a time", "[image]") {
   }
 }
 
-// A PNM's raster goes through the chain where it lies: u8 and u16be in, any layout out.
+// A PNM's raster goes through the chain where it lies: u8 and u16be in, any layout out (an 8-bit
+// Sobel output narrowed in the kernel, make_u8), with each build of the row kernels.
 TEST_CASE("the chain from a raster equals decode, apply, encode", "[image]") {
   for (auto [ch, maxval] : {std::pair<std::uint32_t, std::uint32_t>{3, 255},
                             {1, 255},
@@ -692,14 +693,39 @@ TEST_CASE("the chain from a raster equals decode, apply, encode", "[image]") {
       // The output file's bytes, header aside, as encode_pnm writes them.
       const auto enc = img::encode_pnm(want);
       const std::size_t head = enc.size() - want.samples.size() * (maxval > 255 ? 2 : 1);
-      for (int threads : {1, 4}) {
-        std::vector<std::uint8_t> got(enc.size() - head, 0xAB);
-        img::apply(raster, ops, threads, got.data(), img::pnm_layout(want.shape));
-        CHECK(std::equal(got.begin(), got.end(), enc.begin() + head));
-        std::vector<std::uint16_t> samples(want.samples.size());
-        img::apply(raster, ops, threads, samples.data(), img::sample_layout::u16);
-        CHECK(samples == want.samples);
-      }
+      each_kernel_build([&] {
+        for (int threads : {1, 4}) {
+          std::vector<std::uint8_t> got(enc.size() - head, 0xAB);
+          img::apply(raster, ops, threads, got.data(), img::pnm_layout(want.shape));
+          CHECK(std::equal(got.begin(), got.end(), enc.begin() + head));
+          std::vector<std::uint16_t> samples(want.samples.size());
+          img::apply(raster, ops, threads, samples.data(), img::sample_layout::u16);
+          CHECK(samples == want.samples);
+        }
+      });
+    }
+  }
+}
+
+// A chain that ends in Sobel writes an 8-bit output's rows from its kernel (make_u8), alpha
+// copied, and they are the samples of the 16-bit output, for every channel count and build.
+TEST_CASE("an 8-bit output of a chain ending in sobel equals its 16-bit samples", "[image]") {
+  for (std::uint32_t ch : {1u, 2u, 3u, 4u}) {
+    CAPTURE(ch);
+    const auto in = random_image(53, 41, ch, 255, 7 * ch);
+    std::vector<std::uint8_t> bytes(in.samples.begin(), in.samples.end());
+    const img::raster_view raster{in.shape, bytes.data(), img::sample_layout::u8};
+    for (const char* chain : {"sobel", "blur:sigma=1,sobel", "gray,blur:sigma=2,sobel"}) {
+      CAPTURE(chain);
+      const auto ops = img::parse_ops(chain);
+      each_kernel_build([&] {
+        for (int threads : {1, 4}) {
+          const img::image want = img::apply(raster, ops, threads);
+          std::vector<std::uint8_t> got(want.samples.size(), 0xAB);
+          img::apply(raster, ops, threads, got.data(), img::sample_layout::u8);
+          CHECK(std::equal(got.begin(), got.end(), want.samples.begin(), want.samples.end()));
+        }
+      });
     }
   }
 }
