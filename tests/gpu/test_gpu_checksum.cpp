@@ -1,15 +1,12 @@
 // GPU and hybrid checksums against CPU lanes, digest for digest, through the public API.
-#include <pthread.h>
-#include <signal.h>
-#include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <random>
-#include <thread>
 
 #include <hetpipe/hetpipe.hpp>
 
 #include "support/options.hpp"
+#include "support/pipe_feed.hpp"
 #include "support/random.hpp"
 #include "support/temp_dir.hpp"
 
@@ -60,33 +57,10 @@ TEST_CASE("GPU and hybrid checksums of a pipe equal the CPU's", "[gpu][checksum]
   std::mt19937_64 g(5);
   const auto data = test::random_bytes((9u << 20) + 77, g);
   const auto through_pipe = [&](device_mode mode, job_report* rep) {
-    int fds[2];
-    REQUIRE(::pipe(fds) == 0);
-    std::thread writer([&data, w = fds[1]] {
-      // A job that fails without reading closes the read end: EPIPE then ends this thread
-      // (SIGPIPE, blocked here, would end the process).
-      sigset_t pipe_signal;
-      sigemptyset(&pipe_signal);
-      sigaddset(&pipe_signal, SIGPIPE);
-      pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
-      for (std::size_t at = 0; at < data.size();) {
-        const ssize_t k = ::write(w, data.data() + at, data.size() - at);
-        if (k <= 0) break;
-        at += static_cast<std::size_t>(k);
-      }
-      ::close(w);
-    });
-    std::vector<checksum_result> got;
-    try {
-      got = checksum({"/dev/fd/" + std::to_string(fds[0])}, checksum_spec{},
-                     test::device_options(mode, 1u << 20), rep);
-    } catch (...) {
-      ::close(fds[0]);
-      writer.join();
-      throw;
-    }
-    ::close(fds[0]);
-    writer.join();
+    test::pipe_feed feed(std::as_bytes(std::span(data)));
+    const auto got = checksum({"/dev/fd/" + std::to_string(feed.read_fd())}, checksum_spec{},
+                              test::device_options(mode, 1u << 20), rep);
+    feed.finish();
     REQUIRE(got.size() == 1);
     return to_hex(got[0].digest);
   };

@@ -2,8 +2,6 @@
 #include <catch2/catch.hpp>
 
 #include <omp.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +23,7 @@
 #include "pipeline/src/stat_all.hpp"
 #include "support/matchers.hpp"
 #include "support/options.hpp"
+#include "support/pipe_feed.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace hetpipe;
@@ -114,37 +113,11 @@ TEST_CASE(
   // Bytes written into a pipe by a thread, `pause` between pieces of `piece` bytes.
   const auto through_pipe = [](const std::vector<std::byte>& data, std::size_t piece,
                                std::chrono::milliseconds pause, trail_op& op, unsigned threads) {
-    int fds[2];
-    REQUIRE(::pipe(fds) == 0);
-    std::thread writer([&, w = fds[1]] {
-      // A job that fails without reading closes the read end: EPIPE then ends this thread
-      // (SIGPIPE, blocked here, would end the process).
-      sigset_t pipe_signal;
-      sigemptyset(&pipe_signal);
-      sigaddset(&pipe_signal, SIGPIPE);
-      pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
-      for (std::size_t at = 0; at < data.size(); at += piece) {
-        if (at > 0) std::this_thread::sleep_for(pause);
-        const std::size_t n = std::min(piece, data.size() - at);
-        for (std::size_t done = 0; done < n;) {
-          const ssize_t k = ::write(w, data.data() + at + done, n - done);
-          if (k <= 0) break;
-          done += static_cast<std::size_t>(k);
-        }
-      }
-      ::close(w);
-    });
+    test::pipe_feed feed(data, piece, pause);
     job_report rep;
-    std::vector<std::unique_ptr<partial>> out;
-    try {
-      out = run(op, {{"a pipe", 0, std::nullopt, fds[0]}}, test::cpu_options(4096, threads), &rep);
-    } catch (...) {
-      ::close(fds[0]);
-      writer.join();
-      throw;
-    }
-    ::close(fds[0]);
-    writer.join();
+    const auto out = run(op, {{"a pipe", 0, std::nullopt, feed.read_fd()}},
+                         test::cpu_options(4096, threads), &rep);
+    feed.finish();
     const auto& t = static_cast<trail&>(*out[0]);
     CHECK(t.bytes == data.size());
     CHECK(t.hash == plain_hash(data));
