@@ -26,19 +26,38 @@
 
 #include <utility>
 
-#define HETPIPE_CRYPTO_FUNCTIONS(X)                                                                \
-  X(CRYPTO_memcmp)                                                                                 \
-  X(EVP_CIPHER_CTX_ctrl)                                                                           \
-  X(EVP_CIPHER_CTX_free)                                                                           \
-  X(EVP_CIPHER_CTX_new) X(EVP_CIPHER_CTX_reset) X(EVP_CIPHER_fetch) X(EVP_CipherFinal_ex)          \
-      X(EVP_CipherInit_ex) X(EVP_CipherUpdate) X(EVP_KDF_CTX_free) X(EVP_KDF_CTX_new)              \
-          X(EVP_KDF_derive) X(EVP_KDF_fetch) X(EVP_PBE_scrypt) X(EVP_PKEY_CTX_free)                \
-              X(EVP_PKEY_CTX_new) X(EVP_PKEY_derive) X(EVP_PKEY_derive_init)                       \
-                  X(EVP_PKEY_derive_set_peer_ex) X(EVP_PKEY_free) X(EVP_PKEY_get_raw_public_key)   \
-                      X(EVP_PKEY_new_raw_private_key) X(EVP_PKEY_new_raw_public_key) X(EVP_sha256) \
-                          X(HMAC) X(OPENSSL_cleanse) X(OSSL_PARAM_construct_end)                   \
-                              X(OSSL_PARAM_construct_octet_string)                                 \
-                                  X(OSSL_PARAM_construct_utf8_string) X(RAND_bytes)
+// One function a line: clang-format reflowed a packed list differently on every run.
+#define HETPIPE_CRYPTO_FUNCTIONS(X)    \
+  X(CRYPTO_memcmp)                     \
+  X(EVP_CIPHER_CTX_ctrl)               \
+  X(EVP_CIPHER_CTX_free)               \
+  X(EVP_CIPHER_CTX_new)                \
+  X(EVP_CIPHER_CTX_reset)              \
+  X(EVP_CIPHER_fetch)                  \
+  X(EVP_CipherFinal_ex)                \
+  X(EVP_CipherInit_ex)                 \
+  X(EVP_CipherUpdate)                  \
+  X(EVP_KDF_CTX_free)                  \
+  X(EVP_KDF_CTX_new)                   \
+  X(EVP_KDF_derive)                    \
+  X(EVP_KDF_fetch)                     \
+  X(EVP_PBE_scrypt)                    \
+  X(EVP_PKEY_CTX_free)                 \
+  X(EVP_PKEY_CTX_new)                  \
+  X(EVP_PKEY_derive)                   \
+  X(EVP_PKEY_derive_init)              \
+  X(EVP_PKEY_derive_set_peer_ex)       \
+  X(EVP_PKEY_free)                     \
+  X(EVP_PKEY_get_raw_public_key)       \
+  X(EVP_PKEY_new_raw_private_key)      \
+  X(EVP_PKEY_new_raw_public_key)       \
+  X(EVP_sha256)                        \
+  X(HMAC)                              \
+  X(OPENSSL_cleanse)                   \
+  X(OSSL_PARAM_construct_end)          \
+  X(OSSL_PARAM_construct_octet_string) \
+  X(OSSL_PARAM_construct_utf8_string)  \
+  X(RAND_bytes)
 
 namespace hetpipe::host {
 namespace crypto {
