@@ -1,9 +1,8 @@
 // age v1 (https://age-encryption.org/v1), written from the C2SP specification, with OpenSSL 3 for
 // the primitives (X25519, HKDF/HMAC-SHA-256, ChaCha20-Poly1305, scrypt, the CSPRNG), loaded when
-// first called (host/crypto_lib.hpp). The text
-// formats (Bech32, unpadded and padded base64, the header, the armor) are parsed here, strictly:
-// every encoding has exactly one accepted form, so a file cannot be altered without the MAC or a
-// tag noticing.
+// first called (host/crypto_lib.hpp). The text formats (Bech32, unpadded and padded base64, the
+// header, the armor) are parsed here, strictly: every encoding has exactly one accepted form, so
+// a file cannot be altered without the MAC or a tag noticing.
 #include "host/age.hpp"
 
 #include <algorithm>

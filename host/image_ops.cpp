@@ -760,8 +760,9 @@ HETPIPE_CLONES void sobel_row_8_loops(const u16* a, const u16* b, const u16* c, 
 // sobel_row_8 with AVX-512, 16 outputs at a time: round_sqrt_small's float operations on 32-bit
 // lanes (gx^2 + gy^2 < 2^21).
 template <class Out>
-__attribute__((target("avx512f"), always_inline)) inline void sobel_row_8_avx512_t(
-    const u16* a, const u16* b, const u16* c, std::size_t row, std::size_t ch, u32 maxval, Out* d) {
+__attribute__((target("avx512f"))) void sobel_row_8_avx512(const u16* a, const u16* b, const u16* c,
+                                                           std::size_t row, std::size_t ch,
+                                                           u32 maxval, Out* d) {
   const __m512i top = _mm512_set1_epi32(static_cast<int>(maxval));
   const __m512 half = _mm512_set1_ps(0.5f);
   std::size_t i = 0;
@@ -785,22 +786,13 @@ __attribute__((target("avx512f"), always_inline)) inline void sobel_row_8_avx512
   }
   if (i < row) sobel_row_8_loops(a + i, b + i, c + i, row - i, ch, maxval, d + i);
 }
-__attribute__((target("avx512f"))) void sobel_row_8_avx512(const u16* a, const u16* b, const u16* c,
-                                                           std::size_t row, std::size_t ch,
-                                                           u32 maxval, u16* d) {
-  sobel_row_8_avx512_t(a, b, c, row, ch, maxval, d);
-}
-__attribute__((target("avx512f"))) void sobel_row_8_avx512(const u16* a, const u16* b, const u16* c,
-                                                           std::size_t row, std::size_t ch,
-                                                           u32 maxval, u8* d) {
-  sobel_row_8_avx512_t(a, b, c, row, ch, maxval, d);
-}
 
 // The same with AVX2, 8 outputs at a time (the loops' clone computes the square root in doubles
 // by way of round_sqrt_small's conversion, which takes it out of 32-bit lanes).
 template <class Out>
-__attribute__((target("avx2"), always_inline)) inline void sobel_row_8_avx2_t(
-    const u16* a, const u16* b, const u16* c, std::size_t row, std::size_t ch, u32 maxval, Out* d) {
+__attribute__((target("avx2"))) void sobel_row_8_avx2(const u16* a, const u16* b, const u16* c,
+                                                      std::size_t row, std::size_t ch, u32 maxval,
+                                                      Out* d) {
   const __m256i top = _mm256_set1_epi32(static_cast<int>(maxval));
   const __m256 half = _mm256_set1_ps(0.5f);
   std::size_t i = 0;
@@ -825,16 +817,6 @@ __attribute__((target("avx2"), always_inline)) inline void sobel_row_8_avx2_t(
       _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i), packed);
   }
   if (i < row) sobel_row_8_loops(a + i, b + i, c + i, row - i, ch, maxval, d + i);
-}
-__attribute__((target("avx2"))) void sobel_row_8_avx2(const u16* a, const u16* b, const u16* c,
-                                                      std::size_t row, std::size_t ch, u32 maxval,
-                                                      u16* d) {
-  sobel_row_8_avx2_t(a, b, c, row, ch, maxval, d);
-}
-__attribute__((target("avx2"))) void sobel_row_8_avx2(const u16* a, const u16* b, const u16* c,
-                                                      std::size_t row, std::size_t ch, u32 maxval,
-                                                      u8* d) {
-  sobel_row_8_avx2_t(a, b, c, row, ch, maxval, d);
 }
 #pragma GCC diagnostic pop
 #endif
