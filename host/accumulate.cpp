@@ -189,7 +189,7 @@ class float_binner {
     std::size_t i = 0;
     for (; i + per_line <= n; i += per_line) {
       if (ahead >= line) {
-        __builtin_prefetch(pf);
+        narrow::prefetch_next(pf);
         pf += line;
         ahead -= line;
       }

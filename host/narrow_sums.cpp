@@ -212,7 +212,7 @@ __attribute__((target("avx2,fma"))) void sums32_avx2(const std::byte* p, std::si
   const std::byte* pf = p + n * sizeof(float);
   for (std::size_t i = 0; i < full; i += accs32) {
     if (ahead >= 64) {  // one line of the next block per line of this one
-      __builtin_prefetch(pf);
+      prefetch_next(pf);
       pf += 64;
       ahead -= 64;
     }
@@ -288,7 +288,7 @@ __attribute__((target("avx2,fma"))) void sums64_avx2(const std::byte* p, std::si
   const std::byte* pf = p + n * 8;
   for (std::size_t i = 0; i < full; i += accs64) {
     if (i % 8 == 0 && ahead >= 64) {  // one line of the next block per line of this one
-      __builtin_prefetch(pf);
+      prefetch_next(pf);
       pf += 64;
       ahead -= 64;
     }

@@ -57,6 +57,13 @@ struct u256 {
   void add_shifted(std::int64_t v, int shift);  // += v·2^shift; v·2^shift exact for shift < 0
 };
 
+// The next block's lines, fetched while this block is summed, go to L2 (prefetcht1), not L1:
+// the block in hand (16 KiB) and the next fill a 32 KiB L1. Zen 4 box, `stats` of 1 GiB f32 on
+// ext4, hot, whole process: one lane 89 -> 81 ms, two 51-55 -> 48-50 ms (medians of runs).
+[[gnu::always_inline]] inline void prefetch_next(const std::byte* p) {
+  __builtin_prefetch(p, 0, 2);
+}
+
 // Σx = s·u and Σx² = q·u² of n finite elements at p, within the window (D = e_hi − p0 ≤
 // window_*(n)). `ahead` bytes after the block are prefetched meanwhile.
 void sum_f32(const std::byte* p, std::size_t n, std::size_t ahead, int p0, int e_hi,
