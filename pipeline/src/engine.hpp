@@ -112,11 +112,12 @@ struct job_spec {
 // up to 128 MiB / (2 x io threads) (4 MiB with 16 io threads) and for the small files' slots
 // (256 KiB and less), which engine::run may have grown. A pool was allocated and touched, or
 // pinned, before the job started (about 0.5 s per GiB; now GPU lanes pin slots as they go): 32
-// images of 64 MiB made a 1 GiB pool on the H200 box (16 slots; this rule gives 14 in auto mode
-// there, not yet measured). 2-core box, 12 x 8192^2 PGM (a 64 MiB read takes 13 ms, filtering the
-// image 0.2 s): set-up 0.03-1.4 s with 10 slots, 0.012-0.017 s (one run 0.56) with 4. `pool_budget`
-// is that 1 GiB, or for a pool that stays untouched (CPU lanes alone, mapping the chunks of regular
-// files, every chunk's records aligned so that it can be mapped; never pinned)
+// images of 64 MiB made a 1 GiB pool on the H200 box (16 slots). In auto mode there 16 CPU lanes
+// run until the GPU lanes join, and 1 GiB held 15 slots of 64 MiB and a page: one lane had none
+// (mapping_pool_budget() gives 21). 2-core box, 12 x 8192^2 PGM (a 64 MiB read takes 13 ms,
+// filtering the image 0.2 s): set-up 0.03-1.4 s with 10 slots, 0.012-0.017 s (one run 0.56) with 4.
+// `pool_budget` is that 1 GiB, or for a pool that stays untouched (CPU lanes alone, mapping the
+// chunks of regular files, every chunk's records aligned so that it can be mapped; never pinned)
 // untouched_pool_budget(): there a slot costs address space, and what bounds the pool is what the
 // lanes' chunks in flight may hold (a transform's outputs). HD photos with one 576 MiB image among
 // them had 2 slots, so 2 busy lanes.
@@ -125,6 +126,9 @@ unsigned large_chunk_slots(unsigned slots, std::uint64_t slot_bytes, unsigned io
                            std::uint64_t pool_budget) noexcept;
 // A quarter of the machine's memory, at least 1 GiB.
 std::uint64_t untouched_pool_budget() noexcept;
+// The budget where CPU lanes map their chunks until GPU lanes join (auto mode): an eighth of the
+// memory, at least 1 GiB. The GPU lanes' chunks are read into slots, which they page-lock.
+std::uint64_t mapping_pool_budget() noexcept;
 // The machine's memory in bytes (sysconf), 0 when it cannot say.
 std::uint64_t physical_memory() noexcept;
 

@@ -485,7 +485,7 @@ TEST_CASE("options: sizes parse with suffixes and bad values are refused", "[pip
   CHECK(d.io_threads >= 4);
 }
 
-TEST_CASE("large chunks bound the pool's reads in bytes and the pool to 1 GiB", "[pipeline]") {
+TEST_CASE("large chunks bound the pool's reads in bytes and the pool to its budget", "[pipeline]") {
   using hetpipe::detail::large_chunk_slots;
   constexpr std::uint64_t M = 1 << 20, G = M << 10;
   // H200 box defaults: 16 io threads; auto 8 CPU lanes + 2 GPU lanes (44 slots), cpu 16 (48).
@@ -512,6 +512,11 @@ TEST_CASE("large chunks bound the pool's reads in bytes and the pool to 1 GiB", 
   CHECK(large_chunk_slots(48, 4 * M, 16, 16, 0, 32 * G) == 48);
   CHECK(large_chunk_slots(10, 600 * M, 4, 2, 0, 32 * G) == 4);
   CHECK(large_chunk_slots(3, 600 * M, 16, 16, 0, 32 * G) == 3);
+  // Auto mode on that machine: 16 CPU lanes map 8192^2 images (64 MiB and a page each) until the
+  // GPU lanes join. 1 GiB holds 15 slots, one fewer than the lanes; an eighth of 128 GiB holds
+  // every lane's, the GPU lanes' two each and a read (128 MiB).
+  CHECK(large_chunk_slots(48, 64 * M + 4096, 16, 16, 2, G) == 15);
+  CHECK(large_chunk_slots(48, 64 * M + 4096, 16, 16, 2, 16 * G) == 21);
   // A quarter of the memory the kernel reports, at least 1 GiB.
   std::ifstream meminfo("/proc/meminfo");
   std::string key;
@@ -519,6 +524,7 @@ TEST_CASE("large chunks bound the pool's reads in bytes and the pool to 1 GiB", 
   while (meminfo >> key >> kib && key != "MemTotal:") meminfo.ignore(256, '\n');
   REQUIRE(key == "MemTotal:");
   CHECK(hetpipe::detail::untouched_pool_budget() == std::max<std::uint64_t>(G, kib * 1024 / 4));
+  CHECK(hetpipe::detail::mapping_pool_budget() == std::max<std::uint64_t>(G, kib * 1024 / 8));
 }
 
 TEST_CASE("auto mode starts its GPU lanes for a job projected long at its steady rate",
