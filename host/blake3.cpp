@@ -2,8 +2,8 @@
 // time in a lane-transposed state (word w of lane l is element l of vector w), written with GCC's
 // generic vectors so that every target clone (AVX-512, AVX2, baseline SSE2) lowers the same code
 // to its own registers; auto-vectorising plain 16 x 8 arrays left the state in memory. With
-// AVX-512, full chunks go sixteen at a time (512-bit vectors). Partial chunks and single nodes
-// take a scalar path.
+// AVX-512, full chunks and parents go sixteen at a time (512-bit vectors). Partial chunks and
+// single nodes take a scalar path.
 //
 // A piece is processed in batches of 64 chunks: a batch's CVs (2 KiB) are reduced level by level
 // on the stack, and batch CVs are merged with the same lazy stack as tree_merger. The left-
@@ -354,9 +354,9 @@ template <bool byte_rot, bool g4>
 
 #if HETPIPE_B3_DISPATCH
 // ---------------------------------------------------------------------------------------------
-// Sixteen lanes, for full chunks only (the bulk of the work: a chunk is 16 compressions, its
-// share of parents one): AVX-512's 512-bit registers, rotates in one instruction. Parents and
-// output blocks stay at eight lanes.
+// Sixteen lanes, for full chunks (the bulk of the work: a chunk is 16 compressions, its share of
+// parents one) and parents: AVX-512's 512-bit registers, rotates in one instruction. Output
+// blocks stay at eight lanes.
 
 constexpr int wide = 16;
 using vec16 = std::uint32_t __attribute__((vector_size(4 * wide)));
