@@ -498,6 +498,19 @@ TEST_CASE("blur's float estimates: ties and near-ties of 8-bit outputs are exact
   check_every_build(rgb, {img::op{img::op_kind::blur, 2.0}}, reference_blur(rgb, 2.0));
 }
 
+// Wide rows, whose rings of sums the blur keeps with rows padded apart (ring_stride in
+// host/image_ops.cpp: 8192 floats, 32 KiB, put every row in the same L1 sets): 8-bit rows of
+// 8192 samples (the float and integer sums), 16-bit RGB rows of 3 x 700 (64-bit sums), and a
+// width just past the 1 KiB below which rows stay unpadded; each against the 2-D definition.
+TEST_CASE("blur of wide rows matches the 2-D definition in every build", "[image]") {
+  for (auto [w, h, ch, maxval] :
+       {std::array<std::uint32_t, 4>{8192, 17, 1, 255}, {700, 9, 3, 65535}, {257, 15, 1, 255}}) {
+    CAPTURE(w, h, ch, maxval);
+    const auto in = random_image(w, h, ch, maxval, w + h);
+    check_every_build(in, {img::op{img::op_kind::blur, 2.0}}, reference_blur(in, 2.0));
+  }
+}
+
 // Larger random 8-bit images, where every build must give the integer loops' bytes: about 2.7e-4
 // of the outputs at sigma 2 and 0.6% at sigma 64 take the integer fallback.
 TEST_CASE("blur of 8-bit images: every build gives the loops' bytes", "[image]") {
