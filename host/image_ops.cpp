@@ -1007,17 +1007,32 @@ class source_stage final : public stage {
   explicit source_stage(const raster_view& in) : stage(in.shape), in_(in) {}
   const u8* bytes(i64 y) override {
     if (in_.layout != sample_layout::u8 || can_exceed_maxval(in_.shape, in_.layout)) return nullptr;
+    fetch_next(y);
     return static_cast<const u8*>(in_.data) + static_cast<std::size_t>(y) * row_len();
   }
   const u16* row(i64 y) override {
-    if (in_.layout == sample_layout::u16)
+    if (in_.layout == sample_layout::u16) {
+      fetch_next(y);
       return static_cast<const u16*>(in_.data) + static_cast<std::size_t>(y) * row_len();
+    }
     return stage::row(y);
   }
 
  private:
+  // Row y + 1 into L2 while row y is worked on: the raster comes from memory (a mapped file), the
+  // rows are taken in order, and a row is long enough that the next stays unread meanwhile.
+  // Widening the 8-bit rows of 8192^2 PGMs was 8% of the chain gray,blur:sigma=2,sobel's samples on
+  // one thread (Zen 4 box, perf), 3% with this; 60 HD RGB PPMs, one lane: 309 -> 288 ms (median
+  // of 11, whole process; two lanes 196 -> 193; 8192^2 on one lane no faster).
+  void fetch_next(i64 y) const {
+    if (y + 1 >= static_cast<i64>(shape().height)) return;
+    const std::size_t bytes = row_len() * bytes_per_sample(in_.layout);
+    const u8* next = static_cast<const u8*>(in_.data) + static_cast<std::size_t>(y + 1) * bytes;
+    for (std::size_t o = 0; o < bytes; o += 64) __builtin_prefetch(next + o, 0, 2);
+  }
   void make(i64 y, u16* out) override {
     const std::size_t n = row_len(), bytes = n * bytes_per_sample(in_.layout);
+    fetch_next(y);
     unpack_raster(static_cast<const std::uint8_t*>(in_.data) + static_cast<std::size_t>(y) * bytes,
                   n, in_.layout, out);
     // The error names the raster's first sample above maxval, whichever row found one, so that
