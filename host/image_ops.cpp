@@ -49,7 +49,9 @@ std::vector<kernel_build> runnable_kernels() {
   std::vector<kernel_build> b;
 #if HETPIPE_IMG_SIMD
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) b.push_back(kernel_build::avx512);
+  // AVX-512 BW as well (Sobel's 16-bit lanes): every AVX-512 CPU but the Xeon Phi has it.
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))
+    b.push_back(kernel_build::avx512);
   if (__builtin_cpu_supports("avx2")) b.push_back(kernel_build::avx2);
 #endif
   b.push_back(kernel_build::loops);
@@ -833,32 +835,45 @@ HETPIPE_CLONES void sobel_row_8_loops(const u16* a, const u16* b, const u16* c, 
 #if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // as for the blur's passes
 #endif
-// sobel_row_8 with AVX-512, 16 outputs at a time: round_sqrt_small's float operations on 32-bit
-// lanes (gx^2 + gy^2 < 2^21).
+// round(sqrt(gx^2 + gy^2)) clamped to top, for 16 (gx, gy) pairs of 16-bit lanes.
+__attribute__((target("avx512f,avx512bw"), always_inline)) inline __m512i sobel_root16(
+    __m512i pairs, __m512 half, __m512i top) {
+  const __m512i s = _mm512_madd_epi16(pairs, pairs);  // gx^2 + gy^2
+  return _mm512_min_epi32(
+      _mm512_cvttps_epi32(_mm512_add_ps(_mm512_sqrt_ps(_mm512_cvtepi32_ps(s)), half)), top);
+}
+// sobel_row_8 with AVX-512, 32 outputs at a time: gx and gy in 16-bit lanes (|g| <= 4 x 255),
+// gx^2 + gy^2 < 2^21 in 32-bit lanes from one multiply-add of each (gx, gy) pair, then
+// round_sqrt_small's float operations. The pairs interleave within 128-bit lanes, and the pack
+// back to 16 bits undoes that. Against 16 outputs at a time in 32-bit lanes, test_host's
+// throughput, one thread, Zen 4: Sobel 1080p 2513-2526 -> 3553-3600 MPix/s, 8192 wide 1404-1553
+// -> 1557-1778.
 template <class Out>
-__attribute__((target("avx512f"))) void sobel_row_8_avx512(const u16* a, const u16* b, const u16* c,
-                                                           std::size_t row, std::size_t ch,
-                                                           u32 maxval, Out* d) {
+__attribute__((target("avx512f,avx512bw"))) void sobel_row_8_avx512(const u16* a, const u16* b,
+                                                                    const u16* c, std::size_t row,
+                                                                    std::size_t ch, u32 maxval,
+                                                                    Out* d) {
   const __m512i top = _mm512_set1_epi32(static_cast<int>(maxval));
   const __m512 half = _mm512_set1_ps(0.5f);
   std::size_t i = 0;
-  for (; i + 16 <= row; i += 16) {
-    const __m512i al = widen(a + i - ch), am = widen(a + i), ar = widen(a + i + ch);
-    const __m512i bl = widen(b + i - ch), br = widen(b + i + ch);
-    const __m512i cl = widen(c + i - ch), cm = widen(c + i), cr = widen(c + i + ch);
+  for (; i + 32 <= row; i += 32) {
+    const __m512i al = _mm512_loadu_si512(a + i - ch), am = _mm512_loadu_si512(a + i),
+                  ar = _mm512_loadu_si512(a + i + ch);
+    const __m512i bl = _mm512_loadu_si512(b + i - ch), br = _mm512_loadu_si512(b + i + ch);
+    const __m512i cl = _mm512_loadu_si512(c + i - ch), cm = _mm512_loadu_si512(c + i),
+                  cr = _mm512_loadu_si512(c + i + ch);
     const __m512i gx =
-        _mm512_sub_epi32(_mm512_add_epi32(_mm512_add_epi32(ar, cr), _mm512_slli_epi32(br, 1)),
-                         _mm512_add_epi32(_mm512_add_epi32(al, cl), _mm512_slli_epi32(bl, 1)));
+        _mm512_sub_epi16(_mm512_add_epi16(_mm512_add_epi16(ar, cr), _mm512_slli_epi16(br, 1)),
+                         _mm512_add_epi16(_mm512_add_epi16(al, cl), _mm512_slli_epi16(bl, 1)));
     const __m512i gy =
-        _mm512_sub_epi32(_mm512_add_epi32(_mm512_add_epi32(cl, cr), _mm512_slli_epi32(cm, 1)),
-                         _mm512_add_epi32(_mm512_add_epi32(al, ar), _mm512_slli_epi32(am, 1)));
-    const __m512i s = _mm512_add_epi32(_mm512_mullo_epi32(gx, gx), _mm512_mullo_epi32(gy, gy));
-    const __m512i m = _mm512_min_epu32(
-        _mm512_cvttps_epi32(_mm512_add_ps(_mm512_sqrt_ps(_mm512_cvtepi32_ps(s)), half)), top);
+        _mm512_sub_epi16(_mm512_add_epi16(_mm512_add_epi16(cl, cr), _mm512_slli_epi16(cm, 1)),
+                         _mm512_add_epi16(_mm512_add_epi16(al, ar), _mm512_slli_epi16(am, 1)));
+    const __m512i m = _mm512_packus_epi32(sobel_root16(_mm512_unpacklo_epi16(gx, gy), half, top),
+                                          sobel_root16(_mm512_unpackhi_epi16(gx, gy), half, top));
     if constexpr (sizeof(Out) == 1)
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i), _mm512_cvtepi32_epi8(m));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), _mm512_cvtepi16_epi8(m));
     else
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), _mm512_cvtepi32_epi16(m));
+      _mm512_storeu_si512(d + i, m);
   }
   if (i < row) sobel_row_8_loops(a + i, b + i, c + i, row - i, ch, maxval, d + i);
 }
