@@ -527,6 +527,9 @@ TEST_CASE("blur of 8-bit images: every build gives the loops' bytes", "[image]")
 TEST_CASE("sobel matches its definition on rows of every length and tail", "[image]") {
   // Random samples, and samples of 0 and maxval only (the largest gradients, clamped).
   for (auto [w, h, ch, maxval] : {std::array<std::uint32_t, 4>{1, 5, 1, 255},
+                                  {2, 4, 1, 255},  // edge pixels only (sobel_stage's copies)
+                                  {3, 3, 3, 255},
+                                  {2, 3, 4, 65535},
                                   {16, 3, 1, 255},
                                   {17, 4, 1, 255},
                                   {47, 5, 1, 255},
