@@ -881,36 +881,52 @@ __attribute__((target("avx512f,avx512bw"))) void sobel_row_8_avx512(const u16* a
   }
 }
 
-// The same with AVX2, 8 outputs at a time (the loops' clone computes the square root in doubles
-// by way of round_sqrt_small's conversion, which takes it out of 32-bit lanes).
+// round(sqrt(gx^2 + gy^2)) clamped to top, for 8 (gx, gy) pairs of 16-bit lanes (AVX2).
+__attribute__((target("avx2"), always_inline)) inline __m256i sobel_root8(__m256i pairs,
+                                                                          __m256 half,
+                                                                          __m256i top) {
+  const __m256i s = _mm256_madd_epi16(pairs, pairs);  // gx^2 + gy^2
+  return _mm256_min_epi32(
+      _mm256_cvttps_epi32(_mm256_add_ps(_mm256_sqrt_ps(_mm256_cvtepi32_ps(s)), half)), top);
+}
+// The same with AVX2, 16 outputs at a time (the loops' clone computes the square root in doubles
+// by way of round_sqrt_small's conversion, which takes it out of 32-bit lanes). In 16-bit lanes
+// as AVX-512's: test_host, one thread, Zen 4, Sobel 1080p 1809-1899 -> 2896-2944 MPix/s, 8192 wide
+// 1256-1396 -> 1679-1803.
 template <class Out>
 __attribute__((target("avx2"))) void sobel_row_8_avx2(const u16* a, const u16* b, const u16* c,
                                                       std::size_t row, std::size_t ch, u32 maxval,
                                                       Out* d) {
   const __m256i top = _mm256_set1_epi32(static_cast<int>(maxval));
   const __m256 half = _mm256_set1_ps(0.5f);
-  std::size_t i = 0;
-  for (; i + 8 <= row; i += 8) {
-    const __m256i al = widen8(a + i - ch), am = widen8(a + i), ar = widen8(a + i + ch);
-    const __m256i bl = widen8(b + i - ch), br = widen8(b + i + ch);
-    const __m256i cl = widen8(c + i - ch), cm = widen8(c + i), cr = widen8(c + i + ch);
+  if (row < 16) return sobel_row_8_loops(a, b, c, row, ch, maxval, d);
+  const auto ld = [](const u16* p) { return reinterpret_cast<const __m256i*>(p); };
+  // The last block ends at the row's end, overlapping the one before (as AVX-512's).
+  for (std::size_t i = 0;; i += 16) {
+    if (i + 16 > row) i = row - 16;
+    const __m256i al = _mm256_loadu_si256(ld(a + i - ch)), am = _mm256_loadu_si256(ld(a + i)),
+                  ar = _mm256_loadu_si256(ld(a + i + ch));
+    const __m256i bl = _mm256_loadu_si256(ld(b + i - ch)), br = _mm256_loadu_si256(ld(b + i + ch));
+    const __m256i cl = _mm256_loadu_si256(ld(c + i - ch)), cm = _mm256_loadu_si256(ld(c + i)),
+                  cr = _mm256_loadu_si256(ld(c + i + ch));
     const __m256i gx =
-        _mm256_sub_epi32(_mm256_add_epi32(_mm256_add_epi32(ar, cr), _mm256_slli_epi32(br, 1)),
-                         _mm256_add_epi32(_mm256_add_epi32(al, cl), _mm256_slli_epi32(bl, 1)));
+        _mm256_sub_epi16(_mm256_add_epi16(_mm256_add_epi16(ar, cr), _mm256_slli_epi16(br, 1)),
+                         _mm256_add_epi16(_mm256_add_epi16(al, cl), _mm256_slli_epi16(bl, 1)));
     const __m256i gy =
-        _mm256_sub_epi32(_mm256_add_epi32(_mm256_add_epi32(cl, cr), _mm256_slli_epi32(cm, 1)),
-                         _mm256_add_epi32(_mm256_add_epi32(al, ar), _mm256_slli_epi32(am, 1)));
-    const __m256i s = _mm256_add_epi32(_mm256_mullo_epi32(gx, gx), _mm256_mullo_epi32(gy, gy));
-    const __m256i m = _mm256_min_epu32(
-        _mm256_cvttps_epi32(_mm256_add_ps(_mm256_sqrt_ps(_mm256_cvtepi32_ps(s)), half)), top);
-    const __m128i packed =
-        _mm_packus_epi32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
-    if constexpr (sizeof(Out) == 1)
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(d + i), _mm_packus_epi16(packed, packed));
-    else
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i), packed);
+        _mm256_sub_epi16(_mm256_add_epi16(_mm256_add_epi16(cl, cr), _mm256_slli_epi16(cm, 1)),
+                         _mm256_add_epi16(_mm256_add_epi16(al, ar), _mm256_slli_epi16(am, 1)));
+    // In-lane interleave, then an in-lane pack back: the 16 outputs in order, in 16 bits.
+    const __m256i m = _mm256_packus_epi32(sobel_root8(_mm256_unpacklo_epi16(gx, gy), half, top),
+                                          sobel_root8(_mm256_unpackhi_epi16(gx, gy), half, top));
+    if constexpr (sizeof(Out) == 1) {
+      const __m128i bytes =
+          _mm_packus_epi16(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i), bytes);
+    } else {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), m);
+    }
+    if (i + 16 == row) break;
   }
-  if (i < row) sobel_row_8_loops(a + i, b + i, c + i, row - i, ch, maxval, d + i);
 }
 #pragma GCC diagnostic pop
 #endif
