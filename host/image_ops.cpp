@@ -657,6 +657,34 @@ __attribute__((target("avx2,fma"))) void blur_v2_f32_avx2(const float* const* fr
   blur_v_f32_avx2(i, frows, sums, row, k, maxval, d0);
   blur_v_f32_avx2(i, frows + 1, sums1, row, k, maxval, d1);
 }
+// Four rows at once with AVX2, as blur_v4_f32_avx512 (one 8-sample column: 12 of the 16
+// registers hold the rows and sums).
+__attribute__((target("avx2,fma"))) void blur_v4_f32_avx2(const float* const* frows,
+                                                          const u32* const* sums, std::size_t row,
+                                                          const blur_kernel& k, u32 maxval, u16* d0,
+                                                          u16* more) {
+  const int r = k.radius;
+  const float* const* f = frows + r;  // f[m]: row y + m, -r <= m <= r + 3
+  u16* const d[4] = {d0, more, more + row, more + 2 * row};
+  std::size_t i = 0;
+  for (; i + 8 <= row; i += 8) {
+    __m256 lo[4], hi[4], a[4];  // lo[c], hi[c]: rows y + c - t, y + c + t
+    for (int c = 0; c < 4; ++c) {
+      lo[c] = hi[c] = _mm256_loadu_ps(f[c] + i);
+      a[c] = _mm256_mul_ps(q8(k, 0), lo[c]);
+    }
+    for (int t = 1; t <= r; ++t) {
+      const __m256 q = q8(k, t);
+      lo[3] = lo[2], lo[2] = lo[1], lo[1] = lo[0];
+      lo[0] = _mm256_loadu_ps(f[-t] + i);
+      hi[0] = hi[1], hi[1] = hi[2], hi[2] = hi[3];
+      hi[3] = _mm256_loadu_ps(f[3 + t] + i);
+      for (int c = 0; c < 4; ++c) a[c] = _mm256_fmadd_ps(q, _mm256_add_ps(lo[c], hi[c]), a[c]);
+    }
+    for (int c = 0; c < 4; ++c) blur_v_finish8(a[c], sums + c, i, k, maxval, d[c]);
+  }
+  for (int c = 0; c < 4; ++c) blur_v_f32_avx2(i, frows + c, sums + c, row, k, maxval, d[c]);
+}
 // 32-bit sums as floats rounded to nearest: AVX2 converts signed words only, so each sum is split
 // in 16-bit halves (both exact as floats), and one fused multiply-add rounds hi 2^16 + lo once.
 __attribute__((target("avx2,fma"), always_inline)) inline __m256 u32_to_float8(__m256i v) {
@@ -751,19 +779,10 @@ void blur_v2_f32([[maybe_unused]] const float* const* frows,
       throw std::logic_error("blur_v2_f32 in the loops' build");
   }
 }
-// Rows the float vertical pass makes at once in this build: 4 (blur_v4_f32) with AVX-512, 2
-// (blur_v2_f32) with AVX2; the loops' build has no float pass.
+// Rows the float vertical pass makes at once in this build (blur_v4_f32; 2 near an image's
+// bottom, blur_v2_f32); the loops' build has no float pass.
 int blur_rows_at_once() {
-  switch (current_kernels()) {
-#if HETPIPE_IMG_SIMD
-    case kernel_build::avx512:
-      return 4;
-    case kernel_build::avx2:
-      return 2;
-#endif
-    default:
-      return 1;
-  }
+  return current_kernels() == kernel_build::loops ? 1 : 4;
 }
 void blur_v4_f32([[maybe_unused]] const float* const* frows,
                  [[maybe_unused]] const u32* const* sums, [[maybe_unused]] std::size_t row,
@@ -772,8 +791,10 @@ void blur_v4_f32([[maybe_unused]] const float* const* frows,
 #if HETPIPE_IMG_SIMD
   if (current_kernels() == kernel_build::avx512)
     return blur_v4_f32_avx512(frows, sums, row, k, maxval, d0, more);
+  if (current_kernels() == kernel_build::avx2)
+    return blur_v4_f32_avx2(frows, sums, row, k, maxval, d0, more);
 #endif
-  throw std::logic_error("blur_v4_f32 without AVX-512");
+  throw std::logic_error("blur_v4_f32 in the loops' build");
 }
 HETPIPE_CLONES void blur_v_u64(const u64* const* rows, std::size_t row, const blur_kernel& k,
                                u32 maxval, u64* acc, u16* d) {
@@ -1232,8 +1253,8 @@ std::size_t ring_stride(std::size_t n, std::size_t elem) {
 // of image row j live in ring slot j % slots; rows [lo_, hi_] are there. In the vector builds the
 // 32-bit sums are kept as floats too (blur_h_sums): the vertical pass estimates in float and sums
 // in integers only the outputs near a rounding boundary (blur_float_margin), and makes inner rows
-// four at a time with AVX-512 (blur_v4_f32) and two with AVX2 (blur_v2_f32), the others waiting in
-// pending_ for their own make().
+// four at a time (blur_v4_f32; two near the bottom, blur_v2_f32), the others waiting in pending_
+// for their own make().
 template <class H>
 class blur_stage final : public stage {
  public:
@@ -1278,7 +1299,7 @@ class blur_stage final : public stage {
     }
     const std::size_t slots = slots_;
     // An inner row whose next rows are inner too is made with them, where the floats allow: 4
-    // rows at once with AVX-512 (2 near the bottom), 2 with AVX2.
+    // rows at once (2 near the bottom).
     const auto fits = [&](int n) {
       return float_ && at_once_ >= n && y >= r && y + r + n - 1 < h && slots >= taps + n - 1;
     };
