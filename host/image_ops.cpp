@@ -471,15 +471,14 @@ __attribute__((target("avx512f"))) void blur_v2_f32_avx512(const float* const* f
 // rows at once, 4.78 four). Output c's pair t is (y + c - t, y + c + t): as t grows, the lows
 // slide down a row and the highs up one, each taking one new row. Each output's sum is formed in
 // the single row's order, so the estimates, and the outputs, are the single rows'. Rows y + 1 ..
-// y + 3 go to more[0 .. 3 row).
+// y + 3 go to d[1 .. 3].
 __attribute__((target("avx512f"))) void blur_v4_f32_avx512(const float* const* frows,
                                                            const u32* const* sums, std::size_t row,
                                                            const blur_kernel& k, u32 maxval,
-                                                           u16* d0, u16* more) {
+                                                           u16* const* d) {
   const int r = k.radius;
   const float* const* f = frows + r;  // f[m]: row y + m, -r <= m <= r + 3
-  u16* const d[4] = {d0, more, more + row, more + 2 * row};
-  constexpr int n = 2;  // 16-sample columns at once: 8 chains of adds
+  constexpr int n = 2;                // 16-sample columns at once: 8 chains of adds
   std::size_t i = 0;
   for (; i + 16 * n <= row; i += 16 * n) {
     __m512 lo[n][4], hi[n][4], a[n][4];  // lo[][c], hi[][c]: rows y + c - t, y + c + t
@@ -661,11 +660,10 @@ __attribute__((target("avx2,fma"))) void blur_v2_f32_avx2(const float* const* fr
 // registers hold the rows and sums).
 __attribute__((target("avx2,fma"))) void blur_v4_f32_avx2(const float* const* frows,
                                                           const u32* const* sums, std::size_t row,
-                                                          const blur_kernel& k, u32 maxval, u16* d0,
-                                                          u16* more) {
+                                                          const blur_kernel& k, u32 maxval,
+                                                          u16* const* d) {
   const int r = k.radius;
   const float* const* f = frows + r;  // f[m]: row y + m, -r <= m <= r + 3
-  u16* const d[4] = {d0, more, more + row, more + 2 * row};
   std::size_t i = 0;
   for (; i + 8 <= row; i += 8) {
     __m256 lo[4], hi[4], a[4];  // lo[c], hi[c]: rows y + c - t, y + c + t
@@ -787,12 +785,12 @@ int blur_rows_at_once() {
 void blur_v4_f32([[maybe_unused]] const float* const* frows,
                  [[maybe_unused]] const u32* const* sums, [[maybe_unused]] std::size_t row,
                  [[maybe_unused]] const blur_kernel& k, [[maybe_unused]] u32 maxval,
-                 [[maybe_unused]] u16* d0, [[maybe_unused]] u16* more) {
+                 [[maybe_unused]] u16* const* d) {
 #if HETPIPE_IMG_SIMD
   if (current_kernels() == kernel_build::avx512)
-    return blur_v4_f32_avx512(frows, sums, row, k, maxval, d0, more);
+    return blur_v4_f32_avx512(frows, sums, row, k, maxval, d);
   if (current_kernels() == kernel_build::avx2)
-    return blur_v4_f32_avx2(frows, sums, row, k, maxval, d0, more);
+    return blur_v4_f32_avx2(frows, sums, row, k, maxval, d);
 #endif
   throw std::logic_error("blur_v4_f32 in the loops' build");
 }
@@ -1106,27 +1104,36 @@ class stage {
   virtual bool make_u8(i64, u8*) { return false; }
   // Row y (0 <= y < height), valid until rows `kept` further on have been asked for.
   virtual const u16* row(i64 y) {
-    if (tags_.empty()) {
-      rows_.resize(kept_ * row_len_);
-      tags_.assign(kept_, -1);
-    }
-    const std::size_t slot = static_cast<std::size_t>(y) % kept_;
-    u16* p = rows_.data() + slot * row_len_;
-    if (tags_[slot] != y) {
-      tags_[slot] = -1;  // a make() that throws leaves no row behind
+    u16* p = slot(y);
+    if (tags_[static_cast<std::size_t>(y) % tags_.size()] != y) {
+      claim(y);  // a make() that throws leaves no row behind
       make(y, p);
-      tags_[slot] = y;
+      made(y);
     }
     return p;
   }
 
  protected:
   virtual void make(i64 y, u16* out) = 0;
+  // A make() that makes up to n rows after the one asked for as well (blur, four at a time) puts
+  // them where row() will look: claim(y) before writing slot(y), made(y) once it is whole. Called
+  // before the first row().
+  void make_ahead(std::size_t n) { ahead_ = n; }
+  u16* slot(i64 y) {
+    if (tags_.empty()) {
+      rows_.resize((kept_ + ahead_) * row_len_);
+      tags_.assign(kept_ + ahead_, -1);
+    }
+    return rows_.data() + static_cast<std::size_t>(y) % tags_.size() * row_len_;
+  }
+  void claim(i64 y) { tags_[static_cast<std::size_t>(y) % tags_.size()] = -1; }
+  void made(i64 y) { tags_[static_cast<std::size_t>(y) % tags_.size()] = y; }
 
  private:
   image_shape shape_;
   std::size_t row_len_;
   std::size_t kept_ = 1;
+  std::size_t ahead_ = 0;
   std::vector<u16> rows_;
   std::vector<i64> tags_;
 };
@@ -1253,27 +1260,26 @@ std::size_t ring_stride(std::size_t n, std::size_t elem) {
 // of image row j live in ring slot j % slots; rows [lo_, hi_] are there. In the vector builds the
 // 32-bit sums are kept as floats too (blur_h_sums): the vertical pass estimates in float and sums
 // in integers only the outputs near a rounding boundary (blur_float_margin), and makes inner rows
-// four at a time (blur_v4_f32; two near the bottom, blur_v2_f32), the others waiting in pending_
-// for their own make().
+// four at a time (blur_v4_f32; two near the bottom, blur_v2_f32), the others put where row()
+// finds them (make_ahead).
 template <class H>
 class blur_stage final : public stage {
  public:
-  blur_stage(stage& in, const blur_kernel& k) : stage(in.shape()), in_(in), k_(k) {}
+  blur_stage(stage& in, const blur_kernel& k) : stage(in.shape()), in_(in), k_(k) {
+    if constexpr (std::is_same_v<H, u32>) {
+      float_ = blur_float_rows();
+      at_once_ = float_ ? blur_rows_at_once() : 1;
+      make_ahead(static_cast<std::size_t>(at_once_ - 1));
+    }
+  }
 
  private:
   void make(i64 y, u16* d) override {
     const int r = k_.radius;
     const std::size_t ch = shape().channels, w = shape().width, row = row_len();
     const i64 h = shape().height;
-    if (y >= pending_y_ && y < pending_y_ + pending_n_) {
-      std::memcpy(d, pending_.data() + static_cast<std::size_t>(y - pending_y_) * row,
-                  row * sizeof(u16));
-      return;
-    }
     const std::size_t taps = 2 * static_cast<std::size_t>(r) + 1;
     if (sums_.empty()) {
-      if constexpr (std::is_same_v<H, u32>) float_ = blur_float_rows();
-      at_once_ = float_ ? blur_rows_at_once() : 1;
       // 2r + 1 rows (2r + 4 for four at a time), or all of them where the image has fewer: a wide
       // image of a few rows took 2r + 1 rows of sums all the same (1.6 GB for a row of 2^20
       // pixels and sigma 64).
@@ -1294,7 +1300,6 @@ class blur_stage final : public stage {
         fring_.resize(ring_.size());
         for (std::size_t i = 0; i < fring_.size(); ++i)
           fring_[i] = fsums_.data() + (i % slots_) * fstride_;
-        pending_.resize(static_cast<std::size_t>(at_once_ - 1) * row);
       }
     }
     const std::size_t slots = slots_;
@@ -1353,12 +1358,17 @@ class blur_stage final : public stage {
     }
     if constexpr (std::is_same_v<H, u32>) {
       if (make_n > 1) {
+        // Rows y + 1 .. straight into the slots where row() will find them (make_ahead).
+        u16* out[4] = {d, nullptr, nullptr, nullptr};
+        for (int m = 1; m < make_n; ++m) {
+          claim(y + m);
+          out[m] = slot(y + m);
+        }
         if (make_n == 4)
-          blur_v4_f32(frun, run, row, k_, shape().maxval, d, pending_.data());
+          blur_v4_f32(frun, run, row, k_, shape().maxval, out);
         else
-          blur_v2_f32(frun, run, row, k_, shape().maxval, d, pending_.data());
-        pending_y_ = y + 1;
-        pending_n_ = make_n - 1;
+          blur_v2_f32(frun, run, row, k_, shape().maxval, d, out[1]);
+        for (int m = 1; m < make_n; ++m) made(y + m);
         return;
       }
       if (float_) return blur_v_f32(frun, run, row, k_, shape().maxval, d);
@@ -1376,10 +1386,7 @@ class blur_stage final : public stage {
   std::vector<const H*> rows_, ring_;
   std::vector<float> fsums_;
   std::vector<const float*> frows_, fring_;
-  int at_once_ = 1;           // rows the float pass makes at once (blur_rows_at_once)
-  std::vector<u16> pending_;  // rows pending_y_ .. + pending_n_, made with the row before them
-  i64 pending_y_ = -1;
-  i64 pending_n_ = 0;
+  int at_once_ = 1;  // rows the float pass makes at once (blur_rows_at_once)
   std::vector<u64> acc_;
   i64 lo_ = 0, hi_ = -1;
 };
