@@ -446,9 +446,9 @@ struct lane_fns {
   chunks_fn chunks;
   parents_fn parents;
   output_fn output;
-  chunks_fn chunks16 = nullptr;  // sixteen chunks at once, where the build has it
+  chunks_fn chunks16 = nullptr;    // sixteen chunks at once, where the build has it
+  parents_fn parents16 = nullptr;  // and sixteen parents
   const char* name = "";
-  parents_fn parents16 = nullptr;  // sixteen parents at once, with chunks16
 };
 
 #define HETPIPE_B3_VARIANT(name, attr, byte_rot, g4)                                          \
@@ -463,7 +463,8 @@ struct lane_fns {
   attr void output_##name(const output_node& n, std::uint64_t t, std::uint8_t* o) {           \
     output_lanes_t<byte_rot, g4>(n, t, o);                                                    \
   }                                                                                           \
-  constexpr lane_fns name##_fns = {chunks_##name, parents_##name, output_##name, nullptr, #name};
+  constexpr lane_fns name##_fns = {chunks_##name, parents_##name, output_##name,              \
+                                   nullptr,       nullptr,        #name};
 
 HETPIPE_B3_VARIANT(baseline, , false, false)
 #if HETPIPE_B3_DISPATCH
@@ -490,10 +491,10 @@ __attribute__((target("avx2"))) void parents16_avx2(const std::uint8_t* const* p
                                                     const key_words& k, std::uint32_t f, cv* o) {
   parents16_t<false>(p, k, f, o);
 }
-constexpr lane_fns avx512_16_fns = {chunks_avx512,   parents_avx512, output_avx512,
-                                    chunks16_avx512, "avx512-16",    parents16_avx512};
-constexpr lane_fns avx2_16_fns = {chunks_avx2,   parents_avx2, output_avx2,
-                                  chunks16_avx2, "avx2-16",    parents16_avx2};
+constexpr lane_fns avx512_16_fns = {chunks_avx512,   parents_avx512,   output_avx512,
+                                    chunks16_avx512, parents16_avx512, "avx512-16"};
+constexpr lane_fns avx2_16_fns = {chunks_avx2,   parents_avx2,   output_avx2,
+                                  chunks16_avx2, parents16_avx2, "avx2-16"};
 #endif
 
 // The builds this CPU runs, best first.

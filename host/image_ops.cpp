@@ -331,9 +331,9 @@ u16 blur_exact_at(const u32* const* sums, std::size_t i, const blur_kernel& k, u
 
 // --- AVX-512 ---
 
-// 16 sums of two samples each, in 16 bits (samples <= 255).
-__attribute__((target("avx512f"), always_inline)) inline __m256i pair16(const u16* a,
-                                                                        const u16* b) {
+// 16 sums of two samples each, in 16 bits (samples <= 255: at most 510). AVX2 instructions: the
+// horizontal passes of both builds widen these instead of each sample.
+__attribute__((target("avx2"), always_inline)) inline __m256i pair16(const u16* a, const u16* b) {
   return _mm256_add_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)),
                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)));
 }
@@ -414,64 +414,13 @@ __attribute__((target("avx512f"))) void blur_v_f32_avx512(std::size_t i, const f
   }
   for (; i < row; ++i) d[i] = blur_exact_at(sums, i, k, maxval);
 }
-// Rows y and y + 1 at once, from frows[0 .. 2r + 1] = rows y - r .. y + r + 1: the two outputs
-// share 2r of their rows, and each row is loaded once for both, half the loads of two single rows
-// (the pass was bound by them: the 13 rows of sums of an 8192-sample row do not stay in the L1
-// cache). Each output's sum is formed in the single row's order (the centre, then the pairs
-// outward), so the estimates, and the outputs, are the single rows'. Row y + 1's pair t is
-// (y + 1 - t, y + 1 + t): the row y + 1 + t comes with row y's pair t + 1, and the row
-// y + 1 - t = y - (t - 1) came two pairs before.
-__attribute__((target("avx512f"))) void blur_v2_f32_avx512(const float* const* frows,
-                                                           const u32* const* sums, std::size_t row,
-                                                           const blur_kernel& k, u32 maxval,
-                                                           u16* d0, u16* d1) {
-  const int r = k.radius;
-  const float* const* f = frows + r;  // f[m]: row y + m, -r <= m <= r + 1
-  const u32* const* sums1 = sums + 1;
-  constexpr int n = 2;
-  std::size_t i = 0;
-  for (; i + 16 * n <= row; i += 16 * n) {
-    __m512 a0[n], a1[n], back1[n], back2[n];  // back1, back2: rows y - t + 1, y - t + 2
-    for (int j = 0; j < n; ++j) {
-      back1[j] = _mm512_loadu_ps(f[0] + i + 16 * j);
-      a0[j] = _mm512_mul_ps(q16(k, 0), back1[j]);
-    }
-    for (int j = 0; j < n; ++j) {  // t = 1: row y + 1 is row y + 1's centre
-      const __m512 lo = _mm512_loadu_ps(f[-1] + i + 16 * j);
-      const __m512 hi = _mm512_loadu_ps(f[1] + i + 16 * j);
-      a0[j] = _mm512_fmadd_ps(q16(k, 1), _mm512_add_ps(lo, hi), a0[j]);
-      a1[j] = _mm512_mul_ps(q16(k, 0), hi);
-      back2[j] = back1[j], back1[j] = lo;
-    }
-    for (int t = 2; t <= r; ++t) {
-      const __m512 qt = q16(k, t), qp = q16(k, t - 1);
-      for (int j = 0; j < n; ++j) {
-        const __m512 lo = _mm512_loadu_ps(f[-t] + i + 16 * j);
-        const __m512 hi = _mm512_loadu_ps(f[t] + i + 16 * j);
-        a0[j] = _mm512_fmadd_ps(qt, _mm512_add_ps(lo, hi), a0[j]);
-        a1[j] = _mm512_fmadd_ps(qp, _mm512_add_ps(back2[j], hi), a1[j]);
-        back2[j] = back1[j], back1[j] = lo;
-      }
-    }
-    for (int j = 0; j < n; ++j) {  // t = r + 1: row y + 1's last pair
-      const __m512 hi = _mm512_loadu_ps(f[r + 1] + i + 16 * j);
-      a1[j] = _mm512_fmadd_ps(q16(k, r), _mm512_add_ps(back2[j], hi), a1[j]);
-    }
-    for (int j = 0; j < n; ++j) {
-      blur_v_finish16(a0[j], sums, i + 16 * j, k, maxval, d0);
-      blur_v_finish16(a1[j], sums1, i + 16 * j, k, maxval, d1);
-    }
-  }
-  blur_v_f32_avx512(i, frows, sums, row, k, maxval, d0);
-  blur_v_f32_avx512(i, frows + 1, sums1, row, k, maxval, d1);
-}
 // Rows y .. y + 3 at once, from frows[0 .. 2r + 3] = rows y - r .. y + r + 3: each row is loaded
-// once for the four outputs that use it, 2r + 4 loads for four rows against 2r + 2 for two (the
-// pass alone, outside the library, 14 rows of 8192 floats, one thread, Zen 4: 3.35 GPix/s two
-// rows at once, 4.78 four). Output c's pair t is (y + c - t, y + c + t): as t grows, the lows
-// slide down a row and the highs up one, each taking one new row. Each output's sum is formed in
-// the single row's order, so the estimates, and the outputs, are the single rows'. Rows y + 1 ..
-// y + 3 go to d[1 .. 3].
+// once for the four outputs that use it, 2r + 4 loads for four rows against 2r + 1 for one (the
+// pass is bound by its loads; alone, outside the library, 14 rows of 8192 floats, one thread,
+// Zen 4: 3.35 GPix/s two rows at once, 4.78 four). Output c's pair t is (y + c - t, y + c + t): as
+// t grows, the lows slide down a row and the highs up one, each taking one new row. Each output's
+// sum is formed in the single row's order, so the estimates, and the outputs, are the single rows'.
+// Rows y + 1 .. y + 3 go to d[1 .. 3].
 __attribute__((target("avx512f"))) void blur_v4_f32_avx512(const float* const* frows,
                                                            const u32* const* sums, std::size_t row,
                                                            const blur_kernel& k, u32 maxval,
@@ -518,8 +467,6 @@ __attribute__((target("avx512f"))) void blur_h_sums_avx512(const u16* c, std::si
       const __m512i q = _mm512_set1_epi32(static_cast<int>(k.q[t]));
       const u16* lo = c + i - t * ch;
       const u16* hi = c + i + t * ch;
-      // The pair's sum in 16 bits (samples <= 255: at most 510), then widened: half the
-      // widenings of widening each sample.
       a0 = _mm512_add_epi32(a0, _mm512_mullo_epi32(q, _mm512_cvtepu16_epi32(pair16(lo, hi))));
       a1 = _mm512_add_epi32(a1,
                             _mm512_mullo_epi32(q, _mm512_cvtepu16_epi32(pair16(lo + 16, hi + 16))));
@@ -612,50 +559,6 @@ __attribute__((target("avx2,fma"))) void blur_v_f32_avx2(std::size_t i, const fl
   }
   for (; i < row; ++i) d[i] = blur_exact_at(sums, i, k, maxval);
 }
-__attribute__((target("avx2,fma"))) void blur_v2_f32_avx2(const float* const* frows,
-                                                          const u32* const* sums, std::size_t row,
-                                                          const blur_kernel& k, u32 maxval, u16* d0,
-                                                          u16* d1) {
-  const int r = k.radius;
-  const float* const* f = frows + r;
-  const u32* const* sums1 = sums + 1;
-  constexpr int n = 2;
-  std::size_t i = 0;
-  for (; i + 8 * n <= row; i += 8 * n) {
-    __m256 a0[n], a1[n], back1[n], back2[n];
-    for (int j = 0; j < n; ++j) {
-      back1[j] = _mm256_loadu_ps(f[0] + i + 8 * j);
-      a0[j] = _mm256_mul_ps(q8(k, 0), back1[j]);
-    }
-    for (int j = 0; j < n; ++j) {
-      const __m256 lo = _mm256_loadu_ps(f[-1] + i + 8 * j);
-      const __m256 hi = _mm256_loadu_ps(f[1] + i + 8 * j);
-      a0[j] = _mm256_fmadd_ps(q8(k, 1), _mm256_add_ps(lo, hi), a0[j]);
-      a1[j] = _mm256_mul_ps(q8(k, 0), hi);
-      back2[j] = back1[j], back1[j] = lo;
-    }
-    for (int t = 2; t <= r; ++t) {
-      const __m256 qt = q8(k, t), qp = q8(k, t - 1);
-      for (int j = 0; j < n; ++j) {
-        const __m256 lo = _mm256_loadu_ps(f[-t] + i + 8 * j);
-        const __m256 hi = _mm256_loadu_ps(f[t] + i + 8 * j);
-        a0[j] = _mm256_fmadd_ps(qt, _mm256_add_ps(lo, hi), a0[j]);
-        a1[j] = _mm256_fmadd_ps(qp, _mm256_add_ps(back2[j], hi), a1[j]);
-        back2[j] = back1[j], back1[j] = lo;
-      }
-    }
-    for (int j = 0; j < n; ++j) {
-      const __m256 hi = _mm256_loadu_ps(f[r + 1] + i + 8 * j);
-      a1[j] = _mm256_fmadd_ps(q8(k, r), _mm256_add_ps(back2[j], hi), a1[j]);
-    }
-    for (int j = 0; j < n; ++j) {
-      blur_v_finish8(a0[j], sums, i + 8 * j, k, maxval, d0);
-      blur_v_finish8(a1[j], sums1, i + 8 * j, k, maxval, d1);
-    }
-  }
-  blur_v_f32_avx2(i, frows, sums, row, k, maxval, d0);
-  blur_v_f32_avx2(i, frows + 1, sums1, row, k, maxval, d1);
-}
 // Four rows at once with AVX2, as blur_v4_f32_avx512 (one 8-sample column: 12 of the 16
 // registers hold the rows and sums).
 __attribute__((target("avx2,fma"))) void blur_v4_f32_avx2(const float* const* frows,
@@ -703,10 +606,7 @@ __attribute__((target("avx2,fma"))) void blur_h_sums_avx2(const u16* c, std::siz
       const __m256i q = _mm256_set1_epi32(static_cast<int>(k.q[t]));
       const u16* lo = c + i - t * ch;
       const u16* hi = c + i + t * ch;
-      // The pair's sum in 16 bits (samples <= 255), 16 at once, then widened (as AVX-512's).
-      const __m256i pair =
-          _mm256_add_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(lo)),
-                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(hi)));
+      const __m256i pair = pair16(lo, hi);
       a0 = _mm256_add_epi32(
           a0, _mm256_mullo_epi32(q, _mm256_cvtepu16_epi32(_mm256_castsi256_si128(pair))));
       a1 = _mm256_add_epi32(
@@ -761,27 +661,7 @@ void blur_v_f32([[maybe_unused]] const float* const* frows, [[maybe_unused]] con
       throw std::logic_error("blur_v_f32 in the loops' build");
   }
 }
-// Rows y and y + 1 from rows y - r .. y + r + 1 (frows and sums both).
-void blur_v2_f32([[maybe_unused]] const float* const* frows,
-                 [[maybe_unused]] const u32* const* sums, [[maybe_unused]] std::size_t row,
-                 [[maybe_unused]] const blur_kernel& k, [[maybe_unused]] u32 maxval,
-                 [[maybe_unused]] u16* d0, [[maybe_unused]] u16* d1) {
-  switch (current_kernels()) {
-#if HETPIPE_IMG_SIMD
-    case kernel_build::avx512:
-      return blur_v2_f32_avx512(frows, sums, row, k, maxval, d0, d1);
-    case kernel_build::avx2:
-      return blur_v2_f32_avx2(frows, sums, row, k, maxval, d0, d1);
-#endif
-    default:
-      throw std::logic_error("blur_v2_f32 in the loops' build");
-  }
-}
-// Rows the float vertical pass makes at once in this build (blur_v4_f32; 2 near an image's
-// bottom, blur_v2_f32); the loops' build has no float pass.
-int blur_rows_at_once() {
-  return current_kernels() == kernel_build::loops ? 1 : 4;
-}
+// Rows y .. y + 3 from rows y - r .. y + r + 3 (frows and sums both).
 void blur_v4_f32([[maybe_unused]] const float* const* frows,
                  [[maybe_unused]] const u32* const* sums, [[maybe_unused]] std::size_t row,
                  [[maybe_unused]] const blur_kernel& k, [[maybe_unused]] u32 maxval,
@@ -1105,7 +985,7 @@ class stage {
   // Row y (0 <= y < height), valid until rows `kept` further on have been asked for.
   virtual const u16* row(i64 y) {
     u16* p = slot(y);
-    if (tags_[static_cast<std::size_t>(y) % tags_.size()] != y) {
+    if (tags_[index(y)] != y) {
       claim(y);  // a make() that throws leaves no row behind
       make(y, p);
       made(y);
@@ -1124,12 +1004,13 @@ class stage {
       rows_.resize((kept_ + ahead_) * row_len_);
       tags_.assign(kept_ + ahead_, -1);
     }
-    return rows_.data() + static_cast<std::size_t>(y) % tags_.size() * row_len_;
+    return rows_.data() + index(y) * row_len_;
   }
-  void claim(i64 y) { tags_[static_cast<std::size_t>(y) % tags_.size()] = -1; }
-  void made(i64 y) { tags_[static_cast<std::size_t>(y) % tags_.size()] = y; }
+  void claim(i64 y) { tags_[index(y)] = -1; }
+  void made(i64 y) { tags_[index(y)] = y; }
 
  private:
+  std::size_t index(i64 y) const { return static_cast<std::size_t>(y) % tags_.size(); }
   image_shape shape_;
   std::size_t row_len_;
   std::size_t kept_ = 1;
@@ -1162,8 +1043,10 @@ class source_stage final : public stage {
   // Widening the 8-bit rows of 8192^2 PGMs was 8% of the chain gray,blur:sigma=2,sobel's samples on
   // one thread (Zen 4 box, perf), 3% with this; 60 HD RGB PPMs, one lane: 309 -> 288 ms (median
   // of 11, whole process; two lanes 196 -> 193; 8192^2 on one lane no faster).
-  void fetch_next(i64 y) const {
-    if (y + 1 >= static_cast<i64>(shape().height)) return;
+  // Each row once: Sobel asks for rows y - 1, y and y + 1 of every output row.
+  void fetch_next(i64 y) {
+    if (y + 1 <= fetched_ || y + 1 >= static_cast<i64>(shape().height)) return;
+    fetched_ = y + 1;
     const std::size_t bytes = row_len() * bytes_per_sample(in_.layout);
     const u8* next = static_cast<const u8*>(in_.data) + static_cast<std::size_t>(y + 1) * bytes;
     for (std::size_t o = 0; o < bytes; o += 64) __builtin_prefetch(next + o, 0, 2);
@@ -1183,6 +1066,7 @@ class source_stage final : public stage {
   }
 
   raster_view in_;
+  i64 fetched_ = -1;  // the last row fetch_next asked for
 };
 
 class gray_stage final : public stage {
@@ -1260,17 +1144,14 @@ std::size_t ring_stride(std::size_t n, std::size_t elem) {
 // of image row j live in ring slot j % slots; rows [lo_, hi_] are there. In the vector builds the
 // 32-bit sums are kept as floats too (blur_h_sums): the vertical pass estimates in float and sums
 // in integers only the outputs near a rounding boundary (blur_float_margin), and makes inner rows
-// four at a time (blur_v4_f32; two near the bottom, blur_v2_f32), the others put where row()
-// finds them (make_ahead).
+// four at a time (blur_v4_f32), the three after the one asked for put where row() finds them
+// (make_ahead).
 template <class H>
 class blur_stage final : public stage {
  public:
   blur_stage(stage& in, const blur_kernel& k) : stage(in.shape()), in_(in), k_(k) {
-    if constexpr (std::is_same_v<H, u32>) {
-      float_ = blur_float_rows();
-      at_once_ = float_ ? blur_rows_at_once() : 1;
-      make_ahead(static_cast<std::size_t>(at_once_ - 1));
-    }
+    if constexpr (std::is_same_v<H, u32>) float_ = blur_float_rows();
+    if (float_) make_ahead(3);
   }
 
  private:
@@ -1283,7 +1164,7 @@ class blur_stage final : public stage {
       // 2r + 1 rows (2r + 4 for four at a time), or all of them where the image has fewer: a wide
       // image of a few rows took 2r + 1 rows of sums all the same (1.6 GB for a row of 2^20
       // pixels and sigma 64).
-      slots_ = std::min(taps + static_cast<std::size_t>(at_once_ - 1), std::size_t(h));
+      slots_ = std::min(taps + (float_ ? 3 : 0), std::size_t(h));
       pad_.resize((w + 2 * r) * ch);
       stride_ = ring_stride(row, sizeof(H));
       sums_.resize(slots_ * stride_);
@@ -1303,15 +1184,12 @@ class blur_stage final : public stage {
       }
     }
     const std::size_t slots = slots_;
-    // An inner row whose next rows are inner too is made with them, where the floats allow: 4
-    // rows at once (2 near the bottom).
-    const auto fits = [&](int n) {
-      return float_ && at_once_ >= n && y >= r && y + r + n - 1 < h && slots >= taps + n - 1;
-    };
-    const int make_n = fits(4) ? 4 : fits(2) ? 2 : 1;
-    // The sums of rows y - r .. y + r + make_n - 1 (clamped) must be in the ring.
+    // An inner row whose next three rows are inner too is made with them, where the floats
+    // allow (the rows near the bottom one at a time).
+    const bool four = float_ && y >= r && y + r + 3 < h && slots == taps + 3;
+    // The sums of rows y - r .. y + r (clamped; y + r + 3 too for four rows) must be in the ring.
     const i64 need_lo = std::max<i64>(0, y - r);
-    const i64 need_hi = std::min<i64>(h - 1, y + r + make_n - 1);
+    const i64 need_hi = std::min<i64>(h - 1, y + r + (four ? 3 : 0));
     if (need_lo < lo_ || need_lo > hi_ + 1) lo_ = need_lo, hi_ = need_lo - 1;
     for (i64 j = hi_ + 1; j <= need_hi; ++j) {
       // The row with r replicated pixels on each side, then its sums into its slot. An 8-bit
@@ -1357,18 +1235,15 @@ class blur_stage final : public stage {
       }
     }
     if constexpr (std::is_same_v<H, u32>) {
-      if (make_n > 1) {
-        // Rows y + 1 .. straight into the slots where row() will find them (make_ahead).
+      if (four) {
+        // Rows y + 1 .. y + 3 straight into the slots where row() will find them (make_ahead).
         u16* out[4] = {d, nullptr, nullptr, nullptr};
-        for (int m = 1; m < make_n; ++m) {
-          claim(y + m);
+        for (int m = 1; m < 4; ++m) {
           out[m] = slot(y + m);
+          claim(y + m);
         }
-        if (make_n == 4)
-          blur_v4_f32(frun, run, row, k_, shape().maxval, out);
-        else
-          blur_v2_f32(frun, run, row, k_, shape().maxval, d, out[1]);
-        for (int m = 1; m < make_n; ++m) made(y + m);
+        blur_v4_f32(frun, run, row, k_, shape().maxval, out);
+        for (int m = 1; m < 4; ++m) made(y + m);
         return;
       }
       if (float_) return blur_v_f32(frun, run, row, k_, shape().maxval, d);
@@ -1386,7 +1261,6 @@ class blur_stage final : public stage {
   std::vector<const H*> rows_, ring_;
   std::vector<float> fsums_;
   std::vector<const float*> frows_, fring_;
-  int at_once_ = 1;  // rows the float pass makes at once (blur_rows_at_once)
   std::vector<u64> acc_;
   i64 lo_ = 0, hi_ = -1;
 };

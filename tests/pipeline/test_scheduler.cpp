@@ -488,12 +488,13 @@ TEST_CASE("options: sizes parse with suffixes and bad values are refused", "[pip
 TEST_CASE("large chunks bound the pool's reads in bytes and the pool to its budget", "[pipeline]") {
   using hetpipe::detail::large_chunk_slots;
   constexpr std::uint64_t M = 1 << 20, G = M << 10;
-  // H200 box defaults: 16 io threads; auto 8 CPU lanes + 2 GPU lanes (44 slots), cpu 16 (48).
-  // Chunks of 4 MiB and less keep the default, and so do many small files' slots.
+  // 16 io threads (the H200 box's); 8 CPU lanes + 2 GPU lanes (44 slots: what auto mode keeps
+  // once its GPU lanes run), cpu 16 (48). Chunks of 4 MiB and less keep the default, and so do
+  // many small files' slots.
   CHECK(large_chunk_slots(44, 2 * M, 16, 8, 2, G) == 44);
   CHECK(large_chunk_slots(48, 4 * M, 16, 16, 0, G) == 48);
   CHECK(large_chunk_slots(128, 64 << 10, 16, 16, 0, G) == 128);
-  // 64 MiB images: 2 reads beside every lane's slot (auto 8 + 2 x 2), within 1 GiB (cpu: 16).
+  // 64 MiB images: 2 reads beside every lane's slot (8 + 2 x 2), within 1 GiB (cpu: 16).
   CHECK(large_chunk_slots(44, 64 * M, 16, 8, 2, G) == 14);
   CHECK(large_chunk_slots(48, 64 * M, 16, 16, 0, G) == 16);
   CHECK(large_chunk_slots(36, 64 * M, 16, 0, 2, G) == 6);  // --device gpu
