@@ -1426,7 +1426,7 @@ constexpr std::size_t min_band_rows = 64;
 }  // namespace
 
 void apply(const raster_view& in, const std::vector<op>& ops, int threads, void* dst,
-           sample_layout out_layout) {
+           sample_layout out_layout, const row_progress& progress) {
   check_shape(in.shape);
   const image_shape out = chain_shape(in.shape, ops);
   const std::size_t rows = out.height;
@@ -1436,10 +1436,12 @@ void apply(const raster_view& in, const std::vector<op>& ops, int threads, void*
     auto c = build_chain(in, ops);
     stage& last = *c.back();
     for (std::size_t y = y0; y < y1; ++y) {
+      if (progress && y > y0 && (y - y0) % rows_per_progress == 0) progress(rows_per_progress);
       auto* o = static_cast<std::uint8_t*>(dst) + y * row_bytes;
       if (out_layout == sample_layout::u8 && last.make_u8(static_cast<i64>(y), o)) continue;
       pack_raster(last.row(static_cast<i64>(y)), last.row_len(), out_layout, o);
     }
+    if (progress && y1 > y0) progress((y1 - y0 - 1) % rows_per_progress + 1);
   };
   const std::size_t bands = std::clamp<std::size_t>(rows / min_band_rows, 1,
                                                     static_cast<std::size_t>(std::max(threads, 1)));
@@ -1449,11 +1451,12 @@ void apply(const raster_view& in, const std::vector<op>& ops, int threads, void*
                [&](std::size_t b) { band(rows * b / bands, rows * (b + 1) / bands); });
 }
 
-image apply(const raster_view& in, const std::vector<op>& ops, int threads) {
+image apply(const raster_view& in, const std::vector<op>& ops, int threads,
+            const row_progress& progress) {
   image out;
   out.shape = chain_shape(in.shape, ops);
   out.samples = take_samples(out.shape.samples());
-  apply(in, ops, threads, out.samples.data(), sample_layout::u16);
+  apply(in, ops, threads, out.samples.data(), sample_layout::u16, progress);
   return out;
 }
 

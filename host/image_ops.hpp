@@ -46,6 +46,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -119,10 +120,18 @@ struct raster_view {
 // from its file's bytes to the output file's bytes. A u8 or u16be sample above in.shape.maxval
 // is an input_error with pnm_bad_sample's reason for the raster's first such sample (what
 // decode_pnm says), for any thread count; dst is then partly written.
+//
+// progress, when given, is told of output rows as they are made: rows_per_progress at a time
+// (fewer for a band's last ones), from the thread of the band that made them, so concurrently
+// when threads > 1. A caller that runs one long image (0.1 s of a core for 8192^2) learns its
+// rate from it before the image is done.
+inline constexpr std::size_t rows_per_progress = 64;
+using row_progress = std::function<void(std::size_t rows)>;
 void apply(const raster_view& in, const std::vector<op>& ops, int threads, void* dst,
-           sample_layout out_layout);
+           sample_layout out_layout, const row_progress& progress = {});
 // The same into an image of samples (from take_samples).
-image apply(const raster_view& in, const std::vector<op>& ops, int threads = 1);
+image apply(const raster_view& in, const std::vector<op>& ops, int threads = 1,
+            const row_progress& progress = {});
 
 // --- inline definitions ---
 

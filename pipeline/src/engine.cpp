@@ -313,6 +313,42 @@ std::uint64_t mapping_pool_budget() noexcept {
   return std::max<std::uint64_t>(std::uint64_t{1} << 30, physical_memory() / 8);
 }
 
+namespace {
+thread_local chunk_progress* current_progress = nullptr;
+}  // namespace
+
+chunk_progress* chunk_progress::current() noexcept {
+  return current_progress;
+}
+
+void chunk_progress::add(std::uint64_t bytes) noexcept {
+  std::uint64_t was = told_.load(std::memory_order_relaxed), now = 0;
+  do {
+    now = std::min(size_, was + std::min(bytes, size_));
+    if (now == was) return;
+  } while (!told_.compare_exchange_weak(was, now, std::memory_order_relaxed));
+  job_.fetch_add(now - was, std::memory_order_relaxed);
+}
+
+std::function<void(std::size_t)> chunk_progress::in_parts(std::uint64_t parts) {
+  chunk_progress* const p = current_progress;
+  if (!p || parts == 0) return {};
+  auto done = std::make_shared<std::atomic<std::uint64_t>>(0);
+  return [p, done, parts](std::size_t n) {
+    const std::uint64_t was = done->fetch_add(n, std::memory_order_relaxed);
+    // Bytes through part k: floor(size k / parts) (an image's size and rows: far from 2^64).
+    p->add(p->size_ * (was + n) / parts - p->size_ * was / parts);
+  };
+}
+
+chunk_progress::scope::scope(chunk_progress* p) noexcept : prev_(current_progress) {
+  current_progress = p;
+}
+
+chunk_progress::scope::~scope() {
+  current_progress = prev_;
+}
+
 bool gpu_start_rule::check(double t, std::uint64_t done) noexcept {
   if (at_once()) return true;
   // A stream of unknown length (a pipe) still running at its first check: assumed long.
@@ -342,7 +378,7 @@ bool engine::long_job(std::chrono::steady_clock::time_point start) {
       return false;
     gpu_decided_at_ =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const bool go = rule.check(gpu_decided_at_, bytes_done_.load());
+    const bool go = rule.check(gpu_decided_at_, bytes_done_.load() + partial_bytes_.load());
     gpu_projected_ = rule.projected();
     if (go) return true;
   }
@@ -422,6 +458,7 @@ void engine::cpu_lanes(unsigned count, unsigned beside_gpu) {
       const std::uint64_t t0 = now_ns();
       std::uint64_t th = t0;  // the host work's start, after the lane's own read if any
       io::mapped_reads::view mapped;
+      chunk_progress progress(partial_bytes_, c->info.size);
       const std::string& path = spec_.sources[c->info.input].path;
       try {
         if (!failed_.load(std::memory_order_relaxed)) {
@@ -447,6 +484,7 @@ void engine::cpu_lanes(unsigned count, unsigned beside_gpu) {
             trace_.span(tracks[me], mapped.data ? "map" : "read", t0, th, c->info.seq,
                         c->info.size);
           }
+          const chunk_progress::scope told_here(&progress);
           spec_.host(c->info, std::span<const std::byte>(data, c->info.size),
                      [&mapped, &path] { io::mapped_reads::check(mapped, path); });
         }
@@ -473,6 +511,7 @@ void engine::cpu_lanes(unsigned count, unsigned beside_gpu) {
       busy += t1 - t0;  // the lane's read included: its rate is what auto mode projects from
       rep.chunks++;
       rep.bytes += c->info.size;
+      partial_bytes_.fetch_sub(progress.told(), std::memory_order_relaxed);
       chunk_done(c->info.size);
       if (claimed) {
         cpu_claimed_bytes_.fetch_sub(c->info.size, std::memory_order_relaxed);
@@ -800,7 +839,7 @@ void engine::monitor() {
   bool printed = false;
   const auto print = [&](std::chrono::steady_clock::time_point now) {
     const double secs = std::chrono::duration<double>(now - start).count();
-    const std::uint64_t done = bytes_done_.load();
+    const std::uint64_t done = bytes_done_.load() + partial_bytes_.load();
     const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
     char eta[32] = "";
     if (total_bytes_ > done && rate > 0) {
@@ -1200,6 +1239,7 @@ void engine::run() {
   report_.reader_cpu_seconds = reader_->loop_cpu_seconds();
   report_.cpu_lanes = ncpu;
   report_.gpu_lanes = joined ? static_cast<unsigned>(worker_device.size()) : 0;
+  report_.gpu_projected_seconds = gpu_projected_;
   report_.lanes = lane_reports_;
   if (own_trace && !error_) {
     try {

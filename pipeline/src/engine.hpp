@@ -171,6 +171,46 @@ class gpu_start_rule {
   double projected_ = -1;
 };
 
+// Progress within one chunk a CPU lane works on: bytes of the chunk's input done, told by an
+// operator whose chunks take long (an image of 8192^2 is about 0.1 s of a core). The job counts
+// them before the chunk is done: auto mode's projection (gpu_start_rule) and the progress line.
+// A job of 32 such images had no chunk done by its first checks, was taken as long, and started
+// GPU lanes whose set-up it then waited for after its CPU lanes had finished.
+class chunk_progress {
+ public:
+  chunk_progress(std::atomic<std::uint64_t>& job, std::uint64_t size) noexcept
+      : job_(job), size_(size) {}
+  chunk_progress(const chunk_progress&) = delete;
+  chunk_progress& operator=(const chunk_progress&) = delete;
+  // The chunk of the host() call running on this thread (null outside one: a GPU lane's thread,
+  // or a caller of the operator's own). Taken on that thread; add() may then be called from any
+  // thread until host() returns.
+  static chunk_progress* current() noexcept;
+  // `bytes` more of the chunk done; what would pass the chunk's size counts nothing.
+  void add(std::uint64_t bytes) noexcept;
+  // For work counted in `parts` equal parts of current()'s chunk (an image's output rows): a
+  // function telling n more parts done, callable as add() is; empty where current() is null.
+  static std::function<void(std::size_t n)> in_parts(std::uint64_t parts);
+  std::uint64_t told() const noexcept { return told_.load(std::memory_order_relaxed); }
+
+  // Makes p this thread's current() while it lives.
+  class scope {
+   public:
+    explicit scope(chunk_progress* p) noexcept;
+    ~scope();
+    scope(const scope&) = delete;
+    scope& operator=(const scope&) = delete;
+
+   private:
+    chunk_progress* prev_;
+  };
+
+ private:
+  std::atomic<std::uint64_t>& job_;
+  const std::uint64_t size_;
+  std::atomic<std::uint64_t> told_{0};
+};
+
 // Lanes of two kinds pull from it. First-call lanes (pop()) take any chunk. Helper lanes
 // (pop_surplus()) take one only while more than `reserve` chunks wait, or once the reader is done:
 // in a hybrid job the CPU lanes then take the chunks the GPU lanes cannot keep up with, instead
@@ -265,6 +305,8 @@ class engine {
   std::mutex monitor_mutex_;
   std::condition_variable monitor_cv_;
   std::atomic<std::uint64_t> bytes_done_{0}, chunks_done_{0};
+  // Bytes of chunks still on CPU lanes that their operators told done (chunk_progress).
+  std::atomic<std::uint64_t> partial_bytes_{0};
   // Hybrid scheduling (cpu_lanes): one CPU lane's cost per byte, and the GPU lanes' progress.
   std::atomic<double> cpu_ns_per_byte_{0};
   std::atomic<std::uint64_t> cpu_claimed_bytes_{0}, cpu_claimed_chunks_{0};

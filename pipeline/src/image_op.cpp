@@ -114,16 +114,20 @@ class image_op final : public transform_op {
           const std::string head = img::pnm_header_text(p.out);
           out.resize(img::pnm_size(p.out));
           std::memcpy(out.data(), head.data(), head.size());
-          img::apply(raster, ops_, threads_, out.data() + head.size(), img::pnm_layout(p.out));
+          img::apply(raster, ops_, threads_, out.data() + head.size(), img::pnm_layout(p.out),
+                     detail::chunk_progress::in_parts(p.out.height));
           return;
         }
-        img::image res = img::apply(raster, ops_, threads_);
+        img::image res =
+            img::apply(raster, ops_, threads_, detail::chunk_progress::in_parts(p.out.height));
         encode(res, p, out);
         return;
       }
       img::image in = img::decode_image(data.data(), data.size());
       const plan p = make_plan(in.shape, from);
-      img::image res = img::apply(in, ops_, threads_);
+      img::image res =
+          img::apply(img::raster_view{in.shape, in.samples.data(), img::sample_layout::u16}, ops_,
+                     threads_, detail::chunk_progress::in_parts(p.out.height));
       img::recycle_samples(std::move(in.samples));
       encode(res, p, out);
     } catch (const input_error& e) {
@@ -731,6 +735,7 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
       rep.seconds += r.seconds;
       rep.setup_seconds += r.setup_seconds;
       rep.setup_gpu_seconds += r.setup_gpu_seconds;
+      rep.gpu_projected_seconds = std::max(rep.gpu_projected_seconds, r.gpu_projected_seconds);
       rep.setup_pool_seconds += r.setup_pool_seconds;
       rep.reader_cpu_seconds += r.reader_cpu_seconds;
       rep.cpu_lanes = std::max(rep.cpu_lanes, r.cpu_lanes);

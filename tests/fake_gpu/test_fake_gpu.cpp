@@ -756,6 +756,70 @@ TEST_CASE_METHOD(fake_device_fixture,
 }
 
 TEST_CASE_METHOD(fake_device_fixture,
+                 "in auto mode heavy chunks that tell their progress are projected before one "
+                 "is done",
+                 "[fake_gpu]") {
+  // Four chunks of 0.4 s each on two CPU lanes: a job of 0.8 s, under the threshold of 2 s.
+  // Told nothing, the rule sees no chunk done for a quarter of the threshold (0.5 s) and takes
+  // the job as long; told the progress within each chunk (every 5 ms), it projects the rest at
+  // the first checks and never starts the GPU lanes.
+  test::temp_dir dir;
+  const auto bytes = test::random_bytes(4 * 4096, 92);
+  test::write_bytes(dir.file("x"), bytes);
+  auto options = lane_options(device_mode::automatic, 4096, 8, 1, 2);
+  options.auto_gpu_min_remaining = 2.0;
+  for (const bool tell : {true, false}) {
+    INFO((tell ? "progress told" : "no progress told"));
+    sums_op op;
+    std::atomic<unsigned> made{0}, outside{0};
+    op.on.make = [&] { ++made; };
+    op.on.host = [&](const chunk_info& info) {
+      detail::chunk_progress* const p = detail::chunk_progress::current();
+      if (!p) ++outside;
+      for (int step = 0; step < 80; ++step) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        if (tell && p) p->add(info.size / 80);
+      }
+    };
+    job_report rep;
+    auto got = run(op, {{dir.file("x")}}, options, &rep);
+    CHECK(static_cast<const sums&>(*got[0]).s.weighted ==
+          sum_bytes(0, bytes.data(), bytes.size()).weighted);
+    CHECK(rep.bytes == bytes.size());  // what was told is not counted twice
+    CHECK(outside == 0);               // every chunk ran on a CPU lane, which has a chunk_progress
+    CHECK(made == (tell ? 0u : static_cast<unsigned>(fc::device_count)));
+    CHECK(op.host_chunks == 4);
+  }
+  check_device_clean();
+}
+
+TEST_CASE_METHOD(fake_device_fixture,
+                 "in auto mode an image on a CPU lane tells its rows as they are made",
+                 "[fake_gpu][image]") {
+  // One image, so one chunk: told nothing, the job has no chunk done until its end, and auto
+  // mode never measures a rate (the projection stays -1); told the rows, it projects at its
+  // second check. The threshold (100 s) keeps the GPU lanes from starting either way.
+  test::temp_dir dir;
+  std::filesystem::create_directories(dir.path() / "in");
+  test::write_image(dir.file("in/big.pgm"), test::random_image(8192, 4096, 1, 255, 3), false);
+  image_spec spec;
+  spec.ops = "blur:sigma=6,sobel";
+  const auto files = plan_images({dir.file("in")}, true, dir.file("out"), image_output::same);
+  options o = lane_options(device_mode::automatic, 0, 0, 1, 2, 1);
+  o.auto_gpu_min_remaining = 100;
+  job_report rep;
+  run_images(spec, files, o, &rep);
+  REQUIRE(rep.skipped.empty());
+  CHECK(rep.gpu_lanes == 0);
+  if (rep.seconds < 0.1) {
+    WARN("the image took " << rep.seconds << " s: too fast for two checks 20 ms apart");
+    return;
+  }
+  CHECK(rep.gpu_projected_seconds >= 0);
+  check_device_clean();
+}
+
+TEST_CASE_METHOD(fake_device_fixture,
                  "a GPU lane hands on a finished batch at once, not when its buffer comes round",
                  "[fake_gpu]") {
   // One lane, three buffers, one chunk per batch, reads far ahead (64 slots): batch k used to be

@@ -3,6 +3,7 @@
 // parser.
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -742,6 +743,35 @@ TEST_CASE("an 8-bit output of a chain ending in sobel equals its 16-bit samples"
           CHECK(std::equal(got.begin(), got.end(), want.samples.begin(), want.samples.end()));
         }
       });
+    }
+  }
+}
+
+// A caller learns of the output rows as the bands make them: every row once, in steps of at most
+// rows_per_progress, whatever the thread count; the output is the same with or without.
+TEST_CASE("apply tells its progress in output rows", "[image]") {
+  const auto in = random_image(70, 1000, 3, 255, 21);
+  std::vector<std::uint8_t> bytes(in.samples.begin(), in.samples.end());
+  const img::raster_view raster{in.shape, bytes.data(), img::sample_layout::u8};
+  for (const char* chain : {"gray,blur:sigma=2,sobel", "resize:0.37", "resize:1.5"}) {
+    CAPTURE(chain);
+    const auto ops = img::parse_ops(chain);
+    const std::uint32_t rows = img::chain_shape(in.shape, ops).height;
+    for (int threads : {1, 3, 64}) {
+      CAPTURE(threads);
+      std::atomic<std::size_t> told{0}, calls{0}, largest{0};
+      const img::row_progress progress = [&](std::size_t n) {
+        told += n;
+        ++calls;
+        std::size_t l = largest.load();
+        while (n > l && !largest.compare_exchange_weak(l, n)) {
+        }
+      };
+      const img::image with = img::apply(raster, ops, threads, progress);
+      CHECK(told == rows);
+      CHECK(largest <= img::rows_per_progress);
+      CHECK(calls >= rows / img::rows_per_progress);
+      CHECK(with.samples == img::apply(raster, ops, threads).samples);
     }
   }
 }

@@ -571,6 +571,52 @@ TEST_CASE("auto mode starts its GPU lanes for a job projected long at its steady
   }
 }
 
+TEST_CASE("a chunk's progress counts in its job up to the chunk's size, from any thread",
+          "[pipeline]") {
+  using hetpipe::detail::chunk_progress;
+  std::atomic<std::uint64_t> job{1000};  // other chunks' progress
+  CHECK(chunk_progress::current() == nullptr);
+  chunk_progress a(job, 5000);
+  {
+    const chunk_progress::scope in_a(&a);
+    CHECK(chunk_progress::current() == &a);
+    chunk_progress b(job, 10);
+    {
+      const chunk_progress::scope in_b(&b);
+      CHECK(chunk_progress::current() == &b);
+      b.add(7);
+      b.add(7);  // 3 of these fit
+      b.add(std::uint64_t(-1));
+    }
+    CHECK(chunk_progress::current() == &a);
+    CHECK(b.told() == 10);
+    // Four threads tell 400 x 4 bytes each: of the 6400 asked, the 5000 that fit count.
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+      threads.emplace_back([&a] {
+        for (int i = 0; i < 400; ++i) a.add(4);
+      });
+    for (auto& t : threads) t.join();
+  }
+  CHECK(chunk_progress::current() == nullptr);
+  CHECK(a.told() == 5000);
+  CHECK(job == 1000 + 10 + 5000);
+  CHECK_FALSE(chunk_progress::in_parts(3));  // no chunk on this thread: nothing to tell
+
+  // Work in parts (an image's rows): part k of 3 ends at byte floor(1000 k / 3).
+  chunk_progress c(job, 1000);
+  const chunk_progress::scope in_c(&c);
+  const auto rows = chunk_progress::in_parts(3);
+  REQUIRE(rows);
+  rows(1);
+  CHECK(c.told() == 333);
+  std::thread([&rows] { rows(1); }).join();
+  CHECK(c.told() == 666);
+  rows(1);
+  CHECK(c.told() == 1000);
+  CHECK(job == 1000 + 10 + 5000 + 1000);
+}
+
 TEST_CASE("CPU lanes beside GPU lanes take surplus chunks they accept, and leave the rest",
           "[pipeline][scheduler]") {
   using hetpipe::detail::ready_queue;

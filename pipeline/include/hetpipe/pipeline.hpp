@@ -52,6 +52,9 @@ struct job_report {
   // --device auto: how far into the job the GPU lanes joined the CPU lanes (setup_gpu_seconds is
   // then their set-up, overlapped with the job); 0 when they ran from the start or never joined.
   double gpu_join_seconds = 0;
+  // --device auto: the CPU lanes' remaining time as projected at the last check before the GPU
+  // lanes started, or before the job ended when they did not; -1 when no rate was measured.
+  double gpu_projected_seconds = -1;
   double reader_cpu_seconds = 0;  // CPU time of the reader's event-loop thread (see -v)
   unsigned cpu_lanes = 0;
   unsigned gpu_lanes = 0;
