@@ -1021,9 +1021,17 @@ void engine::run() {
       opt_.device == device_mode::automatic && ncpu > 0 && spec_.make_gpu && opt_.gpu_lanes > 0;
   const int gpus = opt_.device == device_mode::cpu || late ? 0 : gpu_count();
   if (opt_.device == device_mode::gpu && gpus == 0) throw_no_gpu();
+  // Auto mode's late lanes stop being made once the CPU lanes have finished or the job failed:
+  // each lane's set-up (a device's context, its buffers) is a wait the job would add to its end.
+  const auto superseded = [&] {
+    if (failed_.load()) return true;
+    std::lock_guard lock(lanes_end_mutex_);
+    return cpu_lanes_done_;
+  };
   const auto make_workers = [&](int devices) {
     for (int d = 0; d < devices; ++d)
       for (unsigned l = 0; l < opt_.gpu_lanes; ++l) {
+        if (late && superseded()) return;
 #if HETPIPE_WITH_CUDA
         cuda::set_device(d);  // the worker allocates its device memory on its lane's device
 #endif
@@ -1162,7 +1170,7 @@ void engine::run() {
         late_devices = devices;
         report_.cuda_start_seconds = cuda_start_seconds.load();
         make_workers(devices);
-        if (workers.empty() || queue_.finished() || failed_.load()) return;
+        if (workers.empty() || queue_.finished() || superseded()) return;
         const auto t1 = std::chrono::steady_clock::now();
         report_.setup_gpu_seconds = std::chrono::duration<double>(t1 - t0).count();
         report_.gpu_join_seconds = std::chrono::duration<double>(t1 - start).count();

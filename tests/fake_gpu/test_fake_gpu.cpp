@@ -702,14 +702,21 @@ TEST_CASE_METHOD(fake_device_fixture,
     CHECK(host_after >= 20);
   }
   SECTION("a short job: done before the GPU lanes are set up, which then take nothing") {
+    // The first lane's set-up (300 ms) outlasts the CPU lanes' work; the second lane is then
+    // not set up at all: the job would only wait for it.
     sums_op op;
-    op.on.make = [] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); };
+    std::atomic<int> made{0};
+    op.on.make = [&made] {
+      ++made;
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    };
     job_report rep;
     auto got = run(op, {{dir.file("x")}}, options, &rep);
     CHECK(static_cast<const sums&>(*got[0]).s.weighted == want.weighted);
     CHECK(rep.gpu_lanes == 0);
     CHECK(rep.gpu_join_seconds == 0);
     CHECK(op.device_chunks == 0);
+    CHECK(made == 1);
     CHECK(fc::stats().host_registers == 0);  // no page-locking for a job that is over
   }
   SECTION("the projected length of a job decides whether its GPU lanes start at all") {
