@@ -4,10 +4,7 @@
 // box, measured with perf); a fresh 64 MiB image output costs 16 384 of them, and its munmap.
 #pragma once
 
-#include <sys/mman.h>
-
 #include <cstddef>
-#include <cstdint>
 #include <iterator>
 #include <map>
 #include <mutex>
@@ -25,13 +22,10 @@ class buffer_pool {
 
   // An empty vector for an output of about `hint` bytes (the input chunk's size: an output may
   // be smaller, RGB to gray, or larger, an upscale): the smallest kept one that holds `hint`
-  // bytes, else the largest kept one, else a new one (fresh(hint)).
+  // bytes, else the largest kept one, else a new one.
   std::vector<std::byte> take(std::size_t hint) {
-    std::unique_lock lock(mutex_);
-    if (free_.empty()) {
-      lock.unlock();
-      return fresh(hint);
-    }
+    std::lock_guard lock(mutex_);
+    if (free_.empty()) return {};
     auto it = free_.lower_bound(hint);
     if (it == free_.end()) it = std::prev(it);
     std::vector<std::byte> v = std::move(it->second);
@@ -50,27 +44,6 @@ class buffer_pool {
     if (kept_ + cap > limit_) return;
     free_.emplace(cap, std::move(v));
     kept_ += cap;
-  }
-
-  // A new empty vector. One of at least fresh_min bytes comes with room for `hint` bytes and a
-  // little more (age adds 16 bytes to each 64 KiB), in memory not yet touched and marked for
-  // transparent huge pages: its first writes then fault 2 MiB at a time, not 4 KiB. A fresh 64
-  // MiB image output took 16 384 faults and its munmap as many page-table entries (4 x 8192^2
-  // PGMs, gray,blur:sigma=2,sobel on the 2-core box: 12% of the samples in faults, the zero
-  // fill and the kernel's page clearing). Where THP is off, or the kernel finds no huge page,
-  // the memory is what it would have been.
-  static constexpr std::size_t fresh_min = std::size_t{8} << 20;
-  static std::vector<std::byte> fresh(std::size_t hint) {
-    std::vector<std::byte> v;
-    if (hint < fresh_min) return v;
-    v.reserve(hint + hint / 1024 + 4096);
-#ifdef MADV_HUGEPAGE
-    constexpr std::uintptr_t huge = std::uintptr_t{2} << 20;
-    const auto begin = (reinterpret_cast<std::uintptr_t>(v.data()) + huge - 1) & ~(huge - 1);
-    const auto end = (reinterpret_cast<std::uintptr_t>(v.data()) + v.capacity()) & ~(huge - 1);
-    if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-#endif
-    return v;
   }
 
   std::size_t kept_bytes() const {

@@ -6,11 +6,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <mutex>
-#include <sstream>
 #include <thread>
 
 #include <hetpipe/hetpipe.hpp>
@@ -562,53 +560,6 @@ TEST_CASE("the output pool hands out the smallest kept buffer that fits, else th
   // At most `limit` bytes are kept; what does not fit is the caller's to free.
   for (int i = 0; i < 5; ++i) pool.give(with_capacity(4 * mib));
   CHECK(pool.kept_bytes() == 16 * mib);
-}
-
-namespace {
-// The VmFlags line of the mapping of /proc/self/smaps that holds address a ("" if none does).
-std::string vm_flags_at(const void* a) {
-  std::ifstream smaps("/proc/self/smaps");
-  const auto at = reinterpret_cast<std::uintptr_t>(a);
-  bool inside = false;
-  for (std::string line; std::getline(smaps, line);) {
-    unsigned long long lo = 0, hi = 0;
-    char dash = 0;
-    std::istringstream head(line);
-    if (head >> std::hex >> lo >> dash >> hi && dash == '-' && line.find(':') > line.find(' ')) {
-      inside = lo <= at && at < hi;
-    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
-      return line;
-    }
-  }
-  return {};
-}
-}  // namespace
-
-TEST_CASE("a new large output buffer comes with room for its chunk, marked for huge pages",
-          "[pipeline][transform]") {
-  detail::buffer_pool pool(std::size_t{256} << 20);
-  const std::size_t small = detail::buffer_pool::fresh_min - 1, large = std::size_t{64} << 20;
-  CHECK(pool.take(small).capacity() == 0);  // malloc's to place, as any vector
-  std::vector<std::byte> v = pool.take(large);
-  CHECK(v.empty());
-  // Room for the chunk and for age's 16 bytes per 64 KiB, so that the output's first resize
-  // does not move it out of the marked memory.
-  CHECK(v.capacity() >= large + large / 4096);
-  const std::byte* at = v.data();
-  v.resize(large, std::byte{7});
-  CHECK(v.data() == at);
-  CHECK(v[large - 1] == std::byte{7});
-  // The 2 MiB-aligned inside of the buffer is advised MADV_HUGEPAGE ("hg" in smaps' VmFlags).
-  // Whether the kernel then finds huge pages is its own affair (THP may be off).
-  if (!std::filesystem::exists("/sys/kernel/mm/transparent_hugepage")) {
-    WARN("this kernel has no transparent huge pages: the advice is not checked");
-    return;
-  }
-  const auto inside = (reinterpret_cast<std::uintptr_t>(at) + (std::uintptr_t{4} << 20)) &
-                      ~((std::uintptr_t{2} << 20) - 1);
-  const std::string flags = vm_flags_at(reinterpret_cast<const void*>(inside));
-  INFO(flags);
-  CHECK(flags.find(" hg") != std::string::npos);
 }
 
 TEST_CASE("the committer runs as many commits at once as it has threads, and no more",
