@@ -2,14 +2,48 @@
 
 #include <sys/mman.h>
 
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <system_error>
 
 #include "io/uv_util.hpp"
 
 namespace hetpipe::io {
+
+namespace {
+bool balloon_reports_free_pages(const std::filesystem::path& sys) {
+  std::error_code ec;
+  for (const auto& dev :
+       std::filesystem::directory_iterator(sys / "bus/virtio/drivers/virtio_balloon", ec)) {
+    if (dev.path().filename().string().rfind("virtio", 0) != 0) continue;
+    std::ifstream f(dev.path() / "features");
+    std::string bits;                     // one character per feature bit, bit 0 first
+    constexpr std::size_t reporting = 5;  // VIRTIO_BALLOON_F_REPORTING
+    if (f >> bits && bits.size() > reporting && bits[reporting] == '1') return true;
+  }
+  return false;
+}
+}  // namespace
+
+bool huge_pages_pay(const char* sys_root) {
+  if (std::string_view(sys_root) != "/sys") return !balloon_reports_free_pages(sys_root);
+  static const bool pay = !balloon_reports_free_pages("/sys");
+  return pay;
+}
+
+void advise_huge_pages(void* p, std::size_t bytes, bool pay) noexcept {
+  if (!pay) return;
+  constexpr std::uintptr_t huge = std::uintptr_t{2} << 20;
+  const auto at = reinterpret_cast<std::uintptr_t>(p);
+  const std::uintptr_t begin = (at + huge - 1) & ~(huge - 1), end = (at + bytes) & ~(huge - 1);
+  if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+}
 
 namespace {
 // Slots start on a page of their own (the system's: 4 KiB on x86-64, 64 KiB on some arm64
@@ -17,13 +51,13 @@ namespace {
 // pages, and a page already locked cannot be locked again).
 using detail::page_size;
 
-// Anonymous memory, transparent huge pages where the kernel allows; faulted in now when `touch`
+// Anonymous memory, transparent huge pages where they pay; faulted in now when `touch`
 // (the pool is set up once: its page faults then belong to the set-up, not to the first pass over
 // the data).
 void* anonymous(std::size_t bytes, bool touch) {
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return nullptr;
-  ::madvise(p, bytes, MADV_HUGEPAGE);  // advice only: ignored where THP is off
+  advise_huge_pages(p, bytes);
   auto* b = static_cast<volatile unsigned char*>(p);
   if (touch)
     for (std::size_t off = 0, page = page_size(); off < bytes; off += page) b[off] = 0;

@@ -18,9 +18,21 @@
 
 namespace hetpipe::io {
 
+// Whether new memory should ask for transparent huge pages (MADV_HUGEPAGE): one fault and one
+// clearing per 2 MiB instead of per 4 KiB page. Not on a virtual machine whose balloon reports
+// free memory to its host (virtio-balloon's free page reporting, feature bit 5): the host takes
+// back each 2 MiB block freed a few seconds ago, so a huge page's first touch waits for the host
+// (2-core box, bench/touch.cpp: 0.5-0.6 GB/s after a pause of 3 s, 9-12 GB/s without one; 4 KiB
+// pages 2.2-2.7 GB/s either way). sys_root stands for "/sys" in tests; the answer for "/sys" is
+// read once.
+bool huge_pages_pay(const char* sys_root = "/sys");
+// MADV_HUGEPAGE over the 2 MiB-aligned inside of [p, p + bytes) when `pay` (by default where
+// huge_pages_pay()): advice only, for memory not yet touched.
+void advise_huge_pages(void* p, std::size_t bytes, bool pay = huge_pages_pay()) noexcept;
+
 class slot_pool {
  public:
-  // One mapping of count × stride bytes of anonymous memory (huge pages advised), stride =
+  // One mapping of count × stride bytes of anonymous memory (advise_huge_pages), stride =
   // slot_bytes rounded up to the system's page size, so every slot is page-aligned; faulted in now
   // when `prefault` (its page faults then belong to the set-up), else left untouched: a page costs
   // its fault only if a slot ever holds bytes there (CPU lanes that map their chunks leave their

@@ -562,6 +562,27 @@ TEST_CASE("the output pool hands out the smallest kept buffer that fits, else th
   CHECK(pool.kept_bytes() == 16 * mib);
 }
 
+TEST_CASE("a new large output buffer comes reserved for its chunk where huge pages pay",
+          "[pipeline][transform]") {
+  detail::buffer_pool pool(std::size_t{256} << 20);
+  const std::size_t small = detail::buffer_pool::fresh_min - 1, large = std::size_t{64} << 20;
+  CHECK(pool.take(small).capacity() == 0);  // malloc's to place, as any vector
+  std::vector<std::byte> v = pool.take(large);
+  CHECK(v.empty());
+  if (!io::huge_pages_pay()) {
+    CHECK(v.capacity() == 0);
+    WARN("huge pages do not pay here (a balloon reports free memory): new buffers are plain");
+    return;
+  }
+  // Room for the chunk and for age's 16 bytes per 64 KiB, so that the output's first resize
+  // does not move it out of the advised memory (io::advise_huge_pages, tested in test_io).
+  CHECK(v.capacity() >= large + large / 4096);
+  const std::byte* at = v.data();
+  v.resize(large, std::byte{7});
+  CHECK(v.data() == at);
+  CHECK(v[large - 1] == std::byte{7});
+}
+
 TEST_CASE("the committer runs as many commits at once as it has threads, and no more",
           "[pipeline][transform]") {
   // Each commit waits (up to 5 s) until `threads` commits have started: with fewer threads than
