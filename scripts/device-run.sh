@@ -66,7 +66,11 @@ PY
 tmo() { local l=$(( ${DEADLINE:-1000000} - (SECONDS - t0) )); (( l < $1 )) && echo $(( l > 5 ? l : 5 )) || echo "$1"; }
 
 step "machine"
-{ nvidia-smi; nproc; lscpu | head -20; free -g; ls -l /dev/nvidia* /dev/dxg; } >"$out/machine.txt" 2>&1
+# THP's setting and a virtio balloon's features (bit 5: free page reporting, which makes
+# io::huge_pages_pay say no) tell what new memory costs here (the touch section measures it).
+{ nvidia-smi; nproc; lscpu | head -20; free -g; ls -l /dev/nvidia* /dev/dxg
+  cat /sys/kernel/mm/transparent_hugepage/enabled /sys/bus/virtio/drivers/virtio_balloon/virtio*/features
+} >"$out/machine.txt" 2>&1
 if [[ -z ${SKIP_BUILD:-} ]]; then  # SKIP_BUILD=1: use build/ as it is (a dry run elsewhere)
 step "configure + build"
 build_t0=$SECONDS
