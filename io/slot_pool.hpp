@@ -24,7 +24,7 @@ namespace hetpipe::io {
 // back each 2 MiB block freed a few seconds ago, so a huge page's first touch waits for the host
 // (2-core box, bench/touch.cpp: 0.5-0.6 GB/s after a pause of 3 s, 9-12 GB/s without one; 4 KiB
 // pages 2.2-2.7 GB/s either way). sys_root stands for "/sys" in tests; the answer for "/sys" is
-// read once.
+// read once, and the environment variable HETPIPE_HUGE_PAGES=0 or 1 gives it instead.
 bool huge_pages_pay(const char* sys_root = "/sys");
 // MADV_HUGEPAGE over the 2 MiB-aligned inside of [p, p + bytes) when `pay` (by default where
 // huge_pages_pay()): advice only, for memory not yet touched.

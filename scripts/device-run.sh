@@ -386,6 +386,22 @@ sec_touch() {
   if g++ -O2 -std=c++20 -pthread bench/touch.cpp -o /tmp/touch; then
     timeout $(tmo 60) /tmp/touch 256 /dev/shm 2>&1 | tee "$out/touch.txt"
   fi
+  # Whole jobs with and without huge pages (HETPIPE_HUGE_PAGES; the default follows
+  # io::huge_pages_pay), 3 interleaved rounds, whole process: the 8192^2 set (after the image
+  # section made it) on CPU lanes, whose first outputs are new memory.
+  local big=/dev/shm/hetpipe-bench/images-big round hp start_ns
+  [[ -d $big ]] || return 0
+  for round in 1 2 3; do
+    for hp in 0 1; do
+      rm -rf /dev/shm/hetpipe-bench/huge
+      start_ns=$(date +%s%N)
+      HETPIPE_HUGE_PAGES=$hp timeout $(tmo 30) build/hetpipe image -r --ops gray,blur:sigma=2,sobel \
+        --device cpu --no-progress -o /dev/shm/hetpipe-bench/huge "$big" >/dev/null 2>&1
+      echo "big cpu HETPIPE_HUGE_PAGES=$hp round $round: rc $? $((($(date +%s%N) - start_ns) / 1000000)) ms" |
+        tee -a "$out/touch.txt"
+    done
+  done
+  rm -rf /dev/shm/hetpipe-bench/huge
 }
 
 sec_disk() {

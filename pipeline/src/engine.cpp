@@ -1262,10 +1262,10 @@ void engine::run() {
                  secs > 0 ? static_cast<double>(report_.bytes) / secs * 1e-9 : 0.0,
                  static_cast<unsigned long long>(report_.chunks), report_.chunks == 1 ? "" : "s",
                  report_.setup_seconds);
-    std::fprintf(stderr, "hetpipe:   pool     %u slots of %s, %s\n", pool_->count(),
-                 format_size(slot_bytes_).c_str(),
-                 io::huge_pages_pay() ? "huge pages advised"
-                                      : "4 KiB pages (the host takes back freed huge pages)");
+    std::fprintf(
+        stderr, "hetpipe:   pool     %u slots of %s, %s\n", pool_->count(),
+        format_size(slot_bytes_).c_str(),
+        io::huge_pages_pay() ? "huge pages advised" : "4 KiB pages (huge pages not advised here)");
     // A GPU job's fixed costs, which a short job may not repay.
     if (late ? cuda_started : gpus > 0)
       std::fprintf(stderr,

@@ -88,6 +88,13 @@ rc=$?
 "$HETPIPE" stats --device cpu --chunk-size 64K --trace "$tmp/trace.json" -v "$samples"/latency.npy >/dev/null 2>"$tmp/v" &&
   python3 -c "import json,sys; t=json.load(open(sys.argv[1]))['traceEvents']; assert any(e.get('name')=='host' for e in t); assert any(e.get('name')=='read' for e in t)" "$tmp/trace.json" &&
   grep -q 'busy' "$tmp/v" && ok || bad "trace / -v"
+# The pool's pages: huge pages unless HETPIPE_HUGE_PAGES (or a balloon that reports free memory
+# to its host) says no; -v says which.
+for v in 0 1; do
+  HETPIPE_HUGE_PAGES=$v "$HETPIPE" stats --device cpu -v "$samples"/latency.npy >/dev/null 2>"$tmp/v" &&
+    grep 'pool' "$tmp/v" | grep -q "$([[ $v == 1 ]] && echo 'huge pages advised' || echo '4 KiB pages')" &&
+    ok || bad "HETPIPE_HUGE_PAGES=$v: $(grep pool "$tmp/v")"
+done
 "$HETPIPE" bench read "$samples"/latency.npy | grep -q 'GB/s' && ok || bad "bench read"
 "$HETPIPE" bench copy "$samples"/latency.npy -o "$tmp/copy.npy" | grep -q 'GB/s' &&
   cmp -s "$samples"/latency.npy "$tmp/copy.npy" && ok || bad "bench copy writes the same bytes"
