@@ -24,6 +24,12 @@
 #   IMAGE_REPS=1 CHECKSUM_REPS=2 HP_ARGS="--reads lane" COMMIT=... scripts/device-run.sh
 # and 118 s for SKIP_TESTS=1 BUILD_TARGETS="hetpipe_cli test_io" SECTIONS="sweep checksum stats"
 # SWEEP_THREADS="4 8 16" (build 61 s). A start and close cost about 35 s of device time each.
+# The run planned since 2026-11-29 (no device since the ninth session): the targets of issues 3
+# and 5 with the CPU kernels of sessions 10-25, and what new memory costs there (touch after image,
+# which makes the 8192^2 set):
+#   DEADLINE=540 BUILD_TARGETS="hetpipe_cli test_gpu test_host" SECTIONS="checksum image touch
+#   disk" HD_COUNT=1000 BIG_COUNT=32 PNG_COUNT=64 IMAGE_TIMEOUT=170 IMAGE_REPS=1 CHECKSUM_REPS=2
+#   COMMIT=... scripts/device-run.sh
 # SECTIONS run in the order given. DEADLINE=SECONDS caps the whole script: each section's timeout
 # is cut to what is left, and a section that would start with under 20 s left is skipped, so the
 # logs are always packed before the device command's own limit kills it.
