@@ -392,6 +392,13 @@ template <int s>
   swap_stage<1>(r);
 }
 
+// h[0..8) (eight CV words, lane l in element l) out as lane l's CV in out[l].
+[[gnu::always_inline]] inline void store_cvs16(vec16 h[wide], cv out[wide]) {
+  for (int i = 8; i < wide; ++i) h[i] = vec16{};
+  transpose16(h);  // row l: lane l's CV, then zeros
+  for (int l = 0; l < wide; ++l) std::memcpy(out[l].data(), &h[l], sizeof(cv));
+}
+
 // CVs of sixteen full chunks p[l] with counters counter + l.
 template <bool g4>
 [[gnu::always_inline]] inline void chunks16_t(const std::uint8_t* const p[wide],
@@ -413,9 +420,7 @@ template <bool g4>
     rounds_lanes<false, g4>(h, m, lo, hi, vec16{} + std::uint32_t(block_len), vec16{} + f, v);
     for (int i = 0; i < 8; ++i) h[i] = v[i] ^ v[i + 8];
   }
-  for (int i = 8; i < wide; ++i) h[i] = vec16{};
-  transpose16(h);  // row l: lane l's CV, then zeros
-  for (int l = 0; l < wide; ++l) std::memcpy(out[l].data(), &h[l], sizeof(cv));
+  store_cvs16(h, out);
 }
 
 // Parents of the child pairs p[l][0..16) (two CVs each), sixteen at once: a parent is one
@@ -432,9 +437,7 @@ template <bool g4>
   rounds_lanes<false, g4>(h, m, vec16{}, vec16{}, vec16{} + std::uint32_t(block_len),
                           vec16{} + (flags | flag_parent), v);
   for (int i = 0; i < 8; ++i) h[i] = v[i] ^ v[i + 8];
-  for (int i = 8; i < wide; ++i) h[i] = vec16{};
-  transpose16(h);  // row l: lane l's CV, then zeros
-  for (int l = 0; l < wide; ++l) std::memcpy(out[l].data(), &h[l], sizeof(cv));
+  store_cvs16(h, out);
 }
 #endif
 

@@ -1435,13 +1435,17 @@ void apply(const raster_view& in, const std::vector<op>& ops, int threads, void*
   const auto band = [&](std::size_t y0, std::size_t y1) {
     auto c = build_chain(in, ops);
     stage& last = *c.back();
+    std::size_t told = y0;  // rows before this one were told
     for (std::size_t y = y0; y < y1; ++y) {
-      if (progress && y > y0 && (y - y0) % rows_per_progress == 0) progress(rows_per_progress);
+      if (progress && y - told == rows_per_progress) {
+        progress(rows_per_progress);
+        told = y;
+      }
       auto* o = static_cast<std::uint8_t*>(dst) + y * row_bytes;
       if (out_layout == sample_layout::u8 && last.make_u8(static_cast<i64>(y), o)) continue;
       pack_raster(last.row(static_cast<i64>(y)), last.row_len(), out_layout, o);
     }
-    if (progress && y1 > y0) progress((y1 - y0 - 1) % rows_per_progress + 1);
+    if (progress && y1 > told) progress(y1 - told);
   };
   const std::size_t bands = std::clamp<std::size_t>(rows / min_band_rows, 1,
                                                     static_cast<std::size_t>(std::max(threads, 1)));
@@ -1460,13 +1464,15 @@ image apply(const raster_view& in, const std::vector<op>& ops, int threads,
   return out;
 }
 
-image apply(const image& in, const std::vector<op>& ops, int threads) {
+image apply(const image& in, const std::vector<op>& ops, int threads,
+            const row_progress& progress) {
   check_shape(in.shape);
   if (in.samples.size() != in.shape.samples())
     throw input_error("", "image has " + std::to_string(in.samples.size()) +
                               " samples, its shape says " + std::to_string(in.shape.samples()));
   if (ops.empty()) return in;
-  return apply(raster_view{in.shape, in.samples.data(), sample_layout::u16}, ops, threads);
+  return apply(raster_view{in.shape, in.samples.data(), sample_layout::u16}, ops, threads,
+               progress);
 }
 
 image apply(const image& in, const op& o, int threads) {

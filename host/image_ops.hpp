@@ -97,7 +97,15 @@ inline blur_kernel make_blur_kernel(double sigma);
 // the one before as they are needed, so no op has an image-sized buffer of its own. threads > 1
 // cuts the output rows into bands run by that many OpenMP threads; 1 runs everything on the
 // calling thread (what a pipeline that already runs one image per thread wants).
-image apply(const image& in, const std::vector<op>& ops, int threads = 1);
+//
+// progress, when given, is told of output rows as they are made: rows_per_progress at a time
+// (fewer for a band's last ones), from the thread of the band that made them, so concurrently
+// when threads > 1. A caller that runs one long image (0.1 s of a core for 8192^2) learns its
+// rate from it before the image is done.
+inline constexpr std::size_t rows_per_progress = 64;
+using row_progress = std::function<void(std::size_t rows)>;
+image apply(const image& in, const std::vector<op>& ops, int threads = 1,
+            const row_progress& progress = {});
 image apply(const image& in, const op& o, int threads = 1);
 
 // The shape `ops` make of `in` (output_shape op by op; the same exceptions). Inline, like
@@ -119,14 +127,7 @@ struct raster_view {
 // at dst (u8 keeps each sample's low byte) with no image of samples in between: a PNM input goes
 // from its file's bytes to the output file's bytes. A u8 or u16be sample above in.shape.maxval
 // is an input_error with pnm_bad_sample's reason for the raster's first such sample (what
-// decode_pnm says), for any thread count; dst is then partly written.
-//
-// progress, when given, is told of output rows as they are made: rows_per_progress at a time
-// (fewer for a band's last ones), from the thread of the band that made them, so concurrently
-// when threads > 1. A caller that runs one long image (0.1 s of a core for 8192^2) learns its
-// rate from it before the image is done.
-inline constexpr std::size_t rows_per_progress = 64;
-using row_progress = std::function<void(std::size_t rows)>;
+// decode_pnm says), for any thread count; dst is then partly written. progress: as above.
 void apply(const raster_view& in, const std::vector<op>& ops, int threads, void* dst,
            sample_layout out_layout, const row_progress& progress = {});
 // The same into an image of samples (from take_samples).

@@ -17,8 +17,7 @@
 
 namespace hetpipe::io {
 
-namespace {
-bool balloon_reports_free_pages(const std::filesystem::path& sys) {
+bool free_pages_go_to_host(const std::filesystem::path& sys) {
   std::error_code ec;
   for (const auto& dev :
        std::filesystem::directory_iterator(sys / "bus/virtio/drivers/virtio_balloon", ec)) {
@@ -30,16 +29,14 @@ bool balloon_reports_free_pages(const std::filesystem::path& sys) {
   }
   return false;
 }
-}  // namespace
 
-bool huge_pages_pay(const char* sys_root) {
-  if (std::string_view(sys_root) != "/sys") return !balloon_reports_free_pages(sys_root);
+bool huge_pages_pay() {
   static const bool pay = [] {
     // HETPIPE_HUGE_PAGES=0 or 1 decides instead, to compare the two on a machine.
     if (const char* v = std::getenv("HETPIPE_HUGE_PAGES");
         v && (v == std::string_view("0") || v == std::string_view("1")))
       return v[0] == '1';
-    return !balloon_reports_free_pages("/sys");
+    return !free_pages_go_to_host("/sys");
   }();
   return pay;
 }

@@ -10,6 +10,7 @@
 
 #include <condition_variable>
 #include <cstddef>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -20,12 +21,14 @@ namespace hetpipe::io {
 
 // Whether new memory should ask for transparent huge pages (MADV_HUGEPAGE): one fault and one
 // clearing per 2 MiB instead of per 4 KiB page. Not on a virtual machine whose balloon reports
-// free memory to its host (virtio-balloon's free page reporting, feature bit 5): the host takes
-// back each 2 MiB block freed a few seconds ago, so a huge page's first touch waits for the host
-// (2-core box, bench/touch.cpp: 0.5-0.6 GB/s after a pause of 3 s, 9-12 GB/s without one; 4 KiB
-// pages 2.2-2.7 GB/s either way). sys_root stands for "/sys" in tests; the answer for "/sys" is
-// read once, and the environment variable HETPIPE_HUGE_PAGES=0 or 1 gives it instead.
-bool huge_pages_pay(const char* sys_root = "/sys");
+// free memory to its host (free_pages_go_to_host): the host takes back each 2 MiB block freed a
+// few seconds ago, so a huge page's first touch waits for the host (2-core box, bench/touch.cpp:
+// 0.5-0.6 GB/s after a pause of 3 s, 9-12 GB/s without one; 4 KiB pages 2.2-2.7 GB/s either
+// way). Read once; the environment variable HETPIPE_HUGE_PAGES=0 or 1 gives the answer instead.
+bool huge_pages_pay();
+// Whether a virtio balloon under `sys` (the sysfs root; another folder in tests) offers free page
+// reporting (feature bit 5).
+bool free_pages_go_to_host(const std::filesystem::path& sys);
 // MADV_HUGEPAGE over the 2 MiB-aligned inside of [p, p + bytes) when `pay` (by default where
 // huge_pages_pay()): advice only, for memory not yet touched.
 void advise_huge_pages(void* p, std::size_t bytes, bool pay = huge_pages_pay()) noexcept;

@@ -510,11 +510,12 @@ void engine::cpu_lanes(unsigned count, unsigned beside_gpu) {
         cpu_ns_per_byte_.store(old > 0 ? 0.75 * old + 0.25 * x : x, std::memory_order_relaxed);
       }
       drop(*c);  // its slot, and its descriptor if a failure left it unread
-      trace_.span(tracks[me], "host", th, t1, c->info.seq, c->info.size);
       // A mapped chunk that ended a block of its window gave the block's pages back (MADV_DONTNEED,
       // or the window's munmap): page-table work on this lane, 0.15-0.2 us a page of a tmpfs file
       // (3.5-4.3 ms per 64 MiB block on the 2-core box). Shown as its own stage.
-      if (const std::uint64_t t2 = now_ns(); t2 - t1 >= release_span_min_ns)
+      const std::uint64_t t2 = now_ns();
+      trace_.span(tracks[me], "host", th, t1, c->info.seq, c->info.size);
+      if (t2 - t1 >= release_span_min_ns)
         trace_.span(tracks[me], "release", t1, t2, c->info.seq, 0);
       busy += t1 - t0;  // the lane's read included: its rate is what auto mode projects from
       rep.chunks++;

@@ -126,8 +126,7 @@ class image_op final : public transform_op {
       img::image in = img::decode_image(data.data(), data.size());
       const plan p = make_plan(in.shape, from);
       img::image res =
-          img::apply(img::raster_view{in.shape, in.samples.data(), img::sample_layout::u16}, ops_,
-                     threads_, detail::chunk_progress::in_parts(p.out.height));
+          img::apply(in, ops_, threads_, detail::chunk_progress::in_parts(p.out.height));
       img::recycle_samples(std::move(in.samples));
       encode(res, p, out);
     } catch (const input_error& e) {

@@ -67,9 +67,9 @@ TEST_CASE("slot_pool: the default memory is faulted in at set-up, or only where 
 
 TEST_CASE("huge pages are asked for unless a balloon reports free memory to the host",
           "[io][slot_pool]") {
-  using hetpipe::io::huge_pages_pay;
+  using hetpipe::io::free_pages_go_to_host;
   hetpipe::test::temp_dir sys;
-  CHECK(huge_pages_pay(sys.path().c_str()));  // no virtio balloon at all
+  CHECK_FALSE(free_pages_go_to_host(sys.path()));  // no virtio balloon at all
   const auto drivers = sys.path() / "bus/virtio/drivers/virtio_balloon";
   std::filesystem::create_directories(drivers / "virtio3");
   std::filesystem::create_directories(drivers / "module");  // not a device: no features file
@@ -78,12 +78,12 @@ TEST_CASE("huge pages are asked for unless a balloon reports free memory to the 
   };
   // A balloon without free page reporting (bits 0 and 1: size changes, stats).
   features("1100000000000000000000000000000010000000000000000000000000000000");
-  CHECK(huge_pages_pay(sys.path().c_str()));
+  CHECK_FALSE(free_pages_go_to_host(sys.path()));
   // The 2-core box's balloon: bit 5, VIRTIO_BALLOON_F_REPORTING, among others.
   features("0110010100000000000000000000000010000000000000000000000000000000");
-  CHECK_FALSE(huge_pages_pay(sys.path().c_str()));
+  CHECK(free_pages_go_to_host(sys.path()));
   features("01100");  // too short to say: no reporting
-  CHECK(huge_pages_pay(sys.path().c_str()));
+  CHECK_FALSE(free_pages_go_to_host(sys.path()));
 }
 
 TEST_CASE("huge pages are advised over the aligned inside of new memory, when they pay",
