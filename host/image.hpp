@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -134,14 +135,24 @@ image decode_png(const void* data, std::size_t size);
 image_shape decode_png(const void* data, std::size_t size, std::uint16_t* out, std::size_t n);
 // The shape decode_png would give, from the header alone (cheap); input_error as decode_png.
 image_shape read_png_shape(const void* data, std::size_t size);
+// Work over an image's rows (the filter chain's, the PNG encoder's) tells of rows done this many
+// at a time, to a row_progress: a caller learns the rate of one long image before it is done,
+// and may stop it by throwing from the call.
+inline constexpr std::size_t rows_per_progress = 64;
+using row_progress = std::function<void(std::size_t rows)>;
+
 // Gray, gray + alpha, RGB or RGBA at 8 bits (maxval <= 255) or 16 bits. A maxval other than 255 or
 // 65535 is rescaled to the full range (v * full / maxval, rounded half up) since PNG has no
-// maxval. compression_level: zlib's 0..9.
-std::vector<std::uint8_t> encode_png(const image& im, int compression_level = 6);
+// maxval. compression_level: zlib's 0..9. progress, when given, is told of rows as they are
+// compressed (the same bytes: libspng's row by row encoding; an 8192^2 gray image at level 6
+// takes seconds).
+std::vector<std::uint8_t> encode_png(const image& im, int compression_level = 6,
+                                     const row_progress& progress = {});
 // The same from shape.samples() samples at `samples` in layout u8 (maxval <= 255) or u16, as the
 // GPU path copies them back.
 std::vector<std::uint8_t> encode_png(const image_shape& shape, const void* samples,
-                                     sample_layout layout, int compression_level = 6);
+                                     sample_layout layout, int compression_level = 6,
+                                     const row_progress& progress = {});
 
 enum class image_format { unknown, pnm, png };
 // By magic: "P1".."P7" is pnm (decode_pnm refuses all but P5/P6 with a clear reason), the 8-byte

@@ -101,9 +101,8 @@ inline blur_kernel make_blur_kernel(double sigma);
 // progress, when given, is told of output rows as they are made: rows_per_progress at a time
 // (fewer for a band's last ones), from the thread of the band that made them, so concurrently
 // when threads > 1. A caller that runs one long image (0.1 s of a core for 8192^2) learns its
-// rate from it before the image is done.
-inline constexpr std::size_t rows_per_progress = 64;
-using row_progress = std::function<void(std::size_t rows)>;
+// rate from it before the image is done, and can stop it there by throwing (the first band's
+// exception is rethrown, once every band has ended).
 image apply(const image& in, const std::vector<op>& ops, int threads = 1,
             const row_progress& progress = {});
 image apply(const image& in, const op& o, int threads = 1);

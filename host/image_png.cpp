@@ -185,7 +185,8 @@ namespace {
 
 // 8-bit samples (wide false) or host-order 16-bit ones, already scaled to the full range.
 std::vector<std::uint8_t> encode_raw(const image_shape& shape, const void* raw, std::size_t bytes,
-                                     bool wide, int compression_level) {
+                                     bool wide, int compression_level,
+                                     const row_progress& progress) {
   static const std::uint8_t color_type[] = {
       0, SPNG_COLOR_TYPE_GRAYSCALE, SPNG_COLOR_TYPE_GRAYSCALE_ALPHA, SPNG_COLOR_TYPE_TRUECOLOR,
       SPNG_COLOR_TYPE_TRUECOLOR_ALPHA};
@@ -200,10 +201,28 @@ std::vector<std::uint8_t> encode_raw(const image_shape& shape, const void* raw, 
   ihdr.bit_depth = wide ? 16 : 8;
   ihdr.color_type = color_type[shape.channels];
   check(spng_set_ihdr(ctx.get(), &ihdr), "encoding the header");
-  // libspng reads the buffer only; its API takes a non-const pointer.
-  check(spng_encode_image(ctx.get(), const_cast<void*>(raw), bytes, SPNG_FMT_PNG,
-                          SPNG_ENCODE_FINALIZE),
-        "encoding the pixels");
+  if (!progress) {
+    // libspng reads the buffer only; its API takes a non-const pointer.
+    check(spng_encode_image(ctx.get(), const_cast<void*>(raw), bytes, SPNG_FMT_PNG,
+                            SPNG_ENCODE_FINALIZE),
+          "encoding the pixels");
+  } else {
+    check(spng_encode_image(ctx.get(), nullptr, 0, SPNG_FMT_PNG,
+                            SPNG_ENCODE_PROGRESSIVE | SPNG_ENCODE_FINALIZE),
+          "encoding the pixels");
+    const std::size_t stride = bytes / shape.height;
+    const auto* row = static_cast<const std::uint8_t*>(raw);
+    std::size_t told = 0;
+    for (std::size_t y = 0; y < shape.height; ++y) {
+      if (y - told == rows_per_progress) {
+        progress(rows_per_progress);
+        told = y;
+      }
+      const int err = spng_encode_row(ctx.get(), row + y * stride, stride);
+      if (err != SPNG_EOI || y + 1 != shape.height) check(err, "encoding the pixels");
+    }
+    progress(shape.height - told);
+  }
   std::size_t len = 0;
   int err = 0;
   void* buf = spng_get_png_buffer(ctx.get(), &len, &err);
@@ -217,7 +236,8 @@ std::vector<std::uint8_t> encode_raw(const image_shape& shape, const void* raw, 
 
 }  // namespace
 
-std::vector<std::uint8_t> encode_png(const image& im, int compression_level) {
+std::vector<std::uint8_t> encode_png(const image& im, int compression_level,
+                                     const row_progress& progress) {
   check_shape(im.shape);
   if (im.samples.size() != im.shape.samples())
     fail("image has " + std::to_string(im.samples.size()) + " samples, its shape says " +
@@ -226,7 +246,8 @@ std::vector<std::uint8_t> encode_png(const image& im, int compression_level) {
   const std::uint32_t full = wide ? 65535 : 255;
   const std::uint32_t m = im.shape.maxval;
   if (m == 65535)
-    return encode_raw(im.shape, im.samples.data(), im.samples.size() * 2, true, compression_level);
+    return encode_raw(im.shape, im.samples.data(), im.samples.size() * 2, true, compression_level,
+                      progress);
   const std::size_t n = im.samples.size();
   std::vector<std::uint8_t> raw(n * (wide ? 2 : 1));
   if (wide) {
@@ -238,23 +259,24 @@ std::vector<std::uint8_t> encode_png(const image& im, int compression_level) {
       raw[i] = static_cast<std::uint8_t>(m == full ? im.samples[i]
                                                    : (2u * im.samples[i] * full + m) / (2u * m));
   }
-  return encode_raw(im.shape, raw.data(), raw.size(), wide, compression_level);
+  return encode_raw(im.shape, raw.data(), raw.size(), wide, compression_level, progress);
 }
 
 std::vector<std::uint8_t> encode_png(const image_shape& shape, const void* samples,
-                                     sample_layout layout, int compression_level) {
+                                     sample_layout layout, int compression_level,
+                                     const row_progress& progress) {
   check_shape(shape);
   const bool full = shape.maxval == 255 || shape.maxval == 65535;
   const bool wide = shape.maxval > 255;
   if (full && layout == (wide ? sample_layout::u16 : sample_layout::u8))
     return encode_raw(shape, samples, shape.samples() * bytes_per_sample(layout), wide,
-                      compression_level);
+                      compression_level, progress);
   // Anything else (a maxval to rescale, another layout): through an image.
   image im;
   im.shape = shape;
   im.samples.resize(shape.samples());
   unpack_raster(samples, im.samples.size(), layout, im.samples.data());
-  return encode_png(im, compression_level);
+  return encode_png(im, compression_level, progress);
 }
 
 }  // namespace hetpipe::host::img

@@ -333,6 +333,10 @@ void chunk_progress::add(std::uint64_t bytes) noexcept {
   job_.fetch_add(now - was, std::memory_order_relaxed);
 }
 
+void chunk_progress::take_back() noexcept {
+  job_.fetch_sub(told_.exchange(0, std::memory_order_relaxed), std::memory_order_relaxed);
+}
+
 std::function<void(std::size_t)> chunk_progress::in_parts(std::uint64_t parts) {
   chunk_progress* const p = current_progress;
   if (!p || parts == 0) return {};
@@ -341,6 +345,7 @@ std::function<void(std::size_t)> chunk_progress::in_parts(std::uint64_t parts) {
     const std::uint64_t was = done->fetch_add(n, std::memory_order_relaxed);
     // Bytes through part k: floor(size k / parts) (an image's size and rows: far from 2^64).
     p->add(p->size_ * (was + n) / parts - p->size_ * was / parts);
+    if (p->stopping()) throw cancelled();
   };
 }
 
@@ -461,7 +466,7 @@ void engine::cpu_lanes(unsigned count, unsigned beside_gpu) {
       const std::uint64_t t0 = now_ns();
       std::uint64_t th = t0;  // the host work's start, after the lane's own read if any
       io::mapped_reads::view mapped;
-      chunk_progress progress(partial_bytes_, c->info.size);
+      chunk_progress progress(partial_bytes_, c->info.size, &failed_);
       const std::string& path = spec_.sources[c->info.input].path;
       try {
         if (!failed_.load(std::memory_order_relaxed)) {
@@ -520,7 +525,7 @@ void engine::cpu_lanes(unsigned count, unsigned beside_gpu) {
       busy += t1 - t0;  // the lane's read included: its rate is what auto mode projects from
       rep.chunks++;
       rep.bytes += c->info.size;
-      partial_bytes_.fetch_sub(progress.told(), std::memory_order_relaxed);
+      progress.take_back();
       chunk_done(c->info.size);
       if (claimed) {
         cpu_claimed_bytes_.fetch_sub(c->info.size, std::memory_order_relaxed);
@@ -731,7 +736,12 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
         // lanes must not wait on them meanwhile).
         for (unsigned j = 0; j < nbuf; ++j) retire_buffer((next + j) % nbuf);
         const std::uint64_t t0 = now_ns();
-        spec_.host(h.info, data, [] {});  // read into its slot: nothing to verify
+        {
+          // Told as a CPU lane's chunk is (the progress line), and stopped as one.
+          chunk_progress progress(partial_bytes_, h.info.size, &failed_);
+          const chunk_progress::scope told_here(&progress);
+          spec_.host(h.info, data, [] {});  // read into its slot: nothing to verify
+        }
         const std::uint64_t t1 = now_ns();
         trace_.span(host_track, "host", t0, t1, h.info.seq, h.info.size);
         host_work_ns += t1 - t0;

@@ -176,10 +176,18 @@ class gpu_start_rule {
 // them before the chunk is done: auto mode's projection (gpu_start_rule) and the progress line.
 // A job of 32 such images had no chunk done by its first checks, was taken as long, and started
 // GPU lanes whose set-up it then waited for after its CPU lanes had finished.
+//
+// The same calls stop a chunk once its job is stopping (cancelled, or failed elsewhere): a lane
+// otherwise finished its image first, and a signal during the last images of a job let them all
+// run to their end (4 images of 8192^2 on 2 lanes: 0.15 s more on the 2-core box, for a 16384^2
+// PNG at zlib level 6 about 40 s).
 class chunk_progress {
  public:
-  chunk_progress(std::atomic<std::uint64_t>& job, std::uint64_t size) noexcept
-      : job_(job), size_(size) {}
+  // stop: true once the job is stopping (null: never).
+  chunk_progress(std::atomic<std::uint64_t>& job, std::uint64_t size,
+                 const std::atomic<bool>* stop = nullptr) noexcept
+      : job_(job), size_(size), stop_(stop) {}
+  ~chunk_progress() { take_back(); }
   chunk_progress(const chunk_progress&) = delete;
   chunk_progress& operator=(const chunk_progress&) = delete;
   // The chunk of the host() call running on this thread (null outside one: a GPU lane's thread,
@@ -188,10 +196,17 @@ class chunk_progress {
   static chunk_progress* current() noexcept;
   // `bytes` more of the chunk done; what would pass the chunk's size counts nothing.
   void add(std::uint64_t bytes) noexcept;
+  // Whether the job is stopping: the chunk's work is wasted.
+  bool stopping() const noexcept { return stop_ && stop_->load(std::memory_order_relaxed); }
   // For work counted in `parts` equal parts of current()'s chunk (an image's output rows): a
-  // function telling n more parts done, callable as add() is; empty where current() is null.
+  // function telling n more parts done, callable as add() is, which throws `cancelled` once the
+  // job is stopping (from an OpenMP team, through host::parallel_for); empty where current() is
+  // null.
   static std::function<void(std::size_t n)> in_parts(std::uint64_t parts);
   std::uint64_t told() const noexcept { return told_.load(std::memory_order_relaxed); }
+  // What was told leaves the job's count (the chunk is done, or given up; the destructor's
+  // part): call it before the chunk's whole size is counted done.
+  void take_back() noexcept;
 
   // Makes p this thread's current() while it lives.
   class scope {
@@ -208,6 +223,7 @@ class chunk_progress {
  private:
   std::atomic<std::uint64_t>& job_;
   const std::uint64_t size_;
+  const std::atomic<bool>* const stop_;
   std::atomic<std::uint64_t> told_{0};
 };
 

@@ -109,26 +109,26 @@ class image_op final : public transform_op {
         const plan p = make_plan(h.shape, from);
         const img::raster_view raster{h.shape, data.data() + h.raster_offset,
                                       img::pnm_layout(h.shape)};
+        const img::row_progress rows = told_rows(p);
         if (p.format == img::image_format::pnm) {
           // From the file's raster to the output's, row by row: no image of samples between.
           const std::string head = img::pnm_header_text(p.out);
           out.resize(img::pnm_size(p.out));
           std::memcpy(out.data(), head.data(), head.size());
           img::apply(raster, ops_, threads_, out.data() + head.size(), img::pnm_layout(p.out),
-                     detail::chunk_progress::in_parts(p.out.height));
+                     rows);
           return;
         }
-        img::image res =
-            img::apply(raster, ops_, threads_, detail::chunk_progress::in_parts(p.out.height));
-        encode(res, p, out);
+        img::image res = img::apply(raster, ops_, threads_, rows);
+        encode(res, p, out, rows);
         return;
       }
       img::image in = img::decode_image(data.data(), data.size());
       const plan p = make_plan(in.shape, from);
-      img::image res =
-          img::apply(in, ops_, threads_, detail::chunk_progress::in_parts(p.out.height));
+      const img::row_progress rows = told_rows(p);
+      img::image res = img::apply(in, ops_, threads_, rows);
       img::recycle_samples(std::move(in.samples));
-      encode(res, p, out);
+      encode(res, p, out, rows);
     } catch (const input_error& e) {
       throw input_skipped(file(info.input), e.reason());
     } catch (const std::bad_alloc&) {  // under a memory limit (ulimit -v, cgroups): this one fails
@@ -136,10 +136,18 @@ class image_op final : public transform_op {
     }
   }
 
+  // The chunk's progress (detail::chunk_progress) in output rows: the chain's, and a PNG
+  // output's again as they are compressed (zlib at level 6 can take longer than the chain).
+  static img::row_progress told_rows(const plan& p) {
+    return detail::chunk_progress::in_parts(std::uint64_t{p.out.height} *
+                                            (p.format == img::image_format::png ? 2 : 1));
+  }
+
   // res as p's output format, into out; res's samples go back for the thread's next image.
-  void encode(img::image& res, const plan& p, std::vector<std::byte>& out) const {
+  void encode(img::image& res, const plan& p, std::vector<std::byte>& out,
+              const img::row_progress& rows) const {
     if (p.format == img::image_format::png) {
-      const std::vector<std::uint8_t> png = img::encode_png(res, level_);
+      const std::vector<std::uint8_t> png = img::encode_png(res, level_, rows);
       const auto* b = reinterpret_cast<const std::byte*>(png.data());
       out.assign(b, b + png.size());
     } else {

@@ -1016,6 +1016,43 @@ TEST_CASE("PNG round trips: gray, gray+alpha, RGB, RGBA at 8 and 16 bits", "[ima
   CHECK(img::decode_png(enc1.data(), enc1.size()).samples == u16v{0, 255});
 }
 
+TEST_CASE("PNG encoded row by row with a progress gives the same bytes and tells every row",
+          "[image]") {
+  // 130 rows: two full reports and a last of 2; 16-bit, alpha, a rescaled maxval, 1x1.
+  for (const auto& in : {random_image(37, 130, 1, 255, 1), random_image(9, 70, 3, 65535, 2),
+                         random_image(5, 64, 4, 255, 3), random_image(6, 65, 2, 1000, 4),
+                         random_image(1, 1, 3, 255, 5)}) {
+    CAPTURE(in.shape.width, in.shape.height, in.shape.channels, in.shape.maxval);
+    for (int level : {0, 6}) {
+      std::size_t rows = 0, calls = 0, largest = 0;
+      const img::row_progress progress = [&](std::size_t n) {
+        rows += n;
+        ++calls;
+        largest = std::max(largest, n);
+      };
+      CHECK(img::encode_png(in, level, progress) == img::encode_png(in, level));
+      CHECK(rows == in.shape.height);
+      CHECK(largest <= img::rows_per_progress);
+      CHECK(calls == (in.shape.height + img::rows_per_progress - 1) / img::rows_per_progress);
+    }
+  }
+  // Raw samples in the GPU path's layout, the same way.
+  const auto in = random_image(20, 100, 3, 255, 6);
+  std::vector<std::uint8_t> u8(in.samples.begin(), in.samples.end());
+  std::size_t rows = 0;
+  CHECK(img::encode_png(in.shape, u8.data(), img::sample_layout::u8, 6,
+                        [&](std::size_t n) { rows += n; }) == img::encode_png(in));
+  CHECK(rows == 100);
+  // A progress that throws stops the encoder there: its exception, nothing else.
+  std::size_t told = 0;
+  CHECK_THROWS_AS(img::encode_png(random_image(8, 200, 1, 255, 7), 6,
+                                  [&](std::size_t n) {
+                                    if ((told += n) > 64) throw std::range_error("stop");
+                                  }),
+                  std::range_error);
+  CHECK(told == 128);
+}
+
 TEST_CASE("PNG files built byte by byte decode to the expected samples", "[image]") {
   // 16-bit gray, big-endian in the file.
   const auto g16 = make_png(2, 1, 16, 0, {0, 0x01, 0x02, 0xFF, 0xFE});

@@ -600,7 +600,13 @@ TEST_CASE("a chunk's progress counts in its job up to the chunk's size, from any
   }
   CHECK(chunk_progress::current() == nullptr);
   CHECK(a.told() == 5000);
-  CHECK(job == 1000 + 10 + 5000);
+  CHECK(job == 1000 + 5000);  // b's 10 left with b
+  a.take_back();
+  CHECK(a.told() == 0);
+  CHECK(job == 1000);
+  a.add(5);
+  CHECK(job == 1005);
+  a.take_back();
   CHECK_FALSE(chunk_progress::in_parts(3));  // no chunk on this thread: nothing to tell
 
   // Work in parts (an image's rows): part k of 3 ends at byte floor(1000 k / 3).
@@ -614,7 +620,39 @@ TEST_CASE("a chunk's progress counts in its job up to the chunk's size, from any
   CHECK(c.told() == 666);
   rows(1);
   CHECK(c.told() == 1000);
-  CHECK(job == 1000 + 10 + 5000 + 1000);
+  CHECK(job == 1000 + 1000);
+}
+
+TEST_CASE("a chunk's parts throw cancelled once its job is stopping", "[pipeline]") {
+  using hetpipe::detail::chunk_progress;
+  std::atomic<std::uint64_t> job{0};
+  std::atomic<bool> stop{false};
+  {
+    chunk_progress c(job, 100, &stop);
+    const chunk_progress::scope in_c(&c);
+    const auto rows = chunk_progress::in_parts(10);
+    CHECK_NOTHROW(rows(1));
+    CHECK_FALSE(c.stopping());
+    stop = true;
+    CHECK(c.stopping());
+    CHECK_THROWS_AS(rows(1), hetpipe::cancelled);
+    CHECK(c.told() == 20);  // told, then stopped
+    // From another thread (a band of an image's team) too.
+    bool threw = false;
+    std::thread([&] {
+      try {
+        rows(1);
+      } catch (const hetpipe::cancelled&) {
+        threw = true;
+      }
+    }).join();
+    CHECK(threw);
+  }
+  CHECK(job == 0);  // the chunk's progress left with it
+  // Without a stop flag nothing stops.
+  chunk_progress d(job, 100);
+  const chunk_progress::scope in_d(&d);
+  CHECK_NOTHROW(chunk_progress::in_parts(10)(10));
 }
 
 TEST_CASE("CPU lanes beside GPU lanes take surplus chunks they accept, and leave the rest",
