@@ -827,6 +827,48 @@ TEST_CASE_METHOD(fake_device_fixture,
 }
 
 TEST_CASE_METHOD(fake_device_fixture,
+                 "in auto mode a job of PNGs, read or written, stays on its CPU lanes",
+                 "[fake_gpu][image]") {
+  // A threshold of 1 ms: a job of PPMs starts its GPU lanes at a first check. Written as PNGs, or
+  // read from them (one image in eight is enough), the same job never does; told to start them
+  // at once (a threshold of 0), it does.
+  test::temp_dir dir;
+  std::filesystem::create_directories(dir.path() / "ppm");
+  std::filesystem::create_directories(dir.path() / "mixed");
+  for (int i = 0; i < 48; ++i) {
+    const auto im = test::random_image(400, 300, 3, 255, 60 + i);
+    test::write_image(dir.file(numbered("ppm/p", i) + ".ppm"), im, false);
+    const bool as_png = i % 8 == 0;
+    test::write_image(dir.file(numbered("mixed/p", i) + (as_png ? ".png" : ".ppm")), im, as_png);
+  }
+  image_spec spec;
+  spec.ops = "gray";  // long enough on one CPU lane for the checks 20 ms apart
+  for (int k = 0; k < 8; ++k) spec.ops += ",blur:sigma=3,sobel";
+  spec.png_level = 1;
+  const auto run = [&](const char* in, image_output format, double threshold) {
+    spec.format = format;
+    std::filesystem::remove_all(dir.path() / "out");
+    const auto files = plan_images({dir.file(in)}, true, dir.file("out"), format);
+    options o = lane_options(device_mode::automatic, 0, 0, 1, 2, 1);
+    o.auto_gpu_min_remaining = threshold;
+    job_report rep;
+    run_images(spec, files, o, &rep);
+    CHECK(rep.skipped.empty());
+    return rep;
+  };
+  const job_report ppm = run("ppm", image_output::same, 0.001);
+  CHECK(run("ppm", image_output::png, 0.001).gpu_lanes == 0);
+  CHECK(run("mixed", image_output::same, 0.001).gpu_lanes == 0);
+  CHECK(run("ppm", image_output::png, 0).gpu_lanes > 0);
+  if (ppm.seconds < 0.05) {
+    WARN("the PPM job took " << ppm.seconds << " s: too fast for its first checks");
+    return;
+  }
+  CHECK(ppm.gpu_lanes > 0);
+  check_device_clean();
+}
+
+TEST_CASE_METHOD(fake_device_fixture,
                  "a GPU lane hands on a finished batch at once, not when its buffer comes round",
                  "[fake_gpu]") {
   // One lane, three buffers, one chunk per batch, reads far ahead (64 slots): batch k used to be
