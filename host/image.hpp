@@ -120,6 +120,12 @@ std::vector<std::uint8_t> encode_pnm(const image& im);
 std::size_t pnm_size(const image_shape& s);
 void encode_pnm(const image& im, void* dst);
 
+// Work over an image's rows (the filter chain's, the PNG codec's) tells of rows done this many
+// at a time, to a row_progress: a caller learns the rate of one long image before it is done,
+// and may stop it by throwing from the call.
+inline constexpr std::size_t rows_per_progress = 64;
+using row_progress = std::function<void(std::size_t rows)>;
+
 // --- PNG (libspng) ---
 //
 // Decodes gray, gray + alpha, RGB and RGBA at 8 and 16 bits. Gray at 1, 2 or 4 bits is scaled to
@@ -129,18 +135,14 @@ void encode_pnm(const image& im, void* dst);
 // data than the file can inflate to (over 1032 bytes per byte of file, deflate's limit) is
 // refused before anything is allocated, and so is a file whose ancillary chunks (text, ICC
 // profile...) inflate to more than 16 MiB each or 64 MiB together (libspng reads them all).
-image decode_png(const void* data, std::size_t size);
+// progress, when given, is told of rows as they are decoded (rows_per_progress at a time; an
+// interlaced image's all at its end).
+image decode_png(const void* data, std::size_t size, const row_progress& progress = {});
 // The same into out, which holds n samples: n must be the image's sample count (read_png_shape;
 // std::invalid_argument otherwise). Returns the shape.
 image_shape decode_png(const void* data, std::size_t size, std::uint16_t* out, std::size_t n);
 // The shape decode_png would give, from the header alone (cheap); input_error as decode_png.
 image_shape read_png_shape(const void* data, std::size_t size);
-// Work over an image's rows (the filter chain's, the PNG encoder's) tells of rows done this many
-// at a time, to a row_progress: a caller learns the rate of one long image before it is done,
-// and may stop it by throwing from the call.
-inline constexpr std::size_t rows_per_progress = 64;
-using row_progress = std::function<void(std::size_t rows)>;
-
 // Gray, gray + alpha, RGB or RGBA at 8 bits (maxval <= 255) or 16 bits. A maxval other than 255 or
 // 65535 is rescaled to the full range (v * full / maxval, rounded half up) since PNG has no
 // maxval. compression_level: zlib's 0..9. progress, when given, is told of rows as they are

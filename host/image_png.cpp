@@ -114,9 +114,12 @@ image_shape read_png_shape(const void* data, std::size_t size) {
 
 namespace {
 
-// The samples of an opened PNG into out (shape.samples() of them).
+// The samples of an opened PNG into out (shape.samples() of them), row by row: each row decoded
+// is widened at once, while it is in the cache, and no image-sized buffer of the PNG's own
+// samples is made (an 8192^2 gray image's was 64 MiB of fresh pages). An interlaced image's rows
+// come pass by pass: it is decoded whole first. progress: told of rows as they are decoded.
 void decode_raster(spng_ctx* ctx, const spng_ihdr& ihdr, const image_shape& shape,
-                   std::uint16_t* out) {
+                   std::uint16_t* out, const row_progress& progress) {
   const int depth = ihdr.bit_depth;
   const bool indexed = ihdr.color_type == SPNG_COLOR_TYPE_INDEXED;
   const bool wide = !indexed && depth == 16;
@@ -124,49 +127,77 @@ void decode_raster(spng_ctx* ctx, const spng_ihdr& ihdr, const image_shape& shap
   // Native layout (host-endian 16-bit samples, low depths packed), except palettes: expanded by
   // libspng to RGBA8 (tRNS applied) and the alpha dropped below when there is no tRNS.
   const int fmt = indexed ? SPNG_FMT_RGBA8 : SPNG_FMT_PNG;
+  const int flags = indexed ? SPNG_DECODE_TRNS : 0;
   std::size_t len = 0;
   check(spng_decoded_image_size(ctx, fmt, &len), "image size");
-  const std::size_t n = shape.samples();
-  if (wide) {  // already the output's layout: straight into it, no copy
-    if (len != n * 2) fail("bad PNG: unexpected decoded size");
-    check(spng_decode_image(ctx, out, len, fmt, 0), "pixel data");
-    return;
-  }
-  std::vector<std::uint8_t> raw(len);
-  check(spng_decode_image(ctx, raw.data(), len, fmt, indexed ? SPNG_DECODE_TRNS : 0), "pixel data");
+  const std::size_t width = shape.width, height = shape.height, ch = shape.channels;
+  const std::size_t stride = len / height;  // of a decoded row
+  const std::size_t want = indexed      ? width * 4
+                           : wide       ? width * ch * 2
+                           : depth == 8 ? width * ch
+                                        : (width * depth + 7) / 8;
+  if (len % height != 0 || stride != want) fail("bad PNG: unexpected decoded size");
 
-  if (indexed) {
-    const std::uint32_t ch = shape.channels;
-    for (std::size_t px = 0; px < shape.pixels(); ++px)
-      for (std::uint32_t c = 0; c < ch; ++c) out[px * ch + c] = raw[px * 4 + c];
-  } else if (depth == 8) {
-    if (len != n) fail("bad PNG: unexpected decoded size");
-    for (std::size_t i = 0; i < n; ++i) out[i] = raw[i];
-  } else {
-    // Gray at 1, 2 or 4 bits, rows packed most significant bits first; scaled to 0..255.
-    const std::size_t stride = (std::size_t{shape.width} * depth + 7) / 8;
-    if (len != stride * shape.height) fail("bad PNG: unexpected decoded size");
-    const unsigned scale = 255u / ((1u << depth) - 1);
-    const unsigned mask = (1u << depth) - 1;
-    for (std::uint32_t y = 0; y < shape.height; ++y) {
-      const std::uint8_t* row = raw.data() + y * stride;
-      for (std::uint32_t x = 0; x < shape.width; ++x) {
-        const std::size_t bit = std::size_t{x} * depth;
+  // Decoded row `row` (stride bytes) as output row y.
+  const auto widen = [&](const std::uint8_t* row, std::size_t y) {
+    std::uint16_t* o = out + y * width * ch;
+    if (indexed) {
+      for (std::size_t px = 0; px < width; ++px)
+        for (std::size_t c = 0; c < ch; ++c) o[px * ch + c] = row[px * 4 + c];
+    } else if (wide) {
+      std::memcpy(o, row, stride);
+    } else if (depth == 8) {
+      for (std::size_t i = 0; i < stride; ++i) o[i] = row[i];
+    } else {
+      // Gray at 1, 2 or 4 bits, most significant bits first; scaled to 0..255.
+      const unsigned scale = 255u / ((1u << depth) - 1);
+      const unsigned mask = (1u << depth) - 1;
+      for (std::size_t x = 0; x < width; ++x) {
+        const std::size_t bit = x * depth;
         const unsigned v = (row[bit / 8] >> (8 - depth - bit % 8)) & mask;
-        out[std::size_t{y} * shape.width + x] = static_cast<std::uint16_t>(v * scale);
+        o[x] = static_cast<std::uint16_t>(v * scale);
       }
     }
+  };
+  std::size_t told = 0;
+  const auto tell = [&](std::size_t y) {  // rows before y are done
+    if (progress && y - told == rows_per_progress) {
+      progress(rows_per_progress);
+      told = y;
+    }
+  };
+
+  if (ihdr.interlace_method != 0) {
+    if (wide) {
+      check(spng_decode_image(ctx, out, len, fmt, flags), "pixel data");
+    } else {
+      std::vector<std::uint8_t> raw(len);
+      check(spng_decode_image(ctx, raw.data(), len, fmt, flags), "pixel data");
+      for (std::size_t y = 0; y < height; ++y) widen(raw.data() + y * stride, y);
+    }
+  } else {
+    check(spng_decode_image(ctx, nullptr, 0, fmt, flags | SPNG_DECODE_PROGRESSIVE), "pixel data");
+    std::vector<std::uint8_t> row(wide ? 0 : stride);
+    for (std::size_t y = 0; y < height; ++y) {
+      tell(y);
+      // A 16-bit row is already the output's: straight into it.
+      void* dst = wide ? static_cast<void*>(out + y * width * ch) : row.data();
+      const int err = spng_decode_row(ctx, dst, stride);
+      if (err != SPNG_EOI || y + 1 != height) check(err, "pixel data");
+      if (!wide) widen(row.data(), y);
+    }
   }
+  if (progress) progress(height - told);
 }
 
 }  // namespace
 
-image decode_png(const void* data, std::size_t size) {
+image decode_png(const void* data, std::size_t size, const row_progress& progress) {
   spng_ihdr ihdr{};
   image im;
   ctx_ptr ctx = open_png(data, size, ihdr, im.shape);
   im.samples = take_samples(im.shape.samples());
-  decode_raster(ctx.get(), ihdr, im.shape, im.samples.data());
+  decode_raster(ctx.get(), ihdr, im.shape, im.samples.data(), progress);
   return im;
 }
 
@@ -177,7 +208,7 @@ image_shape decode_png(const void* data, std::size_t size, std::uint16_t* out, s
   if (shape.samples() != n)
     throw std::invalid_argument("decode_png: " + std::to_string(n) + " samples for " +
                                 describe(shape));
-  decode_raster(ctx.get(), ihdr, shape, out);
+  decode_raster(ctx.get(), ihdr, shape, out, {});
   return shape;
 }
 

@@ -111,7 +111,7 @@ class image_op final : public transform_op {
         const plan p = make_plan(h.shape, from);
         const img::raster_view raster{h.shape, data.data() + h.raster_offset,
                                       img::pnm_layout(h.shape)};
-        const img::row_progress rows = told_rows(p);
+        const img::row_progress rows = told_rows(h.shape, from);
         if (p.format == img::image_format::pnm) {
           // From the file's raster to the output's, row by row: no image of samples between.
           const std::string head = img::pnm_header_text(p.out);
@@ -125,9 +125,12 @@ class image_op final : public transform_op {
         encode(res, p, out, rows);
         return;
       }
-      img::image in = img::decode_image(data.data(), data.size());
+      // A PNG (decode_image names the reason for anything else), its rows told as they are
+      // decoded too: counted from its header.
+      if (from != img::image_format::png) (void)img::decode_image(data.data(), data.size());
+      const img::row_progress rows = told_rows(img::read_png_shape(data.data(), data.size()), from);
+      img::image in = img::decode_png(data.data(), data.size(), rows);
       const plan p = make_plan(in.shape, from);
-      const img::row_progress rows = told_rows(p);
       img::image res = img::apply(in, ops_, threads_, rows);
       img::recycle_samples(std::move(in.samples));
       encode(res, p, out, rows);
@@ -138,11 +141,18 @@ class image_op final : public transform_op {
     }
   }
 
-  // The chunk's progress (detail::chunk_progress) in output rows: the chain's, and a PNG
-  // output's again as they are compressed (zlib at level 6 can take longer than the chain).
-  static img::row_progress told_rows(const plan& p) {
-    return detail::chunk_progress::in_parts(std::uint64_t{p.out.height} *
-                                            (p.format == img::image_format::png ? 2 : 1));
+  // The chunk's progress (detail::chunk_progress) in rows: a PNG input's as they are decoded,
+  // the chain's output rows, and a PNG output's again as they are compressed (zlib at level 6
+  // takes far longer than the chain).
+  img::row_progress told_rows(const img::image_shape& in, img::image_format from) const {
+    std::uint64_t parts = from == img::image_format::png ? in.height : 0;
+    try {
+      const plan p = make_plan(in, from);
+      parts += std::uint64_t{p.out.height} * (p.format == img::image_format::png ? 2 : 1);
+    } catch (const input_error&) {
+      // reported where the plan is made
+    }
+    return detail::chunk_progress::in_parts(parts);
   }
 
   // res as p's output format, into out; res's samples go back for the thread's next image.
