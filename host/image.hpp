@@ -134,7 +134,9 @@ using row_progress = std::function<void(std::size_t rows)>;
 // are gamma and colour-space chunks: samples are taken as stored. A header declaring more pixel
 // data than the file can inflate to (over 1032 bytes per byte of file, deflate's limit) is
 // refused before anything is allocated, and so is a file whose ancillary chunks (text, ICC
-// profile...) inflate to more than 16 MiB each or 64 MiB together (libspng reads them all).
+// profile...) inflate to more than 16 MiB each or 64 MiB together (libspng reads them all). The
+// file is read to its IEND: a bad CRC in any chunk, or a file cut after its pixel data, is an
+// input_error; bytes after the IEND are not read.
 // progress, when given, is told of rows as they are decoded (rows_per_progress at a time; an
 // interlaced image's all at its end).
 image decode_png(const void* data, std::size_t size, const row_progress& progress = {});

@@ -187,6 +187,10 @@ void decode_raster(spng_ctx* ctx, const spng_ihdr& ihdr, const image_shape& shap
       if (!wide) widen(row.data(), y);
     }
   }
+  // The rest of the file to its IEND: the pixel data's last chunk has its CRC checked only there,
+  // so that a byte flipped in it was decoded as if whole, and a file cut after its pixel data
+  // passed (bytes after the IEND are not read).
+  check(spng_decode_chunks(ctx), "the end of the pixel data and the chunks after it");
   if (progress) progress(height - told);
 }
 

@@ -1090,6 +1090,38 @@ TEST_CASE("PNG decoded row by row with a progress gives the same samples and tel
   CHECK(told == 128);
 }
 
+TEST_CASE("a PNG is read to its IEND: a bad CRC in its last pixel chunk or a cut end is refused",
+          "[image]") {
+  const auto in = random_image(64, 80, 3, 255, 21);
+  const auto png = img::encode_png(in, 1);
+  REQUIRE(png.size() > 40);
+  const std::size_t iend = png.size() - 12;  // the IEND chunk: length, type, CRC
+  // The last IDAT's CRC: libspng decoded every row before it reached it, and took the file.
+  auto flipped = png;
+  flipped[iend - 1] ^= 0x40;
+  CHECK_THROWS_WITH(img::decode_png(flipped.data(), flipped.size()),
+                    Contains("invalid chunk checksum"));
+  // Its last data byte (Adler-32's): the zlib stream's end is checked.
+  flipped = png;
+  flipped[iend - 5] ^= 0x40;
+  CHECK_THROWS_AS(img::decode_png(flipped.data(), flipped.size()), hetpipe::input_error);
+  // No IEND, or the last IDAT's CRC cut: the pixel data is whole, the file is not.
+  for (std::size_t cut : {12, 14}) {
+    CAPTURE(cut);
+    const std::vector<std::uint8_t> part(png.begin(), png.end() - static_cast<std::ptrdiff_t>(cut));
+    CHECK_THROWS_WITH(img::decode_png(part.data(), part.size()), Contains("end of stream"));
+    // The same through the decoder into a buffer (the GPU lanes' staging).
+    std::vector<std::uint16_t> out(in.shape.samples());
+    CHECK_THROWS_AS(img::decode_png(part.data(), part.size(), out.data(), out.size()),
+                    hetpipe::input_error);
+  }
+  // Bytes after the IEND are not read.
+  auto longer = png;
+  longer.insert(longer.end(), {'x', 'y', 'z'});
+  CHECK(img::decode_png(longer.data(), longer.size()).samples == in.samples);
+  CHECK(img::decode_png(png.data(), png.size()).samples == in.samples);
+}
+
 TEST_CASE("an interlaced (Adam7) PNG decodes to the samples of its passes", "[image]") {
   // The seven passes' scanlines built by hand (filter 0), for sizes where some passes are empty;
   // 8-bit gray and RGB, and 16-bit gray (big-endian in the file).
