@@ -1017,24 +1017,54 @@ TEST_CASE("PNG round trips: gray, gray+alpha, RGB, RGBA at 8 and 16 bits", "[ima
   CHECK(img::decode_png(enc1.data(), enc1.size()).samples == u16v{0, 255});
 }
 
+// What a row_progress was told: rows in all, calls, the most in one call.
+struct told_rows {
+  std::size_t rows = 0, calls = 0, largest = 0;
+  img::row_progress progress() {
+    return [this](std::size_t n) {
+      rows += n;
+      ++calls;
+      largest = std::max(largest, n);
+    };
+  }
+  // Every row of an image of `height`, rows_per_progress at a time (the last call fewer).
+  void check_every_row(std::size_t height) const {
+    CHECK(rows == height);
+    CHECK(largest <= img::rows_per_progress);
+    CHECK(calls == (height + img::rows_per_progress - 1) / img::rows_per_progress);
+  }
+};
+
+// codec(progress) with a progress that throws once told more than 64 rows: the codec stops there,
+// with that exception and nothing else, told 128.
+template <class Codec>
+void check_stops_at_its_progress(Codec&& codec) {
+  std::size_t told = 0;
+  CHECK_THROWS_AS(codec([&](std::size_t n) {
+                    if ((told += n) > 64) throw std::range_error("stop");
+                  }),
+                  std::range_error);
+  CHECK(told == 128);
+}
+
+// Images for the codecs' rows: 130 rows (two full reports and a last of 2), 16-bit, alpha, 64
+// and 65 rows, 1x1.
+std::vector<img::image> row_images() {
+  return {random_image(37, 130, 1, 255, 1), random_image(9, 70, 3, 65535, 2),
+          random_image(5, 64, 4, 255, 3), random_image(6, 65, 2, 255, 4),
+          random_image(1, 1, 3, 255, 5)};
+}
+
 TEST_CASE("PNG encoded row by row with a progress gives the same bytes and tells every row",
           "[image]") {
-  // 130 rows: two full reports and a last of 2; 16-bit, alpha, a rescaled maxval, 1x1.
-  for (const auto& in : {random_image(37, 130, 1, 255, 1), random_image(9, 70, 3, 65535, 2),
-                         random_image(5, 64, 4, 255, 3), random_image(6, 65, 2, 1000, 4),
-                         random_image(1, 1, 3, 255, 5)}) {
+  auto images = row_images();
+  images.push_back(random_image(6, 65, 1, 1000, 8));  // a maxval to rescale
+  for (const auto& in : images) {
     CAPTURE(in.shape.width, in.shape.height, in.shape.channels, in.shape.maxval);
     for (int level : {0, 6}) {
-      std::size_t rows = 0, calls = 0, largest = 0;
-      const img::row_progress progress = [&](std::size_t n) {
-        rows += n;
-        ++calls;
-        largest = std::max(largest, n);
-      };
-      CHECK(img::encode_png(in, level, progress) == img::encode_png(in, level));
-      CHECK(rows == in.shape.height);
-      CHECK(largest <= img::rows_per_progress);
-      CHECK(calls == (in.shape.height + img::rows_per_progress - 1) / img::rows_per_progress);
+      told_rows told;
+      CHECK(img::encode_png(in, level, told.progress()) == img::encode_png(in, level));
+      told.check_every_row(in.shape.height);
     }
   }
   // Raw samples in the GPU path's layout, the same way.
@@ -1044,34 +1074,21 @@ TEST_CASE("PNG encoded row by row with a progress gives the same bytes and tells
   CHECK(img::encode_png(in.shape, u8.data(), img::sample_layout::u8, 6,
                         [&](std::size_t n) { rows += n; }) == img::encode_png(in));
   CHECK(rows == 100);
-  // A progress that throws stops the encoder there: its exception, nothing else.
-  std::size_t told = 0;
-  CHECK_THROWS_AS(img::encode_png(random_image(8, 200, 1, 255, 7), 6,
-                                  [&](std::size_t n) {
-                                    if ((told += n) > 64) throw std::range_error("stop");
-                                  }),
-                  std::range_error);
-  CHECK(told == 128);
+  const auto tall = random_image(8, 200, 1, 255, 7);
+  check_stops_at_its_progress(
+      [&](const img::row_progress& progress) { return img::encode_png(tall, 6, progress); });
 }
 
 TEST_CASE("PNG decoded row by row with a progress gives the same samples and tells every row",
           "[image]") {
-  for (const auto& in : {random_image(37, 130, 1, 255, 1), random_image(9, 70, 3, 65535, 2),
-                         random_image(5, 64, 4, 255, 3), random_image(6, 65, 2, 255, 4),
-                         random_image(1, 1, 3, 255, 5)}) {
+  for (const auto& in : row_images()) {
     CAPTURE(in.shape.width, in.shape.height, in.shape.channels, in.shape.maxval);
     const auto png = img::encode_png(in, 1);
-    std::size_t rows = 0, calls = 0, largest = 0;
-    const auto out = img::decode_png(png.data(), png.size(), [&](std::size_t n) {
-      rows += n;
-      ++calls;
-      largest = std::max(largest, n);
-    });
+    told_rows told;
+    const auto out = img::decode_png(png.data(), png.size(), told.progress());
     CHECK(out.shape == in.shape);
     CHECK(out.samples == in.samples);
-    CHECK(rows == in.shape.height);
-    CHECK(largest <= img::rows_per_progress);
-    CHECK(calls == (in.shape.height + img::rows_per_progress - 1) / img::rows_per_progress);
+    told.check_every_row(in.shape.height);
   }
   // 1-bit gray, 3 rows, row by row too.
   const auto g1 = make_png(3, 3, 1, 0, {0, 0b10100000, 0, 0b01000000, 0, 0b11100000});
@@ -1079,15 +1096,10 @@ TEST_CASE("PNG decoded row by row with a progress gives the same samples and tel
   CHECK(img::decode_png(g1.data(), g1.size(), [&](std::size_t n) { rows += n; }).samples ==
         u16v{255, 0, 255, 0, 255, 0, 255, 255, 255});
   CHECK(rows == 3);
-  // A progress that throws stops the decoder there: its exception, nothing else.
   const auto tall = img::encode_png(random_image(8, 300, 1, 255, 6), 1);
-  std::size_t told = 0;
-  CHECK_THROWS_AS(img::decode_png(tall.data(), tall.size(),
-                                  [&](std::size_t n) {
-                                    if ((told += n) > 64) throw std::range_error("stop");
-                                  }),
-                  std::range_error);
-  CHECK(told == 128);
+  check_stops_at_its_progress([&](const img::row_progress& progress) {
+    return img::decode_png(tall.data(), tall.size(), progress);
+  });
 }
 
 TEST_CASE("a PNG is read to its IEND: a bad CRC in its last pixel chunk or a cut end is refused",
