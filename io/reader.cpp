@@ -165,6 +165,14 @@ struct job_pool {
   void give(Job& j) { free.push_back(&j); }
 };
 
+// One piece of a positional chunk read in pieces (reader_config::piece_bytes), its own request.
+struct read_piece {
+  uv_fs_t req;
+  read_op* op = nullptr;
+  std::uint64_t pos = 0, end = 0;  // region offsets: read up to, target (exclusive)
+  bool busy = false;               // a request in flight
+};
+
 struct read_op {  // one positional chunk read (several uv_fs_read calls when reads come up short)
   uv_fs_t req;
   reader::impl* self = nullptr;
@@ -180,6 +188,9 @@ struct read_op {  // one positional chunk read (several uv_fs_read calls when re
   bool s_known = false, owns_nothing = false;
   std::size_t step = 0;
   std::uint64_t t_begin = 0;  // steady_clock ns of the first request
+  // Read in pieces (req unused), pieces_busy of them in flight.
+  std::vector<std::unique_ptr<read_piece>> pieces;
+  unsigned pieces_busy = 0;
   // In a read_batch: read by its job (no uv_fs_t in flight), which then closed the file
   // (w_closed: the input had no other chunk); w_error is its negative errno.
   bool batched = false;
@@ -730,6 +741,11 @@ struct reader::impl {
   void issue_chunk(input_state& in, unsigned slot) {
     read_op& op = prepare_chunk(in, slot);
     if (lane_read(in, op)) return;
+    if (in.fr.kind != framing_kind::lines && cfg.piece_bytes > 0 &&
+        op.end - op.pos >= 2 * cfg.piece_bytes) {
+      submit_pieces(op);
+      return;
+    }
     if (!submit_read(op)) end_op(op, true);
   }
 
@@ -889,6 +905,78 @@ struct reader::impl {
     }
     ++reqs;
     return true;
+  }
+
+  // op's range in pieces of cfg.piece_bytes, all submitted at once; the last to finish delivers
+  // the chunk (on_piece_read), or ends the op when a read failed.
+  void submit_pieces(read_op& op) {
+    detail::pieced_reads.fetch_add(1, std::memory_order_relaxed);
+    op.pieces.clear();
+    for (std::uint64_t at = op.pos; at < op.end; at += cfg.piece_bytes) {
+      auto p = std::make_unique<read_piece>();
+      p->op = &op;
+      p->pos = at;
+      p->end = std::min(op.end, at + cfg.piece_bytes);
+      op.pieces.push_back(std::move(p));
+    }
+    for (auto& p : op.pieces)
+      if (!submit_piece(*p)) break;  // the error is set: the pieces in flight end the op
+    if (op.pieces_busy == 0) end_op(op, true);
+  }
+
+  // False (and the job's error set) when libuv refused the request.
+  bool submit_piece(read_piece& p) {
+    read_op& op = *p.op;
+    uv_buf_t buf;
+    buf.base = reinterpret_cast<char*>(op.base + (p.pos - op.r0));
+    buf.len = std::min<std::uint64_t>(p.end - p.pos,
+                                      detail::max_bytes_per_call.load(std::memory_order_relaxed));
+    p.req.data = &p;
+    const int rc = uv_fs_read(&loop, &p.req, op.in->fd, &buf, 1,
+                              std::int64_t(op.in->src->offset + p.pos), [](uv_fs_t* r) {
+                                auto* piece = static_cast<read_piece*>(r->data);
+                                piece->op->self->on_piece_read(*piece);
+                              });
+    if (rc < 0) {
+      uv_fs_req_cleanup(&p.req);
+      fail(uv_failure(op.in->src->path, rc));
+      return false;
+    }
+    ++reqs;
+    ++op.pieces_busy;
+    p.busy = true;
+    return true;
+  }
+
+  void on_piece_read(read_piece& p) {
+    --reqs;
+    read_op& op = *p.op;
+    --op.pieces_busy;
+    p.busy = false;
+    const auto result = p.req.result;
+    uv_fs_req_cleanup(&p.req);
+    if (result < 0) {
+      if (result != UV_ECANCELED || !error) fail(uv_failure(op.in->src->path, int(result)));
+    } else if (!error) {
+      if (result == 0)
+        fail(detail::shrank(op.in->src->path));
+      else
+        p.pos += std::uint64_t(result);
+    }
+    if (!error && p.pos < p.end && submit_piece(p)) return;  // a short read: read on
+    if (op.pieces_busy > 0) return;                          // the last piece ends the op
+    if (error) {
+      end_op(op, true);
+      pump();
+      return;
+    }
+    op.pos = op.end;
+    chunk c{op.slot, op.base, op.info, op.t_begin, steady_ns()};
+    c.info.size = std::size_t(op.end - op.a);
+    c.windowed = windowed(*op.in);
+    end_op(op, false);
+    deliver(c);
+    pump();
   }
 
   // The op is over: its slot goes back to the pool unless it was delivered. Its input is retired
@@ -1260,8 +1348,11 @@ struct reader::impl {
     cancels_sent = true;
     // uv_cancel succeeds only for requests still queued; running ones finish normally.
     for (auto& op : ops)
-      if (!op->batched && std::find(free_ops.begin(), free_ops.end(), op.get()) == free_ops.end())
-        uv_cancel(reinterpret_cast<uv_req_t*>(&op->req));
+      if (!op->batched && std::find(free_ops.begin(), free_ops.end(), op.get()) == free_ops.end()) {
+        if (op->pieces.empty()) uv_cancel(reinterpret_cast<uv_req_t*>(&op->req));
+        for (auto& p : op->pieces)
+          if (p->busy) uv_cancel(reinterpret_cast<uv_req_t*>(&p->req));
+      }
     for (auto& b : batches.all)
       if (!b->ops.empty()) uv_cancel(reinterpret_cast<uv_req_t*>(&b->work));
     for (auto& [i, in] : live) {

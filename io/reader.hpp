@@ -117,6 +117,10 @@ struct reader_config {
   // delivered unopened (chunk::unopened) instead of opened. Null: never.
   const std::atomic<bool>* lane_reads = nullptr;
   std::uint64_t lane_read_min = 256 << 10;
+  // A positional chunk of at least two pieces (not lines framing) is read in pieces of this many
+  // bytes, each its own request on the thread pool, so that one large chunk (an image of 64 MiB)
+  // is read by as many threads as the pool has. 0: one request a chunk.
+  std::uint64_t piece_bytes = 4 << 20;
 };
 
 // Reads every input in order; see reader.cpp for the framing rules. Regular files are read with

@@ -70,6 +70,7 @@ std::size_t page_size() noexcept {
 
 std::atomic<std::size_t> max_bytes_per_call{std::size_t(1) << 30};
 std::atomic<std::uint64_t> batched_reads{0};
+std::atomic<std::uint64_t> pieced_reads{0};
 
 std::exception_ptr shrank(const std::string& path) {
   return std::make_exception_ptr(io_error(path, "file shrank while reading", UV_EOF));

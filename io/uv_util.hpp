@@ -40,5 +40,7 @@ extern std::atomic<std::size_t> max_bytes_per_call;
 // Inputs the readers of this process read in a shared thread-pool job (many small files), for
 // the tests to see that path taken.
 extern std::atomic<std::uint64_t> batched_reads;
+// Chunks the readers of this process read in pieces (reader_config::piece_bytes), likewise.
+extern std::atomic<std::uint64_t> pieced_reads;
 
 }  // namespace hetpipe::io::detail

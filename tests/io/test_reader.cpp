@@ -1205,6 +1205,90 @@ TEST_CASE("A file that shrinks while it is read is an io_error", "[io][reader]")
   REQUIRE(pool.available() == 1);
 }
 
+TEST_CASE("Large chunks are read in pieces, each a request, with short reads, every byte",
+          "[io][reader]") {
+  temp_dir dir;
+  // 1 MiB and 37 bytes in chunks of 256 KiB, pieces of 64 KiB: four chunks of four pieces and a
+  // last chunk of 37 bytes (one request); and the same file whole, one chunk of 17 pieces.
+  const auto data = random_bytes((1 << 20) + 37, 501);
+  write_file(dir.file("d"), data);
+  for (std::size_t limit : {std::size_t(1) << 30, std::size_t(4093)}) {
+    for (std::uint64_t piece : {std::uint64_t{64} << 10, std::uint64_t{0}}) {
+      CAPTURE(limit, piece);
+      per_call_limit per_call(limit);
+      reader_config cfg;
+      cfg.chunk_size = 256 << 10;
+      cfg.piece_bytes = piece;
+      auto before = detail::pieced_reads.load();
+      auto r = run_reader({{dir.file("d")}}, records(1), 3, 256 << 10, cfg);
+      REQUIRE(describe(r.error) == "");
+      check_order(r);
+      CHECK(r.joined(0) == data);
+      CHECK(detail::pieced_reads.load() - before == (piece ? 4u : 0u));
+      cfg.chunk_size = 2 << 20;
+      before = detail::pieced_reads.load();
+      r = run_reader(
+          {{dir.file("d")}}, [](std::size_t) { return framing::whole_file(); }, 2, 2 << 20, cfg);
+      REQUIRE(describe(r.error) == "");
+      REQUIRE(r.chunks.size() == 1);
+      CHECK(r.joined(0) == data);
+      CHECK(detail::pieced_reads.load() - before == (piece ? 1u : 0u));
+    }
+  }
+}
+
+TEST_CASE("A file that shrinks while its chunk is read in pieces is an io_error, slots back",
+          "[io][reader]") {
+  temp_dir dir;
+  write_file(dir.file("a"), random_bytes(1 << 20, 502));
+  slot_pool pool(1, 256 << 10);  // one slot: the second chunk is read after the first is released
+  reader_config cfg;
+  cfg.chunk_size = 256 << 10;
+  cfg.piece_bytes = 32 << 10;
+  std::exception_ptr error;
+  int chunks = 0;
+  reader rd({{dir.file("a")}}, records(1), pool, cfg);
+  rd.start(
+      [&](chunk c) {
+        // Cut in the middle of the second chunk's fifth piece: pieces after it read nothing.
+        if (chunks++ == 0) REQUIRE(::truncate(dir.file("a").c_str(), (256 + 150) << 10) == 0);
+        pool.release(c.slot);
+        rd.retire();
+      },
+      [&](std::exception_ptr e) { error = e; });
+  rd.wait();
+  auto e = rethrown_as<io_error>(error);
+  REQUIRE(e.reason() == "file shrank while reading");
+  REQUIRE(chunks == 1);
+  REQUIRE(pool.available() == 1);
+}
+
+TEST_CASE("Cancel stops a reader whose chunks are read in pieces, and every slot comes back",
+          "[io][reader]") {
+  temp_dir dir;
+  write_file(dir.file("a"), random_bytes(8 << 20, 503));
+  slot_pool pool(4, 256 << 10);
+  reader_config cfg;
+  cfg.chunk_size = 256 << 10;
+  cfg.piece_bytes = 16 << 10;  // 16 pieces a chunk, many of them queued when the cancel comes
+  std::atomic<int> delivered{0};
+  std::exception_ptr error;
+  {
+    reader rd({{dir.file("a")}, {dir.file("a")}}, records(1), pool, cfg);
+    rd.start(
+        [&](chunk c) {
+          if (++delivered == 3) rd.cancel();
+          pool.release(c.slot);
+          rd.retire();
+        },
+        [&](std::exception_ptr e) { error = e; });
+    rd.wait();
+  }
+  rethrown_as<cancelled>(error);
+  REQUIRE(delivered < 64);
+  REQUIRE(pool.available() == 4);
+}
+
 TEST_CASE("Many small files share thread-pool jobs, with short reads, in order, every byte",
           "[io][reader]") {
   temp_dir dir;
