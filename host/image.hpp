@@ -142,7 +142,8 @@ using row_progress = std::function<void(std::size_t rows)>;
 image decode_png(const void* data, std::size_t size, const row_progress& progress = {});
 // The same into out, which holds n samples: n must be the image's sample count (read_png_shape;
 // std::invalid_argument otherwise). Returns the shape.
-image_shape decode_png(const void* data, std::size_t size, std::uint16_t* out, std::size_t n);
+image_shape decode_png(const void* data, std::size_t size, std::uint16_t* out, std::size_t n,
+                       const row_progress& progress = {});
 // The shape decode_png would give, from the header alone (cheap); input_error as decode_png.
 image_shape read_png_shape(const void* data, std::size_t size);
 // Gray, gray + alpha, RGB or RGBA at 8 bits (maxval <= 255) or 16 bits. A maxval other than 255 or

@@ -205,14 +205,15 @@ image decode_png(const void* data, std::size_t size, const row_progress& progres
   return im;
 }
 
-image_shape decode_png(const void* data, std::size_t size, std::uint16_t* out, std::size_t n) {
+image_shape decode_png(const void* data, std::size_t size, std::uint16_t* out, std::size_t n,
+                       const row_progress& progress) {
   spng_ihdr ihdr{};
   image_shape shape;
   ctx_ptr ctx = open_png(data, size, ihdr, shape);
   if (shape.samples() != n)
     throw std::invalid_argument("decode_png: " + std::to_string(n) + " samples for " +
                                 describe(shape));
-  decode_raster(ctx.get(), ihdr, shape, out, {});
+  decode_raster(ctx.get(), ihdr, shape, out, progress);
   return shape;
 }
 

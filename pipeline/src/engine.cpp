@@ -597,6 +597,10 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
   const int d2h_track = trace_.track(lane + " d2h");
   const int host_track = trace_.track(lane + " host");
   std::uint64_t host_work_ns = 0;  // chunks this lane ran on the host (prefer_host)
+  // The worker's host work around a batch (an image team's decoding and encoding) stops as a CPU
+  // lane's chunk does once the job is stopping: a progress of no size, which counts nothing.
+  std::atomic<std::uint64_t> uncounted{0};
+  chunk_progress stop_only(uncounted, 0, &failed_);
   // The worker's host work around a batch (prepare, collect) shows in the trace when it takes
   // this long: decoding or encoding images, not a reduction's merge of a few results.
   constexpr std::uint64_t host_span_min_ns = 20000;
@@ -654,7 +658,10 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
       gpu_bytes_done_.fetch_add(bt.bytes, std::memory_order_relaxed);
       if (!failed_.load()) {
         const std::uint64_t t0 = now_ns();
-        worker.collect(bt.infos, b);
+        {
+          const chunk_progress::scope stops_here(&stop_only);
+          worker.collect(bt.infos, b);
+        }
         const std::uint64_t t1 = now_ns();
         if (t1 - t0 >= host_span_min_ns)
           trace_.span(host_track, "collect", t0, t1, first.seq, bt.bytes);
@@ -757,7 +764,10 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
           prep_data.emplace_back(h.data, h.info.size);
         }
         const std::uint64_t t0 = now_ns();
-        worker.prepare(prep_infos, prep_data, b);
+        {
+          const chunk_progress::scope stops_here(&stop_only);
+          worker.prepare(prep_infos, prep_data, b);
+        }
         const std::uint64_t t1 = now_ns();
         if (t1 - t0 >= host_span_min_ns)
           trace_.span(host_track, "prepare", t0, t1, held[0].info.seq, 0);

@@ -201,7 +201,8 @@ class chunk_progress {
   // For work counted in `parts` equal parts of current()'s chunk (an image's output rows): a
   // function telling n more parts done, callable as add() is, which throws `cancelled` once the
   // job is stopping (from an OpenMP team, through host::parallel_for); empty where current() is
-  // null.
+  // null. Of a chunk_progress of size 0 (a GPU lane's, around its worker's host work) it counts
+  // nothing and only stops.
   static std::function<void(std::size_t n)> in_parts(std::uint64_t parts);
   std::uint64_t told() const noexcept { return told_.load(std::memory_order_relaxed); }
   // What was told leaves the job's count (the chunk is done, or given up; the destructor's

@@ -292,10 +292,12 @@ class image_device final : public device_transformer {
       }
     }
     grow(b.staging, total);
+    const img::row_progress stop = detail::chunk_progress::in_parts(1);  // the job stopping
     on_team(b.team_items, op_.codec_threads(), [&](std::size_t k) {
       decoded& d = b.prepared[k];
       try {
-        img::decode_png(data[k].data(), data[k].size(), staged_samples(b, d), d.shape.samples());
+        img::decode_png(data[k].data(), data[k].size(), staged_samples(b, d), d.shape.samples(),
+                        stop);
       } catch (const input_error& e) {
         d.error = e.reason();
       }
@@ -388,12 +390,13 @@ class image_device final : public device_transformer {
       it.error.clear();
       if (it.p.format == img::image_format::png && bad[i] == cuda::no_bad_sample) pngs.push_back(i);
     }
+    const img::row_progress stop = detail::chunk_progress::in_parts(1);  // the job stopping
     on_team(pngs, op_.codec_threads(), [&](std::size_t i) {
       item& it = b.launched[i];
       try {
         it.encoded =
             img::encode_png(it.p.out, static_cast<const std::byte*>(b.h_out.get()) + it.out_offset,
-                            it.out_layout, op_.level());
+                            it.out_layout, op_.level(), stop);
       } catch (const input_error& e) {
         it.error = e.reason();
       }
