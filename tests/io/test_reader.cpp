@@ -1182,18 +1182,25 @@ TEST_CASE("Short reads are continued until the chunk is complete", "[io][reader]
   REQUIRE(r.joined(1) == text);
 }
 
-TEST_CASE("A file that shrinks while it is read is an io_error", "[io][reader]") {
+namespace {
+// Reads a file of `size` bytes through one slot in chunks of `chunk` bytes (pieces of `piece`),
+// cutting it to `cut` bytes once the first chunk is delivered: the read must fail as "file shrank
+// while reading" with its slot back. Returns the chunks delivered.
+int chunks_before_the_cut(std::size_t size, std::size_t chunk_bytes, std::uint64_t piece,
+                          off_t cut) {
   temp_dir dir;
-  write_file(dir.file("a"), random_bytes(8192, 303));
-  slot_pool pool(1, 1024);  // one slot: the next read waits until the first chunk is released
+  write_file(dir.file("a"), random_bytes(size, 303));
+  slot_pool pool(1,
+                 chunk_bytes);  // one slot: the next read waits until the first chunk is released
   reader_config cfg;
-  cfg.chunk_size = 1024;
+  cfg.chunk_size = chunk_bytes;
+  cfg.piece_bytes = piece;
   std::exception_ptr error;
   int chunks = 0;
   reader rd({{dir.file("a")}}, records(1), pool, cfg);
   rd.start(
       [&](chunk c) {
-        if (chunks++ == 0) REQUIRE(::truncate(dir.file("a").c_str(), 2048) == 0);
+        if (chunks++ == 0) REQUIRE(::truncate(dir.file("a").c_str(), cut) == 0);
         pool.release(c.slot);
         rd.retire();
       },
@@ -1201,8 +1208,35 @@ TEST_CASE("A file that shrinks while it is read is an io_error", "[io][reader]")
   rd.wait();
   auto e = rethrown_as<io_error>(error);
   REQUIRE(e.reason() == "file shrank while reading");
-  REQUIRE(chunks == 2);
   REQUIRE(pool.available() == 1);
+  return chunks;
+}
+
+// Runs a reader of records(1) that cancels itself at its n-th chunk: it must end cancelled, with
+// every slot of the pool back. Returns the chunks delivered.
+int delivered_before_cancel(const std::vector<source>& inputs, slot_pool& pool,
+                            const reader_config& cfg, int n) {
+  std::exception_ptr error;
+  std::atomic<int> delivered{0};
+  {
+    reader rd(inputs, records(1), pool, cfg);
+    rd.start(
+        [&](chunk c) {
+          if (++delivered == n) rd.cancel();
+          pool.release(c.slot);
+          rd.retire();
+        },
+        [&](std::exception_ptr e) { error = e; });
+    rd.wait();
+  }
+  rethrown_as<cancelled>(error);
+  REQUIRE(pool.available() == pool.count());
+  return delivered;
+}
+}  // namespace
+
+TEST_CASE("A file that shrinks while it is read is an io_error", "[io][reader]") {
+  CHECK(chunks_before_the_cut(8192, 1024, 0, 2048) == 2);
 }
 
 TEST_CASE("Large chunks are read in pieces, each a request, with short reads, every byte",
@@ -1239,28 +1273,9 @@ TEST_CASE("Large chunks are read in pieces, each a request, with short reads, ev
 
 TEST_CASE("A file that shrinks while its chunk is read in pieces is an io_error, slots back",
           "[io][reader]") {
-  temp_dir dir;
-  write_file(dir.file("a"), random_bytes(1 << 20, 502));
-  slot_pool pool(1, 256 << 10);  // one slot: the second chunk is read after the first is released
-  reader_config cfg;
-  cfg.chunk_size = 256 << 10;
-  cfg.piece_bytes = 32 << 10;
-  std::exception_ptr error;
-  int chunks = 0;
-  reader rd({{dir.file("a")}}, records(1), pool, cfg);
-  rd.start(
-      [&](chunk c) {
-        // Cut in the middle of the second chunk's fifth piece: pieces after it read nothing.
-        if (chunks++ == 0) REQUIRE(::truncate(dir.file("a").c_str(), (256 + 150) << 10) == 0);
-        pool.release(c.slot);
-        rd.retire();
-      },
-      [&](std::exception_ptr e) { error = e; });
-  rd.wait();
-  auto e = rethrown_as<io_error>(error);
-  REQUIRE(e.reason() == "file shrank while reading");
-  REQUIRE(chunks == 1);
-  REQUIRE(pool.available() == 1);
+  // Chunks of 256 KiB in pieces of 32 KiB, cut in the middle of the second chunk's fifth piece:
+  // the pieces after it read nothing.
+  CHECK(chunks_before_the_cut(1 << 20, 256 << 10, 32 << 10, (256 + 150) << 10) == 1);
 }
 
 TEST_CASE("Cancel stops a reader whose chunks are read in pieces, and every slot comes back",
@@ -1271,22 +1286,7 @@ TEST_CASE("Cancel stops a reader whose chunks are read in pieces, and every slot
   reader_config cfg;
   cfg.chunk_size = 256 << 10;
   cfg.piece_bytes = 16 << 10;  // 16 pieces a chunk, many of them queued when the cancel comes
-  std::atomic<int> delivered{0};
-  std::exception_ptr error;
-  {
-    reader rd({{dir.file("a")}, {dir.file("a")}}, records(1), pool, cfg);
-    rd.start(
-        [&](chunk c) {
-          if (++delivered == 3) rd.cancel();
-          pool.release(c.slot);
-          rd.retire();
-        },
-        [&](std::exception_ptr e) { error = e; });
-    rd.wait();
-  }
-  rethrown_as<cancelled>(error);
-  REQUIRE(delivered < 64);
-  REQUIRE(pool.available() == 4);
+  CHECK(delivered_before_cancel({{dir.file("a")}, {dir.file("a")}}, pool, cfg, 3) < 64);
 }
 
 TEST_CASE("Many small files share thread-pool jobs, with short reads, in order, every byte",
@@ -1387,22 +1387,7 @@ TEST_CASE(
   }
   SECTION("cancel") {
     slot_pool pool(8, 1024);
-    std::exception_ptr error;
-    int delivered = 0;
-    {
-      reader rd(inputs, records(1), pool, cfg);
-      rd.start(
-          [&](chunk c) {
-            if (++delivered == 5) rd.cancel();
-            pool.release(c.slot);
-            rd.retire();
-          },
-          [&](std::exception_ptr e) { error = e; });
-      rd.wait();
-    }
-    rethrown_as<cancelled>(error);
-    CHECK(delivered < 40);
-    CHECK(pool.available() == 8);
+    CHECK(delivered_before_cancel(inputs, pool, cfg, 5) < 40);
   }
 }
 
