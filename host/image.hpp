@@ -126,6 +126,28 @@ void encode_pnm(const image& im, void* dst);
 inline constexpr std::size_t rows_per_progress = 64;
 using row_progress = std::function<void(std::size_t rows)>;
 
+// A loop over rows [first, ...) that tells a row_progress (which may be empty) as it goes:
+// before(y) ahead of each row y, done(end) once rows up to end are made.
+class row_teller {
+ public:
+  explicit row_teller(const row_progress& progress, std::size_t first = 0)
+      : progress_(progress), told_(first) {}
+  void before(std::size_t y) {
+    if (progress_ && y - told_ == rows_per_progress) {
+      progress_(rows_per_progress);
+      told_ = y;
+    }
+  }
+  void done(std::size_t end) {
+    if (progress_ && end > told_) progress_(end - told_);
+    told_ = end;
+  }
+
+ private:
+  const row_progress& progress_;
+  std::size_t told_;
+};
+
 // --- PNG (libspng) ---
 //
 // Decodes gray, gray + alpha, RGB and RGBA at 8 and 16 bits. Gray at 1, 2 or 4 bits is scaled to

@@ -1435,17 +1435,14 @@ void apply(const raster_view& in, const std::vector<op>& ops, int threads, void*
   const auto band = [&](std::size_t y0, std::size_t y1) {
     auto c = build_chain(in, ops);
     stage& last = *c.back();
-    std::size_t told = y0;  // rows before this one were told
+    row_teller tell(progress, y0);
     for (std::size_t y = y0; y < y1; ++y) {
-      if (progress && y - told == rows_per_progress) {
-        progress(rows_per_progress);
-        told = y;
-      }
+      tell.before(y);
       auto* o = static_cast<std::uint8_t*>(dst) + y * row_bytes;
       if (out_layout == sample_layout::u8 && last.make_u8(static_cast<i64>(y), o)) continue;
       pack_raster(last.row(static_cast<i64>(y)), last.row_len(), out_layout, o);
     }
-    if (progress && y1 > told) progress(y1 - told);
+    tell.done(y1);
   };
   const std::size_t bands = std::clamp<std::size_t>(rows / min_band_rows, 1,
                                                     static_cast<std::size_t>(std::max(threads, 1)));

@@ -159,13 +159,7 @@ void decode_raster(spng_ctx* ctx, const spng_ihdr& ihdr, const image_shape& shap
       }
     }
   };
-  std::size_t told = 0;
-  const auto tell = [&](std::size_t y) {  // rows before y are done
-    if (progress && y - told == rows_per_progress) {
-      progress(rows_per_progress);
-      told = y;
-    }
-  };
+  row_teller tell(progress);
 
   if (ihdr.interlace_method != 0) {
     if (wide) {
@@ -179,7 +173,7 @@ void decode_raster(spng_ctx* ctx, const spng_ihdr& ihdr, const image_shape& shap
     check(spng_decode_image(ctx, nullptr, 0, fmt, flags | SPNG_DECODE_PROGRESSIVE), "pixel data");
     std::vector<std::uint8_t> row(wide ? 0 : stride);
     for (std::size_t y = 0; y < height; ++y) {
-      tell(y);
+      tell.before(y);
       // A 16-bit row is already the output's: straight into it.
       void* dst = wide ? static_cast<void*>(out + y * width * ch) : row.data();
       const int err = spng_decode_row(ctx, dst, stride);
@@ -191,7 +185,7 @@ void decode_raster(spng_ctx* ctx, const spng_ihdr& ihdr, const image_shape& shap
   // so that a byte flipped in it was decoded as if whole, and a file cut after its pixel data
   // passed (bytes after the IEND are not read).
   check(spng_decode_chunks(ctx), "the end of the pixel data and the chunks after it");
-  if (progress) progress(height - told);
+  tell.done(height);
 }
 
 }  // namespace
@@ -248,16 +242,13 @@ std::vector<std::uint8_t> encode_raw(const image_shape& shape, const void* raw, 
           "encoding the pixels");
     const std::size_t stride = bytes / shape.height;
     const auto* row = static_cast<const std::uint8_t*>(raw);
-    std::size_t told = 0;
+    row_teller tell(progress);
     for (std::size_t y = 0; y < shape.height; ++y) {
-      if (y - told == rows_per_progress) {
-        progress(rows_per_progress);
-        told = y;
-      }
+      tell.before(y);
       const int err = spng_encode_row(ctx.get(), row + y * stride, stride);
       if (err != SPNG_EOI || y + 1 != shape.height) check(err, "encoding the pixels");
     }
-    progress(shape.height - told);
+    tell.done(shape.height);
   }
   std::size_t len = 0;
   int err = 0;

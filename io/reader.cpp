@@ -188,8 +188,9 @@ struct read_op {  // one positional chunk read (several uv_fs_read calls when re
   bool s_known = false, owns_nothing = false;
   std::size_t step = 0;
   std::uint64_t t_begin = 0;  // steady_clock ns of the first request
-  // Read in pieces (req unused), pieces_busy of them in flight.
-  std::vector<std::unique_ptr<read_piece>> pieces;
+  // Read in pieces (req unused), pieces_busy of them in flight; sized before any is submitted,
+  // so that their requests stay where libuv holds them.
+  std::vector<read_piece> pieces;
   unsigned pieces_busy = 0;
   // In a read_batch: read by its job (no uv_fs_t in flight), which then closed the file
   // (w_closed: the input had no other chunk); w_error is its negative errno.
@@ -911,16 +912,15 @@ struct reader::impl {
   // the chunk (on_piece_read), or ends the op when a read failed.
   void submit_pieces(read_op& op) {
     detail::pieced_reads.fetch_add(1, std::memory_order_relaxed);
-    op.pieces.clear();
-    for (std::uint64_t at = op.pos; at < op.end; at += cfg.piece_bytes) {
-      auto p = std::make_unique<read_piece>();
-      p->op = &op;
-      p->pos = at;
-      p->end = std::min(op.end, at + cfg.piece_bytes);
-      op.pieces.push_back(std::move(p));
+    op.pieces.resize((op.end - op.pos + cfg.piece_bytes - 1) / cfg.piece_bytes);
+    for (std::size_t k = 0; k < op.pieces.size(); ++k) {
+      read_piece& p = op.pieces[k];
+      p.op = &op;
+      p.pos = op.pos + k * cfg.piece_bytes;
+      p.end = std::min(op.end, p.pos + cfg.piece_bytes);
     }
-    for (auto& p : op.pieces)
-      if (!submit_piece(*p)) break;  // the error is set: the pieces in flight end the op
+    for (read_piece& p : op.pieces)
+      if (!submit_piece(p)) break;  // the error is set: the pieces in flight end the op
     if (op.pieces_busy == 0) end_op(op, true);
   }
 
@@ -955,14 +955,7 @@ struct reader::impl {
     p.busy = false;
     const auto result = p.req.result;
     uv_fs_req_cleanup(&p.req);
-    if (result < 0) {
-      if (result != UV_ECANCELED || !error) fail(uv_failure(op.in->src->path, int(result)));
-    } else if (!error) {
-      if (result == 0)
-        fail(detail::shrank(op.in->src->path));
-      else
-        p.pos += std::uint64_t(result);
-    }
+    take_result(result, op, p.pos);
     if (!error && p.pos < p.end && submit_piece(p)) return;  // a short read: read on
     if (op.pieces_busy > 0) return;                          // the last piece ends the op
     if (error) {
@@ -971,12 +964,7 @@ struct reader::impl {
       return;
     }
     op.pos = op.end;
-    chunk c{op.slot, op.base, op.info, op.t_begin, steady_ns()};
-    c.info.size = std::size_t(op.end - op.a);
-    c.windowed = windowed(*op.in);
-    end_op(op, false);
-    deliver(c);
-    pump();
+    deliver_read(op);
   }
 
   // The op is over: its slot goes back to the pool unless it was delivered. Its input is retired
@@ -993,10 +981,9 @@ struct reader::impl {
     if (retire_input) retire_input_if_done(in);
   }
 
-  void on_chunk_read(read_op& op) {
-    --reqs;
-    auto result = op.req.result;
-    uv_fs_req_cleanup(&op.req);
+  // A positional read's result: the bytes read, added to pos, or the job's error (the read's
+  // failure, or nothing read before the end: the file shrank).
+  void take_result(std::int64_t result, const read_op& op, std::uint64_t& pos) {
     const std::string& path = op.in->src->path;
     if (result < 0) {
       if (result != UV_ECANCELED || !error) fail(uv_failure(path, int(result)));
@@ -1004,8 +991,34 @@ struct reader::impl {
       if (result == 0)
         fail(detail::shrank(path));
       else
-        op.pos += std::uint64_t(result);
+        pos += std::uint64_t(result);
     }
+  }
+
+  // op's chunk, read whole, to the consumer; op is over.
+  void deliver_read(read_op& op) {
+    chunk c{op.slot, op.base, op.info, op.t_begin, steady_ns()};
+    c.info.size = std::size_t(op.end - op.a);
+    c.windowed = windowed(*op.in);
+    if (op.in->fr.kind == framing_kind::lines) {
+      if (op.owns_nothing) {
+        c.info.size = 0;
+      } else {
+        c.data = op.base + (op.s - op.r0);
+        c.info.offset = op.s;
+        c.info.size = std::size_t(op.e_end - op.s);
+      }
+    }
+    end_op(op, false);
+    deliver(c);
+    pump();
+  }
+
+  void on_chunk_read(read_op& op) {
+    --reqs;
+    const auto result = op.req.result;
+    uv_fs_req_cleanup(&op.req);
+    take_result(result, op, op.pos);
     if (error) {
       end_op(op, true);
       pump();
@@ -1022,21 +1035,7 @@ struct reader::impl {
       pump();
       return;
     }
-    chunk c{op.slot, op.base, op.info, op.t_begin, steady_ns()};
-    c.info.size = std::size_t(op.end - op.a);
-    c.windowed = windowed(*op.in);
-    if (op.in->fr.kind == framing_kind::lines) {
-      if (op.owns_nothing) {
-        c.info.size = 0;
-      } else {
-        c.data = op.base + (op.s - op.r0);
-        c.info.offset = op.s;
-        c.info.size = std::size_t(op.e_end - op.s);
-      }
-    }
-    end_op(op, false);
-    deliver(c);
-    pump();
+    deliver_read(op);
   }
 
   // Lines framing after a read reached op.end: find the chunk's first record and the end of its
@@ -1350,8 +1349,8 @@ struct reader::impl {
     for (auto& op : ops)
       if (!op->batched && std::find(free_ops.begin(), free_ops.end(), op.get()) == free_ops.end()) {
         if (op->pieces.empty()) uv_cancel(reinterpret_cast<uv_req_t*>(&op->req));
-        for (auto& p : op->pieces)
-          if (p->busy) uv_cancel(reinterpret_cast<uv_req_t*>(&p->req));
+        for (read_piece& p : op->pieces)
+          if (p.busy) uv_cancel(reinterpret_cast<uv_req_t*>(&p.req));
       }
     for (auto& b : batches.all)
       if (!b->ops.empty()) uv_cancel(reinterpret_cast<uv_req_t*>(&b->work));

@@ -58,10 +58,11 @@ class buffer_pool {
   // x 8192^2 PGMs through gray,blur:sigma=2,sobel on one lane, 66 794 faults against 3 430, 449
   // against 387 ms (median of 15, back-to-back runs on the 2-core box, where huge pages were
   // then warm; after a pause they are not there, which is why huge_pages_pay says no there).
+  // `pay`: the machine's answer unless a test gives one.
   static constexpr std::size_t fresh_min = std::size_t{8} << 20;
-  static std::vector<std::byte> fresh(std::size_t hint) {
+  static std::vector<std::byte> fresh(std::size_t hint, bool pay = io::huge_pages_pay()) {
     std::vector<std::byte> v;
-    if (hint < fresh_min || !io::huge_pages_pay()) return v;
+    if (hint < fresh_min || !pay) return v;
     v.reserve(hint + hint / 1024 + 4096);
     io::advise_huge_pages(v.data(), v.capacity());
     return v;

@@ -330,11 +330,20 @@ void chunk_progress::add(std::uint64_t bytes) noexcept {
     now = std::min(size_, was + std::min(bytes, size_));
     if (now == was) return;
   } while (!told_.compare_exchange_weak(was, now, std::memory_order_relaxed));
-  job_.fetch_add(now - was, std::memory_order_relaxed);
+  job_->fetch_add(now - was, std::memory_order_relaxed);  // size_ > 0: a job to count in
 }
 
 void chunk_progress::take_back() noexcept {
-  job_.fetch_sub(told_.exchange(0, std::memory_order_relaxed), std::memory_order_relaxed);
+  const std::uint64_t told = told_.exchange(0, std::memory_order_relaxed);
+  if (told > 0) job_->fetch_sub(told, std::memory_order_relaxed);
+}
+
+std::function<void(std::size_t)> chunk_progress::stops() {
+  chunk_progress* const p = current_progress;
+  if (!p) return {};
+  return [p](std::size_t) {
+    if (p->stopping()) throw cancelled();
+  };
 }
 
 std::function<void(std::size_t)> chunk_progress::in_parts(std::uint64_t parts) {
@@ -597,13 +606,11 @@ void engine::gpu_lane(unsigned index, int device, gpu_worker& worker) {
   const int d2h_track = trace_.track(lane + " d2h");
   const int host_track = trace_.track(lane + " host");
   std::uint64_t host_work_ns = 0;  // chunks this lane ran on the host (prefer_host)
-  // The worker's host work around a batch (an image team's decoding and encoding) stops as a CPU
-  // lane's chunk does once the job is stopping: a progress of no size, which counts nothing.
-  std::atomic<std::uint64_t> uncounted{0};
-  chunk_progress stop_only(uncounted, 0, &failed_);
   // The worker's host work around a batch (prepare, collect) shows in the trace when it takes
-  // this long: decoding or encoding images, not a reduction's merge of a few results.
+  // this long: decoding or encoding images, not a reduction's merge of a few results. It stops
+  // as a CPU lane's chunk does once the job is stopping (chunk_progress::stops).
   constexpr std::uint64_t host_span_min_ns = 20000;
+  chunk_progress stop_only(&failed_);
   lane_report rep;
   rep.name = "gpu " + std::to_string(device) + "." + std::to_string(index);
   struct batch {

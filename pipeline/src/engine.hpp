@@ -186,7 +186,9 @@ class chunk_progress {
   // stop: true once the job is stopping (null: never).
   chunk_progress(std::atomic<std::uint64_t>& job, std::uint64_t size,
                  const std::atomic<bool>* stop = nullptr) noexcept
-      : job_(job), size_(size), stop_(stop) {}
+      : job_(&job), size_(size), stop_(stop) {}
+  // Counting nothing, only stopping: a GPU lane's, around its worker's host work on a batch.
+  explicit chunk_progress(const std::atomic<bool>* stop) noexcept : size_(0), stop_(stop) {}
   ~chunk_progress() { take_back(); }
   chunk_progress(const chunk_progress&) = delete;
   chunk_progress& operator=(const chunk_progress&) = delete;
@@ -201,9 +203,11 @@ class chunk_progress {
   // For work counted in `parts` equal parts of current()'s chunk (an image's output rows): a
   // function telling n more parts done, callable as add() is, which throws `cancelled` once the
   // job is stopping (from an OpenMP team, through host::parallel_for); empty where current() is
-  // null. Of a chunk_progress of size 0 (a GPU lane's, around its worker's host work) it counts
-  // nothing and only stops.
+  // null.
   static std::function<void(std::size_t n)> in_parts(std::uint64_t parts);
+  // The same for work that tells nothing: it only throws `cancelled` once current()'s job is
+  // stopping (a GPU lane's image team, decoding and encoding); empty where current() is null.
+  static std::function<void(std::size_t)> stops();
   std::uint64_t told() const noexcept { return told_.load(std::memory_order_relaxed); }
   // What was told leaves the job's count (the chunk is done, or given up; the destructor's
   // part): call it before the chunk's whole size is counted done.
@@ -222,7 +226,7 @@ class chunk_progress {
   };
 
  private:
-  std::atomic<std::uint64_t>& job_;
+  std::atomic<std::uint64_t>* const job_ = nullptr;  // null: counts nothing
   const std::uint64_t size_;
   const std::atomic<bool>* const stop_;
   std::atomic<std::uint64_t> told_{0};

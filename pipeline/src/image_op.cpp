@@ -111,7 +111,7 @@ class image_op final : public transform_op {
         const plan p = make_plan(h.shape, from);
         const img::raster_view raster{h.shape, data.data() + h.raster_offset,
                                       img::pnm_layout(h.shape)};
-        const img::row_progress rows = told_rows(h.shape, from);
+        const img::row_progress rows = told_rows(p);
         if (p.format == img::image_format::pnm) {
           // From the file's raster to the output's, row by row: no image of samples between.
           const std::string head = img::pnm_header_text(p.out);
@@ -126,14 +126,21 @@ class image_op final : public transform_op {
         return;
       }
       // A PNG (decode_image names the reason for anything else), its rows told as they are
-      // decoded too: counted from its header.
+      // decoded too: counted from its header's plan. A plan that fails is made again once the
+      // samples are decoded, so that their errors come first, as on a GPU lane.
       if (from != img::image_format::png) (void)img::decode_image(data.data(), data.size());
-      const img::row_progress rows = told_rows(img::read_png_shape(data.data(), data.size()), from);
+      const img::image_shape header = img::read_png_shape(data.data(), data.size());
+      std::optional<plan> p;
+      try {
+        p = make_plan(header, from);
+      } catch (const input_error&) {
+      }
+      const img::row_progress rows = p ? told_rows(*p, header.height) : img::row_progress{};
       img::image in = img::decode_png(data.data(), data.size(), rows);
-      const plan p = make_plan(in.shape, from);
+      if (!p) p = make_plan(in.shape, from);
       img::image res = img::apply(in, ops_, threads_, rows);
       img::recycle_samples(std::move(in.samples));
-      encode(res, p, out, rows);
+      encode(res, *p, out, rows);
     } catch (const input_error& e) {
       throw input_skipped(file(info.input), e.reason());
     } catch (const std::bad_alloc&) {  // under a memory limit (ulimit -v, cgroups): this one fails
@@ -141,18 +148,12 @@ class image_op final : public transform_op {
     }
   }
 
-  // The chunk's progress (detail::chunk_progress) in rows: a PNG input's as they are decoded,
-  // the chain's output rows, and a PNG output's again as they are compressed (zlib at level 6
-  // takes far longer than the chain).
-  img::row_progress told_rows(const img::image_shape& in, img::image_format from) const {
-    std::uint64_t parts = from == img::image_format::png ? in.height : 0;
-    try {
-      const plan p = make_plan(in, from);
-      parts += std::uint64_t{p.out.height} * (p.format == img::image_format::png ? 2 : 1);
-    } catch (const input_error&) {
-      // reported where the plan is made
-    }
-    return detail::chunk_progress::in_parts(parts);
+  // The chunk's progress (detail::chunk_progress) in rows: a PNG input's as they are decoded
+  // (decoded_rows), the chain's output rows, and a PNG output's again as they are compressed
+  // (zlib at level 6 takes far longer than the chain).
+  static img::row_progress told_rows(const plan& p, std::uint64_t decoded_rows = 0) {
+    return detail::chunk_progress::in_parts(
+        decoded_rows + std::uint64_t{p.out.height} * (p.format == img::image_format::png ? 2 : 1));
   }
 
   // res as p's output format, into out; res's samples go back for the thread's next image.
@@ -292,7 +293,7 @@ class image_device final : public device_transformer {
       }
     }
     grow(b.staging, total);
-    const img::row_progress stop = detail::chunk_progress::in_parts(1);  // the job stopping
+    const img::row_progress stop = detail::chunk_progress::stops();
     on_team(b.team_items, op_.codec_threads(), [&](std::size_t k) {
       decoded& d = b.prepared[k];
       try {
@@ -390,7 +391,7 @@ class image_device final : public device_transformer {
       it.error.clear();
       if (it.p.format == img::image_format::png && bad[i] == cuda::no_bad_sample) pngs.push_back(i);
     }
-    const img::row_progress stop = detail::chunk_progress::in_parts(1);  // the job stopping
+    const img::row_progress stop = detail::chunk_progress::stops();
     on_team(pngs, op_.codec_threads(), [&](std::size_t i) {
       item& it = b.launched[i];
       try {
@@ -486,10 +487,16 @@ std::unique_ptr<device_transformer> image_op::make_device_transformer(int, std::
 #endif
 }
 
-bool is_image_name(const fs::path& p) {
+// A file name's extension in lower case (".PNG" is ".png").
+std::string lower_extension(const fs::path& p) {
   std::string ext = p.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext;
+}
+
+bool is_image_name(const fs::path& p) {
+  const std::string ext = lower_extension(p);
   return ext == ".pgm" || ext == ".ppm" || ext == ".pnm" || ext == ".png";
 }
 
@@ -719,12 +726,7 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
   // its threads from the CPU lanes: on the H200 box 96 HD PNGs took 2.38 s in cpu mode, 3.18 s in
   // auto mode (ninth session). --device gpu still runs them there, and so does auto mode told to
   // start its GPU lanes at once (auto_gpu_min_remaining 0).
-  const auto png = [](const std::string& name) {
-    std::string ext = fs::path(name).extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return ext == ".png";
-  };
+  const auto png = [](const std::string& name) { return lower_extension(name) == ".png"; };
   std::size_t pngs = 0;
   for (const std::size_t i : normal)
     pngs += spec.format == image_output::png || png(files[i].input) || png(files[i].output);

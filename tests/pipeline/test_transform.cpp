@@ -567,15 +567,16 @@ TEST_CASE("a new large output buffer comes reserved for its chunk where huge pag
   detail::buffer_pool pool(std::size_t{256} << 20);
   const std::size_t small = detail::buffer_pool::fresh_min - 1, large = std::size_t{64} << 20;
   CHECK(pool.take(small).capacity() == 0);  // malloc's to place, as any vector
-  std::vector<std::byte> v = pool.take(large);
+  CHECK(pool.take(large).capacity() ==
+        (io::huge_pages_pay() ? detail::buffer_pool::fresh(large).capacity() : 0));
+  // Where huge pages do not pay (a balloon reports free memory), new buffers are plain.
+  CHECK(detail::buffer_pool::fresh(large, false).capacity() == 0);
+  CHECK(detail::buffer_pool::fresh(small, true).capacity() == 0);
+  // Where they pay: room for the chunk and for age's 16 bytes per 64 KiB, so that the output's
+  // first resize does not move it out of the advised memory (io::advise_huge_pages, tested in
+  // test_io).
+  std::vector<std::byte> v = detail::buffer_pool::fresh(large, true);
   CHECK(v.empty());
-  if (!io::huge_pages_pay()) {
-    CHECK(v.capacity() == 0);
-    WARN("huge pages do not pay here (a balloon reports free memory): new buffers are plain");
-    return;
-  }
-  // Room for the chunk and for age's 16 bytes per 64 KiB, so that the output's first resize
-  // does not move it out of the advised memory (io::advise_huge_pages, tested in test_io).
   CHECK(v.capacity() >= large + large / 4096);
   const std::byte* at = v.data();
   v.resize(large, std::byte{7});
