@@ -1,7 +1,9 @@
-// The checksum and age kernels (cuda/crc_kernels.hpp, blake3_kernels.hpp, chacha_kernels.hpp) on
+// The checksum, age and text count kernels (cuda/crc_kernels.hpp, blake3_kernels.hpp,
+// chacha_kernels.hpp, text_kernels.hpp) on
 // the fake CUDA runtime, for test_fake_gpu: linked instead of their .cu objects, as fake_cuda.cpp
 // is instead of runtime.cpp's. Each launch becomes the host implementation of the same thing
-// (host::crc_update, host::blake3::piece_cv / piece_root, host::age::seal_chunk / open_chunk),
+// (host::crc_update, host::blake3::piece_cv / piece_root, host::age::seal_chunk / open_chunk,
+// host::count_text),
 // queued on the stream over the fake device memory, with the same argument checks. The operators'
 // device code (batches, offsets, result buffers, collecting) then runs for real; the kernels are
 // the [gpu] tests' business.
@@ -14,9 +16,11 @@
 #include "cuda/blake3_kernels.hpp"
 #include "cuda/chacha_kernels.hpp"
 #include "cuda/crc_kernels.hpp"
+#include "cuda/text_kernels.hpp"
 #include "host/age.hpp"
 #include "host/blake3.hpp"
 #include "host/crc.hpp"
+#include "host/text_count.hpp"
 #include "support/fake_cuda.hpp"
 
 namespace hetpipe::cuda {
@@ -165,6 +169,32 @@ void aead_workspace::open(const std::uint8_t key[32], const aead_batch& b, const
               : 0;
     }
   });
+}
+
+// ---- Text counts
+
+void text_count_batch(const void* d_data, const text_piece* h_pieces, std::size_t count,
+                      text_piece_counts* d_counts, void* stream) {
+  if (count == 0) return;
+  if (d_data == nullptr || h_pieces == nullptr || d_counts == nullptr)
+    throw gpu_error("text_count_batch: null pointer");
+  if (reinterpret_cast<std::uintptr_t>(d_data) % 16 != 0 ||
+      reinterpret_cast<std::uintptr_t>(d_counts) % 8 != 0)
+    throw gpu_error("text_count_batch: misaligned buffer");
+  for (std::size_t i = 0; i < count; ++i)
+    if (h_pieces[i].offset % 16 != 0)
+      throw gpu_error("text_count_batch: piece " + std::to_string(i) +
+                      " does not start at a multiple of 16 bytes");
+  fc::launch(
+      stream, [d_data, pieces = std::vector<text_piece>(h_pieces, h_pieces + count), d_counts] {
+        fc::check_device(d_counts, pieces.size() * sizeof *d_counts);
+        for (std::size_t i = 0; i < pieces.size(); ++i) {
+          const auto* p = static_cast<const std::uint8_t*>(d_data) + pieces[i].offset;
+          if (pieces[i].size) fc::check_device(p, pieces[i].size);
+          const host::text_tally t = host::count_text(p, pieces[i].size);
+          d_counts[i] = {t.lines, t.words, t.starts_in_word ? 1u : 0u, t.ends_in_word ? 1u : 0u};
+        }
+      });
 }
 
 }  // namespace hetpipe::cuda

@@ -4,6 +4,7 @@
 
 #include <hetpipe/age.hpp>
 #include <hetpipe/checksum.hpp>
+#include <hetpipe/count.hpp>
 #include <hetpipe/dtype.hpp>
 #include <hetpipe/error.hpp>
 #include <hetpipe/framing.hpp>
