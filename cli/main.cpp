@@ -20,6 +20,7 @@
 
 #include "age_cmd.hpp"
 #include "checksum_cmd.hpp"
+#include "count_cmd.hpp"
 #include "format.hpp"
 #include "gen.hpp"
 
@@ -262,6 +263,22 @@ int main(int argc, char** argv) {
   for (CLI::Option* digests_only : {no_names_opt, raw_opt})
     digests_only->excludes(check_opt)->excludes(sum->get_option("--json"));
 
+  common count_opt;
+  std::vector<std::string> count_files;
+  hetpipe::cli::count_output count_how;
+  bool count_l = false, count_w = false, count_c = false;
+  auto* count_cmd = app.add_subcommand(
+      "count", "lines, words and bytes of text files, as wc counts them (CPU and GPU lanes)");
+  count_cmd->add_option("files", count_files, "files (- = stdin, the default; folders with -r)")
+      ->check(named);
+  count_cmd->add_flag("-l,--lines", count_l, "print the line counts ('\\n' bytes)");
+  count_cmd->add_flag("-w,--words", count_w,
+                      "print the word counts (runs of bytes other than ASCII white space)");
+  count_cmd->add_flag("-c,--bytes", count_c, "print the byte counts");
+  count_cmd->add_flag("-r,--recursive", count_how.recursive,
+                      "walk folders (sorted, links to folders skipped)");
+  count_opt.add(count_cmd);
+
   std::string keygen_out = "-";
   auto* keygen = app.add_subcommand("keygen", "a new age X25519 identity (AGE-SECRET-KEY-1...)");
   keygen->add_option("-o,--output", keygen_out, "identity file (mode 0600; default stdout)");
@@ -447,14 +464,16 @@ int main(int argc, char** argv) {
     const bool reads_stdin = (*stats && names_stdin(stats_files)) ||
                              (*sum && (sum_files.empty() || names_stdin(sum_files))) ||
                              (*sum && *keyed_opt && sum_keyfile == "-") ||
+                             (*count_cmd && (count_files.empty() || names_stdin(count_files))) ||
                              (*encrypt && enc_in == "-") || (*decrypt && dec_in == "-") ||
                              (*bench_read && names_stdin(bench_files)) ||
                              (*bench_copy && copy_in == "-");
     if (closed[0] && reads_stdin) throw hetpipe::io_error("-", "standard input is closed");
     // (image, gen and gen-images print only a summary there; check --status prints nothing)
     const bool writes_stdout = *stats || (*sum && !(*check_opt && sum_how.status)) || *info ||
-                               *bench_read || *bench_copy || (*keygen && keygen_out == "-") ||
-                               (*encrypt && enc_out == "-") || (*decrypt && dec_out == "-");
+                               *count_cmd || *bench_read || *bench_copy ||
+                               (*keygen && keygen_out == "-") || (*encrypt && enc_out == "-") ||
+                               (*decrypt && dec_out == "-");
     if (closed[1] && writes_stdout) throw hetpipe::io_error("-", "standard output is closed");
     if (*stats) {
       std::optional<hetpipe::dtype> t;
@@ -506,6 +525,15 @@ int main(int argc, char** argv) {
         how.no_names = sum_no_names;
         rc = hetpipe::cli::print_sums(sum_files, spec, sum_opt.to_options(), how, std::cout);
       }
+    } else if (*count_cmd) {
+      // wc's columns: those asked for, or all three.
+      if (count_l || count_w || count_c) {
+        count_how.lines = count_l;
+        count_how.words = count_w;
+        count_how.bytes = count_c;
+      }
+      count_how.json = count_opt.json;
+      rc = hetpipe::cli::print_counts(count_files, count_opt.to_options(), count_how, std::cout);
     } else if (*keygen) {
       const std::string recipient = hetpipe::cli::write_new_key(keygen_out);
       if (keygen_out != "-") std::fprintf(stderr, "Public key: %s\n", recipient.c_str());

@@ -28,7 +28,7 @@
 # and 5 with the CPU kernels of sessions 10-25, and what new memory costs there (touch after image,
 # which makes the 8192^2 set):
 #   DEADLINE=540 BUILD_TARGETS="hetpipe_cli test_gpu test_host" SECTIONS="checksum image touch
-#   disk" HD_COUNT=1000 BIG_COUNT=32 PNG_COUNT=64 IMAGE_TIMEOUT=170 IMAGE_REPS=1 CHECKSUM_REPS=2
+#   disk count" HD_COUNT=1000 BIG_COUNT=32 PNG_COUNT=64 IMAGE_TIMEOUT=170 IMAGE_REPS=1 CHECKSUM_REPS=2
 #   COMMIT=... scripts/device-run.sh
 # SECTIONS run in the order given. DEADLINE=SECONDS caps the whole script: each section's timeout
 # is cut to what is left, and a section that would start with under 20 s left is skipped, so the
@@ -188,6 +188,17 @@ sec_checksum() {
   build/hetpipe checksum --device gpu /dev/shm/hetpipe-bench/small-20000/f00012* | sort | cmp - "$out/b3.ref" && echo "small files: gpu == b3sum"
   cmp <(b3sum "$big") <(build/hetpipe checksum --device gpu "$big") && echo "big file: gpu == b3sum"
   timeout 60 build/hetpipe checksum --device auto --no-progress --trace "$out/trace-checksum.json" "$big" >/dev/null
+}
+
+sec_count() {
+  step "count benchmark"
+  timeout $(tmo 240) env REPS=${COUNT_REPS:-2} bench/count.sh /dev/shm/hetpipe-bench "$size" 20000 >"$out/bench-count.md" 2>&1
+  echo "count bench rc=$?"; cat "$out/bench-count.md"
+  local text=/dev/shm/hetpipe-bench/text-$size.txt
+  for m in gpu auto; do
+    timeout 60 build/hetpipe count --device $m -v --no-progress "$text" 2>&1 | grep -v "lane cpu" | tee -a "$out/count-v.txt"
+  done
+  cmp <(LC_ALL=C wc "$text") <(build/hetpipe count --device gpu "$text") && echo "count: gpu == wc"
 }
 
 sec_encrypt() {
