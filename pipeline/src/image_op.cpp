@@ -30,6 +30,7 @@
 #include "host/image_ops.hpp"
 #include "host/parallel.hpp"
 #include "pipeline/src/engine.hpp"
+#include "pipeline/src/paths.hpp"
 #include "pipeline/src/stat_all.hpp"
 #include "pipeline/src/walk.hpp"
 #if HETPIPE_WITH_CUDA
@@ -487,16 +488,8 @@ std::unique_ptr<device_transformer> image_op::make_device_transformer(int, std::
 #endif
 }
 
-// A file name's extension in lower case (".PNG" is ".png").
-std::string lower_extension(const fs::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return ext;
-}
-
 bool is_image_name(const fs::path& p) {
-  const std::string ext = lower_extension(p);
+  const std::string ext = detail::lower_extension(p);
   return ext == ".pgm" || ext == ".ppm" || ext == ".pnm" || ext == ".png";
 }
 
@@ -726,7 +719,7 @@ void run_images(const image_spec& spec, const std::vector<image_file>& files, co
   // its threads from the CPU lanes: on the H200 box 96 HD PNGs took 2.38 s in cpu mode, 3.18 s in
   // auto mode (ninth session). --device gpu still runs them there, and so does auto mode told to
   // start its GPU lanes at once (auto_gpu_min_remaining 0).
-  const auto png = [](const std::string& name) { return lower_extension(name) == ".png"; };
+  const auto png = [](const std::string& name) { return detail::lower_extension(name) == ".png"; };
   std::size_t pngs = 0;
   for (const std::size_t i : normal)
     pngs += spec.format == image_output::png || png(files[i].input) || png(files[i].output);

@@ -1,8 +1,10 @@
-// Telling whether two paths name one file that may not exist yet.
+// What paths say: whether two name one file that may not exist yet, and a name's extension.
 #pragma once
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <string>
 #include <system_error>
@@ -20,6 +22,14 @@ inline std::string folder_key(const std::filesystem::path& p) {
   std::error_code ec;
   const auto resolved = std::filesystem::weakly_canonical(folder, ec);
   return "path " + (ec ? folder.lexically_normal() : resolved).string();
+}
+
+// A file name's extension in lower case (".PNG" is ".png").
+inline std::string lower_extension(const std::filesystem::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext;
 }
 
 }  // namespace hetpipe::detail

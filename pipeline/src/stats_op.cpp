@@ -18,6 +18,8 @@
 #include "host/stats_host.hpp"
 #include "io/npy.hpp"
 #include "pipeline/src/engine.hpp"
+#include "pipeline/src/paths.hpp"
+#include "pipeline/src/stats_partial.hpp"
 
 #if HETPIPE_WITH_CUDA
 #include "cuda/runtime.hpp"
@@ -28,10 +30,7 @@ namespace hetpipe {
 
 namespace {
 
-struct stats_partial final : partial {
-  std::vector<host::column_acc> columns;
-  bool fresh = false;  // the identity, nothing merged into it yet
-};
+using detail::stats_partial;
 
 struct file_plan {
   dtype type;
@@ -84,10 +83,7 @@ class stats_op final : public reduce_op {
                             dtype_size(plans_[i].type));
   }
   std::unique_ptr<partial> identity(std::size_t i) const override {
-    auto p = std::make_unique<stats_partial>();
-    p->columns.resize(plans_[i].cols);
-    p->fresh = true;
-    return p;
+    return detail::stats_identity(plans_[i].cols);
   }
   std::unique_ptr<partial> host(const chunk_info& info,
                                 std::span<const std::byte> data) const override {
@@ -98,18 +94,7 @@ class stats_op final : public reduce_op {
     host::accumulate(p.type, data.data(), rows, p.cols, out->columns.data());
     return out;
   }
-  void merge(partial& total, partial& next) const override {
-    auto& t = static_cast<stats_partial&>(total);
-    auto& n = static_cast<stats_partial&>(next);
-    // The first merge takes the chunk's accumulators as they are (the identity's sums are zero):
-    // a million columns would otherwise hold a third copy of their big integers.
-    if (t.fresh) {
-      t.columns.swap(n.columns);
-      t.fresh = false;
-      return;
-    }
-    for (std::size_t c = 0; c < t.columns.size(); ++c) t.columns[c].merge(n.columns[c]);
-  }
+  void merge(partial& total, partial& next) const override { detail::merge_stats(total, next); }
   std::unique_ptr<device_reducer> make_device_reducer(int, std::size_t,
                                                       unsigned buffers) const override {
 #if HETPIPE_WITH_CUDA
@@ -130,9 +115,12 @@ class stats_op final : public reduce_op {
 
 }  // namespace
 
-std::vector<stats_result> stats(const std::vector<std::string>& files,
-                                std::optional<dtype> raw_type, const options& opt,
-                                job_report* report) {
+namespace {
+
+// stats() of .npy and raw inputs.
+std::vector<stats_result> binary_stats(const std::vector<std::string>& files,
+                                       std::optional<dtype> raw_type, const options& opt,
+                                       job_report* report) {
   std::vector<file_plan> plans;
   std::vector<input> inputs;
   std::vector<stats_result> results(files.size());
@@ -239,22 +227,54 @@ std::vector<stats_result> stats(const std::vector<std::string>& files,
   for (std::size_t i = 0; i < files.size(); ++i) {
     auto& p = static_cast<stats_partial&>(*totals[i]);
     stats_result& r = results[i];
-    // Correct rounding takes big-integer division: a microsecond or so a column, on every thread
-    // for wide files.
-    r.columns.resize(p.columns.size());
-    const std::size_t block = 1024;
-    host::parallel_for((p.columns.size() + block - 1) / block,
-                       p.columns.size() > block ? threads : 1, [&](std::size_t b) {
-                         const std::size_t end = std::min(p.columns.size(), (b + 1) * block);
-                         for (std::size_t c = b * block; c < end; ++c)
-                           r.columns[c] = host::finalize(plans[i].type, p.columns[c]);
-                       });
+    detail::finalize_stats(plans[i].type, p, r, threads);
     if (raw[i]) {
       const auto& c = r.columns.front();
       r.shape = {c.count + c.nan_count};
     }
   }
   return results;
+}
+
+}  // namespace
+
+bool is_csv_name(const std::string& file) {
+  const std::string ext = detail::lower_extension(file);
+  return ext == ".csv" || ext == ".tsv";
+}
+
+std::vector<stats_result> stats(const std::vector<std::string>& files,
+                                std::optional<dtype> raw_type, const options& opt,
+                                job_report* report) {
+  return stats(files, raw_type, csv_spec{}, opt, report);
+}
+
+std::vector<stats_result> stats(const std::vector<std::string>& files,
+                                std::optional<dtype> raw_type, const csv_spec& csv,
+                                const options& opt, job_report* report) {
+  std::vector<std::string> binary, text;
+  std::vector<bool> is_text(files.size());
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    is_text[i] = csv.all || is_csv_name(files[i]);
+    (is_text[i] ? text : binary).push_back(files[i]);
+  }
+  if (text.empty()) return binary_stats(files, raw_type, opt, report);
+  if (binary.empty()) return detail::csv_stats(files, csv, opt, report);
+  job_report first, second;
+  auto a = binary_stats(binary, raw_type, opt, &first);
+  auto b = detail::csv_stats(text, csv, opt, &second);
+  if (report) {
+    *report = first;
+    report->bytes += second.bytes;
+    report->chunks += second.chunks;
+    report->seconds += second.seconds;
+    report->setup_seconds += second.setup_seconds;
+  }
+  std::vector<stats_result> out;
+  out.reserve(files.size());
+  for (std::size_t i = 0, ia = 0, ib = 0; i < files.size(); ++i)
+    out.push_back(std::move(is_text[i] ? b[ib++] : a[ia++]));
+  return out;
 }
 
 }  // namespace hetpipe

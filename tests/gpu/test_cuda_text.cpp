@@ -1,4 +1,5 @@
 // The text count kernel against host::count_text, piece by piece.
+#ifdef HETPIPE_WITH_CUDA
 #include <catch2/catch.hpp>
 
 #include <random>
@@ -98,3 +99,5 @@ TEST_CASE("GPU text count launcher refuses bad arguments", "[gpu][kernels][count
   CHECK_THROWS_AS(hc::text_count_batch(nullptr, &fine, 1, out, nullptr), hetpipe::gpu_error);
   CHECK_NOTHROW(hc::text_count_batch(d.get(), &fine, 0, out, nullptr));
 }
+
+#endif  // HETPIPE_WITH_CUDA

@@ -30,10 +30,28 @@ struct column_stats {
 };
 
 struct stats_result {
-  std::string file;  // as given ("-" for standard input)
-  dtype type = dtype::u8;
-  std::vector<std::uint64_t> shape;  // rows (and columns for 2-D .npy)
+  std::string file;                  // as given ("-" for standard input)
+  dtype type = dtype::u8;            // f64 for CSV
+  std::vector<std::uint64_t> shape;  // rows (and columns for 2-D .npy and CSV)
   std::vector<column_stats> columns;
+  // CSV: each column's name from the header line, or its field number counted from 1 where the
+  // file has none. Empty for .npy and raw files.
+  std::vector<std::string> names;
+};
+
+// How CSV inputs are read. A file is CSV when csv_spec::all says so or its name ends in .csv or
+// .tsv (any case); its picked fields must be numbers: each is parsed to the correctly rounded
+// double (as strtod), an empty field is a missing value (counted with the NaNs), and the column's
+// statistics are exact over those doubles, as for an f64 array.
+struct csv_spec {
+  bool all = false;    // every input is CSV (standard input included)
+  char delimiter = 0;  // 0: a tab for .tsv files, else ','
+  enum class header_mode : std::uint8_t {
+    automatic,  // the first line is a header when one of its fields is not a number
+    present,
+    absent,
+  } header = header_mode::automatic;
+  std::vector<std::string> columns;  // fields to compute, by header name or number from 1; all
 };
 
 // The most columns a 2-D .npy may have: each column keeps exact sums of its own, in every partial
@@ -49,5 +67,22 @@ inline constexpr std::uint64_t max_stats_columns = std::uint64_t{1} << 22;
 std::vector<stats_result> stats(const std::vector<std::string>& files,
                                 std::optional<dtype> raw_type, const options& opt,
                                 job_report* report = nullptr);
+
+// As above, with CSV inputs read as `csv` says. A record is one line (a quoted field may hold the
+// delimiter and "" but no line break); CSV is parsed on CPU lanes only (--device gpu refuses it).
+// When inputs of both kinds are given, they run as two jobs and `report` adds up their bytes and
+// seconds.
+//
+//   hetpipe::csv_spec csv;
+//   csv.columns = {"price"};
+//   auto r = hetpipe::stats({"sales.csv"}, std::nullopt, csv, {});
+//   r[0].names[0];           // "price"
+//   r[0].columns[0].sum;     // correctly rounded exact sum of the parsed prices
+std::vector<stats_result> stats(const std::vector<std::string>& files,
+                                std::optional<dtype> raw_type, const csv_spec& csv,
+                                const options& opt, job_report* report = nullptr);
+
+// Whether stats() reads `file` as CSV by its name (.csv, .tsv, any case).
+bool is_csv_name(const std::string& file);
 
 }  // namespace hetpipe

@@ -1,0 +1,68 @@
+// CSV records to numbers for exact column statistics: fields split at a delimiter (RFC 4180
+// quoting within one line), each picked field parsed to the correctly rounded double, and a
+// piece's values added to exact column accumulators (host/stats_host.hpp).
+//
+//   using namespace hetpipe::host;
+//   csv::layout l{',', 3, {0, 2}};           // records of 3 fields; keep the first and third
+//   std::vector<column_acc> acc(2);
+//   auto bad = csv::accumulate("1,x,2.5\n3,y,\n", 14, l, acc.data());
+//   // no bad record; column 0: 1 and 3; column 1: 2.5 and one missing value (a NaN)
+//
+// A record is one line: a quoted field may hold the delimiter and doubled quotes (""), not a line
+// break, so that every line parses alone and a file may be cut into chunks at any line.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "host/stats_host.hpp"
+
+namespace hetpipe::host::csv {
+
+struct field {
+  std::string_view text;  // between the quotes for a quoted field, its "" pairs left in
+  bool quoted = false;
+};
+
+// Splits `line` (no '\n'; a last '\r' is part of the last field unless the caller strips it) into
+// fields at `delim`, appending them to `out` (cleared first). Returns nullptr, or why the line is
+// not a CSV record: a quote that is not closed on the line, text after a closing quote, or a
+// quote inside an unquoted field.
+const char* split(std::string_view line, char delim, std::vector<field>& out);
+
+// A field's text with its "" pairs made one quote (for header names).
+std::string unquote(const field& f);
+
+// The value of a field: spaces and tabs around it are ignored; empty means a missing value (NaN);
+// else a decimal number as strtod reads it in the C locale ([+-]digits[.digits][e[+-]digits],
+// inf, infinity, nan in any case), rounded to the nearest double (ties to even). False when the
+// text is anything else (hexadecimal included).
+bool number(std::string_view text, double& v);
+
+struct layout {
+  char delim = ',';
+  std::size_t fields = 0;           // fields every record has
+  std::vector<std::uint32_t> pick;  // fields kept, in the order of the accumulators
+};
+
+struct bad_record {
+  std::size_t at = 0;     // offset of the record's first byte in the piece
+  std::size_t field = 0;  // 0-based field, when the reason is about one
+  std::string reason;
+};
+
+// Adds the picked values of every record in data[0..size) to acc[0..pick.size()): whole lines,
+// the last one with or without its '\n', a '\r' before a '\n' dropped, empty lines skipped. Stops
+// at the first record that is not well formed, has another number of fields, or holds a picked
+// field that is not a number, and returns it (the records before it are added).
+std::optional<bad_record> accumulate(const char* data, std::size_t size, const layout& l,
+                                     column_acc* acc);
+
+// Records (non-empty lines) in data[0..size), as accumulate() counts them.
+std::uint64_t count_records(const char* data, std::size_t size);
+
+}  // namespace hetpipe::host::csv

@@ -1,0 +1,312 @@
+// Exact column statistics of CSV inputs: each file's first line read here (its header, or its first
+// record), then a job in lines framing whose CPU lanes parse each chunk's records into exact
+// accumulators (host/csv.hpp). Every line parses alone, so any cut into chunks, any thread count,
+// gives the same sums; a bad record names its line.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <hetpipe/error.hpp>
+
+#include "host/csv.hpp"
+#include "pipeline/src/engine.hpp"
+#include "pipeline/src/paths.hpp"
+#include "pipeline/src/stats_partial.hpp"
+
+namespace hetpipe::detail {
+
+namespace {
+
+namespace csv = host::csv;
+
+// The longest line read (and the framing's max_record).
+constexpr std::size_t max_line = std::size_t{1} << 20;
+
+// A bad record, found by a lane: its byte offset in the input's data region; the line number is
+// worked out once the job has stopped.
+class csv_record_error : public input_error {
+ public:
+  csv_record_error(const std::string& file, std::size_t input, std::uint64_t offset,
+                   std::string detail)
+      : input_error(file, detail), input(input), offset(offset), detail(std::move(detail)) {}
+  std::size_t input;
+  std::uint64_t offset;
+  std::string detail;
+};
+
+struct csv_plan {
+  std::string file;
+  csv::layout layout;
+  std::vector<std::string> names;
+  std::uint64_t data_offset = 0;  // bytes of the header line (and BOM), for regular files
+  bool regular = true;
+  int fd = -1;                             // a stream's descriptor, owned here
+  std::unique_ptr<stats_partial> leading;  // a stream's first line when it was a record
+};
+
+class csv_op final : public reduce_op {
+ public:
+  explicit csv_op(const std::vector<csv_plan>& plans) : plans_(plans) {}
+  framing frame(std::size_t) const override { return framing::lines(max_line); }
+  std::unique_ptr<partial> identity(std::size_t i) const override {
+    return stats_identity(plans_[i].layout.pick.size());
+  }
+  std::unique_ptr<partial> host(const chunk_info& info,
+                                std::span<const std::byte> data) const override {
+    const csv_plan& p = plans_[info.input];
+    auto out = std::make_unique<stats_partial>();
+    out->columns.resize(p.layout.pick.size());
+    if (auto bad = csv::accumulate(reinterpret_cast<const char*>(data.data()), data.size(),
+                                   p.layout, out->columns.data())) {
+      std::string detail = bad->reason;
+      if (bad->reason.find("is not a number") != std::string::npos)
+        detail = "column " + column_name(p, bad->field) + ": " + detail;
+      throw csv_record_error(p.file, info.input, info.offset + bad->at, detail);
+    }
+    return out;
+  }
+  void merge(partial& total, partial& next) const override { merge_stats(total, next); }
+
+  static std::string column_name(const csv_plan& p, std::size_t field) {
+    const auto it = std::find(p.layout.pick.begin(), p.layout.pick.end(), field);
+    const std::string number = std::to_string(field + 1);
+    if (it == p.layout.pick.end()) return number;
+    const std::string& name = p.names[static_cast<std::size_t>(it - p.layout.pick.begin())];
+    return name == number ? number : number + " (\"" + name + "\")";
+  }
+
+ private:
+  const std::vector<csv_plan>& plans_;
+};
+
+[[noreturn]] void throw_errno(const std::string& file, int err) {
+  throw io_error(file, errno_reason(err), -err);
+}
+
+// A stream's first line without its '\n', read a byte at a time (what follows is the job's).
+std::string read_first_line(int fd, const std::string& file) {
+  std::string line;
+  while (true) {
+    char c;
+    const ssize_t got = ::read(fd, &c, 1);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      throw_errno(file, errno);
+    }
+    if (got == 0) return line;
+    if (c == '\n') return line;
+    if (line.size() == max_line)
+      throw input_error(file, "line 1 is longer than " + std::to_string(max_line) + " bytes");
+    line += c;
+  }
+}
+
+std::vector<std::string> field_names(const std::vector<csv::field>& fields) {
+  std::vector<std::string> names;
+  for (const auto& f : fields) {
+    std::string name = csv::unquote(f);
+    const auto keep = [](char c) { return c != ' ' && c != '\t' && c != '\r'; };
+    name.erase(name.begin(), std::find_if(name.begin(), name.end(), keep));
+    name.erase(std::find_if(name.rbegin(), name.rend(), keep).base(), name.end());
+    names.push_back(std::move(name));
+  }
+  return names;
+}
+
+// Which fields --columns names: a header name, else a number from 1.
+std::vector<std::uint32_t> pick_fields(const std::string& file,
+                                       const std::vector<std::string>& asked,
+                                       const std::vector<std::string>& header, std::size_t fields) {
+  std::vector<std::uint32_t> pick;
+  if (asked.empty()) {
+    for (std::size_t f = 0; f < fields; ++f) pick.push_back(static_cast<std::uint32_t>(f));
+    return pick;
+  }
+  for (const std::string& a : asked) {
+    const auto it = std::find(header.begin(), header.end(), a);
+    if (it != header.end()) {
+      pick.push_back(static_cast<std::uint32_t>(it - header.begin()));
+      continue;
+    }
+    std::size_t n = 0;
+    const bool digits = !a.empty() && a.size() < 10 && std::all_of(a.begin(), a.end(), [](char c) {
+      return c >= '0' && c <= '9';
+    });
+    if (digits) n = std::stoul(a);
+    if (!digits || n == 0 || n > fields)
+      throw usage_error(file, "no column '" + a + "' (" +
+                                  (header.empty() ? std::string("no header line")
+                                                  : "the header names " + std::to_string(fields)) +
+                                  "; numbers go from 1 to " + std::to_string(fields) + ")");
+    pick.push_back(static_cast<std::uint32_t>(n - 1));
+  }
+  return pick;
+}
+
+// The plan of one input: its first line decides the fields and whether it is a header.
+csv_plan plan_file(const std::string& file, const csv_spec& spec, input& in) {
+  csv_plan p;
+  p.file = file;
+  p.layout.delim = spec.delimiter                            ? spec.delimiter
+                   : detail::lower_extension(file) == ".tsv" ? '\t'
+                                                             : ',';
+  struct stat st {};
+  std::string first;
+  if (file == "-") {
+    p.regular = false;
+    p.fd = ::dup(STDIN_FILENO);
+    if (p.fd < 0) throw_errno(file, errno);
+  } else {
+    if (::stat(file.c_str(), &st) != 0) throw_errno(file, errno);
+    if (S_ISDIR(st.st_mode)) throw io_error(file, "is a directory", -EISDIR);
+    p.regular = S_ISREG(st.st_mode);
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw_errno(file, errno);
+    p.fd = fd;
+  }
+  if (p.regular && file != "-") {
+    std::vector<char> head(max_line + 2);
+    ssize_t got;
+    do got = ::pread(p.fd, head.data(), head.size(), 0);
+    while (got < 0 && errno == EINTR);
+    const int err = errno;
+    ::close(std::exchange(p.fd, -1));
+    if (got < 0) throw_errno(file, err);
+    const auto n = static_cast<std::size_t>(got);
+    const void* nl = std::memchr(head.data(), '\n', n);
+    if (!nl && n > max_line)
+      throw input_error(file, "line 1 is longer than " + std::to_string(max_line) + " bytes");
+    const std::size_t len =
+        nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - head.data()) : n;
+    first.assign(head.data(), len);
+    p.data_offset = nl ? len + 1 : len;
+  } else {
+    first = read_first_line(p.fd, file);
+  }
+  const std::string_view bom = "\xEF\xBB\xBF";
+  std::string_view line(first);
+  if (line.substr(0, 3) == bom) line.remove_prefix(3);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+
+  std::vector<csv::field> fields;
+  if (!line.empty()) {
+    if (const char* why = csv::split(line, p.layout.delim, fields))
+      throw input_error(file, "line 1: " + std::string(why));
+  }
+  p.layout.fields = fields.size();
+  bool header = spec.header == csv_spec::header_mode::present;
+  if (spec.header == csv_spec::header_mode::automatic)
+    for (const auto& f : fields) {
+      double v;
+      if (f.quoted ? !csv::number(f.text, v) || f.text.find('"') != std::string_view::npos
+                   : !csv::number(f.text, v)) {
+        header = true;
+        break;
+      }
+    }
+  std::vector<std::string> names;
+  if (header) names = field_names(fields);
+  p.layout.pick = pick_fields(file, spec.columns, names, fields.size());
+  for (const auto f : p.layout.pick) p.names.push_back(header ? names[f] : std::to_string(f + 1));
+
+  if (p.regular && file != "-") {
+    if (!header) p.data_offset = 0;
+    in = {file, p.data_offset, std::nullopt};
+  } else {
+    in = {file, 0, std::nullopt, p.fd};
+    if (!header && !line.empty()) {  // the first record is read: its values count here
+      p.leading = std::make_unique<stats_partial>();
+      p.leading->columns.resize(p.layout.pick.size());
+      const std::string record = first + "\n";
+      if (auto bad =
+              csv::accumulate(record.data(), record.size(), p.layout, p.leading->columns.data()))
+        throw input_error(
+            file, "line 1: column " + csv_op::column_name(p, bad->field) + ": " + bad->reason);
+    }
+  }
+  return p;
+}
+
+// The line of byte `offset` of a regular file, counted from 1.
+std::optional<std::uint64_t> line_of(const std::string& file, std::uint64_t offset) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::vector<char> buf(1 << 20);
+  std::uint64_t line = 1, at = 0;
+  while (at < offset) {
+    const ssize_t got =
+        ::pread(fd, buf.data(), std::min<std::uint64_t>(buf.size(), offset - at), at);
+    if (got <= 0) break;
+    line += static_cast<std::uint64_t>(std::count(buf.data(), buf.data() + got, '\n'));
+    at += static_cast<std::uint64_t>(got);
+  }
+  ::close(fd);
+  if (at < offset) return std::nullopt;
+  return line;
+}
+
+}  // namespace
+
+std::vector<stats_result> csv_stats(const std::vector<std::string>& files, const csv_spec& spec,
+                                    const options& opt, job_report* report) {
+  if (spec.delimiter == '"' || spec.delimiter == '\n' || spec.delimiter == '\r')
+    throw usage_error("the CSV delimiter cannot be a quote or a line break");
+  if (opt.device == device_mode::gpu)
+    throw usage_error(files.front(),
+                      "CSV is parsed on CPU lanes only: use --device auto or cpu for CSV inputs");
+  std::vector<csv_plan> plans;
+  std::vector<input> inputs(files.size());
+  struct closer {
+    std::vector<csv_plan>& plans;
+    ~closer() {
+      for (auto& p : plans)
+        if (p.fd >= 0) ::close(p.fd);
+    }
+  } close_fds{plans};
+  plans.reserve(files.size());
+  for (std::size_t i = 0; i < files.size(); ++i)
+    plans.push_back(plan_file(files[i], spec, inputs[i]));
+
+  options o = opt;
+  // No GPU lane parses CSV: auto mode would only start the driver to find none.
+  o.device = device_mode::cpu;
+  std::vector<std::unique_ptr<partial>> totals;
+  csv_op op(plans);
+  try {
+    totals = run(op, inputs, o, report);
+  } catch (const csv_record_error& e) {
+    const csv_plan& p = plans[e.input];
+    const std::uint64_t at = p.data_offset + e.offset;
+    const auto line = p.regular && p.file != "-" ? line_of(p.file, at) : std::nullopt;
+    throw input_error(p.file, (line ? "line " + std::to_string(*line)
+                                    : "the record at byte " + std::to_string(at)) +
+                                  ": " + e.detail);
+  }
+  const int threads = static_cast<int>(resolve(opt).cpu_threads);
+  std::vector<stats_result> results(files.size());
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    auto& total = static_cast<stats_partial&>(*totals[i]);
+    if (plans[i].leading) {
+      merge_stats(*plans[i].leading, total);
+      total.columns.swap(plans[i].leading->columns);
+    }
+    stats_result& r = results[i];
+    r.file = files[i];
+    r.type = dtype::f64;
+    r.names = plans[i].names;
+    finalize_stats(dtype::f64, total, r, threads);
+    const std::uint64_t rows = r.columns.empty() ? 0 : r.columns[0].count + r.columns[0].nan_count;
+    r.shape = {rows, r.columns.size()};
+  }
+  return results;
+}
+
+}  // namespace hetpipe::detail

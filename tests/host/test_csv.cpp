@@ -1,0 +1,144 @@
+// host/csv: splitting records, numbers as strtod reads them, and a piece's values into exact
+// column accumulators.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "host/csv.hpp"
+
+using namespace hetpipe;
+namespace csv = host::csv;
+
+namespace {
+
+std::vector<std::string> texts(std::string_view line, char delim = ',') {
+  std::vector<csv::field> f;
+  const char* why = csv::split(line, delim, f);
+  REQUIRE(why == nullptr);
+  std::vector<std::string> out;
+  for (const auto& x : f) out.push_back((x.quoted ? "Q:" : "") + csv::unquote(x));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("csv::split cuts a line into fields, quotes holding delimiters and quotes", "[csv]") {
+  using v = std::vector<std::string>;
+  CHECK(texts("a,b,c") == v{"a", "b", "c"});
+  CHECK(texts("") == v{""});
+  CHECK(texts(",") == v{"", ""});
+  CHECK(texts("1,,3,") == v{"1", "", "3", ""});
+  CHECK(texts("\"a,b\",c") == v{"Q:a,b", "c"});
+  CHECK(texts("\"say \"\"hi\"\"\",2") == v{"Q:say \"hi\"", "2"});
+  CHECK(texts(" \"x\" , y ") == v{"Q:x", " y "});  // spaces around a quoted field are dropped
+  CHECK(texts("\"\"") == v{"Q:"});
+  CHECK(texts("a\tb,c", '\t') == v{"a", "b,c"});
+  CHECK(texts("a;b", ';') == v{"a", "b"});
+  std::vector<csv::field> f;
+  CHECK(csv::split("\"open,1", ',', f) != nullptr);
+  CHECK(csv::split("\"a\"b,1", ',', f) != nullptr);
+  CHECK(csv::split("a\"b,1", ',', f) != nullptr);
+}
+
+TEST_CASE("csv::number reads what strtod reads, rounded the same way", "[csv]") {
+  const char* good[] = {"0",
+                        "-0",
+                        "+1.5",
+                        " 2 ",
+                        "1e3",
+                        "1E-3",
+                        ".5",
+                        "5.",
+                        "-.25e+2",
+                        "inf",
+                        "-Infinity",
+                        "NaN",
+                        "1e-400",
+                        "-1e-400",
+                        "1e400",
+                        "4.9e-324",
+                        "2.2250738585072011e-308",
+                        "9007199254740993",
+                        "0.1000000000000000055511151231257827021181583404541015625",
+                        "1.7976931348623157e308",
+                        "123456789012345678901234567890"};
+  for (const char* t : good) {
+    CAPTURE(t);
+    double v = 0;
+    REQUIRE(csv::number(t, v));
+    const double want = std::strtod(t, nullptr);
+    if (std::isnan(want)) {
+      CHECK(std::isnan(v));
+    } else {
+      CHECK(std::memcmp(&v, &want, sizeof v) == 0);  // the sign of zero too
+    }
+  }
+  const char* bad[] = {"abc", "1.2.3", "0x10", "1e", "--1", "+-1", "1 2", "1,5", "e5", "+"};
+  for (const char* t : bad) {
+    CAPTURE(t);
+    double v = 0;
+    CHECK_FALSE(csv::number(t, v));
+  }
+  double v = 0;
+  REQUIRE(csv::number("  ", v));  // empty: a missing value
+  CHECK(std::isnan(v));
+  // Random decimal strings of up to 25 significant digits and any exponent: the same bits.
+  std::mt19937_64 g(17);
+  for (int k = 0; k < 20000; ++k) {
+    std::string t = g() % 2 ? "-" : "";
+    const int digits = 1 + static_cast<int>(g() % 25);
+    const int point = static_cast<int>(g() % (digits + 2));  // digits + 1: none
+    for (int d = 0; d < digits; ++d) {
+      if (d == point) t += '.';
+      t += static_cast<char>('0' + g() % 10);
+    }
+    if (g() % 2) t += "e" + std::to_string(static_cast<int>(g() % 700) - 350);
+    double got = 0;
+    CAPTURE(t);
+    REQUIRE(csv::number(t, got));
+    const double want = std::strtod(t.c_str(), nullptr);
+    CHECK(std::memcmp(&got, &want, sizeof got) == 0);
+  }
+}
+
+TEST_CASE("csv::accumulate adds each record's picked values and stops at a bad record", "[csv]") {
+  const csv::layout l{',', 3, {2, 0}};
+  std::vector<host::column_acc> acc(2);
+  const std::string data = "1,x,10\r\n\n2,y,\n\r\n-3,\"q,q\",\"2.5\"";  // the last line has no '\n'
+  REQUIRE_FALSE(csv::accumulate(data.data(), data.size(), l, acc.data()));
+  CHECK(csv::count_records(data.data(), data.size()) == 3);
+  const column_stats c0 = host::finalize(dtype::f64, acc[0]),
+                     c1 = host::finalize(dtype::f64, acc[1]);
+  CHECK(c0.count == 2);
+  CHECK(c0.nan_count == 1);
+  CHECK(c0.sum == 12.5);
+  CHECK(c1.count == 3);
+  CHECK(c1.sum == 0);
+  CHECK(std::get<double>(c1.min) == -3);
+
+  std::vector<host::column_acc> more(2);
+  const std::string bad = "1,a,2\n3,b\n";
+  auto r = csv::accumulate(bad.data(), bad.size(), l, more.data());
+  REQUIRE(r);
+  CHECK(r->at == 6);
+  CHECK(r->reason.find("2 fields") != std::string::npos);
+  const std::string text = "1,a,2\n4,b,5\nz,c,6\n";
+  r = csv::accumulate(text.data(), text.size(), l, more.data());
+  REQUIRE(r);
+  CHECK(r->at == 12);
+  CHECK(r->field == 0);
+  CHECK(r->reason == "'z' is not a number");
+  const std::string quoted = "1,a,\"2\"\"\"\n";
+  r = csv::accumulate(quoted.data(), quoted.size(), l, more.data());
+  REQUIRE(r);
+  CHECK(r->reason == "'2\"' is not a number");
+  const std::string open = "1,\"a,2\n";
+  r = csv::accumulate(open.data(), open.size(), l, more.data());
+  REQUIRE(r);
+  CHECK(r->reason.find("not closed") != std::string::npos);
+}

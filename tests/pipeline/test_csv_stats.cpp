@@ -1,0 +1,239 @@
+// hetpipe::stats of CSV inputs: the bits of the same doubles' stats as an f64 array, for every
+// chunk size, thread count and way in (file or pipe); headers, column picks, delimiters; and the
+// line of a bad record.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <random>
+#include <string>
+
+#include <hetpipe/hetpipe.hpp>
+
+#include "support/matchers.hpp"
+#include "support/options.hpp"
+#include "support/pipe_feed.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace hetpipe;
+
+namespace {
+
+void write_string(const std::string& path, const std::string& s) {
+  test::write_file(path, s.data(), s.size());
+}
+
+// A CSV of `rows` records of `cols` numbers in many spellings (integers, long decimals,
+// exponents, signs, spaces, quotes, missing values, nan, inf), and each column's values as
+// strtod reads them.
+struct csv_data {
+  std::string text;
+  std::vector<std::vector<double>> columns;
+};
+
+csv_data make_csv(std::size_t rows, std::size_t cols, std::uint64_t seed, bool header,
+                  char delim = ',') {
+  std::mt19937_64 g(seed);
+  csv_data d;
+  d.columns.resize(cols);
+  if (header)
+    for (std::size_t c = 0; c < cols; ++c)
+      d.text += (c ? std::string(1, delim) : "") + "col" + std::to_string(c);
+  if (header) d.text += g() % 2 ? "\r\n" : "\n";
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t c = 0; c < cols; ++c) {
+      std::string v;
+      switch (g() % 10) {
+        case 0:
+          v = std::to_string(static_cast<std::int64_t>(g() >> 20) - (std::int64_t{1} << 43));
+          break;
+        case 1:
+          v = std::to_string(g() % 1000) + "." + std::to_string(g() % 100000000000000000ull);
+          break;
+        case 2:
+          v = (g() % 2 ? "-" : "+") + std::to_string(g() % 10) + "." +
+              std::to_string(g() % 1000000) + "e" +
+              std::to_string(static_cast<int>(g() % 600) - 300);
+          break;
+        case 3:
+          v = "";  // missing
+          break;
+        case 4:
+          v = g() % 50 ? " " + std::to_string(g() % 100) + " " : (g() % 2 ? "nan" : "-inf");
+          break;
+        case 5:
+          v = "\"" + std::to_string(g() % 7) + ".25\"";
+          break;
+        default: {
+          char buf[40];
+          std::snprintf(
+              buf, sizeof buf, "%.17g",
+              std::ldexp(static_cast<double>(g() >> 11), static_cast<int>(g() % 40) - 60));
+          v = buf;
+        }
+      }
+      std::string bare = v;
+      if (!bare.empty() && bare.front() == '"') bare = bare.substr(1, bare.size() - 2);
+      const bool blank = bare.find_first_not_of(' ') == std::string::npos;
+      d.columns[c].push_back(blank ? std::nan("") : std::strtod(bare.c_str(), nullptr));
+      d.text += (c ? std::string(1, delim) : "") + v;
+    }
+    d.text += r % 7 == 3 ? "\r\n" : "\n";
+    if (r % 100 == 50) d.text += "\n";  // blank lines are skipped
+  }
+  return d;
+}
+
+std::vector<column_stats> reference(const test::temp_dir& dir, const csv_data& d) {
+  std::vector<column_stats> out;
+  for (std::size_t c = 0; c < d.columns.size(); ++c) {
+    const std::string f = dir.file("ref" + std::to_string(c));
+    test::write_vector(f, d.columns[c]);
+    out.push_back(stats({f}, dtype::f64, test::cpu_options(0, 1))[0].columns[0]);
+  }
+  return out;
+}
+
+void check_columns(const stats_result& got, const std::vector<column_stats>& want) {
+  REQUIRE(got.columns.size() == want.size());
+  CHECK(got.type == dtype::f64);
+  for (std::size_t c = 0; c < want.size(); ++c) {
+    CAPTURE(c, got.columns[c].count, want[c].count, got.columns[c].sum, want[c].sum);
+    CHECK(test::same_stats(got.columns[c], want[c]));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("CSV stats equal the stats of the same doubles, for every chunk size and thread count",
+          "[stats][csv]") {
+  test::temp_dir dir;
+  const csv_data d = make_csv(30000, 5, 1, true);
+  const std::string f = dir.file("data.csv");
+  write_string(f, d.text);
+  const auto want = reference(dir, d);
+  for (std::size_t chunk : {std::size_t{4096}, std::size_t{100000}, std::size_t{16} << 20})
+    for (unsigned threads : {1u, 2u, 5u}) {
+      CAPTURE(chunk, threads);
+      const auto got = stats({f}, std::nullopt, csv_spec{}, test::cpu_options(chunk, threads));
+      check_columns(got[0], want);
+      CHECK(got[0].names == std::vector<std::string>{"col0", "col1", "col2", "col3", "col4"});
+      CHECK(got[0].shape == std::vector<std::uint64_t>{30000, 5});
+    }
+}
+
+TEST_CASE("CSV stats of a pipe equal those of the file, with or without a header", "[stats][csv]") {
+  test::temp_dir dir;
+  for (bool header : {true, false}) {
+    CAPTURE(header);
+    const csv_data d = make_csv(5000, 3, 2 + header, header);
+    const std::string f = dir.file(header ? "h.csv" : "n.csv");
+    write_string(f, d.text);
+    const auto want = reference(dir, d);
+    csv_spec spec;
+    spec.all = true;
+    test::pipe_feed feed(std::as_bytes(std::span(d.text)), 777);
+    const std::string pipe = "/dev/fd/" + std::to_string(feed.read_fd());
+    const auto got = stats({pipe, f}, std::nullopt, spec, test::cpu_options(4096, 2));
+    check_columns(got[0], want);
+    check_columns(got[1], want);
+    CHECK(got[0].names == got[1].names);
+    CHECK(got[0].names[0] == (header ? "col0" : "1"));
+  }
+}
+
+TEST_CASE("CSV headers, column picks and delimiters", "[stats][csv]") {
+  test::temp_dir dir;
+  const std::string f = dir.file("t.tsv");
+  write_string(f,
+               "\xEF\xBB\xBF"
+               "a\t\"b c\"\tname\n1\t2\tx\n3\t4\ty\n");
+  csv_spec spec;
+  spec.columns = {"b c", "1"};
+  auto r = stats({f}, std::nullopt, spec, test::cpu_options(0, 1));
+  CHECK(r[0].names == std::vector<std::string>{"b c", "a"});
+  CHECK(r[0].columns[0].sum == 6);
+  CHECK(r[0].columns[1].sum == 4);
+  CHECK(r[0].shape == std::vector<std::uint64_t>{2, 2});
+
+  // A numeric first line is a record unless --header says otherwise; names are then numbers.
+  const std::string g = dir.file("n.csv");
+  write_string(g, "10;20\n30;40\n");
+  spec = {};
+  spec.delimiter = ';';
+  r = stats({g}, std::nullopt, spec, test::cpu_options(0, 1));
+  CHECK(r[0].names == std::vector<std::string>{"1", "2"});
+  CHECK(r[0].columns[0].sum == 40);
+  spec.header = csv_spec::header_mode::present;
+  r = stats({g}, std::nullopt, spec, test::cpu_options(0, 1));
+  CHECK(r[0].names == std::vector<std::string>{"10", "20"});
+  CHECK(r[0].columns[0].sum == 30);
+  // A header line that is all there is: no records.
+  const std::string h = dir.file("h.csv");
+  write_string(h, "x,y");
+  r = stats({h}, std::nullopt, csv_spec{}, test::cpu_options(0, 1));
+  CHECK(r[0].columns.size() == 2);
+  CHECK(r[0].columns[0].count == 0);
+  CHECK(r[0].shape == std::vector<std::uint64_t>{0, 2});
+
+  spec = {};
+  spec.columns = {"nope"};
+  CHECK_THROWS_MATCHES(stats({f}, std::nullopt, spec, test::cpu_options(0, 1)), usage_error,
+                       test::what(Catch::Matchers::Contains("no column 'nope'")));
+  spec.columns = {"4"};
+  CHECK_THROWS_MATCHES(stats({f}, std::nullopt, spec, test::cpu_options(0, 1)), usage_error,
+                       test::what(Catch::Matchers::Contains("numbers go from 1 to 3")));
+}
+
+TEST_CASE("A bad CSV record is named by its line, whatever the chunk size", "[stats][csv]") {
+  test::temp_dir dir;
+  std::string text = "a,b\n";
+  for (int i = 0; i < 20000; ++i) text += std::to_string(i) + "," + std::to_string(i % 13) + "\n";
+  const auto with_line = [&](int line, const std::string& record) {
+    std::string t = text;
+    std::size_t at = 0;
+    for (int l = 1; l < line; ++l) at = t.find('\n', at) + 1;
+    t.insert(at, record + "\n");
+    return t;
+  };
+  const std::string f = dir.file("bad.csv");
+  struct row {
+    int line;
+    std::string record, message;
+  };
+  const row rows[] = {
+      {2, "1,abc", "line 2: column 2 (\"b\"): 'abc' is not a number"},
+      {15001, "7,8,9", "line 15001: has 3 fields where the first record has 2"},
+      {20002, "\"1,2", "line 20002: a quoted field is not closed"},
+      {9999, "0x1f,2", "line 9999: column 1 (\"a\"): '0x1f' is not a number"},
+  };
+  for (const row& r : rows) {
+    write_string(f, with_line(r.line, r.record));
+    for (std::size_t chunk : {std::size_t{4096}, std::size_t{1} << 20}) {
+      CAPTURE(r.line, chunk);
+      CHECK_THROWS_MATCHES(stats({f}, std::nullopt, csv_spec{}, test::cpu_options(chunk, 2)),
+                           input_error,
+                           test::what(Catch::Matchers::Contains(f + ": " + r.message)));
+    }
+  }
+  // --device gpu: CSV has no GPU lanes.
+  write_string(f, text);
+  options o = test::cpu_options(0, 1);
+  o.device = device_mode::gpu;
+  CHECK_THROWS_MATCHES(stats({f}, std::nullopt, csv_spec{}, o), usage_error,
+                       test::what(Catch::Matchers::Contains("CPU lanes only")));
+}
+
+TEST_CASE("CSV and binary inputs in one call keep their order", "[stats][csv]") {
+  test::temp_dir dir;
+  const std::string c = dir.file("x.csv"), b = dir.file("y.f64");
+  write_string(c, "v\n1\n2\n");
+  test::write_vector(b, std::vector<double>{5, 6, 7});
+  job_report rep;
+  const auto r = stats({b, c, b}, dtype::f64, csv_spec{}, test::cpu_options(0, 1), &rep);
+  REQUIRE(r.size() == 3);
+  CHECK(r[0].columns[0].sum == 18);
+  CHECK(r[1].columns[0].sum == 3);
+  CHECK(r[1].names == std::vector<std::string>{"v"});
+  CHECK(r[2].file == b);
+  CHECK(rep.bytes == 2 * 24 + 4);  // both jobs' bytes (the CSV's after its header)
+}
