@@ -138,6 +138,10 @@ std::string stats_json_text(const std::vector<stats_result>& results) {
       number(c.mean);
       out += ",\n        \"min\": ";
       value(c.min);
+      if (k < r.names.size())
+        out += ",\n        \"name\": " +
+               nlohmann::json(r.names[k])
+                   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       out += ",\n        \"nan_count\": " + std::to_string(c.nan_count);
       out += ",\n        \"sample_variance\": ";
       number(c.sample_variance);
@@ -212,7 +216,11 @@ std::string to_table(const std::vector<stats_result>& results) {
     const auto done = [&] { ends.push_back(cells.size()); };
     for (std::size_t i = 0; i < r.columns.size(); ++i) {
       const auto& c = r.columns[i];
-      append_int(cells, i), done();
+      if (i < r.names.size())
+        cells += r.names[i];
+      else
+        append_int(cells, i);
+      done();
       append_int(cells, c.count), done();
       append_int(cells, c.nan_count), done();
       append_value(cells, c.min), done();

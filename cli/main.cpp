@@ -207,12 +207,29 @@ int main(int argc, char** argv) {
   common stats_opt;
   std::vector<std::string> stats_files;
   std::string stats_dtype;
-  auto* stats = app.add_subcommand("stats", "exact column statistics of .npy or raw binary files");
-  stats->add_option("files", stats_files, "files (.npy, or raw with --dtype; - = stdin)")
+  hetpipe::csv_spec stats_csv;
+  std::string stats_delim, stats_columns;
+  bool stats_header = false, stats_no_header = false;
+  auto* stats =
+      app.add_subcommand("stats", "exact column statistics of .npy, CSV or raw binary files");
+  stats
+      ->add_option("files", stats_files,
+                   "files (.npy; .csv and .tsv, or any with --csv; raw with --dtype; - = stdin)")
       ->required()
       ->check(named);
   auto* dtype_opt = stats->add_option(
       "--dtype", stats_dtype, "element type of raw files: u8 i8 u16 i16 u32 i32 u64 i64 f32 f64");
+  stats->add_flag("--csv", stats_csv.all, "read every file (and stdin) as CSV");
+  stats->add_option("--delimiter", stats_delim,
+                    "CSV field delimiter: one character, or 'tab' (default ',', a tab for .tsv)");
+  auto* header_opt = stats->add_flag(
+      "--header", stats_header,
+      "the first CSV line is a header (default: when one of its fields is not a number)");
+  stats->add_flag("--no-header", stats_no_header, "the first CSV line is a record")
+      ->excludes(header_opt);
+  stats->add_option("--columns", stats_columns,
+                    "CSV columns to compute, by header name or number from 1 (comma-separated; "
+                    "default all, each must hold numbers)");
   stats_opt.add(stats);
 
   common sum_opt;
@@ -481,7 +498,27 @@ int main(int argc, char** argv) {
         t = hetpipe::parse_dtype(stats_dtype);
         if (!t) throw hetpipe::usage_error("unknown --dtype '" + stats_dtype + "'");
       }
-      const auto results = hetpipe::stats(stats_files, t, stats_opt.to_options());
+      if (stats->count("--delimiter")) {
+        if (stats_delim == "tab" || stats_delim == "\\t") stats_delim = "\t";
+        if (stats_delim.size() != 1)
+          throw hetpipe::usage_error("--delimiter takes one character (or 'tab'), not '" +
+                                     stats_delim + "'");
+        stats_csv.delimiter = stats_delim[0];
+      }
+      if (stats_header) stats_csv.header = hetpipe::csv_spec::header_mode::present;
+      if (stats_no_header) stats_csv.header = hetpipe::csv_spec::header_mode::absent;
+      if (stats->count("--columns")) {
+        for (std::size_t at = 0;;) {
+          const std::size_t comma = stats_columns.find(',', at);
+          stats_csv.columns.push_back(stats_columns.substr(at, comma - at));
+          if (stats_csv.columns.back().empty())
+            throw hetpipe::usage_error("--columns: an empty column name in '" + stats_columns +
+                                       "'");
+          if (comma == std::string::npos) break;
+          at = comma + 1;
+        }
+      }
+      const auto results = hetpipe::stats(stats_files, t, stats_csv, stats_opt.to_options());
       if (stats_opt.json)
         std::cout << hetpipe::cli::stats_json_text(results) << "\n";
       else

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# `hetpipe stats` of CSV end to end: the same JSON as the stats of the same values in a .npy
+# (written by numpy from Python's float(), which rounds as strtod does), for files, standard input,
+# .tsv and --delimiter, --columns, --no-header; and one-line errors naming the line.
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+
+d=$tmp/data
+mkdir -p "$d"
+python3 - "$d" <<'PY'
+import math, os, random, sys
+import numpy as np
+r = random.Random(9)
+d = sys.argv[1]
+rows, cols = 20000, 4
+vals = [[None] * cols for _ in range(rows)]
+lines = ["price,qty,\"score, z\",delta"]
+for i in range(rows):
+    fields = []
+    for c in range(cols):
+        k = r.random()
+        if k < 0.05:
+            t = ""
+        elif k < 0.3:
+            t = str(r.randint(-10**12, 10**12))
+        elif k < 0.6:
+            t = f"{r.uniform(-1000, 1000):.{r.randint(0, 19)}f}"
+        elif k < 0.65:
+            t = f"  {r.gauss(0, 1)!r} "
+        else:
+            t = f"{r.uniform(1, 10):.6f}e{r.randint(-300, 300)}"
+        fields.append(t)
+        vals[i][c] = float(t) if t.strip() else math.nan
+    lines.append(",".join(fields))
+with open(os.path.join(d, "data.csv"), "w") as f:
+    f.write("\n".join(lines) + "\n")
+with open(os.path.join(d, "data.tsv"), "w") as f:
+    f.write("\n".join(l.replace(",", "\t") if i else "price\tqty\tscore, z\tdelta"
+                      for i, l in enumerate(lines)) + "\n")
+np.save(os.path.join(d, "data.npy"), np.array(vals, dtype=np.float64))
+np.save(os.path.join(d, "qty.npy"), np.array([[v[1]] for v in vals], dtype=np.float64))
+PY
+
+# The columns' stats equal the .npy's, key for key (the CSV's have names, the .npy's do not).
+strip() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))
+for r in d:
+    r.pop("file"); [c.pop("name", None) for c in r["columns"]]
+print(json.dumps(d, sort_keys=True))' "$1"; }
+"$HETPIPE" stats --json "$d/data.npy" >"$tmp/npy.json" && strip "$tmp/npy.json" >"$tmp/want" || bad "stats of the .npy failed"
+for c in 4K 64K 1M; do
+  for t in 1 2; do
+    "$HETPIPE" stats --json --chunk-size "$c" --cpu-threads "$t" "$d/data.csv" >"$tmp/csv.json" 2>"$tmp/err" &&
+      strip "$tmp/csv.json" | cmp -s "$tmp/want" - && ok ||
+      bad "CSV stats (chunk $c, $t threads) differ from the .npy's: $(cat "$tmp/err")"
+  done
+done
+"$HETPIPE" stats --json "$d/data.tsv" >"$tmp/tsv.json" && strip "$tmp/tsv.json" | cmp -s "$tmp/want" - && ok ||
+  bad "TSV stats differ from the .npy's"
+"$HETPIPE" stats --json --csv - <"$d/data.csv" >"$tmp/stdin.json" && strip "$tmp/stdin.json" | cmp -s "$tmp/want" - && ok ||
+  bad "CSV stats of standard input differ from the .npy's"
+cat "$d/data.csv" | "$HETPIPE" stats --json --csv - >"$tmp/pipe.json" && strip "$tmp/pipe.json" | cmp -s "$tmp/want" - && ok ||
+  bad "CSV stats of a pipe differ from the .npy's"
+python3 -c 'import json,sys; n=[c["name"] for c in json.load(open(sys.argv[1]))[0]["columns"]]; sys.exit(n != ["price", "qty", "score, z", "delta"])' "$tmp/csv.json" && ok ||
+  bad "CSV column names: $(head -c 300 "$tmp/csv.json")"
+# --columns by name and number, and a table that names them.
+"$HETPIPE" stats --json "$d/qty.npy" >"$tmp/q.json" && strip "$tmp/q.json" >"$tmp/want_q"
+"$HETPIPE" stats --json --columns qty "$d/data.csv" >"$tmp/c.json" && strip "$tmp/c.json" | cmp -s "$tmp/want_q" - && ok ||
+  bad "--columns qty differs from qty.npy"
+"$HETPIPE" stats --json --columns 2 "$d/data.csv" >"$tmp/c.json" && strip "$tmp/c.json" | cmp -s "$tmp/want_q" - && ok ||
+  bad "--columns 2 differs from qty.npy"
+# (a name holding a comma is picked by its number)
+"$HETPIPE" stats --columns 'delta,score, z' "$d/data.csv" >"$tmp/out" 2>"$tmp/err"
+grep -q "no column 'score'" "$tmp/err" && ok || bad "--columns splits at commas: $(cat "$tmp/err")"
+"$HETPIPE" stats --columns price,delta "$d/data.csv" >"$tmp/table" && grep -q '^ *price ' "$tmp/table" &&
+  grep -q '^ *delta ' "$tmp/table" && ok || bad "the table names CSV columns: $(cat "$tmp/table")"
+# --no-header: the header is then a record whose fields are not numbers.
+expect_error "--no-header over a header" 1 "data.csv: line 1: column 1: 'price' is not a number" -- \
+  stats --no-header "$d/data.csv"
+printf '1;2\n3;4\n' >"$d/semi.txt"
+"$HETPIPE" stats --json --csv --delimiter ';' "$d/semi.txt" | python3 -c 'import json,sys; c=json.load(sys.stdin)[0]["columns"]; sys.exit(not (c[0]["sum"] == 4.0 and c[1]["sum"] == 6.0 and c[0]["name"] == "1"))' && ok ||
+  bad "--delimiter ';' with a numeric first line"
+
+# Bad input: one line naming the file and the line; nothing on stdout.
+printf 'a,b\n1,2\n3,x\n' >"$d/text.csv"
+expect_error "a field that is not a number" 1 'text.csv: line 3: column 2 ("b"): '"'x'"' is not a number' -- stats "$d/text.csv"
+printf 'a,b\n1,2\n3\n' >"$d/short.csv"
+expect_error "a record with fewer fields" 1 "short.csv: line 3: has 1 field where the first record has 2" -- stats "$d/short.csv"
+printf 'a,b\n"1,2\n3,4"\n' >"$d/multi.csv"
+expect_error "a quoted line break" 1 "multi.csv: line 2: a quoted field is not closed on its line" -- stats "$d/multi.csv"
+expect_error "an unknown column" 2 "no column 'zz'" -- stats --columns zz "$d/data.csv"
+expect_error "a long delimiter" 2 "--delimiter takes one character" -- stats --delimiter ab "$d/data.csv"
+expect_error "a quote as the delimiter" 2 "cannot be a quote" -- stats --delimiter '"' "$d/data.csv"
+expect_error "--device gpu" 2 "CPU lanes only" -- stats --device gpu "$d/data.csv"
+
+echo "csv: $pass passed, $fail failed"
+[[ $fail -eq 0 ]]
