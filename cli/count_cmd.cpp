@@ -24,6 +24,7 @@ std::string count_line(const text_counts& c, const count_output& how, int width,
   };
   column(how.lines, c.lines);
   column(how.words, c.words);
+  column(how.chars, c.chars);
   column(how.bytes, c.bytes);
   if (!name.empty()) {
     bool escaped = false;
@@ -63,7 +64,9 @@ int print_counts(const std::vector<std::string>& paths, const options& opt, cons
     }
     entries.push_back(std::move(en));
   }
-  const auto results = count_text(files, opt);
+  count_spec spec;
+  spec.chars = how.chars || how.json;
+  const auto results = count_text(files, spec, opt);
   for (std::size_t k = 0; k < results.size(); ++k) entries[where[k]].counts = results[k].counts;
 
   // wc's widths: the digits of the regular files' total size, at least 7 when another kind of
@@ -73,7 +76,8 @@ int print_counts(const std::vector<std::string>& paths, const options& opt, cons
   bool other = false;
   for (const entry& e : entries) {
     if (!e.error.empty()) continue;
-    total.lines += e.counts.lines, total.words += e.counts.words, total.bytes += e.counts.bytes;
+    total.lines += e.counts.lines, total.words += e.counts.words;
+    total.chars += e.counts.chars, total.bytes += e.counts.bytes;
     if (e.regular)
       regular_bytes += e.counts.bytes;
     else
@@ -82,7 +86,7 @@ int print_counts(const std::vector<std::string>& paths, const options& opt, cons
   int width = 1;
   for (std::uint64_t v = regular_bytes; v >= 10; v /= 10) ++width;
   if (other) width = std::max(width, 7);
-  const int columns = int{how.lines} + int{how.words} + int{how.bytes};
+  const int columns = int{how.lines} + int{how.words} + int{how.chars} + int{how.bytes};
   if (entries.size() == 1 && columns == 1) width = 1;
 
   int rc = 0;
@@ -97,6 +101,7 @@ int print_counts(const std::vector<std::string>& paths, const options& opt, cons
       doc.push_back({{"file", e.file},
                      {"lines", e.counts.lines},
                      {"words", e.counts.words},
+                     {"chars", e.counts.chars},
                      {"bytes", e.counts.bytes}});
     }
     out << json_text(doc) << "\n";

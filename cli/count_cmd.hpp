@@ -1,4 +1,4 @@
-// `hetpipe count`: lines, words and bytes of files, printed as `wc` prints them.
+// `hetpipe count`: lines, words, characters and bytes of files, printed as `wc` prints them.
 #pragma once
 
 #include <iosfwd>
@@ -10,8 +10,8 @@
 namespace hetpipe::cli {
 
 struct count_output {
-  bool lines = true, words = true, bytes = true;  // the columns, in this order
-  bool recursive = false;                         // -r: folders are walked
+  bool lines = true, words = true, chars = false, bytes = true;  // the columns, in this order
+  bool recursive = false;                                        // -r: folders are walked
   bool json = false;
 };
 

@@ -283,7 +283,7 @@ int main(int argc, char** argv) {
   common count_opt;
   std::vector<std::string> count_files;
   hetpipe::cli::count_output count_how;
-  bool count_l = false, count_w = false, count_c = false;
+  bool count_l = false, count_w = false, count_m = false, count_c = false;
   auto* count_cmd = app.add_subcommand(
       "count", "lines, words and bytes of text files, as wc counts them (CPU and GPU lanes)");
   count_cmd->add_option("files", count_files, "files (- = stdin, the default; folders with -r)")
@@ -291,6 +291,8 @@ int main(int argc, char** argv) {
   count_cmd->add_flag("-l,--lines", count_l, "print the line counts ('\\n' bytes)");
   count_cmd->add_flag("-w,--words", count_w,
                       "print the word counts (runs of bytes other than ASCII white space)");
+  count_cmd->add_flag("-m,--chars", count_m,
+                      "print the character counts (UTF-8: bytes outside 0x80..0xBF)");
   count_cmd->add_flag("-c,--bytes", count_c, "print the byte counts");
   count_cmd->add_flag("-r,--recursive", count_how.recursive,
                       "walk folders (sorted, links to folders skipped)");
@@ -564,9 +566,10 @@ int main(int argc, char** argv) {
       }
     } else if (*count_cmd) {
       // wc's columns: those asked for, or all three.
-      if (count_l || count_w || count_c) {
+      if (count_l || count_w || count_m || count_c) {
         count_how.lines = count_l;
         count_how.words = count_w;
+        count_how.chars = count_m;
         count_how.bytes = count_c;
       }
       count_how.json = count_opt.json;

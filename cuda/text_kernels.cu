@@ -27,11 +27,12 @@ __device__ __forceinline__ bool is_space(unsigned c) {
   return c == ' ' || c - 9u < 5u;
 }
 
-// Adds the newlines and word starts of the bytes of `w` (n of them, n <= 16) after `prev`.
+// Adds the newlines, word starts and characters of the bytes of `w` (n of them, n <= 16) after
+// `prev`.
 __device__ __forceinline__ void tally_word(const uint4& w, unsigned n, unsigned prev, u64& lines,
-                                           u64& starts) {
+                                           u64& starts, u64& chars) {
   const unsigned parts[4] = {w.x, w.y, w.z, w.w};
-  unsigned l = 0, s = 0;
+  unsigned l = 0, s = 0, ch = 0;
   bool prev_space = is_space(prev);
 #pragma unroll
   for (unsigned i = 0; i < 16; ++i) {
@@ -40,10 +41,12 @@ __device__ __forceinline__ void tally_word(const uint4& w, unsigned n, unsigned 
     const bool space = is_space(c);
     l += c == '\n';
     s += !space && prev_space;
+    ch += (c & 0xC0u) != 0x80u;
     prev_space = space;
   }
   lines += l;
   starts += s;
+  chars += ch;
 }
 
 __device__ __forceinline__ u64 block_sum(u64 v, u64* shared) {
@@ -65,7 +68,7 @@ __global__ void __launch_bounds__(block_threads)
   const text_piece piece = set.pieces[blockIdx.y];
   const unsigned char* d = d_data + piece.offset;
   const u64 n = piece.size, words = (n + 15) / 16;
-  u64 lines = 0, starts = 0;
+  u64 lines = 0, starts = 0, chars = 0;
   for (u64 w = blockIdx.x * u64{block_threads} + threadIdx.x; w < words;
        w += u64{gridDim.x} * block_threads) {
     const u64 base = w * 16;
@@ -82,14 +85,16 @@ __global__ void __launch_bounds__(block_threads)
                      bytes[8] | bytes[9] << 8 | bytes[10] << 16 | unsigned{bytes[11]} << 24,
                      bytes[12] | bytes[13] << 8 | bytes[14] << 16 | unsigned{bytes[15]} << 24);
     }
-    tally_word(v, len, prev, lines, starts);
+    tally_word(v, len, prev, lines, starts, chars);
   }
   lines = block_sum(lines, shared);
   starts = block_sum(starts, shared);
+  chars = block_sum(chars, shared);
   text_piece_counts& out = d_counts[blockIdx.y];
   if (threadIdx.x == 0) {
     if (lines) atomicAdd(reinterpret_cast<u64*>(&out.lines), lines);
     if (starts) atomicAdd(reinterpret_cast<u64*>(&out.words), starts);
+    if (chars) atomicAdd(reinterpret_cast<u64*>(&out.chars), chars);
     if (blockIdx.x == 0 && n > 0) {
       out.starts_in_word = !is_space(d[0]);
       out.ends_in_word = !is_space(d[n - 1]);

@@ -1,12 +1,12 @@
-// Text counts on the GPU (CUDA-free declarations): lines, words and the word flags of each piece
-// of a batch, the same numbers as hetpipe::host::count_text(piece), so the host joins GPU and CPU
-// pieces with host::append.
+// Text counts on the GPU (CUDA-free declarations): lines, words, characters and the word flags of
+// each piece of a batch, the same numbers as hetpipe::host::count_text(piece), so the host joins
+// GPU and CPU pieces with host::append.
 //
 //   namespace hc = hetpipe::cuda;
 //   hc::text_piece pieces[] = {{0, 12}, {256, 0}};
 //   hc::text_count_batch(d_data, pieces, 2, d_counts, s.handle());
 //   // once the stream has run, if the 12 bytes at d_data are "hello world\n":
-//   // d_counts[0] == {1, 2, 1, 0}, d_counts[1] == {0, 0, 0, 0}
+//   // d_counts[0] == {1, 2, 1, 0, 12}, d_counts[1] == {0, 0, 0, 0, 0}
 //
 // How: a piece is read as 16-byte words (one per thread and step, grid-stride), each byte compared
 // with its predecessor (the previous word's last byte comes from the byte before it); a block sums
@@ -30,6 +30,7 @@ struct text_piece_counts {
   std::uint64_t words = 0;           // word starts, one at the first byte included
   std::uint64_t starts_in_word = 0;  // 1: the first byte is not white space
   std::uint64_t ends_in_word = 0;    // 1: the last byte is not white space
+  std::uint64_t chars = 0;           // bytes outside 0x80..0xBF (UTF-8 code points)
 };
 
 // Pieces per kernel launch: their descriptors travel as a kernel parameter (under 4 KiB).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses of tests/fuzz in build-fuzz (clang, ASan + UBSan), writes their
 # seeds and runs them one after the other (tests/fuzz/README.md).
-#   scripts/fuzz.sh [TARGET...]     targets: pnm png npy age_header age_keys age_decrypt text
+#   scripts/fuzz.sh [TARGET...]     targets: pnm png npy csv age_header age_keys age_decrypt text
 # Environment: FUZZ_TIME (seconds per target, default 240), CXX (default clang++-14),
 # BUILD (default build-fuzz), JOBS (build jobs, default 2).
 set -euo pipefail
@@ -9,9 +9,9 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build-fuzz}
 FUZZ_TIME=${FUZZ_TIME:-240}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(pnm png npy age_header age_keys age_decrypt text)
+[ ${#targets[@]} -gt 0 ] || targets=(pnm png npy csv age_header age_keys age_decrypt text)
 
-declare -A max_len=([pnm]=2048 [png]=4096 [npy]=1024 [age_header]=4096 [age_keys]=1024
+declare -A max_len=([pnm]=2048 [png]=4096 [npy]=1024 [csv]=1024 [age_header]=4096 [age_keys]=1024
                     [age_decrypt]=4096 [text]=512)
 
 CXX=${CXX:-clang++-14} cmake -S . -B "$BUILD" -DHETPIPE_FUZZ=ON -DHETPIPE_CUDA=OFF \

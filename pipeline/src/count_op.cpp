@@ -55,7 +55,11 @@ class count_device final : public device_reducer {
     const auto* counts = static_cast<const cuda::text_piece_counts*>(slots_[buffer].h_counts.get());
     for (std::size_t i = 0; i < infos.size(); ++i) {
       auto p = std::make_unique<count_partial>();
-      p->tally = {counts[i].lines, counts[i].words, infos[i].size, counts[i].starts_in_word != 0,
+      p->tally = {counts[i].lines,
+                  counts[i].words,
+                  counts[i].chars,
+                  infos[i].size,
+                  counts[i].starts_in_word != 0,
                   counts[i].ends_in_word != 0};
       out.push_back(std::move(p));
     }
@@ -74,13 +78,14 @@ class count_device final : public device_reducer {
 
 class count_op final : public reduce_op {
  public:
+  explicit count_op(bool chars) : chars_(chars) {}
   framing frame(std::size_t) const override { return framing::records(1); }
   std::unique_ptr<partial> identity(std::size_t) const override {
     return std::make_unique<count_partial>();
   }
   std::unique_ptr<partial> host(const chunk_info&, std::span<const std::byte> data) const override {
     auto p = std::make_unique<count_partial>();
-    p->tally = host::count_text(data.data(), data.size());
+    p->tally = host::count_text(data.data(), data.size(), chars_);
     return p;
   }
   void merge(partial& total, partial& next) const override {
@@ -96,21 +101,30 @@ class count_op final : public reduce_op {
     return nullptr;
 #endif
   }
+
+ private:
+  bool chars_;
 };
 
 }  // namespace
 
 std::vector<count_result> count_text(const std::vector<std::string>& files, const options& opt,
                                      job_report* report) {
+  return count_text(files, count_spec{}, opt, report);
+}
+
+std::vector<count_result> count_text(const std::vector<std::string>& files, const count_spec& spec,
+                                     const options& opt, job_report* report) {
   std::vector<input> inputs;
   inputs.reserve(files.size());
   for (const auto& f : files) inputs.push_back({f, 0, std::nullopt});
-  count_op op;
+  count_op op(spec.chars);
   auto totals = run(op, inputs, opt, report);
   std::vector<count_result> results(files.size());
   for (std::size_t i = 0; i < files.size(); ++i) {
     const host::text_tally& t = static_cast<const count_partial&>(*totals[i]).tally;
-    results[i] = {files[i], {t.lines, t.words, t.bytes}};
+    // (a GPU lane counts characters anyway: they cost its kernel nothing that shows)
+    results[i] = {files[i], {t.lines, t.words, spec.chars ? t.chars : 0, t.bytes}};
   }
   return results;
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `hetpipe count` end to end: wc's numbers and layout (one file, several, one column, standard
-# input, a total), words as Python's bytes.split() on any bytes, every chunk size and device
+# input, a total), characters of UTF-8 text, words as Python's bytes.split() on any bytes, every chunk size and device
 # mode, -r, --json, and bad paths reported in their place. HETPIPE names the binary.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -52,6 +52,20 @@ cat "$d/m3" | LC_ALL=C wc - "$d/small" >"$tmp/ref"
 cat "$d/m3" | "$HETPIPE" count - "$d/small" >"$tmp/got" && cmp -s "$tmp/ref" "$tmp/got" && ok ||
   bad "count - FILE differs from wc: $(diff "$tmp/ref" "$tmp/got" | head -3)"
 
+# -m: the characters of UTF-8 text, as wc -m counts them in a UTF-8 locale (and Python's len).
+python3 -c 'import random; r = random.Random(4); w = ["h\u00e9llo", "\u20ac", "\U0001f642", "plain", "\u3042\u3044"]
+open("'"$d"'/utf8.txt", "w", encoding="utf-8").write("".join(r.choice(w) + r.choice([" ", "\n"]) for _ in range(200000)))'
+if locale -a 2>/dev/null | grep -qi '^c\.utf-\?8$'; then
+  LC_ALL=C.UTF-8 wc -lwmc "$d/utf8.txt" >"$tmp/ref"
+  for c in 4K 64K; do
+    "$HETPIPE" count -lwmc --chunk-size "$c" "$d/utf8.txt" >"$tmp/got" && cmp -s "$tmp/ref" "$tmp/got" && ok ||
+      bad "count -lwmc (chunk $c) differs from wc: $(cat "$tmp/ref") / $(cat "$tmp/got")"
+  done
+fi
+want=$(python3 -c 'import sys; print(len(open(sys.argv[1], encoding="utf-8").read()))' "$d/utf8.txt")
+got=$("$HETPIPE" count -m --chunk-size 4K "$d/utf8.txt" | awk '{print $1}')
+[[ $got == "$want" ]] && ok || bad "count -m: $got, Python's len: $want"
+
 # Any bytes: words as Python's bytes.split().
 want=$(python3 -c 'import sys; b = open(sys.argv[1], "rb").read(); print(b.count(b"\n"), len(b.split()), len(b))' "$d/binary")
 for c in 4K 64K 1M; do
@@ -80,7 +94,8 @@ python3 - "$tmp/got" "$d/small" "$d/missing" <<'PY' && [[ $rc -eq 1 ]] && ok || 
 import json, sys
 doc = json.load(open(sys.argv[1]))
 b = open(sys.argv[2], "rb").read()
-assert doc[0] == {"file": sys.argv[2], "lines": b.count(b"\n"), "words": len(b.split()), "bytes": len(b)}, doc[0]
+assert doc[0] == {"file": sys.argv[2], "lines": b.count(b"\n"), "words": len(b.split()),
+                  "chars": sum(1 for x in b if not 0x80 <= x < 0xC0), "bytes": len(b)}, doc[0]
 assert doc[1]["file"] == sys.argv[3] and "no such file" in doc[1]["error"], doc[1]
 PY
 

@@ -1,6 +1,6 @@
 // Writes the seed corpora of the harnesses: fuzz_seeds OUTDIR makes OUTDIR/<harness>/ for each
-// (pnm, png, npy, age_header, age_keys, age_decrypt, text) with a few small valid inputs made by
-// hetpipe's own encoders, so that no corpus lives in the repository.
+// (pnm, png, npy, csv, age_header, age_keys, age_decrypt, text) with a few small valid inputs made
+// by hetpipe's own encoders, so that no corpus lives in the repository.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -86,6 +86,12 @@ int main(int argc, char** argv) {
                  "{'descr': '<i4', 'fortran_order': False, 'shape': (), }", 4));
   put("npy", npy(std::string("\x03\x00", 2),
                  "{\"descr\": \"<u2\", \"fortran_order\": False, \"shape\": (0, 5)}", 0));
+
+  // CSV (fuzz_csv.cpp): the first byte's bits 0-1 pick the delimiter, 2-3 the fields less one,
+  // 4-7 the kept fields.
+  put("csv", std::string("\xF8") + "1,2.5,-3e4\n\"4\",,nan\r\n\n  7 ,inf,0.1\n");
+  put("csv", std::string("\x35") + "12;x\n-0;\"a;b\"\n");
+  put("csv", std::string("\x16") + "1.5\t\"q\"\"q\"\n2e-310\t\n");
 
   // age: the fixed identity, its recipient, an identity file; files encrypted to the fixed
   // identity and passphrase (binary and armored, empty, short and two-chunk payloads).

@@ -50,12 +50,14 @@ std::size_t compare(const std::vector<std::uint8_t>& buf, const std::vector<hc::
   for (std::size_t i = 0; i < pieces.size(); ++i) {
     const hh::text_tally want = hh::count_text(buf.data() + pieces[i].offset, pieces[i].size);
     const bool same = got[i].lines == want.lines && got[i].words == want.words &&
+                      got[i].chars == want.chars &&
                       got[i].starts_in_word == (want.starts_in_word ? 1u : 0u) &&
                       got[i].ends_in_word == (want.ends_in_word ? 1u : 0u);
     if (!same && bad++ == 0) {
       INFO("piece " << i << " offset " << pieces[i].offset << " size " << pieces[i].size);
       CHECK(got[i].lines == want.lines);
       CHECK(got[i].words == want.words);
+      CHECK(got[i].chars == want.chars);
       CHECK(got[i].starts_in_word == want.starts_in_word);
       CHECK(got[i].ends_in_word == want.ends_in_word);
     }

@@ -37,11 +37,13 @@ TEST_CASE("GPU and hybrid text counts equal the CPU for every chunk size", "[gpu
       for (std::size_t i = 0; i < files.size(); ++i) {
         const bool same = got[i].counts.lines == want[i].counts.lines &&
                           got[i].counts.words == want[i].counts.words &&
+                          got[i].counts.chars == want[i].counts.chars &&
                           got[i].counts.bytes == want[i].counts.bytes;
         if (!same && bad++ == 0) {
           CAPTURE(files[i]);
           CHECK(got[i].counts.lines == want[i].counts.lines);
           CHECK(got[i].counts.words == want[i].counts.words);
+          CHECK(got[i].counts.chars == want[i].counts.chars);
           CHECK(got[i].counts.bytes == want[i].counts.bytes);
         }
       }

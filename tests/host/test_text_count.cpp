@@ -79,6 +79,11 @@ TEST_CASE("count_text equals the byte-by-byte definition on random text of any l
       const text_counts ref = test::reference_counts(v.data() + skip, n - skip);
       CHECK(t.lines == ref.lines);
       CHECK(t.words == ref.words);
+      CHECK(t.chars == ref.chars);
+      const host::text_tally fast = host::count_text(v.data() + skip, n - skip, false);
+      CHECK(fast.lines == ref.lines);
+      CHECK(fast.words == ref.words);
+      CHECK(fast.chars == 0);
     }
     // Random cuts, joined left to right and as a tree: append is associative.
     std::vector<std::size_t> cuts = {0, n};
@@ -102,7 +107,20 @@ TEST_CASE("count_text equals the byte-by-byte definition on random text of any l
       CAPTURE(n);
       CHECK(t.lines == want.lines);
       CHECK(t.words == want.words);
+      CHECK(t.chars == want.chars);
       CHECK(t.bytes == want.bytes);
     }
+  }
+}
+
+TEST_CASE("count_text counts the code points of UTF-8 text as characters", "[count]") {
+  const std::string s = "h\xC3\xA9llo \xE2\x82\xAC \xF0\x9F\x99\x82\n";  // é, €, 🙂
+  CHECK(tally(s).chars == 10);
+  CHECK(tally(s).bytes == 16);
+  // Cut inside a sequence: the continuation bytes count in neither piece.
+  for (std::size_t cut = 0; cut <= s.size(); ++cut) {
+    host::text_tally t = tally(s.substr(0, cut));
+    host::append(t, tally(s.substr(cut)));
+    CHECK(t.chars == 10);
   }
 }

@@ -33,13 +33,16 @@ TEST_CASE("count_text gives the same counts for every chunk size, lane count and
         CAPTURE(chunk, threads, static_cast<int>(reads));
         options o = test::cpu_options(chunk, threads);
         o.reads = reads;
-        const auto got = count_text(files, o);
+        count_spec spec;
+        spec.chars = reads != read_mode::pool;  // without characters in one read mode
+        const auto got = count_text(files, spec, o);
         REQUIRE(got.size() == files.size());
         for (std::size_t i = 0; i < files.size(); ++i) {
           CAPTURE(files[i]);
           CHECK(got[i].file == files[i]);
           CHECK(got[i].counts.lines == want[i].lines);
           CHECK(got[i].counts.words == want[i].words);
+          CHECK(got[i].counts.chars == (spec.chars ? want[i].chars : 0));
           CHECK(got[i].counts.bytes == want[i].bytes);
         }
       }
@@ -54,6 +57,7 @@ TEST_CASE("count_text reads a pipe in order", "[pipeline][count]") {
       count_text({"/dev/fd/" + std::to_string(feed.read_fd())}, test::cpu_options(4096, 2));
   CHECK(got[0].counts.lines == want.lines);
   CHECK(got[0].counts.words == want.words);
+  CHECK(got[0].counts.chars == want.chars);
   CHECK(got[0].counts.bytes == want.bytes);
 }
 

@@ -185,16 +185,17 @@ void text_count_batch(const void* d_data, const text_piece* h_pieces, std::size_
     if (h_pieces[i].offset % 16 != 0)
       throw gpu_error("text_count_batch: piece " + std::to_string(i) +
                       " does not start at a multiple of 16 bytes");
-  fc::launch(
-      stream, [d_data, pieces = std::vector<text_piece>(h_pieces, h_pieces + count), d_counts] {
-        fc::check_device(d_counts, pieces.size() * sizeof *d_counts);
-        for (std::size_t i = 0; i < pieces.size(); ++i) {
-          const auto* p = static_cast<const std::uint8_t*>(d_data) + pieces[i].offset;
-          if (pieces[i].size) fc::check_device(p, pieces[i].size);
-          const host::text_tally t = host::count_text(p, pieces[i].size);
-          d_counts[i] = {t.lines, t.words, t.starts_in_word ? 1u : 0u, t.ends_in_word ? 1u : 0u};
-        }
-      });
+  fc::launch(stream,
+             [d_data, pieces = std::vector<text_piece>(h_pieces, h_pieces + count), d_counts] {
+               fc::check_device(d_counts, pieces.size() * sizeof *d_counts);
+               for (std::size_t i = 0; i < pieces.size(); ++i) {
+                 const auto* p = static_cast<const std::uint8_t*>(d_data) + pieces[i].offset;
+                 if (pieces[i].size) fc::check_device(p, pieces[i].size);
+                 const host::text_tally t = host::count_text(p, pieces[i].size);
+                 d_counts[i] = {t.lines, t.words, t.starts_in_word ? 1u : 0u,
+                                t.ends_in_word ? 1u : 0u, t.chars};
+               }
+             });
 }
 
 }  // namespace hetpipe::cuda

@@ -37,6 +37,7 @@ inline text_counts reference_counts(const std::uint8_t* p, std::size_t n) {
   bool in_word = false;
   for (std::size_t i = 0; i < n; ++i) {
     if (p[i] == '\n') ++c.lines;
+    if (p[i] < 0x80 || p[i] >= 0xC0) ++c.chars;
     if (reference_space(p[i])) {
       in_word = false;
     } else if (!in_word) {

@@ -1,0 +1,84 @@
+// The CSV record parser (host/csv.hpp): the first byte picks the delimiter, the number of fields
+// (1..4) and which are kept; the rest is the records. Checks: accumulate returns or names a bad
+// record inside the piece; cut at any line break, the two pieces give the whole's exact sums
+// whenever both parse; csv::number reads what strtod reads.
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "fuzz_common.hpp"
+#include "host/csv.hpp"
+
+namespace csv = hetpipe::host::csv;
+using hetpipe::fuzz::require;
+
+namespace {
+
+bool same(const hetpipe::column_stats& a, const hetpipe::column_stats& b) {
+  const auto bits = [](double x) {
+    std::uint64_t u;
+    std::memcpy(&u, &x, sizeof u);
+    return u;
+  };
+  return a.count == b.count && a.nan_count == b.nan_count && bits(a.sum) == bits(b.sum) &&
+         bits(a.variance) == bits(b.variance) &&
+         bits(std::get<double>(a.min)) == bits(std::get<double>(b.min)) &&
+         bits(std::get<double>(a.max)) == bits(std::get<double>(b.max));
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  const std::uint8_t pick = data[0];
+  static constexpr char delims[] = {',', ';', '\t', '|'};
+  csv::layout l;
+  l.delim = delims[pick & 3];
+  l.fields = 1 + ((pick >> 2) & 3);
+  for (std::uint32_t f = 0; f < l.fields; ++f)
+    if ((pick >> (4 + f)) & 1) l.pick.push_back(f);
+  const char* text = reinterpret_cast<const char*>(data + 1);
+  const std::size_t n = size - 1;
+
+  std::vector<hetpipe::host::column_acc> whole(l.pick.size());
+  const auto bad = csv::accumulate(text, n, l, whole.data());
+  if (bad) require(bad->at < n, "a bad record starts inside the piece");
+  const std::uint64_t records = csv::count_records(text, n);
+  if (!bad && !l.pick.empty()) {
+    const auto c = hetpipe::host::finalize(hetpipe::dtype::f64, whole[0]);
+    require(c.count + c.nan_count == records, "every record gives one value a column");
+  }
+
+  // The first line break cut: the pieces' sums add up to the whole's.
+  if (const void* nl = std::memchr(text, '\n', n); nl && !bad) {
+    const std::size_t cut = static_cast<std::size_t>(static_cast<const char*>(nl) - text) + 1;
+    std::vector<hetpipe::host::column_acc> a(l.pick.size()), b(l.pick.size());
+    require(!csv::accumulate(text, cut, l, a.data()) &&
+                !csv::accumulate(text + cut, n - cut, l, b.data()),
+            "the pieces of a good text parse");
+    for (std::size_t c = 0; c < l.pick.size(); ++c) {
+      a[c].merge(b[c]);
+      require(same(hetpipe::host::finalize(hetpipe::dtype::f64, a[c]),
+                   hetpipe::host::finalize(hetpipe::dtype::f64, whole[c])),
+              "two pieces give the whole's stats");
+    }
+  }
+
+  // csv::number against strtod on the first line.
+  const void* nl = std::memchr(text, '\n', n);
+  const std::string line(text, nl ? static_cast<const char*>(nl) - text : n);
+  double v = 0;
+  if (line.find('\0') == std::string::npos && csv::number(line, v) &&
+      line.find_first_not_of(" \t\r") != std::string::npos) {
+    std::size_t a = line.find_first_not_of(" \t\r"), b = line.find_last_not_of(" \t\r") + 1;
+    const std::string t = line.substr(a, b - a);
+    char* end = nullptr;
+    const double want = std::strtod(t.c_str(), &end);
+    require(end == t.c_str() + t.size(), "a number is all strtod reads");
+    require(std::isnan(want) ? std::isnan(v) : std::memcmp(&v, &want, sizeof v) == 0,
+            "csv::number rounds as strtod");
+  }
+  return 0;
+}
