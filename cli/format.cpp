@@ -159,7 +159,16 @@ std::string stats_json_text(const std::vector<stats_result>& results) {
     out += ",\n    \"shape\": [";
     for (std::size_t k = 0; k < r.shape.size(); ++k)
       out += (k ? ",\n      " : "\n      ") + std::to_string(r.shape[k]);
-    out += r.shape.empty() ? "]\n  }" : "\n    ]\n  }";
+    out += r.shape.empty() ? "]" : "\n    ]";
+    if (!r.names.empty() || !r.skipped_columns.empty()) {  // CSV
+      out += ",\n    \"skipped_columns\": [";
+      for (std::size_t k = 0; k < r.skipped_columns.size(); ++k)
+        out += (k ? ",\n      " : "\n      ") +
+               nlohmann::json(r.skipped_columns[k])
+                   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      out += r.skipped_columns.empty() ? "]" : "\n    ]";
+    }
+    out += "\n  }";
     out += i + 1 < results.size() ? ",\n" : "\n]";
   }
   return out;
@@ -202,7 +211,10 @@ std::string to_table(const std::vector<stats_result>& results) {
                                         "sum",    "mean",  "std", "variance", "sample_var"};
   constexpr std::size_t n = std::size(heads);
   for (const auto& r : results) {
-    out += r.file + "  " + std::string(dtype_name(r.type)) + " " + shape_text(r.shape) + "\n";
+    out += r.file + "  " + std::string(dtype_name(r.type)) + " " + shape_text(r.shape);
+    for (std::size_t k = 0; k < r.skipped_columns.size(); ++k)
+      out += (k ? ", " : "; left out, not numbers: ") + r.skipped_columns[k];
+    out += "\n";
     // Every cell's text in one buffer, each ending at ends[cell] (a million columns had made ten
     // million strings and spent more than the job in the allocator).
     std::string cells;

@@ -97,7 +97,7 @@ constexpr std::size_t block_rows = 2048;
 }  // namespace
 
 std::optional<bad_record> accumulate(const char* data, std::size_t size, const layout& l,
-                                     column_acc* acc) {
+                                     column_acc* acc, std::uint8_t* text) {
   const std::size_t cols = l.pick.size();
   std::vector<double> values;
   values.reserve(block_rows * cols);
@@ -137,6 +137,11 @@ std::optional<bad_record> accumulate(const char* data, std::size_t size, const l
       const field& f = fields[l.pick[c]];
       double v = 0;
       if ((f.quoted && f.text.find('"') != std::string_view::npos) || !number(f.text, v)) {
+        if (!l.strict && text) {
+          text[c] = 1;
+          values.push_back(std::numeric_limits<double>::quiet_NaN());
+          continue;
+        }
         values.resize(rows * cols);  // this record's values so far are not kept
         flush();
         return bad_record{line_at, l.pick[c], "'" + unquote(f) + "' is not a number"};

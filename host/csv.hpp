@@ -47,6 +47,9 @@ struct layout {
   char delim = ',';
   std::size_t fields = 0;           // fields every record has
   std::vector<std::uint32_t> pick;  // fields kept, in the order of the accumulators
+  // A kept field that is not a number: an error (strict), or the mark of a text column, its value
+  // then left out (accumulate's `text`).
+  bool strict = true;
 };
 
 struct bad_record {
@@ -57,10 +60,12 @@ struct bad_record {
 
 // Adds the picked values of every record in data[0..size) to acc[0..pick.size()): whole lines,
 // the last one with or without its '\n', a '\r' before a '\n' dropped, empty lines skipped. Stops
-// at the first record that is not well formed, has another number of fields, or holds a picked
-// field that is not a number, and returns it (the records before it are added).
+// at the first record that is not well formed, has another number of fields, or (strict layout)
+// holds a picked field that is not a number, and returns it (the records before it are added).
+// Not strict, such a field sets text[c] = 1 for its column c (text: pick.size() flags) and
+// counts as a NaN there.
 std::optional<bad_record> accumulate(const char* data, std::size_t size, const layout& l,
-                                     column_acc* acc);
+                                     column_acc* acc, std::uint8_t* text = nullptr);
 
 // Records (non-empty lines) in data[0..size), as accumulate() counts them.
 std::uint64_t count_records(const char* data, std::size_t size);

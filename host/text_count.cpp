@@ -17,8 +17,9 @@ struct block_counts {
 template <bool Chars>
 [[gnu::always_inline]] inline block_counts tally_body(const unsigned char* p, std::size_t n) {
   std::uint32_t l = 0, s = 0, ch = 0;
+  const unsigned char* before = p - 1;  // before[i] is p[i - 1], with no wrap of i - 1 at 0
   for (std::size_t i = 0; i < n; ++i) {
-    const unsigned char c = p[i], prev = p[i - 1];
+    const unsigned char c = p[i], prev = before[i];
     l += c == '\n';
     s += !is_text_space(c) & is_text_space(prev);
     if constexpr (Chars) ch += starts_char(c);

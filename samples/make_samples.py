@@ -7,6 +7,9 @@
   latency.npy    1-D float32, 250 000 request latencies (ms), log-normal with rare timeouts.
   counts.u16     raw little-endian uint16, 300 000 photon counts (Poisson-like); read it with
                  --dtype u16.
+  stations.csv   CSV with a header, 12 000 daily records of 4 made-up stations: station name,
+                 date, temperature (C), rainfall (mm; empty where missing), a quoted note; pick
+                 the numeric columns with --columns.
 
 Only the standard library is used, so the script runs anywhere python3 does.
 """
@@ -62,6 +65,19 @@ def main():
     if sys.byteorder != "little":
         counts.byteswap()
     (OUT / "counts.u16").write_bytes(counts.tobytes())
+
+    # Its own generator: the files above keep their bytes.
+    crng = random.Random(20261129)
+    lines = ["station,date,temp_c,rain_mm,note"]
+    notes = ["", "", "", "\"windy, dry\"", "\"sensor \"\"B\"\" swapped\"", "calm"]
+    for day in range(3000):
+        y, d = 2018 + day // 365, day % 365
+        date = "%d-%02d-%02d" % (y, 1 + d // 31 % 12, 1 + d % 28)
+        for k, name in enumerate(["Aberdeen", "Bergen", "Cork", "Dundee"]):
+            temp = 9 + 7 * math.sin(2 * math.pi * (d - 110) / 365.25) + k + crng.gauss(0, 2.5)
+            rain = "" if crng.random() < 0.01 else "%.1f" % max(0.0, crng.gauss(1.2, 3.0))
+            lines.append("%s,%s,%.2f,%s,%s" % (name, date, temp, rain, crng.choice(notes)))
+    (OUT / "stations.csv").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

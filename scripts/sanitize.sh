@@ -47,7 +47,7 @@ run "$BUILD/tests/test_io" "~mapped_reads: the SIGBUS handler lets faults outsid
   "~A second SIGINT removes the temporary files*" "~With a grace*" "~[.]"
 run "$BUILD/tests/test_host"
 run "$BUILD/tests/test_pipeline"
-for t in cli checksum age image; do
+for t in cli checksum age image count csv; do
   run env HETPIPE="$BUILD/hetpipe" bash tests/cli/test_$t.sh
 done
 for t in image_reference image_large; do

@@ -57,15 +57,18 @@ class csv_op final : public reduce_op {
   explicit csv_op(const std::vector<csv_plan>& plans) : plans_(plans) {}
   framing frame(std::size_t) const override { return framing::lines(max_line); }
   std::unique_ptr<partial> identity(std::size_t i) const override {
-    return stats_identity(plans_[i].layout.pick.size());
+    auto p = stats_identity(plans_[i].layout.pick.size());
+    static_cast<stats_partial&>(*p).text.resize(plans_[i].layout.pick.size());
+    return p;
   }
   std::unique_ptr<partial> host(const chunk_info& info,
                                 std::span<const std::byte> data) const override {
     const csv_plan& p = plans_[info.input];
     auto out = std::make_unique<stats_partial>();
     out->columns.resize(p.layout.pick.size());
+    out->text.resize(p.layout.pick.size());
     if (auto bad = csv::accumulate(reinterpret_cast<const char*>(data.data()), data.size(),
-                                   p.layout, out->columns.data())) {
+                                   p.layout, out->columns.data(), out->text.data())) {
       std::string detail = bad->reason;
       if (bad->reason.find("is not a number") != std::string::npos)
         detail = "column " + column_name(p, bad->field) + ": " + detail;
@@ -91,8 +94,9 @@ class csv_op final : public reduce_op {
   throw io_error(file, errno_reason(err), -err);
 }
 
-// A stream's first line without its '\n', read a byte at a time (what follows is the job's).
-std::string read_first_line(int fd, const std::string& file) {
+// A stream's next line without its '\n', read a byte at a time (what follows is the job's);
+// nullopt at its end.
+std::optional<std::string> read_line(int fd, const std::string& file, std::uint64_t number) {
   std::string line;
   while (true) {
     char c;
@@ -101,10 +105,11 @@ std::string read_first_line(int fd, const std::string& file) {
       if (errno == EINTR) continue;
       throw_errno(file, errno);
     }
-    if (got == 0) return line;
+    if (got == 0) return line.empty() ? std::nullopt : std::optional(line);
     if (c == '\n') return line;
     if (line.size() == max_line)
-      throw input_error(file, "line 1 is longer than " + std::to_string(max_line) + " bytes");
+      throw input_error(file, "line " + std::to_string(number) + " is longer than " +
+                                  std::to_string(max_line) + " bytes");
     line += c;
   }
 }
@@ -158,22 +163,21 @@ csv_plan plan_file(const std::string& file, const csv_spec& spec, input& in) {
   p.layout.delim = spec.delimiter                            ? spec.delimiter
                    : detail::lower_extension(file) == ".tsv" ? '\t'
                                                              : ',';
-  struct stat st {};
-  std::string first;
-  if (file == "-") {
-    p.regular = false;
-    p.fd = ::dup(STDIN_FILENO);
-    if (p.fd < 0) throw_errno(file, errno);
-  } else {
+  // Columns named by the caller must hold numbers; the others may turn out to be text.
+  p.layout.strict = !spec.columns.empty();
+  p.regular = file != "-";
+  if (p.regular) {
+    struct stat st {};
     if (::stat(file.c_str(), &st) != 0) throw_errno(file, errno);
     if (S_ISDIR(st.st_mode)) throw io_error(file, "is a directory", -EISDIR);
     p.regular = S_ISREG(st.st_mode);
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw_errno(file, errno);
-    p.fd = fd;
   }
-  if (p.regular && file != "-") {
-    std::vector<char> head(max_line + 2);
+  p.fd = file == "-" ? ::dup(STDIN_FILENO) : ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (p.fd < 0) throw_errno(file, errno);
+
+  std::string first;
+  if (p.regular) {
+    std::vector<char> head(max_line + 1);
     ssize_t got;
     do got = ::pread(p.fd, head.data(), head.size(), 0);
     while (got < 0 && errno == EINTR);
@@ -189,35 +193,29 @@ csv_plan plan_file(const std::string& file, const csv_spec& spec, input& in) {
     first.assign(head.data(), len);
     p.data_offset = nl ? len + 1 : len;
   } else {
-    first = read_first_line(p.fd, file);
+    first = read_line(p.fd, file, 1).value_or("");
   }
-  const std::string_view bom = "\xEF\xBB\xBF";
   std::string_view line(first);
-  if (line.substr(0, 3) == bom) line.remove_prefix(3);
+  if (line.substr(0, 3) == "\xEF\xBB\xBF") line.remove_prefix(3);  // a UTF-8 byte-order mark
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
 
   std::vector<csv::field> fields;
-  if (!line.empty()) {
+  if (!line.empty())
     if (const char* why = csv::split(line, p.layout.delim, fields))
       throw input_error(file, "line 1: " + std::string(why));
-  }
   p.layout.fields = fields.size();
   bool header = spec.header == csv_spec::header_mode::present;
   if (spec.header == csv_spec::header_mode::automatic)
-    for (const auto& f : fields) {
+    header = std::any_of(fields.begin(), fields.end(), [](const csv::field& f) {
       double v;
-      if (f.quoted ? !csv::number(f.text, v) || f.text.find('"') != std::string_view::npos
-                   : !csv::number(f.text, v)) {
-        header = true;
-        break;
-      }
-    }
+      return !csv::number(f.text, v) || (f.quoted && f.text.find('"') != std::string_view::npos);
+    });
   std::vector<std::string> names;
   if (header) names = field_names(fields);
   p.layout.pick = pick_fields(file, spec.columns, names, fields.size());
   for (const auto f : p.layout.pick) p.names.push_back(header ? names[f] : std::to_string(f + 1));
 
-  if (p.regular && file != "-") {
+  if (p.regular) {
     if (!header) p.data_offset = 0;
     in = {file, p.data_offset, std::nullopt};
   } else {
@@ -225,9 +223,10 @@ csv_plan plan_file(const std::string& file, const csv_spec& spec, input& in) {
     if (!header && !line.empty()) {  // the first record is read: its values count here
       p.leading = std::make_unique<stats_partial>();
       p.leading->columns.resize(p.layout.pick.size());
-      const std::string record = first + "\n";
-      if (auto bad =
-              csv::accumulate(record.data(), record.size(), p.layout, p.leading->columns.data()))
+      p.leading->text.resize(p.layout.pick.size());
+      const std::string record = std::string(line) + "\n";
+      if (auto bad = csv::accumulate(record.data(), record.size(), p.layout,
+                                     p.leading->columns.data(), p.leading->text.data()))
         throw input_error(
             file, "line 1: column " + csv_op::column_name(p, bad->field) + ": " + bad->reason);
     }
@@ -297,13 +296,27 @@ std::vector<stats_result> csv_stats(const std::vector<std::string>& files, const
     if (plans[i].leading) {
       merge_stats(*plans[i].leading, total);
       total.columns.swap(plans[i].leading->columns);
+      total.text.swap(plans[i].leading->text);
     }
     stats_result& r = results[i];
     r.file = files[i];
     r.type = dtype::f64;
-    r.names = plans[i].names;
+    // Each record gives every column a value or a NaN (a text field counts as one).
+    const std::uint64_t rows =
+        total.columns.empty() ? 0 : total.columns[0].count + total.columns[0].nan_count;
+    // Columns that met text are left out, named; the others are the results.
+    std::size_t kept = 0;
+    for (std::size_t c = 0; c < total.columns.size(); ++c) {
+      if (total.text[c]) {
+        r.skipped_columns.push_back(plans[i].names[c]);
+        continue;
+      }
+      if (kept != c) total.columns[kept] = std::move(total.columns[c]);
+      r.names.push_back(plans[i].names[c]);
+      ++kept;
+    }
+    total.columns.resize(kept);
     finalize_stats(dtype::f64, total, r, threads);
-    const std::uint64_t rows = r.columns.empty() ? 0 : r.columns[0].count + r.columns[0].nan_count;
     r.shape = {rows, r.columns.size()};
   }
   return results;

@@ -16,7 +16,8 @@ namespace hetpipe::detail {
 
 struct stats_partial final : partial {
   std::vector<host::column_acc> columns;
-  bool fresh = false;  // the identity, nothing merged into it yet
+  std::vector<std::uint8_t> text;  // CSV: a column met a field that is not a number (else empty)
+  bool fresh = false;              // the identity, nothing merged into it yet
 };
 
 inline std::unique_ptr<partial> stats_identity(std::size_t cols) {
@@ -33,10 +34,12 @@ inline void merge_stats(partial& total, partial& next) {
   auto& n = static_cast<stats_partial&>(next);
   if (t.fresh) {
     t.columns.swap(n.columns);
+    t.text.swap(n.text);
     t.fresh = false;
     return;
   }
   for (std::size_t c = 0; c < t.columns.size(); ++c) t.columns[c].merge(n.columns[c]);
+  for (std::size_t c = 0; c < n.text.size(); ++c) t.text[c] |= n.text[c];
 }
 
 // r.columns from the accumulators of `p`. Correct rounding takes big-integer division: a

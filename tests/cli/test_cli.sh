@@ -6,7 +6,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 # The sample job works and its JSON parses back to the same numbers in every device mode.
 "$HETPIPE" stats --dtype u16 "$samples"/weather.npy "$samples"/latency.npy "$samples"/counts.u16 \
-  >"$tmp/table" 2>"$tmp/err" && grep -q weather.npy "$tmp/table" && ok || bad "sample table: $(cat "$tmp/err")"
+  "$samples"/stations.csv >"$tmp/table" 2>"$tmp/err" && grep -q weather.npy "$tmp/table" &&
+  grep -q 'stations.csv  f64 (12000, 2)' "$tmp/table" && ok || bad "sample table: $(cat "$tmp/err")"
 "$HETPIPE" stats --json --device cpu --chunk-size 64K "$samples"/weather.npy >"$tmp/a.json" &&
   "$HETPIPE" stats --json --device cpu --chunk-size 1M --cpu-threads 1 "$samples"/weather.npy >"$tmp/b.json" &&
   cmp -s "$tmp/a.json" "$tmp/b.json" && ok || bad "JSON differs between chunk sizes"

@@ -41,10 +41,12 @@ np.save(os.path.join(d, "data.npy"), np.array(vals, dtype=np.float64))
 np.save(os.path.join(d, "qty.npy"), np.array([[v[1]] for v in vals], dtype=np.float64))
 PY
 
-# The columns' stats equal the .npy's, key for key (the CSV's have names, the .npy's do not).
+# The columns' stats equal the .npy's, key for key (the CSV's have names and an empty list of
+# columns left out, the .npy's do not).
 strip() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))
 for r in d:
     r.pop("file"); [c.pop("name", None) for c in r["columns"]]
+    assert not r.pop("skipped_columns", []), "no column is text here"
 print(json.dumps(d, sort_keys=True))' "$1"; }
 "$HETPIPE" stats --json "$d/data.npy" >"$tmp/npy.json" && strip "$tmp/npy.json" >"$tmp/want" || bad "stats of the .npy failed"
 for c in 4K 64K 1M; do
@@ -73,16 +75,23 @@ python3 -c 'import json,sys; n=[c["name"] for c in json.load(open(sys.argv[1]))[
 grep -q "no column 'score'" "$tmp/err" && ok || bad "--columns splits at commas: $(cat "$tmp/err")"
 "$HETPIPE" stats --columns price,delta "$d/data.csv" >"$tmp/table" && grep -q '^ *price ' "$tmp/table" &&
   grep -q '^ *delta ' "$tmp/table" && ok || bad "the table names CSV columns: $(cat "$tmp/table")"
-# --no-header: the header is then a record whose fields are not numbers.
-expect_error "--no-header over a header" 1 "data.csv: line 1: column 1: 'price' is not a number" -- \
-  stats --no-header "$d/data.csv"
+# --no-header: the header is then a record whose fields are not numbers: every column is text, and
+# left out (named --columns, it is an error naming the line).
+"$HETPIPE" stats --json --no-header "$d/data.csv" >"$tmp/nh.json" &&
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))[0]; sys.exit(not (r["columns"] == [] and r["skipped_columns"] == ["1", "2", "3", "4"] and r["shape"] == [20001, 0]))' "$tmp/nh.json" && ok ||
+  bad "--no-header over a header: $(cat "$tmp/nh.json")"
+expect_error "--no-header --columns over a header" 1 "data.csv: line 1: column 1: 'price' is not a number" -- \
+  stats --no-header --columns 1 "$d/data.csv"
+# Text columns are left out and named, in the table and in --json; the sample's numbers stay.
+"$HETPIPE" stats "$samples/stations.csv" >"$tmp/st" && grep -q "left out, not numbers: station, date, note" "$tmp/st" &&
+  grep -q '^ *temp_c 12000 ' "$tmp/st" && ok || bad "stations.csv: $(cat "$tmp/st")"
 printf '1;2\n3;4\n' >"$d/semi.txt"
 "$HETPIPE" stats --json --csv --delimiter ';' "$d/semi.txt" | python3 -c 'import json,sys; c=json.load(sys.stdin)[0]["columns"]; sys.exit(not (c[0]["sum"] == 4.0 and c[1]["sum"] == 6.0 and c[0]["name"] == "1"))' && ok ||
   bad "--delimiter ';' with a numeric first line"
 
 # Bad input: one line naming the file and the line; nothing on stdout.
 printf 'a,b\n1,2\n3,x\n' >"$d/text.csv"
-expect_error "a field that is not a number" 1 'text.csv: line 3: column 2 ("b"): '"'x'"' is not a number' -- stats "$d/text.csv"
+expect_error "a field that is not a number" 1 'text.csv: line 3: column 2 ("b"): '"'x'"' is not a number' -- stats --columns a,b "$d/text.csv"
 printf 'a,b\n1,2\n3\n' >"$d/short.csv"
 expect_error "a record with fewer fields" 1 "short.csv: line 3: has 1 field where the first record has 2" -- stats "$d/short.csv"
 printf 'a,b\n"1,2\n3,4"\n' >"$d/multi.csv"

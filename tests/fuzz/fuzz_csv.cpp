@@ -1,7 +1,7 @@
 // The CSV record parser (host/csv.hpp): the first byte picks the delimiter, the number of fields
 // (1..4) and which are kept; the rest is the records. Checks: accumulate returns or names a bad
-// record inside the piece; cut at any line break, the two pieces give the whole's exact sums
-// whenever both parse; csv::number reads what strtod reads.
+// record inside the piece, strict or not (text columns marked); cut at any line break, the two
+// pieces give the whole's exact sums whenever both parse; csv::number reads what strtod reads.
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -45,6 +45,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<hetpipe::host::column_acc> whole(l.pick.size());
   const auto bad = csv::accumulate(text, n, l, whole.data());
   if (bad) require(bad->at < n, "a bad record starts inside the piece");
+
+  // Not strict: only a malformed record stops it; where the strict pass went through, it gives
+  // the same sums and marks no column as text.
+  csv::layout lax = l;
+  lax.strict = false;
+  std::vector<hetpipe::host::column_acc> loose(l.pick.size());
+  std::vector<std::uint8_t> is_text(l.pick.size());
+  const auto lax_bad = csv::accumulate(text, n, lax, loose.data(), is_text.data());
+  if (lax_bad)
+    require(bad && lax_bad->at >= bad->at, "a lax pass stops no sooner than a strict one");
+  if (!bad) {
+    require(!lax_bad, "a strict pass that goes through, the lax one does too");
+    for (std::size_t c = 0; c < l.pick.size(); ++c)
+      require(!is_text[c] && same(hetpipe::host::finalize(hetpipe::dtype::f64, loose[c]),
+                                  hetpipe::host::finalize(hetpipe::dtype::f64, whole[c])),
+              "a lax pass over numbers equals the strict one");
+  }
   const std::uint64_t records = csv::count_records(text, n);
   if (!bad && !l.pick.empty()) {
     const auto c = hetpipe::host::finalize(hetpipe::dtype::f64, whole[0]);

@@ -151,8 +151,15 @@ TEST_CASE("CSV headers, column picks and delimiters", "[stats][csv]") {
   spec.columns = {"b c", "1"};
   auto r = stats({f}, std::nullopt, spec, test::cpu_options(0, 1));
   CHECK(r[0].names == std::vector<std::string>{"b c", "a"});
+  CHECK(r[0].skipped_columns.empty());
   CHECK(r[0].columns[0].sum == 6);
   CHECK(r[0].columns[1].sum == 4);
+  CHECK(r[0].shape == std::vector<std::uint64_t>{2, 2});
+
+  // Without --columns, the text column is left out and named.
+  r = stats({f}, std::nullopt, csv_spec{}, test::cpu_options(0, 1));
+  CHECK(r[0].names == std::vector<std::string>{"a", "b c"});
+  CHECK(r[0].skipped_columns == std::vector<std::string>{"name"});
   CHECK(r[0].shape == std::vector<std::uint64_t>{2, 2});
 
   // A numeric first line is a record unless --header says otherwise; names are then numbers.
@@ -184,7 +191,10 @@ TEST_CASE("CSV headers, column picks and delimiters", "[stats][csv]") {
                        test::what(Catch::Matchers::Contains("numbers go from 1 to 3")));
 }
 
-TEST_CASE("A bad CSV record is named by its line, whatever the chunk size", "[stats][csv]") {
+TEST_CASE(
+    "A bad CSV record is named by its line, whatever the chunk size; text columns are left "
+    "out unless named",
+    "[stats][csv]") {
   test::temp_dir dir;
   std::string text = "a,b\n";
   for (int i = 0; i < 20000; ++i) text += std::to_string(i) + "," + std::to_string(i % 13) + "\n";
@@ -199,20 +209,36 @@ TEST_CASE("A bad CSV record is named by its line, whatever the chunk size", "[st
   struct row {
     int line;
     std::string record, message;
+    const char* text_column;  // left out unless named (nullptr: an error either way)
   };
   const row rows[] = {
-      {2, "1,abc", "line 2: column 2 (\"b\"): 'abc' is not a number"},
-      {15001, "7,8,9", "line 15001: has 3 fields where the first record has 2"},
-      {20002, "\"1,2", "line 20002: a quoted field is not closed"},
-      {9999, "0x1f,2", "line 9999: column 1 (\"a\"): '0x1f' is not a number"},
+      {2, "1,abc", "line 2: column 2 (\"b\"): 'abc' is not a number", "b"},
+      {15001, "7,8,9", "line 15001: has 3 fields where the first record has 2", nullptr},
+      {20002, "\"1,2", "line 20002: a quoted field is not closed", nullptr},
+      {9999, "0x1f,2", "line 9999: column 1 (\"a\"): '0x1f' is not a number", "a"},
   };
+  csv_spec named;
+  named.columns = {"a", "b"};
   for (const row& r : rows) {
     write_string(f, with_line(r.line, r.record));
     for (std::size_t chunk : {std::size_t{4096}, std::size_t{1} << 20}) {
       CAPTURE(r.line, chunk);
-      CHECK_THROWS_MATCHES(stats({f}, std::nullopt, csv_spec{}, test::cpu_options(chunk, 2)),
+      CHECK_THROWS_MATCHES(stats({f}, std::nullopt, named, test::cpu_options(chunk, 2)),
                            input_error,
                            test::what(Catch::Matchers::Contains(f + ": " + r.message)));
+      if (!r.text_column) {
+        CHECK_THROWS_MATCHES(stats({f}, std::nullopt, csv_spec{}, test::cpu_options(chunk, 2)),
+                             input_error,
+                             test::what(Catch::Matchers::Contains(f + ": " + r.message)));
+        continue;
+      }
+      // Not named, the column with text is left out, whichever chunk met it; the other is whole.
+      const auto got = stats({f}, std::nullopt, csv_spec{}, test::cpu_options(chunk, 2));
+      CHECK(got[0].skipped_columns == std::vector<std::string>{r.text_column});
+      REQUIRE(got[0].columns.size() == 1);
+      CHECK(got[0].names[0] == (std::string(r.text_column) == "a" ? "b" : "a"));
+      CHECK(got[0].columns[0].count == 20001);
+      CHECK(got[0].shape == std::vector<std::uint64_t>{20001, 1});
     }
   }
   // --device gpu: CSV has no GPU lanes.

@@ -37,12 +37,16 @@ struct stats_result {
   // CSV: each column's name from the header line, or its field number counted from 1 where the
   // file has none. Empty for .npy and raw files.
   std::vector<std::string> names;
+  // CSV without csv_spec::columns: the columns left out, by name (or number), as a field of theirs
+  // is not a number (nor empty).
+  std::vector<std::string> skipped_columns;
 };
 
 // How CSV inputs are read. A file is CSV when csv_spec::all says so or its name ends in .csv or
-// .tsv (any case); its picked fields must be numbers: each is parsed to the correctly rounded
-// double (as strtod), an empty field is a missing value (counted with the NaNs), and the column's
-// statistics are exact over those doubles, as for an f64 array.
+// .tsv (any case). A field is a number, parsed to the correctly rounded double (as strtod), or
+// empty: a missing value (counted with the NaNs); each column's statistics are exact over those
+// doubles, as for an f64 array. A column with any other field is left out (named in
+// stats_result::skipped_columns), unless csv_spec::columns names it: then that field is an error.
 struct csv_spec {
   bool all = false;    // every input is CSV (standard input included)
   char delimiter = 0;  // 0: a tab for .tsv files, else ','
@@ -51,7 +55,9 @@ struct csv_spec {
     present,
     absent,
   } header = header_mode::automatic;
-  std::vector<std::string> columns;  // fields to compute, by header name or number from 1; all
+  // Fields to compute, by header name or number from 1, each of them numbers only. Empty: every
+  // column that holds numbers only (the others are named in stats_result::skipped_columns).
+  std::vector<std::string> columns;
 };
 
 // The most columns a 2-D .npy may have: each column keeps exact sums of its own, in every partial
