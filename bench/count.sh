@@ -32,10 +32,7 @@ small_bytes=$((count * 65536))
 cat "$big" >/dev/null
 cat "$small"/* >/dev/null
 
-gpu=$(gpu_name)
-modes="cpu"
-[[ -n $gpu ]] && modes="cpu gpu auto"
-machine_line "$gpu"
+device_modes
 echo
 echo "### one text file of $size, hot cache"
 echo "| run | GB/s |"

@@ -20,10 +20,7 @@ cat "$plain" >/dev/null
 
 . bench/lib.sh
 
-gpu=$(gpu_name)
-modes="cpu"
-[[ -n $gpu ]] && modes="cpu gpu auto"
-machine_line "$gpu"
+device_modes
 echo "file: $size of random bytes, hot cache; output in the same folder"
 echo "| run | GB/s |"
 echo "|---|---|"

@@ -4,6 +4,14 @@ t() { python3 bench/best_time.py "$reps" "$@"; }
 gbps() { python3 -c "import sys; t=sys.argv[2]; print('FAIL' if t.startswith('FAIL') else f'{int(sys.argv[1]) / float(t) / 1e9:.2f}')" "$1" "$2"; }
 # gpu_name: the first CUDA device's name, or nothing.
 gpu_name() { "$hp" info --json | python3 -c 'import json,sys; d=json.load(sys.stdin)["devices"]; print(d[0]["name"] if d else "")'; }
+# device_modes: sets gpu (the first device's name, or nothing) and modes (cpu, and gpu auto where
+# a device is), and prints the machine line.
+device_modes() {
+  gpu=$(gpu_name)
+  modes="cpu"
+  [[ -n $gpu ]] && modes="cpu gpu auto"
+  machine_line "$gpu"
+}
 machine_line() {
   echo "machine: $(nproc) threads ($(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1))${1:+, $1}; $(date -u +%F); commit ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}${HP_ARGS:+; options $HP_ARGS}"
 }

@@ -107,11 +107,7 @@ __global__ void __launch_bounds__(block_threads)
 void text_count_batch(const void* d_data, const text_piece* h_pieces, std::size_t count,
                       text_piece_counts* d_counts, void* stream) {
   if (count == 0) return;
-  if (d_data == nullptr || h_pieces == nullptr || d_counts == nullptr)
-    throw gpu_error("text_count_batch: null pointer");
-  if (reinterpret_cast<std::uintptr_t>(d_data) % 16 != 0 ||
-      reinterpret_cast<std::uintptr_t>(d_counts) % 8 != 0)
-    throw gpu_error("text_count_batch: misaligned buffer");
+  check_text_count_args(d_data, h_pieces, count, d_counts);
   const auto s = static_cast<cudaStream_t>(stream);
   HETPIPE_CUDA_CHECK(cudaMemsetAsync(d_counts, 0, count * sizeof *d_counts, s));
   for (std::size_t first = 0; first < count; first += text_pieces_per_launch) {
@@ -120,9 +116,6 @@ void text_count_batch(const void* d_data, const text_piece* h_pieces, std::size_
     u64 longest = 0;
     for (std::size_t i = 0; i < n; ++i) {
       set.pieces[i] = h_pieces[first + i];
-      if (set.pieces[i].offset % 16 != 0)
-        throw gpu_error("text_count_batch: piece " + std::to_string(first + i) +
-                        " does not start at a multiple of 16 bytes");
       longest = std::max<u64>(longest, set.pieces[i].size);
     }
     const u64 blocks = std::clamp<u64>(

@@ -16,6 +16,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+
+#include <hetpipe/error.hpp>
 
 namespace hetpipe::cuda {
 
@@ -43,5 +46,19 @@ inline constexpr std::size_t text_pieces_per_launch = 240;
 // count == 0 queues nothing. Throws hetpipe::gpu_error for a bad argument or a failed launch.
 void text_count_batch(const void* d_data, const text_piece* h_pieces, std::size_t count,
                       text_piece_counts* d_counts, void* stream);
+
+// text_count_batch's argument checks (shared with the fake runtime's stand-in).
+inline void check_text_count_args(const void* d_data, const text_piece* h_pieces, std::size_t count,
+                                  const text_piece_counts* d_counts) {
+  if (d_data == nullptr || h_pieces == nullptr || d_counts == nullptr)
+    throw gpu_error("text_count_batch: null pointer");
+  if (reinterpret_cast<std::uintptr_t>(d_data) % 16 != 0 ||
+      reinterpret_cast<std::uintptr_t>(d_counts) % 8 != 0)
+    throw gpu_error("text_count_batch: misaligned buffer");
+  for (std::size_t i = 0; i < count; ++i)
+    if (h_pieces[i].offset % 16 != 0)
+      throw gpu_error("text_count_batch: piece " + std::to_string(i) +
+                      " does not start at a multiple of 16 bytes");
+}
 
 }  // namespace hetpipe::cuda

@@ -171,7 +171,7 @@ class checksum_op final : public reduce_op {
 #if HETPIPE_WITH_CUDA
 // One GPU lane's digests: one piece per chunk, many small chunks (files) per launch, the results
 // copied back on the lane's stream.
-class checksum_device final : public device_reducer {
+class checksum_device final : public batch_device_reducer {
  public:
   static constexpr std::size_t batch_limit = 4096;
 
@@ -187,11 +187,6 @@ class checksum_device final : public device_reducer {
     }
   }
   std::size_t max_batch() const override { return batch_limit; }
-  void launch(const chunk_info& info, const std::byte* d_data, stream_ref stream,
-              unsigned buffer) override {
-    const std::size_t zero = 0;
-    launch_batch({&info, 1}, {&zero, 1}, d_data, stream, buffer);
-  }
   void launch_batch(std::span<const chunk_info> infos, std::span<const std::size_t> offsets,
                     const std::byte* d_data, stream_ref stream, unsigned buffer) override {
     slot& s = *slots_[buffer];
@@ -216,11 +211,6 @@ class checksum_device final : public device_reducer {
     const std::size_t each = blake_ ? sizeof(cuda::blake3_result) : sizeof(std::uint32_t);
     mark_copy_back(stream);
     cuda::copy_d2h_async(s.h_result.get(), s.d_result.get(), n * each, stream.handle);
-  }
-  std::unique_ptr<partial> collect(const chunk_info& info, unsigned buffer) override {
-    std::vector<std::unique_ptr<partial>> out;
-    collect_batch({&info, 1}, buffer, out);
-    return std::move(out[0]);
   }
   void collect_batch(std::span<const chunk_info> infos, unsigned buffer,
                      std::vector<std::unique_ptr<partial>>& out) override {

@@ -19,7 +19,7 @@ struct count_partial final : partial {
 };
 
 #if HETPIPE_WITH_CUDA
-class count_device final : public device_reducer {
+class count_device final : public batch_device_reducer {
  public:
   explicit count_device(unsigned buffers) {
     for (unsigned b = 0; b < buffers; ++b) {
@@ -29,11 +29,6 @@ class count_device final : public device_reducer {
     }
   }
   std::size_t max_batch() const override { return batch_limit; }
-  void launch(const chunk_info& info, const std::byte* d_data, stream_ref stream,
-              unsigned buffer) override {
-    const std::size_t zero = 0;
-    launch_batch({&info, 1}, {&zero, 1}, d_data, stream, buffer);
-  }
   void launch_batch(std::span<const chunk_info> infos, std::span<const std::size_t> offsets,
                     const std::byte* d_data, stream_ref stream, unsigned buffer) override {
     slot& s = slots_[buffer];
@@ -44,11 +39,6 @@ class count_device final : public device_reducer {
     mark_copy_back(stream);
     cuda::copy_d2h_async(s.h_counts.get(), d_counts, infos.size() * sizeof(cuda::text_piece_counts),
                          stream.handle);
-  }
-  std::unique_ptr<partial> collect(const chunk_info& info, unsigned buffer) override {
-    std::vector<std::unique_ptr<partial>> out;
-    collect_batch({&info, 1}, buffer, out);
-    return std::move(out[0]);
   }
   void collect_batch(std::span<const chunk_info> infos, unsigned buffer,
                      std::vector<std::unique_ptr<partial>>& out) override {

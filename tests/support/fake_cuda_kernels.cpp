@@ -176,15 +176,7 @@ void aead_workspace::open(const std::uint8_t key[32], const aead_batch& b, const
 void text_count_batch(const void* d_data, const text_piece* h_pieces, std::size_t count,
                       text_piece_counts* d_counts, void* stream) {
   if (count == 0) return;
-  if (d_data == nullptr || h_pieces == nullptr || d_counts == nullptr)
-    throw gpu_error("text_count_batch: null pointer");
-  if (reinterpret_cast<std::uintptr_t>(d_data) % 16 != 0 ||
-      reinterpret_cast<std::uintptr_t>(d_counts) % 8 != 0)
-    throw gpu_error("text_count_batch: misaligned buffer");
-  for (std::size_t i = 0; i < count; ++i)
-    if (h_pieces[i].offset % 16 != 0)
-      throw gpu_error("text_count_batch: piece " + std::to_string(i) +
-                      " does not start at a multiple of 16 bytes");
+  check_text_count_args(d_data, h_pieces, count, d_counts);
   fc::launch(stream,
              [d_data, pieces = std::vector<text_piece>(h_pieces, h_pieces + count), d_counts] {
                fc::check_device(d_counts, pieces.size() * sizeof *d_counts);

@@ -66,6 +66,26 @@ class device_reducer {
   }
 };
 
+// A device_reducer that works in batches only (max_batch() > 1): it implements launch_batch()
+// and collect_batch(), and a lone chunk goes through them as a batch of one.
+class batch_device_reducer : public device_reducer {
+ public:
+  void launch(const chunk_info& info, const std::byte* d_data, stream_ref stream,
+              unsigned buffer) final {
+    const std::size_t zero = 0;
+    launch_batch({&info, 1}, {&zero, 1}, d_data, stream, buffer);
+  }
+  std::unique_ptr<partial> collect(const chunk_info& info, unsigned buffer) final {
+    std::vector<std::unique_ptr<partial>> out;
+    collect_batch({&info, 1}, buffer, out);
+    return out.empty() ? nullptr : std::move(out.front());
+  }
+  void launch_batch(std::span<const chunk_info> infos, std::span<const std::size_t> offsets,
+                    const std::byte* d_data, stream_ref stream, unsigned buffer) override = 0;
+  void collect_batch(std::span<const chunk_info> infos, unsigned buffer,
+                     std::vector<std::unique_ptr<partial>>& out) override = 0;
+};
+
 class reduce_op {
  public:
   virtual ~reduce_op() = default;
