@@ -175,34 +175,68 @@ csv_plan plan_file(const std::string& file, const csv_spec& spec, input& in) {
   p.fd = file == "-" ? ::dup(STDIN_FILENO) : ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (p.fd < 0) throw_errno(file, errno);
 
+  // The first line that is not empty (blank lines before it are passed over), without a UTF-8
+  // byte-order mark at the start of the input, and its number.
   std::string first;
+  std::uint64_t first_line = 1;
+  std::uint64_t first_at = 0;  // a regular file's offset of that line
+  const auto blank = [](std::string_view l) { return l.empty() || l == "\r"; };
+  const std::string_view bom = "\xEF\xBB\xBF";
   if (p.regular) {
     std::vector<char> head(max_line + 1);
-    ssize_t got;
-    do got = ::pread(p.fd, head.data(), head.size(), 0);
-    while (got < 0 && errno == EINTR);
-    const int err = errno;
+    std::uint64_t at = 0;  // file offset of head[0]
+    while (true) {
+      ssize_t got;
+      do got = ::pread(p.fd, head.data(), head.size(), static_cast<off_t>(at));
+      while (got < 0 && errno == EINTR);
+      if (got < 0) {
+        const int err = errno;
+        ::close(std::exchange(p.fd, -1));
+        throw_errno(file, err);
+      }
+      const auto n = static_cast<std::size_t>(got);
+      const std::string_view buf(head.data(), n);
+      std::size_t k = at == 0 && buf.substr(0, 3) == bom ? 3 : 0;
+      bool found = false;
+      std::size_t nl;
+      while ((nl = buf.find('\n', k)) != std::string_view::npos) {
+        if (!blank(buf.substr(k, nl - k))) {
+          first.assign(buf.substr(k, nl - k));
+          first_at = at + k;
+          p.data_offset = at + nl + 1;
+          found = true;
+          break;
+        }
+        k = nl + 1;
+        ++first_line;
+      }
+      if (found) break;
+      if (n < head.size()) {  // the end: a last line without its '\n', or nothing
+        if (!blank(buf.substr(k))) first.assign(buf.substr(k));
+        first_at = at + k;
+        p.data_offset = at + n;
+        break;
+      }
+      if (k == 0)
+        throw input_error(file, "line " + std::to_string(first_line) + " is longer than " +
+                                    std::to_string(max_line) + " bytes");
+      at += k;  // read again from the start of the line the buffer cut
+    }
     ::close(std::exchange(p.fd, -1));
-    if (got < 0) throw_errno(file, err);
-    const auto n = static_cast<std::size_t>(got);
-    const void* nl = std::memchr(head.data(), '\n', n);
-    if (!nl && n > max_line)
-      throw input_error(file, "line 1 is longer than " + std::to_string(max_line) + " bytes");
-    const std::size_t len =
-        nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - head.data()) : n;
-    first.assign(head.data(), len);
-    p.data_offset = nl ? len + 1 : len;
   } else {
-    first = read_line(p.fd, file, 1).value_or("");
+    std::optional<std::string> l = read_line(p.fd, file, 1);
+    if (l && l->substr(0, 3) == bom) l->erase(0, 3);
+    while (l && blank(*l)) l = read_line(p.fd, file, ++first_line);
+    first = l.value_or("");
   }
   std::string_view line(first);
-  if (line.substr(0, 3) == "\xEF\xBB\xBF") line.remove_prefix(3);  // a UTF-8 byte-order mark
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  const std::string where = "line " + std::to_string(first_line) + ": ";
 
   std::vector<csv::field> fields;
   if (!line.empty())
     if (const char* why = csv::split(line, p.layout.delim, fields))
-      throw input_error(file, "line 1: " + std::string(why));
+      throw input_error(file, where + why);
   p.layout.fields = fields.size();
   bool header = spec.header == csv_spec::header_mode::present;
   if (spec.header == csv_spec::header_mode::automatic)
@@ -216,7 +250,7 @@ csv_plan plan_file(const std::string& file, const csv_spec& spec, input& in) {
   for (const auto f : p.layout.pick) p.names.push_back(header ? names[f] : std::to_string(f + 1));
 
   if (p.regular) {
-    if (!header) p.data_offset = 0;
+    if (!header) p.data_offset = first_at;  // the first record, after any mark and blank lines
     in = {file, p.data_offset, std::nullopt};
   } else {
     in = {file, 0, std::nullopt, p.fd};
@@ -228,7 +262,7 @@ csv_plan plan_file(const std::string& file, const csv_spec& spec, input& in) {
       if (auto bad = csv::accumulate(record.data(), record.size(), p.layout,
                                      p.leading->columns.data(), p.leading->text.data()))
         throw input_error(
-            file, "line 1: column " + csv_op::column_name(p, bad->field) + ": " + bad->reason);
+            file, where + "column " + csv_op::column_name(p, bad->field) + ": " + bad->reason);
     }
   }
   return p;

@@ -174,6 +174,37 @@ TEST_CASE("CSV headers, column picks and delimiters", "[stats][csv]") {
   r = stats({g}, std::nullopt, spec, test::cpu_options(0, 1));
   CHECK(r[0].names == std::vector<std::string>{"10", "20"});
   CHECK(r[0].columns[0].sum == 30);
+  // Blank lines before the first line, and a byte-order mark on a file without a header, are
+  // passed over, in a file and in a pipe; an error after them names its line in the file.
+  const std::string b = dir.file("blank.csv");
+  write_string(b, "\xEF\xBB\xBF\n\r\n\n7,8\n9,10\n");
+  spec = {};
+  spec.all = true;
+  for (int k = 0; k < 2; ++k) {
+    const std::string text = k ? "\n\n7,8\n9,10\n" : "\xEF\xBB\xBF\n\r\n\n7,8\n9,10\n";
+    test::pipe_feed feed(std::as_bytes(std::span(text)));
+    r = stats({b, "/dev/fd/" + std::to_string(feed.read_fd())}, std::nullopt, spec,
+              test::cpu_options(0, 1));
+    for (const auto& x : r) {
+      CHECK(x.names == std::vector<std::string>{"1", "2"});
+      CHECK(x.columns[0].sum == 16);
+      CHECK(x.columns[1].sum == 18);
+      CHECK(x.skipped_columns.empty());
+    }
+  }
+  write_string(b,
+               "\xEF\xBB\xBF"
+               "7,8\n9,10\n");
+  r = stats({b}, std::nullopt, spec, test::cpu_options(0, 1));
+  CHECK(r[0].columns[0].sum == 16);
+  CHECK(r[0].skipped_columns.empty());
+  write_string(b, "\n\nx,y\n1,2\n3\n");
+  CHECK_THROWS_MATCHES(stats({b}, std::nullopt, spec, test::cpu_options(0, 1)), input_error,
+                       test::what(Catch::Matchers::Contains(b + ": line 5: has 1 field")));
+  write_string(b, "\n\n\"x\n");
+  CHECK_THROWS_MATCHES(stats({b}, std::nullopt, spec, test::cpu_options(0, 1)), input_error,
+                       test::what(Catch::Matchers::Contains(b + ": line 3: a quoted field")));
+
   // A header line that is all there is: no records.
   const std::string h = dir.file("h.csv");
   write_string(h, "x,y");
