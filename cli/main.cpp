@@ -228,8 +228,9 @@ int main(int argc, char** argv) {
   stats->add_flag("--no-header", stats_no_header, "the first CSV line is a record")
       ->excludes(header_opt);
   stats->add_option("--columns", stats_columns,
-                    "CSV columns to compute, by header name or number from 1 (comma-separated; "
-                    "default all, each must hold numbers)");
+                    "CSV columns to compute, by header name or number from 1 (comma-separated), "
+                    "each of numbers only; default: every column of numbers (the others are "
+                    "left out and named)");
   stats_opt.add(stats);
 
   common sum_opt;
