@@ -44,30 +44,50 @@ int print_counts(const std::vector<std::string>& paths, const options& opt, cons
   // Every path's outcome in its place: a file's counts, or why it could not be read.
   struct entry {
     std::string file, error;
-    bool regular = false;
+    bool once = false;  // standard input, a pipe, a FIFO, a device: read once, no size ahead
     text_counts counts;
   };
   std::vector<entry> entries;
-  std::vector<std::string> files;
-  std::vector<std::size_t> where;  // entries index of each of `files`
+  bool any_once = false;
   for (auto& e : expand_paths_each(given, how.recursive)) {
-    entry en{e.path, e.error};
-    if (en.error.empty()) {
-      bool once = false;
-      if (const int err = input_open_error(e.path, &once, true)) en.error = errno_reason(err);
-      struct stat st {};
-      en.regular = e.path != "-" && ::stat(e.path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-    }
-    if (en.error.empty()) {
-      where.push_back(entries.size());
-      files.push_back(e.path);
-    }
-    entries.push_back(std::move(en));
+    any_once = any_once || (e.error.empty() && e.once);
+    entries.push_back({e.path, e.error, e.once || e.path == "-"});
   }
+  // Each file is opened and its first bytes read before the job only where the job could not be
+  // run again without one that fails (a stream among the inputs): that cost 5000 small files a
+  // fifth of the command's time (2-core box, 0.083 against 0.106 s). Otherwise a file that fails
+  // is dropped and the job run again, every other file tried first (so that many that fail cost
+  // one run more in all), as checksum does.
+  const auto precheck = [&] {
+    for (entry& e : entries) {
+      bool once = false;
+      if (e.error.empty())
+        if (const int err = input_open_error(e.file, &once, true)) e.error = errno_reason(err);
+    }
+  };
+  bool prechecked = any_once;
+  if (prechecked) precheck();
   count_spec spec;
   spec.chars = how.chars || how.json;
-  const auto results = count_text(files, spec, opt);
-  for (std::size_t k = 0; k < results.size(); ++k) entries[where[k]].counts = results[k].counts;
+  while (true) {
+    std::vector<std::string> files;
+    std::vector<std::size_t> where;  // entries index of each of `files`
+    for (std::size_t i = 0; i < entries.size(); ++i)
+      if (entries[i].error.empty()) files.push_back(entries[i].file), where.push_back(i);
+    try {
+      const auto results = count_text(files, spec, opt);
+      for (std::size_t k = 0; k < results.size(); ++k) entries[where[k]].counts = results[k].counts;
+      break;
+    } catch (const io_error& e) {
+      if (any_once) throw;  // a stream cannot be read again
+      std::size_t k = 0;
+      while (k < files.size() && files[k] != e.file()) ++k;
+      if (k == files.size()) throw;  // not one file's
+      entries[where[k]].error = e.reason();
+      if (!prechecked) precheck();
+      prechecked = true;
+    }
+  }
 
   // wc's widths: the digits of the regular files' total size, at least 7 when another kind of
   // input is counted (a pipe's size is not known ahead); 1 for a single number.
@@ -78,10 +98,10 @@ int print_counts(const std::vector<std::string>& paths, const options& opt, cons
     if (!e.error.empty()) continue;
     total.lines += e.counts.lines, total.words += e.counts.words;
     total.chars += e.counts.chars, total.bytes += e.counts.bytes;
-    if (e.regular)
-      regular_bytes += e.counts.bytes;
-    else
+    if (e.once)
       other = true;
+    else
+      regular_bytes += e.counts.bytes;
   }
   int width = 1;
   for (std::uint64_t v = regular_bytes; v >= 10; v /= 10) ++width;

@@ -19,7 +19,9 @@ struct count_output {
 // the width `wc` uses, then a "total" line when there is more than one path; with no paths,
 // standard input without a name. As with wc, a path that cannot be read (missing, a folder
 // without -r, unreadable) is reported on stderr, "hetpipe: NAME: reason", the others are still
-// counted, and the result is 1 (else 0). A file that fails midway fails the whole count.
+// counted, and the result is 1 (else 0). A file that fails in the job is reported too, the job
+// run again without it; with a stream among the inputs (it cannot be read twice), the files are
+// opened and read a little before the job instead, and one that fails midway fails the count.
 int print_counts(const std::vector<std::string>& paths, const options& opt, const count_output& how,
                  std::ostream& out);
 

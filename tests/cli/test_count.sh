@@ -87,6 +87,19 @@ LC_ALL=C wc "$d/small" "$d/one" | sed '$d' >"$tmp/ref"
 head -2 "$tmp/got" | cmp -s "$tmp/ref" - && grep -q ' total$' "$tmp/got" && ok ||
   bad "count with bad paths: stdout $(cat "$tmp/got")"
 
+# A file that opens and fails at its first read (/proc/self/mem at offset 0: EIO) fails in the job:
+# it is reported in its place and the job runs again without it, the others counted. Twice, and
+# with a stream among the inputs (checked before the job then, as a stream cannot be read again).
+"$HETPIPE" count "$d/small" /proc/self/mem "$d/one" /proc/self/mem >"$tmp/got" 2>"$tmp/err"
+rc=$?
+LC_ALL=C wc "$d/small" "$d/one" >"$tmp/ref"
+[[ $rc -eq 1 ]] && cmp -s "$tmp/ref" "$tmp/got" && [[ $(grep -c '^hetpipe: /proc/self/mem: ' "$tmp/err") -eq 2 ]] &&
+  [[ $(wc -l <"$tmp/err") -eq 2 ]] && ok || bad "count with a file failing in the job (exit $rc): $(cat "$tmp/got" "$tmp/err")"
+"$HETPIPE" count - /proc/self/mem <"$d/small" >"$tmp/got" 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 1 ]] && grep -q "^hetpipe: /proc/self/mem: " "$tmp/err" && [[ $(head -1 "$tmp/got" | awk '{print $3}') == 300 ]] && ok ||
+  bad "count - with a failing file (exit $rc): $(cat "$tmp/got" "$tmp/err")"
+
 # --json: an object per path, an error in place of a bad one.
 "$HETPIPE" count --json "$d/small" "$d/missing" >"$tmp/got" 2>"$tmp/err"
 rc=$?
