@@ -1,7 +1,5 @@
 #include "count_cmd.hpp"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <ostream>
 

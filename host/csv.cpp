@@ -126,11 +126,11 @@ std::optional<bad_record> accumulate(const char* data, std::size_t size, const l
     const std::string_view line(data + line_at, stop - line_at);
     if (const char* why = split(line, l.delim, fields)) {
       flush();
-      return bad_record{line_at, 0, why};
+      return bad_record{line_at, 0, false, why};
     }
     if (fields.size() != l.fields) {
       flush();
-      return bad_record{line_at, 0,
+      return bad_record{line_at, 0, false,
                         "has " + std::to_string(fields.size()) + " field" +
                             (fields.size() == 1 ? "" : "s") + " where the first record has " +
                             std::to_string(l.fields)};
@@ -146,7 +146,7 @@ std::optional<bad_record> accumulate(const char* data, std::size_t size, const l
         }
         values.resize(rows * cols);  // this record's values so far are not kept
         flush();
-        return bad_record{line_at, l.pick[c], "'" + unquote(f) + "' is not a number"};
+        return bad_record{line_at, l.pick[c], true, "'" + unquote(f) + "' is not a number"};
       }
       values.push_back(v);
     }

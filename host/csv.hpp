@@ -5,7 +5,8 @@
 //   using namespace hetpipe::host;
 //   csv::layout l{',', 3, {0, 2}};           // records of 3 fields; keep the first and third
 //   std::vector<column_acc> acc(2);
-//   auto bad = csv::accumulate("1,x,2.5\n3,y,\n", 14, l, acc.data());
+//   const std::string_view text = "1,x,2.5\n3,y,\n";
+//   auto bad = csv::accumulate(text.data(), text.size(), l, acc.data());
 //   // no bad record; column 0: 1 and 3; column 1: 2.5 and one missing value (a NaN)
 //
 // A record is one line: a quoted field may hold the delimiter and doubled quotes (""), not a line
@@ -53,8 +54,9 @@ struct layout {
 };
 
 struct bad_record {
-  std::size_t at = 0;     // offset of the record's first byte in the piece
-  std::size_t field = 0;  // 0-based field, when the reason is about one
+  std::size_t at = 0;         // offset of the record's first byte in the piece
+  std::size_t field = 0;      // with not_a_number: the 0-based field
+  bool not_a_number = false;  // else the record is malformed (quotes, number of fields)
   std::string reason;
 };
 

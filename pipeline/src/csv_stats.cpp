@@ -35,20 +35,21 @@ constexpr std::size_t max_line = std::size_t{1} << 20;
 class csv_record_error : public input_error {
  public:
   csv_record_error(const std::string& file, std::size_t input, std::uint64_t offset,
-                   std::string detail)
-      : input_error(file, detail), input(input), offset(offset), detail(std::move(detail)) {}
+                   const std::string& detail)
+      : input_error(file, detail), input(input), offset(offset) {}
   std::size_t input;
   std::uint64_t offset;
-  std::string detail;
 };
 
 struct csv_plan {
   std::string file;
   csv::layout layout;
   std::vector<std::string> names;
-  std::uint64_t data_offset = 0;  // bytes of the header line (and BOM), for regular files
-  bool regular = true;
-  int fd = -1;                             // a stream's descriptor, owned here
+  // A regular file's offset where the job's records start: after any byte-order mark, blank lines
+  // and header line.
+  std::uint64_t data_offset = 0;
+  bool regular = true;  // a regular file (not standard input, a pipe or a device)
+  int fd = -1;          // a stream's descriptor, owned here
   std::unique_ptr<stats_partial> leading;  // a stream's first line when it was a record
 };
 
@@ -68,22 +69,21 @@ class csv_op final : public reduce_op {
     out->columns.resize(p.layout.pick.size());
     out->text.resize(p.layout.pick.size());
     if (auto bad = csv::accumulate(reinterpret_cast<const char*>(data.data()), data.size(),
-                                   p.layout, out->columns.data(), out->text.data())) {
-      std::string detail = bad->reason;
-      if (bad->reason.find("is not a number") != std::string::npos)
-        detail = "column " + column_name(p, bad->field) + ": " + detail;
-      throw csv_record_error(p.file, info.input, info.offset + bad->at, detail);
-    }
+                                   p.layout, out->columns.data(), out->text.data()))
+      throw csv_record_error(p.file, info.input, info.offset + bad->at, describe(p, *bad));
     return out;
   }
   void merge(partial& total, partial& next) const override { merge_stats(total, next); }
 
-  static std::string column_name(const csv_plan& p, std::size_t field) {
-    const auto it = std::find(p.layout.pick.begin(), p.layout.pick.end(), field);
-    const std::string number = std::to_string(field + 1);
-    if (it == p.layout.pick.end()) return number;
+  // What is wrong with a record, its column named where a field is not a number:
+  // `column 3 ("price"): 'n/a' is not a number`.
+  static std::string describe(const csv_plan& p, const csv::bad_record& bad) {
+    if (!bad.not_a_number) return bad.reason;
+    const auto it = std::find(p.layout.pick.begin(), p.layout.pick.end(), bad.field);
+    const std::string number = std::to_string(bad.field + 1);
     const std::string& name = p.names[static_cast<std::size_t>(it - p.layout.pick.begin())];
-    return name == number ? number : number + " (\"" + name + "\")";
+    return "column " + (name == number ? number : number + " (\"" + name + "\")") + ": " +
+           bad.reason;
   }
 
  private:
@@ -261,8 +261,7 @@ csv_plan plan_file(const std::string& file, const csv_spec& spec, input& in) {
       const std::string record = std::string(line) + "\n";
       if (auto bad = csv::accumulate(record.data(), record.size(), p.layout,
                                      p.leading->columns.data(), p.leading->text.data()))
-        throw input_error(
-            file, where + "column " + csv_op::column_name(p, bad->field) + ": " + bad->reason);
+        throw input_error(file, where + csv_op::describe(p, *bad));
     }
   }
   return p;
@@ -318,20 +317,16 @@ std::vector<stats_result> csv_stats(const std::vector<std::string>& files, const
   } catch (const csv_record_error& e) {
     const csv_plan& p = plans[e.input];
     const std::uint64_t at = p.data_offset + e.offset;
-    const auto line = p.regular && p.file != "-" ? line_of(p.file, at) : std::nullopt;
+    const auto line = p.regular ? line_of(p.file, at) : std::nullopt;  // not a stream
     throw input_error(p.file, (line ? "line " + std::to_string(*line)
                                     : "the record at byte " + std::to_string(at)) +
-                                  ": " + e.detail);
+                                  ": " + e.reason());
   }
   const int threads = static_cast<int>(resolve(opt).cpu_threads);
   std::vector<stats_result> results(files.size());
   for (std::size_t i = 0; i < files.size(); ++i) {
     auto& total = static_cast<stats_partial&>(*totals[i]);
-    if (plans[i].leading) {
-      merge_stats(*plans[i].leading, total);
-      total.columns.swap(plans[i].leading->columns);
-      total.text.swap(plans[i].leading->text);
-    }
+    if (plans[i].leading) merge_stats(total, *plans[i].leading);  // exact: order does not matter
     stats_result& r = results[i];
     r.file = files[i];
     r.type = dtype::f64;

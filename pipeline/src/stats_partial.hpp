@@ -55,7 +55,7 @@ inline void finalize_stats(dtype type, const stats_partial& p, stats_result& r, 
                      });
 }
 
-// The stats of CSV inputs (csv_stats.cpp): files[i] for each i in `which`, results in that order.
+// The stats of CSV inputs (csv_stats.cpp), one result per file in order.
 std::vector<stats_result> csv_stats(const std::vector<std::string>& files, const csv_spec& csv,
                                     const options& opt, job_report* report);
 

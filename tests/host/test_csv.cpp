@@ -127,11 +127,13 @@ TEST_CASE("csv::accumulate adds each record's picked values and stops at a bad r
   REQUIRE(r);
   CHECK(r->at == 6);
   CHECK(r->reason.find("2 fields") != std::string::npos);
+  CHECK_FALSE(r->not_a_number);
   const std::string text = "1,a,2\n4,b,5\nz,c,6\n";
   r = csv::accumulate(text.data(), text.size(), l, more.data());
   REQUIRE(r);
   CHECK(r->at == 12);
   CHECK(r->field == 0);
+  CHECK(r->not_a_number);
   CHECK(r->reason == "'z' is not a number");
   const std::string quoted = "1,a,\"2\"\"\"\n";
   r = csv::accumulate(quoted.data(), quoted.size(), l, more.data());
