@@ -1,5 +1,6 @@
 #include "host/csv.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -60,6 +61,27 @@ std::string unquote(const field& f) {
   return s;
 }
 
+namespace {
+
+// The power of ten of the first non-zero digit of a decimal from_chars read as out of range
+// ("0.00012e-400": -404): below 0, the value is too small for a double; else too large.
+long long magnitude(std::string_view d) {
+  const std::size_t e = std::min(d.find_first_of("eE"), d.size());
+  const std::size_t point = std::min(d.find('.'), e);
+  const std::size_t first = d.find_first_of("123456789");
+  // Only a non-zero value is out of range, so `first` lies before the exponent.
+  long long m = first < point ? static_cast<long long>(point - first) - 1
+                              : -static_cast<long long>(first - point);
+  long long exp = 0;
+  bool negative = false;
+  std::size_t i = e + 1;
+  if (i < d.size() && (d[i] == '+' || d[i] == '-')) negative = d[i++] == '-';
+  for (; i < d.size(); ++i) exp = std::min(exp * 10 + (d[i] - '0'), 1'000'000'000'000LL);
+  return m + (negative ? -exp : exp);
+}
+
+}  // namespace
+
 bool number(std::string_view text, double& v) {
   std::size_t a = 0, b = text.size();
   const auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
@@ -81,10 +103,7 @@ bool number(std::string_view text, double& v) {
   if (p != text.data() + b) return false;
   if (ec == std::errc::result_out_of_range) {
     // libstdc++ leaves x unchanged here: the value's magnitude decides, from its exponent.
-    const std::string_view digits = text.substr(a, b - a);
-    const std::size_t e = digits.find_first_of("eE");
-    const bool tiny = e != std::string_view::npos && digits.find('-', e) != std::string_view::npos;
-    x = tiny ? 0.0 : std::numeric_limits<double>::infinity();
+    x = magnitude(text.substr(a, b - a)) < 0 ? 0.0 : std::numeric_limits<double>::infinity();
   } else if (ec != std::errc()) {
     return false;
   }

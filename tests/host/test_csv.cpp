@@ -84,6 +84,17 @@ TEST_CASE("csv::number reads what strtod reads, rounded the same way", "[csv]") 
     double v = 0;
     CHECK_FALSE(csv::number(t, v));
   }
+  // Out of range, the digits alone deciding which way (no sign after the 'e', or no 'e').
+  for (const std::string& t : std::vector<std::string>{
+           "0." + std::string(400, '0') + "1", "1" + std::string(400, '0') + "e-5",
+           "0.0000001e-320", "-1000e305", "00001e308", "1" + std::string(320, '0'),
+           "0." + std::string(330, '0') + "1e+2", "100e-326"}) {
+    CAPTURE(t.substr(0, 40), t.size());
+    double got = 0;
+    REQUIRE(csv::number(t, got));
+    const double want = std::strtod(t.c_str(), nullptr);
+    CHECK(std::memcmp(&got, &want, sizeof got) == 0);
+  }
   double v = 0;
   REQUIRE(csv::number("  ", v));  // empty: a missing value
   CHECK(std::isnan(v));
