@@ -234,8 +234,13 @@ device_buffer::~device_buffer() {
 }
 
 void copy_h2d_async(void* d_dst, const void* h_src, std::size_t n, const stream& s) {
+  copy_h2d_async(d_dst, h_src, n, s.handle());
+}
+
+void copy_h2d_async(void* d_dst, const void* h_src, std::size_t n, void* stream_handle) {
   if (n == 0) return;
-  HETPIPE_CUDA_CHECK(cudaMemcpyAsync(d_dst, h_src, n, cudaMemcpyHostToDevice, to_stream(s)));
+  HETPIPE_CUDA_CHECK(cudaMemcpyAsync(d_dst, h_src, n, cudaMemcpyHostToDevice,
+                                     static_cast<cudaStream_t>(stream_handle)));
 }
 
 void copy_d2h_async(void* h_dst, const void* d_src, std::size_t n, const stream& s) {

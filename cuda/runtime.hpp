@@ -174,6 +174,7 @@ class device_buffer {
 void copy_h2d_async(void* d_dst, const void* h_src, std::size_t n, const stream& s);
 void copy_d2h_async(void* h_dst, const void* d_src, std::size_t n, const stream& s);
 // The same on a raw cudaStream_t handle (hetpipe::stream_ref::handle).
+void copy_h2d_async(void* d_dst, const void* h_src, std::size_t n, void* stream_handle);
 void copy_d2h_async(void* h_dst, const void* d_src, std::size_t n, void* stream_handle);
 void memset_async(void* d_ptr, int value, std::size_t n, const stream& s);
 void memset_async(void* d_ptr, int value, std::size_t n, void* stream_handle);

@@ -43,6 +43,7 @@ struct stats_args {
   ull cols;
   ull v_threads;  // V: a multiple of cols, >= the number of threads
   ull* d_result;
+  const ull* d_rows;  // or nullptr: the rows, read on the device (n is then their bound)
 };
 
 __device__ __forceinline__ void add_u128(ull* bin, ull v) {
@@ -98,6 +99,7 @@ __global__ void __launch_bounds__(block_threads) stats_kernel(const stats_args a
 
   const raw_t* __restrict__ data = static_cast<const raw_t*>(a.d_data);
   const unsigned lane = threadIdx.x & 31u;
+  const ull n = a.d_rows && *a.d_rows * a.cols < a.n ? *a.d_rows * a.cols : a.n;
 
   if constexpr (Shared) {
     for (ull i = threadIdx.x; i < a.cols * (sb + qb); i += blockDim.x) sh_bins[i] = 0;
@@ -114,13 +116,13 @@ __global__ void __launch_bounds__(block_threads) stats_kernel(const stats_args a
     ull count = 0, nan_count = 0, posinf = 0, neginf = 0, min_key = ~ull{0}, max_key = 0;
 
     const ull step = a.v_threads * loads_in_flight;
-    for (ull e0 = vbase; e0 < a.n; e0 += step) {
+    for (ull e0 = vbase; e0 < n; e0 += step) {
       raw_t raw[loads_in_flight];
       bool ok[loads_in_flight];
 #pragma unroll
       for (int j = 0; j < loads_in_flight; ++j) {
         const ull e = e0 + j * a.v_threads + lane;
-        ok[j] = v_ok && e < a.n;
+        ok[j] = v_ok && e < n;
         raw[j] = ok[j] ? data[e] : raw_t{0};
       }
 #pragma unroll
@@ -213,8 +215,8 @@ stats_layout layout_of() {
 }
 
 template <int Code>
-void launch_typed(const void* d_data, std::size_t rows, std::size_t cols, ull* d_result,
-                  cudaStream_t s) {
+void launch_typed(const void* d_data, std::size_t rows, const ull* d_rows, std::size_t cols,
+                  ull* d_result, cudaStream_t s) {
   const ull n = static_cast<ull>(rows) * cols;
   if (n == 0) return;
 
@@ -250,7 +252,7 @@ void launch_typed(const void* d_data, std::size_t rows, std::size_t cols, ull* d
   blocks = std::max<ull>(blocks, (n + max_elements_per_block - 1) / max_elements_per_block);
   blocks = std::clamp<ull>(blocks, 1, 0x7fffffff);
   const ull threads = blocks * block_threads;
-  const stats_args args{d_data, n, cols, (threads + cols - 1) / cols * cols, d_result};
+  const stats_args args{d_data, n, cols, (threads + cols - 1) / cols * cols, d_result, d_rows};
 
   if (shared)
     stats_kernel<Code, true>
@@ -311,12 +313,22 @@ void stats_init(int dtype, std::size_t cols, void* d_result, void* stream) {
 
 void stats_accumulate(int dtype, const void* d_data, std::size_t rows, std::size_t cols,
                       void* d_result, void* stream) {
+  stats_accumulate_counted(dtype, d_data, rows, nullptr, cols, d_result, stream);
+}
+
+void stats_accumulate_counted(int dtype, const void* d_data, std::size_t max_rows,
+                              const std::uint64_t* d_rows, std::size_t cols, void* d_result,
+                              void* stream) {
   check_arguments(dtype, d_data, cols, d_result);
+  if (reinterpret_cast<std::uintptr_t>(d_rows) % sizeof(ull) != 0)
+    throw gpu_error("stats: d_rows is not 8-byte aligned");
 
   const auto s = static_cast<cudaStream_t>(stream);
   auto* const d_res = static_cast<ull*>(d_result);
-  with_dtype(dtype,
-             [&](auto code) { launch_typed<decltype(code)::value>(d_data, rows, cols, d_res, s); });
+  const auto* const rows = reinterpret_cast<const ull*>(d_rows);
+  with_dtype(dtype, [&](auto code) {
+    launch_typed<decltype(code)::value>(d_data, max_rows, rows, cols, d_res, s);
+  });
 }
 
 void stats_launch(int dtype, const void* d_data, std::size_t rows, std::size_t cols, void* d_result,

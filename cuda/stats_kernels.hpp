@@ -59,6 +59,11 @@ void stats_launch(int dtype, const void* d_data, std::size_t rows, std::size_t c
 void stats_init(int dtype, std::size_t cols, void* d_result, void* stream);
 void stats_accumulate(int dtype, const void* d_data, std::size_t rows, std::size_t cols,
                       void* d_result, void* stream);
+// stats_accumulate of *d_rows rows (device memory, 8-byte aligned, read when the kernel runs:
+// a count an earlier kernel on the stream wrote), at most max_rows: the grid is sized for max_rows.
+void stats_accumulate_counted(int dtype, const void* d_data, std::size_t max_rows,
+                              const std::uint64_t* d_rows, std::size_t cols, void* d_result,
+                              void* stream);
 
 // Adds a copied-back result into cols accumulators that have count, nan_count, posinf, neginf,
 // min_key, max_key and add_s_bin(int, __int128), add_q_bin(int, unsigned __int128), such as

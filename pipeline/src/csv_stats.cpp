@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -17,6 +18,11 @@
 #include <hetpipe/error.hpp>
 
 #include "host/csv.hpp"
+#if HETPIPE_WITH_CUDA
+#include "cuda/csv_kernels.hpp"
+#include "cuda/runtime.hpp"
+#include "cuda/stats_kernels.hpp"
+#endif
 #include "pipeline/src/engine.hpp"
 #include "pipeline/src/paths.hpp"
 #include "pipeline/src/stats_partial.hpp"
@@ -53,9 +59,36 @@ struct csv_plan {
   std::unique_ptr<stats_partial> leading;  // a stream's first line when it was a record
 };
 
+// What is wrong with a record, its column named where a field is not a number:
+// `column 3 ("price"): 'n/a' is not a number`.
+std::string describe(const csv_plan& p, const csv::bad_record& bad) {
+  if (!bad.not_a_number) return bad.reason;
+  const auto it = std::find(p.layout.pick.begin(), p.layout.pick.end(), bad.field);
+  const std::string number = std::to_string(bad.field + 1);
+  const std::string& name = p.names[static_cast<std::size_t>(it - p.layout.pick.begin())];
+  return "column " + (name == number ? number : number + " (\"" + name + "\")") + ": " + bad.reason;
+}
+
+// One chunk's records on the host (a CPU lane's chunk, or one a GPU lane handed back).
+std::unique_ptr<partial> parse_chunk(const csv_plan& p, const chunk_info& info, const char* data,
+                                     std::size_t size) {
+  auto out = std::make_unique<stats_partial>();
+  out->columns.resize(p.layout.pick.size());
+  out->text.resize(p.layout.pick.size());
+  if (auto bad = csv::accumulate(data, size, p.layout, out->columns.data(), out->text.data()))
+    throw csv_record_error(p.file, info.input, info.offset + bad->at, describe(p, *bad));
+  return out;
+}
+
+// Per input: chunks GPU lanes took, and those they handed back to the host.
+struct gpu_counts {
+  explicit gpu_counts(std::size_t inputs) : parsed(inputs), on_host(inputs) {}
+  std::vector<std::atomic<std::uint64_t>> parsed, on_host;
+};
+
 class csv_op final : public reduce_op {
  public:
-  explicit csv_op(const std::vector<csv_plan>& plans) : plans_(plans) {}
+  csv_op(const std::vector<csv_plan>& plans, gpu_counts& counts) : plans_(plans), counts_(counts) {}
   framing frame(std::size_t) const override { return framing::lines(max_line); }
   std::unique_ptr<partial> identity(std::size_t i) const override {
     auto p = stats_identity(plans_[i].layout.pick.size());
@@ -64,31 +97,152 @@ class csv_op final : public reduce_op {
   }
   std::unique_ptr<partial> host(const chunk_info& info,
                                 std::span<const std::byte> data) const override {
-    const csv_plan& p = plans_[info.input];
-    auto out = std::make_unique<stats_partial>();
-    out->columns.resize(p.layout.pick.size());
-    out->text.resize(p.layout.pick.size());
-    if (auto bad = csv::accumulate(reinterpret_cast<const char*>(data.data()), data.size(),
-                                   p.layout, out->columns.data(), out->text.data()))
-      throw csv_record_error(p.file, info.input, info.offset + bad->at, describe(p, *bad));
-    return out;
+    return parse_chunk(plans_[info.input], info, reinterpret_cast<const char*>(data.data()),
+                       data.size());
   }
   void merge(partial& total, partial& next) const override { merge_stats(total, next); }
-
-  // What is wrong with a record, its column named where a field is not a number:
-  // `column 3 ("price"): 'n/a' is not a number`.
-  static std::string describe(const csv_plan& p, const csv::bad_record& bad) {
-    if (!bad.not_a_number) return bad.reason;
-    const auto it = std::find(p.layout.pick.begin(), p.layout.pick.end(), bad.field);
-    const std::string number = std::to_string(bad.field + 1);
-    const std::string& name = p.names[static_cast<std::size_t>(it - p.layout.pick.begin())];
-    return "column " + (name == number ? number : number + " (\"" + name + "\")") + ": " +
-           bad.reason;
-  }
+  std::unique_ptr<device_reducer> make_device_reducer(int device, std::size_t max_chunk,
+                                                      unsigned buffers) const override;
 
  private:
   const std::vector<csv_plan>& plans_;
+  gpu_counts& counts_;
 };
+
+#if HETPIPE_WITH_CUDA
+// A GPU lane's half: the chunk's records parsed into a rows x columns array of doubles
+// (cuda/csv_kernels.hpp) and reduced by the stats kernel into the exact bins the CPU lanes' sums
+// equal. A chunk the device hands back (a bad record, a number it cannot decide) is copied back
+// and parsed here, by the CPU lanes' code: the same values, or the same error.
+class csv_device final : public device_reducer {
+ public:
+  csv_device(const std::vector<csv_plan>& plans, gpu_counts& counts, int device,
+             std::size_t max_chunk, unsigned buffers)
+      : plans_(plans), counts_(counts), side_(device) {
+    std::size_t values = 8, cols = 1, columns = 1;
+    for (const csv_plan& p : plans) {
+      const std::size_t c = p.layout.pick.size();
+      values = std::max(values, cuda::csv_max_records(max_chunk, p.layout.fields) * c * 8);
+      cols = std::max(cols, c);
+      columns = std::max(columns, p.layout.fields + c);
+    }
+    const auto table = cuda::decimal::make_pow10_table();
+    const std::size_t table_bytes = table.size() * sizeof table[0];
+    h_pow10_ = cuda::pinned_buffer(table_bytes);
+    std::memcpy(h_pow10_.get(), table.data(), table_bytes);
+    d_pow10_ = cuda::device_buffer(table_bytes);
+    scratch_bytes_ = cuda::csv_scratch_bytes(max_chunk);
+    for (unsigned b = 0; b < buffers; ++b) {
+      slot s;
+      s.d_scratch = cuda::device_buffer(scratch_bytes_);
+      s.d_values = cuda::device_buffer(values);
+      s.d_columns = cuda::device_buffer(columns * sizeof(std::int32_t));
+      s.h_columns = cuda::pinned_buffer(columns * sizeof(std::int32_t));
+      s.d_words = cuda::device_buffer(cuda::csv_words(cols) * 8);
+      s.h_words = cuda::pinned_buffer(cuda::csv_words(cols) * 8);
+      s.d_result = cuda::device_buffer(cuda::stats_result_bytes(f64, cols));
+      s.h_result = cuda::pinned_buffer(cuda::stats_result_bytes(f64, cols));
+      slots_.push_back(std::move(s));
+    }
+  }
+
+  void launch(const chunk_info& info, const std::byte* d_data, stream_ref stream,
+              unsigned buffer) override {
+    slot& s = slots_[buffer];
+    const csv_plan& p = plans_[info.input];
+    const auto cols = static_cast<std::uint32_t>(p.layout.pick.size());
+    const auto fields = static_cast<std::uint32_t>(p.layout.fields);
+    s.d_data = d_data;
+    // A layout of no fields has every record malformed: the host says which.
+    s.host_only = cols == 0 || fields == 0;
+    if (s.host_only) return;
+    if (!pow10_loaded_) {  // launches queue in order on the lane's one stream
+      cuda::copy_h2d_async(d_pow10_.get(), h_pow10_.get(), h_pow10_.size(), stream.handle);
+      pow10_loaded_ = true;
+    }
+    if (s.loaded_input != info.input) {  // its previous copy finished before its collect
+      const std::vector<std::int32_t> columns = cuda::csv_columns(fields, p.layout.pick);
+      std::memcpy(s.h_columns.get(), columns.data(), columns.size() * sizeof columns[0]);
+      cuda::copy_h2d_async(s.d_columns.get(), s.h_columns.get(), columns.size() * sizeof columns[0],
+                           stream.handle);
+      s.loaded_input = info.input;
+    }
+    cuda::csv_parse_args a;
+    a.d_text = reinterpret_cast<const char*>(d_data);
+    a.size = info.size;
+    a.delim = p.layout.delim;
+    a.fields = fields;
+    a.cols = cols;
+    a.strict = p.layout.strict;
+    a.d_pow10 = static_cast<const cuda::decimal::pow10_entry*>(d_pow10_.get());
+    a.d_columns = static_cast<const std::int32_t*>(s.d_columns.get());
+    a.d_scratch = s.d_scratch.get();
+    a.scratch_bytes = scratch_bytes_;
+    a.d_values = static_cast<double*>(s.d_values.get());
+    a.max_records = cuda::csv_max_records(info.size, fields);
+    a.d_words = static_cast<std::uint64_t*>(s.d_words.get());
+    cuda::csv_parse(a, stream.handle);
+    cuda::stats_init(f64, cols, s.d_result.get(), stream.handle);
+    cuda::stats_accumulate_counted(f64, a.d_values, a.max_records, a.d_words + cuda::csv_rows, cols,
+                                   s.d_result.get(), stream.handle);
+    mark_copy_back(stream);
+    cuda::copy_d2h_async(s.h_words.get(), a.d_words, cuda::csv_words(cols) * 8, stream.handle);
+    cuda::copy_d2h_async(s.h_result.get(), s.d_result.get(), cuda::stats_result_bytes(f64, cols),
+                         stream.handle);
+  }
+
+  std::unique_ptr<partial> collect(const chunk_info& info, unsigned buffer) override {
+    slot& s = slots_[buffer];
+    const csv_plan& p = plans_[info.input];
+    const auto* words = static_cast<const std::uint64_t*>(s.h_words.get());
+    ++counts_.parsed[info.input];
+    if (s.host_only || words[cuda::csv_status] != 0) {
+      ++counts_.on_host[info.input];
+      // The chunk is still in the lane's device buffer: the engine overwrites it only after this
+      // collect.
+      std::vector<char> text(info.size);
+      cuda::copy_d2h_async(text.data(), s.d_data, info.size, side_.handle());
+      side_.synchronize();
+      return parse_chunk(p, info, text.data(), text.size());
+    }
+    const std::size_t cols = p.layout.pick.size();
+    auto out = std::make_unique<stats_partial>();
+    out->columns.resize(cols);
+    out->text.resize(cols);
+    cuda::stats_fold(f64, s.h_result.get(), cols, out->columns.data());
+    for (std::size_t c = 0; c < cols; ++c) out->text[c] = words[cuda::csv_flags + c] != 0;
+    return out;
+  }
+
+ private:
+  static constexpr int f64 = static_cast<int>(dtype::f64);
+  struct slot {
+    cuda::device_buffer d_scratch, d_values, d_columns, d_words, d_result;
+    cuda::pinned_buffer h_columns, h_words, h_result;
+    const std::byte* d_data = nullptr;
+    std::size_t loaded_input = ~std::size_t{0};  // whose columns d_columns holds
+    bool host_only = false;
+  };
+  const std::vector<csv_plan>& plans_;
+  gpu_counts& counts_;
+  cuda::stream side_;  // copies a handed-back chunk
+  cuda::pinned_buffer h_pow10_;
+  cuda::device_buffer d_pow10_;
+  bool pow10_loaded_ = false;
+  std::size_t scratch_bytes_ = 0;
+  std::vector<slot> slots_;
+};
+#endif
+
+std::unique_ptr<device_reducer> csv_op::make_device_reducer(int device, std::size_t max_chunk,
+                                                            unsigned buffers) const {
+#if HETPIPE_WITH_CUDA
+  return std::make_unique<csv_device>(plans_, counts_, device, max_chunk, buffers);
+#else
+  (void)device, (void)max_chunk, (void)buffers;
+  return nullptr;
+#endif
+}
 
 [[noreturn]] void throw_errno(const std::string& file, int err) {
   throw io_error(file, errno_reason(err), -err);
@@ -261,7 +415,7 @@ csv_plan plan_file(const std::string& file, const csv_spec& spec, input& in) {
       const std::string record = std::string(line) + "\n";
       if (auto bad = csv::accumulate(record.data(), record.size(), p.layout,
                                      p.leading->columns.data(), p.leading->text.data()))
-        throw input_error(file, where + csv_op::describe(p, *bad));
+        throw input_error(file, where + describe(p, *bad));
     }
   }
   return p;
@@ -291,9 +445,6 @@ std::vector<stats_result> csv_stats(const std::vector<std::string>& files, const
                                     const options& opt, job_report* report) {
   if (spec.delimiter == '"' || spec.delimiter == '\n' || spec.delimiter == '\r')
     throw usage_error("the CSV delimiter cannot be a quote or a line break");
-  if (opt.device == device_mode::gpu)
-    throw usage_error(files.front(),
-                      "CSV is parsed on CPU lanes only: use --device auto or cpu for CSV inputs");
   std::vector<csv_plan> plans;
   std::vector<input> inputs(files.size());
   struct closer {
@@ -307,13 +458,11 @@ std::vector<stats_result> csv_stats(const std::vector<std::string>& files, const
   for (std::size_t i = 0; i < files.size(); ++i)
     plans.push_back(plan_file(files[i], spec, inputs[i]));
 
-  options o = opt;
-  // No GPU lane parses CSV: auto mode would only start the driver to find none.
-  o.device = device_mode::cpu;
   std::vector<std::unique_ptr<partial>> totals;
-  csv_op op(plans);
+  gpu_counts counts(files.size());
+  csv_op op(plans, counts);
   try {
-    totals = run(op, inputs, o, report);
+    totals = run(op, inputs, opt, report);
   } catch (const csv_record_error& e) {
     const csv_plan& p = plans[e.input];
     const std::uint64_t at = p.data_offset + e.offset;
@@ -330,6 +479,8 @@ std::vector<stats_result> csv_stats(const std::vector<std::string>& files, const
     stats_result& r = results[i];
     r.file = files[i];
     r.type = dtype::f64;
+    r.gpu_chunks = counts.parsed[i].load();
+    r.gpu_chunks_on_host = counts.on_host[i].load();
     // Each record gives every column a value or a NaN (a text field counts as one).
     const std::uint64_t rows =
         total.columns.empty() ? 0 : total.columns[0].count + total.columns[0].nan_count;

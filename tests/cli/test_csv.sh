@@ -99,7 +99,13 @@ expect_error "a quoted line break" 1 "multi.csv: line 2: a quoted field is not c
 expect_error "an unknown column" 2 "no column 'zz'" -- stats --columns zz "$d/data.csv"
 expect_error "a long delimiter" 2 "--delimiter takes one character" -- stats --delimiter ab "$d/data.csv"
 expect_error "a quote as the delimiter" 2 "cannot be a quote" -- stats --delimiter '"' "$d/data.csv"
-expect_error "--device gpu" 2 "CPU lanes only" -- stats --device gpu "$d/data.csv"
+# --device gpu: the CPU's numbers where a GPU is usable, else the one-line reason and exit 1.
+"$HETPIPE" stats --json "$d/data.csv" >"$tmp/ref"
+if "$HETPIPE" stats --json --device gpu --chunk-size 4K "$d/data.csv" >"$tmp/got" 2>"$tmp/err"; then
+  cmp -s "$tmp/ref" "$tmp/got" && ok || bad "stats --device gpu of CSV differs: $(diff "$tmp/ref" "$tmp/got" | head -3)"
+else
+  expect_error "CSV with --device gpu without a GPU" 1 "--device gpu: \(no usable CUDA device\|this hetpipe was built without CUDA\)" -- stats --device gpu "$d/data.csv"
+fi
 
 echo "csv: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -563,7 +563,11 @@ device_buffer::~device_buffer() {
 }
 
 void copy_h2d_async(void* d_dst, const void* h_src, std::size_t n, const stream& s) {
-  fc::copy_on(fc::to_stream(s.handle()), d_dst, h_src, n, fc::dir::h2d);
+  copy_h2d_async(d_dst, h_src, n, s.handle());
+}
+
+void copy_h2d_async(void* d_dst, const void* h_src, std::size_t n, void* stream_handle) {
+  fc::copy_on(fc::to_stream(stream_handle), d_dst, h_src, n, fc::dir::h2d);
 }
 
 void copy_d2h_async(void* h_dst, const void* d_src, std::size_t n, const stream& s) {

@@ -4,6 +4,7 @@
 // Q = sum B_q[i] 2^i), computed on the host element by element; its bins are split differently
 // from the kernel's (any split that cannot overflow folds to the same exact sums), so only what
 // stats lanes depend on is faked: the layout they allocate, the init/accumulate/fold cycle.
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -161,10 +162,21 @@ void stats_init(int dtype, std::size_t cols, void* d_result, void* stream) {
 
 void stats_accumulate(int dtype, const void* d_data, std::size_t rows, std::size_t cols,
                       void* d_result, void* stream) {
+  stats_accumulate_counted(dtype, d_data, rows, nullptr, cols, d_result, stream);
+}
+
+void stats_accumulate_counted(int dtype, const void* d_data, std::size_t max_rows,
+                              const std::uint64_t* d_rows, std::size_t cols, void* d_result,
+                              void* stream) {
   const stats_layout l = layout_for(dtype);
-  if (rows == 0 || cols == 0) return;
+  if (max_rows == 0 || cols == 0) return;
   if (d_data == nullptr || d_result == nullptr) throw gpu_error("stats: null pointer");
   fc::launch(stream, [=] {
+    std::size_t rows = max_rows;
+    if (d_rows) {  // read when the kernel runs, as on a GPU
+      fc::check_device(d_rows, sizeof *d_rows);
+      rows = std::min<std::size_t>(rows, *d_rows);
+    }
     const std::size_t size = element_size(dtype);
     const auto* data = static_cast<const unsigned char*>(d_data);
     fc::check_device(data, rows * cols * size);

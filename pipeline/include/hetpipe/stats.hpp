@@ -40,6 +40,9 @@ struct stats_result {
   // CSV without csv_spec::columns: the columns left out, by name (or number), as a field of theirs
   // is not a number (nor empty).
   std::vector<std::string> skipped_columns;
+  // CSV: the chunks GPU lanes took, and of those the ones they handed back to be parsed on the
+  // host (a record the device does not take: a bad one, or a number it cannot round alone).
+  std::uint64_t gpu_chunks = 0, gpu_chunks_on_host = 0;
 };
 
 // How CSV inputs are read. A file is CSV when csv_spec::all says so or its name ends in .csv or
@@ -75,7 +78,9 @@ std::vector<stats_result> stats(const std::vector<std::string>& files,
                                 job_report* report = nullptr);
 
 // As above, with CSV inputs read as `csv` says. A record is one line (a quoted field may hold the
-// delimiter and "" but no line break); CSV is parsed on CPU lanes only (--device gpu refuses it).
+// delimiter and "" but no line break). CPU and GPU lanes parse CSV to the same bits; a GPU lane
+// hands a chunk back to the host when a record in it is bad or holds a number it cannot round
+// alone (see stats_result::gpu_chunks_on_host).
 // When inputs of both kinds are given, they run as two jobs and `report` adds up their bytes and
 // seconds.
 //

@@ -1,0 +1,282 @@
+// The CSV parse kernels against the same per-record code run on the host (cuda/csv_device.cuh,
+// itself checked against host::csv in tests/host/test_csv_device.cpp): record starts, every
+// row's values and text flags bit for bit, the status word, and the stats kernel over a row count
+// the device wrote.
+#ifdef HETPIPE_WITH_CUDA
+
+#include <catch2/catch.hpp>
+
+#include <bit>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <hetpipe/dtype.hpp>
+#include <hetpipe/error.hpp>
+
+#include "cuda/csv_device.cuh"
+#include "cuda/csv_kernels.hpp"
+#include "cuda/runtime.hpp"
+#include "cuda/stats_kernels.hpp"
+#include "host/stats_host.hpp"
+
+namespace {
+
+namespace hc = hetpipe::cuda;
+namespace cd = hetpipe::cuda::csv_detail;
+
+struct parsed {
+  std::vector<std::uint64_t> words;
+  std::vector<double> values;  // rows x cols
+};
+
+struct kernel_case {
+  std::string text;
+  char delim = ',';
+  std::uint32_t fields = 0;
+  std::vector<std::uint32_t> pick;
+  bool strict = false;
+  std::size_t max_records = 0;  // 0: csv_max_records
+};
+
+parsed on_gpu(const kernel_case& k) {
+  const auto cols = static_cast<std::uint32_t>(k.pick.size());
+  const std::size_t max_records =
+      k.max_records ? k.max_records : hc::csv_max_records(k.text.size(), k.fields);
+  const auto pow10 = hc::decimal::make_pow10_table();
+  const auto columns = hc::csv_columns(k.fields, k.pick);
+  hc::stream s(0);
+  hc::pinned_buffer h_text(k.text.size() + 1), h_pow10(pow10.size() * sizeof pow10[0]),
+      h_columns(columns.size() * 4);
+  std::memcpy(h_text.get(), k.text.data(), k.text.size());
+  std::memcpy(h_pow10.get(), pow10.data(), h_pow10.size());
+  std::memcpy(h_columns.get(), columns.data(), h_columns.size());
+  hc::device_buffer d_text(k.text.size() + 1), d_pow10(h_pow10.size()), d_columns(h_columns.size()),
+      d_scratch(hc::csv_scratch_bytes(k.text.size())), d_values(max_records * cols * 8),
+      d_words(hc::csv_words(cols) * 8);
+  hc::copy_h2d_async(d_text.get(), h_text.get(), k.text.size(), s);
+  hc::copy_h2d_async(d_pow10.get(), h_pow10.get(), h_pow10.size(), s);
+  hc::copy_h2d_async(d_columns.get(), h_columns.get(), h_columns.size(), s);
+  // Words the launch must overwrite, not add to.
+  hc::memset_async(d_words.get(), 0x5a, d_words.size(), s);
+  hc::csv_parse_args a;
+  a.d_text = static_cast<const char*>(d_text.get());
+  a.size = k.text.size();
+  a.delim = k.delim;
+  a.fields = k.fields;
+  a.cols = cols;
+  a.strict = k.strict;
+  a.d_pow10 = static_cast<const hc::decimal::pow10_entry*>(d_pow10.get());
+  a.d_columns = static_cast<const std::int32_t*>(d_columns.get());
+  a.d_scratch = d_scratch.get();
+  a.scratch_bytes = d_scratch.size();
+  a.d_values = static_cast<double*>(d_values.get());
+  a.max_records = max_records;
+  a.d_words = static_cast<std::uint64_t*>(d_words.get());
+  hc::csv_parse(a, s.handle());
+  parsed p;
+  p.words.resize(hc::csv_words(cols));
+  hc::copy_d2h_async(p.words.data(), d_words.get(), d_words.size(), s);
+  s.synchronize();
+  p.values.resize(p.words[hc::csv_rows] * cols);
+  hc::copy_d2h_async(p.values.data(), d_values.get(), p.values.size() * 8, s);
+  s.synchronize();
+  return p;
+}
+
+// The same records through the per-record code on the host, in order.
+parsed on_host(const kernel_case& k, std::vector<std::size_t>& starts) {
+  const auto pow10 = hc::decimal::make_pow10_table();
+  const auto columns = hc::csv_columns(k.fields, k.pick);
+  cd::record_layout l;
+  l.delim = k.delim;
+  l.fields = k.fields;
+  l.cols = static_cast<std::uint32_t>(k.pick.size());
+  l.strict = k.strict;
+  l.first_col = columns.data();
+  l.next_col = columns.data() + k.fields;
+  l.table = pow10.data();
+  parsed p;
+  p.words.assign(hc::csv_words(l.cols), 0);
+  const std::size_t max_records =
+      k.max_records ? k.max_records : hc::csv_max_records(k.text.size(), k.fields);
+  for (std::size_t i = 0; i < k.text.size(); ++i)
+    if (cd::starts_record(k.text.data(), k.text.size(), i)) starts.push_back(i);
+  p.words[hc::csv_selected] = starts.size();
+  p.words[hc::csv_rows] = std::min(starts.size(), max_records);
+  p.words[hc::csv_status] = starts.size() > max_records;
+  p.values.assign(p.words[hc::csv_rows] * l.cols, 0);
+  for (std::size_t r = 0; r < p.words[hc::csv_rows]; ++r) {
+    const std::size_t end = cd::record_end(k.text.data(), k.text.size(), starts[r]);
+    if (cd::parse_record(k.text.data() + starts[r], end - starts[r], l, &p.values[r * l.cols],
+                         p.words.data() + hc::csv_flags) != cd::record_ok)
+      p.words[hc::csv_status] = 1;
+  }
+  return p;
+}
+
+void check_case(const kernel_case& k) {
+  std::vector<std::size_t> starts;
+  const parsed want = on_host(k, starts);
+  const parsed got = on_gpu(k);
+  CHECK(got.words[hc::csv_selected] == want.words[hc::csv_selected]);
+  CHECK(got.words[hc::csv_rows] == want.words[hc::csv_rows]);
+  CHECK(got.words[hc::csv_status] == want.words[hc::csv_status]);
+  for (std::size_t c = 0; c < k.pick.size(); ++c)
+    CHECK((got.words[hc::csv_flags + c] != 0) == (want.words[hc::csv_flags + c] != 0));
+  if (want.words[hc::csv_status] != 0 || got.values.size() != want.values.size()) return;
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < want.values.size(); ++i) {
+    const double g = got.values[i], w = want.values[i];
+    const bool same = std::isnan(w)
+                          ? std::isnan(g)
+                          : std::bit_cast<std::uint64_t>(g) == std::bit_cast<std::uint64_t>(w);
+    if (!same && bad++ == 0) {
+      const std::size_t r = i / k.pick.size();
+      INFO("row " << r << " at byte " << starts[r] << " column " << i % k.pick.size());
+      CHECK(std::bit_cast<std::uint64_t>(g) == std::bit_cast<std::uint64_t>(w));
+    }
+  }
+  CHECK(bad == 0);
+}
+
+std::string random_number(std::mt19937_64& g) {
+  char buf[64];
+  const double x = std::ldexp(static_cast<double>(g() >> 11), static_cast<int>(g() % 120) - 80);
+  switch (g() % 6) {
+    case 0:
+      std::snprintf(buf, sizeof buf, "%.17g", x);
+      break;
+    case 1:
+      std::snprintf(buf, sizeof buf, "%.3f", x);
+      break;
+    case 2:
+      std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(g() % 100000) - 50000);
+      break;
+    case 3:
+      std::snprintf(buf, sizeof buf, " \"%.6e\" ", -x);
+      break;
+    case 4:
+      return "";
+    default:
+      std::snprintf(buf, sizeof buf, "%.25e", x);
+  }
+  return buf;
+}
+
+}  // namespace
+
+TEST_CASE("CSV kernels: records, values and text flags equal the host's", "[gpu][kernels][csv]") {
+  std::mt19937_64 g(31);
+  for (std::size_t rows : {0u, 1u, 2u, 255u, 256u, 257u, 5000u, 200000u}) {
+    CAPTURE(rows);
+    kernel_case k;
+    k.fields = 4;
+    k.pick = {0, 1, 3, 3};
+    for (std::size_t r = 0; r < rows; ++r) {
+      if (g() % 40 == 0) k.text += g() % 2 ? "\n" : "\r\n";
+      k.text += random_number(g) + "," + (g() % 5 ? random_number(g) : "x y") + ",label," +
+                random_number(g) + (g() % 3 ? "\n" : "\r\n");
+    }
+    if (rows && g() % 2) k.text.pop_back();  // a last line without its line break
+    check_case(k);
+    k.strict = true;  // text in column 1 now goes to the host
+    check_case(k);
+  }
+}
+
+TEST_CASE("CSV kernels: bad records, too many records and empty chunks set the status",
+          "[gpu][kernels][csv]") {
+  kernel_case k;
+  k.fields = 2;
+  k.pick = {1};
+  k.text = "1,2\n3,4\n5\n";  // a record of one field
+  check_case(k);
+  k.text = "1,2\n\"3,4\n";  // a quote not closed
+  check_case(k);
+  k.text = "1,2\n3,4\n5,6\n";
+  k.max_records = 2;  // more records than rows
+  check_case(k);
+  k.max_records = 0;
+  k.text = "";
+  check_case(k);
+  k.text = "\n\r\n\n";  // blank lines only
+  check_case(k);
+}
+
+TEST_CASE("CSV kernels: the stats kernel reduces the rows the device counted",
+          "[gpu][kernels][csv][stats]") {
+  std::mt19937_64 g(3);
+  std::string text;
+  for (int r = 0; r < 30000; ++r) text += random_number(g) + ";" + random_number(g) + "\n";
+  const std::size_t max_records = hc::csv_max_records(text.size(), 2);
+  const auto pow10 = hc::decimal::make_pow10_table();
+  const auto columns = hc::csv_columns(2, {0, 1});
+  hc::stream s(0);
+  hc::device_buffer d_text(text.size()), d_pow10(pow10.size() * sizeof pow10[0]),
+      d_columns(columns.size() * 4), d_scratch(hc::csv_scratch_bytes(text.size())),
+      d_values(max_records * 2 * 8), d_words(hc::csv_words(2) * 8),
+      d_result(hc::stats_result_bytes(9, 2));
+  hc::pinned_buffer h_text(text.size()), h_pow10(d_pow10.size()), h_columns(d_columns.size()),
+      h_result(d_result.size());
+  std::memcpy(h_text.get(), text.data(), text.size());
+  std::memcpy(h_pow10.get(), pow10.data(), h_pow10.size());
+  std::memcpy(h_columns.get(), columns.data(), h_columns.size());
+  hc::copy_h2d_async(d_text.get(), h_text.get(), text.size(), s);
+  hc::copy_h2d_async(d_pow10.get(), h_pow10.get(), h_pow10.size(), s);
+  hc::copy_h2d_async(d_columns.get(), h_columns.get(), h_columns.size(), s);
+  // Values past the counted rows that must not be reduced.
+  hc::memset_async(d_values.get(), 0x7f, d_values.size(), s);
+  hc::csv_parse_args a;
+  a.d_text = static_cast<const char*>(d_text.get());
+  a.size = text.size();
+  a.delim = ';';
+  a.fields = 2;
+  a.cols = 2;
+  a.strict = false;
+  a.d_pow10 = static_cast<const hc::decimal::pow10_entry*>(d_pow10.get());
+  a.d_columns = static_cast<const std::int32_t*>(d_columns.get());
+  a.d_scratch = d_scratch.get();
+  a.scratch_bytes = d_scratch.size();
+  a.d_values = static_cast<double*>(d_values.get());
+  a.max_records = max_records;
+  a.d_words = static_cast<std::uint64_t*>(d_words.get());
+  hc::csv_parse(a, s.handle());
+  hc::stats_init(9, 2, d_result.get(), s.handle());
+  hc::stats_accumulate_counted(9, d_values.get(), max_records,
+                               static_cast<const std::uint64_t*>(d_words.get()) + hc::csv_rows, 2,
+                               d_result.get(), s.handle());
+  hc::copy_d2h_async(h_result.get(), d_result.get(), d_result.size(), s);
+  s.synchronize();
+  hetpipe::host::column_acc got[2], want[2];
+  hc::stats_fold(9, h_result.get(), 2, got);
+  std::vector<std::size_t> starts;
+  kernel_case k;
+  k.text = text;
+  k.delim = ';';
+  k.fields = 2;
+  k.pick = {0, 1};
+  const parsed host = on_host(k, starts);
+  REQUIRE(host.words[hc::csv_status] == 0);
+  hetpipe::host::accumulate(hetpipe::dtype::f64,
+                            reinterpret_cast<const std::byte*>(host.values.data()),
+                            host.values.size() / 2, 2, want);
+  for (int c = 0; c < 2; ++c) {
+    CAPTURE(c);
+    CHECK(got[c].count + got[c].nan_count == 30000);
+    const auto gs = hetpipe::host::finalize(hetpipe::dtype::f64, got[c]);
+    const auto ws = hetpipe::host::finalize(hetpipe::dtype::f64, want[c]);
+    CHECK(gs.count == ws.count);
+    CHECK(gs.nan_count == ws.nan_count);
+    CHECK(std::bit_cast<std::uint64_t>(gs.sum) == std::bit_cast<std::uint64_t>(ws.sum));
+    CHECK(std::bit_cast<std::uint64_t>(gs.variance) == std::bit_cast<std::uint64_t>(ws.variance));
+    CHECK(std::bit_cast<std::uint64_t>(std::get<double>(gs.min)) ==
+          std::bit_cast<std::uint64_t>(std::get<double>(ws.min)));
+    CHECK(std::bit_cast<std::uint64_t>(std::get<double>(gs.max)) ==
+          std::bit_cast<std::uint64_t>(std::get<double>(ws.max)));
+  }
+}
+
+#endif
