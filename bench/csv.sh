@@ -35,14 +35,16 @@ fi
 bytes=$(stat -c %s "$big")
 cat "$big" >/dev/null
 
-machine_line "$(gpu_name)"
+device_modes
 echo
 echo "### CSV, $(numfmt --to=iec "$bytes") (4 columns), hot cache"
 echo "| run | GB/s |"
 echo "|---|---|"
 echo "| read-only ceiling (bench read) | $(gbps "$bytes" "$(t "$hp" bench read "$big")") |"
-echo "| stats (CSV) | $(gbps "$bytes" "$(t "$hp" stats $args --no-progress "$big")") |"
-echo "| stats --cpu-threads 1 (CSV) | $(gbps "$bytes" "$(t "$hp" stats --cpu-threads 1 $args --no-progress "$big")") |"
+for m in $modes; do
+  echo "| stats (CSV), --device $m | $(gbps "$bytes" "$(t "$hp" stats --device "$m" $args --no-progress "$big")") |"
+done
+echo "| stats --cpu-threads 1 (CSV) | $(gbps "$bytes" "$(t "$hp" stats --device cpu --cpu-threads 1 $args --no-progress "$big")") |"
 if python3 -c "import numpy" 2>/dev/null; then
   echo "| numpy: loadtxt, then min, max, mean, std | $(gbps "$bytes" "$(python3 bench/best_time.py 1 python3 -c "import numpy as np, sys; a = np.loadtxt(sys.argv[1], delimiter=',', skiprows=1); print(a.min(0), a.max(0), a.mean(0), a.std(0))" "$big")") |"
 fi

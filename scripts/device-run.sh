@@ -28,7 +28,7 @@
 # and 5 with the CPU kernels of sessions 10-25, and what new memory costs there (touch after image,
 # which makes the 8192^2 set):
 #   DEADLINE=540 BUILD_TARGETS="hetpipe_cli test_gpu test_host" SECTIONS="checksum image touch
-#   disk count" HD_COUNT=1000 BIG_COUNT=32 PNG_COUNT=64 IMAGE_TIMEOUT=170 IMAGE_REPS=1 CHECKSUM_REPS=2
+#   disk count csv" HD_COUNT=1000 BIG_COUNT=32 PNG_COUNT=64 IMAGE_TIMEOUT=170 IMAGE_REPS=1 CHECKSUM_REPS=2
 #   COMMIT=... scripts/device-run.sh
 # SECTIONS run in the order given. DEADLINE=SECONDS caps the whole script: each section's timeout
 # is cut to what is left, and a section that would start with under 20 s left is skipped, so the
@@ -199,6 +199,17 @@ sec_count() {
     timeout 60 build/hetpipe count --device $m -v --no-progress "$text" 2>&1 | grep -v "lane cpu" | tee -a "$out/count-v.txt"
   done
   cmp <(LC_ALL=C wc "$text") <(build/hetpipe count --device gpu "$text") && echo "count: gpu == wc"
+}
+
+sec_csv() {
+  step "csv benchmark"
+  timeout $(tmo 240) env REPS=${CSV_REPS:-2} bench/csv.sh /dev/shm/hetpipe-bench "${CSV_COPIES:-16}" >"$out/bench-csv.md" 2>&1
+  echo "csv bench rc=$?"; cat "$out/bench-csv.md"
+  local big=/dev/shm/hetpipe-bench/records-${CSV_COPIES:-16}.csv
+  for m in gpu auto; do
+    timeout 60 build/hetpipe stats --device $m -v --no-progress "$big" 2>&1 | grep -v "lane cpu" | tee -a "$out/csv-v.txt"
+  done
+  cmp <(build/hetpipe stats --json --device cpu "$big") <(build/hetpipe stats --json --device gpu "$big") && echo "csv: gpu == cpu"
 }
 
 sec_encrypt() {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <optional>
@@ -481,6 +482,12 @@ std::vector<stats_result> csv_stats(const std::vector<std::string>& files, const
     r.type = dtype::f64;
     r.gpu_chunks = counts.parsed[i].load();
     r.gpu_chunks_on_host = counts.on_host[i].load();
+    if (opt.verbose > 0 && r.gpu_chunks > 0)
+      std::fprintf(stderr,
+                   "hetpipe: %s: GPU lanes took %llu chunks and handed %llu back to the host (a "
+                   "bad record, or a number the device does not round alone)\n",
+                   files[i].c_str(), static_cast<unsigned long long>(r.gpu_chunks),
+                   static_cast<unsigned long long>(r.gpu_chunks_on_host));
     // Each record gives every column a value or a NaN (a text field counts as one).
     const std::uint64_t rows =
         total.columns.empty() ? 0 : total.columns[0].count + total.columns[0].nan_count;

@@ -2,12 +2,16 @@
 // (1..4) and which are kept; the rest is the records. Checks: accumulate returns or names a bad
 // record inside the piece, strict or not (text columns marked); cut at any line break, the two
 // pieces give the whole's exact sums whenever both parse; csv::number reads what strtod reads.
+// And the GPU's per-record code (cuda/csv_device.cuh, compiled for the host): a piece whose every
+// record it takes gives the lax pass's sums and text flags, one with a bad record is never taken
+// whole, and its decimal reader gives csv::number's bits or says it cannot.
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "cuda/csv_device.cuh"
 #include "fuzz_common.hpp"
 #include "host/csv.hpp"
 
@@ -83,10 +87,63 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   }
 
+  // The device's records: all taken, or the piece goes to the host.
+  {
+    static const auto table = hetpipe::cuda::decimal::make_pow10_table();
+    namespace cd = hetpipe::cuda::csv_detail;
+    std::vector<std::int32_t> first(lax.fields, -1), next(l.pick.size(), -1);
+    for (std::size_t c = l.pick.size(); c-- > 0;) {
+      next[c] = first[l.pick[c]];
+      first[l.pick[c]] = static_cast<std::int32_t>(c);
+    }
+    cd::record_layout dl;
+    dl.delim = lax.delim;
+    dl.fields = static_cast<std::uint32_t>(lax.fields);
+    dl.cols = static_cast<std::uint32_t>(l.pick.size());
+    dl.strict = false;
+    dl.first_col = first.data();
+    dl.next_col = next.data();
+    dl.table = table.data();
+    std::vector<double> values;
+    std::vector<std::uint64_t> flags(l.pick.size());
+    std::vector<double> row(l.pick.size());
+    bool taken = true;
+    for (std::size_t i = 0; i < n && taken; ++i) {
+      if (!cd::starts_record(text, n, i)) continue;
+      const std::size_t end = cd::record_end(text, n, i);
+      taken = cd::parse_record(text + i, end - i, dl, row.data(), flags.data()) == cd::record_ok;
+      values.insert(values.end(), row.begin(), row.end());
+    }
+    if (lax_bad) require(!taken, "a piece with a bad record is never taken whole");
+    if (taken && !l.pick.empty()) {
+      std::vector<hetpipe::host::column_acc> dev(l.pick.size());
+      hetpipe::host::accumulate(hetpipe::dtype::f64,
+                                reinterpret_cast<const std::byte*>(values.data()),
+                                values.size() / l.pick.size(), l.pick.size(), dev.data());
+      for (std::size_t c = 0; c < l.pick.size(); ++c)
+        require((flags[c] != 0) == (is_text[c] != 0) &&
+                    same(hetpipe::host::finalize(hetpipe::dtype::f64, dev[c]),
+                         hetpipe::host::finalize(hetpipe::dtype::f64, loose[c])),
+                "the device's records give the host's sums and text flags");
+    }
+  }
+
   // csv::number against strtod on the first line.
   const void* nl = std::memchr(text, '\n', n);
   const std::string line(text, nl ? static_cast<const char*>(nl) - text : n);
   double v = 0;
+  {
+    static const auto table = hetpipe::cuda::decimal::make_pow10_table();
+    namespace dec = hetpipe::cuda::decimal;
+    double d = 0;
+    const dec::status st = dec::parse(line.data(), line.size(), table.data(), d);
+    const bool host_number = csv::number(line, v);
+    require((st != dec::status::not_number) == host_number,
+            "the device's decimal reader and csv::number agree on what is a number");
+    if (st == dec::status::number)
+      require(std::isnan(v) ? std::isnan(d) : std::memcmp(&v, &d, sizeof v) == 0,
+              "the device's decimal reader gives csv::number's bits");
+  }
   if (line.find('\0') == std::string::npos && csv::number(line, v) &&
       line.find_first_not_of(" \t\r") != std::string::npos) {
     std::size_t a = line.find_first_not_of(" \t\r"), b = line.find_last_not_of(" \t\r") + 1;
