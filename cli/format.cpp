@@ -105,7 +105,8 @@ std::string shape_text(const std::vector<std::uint64_t>& shape) {
 
 }  // namespace
 
-std::string stats_json_text(const std::vector<stats_result>& results) {
+std::string stats_json_text(const std::vector<stats_result>& results,
+                            const std::vector<std::string>& errors) {
   // json_text(j) of the document nlohmann-json would hold (keys sorted, two spaces an indent),
   // written directly: for a million columns that document took 2 GB and 18 s.
   std::string out = results.empty() ? "[]" : "[\n";
@@ -125,8 +126,17 @@ std::string stats_json_text(const std::vector<stats_result>& results) {
         },
         v);
   };
+  const auto text = [](const std::string& s) {
+    return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
   for (std::size_t i = 0; i < results.size(); ++i) {
     const auto& r = results[i];
+    if (i < errors.size() && !errors[i].empty()) {
+      out +=
+          "  {\n    \"error\": " + text(errors[i]) + ",\n    \"file\": " + text(r.file) + "\n  }";
+      out += i + 1 < results.size() ? ",\n" : "\n]";
+      continue;
+    }
     out += "  {\n    \"columns\": [";
     out.reserve(out.size() + r.columns.size() * 330);
     for (std::size_t k = 0; k < r.columns.size(); ++k) {

@@ -24,7 +24,9 @@ nlohmann::json json_double(double v);
 std::string json_text(const nlohmann::json& j, int indent = 2);
 
 // The --json text of stats results: json_text of their document, written without building it.
-std::string stats_json_text(const std::vector<stats_result>& results);
+// Where errors[i] is not empty, entry i is {"error": errors[i], "file": results[i].file}.
+std::string stats_json_text(const std::vector<stats_result>& results,
+                            const std::vector<std::string>& errors = {});
 std::string to_table(const std::vector<stats_result>& results);
 nlohmann::json to_json(const system_info& s);
 // [{"file", "algorithm", "digest" (hex), "bytes"}]

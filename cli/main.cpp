@@ -23,6 +23,7 @@
 #include "count_cmd.hpp"
 #include "format.hpp"
 #include "gen.hpp"
+#include "stats_cmd.hpp"
 
 namespace {
 
@@ -521,11 +522,8 @@ int main(int argc, char** argv) {
           at = comma + 1;
         }
       }
-      const auto results = hetpipe::stats(stats_files, t, stats_csv, stats_opt.to_options());
-      if (stats_opt.json)
-        std::cout << hetpipe::cli::stats_json_text(results) << "\n";
-      else
-        std::cout << hetpipe::cli::to_table(results);
+      rc = hetpipe::cli::print_stats(stats_files, t, stats_csv, stats_opt.to_options(),
+                                     stats_opt.json, std::cout);
     } else if (*sum) {
       hetpipe::checksum_spec spec;
       spec.algo = *hetpipe::parse_checksum_algo(sum_algo);

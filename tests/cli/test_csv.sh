@@ -99,6 +99,30 @@ expect_error "a quoted line break" 1 "multi.csv: line 2: a quoted field is not c
 expect_error "an unknown column" 2 "no column 'zz'" -- stats --columns zz "$d/data.csv"
 expect_error "a long delimiter" 2 "--delimiter takes one character" -- stats --delimiter ab "$d/data.csv"
 expect_error "a quote as the delimiter" 2 "cannot be a quote" -- stats --delimiter '"' "$d/data.csv"
+# Several files, some bad: each bad one is a line on stderr in its place, the others' statistics
+# are printed, the status is 1; --json puts {"error", "file"} in its place.
+"$HETPIPE" stats "$d/data.csv" >"$tmp/one.txt"
+"$HETPIPE" stats "$d/data.csv" "$d/short.csv" "$d/none.csv" "$d/data.csv" >"$tmp/several.txt" 2>"$tmp/err"
+rc=$?
+if [[ $rc -eq 1 ]] && cmp -s <(cat "$tmp/one.txt" "$tmp/one.txt") "$tmp/several.txt" &&
+  [[ $(sed -n 1p "$tmp/err") == "hetpipe: $d/short.csv: line 3: has 1 field where the first record has 2" ]] &&
+  [[ $(sed -n 2p "$tmp/err") == "hetpipe: $d/none.csv: no such file or directory" ]] && [[ $(wc -l <"$tmp/err") -eq 2 ]]; then
+  ok
+else
+  bad "stats of good and bad files: exit $rc, stderr $(cat "$tmp/err")"
+fi
+"$HETPIPE" stats --json "$d/short.csv" "$d/data.csv" >"$tmp/several.json" 2>"$tmp/err"
+rc=$?
+python3 - "$tmp/several.json" "$d" <<'PY' && [[ $rc -eq 1 && ! -s $tmp/err ]] && ok || bad "stats --json of a bad and a good file: exit $rc, $(head -c 300 "$tmp/several.json")"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+d = sys.argv[2]
+assert doc[0] == {"error": "line 3: has 1 field where the first record has 2", "file": d + "/short.csv"}, doc[0]
+assert doc[1]["file"] == d + "/data.csv" and len(doc[1]["columns"]) == 4
+PY
+# Standard input cannot be read twice: a bad file among streams fails the whole call.
+expect_error "a bad file beside standard input" 1 "short.csv: line 3" -- stats --csv - "$d/short.csv"
+
 # --device gpu: the CPU's numbers where a GPU is usable, else the one-line reason and exit 1.
 "$HETPIPE" stats --json "$d/data.csv" >"$tmp/ref"
 if "$HETPIPE" stats --json --device gpu --chunk-size 4K "$d/data.csv" >"$tmp/got" 2>"$tmp/err"; then

@@ -1,0 +1,67 @@
+#include "stats_cmd.hpp"
+
+#include <sys/stat.h>
+
+#include <ostream>
+
+#include <hetpipe/error.hpp>
+
+#include "format.hpp"
+
+namespace hetpipe::cli {
+
+int print_stats(const std::vector<std::string>& files, std::optional<dtype> raw_type,
+                const csv_spec& csv, const options& opt, bool json, std::ostream& out) {
+  // A job may run again without a file that failed only when every input can be read again.
+  bool again = true;
+  for (const std::string& f : files) {
+    struct stat st {};
+    if (f == "-" || (::stat(f.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)))
+      again = false;
+  }
+  std::vector<stats_result> results(files.size());
+  std::vector<std::string> errors(files.size());
+  while (true) {
+    std::vector<std::string> left;
+    std::vector<std::size_t> where;  // results index of each of `left`
+    for (std::size_t i = 0; i < files.size(); ++i)
+      if (errors[i].empty()) left.push_back(files[i]), where.push_back(i);
+    if (left.empty()) break;
+    try {
+      auto got = stats(left, raw_type, csv, opt);
+      for (std::size_t k = 0; k < got.size(); ++k) results[where[k]] = std::move(got[k]);
+      break;
+    } catch (const error& e) {
+      // Only a file's own fault (it cannot be read, or its content is bad) is reported in its
+      // place; usage errors, a failed GPU and a cancelled job end the command.
+      if (!again || !(dynamic_cast<const io_error*>(&e) || dynamic_cast<const input_error*>(&e)))
+        throw;
+      bool found = false;
+      for (std::size_t i = 0; i < files.size(); ++i)
+        if (errors[i].empty() && files[i] == e.file()) errors[i] = e.reason(), found = true;
+      if (!found) throw;
+    }
+  }
+  int rc = 0;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    results[i].file = files[i];
+    rc = errors[i].empty() ? rc : 1;
+  }
+  if (json) {
+    out << stats_json_text(results, errors) << "\n";
+    return rc;
+  }
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (!errors[i].empty()) {
+      out.flush();  // the tables before it first, in order on a terminal
+      print_error(files[i], errors[i]);
+      continue;
+    }
+    std::vector<stats_result> one;
+    one.push_back(std::move(results[i]));
+    out << to_table(one);
+  }
+  return rc;
+}
+
+}  // namespace hetpipe::cli
