@@ -2,9 +2,11 @@
 // parse kernel (csv_kernels.cu) runs it a thread per record, and g++ (where HETPIPE_HD is plain
 // `inline`) runs it in the host tests against host::csv::split and host::csv::accumulate.
 //
-// It gives the host's values and text flags for every record it accepts, and hands the rest to
-// the host: a record that is not well formed, has another number of fields, holds a kept field
-// that is not a number in a strict layout, or a number decimal::parse cannot decide. The caller
+// A record here is one line. It gives the host's values and text flags for every record it
+// accepts, and hands the rest to the host: a record that is not well formed (a quoted field that
+// holds a line break included: its line has an odd number of quotes), has another number of
+// fields, holds a kept field that is not a number in a strict layout, or a number decimal::parse
+// cannot decide. The caller
 // then parses the whole chunk with host::csv::accumulate, which finds the same error (or the
 // value) the CPU lanes would.
 #pragma once
@@ -80,7 +82,7 @@ HETPIPE_HD std::uint32_t parse_record(const char* line, std::size_t n, const rec
       bool pair = false;
       while (true) {
         while (j < n && line[j] != '"') ++j;
-        if (j == n) return record_host;  // not closed on its line
+        if (j == n) return record_host;  // not closed on its line (a quoted line break?)
         if (j + 1 < n && line[j + 1] == '"') {
           pair = true;
           j += 2;

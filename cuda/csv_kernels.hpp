@@ -7,10 +7,10 @@
 //   2. a thread per record splits it and parses its kept fields (csv_device.cuh, decimal.cuh)
 //      into row r of d_values (rows x cols, row-major), and sets the text flag of a kept column
 //      that met a field that is not a number.
-// A record the device cannot take exactly (malformed, a field count other than the layout's, a
-// text field in a strict layout, a number too close to a rounding tie, out of the normal range or
-// too long to decide, more records than d_values holds) sets the status word: the caller then
-// parses the whole chunk on the host and ignores the device's values for it.
+// A record the device cannot take exactly (malformed or holding a quoted line break, a field count
+// other than the layout's, a text field in a strict layout, a number too close to a rounding tie,
+// out of the normal range or too long to decide, more records than d_values holds) sets the status
+// word: the caller then parses the whole chunk on the host and ignores the device's values for it.
 //
 //   // d_pow10: decimal::make_pow10_table(), d_columns: csv_columns(fields, pick), both copied
 //   hc::csv_parse({d_text, size, ',', fields, cols, strict, d_pow10, d_columns, d_scratch,

@@ -8,6 +8,23 @@
 
 namespace hetpipe::host::csv {
 
+const char* const unclosed_quote = "a quoted field is not closed";
+
+std::size_t record_end(const char* data, std::size_t size, std::size_t at, std::size_t line_end,
+                       bool* open) {
+  std::size_t quotes = static_cast<std::size_t>(std::count(data + at, data + line_end, '"'));
+  std::size_t end = line_end;
+  while (quotes % 2 != 0 && end < size) {
+    const void* nl = std::memchr(data + end + 1, '\n', size - end - 1);
+    const std::size_t next =
+        nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - data) : size;
+    quotes += static_cast<std::size_t>(std::count(data + end + 1, data + next, '"'));
+    end = next;
+  }
+  *open = quotes % 2 != 0;
+  return end;
+}
+
 const char* split(std::string_view line, char delim, std::vector<field>& out) {
   out.clear();
   std::size_t i = 0;
@@ -20,8 +37,7 @@ const char* split(std::string_view line, char delim, std::vector<field>& out) {
       const std::size_t start = ++j;
       while (true) {
         const void* q = std::memchr(line.data() + j, '"', n - j);
-        if (!q)
-          return "a quoted field is not closed on its line (line breaks in fields are not read)";
+        if (!q) return unclosed_quote;
         j = static_cast<std::size_t>(static_cast<const char*>(q) - line.data());
         if (j + 1 < n && line[j + 1] == '"') {
           j += 2;
@@ -118,7 +134,8 @@ constexpr std::size_t block_rows = 2048;
 }  // namespace
 
 std::optional<bad_record> accumulate(const char* data, std::size_t size, const layout& l,
-                                     column_acc* acc, std::uint8_t* text) {
+                                     column_acc* acc, std::uint8_t* text, std::size_t* open_at) {
+  if (open_at) *open_at = size;
   const std::size_t cols = l.pick.size();
   std::vector<double> values;
   values.reserve(block_rows * cols);
@@ -135,15 +152,29 @@ std::optional<bad_record> accumulate(const char* data, std::size_t size, const l
   std::size_t at = 0;
   while (at < size) {
     const void* nl = std::memchr(data + at, '\n', size - at);
-    const std::size_t end =
-        nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - data) : size;
+    std::size_t end = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - data) : size;
     std::size_t stop = end;
     if (stop > at && data[stop - 1] == '\r') --stop;
     const std::size_t line_at = at;
     at = end + 1;
     if (stop == line_at) continue;  // an empty line
-    const std::string_view line(data + line_at, stop - line_at);
-    if (const char* why = split(line, l.delim, fields)) {
+    std::string_view line(data + line_at, stop - line_at);
+    const char* why = split(line, l.delim, fields);
+    if (why == unclosed_quote) {  // a quoted field holds a line break: the record goes on
+      bool open = false;
+      end = record_end(data, size, line_at, end, &open);
+      if (open && open_at) {
+        flush();
+        *open_at = line_at;
+        return std::nullopt;
+      }
+      stop = end;
+      if (stop > line_at && data[stop - 1] == '\r') --stop;
+      at = end + 1;
+      line = std::string_view(data + line_at, stop - line_at);
+      why = split(line, l.delim, fields);
+    }
+    if (why) {
       flush();
       return bad_record{line_at, 0, false, why};
     }
@@ -180,10 +211,13 @@ std::uint64_t count_records(const char* data, std::size_t size) {
   std::size_t at = 0;
   while (at < size) {
     const void* nl = std::memchr(data + at, '\n', size - at);
-    const std::size_t end =
-        nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - data) : size;
+    std::size_t end = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - data) : size;
     const std::size_t len = end - at - (end > at && data[end - 1] == '\r' ? 1 : 0);
-    records += len > 0;
+    if (len > 0) {
+      bool open = false;
+      end = record_end(data, size, at, end, &open);
+      ++records;
+    }
     at = end + 1;
   }
   return records;

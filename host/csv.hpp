@@ -9,8 +9,10 @@
 //   auto bad = csv::accumulate(text.data(), text.size(), l, acc.data());
 //   // no bad record; column 0: 1 and 3; column 1: 2.5 and one missing value (a NaN)
 //
-// A record is one line: a quoted field may hold the delimiter and doubled quotes (""), not a line
-// break, so that every line parses alone and a file may be cut into chunks at any line.
+// A record is a line, or several where a quoted field holds line breaks (RFC 4180): it ends at the
+// first line break with an even number of quotes before it in the record. A piece cut at a line
+// break inside a quoted field ends in an open record (accumulate's open_at), whose text the caller
+// joins to what follows.
 #pragma once
 
 #include <cstddef>
@@ -29,11 +31,19 @@ struct field {
   bool quoted = false;
 };
 
-// Splits `line` (no '\n'; a last '\r' is part of the last field unless the caller strips it) into
-// fields at `delim`, appending them to `out` (cleared first). Returns nullptr, or why the line is
-// not a CSV record: a quote that is not closed on the line, text after a closing quote, or a
-// quote inside an unquoted field.
+// Splits record `line` (a last '\r' is part of the last field unless the caller strips it; a quoted
+// field may hold line breaks) into fields at `delim`, appending them to `out` (cleared first).
+// Returns nullptr, or why the text is not a CSV record: unclosed_quote (a quoted field not closed
+// by its end), text after a closing quote, or a quote inside an unquoted field.
 const char* split(std::string_view line, char delim, std::vector<field>& out);
+extern const char* const unclosed_quote;
+
+// Where the record starting at data[at] ends: its terminating '\n' (the first line break with an
+// even number of quotes before it in the record), or `size` when none does (an open record when
+// the quotes are still odd there: *open set). `line_end` is the first '\n' at or after `at`, or
+// size.
+std::size_t record_end(const char* data, std::size_t size, std::size_t at, std::size_t line_end,
+                       bool* open);
 
 // A field's text with its "" pairs made one quote (for header names).
 std::string unquote(const field& f);
@@ -60,16 +70,20 @@ struct bad_record {
   std::string reason;
 };
 
-// Adds the picked values of every record in data[0..size) to acc[0..pick.size()): whole lines,
+// Adds the picked values of every record in data[0..size) to acc[0..pick.size()): whole records,
 // the last one with or without its '\n', a '\r' before a '\n' dropped, empty lines skipped. Stops
 // at the first record that is not well formed, has another number of fields, or (strict layout)
 // holds a picked field that is not a number, and returns it (the records before it are added).
 // Not strict, such a field sets text[c] = 1 for its column c (text: pick.size() flags) and
-// counts as a NaN there.
+// counts as a NaN there. A last record still inside a quoted field at the end of the data is an
+// unclosed_quote error, or with `open_at` not null its offset goes there (else `size`) and it is
+// left out.
 std::optional<bad_record> accumulate(const char* data, std::size_t size, const layout& l,
-                                     column_acc* acc, std::uint8_t* text = nullptr);
+                                     column_acc* acc, std::uint8_t* text = nullptr,
+                                     std::size_t* open_at = nullptr);
 
-// Records (non-empty lines) in data[0..size), as accumulate() counts them.
+// Records (non-empty lines, or lines joined by a quoted line break) in data[0..size), as
+// accumulate() counts them.
 std::uint64_t count_records(const char* data, std::size_t size);
 
 }  // namespace hetpipe::host::csv

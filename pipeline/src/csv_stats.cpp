@@ -1,7 +1,8 @@
-// Exact column statistics of CSV inputs: each file's first line read here (its header, or its first
-// record), then a job in lines framing whose CPU lanes parse each chunk's records into exact
-// accumulators (host/csv.hpp). Every line parses alone, so any cut into chunks, any thread count,
-// gives the same sums; a bad record names its line.
+// Exact column statistics of CSV inputs: each file's first record read here (its header, or its
+// first record), then a job in lines framing whose CPU and GPU lanes parse each chunk's records
+// into exact accumulators (host/csv.hpp, cuda/csv_kernels.hpp). A chunk whose start lies inside a
+// quoted field is parsed again at its merge (csv_partial), so any cut into chunks, any thread
+// count, any device gives the same sums; a bad record names its line, the first in the file.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -70,15 +71,67 @@ std::string describe(const csv_plan& p, const csv::bad_record& bad) {
   return "column " + (name == number ? number : number + " (\"" + name + "\")") + ": " + bad.reason;
 }
 
-// One chunk's records on the host (a CPU lane's chunk, or one a GPU lane handed back).
-std::unique_ptr<partial> parse_chunk(const csv_plan& p, const chunk_info& info, const char* data,
-                                     std::size_t size) {
-  auto out = std::make_unique<stats_partial>();
+// A chunk's result, or an input's running total. A lane parses its chunk as if it began outside any
+// quoted field; whether it did is known only when the chunks before it have been merged, in order:
+// when the one before ended inside a quoted field (an open record), the chunk is parsed again at
+// its merge, joined to that record's text. So a bad record is kept here, not thrown, until the
+// merge knows the chunk's parse was the right one: the error is then also the first in the file.
+struct csv_partial final : stats_partial {
+  std::size_t input = 0;
+  std::uint64_t offset = 0;  // the chunk's, in the input's data region
+  std::size_t size = 0;
+  std::optional<csv::bad_record> bad;  // `at` in the data region
+  std::string bad_text;                // describe(bad)
+  // The text of a last record still inside a quoted field, from `open_at` on (empty: none).
+  std::string open;
+  std::uint64_t open_at = 0;
+  std::string copy;  // a stream's chunk: its bytes, which cannot be read again
+};
+
+// The records of data[0..size), at `offset` in input `input`'s data region, as csv_partial says.
+std::unique_ptr<csv_partial> parse_text(const csv_plan& p, std::size_t input, std::uint64_t offset,
+                                        const char* data, std::size_t size) {
+  auto out = std::make_unique<csv_partial>();
+  out->input = input;
   out->columns.resize(p.layout.pick.size());
   out->text.resize(p.layout.pick.size());
-  if (auto bad = csv::accumulate(data, size, p.layout, out->columns.data(), out->text.data()))
-    throw csv_record_error(p.file, info.input, info.offset + bad->at, describe(p, *bad));
+  out->offset = offset;
+  out->size = size;
+  std::size_t open_at = size;
+  if (auto bad =
+          csv::accumulate(data, size, p.layout, out->columns.data(), out->text.data(), &open_at)) {
+    out->bad_text = describe(p, *bad);
+    bad->at += offset;
+    out->bad = std::move(bad);
+  } else if (open_at < size) {
+    if (size - open_at > max_line)
+      throw csv_record_error(p.file, input, offset + open_at,
+                             "a record longer than " + std::to_string(max_line) +
+                                 " bytes (a quoted field not closed?)");
+    out->open.assign(data + open_at, size - open_at);
+    out->open_at = offset + open_at;
+  }
+  if (!p.regular) out->copy.assign(data, size);
   return out;
+}
+
+// Bytes [offset, offset + size) of a regular file's data region, read again.
+void read_again(const csv_plan& p, std::uint64_t offset, char* to, std::size_t size) {
+  const int fd = ::open(p.file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw io_error(p.file, errno_reason(errno), -errno);
+  std::size_t done = 0;
+  while (done < size) {
+    const ssize_t got =
+        ::pread(fd, to + done, size - done, static_cast<off_t>(p.data_offset + offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      const int err = got < 0 ? errno : 0;
+      ::close(fd);
+      throw io_error(p.file, err ? errno_reason(err) : "file shrank while reading", -err);
+    }
+    done += static_cast<std::size_t>(got);
+  }
+  ::close(fd);
 }
 
 // Per input: chunks GPU lanes took, and those they handed back to the host.
@@ -92,16 +145,48 @@ class csv_op final : public reduce_op {
   csv_op(const std::vector<csv_plan>& plans, gpu_counts& counts) : plans_(plans), counts_(counts) {}
   framing frame(std::size_t) const override { return framing::lines(max_line); }
   std::unique_ptr<partial> identity(std::size_t i) const override {
-    auto p = stats_identity(plans_[i].layout.pick.size());
-    static_cast<stats_partial&>(*p).text.resize(plans_[i].layout.pick.size());
+    auto p = std::make_unique<csv_partial>();
+    p->columns.resize(plans_[i].layout.pick.size());
+    p->text.resize(plans_[i].layout.pick.size());
+    p->fresh = true;
+    p->input = i;
     return p;
   }
   std::unique_ptr<partial> host(const chunk_info& info,
                                 std::span<const std::byte> data) const override {
-    return parse_chunk(plans_[info.input], info, reinterpret_cast<const char*>(data.data()),
-                       data.size());
+    return parse_text(plans_[info.input], info.input, info.offset,
+                      reinterpret_cast<const char*>(data.data()), data.size());
   }
-  void merge(partial& total, partial& next) const override { merge_stats(total, next); }
+  void merge(partial& total, partial& next) const override {
+    auto& t = static_cast<csv_partial&>(total);
+    auto& n = static_cast<csv_partial&>(next);
+    if (!t.open.empty()) {
+      // The chunk began inside the quoted field of the record `t` left open: its own parse
+      // assumed otherwise. The record's text and the chunk's bytes, parsed again.
+      const csv_plan& p = plans_[t.input];
+      std::string joined = std::move(t.open);
+      t.open.clear();
+      if (!p.regular) {
+        joined += n.copy;
+      } else {
+        const std::size_t start = joined.size();
+        joined.resize(start + n.size);
+        read_again(p, n.offset, joined.data() + start, n.size);
+      }
+      auto again = parse_text(p, t.input, t.open_at, joined.data(), joined.size());
+      again->copy.clear();
+      n.columns.swap(again->columns);
+      n.text.swap(again->text);
+      n.bad = std::move(again->bad);
+      n.bad_text = std::move(again->bad_text);
+      n.open = std::move(again->open);
+      n.open_at = again->open_at;
+    }
+    if (n.bad) throw csv_record_error(plans_[t.input].file, t.input, n.bad->at, n.bad_text);
+    merge_stats(t, n);
+    t.open = std::move(n.open);
+    t.open_at = n.open_at;
+  }
   std::unique_ptr<device_reducer> make_device_reducer(int device, std::size_t max_chunk,
                                                       unsigned buffers) const override;
 
@@ -197,17 +282,26 @@ class csv_device final : public device_reducer {
     const csv_plan& p = plans_[info.input];
     const auto* words = static_cast<const std::uint64_t*>(s.h_words.get());
     ++counts_.parsed[info.input];
-    if (s.host_only || words[cuda::csv_status] != 0) {
-      ++counts_.on_host[info.input];
-      // The chunk is still in the lane's device buffer: the engine overwrites it only after this
-      // collect.
-      std::vector<char> text(info.size);
+    const bool back = s.host_only || words[cuda::csv_status] != 0;
+    // The chunk's bytes, for the host to parse, or (a stream's) to keep for a parse again at the
+    // merge. The chunk is still in the lane's device buffer: the engine overwrites it only after
+    // this collect.
+    std::string text;
+    if (back || !p.regular) {
+      text.resize(info.size);
       cuda::copy_d2h_async(text.data(), s.d_data, info.size, side_.handle());
       side_.synchronize();
-      return parse_chunk(p, info, text.data(), text.size());
+    }
+    if (back) {
+      ++counts_.on_host[info.input];
+      return parse_text(p, info.input, info.offset, text.data(), text.size());
     }
     const std::size_t cols = p.layout.pick.size();
-    auto out = std::make_unique<stats_partial>();
+    auto out = std::make_unique<csv_partial>();
+    out->input = info.input;
+    out->offset = info.offset;
+    out->size = info.size;
+    out->copy = std::move(text);
     out->columns.resize(cols);
     out->text.resize(cols);
     cuda::stats_fold(f64, s.h_result.get(), cols, out->columns.data());
@@ -356,11 +450,16 @@ csv_plan plan_file(const std::string& file, const csv_spec& spec, input& in) {
       std::size_t nl;
       while ((nl = buf.find('\n', k)) != std::string_view::npos) {
         if (!blank(buf.substr(k, nl - k))) {
-          first.assign(buf.substr(k, nl - k));
-          first_at = at + k;
-          p.data_offset = at + nl + 1;
-          found = true;
-          break;
+          // The record may go on past its line, in a quoted field.
+          bool open = false;
+          const std::size_t end = csv::record_end(buf.data(), n, k, nl, &open);
+          if (end < n) {
+            first.assign(buf.substr(k, end - k));
+            first_at = at + k;
+            p.data_offset = at + end + 1;
+            found = true;
+          }
+          break;  // else it runs to the end of what was read: as a last line without its '\n'
         }
         k = nl + 1;
         ++first_line;
@@ -383,6 +482,17 @@ csv_plan plan_file(const std::string& file, const csv_spec& spec, input& in) {
     if (l && l->substr(0, 3) == bom) l->erase(0, 3);
     while (l && blank(*l)) l = read_line(p.fd, file, ++first_line);
     first = l.value_or("");
+    // A quoted field holding line breaks: the record's next lines.
+    std::uint64_t more = first_line;
+    while (std::count(first.begin(), first.end(), '"') % 2 != 0) {
+      const std::optional<std::string> next = read_line(p.fd, file, ++more);
+      if (!next) break;  // the end inside the field: split() says so
+      if (first.size() + next->size() >= max_line)
+        throw input_error(file, "line " + std::to_string(first_line) + ": a record longer than " +
+                                    std::to_string(max_line) +
+                                    " bytes (a quoted field not closed?)");
+      first += '\n' + *next;
+    }
   }
   std::string_view line(first);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
@@ -464,6 +574,10 @@ std::vector<stats_result> csv_stats(const std::vector<std::string>& files, const
   csv_op op(plans, counts);
   try {
     totals = run(op, inputs, opt, report);
+    // An input that ends inside a quoted field.
+    for (std::size_t i = 0; i < files.size(); ++i)
+      if (const auto& t = static_cast<const csv_partial&>(*totals[i]); !t.open.empty())
+        throw csv_record_error(files[i], i, t.open_at, csv::unclosed_quote);
   } catch (const csv_record_error& e) {
     const csv_plan& p = plans[e.input];
     const std::uint64_t at = p.data_offset + e.offset;

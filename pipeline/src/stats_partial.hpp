@@ -14,7 +14,7 @@
 
 namespace hetpipe::detail {
 
-struct stats_partial final : partial {
+struct stats_partial : partial {
   std::vector<host::column_acc> columns;
   std::vector<std::uint8_t> text;  // CSV: a column met a field that is not a number (else empty)
   bool fresh = false;              // the identity, nothing merged into it yet

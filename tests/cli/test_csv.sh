@@ -94,11 +94,45 @@ printf 'a,b\n1,2\n3,x\n' >"$d/text.csv"
 expect_error "a field that is not a number" 1 'text.csv: line 3: column 2 ("b"): '"'x'"' is not a number' -- stats --columns a,b "$d/text.csv"
 printf 'a,b\n1,2\n3\n' >"$d/short.csv"
 expect_error "a record with fewer fields" 1 "short.csv: line 3: has 1 field where the first record has 2" -- stats "$d/short.csv"
-printf 'a,b\n"1,2\n3,4"\n' >"$d/multi.csv"
-expect_error "a quoted line break" 1 "multi.csv: line 2: a quoted field is not closed on its line" -- stats "$d/multi.csv"
+printf 'a,b\n1,2\n3,"4\n' >"$d/open.csv"
+expect_error "a quoted field the file ends in" 1 "open.csv: line 3: a quoted field is not closed" -- stats "$d/open.csv"
+printf 'a,b\n1,2\n3,"4\n5,6\n7"x,8\n' >"$d/multi_bad.csv"
+expect_error "text after a quoted line break's closing quote" 1 "multi_bad.csv: line 3: text after a closing quote" -- stats "$d/multi_bad.csv"
 expect_error "an unknown column" 2 "no column 'zz'" -- stats --columns zz "$d/data.csv"
 expect_error "a long delimiter" 2 "--delimiter takes one character" -- stats --delimiter ab "$d/data.csv"
 expect_error "a quote as the delimiter" 2 "cannot be a quote" -- stats --delimiter '"' "$d/data.csv"
+# Quoted fields holding line breaks (RFC 4180), as Python's csv module reads them: a record goes on
+# over lines, wherever the chunks are cut, in files and on standard input.
+python3 - "$d" <<'PY'
+import csv, io, os, random, sys
+import numpy as np
+r = random.Random(4)
+d = sys.argv[1]
+buf = io.StringIO()
+w = csv.writer(buf, lineterminator="\n")
+w.writerow(["x", "note", "y"])
+for i in range(6000):
+    note = r.choice(["", "plain", "two\nlines", "a, \"quoted\"\n\nword", "x" * r.randint(0, 300) + "\n" * r.randint(0, 3)])
+    w.writerow([f"{r.uniform(-50, 50):.{r.randint(0, 6)}f}", note, str(r.randint(-9, 9))])
+text = buf.getvalue()
+open(os.path.join(d, "notes.csv"), "w").write(text)
+rows = list(csv.reader(io.StringIO(text)))[1:]
+np.save(os.path.join(d, "notes.npy"), np.array([[float(a), float(c)] for a, _, c in rows]))
+PY
+"$HETPIPE" stats --json "$d/notes.npy" >"$tmp/notes.json" && strip "$tmp/notes.json" >"$tmp/want_notes" || bad "stats of notes.npy failed"
+for c in 4K 64K 1M; do
+  for t in 1 2; do
+    "$HETPIPE" stats --json --columns x,y --chunk-size "$c" --cpu-threads "$t" "$d/notes.csv" >"$tmp/n.json" 2>"$tmp/err" &&
+      strip "$tmp/n.json" | cmp -s "$tmp/want_notes" - && ok ||
+      bad "quoted line breaks (chunk $c, $t threads) differ from Python's csv: $(cat "$tmp/err")"
+  done
+done
+"$HETPIPE" stats --json --csv --columns x,y --chunk-size 4K - <"$d/notes.csv" >"$tmp/n.json" 2>"$tmp/err" &&
+  strip "$tmp/n.json" | cmp -s "$tmp/want_notes" - && ok || bad "quoted line breaks on standard input: $(cat "$tmp/err")"
+"$HETPIPE" stats --json --chunk-size 4K "$d/notes.csv" >"$tmp/n.json" &&
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))[0]; sys.exit(not (r["skipped_columns"] == ["note"] and r["shape"] == [6000, 2]))' "$tmp/n.json" && ok ||
+  bad "the notes column is left out: $(head -c 300 "$tmp/n.json")"
+
 # Several files, some bad: each bad one is a line on stderr in its place, the others' statistics
 # are printed, the status is 1; --json puts {"error", "file"} in its place.
 "$HETPIPE" stats "$d/data.csv" >"$tmp/one.txt"

@@ -1,10 +1,11 @@
 // The CSV record parser (host/csv.hpp): the first byte picks the delimiter, the number of fields
 // (1..4) and which are kept; the rest is the records. Checks: accumulate returns or names a bad
-// record inside the piece, strict or not (text columns marked); cut at any line break, the two
-// pieces give the whole's exact sums whenever both parse; csv::number reads what strtod reads.
-// And the GPU's per-record code (cuda/csv_device.cuh, compiled for the host): a piece whose every
-// record it takes gives the lax pass's sums and text flags, one with a bad record is never taken
-// whole, and its decimal reader gives csv::number's bits or says it cannot.
+// record inside the piece, strict or not (text columns marked); cut after a record (quoted line
+// breaks included), the two pieces give the whole's exact sums whenever both parse; csv::number
+// reads what strtod reads. And the GPU's per-record code (cuda/csv_device.cuh, compiled for the
+// host): a piece whose every record it takes gives the lax pass's sums and text flags, one with a
+// bad record is never taken whole, and its decimal reader gives csv::number's bits or says it
+// cannot.
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -72,9 +73,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     require(c.count + c.nan_count == records, "every record gives one value a column");
   }
 
-  // The first line break cut: the pieces' sums add up to the whole's.
-  if (const void* nl = std::memchr(text, '\n', n); nl && !bad) {
-    const std::size_t cut = static_cast<std::size_t>(static_cast<const char*>(nl) - text) + 1;
+  // Cut after the first record (at the first line break with an even number of quotes before
+  // it): the pieces' sums add up to the whole's.
+  std::size_t cut = 0, quotes = 0;
+  for (std::size_t i = 0; i < n && !cut; ++i) {
+    quotes += text[i] == '"';
+    if (text[i] == '\n' && quotes % 2 == 0) cut = i + 1;
+  }
+  if (cut && !bad) {
     std::vector<hetpipe::host::column_acc> a(l.pick.size()), b(l.pick.size());
     require(!csv::accumulate(text, cut, l, a.data()) &&
                 !csv::accumulate(text + cut, n - cut, l, b.data()),

@@ -155,3 +155,43 @@ TEST_CASE("csv::accumulate adds each record's picked values and stops at a bad r
   REQUIRE(r);
   CHECK(r->reason.find("not closed") != std::string::npos);
 }
+
+TEST_CASE("csv records go on over lines inside quoted fields (RFC 4180)", "[csv]") {
+  const csv::layout l{',', 3, {0, 2}, false};
+  const std::string text = "1,\"a\nb\",2\r\n\n3,\"x\"\"\n\n\",4\n5,\"\",6";
+  std::vector<hetpipe::host::column_acc> acc(2);
+  std::vector<std::uint8_t> is_text(2);
+  REQUIRE_FALSE(csv::accumulate(text.data(), text.size(), l, acc.data(), is_text.data()));
+  const auto a = hetpipe::host::finalize(hetpipe::dtype::f64, acc[0]);
+  const auto b = hetpipe::host::finalize(hetpipe::dtype::f64, acc[1]);
+  CHECK(a.count == 3);
+  CHECK(a.sum == 9);
+  CHECK(b.sum == 12);
+  CHECK(is_text == std::vector<std::uint8_t>{0, 0});
+  CHECK(csv::count_records(text.data(), text.size()) == 3);
+  bool open = true;
+  CHECK(csv::record_end(text.data(), text.size(), 0, 4, &open) == 10);  // its "\n" after "\r"
+  CHECK_FALSE(open);
+
+  // Data that ends inside a quoted field: an error, or (open_at) a record left open.
+  const std::string cut = "1,2,3\n4,\"x\ny,5\n";
+  std::vector<hetpipe::host::column_acc> c(2);
+  auto bad = csv::accumulate(cut.data(), cut.size(), l, c.data());
+  REQUIRE(bad);
+  CHECK(bad->at == 6);
+  CHECK(std::string(bad->reason) == csv::unclosed_quote);
+  std::vector<hetpipe::host::column_acc> d(2);
+  std::size_t open_at = 0;
+  REQUIRE_FALSE(csv::accumulate(cut.data(), cut.size(), l, d.data(), nullptr, &open_at));
+  CHECK(open_at == 6);
+  CHECK(hetpipe::host::finalize(hetpipe::dtype::f64, d[0]).count == 1);  // the record before it
+  CHECK(csv::record_end(cut.data(), cut.size(), 6, 14, &open) == cut.size());
+  CHECK(open);
+  // Closed, but malformed after its closing quote: named at the record's start.
+  const std::string after = "1,\"a\nb\"c,2\n";
+  std::vector<hetpipe::host::column_acc> e(2);
+  bad = csv::accumulate(after.data(), after.size(), l, e.data());
+  REQUIRE(bad);
+  CHECK(bad->at == 0);
+  CHECK(bad->reason == "text after a closing quote");
+}

@@ -3,6 +3,7 @@
 // line of a bad record.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <random>
 #include <string>
@@ -295,4 +296,71 @@ TEST_CASE("CSV and binary inputs in one call keep their order", "[stats][csv]") 
   CHECK(r[1].names == std::vector<std::string>{"v"});
   CHECK(r[2].file == b);
   CHECK(rep.bytes == 2 * 24 + 4);  // both jobs' bytes (the CSV's after its header)
+}
+
+TEST_CASE("CSV quoted fields may hold line breaks, wherever the chunks are cut", "[stats][csv]") {
+  test::temp_dir dir;
+  std::mt19937_64 g(8);
+  // The same records twice: with notes that hold line breaks (quoted), and with the breaks made
+  // spaces. The numbers' statistics must not tell them apart.
+  std::string multi = "v,note,w\r\n", flat = "v,note,w\r\n";
+  const char* notes[] = {"\"one\ntwo\"", "\"\"", "plain", "\"a, \"\"b\"\"\n\nc\"", "\"\n\""};
+  for (int i = 0; i < 20000; ++i) {
+    std::string note = notes[g() % 5];
+    if (g() % 50 == 0)
+      note = "\"" + std::string(g() % 9000, 'z') + "\n" + std::string(50, 'q') + "\"";
+    std::string flat_note = note;
+    std::replace(flat_note.begin(), flat_note.end(), '\n', ' ');
+    const std::string v =
+        std::to_string(static_cast<int>(g() % 2001) - 1000) + "." + std::to_string(g() % 100);
+    const std::string w = std::to_string(g() % 7);
+    multi += v + "," + note + "," + w + "\r\n";
+    flat += v + "," + flat_note + "," + w + "\r\n";
+  }
+  const std::string m = dir.file("multi.csv"), f = dir.file("flat.csv");
+  write_string(m, multi);
+  write_string(f, flat);
+  const auto want = stats({f}, std::nullopt, csv_spec{}, test::cpu_options(1 << 20, 2));
+  REQUIRE(want[0].skipped_columns == std::vector<std::string>{"note"});
+  REQUIRE(want[0].shape == std::vector<std::uint64_t>{20000, 2});
+  for (std::size_t chunk : {std::size_t{4096}, std::size_t{65536}, std::size_t{1} << 20})
+    for (unsigned threads : {1u, 2u}) {
+      CAPTURE(chunk, threads);
+      const auto got = stats({m}, std::nullopt, csv_spec{}, test::cpu_options(chunk, threads));
+      CHECK(test::same_results(want, got));
+      CHECK(got[0].shape == want[0].shape);
+      CHECK(got[0].skipped_columns == want[0].skipped_columns);
+    }
+  // A pipe cannot be read again: its chunks keep their bytes for the parse at the merge.
+  csv_spec spec;
+  spec.all = true;
+  test::pipe_feed feed(std::as_bytes(std::span(multi)), 1001);
+  const std::string pipe = "/dev/fd/" + std::to_string(feed.read_fd());
+  const auto piped = stats({pipe}, std::nullopt, spec, test::cpu_options(4096, 2));
+  CHECK(test::same_results(want, piped));
+  // The first line may be a record that goes on over lines too (no header).
+  write_string(m, "\"1\n\",2\n3,4\n");
+  csv_spec no_header;
+  no_header.header = csv_spec::header_mode::absent;
+  no_header.columns = {"2"};
+  const auto first = stats({m}, std::nullopt, no_header, test::cpu_options(0, 1));
+  CHECK(first[0].columns[0].sum == 6);
+}
+
+TEST_CASE("The bad CSV record named is the first in the file, whichever lane met it",
+          "[stats][csv]") {
+  test::temp_dir dir;
+  std::string text = "a,b\n";
+  for (int i = 0; i < 30000; ++i)
+    text += (i == 4000 ? "x" : i == 25000 ? "1,2,3" : std::to_string(i) + ",1") + std::string("\n");
+  const std::string f = dir.file("two_bad.csv");
+  write_string(f, text);
+  for (std::size_t chunk : {std::size_t{4096}, std::size_t{65536}})
+    for (unsigned threads : {1u, 2u}) {
+      CAPTURE(chunk, threads);
+      CHECK_THROWS_MATCHES(stats({f}, std::nullopt, csv_spec{}, test::cpu_options(chunk, threads)),
+                           input_error,
+                           test::what(Catch::Matchers::Contains(
+                               f + ": line 4002: has 1 field where the first record has 2")));
+    }
 }

@@ -77,8 +77,8 @@ std::vector<stats_result> stats(const std::vector<std::string>& files,
                                 std::optional<dtype> raw_type, const options& opt,
                                 job_report* report = nullptr);
 
-// As above, with CSV inputs read as `csv` says. A record is one line (a quoted field may hold the
-// delimiter and "" but no line break). CPU and GPU lanes parse CSV to the same bits; a GPU lane
+// As above, with CSV inputs read as `csv` says (RFC 4180: a quoted field may hold the delimiter,
+// "" and line breaks). CPU and GPU lanes parse CSV to the same bits; a GPU lane
 // hands a chunk back to the host when a record in it is bad or holds a number it cannot round
 // alone (see stats_result::gpu_chunks_on_host).
 // When inputs of both kinds are given, they run as two jobs and `report` adds up their bytes and
