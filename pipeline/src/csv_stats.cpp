@@ -103,15 +103,16 @@ std::unique_ptr<csv_partial> parse_text(const csv_plan& p, std::size_t input, st
     out->bad_text = describe(p, *bad);
     bad->at += offset;
     out->bad = std::move(bad);
+  } else if (open_at < size && size - open_at > max_line) {
+    // Not thrown here either: a chunk parsed from a wrong start may see one.
+    out->bad = csv::bad_record{
+        offset + open_at, 0, false,
+        "a record longer than " + std::to_string(max_line) + " bytes (a quoted field not closed?)"};
+    out->bad_text = out->bad->reason;
   } else if (open_at < size) {
-    if (size - open_at > max_line)
-      throw csv_record_error(p.file, input, offset + open_at,
-                             "a record longer than " + std::to_string(max_line) +
-                                 " bytes (a quoted field not closed?)");
     out->open.assign(data + open_at, size - open_at);
     out->open_at = offset + open_at;
   }
-  if (!p.regular) out->copy.assign(data, size);
   return out;
 }
 
@@ -154,8 +155,11 @@ class csv_op final : public reduce_op {
   }
   std::unique_ptr<partial> host(const chunk_info& info,
                                 std::span<const std::byte> data) const override {
-    return parse_text(plans_[info.input], info.input, info.offset,
-                      reinterpret_cast<const char*>(data.data()), data.size());
+    const csv_plan& p = plans_[info.input];
+    const auto* text = reinterpret_cast<const char*>(data.data());
+    auto out = parse_text(p, info.input, info.offset, text, data.size());
+    if (!p.regular) out->copy.assign(text, data.size());
+    return out;
   }
   void merge(partial& total, partial& next) const override {
     auto& t = static_cast<csv_partial&>(total);
@@ -174,7 +178,6 @@ class csv_op final : public reduce_op {
         read_again(p, n.offset, joined.data() + start, n.size);
       }
       auto again = parse_text(p, t.input, t.open_at, joined.data(), joined.size());
-      again->copy.clear();
       n.columns.swap(again->columns);
       n.text.swap(again->text);
       n.bad = std::move(again->bad);
@@ -294,7 +297,9 @@ class csv_device final : public device_reducer {
     }
     if (back) {
       ++counts_.on_host[info.input];
-      return parse_text(p, info.input, info.offset, text.data(), text.size());
+      auto out = parse_text(p, info.input, info.offset, text.data(), text.size());
+      if (!p.regular) out->copy = std::move(text);
+      return out;
     }
     const std::size_t cols = p.layout.pick.size();
     auto out = std::make_unique<csv_partial>();

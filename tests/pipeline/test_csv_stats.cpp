@@ -364,3 +364,30 @@ TEST_CASE("The bad CSV record named is the first in the file, whichever lane met
                                f + ": line 4002: has 1 field where the first record has 2")));
     }
 }
+
+TEST_CASE("A chunk cut inside a quoted field is parsed again, however long its wrong parse ran",
+          "[stats][csv]") {
+  // The second chunk begins inside a note's line breaks; parsed alone, from its note's closing
+  // quote on it looks like one open record of megabytes, which is no error of the file's.
+  test::temp_dir dir;
+  const std::size_t chunk = std::size_t{2} << 20;
+  std::string text = "a,note,b\n", flat = text;
+  std::string rows;
+  while (rows.size() < chunk - 12) rows += "1,plain,2\n";  // the note straddles the cut
+  text += rows, flat += rows;
+  // Its lines read alone are records, then a quote opened and never closed.
+  text += "3,\"one\n7,8,9\n7,8,9\n7,8,9\n8,\",4\n";
+  flat += "3,\"one 7,8,9 7,8,9 7,8,9 8,\",4\n";
+  std::string more;
+  while (more.size() < (std::size_t{3} << 20)) more += "5,x,6\n";
+  text += more, flat += more;
+  const std::string m = dir.file("m.csv"), f = dir.file("f.csv");
+  write_string(m, text);
+  write_string(f, flat);
+  const auto want = stats({f}, std::nullopt, csv_spec{}, test::cpu_options(chunk, 1));
+  for (unsigned threads : {1u, 2u}) {
+    CAPTURE(threads);
+    const auto got = stats({m}, std::nullopt, csv_spec{}, test::cpu_options(chunk, threads));
+    CHECK(test::same_results(want, got));
+  }
+}
