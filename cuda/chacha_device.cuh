@@ -8,13 +8,7 @@
 
 #include <cstdint>
 
-#ifndef HETPIPE_HD
-#if defined(__CUDACC__)
-#define HETPIPE_HD __host__ __device__ __forceinline__
-#else
-#define HETPIPE_HD inline
-#endif
-#endif
+#include "cuda/hd.cuh"
 
 namespace hetpipe::cuda::chacha_detail {
 

@@ -88,14 +88,7 @@ void csv_parse(const csv_parse_args& a, void* stream) {
       d_starts, reinterpret_cast<u64*>(a.d_words + csv_selected), static_cast<std::int64_t>(a.size),
       starts_record_at{a.d_text, a.size}, s));
 
-  record_layout l;
-  l.delim = a.delim;
-  l.fields = a.fields;
-  l.cols = a.cols;
-  l.strict = a.strict;
-  l.table = a.d_pow10;
-  l.first_col = a.d_columns;
-  l.next_col = l.first_col + a.fields;
+  const record_layout l = record_layout_of(a);
   const u64 blocks =
       std::clamp<u64>((a.max_records + block_threads - 1) / block_threads, 1, max_blocks);
   parse_kernel<<<static_cast<unsigned>(blocks), block_threads, 0, s>>>(

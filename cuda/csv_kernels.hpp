@@ -28,6 +28,7 @@
 
 #include <hetpipe/error.hpp>
 
+#include "cuda/csv_device.cuh"
 #include "cuda/decimal.cuh"
 
 namespace hetpipe::cuda {
@@ -87,6 +88,19 @@ struct csv_parse_args {
 // Queues both steps on `stream` (a cudaStream_t) on the current device; does not wait. Throws
 // hetpipe::gpu_error for bad arguments or a failed launch.
 void csv_parse(const csv_parse_args& args, void* stream);
+
+// The per-record code's view of a layout (shared with the fake runtime's stand-in).
+inline csv_detail::record_layout record_layout_of(const csv_parse_args& a) {
+  csv_detail::record_layout l;
+  l.delim = a.delim;
+  l.fields = a.fields;
+  l.cols = a.cols;
+  l.strict = a.strict;
+  l.table = a.d_pow10;
+  l.first_col = a.d_columns;
+  l.next_col = a.d_columns + a.fields;
+  return l;
+}
 
 // csv_parse's argument checks (shared with the fake runtime's stand-in).
 inline void check_csv_parse_args(const csv_parse_args& a) {

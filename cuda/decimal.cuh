@@ -20,13 +20,7 @@
 #include <cstdint>
 #include <vector>
 
-#ifndef HETPIPE_HD
-#if defined(__CUDACC__)
-#define HETPIPE_HD __host__ __device__ __forceinline__
-#else
-#define HETPIPE_HD inline
-#endif
-#endif
+#include "cuda/hd.cuh"
 
 namespace hetpipe::cuda::decimal {
 
@@ -229,35 +223,24 @@ HETPIPE_HD status parse(const char* text, std::size_t n, const pow10_entry* tabl
   int kept = 0;
   bool truncated = false, any = false;
   long long q = 0;
-  std::size_t i = a;
-  for (; i < b && detail::digit(text[i]); ++i) {
+  // A digit before the point (fraction false) or after it.
+  const auto take = [&](int d, bool fraction) {
     any = true;
-    const int d = text[i] - '0';
     if (kept < 19) {
       if (w || d) {
         w = w * 10 + static_cast<u64>(d);
         ++kept;
       }
+      q -= fraction;
     } else {
       truncated |= d != 0;
-      ++q;
+      q += !fraction;
     }
-  }
-  if (i < b && text[i] == '.') {
-    for (++i; i < b && detail::digit(text[i]); ++i) {
-      any = true;
-      const int d = text[i] - '0';
-      if (kept < 19) {
-        if (w || d) {
-          w = w * 10 + static_cast<u64>(d);
-          ++kept;
-        }
-        --q;
-      } else {
-        truncated |= d != 0;
-      }
-    }
-  }
+  };
+  std::size_t i = a;
+  for (; i < b && detail::digit(text[i]); ++i) take(text[i] - '0', false);
+  if (i < b && text[i] == '.')
+    for (++i; i < b && detail::digit(text[i]); ++i) take(text[i] - '0', true);
   if (!any) return status::not_number;
   bool huge = false;  // an exponent past 10^5: beyond the table whatever the digits' shift
   if (i < b && (text[i] == 'e' || text[i] == 'E')) {

@@ -5,11 +5,7 @@
 
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define HETPIPE_HD __host__ __device__ __forceinline__
-#else
-#define HETPIPE_HD inline
-#endif
+#include "cuda/hd.cuh"
 
 namespace hetpipe::cuda::stats_detail {
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cuda/csv_device.cuh"
+#include "cuda/csv_kernels.hpp"
 #include "fuzz_common.hpp"
 #include "host/csv.hpp"
 
@@ -97,19 +98,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   {
     static const auto table = hetpipe::cuda::decimal::make_pow10_table();
     namespace cd = hetpipe::cuda::csv_detail;
-    std::vector<std::int32_t> first(lax.fields, -1), next(l.pick.size(), -1);
-    for (std::size_t c = l.pick.size(); c-- > 0;) {
-      next[c] = first[l.pick[c]];
-      first[l.pick[c]] = static_cast<std::int32_t>(c);
-    }
-    cd::record_layout dl;
-    dl.delim = lax.delim;
-    dl.fields = static_cast<std::uint32_t>(lax.fields);
-    dl.cols = static_cast<std::uint32_t>(l.pick.size());
-    dl.strict = false;
-    dl.first_col = first.data();
-    dl.next_col = next.data();
-    dl.table = table.data();
+    const std::vector<std::int32_t> columns = hetpipe::cuda::csv_columns(lax.fields, l.pick);
+    hetpipe::cuda::csv_parse_args a;
+    a.delim = lax.delim;
+    a.fields = static_cast<std::uint32_t>(lax.fields);
+    a.cols = static_cast<std::uint32_t>(l.pick.size());
+    a.strict = false;
+    a.d_pow10 = table.data();
+    a.d_columns = columns.data();
+    const cd::record_layout dl = hetpipe::cuda::record_layout_of(a);
     std::vector<double> values;
     std::vector<std::uint64_t> flags(l.pick.size());
     std::vector<double> row(l.pick.size());

@@ -41,48 +41,63 @@ struct kernel_case {
   std::size_t max_records = 0;  // 0: csv_max_records
 };
 
-parsed on_gpu(const kernel_case& k) {
-  const auto cols = static_cast<std::uint32_t>(k.pick.size());
-  const std::size_t max_records =
-      k.max_records ? k.max_records : hc::csv_max_records(k.text.size(), k.fields);
-  const auto pow10 = hc::decimal::make_pow10_table();
-  const auto columns = hc::csv_columns(k.fields, k.pick);
-  hc::stream s(0);
-  hc::pinned_buffer h_text(k.text.size() + 1), h_pow10(pow10.size() * sizeof pow10[0]),
-      h_columns(columns.size() * 4);
-  std::memcpy(h_text.get(), k.text.data(), k.text.size());
-  std::memcpy(h_pow10.get(), pow10.data(), h_pow10.size());
-  std::memcpy(h_columns.get(), columns.data(), h_columns.size());
-  hc::device_buffer d_text(k.text.size() + 1), d_pow10(h_pow10.size()), d_columns(h_columns.size()),
-      d_scratch(hc::csv_scratch_bytes(k.text.size())), d_values(max_records * cols * 8),
-      d_words(hc::csv_words(cols) * 8);
-  hc::copy_h2d_async(d_text.get(), h_text.get(), k.text.size(), s);
-  hc::copy_h2d_async(d_pow10.get(), h_pow10.get(), h_pow10.size(), s);
-  hc::copy_h2d_async(d_columns.get(), h_columns.get(), h_columns.size(), s);
-  // Words the launch must overwrite, not add to.
-  hc::memset_async(d_words.get(), 0x5a, d_words.size(), s);
+// A case's buffers on the device and its csv_parse, queued on `s`.
+struct device_case {
+  hc::stream s{0};
+  hc::device_buffer d_text, d_pow10, d_columns, d_scratch, d_values, d_words;
+  hc::pinned_buffer h_text, h_pow10, h_columns;
   hc::csv_parse_args a;
-  a.d_text = static_cast<const char*>(d_text.get());
-  a.size = k.text.size();
-  a.delim = k.delim;
-  a.fields = k.fields;
-  a.cols = cols;
-  a.strict = k.strict;
-  a.d_pow10 = static_cast<const hc::decimal::pow10_entry*>(d_pow10.get());
-  a.d_columns = static_cast<const std::int32_t*>(d_columns.get());
-  a.d_scratch = d_scratch.get();
-  a.scratch_bytes = d_scratch.size();
-  a.d_values = static_cast<double*>(d_values.get());
-  a.max_records = max_records;
-  a.d_words = static_cast<std::uint64_t*>(d_words.get());
-  hc::csv_parse(a, s.handle());
+
+  explicit device_case(const kernel_case& k)
+      : d_text(k.text.size() + 1),
+        d_pow10(hc::decimal::table_size * sizeof(hc::decimal::pow10_entry)),
+        d_columns((k.fields + k.pick.size()) * 4),
+        d_scratch(hc::csv_scratch_bytes(k.text.size())),
+        d_values(max_records(k) * k.pick.size() * 8),
+        d_words(hc::csv_words(k.pick.size()) * 8),
+        h_text(k.text.size() + 1),
+        h_pow10(d_pow10.size()),
+        h_columns(d_columns.size()) {
+    const auto pow10 = hc::decimal::make_pow10_table();
+    const auto columns = hc::csv_columns(k.fields, k.pick);
+    std::memcpy(h_text.get(), k.text.data(), k.text.size());
+    std::memcpy(h_pow10.get(), pow10.data(), h_pow10.size());
+    std::memcpy(h_columns.get(), columns.data(), h_columns.size());
+    hc::copy_h2d_async(d_text.get(), h_text.get(), k.text.size(), s);
+    hc::copy_h2d_async(d_pow10.get(), h_pow10.get(), h_pow10.size(), s);
+    hc::copy_h2d_async(d_columns.get(), h_columns.get(), h_columns.size(), s);
+    // Words the launch must overwrite, not add to; values past the rows it writes.
+    hc::memset_async(d_words.get(), 0x5a, d_words.size(), s);
+    hc::memset_async(d_values.get(), 0x7f, d_values.size(), s);
+    a.d_text = static_cast<const char*>(d_text.get());
+    a.size = k.text.size();
+    a.delim = k.delim;
+    a.fields = k.fields;
+    a.cols = static_cast<std::uint32_t>(k.pick.size());
+    a.strict = k.strict;
+    a.d_pow10 = static_cast<const hc::decimal::pow10_entry*>(d_pow10.get());
+    a.d_columns = static_cast<const std::int32_t*>(d_columns.get());
+    a.d_scratch = d_scratch.get();
+    a.scratch_bytes = d_scratch.size();
+    a.d_values = static_cast<double*>(d_values.get());
+    a.max_records = max_records(k);
+    a.d_words = static_cast<std::uint64_t*>(d_words.get());
+    hc::csv_parse(a, s.handle());
+  }
+  static std::size_t max_records(const kernel_case& k) {
+    return k.max_records ? k.max_records : hc::csv_max_records(k.text.size(), k.fields);
+  }
+};
+
+parsed on_gpu(const kernel_case& k) {
+  device_case d(k);
   parsed p;
-  p.words.resize(hc::csv_words(cols));
-  hc::copy_d2h_async(p.words.data(), d_words.get(), d_words.size(), s);
-  s.synchronize();
-  p.values.resize(p.words[hc::csv_rows] * cols);
-  hc::copy_d2h_async(p.values.data(), d_values.get(), p.values.size() * 8, s);
-  s.synchronize();
+  p.words.resize(hc::csv_words(k.pick.size()));
+  hc::copy_d2h_async(p.words.data(), d.d_words.get(), d.d_words.size(), d.s);
+  d.s.synchronize();
+  p.values.resize(p.words[hc::csv_rows] * k.pick.size());
+  hc::copy_d2h_async(p.values.data(), d.d_values.get(), p.values.size() * 8, d.s);
+  d.s.synchronize();
   return p;
 }
 
@@ -90,14 +105,14 @@ parsed on_gpu(const kernel_case& k) {
 parsed on_host(const kernel_case& k, std::vector<std::size_t>& starts) {
   const auto pow10 = hc::decimal::make_pow10_table();
   const auto columns = hc::csv_columns(k.fields, k.pick);
-  cd::record_layout l;
-  l.delim = k.delim;
-  l.fields = k.fields;
-  l.cols = static_cast<std::uint32_t>(k.pick.size());
-  l.strict = k.strict;
-  l.first_col = columns.data();
-  l.next_col = columns.data() + k.fields;
-  l.table = pow10.data();
+  hc::csv_parse_args a;  // the host's tables, as the kernel reads the device's
+  a.delim = k.delim;
+  a.fields = k.fields;
+  a.cols = static_cast<std::uint32_t>(k.pick.size());
+  a.strict = k.strict;
+  a.d_pow10 = pow10.data();
+  a.d_columns = columns.data();
+  const cd::record_layout l = hc::record_layout_of(a);
   parsed p;
   p.words.assign(hc::csv_words(l.cols), 0);
   const std::size_t max_records =
@@ -211,53 +226,22 @@ TEST_CASE("CSV kernels: the stats kernel reduces the rows the device counted",
   std::mt19937_64 g(3);
   std::string text;
   for (int r = 0; r < 30000; ++r) text += random_number(g) + ";" + random_number(g) + "\n";
-  const std::size_t max_records = hc::csv_max_records(text.size(), 2);
-  const auto pow10 = hc::decimal::make_pow10_table();
-  const auto columns = hc::csv_columns(2, {0, 1});
-  hc::stream s(0);
-  hc::device_buffer d_text(text.size()), d_pow10(pow10.size() * sizeof pow10[0]),
-      d_columns(columns.size() * 4), d_scratch(hc::csv_scratch_bytes(text.size())),
-      d_values(max_records * 2 * 8), d_words(hc::csv_words(2) * 8),
-      d_result(hc::stats_result_bytes(9, 2));
-  hc::pinned_buffer h_text(text.size()), h_pow10(d_pow10.size()), h_columns(d_columns.size()),
-      h_result(d_result.size());
-  std::memcpy(h_text.get(), text.data(), text.size());
-  std::memcpy(h_pow10.get(), pow10.data(), h_pow10.size());
-  std::memcpy(h_columns.get(), columns.data(), h_columns.size());
-  hc::copy_h2d_async(d_text.get(), h_text.get(), text.size(), s);
-  hc::copy_h2d_async(d_pow10.get(), h_pow10.get(), h_pow10.size(), s);
-  hc::copy_h2d_async(d_columns.get(), h_columns.get(), h_columns.size(), s);
-  // Values past the counted rows that must not be reduced.
-  hc::memset_async(d_values.get(), 0x7f, d_values.size(), s);
-  hc::csv_parse_args a;
-  a.d_text = static_cast<const char*>(d_text.get());
-  a.size = text.size();
-  a.delim = ';';
-  a.fields = 2;
-  a.cols = 2;
-  a.strict = false;
-  a.d_pow10 = static_cast<const hc::decimal::pow10_entry*>(d_pow10.get());
-  a.d_columns = static_cast<const std::int32_t*>(d_columns.get());
-  a.d_scratch = d_scratch.get();
-  a.scratch_bytes = d_scratch.size();
-  a.d_values = static_cast<double*>(d_values.get());
-  a.max_records = max_records;
-  a.d_words = static_cast<std::uint64_t*>(d_words.get());
-  hc::csv_parse(a, s.handle());
-  hc::stats_init(9, 2, d_result.get(), s.handle());
-  hc::stats_accumulate_counted(9, d_values.get(), max_records,
-                               static_cast<const std::uint64_t*>(d_words.get()) + hc::csv_rows, 2,
-                               d_result.get(), s.handle());
-  hc::copy_d2h_async(h_result.get(), d_result.get(), d_result.size(), s);
-  s.synchronize();
-  hetpipe::host::column_acc got[2], want[2];
-  hc::stats_fold(9, h_result.get(), 2, got);
-  std::vector<std::size_t> starts;
   kernel_case k;
   k.text = text;
   k.delim = ';';
   k.fields = 2;
   k.pick = {0, 1};
+  device_case d(k);
+  hc::device_buffer d_result(hc::stats_result_bytes(9, 2));
+  hc::pinned_buffer h_result(d_result.size());
+  hc::stats_init(9, 2, d_result.get(), d.s.handle());
+  hc::stats_accumulate_counted(9, d.d_values.get(), d.a.max_records, d.a.d_words + hc::csv_rows, 2,
+                               d_result.get(), d.s.handle());
+  hc::copy_d2h_async(h_result.get(), d_result.get(), d_result.size(), d.s);
+  d.s.synchronize();
+  hetpipe::host::column_acc got[2], want[2];
+  hc::stats_fold(9, h_result.get(), 2, got);
+  std::vector<std::size_t> starts;
   const parsed host = on_host(k, starts);
   REQUIRE(host.words[hc::csv_status] == 0);
   hetpipe::host::accumulate(hetpipe::dtype::f64,

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cuda/csv_device.cuh"
+#include "cuda/csv_kernels.hpp"
 #include "host/csv.hpp"
 
 namespace {
@@ -17,26 +18,23 @@ namespace {
 namespace cd = hetpipe::cuda::csv_detail;
 namespace csv = hetpipe::host::csv;
 
+// A host layout's tables as the kernel gets them, here in host memory.
 struct device_layout {
   std::vector<hetpipe::cuda::decimal::pow10_entry> table =
       hetpipe::cuda::decimal::make_pow10_table();
-  std::vector<std::int32_t> first, next;
+  std::vector<std::int32_t> columns;
   cd::record_layout l;
 
-  explicit device_layout(const csv::layout& h) {
-    first.assign(h.fields, -1);
-    next.assign(h.pick.size(), -1);
-    for (std::size_t c = h.pick.size(); c-- > 0;) {
-      next[c] = first[h.pick[c]];
-      first[h.pick[c]] = static_cast<std::int32_t>(c);
-    }
-    l.delim = h.delim;
-    l.fields = static_cast<std::uint32_t>(h.fields);
-    l.cols = static_cast<std::uint32_t>(h.pick.size());
-    l.strict = h.strict;
-    l.first_col = first.data();
-    l.next_col = next.data();
-    l.table = table.data();
+  explicit device_layout(const csv::layout& h)
+      : columns(hetpipe::cuda::csv_columns(h.fields, h.pick)) {
+    hetpipe::cuda::csv_parse_args a;
+    a.delim = h.delim;
+    a.fields = static_cast<std::uint32_t>(h.fields);
+    a.cols = static_cast<std::uint32_t>(h.pick.size());
+    a.strict = h.strict;
+    a.d_pow10 = table.data();
+    a.d_columns = columns.data();
+    l = hetpipe::cuda::record_layout_of(a);
   }
 };
 

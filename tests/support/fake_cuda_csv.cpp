@@ -32,14 +32,7 @@ void csv_parse(const csv_parse_args& a, void* stream) {
     fc::check_device(a.d_text, a.size);
     fc::check_device(a.d_pow10, decimal::table_size * sizeof(decimal::pow10_entry));
     fc::check_device(a.d_columns, (a.fields + a.cols) * sizeof(std::int32_t));
-    csv_detail::record_layout l;
-    l.delim = a.delim;
-    l.fields = a.fields;
-    l.cols = a.cols;
-    l.strict = a.strict;
-    l.table = a.d_pow10;
-    l.first_col = a.d_columns;
-    l.next_col = l.first_col + a.fields;
+    const csv_detail::record_layout l = record_layout_of(a);
     auto* starts = static_cast<std::uint32_t*>(a.d_scratch);
     std::uint64_t selected = 0;
     for (std::size_t i = 0; i < a.size; ++i)
