@@ -182,6 +182,38 @@ std::array<bool, 3> reserve_std_streams() {
   return closed;
 }
 
+// --columns' list: names separated by commas, a name that holds a comma or a quote written as a
+// CSV field ("score, z"; "" for a quote).
+std::vector<std::string> column_list(const std::string& list) {
+  std::vector<std::string> names;
+  const auto bad = [&](const std::string& why) {
+    return hetpipe::usage_error("--columns: " + why + " in '" + list + "'");
+  };
+  std::size_t at = 0;
+  while (true) {
+    std::string name;
+    if (at < list.size() && list[at] == '"') {
+      for (++at;; ++at) {
+        if (at == list.size()) throw bad("a quote that is not closed");
+        if (list[at] == '"' && (at + 1 == list.size() || list[at + 1] != '"')) break;
+        name += list[at];
+        if (list[at] == '"') ++at;  // "" is one quote
+      }
+      ++at;
+      if (at < list.size() && list[at] != ',') throw bad("text after a closing quote");
+    } else {
+      const std::size_t comma = std::min(list.find(',', at), list.size());
+      name = list.substr(at, comma - at);
+      if (name.find('"') != std::string::npos) throw bad("a quote inside a name not quoted");
+      at = comma;
+    }
+    if (name.empty()) throw bad("an empty column name");
+    names.push_back(std::move(name));
+    if (at == list.size()) return names;
+    ++at;  // the comma
+  }
+}
+
 bool names_stdin(const std::vector<std::string>& paths) {
   return std::find(paths.begin(), paths.end(), "-") != paths.end();
 }
@@ -229,9 +261,9 @@ int main(int argc, char** argv) {
   stats->add_flag("--no-header", stats_no_header, "the first CSV line is a record")
       ->excludes(header_opt);
   stats->add_option("--columns", stats_columns,
-                    "CSV columns to compute, by header name or number from 1 (comma-separated), "
-                    "each of numbers only; default: every column of numbers (the others are "
-                    "left out and named)");
+                    "CSV columns to compute, by header name or number from 1 (comma-separated; "
+                    "a name with a comma in quotes: '\"score, z\",b'), each of numbers only; "
+                    "default: every column of numbers (the others are left out and named)");
   stats_opt.add(stats);
 
   common sum_opt;
@@ -511,17 +543,7 @@ int main(int argc, char** argv) {
       }
       if (stats_header) stats_csv.header = hetpipe::csv_spec::header_mode::present;
       if (stats_no_header) stats_csv.header = hetpipe::csv_spec::header_mode::absent;
-      if (stats->count("--columns")) {
-        for (std::size_t at = 0;;) {
-          const std::size_t comma = stats_columns.find(',', at);
-          stats_csv.columns.push_back(stats_columns.substr(at, comma - at));
-          if (stats_csv.columns.back().empty())
-            throw hetpipe::usage_error("--columns: an empty column name in '" + stats_columns +
-                                       "'");
-          if (comma == std::string::npos) break;
-          at = comma + 1;
-        }
-      }
+      if (stats->count("--columns")) stats_csv.columns = column_list(stats_columns);
       rc = hetpipe::cli::print_stats(stats_files, t, stats_csv, stats_opt.to_options(),
                                      stats_opt.json, std::cout);
     } else if (*sum) {

@@ -201,8 +201,9 @@ class csv_op final : public reduce_op {
 #if HETPIPE_WITH_CUDA
 // A GPU lane's half: the chunk's records parsed into a rows x columns array of doubles
 // (cuda/csv_kernels.hpp) and reduced by the stats kernel into the exact bins the CPU lanes' sums
-// equal. A chunk the device hands back (a bad record, a number it cannot decide) is copied back
-// and parsed here, by the CPU lanes' code: the same values, or the same error.
+// equal. A chunk the device hands back (a bad record, a number it cannot decide, a quoted line
+// break) is copied back and parsed here, by the CPU lanes' code: the same values, or the same
+// error.
 class csv_device final : public device_reducer {
  public:
   csv_device(const std::vector<csv_plan>& plans, gpu_counts& counts, int device,
@@ -604,7 +605,8 @@ std::vector<stats_result> csv_stats(const std::vector<std::string>& files, const
     if (opt.verbose > 0 && r.gpu_chunks > 0)
       std::fprintf(stderr,
                    "hetpipe: %s: GPU lanes took %llu chunks and handed %llu back to the host (a "
-                   "bad record, or a number the device does not round alone)\n",
+                   "bad record, a quoted line break, or a number the device does not round "
+                   "alone)\n",
                    files[i].c_str(), static_cast<unsigned long long>(r.gpu_chunks),
                    static_cast<unsigned long long>(r.gpu_chunks_on_host));
     // Each record gives every column a value or a NaN (a text field counts as one).

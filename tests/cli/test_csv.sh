@@ -70,9 +70,14 @@ python3 -c 'import json,sys; n=[c["name"] for c in json.load(open(sys.argv[1]))[
   bad "--columns qty differs from qty.npy"
 "$HETPIPE" stats --json --columns 2 "$d/data.csv" >"$tmp/c.json" && strip "$tmp/c.json" | cmp -s "$tmp/want_q" - && ok ||
   bad "--columns 2 differs from qty.npy"
-# (a name holding a comma is picked by its number)
+# (a name holding a comma is quoted, as a CSV field; unquoted, it is split)
 "$HETPIPE" stats --columns 'delta,score, z' "$d/data.csv" >"$tmp/out" 2>"$tmp/err"
 grep -q "no column 'score'" "$tmp/err" && ok || bad "--columns splits at commas: $(cat "$tmp/err")"
+"$HETPIPE" stats --json --columns '"score, z",delta' "$d/data.csv" >"$tmp/q1.json" &&
+  "$HETPIPE" stats --json --columns 3,4 "$d/data.csv" >"$tmp/q2.json" && cmp -s "$tmp/q1.json" "$tmp/q2.json" && ok ||
+  bad "--columns with a quoted name differs from the numbers: $(head -c 200 "$tmp/q1.json")"
+expect_error "--columns with an open quote" 2 "--columns: a quote that is not closed" -- stats --columns '"score, z' "$d/data.csv"
+expect_error "--columns with an empty name" 2 "--columns: an empty column name" -- stats --columns 'price,,delta' "$d/data.csv"
 "$HETPIPE" stats --columns price,delta "$d/data.csv" >"$tmp/table" && grep -q '^ *price ' "$tmp/table" &&
   grep -q '^ *delta ' "$tmp/table" && ok || bad "the table names CSV columns: $(cat "$tmp/table")"
 # --no-header: the header is then a record whose fields are not numbers: every column is text, and

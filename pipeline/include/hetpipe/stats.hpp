@@ -41,7 +41,8 @@ struct stats_result {
   // is not a number (nor empty).
   std::vector<std::string> skipped_columns;
   // CSV: the chunks GPU lanes took, and of those the ones they handed back to be parsed on the
-  // host (a record the device does not take: a bad one, or a number it cannot round alone).
+  // host (a record the device does not take: a bad one, one holding a quoted line break, or a
+  // number it cannot round alone).
   std::uint64_t gpu_chunks = 0, gpu_chunks_on_host = 0;
 };
 
