@@ -8,8 +8,8 @@
   counts.u16     raw little-endian uint16, 300 000 photon counts (Poisson-like); read it with
                  --dtype u16.
   stations.csv   CSV with a header, 12 000 daily records of 4 made-up stations: station name,
-                 date, temperature (C), rainfall (mm; empty where missing), a quoted note; pick
-                 the numeric columns with --columns.
+                 date, temperature (C), rainfall (mm; empty where missing), a quoted note (some
+                 hold a line break); pick the numeric columns with --columns.
 
 Only the standard library is used, so the script runs anywhere python3 does.
 """
@@ -69,7 +69,7 @@ def main():
     # Its own generator: the files above keep their bytes.
     crng = random.Random(20261129)
     lines = ["station,date,temp_c,rain_mm,note"]
-    notes = ["", "", "", "\"windy, dry\"", "\"sensor \"\"B\"\" swapped\"", "calm"]
+    notes = ["", "", "", "\"windy, dry\"", "\"sensor \"\"B\"\" swapped\"", "\"calm,\nthen rain\""]
     for day in range(3000):
         y, d = 2018 + day // 365, day % 365
         date = "%d-%02d-%02d" % (y, 1 + d // 31 % 12, 1 + d % 28)
