@@ -86,11 +86,19 @@ struct csv_partial final : stats_partial {
   std::string open;
   std::uint64_t open_at = 0;
   std::string copy;  // a stream's chunk: its bytes, which cannot be read again
+  // Where the parse from the chunk's start met a bad record, the lane tries the other start too:
+  // inside a quoted field, which then ends at the first line break after an odd number of quotes.
+  // `head` is the text before that line break (the end of the record the chunk before left
+  // open), `inside` the rest's result. The merge takes it when the chunk before did end open.
+  std::string head;
+  std::unique_ptr<csv_partial> inside;
 };
 
-// The records of data[0..size), at `offset` in input `input`'s data region, as csv_partial says.
+// The records of data[0..size), at `offset` in input `input`'s data region, as csv_partial says;
+// with `both_starts`, the other start too where this one met a bad record.
 std::unique_ptr<csv_partial> parse_text(const csv_plan& p, std::size_t input, std::uint64_t offset,
-                                        const char* data, std::size_t size) {
+                                        const char* data, std::size_t size,
+                                        bool both_starts = false) {
   auto out = std::make_unique<csv_partial>();
   out->input = input;
   out->columns.resize(p.layout.pick.size());
@@ -112,6 +120,17 @@ std::unique_ptr<csv_partial> parse_text(const csv_plan& p, std::size_t input, st
   } else if (open_at < size) {
     out->open.assign(data + open_at, size - open_at);
     out->open_at = offset + open_at;
+  }
+  if (both_starts && out->bad) {
+    std::size_t quotes = 0;
+    for (std::size_t i = 0; i < size; ++i) {
+      quotes += data[i] == '"';
+      if (data[i] == '\n' && quotes % 2 != 0) {
+        out->head.assign(data, i);
+        out->inside = parse_text(p, input, offset + i + 1, data + i + 1, size - i - 1);
+        break;
+      }
+    }
   }
   return out;
 }
@@ -157,14 +176,30 @@ class csv_op final : public reduce_op {
                                 std::span<const std::byte> data) const override {
     const csv_plan& p = plans_[info.input];
     const auto* text = reinterpret_cast<const char*>(data.data());
-    auto out = parse_text(p, info.input, info.offset, text, data.size());
+    auto out = parse_text(p, info.input, info.offset, text, data.size(), true);
     if (!p.regular) out->copy.assign(text, data.size());
     return out;
   }
   void merge(partial& total, partial& next) const override {
     auto& t = static_cast<csv_partial&>(total);
     auto& n = static_cast<csv_partial&>(next);
-    if (!t.open.empty()) {
+    if (!t.open.empty() && n.inside) {
+      // The chunk began inside the quoted field of the record `t` left open, and its lane parsed
+      // it from there too: that record, ended by the chunk's head, and then the lane's rest.
+      const csv_plan& p = plans_[t.input];
+      const std::string record = std::move(t.open) + n.head + "\n";
+      t.open.clear();
+      auto joined = parse_text(p, t.input, t.open_at, record.data(), record.size());
+      if (joined->bad) throw csv_record_error(p.file, t.input, joined->bad->at, joined->bad_text);
+      merge_stats(t, *joined);
+      std::unique_ptr<csv_partial> rest = std::move(n.inside);
+      n.columns.swap(rest->columns);
+      n.text.swap(rest->text);
+      n.bad = std::move(rest->bad);
+      n.bad_text = std::move(rest->bad_text);
+      n.open = std::move(rest->open);
+      n.open_at = rest->open_at;
+    } else if (!t.open.empty()) {
       // The chunk began inside the quoted field of the record `t` left open: its own parse
       // assumed otherwise. The record's text and the chunk's bytes, parsed again.
       const csv_plan& p = plans_[t.input];
@@ -298,7 +333,7 @@ class csv_device final : public device_reducer {
     }
     if (back) {
       ++counts_.on_host[info.input];
-      auto out = parse_text(p, info.input, info.offset, text.data(), text.size());
+      auto out = parse_text(p, info.input, info.offset, text.data(), text.size(), true);
       if (!p.regular) out->copy = std::move(text);
       return out;
     }
