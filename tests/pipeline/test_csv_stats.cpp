@@ -391,3 +391,30 @@ TEST_CASE("A chunk cut inside a quoted field is parsed again, however long its w
     CHECK(test::same_results(want, got));
   }
 }
+
+TEST_CASE("A bad record that spans lines is named by its first line, wherever the cut falls",
+          "[stats][csv]") {
+  test::temp_dir dir;
+  std::string text = "a,note,b\n";
+  int line = 2, bad_line = 0;
+  for (int i = 0; i < 6000; ++i) {
+    if (i == 4321) {  // text after the note's closing quote, two lines down
+      bad_line = line;
+      text += "1,\"x\ny\nz\"!,2\n";
+      line += 3;
+      continue;
+    }
+    text += i % 3 ? "1,\"p\nq\",2\n" : "1,plain,2\n";
+    line += i % 3 ? 2 : 1;
+  }
+  const std::string f = dir.file("bad_multi.csv");
+  write_string(f, text);
+  for (std::size_t chunk : {std::size_t{4096}, std::size_t{5000}, std::size_t{65536}})
+    for (unsigned threads : {1u, 2u}) {
+      CAPTURE(chunk, threads);
+      CHECK_THROWS_MATCHES(
+          stats({f}, std::nullopt, csv_spec{}, test::cpu_options(chunk, threads)), input_error,
+          test::what(Catch::Matchers::Contains(f + ": line " + std::to_string(bad_line) +
+                                               ": text after a closing quote")));
+    }
+}
