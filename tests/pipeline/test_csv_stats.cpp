@@ -418,3 +418,79 @@ TEST_CASE("A bad record that spans lines is named by its first line, wherever th
                                                ": text after a closing quote")));
     }
 }
+
+TEST_CASE("Random CSV with quoted line breaks: the cut changes neither the bits nor the error",
+          "[stats][csv]") {
+  // Each file parsed in one chunk is the reference; cut at many places, on one lane or two, from a
+  // file or a pipe, it must give the same statistics, or the same error.
+  test::temp_dir dir;
+  std::mt19937_64 g(2029);
+  const char* pieces[] = {"1",        "-2.5", "",           "\"3\"", "\"x\ny\"", "\"a,\"\"b\"\"\"",
+                          "\"\r\n\"", "text", "\"\n\n\n\"", "7e3"};
+  const char* bad_records[] = {"1,2\n", "1,\"x\"y,2\n", "1,2,3,4\n", "1,\"open\n"};
+  int errors = 0, good = 0;
+  for (int file = 0; file < 24; ++file) {
+    const bool crlf = g() % 2;
+    std::string text = crlf ? "a,b,c\r\n" : "a,b,c\n";
+    const int records = 4000 + static_cast<int>(g() % 4000);
+    const int bad_at = g() % 3 == 0 ? static_cast<int>(g() % records) : -1;
+    for (int r = 0; r < records; ++r) {
+      if (g() % 40 == 0) text += crlf ? "\r\n" : "\n";
+      if (r == bad_at) {
+        text += bad_records[g() % 4];
+        continue;
+      }
+      for (int f = 0; f < 3; ++f) {
+        if (f) text += ',';
+        // The first and last columns hold numbers (some quoted); the middle one anything.
+        if (f == 1 && g() % 700 == 0) {  // a note longer than a chunk, of lines like records
+          text += '"';
+          for (int k = 0; k < 2000; ++k) text += "1,2,3\n";
+          text += '"';
+          continue;
+        }
+        text += f == 1 ? pieces[g() % 10] : pieces[g() % 4 == 0 ? 3 : g() % 3];
+      }
+      text += crlf ? "\r\n" : "\n";
+    }
+    const std::string path = dir.file("r" + std::to_string(file) + ".csv");
+    write_string(path, text);
+    std::string want_error;
+    std::vector<stats_result> want;
+    try {
+      want = stats({path}, std::nullopt, csv_spec{}, test::cpu_options(std::size_t{1} << 20, 1));
+      ++good;
+    } catch (const input_error& e) {
+      want_error = e.what();
+      ++errors;
+    }
+    CAPTURE(file, want_error);
+    const auto same = [&](const std::string& in, const options& o, const csv_spec& spec) {
+      try {
+        const auto got = stats({in}, std::nullopt, spec, o);
+        CHECK(want_error.empty());
+        if (want_error.empty()) {
+          CHECK(test::same_results(want, got));
+          CHECK(got[0].shape == want[0].shape);
+          CHECK(got[0].skipped_columns == want[0].skipped_columns);
+        }
+      } catch (const input_error& e) {
+        if (in == path)
+          CHECK(std::string(e.what()) == want_error);
+        else  // a stream names the byte, not the line
+          CHECK_FALSE(want_error.empty());
+      }
+    };
+    for (std::size_t chunk : {std::size_t{4096}, std::size_t{4099}, std::size_t{12345}})
+      for (unsigned threads : {1u, 2u}) {
+        CAPTURE(chunk, threads);
+        same(path, test::cpu_options(chunk, threads), csv_spec{});
+      }
+    csv_spec spec;
+    spec.all = true;
+    test::pipe_feed feed(std::as_bytes(std::span(text)), 333);
+    same("/dev/fd/" + std::to_string(feed.read_fd()), test::cpu_options(4096, 2), spec);
+  }
+  CHECK(good > 8);
+  CHECK(errors > 3);
+}
