@@ -1,9 +1,8 @@
 #include "stats_cmd.hpp"
 
-#include <sys/stat.h>
-
 #include <ostream>
 
+#include <hetpipe/checksum.hpp>
 #include <hetpipe/error.hpp>
 
 #include "format.hpp"
@@ -14,11 +13,7 @@ int print_stats(const std::vector<std::string>& files, std::optional<dtype> raw_
                 const csv_spec& csv, const options& opt, bool json, std::ostream& out) {
   // A job may run again without a file that failed only when every input can be read again.
   bool again = true;
-  for (const std::string& f : files) {
-    struct stat st {};
-    if (f == "-" || (::stat(f.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)))
-      again = false;
-  }
+  for (const auto& e : expand_paths_each(files, false)) again = again && !e.once && e.path != "-";
   std::vector<stats_result> results(files.size());
   std::vector<std::string> errors(files.size());
   while (true) {

@@ -92,6 +92,16 @@ struct csv_partial final : stats_partial {
   // open), `inside` the rest's result. The merge takes it when the chunk before did end open.
   std::string head;
   std::unique_ptr<csv_partial> inside;
+
+  // This chunk's outcome becomes `other`'s (a parse of it from the right start).
+  void take_outcome(csv_partial& other) {
+    columns.swap(other.columns);
+    text.swap(other.text);
+    bad = std::move(other.bad);
+    bad_text = std::move(other.bad_text);
+    open = std::move(other.open);
+    open_at = other.open_at;
+  }
 };
 
 // The records of data[0..size), at `offset` in input `input`'s data region, as csv_partial says;
@@ -193,12 +203,7 @@ class csv_op final : public reduce_op {
       if (joined->bad) throw csv_record_error(p.file, t.input, joined->bad->at, joined->bad_text);
       merge_stats(t, *joined);
       std::unique_ptr<csv_partial> rest = std::move(n.inside);
-      n.columns.swap(rest->columns);
-      n.text.swap(rest->text);
-      n.bad = std::move(rest->bad);
-      n.bad_text = std::move(rest->bad_text);
-      n.open = std::move(rest->open);
-      n.open_at = rest->open_at;
+      n.take_outcome(*rest);
     } else if (!t.open.empty()) {
       // The chunk began inside the quoted field of the record `t` left open: its own parse
       // assumed otherwise. The record's text and the chunk's bytes, parsed again.
@@ -212,13 +217,7 @@ class csv_op final : public reduce_op {
         joined.resize(start + n.size);
         read_again(p, n.offset, joined.data() + start, n.size);
       }
-      auto again = parse_text(p, t.input, t.open_at, joined.data(), joined.size());
-      n.columns.swap(again->columns);
-      n.text.swap(again->text);
-      n.bad = std::move(again->bad);
-      n.bad_text = std::move(again->bad_text);
-      n.open = std::move(again->open);
-      n.open_at = again->open_at;
+      n.take_outcome(*parse_text(p, t.input, t.open_at, joined.data(), joined.size()));
     }
     if (n.bad) throw csv_record_error(plans_[t.input].file, t.input, n.bad->at, n.bad_text);
     merge_stats(t, n);
