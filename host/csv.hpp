@@ -82,6 +82,12 @@ std::optional<bad_record> accumulate(const char* data, std::size_t size, const l
                                      column_acc* acc, std::uint8_t* text = nullptr,
                                      std::size_t* open_at = nullptr);
 
+// accumulate() with every record cut by split(), as a record holding a quote is: the reference that
+// accumulate's search for delimiters and line breaks is tested against.
+std::optional<bad_record> accumulate_by_split(const char* data, std::size_t size, const layout& l,
+                                              column_acc* acc, std::uint8_t* text = nullptr,
+                                              std::size_t* open_at = nullptr);
+
 // Records (non-empty lines, or lines joined by a quoted line break) in data[0..size), as
 // accumulate() counts them.
 std::uint64_t count_records(const char* data, std::size_t size);

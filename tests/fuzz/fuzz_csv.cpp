@@ -2,9 +2,10 @@
 // (1..4) and which are kept; the rest is the records. Checks: accumulate returns or names a bad
 // record inside the piece, strict or not (text columns marked); cut after a record (quoted line
 // breaks included), the two pieces give the whole's exact sums whenever both parse; csv::number
-// reads what strtod reads. And the GPU's per-record code (cuda/csv_device.cuh, compiled for the
-// host): a piece whose every record it takes gives the lax pass's sums and text flags, one with a
-// bad record is never taken whole, and its decimal reader gives csv::number's bits or says it
+// reads what strtod reads; accumulate equals accumulate_by_split (records cut by split()), values,
+// errors and open record alike. And the GPU's per-record code (cuda/csv_device.cuh, compiled for
+// the host): a piece whose every record it takes gives the lax pass's sums and text flags, one with
+// a bad record is never taken whole, and its decimal reader gives csv::number's bits or says it
 // cannot.
 #include <cmath>
 #include <cstdlib>
@@ -67,6 +68,28 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       require(!is_text[c] && same(hetpipe::host::finalize(hetpipe::dtype::f64, loose[c]),
                                   hetpipe::host::finalize(hetpipe::dtype::f64, whole[c])),
               "a lax pass over numbers equals the strict one");
+  }
+  // accumulate's search for delimiters and line breaks against split(), record by record.
+  for (const bool strict : {true, false}) {
+    csv::layout s = l;
+    s.strict = strict;
+    std::vector<hetpipe::host::column_acc> a(l.pick.size()), b(l.pick.size());
+    std::vector<std::uint8_t> ta(l.pick.size()), tb(l.pick.size());
+    std::size_t oa = 0, ob = 1;
+    const auto ra = csv::accumulate(text, n, s, a.data(), ta.data(), &oa);
+    const auto rb = csv::accumulate_by_split(text, n, s, b.data(), tb.data(), &ob);
+    require(ra.has_value() == rb.has_value() && oa == ob && ta == tb,
+            "accumulate stops where accumulate_by_split does");
+    if (ra)
+      require(ra->at == rb->at && ra->field == rb->field && ra->not_a_number == rb->not_a_number &&
+                  ra->reason == rb->reason,
+              "accumulate names the bad record accumulate_by_split names");
+    for (std::size_t c = 0; c < l.pick.size(); ++c)
+      require(a[c].count == b[c].count && a[c].nan_count == b[c].nan_count &&
+                  a[c].posinf == b[c].posinf && a[c].neginf == b[c].neginf &&
+                  a[c].min_key == b[c].min_key && a[c].max_key == b[c].max_key &&
+                  a[c].s == b[c].s && a[c].q == b[c].q,
+              "accumulate adds what accumulate_by_split adds");
   }
   const std::uint64_t records = csv::count_records(text, n);
   if (!bad && !l.pick.empty()) {

@@ -195,3 +195,122 @@ TEST_CASE("csv records go on over lines inside quoted fields (RFC 4180)", "[csv]
   CHECK(bad->at == 0);
   CHECK(bad->reason == "text after a closing quote");
 }
+
+TEST_CASE("csv::number reads short decimals as strtod does", "[csv]") {
+  // The text the fast path takes (digits and one point, at most 17 characters) and the values
+  // next to its bound (w <= 2^53): every one against strtod, bit for bit.
+  std::vector<std::string> texts = {"9007199254740992",
+                                    "9007199254740993",
+                                    "9007199254740991",
+                                    "900719925474099.3",
+                                    ".9007199254740993",
+                                    "0",
+                                    "00000000000000000",
+                                    "0.0000000000000001",
+                                    "5.",
+                                    ".5",
+                                    "99999999999999999",
+                                    "1234567.890123456",
+                                    "0.1",
+                                    "0.3"};
+  std::mt19937_64 g(29);
+  for (int k = 0; k < 200000; ++k) {
+    const int digits = 1 + static_cast<int>(g() % 17);
+    const int point = static_cast<int>(g() % (digits + 1));  // digits: none (or a last point)
+    std::string t;
+    for (int d = 0; d < digits; ++d) {
+      if (d == point) t += '.';
+      t += static_cast<char>('0' + g() % 10);
+    }
+    if (point == digits && g() % 2) t += '.';
+    if (t.size() <= 17) texts.push_back(std::move(t));
+  }
+  for (const std::string& t : texts) {
+    for (const std::string& s : {t, "-" + t, "+" + t}) {
+      CAPTURE(s);
+      double got = 0;
+      REQUIRE(csv::number(s, got));
+      const double want = std::strtod(s.c_str(), nullptr);
+      REQUIRE(std::memcmp(&got, &want, sizeof got) == 0);  // the sign of zero too
+    }
+  }
+  double v = 0;
+  for (const char* t : {".", "-.", "1..2", "1.2.", "12a", "1 2", "-"}) {
+    CAPTURE(t);
+    CHECK_FALSE(csv::number(t, v));
+  }
+}
+
+TEST_CASE("csv::accumulate gives what accumulate_by_split gives, on random records", "[csv]") {
+  // accumulate cuts a record without quotes at the delimiters and line breaks it finds 64 bytes
+  // at a time, and reads only the picked fields; a record with a quote goes through split().
+  // Both must give the same values, errors (offset, field, reason), text flags and open record.
+  const std::vector<std::string> numbers = {
+      "12", "-3.5", " 7 ", "1e3",         "", "nan", "0.25", "-0", "9007199254740993",
+      "\r", "4.",   ".5",  "123456789.25"};
+  const std::vector<std::string> others = {"abc",     "\"4\"",    "\"a,b\"", "\"x\"\"y\"",
+                                           "\"\"",    "\"2\nz\"", "1\"2",    "\"a\"b",
+                                           " \"5\" ", "\"open\n", "1 2",     "0x10"};
+  std::mt19937_64 g(41);
+  const auto pick_one = [&](const std::vector<std::string>& v) { return v[g() % v.size()]; };
+  for (int round = 0; round < 3000; ++round) {
+    const char delim = ",;\t |"[g() % 5];
+    csv::layout l;
+    l.delim = delim;
+    l.fields = 1 + g() % 7;
+    for (std::size_t c = 0, n = 1 + g() % 4; c < n; ++c)
+      l.pick.push_back(static_cast<std::uint32_t>(g() % l.fields));
+    l.strict = g() % 2;
+    const int bad_share = static_cast<int>(g() % 3);  // 0: none, else 1 record in 40 or in 8
+    std::string text;
+    const std::size_t records = 1 + g() % 60;
+    for (std::size_t r = 0; r < records; ++r) {
+      if (g() % 20 == 0) {
+        text += g() % 2 ? "\n" : "\r\n";  // an empty line
+        continue;
+      }
+      const bool bad = bad_share && g() % (bad_share == 1 ? 40 : 8) == 0;
+      std::size_t fields = l.fields;
+      if (bad && g() % 2) fields = g() % 2 ? fields + 1 : std::max<std::size_t>(1, fields - 1);
+      for (std::size_t f = 0; f < fields; ++f) {
+        if (f) text += delim;
+        std::string s = bad && g() % 3 == 0 ? pick_one(others) : pick_one(numbers);
+        if (s.find(delim) != std::string::npos && s.front() != '"') s = "1";
+        text += s;
+      }
+      if (r + 1 < records || g() % 2) text += g() % 4 ? "\n" : "\r\n";
+    }
+    // The whole text, and a piece cut anywhere (so records end at every offset of a 64-byte block).
+    const std::size_t from = g() % 3 ? 0 : g() % (text.size() + 1);
+    const std::size_t size = g() % 2 ? text.size() - from : g() % (text.size() - from + 1);
+    const bool with_open = g() % 2;
+    CAPTURE(round, text.substr(from, size), l.fields, l.pick, l.strict, with_open);
+    std::vector<host::column_acc> a(l.pick.size()), b(l.pick.size());
+    std::vector<std::uint8_t> ta(l.pick.size()), tb(l.pick.size());
+    std::size_t oa = 1, ob = 2;
+    const auto ra = csv::accumulate(text.data() + from, size, l, a.data(), ta.data(),
+                                    with_open ? &oa : nullptr);
+    const auto rb = csv::accumulate_by_split(text.data() + from, size, l, b.data(), tb.data(),
+                                             with_open ? &ob : nullptr);
+    REQUIRE(ra.has_value() == rb.has_value());
+    if (ra) {
+      CHECK(ra->at == rb->at);
+      CHECK(ra->field == rb->field);
+      CHECK(ra->not_a_number == rb->not_a_number);
+      CHECK(ra->reason == rb->reason);
+    }
+    CHECK(ta == tb);
+    if (with_open) CHECK(oa == ob);
+    for (std::size_t c = 0; c < a.size(); ++c) {
+      CAPTURE(c);
+      CHECK(a[c].count == b[c].count);
+      CHECK(a[c].nan_count == b[c].nan_count);
+      CHECK(a[c].posinf == b[c].posinf);
+      CHECK(a[c].neginf == b[c].neginf);
+      CHECK(a[c].min_key == b[c].min_key);
+      CHECK(a[c].max_key == b[c].max_key);
+      CHECK(a[c].s == b[c].s);
+      CHECK(a[c].q == b[c].q);
+    }
+  }
+}
