@@ -74,9 +74,10 @@ HETPIPE_HD std::uint32_t parse_record(const char* line, std::size_t n, const rec
   std::size_t i = 0;
   while (true) {
     if (f == l.fields) return record_host;  // one field more than the layout's
-    // Spaces before an opening quote belong to no field's text.
+    // Spaces and tabs before an opening quote belong to no field's text (unless one is the
+    // delimiter).
     std::size_t j = i;
-    while (j < n && (line[j] == ' ' || (line[j] == '\t' && delim != '\t'))) ++j;
+    while (j < n && (line[j] == ' ' || line[j] == '\t') && line[j] != delim) ++j;
     if (j < n && line[j] == '"') {
       const std::size_t start = ++j;
       bool pair = false;
@@ -94,7 +95,7 @@ HETPIPE_HD std::uint32_t parse_record(const char* line, std::size_t n, const rec
         return record_host;
       ++f;
       ++j;
-      while (j < n && (line[j] == ' ' || (line[j] == '\t' && delim != '\t') || line[j] == '\r'))
+      while (j < n && (line[j] == ' ' || line[j] == '\t' || line[j] == '\r') && line[j] != delim)
         ++j;
       if (j == n) break;
       if (line[j] != delim) return record_host;  // text after a closing quote

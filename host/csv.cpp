@@ -34,9 +34,10 @@ const char* split(std::string_view line, char delim, std::vector<field>& out) {
   std::size_t i = 0;
   const std::size_t n = line.size();
   while (true) {
-    // Spaces before an opening quote belong to no field's text.
+    // Spaces and tabs before an opening quote belong to no field's text (unless one is the
+    // delimiter).
     std::size_t j = i;
-    while (j < n && (line[j] == ' ' || (line[j] == '\t' && delim != '\t'))) ++j;
+    while (j < n && (line[j] == ' ' || line[j] == '\t') && line[j] != delim) ++j;
     if (j < n && line[j] == '"') {
       const std::size_t start = ++j;
       while (true) {
@@ -51,7 +52,7 @@ const char* split(std::string_view line, char delim, std::vector<field>& out) {
       }
       out.push_back({line.substr(start, j - start), true});
       ++j;
-      while (j < n && (line[j] == ' ' || (line[j] == '\t' && delim != '\t') || line[j] == '\r'))
+      while (j < n && (line[j] == ' ' || line[j] == '\t' || line[j] == '\r') && line[j] != delim)
         ++j;
       if (j == n) return nullptr;
       if (line[j] != delim) return "text after a closing quote";
@@ -179,6 +180,12 @@ class specials {
     base_ = at;
     mask_ = at < size_ ? block(at) : 0;
   }
+  // After an opening quote: the next quote when only delimiters come before it, else size.
+  [[gnu::noinline]] std::size_t closing_quote() {
+    std::size_t q = next();
+    while (q < size_ && data_[q] == d_) q = next();
+    return q < size_ && data_[q] == '"' ? q : size_;
+  }
   // The next such offset, or size when there is none.
   std::size_t next() {
     while (mask_ == 0) {
@@ -255,35 +262,71 @@ std::optional<bad_record> accumulate_records(const char* data, std::size_t size,
   };
   // The fast path's fields of one record: picked ones read as they are met.
   fast = fast && l.delim != '"' && l.delim != '\n' && l.delim != '\r';
-  std::vector<std::uint8_t> picked(fast ? l.fields : 0), read_ok(picked.size());
+  // picked[min(f, fields)]: whether field f is kept (picked[fields] = 0 for the fields past them).
+  std::vector<std::uint8_t> picked(fast ? l.fields + 1 : 0), read_ok(picked.size());
   std::vector<double> read(picked.size());
   std::vector<std::string_view> read_text(picked.size());
   for (const std::uint32_t f : l.pick)
-    if (f < picked.size()) picked[f] = 1;
-  const auto read_field = [&](std::size_t f, std::size_t from, std::size_t to) {
-    if (f >= picked.size() || !picked[f]) return;
+    if (f < l.fields && fast) picked[f] = 1;
+  const std::uint8_t* const keep = picked.data();
+  const std::size_t last = l.fields;
+  const auto read_field = [&, keep, last](std::size_t f, std::size_t from, std::size_t to) {
+    if (!keep[std::min(f, last)]) return;
     read_text[f] = std::string_view(data + from, to - from);
     read_ok[f] = number(read_text[f], read[f]);
   };
-  specials sp(data, size, l.delim);
+  const char delim = l.delim;  // a local: no store through the pointers below can change it
+  specials sp(data, size, delim);
   if (fast) sp.seek(0);
   std::size_t at = 0;
   while (at < size) {
     if (fast) {
+      // A field is the text between two delimiters, or a quoted field alone there (split() takes
+      // anything else: spaces around the quotes, "" pairs, line breaks inside, text after them).
       std::size_t from = at, n = 0, p = 0;
+      std::size_t q_from = 0, q_to = 0;  // the last field's text when it is quoted
+      bool plain = true, last_quoted = false;
       while (true) {
-        p = sp.next();
-        if (p == size || data[p] != l.delim) break;
-        read_field(n++, from, p);
-        from = p + 1;
+        while (true) {  // the hot loop: unquoted fields
+          p = sp.next();
+          if (p == size || data[p] != delim) break;
+          read_field(n++, from, p);
+          from = p + 1;
+        }
+        if (p == size || data[p] == '\n') break;
+        // An opening quote; it closes at the next quote, with only delimiters between.
+        const std::size_t q = p == from ? sp.closing_quote() : size;
+        if (q == size) {
+          plain = false;
+          break;
+        }
+        if (q + 1 < size && data[q + 1] == delim) {
+          read_field(n++, p + 1, q);
+          sp.next();  // that delimiter
+          from = q + 2;
+          continue;
+        }
+        std::size_t e = q + 1;  // else the record ends here, or after a '\r'
+        if (e < size && data[e] == '\r') ++e;
+        if (e < size && data[e] != '\n') {
+          plain = false;
+          break;
+        }
+        if (e < size) sp.next();  // that line break
+        last_quoted = true, q_from = p + 1, q_to = q;
+        p = e;
+        break;
       }
-      if (p == size || data[p] == '\n') {  // a record without quotes
+      if (plain) {  // the record is read
         std::size_t stop = p;
         if (stop > at && data[stop - 1] == '\r') --stop;
         const std::size_t line_at = at;
         at = p + 1;
         if (stop == line_at) continue;  // an empty line (no delimiter in it)
-        read_field(n++, from, stop);
+        if (last_quoted)
+          read_field(n++, q_from, q_to);
+        else
+          read_field(n++, from, stop);
         if (n != l.fields) {
           flush();
           return bad_record{line_at, 0, false, count_reason(n, l.fields)};
@@ -305,7 +348,7 @@ std::optional<bad_record> accumulate_records(const char* data, std::size_t size,
         if (++rows == block_rows) flush();
         continue;
       }
-      // A quote: the record is read below, and the search goes on after it.
+      // Quotes that split() must read: the record is read below, and the search goes on after it.
     }
     const void* nl = std::memchr(data + at, '\n', size - at);
     std::size_t end = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - data) : size;

@@ -39,6 +39,11 @@ TEST_CASE("csv::split cuts a line into fields, quotes holding delimiters and quo
   CHECK(texts("\"\"") == v{"Q:"});
   CHECK(texts("a\tb,c", '\t') == v{"a", "b,c"});
   CHECK(texts("a;b", ';') == v{"a", "b"});
+  // A space (or a tab) that is the delimiter is never a blank around a quoted field, as with
+  // Python's csv module (delimiter=' '): it still cuts fields, empty ones too.
+  CHECK(texts("a \"b c\" 3", ' ') == v{"a", "Q:b c", "3"});
+  CHECK(texts("a  \"b\"", ' ') == v{"a", "", "Q:b"});
+  CHECK(texts("\"x\"\t\t\"y\"", '\t') == v{"Q:x", "", "Q:y"});
   std::vector<csv::field> f;
   CHECK(csv::split("\"open,1", ',', f) != nullptr);
   CHECK(csv::split("\"a\"b,1", ',', f) != nullptr);
@@ -242,15 +247,18 @@ TEST_CASE("csv::number reads short decimals as strtod does", "[csv]") {
 }
 
 TEST_CASE("csv::accumulate gives what accumulate_by_split gives, on random records", "[csv]") {
-  // accumulate cuts a record without quotes at the delimiters and line breaks it finds 64 bytes
-  // at a time, and reads only the picked fields; a record with a quote goes through split().
-  // Both must give the same values, errors (offset, field, reason), text flags and open record.
+  // accumulate cuts a record at the delimiters and line breaks it finds 64 bytes at a time, and
+  // reads only the picked fields; a record with quotes it does not take (spaces around them, ""
+  // pairs, line breaks inside, text after them) goes through split(). Both must give the same
+  // values, errors (offset, field, reason), text flags and open record.
   const std::vector<std::string> numbers = {
-      "12", "-3.5", " 7 ", "1e3",         "", "nan", "0.25", "-0", "9007199254740993",
-      "\r", "4.",   ".5",  "123456789.25"};
-  const std::vector<std::string> others = {"abc",     "\"4\"",    "\"a,b\"", "\"x\"\"y\"",
-                                           "\"\"",    "\"2\nz\"", "1\"2",    "\"a\"b",
-                                           " \"5\" ", "\"open\n", "1 2",     "0x10"};
+      "12",      "-3.5",         " 7 ",      "1e3",      "",
+      "nan",     "0.25",         "-0",       "\r",       "4.",
+      ".5",      "\"4\"",        "\"-2.5\"", "\"\"",     "\" 3 \"",
+      "\"1\"\r", "123456789.25", "\"12,5\"", "\"12;5\"", "9007199254740993"};
+  const std::vector<std::string> others = {
+      "abc",    "\"4\"\"\"", "\"a,b\"", "\"x\"\"y\"", "\"\"", "\"2\nz\"", "1\"2",
+      "1\"2\"", "\"a\"b",    " \"5\" ", "\"open\n",   "1 2",  "0x10"};
   std::mt19937_64 g(41);
   const auto pick_one = [&](const std::vector<std::string>& v) { return v[g() % v.size()]; };
   for (int round = 0; round < 3000; ++round) {
