@@ -1,6 +1,6 @@
 // Throughput of host::accumulate (hidden: run with `test_host "[.bench]"`). Prints GB/s per dtype
 // for 4 MiB chunks of a 256 MiB buffer (memory-bound) and of one 4 MiB chunk again and again
-// (cache-resident), single-threaded.
+// (cache-resident), single-threaded; and of one chunk of 3, 16 and 40 columns again and again.
 #include <chrono>
 #include <cstdio>
 #include <random>
@@ -39,8 +39,8 @@ double best_gbps(dtype t, const std::vector<std::byte>& buf, std::size_t chunk, 
 TEST_CASE("accumulate throughput per dtype", "[.bench][stats]") {
   constexpr std::size_t chunk = 4u << 20, big = 256u << 20;
   std::mt19937_64 rng(1);
-  std::printf("%-5s %-13s %12s %12s %14s\n", "dtype", "data", "RAM GB/s", "cache GB/s",
-              "3 cols, GB/s");
+  std::printf("%-5s %-13s %12s %12s %14s %14s %14s\n", "dtype", "data", "RAM GB/s", "cache GB/s",
+              "3 cols, GB/s", "16 cols, GB/s", "40 cols, GB/s");
   for (dtype t : all_dtypes)
     for (shape sh : {shape::typical, shape::mixed}) {
       std::vector<std::byte> buf;
@@ -54,7 +54,14 @@ TEST_CASE("accumulate throughput per dtype", "[.bench][stats]") {
       const std::size_t chunk3 = chunk / (3 * dtype_size(t)) * 3 * dtype_size(t);
       const std::vector<std::byte> three(buf.begin(), buf.begin() + chunk3);
       const double cols3 = best_gbps(t, three, chunk3, 32 * chunk3, 3);
-      std::printf("%-5s %-13s %12.2f %12.2f %14.2f\n", std::string(dtype_name(t)).c_str(),
-                  sh == shape::typical ? "typical" : "mixed", ram, hot, cols3);
+      const auto wide = [&](std::size_t cols) {
+        const std::size_t bytes = chunk / (cols * dtype_size(t)) * cols * dtype_size(t);
+        const std::vector<std::byte> w(buf.begin(), buf.begin() + bytes);
+        return best_gbps(t, w, bytes, 32 * bytes, cols);
+      };
+      const double cols16 = wide(16), cols40 = wide(40);
+      std::printf("%-5s %-13s %12.2f %12.2f %14.2f %14.2f %14.2f\n",
+                  std::string(dtype_name(t)).c_str(), sh == shape::typical ? "typical" : "mixed",
+                  ram, hot, cols3, cols16, cols40);
     }
 }

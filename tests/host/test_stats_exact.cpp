@@ -319,11 +319,18 @@ TEST_CASE("Row-major blocks with several columns give each column its own stats"
     // one band. Rows so wide that 16 MiB holds fewer than 1024 of them (wide_rows) are cut into
     // blocks of columns over 1024 rows: 70000 f64 columns × 64 rows in blocks of 32768 + 32768 +
     // 4464 columns, 5000 f32 columns × 1100 rows in 4096 + 904 columns over 1024 + 76 rows.
-    for (std::size_t cols :
-         {std::size_t(3), std::size_t(1000), std::size_t(5000), std::size_t(70000)}) {
+    // 2..16 columns are copied by an unrolled loop for each count (transpose_narrow), 17 and more
+    // by the general one.
+    std::vector<std::size_t> counts = {1000, 5000, 70000};
+    for (std::size_t c = 2; c <= 17; ++c) counts.push_back(c);
+    for (std::size_t cols : counts) {
       if (cols == 70000 && t != dtype::f64) continue;  // many columns take a while
       if (cols == 5000 && t != dtype::f32) continue;
-      const std::size_t rows = cols == 3 ? 20000 : cols == 1000 ? 300 : cols == 5000 ? 1100 : 64;
+      const std::size_t rows = cols == 3      ? 20000
+                               : cols <= 17   ? 2000 + 7 * cols
+                               : cols == 1000 ? 300
+                               : cols == 5000 ? 1100
+                                              : 64;
       // Column j gets shape j % 6 so the columns differ visibly (70000: typical, which keeps the
       // per-column folds cheap).
       std::vector<std::vector<std::byte>> columns;
