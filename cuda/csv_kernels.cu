@@ -56,7 +56,9 @@ __global__ void __launch_bounds__(block_threads)
   }
   auto* const flags = reinterpret_cast<std::uint64_t*>(words + csv_flags);
   const u64 stride = static_cast<u64>(gridDim.x) * blockDim.x;
+  const volatile u64* const status = words + csv_status;
   for (u64 r = first; r < rows; r += stride) {
+    if (*status != 0) break;  // the chunk goes to the host: its rows are not read
     const std::size_t at = starts[r];
     const std::size_t end = record_end(text, size, at);
     if (parse_record(text + at, end - at, l, values + r * l.cols, flags) != record_ok)
@@ -73,15 +75,16 @@ std::size_t csv_scratch_bytes(std::size_t max_size) {
 void csv_parse(const csv_parse_args& a, void* stream) {
   check_csv_parse_args(a);
   const auto s = static_cast<cudaStream_t>(stream);
-  HETPIPE_CUDA_CHECK(cudaMemsetAsync(a.d_words, 0, csv_words(a.cols) * sizeof(u64), s));
-  if (a.size == 0) return;
-
-  const std::size_t starts = starts_bytes(a.size);
-  std::size_t temp = select_temp_bytes(a.size, s);
+  // Checked before anything is queued: words zeroed and nothing after would read as a chunk
+  // parsed, and empty.
+  const std::size_t starts = a.size ? starts_bytes(a.size) : 0;
+  std::size_t temp = a.size ? select_temp_bytes(a.size, s) : 0;
   if (starts + temp > a.scratch_bytes)
     throw gpu_error("csv_parse: scratch of " + std::to_string(a.scratch_bytes) +
                     " bytes; a chunk of " + std::to_string(a.size) + " needs " +
                     std::to_string(starts + temp));
+  HETPIPE_CUDA_CHECK(cudaMemsetAsync(a.d_words, 0, csv_words(a.cols) * sizeof(u64), s));
+  if (a.size == 0) return;
   auto* const d_starts = static_cast<std::uint32_t*>(a.d_scratch);
   HETPIPE_CUDA_CHECK(cub::DeviceSelect::If(
       static_cast<char*>(a.d_scratch) + starts, temp, thrust::counting_iterator<std::uint32_t>(0),

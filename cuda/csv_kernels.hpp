@@ -10,7 +10,8 @@
 // A record the device cannot take exactly (malformed or holding a quoted line break, a field count
 // other than the layout's, a text field in a strict layout, a number too close to a rounding tie,
 // out of the normal range or too long to decide, more records than d_values holds) sets the status
-// word: the caller then parses the whole chunk on the host and ignores the device's values for it.
+// word: the caller then parses the whole chunk on the host and ignores the device's values and text
+// flags for it (threads stop parsing once the status is set).
 //
 //   // d_pow10: decimal::make_pow10_table(), d_columns: csv_columns(fields, pick), both copied
 //   hc::csv_parse({d_text, size, ',', fields, cols, strict, d_pow10, d_columns, d_scratch,
@@ -113,7 +114,8 @@ inline void check_csv_parse_args(const csv_parse_args& a) {
   if (reinterpret_cast<std::uintptr_t>(a.d_pow10) % 8 != 0 ||
       reinterpret_cast<std::uintptr_t>(a.d_columns) % 4 != 0 ||
       reinterpret_cast<std::uintptr_t>(a.d_values) % 8 != 0 ||
-      reinterpret_cast<std::uintptr_t>(a.d_words) % 8 != 0)
+      reinterpret_cast<std::uintptr_t>(a.d_words) % 8 != 0 ||
+      reinterpret_cast<std::uintptr_t>(a.d_scratch) % 4 != 0)  // record starts: 32-bit
     throw gpu_error("csv_parse: misaligned buffer");
   if (a.size > 0xFFFFFFFFu) throw gpu_error("csv_parse: a chunk of 4 GiB or more");
   if (a.max_records == 0) throw gpu_error("csv_parse: no room for records");
