@@ -3,7 +3,8 @@
 # run every test (the [gpu] ones included), then the benchmarks. Logs go to $OUT.
 #   here, once:  ../shared/offline-prefix.sh .deps $(grep -v '^#' scripts/deps-offline.txt)
 #   device run:  scripts/device-run.sh            (carry .deps)
-# Sections: stats checksum encrypt image ceiling chunks fixed ab long shapes sweep disk touch (default "stats checksum encrypt").
+# Sections: stats checksum encrypt image ceiling chunks fixed ab long shapes sweep disk touch count
+# csv sanitize (default "stats checksum encrypt").
 # A session has about 15 minutes of device time, a machine starts in about 30 s and goes back 30 s
 # after a call: one full call fits, e.g. (2026-11-26, 238 s on the H200 machine)
 #   DEADLINE=245 BUILD_TARGETS="hetpipe_cli test_gpu" SECTIONS="stats ceiling checksum image
@@ -28,8 +29,9 @@
 # and 5 with the CPU kernels of sessions 10-25, and what new memory costs there (touch after image,
 # which makes the 8192^2 set):
 #   DEADLINE=540 BUILD_TARGETS="hetpipe_cli test_gpu test_host" SECTIONS="checksum image touch
-#   disk count csv" HD_COUNT=1000 BIG_COUNT=32 PNG_COUNT=64 IMAGE_TIMEOUT=170 IMAGE_REPS=1 CHECKSUM_REPS=2
-#   COMMIT=... scripts/device-run.sh
+#   disk count csv sanitize" HD_COUNT=1000 BIG_COUNT=32 PNG_COUNT=64 IMAGE_TIMEOUT=170 IMAGE_REPS=1
+#   CHECKSUM_REPS=2 COMMIT=... scripts/device-run.sh
+# (sanitize, last: the CSV and count kernels under compute-sanitizer, with what time is left.)
 # SECTIONS run in the order given. DEADLINE=SECONDS caps the whole script: each section's timeout
 # is cut to what is left, and a section that would start with under 20 s left is skipped, so the
 # logs are always packed before the device command's own limit kills it.
@@ -210,6 +212,19 @@ sec_csv() {
     timeout 60 build/hetpipe stats --device $m -v --no-progress "$big" 2>&1 | grep -v "lane cpu" | tee -a "$out/csv-v.txt"
   done
   cmp <(build/hetpipe stats --json --device cpu "$big") <(build/hetpipe stats --json --device gpu "$big") && echo "csv: gpu == cpu"
+}
+
+# The kernels that have never run on a device, under compute-sanitizer: memcheck (out-of-bounds and
+# misaligned accesses, failed API calls) and initcheck (reads of device memory never written).
+sec_sanitize() {
+  step "compute-sanitizer"
+  local cs; cs=$(command -v compute-sanitizer || echo "$(dirname "$(command -v nvcc)")/compute-sanitizer")
+  local tool
+  for tool in memcheck initcheck; do
+    timeout $(tmo ${SANITIZE_TIMEOUT:-90}) "$cs" --tool $tool --error-exitcode 3 \
+      build/tests/test_gpu "${SANITIZE_TESTS:-[kernels][csv],[kernels][count]}" >"$out/sanitize-$tool.log" 2>&1
+    echo "compute-sanitizer $tool rc=$?"; grep -E "ERROR SUMMARY|test cases" "$out/sanitize-$tool.log"
+  done
 }
 
 sec_encrypt() {
