@@ -93,6 +93,16 @@ expect_error "--no-header --columns over a header" 1 "data.csv: line 1: column 1
 printf '1;2\n3;4\n' >"$d/semi.txt"
 "$HETPIPE" stats --json --csv --delimiter ';' "$d/semi.txt" | python3 -c 'import json,sys; c=json.load(sys.stdin)[0]["columns"]; sys.exit(not (c[0]["sum"] == 4.0 and c[1]["sum"] == 6.0 and c[0]["name"] == "1"))' && ok ||
   bad "--delimiter ';' with a numeric first line"
+# A space as the delimiter, quoted fields among them, as Python's csv module reads it (delimiter=' '):
+# the space after a closing quote and before an opening one still cuts a field, an empty one too.
+printf 'a b c\n1 "2" 5\n3  6\n"7" "8" "9"\n' >"$d/space.txt"
+"$HETPIPE" stats --json --csv --delimiter ' ' "$d/space.txt" | python3 -c '
+import csv, json, math, sys
+rows = list(csv.reader(open(sys.argv[1]), delimiter=" "))[1:]
+got = json.load(sys.stdin)[0]["columns"]
+want = [sum(float(r[c]) for r in rows if r[c]) for c in range(3)]
+sys.exit(not ([c["sum"] for c in got] == want and got[1]["nan_count"] == 1))' "$d/space.txt" && ok ||
+  bad "--delimiter ' ' with quoted fields differs from Python's csv"
 
 # Bad input: one line naming the file and the line; nothing on stdout.
 printf 'a,b\n1,2\n3,x\n' >"$d/text.csv"
