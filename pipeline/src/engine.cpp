@@ -126,7 +126,7 @@ class pseudo_fs_cache {
 thread_local bool claimed_here = false;
 
 // Files delivered unopened (one chunk each) of at least this size are mapped rather than read.
-constexpr std::size_t map_unopened_min = std::size_t{8} << 20;
+constexpr std::size_t map_unopened_min = std::size_t{4} << 20;
 // A CPU lane's chunk end that took this long gave pages back (a "release" span); most take a
 // microsecond or two, and a span is a lock shared by every lane.
 constexpr std::uint64_t release_span_min_ns = 50'000;
@@ -484,7 +484,10 @@ void engine::cpu_lanes(unsigned count, unsigned beside_gpu) {
             // A large file delivered unopened is mapped too (an image of 8192^2 and its slot's
             // first-touch faults): a mapping of its own pays for its munmap only past a few MiB
             // (bench/hash_shapes, 2 threads: mapchunk against local 8.5 / 10.8 GB/s at 1 MiB,
-            // 10.7 / 10.6 at 4 MiB, 11.5 / 8.7 at 16 MiB, 11.3 / 6.1 at 64 MiB).
+            // 10.7 / 10.6 at 4 MiB, 11.5 / 8.7 at 16 MiB, 11.3 / 6.1 at 64 MiB). From 4 MiB: 200
+            // HD RGB PPMs (6.2 MB) through the image chain, 2 lanes, medians of 7 interleaved
+            // rounds, 8 MiB -> 4 MiB: /dev/shm 0.497 -> 0.456 s, ext4 0.572 -> 0.490 s; 250
+            // images of 4.3 MB 0.451 -> 0.436 s; 2.8 and 1.5 MB images gained nothing at 1-2 MiB.
             if (maps_ && c->unopened && c->info.size >= map_unopened_min) {
               io::open_chunk(*c, path);
               c->windowed = true;  // its window is retired with it
