@@ -629,12 +629,14 @@ class int_kernel {
 
 // Rows of C columns of Size bytes at b (C * Size bytes apart), m of them, into columns pitch
 // elements apart at t. C and the row's width known to the compiler: the copies unroll into plain
-// loads and stores (a loop over a run-time column count moved about 2e9 elements a second on
-// the 2-core box, whatever their size). Each cache line of input is prefetched once, 4 KiB ahead
-// (the hardware prefetchers stop at page boundaries: mapped page cache is in 4 KiB pages).
+// loads and stores, and in the AVX2 and AVX-512 clones GCC de-interleaves small groups of columns
+// in vector registers (a loop over a run-time column count moved about 2e9 elements a second on
+// the 2-core box, whatever their size; 3 columns of u8 now fold at 10.8 GB/s, f32 at 12.6). Each
+// cache line of input is prefetched once, 4 KiB ahead (the hardware prefetchers stop at page
+// boundaries: mapped page cache is in 4 KiB pages).
 template <std::size_t Size, std::size_t C>
-[[gnu::noinline]] void transpose_narrow(const std::byte* b, std::size_t m, std::byte* t,
-                                        std::size_t pitch) {
+[[gnu::noinline]] HETPIPE_CLONES void transpose_narrow(const std::byte* b, std::size_t m,
+                                                       std::byte* t, std::size_t pitch) {
   constexpr std::size_t width = C * Size, group = 64;  // 64 rows: `width` whole cache lines
   const auto copy = [&](std::size_t i) {
     const std::byte* row = b + i * width;
