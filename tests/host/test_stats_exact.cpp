@@ -154,6 +154,36 @@ TEST_CASE("Float blocks summed in doubles stay exact at the edges of their expon
   check_same(host_stats(dtype::f32, zeros), reference_stats(dtype::f32, zeros.data(), 9000));
 }
 
+TEST_CASE("Sums whose binary digits carry across many limbs stay exact", "[stats]") {
+  // An f64 column's bins and narrow sums are added into fixed arrays of 64-bit limbs, then into
+  // its mpz once. A wide block of 300 powers of two (exponent fields 700..999: bins) leaves S with
+  // 300 one bits in a row; a narrow block of 2048 copies of 2^(689 - 1023) then adds 2^11 · 2^52
+  // units at the lowest of them (narrow sums go in after the bins), and its carry runs through
+  // five limbs. Split over one and over three columns, which fold every band on their own.
+  std::vector<std::byte> col;
+  for (int i = 0; i < 2048; ++i) put(col, i < 300 ? std::ldexp(1.0, 700 + i - 1023) : 0.0);
+  for (int i = 0; i < 2048; ++i) put(col, std::ldexp(1.0, 689 - 1023));
+  const std::size_t n = col.size() / 8;
+  column_acc acc;
+  host::accumulate(dtype::f64, col.data(), n, 1, &acc);
+  const auto [s, q] = exact_sums<std::uint64_t, 52, 0x7ff>(col);
+  CHECK(acc.s == s);
+  CHECK(acc.q == q);
+  CHECK(mpz_sizeinbase(s.get_mpz_t(), 2) > 751 + 300);  // the carry ran past the ones
+  check_same(host::finalize(dtype::f64, acc), reference_stats(dtype::f64, col.data(), n));
+  // The same values as the middle column of three.
+  std::vector<std::byte> rows;
+  for (std::size_t i = 0; i < n; ++i) {
+    put(rows, 1.0);
+    rows.insert(rows.end(), col.begin() + 8 * i, col.begin() + 8 * i + 8);
+    put(rows, -2.0);
+  }
+  column_acc three[3];
+  host::accumulate(dtype::f64, rows.data(), n, 3, three);
+  CHECK(three[1].s == s);
+  CHECK(three[1].q == q);
+}
+
 TEST_CASE("Hand-picked hard cases give the correctly rounded results", "[stats]") {
   using lim = std::numeric_limits<double>;
   const double dmax = lim::max(), dmin = lim::denorm_min();
