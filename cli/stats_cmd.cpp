@@ -6,6 +6,7 @@
 #include <hetpipe/error.hpp>
 
 #include "format.hpp"
+#include "per_file.hpp"
 
 namespace hetpipe::cli {
 
@@ -16,27 +17,19 @@ int print_stats(const std::vector<std::string>& files, std::optional<dtype> raw_
   for (const auto& e : expand_paths_each(files, false)) again = again && !e.once && e.path != "-";
   std::vector<stats_result> results(files.size());
   std::vector<std::string> errors(files.size());
-  while (true) {
-    std::vector<std::string> left;
-    std::vector<std::size_t> where;  // results index of each of `left`
-    for (std::size_t i = 0; i < files.size(); ++i)
-      if (errors[i].empty()) left.push_back(files[i]), where.push_back(i);
-    if (left.empty()) break;
-    try {
-      auto got = stats(left, raw_type, csv, opt);
-      for (std::size_t k = 0; k < got.size(); ++k) results[where[k]] = std::move(got[k]);
-      break;
-    } catch (const error& e) {
+  run_without_failures(
+      files, errors, again,
       // Only a file's own fault (it cannot be read, or its content is bad) is reported in its
       // place; usage errors, a failed GPU and a cancelled job end the command.
-      if (!again || !(dynamic_cast<const io_error*>(&e) || dynamic_cast<const input_error*>(&e)))
-        throw;
-      bool found = false;
-      for (std::size_t i = 0; i < files.size(); ++i)
-        if (errors[i].empty() && files[i] == e.file()) errors[i] = e.reason(), found = true;
-      if (!found) throw;
-    }
-  }
+      [](const error& e) {
+        return dynamic_cast<const io_error*>(&e) || dynamic_cast<const input_error*>(&e);
+      },
+      [&](const std::vector<std::size_t>& which) {
+        std::vector<std::string> run;
+        for (const std::size_t i : which) run.push_back(files[i]);
+        auto got = stats(run, raw_type, csv, opt);
+        for (std::size_t k = 0; k < got.size(); ++k) results[which[k]] = std::move(got[k]);
+      });
   int rc = 0;
   for (std::size_t i = 0; i < files.size(); ++i) {
     results[i].file = files[i];
