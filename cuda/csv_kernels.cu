@@ -56,12 +56,17 @@ __global__ void __launch_bounds__(block_threads)
   }
   auto* const flags = reinterpret_cast<std::uint64_t*>(words + csv_flags);
   const u64 stride = static_cast<u64>(gridDim.x) * blockDim.x;
+  // Once the status is set the chunk goes to the host: a thread parses no further record of it and
+  // sets the status only where no one has (a chunk of bad records would otherwise queue an atomic
+  // per record on one word). A thread's first record reads no status: the common, good chunk pays
+  // no load for it.
   const volatile u64* const status = words + csv_status;
   for (u64 r = first; r < rows; r += stride) {
-    if (*status != 0) break;  // the chunk goes to the host: its rows are not read
+    if (r != first && *status != 0) break;
     const std::size_t at = starts[r];
     const std::size_t end = record_end(text, size, at);
-    if (parse_record(text + at, end - at, l, values + r * l.cols, flags) != record_ok)
+    if (parse_record(text + at, end - at, l, values + r * l.cols, flags) != record_ok &&
+        *status == 0)
       atomicExch(&words[csv_status], u64{1});
   }
 }
