@@ -37,28 +37,36 @@
 # logs are always packed before the device command's own limit kills it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${OUT:-/tmp/hetpipe-device}
-mkdir -p "$out"
+# Logs are written to a work folder and archived into $OUT (dest) after the tests and after each
+# section: when the device tool's own limit kills the command (2026-11-29: a csv section that ran
+# past the DEADLINE), what ran before is already there.
+dest=${OUT:-/tmp/hetpipe-device}
+out=/tmp/hetpipe-device-work
+rm -rf "$out"
+mkdir -p "$out" "$dest"
 . .deps/env.sh
 . bench/lib.sh  # random_file, small_files
 # gmp.h lives in the multiarch include folder, which env.sh does not name
 export CPATH=$PWD/.deps/root/usr/include/x86_64-linux-gnu:$CPATH
 step() { echo "== $(date -u +%T) $*" | tee -a "$out/steps.log"; }
 t0=$SECONDS
-# Files come back 8 at most: everything in one archive, the tables beside it. On any
-# exit (a section's failure under set -u included), so that what ran comes back.
+# Files come back 8 at most: everything in one archive, the tables beside it. After the tests,
+# after each section and on any exit (a section's failure under set -u included).
 pack() {
-  cd "$out" || return
-  shopt -s nullglob
-  local logs=(*.log *.txt *.err *.json *.md *.ref)
-  tar czf logs.tgz "${logs[@]}"
-  rm -f ./*.log ./*.err ./*.json ./*.txt ./*.ref  # all in logs.tgz; the tables stay beside it
-  ls "$out"
+  (
+    cd "$out" || exit
+    shopt -s nullglob
+    files=(*)
+    ((${#files[@]})) || exit
+    tar czf "$dest/logs.tgz.part" "${files[@]}" && mv "$dest/logs.tgz.part" "$dest/logs.tgz"
+    tables=(*.md)
+    ((${#tables[@]} == 0)) || cp -f "${tables[@]}" "$dest/"
+  )
 }
-trap pack EXIT
+trap 'pack; ls "$dest"' EXIT
 # g ARGS: hetpipe ARGS's in-run GB/s (from -v). medians FILE: lines "what case GB/s" -> a median
 # per (what, case).
-g() { timeout 60 build/hetpipe "$@" -v --no-progress 2>&1 >/dev/null | sed -n 's/.*(\([0-9.]*\) GB\/s).*/\1/p' | head -1; }
+g() { timeout $(tmo 60) build/hetpipe "$@" -v --no-progress 2>&1 >/dev/null | sed -n 's/.*(\([0-9.]*\) GB\/s).*/\1/p' | head -1; }
 medians() {
   python3 - "$1" <<'PY'
 import collections, statistics, sys
@@ -114,6 +122,7 @@ if [[ -n ${FULL_CTEST:-} ]]; then
 fi
 fi
 
+pack
 sections=${SECTIONS:-stats checksum encrypt}
 mkdir -p /dev/shm/hetpipe-bench
 size=${SIZE:-4G}
@@ -130,12 +139,12 @@ sec_stats() {
   timeout $(tmo 300) env REPS=3 bench/stats.sh /dev/shm/hetpipe-bench "$size" >"$out/bench-stats.md" 2>&1
   echo "bench rc=$?"; cat "$out/bench-stats.md"
   for m in cpu gpu auto; do
-    timeout 60 build/hetpipe stats --device $m -v --no-progress --json "$f" >"$out/stats-$m.json" 2>"$out/stats-$m.err"
+    timeout $(tmo 60) build/hetpipe stats --device $m -v --no-progress --json "$f" >"$out/stats-$m.json" 2>"$out/stats-$m.err"
     echo "stats $m rc=$?"; grep -v "lane cpu" "$out/stats-$m.err"
   done
   cmp <(grep -v seconds "$out/stats-cpu.json") <(grep -v seconds "$out/stats-gpu.json") && echo "cpu == gpu json"
   cmp <(grep -v seconds "$out/stats-cpu.json") <(grep -v seconds "$out/stats-auto.json") && echo "cpu == auto json"
-  timeout 60 build/hetpipe stats --device gpu --no-progress --trace "$out/trace-gpu.json" "$f" >/dev/null
+  timeout $(tmo 60) build/hetpipe stats --device gpu --no-progress --trace "$out/trace-gpu.json" "$f" >/dev/null
   # The machine's own page-cache read rate, outside hetpipe: 16 dd processes on disjoint ranges.
   python3 - "$f" <<'PY' | tee -a "$out/bench-stats.md"
 import os, subprocess, sys, time
@@ -155,7 +164,7 @@ sec_ceiling() {
   {
   for args in "" "--cpu-threads 1" "--device cpu" "--device cpu --cpu-threads 1"; do
     for _ in 1 2; do
-      echo "bench read $args: $(timeout 60 build/hetpipe bench read $args -v --no-progress "$f" 2>&1 >/dev/null | grep -E "GB/s|reader" | tr -s ' ' | tr '\n' ' ')"
+      echo "bench read $args: $(timeout $(tmo 60) build/hetpipe bench read $args -v --no-progress "$f" 2>&1 >/dev/null | grep -E "GB/s|reader" | tr -s ' ' | tr '\n' ' ')"
     done
   done
   # Outside hetpipe: 16 threads pread into a pool of 44 slots, by allocator.
@@ -172,24 +181,24 @@ sec_checksum() {
   echo "checksum bench rc=$?"; cat "$out/bench-checksum.md"
   big=/dev/shm/hetpipe-bench/random-$size.bin
   for a in blake3 crc32c; do
-    timeout 60 build/hetpipe checksum -a $a --device auto -v --no-progress "$big" 2>&1 | grep -v "lane cpu" | tee -a "$out/checksum-v.txt"
+    timeout $(tmo 60) build/hetpipe checksum -a $a --device auto -v --no-progress "$big" 2>&1 | grep -v "lane cpu" | tee -a "$out/checksum-v.txt"
   done
-  timeout 60 build/hetpipe checksum -r --device gpu -v --no-progress /dev/shm/hetpipe-bench/small-20000 2>&1 >/dev/null | tee -a "$out/checksum-v.txt"
+  timeout $(tmo 60) build/hetpipe checksum -r --device gpu -v --no-progress /dev/shm/hetpipe-bench/small-20000 2>&1 >/dev/null | tee -a "$out/checksum-v.txt"
   # Many small files: is the reader's one loop thread the limit here ("reader cpu" near 100%)?
   for m in cpu gpu auto; do
-    timeout 60 build/hetpipe checksum -r -a crc32c --device $m -v --no-progress /dev/shm/hetpipe-bench/small-20000 2>&1 >/dev/null | grep -E "GB/s|reader" | tee -a "$out/checksum-v.txt"
+    timeout $(tmo 60) build/hetpipe checksum -r -a crc32c --device $m -v --no-progress /dev/shm/hetpipe-bench/small-20000 2>&1 >/dev/null | grep -E "GB/s|reader" | tee -a "$out/checksum-v.txt"
   done
   # BLAKE3 over the small files, in the job and whole process: 152 ms whole process in cpu mode
   # against CRC32C's 84 on 2026-11-27, about 45 ms more than 16 lanes' hashing explains.
   for m in cpu auto; do
     echo "blake3 small files, $m, whole process: $(python3 bench/best_time.py 3 build/hetpipe checksum -r --device $m --no-progress /dev/shm/hetpipe-bench/small-20000) s" | tee -a "$out/checksum-v.txt"
-    timeout 60 build/hetpipe checksum -r --device $m -v --no-progress /dev/shm/hetpipe-bench/small-20000 2>&1 >/dev/null | grep -E "GB/s|reader|busy" | tee -a "$out/checksum-v.txt"
+    timeout $(tmo 60) build/hetpipe checksum -r --device $m -v --no-progress /dev/shm/hetpipe-bench/small-20000 2>&1 >/dev/null | grep -E "GB/s|reader|busy" | tee -a "$out/checksum-v.txt"
   done
-  timeout 60 build/hetpipe bench read -v --no-progress /dev/shm/hetpipe-bench/small-20000/* 2>&1 | grep -E "GB/s|reader" | tee -a "$out/checksum-v.txt"
+  timeout $(tmo 60) build/hetpipe bench read -v --no-progress /dev/shm/hetpipe-bench/small-20000/* 2>&1 | grep -E "GB/s|reader" | tee -a "$out/checksum-v.txt"
   b3sum /dev/shm/hetpipe-bench/small-20000/f00012* | sort >"$out/b3.ref"
   build/hetpipe checksum --device gpu /dev/shm/hetpipe-bench/small-20000/f00012* | sort | cmp - "$out/b3.ref" && echo "small files: gpu == b3sum"
   cmp <(b3sum "$big") <(build/hetpipe checksum --device gpu "$big") && echo "big file: gpu == b3sum"
-  timeout 60 build/hetpipe checksum --device auto --no-progress --trace "$out/trace-checksum.json" "$big" >/dev/null
+  timeout $(tmo 60) build/hetpipe checksum --device auto --no-progress --trace "$out/trace-checksum.json" "$big" >/dev/null
 }
 
 sec_count() {
@@ -198,7 +207,7 @@ sec_count() {
   echo "count bench rc=$?"; cat "$out/bench-count.md"
   local text=/dev/shm/hetpipe-bench/text-$size.txt
   for m in gpu auto; do
-    timeout 60 build/hetpipe count --device $m -v --no-progress "$text" 2>&1 | grep -v "lane cpu" | tee -a "$out/count-v.txt"
+    timeout $(tmo 60) build/hetpipe count --device $m -v --no-progress "$text" 2>&1 | grep -v "lane cpu" | tee -a "$out/count-v.txt"
   done
   cmp <(LC_ALL=C wc "$text") <(build/hetpipe count --device gpu "$text") && echo "count: gpu == wc"
 }
@@ -209,7 +218,7 @@ sec_csv() {
   echo "csv bench rc=$?"; cat "$out/bench-csv.md"
   local big=/dev/shm/hetpipe-bench/records-${CSV_COPIES:-16}.csv
   for m in gpu auto; do
-    timeout 60 build/hetpipe stats --device $m -v --no-progress "$big" 2>&1 | grep -v "lane cpu" | tee -a "$out/csv-v.txt"
+    timeout $(tmo 60) build/hetpipe stats --device $m -v --no-progress "$big" 2>&1 | grep -v "lane cpu" | tee -a "$out/csv-v.txt"
   done
   cmp <(build/hetpipe stats --json --device cpu "$big") <(build/hetpipe stats --json --device gpu "$big") && echo "csv: gpu == cpu"
 }
@@ -250,7 +259,7 @@ sec_image() {
     # the 8192^2 set's trace: what a GPU lane's host work (collect, write) and the CPU lanes'
     # mapped images cost per image
     local tr=(); [[ $set == big ]] && tr=(--trace "$out/trace-image-big.json")
-    timeout 60 build/hetpipe image -r --ops gray,blur:sigma=2,sobel --device auto -v --no-progress \
+    timeout $(tmo 60) build/hetpipe image -r --ops gray,blur:sigma=2,sobel --device auto -v --no-progress \
       "${tr[@]}" -o /dev/shm/hetpipe-bench/auto-v /dev/shm/hetpipe-bench/images-$set 2>&1 |
       grep -E "GB/s|GPU lanes|lane |images written" | sed "s/^/$set: /" | tee -a "$out/image-auto-v.txt"
   done
@@ -266,7 +275,7 @@ sec_image() {
       for n in 1 2 4 8; do  # at most the 8 threads kept beside the GPU lanes on 16
         rm -rf /dev/shm/hetpipe-bench/team
         start_ns=$(date +%s%N)
-        timeout 20 build/hetpipe image -r --ops gray,blur:sigma=2,sobel --device auto \
+        timeout $(tmo 20) build/hetpipe image -r --ops gray,blur:sigma=2,sobel --device auto \
           --threads-per-image $n --no-progress -o /dev/shm/hetpipe-bench/team \
           /dev/shm/hetpipe-bench/images-big >/dev/null 2>&1
         echo "big auto --threads-per-image $n round $round: rc $? $((($(date +%s%N) - start_ns) / 1000000)) ms" |
@@ -276,7 +285,7 @@ sec_image() {
       # for the reads that feed the GPU lanes; an 8192^2 image is CPU work, not reads).
       rm -rf /dev/shm/hetpipe-bench/team
       start_ns=$(date +%s%N)
-      timeout 20 build/hetpipe image -r --ops gray,blur:sigma=2,sobel --device auto \
+      timeout $(tmo 20) build/hetpipe image -r --ops gray,blur:sigma=2,sobel --device auto \
         --cpu-threads "$(nproc)" --no-progress -o /dev/shm/hetpipe-bench/team \
         /dev/shm/hetpipe-bench/images-big >/dev/null 2>&1
       echo "big auto --cpu-threads $(nproc) round $round: rc $? $((($(date +%s%N) - start_ns) / 1000000)) ms" |
@@ -289,7 +298,7 @@ sec_image() {
   # lanes' pinned output buffers growing) and collect/write: which one bounds it?
   if [[ -d /dev/shm/hetpipe-bench/images-big ]]; then
     rm -rf /dev/shm/hetpipe-bench/gpu-v
-    timeout 60 build/hetpipe image -r --ops gray,blur:sigma=2,sobel --device gpu -v --no-progress \
+    timeout $(tmo 60) build/hetpipe image -r --ops gray,blur:sigma=2,sobel --device gpu -v --no-progress \
       --trace "$out/trace-image-big-gpu.json" -o /dev/shm/hetpipe-bench/gpu-v \
       /dev/shm/hetpipe-bench/images-big 2>&1 | sed "s/^/big gpu: /" | tee -a "$out/image-auto-v.txt"
     rm -rf /dev/shm/hetpipe-bench/gpu-v
@@ -299,7 +308,7 @@ sec_image() {
     local one=(/dev/shm/hetpipe-bench/images-big/*.pgm)
     for n in 1 16; do
       rm -rf /dev/shm/hetpipe-bench/cpu-v
-      timeout 60 build/hetpipe image --ops gray,blur:sigma=2,sobel --device cpu --cpu-threads $n \
+      timeout $(tmo 60) build/hetpipe image --ops gray,blur:sigma=2,sobel --device cpu --cpu-threads $n \
         -v --no-progress -o /dev/shm/hetpipe-bench/cpu-v "${one[@]:0:$n}" 2>&1 |
         grep -E "lane |host|map" | sed "s/^/big cpu, $n lanes: /" | tee -a "$out/image-auto-v.txt"
     done
@@ -315,7 +324,7 @@ sec_chunks() {
   step "sweep: chunk size, CPU lanes (steady-state GB/s from -v, best of 3)"
   f32_file
   v() { local b=0 g; for _ in 1 2 3; do
-    g=$(timeout 60 build/hetpipe "$@" -v --no-progress 2>&1 >/dev/null | sed -n 's/.*(\([0-9.]*\) GB\/s).*/\1/p' | head -1)
+    g=$(timeout $(tmo 60) build/hetpipe "$@" -v --no-progress 2>&1 >/dev/null | sed -n 's/.*(\([0-9.]*\) GB\/s).*/\1/p' | head -1)
     b=$(python3 -c "print(max($b, ${g:-0}))"); done; echo "$b"; }
   {
   for n in 1 2 4 8 16; do
@@ -582,5 +591,6 @@ for s in $sections; do
     continue
   fi
   "sec_$s"
+  pack
 done
 step "done"
