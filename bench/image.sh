@@ -67,9 +67,9 @@ PY
 gpu=$(gpu_name)
 modes="cpu"
 # mode[:GPU lanes per device[:CPU lanes]]; the 4-lane runs tell whether more lane threads (header
-# parsing, PNG coding, output commits) pay for image jobs. By default half the CPU lanes stop once
-# GPU lanes run (their cores go to the reads, copies and writes that feed the GPU); given
-# --cpu-threads, all of them stay: the auto:2:nproc run tells which pays for images.
+# parsing, PNG coding, output commits) pay for image jobs. Image jobs keep every CPU lane beside
+# the GPU lanes (other jobs stop half of them); the auto:2:nproc run, which gives --cpu-threads,
+# was the measure of that (2026-11-29) and should now equal plain auto.
 [[ -n $gpu ]] && modes="cpu gpu gpu:4 auto auto:4 auto:2:$(nproc)"
 have_cv2=""
 python3 -c 'import cv2' 2>/dev/null && have_cv2=$(python3 -c 'import cv2; print(cv2.__version__)')

@@ -5,8 +5,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
+#include <thread>
 
 #include <hetpipe/hetpipe.hpp>
 
@@ -141,6 +143,35 @@ TEST_CASE("GPU image lanes batch many small images and report bad ones like the 
              test::device_options(device_mode::gpu, 0), &rep);
   REQUIRE(rep.skipped.size() == 1);
   CHECK(rep.skipped[0].reason == "PNM sample value 200 exceeds maxval 100 at pixel (1, 1)");
+}
+
+TEST_CASE("image jobs keep every CPU lane beside the GPU lanes unless told otherwise",
+          "[gpu][image]") {
+  // A read-bound job stops half the hardware threads' lanes once GPU lanes run (resolve()); an
+  // image chain is compute, and keeps them all. Given --cpu-threads or cpu_threads_beside_gpu,
+  // the caller's numbers stand.
+  test::temp_dir dir;
+  fs::create_directories(dir.path() / "in");
+  for (int i = 0; i < 4; ++i)
+    test::write_image(dir.file("in/i" + std::to_string(i) + ".pgm"),
+                      test::random_image(64, 48, 1, 255, i), false);
+  const auto files = plan_images({dir.file("in")}, true, dir.file("out"), image_output::same);
+  image_spec spec;
+  spec.ops = "invert";
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  const auto beside = [&](options o) {
+    fs::remove_all(dir.path() / "out");
+    job_report rep;
+    run_images(spec, files, o, &rep);
+    return rep.resolved.cpu_threads_beside_gpu;
+  };
+  options o = test::device_options(device_mode::automatic, 0, 0);
+  CHECK(beside(o) == hw);
+  CHECK(resolve(o).cpu_threads_beside_gpu == std::max(1u, hw / 2));  // what other jobs get
+  o.cpu_threads_beside_gpu = 1;
+  CHECK(beside(o) == 1);
+  o = test::device_options(device_mode::automatic, 0, 2);
+  CHECK(beside(o) == 2);
 }
 
 TEST_CASE("GPU lanes' PNG codec teams decode and encode batches of PNGs like the CPU",
