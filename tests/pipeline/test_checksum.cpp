@@ -241,7 +241,7 @@ TEST_CASE("checksum: a chunk size that is not a power of two gives the same dige
   CHECK(a[0].digest == b[0].digest);
 }
 
-TEST_CASE("checksum: files of one chunk are read, or mapped past 8 MiB, with the same digests",
+TEST_CASE("checksum: files of one chunk are read, or mapped from 4 MiB, with the same digests",
           "[checksum]") {
   test::temp_dir dir;
   // Delivered unopened (one chunk each): 100 KiB read by the lane, 9 MiB mapped by it.
